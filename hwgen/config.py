@@ -1,0 +1,63 @@
+"""Frozen configuration dataclasses shared by every stage (the one module all may import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ArrayConfig", "QuantConfig"]
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Systolic array geometry and the MAC's arithmetic parameters.
+
+    The accumulator width and operand widths are parameters, not constants, so that the
+    same mesh can later run additive secret shares mod 2**acc_width.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    a_width: int = 8
+    w_width: int = 8
+    acc_width: int = 32
+    mult_latency: int = 3  # MULT18X18D with input, pipeline and output registers
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1 or v > 64:
+                raise ValueError(f"Array {name} must be an integer in 1..64, not {v!r}")
+        if self.mult_latency < 1:
+            raise ValueError(f"Multiplier latency must be >= 1, not {self.mult_latency!r}")
+        if self.acc_width < self.a_width + self.w_width:
+            raise ValueError(
+                f"Accumulator width {self.acc_width} is narrower than a product "
+                f"({self.a_width}+{self.w_width} bits)"
+            )
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @classmethod
+    def parse(cls, text: str, **kw: int) -> ArrayConfig:
+        """Parse "RxC" (e.g. "8x8", "4x16")."""
+        try:
+            r, c = (int(t) for t in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"Array size must look like RxC (e.g. 8x8), not {text!r}") from None
+        return cls(rows=r, cols=c, **kw)
+
+    def __str__(self) -> str:
+        return f"{self.rows}x{self.cols}"
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Post-training quantization settings."""
+
+    calib_images: int = 500
+    act_bits: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 32
+    seed: int = 0

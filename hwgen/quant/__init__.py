@@ -1,0 +1,1 @@
+"""Quantization: fixed-point primitives, calibration, the quantized model and its artifact."""

