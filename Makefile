@@ -1,0 +1,55 @@
+# hwgen — every target sets itself up (venv, package, simulator) on a fresh clone.
+MODEL ?= mnist_cnn
+ARRAY ?= 8x8
+N ?= 20
+EPOCHS ?= 4
+VENV := .venv
+STAMP := $(VENV)/.hwgen-installed
+HWGEN := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/hwgen
+PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest
+JOBS ?= 2
+
+.PHONY: help venv test test-slow sim rtl train eval bench lint clean
+
+help:
+	@echo "make sim MODEL=mnist_cnn [ARRAY=8x8] [N=20]  RTL simulation of N test images, bit-exact check + cycle report"
+	@echo "make test                                    the regression (unit + network RTL tests), JUnit XML in reports/"
+	@echo "make test-slow                               long RTL runs (more images, large arrays)"
+	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
+	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
+	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
+	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	@mkdir -p reports
+	$(PYTEST) -n $(JOBS) -m "not slow" --junitxml=reports/junit.xml
+
+test-slow: $(STAMP)
+	@mkdir -p reports
+	$(PYTEST) -m slow --junitxml=reports/junit-slow.xml
+
+sim: $(STAMP)
+	$(HWGEN) sim --model $(MODEL) --array $(ARRAY) -n $(N)
+
+rtl: $(STAMP)
+	$(HWGEN) generate --model $(MODEL) --array $(ARRAY)
+
+train: $(STAMP)
+	$(VENV)/bin/python -m hwgen.train --model $(MODEL) --epochs $(EPOCHS)
+
+eval: $(STAMP)
+	$(HWGEN) eval --model $(MODEL)
+
+bench: $(STAMP)
+	$(HWGEN) bench --model $(MODEL) --array $(ARRAY)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hwgen sim tests models
+
+clean:
+	rm -rf sim_build rtl_out reports build

@@ -1,0 +1,55 @@
+"""Memory images -> the 32-bit beat stream that the WeightLoader expects (model transfer)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwgen.schedule.program import Program
+
+__all__ = ["weight_beats", "pack_words", "image_values"]
+
+
+def pack_words(words: np.ndarray, lane_bits: int) -> list[int]:
+    """[depth, lanes] signed ints -> one Python int per word, lane 0 in the low bits."""
+    mask = (1 << lane_bits) - 1
+    out = []
+    for row in np.asarray(words, dtype=np.int64):
+        v = 0
+        for j, x in enumerate(row.tolist()):
+            v |= (int(x) & mask) << (lane_bits * j)
+        out.append(v)
+    return out
+
+
+def _beats(words: list[int], width: int) -> list[int]:
+    n = -(-width // 32)
+    return [(w >> (32 * b)) & 0xFFFFFFFF for w in words for b in range(n)]
+
+
+def _param_words(prog: Program) -> list[int]:
+    """Each lane is {bias: 32, mult: 32, shift: 8} (PARAM_LANE_LAYOUT), 72 bits."""
+    out = []
+    for b, mu, s in zip(prog.bias, prog.mult, prog.shift, strict=True):
+        v = 0
+        for j in range(len(b)):
+            lane = (int(b[j]) & 0xFFFFFFFF) | ((int(mu[j]) & 0xFFFFFFFF) << 32) | (
+                (int(s[j]) & 0xFF) << 64
+            )
+            v |= lane << (72 * j)
+        out.append(v)
+    return out
+
+
+def weight_beats(prog: Program) -> np.ndarray:
+    """The whole model-transfer stream: conv weights, direct weights, parameters."""
+    R, C = prog.array.rows, prog.array.cols
+    beats = _beats(pack_words(prog.convw, 8), 8 * C)
+    beats += _beats(pack_words(prog.directw, 8), 8 * R * C)
+    beats += _beats(_param_words(prog), 72 * C)
+    return np.asarray(beats, dtype=np.uint32)
+
+
+def image_values(prog: Program, x_int8: np.ndarray) -> np.ndarray:
+    """Input map [C,H,W] -> the data-transfer stream order (HWC)."""
+    c, h, w = prog.in_shape
+    return np.asarray(x_int8, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)

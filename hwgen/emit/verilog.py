@@ -1,0 +1,98 @@
+"""Write the generated accelerator: Verilog top, manifest (parameters, memory map, schedule)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from hwgen.rtl.loader import beats_per_word
+from hwgen.rtl.top import Accelerator
+from hwgen.schedule.program import Program
+
+__all__ = ["write_rtl", "manifest", "lint", "LINT_WAIVERS"]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP = "accel"
+FORMAT_VERSION = 1
+
+# Warnings waived in `verilator --lint-only`, each with the reason.
+LINT_WAIVERS = {
+    "WIDTHEXPAND": "Amaranth emits implicit zero/sign extensions in its arithmetic; intended.",
+    "WIDTHTRUNC": "Amaranth truncates assignments to the target width by definition; intended.",
+    "UNUSEDSIGNAL": "unused bits of wide struct ports (e.g. unused descriptor fields per unit).",
+    "UNUSEDPARAM": "generated localparams not referenced after optimisation.",
+    "DECLFILENAME": "one file holds every generated module.",
+    "PINCONNECTEMPTY": "Amaranth leaves unused outputs of instances unconnected.",
+    "GENUNNAMED": "Amaranth's generate blocks are unnamed.",
+}
+
+
+def manifest(prog: Program, accel: Accelerator) -> dict:
+    a = prog.array
+    R, C = a.rows, a.cols
+    mems = [
+        ("conv_weights", prog.convw_depth, 8 * C),
+        ("direct_weights", prog.directw_depth, 8 * R * C),
+        ("requant_params", prog.param_depth, 72 * C),
+    ]
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": prog.model,
+        "top": TOP,
+        "array": asdict(a),
+        "ports": {
+            "weights": "stream in, 32-bit beats (model transfer, order of memory_map.load_order)",
+            "image": "stream in, int8 input values in HWC order (data transfer)",
+            "logits": f"stream out, {prog.out_len} x {{data: int8, last}} (result transfer)",
+            "start/busy/done": "compute handshake; done stays high until the next start",
+            "perf_sel/perf_data": "cycle counters: 0 total, 1 data-in, 2 results-out, 3+L layer L",
+            "dbg_buf/dbg_addr/dbg_data": "read activation buffer words while idle",
+            "dbg_stop/dbg_layers": "stop after layer dbg_layers (debug)",
+        },
+        "memory_map": {
+            "load_order": [
+                {"name": n, "words": d, "width_bits": w, "beats_per_word": beats_per_word(w)}
+                for n, d, w in mems
+            ],
+            "weight_beats": sum(d * beats_per_word(w) for _, d, w in mems),
+            "activation_buffers": [
+                {"buffer": b, "words": prog.buf_depth[b], "width_bits": 8 * C, "copies": R}
+                for b in range(2)
+            ],
+            "param_lane": "bias int32 | mult int32 << 32 | shift u8 << 64 (72 bits per lane)",
+        },
+        "schedule": prog.layer_dicts(),
+        "macs": prog.macs,
+        "ideal_cycles": prog.ideal_cycles,
+        "lint_waivers": LINT_WAIVERS,
+    }
+
+
+def write_rtl(prog: Program, out_dir: Path | None = None) -> Path:
+    """Generate rtl_out/<model>/ (or out_dir): accel.v, manifest.json, program.txt."""
+    out = Path(out_dir) if out_dir else ROOT / "rtl_out" / prog.model
+    out.mkdir(parents=True, exist_ok=True)
+    accel = Accelerator(prog)
+    text = verilog.convert(accel, name=TOP, emit_src=False)
+    vpath = out / f"{TOP}.v"
+    if not vpath.exists() or vpath.read_text() != text:  # keep mtime for build caching
+        vpath.write_text(text)
+    (out / "manifest.json").write_text(json.dumps(manifest(prog, accel), indent=1))
+    (out / "program.txt").write_text(prog.text() + "\n")
+    return out
+
+
+def lint(vpath: Path) -> tuple[bool, str]:
+    """`verilator --lint-only -Wall` with the listed waivers; returns (clean, output)."""
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise RuntimeError("verilator not on PATH: run `make venv`")
+    cmd = [exe, "--lint-only", "-Wall", f"--top-module={TOP}", str(vpath)]
+    cmd += [f"-Wno-{w}" for w in LINT_WAIVERS]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return p.returncode == 0, p.stdout + p.stderr

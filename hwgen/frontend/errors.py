@@ -1,0 +1,19 @@
+"""Front-end errors."""
+
+from __future__ import annotations
+
+__all__ = ["FrontendError", "UnsupportedLayerError"]
+
+
+class UnsupportedLayerError(ValueError):
+    """The model uses a layer, an option or a graph shape the hardware flow cannot express.
+
+    The message always names the torch.fx node, its op/target and why it is rejected.
+    """
+
+
+class FrontendError(RuntimeError):
+    """An internal inconsistency: the imported graph does not reproduce the torch module.
+
+    Raised by the import-time self-check instead of letting wrong numbers reach hardware.
+    """

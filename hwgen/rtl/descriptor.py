@@ -1,0 +1,110 @@
+"""The controller's instruction word: one LayerPlan packed into a data.StructLayout.
+
+Derived quantities (initial window origin, per-tile address steps) are computed here once so
+that the hardware only ever adds: no multiplier or divider sits in the address path.
+"""
+
+from __future__ import annotations
+
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+from hwgen.schedule.program import LayerPlan
+
+__all__ = ["DESC_LAYOUT", "pack_descriptor"]
+
+G = 12  # geometry fields (heights, widths, channels)
+A = 24  # addresses and address steps
+
+DESC_LAYOUT = data.StructLayout(
+    {
+        "mode": 1,
+        "src": 1,
+        "dst": 1,
+        "in_h": unsigned(G),
+        "in_w": unsigned(G),
+        "cin": unsigned(G),
+        "in_cw": unsigned(G),
+        "kh": unsigned(G),
+        "kw": unsigned(G),
+        "stride": unsigned(4),
+        "out_w": unsigned(G),
+        "out_h": unsigned(G),
+        "out_cw": unsigned(G),
+        "groups": unsigned(G),
+        "ptiles": unsigned(16),
+        "k_len": unsigned(20),
+        "interval": unsigned(20),
+        "init_pos": signed(G),  # -pad: window origin of output pixel (0, 0)
+        "init_base": signed(A),
+        "dx": unsigned(G),
+        "tile_dix": signed(16),
+        "tile_diy": signed(16),
+        "tile_dbase": signed(A),
+        "wrap_ix": unsigned(16),  # out_w * stride
+        "step1": signed(A),
+        "wrap_delta": signed(A),
+        "row_jump": signed(A),
+        "wbase": unsigned(A),
+        "pbase": unsigned(16),
+        "act_lo": signed(8),
+        "act_hi": signed(8),
+        "rows_limit": unsigned(16),
+        "writes": unsigned(A),
+        "pool_en": 1,
+        "pool_k": unsigned(4),
+        "pool_mode": 1,
+        "pool_shift": unsigned(4),
+        "pool_count": unsigned(16),  # pooled pixels per channel group
+    }
+)
+
+
+def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
+    s = lay.stride
+    if lay.pool_en:
+        writes = lay.groups * lay.pool_out_h * lay.pool_out_w
+    elif lay.mode == 0:
+        writes = lay.groups * lay.out_h * lay.out_w
+    else:
+        writes = lay.out_cw
+    return {
+        "mode": lay.mode,
+        "src": lay.src,
+        "dst": lay.dst,
+        "in_h": lay.in_h,
+        "in_w": lay.in_w,
+        "cin": lay.cin,
+        "in_cw": lay.in_cw,
+        "kh": lay.kh,
+        "kw": lay.kw,
+        "stride": s,
+        "out_w": lay.out_w,
+        "out_h": lay.out_h,
+        "out_cw": lay.out_cw,
+        "groups": lay.groups,
+        "ptiles": lay.ptiles,
+        "k_len": lay.k_len,
+        "interval": lay.interval,
+        "init_pos": -lay.pad,
+        "init_base": (-lay.pad * lay.in_w - lay.pad) * lay.in_cw,
+        "dx": lay.dx,
+        "tile_dix": lay.dx * s,
+        "tile_diy": lay.dy * s,
+        "tile_dbase": lay.dx * lay.step1 + lay.dy * s * lay.in_w * lay.in_cw,
+        "wrap_ix": lay.out_w * s,
+        "step1": lay.step1,
+        "wrap_delta": lay.wrap_delta,
+        "row_jump": lay.row_jump,
+        "wbase": lay.wbase,
+        "pbase": lay.pbase,
+        "act_lo": lay.act_lo,
+        "act_hi": lay.act_hi,
+        "rows_limit": lay.rows_limit,
+        "writes": writes,
+        "pool_en": lay.pool_en,
+        "pool_k": lay.pool_k,
+        "pool_mode": lay.pool_mode,
+        "pool_shift": lay.pool_shift,
+        "pool_count": lay.pool_out_h * lay.pool_out_w if lay.pool_en else 0,
+    }

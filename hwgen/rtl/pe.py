@@ -1,0 +1,199 @@
+"""One processing element of the output-stationary systolic array.
+
+A PE multiplies the activation token arriving from its left neighbour by a weight (from its
+upper neighbour in conv mode, from its own ``w_direct`` input in direct mode), accumulates the
+products of one tile, latches the finished sum, and on a ``ld_in`` pulse drops that sum into
+the column's drain chain (a second register that otherwise just passes ``chain_in`` down).
+
+Cycle contract (cycle t = the inputs are held during t and sampled by the edge that ends t;
+an output "at t" is readable during t):
+
+* ``a_out``/``w_out``/``ld_out`` are ``a_in``/``w_in``/``ld_in`` one cycle later.
+* The weight operand in cycle t is ``w_direct`` if ``direct`` was 1 in cycle t-1, else
+  ``w_in`` (``direct`` is registered here: it is static during a layer).
+* A token with ``valid`` = 1 presented in cycle t has its product added in the edge ending
+  t + ``mult_latency``: ``acc = p`` if ``first`` else ``acc + p``, modulo 2**acc_width.
+  ``first``/``last``/``a`` of a token with ``valid`` = 0 are ignored. ``first`` and ``last``
+  may be the same token (K = 1).
+* If the token with ``last`` = 1 is presented in cycle t, its tile's sum is held in the
+  result register from cycle t + ``result_latency`` (= mult_latency + 1) until the edge that
+  latches the next tile's ``last`` product.
+* If ``ld_in`` is 1 in cycle t, ``chain_out`` in cycle t+1 is {valid: 1, data: result};
+  otherwise it is ``chain_in`` of cycle t. The caller keeps ``chain_in.valid`` = 0 in a cycle
+  with ``ld_in`` = 1 (the array's schedule guarantees it).
+
+Reset clears the valid bits (token, product pipeline, ``ld``, chain) only; the wide data
+registers are reset-less.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.rtl.mult import Multiplier
+
+__all__ = ["PE", "pe_golden", "result_layout", "token_layout", "wrap_signed"]
+
+
+def token_layout(a_width: int) -> data.StructLayout:
+    """An activation token: ``valid``, tile delimiters ``first``/``last``, operand ``a``."""
+    return data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(a_width)})
+
+
+def result_layout(acc_width: int) -> data.StructLayout:
+    """A drained tile result."""
+    return data.StructLayout({"valid": 1, "data": signed(acc_width)})
+
+
+def wrap_signed(x: np.ndarray, width: int) -> np.ndarray:
+    """Reduce integers modulo 2**width into the signed range [-2**(width-1), 2**(width-1))."""
+    x = np.asarray(x)
+    if x.dtype == object or width > 62:
+        f = np.frompyfunc(lambda v: ((int(v) + (1 << (width - 1))) % (1 << width))
+                          - (1 << (width - 1)), 1, 1)
+        return f(x).astype(object)
+    half = np.int64(1 << (width - 1))
+    return ((x + half) & np.int64((1 << width) - 1)) - half
+
+
+def _checked_operands(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype != object and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, not {arr.dtype}")
+    return arr.astype(object) if arr.dtype == object else arr.astype(np.int64)
+
+
+def pe_golden(a, w, acc_width: int) -> np.ndarray:
+    """Per tile dot product ``sum_k a[t,k] * w[t,k]`` wrapped to signed ``acc_width``.
+
+    ``a``, ``w``: int[tiles, K]. Returns int[tiles].
+    """
+    a_ = _checked_operands(a, "a")
+    w_ = _checked_operands(w, "w")
+    if a_.ndim != 2 or a_.shape != w_.shape:
+        raise ValueError(f"a and w must both be [tiles, K], not {a_.shape} and {w_.shape}")
+    if acc_width > 62 or a_.dtype == object or w_.dtype == object:
+        a_, w_ = a_.astype(object), w_.astype(object)
+    return wrap_signed((a_ * w_).sum(axis=1), acc_width)
+
+
+def _check_width(value, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{what} must be a positive integer, not {value!r}")
+
+
+class PE(wiring.Component):
+    """Multiply-accumulate cell with a result latch and one drain-chain register.
+
+    Parameters (keyword-only): ``a_width``, ``w_width`` (operand widths), ``acc_width``
+    (accumulator, arithmetic is mod 2**acc_width), ``mult_latency`` (the ``Multiplier``'s).
+    See the module docstring for the cycle contract.
+    """
+
+    def __init__(
+        self, *, a_width: int = 8, w_width: int = 8, acc_width: int = 32, mult_latency: int = 3
+    ) -> None:
+        _check_width(a_width, "Activation width")
+        _check_width(w_width, "Weight width")
+        _check_width(acc_width, "Accumulator width")
+        _check_width(mult_latency, "Multiplier latency")
+        if acc_width < a_width + w_width:
+            raise ValueError(
+                f"Accumulator width {acc_width} is narrower than a product "
+                f"({a_width}+{w_width} bits)"
+            )
+        self.a_width = a_width
+        self.w_width = w_width
+        self.acc_width = acc_width
+        self.mult_latency = mult_latency
+        super().__init__(
+            {
+                "a_in": In(token_layout(a_width)),
+                "a_out": Out(token_layout(a_width)),
+                "w_in": In(signed(w_width)),
+                "w_out": Out(signed(w_width)),
+                "w_direct": In(signed(w_width)),
+                "direct": In(1),
+                "ld_in": In(1),
+                "ld_out": Out(1),
+                "chain_in": In(result_layout(acc_width)),
+                "chain_out": Out(result_layout(acc_width)),
+            }
+        )
+
+    @property
+    def result_latency(self) -> int:
+        """Cycles from the ``last`` token on ``a_in`` to its sum in the result register."""
+        return self.mult_latency + 1
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.mult = mult = Multiplier(
+            a_width=self.a_width, b_width=self.w_width, latency=self.mult_latency
+        )
+
+        # Forwarding registers: the token to the right, the weight down, the load pulse right.
+        # Only valid/ld are reset; first/last are don't-care while valid = 0.
+        a_valid = Signal()
+        a_first = Signal(reset_less=True)
+        a_last = Signal(reset_less=True)
+        a_val = Signal(signed(self.a_width), reset_less=True)
+        w_reg = Signal(signed(self.w_width), reset_less=True)
+        ld_reg = Signal()
+        direct_r = Signal(reset_less=True)
+        m.d.sync += [
+            a_valid.eq(self.a_in.valid),
+            a_first.eq(self.a_in.first),
+            a_last.eq(self.a_in.last),
+            a_val.eq(self.a_in.a),
+            w_reg.eq(self.w_in),
+            ld_reg.eq(self.ld_in),
+            direct_r.eq(self.direct),
+        ]
+        m.d.comb += [
+            self.a_out.valid.eq(a_valid),
+            self.a_out.first.eq(a_first),
+            self.a_out.last.eq(a_last),
+            self.a_out.a.eq(a_val),
+            self.w_out.eq(w_reg),
+            self.ld_out.eq(ld_reg),
+        ]
+
+        # Operands: one 2:1 mux per PE selects the weight source.
+        m.d.comb += [
+            mult.a.eq(self.a_in.a),
+            mult.b.eq(Mux(direct_r, self.w_direct, self.w_in)),
+        ]
+
+        # Control bits follow the product down the multiplier pipeline; the forwarding
+        # register above is its first stage.
+        valid, first, last = a_valid, a_first, a_last
+        for stage in range(1, self.mult_latency):
+            v = Signal(name=f"valid_d{stage + 1}")
+            f = Signal(name=f"first_d{stage + 1}", reset_less=True)
+            la = Signal(name=f"last_d{stage + 1}", reset_less=True)
+            m.d.sync += [v.eq(valid), f.eq(first), la.eq(last)]
+            valid, first, last = v, f, la
+
+        # Accumulate (wraps: the sum is truncated to acc_width), latch the tile's result.
+        acc = Signal(signed(self.acc_width), reset_less=True)
+        result = Signal(signed(self.acc_width), reset_less=True)
+        acc_next = Signal(signed(self.acc_width))
+        m.d.comb += acc_next.eq(Mux(first, 0, acc) + mult.p)
+        with m.If(valid):
+            m.d.sync += acc.eq(acc_next)
+            with m.If(last):
+                m.d.sync += result.eq(acc_next)
+
+        # Drain chain register: load the result on ld_in, else pass chain_in down.
+        c_valid = Signal()
+        c_data = Signal(signed(self.acc_width), reset_less=True)
+        with m.If(self.ld_in):
+            m.d.sync += [c_valid.eq(1), c_data.eq(result)]
+        with m.Else():
+            m.d.sync += [c_valid.eq(self.chain_in.valid), c_data.eq(self.chain_in.data)]
+        m.d.comb += [self.chain_out.valid.eq(c_valid), self.chain_out.data.eq(c_data)]
+        return m

@@ -1,0 +1,235 @@
+"""Streaming 2-D pooling (max or power-of-two average), C channel lanes, fused after requant.
+
+One unit serves every layer: the geometry comes from ``cfg`` at run time (valid from the
+``start`` cycle on and held constant during the layer), and a one-cycle ``start`` pulse resets
+the position counters before each layer (beats before the first start after reset are
+ignored). Window k x k, stride k, floor mode: rows and columns at or beyond ``out * k`` are
+dropped. 1 <= k <= max_kernel, ``in_w // k <= max_out_width``; avg needs k a power of two and
+``avg_shift = log2(k*k)``. Nothing checks these in hardware.
+
+Input: one conv-output pixel (C int8 lanes) per beat, raster order (y, x) over the
+``in_h x in_w`` map; after the whole map the counters wrap to (0, 0) for the next channel
+group, any number of times. ``valid`` may have gaps; back-to-back beats are fine. There is no
+backpressure. A beat in the same cycle as ``start`` is dropped.
+
+Output: one pooled pixel per window, raster order per group, :attr:`Pool2d.latency` cycles
+after the window's last pixel (bottom-right) was accepted.
+
+Structure: the horizontal partial of the current window lives in registers; the vertical
+partials of one output row live in a line buffer (``Memory``, depth ``max_out_width``, C lanes
+of ``sum_width`` bits). The buffer's read is issued in the cycle a pixel arrives (address =
+its output column), so the data is there the next cycle when the horizontal partial is
+complete; the update is written that same next cycle. The next read of that column is one
+input row (``in_w >= k >= 2`` beats) later, so reads never race writes: no transparency or
+bypass is needed, even for out_w = 1 with back-to-back beats. (k = 1 never touches the buffer.)
+
+Pipeline (t = cycle the window's last pixel is accepted):
+  t:   counters -> flags; hacc <= hacc (+|max) pixel; line-buffer read issued
+  t+1: vsum = rowbuf (+|max) hacc; written back unless last row; else registered
+  t+2: RDBPOT(vsum, avg_shift) (shift 0 for max) -> output register
+  t+3: output beat valid
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, ceil_log2
+
+from hwgen.golden import ops
+from hwgen.rtl.requant import rdbpot_parts
+
+__all__ = ["Pool2d", "PoolMode", "pool_cfg_layout", "pool_golden"]
+
+
+class PoolMode(enum.Enum, shape=1):
+    MAX = 0
+    AVG = 1
+
+
+def pool_cfg_layout(max_kernel: int, dim_width: int = 12) -> data.StructLayout:
+    """Per-layer configuration: conv output map size, kernel (= stride), mode, log2(k*k)."""
+    return data.StructLayout(
+        {
+            "in_w": unsigned(dim_width),
+            "in_h": unsigned(dim_width),
+            "k": unsigned(bits_for(max_kernel)),
+            "mode": PoolMode,
+            "avg_shift": unsigned(bits_for(2 * ceil_log2(max_kernel))),
+        }
+    )
+
+
+def pool_golden(x: np.ndarray, k: int, mode: PoolMode | int | str) -> np.ndarray:
+    """Reference: ``x[H, W, C]`` int8 -> ``[H//k, W//k, C]`` (stride k, floor mode).
+
+    Max: max over the window. Avg: ``RDBPOT(sum, log2(k*k))`` (k a power of two). Delegates to
+    :mod:`hwgen.golden.ops` (which works on (C, H, W)); a map smaller than k gives no output.
+    """
+    mode = PoolMode[mode.upper()] if isinstance(mode, str) else PoolMode(mode)
+    x = np.asarray(x, dtype=np.int64)
+    h, w, c = x.shape
+    if h < k or w < k:
+        return np.zeros((h // k, w // k, c), dtype=np.int64)
+    op = ops.maxpool_int if mode is PoolMode.MAX else ops.avgpool_int
+    return np.moveaxis(op(np.moveaxis(x, -1, 0), k, k), 0, -1)
+
+
+class Pool2d(wiring.Component):
+    """Runtime-configured k x k / stride k pooling over ``lanes`` channels (see module doc).
+
+    Parameters (keyword-only): ``lanes`` (C), ``max_kernel`` (largest k), ``max_out_width``
+    (largest ``in_w // k``: the line-buffer depth), ``dim_width`` (bits of in_w/in_h).
+
+    Ports: ``cfg`` In(:func:`pool_cfg_layout`), ``start`` In(1), ``i_stream`` /
+    ``o_stream`` (payload ``ArrayLayout(signed(8), lanes)``, always ready).
+    """
+
+    def __init__(
+        self, *, lanes: int, max_kernel: int = 4, max_out_width: int = 16, dim_width: int = 12
+    ) -> None:
+        for name, v in (
+            ("lanes", lanes),
+            ("max_kernel", max_kernel),
+            ("max_out_width", max_out_width),
+            ("dim_width", dim_width),
+        ):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Pool {name} must be a positive integer, not {v!r}")
+        self.lanes = lanes
+        self.max_kernel = max_kernel
+        self.max_out_width = max_out_width
+        self.dim_width = dim_width
+        # A window sum of max_kernel**2 int8 values.
+        self.sum_width = 8 + ceil_log2(max_kernel * max_kernel)
+        pixels = data.ArrayLayout(signed(8), lanes)
+        super().__init__(
+            {
+                "cfg": In(pool_cfg_layout(max_kernel, dim_width)),
+                "start": In(1),
+                "i_stream": In(stream.Signature(pixels, always_ready=True)),
+                "o_stream": Out(stream.Signature(pixels, always_ready=True)),
+            }
+        )
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's last input pixel to its output beat."""
+        return 3
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        k = cfg.k
+        inp = self.i_stream
+        lane = signed(self.sum_width)
+        partials = data.ArrayLayout(lane, self.lanes)
+        is_avg = cfg.mode == PoolMode.AVG
+
+        def combine(avg, a, b):
+            # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
+            return Mux(avg, a + b, Mux(a > b, a, b))
+
+        # Position of the next pixel. wend/vend: exclusive end of the current window's
+        # columns/rows; the pixel is inside an output window iff that end is inside the map.
+        dw = self.dim_width
+        x = Signal(dw)
+        y = Signal(dw)
+        kx = Signal(k.shape())
+        ky = Signal(k.shape())
+        ox = Signal(range(self.max_out_width))
+        wend = Signal(dw + 1)
+        vend = Signal(dw + 1)
+
+        h_first = kx == 0
+        h_last = (kx + 1) == k
+        v_first = ky == 0
+        v_last = (ky + 1) == k
+        # Counters are meaningless until the first start: beats before it are ignored.
+        armed = Signal()
+        active = inp.valid & ~self.start & armed & (wend <= cfg.in_w) & (vend <= cfg.in_h)
+
+        with m.If(self.start):
+            m.d.sync += [
+                armed.eq(1),
+                x.eq(0),
+                y.eq(0),
+                kx.eq(0),
+                ky.eq(0),
+                ox.eq(0),
+                wend.eq(k),
+                vend.eq(k),
+            ]
+        with m.Elif(inp.valid):
+            with m.If((x + 1) == cfg.in_w):  # end of row
+                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wend.eq(k)]
+                with m.If((y + 1) == cfg.in_h):  # end of map: next channel group
+                    m.d.sync += [y.eq(0), ky.eq(0), vend.eq(k)]
+                with m.Else():
+                    m.d.sync += y.eq(y + 1)
+                    with m.If(v_last):
+                        m.d.sync += [ky.eq(0), vend.eq(vend + k)]
+                    with m.Else():
+                        m.d.sync += ky.eq(ky + 1)
+            with m.Else():
+                m.d.sync += x.eq(x + 1)
+                with m.If(h_last):
+                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wend.eq(wend + k)]
+                with m.Else():
+                    m.d.sync += kx.eq(kx + 1)
+
+        # Horizontal partial of the current window.
+        hacc = Signal(partials, reset_less=True)
+        with m.If(active):
+            for c in range(self.lanes):
+                m.d.sync += hacc[c].eq(
+                    Mux(h_first, inp.payload[c], combine(is_avg, hacc[c], inp.payload[c]))
+                )
+
+        # Line buffer of vertical partials, one row per output column.
+        m.submodules.linebuf = mem = Memory(shape=partials, depth=self.max_out_width, init=[])
+        rd = mem.read_port()  # sync, 1 cycle; not transparent (see module docstring)
+        wr = mem.write_port()
+        m.d.comb += rd.addr.eq(ox)
+
+        s1_go = Signal()  # a window row finished last cycle: hacc is complete
+        s1_vf = Signal(reset_less=True)
+        s1_vl = Signal(reset_less=True)
+        s1_col = Signal.like(ox, reset_less=True)
+        # The mode and shift ride with the data: the next layer's cfg may arrive with its
+        # start pulse while this layer's last windows are still in the pipe.
+        s1_avg = Signal(reset_less=True)
+        s1_shift = Signal.like(cfg.avg_shift, reset_less=True)
+        m.d.sync += [
+            s1_avg.eq(is_avg),
+            s1_shift.eq(Mux(is_avg, cfg.avg_shift, 0)),  # max: RDBPOT by 0 = identity
+            s1_go.eq(active & h_last),
+            s1_vf.eq(v_first),
+            s1_vl.eq(v_last),
+            s1_col.eq(ox),
+        ]
+
+        vsum = Signal(partials)
+        for c in range(self.lanes):
+            m.d.comb += vsum[c].eq(Mux(s1_vf, hacc[c], combine(s1_avg, rd.data[c], hacc[c])))
+        m.d.comb += [
+            wr.addr.eq(s1_col),
+            wr.data.eq(vsum),
+            wr.en.eq(s1_go & ~s1_vl),
+        ]
+
+        s2_valid = Signal()
+        s2_sum = Signal(partials, reset_less=True)
+        s2_shift = Signal.like(s1_shift, reset_less=True)
+        m.d.sync += [s2_valid.eq(s1_go & s1_vl), s2_sum.eq(vsum), s2_shift.eq(s1_shift)]
+
+        # Average: RDBPOT by log2(k*k). The rounded mean of int8 values is an int8, so the
+        # low byte is exact.
+        for c in range(self.lanes):
+            floor, up = rdbpot_parts(s2_sum[c], s2_shift)
+            m.d.sync += self.o_stream.payload[c].eq((floor + up)[:8])
+        m.d.sync += self.o_stream.valid.eq(s2_valid)
+        return m

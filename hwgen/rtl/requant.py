@@ -1,0 +1,193 @@
+"""One requantization lane: int32 accumulator + bias -> int8 activation, fully pipelined.
+
+    out = clamp(RDBPOT(SRDHM(wrap32(acc + bias), mult), shift), lo, hi)
+
+bit for bit as :func:`hwgen.quant.fixedpoint.requantize` (SRDHM ties toward +inf with the
+INT32_MIN*INT32_MIN saturation, RDBPOT ties away from zero, clip as ``np.clip``).
+
+One input per cycle, no backpressure; ``valid`` travels with the data and the output appears
+exactly :attr:`Requant.latency` cycles after its input. Stages (one register each, sized for
+ECP5 at 150 MHz):
+
+====  =============================================================  ==========
+ #    work                                                           cycles
+====  =============================================================  ==========
+ A    wrap32(acc + bias); INT32_MIN*INT32_MIN overflow flag          1
+ M    32x32 product through the :class:`~hwgen.rtl.mult.Multiplier`   mult_latency
+ B    nudge + high half: (p + 2**30) >> 31, saturate                 1
+ C    rounding shift, part 1: x >> e, half bit, sticky bits          1
+ D    rounding shift, part 2: + round-up bit                         1
+ E    clamp to [lo, hi]                                              1
+====  =============================================================  ==========
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.quant import fixedpoint
+from hwgen.rtl.mult import Multiplier
+
+__all__ = ["Requant", "requant_golden", "requant_in_layout", "rdbpot_parts"]
+
+INT32_MIN = fixedpoint.INT32_MIN
+INT32_MAX = fixedpoint.INT32_MAX
+
+
+def requant_in_layout(acc_width: int = 32) -> data.StructLayout:
+    """Input payload of one lane: the accumulator and that output channel's parameters."""
+    return data.StructLayout(
+        {
+            "acc": signed(acc_width),
+            "bias": signed(32),
+            "mult": signed(32),  # Q0.31 multiplier, in [2**30, 2**31) or 0
+            "shift": unsigned(5),  # right shift 0..31
+            "lo": signed(8),  # activation minimum (0 for a fused ReLU)
+            "hi": signed(8),
+        }
+    )
+
+
+def requant_golden(acc, bias, mult, shift, lo=-128, hi=127) -> np.ndarray:
+    """Reference for one lane (vectorised): ``fixedpoint.requantize(wrap32(acc + bias), ...)``.
+
+    The sum wraps modulo 2**32 like the 32-bit adder; the quantizer proves it never has to.
+    """
+    s = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    s = ((s + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
+    return fixedpoint.requantize(s, mult, shift, 0, lo, hi)
+
+
+def rdbpot_parts(x: Value, e: Value) -> tuple[Value, Value]:
+    """RoundingDivideByPOT split for pipelining: returns ``(x >> e, round_up)``.
+
+    ``RDBPOT(x, e) = (x >> e) + round_up``. With h the bit just below the cut (bit e-1) and
+    sticky the OR of the bits under it, ties-away-from-zero rounds up iff
+    ``h and (x >= 0 or sticky)``: a negative exact half (h set, nothing below) rounds down.
+    e = 0 has no half bit, so no rounding.
+    """
+    w = len(x)
+    # One extra fraction bit below x: after the shift its LSB is bit e-1 of x (0 when e = 0).
+    t = Cat(Const(0, 1), x).as_signed() >> e
+    floor = t[1:].as_signed()
+    half = t[0]
+    # Thermometer mask of the bits strictly below bit e-1: no variable-width shifter needed.
+    mask = Cat(*(e > i + 1 for i in range(w)))
+    sticky = (x.as_unsigned() & mask).any()
+    return floor, half & (~x[w - 1] | sticky)
+
+
+def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> Signal:
+    """``sig`` through ``cycles`` registers (side data riding beside the multiplier)."""
+    for n in range(cycles):
+        r = Signal.like(sig, name=f"{sig.name}_d{n + 1}", reset_less=reset_less)
+        m.d.sync += r.eq(sig)
+        sig = r
+    return sig
+
+
+class Requant(wiring.Component):
+    """Streaming requant lane (``i_stream`` -> ``o_stream``), see the module docstring.
+
+    Parameters (keyword-only): ``acc_width`` (accumulator width, >= 1; the sum with the bias
+    is taken modulo 2**32), ``mult_latency`` (pipeline depth of the 32x32 multiplier seam;
+    4 = the three MULT18X18D register edges plus one to add the partial products).
+    """
+
+    def __init__(self, *, acc_width: int = 32, mult_latency: int = 4) -> None:
+        if not isinstance(acc_width, int) or not 1 <= acc_width <= 62:
+            raise ValueError(f"Accumulator width must be an integer in 1..62, not {acc_width!r}")
+        if not isinstance(mult_latency, int) or mult_latency < 1:
+            raise ValueError(f"Multiplier latency must be an integer >= 1, not {mult_latency!r}")
+        self.acc_width = acc_width
+        self.mult_latency = mult_latency
+        super().__init__(
+            {
+                "i_stream": In(stream.Signature(requant_in_layout(acc_width), always_ready=True)),
+                "o_stream": Out(stream.Signature(signed(8), always_ready=True)),
+            }
+        )
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input beat to its output beat."""
+        return self.mult_latency + 5
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        p = self.i_stream.payload
+        L = self.mult_latency
+
+        # A: 32-bit sum (wraps modulo 2**32 like the golden).
+        a_sum = Signal(signed(32), reset_less=True)
+        a_mult = Signal(signed(32), reset_less=True)
+        a_side = Signal(Cat(p.shift, p.lo, p.hi).shape(), reset_less=True)
+        a_valid = Signal()
+        s = (p.acc + p.bias)[:32].as_signed()
+        m.d.sync += [
+            a_sum.eq(s),
+            a_mult.eq(p.mult),
+            a_side.eq(Cat(p.shift, p.lo, p.hi)),
+            a_valid.eq(self.i_stream.valid),
+        ]
+
+        # M: the product, with everything else delayed to match.
+        m.submodules.mult = mult = Multiplier(a_width=32, b_width=32, latency=L)
+        m.d.comb += [mult.a.eq(a_sum), mult.b.eq(a_mult)]
+        # The one SRDHM overflow, INT32_MIN * INT32_MIN, decided on the operands beside the
+        # multiplier (not after the adder), so that stage B is only an add and a mux.
+        ovf = Signal()
+        m.d.comb += ovf.eq((a_sum == INT32_MIN) & (a_mult == INT32_MIN))
+        m_ovf = _delay(m, ovf, L)
+        m_side = _delay(m, a_side, L)
+        # valid keeps its reset so that no ghost beat leaves the pipe after a reset.
+        m_valid = _delay(m, a_valid, L, reset_less=False)
+
+        # B: SRDHM = (p + 2**30) >> 31 = (p >> 31) + p[30]; saturate INT32_MIN*INT32_MIN.
+        b_q = Signal(signed(32), reset_less=True)
+        b_side = Signal.like(m_side, reset_less=True)
+        b_valid = Signal()
+        prod = mult.p
+        high = (prod >> 31) + prod[30]
+        m.d.sync += [
+            b_q.eq(Mux(m_ovf, INT32_MAX, high[:32].as_signed())),
+            b_side.eq(m_side),
+            b_valid.eq(m_valid),
+        ]
+        b_shift, b_lo, b_hi = b_side[:5], b_side[5:13], b_side[13:21]
+
+        # C: rounding shift, part 1 (barrel shift + round decision in parallel).
+        c_floor = Signal(signed(32), reset_less=True)
+        c_up = Signal(reset_less=True)
+        c_lohi = Signal(16, reset_less=True)
+        c_valid = Signal()
+        floor, up = rdbpot_parts(b_q, b_shift)
+        m.d.sync += [
+            c_floor.eq(floor),
+            c_up.eq(up),
+            c_lohi.eq(Cat(b_lo, b_hi)),
+            c_valid.eq(b_valid),
+        ]
+
+        # D: part 2, the round-up add (no overflow: e >= 1 whenever up is set).
+        d_y = Signal(signed(32), reset_less=True)
+        d_lohi = Signal(16, reset_less=True)
+        d_valid = Signal()
+        m.d.sync += [
+            d_y.eq(c_floor + c_up),
+            d_lohi.eq(c_lohi),
+            d_valid.eq(c_valid),
+        ]
+
+        # E: clamp as np.clip = min(max(y, lo), hi); the three compares run in parallel.
+        lo = d_lohi[:8].as_signed()
+        hi = d_lohi[8:].as_signed()
+        out = Mux((d_y > hi) | (lo > hi), hi, Mux(d_y < lo, lo, d_y[:8]))
+        m.d.sync += [
+            self.o_stream.payload.eq(out),
+            self.o_stream.valid.eq(d_valid),
+        ]
+        return m

@@ -1,0 +1,158 @@
+"""Issue stage: walks one layer's tiles and emits row 0's element stream and weight reads.
+
+Loop nest (see hwgen.schedule.lower for why): for g in groups: for tile in ptiles:
+for t in interval: element k = t is valid while t < K. The K loop runs (ky, kx, c) with c
+innermost; the word offset inside the window is kept incrementally (+1 per lane wrap or
+channel-loop end, +row_jump when the kernel's x loop wraps), so nothing multiplies.
+All outputs are registered; every consumer sees the same one-cycle issue latency.
+"""
+
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .descriptor import DESC_LAYOUT
+
+__all__ = ["TOKEN_LAYOUT", "PIXEL_LAYOUT", "Sequencer"]
+
+A = 24
+TOKEN_LAYOUT = data.StructLayout(
+    {
+        "valid": 1,
+        "first": 1,
+        "last": 1,
+        "off": signed(A),
+        "lane": unsigned(8),
+        "ky": unsigned(12),
+        "kx": unsigned(12),
+    }
+)
+# Window origin of a row's output pixel; only meaningful with a `first` token.
+PIXEL_LAYOUT = data.StructLayout(
+    {"ox": unsigned(12), "iy0": signed(16), "ix0": signed(16), "base": signed(A)}
+)
+
+
+class Sequencer(wiring.Component):
+    desc: In(DESC_LAYOUT)
+    start: In(1)  # one-cycle pulse; desc must be stable from then until done
+    busy: Out(1)
+    tok: Out(TOKEN_LAYOUT)
+    pix: Out(PIXEL_LAYOUT)
+    convw_en: Out(1)
+    convw_addr: Out(unsigned(A))
+    directw_en: Out(1)
+    directw_addr: Out(unsigned(A))
+
+    def __init__(self, *, cols: int) -> None:
+        self.cols = cols
+        super().__init__()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        d = self.desc
+        C = self.cols
+
+        t = Signal(20)
+        g = Signal(12)
+        tp = Signal(16)
+        ky = Signal(12)
+        kx = Signal(12)
+        c = Signal(12)
+        lane = Signal(8)
+        off = Signal(signed(A))
+        ox = Signal(12)
+        iy0 = Signal(signed(16))
+        ix0 = Signal(signed(16))
+        base = Signal(signed(A))
+        gbase = Signal(unsigned(A))
+        dptr = Signal(unsigned(A))
+        running = Signal()
+
+        m.d.comb += self.busy.eq(running | self.start)
+
+        def reset_kloop():
+            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0)]
+
+        def reset_pixel():
+            return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
+
+        # Registered outputs (default: nothing issued this cycle).
+        m.d.sync += [
+            self.tok.valid.eq(0),
+            self.tok.first.eq(0),
+            self.tok.last.eq(0),
+            self.convw_en.eq(0),
+            self.directw_en.eq(0),
+        ]
+
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
+            m.d.sync += [gbase.eq(d.wbase), dptr.eq(d.wbase)]
+            m.d.sync += reset_kloop() + reset_pixel()
+        with m.Elif(running):
+            elem = Signal()
+            m.d.comb += elem.eq(t < d.k_len)
+            m.d.sync += [
+                self.tok.valid.eq(elem),
+                self.tok.first.eq(t == 0),
+                self.tok.last.eq(t == d.k_len - 1),
+                self.tok.off.eq(off),
+                self.tok.lane.eq(lane),
+                self.tok.ky.eq(ky),
+                self.tok.kx.eq(kx),
+                self.pix.ox.eq(ox),
+                self.pix.iy0.eq(iy0),
+                self.pix.ix0.eq(ix0),
+                self.pix.base.eq(base),
+                self.convw_en.eq(elem & (d.mode == 0)),
+                self.convw_addr.eq(gbase + t),
+                self.directw_en.eq(d.mode == 1),
+                self.directw_addr.eq(dptr),
+            ]
+            m.d.sync += dptr.eq(dptr + 1)
+            # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
+            with m.If(elem):
+                with m.If(c == d.cin - 1):
+                    m.d.sync += [c.eq(0), lane.eq(0)]
+                    with m.If(kx == d.kw - 1):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + 1 + d.row_jump)]
+                    with m.Else():
+                        m.d.sync += [kx.eq(kx + 1), off.eq(off + 1)]
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+                    with m.If(lane == C - 1):
+                        m.d.sync += [lane.eq(0), off.eq(off + 1)]
+                    with m.Else():
+                        m.d.sync += lane.eq(lane + 1)
+            with m.If(t == d.interval - 1):
+                m.d.sync += t.eq(0)
+                m.d.sync += reset_kloop()
+                with m.If(tp == d.ptiles - 1):
+                    m.d.sync += [tp.eq(0), g.eq(g + 1), gbase.eq(gbase + d.k_len)]
+                    m.d.sync += reset_pixel()
+                    with m.If(g == d.groups - 1):
+                        m.d.sync += running.eq(0)
+                with m.Else():
+                    m.d.sync += tp.eq(tp + 1)
+                    # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
+                    nox = Signal(13)
+                    m.d.comb += nox.eq(ox + d.dx)
+                    with m.If(nox >= d.out_w):
+                        m.d.sync += [
+                            ox.eq(nox - d.out_w),
+                            ix0.eq(ix0 + d.tile_dix - d.wrap_ix),
+                            iy0.eq(iy0 + d.tile_diy + d.stride),
+                            base.eq(base + d.tile_dbase + d.wrap_delta),
+                        ]
+                    with m.Else():
+                        m.d.sync += [
+                            ox.eq(nox),
+                            ix0.eq(ix0 + d.tile_dix),
+                            iy0.eq(iy0 + d.tile_diy),
+                            base.eq(base + d.tile_dbase),
+                        ]
+            with m.Else():
+                m.d.sync += t.eq(t + 1)
+        return m

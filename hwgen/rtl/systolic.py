@@ -1,0 +1,172 @@
+"""Output-stationary R×C systolic array of ``PE``\\ s with a per-column drain chain.
+
+Ports (R = cfg.rows, C = cfg.cols):
+
+* ``row_in``   In  R × {valid, first, last, a: signed(a_width)}: activation tokens, row i
+  enters PE(i, 0) and moves right one PE per cycle.
+* ``col_w``    In  C × signed(w_width): conv-mode weights, column j enters PE(0, j) and moves
+  down one PE per cycle.
+* ``w_direct`` In  R·C × signed(w_width): direct-mode weights, index i·C + j feeds PE(i, j).
+* ``direct``   In  1: selects ``w_direct`` instead of the column flow, for the whole mesh.
+* ``col_out``  Out C × {valid, data: signed(acc_width)}: drained tile results.
+
+Timing contract (cycle t = an input is held during t and sampled by the edge ending t; an
+output "at t" is readable during t). The caller applies every skew:
+
+* Element k of a tile: the token of row i is on ``row_in[i]`` at cycle s+k+i; in conv mode
+  its weight for column j is on ``col_w[j]`` at s+k+j; in direct mode the weight of PE(i, j)
+  is on ``w_direct[i*C+j]`` at s+k+i+j. PE(i, j) pairs them at cycle s+k+i+j. Cycles between
+  elements may hold tokens with valid = 0 (their other fields and weights are ignored).
+* PE(i, j) sums the products of its valid tokens from ``first`` through ``last`` (inclusive,
+  possibly the same token), modulo 2**acc_width.
+* Let t_last0 be the cycle the tile's ``last`` token is on ``row_in[0]`` (so row i's is at
+  t_last0+i). Then ``col_out[j]`` carries row i's result, valid = 1, at cycle
+  ``t_last0 + j + i + out_latency`` with ``out_latency = mult_latency + rows + 1``: rows
+  0..R-1 of a column come out on R consecutive cycles; valid = 0 on every other cycle.
+* Caller's promise: on each row, consecutive ``last`` tokens are at least R cycles apart
+  (tiles issued back to back with interval max(K, R) satisfy it). Then the drain chain never
+  collides.
+* ``direct`` is pipelined (two registers, ``direct_latency`` = 2) to keep its fan-out small:
+  the weight source of PE(i, j) at cycle t is ``direct`` of cycle t-2. Change it only while no
+  token is in the mesh: present the new value from s-2 of a layer's first tile on, and no
+  earlier than t_last0 + R + C - 3 of the previous layer's last tile.
+
+Drain: PE(i, j) latches its sum mult_latency+1 cycles after its ``last`` token and loads it
+into its chain register i cycles later still (a pulse derived from the row's own ``last``,
+delayed by mult_latency+1+i registers at the row's left edge and travelling right with the
+tokens); the chain shifts down one PE per cycle. A tile's rows therefore move down the chain
+as a compact block, and a block of the next tile (≥ R cycles later) never meets it.
+Reset clears valid bits only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.config import ArrayConfig
+from hwgen.rtl.pe import PE, _checked_operands, result_layout, token_layout, wrap_signed
+
+__all__ = ["MAX_DIM", "SystolicArray", "systolic_golden"]
+
+MAX_DIM = 32
+
+
+def systolic_golden(a, w, acc_width: int) -> np.ndarray:
+    """Tile results ``out[t, i, j]`` wrapped to signed ``acc_width``.
+
+    ``a``: int[tiles, R, K]. ``w``: int[tiles, C, K] (conv: ``sum_k a[t,i,k] * w[t,j,k]``) or
+    int[tiles, R, C, K] (direct: ``sum_k a[t,i,k] * w[t,i,j,k]``). Returns int[tiles, R, C].
+    """
+    a_ = _checked_operands(a, "a")
+    w_ = _checked_operands(w, "w")
+    if a_.ndim != 3:
+        raise ValueError(f"a must be [tiles, R, K], not shape {a_.shape}")
+    t, r, k = a_.shape
+    if acc_width > 62 or a_.dtype == object or w_.dtype == object:
+        a_, w_ = a_.astype(object), w_.astype(object)
+    if w_.ndim == 3 and w_.shape[0] == t and w_.shape[2] == k:
+        prod = a_[:, :, None, :] * w_[:, None, :, :]
+    elif w_.ndim == 4 and w_.shape[:2] == (t, r) and w_.shape[3] == k:
+        prod = a_[:, :, None, :] * w_
+    else:
+        raise ValueError(
+            f"w must be [tiles, C, K] (conv) or [tiles, R, C, K] (direct) matching a "
+            f"{a_.shape}, not {w_.shape}"
+        )
+    return wrap_signed(prod.sum(axis=3), acc_width)
+
+
+class SystolicArray(wiring.Component):
+    """Output-stationary ``cfg.rows`` × ``cfg.cols`` MAC mesh; see the module docstring."""
+
+    def __init__(self, cfg: ArrayConfig) -> None:
+        if not isinstance(cfg, ArrayConfig):
+            raise TypeError(f"Array configuration must be an ArrayConfig, not {cfg!r}")
+        for name in ("rows", "cols"):
+            v = getattr(cfg, name)
+            if v > MAX_DIM:
+                raise ValueError(f"Systolic array {name} must be in 1..{MAX_DIM}, not {v}")
+        self.cfg = cfg
+        r, c = cfg.rows, cfg.cols
+        super().__init__(
+            {
+                "row_in": In(data.ArrayLayout(token_layout(cfg.a_width), r)),
+                "col_w": In(data.ArrayLayout(signed(cfg.w_width), c)),
+                "w_direct": In(data.ArrayLayout(signed(cfg.w_width), r * c)),
+                "direct": In(1),
+                "col_out": Out(data.ArrayLayout(result_layout(cfg.acc_width), c)),
+            }
+        )
+
+    @property
+    def out_latency(self) -> int:
+        """``col_out[j]`` emits row i at ``t_last0 + j + i + out_latency``."""
+        return self.cfg.mult_latency + self.cfg.rows + 1
+
+    @property
+    def direct_latency(self) -> int:
+        """Cycles from ``direct`` to the PEs' weight-source muxes."""
+        return 2
+
+    @property
+    def min_last_interval(self) -> int:
+        """Minimum spacing of consecutive ``last`` tokens on a row."""
+        return self.cfg.rows
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        r, c = cfg.rows, cfg.cols
+        pes = [
+            [
+                PE(
+                    a_width=cfg.a_width,
+                    w_width=cfg.w_width,
+                    acc_width=cfg.acc_width,
+                    mult_latency=cfg.mult_latency,
+                )
+                for _ in range(c)
+            ]
+            for _ in range(r)
+        ]
+        for i in range(r):
+            for j in range(c):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+
+        for i in range(r):
+            # `direct` fan-out tree: one register per row, one per PE (inside the PE).
+            direct_row = Signal(name=f"direct_row{i}", reset_less=True)
+            m.d.sync += direct_row.eq(self.direct)
+
+            # Load pulse of row i: valid & last delayed mult_latency + 1 + i cycles.
+            ld = Signal(name=f"ld_row{i}_d0")
+            m.d.comb += ld.eq(self.row_in[i].valid & self.row_in[i].last)
+            for d in range(cfg.mult_latency + 1 + i):
+                nxt = Signal(name=f"ld_row{i}_d{d + 1}")
+                m.d.sync += nxt.eq(ld)
+                ld = nxt
+
+            for j in range(c):
+                pe = pes[i][j]
+                m.d.comb += [
+                    pe.direct.eq(direct_row),
+                    pe.w_direct.eq(self.w_direct[i * c + j]),
+                ]
+                if j == 0:
+                    m.d.comb += [pe.a_in.eq(self.row_in[i]), pe.ld_in.eq(ld)]
+                else:
+                    left = pes[i][j - 1]
+                    m.d.comb += [pe.a_in.eq(left.a_out), pe.ld_in.eq(left.ld_out)]
+                if i == 0:
+                    m.d.comb += [pe.w_in.eq(self.col_w[j]), pe.chain_in.valid.eq(0)]
+                else:
+                    m.d.comb += [
+                        pe.w_in.eq(pes[i - 1][j].w_out),
+                        pe.chain_in.eq(pes[i - 1][j].chain_out),
+                    ]
+        for j in range(c):
+            m.d.comb += self.col_out[j].eq(pes[r - 1][j].chain_out)
+        return m

@@ -1,0 +1,336 @@
+"""The Accelerator: controller, memories, feeders, systolic array and write-back for one Program.
+
+Streams (lib.stream, valid/ready):
+  weights  In  32-bit beats: model transfer (see loader.py), once per model
+  image    In  int8 input values in HWC order: data transfer, accepted after `start`
+  logits   Out int8 results with `last`: result transfer
+Control: `start` (pulse) -> busy ... -> `done` (level until the next start).
+Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
+3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
+after layer `dbg_layers` (for locating the first diverging layer).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.schedule.program import Program
+
+from .descriptor import DESC_LAYOUT, pack_descriptor
+from .feeder import FEEDER_LATENCY, RowFeeder
+from .loader import WeightLoader
+from .sequencer import Sequencer
+from .systolic import SystolicArray
+from .writeback import PARAM_LANE_LAYOUT, WriteBack
+
+__all__ = ["Accelerator", "LOGIT_LAYOUT", "perf_index"]
+
+LOGIT_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
+
+
+def perf_index(name: str, layer: int = 0) -> int:
+    return {"total": 0, "input": 1, "output": 2, "layer": 3 + layer}[name]
+
+
+def _bits(n: int) -> int:
+    return max(1, (max(n, 1) - 1).bit_length())
+
+
+def _delay(m: Module, sig, n: int, name: str):
+    for s in range(n):
+        nxt = Signal.like(sig, name=f"{name}_{s}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        cfg = program.array
+        self.R, self.C = cfg.rows, cfg.cols
+        self.addr_width = _bits(max(program.buf_depth))
+        self.n_layers = len(program.layers)
+        super().__init__(
+            {
+                "weights": In(stream.Signature(unsigned(32))),
+                "weights_restart": In(1),
+                "weights_loaded": Out(1),
+                "image": In(stream.Signature(signed(8))),
+                "logits": Out(stream.Signature(LOGIT_LAYOUT)),
+                "start": In(1),
+                "busy": Out(1),
+                "done": Out(1),
+                "perf_sel": In(8),
+                "perf_data": Out(32),
+                "dbg_buf": In(1),
+                "dbg_addr": In(unsigned(self.addr_width)),
+                "dbg_data": Out(unsigned(8 * self.C)),
+                "dbg_stop": In(1),
+                "dbg_layers": In(8),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        prog = self.program
+        cfg = prog.array
+        R, C = self.R, self.C
+        AW = self.addr_width
+
+        # ---------------- memories
+        convw = memory.Memory(shape=unsigned(8 * C), depth=prog.convw_depth, init=[])
+        directw = memory.Memory(shape=unsigned(8 * R * C), depth=prog.directw_depth, init=[])
+        params = memory.Memory(
+            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=prog.param_depth, init=[]
+        )
+        m.submodules.convw = convw
+        m.submodules.directw = directw
+        m.submodules.params = params
+        convw_r, directw_r, params_r = convw.read_port(), directw.read_port(), params.read_port()
+        convw_w, directw_w, params_w = convw.write_port(), directw.write_port(), params.write_port()
+
+        bufs = []  # bufs[b][i] = (read port, write port) of copy i of activation buffer b
+        for b in range(2):
+            copies = []
+            for i in range(R):
+                mem = memory.Memory(shape=unsigned(8 * C), depth=prog.buf_depth[b], init=[])
+                m.submodules[f"act{b}_{i}"] = mem
+                copies.append((mem.read_port(), mem.write_port(granularity=8)))
+            bufs.append(copies)
+
+        descs = [DESC_LAYOUT.const(pack_descriptor(lay, R)) for lay in prog.layers]
+        rom = memory.Memory(shape=DESC_LAYOUT, depth=len(descs), init=descs)
+        m.submodules.program = rom
+        rom_r = rom.read_port()
+        desc = Signal(DESC_LAYOUT)
+
+        # ---------------- model transfer
+        loader = WeightLoader(
+            regions=[
+                (8 * C, prog.convw_depth),
+                (8 * R * C, prog.directw_depth),
+                (len(params_w.data.as_value()), prog.param_depth),
+            ]
+        )
+        m.submodules.loader = loader
+        wiring.connect(m, wiring.flipped(self.weights), loader.i_stream)
+        m.d.comb += [
+            loader.restart.eq(self.weights_restart),
+            self.weights_loaded.eq(loader.loaded),
+            convw_w.en.eq(loader.we0),
+            convw_w.addr.eq(loader.addr0),
+            convw_w.data.eq(loader.data0),
+            directw_w.en.eq(loader.we1),
+            directw_w.addr.eq(loader.addr1),
+            directw_w.data.eq(loader.data1),
+            params_w.en.eq(loader.we2),
+            params_w.addr.eq(loader.addr2),
+            params_w.data.eq(loader.data2),
+        ]
+
+        # ---------------- compute pipeline
+        seq = Sequencer(cols=C)
+        m.submodules.seq = seq
+        array = SystolicArray(cfg)
+        m.submodules.array = array
+        wb = WriteBack(
+            rows=R,
+            cols=C,
+            acc_width=cfg.acc_width,
+            addr_width=AW,
+            param_addr_width=_bits(prog.param_depth),
+            pool_max_k=prog.pool_max_k,
+            pool_max_out_w=prog.pool_max_out_w,
+            mult_latency=cfg.mult_latency,
+        )
+        m.submodules.wb = wb
+        m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
+
+        feeders = []
+        for i in range(R):
+            f = RowFeeder(index=i, cols=C, addr_width=AW)
+            m.submodules[f"feed{i}"] = f
+            m.d.comb += f.desc.eq(desc)
+            if i == 0:
+                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix)]
+            else:
+                prev = feeders[-1]
+                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out)]
+            m.d.comb += [
+                f.rdata0.eq(bufs[0][i][0].data),
+                f.rdata1.eq(bufs[1][i][0].data),
+                array.row_in[i].valid.eq(f.row.valid),
+                array.row_in[i].first.eq(f.row.first),
+                array.row_in[i].last.eq(f.row.last),
+                array.row_in[i].a.eq(f.row.a),
+            ]
+            feeders.append(f)
+
+        # Weights: read in the sequencer's cycle c, data in c+1; row 0's operand reaches the
+        # array at c+FEEDER_LATENCY, so conv lane j waits FEEDER_LATENCY-1+j more cycles
+        # (the column skew) and the pre-skewed direct word FEEDER_LATENCY-1.
+        m.d.comb += [
+            convw_r.addr.eq(seq.convw_addr),
+            directw_r.addr.eq(seq.directw_addr),
+        ]
+        for j in range(C):
+            lane = convw_r.data[8 * j : 8 * j + 8]
+            m.d.comb += array.col_w[j].eq(_delay(m, lane, FEEDER_LATENCY - 1 + j, f"cw{j}"))
+        dword = _delay(m, directw_r.data, FEEDER_LATENCY - 1, "dw")
+        m.d.comb += array.w_direct.as_value().eq(dword)
+
+        for j in range(C):
+            m.d.comb += [
+                wb.col_out[j].valid.eq(array.col_out[j].valid),
+                wb.col_out[j].data.eq(array.col_out[j].data),
+            ]
+        m.d.comb += [params_r.addr.eq(wb.param_addr), wb.param_data.eq(params_r.data)]
+
+        # ---------------- controller
+        layer = Signal(range(max(self.n_layers, 2)))
+        in_count = Signal(24)
+        in_total = prog.in_shape[0] * prog.in_shape[1] * prog.in_shape[2]
+        in_ptr = Signal(AW + 1)
+        in_c = Signal(12)
+        in_lane = Signal(range(C + 1))
+        out_n = Signal(16)
+        out_lane = Signal(range(C + 1))
+        out_ptr = Signal(AW + 1)
+        out_word = Signal(8 * C)
+        seq_start = Signal()
+        wb_start = Signal()
+        settle = Signal(4)
+        m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
+
+        counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
+        m.d.comb += self.perf_data.eq(counters[self.perf_sel])
+        total = counters[0]
+
+        # default buffer connections: row i reads copy i; writes come from the write-back
+        rd_addr0 = Signal(AW)
+        m.d.comb += rd_addr0.eq(feeders[0].raddr)
+        for b in range(2):
+            for i in range(R):
+                rp, wp = bufs[b][i]
+                m.d.comb += rp.addr.eq(rd_addr0 if i == 0 else feeders[i].raddr)
+        in_we = Signal()
+        for b in range(2):
+            for i in range(R):
+                _, wp = bufs[b][i]
+                with m.If(in_we):
+                    if b == 0:
+                        m.d.comb += [
+                            wp.addr.eq(in_ptr),
+                            wp.data.eq(Cat(*([self.image.payload] * C))),
+                            wp.en.eq(Const(1, C) << in_lane),
+                        ]
+                with m.Elif(wb.wr_en & (desc.dst == b)):
+                    m.d.comb += [
+                        wp.addr.eq(wb.wr_addr),
+                        wp.data.eq(wb.wr_data),
+                        wp.en.eq((1 << C) - 1),
+                    ]
+        dbg_sel = Signal()
+        m.d.sync += dbg_sel.eq(self.dbg_buf)
+        m.d.comb += self.dbg_data.eq(
+            (bufs[0][0][0].data & ~(dbg_sel.replicate(8 * C)))
+            | (bufs[1][0][0].data & dbg_sel.replicate(8 * C))
+        )
+
+        m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
+        n_last = self.n_layers - 1
+        with m.FSM(name="ctrl") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += rd_addr0.eq(self.dbg_addr)
+                with m.If(self.start):
+                    m.d.sync += [
+                        in_count.eq(0),
+                        in_ptr.eq(0),
+                        in_c.eq(0),
+                        in_lane.eq(0),
+                        layer.eq(0),
+                    ]
+                    m.d.sync += [cnt.eq(0) for cnt in counters]
+                    m.next = "LOAD_IN"
+            with m.State("LOAD_IN"):
+                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.comb += self.image.ready.eq(1)
+                with m.If(self.image.valid):
+                    m.d.comb += in_we.eq(1)
+                    m.d.sync += in_count.eq(in_count + 1)
+                    with m.If(in_c == prog.in_shape[0] - 1):
+                        m.d.sync += [in_c.eq(0), in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
+                    with m.Else():
+                        m.d.sync += in_c.eq(in_c + 1)
+                        with m.If(in_lane == C - 1):
+                            m.d.sync += [in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
+                        with m.Else():
+                            m.d.sync += in_lane.eq(in_lane + 1)
+                    with m.If(in_count == in_total - 1):
+                        m.next = "FETCH"
+            with m.State("FETCH"):
+                # ROM address is `layer`; its data arrives next cycle.
+                m.d.sync += total.eq(total + 1)
+                m.next = "LATCH"
+            with m.State("LATCH"):
+                m.d.sync += [total.eq(total + 1), desc.eq(rom_r.data)]
+                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.sync += [total.eq(total + 1), counters[3 + layer].eq(counters[3 + layer] + 1)]
+                with m.If(settle != 3):
+                    m.d.sync += settle.eq(settle + 1)
+                with m.Elif(~seq.busy & wb.done):
+                    stop = (layer == n_last) | (self.dbg_stop & (layer == self.dbg_layers))
+                    with m.If(stop):
+                        m.d.sync += [out_n.eq(0), out_lane.eq(0), out_ptr.eq(0)]
+                        with m.If(self.dbg_stop):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.next = "OUT_READ"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "FETCH"
+            with m.State("OUT_READ"):
+                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                m.d.comb += rd_addr0.eq(out_ptr)
+                m.next = "OUT_WAIT"
+            with m.State("OUT_WAIT"):
+                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                src_word = bufs[prog.out_buf][0][0].data
+                m.d.sync += out_word.eq(src_word)
+                m.next = "OUT_SEND"
+            with m.State("OUT_SEND"):
+                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                m.d.comb += [
+                    self.logits.valid.eq(1),
+                    self.logits.payload.data.eq(out_word.word_select(out_lane, 8)),
+                    self.logits.payload.last.eq(out_n == prog.out_len - 1),
+                ]
+                with m.If(self.logits.ready):
+                    m.d.sync += out_n.eq(out_n + 1)
+                    with m.If(out_n == prog.out_len - 1):
+                        m.next = "DONE"
+                    with m.Elif(out_lane == C - 1):
+                        m.d.sync += [out_lane.eq(0), out_ptr.eq(out_ptr + 1)]
+                        m.next = "OUT_READ"
+                    with m.Else():
+                        m.d.sync += out_lane.eq(out_lane + 1)
+            with m.State("DONE"):
+                m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
+                with m.If(self.start):
+                    m.d.sync += [
+                        in_count.eq(0),
+                        in_ptr.eq(0),
+                        in_c.eq(0),
+                        in_lane.eq(0),
+                        layer.eq(0),
+                    ]
+                    m.d.sync += [cnt.eq(0) for cnt in counters]
+                    m.next = "LOAD_IN"
+        m.d.comb += [rom_r.addr.eq(layer)]
+        m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
+        return m

@@ -1,0 +1,193 @@
+"""Write-back: array columns -> deskew -> C requant lanes -> (pool) -> activation buffer.
+
+The bottom of column j emits a tile's rows one cycle after column j-1 does; delaying column j
+by C-1-j aligns them so that one *row* (C output channels of one pixel, or C outputs of a
+linear layer) arrives per cycle. The row's address and its channels' requant parameters
+come from counters that replay the schedule's loop order, so no metadata travels with the
+array. Rows past the end of the map (padding rows of the last pixel tile) are dropped.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .descriptor import DESC_LAYOUT
+from .pool import Pool2d, PoolMode
+from .requant import Requant
+
+__all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "col_out_layout"]
+
+A = 24
+PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
+
+
+def col_out_layout(acc_width: int, cols: int) -> data.ArrayLayout:
+    return data.ArrayLayout(data.StructLayout({"valid": 1, "data": signed(acc_width)}), cols)
+
+
+class WriteBack(wiring.Component):
+    def __init__(
+        self,
+        *,
+        rows: int,
+        cols: int,
+        acc_width: int,
+        addr_width: int,
+        param_addr_width: int,
+        pool_max_k: int,
+        pool_max_out_w: int,
+        mult_latency: int,
+    ) -> None:
+        self.rows = rows
+        self.cols = cols
+        self.acc_width = acc_width
+        self.addr_width = addr_width
+        self.pool_max_k = pool_max_k
+        self.pool_max_out_w = pool_max_out_w
+        self.mult_latency = mult_latency
+        super().__init__(
+            {
+                "desc": In(DESC_LAYOUT),
+                "start": In(1),
+                "col_out": In(col_out_layout(acc_width, cols)),
+                "param_addr": Out(unsigned(param_addr_width)),
+                "param_data": In(data.ArrayLayout(PARAM_LANE_LAYOUT, cols)),
+                "wr_en": Out(1),
+                "wr_addr": Out(unsigned(addr_width)),
+                "wr_data": Out(unsigned(8 * cols)),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        d = self.desc
+        R, C = self.rows, self.cols
+
+        # --- deskew: column j waits C-1-j cycles
+        aligned = []
+        for j in range(C):
+            v, x = self.col_out[j].valid, self.col_out[j].data
+            for s in range(C - 1 - j):
+                nv = Signal(name=f"dsk_v{j}_{s}")
+                nx = Signal(signed(self.acc_width), name=f"dsk_d{j}_{s}")
+                m.d.sync += [nv.eq(v), nx.eq(x)]
+                v, x = nv, nx
+            aligned.append((v, x))
+        row_valid = aligned[0][0]
+
+        # --- replay the loop order to find each row's address and parameter word
+        i = Signal(range(R + 1))
+        tp = Signal(16)
+        g = Signal(12)
+        r = Signal(16)  # conv: pixel index in the group; direct: output word
+        wptr = Signal(A)
+        m_wvalid = Signal()
+        m_word = Signal(A)
+        with m.If(self.start):
+            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), wptr.eq(0)]
+        with m.Elif(row_valid):
+            m.d.sync += [r.eq(r + 1)]
+            with m.If(d.mode == 0):
+                m.d.sync += wptr.eq(wptr + d.out_cw)
+                with m.If(i == R - 1):
+                    m.d.sync += i.eq(0)
+                    with m.If(tp == d.ptiles - 1):
+                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), wptr.eq(g + 1)]
+                    with m.Else():
+                        m.d.sync += tp.eq(tp + 1)
+                with m.Else():
+                    m.d.sync += i.eq(i + 1)
+        m.d.comb += [
+            m_wvalid.eq(row_valid & (r < d.rows_limit)),
+            m_word.eq(wptr),
+            self.param_addr.eq(d.pbase + g),
+        ]
+        with m.If(d.mode == 1):
+            m.d.comb += [m_word.eq(r), self.param_addr.eq(d.pbase + r)]
+
+        # --- one cycle for the parameter read: delay data and metadata to meet it
+        p_valid = Signal()
+        p_wvalid = Signal()
+        p_word = Signal(A)
+        p_acc = [Signal(signed(self.acc_width), name=f"p_acc{j}") for j in range(C)]
+        m.d.sync += [p_valid.eq(row_valid), p_wvalid.eq(m_wvalid), p_word.eq(m_word)]
+        m.d.sync += [p_acc[j].eq(aligned[j][1]) for j in range(C)]
+
+        # --- C requant lanes
+        lanes = []
+        for j in range(C):
+            rq = Requant(acc_width=self.acc_width, mult_latency=self.mult_latency)
+            m.submodules[f"requant{j}"] = rq
+            prm = self.param_data[j]
+            m.d.comb += [
+                rq.i_stream.valid.eq(p_valid),
+                rq.i_stream.payload.acc.eq(p_acc[j]),
+                rq.i_stream.payload.bias.eq(prm.bias),
+                rq.i_stream.payload.mult.eq(prm.mult),
+                rq.i_stream.payload.shift.eq(prm.shift),
+                rq.i_stream.payload.lo.eq(d.act_lo),
+                rq.i_stream.payload.hi.eq(d.act_hi),
+            ]
+            lanes.append(rq)
+        lq = lanes[0].latency
+        q_wvalid, q_word = p_wvalid, p_word
+        for s in range(lq):
+            nv = Signal(name=f"q_wv{s}")
+            nw = Signal(A, name=f"q_w{s}")
+            m.d.sync += [nv.eq(q_wvalid), nw.eq(q_word)]
+            q_wvalid, q_word = nv, nw
+        q_valid = lanes[0].o_stream.valid & q_wvalid
+        q_data = Signal(8 * C)
+        for j in range(C):
+            m.d.comb += q_data[8 * j : 8 * j + 8].eq(lanes[j].o_stream.payload)
+
+        # --- fused pool, or straight to the buffer
+        pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
+        m.submodules.pool = pool
+        m.d.comb += [
+            pool.cfg.in_w.eq(d.out_w),
+            pool.cfg.in_h.eq(d.out_h),
+            pool.cfg.k.eq(d.pool_k),
+            pool.cfg.mode.eq(d.pool_mode),
+            pool.cfg.avg_shift.eq(d.pool_shift),
+            pool.start.eq(self.start),
+            pool.i_stream.valid.eq(q_valid & d.pool_en),
+            pool.i_stream.payload.as_value().eq(q_data),
+        ]
+        pq = Signal(16)
+        pg = Signal(12)
+        pptr = Signal(A)
+        with m.If(self.start):
+            m.d.sync += [pq.eq(0), pg.eq(0), pptr.eq(0)]
+        with m.Elif(pool.o_stream.valid):
+            with m.If(pq == d.pool_count - 1):
+                m.d.sync += [pq.eq(0), pg.eq(pg + 1), pptr.eq(pg + 1)]
+            with m.Else():
+                m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.out_cw)]
+
+        writes = Signal(A)
+        with m.If(d.pool_en):
+            m.d.comb += [
+                self.wr_en.eq(pool.o_stream.valid),
+                self.wr_addr.eq(pptr),
+                self.wr_data.eq(pool.o_stream.payload.as_value()),
+            ]
+        with m.Else():
+            m.d.comb += [
+                self.wr_en.eq(q_valid),
+                self.wr_addr.eq(q_word),
+                self.wr_data.eq(q_data),
+            ]
+        with m.If(self.start):
+            m.d.sync += writes.eq(0)
+        with m.Elif(self.wr_en):
+            m.d.sync += writes.eq(writes + 1)
+        m.d.comb += self.done.eq(writes == d.writes)
+        return m
+
+
+# PoolMode values are the schedule's POOL_MAX / POOL_AVG
+assert PoolMode.MAX.value == 0 and PoolMode.AVG.value == 1

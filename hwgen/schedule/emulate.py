@@ -1,0 +1,162 @@
+"""Execute a Program in NumPy exactly as the hardware walks it.
+
+Same memory images, same incremental window-address arithmetic, same tile order, same
+write-back addresses: if this equals the golden model, the schedule is right and any RTL
+mismatch is in the RTL. Also the source of the buffer layouts the RTL tests compare.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwgen.golden.ops import avgpool_int, maxpool_int
+from hwgen.quant.fixedpoint import requantize
+
+from .program import MODE_CONV, POOL_AVG, LayerPlan, Program
+
+__all__ = ["load_input", "emulate", "buffer_to_chw", "row_pixel_states"]
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def load_input(prog: Program, x_int8: np.ndarray) -> np.ndarray:
+    """Input map [C,H,W] int8 -> buffer-0 contents [depth, C lanes] (HWC, padded)."""
+    C = prog.array.cols
+    cin, h, w = prog.in_shape
+    buf = np.zeros((prog.buf_depth[0], C), dtype=np.int64)
+    hwc = np.asarray(x_int8, dtype=np.int64).reshape(cin, h, w).transpose(1, 2, 0)
+    for c in range(cin):
+        buf[np.arange(h * w) * prog.in_cw + c // C, c % C] = hwc[:, :, c].reshape(-1)
+    return buf
+
+
+def buffer_to_chw(buf: np.ndarray, h: int, w: int, c: int, cw: int) -> np.ndarray:
+    """Inverse of the HWC-padded layout: buffer words -> [C, H, W]."""
+    C = buf.shape[1]
+    out = np.zeros((c, h, w), dtype=np.int64)
+    for ch in range(c):
+        out[ch] = buf[np.arange(h * w) * cw + ch // C, ch % C].reshape(h, w)
+    return out
+
+
+def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]:
+    """Per tile, per row: (iy0, ix0, base) as the feeders compute them incrementally."""
+    s, ow = lay.stride, lay.out_w
+    states = []
+    oy = ox = 0
+    iy0 = ix0 = -lay.pad
+    base = (-lay.pad * lay.in_w - lay.pad) * lay.in_cw
+    for _ in range(lay.ptiles):
+        rows = []
+        y, x, ry, rx, rb = oy, ox, iy0, ix0, base
+        for i in range(R):
+            if i > 0 and lay.mode == MODE_CONV:  # row i = row i-1 plus one pixel
+                x += 1
+                rx += s
+                rb += lay.step1
+                if x == ow:
+                    x = 0
+                    y += 1
+                    rx -= ow * s
+                    ry += s
+                    rb += lay.wrap_delta
+            rows.append((ry, rx, rb))
+        states.append(rows)
+        # row 0 of the next tile: R pixels on
+        ox += lay.dx
+        oy += lay.dy
+        ix0 += lay.dx * s
+        iy0 += lay.dy * s
+        base += lay.dx * lay.step1 + lay.dy * s * lay.in_w * lay.in_cw
+        if ox >= ow:
+            ox -= ow
+            oy += 1
+            ix0 -= ow * s
+            iy0 += s
+            base += lay.wrap_delta
+    return states
+
+
+def _window_offsets(lay: LayerPlan, C: int) -> list[tuple[int, int, int, int]]:
+    """The shared K loop: (ky, kx, offset word, lane) per element, built incrementally."""
+    out = []
+    off = 0
+    for ky in range(lay.kh):
+        for kx in range(lay.kw):
+            for c in range(lay.cin):
+                out.append((ky, kx, off + c // C, c % C))
+            off += lay.in_cw
+        off += lay.row_jump
+    return out
+
+
+def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Run the program; returns (logits int8 [N], buffer snapshot after every layer)."""
+    R, C = prog.array.rows, prog.array.cols
+    bufs = [load_input(prog, x_int8), np.zeros((prog.buf_depth[1], C), dtype=np.int64)]
+    snaps = []
+    for lay in prog.layers:
+        src = bufs[lay.src]
+        dst = np.zeros_like(bufs[lay.dst])
+        offs = _window_offsets(lay, C)
+        states = row_pixel_states(lay, R)
+        pre_pool = np.zeros((lay.groups, lay.out_h * lay.out_w, C), dtype=np.int64)
+        for g in range(lay.groups):
+            for t in range(lay.ptiles):
+                a = np.zeros((R, lay.k_len), dtype=np.int64)
+                for i in range(R):
+                    iy0, ix0, base = states[t][i]
+                    for k, (ky, kx, off, lane) in enumerate(offs):
+                        iy, ix = iy0 + ky, ix0 + kx
+                        if 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
+                            a[i, k] = src[base + off, lane]
+                if lay.mode == MODE_CONV:
+                    wt = prog.convw[lay.wbase + g * lay.k_len : lay.wbase + (g + 1) * lay.k_len]
+                    acc = a @ wt  # [R, C]
+                else:
+                    acc = np.zeros((R, C), dtype=np.int64)
+                    w0 = lay.wbase + g * lay.interval
+                    for i in range(R):
+                        for j in range(C):
+                            col = prog.directw[w0 + i + j : w0 + i + j + lay.k_len, i * C + j]
+                            acc[i, j] = a[i] @ col
+                acc = _wrap32(acc)
+                for i in range(R):
+                    if lay.mode == MODE_CONV:
+                        r = t * R + i
+                        if r >= lay.rows_limit:
+                            continue
+                        pw = lay.pbase + g
+                    else:
+                        r = g * R + i
+                        if r >= lay.rows_limit:
+                            continue
+                        pw = lay.pbase + r
+                    y = requantize(
+                        _wrap32(acc[i] + prog.bias[pw]),
+                        prog.mult[pw],
+                        prog.shift[pw],
+                        0,
+                        lay.act_lo,
+                        lay.act_hi,
+                    )
+                    if lay.mode == MODE_CONV:
+                        pre_pool[g, r] = y
+                        if not lay.pool_en:
+                            dst[r * lay.out_cw + g] = y
+                    else:
+                        dst[r] = y
+        if lay.pool_en:
+            pool = avgpool_int if lay.pool_mode == POOL_AVG else maxpool_int
+            for g in range(lay.groups):
+                m = pre_pool[g].reshape(lay.out_h, lay.out_w, C).transpose(2, 0, 1)
+                pooled = pool(m, lay.pool_k, lay.pool_k)  # [C, fh, fw]
+                q = pooled.transpose(1, 2, 0).reshape(-1, C)
+                dst[np.arange(len(q)) * lay.out_cw + g] = q
+        bufs[lay.dst] = dst
+        snaps.append(dst.copy())
+    last = prog.layers[-1]
+    logits = bufs[prog.out_buf].reshape(-1)[: last.cout] if last.out_cw else None
+    return np.asarray(logits), snaps

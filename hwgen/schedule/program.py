@@ -1,0 +1,156 @@
+"""The schedule's output: the program the controller runs and the buffers it runs in.
+
+Everything here is plain data (frozen dataclasses of ints) so that the hardware generator can
+bake it into a ROM and the performance model can read it without running anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from hwgen.config import ArrayConfig
+
+__all__ = ["MODE_CONV", "MODE_DIRECT", "POOL_MAX", "POOL_AVG", "LayerPlan", "Program"]
+
+MODE_CONV = 0  # rows = output pixels, weights flow down the columns
+MODE_DIRECT = 1  # linear at batch 1: every PE gets its own weight from the wide memory
+POOL_MAX = 0
+POOL_AVG = 1
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One controller instruction: a Conv or Linear (with its requant, ReLU and fused pool).
+
+    Hardware layout of every feature map: HWC, channels padded to ``cw`` words of C lanes,
+    word address = (y*W + x)*cw + c//C, lane = c % C.
+    """
+
+    name: str
+    covers: tuple[str, ...]  # golden layer names whose output this instruction produces
+    mode: int
+    src: int  # activation buffer read (0/1)
+    dst: int  # activation buffer written
+    # input map
+    in_h: int
+    in_w: int
+    cin: int
+    in_cw: int
+    kh: int
+    kw: int
+    stride: int
+    pad: int
+    # output map of the MAC stage (before pooling)
+    out_h: int
+    out_w: int
+    cout: int
+    out_cw: int
+    # tiling
+    groups: int  # conv: channel groups of C; direct: tiles of R words (R*C channels)
+    ptiles: int  # conv: ceil(P/R) pixel tiles; direct: 1
+    k_len: int  # reduction length K = kh*kw*cin
+    interval: int  # cycles between tile starts
+    # incremental address generation (see rtl/feeder.py)
+    dx: int  # R mod out_w: row 0's pixel step per tile
+    dy: int  # R div out_w
+    step1: int  # base address step for one pixel to the right (stride*in_cw)
+    wrap_delta: int  # extra base step when a pixel row wraps
+    row_jump: int  # extra offset step when the kernel's x loop wraps ((in_w-kw)*in_cw)
+    # memories
+    wbase: int  # first word in the conv or direct weight memory
+    pbase: int  # first word in the requant parameter memory
+    act_lo: int
+    act_hi: int
+    rows_limit: int  # writer: rows with index >= this are padding and are not written
+    # fused pool (applied to the requantized conv output)
+    pool_en: int = 0
+    pool_k: int = 1
+    pool_mode: int = POOL_MAX
+    pool_shift: int = 0
+    pool_out_h: int = 0
+    pool_out_w: int = 0
+    macs: int = 0
+
+    @property
+    def tiles(self) -> int:
+        return self.groups * self.ptiles
+
+    @property
+    def issue_cycles(self) -> int:
+        return self.tiles * self.interval
+
+    @property
+    def final_h(self) -> int:
+        return self.pool_out_h if self.pool_en else self.out_h
+
+    @property
+    def final_w(self) -> int:
+        return self.pool_out_w if self.pool_en else self.out_w
+
+    @property
+    def out_words(self) -> int:
+        return self.final_h * self.final_w * self.out_cw
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    model: str
+    array: ArrayConfig
+    in_shape: tuple[int, int, int]  # (C, H, W)
+    in_cw: int
+    layers: tuple[LayerPlan, ...]
+    buf_depth: tuple[int, int]  # words per activation buffer (each replicated R times)
+    convw_depth: int  # words of C int8 lanes
+    directw_depth: int  # words of R*C int8 lanes
+    param_depth: int  # words of C (bias, mult, shift) lanes
+    pool_max_out_w: int
+    pool_max_k: int
+    out_len: int  # number of int8 results streamed out
+    out_buf: int
+    # memory images (int64 arrays)
+    convw: np.ndarray = field(repr=False)  # [convw_depth, C]
+    directw: np.ndarray = field(repr=False)  # [directw_depth, R*C]
+    bias: np.ndarray = field(repr=False)  # [param_depth, C]
+    mult: np.ndarray = field(repr=False)  # [param_depth, C]
+    shift: np.ndarray = field(repr=False)  # [param_depth, C]
+
+    @property
+    def macs(self) -> int:
+        return sum(lay.macs for lay in self.layers)
+
+    @property
+    def ideal_cycles(self) -> float:
+        return self.macs / self.array.pes
+
+    def layer_dicts(self) -> list[dict]:
+        return [asdict(lay) for lay in self.layers]
+
+    def text(self) -> str:
+        """Human-readable program listing (the controller's instruction list)."""
+        a = self.array
+        lines = [
+            f"; hwgen program for {self.model} on a {a.rows}x{a.cols} array",
+            f"; input {self.in_shape} -> buffer 0 ({self.in_cw} word(s)/pixel)",
+            f"; buffers: {self.buf_depth[0]} and {self.buf_depth[1]} words x {a.cols} lanes,"
+            f" each x{a.rows} copies; conv weights {self.convw_depth} words x {a.cols};"
+            f" direct weights {self.directw_depth} words x {a.rows * a.cols};"
+            f" params {self.param_depth} words",
+        ]
+        for i, lay in enumerate(self.layers):
+            mode = "CONV  " if lay.mode == MODE_CONV else "DIRECT"
+            pool = ""
+            if lay.pool_en:
+                kind = "max" if lay.pool_mode == POOL_MAX else "avg"
+                pool = f" +{kind}pool{lay.pool_k}->{lay.pool_out_h}x{lay.pool_out_w}"
+            lines.append(
+                f"{i:2d}: {mode} {lay.name:<10} buf{lay.src}->buf{lay.dst} "
+                f"in {lay.in_h}x{lay.in_w}x{lay.cin} k{lay.kh}x{lay.kw} s{lay.stride} "
+                f"p{lay.pad} out {lay.out_h}x{lay.out_w}x{lay.cout}{pool} | "
+                f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len} every {lay.interval} cyc "
+                f"= {lay.issue_cycles} cyc | w@{lay.wbase} p@{lay.pbase} "
+                f"clamp[{lay.act_lo},{lay.act_hi}]"
+            )
+        lines.append(f"OUT   {self.out_len} int8 from buf{self.out_buf}")
+        return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""hwgen.evaluate on the real model: cached QModel build and a short accuracy run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+models = pytest.importorskip("models")
+datasets = pytest.importorskip("hwgen.datasets")
+
+from hwgen.evaluate import build_qmodel, evaluate, qmodel_dir  # noqa: E402
+from hwgen.quant.artifact import MANIFEST  # noqa: E402
+
+NAME = "mnist_cnn"
+pytestmark = pytest.mark.skipif(
+    not (models.weights_path(NAME).is_file() and datasets.mnist_available()),
+    reason="needs the trained mnist_cnn weights and the MNIST data",
+)
+
+
+def test_build_qmodel_caches_and_invalidates(tmp_path: Path) -> None:
+    qm = build_qmodel(NAME, build_dir=tmp_path)
+    man = qmodel_dir(NAME, tmp_path) / MANIFEST
+    stamp = man.stat().st_mtime_ns
+    again = build_qmodel(NAME, build_dir=tmp_path)  # cache hit: manifest untouched
+    assert man.stat().st_mtime_ns == stamp
+    assert [lay.name for lay in again.layers] == [lay.name for lay in qm.layers]
+    # a different key (e.g. new weights) forces a rebuild
+    m = json.loads(man.read_text())
+    m["meta"]["cache_key"]["weights_sha256"] = "0" * 64
+    man.write_text(json.dumps(m))
+    build_qmodel(NAME, build_dir=tmp_path)
+    assert json.loads(man.read_text())["meta"]["cache_key"]["weights_sha256"] != "0" * 64
+
+
+def test_evaluate_short(tmp_path: Path) -> None:
+    res = evaluate(NAME, n=300, progress=False, build_dir=tmp_path)
+    assert res["n"] == 300
+    assert res["float_acc"] > 95 and res["int8_acc"] > 95
+    assert res["agreement"] >= 98
+    assert res["ir_max_abs_diff"] < 1e-3
