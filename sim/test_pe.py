@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """PE: golden, constructor checks, Amaranth-simulator and Verilator/cocotb runs.
 
 Every output of every cycle is compared (forwarded token/weight/load pulse, drain-chain word).
@@ -66,8 +67,11 @@ def test_wrap_signed_wide() -> None:
         ({"w_width": "8"}, TypeError, "Weight width must be a positive integer, not '8'"),
         ({"acc_width": 8.0}, TypeError, "Accumulator width must be a positive integer, not 8.0"),
         ({"mult_latency": 0}, TypeError, "Multiplier latency must be a positive integer, not 0"),
-        ({"acc_width": 15}, ValueError,
-         r"Accumulator width 15 is narrower than a product \(8\+8 bits\)"),
+        (
+            {"acc_width": 15},
+            ValueError,
+            r"Accumulator width 15 is narrower than a product \(8\+8 bits\)",
+        ),
     ],
 )
 def test_pe_constructor_checks(kw: dict, exc: type, msg: str) -> None:
@@ -85,8 +89,12 @@ def test_pe_keyword_only() -> None:
 
 def _amaranth_run(p: dict) -> None:
     stim = build_pe_stimulus(p)
-    dut = PE(a_width=p["a_width"], w_width=p["w_width"], acc_width=p["acc_width"],
-             mult_latency=p["mult_latency"])
+    dut = PE(
+        a_width=p["a_width"],
+        w_width=p["w_width"],
+        acc_width=p["acc_width"],
+        mult_latency=p["mult_latency"],
+    )
     ins = {n: Value.cast(getattr(dut, n)) for n in INPUTS}
     outs = {n: Value.cast(getattr(dut, n)) for n in OUTPUTS}
     got: dict[str, list[int]] = {n: [] for n in OUTPUTS}
@@ -110,11 +118,15 @@ def _amaranth_run(p: dict) -> None:
 AMARANTH_CASES = {
     "l3_acc32_r8": lambda s: _params(s, 8, _layers(8)),
     "l1_acc20_r4": lambda s: _params(
-        s, 4, [*_layers(4), {"mode": "conv", "tiles": 4, "k": 70, "values": "min"}],
-        acc_width=20, mult_latency=1,
+        s,
+        4,
+        [*_layers(4), {"mode": "conv", "tiles": 4, "k": 70, "values": "min"}],
+        acc_width=20,
+        mult_latency=1,
     ),
-    "l2_a6w10_r1": lambda s: _params(s, 1, _layers(1), a_width=6, w_width=10, acc_width=24,
-                                     mult_latency=2),
+    "l2_a6w10_r1": lambda s: _params(
+        s, 1, _layers(1), a_width=6, w_width=10, acc_width=24, mult_latency=2
+    ),
     "l3_r16": lambda s: _params(s, 16, _layers(16, 4)),
 }
 
@@ -129,10 +141,11 @@ def test_pe_amaranth(case: str, seed: int) -> None:
 # ---------------------------------------------------------------- Verilator + cocotb
 
 RTL_CASES = {
-    "l3_acc32": lambda s: _params(s, 8, _layers(8, 12), junk_cycles=12),
-    "l1_acc20": lambda s: _params(
-        s, 4, [*_layers(4, 12), {"mode": "direct", "tiles": 6, "k": [60, 90], "values": "min"}],
-        acc_width=20, mult_latency=1, junk_cycles=12,
+    "l3_acc32": lambda s: _params(
+        s,
+        8,
+        [*_layers(8, 12), {"mode": "direct", "tiles": 6, "k": [60, 90], "values": "min"}],
+        junk_cycles=12,
     ),
 }
 
@@ -146,10 +159,18 @@ def test_pe_rtl(case: str, seed: int) -> None:
     (SIM_BUILD / name).mkdir(parents=True, exist_ok=True)
     pfile = SIM_BUILD / name / f"params_{case}_{seed}.json"
     pfile.write_text(json.dumps(p))
-    dut = PE(a_width=p["a_width"], w_width=p["w_width"], acc_width=p["acc_width"],
-             mult_latency=p["mult_latency"])
+    dut = PE(
+        a_width=p["a_width"],
+        w_width=p["w_width"],
+        acc_width=p["acc_width"],
+        mult_latency=p["mult_latency"],
+    )
     res = run_cocotb(
-        verilog=build_verilog(dut, "pe"), toplevel="pe", test_module="sim.tb.pe_tb",
-        config_name=name, env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(seed)}, seed=seed,
+        verilog=build_verilog(dut, "pe"),
+        toplevel="pe",
+        test_module="sim.tb.pe_tb",
+        config_name=name,
+        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(seed)},
+        seed=seed,
     )
     assert_passed(res, name)

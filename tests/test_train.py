@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,16 @@ import hwgen.train as train_mod
 from hwgen.datasets import load_mnist_sample, to_model_input
 from hwgen.train import build_parser, evaluate_float, fit, train
 from models import get_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # Tiny batches: a second thread only adds synchronisation, and is far slower on a
+    # shared, loaded machine.
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
 
 
 def _state_bytes(model: torch.nn.Module) -> list[bytes]:

@@ -29,6 +29,7 @@ registers are reset-less.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -48,25 +49,26 @@ def result_layout(acc_width: int) -> data.StructLayout:
     return data.StructLayout({"valid": 1, "data": signed(acc_width)})
 
 
-def wrap_signed(x: np.ndarray, width: int) -> np.ndarray:
+def wrap_signed(x: npt.ArrayLike, width: int) -> np.ndarray:
     """Reduce integers modulo 2**width into the signed range [-2**(width-1), 2**(width-1))."""
     x = np.asarray(x)
     if x.dtype == object or width > 62:
-        f = np.frompyfunc(lambda v: ((int(v) + (1 << (width - 1))) % (1 << width))
-                          - (1 << (width - 1)), 1, 1)
+        f = np.frompyfunc(
+            lambda v: ((int(v) + (1 << (width - 1))) % (1 << width)) - (1 << (width - 1)), 1, 1
+        )
         return f(x).astype(object)
     half = np.int64(1 << (width - 1))
     return ((x + half) & np.int64((1 << width) - 1)) - half
 
 
-def _checked_operands(x, name: str) -> np.ndarray:
+def _checked_operands(x: npt.ArrayLike, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype != object and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, not {arr.dtype}")
     return arr.astype(object) if arr.dtype == object else arr.astype(np.int64)
 
 
-def pe_golden(a, w, acc_width: int) -> np.ndarray:
+def pe_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.ndarray:
     """Per tile dot product ``sum_k a[t,k] * w[t,k]`` wrapped to signed ``acc_width``.
 
     ``a``, ``w``: int[tiles, K]. Returns int[tiles].
@@ -80,7 +82,7 @@ def pe_golden(a, w, acc_width: int) -> np.ndarray:
     return wrap_signed((a_ * w_).sum(axis=1), acc_width)
 
 
-def _check_width(value, what: str) -> None:
+def _check_width(value: object, what: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise TypeError(f"{what} must be a positive integer, not {value!r}")
 

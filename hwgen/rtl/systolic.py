@@ -27,21 +27,27 @@ output "at t" is readable during t). The caller applies every skew:
   (tiles issued back to back with interval max(K, R) satisfy it). Then the drain chain never
   collides.
 * ``direct`` is pipelined (two registers, ``direct_latency`` = 2) to keep its fan-out small:
-  the weight source of PE(i, j) at cycle t is ``direct`` of cycle t-2. Change it only while no
-  token is in the mesh: present the new value from s-2 of a layer's first tile on, and no
-  earlier than t_last0 + R + C - 3 of the previous layer's last tile.
+  the weight source of every PE at cycle t is ``direct`` of cycle t-2. When it changes
+  between layers, present the new value no later than s-2 (s of the new layer's first tile)
+  and no earlier than t_last0 + R + C - 3 (t_last0 of the old layer's final tile, whose last
+  token reaches PE(R-1, C-1) at t_last0 + R + C - 2).
 
-Drain: PE(i, j) latches its sum mult_latency+1 cycles after its ``last`` token and loads it
-into its chain register i cycles later still (a pulse derived from the row's own ``last``,
-delayed by mult_latency+1+i registers at the row's left edge and travelling right with the
-tokens); the chain shifts down one PE per cycle. A tile's rows therefore move down the chain
-as a compact block, and a block of the next tile (≥ R cycles later) never meets it.
-Reset clears valid bits only.
+Drain: the sum of PE(i, j) is in its result register from cycle τ + mult_latency + 1 (τ: its
+``last`` token at the PE, t_last0 + i + j) and is loaded into its chain register at the edge
+ending τ + mult_latency + 1 + i, by a pulse made from the row's own valid & last, delayed
+mult_latency + 1 + i registers at the row's left edge and travelling right with the tokens.
+The chain shifts down one PE per cycle, so row i reaches the bottom at
+t_last0 + j + i + mult_latency + R + 1: a tile's rows move down as one compact block, and the
+block of a tile whose ``last`` is ≥ R cycles later never meets it (row r of a tile occupies
+chain register i ≥ r only in one cycle, τ0 + r + i + const, and register i is loaded in a
+cycle where register i-1 is empty). Reset clears valid bits only (tokens, product pipeline,
+load pulses, chain); the wide data registers are reset-less.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -54,7 +60,7 @@ __all__ = ["MAX_DIM", "SystolicArray", "systolic_golden"]
 MAX_DIM = 32
 
 
-def systolic_golden(a, w, acc_width: int) -> np.ndarray:
+def systolic_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.ndarray:
     """Tile results ``out[t, i, j]`` wrapped to signed ``acc_width``.
 
     ``a``: int[tiles, R, K]. ``w``: int[tiles, C, K] (conv: ``sum_k a[t,i,k] * w[t,j,k]``) or

@@ -71,8 +71,9 @@ def build_pe_stimulus(p: dict) -> PEStimulus:
             if layer.get("gaps"):
                 s += rng.choice((0, 0, 1, rng.randint(0, 2 * rows + 3)))
             if first_tile and mode != prev_mode:
-                switches.append((s - DIRECT_LATENCY if prev_last is not None else 0,
-                                 int(mode == "direct")))
+                switches.append(
+                    (s - DIRECT_LATENCY if prev_last is not None else 0, int(mode == "direct"))
+                )
             # The PE's row index decides how long the result waits for its load pulse.
             d = rows - 1 if rng.random() < 0.3 else rng.randint(0, rows - 1)
             a = _operands(rng, (1, k), aw, layer.get("values", "random"))
@@ -140,8 +141,10 @@ def check_pe_outputs(stim: PEStimulus, got: dict[str, list[int]]) -> None:
             continue
         for port_in, port_out in (("a_in", "a_out"), ("w_in", "w_out"), ("ld_in", "ld_out")):
             if got[port_out][t] != stim.inputs[port_in][t - 1]:
-                errors.append(f"cycle {t}: {port_out}={got[port_out][t]:#x} "
-                              f"want {stim.inputs[port_in][t - 1]:#x}")
+                errors.append(
+                    f"cycle {t}: {port_out}={got[port_out][t]:#x} "
+                    f"want {stim.inputs[port_in][t - 1]:#x}"
+                )
         valid = (ch >> ov) & 1
         data = _signed(ch >> od, stim.acc_width)
         prev = stim.inputs["chain_in"][t - 1]
@@ -187,6 +190,6 @@ async def pe_bit_exact(dut) -> None:
             getattr(dut, name).value = stim.inputs[name][t]
         await ReadOnly()
         for name in OUTPUTS:
-            got[name].append(getattr(dut, name).value.to_unsigned())
+            got[name].append(int(getattr(dut, name).value))
         await RisingEdge(dut.clk)
     check_pe_outputs(stim, got)

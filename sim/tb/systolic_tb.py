@@ -64,8 +64,9 @@ def _operands(rng: random.Random, shape: tuple[int, ...], width: int, kind: str)
     elif kind == "min":
         vals = [lo] * n
     elif kind == "mixed":
-        vals = [rng.choice((lo, hi)) if rng.random() < 0.3 else rng.randint(lo, hi)
-                for _ in range(n)]
+        vals = [
+            rng.choice((lo, hi)) if rng.random() < 0.3 else rng.randint(lo, hi) for _ in range(n)
+        ]
     else:
         raise ValueError(f"unknown operand kind {kind!r}")
     return np.array(vals, dtype=np.int64).reshape(shape)
@@ -177,8 +178,10 @@ def check_outputs(stim: Stimulus, got: list[list[int | None]]) -> None:
             if v != want:
                 errors.append(f"cycle {t} col {j}: got {v} want {want}")
     seen = sum(v is not None for row in got for v in row)
-    assert not errors, f"{len(errors)} mismatches ({seen} valid outputs, " \
+    assert not errors, (
+        f"{len(errors)} mismatches ({seen} valid outputs, "
         f"{len(stim.expect)} expected); first: " + "; ".join(errors[:8])
+    )
     assert seen == len(stim.expect) == stim.tiles * stim.rows * stim.cols
 
 

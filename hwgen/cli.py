@@ -1,0 +1,141 @@
+"""`hwgen` command line: every Makefile target is one of these subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from hwgen.config import ArrayConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["main"]
+
+
+def _array(text: str) -> ArrayConfig:
+    try:
+        return ArrayConfig.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hwgen.evaluate import evaluate
+
+    evaluate(args.model, n=args.n, progress=True)
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from hwgen.evaluate import build_qmodel
+
+    qm = build_qmodel(args.model)
+    print(qm.summary())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from hwgen.emit.verilog import lint, write_rtl
+    from hwgen.evaluate import build_qmodel
+    from hwgen.schedule.lower import lower
+
+    qm = build_qmodel(args.model)
+    prog = lower(qm, args.array)
+    out = write_rtl(prog, Path(args.out) if args.out else None)
+    print(prog.text())
+    ok, log = lint(out / "accel.v")
+    (out / "lint.log").write_text(log)
+    print(f"wrote {out}/accel.v, manifest.json, program.txt")
+    print(f"verilator --lint-only: {'clean' if ok else 'FAILED'} (waivers in manifest.json)")
+    return 0 if ok else 1
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from hwgen.perf.report import write_report
+    from sim.network import run_network
+
+    summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=args.gap)
+    paths = write_report(summary, ROOT / "reports" / f"{args.model}_{args.array}")
+    print(summary["text"])
+    print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")
+    return 0 if summary["all_match"] else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hwgen.perf.report import write_report
+    from sim.network import run_network
+
+    t0 = time.perf_counter()
+    summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=0.0)
+    paths = write_report(summary, ROOT / "reports" / f"{args.model}_{args.array}")
+    bench = {
+        "model": args.model,
+        "array": str(args.array),
+        "images": args.n,
+        "all_match": summary["all_match"],
+        "cycles_per_inference": summary["cycles"]["total"],
+        "cycles": summary["cycles"],
+        "ideal_cycles": summary["ideal_cycles"],
+        "pe_utilisation": summary["utilisation"],
+        "sim_inferences_per_s": summary["sim_inferences_per_s"],
+        "sim_cycles_per_s": summary["sim_cycles_per_s"],
+        "wall_s": time.perf_counter() - t0,
+    }
+    out = ROOT / "reports" / "bench.json"
+    out.write_text(json.dumps(bench, indent=1))
+    print(json.dumps(bench, indent=1))
+    print(f"wrote {out} and {paths['md']}")
+    return 0 if summary["all_match"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="hwgen",
+        description="PyTorch CNN -> int8 systolic-array accelerator (Amaranth), "
+        "verified bit-exact against a NumPy golden model in Verilator.",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def model_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", default="mnist_cnn", help="model name in models/ (default mnist_cnn)")
+
+    sp = sub.add_parser("eval", help="float vs int8-golden accuracy on the MNIST test set")
+    model_arg(sp)
+    sp.add_argument("-n", type=int, default=None, help="number of test images (default all 10k)")
+    sp.set_defaults(fn=cmd_eval)
+
+    sp = sub.add_parser("quantize", help="quantize (cached in build/) and print the int8 model")
+    model_arg(sp)
+    sp.set_defaults(fn=cmd_quantize)
+
+    sp = sub.add_parser("generate", help="write Verilog + manifest to rtl_out/<model>/ and lint it")
+    model_arg(sp)
+    sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
+    sp.set_defaults(fn=cmd_generate)
+
+    for name, fn, hlp in (
+        ("sim", cmd_sim, "RTL-simulate N test images, check bit-exactness, report cycles"),
+        ("bench", cmd_bench, "measure cycles, utilisation and simulation speed -> reports/"),
+    ):
+        sp = sub.add_parser(name, help=hlp)
+        model_arg(sp)
+        sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+        sp.add_argument("-n", type=int, default=20, help="number of test images (default 20)")
+        sp.add_argument("--seed", type=int, default=1, help="stimulus/backpressure seed")
+        if name == "sim":
+            sp.add_argument(
+                "--gap", type=float, default=0.1,
+                help="probability of an idle/backpressure cycle on each stream (default 0.1)",
+            )
+        sp.set_defaults(fn=fn)
+
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
