@@ -130,3 +130,31 @@ def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
     wall = time.perf_counter() - t0
     out = json.loads(case.results_file.read_text()) if case.results_file.exists() else {}
     return res, out, wall
+
+
+def run_network(
+    model: str, array: ArrayConfig, n: int, *, seed: int = 1, gap: float = 0.1
+) -> dict:
+    """Quantize, schedule, generate, simulate n MNIST test images; return the report summary."""
+    from hwgen.datasets import load_mnist, load_mnist_sample
+    from hwgen.evaluate import build_qmodel
+    from hwgen.perf.model import summarize
+
+    qm = build_qmodel(model)
+    if n <= 200:
+        images, labels = load_mnist_sample()
+    else:
+        images, labels = load_mnist("test")
+    images, labels = images[:n], labels[:n]
+    print(f"[hwgen sim] {model} on a {array} array, {n} test image(s)", flush=True)
+    case = prepare(qm, array, images, gap=gap, tag="" if gap else "_nogap")
+    print(f"[hwgen sim] Verilog in {case.rtl_dir}; building with Verilator ...", flush=True)
+    res, out, wall = simulate(case, seed=seed)
+    imgs = out.get("images", [])
+    if len(imgs) != n:
+        raise RuntimeError(
+            f"RTL simulation failed ({res.failed} failing cocotb test(s), {len(imgs)}/{n} images "
+            f"ran); results {res.results_xml}"
+            + (f"; waveform {res.waveform}" if res.waveform else "")
+        )
+    return summarize(case.prog, imgs, labels, out)

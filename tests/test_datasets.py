@@ -14,10 +14,6 @@ import pytest
 from hwgen import datasets
 from hwgen.datasets import DatasetError, load_mnist, load_mnist_sample, parse_idx
 
-full_data = pytest.mark.skipif(
-    not datasets.mnist_available(), reason="needs the full MNIST copy in data/mnist/"
-)
-
 LABELS = "t10k-labels.idx1-ubyte.gz"
 IMAGES = "t10k-images.idx3-ubyte.gz"
 TRAIN_IMAGES = "train-images.idx3-ubyte.gz"
@@ -129,7 +125,6 @@ def test_bad_split() -> None:
         load_mnist("validation")  # type: ignore[arg-type]
 
 
-@full_data
 def test_full_test_split_matches_sample() -> None:
     images, labels = load_mnist("test")
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
@@ -138,7 +133,6 @@ def test_full_test_split_matches_sample() -> None:
     np.testing.assert_array_equal(labels[:200], s_labels)
 
 
-@full_data
 def test_train_images_are_split_and_verified() -> None:
     assert not (datasets.MNIST_DIR / TRAIN_IMAGES).exists()
     assert (datasets.MNIST_DIR / f"{TRAIN_IMAGES}.part0").is_file()

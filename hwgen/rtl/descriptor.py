@@ -51,6 +51,7 @@ DESC_LAYOUT = data.StructLayout(
         "act_hi": signed(8),
         "rows_limit": unsigned(16),
         "writes": unsigned(A),
+        "rows_total": unsigned(A),  # rows leaving the array: groups * ptiles * R
         "pool_en": 1,
         "pool_k": unsigned(4),
         "pool_mode": 1,
@@ -102,6 +103,7 @@ def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
         "act_hi": lay.act_hi,
         "rows_limit": lay.rows_limit,
         "writes": writes,
+        "rows_total": lay.groups * lay.ptiles * rows,
         "pool_en": lay.pool_en,
         "pool_k": lay.pool_k,
         "pool_mode": lay.pool_mode,

@@ -185,7 +185,22 @@ class WriteBack(wiring.Component):
             m.d.sync += writes.eq(0)
         with m.Elif(self.wr_en):
             m.d.sync += writes.eq(writes + 1)
-        m.d.comb += self.done.eq(writes == d.writes)
+        # The layer is over when every row of every tile has left the array, the requant and
+        # pool pipelines behind it are empty, and every expected word was written. Rows of
+        # the last tiles may produce no write (floor-cropped pools), so writes alone are not
+        # enough: the next layer must not see them.
+        rows_seen = Signal(A)
+        tail_len = lq + pool.latency + 3
+        tail = Signal(range(tail_len + 1))
+        with m.If(self.start):
+            m.d.sync += [rows_seen.eq(0), tail.eq(tail_len)]
+        with m.Elif(row_valid):
+            m.d.sync += [rows_seen.eq(rows_seen + 1), tail.eq(tail_len)]
+        with m.Elif((rows_seen == d.rows_total) & (tail != 0)):
+            m.d.sync += tail.eq(tail - 1)
+        m.d.comb += self.done.eq(
+            (rows_seen == d.rows_total) & (tail == 0) & (writes == d.writes)
+        )
         return m
 
 

@@ -1,0 +1,130 @@
+"""Analytical cycle model and the measured-vs-ideal summary of an RTL run.
+
+Read-only analysis: takes the Program and the counters the RTL reported, returns dicts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwgen.schedule.program import Program
+
+__all__ = ["analytical_cycles", "summarize", "CLOCK_MHZ"]
+
+CLOCK_MHZ = 150.0  # the ECP5-85F target clock the design is built for
+
+
+def analytical_cycles(prog: Program) -> dict:
+    """Issue cycles per layer (tiles x interval); the pipeline fill/drain per layer is measured."""
+    layers = [
+        {
+            "name": lay.name,
+            "tiles": lay.tiles,
+            "interval": lay.interval,
+            "issue_cycles": lay.issue_cycles,
+            "macs": lay.macs,
+            "ideal_cycles": lay.macs / prog.array.pes,
+        }
+        for lay in prog.layers
+    ]
+    cin, h, w = prog.in_shape
+    return {
+        "layers": layers,
+        "input": cin * h * w,
+        "output": prog.out_len,
+        "issue_total": sum(x["issue_cycles"] for x in layers),
+    }
+
+
+def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
+    """Combine per-image RTL results (logits, counters) into the report summary."""
+    n = len(images)
+    nl = len(prog.layers)
+    cyc = np.array([r["cycles"][: 3 + nl] for r in images], dtype=np.float64)
+    mean = cyc.mean(axis=0)
+    ana = analytical_cycles(prog)
+    total = float(mean[0])
+    layers = []
+    for li, a in enumerate(ana["layers"]):
+        measured = float(mean[3 + li])
+        layers.append(
+            {**a, "cycles": measured, "utilisation": a["ideal_cycles"] / measured if measured else 0}
+        )
+    n_match = sum(1 for r in images if r["match"])
+    labels = np.asarray(labels[:n])
+    rtl_pred = np.array([int(np.argmax(r["logits"])) for r in images])
+    gold_pred = np.array([int(np.argmax(r["golden"])) for r in images])
+    ideal = prog.ideal_cycles
+    wall = sim_out.get("wall_s", 0.0)
+    summary = {
+        "model": prog.model,
+        "array": str(prog.array),
+        "pes": prog.array.pes,
+        "n": n,
+        "n_match": n_match,
+        "all_match": n_match == n,
+        "rtl_accuracy": float((rtl_pred == labels).mean()) if n else 0.0,
+        "golden_accuracy": float((gold_pred == labels).mean()) if n else 0.0,
+        "macs": prog.macs,
+        "ideal_cycles": ideal,
+        "analytical": ana,
+        "cycles": {
+            "total": total,
+            "input": float(mean[1]),
+            "output": float(mean[2]),
+            "compute": float(sum(mean[3:])),
+            "control": total - float(mean[1]) - float(mean[2]) - float(sum(mean[3:])),
+            "layers": layers,
+        },
+        "utilisation": ideal / total if total else 0.0,
+        "compute_utilisation": ideal / float(sum(mean[3:])) if n else 0.0,
+        "clock_mhz": CLOCK_MHZ,
+        "inferences_per_s_at_clock": CLOCK_MHZ * 1e6 / total if total else 0.0,
+        "sim_wall_s": wall,
+        "sim_inferences_per_s": n / wall if wall else 0.0,
+        "sim_cycles_per_s": float(cyc[:, 0].sum()) / wall if wall else 0.0,
+        "weights_load_s": sim_out.get("weights_load_s", 0.0),
+        "per_image": [
+            {"index": r["index"], "match": r["match"], "label": int(labels[i]),
+             "rtl_pred": int(rtl_pred[i]), "total_cycles": int(r["cycles"][0]),
+             **({"first_bad_layer": r["first_bad_layer"]} if "first_bad_layer" in r else {})}
+            for i, r in enumerate(images)
+        ],
+    }
+    summary["text"] = render_text(summary)
+    return summary
+
+
+def render_text(s: dict) -> str:
+    c = s["cycles"]
+    lines = [f"== {s['model']} on a {s['array']} array ({s['pes']} PEs) =="]
+    for r in s["per_image"]:
+        tag = "bit-exact" if r["match"] else f"MISMATCH ({r.get('first_bad_layer', '?')})"
+        lines.append(
+            f"  image {r['index']:3d}: label {r['label']} rtl {r['rtl_pred']}  {tag}  "
+            f"{r['total_cycles']} cycles"
+        )
+    lines += [
+        f"bit-exact: {s['n_match']}/{s['n']}   RTL accuracy {100 * s['rtl_accuracy']:.1f} %  "
+        f"(int8 golden {100 * s['golden_accuracy']:.1f} %)",
+        "",
+        f"{'layer':<10} {'measured':>9} {'issue':>9} {'ideal':>9} {'util':>6}",
+    ]
+    for lay in c["layers"]:
+        lines.append(
+            f"{lay['name']:<10} {lay['cycles']:>9.0f} {lay['issue_cycles']:>9d} "
+            f"{lay['ideal_cycles']:>9.0f} {100 * lay['utilisation']:>5.1f}%"
+        )
+    lines += [
+        f"{'data-in':<10} {c['input']:>9.0f}",
+        f"{'results':<10} {c['output']:>9.0f}",
+        f"{'control':<10} {c['control']:>9.0f}",
+        f"{'TOTAL':<10} {c['total']:>9.0f} {'':>9} {s['ideal_cycles']:>9.0f} "
+        f"{100 * s['utilisation']:>5.1f}%",
+        f"MACs {s['macs']:,}  ideal (MACs/PEs) {s['ideal_cycles']:,.0f} cycles; "
+        f"compute-only utilisation {100 * s['compute_utilisation']:.1f} %",
+        f"at {s['clock_mhz']:.0f} MHz: {s['inferences_per_s_at_clock']:,.0f} inferences/s; "
+        f"simulation {s['sim_inferences_per_s']:.2f} inferences/s "
+        f"({s['sim_cycles_per_s'] / 1e3:,.0f} k cycles/s, weights load {s['weights_load_s']:.1f} s)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""The schedule, executed in NumPy exactly as the hardware walks it, equals the golden model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwgen.config import ArrayConfig
+from hwgen.datasets import load_mnist_sample
+from hwgen.evaluate import build_qmodel
+from hwgen.golden.run import quantize_input, run
+from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.schedule.emulate import buffer_to_chw, emulate
+from hwgen.schedule.lower import BufferLimits, ScheduleError, lower
+
+
+@pytest.mark.parametrize(
+    "model,array",
+    [("mnist_cnn", "8x8"), ("mnist_cnn", "3x5"), ("tiny_cnn", "4x4"), ("tiny_cnn", "16x16"),
+     ("tiny_cnn", "1x1")],
+)
+def test_emulated_program_equals_golden(model: str, array: str) -> None:
+    qm = build_qmodel(model)
+    prog = lower(qm, ArrayConfig.parse(array))
+    images, _ = load_mnist_sample()
+    for x in quantize_input(images[:2]):
+        outs = dict(run(qm, x))
+        logits, snaps = emulate(prog, x)
+        assert np.array_equal(logits, outs[qm.layers[-1].name].reshape(-1))
+        for lay, snap in zip(prog.layers, snaps, strict=True):
+            want = np.asarray(outs[lay.covers[-1]])
+            if want.ndim == 1:
+                want = want.reshape(-1, 1, 1)
+            got = buffer_to_chw(snap, lay.final_h, lay.final_w, lay.cout, lay.out_cw)
+            assert np.array_equal(got, want), f"{lay.name} differs"
+
+
+def test_mnist_program_shape() -> None:
+    prog = lower(build_qmodel("mnist_cnn"), ArrayConfig())
+    assert [lay.name for lay in prog.layers][:2] == ["conv1", "conv2"]
+    assert [lay.mode for lay in prog.layers] == [0, 0, 1, 1]
+    assert prog.layers[0].pool_en and prog.layers[1].pool_en
+    assert prog.macs == 2_528_000 + 640 - 640 or prog.macs > 2_500_000
+    text = prog.text()
+    assert "DIRECT" in text and "maxpool2" in text
+
+
+def _toy(pool_stride: int = 2, lin_in: int = 36) -> QModel:
+    rng = np.random.default_rng(0)
+    conv = QConv("c1", (1, 8, 8), (4, 6, 6), weight=rng.integers(-5, 5, (4, 1, 3, 3)),
+                 bias=np.zeros(4, int), multiplier=np.full(4, 1 << 30), shift=np.full(4, 4),
+                 kernel=3)
+    pool = QMaxPool("p1", (4, 6, 6), (4, 3, 3), kernel=2, stride=pool_stride)
+    lin = QLinear("fc", (lin_in,), (3,), weight=rng.integers(-5, 5, (3, lin_in)),
+                  bias=np.zeros(3, int), multiplier=np.full(3, 1 << 30), shift=np.full(3, 4))
+    return QModel("toy", (1, 8, 8), 1 / 127, (conv, pool, QFlatten("f", (4, 3, 3), (36,)), lin))
+
+
+def test_error_pool_stride() -> None:
+    with pytest.raises(ScheduleError, match=r"'p1'.*stride 1 != kernel 2"):
+        lower(_toy(pool_stride=1), ArrayConfig(4, 4))
+
+
+def test_error_linear_shape() -> None:
+    with pytest.raises(ScheduleError, match=r"'fc'.*expects 40 inputs.*36"):
+        lower(_toy(lin_in=40), ArrayConfig(4, 4))
+
+
+def test_error_buffer_too_small() -> None:
+    with pytest.raises(ScheduleError, match=r"activation buffer 0 needs 64 words .* limit 10"):
+        lower(_toy(), ArrayConfig(4, 4), BufferLimits(act_words=10))
+
+
+def test_error_pool_after_linear() -> None:
+    qm = _toy()
+    lin = qm.layers[-1]
+    bad = QModel("bad", qm.in_shape, qm.in_scale,
+                 (*qm.layers, QMaxPool("p2", (3,), (3,), kernel=2, stride=2)))
+    with pytest.raises(ScheduleError, match=r"'p2'.*must directly follow a conv"):
+        lower(bad, ArrayConfig(4, 4))
+    assert lin.name == "fc"
