@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def model_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--model", default="mnist_cnn", help="model name in models/ (default mnist_cnn)")
+        sp.add_argument(
+            "--model", default="mnist_cnn", help="model name in models/ (default mnist_cnn)"
+        )
 
     sp = sub.add_parser("eval", help="float vs int8-golden accuracy on the MNIST test set")
     model_arg(sp)

@@ -8,6 +8,7 @@ waveform (``dump.vcd``) is left beside the test's results for the engineer to op
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -120,21 +121,29 @@ def run_cocotb(
     cocotb test body (use JSON files for anything large). On failure the run is repeated with
     tracing enabled and the waveform path is returned in the result.
     """
-    build_dir = SIM_BUILD / config_name
-    build_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = SIM_BUILD / config_name
+    work_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(verilog, Path):
-        vpath = verilog
+        text = verilog.read_text()
     else:
-        vpath = build_dir / f"{toplevel}.v"
-        if not vpath.exists() or vpath.read_text() != verilog:
-            vpath.write_text(verilog)
-    _build(vpath, toplevel, build_dir)
+        text = verilog
+    # Builds are shared by every configuration with the same Verilog (one compile per design).
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = SIM_BUILD / "builds" / f"{toplevel}_{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    vpath = build_dir / f"{toplevel}.v"
+    if not vpath.exists() or vpath.read_text() != text:
+        vpath.write_text(text)
+    lock = build_dir / ".lock"
+    with open(lock, "w") as lf:  # parallel pytest workers may want the same build
+        fcntl.flock(lf, fcntl.LOCK_EX)
+        _build(vpath, toplevel, build_dir)
 
     runner = get_runner("verilator")
     extra_env = {"PYTHONPATH": str(ROOT), **(env or {})}
 
     def _run(waves: bool, tag: str) -> Path:
-        test_dir = build_dir / tag
+        test_dir = work_dir / tag
         test_dir.mkdir(exist_ok=True)
         return runner.test(
             test_module=test_module,
@@ -154,7 +163,7 @@ def run_cocotb(
     wave = None
     if failed or tests == 0:
         _run(True, "failed_run_with_waves")
-        cand = build_dir / "failed_run_with_waves" / "dump.vcd"
+        cand = work_dir / "failed_run_with_waves" / "dump.vcd"
         wave = cand if cand.exists() else None
     return SimResult(tests=tests, failed=failed, results_xml=Path(xml), waveform=wave)
 

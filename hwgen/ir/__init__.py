@@ -1,4 +1,4 @@
-"""Typed layer IR: the front end produces it, quantization annotates it, the schedule consumes it."""
+"""Typed layer IR: the front end produces it, quantization consumes it."""
 
 from .graph import (
     AvgPool2d,

@@ -48,7 +48,11 @@ def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
     for li, a in enumerate(ana["layers"]):
         measured = float(mean[3 + li])
         layers.append(
-            {**a, "cycles": measured, "utilisation": a["ideal_cycles"] / measured if measured else 0}
+            {
+                **a,
+                "cycles": measured,
+                "utilisation": a["ideal_cycles"] / measured if measured else 0,
+            }
         )
     n_match = sum(1 for r in images if r["match"])
     labels = np.asarray(labels[:n])
@@ -125,6 +129,7 @@ def render_text(s: dict) -> str:
         f"compute-only utilisation {100 * s['compute_utilisation']:.1f} %",
         f"at {s['clock_mhz']:.0f} MHz: {s['inferences_per_s_at_clock']:,.0f} inferences/s; "
         f"simulation {s['sim_inferences_per_s']:.2f} inferences/s "
-        f"({s['sim_cycles_per_s'] / 1e3:,.0f} k cycles/s, weights load {s['weights_load_s']:.1f} s)",
+        f"({s['sim_cycles_per_s'] / 1e3:,.0f} k cycles/s, "
+        f"weights load {s['weights_load_s']:.1f} s)",
     ]
     return "\n".join(lines)

@@ -15,7 +15,8 @@ def write_report(summary: dict, prefix: Path) -> dict[str, Path]:
         "md": prefix.with_suffix(".md"),
         "png": prefix.with_suffix(".png"),
     }
-    paths["json"].write_text(json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=1))
+    body = {k: v for k, v in summary.items() if k != "text"}
+    paths["json"].write_text(json.dumps(body, indent=1))
     md = [
         f"# hwgen report: {summary['model']} on {summary['array']}",
         "",

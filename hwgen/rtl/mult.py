@@ -21,7 +21,7 @@ def mult_golden(a: list[int], b: list[int], latency: int) -> list[int | None]:
 
 
 class Multiplier(wiring.Component):
-    """``p`` = ``a * b`` sampled ``latency`` clock edges earlier. No enable: the schedule is static."""
+    """``p`` = ``a * b`` sampled ``latency`` edges earlier; no enable (static schedule)."""
 
     def __init__(
         self, *, a_width: int = 8, b_width: int = 8, latency: int = 3, is_signed: bool = True
