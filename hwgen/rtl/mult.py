@@ -2,7 +2,7 @@
 
 In simulation (and for yosys inference) it is a plain ``*`` followed by ``latency`` pipeline
 registers. On an ECP5 board the same interface will be an instantiated MULT18X18D with its
-input, pipeline and output registers on (three clock edges, see TOOLCHAIN.md), so the board
+input, pipeline and output registers on (three clock edges, Lattice sysDSP), so the board
 build swaps the implementation without changing the latency or a single bit of the result.
 """
 
