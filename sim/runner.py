@@ -30,6 +30,8 @@ VERILATOR_ARGS = (
     "-Wno-fatal",
     "-Wno-WIDTHEXPAND",
     "-Wno-WIDTHTRUNC",
+    "-Wno-CMPCONST",
+    "-Wno-CASEINCOMPLETE",
     "--x-assign",
     "fast",
     "--x-initial",
@@ -44,14 +46,27 @@ VERILATOR_ARGS = (
 MAKE_VARS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 
 
+# cocotb asks for --public-flat-rw (every signal VPI-visible), which stops Verilator from
+# optimising anything away. The testbenches only touch top-level ports, so the top level is
+# enough; the waveform build keeps the full view.
+FAST_PUBLIC = ("--public-depth", "1")
+
+
 class _Verilator(Verilator):
-    """cocotb's Verilator runner with ``MAKE_VARS`` on its ``make`` command line."""
+    """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and, for fast builds, only the
+    top level public."""
+
+    fast: bool = False
 
     def _build_command(self):
         cmds = super()._build_command()
-        if not cmds or cmds[-1][:1] != ["make"]:
+        if not cmds or cmds[-1][:1] != ["make"] or "--public-flat-rw" not in cmds[0]:
             raise RuntimeError(f"unexpected cocotb Verilator build commands: {cmds!r}")
-        return [*cmds[:-1], [*cmds[-1], *MAKE_VARS]]
+        vcmd = list(cmds[0])
+        if self.fast:
+            i = vcmd.index("--public-flat-rw")
+            vcmd[i : i + 1] = list(FAST_PUBLIC)
+        return [vcmd, *cmds[1:-1], [*cmds[-1], *MAKE_VARS]]
 
 
 def ensure_verilator() -> str:
@@ -86,24 +101,37 @@ class SimResult:
     waveform: Path | None
 
 
-def _build(verilog_path: Path, toplevel: str, build_dir: Path) -> None:
+def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool) -> None:
+    """Fast build (no tracing, top-level ports public) or the waveform build."""
     ensure_verilator()
     digest = hashlib.sha256(
-        verilog_path.read_bytes() + json.dumps([VERILATOR_ARGS, MAKE_VARS]).encode()
+        verilog_path.read_bytes()
+        + json.dumps([VERILATOR_ARGS, MAKE_VARS, FAST_PUBLIC, waves]).encode()
     ).hexdigest()
     stamp = build_dir / ".hwgen_stamp"
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
     runner = _Verilator()
+    runner.fast = not waves
+    log = build_dir / "build.log"
+    try:
+        _quiet_build(runner, log, verilog_path, toplevel, build_dir, waves)
+    except Exception as e:
+        raise RuntimeError(f"Verilator build of {verilog_path} failed; see {log}") from e
+    stamp.write_text(digest)
+
+
+def _quiet_build(runner, log: Path, verilog_path: Path, toplevel: str, build_dir: Path,
+                 waves: bool) -> None:
     runner.build(
+        log_file=log,
         sources=[verilog_path],
         hdl_toplevel=toplevel,
         build_dir=build_dir,
         build_args=list(VERILATOR_ARGS),
-        waves=True,
+        waves=waves,
         timescale=("1ns", "1ps"),
     )
-    stamp.write_text(digest)
 
 
 def run_cocotb(
@@ -135,10 +163,15 @@ def run_cocotb(
     vpath = build_dir / f"{toplevel}.v"
     if not vpath.exists() or vpath.read_text() != text:
         vpath.write_text(text)
-    lock = build_dir / ".lock"
-    with open(lock, "w") as lf:  # parallel pytest workers may want the same build
-        fcntl.flock(lf, fcntl.LOCK_EX)
-        _build(vpath, toplevel, build_dir)
+
+    def _locked_build(bdir: Path, waves: bool) -> None:
+        bdir.mkdir(parents=True, exist_ok=True)
+        with open(bdir / ".lock", "w") as lf:  # parallel pytest workers may share a build
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            _build(vpath, toplevel, bdir, waves)
+
+    trace_dir = build_dir.with_name(build_dir.name + "_trace")
+    _locked_build(build_dir, waves=False)
 
     runner = get_runner("verilator")
     extra_env = {"PYTHONPATH": str(ROOT), **(env or {})}
@@ -156,7 +189,7 @@ def run_cocotb(
             test_module=test_module,
             hdl_toplevel=toplevel,
             hdl_toplevel_lang="verilog",
-            build_dir=build_dir,
+            build_dir=trace_dir if waves else build_dir,
             test_dir=test_dir,
             testcase=testcase,
             seed=seed,
@@ -169,6 +202,7 @@ def run_cocotb(
     tests, failed = get_results(Path(xml))
     wave = None
     if failed or tests == 0:
+        _locked_build(trace_dir, waves=True)
         _run(True, "failed_run_with_waves")
         cand = work_dir / "failed_run_with_waves" / "dump.vcd"
         wave = cand if cand.exists() else None
