@@ -46,16 +46,16 @@ def _chart(summary: dict, path: Path) -> None:
         summary["cycles"]["input"],
         summary["cycles"]["output"],
     ]
-    ideal = [x["ideal_cycles"] for x in layers] + [0, 0]
+    ideal = [x["executed_ideal_cycles"] for x in layers] + [0, 0]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     xs = range(len(names))
     ax.bar([x - 0.2 for x in xs], measured, width=0.4, label="measured (RTL)")
-    ax.bar([x + 0.2 for x in xs], ideal, width=0.4, label="ideal (MACs/PEs)")
+    ax.bar([x + 0.2 for x in xs], ideal, width=0.4, label="ideal (executed MACs/PEs)")
     ax.set_xticks(list(xs), names, rotation=20)
     ax.set_ylabel("cycles")
     ax.set_title(
         f"{summary['model']} on {summary['array']}: {summary['cycles']['total']:.0f} cycles, "
-        f"{100 * summary['utilisation']:.0f}% PE utilisation"
+        f"PEs busy {100 * summary['utilisation']:.0f}%"
     )
     ax.legend()
     fig.tight_layout()

@@ -116,6 +116,11 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
                     f"produces {(c, h, w)}"
                 )
             cout, oh, ow = lay.out_shape
+            if pool is not None and pool.stride == pool.kernel and pool.kernel > 0:
+                # Dead-output elimination: a floor-mode pool never reads the last row/column
+                # when the map is not a multiple of its kernel, so the conv does not compute
+                # them (mnist_cnn conv2: 11x11 -> 10x10, three pixel tiles fewer per group).
+                oh, ow = (oh // pool.kernel) * pool.kernel, (ow // pool.kernel) * pool.kernel
             k, s, pad = lay.kernel, lay.stride, lay.padding
             kh = kw = k
             mode = MODE_CONV
@@ -192,7 +197,7 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
                 )
             pk = pool.kernel
             fh, fw = oh // pk, ow // pk
-            if (fh, fw) != tuple(pool.out_shape[1:]):
+            if fh * fw == 0 or (fh, fw) != tuple(pool.out_shape[1:]):
                 raise ScheduleError(f"layer '{pool.name}': output shape mismatch {pool.out_shape}")
             pool_kw = dict(
                 pool_en=1,
@@ -239,7 +244,8 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
                 act_lo=int(lay.act_min),
                 act_hi=int(lay.act_max),
                 rows_limit=rows_limit,
-                macs=int(lay.macs),
+                macs=int(cout * oh * ow * k_len),
+                model_macs=int(lay.macs),
                 **pool_kw,
             )
         )

@@ -71,7 +71,8 @@ class LayerPlan:
     pool_shift: int = 0
     pool_out_h: int = 0
     pool_out_w: int = 0
-    macs: int = 0
+    macs: int = 0  # MACs the array executes (outputs a fused pool discards are skipped)
+    model_macs: int = 0  # MACs of the layer as the model defines it
 
     @property
     def tiles(self) -> int:
@@ -118,11 +119,20 @@ class Program:
 
     @property
     def macs(self) -> int:
+        """The model's MACs (the issue's MAC bound is macs / PEs)."""
+        return sum(lay.model_macs for lay in self.layers)
+
+    @property
+    def executed_macs(self) -> int:
         return sum(lay.macs for lay in self.layers)
 
     @property
     def ideal_cycles(self) -> float:
         return self.macs / self.array.pes
+
+    @property
+    def executed_ideal_cycles(self) -> float:
+        return self.executed_macs / self.array.pes
 
     def layer_dicts(self) -> list[dict]:
         return [asdict(lay) for lay in self.layers]
