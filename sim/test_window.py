@@ -1,0 +1,381 @@
+"""Window generation: Sequencer + RowFeeder chain vs the emulator's per-row element streams.
+
+The RowFeeders generate each array row's operand stream from the activation buffer with
+incremental address arithmetic (no im2col). This test builds the same chain as
+hwgen/rtl/top.py around read-only buffer copies holding random words (every lane, padding
+lanes included, so a wrong lane or word is visible), runs every layer of small hand-made
+programs in the Amaranth simulator, and compares, cycle by cycle and row by row,
+(valid, first, last, a) with the stream `hwgen.schedule.emulate` computes
+(`row_pixel_states` + `_window_offsets` + bounds check). That golden is itself checked
+against a closed-form im2col for every real output pixel. The sequencer's weight-memory
+reads and its `busy` are checked at their cycle too: the weight alignment in top.py relies
+on them.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from amaranth import Module, Value, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from hwgen.config import ArrayConfig
+from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.rtl.descriptor import DESC_LAYOUT, pack_descriptor
+from hwgen.rtl.feeder import FEEDER_LATENCY, ROW_IN_LAYOUT, RowFeeder
+from hwgen.rtl.sequencer import Sequencer
+from hwgen.schedule.emulate import _window_offsets, row_pixel_states
+from hwgen.schedule.lower import lower
+from hwgen.schedule.program import MODE_CONV, MODE_DIRECT, LayerPlan, Program
+
+# Cycles from the `start` pulse to the sequencer's first registered token: start is sampled
+# (running goes high), then the first element is computed and registered.
+ISSUE_LATENCY = 2
+
+
+def _bits(n: int) -> int:
+    return max(1, (max(n, 1) - 1).bit_length())  # same as hwgen.rtl.top._bits
+
+
+# ---------------------------------------------------------------- harness
+
+
+class WindowHarness(wiring.Component):
+    """Sequencer + R RowFeeders wired as in top.py; row i reads private copies of both
+    activation buffers (read-only memories initialised with ``images``)."""
+
+    def __init__(self, rows: int, cols: int, images: Sequence[np.ndarray]) -> None:
+        self.R, self.C = rows, cols
+        self.images = images
+        self.addr_width = _bits(max(len(im) for im in images))
+        super().__init__(
+            {
+                "desc": In(DESC_LAYOUT),
+                "start": In(1),
+                "busy": Out(1),
+                "rows": Out(data.ArrayLayout(ROW_IN_LAYOUT, rows)),
+                "convw_en": Out(1),
+                "convw_addr": Out(unsigned(24)),
+                "directw_en": Out(1),
+                "directw_addr": Out(unsigned(24)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        C = self.C
+        seq = Sequencer(cols=C)
+        m.submodules.seq = seq
+        m.d.comb += [
+            seq.desc.eq(self.desc),
+            seq.start.eq(self.start),
+            self.busy.eq(seq.busy),
+            self.convw_en.eq(seq.convw_en),
+            self.convw_addr.eq(seq.convw_addr),
+            self.directw_en.eq(seq.directw_en),
+            self.directw_addr.eq(seq.directw_addr),
+        ]
+        words = [_pack(im, C) for im in self.images]
+        prev = None
+        for i in range(self.R):
+            f = RowFeeder(index=i, cols=C, addr_width=self.addr_width)
+            m.submodules[f"feed{i}"] = f
+            m.d.comb += f.desc.eq(self.desc)
+            if prev is None:
+                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix)]
+            else:
+                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out)]
+            for b in range(2):
+                mem = memory.Memory(shape=unsigned(8 * C), depth=len(words[b]), init=words[b])
+                m.submodules[f"act{b}_{i}"] = mem
+                rp = mem.read_port()  # registered, as in top.py
+                m.d.comb += [rp.addr.eq(f.raddr), getattr(f, f"rdata{b}").eq(rp.data)]
+            m.d.comb += self.rows[i].eq(f.row)
+            prev = f
+        return m
+
+
+def _pack(img: np.ndarray, C: int) -> list[int]:
+    out = []
+    for row in np.asarray(img, dtype=np.int64):
+        v = 0
+        for j, x in enumerate(row.tolist()):
+            v |= (int(x) & 0xFF) << (8 * j)
+        out.append(v)
+    return out
+
+
+# ---------------------------------------------------------------- golden
+
+
+@dataclass(frozen=True)
+class Token:
+    valid: int
+    first: int
+    last: int
+    a: int | None  # None: don't care (invalid cycle)
+
+
+def golden_rows(lay: LayerPlan, R: int, C: int, src: np.ndarray) -> np.ndarray:
+    """a[tile, i, k] as the emulator computes it (tile = pixel tile; same for every group)."""
+    offs = _window_offsets(lay, C)
+    states = row_pixel_states(lay, R)
+    a = np.zeros((lay.ptiles, R, lay.k_len), dtype=np.int64)
+    for t in range(lay.ptiles):
+        for i in range(R):
+            iy0, ix0, base = states[t][i]
+            for k, (ky, kx, off, lane) in enumerate(offs):
+                iy, ix = iy0 + ky, ix0 + kx
+                if 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
+                    a[t, i, k] = src[base + off, lane]
+    return a
+
+
+def im2col_check(lay: LayerPlan, R: int, C: int, src: np.ndarray, a: np.ndarray) -> None:
+    """Closed-form window of every real output pixel (no increments): guards the golden."""
+    for t in range(lay.ptiles):
+        for i in range(R):
+            p = 0 if lay.mode == MODE_DIRECT else t * R + i
+            if p >= lay.out_h * lay.out_w:
+                continue  # padding row of the last tile: only the emulator defines it
+            oy, ox = divmod(p, lay.out_w)
+            want = []
+            for ky in range(lay.kh):
+                for kx in range(lay.kw):
+                    iy = oy * lay.stride - lay.pad + ky
+                    ix = ox * lay.stride - lay.pad + kx
+                    for c in range(lay.cin):
+                        inside = 0 <= iy < lay.in_h and 0 <= ix < lay.in_w
+                        word = (iy * lay.in_w + ix) * lay.in_cw + c // C
+                        want.append(int(src[word, c % C]) if inside else 0)
+            assert a[t, i].tolist() == want, (
+                f"{lay.name}: emulator window of tile {t} row {i} (pixel {p}) is not the im2col"
+            )
+
+
+def expected_streams(
+    lay: LayerPlan, R: int, C: int, src: np.ndarray
+) -> tuple[list[list[Token]], list[tuple[int, int, int, int]]]:
+    """Per issue cycle n (0 = the sequencer's first token): row tokens and weight reads
+    (convw_en, convw_addr, directw_en, directw_addr); row i sees cycle n's token at
+    n + FEEDER_LATENCY + i."""
+    a = golden_rows(lay, R, C, src)
+    im2col_check(lay, R, C, src, a)
+    toks: list[list[Token]] = []
+    wts: list[tuple[int, int, int, int]] = []
+    for g in range(lay.groups):
+        for tp in range(lay.ptiles):
+            for t in range(lay.interval):
+                v = int(t < lay.k_len)
+                first, last = int(t == 0), int(t == lay.k_len - 1)
+                toks.append(
+                    [Token(v, first, last, int(a[tp, i, t]) if v else None) for i in range(R)]
+                )
+                if lay.mode == MODE_CONV:
+                    # conv weights: word wbase + g*K + t, read only for real elements
+                    wts.append((v, lay.wbase + g * lay.k_len + t if v else -1, 0, -1))
+                else:
+                    # pre-skewed direct image: one word per issue cycle, interval per group
+                    wts.append((0, -1, 1, lay.wbase + (g * lay.ptiles + tp) * lay.interval + t))
+    return toks, wts
+
+
+# ---------------------------------------------------------------- models
+
+
+def _qconv(rng, name, cin, hw, cout, k, s, p, relu=True) -> QConv:
+    h, w = hw
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return QConv(
+        name, (cin, h, w), (cout, oh, ow),
+        weight=rng.integers(-127, 128, (cout, cin, k, k)),
+        bias=rng.integers(-2000, 2000, cout),
+        multiplier=rng.integers(1 << 30, 1 << 31, cout),
+        shift=rng.integers(4, 11, cout),
+        act_min=0 if relu else -128, kernel=k, stride=s, padding=p,
+    )  # fmt: skip
+
+
+def _qlinear(rng, name, nin, nout) -> QLinear:
+    return QLinear(
+        name, (nin,), (nout,),
+        weight=rng.integers(-127, 128, (nout, nin)),
+        bias=rng.integers(-2000, 2000, nout),
+        multiplier=rng.integers(1 << 30, 1 << 31, nout),
+        shift=rng.integers(4, 11, nout),
+    )  # fmt: skip
+
+
+def model_s1p0() -> QModel:
+    """3x3 stride 1 pad 0: out 5x5 (P=25: partial last tile on 4 and 3 rows, 8 > out_w)."""
+    rng = np.random.default_rng(11)
+    c1 = _qconv(rng, "c1", 3, (7, 7), 4, 3, 1, 0)
+    fc = _qlinear(rng, "fc", 4 * 5 * 5, 10)
+    return QModel("s1p0", (3, 7, 7), 1 / 127, (c1, QFlatten("f", (4, 5, 5), (100,)), fc))
+
+
+def model_s2p1() -> QModel:
+    """Cin 5 (2 words/pixel on C=4), stride 2 pad 1 twice: 9x9 -> 5x5 -> 3x3 (out_w < R)."""
+    rng = np.random.default_rng(12)
+    c1 = _qconv(rng, "c1", 5, (9, 9), 6, 3, 2, 1)
+    c2 = _qconv(rng, "c2", 6, (5, 5), 7, 3, 2, 1)
+    fc = _qlinear(rng, "fc", 7 * 3 * 3, 12)
+    return QModel("s2p1", (5, 9, 9), 1 / 127, (c1, c2, QFlatten("f", (7, 3, 3), (63,)), fc))
+
+
+def model_pool() -> QModel:
+    """Pad 1 stride 1 on 7x7 feeding a 2x2 pool: the conv is cropped to 6x6 (dead outputs)."""
+    rng = np.random.default_rng(13)
+    c1 = _qconv(rng, "c1", 2, (7, 7), 3, 3, 1, 1)
+    pool = QMaxPool("p1", (3, 7, 7), (3, 3, 3), kernel=2, stride=2)
+    c2 = _qconv(rng, "c2", 3, (3, 3), 9, 2, 1, 0)
+    fc = _qlinear(rng, "fc", 9 * 2 * 2, 40)  # 40 outputs: several direct groups on small R*C
+    return QModel(
+        "pool", (2, 7, 7), 1 / 127, (c1, pool, c2, QFlatten("f", (9, 2, 2), (36,)), fc)
+    )
+
+
+def model_rect() -> QModel:
+    """Non-square maps (catch h/w mix-ups), a 1x1 stride-2 conv, pad 2 with a 3x3 kernel
+    (edge windows entirely in the padding)."""
+    rng = np.random.default_rng(14)
+    c1 = _qconv(rng, "c1", 4, (5, 11), 5, 3, 1, 1)
+    c2 = _qconv(rng, "c2", 5, (5, 11), 6, 1, 2, 0)
+    c3 = _qconv(rng, "c3", 6, (3, 6), 3, 3, 1, 2)
+    fc = _qlinear(rng, "fc", 3 * 5 * 8, 7)
+    return QModel(
+        "rect", (4, 5, 11), 1 / 127, (c1, c2, c3, QFlatten("f", (3, 5, 8), (120,)), fc)
+    )
+
+
+MODELS = {"s1p0": model_s1p0, "s2p1": model_s2p1, "pool": model_pool, "rect": model_rect}
+ARRAYS = ("4x4", "3x5", "8x8", "5x3", "1x1")
+
+
+# ---------------------------------------------------------------- simulation
+
+
+def run_program(prog: Program, seed: int) -> dict[str, int]:
+    """Run every layer of `prog` (then layer 0 again, to check nothing leaks from the previous
+    layer) through the harness; assert every row token and weight read. Returns stats."""
+    R, C = prog.array.rows, prog.array.cols
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(-128, 128, (prog.buf_depth[b], C)) for b in range(2)]
+    dut = WindowHarness(R, C, images)
+    order = [*range(len(prog.layers)), 0]
+    plans = [prog.layers[li] for li in order]
+    exp = [expected_streams(lay, R, C, images[lay.src]) for lay in plans]
+    descs = [DESC_LAYOUT.const(pack_descriptor(lay, R)) for lay in plans]
+    rows_v = [Value.cast(dut.rows[i]) for i in range(R)]
+    lay_v = ROW_IN_LAYOUT
+    o_valid, o_first, o_last, o_a = (lay_v[n].offset for n in ("valid", "first", "last", "a"))
+    stats = {"cycles": 0, "tokens": 0}
+
+    def unpack(word: int) -> Token:
+        a = (word >> o_a) & 0xFF
+        return Token((word >> o_valid) & 1, (word >> o_first) & 1, (word >> o_last) & 1,
+                     a - 256 if a >= 128 else a)  # fmt: skip
+
+    async def bench(ctx) -> None:
+        for n_lay, (lay, (toks, wts), desc) in enumerate(zip(plans, exp, descs, strict=True)):
+            where = f"{prog.model} {prog.array} layer #{n_lay} '{lay.name}'"
+            # top.py latches desc and pulses start in the same cycle (LATCH)
+            ctx.set(dut.desc, desc)
+            ctx.set(dut.start, 1)
+            n_issue = len(toks)
+            tail = ISSUE_LATENCY + FEEDER_LATENCY + R + 2  # until the last row is quiet
+            for cyc in range(n_issue + tail + ISSUE_LATENCY):
+                # the sequencer: busy from the start pulse until its last token is out
+                busy = ctx.get(dut.busy)
+                want_busy = int(cyc < ISSUE_LATENCY - 1 + n_issue)
+                assert busy == want_busy, f"{where}: busy={busy} at cycle {cyc}, want {want_busy}"
+                n = cyc - ISSUE_LATENCY
+                wen, waddr, den, daddr = wts[n] if 0 <= n < n_issue else (0, -1, 0, -1)
+                got_w = (ctx.get(dut.convw_en), ctx.get(dut.convw_addr),
+                         ctx.get(dut.directw_en), ctx.get(dut.directw_addr))  # fmt: skip
+                assert got_w[0] == wen and got_w[2] == den, (
+                    f"{where}: issue cycle {n}: (convw_en, directw_en) = "
+                    f"{(got_w[0], got_w[2])}, want {(wen, den)}"
+                )
+                if wen:
+                    assert got_w[1] == waddr, (
+                        f"{where}: issue cycle {n}: convw_addr {got_w[1]} want {waddr}"
+                    )
+                if den:
+                    assert got_w[3] == daddr, (
+                        f"{where}: issue cycle {n}: directw_addr {got_w[3]} want {daddr}"
+                    )
+                # row i: issue cycle n's token appears FEEDER_LATENCY + i cycles later
+                for i in range(R):
+                    n = cyc - ISSUE_LATENCY - FEEDER_LATENCY - i
+                    want = toks[n][i] if 0 <= n < n_issue else Token(0, 0, 0, None)
+                    got = unpack(ctx.get(rows_v[i]))
+                    ok = (got.valid, got.first, got.last) == (want.valid, want.first, want.last)
+                    ok = ok and (not want.valid or got.a == want.a)
+                    if not ok:
+                        g, rest = divmod(n, lay.ptiles * lay.interval)
+                        tp, t = divmod(rest, lay.interval)
+                        raise AssertionError(
+                            f"{where}: row {i} at cycle {cyc} (group {g}, pixel tile {tp}, "
+                            f"t={t}): got {got}, want {want}"
+                        )
+                    stats["tokens"] += want.valid
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                stats["cycles"] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return stats
+
+
+CASES = [(model, arr) for model in MODELS for arr in ARRAYS]
+
+
+@pytest.mark.parametrize("model,array", CASES)
+def test_window_streams(model: str, array: str) -> None:
+    prog = lower(MODELS[model](), ArrayConfig.parse(array))
+    t0 = time.perf_counter()
+    st = run_program(prog, seed=zlib.crc32(f"{model}/{array}".encode()))  # fixed per case
+    print(f"{model} {array}: {st['cycles']} cycles, {st['tokens']} row tokens, "
+          f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+
+
+def test_cases_cover_the_brief() -> None:
+    """The programs above really contain the shapes this test is meant to exercise."""
+    seen: set[str] = set()
+    for model in MODELS:
+        for array in ARRAYS:
+            prog = lower(MODELS[model](), ArrayConfig.parse(array))
+            R, C = prog.array.rows, prog.array.cols
+            for lay in prog.layers:
+                if lay.mode == MODE_DIRECT:
+                    seen.add("direct")
+                    if lay.groups > 1:
+                        seen.add("direct multi-group")
+                    continue
+                if (lay.kh, lay.stride, lay.pad) == (3, 1, 0):
+                    seen.add("3x3 s1 p0")
+                if (lay.kh, lay.stride, lay.pad) == (3, 2, 1):
+                    seen.add("3x3 s2 p1")
+                if lay.cin % C and lay.in_cw > 1:
+                    seen.add("cin not a multiple of C, several words/pixel")
+                if lay.out_w < R:
+                    seen.add("out_w < R")
+                if (lay.out_h * lay.out_w) % R:
+                    seen.add("partial last tile")
+                if lay.groups > 1:
+                    seen.add("several channel groups")
+    want = {"direct", "direct multi-group", "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
+            "cin not a multiple of C, several words/pixel", "partial last tile",
+            "several channel groups"}  # fmt: skip
+    assert want <= seen, f"not covered: {sorted(want - seen)}"
