@@ -1,4 +1,4 @@
-"""`hwgen generate`: Verilog + manifest for a model, and the Verilog passes verilator --lint-only."""
+"""`hwgen generate`: Verilog + manifest ; the Verilog passes verilator --lint-only."""
 
 from __future__ import annotations
 
