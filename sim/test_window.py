@@ -243,12 +243,13 @@ def model_pool() -> QModel:
 
 
 def model_rect() -> QModel:
-    """Non-square maps (catch h/w mix-ups), a 1x1 stride-2 conv, pad 2 with a 3x3 kernel
-    (edge windows entirely in the padding)."""
+    """Non-square maps (catch h/w mix-ups), a 1x1 stride-2 conv with K = 3 < R and several
+    channel groups (interval > K: weights must still advance by K per group), pad 2 with a
+    3x3 kernel (edge windows entirely in the padding)."""
     rng = np.random.default_rng(14)
-    c1 = _qconv(rng, "c1", 4, (5, 11), 5, 3, 1, 1)
-    c2 = _qconv(rng, "c2", 5, (5, 11), 6, 1, 2, 0)
-    c3 = _qconv(rng, "c3", 6, (3, 6), 3, 3, 1, 2)
+    c1 = _qconv(rng, "c1", 4, (5, 11), 3, 3, 1, 1)
+    c2 = _qconv(rng, "c2", 3, (5, 11), 10, 1, 2, 0)
+    c3 = _qconv(rng, "c3", 10, (3, 6), 3, 3, 1, 2)
     fc = _qlinear(rng, "fc", 3 * 5 * 8, 7)
     return QModel(
         "rect", (4, 5, 11), 1 / 127, (c1, c2, c3, QFlatten("f", (3, 5, 8), (120,)), fc)
@@ -375,7 +376,9 @@ def test_cases_cover_the_brief() -> None:
                     seen.add("partial last tile")
                 if lay.groups > 1:
                     seen.add("several channel groups")
+                    if lay.k_len < R:
+                        seen.add("K < R with several channel groups")
     want = {"direct", "direct multi-group", "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
             "cin not a multiple of C, several words/pixel", "partial last tile",
-            "several channel groups"}  # fmt: skip
+            "several channel groups", "K < R with several channel groups"}  # fmt: skip
     assert want <= seen, f"not covered: {sorted(want - seen)}"

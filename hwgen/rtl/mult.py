@@ -41,13 +41,14 @@ class Multiplier(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         # Register the operands first (the DSP's input registers), the rest is the pipeline.
-        a_r = Signal.like(self.a)
-        b_r = Signal.like(self.b)
+        # Datapath registers carry no reset (like the DSP's): validity travels beside them.
+        a_r = Signal.like(self.a, reset_less=True)
+        b_r = Signal.like(self.b, reset_less=True)
         m.d.sync += [a_r.eq(self.a), b_r.eq(self.b)]
-        stage = Signal.like(self.p)
+        stage = Signal.like(self.p, reset_less=True)
         m.d.sync += stage.eq(a_r * b_r)
         for _ in range(self.latency - 2):
-            nxt = Signal.like(self.p)
+            nxt = Signal.like(self.p, reset_less=True)
             m.d.sync += nxt.eq(stage)
             stage = nxt
         if self.latency == 1:

@@ -1,0 +1,410 @@
+# amaranth: UnusedElaboratable=no
+"""The Accelerator's control contract, checked every cycle in the Amaranth simulator.
+
+One simulation of a tiny hand-made 3-layer model on a 4x4 array walks through: reset state,
+an aborted model transfer + `weights_restart`, the real model transfer, an inference with
+random input gaps and output backpressure, a back-to-back inference from DONE, two
+`dbg_stop` runs (buffer read back through `dbg_*`), a second model transfer and a final
+inference. A monitor checks on every cycle:
+
+* busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
+  `done` holds until the next `start`; never both;
+* `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
+* `weights.ready` == ~`weights_loaded`;
+* `logits`: no valid outside the result transfer; payload and valid hold while
+  valid & ~ready; `last` exactly on the final logit;
+
+and after each run: logits == `hwgen.golden.run.run` and the perf-counter identity
+total == input + output + sum(layers) + 2 per executed layer (FETCH + LATCH), each term
+also measured independently from the ports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from amaranth import Value
+from amaranth.sim import Simulator
+
+from hwgen.config import ArrayConfig
+from hwgen.emit.images import image_values, weight_beats
+from hwgen.golden.run import run
+from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.rtl.top import LOGIT_LAYOUT, Accelerator, perf_index
+from hwgen.schedule.lower import lower
+from hwgen.schedule.program import Program
+from sim.network import layer_words
+from sim.runner import build_verilog
+
+MAX_RUN_CYCLES = 20_000
+
+
+# ---------------------------------------------------------------- model
+
+
+def tiny_model(seed: int = 3) -> QModel:
+    """conv3x3 p1 (2->5, ReLU) + maxpool2, conv2x2 (5->6, ReLU), linear 24->10.
+
+    10 logits on C=4: the last output word is partial. Small weights keep most outputs
+    away from the clamps, so the comparison is meaningful."""
+    rng = np.random.default_rng(seed)
+
+    def mac(n: int) -> dict:
+        return {
+            "bias": rng.integers(-500, 500, n),
+            "multiplier": rng.integers(1 << 30, 1 << 31, n),
+            "shift": rng.integers(6, 11, n),
+        }
+
+    c1 = QConv("c1", (2, 6, 6), (5, 6, 6), weight=rng.integers(-40, 41, (5, 2, 3, 3)),
+               act_min=0, kernel=3, stride=1, padding=1, **mac(5))  # fmt: skip
+    p1 = QMaxPool("p1", (5, 6, 6), (5, 3, 3), kernel=2, stride=2)
+    c2 = QConv("c2", (5, 3, 3), (6, 2, 2), weight=rng.integers(-40, 41, (6, 5, 2, 2)),
+               act_min=0, kernel=2, stride=1, padding=0, **mac(6))  # fmt: skip
+    fl = QFlatten("f", (6, 2, 2), (24,))
+    fc = QLinear("fc", (24,), (10,), weight=rng.integers(-60, 61, (10, 24)), **mac(10))
+    return QModel("ctrl_tiny", (2, 6, 6), 1 / 127, (c1, p1, c2, fl, fc))
+
+
+def golden(qm: QModel, x: np.ndarray) -> tuple[list[int], dict[str, np.ndarray]]:
+    outs = dict(run(qm, x))
+    return outs[qm.layers[-1].name].reshape(-1).tolist(), outs
+
+
+# ---------------------------------------------------------------- driver + monitor
+
+
+@dataclass
+class RunRecord:
+    start: int  # cycle of the start pulse
+    dbg_stop: bool  # a dbg_stop run: no result transfer
+    done_at: int = -1  # first cycle with done = 1
+    in_accepted: int = 0
+    ready_cycles: int = 0  # cycles with image.ready = 1
+    logit_valid_cycles: int = 0
+    logits: list[int] = field(default_factory=list)
+    perf: list[int] = field(default_factory=list)
+
+
+class Driver:
+    """Single-threaded cycle driver: callers set inputs, then `await cycle()` checks the
+    settled outputs of this cycle against the contract and advances the clock."""
+
+    def __init__(self, ctx, dut: Accelerator, prog: Program, rng: np.random.Generator) -> None:
+        self.ctx, self.dut, self.prog, self.rng = ctx, dut, prog, rng
+        self.n = 0  # current cycle
+        self.ever_started = False
+        self.run: RunRecord | None = None
+        self.in_total = int(np.prod(prog.in_shape))
+        self.prev_logit: tuple[int, int] | None = None  # (payload) held while valid & ~ready
+        self.logit_payload = Value.cast(dut.logits.payload)
+        self.o_data = LOGIT_LAYOUT["data"].offset
+        self.o_last = LOGIT_LAYOUT["last"].offset
+
+    def g(self, sig) -> int:
+        return self.ctx.get(sig)
+
+    async def cycle(self) -> dict[str, int]:
+        d, g = self.dut, self.g
+        s = {
+            "start": g(d.start), "busy": g(d.busy), "done": g(d.done),
+            "i_valid": g(d.image.valid), "i_ready": g(d.image.ready),
+            "o_valid": g(d.logits.valid), "o_ready": g(d.logits.ready),
+            "o_payload": g(self.logit_payload),
+            "w_ready": g(d.weights.ready), "w_loaded": g(d.weights_loaded),
+        }  # fmt: skip
+        at = f"cycle {self.n}"
+        assert not (s["busy"] and s["done"]), f"{at}: busy and done both high"
+        assert s["w_ready"] == 1 - s["w_loaded"], f"{at}: weights.ready != ~weights_loaded: {s}"
+        r = self.run
+        running = r is not None and r.done_at < 0 and self.n > r.start
+        if not self.ever_started:  # IDLE after reset (including the first start cycle)
+            assert (s["busy"], s["done"]) == (0, 0), f"{at}: busy/done before any run: {s}"
+        elif self.n == r.start:  # start sampled in DONE: the FSM is still in DONE
+            assert (s["busy"], s["done"]) == (0, 1), f"{at}: start cycle from DONE: {s}"
+        elif running:
+            if s["done"]:
+                r.done_at = self.n
+            else:
+                assert s["busy"] == 1, f"{at}: busy low during a run (started {r.start})"
+        else:  # after done, before the next start
+            assert (s["busy"], s["done"]) == (0, 1), f"{at}: done dropped without a start: {s}"
+        # image.ready only while loading the input
+        want_ready = int(running and r.in_accepted < self.in_total)
+        assert s["i_ready"] == want_ready, (
+            f"{at}: image.ready={s['i_ready']}, want {want_ready} "
+            f"({'loading' if want_ready else 'not loading'}; accepted "
+            f"{r.in_accepted if r else 0}/{self.in_total})"
+        )
+        if running:
+            r.ready_cycles += s["i_ready"]
+            if s["i_ready"] and s["i_valid"]:
+                r.in_accepted += 1
+        # logits stream
+        if self.prev_logit is not None:
+            assert s["o_valid"] == 1, f"{at}: logits.valid dropped before the transfer"
+            assert s["o_payload"] == self.prev_logit, (
+                f"{at}: logits payload changed under backpressure: "
+                f"{self.prev_logit:#x} -> {s['o_payload']:#x}"
+            )
+        if s["o_valid"]:
+            assert running and r.in_accepted == self.in_total, (
+                f"{at}: logits.valid outside the result transfer"
+            )
+            r.logit_valid_cycles += 1
+            if s["o_ready"]:
+                byte = (s["o_payload"] >> self.o_data) & 0xFF
+                last = (s["o_payload"] >> self.o_last) & 1
+                idx = len(r.logits)
+                r.logits.append(byte - 256 if byte >= 128 else byte)
+                assert last == int(idx == self.prog.out_len - 1), (
+                    f"{at}: logit {idx}: last={last} (out_len {self.prog.out_len})"
+                )
+        self.prev_logit = s["o_payload"] if s["o_valid"] and not s["o_ready"] else None
+        self.n += 1
+        await self.ctx.tick()
+        return s
+
+    # -------------------------------------------------------- model transfer
+
+    async def send_weights(self, beats: list[int], gap: float) -> int:
+        """Offer `beats` with random idle cycles; returns how many were accepted. Stops at the
+        end of the list, or as soon as the loader reports loaded."""
+        d = self.dut
+        i = 0
+        while i < len(beats):
+            if gap and self.rng.random() < gap:
+                self.ctx.set(d.weights.valid, 0)
+            else:
+                self.ctx.set(d.weights.valid, 1)
+                self.ctx.set(d.weights.payload, beats[i])
+            s = await self.cycle()
+            if s["w_loaded"]:
+                assert i == len(beats), f"weights_loaded after {i}/{len(beats)} beats"
+            if self.g(d.weights.valid) and s["w_ready"]:
+                i += 1
+        self.ctx.set(d.weights.valid, 0)
+        return i
+
+    async def restart_weights(self) -> None:
+        self.ctx.set(self.dut.weights_restart, 1)
+        await self.cycle()
+        self.ctx.set(self.dut.weights_restart, 0)
+        assert self.g(self.dut.weights_loaded) == 0, "weights_loaded still high after restart"
+
+    # -------------------------------------------------------- one inference
+
+    async def run_image(
+        self, values: list[int], *, gap_in: float, gap_out: float, stop: int | None = None,
+        idle_before: int = 0,
+    ) -> RunRecord:
+        d, ctx = self.dut, self.ctx
+        ctx.set(d.dbg_stop, int(stop is not None))
+        ctx.set(d.dbg_layers, stop or 0)
+        # The source may offer its first value early: it must not be taken before start.
+        ctx.set(d.image.valid, 1)
+        ctx.set(d.image.payload, values[0])
+        for _ in range(idle_before):
+            await self.cycle()
+        self.run = r = RunRecord(start=self.n, dbg_stop=stop is not None)
+        ctx.set(d.start, 1)
+        await self.cycle()
+        self.ever_started = True
+        ctx.set(d.start, 0)
+        offered = True
+        while r.done_at < 0:
+            assert self.n - r.start < MAX_RUN_CYCLES, f"no done {MAX_RUN_CYCLES} cycles after start"
+            i = r.in_accepted
+            if i < len(values) and not offered:  # hold an offered value until it is taken
+                offered = not (gap_in and self.rng.random() < gap_in)
+                ctx.set(d.image.valid, int(offered))
+                ctx.set(d.image.payload, values[i])
+            elif i >= len(values):
+                ctx.set(d.image.valid, 0)
+            ctx.set(d.logits.ready, int(not (gap_out and self.rng.random() < gap_out)))
+            await self.cycle()
+            if r.in_accepted != i:
+                offered = False
+        ctx.set(d.logits.ready, 0)
+        r.perf = self.read_perf()
+        return r
+
+    def read_perf(self) -> list[int]:
+        vals = []
+        for k in range(3 + len(self.prog.layers)):
+            self.ctx.set(self.dut.perf_sel, k)
+            vals.append(self.g(self.dut.perf_data))
+        return vals
+
+    async def read_buffer(self, buf: int, words: int) -> np.ndarray:
+        """dbg port: registered read of copy 0, one word per cycle."""
+        C = self.prog.array.cols
+        out = np.zeros((words, C), dtype=np.int64)
+        self.ctx.set(self.dut.dbg_buf, buf)
+        for a in range(words):
+            self.ctx.set(self.dut.dbg_addr, a)
+            await self.cycle()
+            w = self.g(self.dut.dbg_data)
+            for j in range(C):
+                b = (w >> (8 * j)) & 0xFF
+                out[a, j] = b - 256 if b >= 128 else b
+        return out
+
+
+# ---------------------------------------------------------------- checks after a run
+
+
+def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
+    """Counter identity from top.py's FSM: every state but IDLE/DONE counts in `total`;
+    LOAD_IN in `input`; OUT_READ/OUT_WAIT/OUT_SEND in `output`; RUN in its layer's counter;
+    FETCH and LATCH (2 cycles per layer) only in `total`."""
+    p = r.perf
+    C = prog.array.cols
+    total, inp, out = p[perf_index("total")], p[perf_index("input")], p[perf_index("output")]
+    lays = [p[perf_index("layer", li)] for li in range(len(prog.layers))]
+    assert total == r.done_at - r.start - 1, (
+        f"{what}: total {total} != cycles from start to done ({r.done_at - r.start - 1})"
+    )
+    assert inp == r.ready_cycles, f"{what}: input counter {inp} != image.ready cycles"
+    words_read = -(-prog.out_len // C) if not r.dbg_stop else 0
+    assert out == 2 * words_read + r.logit_valid_cycles, (
+        f"{what}: output counter {out} != 2 per word ({words_read} words) + "
+        f"{r.logit_valid_cycles} OUT_SEND cycles"
+    )
+    for li, c in enumerate(lays):
+        if li < layers_run:
+            lay = prog.layers[li]
+            assert c >= lay.issue_cycles, (
+                f"{what}: layer {lay.name}: {c} cycles < issue {lay.issue_cycles}"
+            )
+        else:
+            assert c == 0, f"{what}: layer {li} counter {c} but the run stopped earlier"
+    assert total == inp + out + sum(lays) + 2 * layers_run, (
+        f"{what}: total {total} != input {inp} + output {out} + layers {lays} + 2x{layers_run}"
+    )
+
+
+# ---------------------------------------------------------------- the test
+
+
+def test_controller_contract() -> None:
+    qm = tiny_model()
+    prog = lower(qm, ArrayConfig(4, 4))
+    assert len(prog.layers) == 3 and prog.out_len == 10
+    dut = Accelerator(prog)
+    rng = np.random.default_rng(7)
+    xs = [rng.integers(-128, 128, prog.in_shape).astype(np.int8) for _ in range(3)]
+    gold = [golden(qm, x) for x in xs]
+    for logits, _ in gold:  # the stimulus is informative: not all clamped to one value
+        assert len(set(logits)) > 3, f"degenerate golden logits {logits}"
+    beats = weight_beats(prog).tolist()
+    log: dict[str, object] = {}
+
+    async def bench(ctx) -> None:
+        drv = Driver(ctx, dut, prog, rng)
+        d = dut
+        # reset state: nothing happens without start
+        for _ in range(5):
+            await drv.cycle()
+        # an aborted (garbage) model transfer, rewound by weights_restart
+        junk = rng.integers(0, 1 << 32, len(beats) // 2).tolist()
+        assert await drv.send_weights(junk, gap=0.3) == len(junk)
+        assert drv.g(d.weights_loaded) == 0, "weights_loaded high after half a transfer"
+        await drv.restart_weights()
+        assert await drv.send_weights(beats, gap=0.3) == len(beats)
+        await drv.cycle()
+        assert drv.g(d.weights_loaded) == 1, "weights_loaded low after the whole transfer"
+        # extra beats are refused once loaded
+        ctx.set(d.weights.valid, 1)
+        for _ in range(3):
+            s = await drv.cycle()
+            assert s["w_ready"] == 0, "weights.ready high after the transfer completed"
+        ctx.set(d.weights.valid, 0)
+
+        runs: list[tuple[str, RunRecord, int]] = []
+        # 1: gaps on both streams, first value offered while idle
+        r = await drv.run_image(image_values(prog, xs[0]).tolist(), gap_in=0.3, gap_out=0.5,
+                                idle_before=4)  # fmt: skip
+        assert r.logits == gold[0][0], f"run 1 logits {r.logits} != golden {gold[0][0]}"
+        runs.append(("run 1", r, 3))
+        # DONE holds (monitor checks done stays high) until the next start
+        for _ in range(int(rng.integers(3, 9))):
+            await drv.cycle()
+        # 2: back to back from DONE, no gaps, no backpressure
+        r = await drv.run_image(image_values(prog, xs[1]).tolist(), gap_in=0, gap_out=0)
+        assert r.logits == gold[1][0], f"run 2 logits {r.logits} != golden {gold[1][0]}"
+        runs.append(("run 2", r, 3))
+        # 3, 4: dbg_stop after layer 0 and 1: done, no logits, the layer's buffer is golden
+        for stop in (0, 1):
+            r = await drv.run_image(image_values(prog, xs[2]).tolist(), gap_in=0.2, gap_out=0,
+                                    stop=stop)  # fmt: skip
+            assert r.logits == [] and r.logit_valid_cycles == 0, f"dbg_stop {stop}: logits sent"
+            lay = prog.layers[stop]
+            got = await drv.read_buffer(lay.dst, lay.out_words)
+            want = layer_words(prog, stop, gold[2][1][lay.covers[-1]])
+            assert np.array_equal(got, want), (
+                f"dbg_stop {stop}: buffer {lay.dst} after '{lay.name}' differs at words "
+                f"{np.argwhere(got != want)[:4].tolist()}"
+            )
+            runs.append((f"dbg_stop {stop}", r, stop + 1))
+        # a second model transfer (rewind + full load), then a normal run again
+        await drv.restart_weights()
+        assert await drv.send_weights(beats, gap=0.1) == len(beats)
+        ctx.set(d.dbg_stop, 0)
+        r = await drv.run_image(image_values(prog, xs[2]).tolist(), gap_in=0.1, gap_out=0.3)
+        assert r.logits == gold[2][0], f"run 5 logits {r.logits} != golden {gold[2][0]}"
+        runs.append(("run 5", r, 3))
+        log["runs"] = runs
+        log["cycles"] = drv.n
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    t0 = time.perf_counter()
+    sim.run()
+    wall = time.perf_counter() - t0
+    runs = log["runs"]
+    assert len(runs) == 5, "the testbench did not reach its end"
+    full_layers = None
+    for what, r, n_layers in runs:
+        check_perf(prog, r, n_layers, what)
+        lays = r.perf[3 : 3 + n_layers]
+        # RUN time does not depend on the data or on the stream gaps
+        if n_layers == 3:
+            full_layers = full_layers or lays
+            assert lays == full_layers, f"{what}: layer cycles {lays} != {full_layers}"
+        else:
+            assert lays == full_layers[:n_layers], f"{what}: layer cycles {lays}"
+    print(f"{log['cycles']} cycles in {wall:.1f} s; layer cycles {full_layers}, "
+          f"issue {[lay.issue_cycles for lay in prog.layers]}")  # fmt: skip
+
+
+@pytest.mark.parametrize("array", ["1x1", "2x3"])
+def test_small_arrays_convert_and_run(array: str) -> None:
+    """Degenerate geometries elaborate, convert to Verilog, and still infer bit-exactly."""
+    qm = tiny_model()
+    prog = lower(qm, ArrayConfig.parse(array))
+    text = build_verilog(Accelerator(prog), "accel")
+    assert "module accel" in text and "logits__payload" in text, "unexpected Verilog"
+    dut = Accelerator(prog)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, prog.in_shape).astype(np.int8)
+    want, _ = golden(qm, x)
+    result: dict[str, RunRecord] = {}
+
+    async def bench(ctx) -> None:
+        drv = Driver(ctx, dut, prog, rng)
+        assert await drv.send_weights(weight_beats(prog).tolist(), gap=0) > 0
+        r = await drv.run_image(image_values(prog, x).tolist(), gap_in=0.1, gap_out=0.3)
+        result["r"] = r
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    r = result["r"]
+    assert r.logits == want, f"{array}: logits {r.logits} != golden {want}"
+    check_perf(prog, r, len(prog.layers), array)
