@@ -10,7 +10,7 @@ inference. A monitor checks on every cycle:
 * busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
   `done` holds until the next `start`; never both;
 * `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
-* `weights.ready` == ~`weights_loaded`;
+* `weights.ready` == ~`weights_loaded` & ~`weights_restart`;
 * `logits`: no valid outside the result transfer; payload and valid hold while
   valid & ~ready; `last` exactly on the final logit;
 
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from amaranth import Value
-from amaranth.sim import Simulator
+from amaranth.hdl import ValueLike
+from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
 from hwgen.emit.images import image_values, weight_beats
@@ -46,27 +47,28 @@ MAX_RUN_CYCLES = 20_000
 
 
 def tiny_model(seed: int = 3) -> QModel:
-    """conv3x3 p1 (2->5, ReLU) + maxpool2, conv2x2 (5->6, ReLU), linear 24->10.
+    """conv3x3 p1 (5->5, ReLU) + maxpool2, conv2x2 (5->6, ReLU), linear 24->10.
 
-    10 logits on C=4: the last output word is partial. Small weights keep most outputs
-    away from the clamps, so the comparison is meaningful."""
+    5 input channels on C=4 make the data transfer fill 2 words per pixel, the second one
+    partial; 10 logits on C=4 make the last output word partial. Small weights keep most
+    outputs away from the clamps, so the comparison is meaningful."""
     rng = np.random.default_rng(seed)
 
-    def mac(n: int) -> dict:
+    def mac(n: int) -> dict[str, np.ndarray]:
         return {
             "bias": rng.integers(-500, 500, n),
             "multiplier": rng.integers(1 << 30, 1 << 31, n),
             "shift": rng.integers(6, 11, n),
         }
 
-    c1 = QConv("c1", (2, 6, 6), (5, 6, 6), weight=rng.integers(-40, 41, (5, 2, 3, 3)),
+    c1 = QConv("c1", (5, 6, 6), (5, 6, 6), weight=rng.integers(-40, 41, (5, 5, 3, 3)),
                act_min=0, kernel=3, stride=1, padding=1, **mac(5))  # fmt: skip
     p1 = QMaxPool("p1", (5, 6, 6), (5, 3, 3), kernel=2, stride=2)
     c2 = QConv("c2", (5, 3, 3), (6, 2, 2), weight=rng.integers(-40, 41, (6, 5, 2, 2)),
                act_min=0, kernel=2, stride=1, padding=0, **mac(6))  # fmt: skip
     fl = QFlatten("f", (6, 2, 2), (24,))
     fc = QLinear("fc", (24,), (10,), weight=rng.integers(-60, 61, (10, 24)), **mac(10))
-    return QModel("ctrl_tiny", (2, 6, 6), 1 / 127, (c1, p1, c2, fl, fc))
+    return QModel("ctrl_tiny", (5, 6, 6), 1 / 127, (c1, p1, c2, fl, fc))
 
 
 def golden(qm: QModel, x: np.ndarray) -> tuple[list[int], dict[str, np.ndarray]]:
@@ -93,18 +95,20 @@ class Driver:
     """Single-threaded cycle driver: callers set inputs, then `await cycle()` checks the
     settled outputs of this cycle against the contract and advances the clock."""
 
-    def __init__(self, ctx, dut: Accelerator, prog: Program, rng: np.random.Generator) -> None:
+    def __init__(
+        self, ctx: SimulatorContext, dut: Accelerator, prog: Program, rng: np.random.Generator
+    ) -> None:
         self.ctx, self.dut, self.prog, self.rng = ctx, dut, prog, rng
         self.n = 0  # current cycle
         self.ever_started = False
         self.run: RunRecord | None = None
         self.in_total = int(np.prod(prog.in_shape))
-        self.prev_logit: tuple[int, int] | None = None  # (payload) held while valid & ~ready
+        self.prev_logit: int | None = None  # payload that must hold while valid & ~ready
         self.logit_payload = Value.cast(dut.logits.payload)
         self.o_data = LOGIT_LAYOUT["data"].offset
         self.o_last = LOGIT_LAYOUT["last"].offset
 
-    def g(self, sig) -> int:
+    def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
 
     async def cycle(self) -> dict[str, int]:
@@ -115,10 +119,13 @@ class Driver:
             "o_valid": g(d.logits.valid), "o_ready": g(d.logits.ready),
             "o_payload": g(self.logit_payload),
             "w_ready": g(d.weights.ready), "w_loaded": g(d.weights_loaded),
+            "w_restart": g(d.weights_restart),
         }  # fmt: skip
         at = f"cycle {self.n}"
         assert not (s["busy"] and s["done"]), f"{at}: busy and done both high"
-        assert s["w_ready"] == 1 - s["w_loaded"], f"{at}: weights.ready != ~weights_loaded: {s}"
+        # a restart cycle takes no beat (it would be lost in the rewind)
+        want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"])
+        assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart: {s}"
         r = self.run
         running = r is not None and r.done_at < 0 and self.n > r.start
         if not self.ever_started:  # IDLE after reset (including the first start cycle)
@@ -293,7 +300,7 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
 def test_controller_contract() -> None:
     qm = tiny_model()
     prog = lower(qm, ArrayConfig(4, 4))
-    assert len(prog.layers) == 3 and prog.out_len == 10
+    assert len(prog.layers) == 3 and prog.out_len == 10 and prog.in_cw == 2
     dut = Accelerator(prog)
     rng = np.random.default_rng(7)
     xs = [rng.integers(-128, 128, prog.in_shape).astype(np.int8) for _ in range(3)]
@@ -303,7 +310,7 @@ def test_controller_contract() -> None:
     beats = weight_beats(prog).tolist()
     log: dict[str, object] = {}
 
-    async def bench(ctx) -> None:
+    async def bench(ctx: SimulatorContext) -> None:
         drv = Driver(ctx, dut, prog, rng)
         d = dut
         # reset state: nothing happens without start
@@ -395,7 +402,7 @@ def test_small_arrays_convert_and_run(array: str) -> None:
     want, _ = golden(qm, x)
     result: dict[str, RunRecord] = {}
 
-    async def bench(ctx) -> None:
+    async def bench(ctx: SimulatorContext) -> None:
         drv = Driver(ctx, dut, prog, rng)
         assert await drv.send_weights(weight_beats(prog).tolist(), gap=0) > 0
         r = await drv.run_image(image_values(prog, x).tolist(), gap_in=0.1, gap_out=0.3)

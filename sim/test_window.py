@@ -24,7 +24,7 @@ import pytest
 from amaranth import Module, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
+from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
@@ -68,7 +68,7 @@ class WindowHarness(wiring.Component):
             }
         )
 
-    def elaborate(self, platform) -> Module:
+    def elaborate(self, platform: object) -> Module:
         m = Module()
         C = self.C
         seq = Sequencer(cols=C)
@@ -190,7 +190,10 @@ def expected_streams(
 # ---------------------------------------------------------------- models
 
 
-def _qconv(rng, name, cin, hw, cout, k, s, p, relu=True) -> QConv:
+def _qconv(
+    rng: np.random.Generator, name: str, cin: int, hw: tuple[int, int], cout: int, k: int,
+    s: int, p: int, relu: bool = True,
+) -> QConv:
     h, w = hw
     oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     return QConv(
@@ -203,7 +206,7 @@ def _qconv(rng, name, cin, hw, cout, k, s, p, relu=True) -> QConv:
     )  # fmt: skip
 
 
-def _qlinear(rng, name, nin, nout) -> QLinear:
+def _qlinear(rng: np.random.Generator, name: str, nin: int, nout: int) -> QLinear:
     return QLinear(
         name, (nin,), (nout,),
         weight=rng.integers(-127, 128, (nout, nin)),
@@ -284,7 +287,7 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
         return Token((word >> o_valid) & 1, (word >> o_first) & 1, (word >> o_last) & 1,
                      a - 256 if a >= 128 else a)  # fmt: skip
 
-    async def bench(ctx) -> None:
+    async def bench(ctx: SimulatorContext) -> None:
         for n_lay, (lay, (toks, wts), desc) in enumerate(zip(plans, exp, descs, strict=True)):
             where = f"{prog.model} {prog.array} layer #{n_lay} '{lay.name}'"
             # top.py latches desc and pulses start in the same cycle (LATCH)
@@ -318,6 +321,8 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
                     n = cyc - ISSUE_LATENCY - FEEDER_LATENCY - i
                     want = toks[n][i] if 0 <= n < n_issue else Token(0, 0, 0, None)
                     got = unpack(ctx.get(rows_v[i]))
+                    # flags are compared on every cycle (the feeder masks them off valid);
+                    # the operand only where valid: off-valid bytes are don't-care for the PE
                     ok = (got.valid, got.first, got.last) == (want.valid, want.first, want.last)
                     ok = ok and (not want.valid or got.a == want.a)
                     if not ok:

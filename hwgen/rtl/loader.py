@@ -47,7 +47,8 @@ class WeightLoader(wiring.Component):
 
         m.d.comb += [
             self.loaded.eq(region == nreg),
-            self.i_stream.ready.eq(region != nreg),
+            # no beat is taken in a restart cycle: it would be dropped by the rewind
+            self.i_stream.ready.eq((region != nreg) & ~self.restart),
         ]
         for n, (w, _) in enumerate(self.regions):
             m.d.comb += [
