@@ -242,18 +242,14 @@ class Accelerator(wiring.Component):
 
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
         n_last = self.n_layers - 1
+        # a start (from IDLE or DONE) rewinds the input pointer, the layer and the counters
+        begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
+        begin += [cnt.eq(0) for cnt in counters]
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 m.d.comb += rd_addr0.eq(self.dbg_addr)
                 with m.If(self.start):
-                    m.d.sync += [
-                        in_count.eq(0),
-                        in_ptr.eq(0),
-                        in_c.eq(0),
-                        in_lane.eq(0),
-                        layer.eq(0),
-                    ]
-                    m.d.sync += [cnt.eq(0) for cnt in counters]
+                    m.d.sync += begin
                     m.next = "LOAD_IN"
             with m.State("LOAD_IN"):
                 m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
@@ -322,14 +318,7 @@ class Accelerator(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
                 with m.If(self.start):
-                    m.d.sync += [
-                        in_count.eq(0),
-                        in_ptr.eq(0),
-                        in_c.eq(0),
-                        in_lane.eq(0),
-                        layer.eq(0),
-                    ]
-                    m.d.sync += [cnt.eq(0) for cnt in counters]
+                    m.d.sync += begin
                     m.next = "LOAD_IN"
         m.d.comb += [rom_r.addr.eq(layer)]
         m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
