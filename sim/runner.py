@@ -20,7 +20,15 @@ from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_results, get_runner
 
-__all__ = ["SIM_BUILD", "SimResult", "ensure_verilator", "build_verilog", "run_cocotb"]
+__all__ = [
+    "SIM_BUILD",
+    "SimResult",
+    "ensure_verilator",
+    "build_verilog",
+    "run_cocotb",
+    "run_unit",
+    "assert_passed",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_BUILD = Path(os.environ.get("HWGEN_SIM_BUILD", ROOT / "sim_build"))
@@ -87,10 +95,50 @@ def ensure_verilator() -> str:
 
 
 def build_verilog(component, name: str) -> str:
-    """Convert an Amaranth component to Verilog text (ports from its signature)."""
-    from amaranth.back import verilog
+    """Convert an Amaranth component to Verilog text, ports from its signature.
 
-    return verilog.convert(component, name=name, emit_src=False)
+    Constant members (an always-ready stream's ``ready``) are left out: Amaranth 0.5.10's
+    ``verilog.convert`` rejects a constant as a port of the top level.
+    """
+    from amaranth.back import verilog
+    from amaranth.hdl import Const, Value
+
+    ports = {}
+    for path, _member, value in component.signature.flatten(component):
+        value = Value.cast(value)
+        if not isinstance(value, Const):
+            ports["__".join(map(str, path))] = (value, None)
+    return verilog.convert(component, name=name, ports=ports, emit_src=False)
+
+
+def run_unit(
+    component,
+    *,
+    toplevel: str,
+    test_module: str,
+    name: str,
+    params: dict,
+    seed: int = 1,
+    tag: str = "",
+) -> Path:
+    """One unit's Verilator run: parameters to JSON, build (shared), run, assert it passed.
+
+    Returns the configuration's work directory.
+    """
+    work = SIM_BUILD / name
+    work.mkdir(parents=True, exist_ok=True)
+    pfile = work / f"params{tag}.json"
+    pfile.write_text(json.dumps(params))
+    res = run_cocotb(
+        verilog=build_verilog(component, toplevel),
+        toplevel=toplevel,
+        test_module=test_module,
+        config_name=name,
+        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(seed)},
+        seed=seed,
+    )
+    assert_passed(res, name)
+    return work
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ Seeds are in the test ids; ``HWGEN_SEED=n`` replaces them.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -16,7 +15,7 @@ from amaranth import Value
 from amaranth.sim import Simulator
 
 from hwgen.rtl.pe import PE, pe_golden, wrap_signed
-from sim.runner import SIM_BUILD, assert_passed, build_verilog, run_cocotb
+from sim.runner import run_unit
 from sim.tb.pe_tb import INPUTS, OUTPUTS, build_pe_stimulus, check_pe_outputs
 
 
@@ -156,21 +155,18 @@ RTL_CASES = {
 def test_pe_rtl(case: str, seed: int) -> None:
     p = RTL_CASES[case](seed)
     name = f"pe_a{p['a_width']}w{p['w_width']}_acc{p['acc_width']}_l{p['mult_latency']}"
-    (SIM_BUILD / name).mkdir(parents=True, exist_ok=True)
-    pfile = SIM_BUILD / name / f"params_{case}_{seed}.json"
-    pfile.write_text(json.dumps(p))
     dut = PE(
         a_width=p["a_width"],
         w_width=p["w_width"],
         acc_width=p["acc_width"],
         mult_latency=p["mult_latency"],
     )
-    res = run_cocotb(
-        verilog=build_verilog(dut, "pe"),
+    run_unit(
+        dut,
         toplevel="pe",
         test_module="sim.tb.pe_tb",
-        config_name=name,
-        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(seed)},
+        name=name,
+        params=p,
         seed=seed,
+        tag=f"_{case}_{seed}",
     )
-    assert_passed(res, name)

@@ -4,31 +4,19 @@ and in Verilator (cocotb body: sim/tb/pool_tb.py)."""
 from __future__ import annotations
 
 import gc
-import json
 import random
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
-from amaranth.hdl import Const, Fragment, Value
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hwgen.rtl.pool import Pool2d, PoolMode, pool_golden
-from sim.runner import SIM_BUILD, assert_passed, run_cocotb
+from sim.runner import run_unit
 from sim.tb.pool_tb import Layer, build_run, standard_layers
 
 SEED = 1
 MAX_KERNEL = 4
-
-
-def to_verilog(component, name: str) -> str:
-    """verilog.convert minus constant ports (Amaranth 0.5.10 rejects an always_ready ``ready``)."""
-    ports = {}
-    for path, _member, value in component.signature.flatten(component):
-        value = Value.cast(value)
-        if not isinstance(value, Const):
-            ports["__".join(map(str, path))] = (value, None)
-    return verilog.convert(component, name=name, ports=ports, emit_src=False)
 
 
 def test_pool_golden() -> None:
@@ -106,14 +94,7 @@ def test_pool_rtl(lanes: int, max_out_width: int) -> None:
         "dim_width": dut.dim_width,
         "latency": dut.latency,
     }
-    (SIM_BUILD / name).mkdir(parents=True, exist_ok=True)
-    pfile = SIM_BUILD / name / "params.json"
-    pfile.write_text(json.dumps(params))
-    res = run_cocotb(
-        verilog=to_verilog(dut, "pool"),
-        toplevel="pool",
-        test_module="sim.tb.pool_tb",
-        config_name=name,
-        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(SEED)},
+    run_unit(
+        dut, toplevel="pool", test_module="sim.tb.pool_tb", name=name, params=params,
+        seed=SEED,
     )
-    assert_passed(res, name)

@@ -4,33 +4,17 @@ simulator and in Verilator (cocotb body: sim/tb/requant_tb.py)."""
 from __future__ import annotations
 
 import gc
-import json
 import random
 
 import pytest
-from amaranth.back import verilog
-from amaranth.hdl import Const, Fragment, Value
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hwgen.rtl.requant import Requant, requant_golden
-from sim.runner import SIM_BUILD, assert_passed, run_cocotb
+from sim.runner import run_unit
 from sim.tb.requant_tb import FIELDS, corner_vectors, expected_trace, make_run
 
 SEED = 1
-
-
-def to_verilog(component, name: str) -> str:
-    """verilog.convert with the ports from the signature, minus constants.
-
-    Amaranth 0.5.10 lists an always_ready stream's ``ready`` (a Const) as a port and fails;
-    ``sim.runner.build_verilog`` has the same problem for such top-levels.
-    """
-    ports = {}
-    for path, _member, value in component.signature.flatten(component):
-        value = Value.cast(value)
-        if not isinstance(value, Const):
-            ports["__".join(map(str, path))] = (value, None)
-    return verilog.convert(component, name=name, ports=ports, emit_src=False)
 
 
 def test_requant_golden_corners() -> None:
@@ -102,14 +86,7 @@ def test_requant_rtl(acc_width: int, mult_latency: int) -> None:
     dut = Requant(acc_width=acc_width, mult_latency=mult_latency)
     name = f"requant_a{acc_width}_l{mult_latency}"
     params = {"acc_width": acc_width, "latency": dut.latency, "n_random": 6000}
-    (SIM_BUILD / name).mkdir(parents=True, exist_ok=True)
-    pfile = SIM_BUILD / name / "params.json"
-    pfile.write_text(json.dumps(params))
-    res = run_cocotb(
-        verilog=to_verilog(dut, "requant"),
-        toplevel="requant",
-        test_module="sim.tb.requant_tb",
-        config_name=name,
-        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(SEED)},
+    run_unit(
+        dut, toplevel="requant", test_module="sim.tb.requant_tb", name=name, params=params,
+        seed=SEED,
     )
-    assert_passed(res, name)

@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 
 from hwgen.config import ArrayConfig
 from hwgen.rtl.systolic import SystolicArray, systolic_golden
-from sim.runner import SIM_BUILD, assert_passed, build_verilog, run_cocotb
+from sim.runner import SIM_BUILD, run_unit
 from sim.tb.systolic_tb import build_stimulus, check_outputs, unpack_col_out
 
 
@@ -170,24 +170,19 @@ def _rtl_run(case: str, p: dict) -> dict:
         f"systolic_{p['rows']}x{p['cols']}_a{p['a_width']}w{p['w_width']}"
         f"_acc{p['acc_width']}_l{p['mult_latency']}"
     )
-    build = SIM_BUILD / name
-    build.mkdir(parents=True, exist_ok=True)
-    pfile = build / f"params_{case}_{p['seed']}.json"
-    stats = build / f"stats_{case}_{p['seed']}.json"
-    pfile.write_text(json.dumps({**p, "stats_file": str(stats)}))
+    stats = SIM_BUILD / name / f"stats_{case}_{p['seed']}.json"
     t0 = time.perf_counter()
     dut = SystolicArray(_cfg(p))
     assert dut.out_latency == build_stimulus(p).out_latency
-    v = build_verilog(dut, "systolic")
-    res = run_cocotb(
-        verilog=v,
+    run_unit(
+        dut,
         toplevel="systolic",
         test_module="sim.tb.systolic_tb",
-        config_name=name,
-        env={"HWGEN_PARAMS": str(pfile), "HWGEN_SEED": str(p["seed"])},
+        name=name,
+        params={**p, "stats_file": str(stats)},
         seed=p["seed"],
+        tag=f"_{case}_{p['seed']}",
     )
-    assert_passed(res, name)
     st = json.loads(stats.read_text())
     rate = st["cycles"] / st["seconds"]
     print(
