@@ -109,7 +109,6 @@ async def network(dut) -> None:
     data = np.load(p["data"])
     beats, images, expected = data["beats"], data["images"], data["logits"]
     gap = p["gap"]
-    lanes = p["cols"]
     await start_clock_and_reset(dut)
     dut.logits__ready.value = 0
     dut.start.value = 0
@@ -147,7 +146,6 @@ async def network(dut) -> None:
                        "wall_s": time.perf_counter() - t0}, f)
     bad = [r for r in results if not r["match"]]
     assert not bad, f"{len(bad)} image(s) differ from the golden model; first: {bad[0]}"
-    _ = lanes
 
 
 async def locate(dut, src, values, rng, data, n: int, p: dict) -> str:
