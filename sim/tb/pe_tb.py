@@ -22,7 +22,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.pe import pe_golden, result_layout, token_layout
-from sim.tb.common import load_params
+from sim.tb.common import draw_tile_positions, load_params
 from sim.tb.systolic_tb import _operands
 
 __all__ = ["PEStimulus", "build_pe_stimulus", "check_pe_outputs", "INPUTS", "OUTPUTS"]
@@ -60,10 +60,7 @@ def build_pe_stimulus(p: dict) -> PEStimulus:
         mode = layer["mode"]
         first_tile = True
         for _ in range(layer["tiles"]):
-            kspec = layer["k"]
-            k = kspec if isinstance(kspec, int) else rng.randint(kspec[0], kspec[1])
-            extra = rng.randint(0, k) if layer.get("bubbles") else 0
-            pos = [0] + sorted(rng.sample(range(1, k + extra), k - 1)) if k > 1 else [0]
+            k, pos = draw_tile_positions(rng, layer)
             if prev_last is None:
                 s = DIRECT_LATENCY + 1
             else:

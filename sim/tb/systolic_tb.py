@@ -25,7 +25,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.pe import result_layout, token_layout
 from hwgen.rtl.systolic import systolic_golden
-from sim.tb.common import load_params
+from sim.tb.common import draw_tile_positions, load_params
 
 __all__ = ["Stimulus", "build_stimulus", "check_outputs", "unpack_col_out"]
 
@@ -91,10 +91,7 @@ def build_stimulus(p: dict) -> Stimulus:
         dval = 1 if mode == "direct" else 0
         first_tile = True
         for _ in range(layer["tiles"]):
-            kspec = layer["k"]
-            k = kspec if isinstance(kspec, int) else rng.randint(kspec[0], kspec[1])
-            extra = rng.randint(0, k) if layer.get("bubbles") else 0
-            pos = [0] + sorted(rng.sample(range(1, k + extra), k - 1)) if k > 1 else [0]
+            k, pos = draw_tile_positions(rng, layer)
             if prev_last0 is None:
                 s = DIRECT_LATENCY + 1
             else:
