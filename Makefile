@@ -49,7 +49,7 @@ bench: $(STAMP)
 	$(HWGEN) bench --model $(MODEL) --array $(ARRAY)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hwgen sim tests models
+	$(VENV)/bin/ruff check hwgen sim tests
 
 clean:
 	rm -rf sim_build rtl_out reports build

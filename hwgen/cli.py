@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from hwgen.config import ArrayConfig
-
-ROOT = Path(__file__).resolve().parents[1]
+from hwgen.paths import reports
 
 __all__ = ["main"]
 
@@ -57,7 +56,7 @@ def _accuracy(model: str) -> dict:
     """Float vs int8-golden accuracy on the 10k test set, cached per weight file."""
     import hashlib
 
-    import models
+    from hwgen import zoo as models
     from hwgen.evaluate import evaluate, qmodel_dir
 
     key = hashlib.sha256(models.weights_path(model).read_bytes()).hexdigest()
@@ -76,7 +75,7 @@ def _accuracy(model: str) -> dict:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.perf.report import write_report
-    from sim.network import run_network
+    from hwgen.sim.network import run_network
 
     acc = _accuracy(args.model)
     print(
@@ -91,7 +90,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if summary["all_match"]
         else ""
     )
-    paths = write_report(summary, ROOT / "reports" / f"{args.model}_{args.array}")
+    paths = write_report(summary, reports() / f"{args.model}_{args.array}")
     print(summary["text"])
     print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")
     return 0 if summary["all_match"] else 1
@@ -99,11 +98,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from hwgen.perf.report import write_report
-    from sim.network import run_network
+    from hwgen.sim.network import run_network
 
     t0 = time.perf_counter()
     summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=0.0)
-    paths = write_report(summary, ROOT / "reports" / f"{args.model}_{args.array}")
+    paths = write_report(summary, reports() / f"{args.model}_{args.array}")
     bench = {
         "model": args.model,
         "array": str(args.array),
@@ -121,7 +120,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "sim_cycles_per_s": summary["sim_cycles_per_s"],
         "wall_s": time.perf_counter() - t0,
     }
-    out = ROOT / "reports" / "bench.json"
+    out = reports() / "bench.json"
     out.write_text(json.dumps(bench, indent=1))
     print(json.dumps(bench, indent=1))
     print(f"wrote {out} and {paths['md']}")
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def model_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
-            "--model", default="mnist_cnn", help="model name in models/ (default mnist_cnn)"
+            "--model", default="mnist_cnn", help="model name in hwgen/zoo/ (default mnist_cnn)"
         )
 
     sp = sub.add_parser("eval", help="float vs int8-golden accuracy on the MNIST test set")

@@ -160,8 +160,8 @@ def train(
 ) -> TrainResult:
     """Train registered model ``name`` on the 60k MNIST training set, report test accuracy on
     the 10k test set after every epoch, and save the state_dict to ``out_path`` (default
-    ``models/weights/<name>.pt``). Returns the per-epoch test accuracies and wall time."""
-    from models import get_model, weights_path  # models/ sits beside hwgen/, import lazily
+    ``hwgen/zoo/weights/<name>.pt``). Returns the per-epoch test accuracies and wall time."""
+    from hwgen.zoo import get_model, weights_path  # models/ sits beside hwgen/, import lazily
 
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -211,7 +211,7 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models import model_names
+    from hwgen.zoo import model_names
 
     ap = argparse.ArgumentParser(
         prog="python -m hwgen.train",
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="state_dict path (default: models/weights/<model>.pt)",
+        help="state_dict path (default: hwgen/zoo/weights/<model>.pt)",
     )
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     ap.add_argument("--batch-size", type=int, default=64)

@@ -37,8 +37,8 @@ from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.top import LOGIT_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
-from sim.network import layer_words
-from sim.runner import build_verilog
+from hwgen.sim.network import layer_words
+from hwgen.sim.runner import build_verilog
 
 MAX_RUN_CYCLES = 20_000
 

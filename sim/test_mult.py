@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwgen.rtl.mult import Multiplier
-from sim.runner import run_unit
+from hwgen.sim.runner import run_unit
 
 
 @pytest.mark.rtl
@@ -14,7 +14,7 @@ def test_mult_rtl(a_width: int, b_width: int, latency: int) -> None:
     run_unit(
         Multiplier(a_width=a_width, b_width=b_width, latency=latency),
         toplevel="mult",
-        test_module="sim.tb.mult_tb",
+        test_module="hwgen.sim.tb.mult_tb",
         name=f"mult_{a_width}x{b_width}_l{latency}",
         params={"a_width": a_width, "b_width": b_width, "latency": latency},
     )

@@ -16,7 +16,7 @@ import pytest
 from hwgen.config import ArrayConfig
 from hwgen.datasets import load_mnist_sample
 from hwgen.evaluate import build_qmodel
-from sim.network import prepare, simulate
+from hwgen.sim.network import prepare, simulate
 
 
 def _run(model: str, array: str, n: int, seed: int = 1, gap: float = 0.2):

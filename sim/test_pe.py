@@ -15,8 +15,8 @@ from amaranth import Value
 from amaranth.sim import Simulator
 
 from hwgen.rtl.pe import PE, pe_golden, wrap_signed
-from sim.runner import run_unit
-from sim.tb.pe_tb import INPUTS, OUTPUTS, build_pe_stimulus, check_pe_outputs
+from hwgen.sim.runner import run_unit
+from hwgen.sim.tb.pe_tb import INPUTS, OUTPUTS, build_pe_stimulus, check_pe_outputs
 
 
 def _seeds(*default: int) -> list[int]:
@@ -164,7 +164,7 @@ def test_pe_rtl(case: str, seed: int) -> None:
     run_unit(
         dut,
         toplevel="pe",
-        test_module="sim.tb.pe_tb",
+        test_module="hwgen.sim.tb.pe_tb",
         name=name,
         params=p,
         seed=seed,

@@ -12,8 +12,8 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hwgen.rtl.pool import Pool2d, PoolMode, pool_golden
-from sim.runner import run_unit
-from sim.tb.pool_tb import Layer, build_run, standard_layers
+from hwgen.sim.runner import run_unit
+from hwgen.sim.tb.pool_tb import Layer, build_run, standard_layers
 
 SEED = 1
 MAX_KERNEL = 4
@@ -95,6 +95,6 @@ def test_pool_rtl(lanes: int, max_out_width: int) -> None:
         "latency": dut.latency,
     }
     run_unit(
-        dut, toplevel="pool", test_module="sim.tb.pool_tb", name=name, params=params,
+        dut, toplevel="pool", test_module="hwgen.sim.tb.pool_tb", name=name, params=params,
         seed=SEED,
     )

@@ -11,8 +11,8 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hwgen.rtl.requant import Requant, requant_golden
-from sim.runner import run_unit
-from sim.tb.requant_tb import FIELDS, corner_vectors, expected_trace, make_run
+from hwgen.sim.runner import run_unit
+from hwgen.sim.tb.requant_tb import FIELDS, corner_vectors, expected_trace, make_run
 
 SEED = 1
 
@@ -87,6 +87,6 @@ def test_requant_rtl(acc_width: int, mult_latency: int) -> None:
     name = f"requant_a{acc_width}_l{mult_latency}"
     params = {"acc_width": acc_width, "latency": dut.latency, "n_random": 6000}
     run_unit(
-        dut, toplevel="requant", test_module="sim.tb.requant_tb", name=name, params=params,
+        dut, toplevel="requant", test_module="hwgen.sim.tb.requant_tb", name=name, params=params,
         seed=SEED,
     )

@@ -17,9 +17,10 @@ from amaranth import Fragment, Value
 from amaranth.sim import Simulator
 
 from hwgen.config import ArrayConfig
+from hwgen.paths import sim_build
 from hwgen.rtl.systolic import SystolicArray, systolic_golden
-from sim.runner import SIM_BUILD, run_unit
-from sim.tb.systolic_tb import build_stimulus, check_outputs, unpack_col_out
+from hwgen.sim.runner import run_unit
+from hwgen.sim.tb.systolic_tb import build_stimulus, check_outputs, unpack_col_out
 
 
 def _seeds(*default: int) -> list[int]:
@@ -170,14 +171,14 @@ def _rtl_run(case: str, p: dict) -> dict:
         f"systolic_{p['rows']}x{p['cols']}_a{p['a_width']}w{p['w_width']}"
         f"_acc{p['acc_width']}_l{p['mult_latency']}"
     )
-    stats = SIM_BUILD / name / f"stats_{case}_{p['seed']}.json"
+    stats = sim_build() / name / f"stats_{case}_{p['seed']}.json"
     t0 = time.perf_counter()
     dut = SystolicArray(_cfg(p))
     assert dut.out_latency == build_stimulus(p).out_latency
     run_unit(
         dut,
         toplevel="systolic",
-        test_module="sim.tb.systolic_tb",
+        test_module="hwgen.sim.tb.systolic_tb",
         name=name,
         params={**p, "stats_file": str(stats)},
         seed=p["seed"],

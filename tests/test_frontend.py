@@ -20,7 +20,7 @@ from hwgen.frontend import (
     run_float,
     verify_graph,
 )
-from models import get_model
+from hwgen.zoo import get_model
 
 IN = (1, 28, 28)
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-import models
+from hwgen import zoo as models
 from hwgen.datasets import load_mnist_sample
 from hwgen.train import evaluate_float
-from models import MODELS, UnknownModelError, get_model, input_shape, model_names, weights_path
+from hwgen.zoo import MODELS, UnknownModelError, get_model, input_shape, model_names, weights_path
 
 
 def test_registry() -> None:

@@ -12,7 +12,7 @@ import torch
 import hwgen.train as train_mod
 from hwgen.datasets import load_mnist_sample, to_model_input
 from hwgen.train import build_parser, evaluate_float, fit, train
-from models import get_model
+from hwgen.zoo import get_model
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from hwgen.paths import rtl_out
 from hwgen.rtl.loader import beats_per_word
 from hwgen.rtl.top import Accelerator
 from hwgen.schedule.program import Program
 
 __all__ = ["write_rtl", "manifest", "lint", "LINT_WAIVERS"]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOP = "accel"
 FORMAT_VERSION = 1
 
@@ -79,7 +79,7 @@ def manifest(prog: Program, accel: Accelerator) -> dict:
 
 def write_rtl(prog: Program, out_dir: Path | None = None) -> Path:
     """Generate rtl_out/<model>/ (or out_dir): accel.v, manifest.json, program.txt."""
-    out = Path(out_dir) if out_dir else ROOT / "rtl_out" / prog.model
+    out = Path(out_dir) if out_dir else rtl_out() / prog.model
     out.mkdir(parents=True, exist_ok=True)
     accel = Accelerator(prog)
     text = verilog.convert(accel, name=TOP, emit_src=False)

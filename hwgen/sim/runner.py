@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_results, get_runner
 
+from hwgen.paths import sim_build
+
 __all__ = [
-    "SIM_BUILD",
     "SimResult",
     "ensure_verilator",
     "build_verilog",
@@ -30,8 +30,8 @@ __all__ = [
     "assert_passed",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-SIM_BUILD = Path(os.environ.get("HWGEN_SIM_BUILD", ROOT / "sim_build"))
+# The cocotb process imports the testbench modules from the directory holding `hwgen`.
+PKG_PARENT = Path(__file__).resolve().parents[2]
 
 # Amaranth's Verilog trips Verilator's style lints (WIDTHEXPAND etc.): keep them warnings.
 VERILATOR_ARGS = (
@@ -125,7 +125,7 @@ def run_unit(
 
     Returns the configuration's work directory.
     """
-    work = SIM_BUILD / name
+    work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     pfile = work / f"params{tag}.json"
     pfile.write_text(json.dumps(params))
@@ -198,7 +198,7 @@ def run_cocotb(
     cocotb test body (use JSON files for anything large). On failure the run is repeated with
     tracing enabled and the waveform path is returned in the result.
     """
-    work_dir = SIM_BUILD / config_name
+    work_dir = sim_build() / config_name
     work_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(verilog, Path):
         text = verilog.read_text()
@@ -206,7 +206,7 @@ def run_cocotb(
         text = verilog
     # Builds are shared by every configuration with the same Verilog (one compile per design).
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = SIM_BUILD / "builds" / f"{toplevel}_{digest}"
+    build_dir = sim_build() / "builds" / f"{toplevel}_{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     vpath = build_dir / f"{toplevel}.v"
     if not vpath.exists() or vpath.read_text() != text:
@@ -222,7 +222,7 @@ def run_cocotb(
     _locked_build(build_dir, waves=False)
 
     runner = get_runner("verilator")
-    extra_env = {"PYTHONPATH": str(ROOT), **(env or {})}
+    extra_env = {"PYTHONPATH": str(PKG_PARENT), **(env or {})}
 
     def _run(waves: bool, tag: str) -> Path:
         test_dir = work_dir / tag

@@ -6,7 +6,7 @@ import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.mult import mult_golden
-from sim.tb.common import load_params, rng_from_env, start_clock_and_reset
+from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
 @cocotb.test()

@@ -10,7 +10,7 @@ from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.requant import requant_golden, requant_in_layout
-from sim.tb.common import load_params, rng_from_env, start_clock_and_reset
+from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 FIELDS = ("acc", "bias", "mult", "shift", "lo", "hi")

@@ -16,7 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
-from sim.tb.common import load_params, rng_from_env, start_clock_and_reset
+from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
 class StreamSource:

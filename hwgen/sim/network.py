@@ -16,10 +16,11 @@ from hwgen.config import ArrayConfig
 from hwgen.emit.images import image_values, weight_beats
 from hwgen.emit.verilog import write_rtl
 from hwgen.golden.run import quantize_input, run
+from hwgen.paths import sim_build
 from hwgen.quant.qmodel import QModel
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
-from sim.runner import SIM_BUILD, SimResult, run_cocotb
+from hwgen.sim.runner import SimResult, run_cocotb
 
 __all__ = ["NetworkCase", "prepare", "simulate", "layer_words"]
 
@@ -62,7 +63,7 @@ def prepare(
 ) -> NetworkCase:
     prog = lower(qm, array)
     name = f"net_{qm.name}_{array}{tag}"
-    work = SIM_BUILD / name
+    work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
     xq = quantize_input(images_uint8)
@@ -119,7 +120,7 @@ def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
     res = run_cocotb(
         verilog=case.verilog,
         toplevel="accel",
-        test_module="sim.tb.accel_tb",
+        test_module="hwgen.sim.tb.accel_tb",
         config_name=case.name,
         env={"HWGEN_PARAMS": str(case.params_file), "HWGEN_SEED": str(seed)},
         seed=seed,

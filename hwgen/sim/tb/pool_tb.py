@@ -15,7 +15,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.pool import PoolMode, pool_cfg_layout, pool_golden
-from sim.tb.common import load_params, rng_from_env, start_clock_and_reset
+from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
 @dataclass(frozen=True)

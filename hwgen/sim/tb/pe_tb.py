@@ -22,8 +22,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.pe import pe_golden, result_layout, token_layout
-from sim.tb.common import draw_tile_positions, load_params
-from sim.tb.systolic_tb import _operands
+from hwgen.sim.tb.common import draw_tile_positions, load_params
+from hwgen.sim.tb.systolic_tb import _operands
 
 __all__ = ["PEStimulus", "build_pe_stimulus", "check_pe_outputs", "INPUTS", "OUTPUTS"]
 

@@ -25,7 +25,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.rtl.pe import result_layout, token_layout
 from hwgen.rtl.systolic import systolic_golden
-from sim.tb.common import draw_tile_positions, load_params
+from hwgen.sim.tb.common import draw_tile_positions, load_params
 
 __all__ = ["Stimulus", "build_stimulus", "check_outputs", "unpack_col_out"]
 
