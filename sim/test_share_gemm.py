@@ -44,9 +44,12 @@ def _protocol_jobs(k: int, seed: int):
     linear(ch, *sh, dealer.matmul(1, 20, 7), rec)
     refs = [conv2d_int(x, w, 1, 1) + b[:, None, None], linear_int(v, wl) + bl]
     # a GEMM with K < R and ragged tiles
-    xr = g.integers(0, 2**k, (5, 2), dtype=np.uint64) if k < 64 else \
-        g.integers(0, 2**63, (5, 2), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    yr, o = xr[:2, :].T.copy(), g.integers(0, 2**31, (5, 5)).astype(np.uint64)
+    full = ring.mask
+    xr = g.integers(0, 2**63, (5, 2), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    yr = g.integers(0, 2**63, (2, 5), dtype=np.uint64) * np.uint64(3)
+    xr, yr = xr & full, yr & full
+    xr[0, 0], yr[0, 0] = full, full  # (2**k - 1)**2 wraps
+    o = g.integers(0, 2**31, (5, 5)).astype(np.uint64)
     jobs.append((0, xr, yr, o, base([(0, xr, yr, o)])[0]))
     return ring, jobs, refs
 
@@ -63,7 +66,7 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for j, (_, x, y, o, _) in enumerate(jobs):
+    for j, (_, x, y, o, _z) in enumerate(jobs):
         arrays.update({f"x{j}": x, f"y{j}": y, f"o{j}": o})
     np.savez(work / "jobs.npz", **arrays)
     params = {"jobs": str(work / "jobs.npz"), "results": str(work / "results.npz"),
@@ -71,7 +74,7 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
     run_unit(dut, toplevel="share_gemm", test_module="hwgen.sim.tb.share_gemm_tb", name=name,
              params=params)
     res = np.load(work / "results.npz")
-    for j, (party, x, y, o, want) in enumerate(jobs):
+    for j, (party, _x, _y, _o, want) in enumerate(jobs):
         assert np.array_equal(res[f"z{j}"], want), f"job {j} (party {party}) differs"
         L = lay[j]
         issue = L["m_tiles"] * L["n_tiles"] * max(L["k_len"], rows)

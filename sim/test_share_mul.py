@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth import Value
 from amaranth.sim import Simulator
 
 from hwgen.rtl.share_mul import ShareMul, share_mul_golden
@@ -44,7 +45,7 @@ def test_share_mul_amaranth(k: int, lanes: int, lat: int) -> None:
     async def bench(ctx) -> None:
         for cyc in ins:
             for name, val in cyc.items():
-                ctx.set(getattr(dut, name), val)
+                ctx.set(Value.cast(getattr(dut, name)), val)
             got.append((ctx.get(dut.z_valid), [ctx.get(dut.z[i]) for i in range(lanes)]))
             await ctx.tick()
 

@@ -28,7 +28,7 @@ cycles from ``start`` to ``done``.
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 

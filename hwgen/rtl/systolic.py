@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from amaranth import Module, Signal, signed
+from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
