@@ -61,7 +61,8 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
     ring, jobs, refs = _protocol_jobs(k, 3)
     lay = [gemm_layout(cfg, x.shape[0], y.shape[1], x.shape[1]) for _, x, y, _, _ in jobs]
     depth = {w: max(L[w] for L in lay) for w in ("a_words", "b_words", "o_words")}
-    dut = ShareGemm(cfg, depth["a_words"], depth["b_words"], depth["o_words"])
+    burst = 5  # bursts shorter than most loads: partial last bursts are exercised
+    dut = ShareGemm(cfg, depth["a_words"], depth["b_words"], depth["o_words"], burst=burst)
     name = f"share_gemm_{rows}x{cols}_k{k}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
         arrays.update({f"x{j}": x, f"y{j}": y, f"o{j}": o})
     np.savez(work / "jobs.npz", **arrays)
     params = {"jobs": str(work / "jobs.npz"), "results": str(work / "results.npz"),
-              "n_jobs": len(jobs), "rows": rows, "cols": cols, "k": k}
+              "n_jobs": len(jobs), "rows": rows, "cols": cols, "k": k, "burst": burst}
     run_unit(dut, toplevel="share_gemm", test_module="hwgen.sim.tb.share_gemm_tb", name=name,
              params=params)
     res = np.load(work / "results.npz")

@@ -9,11 +9,13 @@ on a ``SystolicArray`` in share mode. For a party's Beaver product the host load
 X = [d | [a]_i] (opened masked input beside the party's triple share, im2col'ed for a conv)
 and Y = [[w]_i ; e]; the result is the party's share [acc + bias]_i.
 
-Memories (all written through the load port, one word per cycle):
+Memories (written through the burst load port: the host hands over up to ``burst`` words
+in one transaction, the engine writes one per cycle and raises ``ld_idle``):
 
 * A (sel 0): word ``mt·K + t`` = X[mt·R + i, t] in lane i (R lanes of k bits);
 * B (sel 1): word ``nt·K + t`` = Y[t, nt·C + j] in lane j (C lanes);
-* O (sel 2, and ``rd_addr`` → ``rd_data`` one cycle later): word ``(nt·MT + mt)·R + i``
+* O (sel 2; read back by ``rd_valid``/``rd_addr``/``rd_count``: after ``rd_idle`` the n words
+  are the top n slots of ``rd_data``): word ``(nt·MT + mt)·R + i``
   holds O[mt·R + i, nt·C + j] in lane j.
 
 Run: pulse ``start`` with ``m_tiles`` (MT), ``n_tiles``, ``k_len`` (K) and ``rows_total``
@@ -42,7 +44,8 @@ CTRL_WIDTH = 16
 
 
 class ShareGemm(wiring.Component):
-    def __init__(self, cfg: ArrayConfig, a_depth: int, b_depth: int, o_depth: int) -> None:
+    def __init__(self, cfg: ArrayConfig, a_depth: int, b_depth: int, o_depth: int,
+                 burst: int = 64) -> None:
         if cfg.arithmetic != "ring":
             raise ValueError(f"ShareGemm needs a share-mode ArrayConfig, not {cfg.arithmetic!r}")
         self.cfg = cfg
@@ -50,15 +53,18 @@ class ShareGemm(wiring.Component):
         self.depths = (a_depth, b_depth, o_depth)
         aw = max(max(self.depths) - 1, 1).bit_length()
         self.addr_width = aw
-        lanes = max(cfg.rows, cfg.cols)
+        self.word = max(cfg.rows, cfg.cols) * self.k  # load-port word (A: R lanes, B/O: C)
+        self.burst = burst
         super().__init__({
-            "ld_en": In(1), "ld_sel": In(2), "ld_addr": In(aw),
-            "ld_data": In(unsigned(lanes * self.k)),
+            "ld_valid": In(1), "ld_sel": In(2), "ld_addr": In(aw),
+            "ld_count": In(range(burst + 1)), "ld_data": In(unsigned(burst * self.word)),
+            "ld_idle": Out(1),
             "start": In(1),
             "m_tiles": In(CTRL_WIDTH), "n_tiles": In(CTRL_WIDTH), "k_len": In(CTRL_WIDTH),
             "rows_total": In(2 * CTRL_WIDTH),
             "busy": Out(1), "done": Out(1), "cycles": Out(32),
-            "rd_addr": In(aw), "rd_data": Out(unsigned(cfg.cols * self.k)),
+            "rd_valid": In(1), "rd_addr": In(aw), "rd_count": In(range(burst + 1)),
+            "rd_data": Out(unsigned(burst * cfg.cols * self.k)), "rd_idle": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -76,14 +82,39 @@ class ShareGemm(wiring.Component):
         o_rd = omem.read_port()
         o_wp = omem.write_port()
 
-        # ---- load and read-out ports
+        # ---- host port: a burst of up to ``burst`` words is latched in one cycle and written
+        # one word per cycle (the host then waits for ``ld_idle``); reads fill a burst
+        # register the same way. One host transaction per burst, not per word.
+        wbits = self.word
+        sreg = Signal(self.burst * wbits, reset_less=True)
+        l_cnt = Signal(range(self.burst + 1))
+        l_addr = Signal(self.addr_width, reset_less=True)
+        l_sel = Signal(2, reset_less=True)
+        m.d.comb += self.ld_idle.eq(l_cnt == 0)
+        with m.If(self.ld_valid):
+            m.d.sync += [sreg.eq(self.ld_data), l_cnt.eq(self.ld_count),
+                         l_addr.eq(self.ld_addr), l_sel.eq(self.ld_sel)]
+        with m.Elif(l_cnt != 0):
+            m.d.sync += [sreg.eq(sreg >> wbits), l_cnt.eq(l_cnt - 1), l_addr.eq(l_addr + 1)]
+        l_we = l_cnt != 0
         m.d.comb += [
-            a_wp.addr.eq(self.ld_addr), a_wp.data.eq(self.ld_data[: r * k]),
-            a_wp.en.eq(self.ld_en & (self.ld_sel == 0)),
-            b_wp.addr.eq(self.ld_addr), b_wp.data.eq(self.ld_data[: c * k]),
-            b_wp.en.eq(self.ld_en & (self.ld_sel == 1)),
-            o_rd.addr.eq(self.rd_addr), self.rd_data.eq(o_rd.data),
+            a_wp.addr.eq(l_addr), a_wp.data.eq(sreg[: r * k]), a_wp.en.eq(l_we & (l_sel == 0)),
+            b_wp.addr.eq(l_addr), b_wp.data.eq(sreg[: c * k]), b_wp.en.eq(l_we & (l_sel == 1)),
         ]
+        obits = c * k
+        rreg = Signal(self.burst * obits, reset_less=True)
+        r_cnt = Signal(range(self.burst + 1))  # words still to read
+        r_pend = Signal()  # a read issued last cycle: its data arrives now
+        r_addr = Signal(self.addr_width, reset_less=True)
+        m.d.comb += [o_rd.addr.eq(r_addr), self.rd_data.eq(rreg),
+                     self.rd_idle.eq((r_cnt == 0) & ~r_pend)]
+        m.d.sync += r_pend.eq(0)
+        with m.If(self.rd_valid):
+            m.d.sync += [r_addr.eq(self.rd_addr), r_cnt.eq(self.rd_count)]
+        with m.Elif(r_cnt != 0):
+            m.d.sync += [r_addr.eq(r_addr + 1), r_cnt.eq(r_cnt - 1), r_pend.eq(1)]
+        with m.If(r_pend):  # shift in at the top: after n words they are the top n slots
+            m.d.sync += rreg.eq(Cat(rreg[obits:], o_rd.data))
 
         # ---- issue: for nt: for mt: for t < max(K, R)
         running = Signal()
@@ -155,8 +186,8 @@ class ShareGemm(wiring.Component):
         with m.If(running):
             m.d.comb += [o_wp.addr.eq(o_addr), o_wp.data.eq(summed), o_wp.en.eq(row_valid)]
         with m.Else():
-            m.d.comb += [o_wp.addr.eq(self.ld_addr), o_wp.data.eq(self.ld_data[: c * k]),
-                         o_wp.en.eq(self.ld_en & (self.ld_sel == 2))]
+            m.d.comb += [o_wp.addr.eq(l_addr), o_wp.data.eq(sreg[: c * k]),
+                         o_wp.en.eq(l_we & (l_sel == 2))]
         with m.If(self.start):
             m.d.sync += o_addr.eq(0)
         with m.Elif(running & row_valid):

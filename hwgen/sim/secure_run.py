@@ -57,7 +57,9 @@ class RtlGemm:
         key = secrets.token_bytes(16)
         self.listener = Listener(str(Path(self.tmp.name) / "sock"), family="AF_UNIX",
                                  authkey=key)
-        verilog = build_verilog(engine_for(qm, cfg), "share_gemm")
+        engine = engine_for(qm, cfg)
+        self.burst = engine.burst
+        verilog = build_verilog(engine, "share_gemm")
         self.results: dict[int, object] = {}
         self.threads = []
         for party in (0, 1):
@@ -72,7 +74,7 @@ class RtlGemm:
             conn = self.listener.accept()
             self.conns[conn.recv()] = conn
         for conn in self.conns.values():
-            conn.send((cfg.rows, cfg.cols, cfg.acc_width))
+            conn.send((cfg.rows, cfg.cols, cfg.acc_width, self.burst))
         self.cycles = {0: 0, 1: 0}
         self.beats = {0: 0, 1: 0}
 
