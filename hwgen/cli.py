@@ -127,6 +127,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if summary["all_match"] else 1
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return v
+
+
+def _side(text: str) -> int:
+    v = _positive(text)
+    if v > 16:
+        raise argparse.ArgumentTypeError(f"must be at most 16, not {text!r}")
+    return v
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from hwgen.regress.run import regress
+
+    s = regress(args.n, args.seed, scheduler=args.scheduler, workers=args.workers,
+                images=args.images, max_side=args.max_side, shrink=not args.no_shrink)
+    return 0 if s["passed"] == s["cases"] else 1
+
+
+def _regress_parser(sub) -> None:
+    sp = sub.add_parser("regress", help="random CNNs on random arrays in RTL (Dask), bit-exact")
+    sp.add_argument("-n", type=_positive, default=200, help="number of cases (default 200)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
+    sp.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address (default: a LocalCluster on this machine)")
+    sp.add_argument("--workers", type=_positive, default=2, help="LocalCluster workers (2)")
+    sp.add_argument("--images", type=_positive, default=2, help="test images per case (2)")
+    sp.add_argument("--max-side", type=_side, default=16,
+                    help="largest array side drawn, 1..16 (default 16)")
+    sp.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
+    sp.set_defaults(fn=cmd_regress)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="hwgen",
@@ -171,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         sp.set_defaults(fn=fn)
 
+    _regress_parser(sub)
     args = p.parse_args(argv)
     return args.fn(args)
 

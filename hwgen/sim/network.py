@@ -112,8 +112,12 @@ def prepare(
     )
 
 
-def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
-    """Build with Verilator and run; returns (cocotb result, results.json, wall seconds)."""
+def simulate(
+    case: NetworkCase, seed: int = 1, opt_fast: str | None = None
+) -> tuple[SimResult, dict, float]:
+    """Build with Verilator and run; returns (cocotb result, results.json, wall seconds).
+
+    ``opt_fast``: the model's C++ optimisation level (see ``runner.run_cocotb``)."""
     if case.results_file.exists():
         case.results_file.unlink()
     t0 = time.perf_counter()
@@ -124,6 +128,7 @@ def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
         config_name=case.name,
         env={"HWGEN_PARAMS": str(case.params_file), "HWGEN_SEED": str(seed)},
         seed=seed,
+        opt_fast=opt_fast,
     )
     wall = time.perf_counter() - t0
     out = json.loads(case.results_file.read_text()) if case.results_file.exists() else {}
