@@ -297,6 +297,8 @@ async def image_long(dut) -> None:
     assert await b.send("image", vals) == len(vals)
     await b.expect_status(flags("image_long"), "image without last")
     assert int(dut.busy.value) == 1, "stopped discarding before a last"
+    await b.start()  # while discarding: refused
+    await b.expect_status(flags("image_long", "start_busy"), "start while discarding")
     tail = with_last(b.images[2][:7], IMAGE_BITS)
     assert await b.send("image", tail) == len(tail)
     await b.expect_aborted("discarded tail")
