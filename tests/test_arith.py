@@ -53,4 +53,4 @@ def test_sim_secure_bad_input(capsys) -> None:
     assert main(["sim-secure", "-n", "0"]) == 2
     assert "hwgen: error: -n 0" in capsys.readouterr().err
     assert main(["sim-secure", "--model", "nope"]) == 2
-    assert "not a zoo model" in capsys.readouterr().err
+    assert "sim-secure takes a zoo model" in capsys.readouterr().err
