@@ -170,3 +170,20 @@ def test_spec_shapes_reject_vanishing_maps() -> None:
     bad = replace(BASE, h=2, w=2)
     with pytest.raises(ValueError, match="no output pixel"):
         check(bad)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_dask_client_local_and_by_address() -> None:
+    from distributed import LocalCluster
+
+    from hwgen.dask_cluster import client
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as lc, client(lc.scheduler_address) as c:
+        assert c.gather(c.map(_square, [2, 3])) == [4, 9]
+    with client(None, 1) as c:  # the default: a private LocalCluster of worker processes
+        assert c.gather(c.submit(_square, 5)) == 25
+        assert len(c.scheduler_info()["workers"]) == 1
