@@ -69,7 +69,12 @@ def manifest(prog: Program, accel: Accelerator) -> dict:
             ],
             "weight_beats": sum(d * beats_per_word(w) for _, d, w in mems),
             "activation_buffers": [
-                {"buffer": b, "words": prog.buf_depth[b], "width_bits": 8 * C, "copies": R}
+                {
+                    "buffer": b,
+                    "words": prog.buf_depth[b],
+                    "width_bits": 8 * C,
+                    "copies": prog.buf_copies,
+                }
                 for b in range(2)
             ],
             "param_lane": "bias int32 | mult int32 << 32 | shift u8 << 64 (72 bits per lane)",

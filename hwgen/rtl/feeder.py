@@ -5,7 +5,8 @@ is the systolic skew) and on a tile's first element it takes row i-1's freshly l
 and moves one pixel right (wrapping to the next output row) — additions only. Then:
 
     stage A: addr = base + off, (iy, ix) = origin + (ky, kx), out-of-bounds -> padding zero
-    stage B: read the row's private copy of the activation buffer (registered read port)
+    stage B: read the activation buffer through the row's own (registered) read port:
+             port A or B of copy i//2, which rows 2k and 2k+1 share (see top.py)
     stage C: pick the lane, zero it when out of bounds, register -> array row_in[i]
 
 so row_in[i] carries element k three cycles after the token reached the row.

@@ -30,7 +30,7 @@ after layer `dbg_layers` (for locating the first diverging layer).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,14 +133,29 @@ class Accelerator(wiring.Component):
         convw_r, directw_r, params_r = convw.read_port(), directw.read_port(), params.read_port()
         convw_w, directw_w, params_w = convw.write_port(), directw.write_port(), params.write_port()
 
-        bufs = []  # bufs[b][i] = (read port, write port) of copy i of activation buffer b
+        # Activation buffers: one physical copy per pair of rows. Copy k serves row 2k through
+        # port A (which the write shares: a buffer is never read while it is written) and row
+        # 2k+1 through port B, so one ECP5 DP16KD (true dual port) holds both read ports and
+        # the write. Both reads are transparent to the write only so that yosys can map the
+        # three ports onto the block's two without duplicating it; a value read in a write
+        # cycle is never used (the feeders read the source buffer, the write-back writes the
+        # other one), so transparency is never observed.
+        bufs = []  # bufs[b][k] = (port A read, port B read or None, write port) of copy k
         for b in range(2):
             copies = []
-            for i in range(R):
+            for k in range(prog.buf_copies):
                 mem = memory.Memory(shape=unsigned(8 * C), depth=prog.buf_depth[b], init=[])
-                m.submodules[f"act{b}_{i}"] = mem
-                copies.append((mem.read_port(), mem.write_port(granularity=8)))
+                m.submodules[f"act{b}_{k}"] = mem
+                wp = mem.write_port(granularity=8)
+                ra = mem.read_port(transparent_for=(wp,))
+                rb = mem.read_port(transparent_for=(wp,)) if 2 * k + 1 < R else None
+                copies.append((ra, rb, wp))
             bufs.append(copies)
+
+        def rport(b: int, i: int):
+            """The read port row i uses in buffer b."""
+            ra, rb, _ = bufs[b][i // 2]
+            return ra if i % 2 == 0 else rb
 
         descs = [DESC_LAYOUT.const(pack_descriptor(lay, R)) for lay in prog.layers]
         rom = memory.Memory(shape=DESC_LAYOUT, depth=len(descs), init=descs)
@@ -205,8 +220,8 @@ class Accelerator(wiring.Component):
                 prev = feeders[-1]
                 m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out)]
             m.d.comb += [
-                f.rdata0.eq(bufs[0][i][0].data),
-                f.rdata1.eq(bufs[1][i][0].data),
+                f.rdata0.eq(rport(0, i).data),
+                f.rdata1.eq(rport(1, i).data),
                 array.row_in[i].valid.eq(f.row.valid),
                 array.row_in[i].first.eq(f.row.first),
                 array.row_in[i].last.eq(f.row.last),
@@ -254,35 +269,41 @@ class Accelerator(wiring.Component):
         m.d.comb += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
 
-        # default buffer connections: row i reads copy i; writes come from the write-back
+        # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
+        # through port A, whose address is the write's while it writes, else row 2k's read
         rd_addr0 = Signal(AW)
         m.d.comb += rd_addr0.eq(feeders[0].raddr)
-        for b in range(2):
-            for i in range(R):
-                rp, wp = bufs[b][i]
-                m.d.comb += rp.addr.eq(rd_addr0 if i == 0 else feeders[i].raddr)
         in_we = Signal()
         for b in range(2):
-            for i in range(R):
-                _, wp = bufs[b][i]
-                with m.If(in_we):
-                    if b == 0:
-                        m.d.comb += [
-                            wp.addr.eq(in_ptr),
-                            wp.data.eq(Cat(*([self.image.payload.data] * C))),
-                            wp.en.eq(Const(1, C) << in_lane),
-                        ]
-                with m.Elif(wb.wr_en & (desc.dst == b)):
+            w_en = Signal(C, name=f"act{b}_wen")
+            w_addr = Signal(AW, name=f"act{b}_waddr")
+            w_data = Signal(8 * C, name=f"act{b}_wdata")
+            with m.If(in_we):
+                if b == 0:
                     m.d.comb += [
-                        wp.addr.eq(wb.wr_addr),
-                        wp.data.eq(wb.wr_data),
-                        wp.en.eq((1 << C) - 1),
+                        w_addr.eq(in_ptr),
+                        w_data.eq(Cat(*([self.image.payload.data] * C))),
+                        w_en.eq(Const(1, C) << in_lane),
                     ]
+            with m.Elif(wb.wr_en & (desc.dst == b)):
+                m.d.comb += [w_addr.eq(wb.wr_addr), w_data.eq(wb.wr_data), w_en.eq((1 << C) - 1)]
+            for k, (ra, rb, wp) in enumerate(bufs[b]):
+                a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
+                row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
+                m.d.comb += [
+                    a_addr.eq(Mux(w_en.any(), w_addr, row_a)),
+                    ra.addr.eq(a_addr),
+                    wp.addr.eq(a_addr),
+                    wp.data.eq(w_data),
+                    wp.en.eq(w_en),
+                ]
+                if rb is not None:
+                    m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
         dbg_sel = Signal()
         m.d.sync += dbg_sel.eq(self.dbg_buf)
         m.d.comb += self.dbg_data.eq(
-            (bufs[0][0][0].data & ~(dbg_sel.replicate(8 * C)))
-            | (bufs[1][0][0].data & dbg_sel.replicate(8 * C))
+            (rport(0, 0).data & ~(dbg_sel.replicate(8 * C)))
+            | (rport(1, 0).data & dbg_sel.replicate(8 * C))
         )
 
         # ---- status: sticky error flags, set by `flag`, cleared by an accepted start (all)
@@ -379,7 +400,7 @@ class Accelerator(wiring.Component):
                 m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
                 m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                src_word = bufs[prog.out_buf][0][0].data
+                src_word = rport(prog.out_buf, 0).data
                 m.d.sync += out_word.eq(src_word)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):

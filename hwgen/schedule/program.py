@@ -102,7 +102,7 @@ class Program:
     in_shape: tuple[int, int, int]  # (C, H, W)
     in_cw: int
     layers: tuple[LayerPlan, ...]
-    buf_depth: tuple[int, int]  # words per activation buffer (each replicated R times)
+    buf_depth: tuple[int, int]  # words per activation buffer (stored buf_copies times)
     convw_depth: int  # words of C int8 lanes
     directw_depth: int  # words of R*C int8 lanes
     param_depth: int  # words of C (bias, mult, shift) lanes
@@ -137,6 +137,12 @@ class Program:
     def layer_dicts(self) -> list[dict]:
         return [asdict(lay) for lay in self.layers]
 
+    @property
+    def buf_copies(self) -> int:
+        """Physical copies of each activation buffer: one per two array rows (a dual-port
+        block RAM serves two rows' reads; see hwgen/rtl/top.py)."""
+        return (self.array.rows + 1) // 2
+
     def text(self) -> str:
         """Human-readable program listing (the controller's instruction list)."""
         a = self.array
@@ -144,7 +150,7 @@ class Program:
             f"; hwgen program for {self.model} on a {a.rows}x{a.cols} array",
             f"; input {self.in_shape} -> buffer 0 ({self.in_cw} word(s)/pixel)",
             f"; buffers: {self.buf_depth[0]} and {self.buf_depth[1]} words x {a.cols} lanes,"
-            f" each x{a.rows} copies; conv weights {self.convw_depth} words x {a.cols};"
+            f" each x{self.buf_copies} copies; conv weights {self.convw_depth} words x {a.cols};"
             f" direct weights {self.directw_depth} words x {a.rows * a.cols};"
             f" params {self.param_depth} words",
         ]
