@@ -60,12 +60,13 @@ def prepare(
     gap: float = 0.2,
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
+    platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
 ) -> NetworkCase:
     prog = lower(qm, array)
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
+    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
     xq = quantize_input(images_uint8)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
@@ -131,7 +132,7 @@ def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
 
 
 def run_network(
-    model: str, array: ArrayConfig, n: int, *, seed: int = 1, gap: float = 0.1
+    model: str, array: ArrayConfig, n: int, *, seed: int = 1, gap: float = 0.1, platform=None
 ) -> dict:
     """Quantize, schedule, generate, simulate n MNIST test images; return the report summary."""
     from hwgen.datasets import load_mnist, load_mnist_sample
@@ -145,7 +146,8 @@ def run_network(
         images, labels = load_mnist("test")
     images, labels = images[:n], labels[:n]
     print(f"[hwgen sim] {model} on a {array} array, {n} test image(s)", flush=True)
-    case = prepare(qm, array, images, gap=gap, tag="" if gap else "_nogap")
+    tag = ("" if gap else "_nogap") + ("_" + type(platform).__name__ if platform else "")
+    case = prepare(qm, array, images, gap=gap, tag=tag, platform=platform)
     print(f"[hwgen sim] Verilog in {case.rtl_dir}; building with Verilator ...", flush=True)
     res, out, wall = simulate(case, seed=seed)
     imgs = out.get("images", [])
