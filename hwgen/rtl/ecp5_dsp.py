@@ -46,19 +46,16 @@ def mult18x18d(m: Module, a, b, name: str) -> Signal:
     a18 = Signal(signed(18), name=f"{name}_a")
     b18 = Signal(signed(18), name=f"{name}_b")
     m.d.comb += [a18.eq(a), b18.eq(b)]  # sign extension
+    # Only the pins of this mode are connected (as yosys' own DSP mapping does): nextpnr
+    # cannot route constant ties on the unused clock/enable/shift pins.
     ports = {}
     for i in range(18):
         ports[f"i_A{i}"] = a18[i]
         ports[f"i_B{i}"] = b18[i]
         ports[f"i_C{i}"] = Const(0, 1)
-        ports[f"i_SRIA{i}"] = Const(0, 1)
-        ports[f"i_SRIB{i}"] = Const(0, 1)
     for i in range(36):
         ports[f"o_P{i}"] = p[i]
-    for k in range(4):
-        ports[f"i_CLK{k}"] = ClockSignal() if k == 0 else Const(0, 1)
-        ports[f"i_CE{k}"] = Const(1, 1)
-        ports[f"i_RST{k}"] = Const(0, 1)
+    ports.update(i_CLK0=ClockSignal(), i_CE0=Const(1, 1), i_RST0=Const(0, 1))
     m.submodules[name] = Instance(
         "MULT18X18D",
         p_REG_INPUTA_CLK="CLK0",
