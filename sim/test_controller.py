@@ -10,7 +10,8 @@ inference. A monitor checks on every cycle:
 * busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
   `done` holds until the next `start`; never both;
 * `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
-* `weights.ready` == ~`weights_loaded` & ~`weights_restart`;
+* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`;
+* `error` stays low (every stream is well formed, every start is legal);
 * `logits`: no valid outside the result transfer; payload and valid hold while
   valid & ~ready; `last` exactly on the final logit;
 
@@ -31,10 +32,10 @@ from amaranth.hdl import ValueLike
 from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
-from hwgen.emit.images import image_values, weight_beats
+from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, image_values, weight_beats, with_last
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
-from hwgen.rtl.top import LOGIT_LAYOUT, Accelerator, perf_index
+from hwgen.rtl.top import LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.network import layer_words
@@ -105,6 +106,8 @@ class Driver:
         self.in_total = int(np.prod(prog.in_shape))
         self.prev_logit: int | None = None  # payload that must hold while valid & ~ready
         self.logit_payload = Value.cast(dut.logits.payload)
+        self.image_payload = Value.cast(dut.image.payload)
+        self.weight_payload = Value.cast(dut.weights.payload)
         self.o_data = LOGIT_LAYOUT["data"].offset
         self.o_last = LOGIT_LAYOUT["last"].offset
 
@@ -119,13 +122,14 @@ class Driver:
             "o_valid": g(d.logits.valid), "o_ready": g(d.logits.ready),
             "o_payload": g(self.logit_payload),
             "w_ready": g(d.weights.ready), "w_loaded": g(d.weights_loaded),
-            "w_restart": g(d.weights_restart),
+            "w_restart": g(d.weights_restart), "error": g(d.error),
         }  # fmt: skip
         at = f"cycle {self.n}"
         assert not (s["busy"] and s["done"]), f"{at}: busy and done both high"
-        # a restart cycle takes no beat (it would be lost in the rewind)
-        want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"])
-        assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart: {s}"
+        assert s["error"] == 0, f"{at}: error flagged on a well-formed sequence: {s}"
+        # a restart cycle takes no beat (it would be lost in the rewind); none while busy
+        want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"]) & (1 - s["busy"])
+        assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         r = self.run
         running = r is not None and r.done_at < 0 and self.n > r.start
         if not self.ever_started:  # IDLE after reset (including the first start cycle)
@@ -178,8 +182,8 @@ class Driver:
     # -------------------------------------------------------- model transfer
 
     async def send_weights(self, beats: list[int], gap: float) -> int:
-        """Offer `beats` with random idle cycles; returns how many were accepted. Stops at the
-        end of the list, or as soon as the loader reports loaded."""
+        """Offer `beats` (payloads: `last` in bit 32 of the final one, see with_last) with random
+        idle cycles; returns how many were accepted. Stops at the end of the list."""
         d = self.dut
         i = 0
         while i < len(beats):
@@ -187,7 +191,7 @@ class Driver:
                 self.ctx.set(d.weights.valid, 0)
             else:
                 self.ctx.set(d.weights.valid, 1)
-                self.ctx.set(d.weights.payload, beats[i])
+                self.ctx.set(self.weight_payload, beats[i])
             s = await self.cycle()
             if s["w_loaded"]:
                 assert i == len(beats), f"weights_loaded after {i}/{len(beats)} beats"
@@ -209,11 +213,12 @@ class Driver:
         idle_before: int = 0,
     ) -> RunRecord:
         d, ctx = self.dut, self.ctx
+        values = with_last(values, IMAGE_BITS)
         ctx.set(d.dbg_stop, int(stop is not None))
         ctx.set(d.dbg_layers, stop or 0)
         # The source may offer its first value early: it must not be taken before start.
         ctx.set(d.image.valid, 1)
-        ctx.set(d.image.payload, values[0])
+        ctx.set(self.image_payload, values[0])
         for _ in range(idle_before):
             await self.cycle()
         self.run = r = RunRecord(start=self.n, dbg_stop=stop is not None)
@@ -228,7 +233,7 @@ class Driver:
             if i < len(values) and not offered:  # hold an offered value until it is taken
                 offered = not (gap_in and self.rng.random() < gap_in)
                 ctx.set(d.image.valid, int(offered))
-                ctx.set(d.image.payload, values[i])
+                ctx.set(self.image_payload, values[i])
             elif i >= len(values):
                 ctx.set(d.image.valid, 0)
             ctx.set(d.logits.ready, int(not (gap_out and self.rng.random() < gap_out)))
@@ -309,7 +314,7 @@ def test_controller_contract() -> None:
     gold = [golden(qm, x) for x in xs]
     for logits, _ in gold:  # the stimulus is informative: not all clamped to one value
         assert len(set(logits)) > 3, f"degenerate golden logits {logits}"
-    beats = weight_beats(prog).tolist()
+    beats = with_last(weight_beats(prog), WEIGHT_BITS)
     log: dict[str, object] = {}
 
     async def bench(ctx: SimulatorContext) -> None:
@@ -406,7 +411,8 @@ def test_small_arrays_convert_and_run(array: str) -> None:
 
     async def bench(ctx: SimulatorContext) -> None:
         drv = Driver(ctx, dut, prog, rng)
-        assert await drv.send_weights(weight_beats(prog).tolist(), gap=0) > 0
+        beats = with_last(weight_beats(prog), WEIGHT_BITS)
+        assert await drv.send_weights(beats, gap=0) == len(beats)
         r = await drv.run_image(image_values(prog, x).tolist(), gap_in=0.1, gap_out=0.3)
         result["r"] = r
 
@@ -417,3 +423,66 @@ def test_small_arrays_convert_and_run(array: str) -> None:
     r = result["r"]
     assert r.logits == want, f"{array}: logits {r.logits} != golden {want}"
     check_perf(prog, r, len(prog.layers), array)
+
+
+def test_start_while_busy_is_refused_in_every_state() -> None:
+    """`start` held high for a whole run (from the cycle after the accepted one): every busy
+    cycle is a refused start, in every controller state including FETCH/LATCH. The run is
+    unaffected (logits golden, same cycle count as with a pulse); `status` holds start_busy
+    from the first cycle and start_unread from the first result-transfer cycle on."""
+    qm = tiny_model()
+    prog = lower(qm, ArrayConfig(4, 4))
+    dut = Accelerator(prog)
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, prog.in_shape).astype(np.int8)
+    want, _ = golden(qm, x)
+    busy_bit = 1 << STATUS_LAYOUT["start_busy"].offset
+    unread_bit = 1 << STATUS_LAYOUT["start_unread"].offset
+    out: dict[str, object] = {}
+
+    async def bench(ctx: SimulatorContext) -> None:
+        drv = Driver(ctx, dut, prog, rng)
+        beats = with_last(weight_beats(prog), WEIGHT_BITS)
+        assert await drv.send_weights(beats, gap=0) == len(beats)
+        r0 = await drv.run_image(image_values(prog, x).tolist(), gap_in=0, gap_out=0)
+        values = with_last(image_values(prog, x), IMAGE_BITS)
+        image = Value.cast(dut.image.payload)
+        ctx.set(dut.logits.ready, 1)
+        ctx.set(dut.start, 1)
+        await ctx.tick()  # accepted from DONE
+        i, logits, cycles, seen = 0, [], 0, []
+        while not ctx.get(dut.done):
+            assert cycles < MAX_RUN_CYCLES, "no done with start held high"
+            ctx.set(dut.start, 1)
+            ctx.set(dut.image.valid, int(i < len(values)))
+            ctx.set(image, values[min(i, len(values) - 1)])
+            took = ctx.get(dut.image.ready) and i < len(values)
+            if ctx.get(dut.logits.valid):
+                logits.append(ctx.get(dut.logits.payload.data))
+            await ctx.tick()
+            seen.append(ctx.get(dut.status.as_value()))
+            i += took
+            cycles += 1
+        ctx.set(dut.start, 0)
+        out.update(r0=r0, logits=logits, cycles=cycles, seen=seen,
+                   perf=drv.read_perf(), error=ctx.get(dut.error))  # fmt: skip
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert out["r0"].logits == want
+    assert out["logits"] == want, f"logits {out['logits']} != golden {want} with start held"
+    seen = out["seen"]
+    assert out["cycles"] == out["perf"][perf_index("total")] == out["r0"].perf[0], "timing changed"
+    assert set(seen) == {busy_bit, busy_bit | unread_bit}, f"status values {set(seen)}"
+    assert seen[0] == busy_bit, f"first cycle of the run: status {seen[0]:#x}"
+    first_unread = seen.index(busy_bit | unread_bit)
+    # start_unread from the first OUT_READ cycle: the result transfer takes 2 cycles per word
+    # plus one per logit (no backpressure), and every later cycle keeps it
+    assert all(s & unread_bit for s in seen[first_unread:])
+    assert len(seen) - first_unread == out["perf"][perf_index("output")], (
+        f"start_unread first set {len(seen) - first_unread} cycles before done, output counter "
+        f"{out['perf'][perf_index('output')]}"
+    )
+    assert out["error"] == 1

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwgen.config import ArrayConfig
+from hwgen.errors import HwgenError
 from hwgen.paths import build_dir, reports
 
 __all__ = ["BOARDS", "BoardSpec", "BuildError", "build", "nextpnr_summary"]
 
 
-class BuildError(RuntimeError):
+class BuildError(HwgenError):
     """A board-build step failed; the message names the step and its log."""
 
 
@@ -151,12 +152,24 @@ def _main_clock(fmax: dict) -> str:
     return (pll or names)[0]
 
 
-def _simulate(model: str, array: ArrayConfig, n: int, platform) -> dict:
-    from hwgen.sim.network import run_network
+def _simulate(qm, array: ArrayConfig, n: int, platform) -> dict:
+    """The whole network in Verilator with the board's multipliers: bit-exact, and its cycle
+    counters give the cycles per inference."""
+    from hwgen.datasets import load_mnist_sample
+    from hwgen.perf.model import summarize
+    from hwgen.sim.network import prepare, simulate
 
-    summary = run_network(model, array, n, gap=0.0, platform=platform)
+    images, labels = load_mnist_sample()
+    images, labels = images[:n], labels[:n]
+    tag = f"_nogap_{type(platform).__name__}"
+    case = prepare(qm, array, images, gap=0.0, tag=tag, platform=platform)
+    res, out, _ = simulate(case)
+    imgs = out.get("images", [])
+    if len(imgs) != n or res.failed:
+        raise BuildError(f"RTL simulation of {qm.name} {array} failed; see {res.results_xml}")
+    summary = summarize(case.prog, imgs, labels, out)
     if not summary["all_match"]:
-        raise BuildError(f"RTL simulation of {model} {array} is not bit-exact; no bitstream")
+        raise BuildError(f"RTL simulation of {qm.name} {array} is not bit-exact; no bitstream")
     return summary
 
 
@@ -194,7 +207,7 @@ def build(
     platform = spec.platform()
     summary = steps.timed(
         f"simulate ({sim_images} image(s), Verilator, board multipliers)",
-        lambda: _simulate(model, array, sim_images, spec.platform()),
+        lambda: _simulate(qm, array, sim_images, spec.platform()),
     )
     cycles = summary["cycles"]["total"]
 
