@@ -31,6 +31,10 @@ from amaranth.lib.wiring import In
 
 from hwgen.rtl.loader import WeightLoader, beats_per_word
 
+# Amaranth 0.5 keeps its formal free values out of the public namespace (amaranth.hdl);
+# the project pins amaranth ~= 0.5.10.
+from amaranth.hdl._ast import AnyConst  # noqa: E402  isort: skip
+
 __all__ = ["LoaderStreamHarness", "load_order"]
 
 
@@ -42,15 +46,6 @@ def load_order(regions: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
         for a in range(depth)
         for k in range(beats_per_word(w))
     ]
-
-
-def _stable_free(m: Module, port: Signal, name: str) -> Signal:
-    """Assume a free input port never changes: an 'any constant'."""
-    held = Signal.like(port, name=f"{name}_held")
-    started = Signal(name=f"{name}_started")
-    m.d.sync += [held.eq(port), started.eq(1)]
-    m.d.comb += Assume(~started | (port == held))
-    return port
 
 
 class LoaderStreamHarness(wiring.Component):
@@ -69,7 +64,6 @@ class LoaderStreamHarness(wiring.Component):
         self.regions = list(regions)
         self.mutant = mutant
         self.order = load_order(self.regions)
-        n = len(self.order)
         self.dut = loader(regions=self.regions)
         self.payload_shape = self.dut.i_stream.payload.shape()
         self.has_last = hasattr(self.dut.i_stream.payload, "last")
@@ -78,8 +72,6 @@ class LoaderStreamHarness(wiring.Component):
                 "valid": In(1),
                 "payload": In(self.payload_shape),
                 "restart": In(1),
-                "tag_idx": In(range(n)),
-                "tag_val": In(32),
             }
         )
 
@@ -89,8 +81,11 @@ class LoaderStreamHarness(wiring.Component):
         order = self.order
         total = len(order)
         m.d.comb += Assume(~ResetSignal())  # the design reset is out of scope: `restart` is in
-        tag_idx = _stable_free(m, self.tag_idx, "tag_idx")
-        tag_val = _stable_free(m, self.tag_val, "tag_val")
+        # The tag: one free beat index and value, constant over the whole trace.
+        tag_idx = Signal(range(total), name="tag_idx")
+        tag_val = Signal(32, name="tag_val")
+        m.d.comb += [tag_idx.eq(AnyConst(len(tag_idx))), tag_val.eq(AnyConst(32))]
+        m.d.comb += Assume(tag_idx < total)
 
         s = dut.i_stream
         m.d.comb += [

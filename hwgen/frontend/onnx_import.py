@@ -75,7 +75,7 @@ class OnnxContext:
             return None
         value = self.consts[i]
         if value is None:
-            raise self.fail(f"its {what} must be a constant (an initializer), not a computed tensor")
+            raise self.fail(f"its {what} must be a constant (an initializer), not computed")
         return value
 
 
@@ -121,6 +121,12 @@ def _pads(ctx: OnnxContext, rule: str) -> int:
     return int(pads[0])
 
 
+def _no_dilation(ctx: OnnxContext) -> None:
+    dil = ctx.attr("dilations")
+    if dil is not None and any(d != 1 for d in dil):
+        raise ctx.fail(f"dilations={tuple(dil)} is not supported (dilation must be 1)")
+
+
 # --- Conv, Gemm, MatMul (+ Add), BatchNormalization ---------------------------------------
 
 
@@ -134,9 +140,7 @@ def _conv(ctx: OnnxContext) -> ir.Node:
     cout, cin, kh, kw = weight.shape
     if ctx.attr("group", 1) != 1:
         raise ctx.fail(f"group={ctx.attr('group')} is not supported (groups must be 1)")
-    dil = _hw_pair(ctx, "dilations", ctx.attr("dilations"), 1, "dilation must be 1")
-    if dil != 1:
-        raise ctx.fail(f"dilations={tuple(ctx.attr('dilations'))} is not supported (dilation must be 1)")
+    _no_dilation(ctx)
     k = _square(ctx, "kernel_shape", [kh, kw], "kernels must be square")
     s = _hw_pair(ctx, "strides", ctx.attr("strides"), 1, "the stride must be the same in H and W")
     p = _pads(ctx, "padding must be the same on every side")
@@ -252,9 +256,7 @@ def _pool_common(ctx: OnnxContext, cls: type) -> ir.Node:
 def _max_pool(ctx: OnnxContext) -> ir.Node:
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
         raise ctx.fail("the Indices output is not supported")
-    dil = _hw_pair(ctx, "dilations", ctx.attr("dilations"), 1, "dilation must be 1")
-    if dil != 1:
-        raise ctx.fail(f"dilations={tuple(ctx.attr('dilations'))} is not supported (dilation must be 1)")
+    _no_dilation(ctx)
     if ctx.attr("storage_order", 0):
         raise ctx.fail("storage_order=1 is not supported")
     return _pool_common(ctx, ir.MaxPool2d)
@@ -262,9 +264,7 @@ def _max_pool(ctx: OnnxContext) -> ir.Node:
 
 @_handles("AveragePool")
 def _avg_pool(ctx: OnnxContext) -> ir.Node:
-    dil = _hw_pair(ctx, "dilations", ctx.attr("dilations"), 1, "dilation must be 1")
-    if dil != 1:
-        raise ctx.fail(f"dilations={tuple(ctx.attr('dilations'))} is not supported (dilation must be 1)")
+    _no_dilation(ctx)
     # count_include_pad only matters with padding, which _pool_common rejects.
     node = _pool_common(ctx, ir.AvgPool2d)
     k = node.kernel  # type: ignore[attr-defined]
@@ -410,7 +410,9 @@ def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
         if node.op_type == "Constant":
             attrs = _attrs(node)
             if "value" not in attrs:
-                raise UnsupportedLayerError(f"{desc}: only tensor constants ('value') are supported")
+                raise UnsupportedLayerError(
+                    f"{desc}: only tensor constants ('value') are supported"
+                )
             consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
             continue
         tensors = [x for x in node.input if x and x not in consts]
@@ -424,7 +426,8 @@ def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
                 f"graph must be straight-line (each op consumes the previous one)"
             )
         if node.op_type == "Add":
-            const = next(consts[x] for x in node.input if x in consts) if len(node.input) == 2 else None
+            known = [consts[x] for x in node.input if x in consts]
+            const = known[0] if len(node.input) == 2 and known else None
             if const is None or not nodes:
                 raise UnsupportedLayerError(f"{desc}: unsupported op — no residual adds")
             nodes[-1] = _fold_bias_add(node, nname, nodes[-1], const)
