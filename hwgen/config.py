@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ArrayConfig", "QuantConfig"]
+__all__ = ["MAX_ARRAY_DIM", "ArrayConfig", "QuantConfig"]
+
+# The one limit on an array side: the CLI, the schedule and the hardware all use this.
+MAX_ARRAY_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,10 @@ class ArrayConfig:
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1 or v > 64:
-                raise ValueError(f"Array {name} must be an integer in 1..64, not {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_ARRAY_DIM:
+                raise ValueError(
+                    f"Array {name} must be an integer in 1..{MAX_ARRAY_DIM}, not {v!r}"
+                )
         if self.mult_latency < 1:
             raise ValueError(f"Multiplier latency must be >= 1, not {self.mult_latency!r}")
         if self.acc_width < self.a_width + self.w_width:

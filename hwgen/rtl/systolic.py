@@ -52,12 +52,12 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.config import ArrayConfig
+from hwgen.config import MAX_ARRAY_DIM, ArrayConfig
 from hwgen.rtl.pe import PE, _checked_operands, result_layout, token_layout, wrap_signed
 
 __all__ = ["MAX_DIM", "SystolicArray", "systolic_golden"]
 
-MAX_DIM = 32
+MAX_DIM = MAX_ARRAY_DIM  # defined once, in hwgen.config
 
 
 def systolic_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.ndarray:
