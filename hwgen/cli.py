@@ -168,6 +168,20 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 0 if s["passed"] == s["cases"] else 1
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from hwgen.errors import UsageError
+    from hwgen.flow.source import resolve
+    from hwgen.frontend.onnx_export import export_onnx
+    from hwgen.paths import workdir
+
+    src = resolve(_config(args))
+    if src.module is None:
+        raise UsageError(f"--model {args.model}: already an ONNX model")
+    out = Path(args.out) if args.out else workdir() / f"{src.name}.onnx"
+    print(export_onnx(src.module, src.in_shape, out))
+    return 0
+
+
 def _regress_parser(sub) -> None:
     sp = sub.add_parser("regress", help="random CNNs on random arrays in RTL (Dask), bit-exact")
     sp.add_argument("-n", type=_positive, default=200, help="number of cases (default 200)")
@@ -244,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
             )
         sp.set_defaults(fn=fn)
     _regress_parser(sub)
+    sp = sub.add_parser("export-onnx", help="write the model as an ONNX file (torch.onnx.export)")
+    _model_args(sp)
+    sp.add_argument("-o", "--out", default=None, help="output (default <workdir>/<model>.onnx)")
+    sp.set_defaults(fn=cmd_export_onnx)
     return p
 
 

@@ -16,9 +16,10 @@ from hwgen.formal.stream_check import LoaderStreamHarness, load_order
 from hwgen.rtl.loader import WeightLoader
 
 DEPTH = 20  # BMC steps: the requant pipeline's latency plus a dozen checked outputs
-# Three regions of 1, 2 and 1 beats per word: the loader's word assembly, region and
-# address walk, all within DEPTH with room for restarts and stalls.
-REGIONS = [(16, 2), (40, 2), (8, 1)]
+# Two words of one beat, then one of two beats: the loader's address walk, region switch and
+# word assembly, all within DEPTH with room for restarts and stalls. (Each more beat
+# roughly doubles z3's time at this depth.)
+REGIONS = [(8, 2), (40, 1)]
 
 
 def test_missing_tool_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -46,9 +47,8 @@ def test_requant_broken_spec_fails(tmp_path: Path, mutant: str) -> None:
 
 
 def test_load_order() -> None:
-    assert load_order(REGIONS) == [
-        (0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1), (2, 0, 0)
-    ]  # fmt: skip
+    assert load_order(REGIONS) == [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 0, 1)]
+    assert len(load_order([(16, 2), (40, 2), (8, 1)])) == 7
 
 
 def test_loader_stream(tmp_path: Path) -> None:

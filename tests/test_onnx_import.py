@@ -14,13 +14,12 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from hwgen import ir
-from hwgen.datasets import load_mnist_sample, to_model_input
-from hwgen.evaluate import calibration_images
+from hwgen.datasets import load_mnist_sample
+from hwgen.flow import BuildConfig, run
 from hwgen.frontend import UnsupportedLayerError, import_model
 from hwgen.frontend.onnx_export import export_onnx
 from hwgen.frontend.onnx_import import import_onnx, verify_onnx
 from hwgen.golden.run import predict
-from hwgen.quant.quantize import quantize
 from hwgen.zoo import get_model, input_shape
 
 ZOO = ["mnist_cnn", "tiny_cnn"]
@@ -54,12 +53,17 @@ def test_zoo_model_imports_to_the_torch_ir(exported: dict[str, Path], name: str)
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_zoo_model_golden_logits_equal_torch_path(exported: dict[str, Path], name: str) -> None:
-    calib = to_model_input(calibration_images())
+def test_zoo_model_golden_logits_equal_torch_path(
+    exported: dict[str, Path], name: str, tmp_path: Path
+) -> None:
+    # Through the build flow `hwgen sim --model x.onnx` runs: same calibration, same code.
+    def qmodel(model: str):
+        cfg = BuildConfig(model=model, workdir=tmp_path, steps=("import", "quantize"))
+        return run(cfg).qmodel
+
     images, _ = load_mnist_sample()
-    from_onnx = quantize(import_onnx(exported[name])[0], calib)
-    from_torch = quantize(import_model(get_model(name), input_shape(name), name), calib)
-    assert np.array_equal(predict(from_onnx, images), predict(from_torch, images))
+    logits = predict(qmodel(str(exported[name])), images)
+    assert np.array_equal(logits, predict(qmodel(name), images))
 
 
 # --- hand-built graphs: other exporters' op forms, and the errors -------------------------
@@ -182,3 +186,14 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
         import_onnx(bad)
     with pytest.raises(UnsupportedLayerError, match=r"missing\.onnx: ONNX file not found$"):
         import_onnx(tmp_path / "missing.onnx")
+
+
+def test_cli_export_onnx_of_an_onnx_model_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hwgen.cli import main
+
+    path = _conv_then(tmp_path, helper.make_node("Relu", ["c"], ["y"], name="relu"))
+    assert main(["export-onnx", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hwgen: error: --model {path}: already an ONNX model\n"
