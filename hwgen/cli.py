@@ -73,16 +73,49 @@ def _accuracy(model: str) -> dict:
     return res
 
 
+# `hwgen sim` engine when --engine is auto: cocotb (random stream gaps, layer-locating
+# debug) up to this many images, the compiled C++ harness (hwgen.sim.fast) above it.
+COCOTB_MAX_AUTO = 200
+
+
+def _engine(args: argparse.Namespace) -> str:
+    if args.engine != "auto":
+        return args.engine
+    return "cocotb" if args.n <= COCOTB_MAX_AUTO else "fast"
+
+
+def _check_sim_args(args: argparse.Namespace) -> None:
+    if args.n < 1:
+        _usage_error(f"-n {args.n}: the number of images must be >= 1")
+    if args.workers < 1:
+        _usage_error(f"--workers {args.workers}: must be >= 1")
+    if args.n > 10000:
+        _usage_error(f"-n {args.n}: the MNIST test set has 10000 images")
+
+
+def _usage_error(msg: str) -> None:
+    print(f"hwgen: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.perf.report import write_report
     from hwgen.sim.network import run_network
 
+    _check_sim_args(args)
     acc = _accuracy(args.model)
     print(
         f"[hwgen] {args.model} on 10,000 MNIST test images: float {acc['float_acc']:.2f} %, "
         f"int8 golden {acc['int8_acc']:.2f} %, top-1 agreement {acc['agreement']:.2f} %"
     )
-    summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=args.gap)
+    if _engine(args) == "fast":
+        from hwgen.sim.fast import run_network_fast
+
+        summary = run_network_fast(
+            args.model, args.array, args.n, workers=args.workers, scheduler=args.scheduler
+        )
+    else:
+        summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=args.gap)
     summary["accuracy_10k"] = {k: acc[k] for k in ("float_acc", "int8_acc", "agreement")}
     summary["text"] += (
         f"\naccuracy on 10k test images: float {acc['float_acc']:.2f} %, "
@@ -96,18 +129,61 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0 if summary["all_match"] else 1
 
 
+def _speed(summary: dict, engine: str, **extra) -> dict:
+    return {
+        "engine": engine,
+        "images": summary["n"],
+        "all_match": summary["all_match"],
+        "inferences_per_s": summary["sim_inferences_per_s"],
+        "cycles_per_s": summary["sim_cycles_per_s"],
+        "wall_s": summary["sim_wall_s"],
+        **extra,
+    }
+
+
+def _bench_md(bench: dict) -> str:
+    sp = bench["simulation_speed"]
+    rows = [
+        f"| {k} | {v['images']} | {v['inferences_per_s']:.2f} | {v['cycles_per_s'] / 1e3:,.0f} k "
+        f"| {v['wall_s']:.1f} | {v['how']} |"
+        for k, v in sp.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join([
+        f"# hwgen bench: {bench['model']} on {bench['array']}",
+        "",
+        f"Cycles per inference (RTL counters): {bench['cycles_per_inference']:,.0f}; "
+        f"MAC bound {bench['mac_bound_cycles']:,.0f}; PE utilisation "
+        f"{100 * bench['pe_utilisation']:.1f} %. All images bit-exact: {bench['all_match']}.",
+        "",
+        "## Simulation speed (measured on this host, not the accelerator's speed)",
+        "",
+        sp["note"],
+        "",
+        "| engine | images | inferences/s | cycles/s | wall s | how |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from hwgen.perf.report import write_report
+    from hwgen.sim.fast import run_network_fast
     from hwgen.sim.network import run_network
 
+    _check_sim_args(args)
     t0 = time.perf_counter()
     summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=0.0)
     paths = write_report(summary, reports() / f"{args.model}_{args.array}")
+    fast = run_network_fast(
+        args.model, args.array, args.fast_n, workers=args.workers, scheduler=args.scheduler
+    )
     bench = {
         "model": args.model,
         "array": str(args.array),
         "images": args.n,
-        "all_match": summary["all_match"],
+        "all_match": summary["all_match"] and fast["all_match"],
         "cycles_per_inference": summary["cycles"]["total"],
         "cycles": summary["cycles"],
         "mac_bound_cycles": summary["ideal_cycles"],
@@ -118,13 +194,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "pe_utilisation_note": "executed MACs / (PEs x total cycles incl. data-in/out)",
         "sim_inferences_per_s": summary["sim_inferences_per_s"],
         "sim_cycles_per_s": summary["sim_cycles_per_s"],
+        "simulation_speed": {
+            "note": "Simulation speeds of the RTL in Verilator on this host (wall clock, "
+            "after the build): inferences/s and simulated clock cycles/s. They say how fast "
+            "the design can be verified, not how fast the accelerator runs.",
+            "cocotb": _speed(summary, "cocotb", how="one process, Python testbench, "
+                             "gap-free streams"),
+            "fast": _speed(fast, "fast", workers=fast["workers"],
+                           how=f"compiled C++ harness, {fast['workers']} Dask worker "
+                           "process(es), total over workers"),
+        },  # fmt: skip
         "wall_s": time.perf_counter() - t0,
     }
     out = reports() / "bench.json"
     out.write_text(json.dumps(bench, indent=1))
+    md = reports() / "bench.md"
+    md.write_text(_bench_md(bench))
     print(json.dumps(bench, indent=1))
-    print(f"wrote {out} and {paths['md']}")
-    return 0 if summary["all_match"] else 1
+    print(f"wrote {out}, {md} and {paths['md']}")
+    return 0 if bench["all_match"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,11 +252,32 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
         sp.add_argument("-n", type=int, default=20, help="number of test images (default 20)")
         sp.add_argument("--seed", type=int, default=1, help="stimulus/backpressure seed")
+        if name == "bench":
+            sp.add_argument(
+                "--fast-n", type=int, default=400,
+                help="images for the fast engine's speed measurement (default 400)",
+            )
         if name == "sim":
             sp.add_argument(
                 "--gap", type=float, default=0.1,
-                help="probability of an idle/backpressure cycle on each stream (default 0.1)",
+                help="probability of an idle/backpressure cycle on each stream, cocotb engine "
+                "only (default 0.1)",
             )
+            sp.add_argument(
+                "--engine", choices=("auto", "cocotb", "fast"), default="auto",
+                help=f"cocotb: Python testbench with stream gaps, locates a failing layer; "
+                f"fast: compiled C++ Verilator harness as Dask tasks (gap-free); "
+                f"auto (default): cocotb for N <= {COCOTB_MAX_AUTO}, else fast",
+            )
+        sp.add_argument(
+            "--workers", type=int, default=2,
+            help="fast engine: local Dask worker processes (default 2)",
+        )
+        sp.add_argument(
+            "--scheduler", default=None,
+            help="fast engine: Dask scheduler address (tcp://host:8786) instead of a "
+            "LocalCluster; the work directory must be shared with the workers",
+        )
         sp.set_defaults(fn=fn)
 
     args = p.parse_args(argv)

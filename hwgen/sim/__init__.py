@@ -1,0 +1,1 @@
+"""RTL simulation: cocotb runner and testbenches, the fast C++ harness engine."""
