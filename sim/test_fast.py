@@ -33,6 +33,7 @@ def test_fast_engine_bit_exact_tiny_cnn() -> None:
         assert r["match"], r
         assert r["logits"] == want[r["index"]].tolist()
         assert r["cycles"][0] > 0 and len(r["cycles"]) == case.n_perf
+        assert r["status"] == 0, r  # no fault flag raised
     # one line per image, appended per shard, merged in index order
     lines = (case.work / "results.jsonl").read_text().splitlines()
     assert [json.loads(x)["index"] for x in lines] == list(range(6))

@@ -169,6 +169,7 @@ long file_items(const std::string& path, size_t item) {
 struct Outcome {
     std::vector<int> logits;
     std::vector<uint32_t> perf;
+    long status = -1;  // the design's sticky status flags (-1: the design has none)
     std::string error;  // protocol error or timeout; empty when the image ran
 };
 
@@ -210,6 +211,7 @@ Outcome run_image(Sim& s, const int8_t* img, const Args& a) {
     }
     t->logits___05Fready = 0;
 #if HWGEN_HAS_ERROR
+    o.status = t->status;
     if (o.error.empty() && t->error) o.error = "the design raised its error output";
 #endif
     for (long i = 0; i < a.n_perf; ++i) {  // perf_data is combinational on perf_sel
@@ -231,6 +233,7 @@ void write_record(FILE* out, long index, const Outcome& o, const int8_t* want, l
     for (size_t i = 0; i < o.perf.size(); ++i)
         line += (i ? ", " : "") + std::to_string(o.perf[i]);
     line += "]";
+    if (o.status >= 0) line += ", \"status\": " + std::to_string(o.status);
     if (!o.error.empty()) line += ", \"error\": \"" + o.error + "\"";
     line += "}\n";
     std::fputs(line.c_str(), out);
