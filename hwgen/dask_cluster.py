@@ -1,32 +1,26 @@
-"""One Dask client for hwgen's parallel jobs (bulk simulation, regression shards).
+"""The one way hwgen gets a Dask client (shared by the regression and bulk simulation).
 
-``client(None, n)`` starts a LocalCluster of ``n`` single-threaded worker *processes* on this
-machine (closed with the client); ``client("tcp://host:8786", n)`` connects to a running
-scheduler of a real cluster (``n`` is then ignored: the cluster decides). Workers are spawned
-processes: task functions must be module-level (picklable) and a script that calls this needs
-an ``if __name__ == "__main__":`` guard. On a real cluster every path a task reads or writes
-must be on a file system the workers share.
+``client(None, n)`` starts a private LocalCluster of ``n`` single-threaded worker processes
+(no dashboard); ``client("tcp://host:8786", ...)`` connects to a running scheduler, e.g. one
+that dask-jobqueue started on Slurm/LSF (docs/regress.md). Task functions must be importable
+and their arguments picklable: the workers are separate (spawned) processes.
 """
 
 from __future__ import annotations
-
-import logging
 
 __all__ = ["client"]
 
 
 def client(scheduler: str | None = None, n_workers: int = 2):
-    """A ``distributed.Client``: LocalCluster by default, or the scheduler at ``scheduler``."""
-    from distributed import Client
+    """A ``distributed.Client``: to ``scheduler`` if given, else to a new LocalCluster."""
+    from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler)
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-    return Client(
+        return Client(scheduler, timeout="30s")
+    cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
-        silence_logs=logging.WARNING,
     )
+    return Client(cluster)

@@ -1,1 +1,1 @@
-"""RTL simulation: cocotb runner and testbenches, the fast C++ harness engine."""
+"""RTL simulation: Verilator/cocotb runner, whole-network cases, cocotb testbenches."""

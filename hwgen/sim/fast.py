@@ -26,7 +26,6 @@ import json
 import pickle
 import re
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ __all__ = [
     "prepare_fast",
     "run_shard",
     "simulate_fast",
-    "run_network_fast",
+    "simulate_state",
 ]
 
 HARNESS_SRC = Path(__file__).resolve().parent / "harness" / "accel_harness.cpp"
@@ -270,6 +269,9 @@ def simulate_fast(
                 last = time.perf_counter()
                 print(_progress(_count_lines(outs), n, t0), flush=True)
         runs = c.gather(futs)
+        cluster = None if scheduler else c.cluster  # the LocalCluster started for this run
+    if cluster is not None:
+        cluster.close()
     wall = time.perf_counter() - t0
     if progress:
         print(_progress(_count_lines(outs), n, t0), flush=True)
@@ -298,43 +300,32 @@ def waveform_for(case: FastCase, index: int) -> Path:
     return vcd
 
 
-def run_network_fast(
-    model: str, array, n: int, *, workers: int = 2, scheduler: str | None = None
-) -> dict:
-    """Like hwgen.sim.network.run_network, on the C++ harness: the report summary."""
-    from hwgen.datasets import load_mnist, load_mnist_sample
-    from hwgen.evaluate import build_qmodel
+def simulate_state(st, *, workers: int = 2, scheduler: str | None = None) -> None:
+    """The flow's simulate step on the fast engine: sets ``st.summary`` (hwgen.flow state)."""
     from hwgen.perf.model import summarize
 
-    qm = build_qmodel(model)
-    images, labels = load_mnist_sample() if n <= 200 else load_mnist("test")
-    images, labels = images[:n], labels[:n]
-    print(
-        f"[hwgen sim] {model} on a {array} array, {n} test image(s), fast engine "
-        f"(compiled Verilator harness, {workers if not scheduler else scheduler} worker(s), "
-        "gap-free streams)",
-        flush=True,
-    )
+    cfg = st.cfg
+    images, labels = st.sim_images, st.sim_labels
+    if images is None:
+        images, labels = st.source.data.test(cfg.n)
+    who = scheduler or f"{workers} local worker process(es)"
+    st.log(f"{st.name} on a {cfg.array} array, {len(images)} test image(s), fast engine "
+           f"(compiled Verilator harness as Dask tasks on {who}, gap-free streams)")  # fmt: skip
     t0 = time.perf_counter()
-    case = prepare_fast(qm, array, images)
+    case = prepare_fast(st.qmodel, cfg.array, images)
     exe = build_harness(case.verilog)  # cached by prepare_fast
-    print(
-        f"[hwgen sim] harness {exe} ready, golden logits computed "
-        f"({time.perf_counter() - t0:.0f} s)",
-        flush=True,
-    )
+    st.log(f"harness {exe} built, golden logits computed ({time.perf_counter() - t0:.0f} s)")
     recs, wall = simulate_fast(case, exe, workers=workers, scheduler=scheduler)
-    if len(recs) != n:
-        missing = sorted(set(range(n)) - {r["index"] for r in recs})
+    if len(recs) != len(images):
+        missing = sorted(set(range(len(images))) - {r["index"] for r in recs})
         raise RuntimeError(f"fast simulation: {len(missing)} image(s) produced no result, "
                            f"first {missing[:5]}; see {case.work / 'results'}")  # fmt: skip
+    st.summary = summarize(case.prog, recs, labels, {"wall_s": wall, "weights_load_s": 0.0})
+    st.summary["engine"] = "fast"
+    st.summary["workers"] = scheduler or workers
     bad = [r for r in recs if not r["match"]]
-    summary = summarize(case.prog, recs, labels, {"wall_s": wall, "weights_load_s": 0.0})
-    summary["engine"] = "fast"
-    summary["workers"] = workers if not scheduler else scheduler
     if bad:
         wave = waveform_for(case, bad[0]["index"])
-        summary["waveform"] = str(wave)
-        print(f"[hwgen sim] image {bad[0]['index']} differs from the golden model: "
-              f"{bad[0]}; waveform {wave}", file=sys.stderr)  # fmt: skip
-    return summary
+        st.summary["waveform"] = str(wave)
+        st.log(f"image {bad[0]['index']} differs from the golden model: {bad[0]}; "
+               f"waveform {wave}")  # fmt: skip
