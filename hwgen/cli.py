@@ -182,6 +182,49 @@ def _regress_parser(sub) -> None:
     sp.set_defaults(fn=cmd_regress)
 
 
+def cmd_sim_secure(args: argparse.Namespace) -> int:
+    """Two-party secure inference on simulated share-mode engines (hwgen.sim.secure_run)."""
+    from hwgen import zoo
+    from hwgen.paths import reports
+    from hwgen.sim.secure_run import run_secure
+
+    if args.model not in zoo.model_names():
+        raise UsageError(f"--model {args.model!r}: sim-secure takes a zoo model "
+                         f"({', '.join(zoo.model_names())})")
+    if not 1 <= args.n <= 200:
+        raise UsageError(f"-n {args.n}: the secure run uses the 200 committed sample images, "
+                         "so N must be in 1..200")
+    plain = None
+    if not args.no_plain:  # the plaintext accelerator's cycles, measured on one image
+        from hwgen.flow import BuildConfig, run
+
+        steps = ("import", "quantize", "schedule", "simulate", "report")
+        ps = run(BuildConfig(model=args.model, array=args.array, n=1, gap=0.0,
+                             steps=steps)).summary
+        assert ps is not None
+        plain = {"cycles_total": ps["cycles"]["total"],
+                 "cycles_compute": ps["cycles"]["compute"], "bit_exact": ps["all_match"]}
+    s = run_secure(args.model, args.array, args.n, k=args.ring, plain=plain)
+    out = reports() / f"secure_{args.model}_{args.array}_k{args.ring}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(s, indent=1))
+    print(s["text"])
+    print(f"report: {out}")
+    return 0 if s["all_match"] else 1
+
+
+def _secure_parser(sub) -> None:
+    sp = sub.add_parser("sim-secure", help="two-party secure inference, each party's GEMMs on "
+                        "its own simulated share-mode accelerator; bit-exact check + report")
+    sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
+    sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("-n", type=int, default=20, help="number of sample images (default 20)")
+    sp.add_argument("--ring", type=int, choices=(32, 64), default=32, help="share ring bits")
+    sp.add_argument("--no-plain", action="store_true",
+                    help="skip the plaintext accelerator run used for the cycle comparison")
+    sp.set_defaults(fn=cmd_sim_secure)
+
+
 def _model_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--model",
@@ -244,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
             )
         sp.set_defaults(fn=fn)
     _regress_parser(sub)
+    _secure_parser(sub)
     return p
 
 

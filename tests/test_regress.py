@@ -170,3 +170,36 @@ def test_spec_shapes_reject_vanishing_maps() -> None:
     bad = replace(BASE, h=2, w=2)
     with pytest.raises(ValueError, match="no output pixel"):
         check(bad)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_dask_client_local_and_by_address() -> None:
+    from distributed import LocalCluster
+
+    from hwgen.dask_cluster import client
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as lc, client(lc.scheduler_address) as c:
+        assert c.gather(c.map(_square, [2, 3])) == [4, 9]
+    with client(None, 1) as c:  # the default: a private LocalCluster of worker processes
+        assert c.gather(c.submit(_square, 5)) == 25
+        assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_case_output_goes_to_its_log(tmp_path, capfd) -> None:
+    import subprocess
+    import sys
+
+    from hwgen.regress.case import output_to
+
+    log = tmp_path / "logs" / "seed1.log"
+    with output_to(log):
+        print("from python")
+        subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+    print("back on the console")
+    text = log.read_text()
+    assert "from python" in text and "from a child" in text
+    assert "back on the console" in capfd.readouterr().out
