@@ -9,10 +9,11 @@ HWGEN := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/hwgen
 PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest
 JOBS ?= 2
 
-.PHONY: help venv test test-slow sim rtl train eval bench regress lint clean
+.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean
 
 help:
 	@echo "make sim MODEL=mnist_cnn [ARRAY=8x8] [N=20]  RTL simulation of N test images, bit-exact check + cycle report"
+	@echo "make sim-secure MODEL=mnist_cnn [N=20]       two-party encrypted inference on simulated share-mode engines"
 	@echo "make test                                    the regression (unit + network RTL tests), JUnit XML in reports/"
 	@echo "make test-slow                               long RTL runs (more images, large arrays)"
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
@@ -36,6 +37,9 @@ test-slow: $(STAMP)
 
 sim: $(STAMP)
 	$(HWGEN) sim --model $(MODEL) --array $(ARRAY) -n $(N)
+
+sim-secure: $(STAMP)
+	$(HWGEN) sim-secure --model $(MODEL) --array $(ARRAY) -n $(N)
 
 rtl: $(STAMP)
 	$(HWGEN) generate --model $(MODEL) --array $(ARRAY)

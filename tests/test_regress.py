@@ -187,3 +187,19 @@ def test_dask_client_local_and_by_address() -> None:
     with client(None, 1) as c:  # the default: a private LocalCluster of worker processes
         assert c.gather(c.submit(_square, 5)) == 25
         assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_case_output_goes_to_its_log(tmp_path, capfd) -> None:
+    import subprocess
+    import sys
+
+    from hwgen.regress.case import output_to
+
+    log = tmp_path / "logs" / "seed1.log"
+    with output_to(log):
+        print("from python")
+        subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+    print("back on the console")
+    text = log.read_text()
+    assert "from python" in text and "from a child" in text
+    assert "back on the console" in capfd.readouterr().out

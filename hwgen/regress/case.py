@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from hwgen.regress.gen import NetSpec, images, quantized
 
@@ -41,11 +45,44 @@ class CaseResult:
         return asdict(self)
 
 
+@contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout/stderr, and its children's (Verilator, cocotb), to ``path``
+    (the regression's console shows one line per case; each case keeps its own log)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a") as f, redirect_stdout(f), redirect_stderr(f):
+        os.dup2(f.fileno(), 1)  # the children write to the inherited descriptors
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            f.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def run_case(spec: NetSpec, n_images: int = N_IMAGES, workdir: str | None = None,
              tag: str = "") -> dict:
-    """Quantize (random calibration), schedule, generate, build and simulate ``spec``."""
+    """Quantize (random calibration), schedule, generate, build and simulate ``spec``; the
+    output of all of it goes to sim_build/regress_logs/<case>.log."""
     if workdir:
         os.environ["HWGEN_WORKDIR"] = workdir  # Dask workers on other hosts share no cwd
+    from hwgen.paths import sim_build
+
+    log = sim_build() / "regress_logs" / f"seed{spec.seed}{tag}.log"
+    log.unlink(missing_ok=True)
+    with output_to(log):
+        res = _run_case(spec, n_images, tag)
+    res["log"] = str(log)
+    return res
+
+
+def _run_case(spec: NetSpec, n_images: int, tag: str) -> dict:
     from hwgen.sim.network import prepare, simulate
     from hwgen.sim.runner import build_dir_for
 

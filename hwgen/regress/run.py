@@ -98,6 +98,18 @@ def summary_table(results: list[dict], wall: float) -> str:
     return "\n".join(lines)
 
 
+def _write(results: list[dict], n: int, wall: float, out: Path) -> dict:
+    """Merged JUnit + regress.json for the cases finished so far; returns the summary."""
+    from hwgen.regress.junit import merge
+
+    merge(results, out)
+    summary = {"cases": n, "finished": len(results), "passed": sum(r["passed"] for r in results),
+               "cycles": sum(r["cycles"] for r in results), "wall_s": wall, "junit": str(out),
+               "results": sorted(results, key=lambda r: r["seed"])}
+    (out.parent / "regress.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
 def regress(
     n: int,
     seed: int = 0,
@@ -113,9 +125,9 @@ def regress(
     from distributed import as_completed
 
     from hwgen.dask_cluster import client as dask_client
-    from hwgen.regress.junit import merge
 
     wdir = str(workdir())
+    out = junit or reports() / "regress.xml"
     seeds = list(range(seed, seed + n))
     t0 = time.perf_counter()
     where = scheduler or f"LocalCluster({min(workers, n)} workers)"
@@ -130,6 +142,7 @@ def regress(
             r = fut.result()
             results.append(r)
             bar.update(r)
+            _write(results, n, time.perf_counter() - t0, out)  # an interrupted run keeps a report
         failing = [r for r in results if not r["passed"] and r["spec"] != "?"]
         if shrink and failing:
             print(f"[regress] shrinking {len(failing)} failing case(s) ...", flush=True)
@@ -145,13 +158,7 @@ def regress(
                       + (f"; first diverging layer {sr.get('first_bad_layer')}, waveform "
                          f"{sr.get('waveform')}" if sr else ""), flush=True)
     wall = time.perf_counter() - t0
-    table = summary_table(results, wall)
-    out = junit or reports() / "regress.xml"
-    merge(results, out)
-    summary = {"cases": n, "passed": sum(r["passed"] for r in results),
-               "cycles": sum(r["cycles"] for r in results), "wall_s": wall, "junit": str(out),
-               "results": sorted(results, key=lambda r: r["seed"])}
-    (out.parent / "regress.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(table)
+    summary = _write(results, n, wall, out)
+    print(summary_table(results, wall))
     print(f"[regress] JUnit: {out}; details: {out.parent / 'regress.json'}", flush=True)
     return summary
