@@ -17,9 +17,11 @@ from hwgen.zoo import get_model, input_shape
 STEPS = ("import", "quantize", "schedule")
 
 
+@pytest.mark.slow  # ~6 min on the shared, loaded 2-core machine (export + Verilator build)
 @pytest.mark.rtl
 def test_onnx_mnist_cnn_rtl_equals_torch_path(tmp_path: Path) -> None:
-    path = export_onnx(get_model("mnist_cnn"), input_shape("mnist_cnn"), tmp_path / "m.onnx")
+    onnx_file = tmp_path / "mnist_cnn.onnx"
+    path = export_onnx(get_model("mnist_cnn"), input_shape("mnist_cnn"), onnx_file)
     images, _ = load_mnist_sample()
     images = images[:2]
     # 4x4 keeps the Verilator build short; the flow is the one `hwgen sim --model x.onnx` runs.
