@@ -197,3 +197,15 @@ def test_cli_export_onnx_of_an_onnx_model_is_a_usage_error(
     assert main(["export-onnx", "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"hwgen: error: --model {path}: already an ONNX model\n"
+
+
+def test_legacy_exporter_names_become_identifiers(tmp_path: Path) -> None:
+    # torch's legacy exporter names nodes like "/conv1/Conv"; the IR name is an identifier
+    # (it keys the artifact's arrays), errors quote the file's own name.
+    relu = helper.make_node("Relu", ["c"], ["y"], name="/act/Relu")
+    path = _conv_then(tmp_path, relu)
+    graph, _ = import_onnx(path)
+    assert [n.name for n in graph.nodes] == ["conv", "act_Relu"]
+    sig = helper.make_node("Sigmoid", ["c"], ["y"], name="/act/Sigmoid")
+    with pytest.raises(UnsupportedLayerError, match=r"^node '/act/Sigmoid' \(Sigmoid\)"):
+        import_onnx(_conv_then(tmp_path, sig))

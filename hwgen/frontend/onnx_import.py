@@ -19,6 +19,7 @@ torch front end does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ class OnnxContext:
 
     @property
     def desc(self) -> str:
-        return f"node '{self.name}' ({self.node.op_type})"
+        return f"node '{self.node.name or self.name}' ({self.node.op_type})"  # as in the file
 
     def fail(self, reason: str) -> UnsupportedLayerError:
         return UnsupportedLayerError(f"{self.desc}: {reason}")
@@ -360,7 +361,9 @@ def _in_shape(graph, consts: dict[str, np.ndarray], path: Path) -> tuple[str, tu
 
 
 def _node_name(node, i: int, seen: set[str]) -> str:
-    base = node.name or f"{node.op_type.lower()}_{i}"
+    """The IR name: the ONNX node's name as an identifier ("/conv1/Conv" -> "conv1_Conv"; it
+    becomes artifact keys and report rows), unique, or op_index for an unnamed node."""
+    base = re.sub(r"[^0-9A-Za-z_]+", "_", node.name).strip("_") or f"{node.op_type.lower()}_{i}"
     name, n = base, 1
     while name in seen:
         name, n = f"{base}_{n}", n + 1
@@ -404,7 +407,7 @@ def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
     seen: set[str] = set()
     for i, node in enumerate(graph.node):
         nname = _node_name(node, i, seen)
-        desc = f"node '{nname}' ({node.op_type})"
+        desc = f"node '{node.name or nname}' ({node.op_type})"
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedLayerError(f"{desc}: op domain {node.domain!r} is not supported")
         if node.op_type == "Constant":
@@ -430,7 +433,7 @@ def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
             const = known[0] if len(node.input) == 2 and known else None
             if const is None or not nodes:
                 raise UnsupportedLayerError(f"{desc}: unsupported op — no residual adds")
-            nodes[-1] = _fold_bias_add(node, nname, nodes[-1], const)
+            nodes[-1] = _fold_bias_add(node, node.name or nname, nodes[-1], const)
             cursor = node.output[0]
             continue
         fn = _HANDLERS.get(node.op_type)
