@@ -15,6 +15,7 @@ __all__ = ["analytical_cycles", "summarize", "CLOCK_MHZ"]
 # post-route Fmax (nextpnr) comes from `hwgen build`, whose report gives throughput at it.
 CLOCK_MHZ = 150.0
 CLOCK_NOTE = "assumed target clock, not measured; `hwgen build` reports post-route Fmax"
+PER_IMAGE_LINES = 20  # render_text lists at most this many images (plus every mismatch)
 
 
 def analytical_cycles(prog: Program) -> dict:
@@ -114,7 +115,12 @@ def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
 def render_text(s: dict) -> str:
     c = s["cycles"]
     lines = [f"== {s['model']} on a {s['array']} array ({s['pes']} PEs) =="]
-    for r in s["per_image"]:
+    shown = s["per_image"]
+    if len(shown) > PER_IMAGE_LINES:  # bulk runs: the first few and every mismatch
+        bad = [r for r in shown if not r["match"]]
+        shown = shown[:PER_IMAGE_LINES] + [r for r in bad if r["index"] >= PER_IMAGE_LINES]
+        lines.append(f"  (per-image lines: the first {PER_IMAGE_LINES} and every mismatch)")
+    for r in shown:
         tag = "bit-exact" if r["match"] else f"MISMATCH ({r.get('first_bad_layer', '?')})"
         lines.append(
             f"  image {r['index']:3d}: label {r['label']} rtl {r['rtl_pred']}  {tag}  "
