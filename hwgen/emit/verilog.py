@@ -86,12 +86,17 @@ def manifest(prog: Program, accel: Accelerator) -> dict:
     }
 
 
-def write_rtl(prog: Program, out_dir: Path | None = None) -> Path:
-    """Generate rtl_out/<model>/ (or out_dir): accel.v, manifest.json, program.txt."""
+def write_rtl(prog: Program, out_dir: Path | None = None, platform=None) -> Path:
+    """Generate rtl_out/<model>/ (or out_dir): accel.v, manifest.json, program.txt.
+
+    With a ``platform`` (e.g. ``hwgen.rtl.ecp5_dsp.Ecp5DspSim``) its hooks shape the design
+    (MULT18X18D multipliers) and its simulation models are appended to accel.v.
+    """
     out = Path(out_dir) if out_dir else rtl_out() / prog.model
     out.mkdir(parents=True, exist_ok=True)
     accel = Accelerator(prog)
-    text = verilog.convert(accel, name=TOP, emit_src=False)
+    text = verilog.convert(accel, name=TOP, emit_src=False, platform=platform)
+    text += "".join(getattr(platform, "sim_verilog", lambda: [])())
     vpath = out / f"{TOP}.v"
     if not vpath.exists() or vpath.read_text() != text:  # keep mtime for build caching
         vpath.write_text(text)
