@@ -21,6 +21,19 @@ def _array(text: str) -> ArrayConfig:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _models(text: str) -> list[str]:
+    from hwgen import zoo
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = set(zoo.model_names())
+    for n in names:
+        if n not in known:
+            raise argparse.ArgumentTypeError(f"unknown model {n!r} (known: {sorted(known)})")
+    if not names:
+        raise argparse.ArgumentTypeError("--fit needs at least one model name")
+    return names
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from hwgen.evaluate import evaluate
 
@@ -43,8 +56,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     qm = build_qmodel(args.model)
     prog = lower(qm, args.array)
-    out = write_rtl(prog, Path(args.out) if args.out else None)
+    plan = None
+    if args.fit:  # one design sized for several models; the program is loaded at run time
+        from hwgen.schedule.capacity import MemoryPlan
+
+        plan = MemoryPlan.fit([prog] + [lower(build_qmodel(n), args.array) for n in args.fit])
+    out = write_rtl(prog, Path(args.out) if args.out else None, plan=plan)
     print(prog.text())
+    if plan is not None:
+        print(f"memory plan (fits {', '.join([args.model, *args.fit])}): {plan.text()}")
     ok, log = lint(out / "accel.v")
     (out / "lint.log").write_text(log)
     print(f"wrote {out}/accel.v, manifest.json, program.txt")
@@ -153,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     model_arg(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
+    sp.add_argument(
+        "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
+        help="also size the memories for these models (one design runs all of them)",
+    )
     sp.set_defaults(fn=cmd_generate)
 
     for name, fn, hlp in (

@@ -19,7 +19,7 @@ def test_generate_writes_linted_verilog_and_manifest(tmp_path: Path, capsys) -> 
     man = json.loads((out / "manifest.json").read_text())
     assert man["array"]["rows"] == 4 and man["array"]["cols"] == 4
     assert [m["name"] for m in man["memory_map"]["load_order"]] == [
-        "conv_weights", "direct_weights", "requant_params"
+        "header", "program", "conv_weights", "direct_weights", "requant_params"
     ]
     assert [lay["name"] for lay in man["schedule"]] == ["conv1", "conv2", "conv3", "fc"]
     assert set(man["lint_waivers"]) == set(LINT_WAIVERS)

@@ -1,24 +1,33 @@
-"""The Accelerator: controller, memories, feeders, systolic array and write-back for one Program.
+"""The Accelerator: controller, memories, feeders, systolic array and write-back.
+
+The design is built for a MemoryPlan (array + memory depths + max layers); the program runs
+from a descriptor memory loaded at run time with the weights, so one build runs any Program
+that fits the plan (`MemoryPlan.check`). `Accelerator(program)` builds the smallest plan for
+one program.
 
 Streams (lib.stream, valid/ready):
-  weights  In  32-bit beats: model transfer (see loader.py), once per model
+  weights  In  32-bit beats: model transfer (see loader.py: header, program, weights,
+               parameters), once per model
   image    In  int8 input values in HWC order: data transfer, accepted after `start`
   logits   Out int8 results with `last`: result transfer
 Control: `start` (pulse) -> busy ... -> `done` (level until the next start).
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
 3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
+Loaded program: `weights_error` (a refused model-transfer header), `prog_layers`, `prog_in_len`,
+`prog_out_len` (from the loaded header: what a host link needs to frame a transfer).
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
-from .descriptor import DESC_LAYOUT, pack_descriptor
+from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder
 from .loader import WeightLoader
 from .sequencer import Sequencer
@@ -47,17 +56,23 @@ def _delay(m: Module, sig, n: int, name: str):
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, program: Program) -> None:
-        self.program = program
-        cfg = program.array
+    def __init__(self, plan: MemoryPlan | Program) -> None:
+        if isinstance(plan, Program):
+            plan = MemoryPlan.of(plan)
+        self.plan = plan
+        cfg = plan.array
         self.R, self.C = cfg.rows, cfg.cols
-        self.addr_width = _bits(max(program.buf_depth))
-        self.n_layers = len(program.layers)
+        self.addr_width = _bits(max(plan.buf_depth))
+        self.n_layers = plan.max_layers
         super().__init__(
             {
                 "weights": In(stream.Signature(unsigned(32))),
                 "weights_restart": In(1),
                 "weights_loaded": Out(1),
+                "weights_error": Out(1),
+                "prog_layers": Out(8),
+                "prog_in_len": Out(24),
+                "prog_out_len": Out(16),
                 "image": In(stream.Signature(signed(8))),
                 "logits": Out(stream.Signature(LOGIT_LAYOUT)),
                 "start": In(1),
@@ -75,16 +90,16 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        prog = self.program
-        cfg = prog.array
+        plan = self.plan
+        cfg = plan.array
         R, C = self.R, self.C
         AW = self.addr_width
 
         # ---------------- memories
-        convw = memory.Memory(shape=unsigned(8 * C), depth=prog.convw_depth, init=[])
-        directw = memory.Memory(shape=unsigned(8 * R * C), depth=prog.directw_depth, init=[])
+        convw = memory.Memory(shape=unsigned(8 * C), depth=plan.convw_depth, init=[])
+        directw = memory.Memory(shape=unsigned(8 * R * C), depth=plan.directw_depth, init=[])
         params = memory.Memory(
-            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=prog.param_depth, init=[]
+            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[]
         )
         m.submodules.convw = convw
         m.submodules.directw = directw
@@ -96,40 +111,45 @@ class Accelerator(wiring.Component):
         for b in range(2):
             copies = []
             for i in range(R):
-                mem = memory.Memory(shape=unsigned(8 * C), depth=prog.buf_depth[b], init=[])
+                mem = memory.Memory(shape=unsigned(8 * C), depth=plan.buf_depth[b], init=[])
                 m.submodules[f"act{b}_{i}"] = mem
                 copies.append((mem.read_port(), mem.write_port(granularity=8)))
             bufs.append(copies)
 
-        descs = [DESC_LAYOUT.const(pack_descriptor(lay, R)) for lay in prog.layers]
-        rom = memory.Memory(shape=DESC_LAYOUT, depth=len(descs), init=descs)
+        # the program: one descriptor per layer, loaded with the weights
+        rom = memory.Memory(shape=DESC_LAYOUT, depth=plan.max_layers, init=[])
         m.submodules.program = rom
-        rom_r = rom.read_port()
+        rom_r, rom_w = rom.read_port(), rom.write_port()
         desc = Signal(DESC_LAYOUT)
 
         # ---------------- model transfer
         loader = WeightLoader(
+            header=HEADER_LAYOUT,
+            magic=HEADER_MAGIC,
             regions=[
-                (8 * C, prog.convw_depth),
-                (8 * R * C, prog.directw_depth),
-                (len(params_w.data.as_value()), prog.param_depth),
-            ]
+                ("n_layers", DESC_LAYOUT.size, plan.max_layers),
+                ("convw_words", 8 * C, plan.convw_depth),
+                ("directw_words", 8 * R * C, plan.directw_depth),
+                ("param_words", len(params_w.data.as_value()), plan.param_depth),
+            ],
         )
         m.submodules.loader = loader
         wiring.connect(m, wiring.flipped(self.weights), loader.i_stream)
+        hdr = loader.header  # the loaded program's header (valid while weights_loaded)
         m.d.comb += [
             loader.restart.eq(self.weights_restart),
             self.weights_loaded.eq(loader.loaded),
-            convw_w.en.eq(loader.we0),
-            convw_w.addr.eq(loader.addr0),
-            convw_w.data.eq(loader.data0),
-            directw_w.en.eq(loader.we1),
-            directw_w.addr.eq(loader.addr1),
-            directw_w.data.eq(loader.data1),
-            params_w.en.eq(loader.we2),
-            params_w.addr.eq(loader.addr2),
-            params_w.data.eq(loader.data2),
+            self.weights_error.eq(loader.error),
+            self.prog_layers.eq(hdr.n_layers),
+            self.prog_in_len.eq(hdr.in_len),
+            self.prog_out_len.eq(hdr.out_len),
         ]
+        for n, port in enumerate((rom_w, convw_w, directw_w, params_w)):
+            m.d.comb += [
+                port.en.eq(getattr(loader, f"we{n}")),
+                port.addr.eq(getattr(loader, f"addr{n}")),
+                port.data.eq(getattr(loader, f"data{n}")),
+            ]
 
         # ---------------- compute pipeline
         seq = Sequencer(cols=C)
@@ -141,9 +161,9 @@ class Accelerator(wiring.Component):
             cols=C,
             acc_width=cfg.acc_width,
             addr_width=AW,
-            param_addr_width=_bits(prog.param_depth),
-            pool_max_k=prog.pool_max_k,
-            pool_max_out_w=prog.pool_max_out_w,
+            param_addr_width=_bits(plan.param_depth),
+            pool_max_k=plan.pool_max_k,
+            pool_max_out_w=plan.pool_max_out_w,
             mult_latency=cfg.mult_latency,
         )
         m.submodules.wb = wb
@@ -192,7 +212,6 @@ class Accelerator(wiring.Component):
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
         in_count = Signal(24)
-        in_total = prog.in_shape[0] * prog.in_shape[1] * prog.in_shape[2]
         in_ptr = Signal(AW + 1)
         in_c = Signal(12)
         in_lane = Signal(range(C + 1))
@@ -241,7 +260,7 @@ class Accelerator(wiring.Component):
         )
 
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
-        n_last = self.n_layers - 1
+        n_last = hdr.n_layers - 1
         # a start (from IDLE or DONE) rewinds the input pointer, the layer and the counters
         begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
         begin += [cnt.eq(0) for cnt in counters]
@@ -257,7 +276,7 @@ class Accelerator(wiring.Component):
                 with m.If(self.image.valid):
                     m.d.comb += in_we.eq(1)
                     m.d.sync += in_count.eq(in_count + 1)
-                    with m.If(in_c == prog.in_shape[0] - 1):
+                    with m.If(in_c == hdr.in_c - 1):
                         m.d.sync += [in_c.eq(0), in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
                     with m.Else():
                         m.d.sync += in_c.eq(in_c + 1)
@@ -265,7 +284,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += [in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
                         with m.Else():
                             m.d.sync += in_lane.eq(in_lane + 1)
-                    with m.If(in_count == in_total - 1):
+                    with m.If(in_count == hdr.in_len - 1):
                         m.next = "FETCH"
             with m.State("FETCH"):
                 # ROM address is `layer`; its data arrives next cycle.
@@ -296,7 +315,7 @@ class Accelerator(wiring.Component):
                 m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
                 m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                src_word = bufs[prog.out_buf][0][0].data
+                src_word = Mux(hdr.out_buf, bufs[1][0][0].data, bufs[0][0][0].data)
                 m.d.sync += out_word.eq(src_word)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
@@ -304,11 +323,11 @@ class Accelerator(wiring.Component):
                 m.d.comb += [
                     self.logits.valid.eq(1),
                     self.logits.payload.data.eq(out_word.word_select(out_lane, 8)),
-                    self.logits.payload.last.eq(out_n == prog.out_len - 1),
+                    self.logits.payload.last.eq(out_n == hdr.out_len - 1),
                 ]
                 with m.If(self.logits.ready):
                     m.d.sync += out_n.eq(out_n + 1)
-                    with m.If(out_n == prog.out_len - 1):
+                    with m.If(out_n == hdr.out_len - 1):
                         m.next = "DONE"
                     with m.Elif(out_lane == C - 1):
                         m.d.sync += [out_lane.eq(0), out_ptr.eq(out_ptr + 1)]
