@@ -10,7 +10,8 @@ inference. A monitor checks on every cycle:
 * busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
   `done` holds until the next `start`; never both;
 * `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
-* `weights.ready` == ~`weights_loaded` & ~`weights_restart`;
+* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`;
+* `error` stays low (every stream is well formed, every start is legal);
 * `logits`: no valid outside the result transfer; payload and valid hold while
   valid & ~ready; `last` exactly on the final logit;
 
@@ -31,9 +32,18 @@ from amaranth.hdl import ValueLike
 from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
-from hwgen.emit.images import image_values, weight_beats
+from hwgen.emit.images import (
+    IMAGE_BITS,
+    WEIGHT_BITS,
+    image_values,
+    program_beats,
+    weight_beats,
+    with_last,
+)
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.rtl.descriptor import DESC_LAYOUT
+from hwgen.rtl.loader import beats_per_word
 from hwgen.rtl.top import LOGIT_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
@@ -105,6 +115,8 @@ class Driver:
         self.in_total = int(np.prod(prog.in_shape))
         self.prev_logit: int | None = None  # payload that must hold while valid & ~ready
         self.logit_payload = Value.cast(dut.logits.payload)
+        self.image_payload = Value.cast(dut.image.payload)
+        self.weight_payload = Value.cast(dut.weights.payload)
         self.o_data = LOGIT_LAYOUT["data"].offset
         self.o_last = LOGIT_LAYOUT["last"].offset
 
@@ -119,13 +131,14 @@ class Driver:
             "o_valid": g(d.logits.valid), "o_ready": g(d.logits.ready),
             "o_payload": g(self.logit_payload),
             "w_ready": g(d.weights.ready), "w_loaded": g(d.weights_loaded),
-            "w_restart": g(d.weights_restart),
+            "w_restart": g(d.weights_restart), "error": g(d.error),
         }  # fmt: skip
         at = f"cycle {self.n}"
         assert not (s["busy"] and s["done"]), f"{at}: busy and done both high"
-        # a restart cycle takes no beat (it would be lost in the rewind)
-        want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"])
-        assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart: {s}"
+        assert s["error"] == 0, f"{at}: error flagged on a well-formed sequence: {s}"
+        # a restart cycle takes no beat (it would be lost in the rewind); none while busy
+        want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"]) & (1 - s["busy"])
+        assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         r = self.run
         running = r is not None and r.done_at < 0 and self.n > r.start
         if not self.ever_started:  # IDLE after reset (including the first start cycle)
@@ -178,8 +191,8 @@ class Driver:
     # -------------------------------------------------------- model transfer
 
     async def send_weights(self, beats: list[int], gap: float) -> int:
-        """Offer `beats` with random idle cycles; returns how many were accepted. Stops at the
-        end of the list, or as soon as the loader reports loaded."""
+        """Offer `beats` (payloads: `last` in bit 32 of the final one, see with_last) with random
+        idle cycles; returns how many were accepted. Stops at the end of the list."""
         d = self.dut
         i = 0
         while i < len(beats):
@@ -187,7 +200,7 @@ class Driver:
                 self.ctx.set(d.weights.valid, 0)
             else:
                 self.ctx.set(d.weights.valid, 1)
-                self.ctx.set(d.weights.payload, beats[i])
+                self.ctx.set(self.weight_payload, beats[i])
             s = await self.cycle()
             if s["w_loaded"]:
                 assert i == len(beats), f"weights_loaded after {i}/{len(beats)} beats"
@@ -209,11 +222,12 @@ class Driver:
         idle_before: int = 0,
     ) -> RunRecord:
         d, ctx = self.dut, self.ctx
+        values = with_last(values, IMAGE_BITS)
         ctx.set(d.dbg_stop, int(stop is not None))
         ctx.set(d.dbg_layers, stop or 0)
         # The source may offer its first value early: it must not be taken before start.
         ctx.set(d.image.valid, 1)
-        ctx.set(d.image.payload, values[0])
+        ctx.set(self.image_payload, values[0])
         for _ in range(idle_before):
             await self.cycle()
         self.run = r = RunRecord(start=self.n, dbg_stop=stop is not None)
@@ -228,7 +242,7 @@ class Driver:
             if i < len(values) and not offered:  # hold an offered value until it is taken
                 offered = not (gap_in and self.rng.random() < gap_in)
                 ctx.set(d.image.valid, int(offered))
-                ctx.set(d.image.payload, values[i])
+                ctx.set(self.image_payload, values[i])
             elif i >= len(values):
                 ctx.set(d.image.valid, 0)
             ctx.set(d.logits.ready, int(not (gap_out and self.rng.random() < gap_out)))
@@ -307,7 +321,7 @@ def test_controller_contract() -> None:
     gold = [golden(qm, x) for x in xs]
     for logits, _ in gold:  # the stimulus is informative: not all clamped to one value
         assert len(set(logits)) > 3, f"degenerate golden logits {logits}"
-    beats = weight_beats(prog).tolist()
+    beats = with_last(weight_beats(prog), WEIGHT_BITS)
     log: dict[str, object] = {}
 
     async def bench(ctx: SimulatorContext) -> None:
@@ -317,7 +331,9 @@ def test_controller_contract() -> None:
         for _ in range(5):
             await drv.cycle()
         # an aborted (garbage) model transfer, rewound by weights_restart
-        junk = rng.integers(0, 1 << 32, len(beats) // 2).tolist()
+        # (a valid program header, so the loader takes it, then garbage words)
+        n_hdr = len(program_beats(prog)) - len(prog.layers) * beats_per_word(DESC_LAYOUT.size)
+        junk = beats[:n_hdr] + rng.integers(0, 1 << 32, len(beats) // 2).tolist()
         assert await drv.send_weights(junk, gap=0.3) == len(junk)
         assert drv.g(d.weights_loaded) == 0, "weights_loaded high after half a transfer"
         await drv.restart_weights()
@@ -404,7 +420,8 @@ def test_small_arrays_convert_and_run(array: str) -> None:
 
     async def bench(ctx: SimulatorContext) -> None:
         drv = Driver(ctx, dut, prog, rng)
-        assert await drv.send_weights(weight_beats(prog).tolist(), gap=0) > 0
+        beats = with_last(weight_beats(prog), WEIGHT_BITS)
+        assert await drv.send_weights(beats, gap=0) == len(beats)
         r = await drv.run_image(image_values(prog, x).tolist(), gap_in=0.1, gap_out=0.3)
         result["r"] = r
 

@@ -1,5 +1,6 @@
 """Program + memory images -> the 32-bit beat stream that the WeightLoader expects (model
-transfer): header, descriptors, conv weights, direct weights, requant parameters."""
+transfer: header, descriptors, conv weights, direct weights, requant parameters); input maps
+-> the data-transfer value stream; `with_last` packs either into stream payloads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import numpy as np
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT, pack_descriptor, pack_header
 from hwgen.schedule.program import Program
 
-__all__ = ["weight_beats", "program_beats", "pack_words", "image_values"]
+__all__ = [
+    "weight_beats",
+    "program_beats",
+    "pack_words",
+    "image_values",
+    "with_last",
+    "WEIGHT_BITS",
+    "IMAGE_BITS",
+]
+
+WEIGHT_BITS = 32  # weights__payload = {data: 32 bits, last} (bit 32 = last)
+IMAGE_BITS = 8  # image__payload = {data: int8, last} (bit 8 = last)
 
 
 def pack_words(words: np.ndarray, lane_bits: int) -> list[int]:
@@ -64,3 +76,13 @@ def image_values(prog: Program, x_int8: np.ndarray) -> np.ndarray:
     """Input map [C,H,W] -> the data-transfer stream order (HWC)."""
     c, h, w = prog.in_shape
     return np.asarray(x_int8, dtype=np.int64).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def with_last(values, width: int, *, last: bool = True) -> list[int]:
+    """Values -> stream payload ints: the value's low `width` bits (two's complement), and bit
+    `width` (`last`) set on the final one (unless last=False, e.g. to send a stream in parts)."""
+    mask = (1 << width) - 1
+    out = [int(v) & mask for v in np.asarray(values, dtype=np.int64).reshape(-1).tolist()]
+    if out and last:
+        out[-1] |= 1 << width
+    return out

@@ -86,15 +86,18 @@ def design_manifest(plan: MemoryPlan) -> dict:
             "pool_max_out_w": plan.pool_max_out_w,
         },
         "ports": {
-            "weights": "stream in, 32-bit beats (model transfer: header, program, weights, "
-            "params; hwgen.emit.images.weight_beats)",
-            "image": "stream in, int8 input values in HWC order (data transfer)",
+            "weights": "stream in, {data: u32, last} beats (bit 32 = last on the final beat; "
+            "model transfer: header, program, weights, params = memory_map.load_order)",
+            "image": "stream in, {data: int8, last} input values in HWC order (bit 8 = last on "
+            "the final value; data transfer)",
             "logits": "stream out, prog_out_len x {data: int8, last} (result transfer)",
-            "start/busy/done": "compute handshake; done stays high until the next start",
+            "start/busy/done": "compute handshake; done stays high until the next accepted "
+            "start; a start while busy or without loaded weights is refused and flagged",
+            "status/error": "sticky error flags (STATUS_LAYOUT in hwgen/rtl/top.py); error = any",
             "perf_sel/perf_data": "cycle counters: 0 total, 1 data-in, 2 results-out, 3+L layer L",
             "dbg_buf/dbg_addr/dbg_data": "read activation buffer words while idle",
             "dbg_stop/dbg_layers": "stop after layer dbg_layers (debug)",
-            "weights_error/prog_*": "refused transfer header; the loaded program's sizes",
+            "prog_layers/prog_in_len/prog_out_len": "the loaded program's sizes (header)",
         },
         "lint_waivers": LINT_WAIVERS,
     }

@@ -65,10 +65,6 @@ class BoardStatus:
         return bool(self.word & 1)
 
     @property
-    def load_error(self) -> bool:
-        return bool(self.word >> 1 & 1)
-
-    @property
     def busy(self) -> bool:
         return bool(self.word >> 2 & 1)
 
@@ -154,7 +150,8 @@ class Board:
         self.transact(Cmd.LOAD_BEGIN)
         step = self._max_payload - self._max_payload % 4
         for i in range(0, len(data), step):
-            self.transact(Cmd.LOAD_DATA, data[i : i + step])
+            last = i + step >= len(data)
+            self.transact(Cmd.LOAD_LAST if last else Cmd.LOAD_DATA, data[i : i + step])
         if not self.status().loaded:
             raise LinkError("the board does not report the model loaded after the transfer")
         self.program = prog

@@ -32,6 +32,7 @@ class Cmd(IntEnum):
     INFO = 0x01  # -> the design's memory plan (INFO_FORMAT)
     LOAD_BEGIN = 0x10  # rewind the model transfer (the loaded model is gone)
     LOAD_DATA = 0x11  # payload: model-transfer beats, 32-bit LE, a multiple of 4 bytes
+    LOAD_LAST = 0x12  # as LOAD_DATA, and its final beat is the transfer's last one
     INFER = 0x20  # payload: one image's int8 values (HWC) -> reply payload: the int8 logits
     CYCLES = 0x30  # -> u32 LE cycle counters: total, data-in, results-out, one per layer
     STATUS = 0x40  # -> u32 LE status word (clears the last-error byte)
@@ -44,13 +45,13 @@ class Status(IntEnum):
     LENGTH = 3  # payload longer than the frame buffer, not whole beats, or not one image
     COMMAND = 4  # unknown command
     NOT_LOADED = 5  # inference (or cycles) before a complete model transfer
-    LOAD = 6  # the model transfer was refused (bad header) or has more beats than it declared
+    LOAD = 6  # the model transfer was refused (bad header, wrong length: see STATUS)
 
 
 # status word bits (Cmd.STATUS)
-ST_LOADED, ST_LOAD_ERROR, ST_BUSY, ST_DONE, ST_ACCEL_ERROR = 0, 1, 2, 3, 4
+ST_LOADED, ST_BUSY, ST_DONE, ST_ACCEL_ERROR = 0, 2, 3, 4
 ST_LAST_ERROR_SHIFT = 8  # bits 8..15: the last error status since the previous STATUS read
-ST_ACCEL_STATUS_SHIFT = 16  # bits 16..31: the Accelerator's status flags (if it has them)
+ST_ACCEL_STATUS_SHIFT = 16  # bits 16..31: the Accelerator's status flags (STATUS_LAYOUT)
 
 # INFO payload: magic, version, rows, cols, 0, max payload, max layers, activation buffer 0/1
 # words, conv weight words, direct weight words, param words, pool max k, pool max out width

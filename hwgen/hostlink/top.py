@@ -37,7 +37,6 @@ from .protocol import (
     ST_BUSY,
     ST_DONE,
     ST_LAST_ERROR_SHIFT,
-    ST_LOAD_ERROR,
     ST_LOADED,
     Cmd,
     Status,
@@ -57,10 +56,8 @@ def info_payload(plan: MemoryPlan, max_payload: int) -> bytes:
 
 
 def _drive(payload, value, last) -> list:
-    """Drive a stream payload that is either a plain value or {data, last} (INTERFACES 1)."""
-    if hasattr(payload, "last"):
-        return [payload.data.eq(value), payload.last.eq(last)]
-    return [payload.eq(value)]
+    """Drive a {data, last} stream payload (INTERFACES 1)."""
+    return [payload.data.eq(value), payload.last.eq(last)]
 
 
 class HostTop(wiring.Component):
@@ -186,13 +183,10 @@ class HostTop(wiring.Component):
         status_word = Signal(32)
         status_snap = Signal(32)
         last_err = Signal(8)
-        accel_status = Const(0, 16)
-        if hasattr(acc, "status"):
-            accel_status = acc.status.as_value()[:16]
-        accel_error = acc.error if hasattr(acc, "error") else Const(0, 1)
+        accel_status = acc.status.as_value()
+        accel_error = acc.error
         m.d.comb += status_word.eq(
             (acc.weights_loaded << ST_LOADED)
-            | (acc.weights_error << ST_LOAD_ERROR)
             | (acc.busy << ST_BUSY)
             | (acc.done << ST_DONE)
             | (accel_error << ST_ACCEL_ERROR)
@@ -200,6 +194,8 @@ class HostTop(wiring.Component):
             | (accel_status << ST_ACCEL_STATUS_SHIFT)
         )
         m.d.comb += acc.perf_sel.eq(r_idx[2:10])
+        st = acc.status
+        weight_fault = st.weights_short | st.weights_long | st.weights_header
         pay_byte = Signal(8)
         pay_valid = Signal()
         with m.Switch(r_src):
@@ -284,7 +280,7 @@ class HostTop(wiring.Component):
                     with m.Elif(p_cmd == Cmd.LOAD_BEGIN):
                         m.d.sync += acc.weights_restart.eq(1)
                         answer(Status.OK)
-                    with m.Elif(p_cmd == Cmd.LOAD_DATA):
+                    with m.Elif((p_cmd == Cmd.LOAD_DATA) | (p_cmd == Cmd.LOAD_LAST)):
                         with m.If((p_len == 0) | (p_len[:2] != 0)):
                             answer(Status.LENGTH)
                         with m.Else():
@@ -309,15 +305,20 @@ class HostTop(wiring.Component):
                     m.next = "LOAD_PUSH"
             with m.State("LOAD_PUSH"):
                 last = rd_ptr == p_len
-                m.d.comb += acc.weights.valid.eq(~acc.weights_error & ~acc.weights_loaded)
-                m.d.comb += _drive(acc.weights.payload, beat, 0)
-                with m.If(acc.weights_error | acc.weights_loaded):
+                m.d.comb += acc.weights.valid.eq(~acc.weights_loaded & ~weight_fault)
+                m.d.comb += _drive(acc.weights.payload, beat, last & (p_cmd == Cmd.LOAD_LAST))
+                with m.If(acc.weights_loaded | weight_fault):  # refused until LOAD_BEGIN
                     answer(Status.LOAD)
                 with m.Elif(acc.weights.ready):
                     with m.If(last):
-                        answer(Status.OK)
+                        m.next = "LOAD_CHECK"
                     with m.Else():
                         m.next = "LOAD_RD"
+            with m.State("LOAD_CHECK"):  # the loader's flags for the frame's final beat
+                with m.If(weight_fault | ((p_cmd == Cmd.LOAD_LAST) & ~acc.weights_loaded)):
+                    answer(Status.LOAD)
+                with m.Else():
+                    answer(Status.OK)
             with m.State("FEED_RD"):
                 m.next = "FEED_PUSH"
             with m.State("FEED_PUSH"):
@@ -337,6 +338,6 @@ class HostTop(wiring.Component):
         m.d.comb += [
             self.led_busy.eq(acc.busy),
             self.led_done.eq(acc.done),
-            self.led_error.eq((last_err != 0) | acc.weights_error | accel_error),
+            self.led_error.eq((last_err != 0) | accel_error),
         ]
         return m

@@ -1,14 +1,23 @@
-"""Model transfer: a stream of 32-bit beats fills the program and the weight memories.
+"""Model transfer: a stream of beats fills the program and the weight memories.
 
 The transfer (built by hwgen.emit.images.weight_beats) is one header word (HEADER_LAYOUT of
 descriptor.py), then each region in order: the descriptor (program) memory, the conv weight
 memory, the direct weight memory, the requant parameter memory. Every word is sent as
-ceil(width/32) little-endian beats. The header gives each region's word count, so a design
-sized for the largest model loads any smaller one; a header whose magic is wrong or whose
-counts are 0 or exceed a memory's depth is refused: `error` rises and the remaining beats are
-accepted and dropped, nothing is written and `loaded` stays low. `restart` rewinds to the
-header; `loaded` is high once every region is written. No cycle stalls the stream: `ready` is
-~loaded & ~restart.
+ceil(width/32) little-endian beats. Each beat is `BEAT_LAYOUT` = {data: 32 bits, last}: `last`
+marks the final beat. The header gives each region's word count, so a design sized for the
+largest model loads any smaller one.
+
+* `restart` rewinds to the header and drops `loaded`.
+* `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
+  is taken until `restart`. It is a reset-less register: the memories keep their contents
+  through a design reset, so a loaded model stays usable after one.
+* The header is checked in the cycle its last beat arrives (no stall): a wrong magic, or a
+  region count of 0 or larger than the memory's depth, pulses `err_header`; nothing is
+  written and the beats that follow are discarded up to and including the next `last`.
+* A wrong length is reported, never absorbed. `last` before the final expected beat pulses
+  `err_short`; the final expected beat without `last` pulses `err_long` and the following
+  beats are discarded up to and including the next `last`. After any fault `loaded` stays low
+  and the loader is rewound, ready for a fresh transfer (no `restart` needed).
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WeightLoader", "beats_per_word"]
+__all__ = ["BEAT_LAYOUT", "WeightLoader", "beats_per_word"]
+
+BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 
 
 def beats_per_word(width: int) -> int:
@@ -38,10 +49,12 @@ class WeightLoader(wiring.Component):
         self.magic = magic
         self.regions = regions
         ports: dict = {
-            "i_stream": In(stream.Signature(unsigned(32))),
+            "i_stream": In(stream.Signature(BEAT_LAYOUT)),
             "restart": In(1),
             "loaded": Out(1),
-            "error": Out(1),
+            "err_short": Out(1),
+            "err_long": Out(1),
+            "err_header": Out(1),
             "header": Out(header),
         }
         for n, (_, w, dpt) in enumerate(regions):
@@ -53,24 +66,23 @@ class WeightLoader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         nreg = len(self.regions)
-        HDR, LOADED, BAD = 0, nreg + 1, nreg + 2  # states; region n is state n+1
-        state = Signal(range(nreg + 3))
+        state = Signal(range(nreg + 1))  # 0: header; n+1: region n
         bpw = [beats_per_word(self.header_layout.size)]
         bpw += [beats_per_word(w) for _, w, _ in self.regions]
         addr = Signal(range(max(d for *_, d in self.regions) + 1))
         beat = Signal(range(max(bpw) + 1))
         acc = Signal(max(bpw) * 32)
         commit = Signal()
-        commit_region = Signal(range(nreg + 1))
+        commit_region = Signal(range(max(nreg, 2)))
         commit_addr = Signal.like(addr)
-        take = Signal()
+        loaded = Signal(reset_less=True)  # survives a design reset, like the memories
+        discard = Signal()  # dropping the tail of a refused transfer up to its `last`
+        rewind = [state.eq(0), addr.eq(0), beat.eq(0)]
 
         m.d.comb += [
-            self.loaded.eq(state == LOADED),
-            self.error.eq(state == BAD),
+            self.loaded.eq(loaded),
             # no beat is taken in a restart cycle: it would be dropped by the rewind
-            self.i_stream.ready.eq((state != LOADED) & ~self.restart),
-            take.eq(self.i_stream.valid & self.i_stream.ready),
+            self.i_stream.ready.eq(~loaded & ~self.restart),
         ]
         for n, (_, w, _) in enumerate(self.regions):
             m.d.comb += [
@@ -81,26 +93,34 @@ class WeightLoader(wiring.Component):
 
         # The header completed by this beat (acc with the current beat in place): checked and
         # latched in the same cycle, so the first region's beat may follow without a stall.
+        payload = self.i_stream.payload.data
         beats = [acc[32 * k : 32 * k + 32] for k in range(bpw[0])]
-        word = Cat(*[Mux(beat == k, self.i_stream.payload, b) for k, b in enumerate(beats)])
+        word = Cat(*[Mux(beat == k, payload, b) for k, b in enumerate(beats)])
         new_hdr = self.header_layout(word[: self.header_layout.size])
         ok = new_hdr.magic == self.magic
         for field, _, dpt in self.regions:
             ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
 
+        take = self.i_stream.valid & self.i_stream.ready
+        is_last = self.i_stream.payload.last
+        final = Signal()  # this beat is the final expected one of the transfer
         m.d.sync += commit.eq(0)
         with m.If(self.restart):
-            m.d.sync += [state.eq(HDR), addr.eq(0), beat.eq(0)]
+            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+        with m.Elif(take & discard):
+            with m.If(is_last):
+                m.d.sync += discard.eq(0)
         with m.Elif(take):
-            m.d.sync += acc.word_select(beat, 32).eq(self.i_stream.payload)
+            m.d.sync += acc.word_select(beat, 32).eq(payload)
             with m.Switch(state):
-                with m.Case(HDR):
+                with m.Case(0):
                     with m.If(beat == bpw[0] - 1):
                         m.d.sync += [beat.eq(0), addr.eq(0)]
                         with m.If(ok):
                             m.d.sync += [self.header.eq(new_hdr), state.eq(1)]
                         with m.Else():
-                            m.d.sync += state.eq(BAD)
+                            m.d.comb += self.err_header.eq(1)
+                            m.d.sync += [*rewind, discard.eq(~is_last)]
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
                 for n, (field, _, _) in enumerate(self.regions):
@@ -110,8 +130,20 @@ class WeightLoader(wiring.Component):
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
                             with m.If(addr == self.header[field] - 1):  # the region's last word
                                 m.d.sync += [addr.eq(0), state.eq(n + 2)]
+                                if n == nreg - 1:
+                                    m.d.comb += final.eq(1)
                             with m.Else():
                                 m.d.sync += addr.eq(addr + 1)
                         with m.Else():
                             m.d.sync += beat.eq(beat + 1)
+            with m.If(final):
+                m.d.sync += rewind
+                with m.If(is_last):
+                    m.d.sync += loaded.eq(1)
+                with m.Else():
+                    m.d.comb += self.err_long.eq(1)
+                    m.d.sync += discard.eq(1)
+            with m.Elif(is_last & ~self.err_header):
+                m.d.comb += self.err_short.eq(1)
+                m.d.sync += rewind
         return m

@@ -5,17 +5,36 @@ from a descriptor memory loaded at run time with the weights, so one build runs 
 that fits the plan (`MemoryPlan.check`). `Accelerator(program)` builds the smallest plan for
 one program.
 
-Streams (lib.stream, valid/ready):
-  weights  In  32-bit beats: model transfer (see loader.py: header, program, weights,
-               parameters), once per model
-  image    In  int8 input values in HWC order: data transfer, accepted after `start`
-  logits   Out int8 results with `last`: result transfer
-Control: `start` (pulse) -> busy ... -> `done` (level until the next start).
+Streams (lib.stream, valid/ready; every payload carries `last` on its final item):
+  weights  In  {data: u32, last} beats: model transfer (see loader.py: header, program,
+               weights, parameters), once per model
+  image    In  {data: int8, last} input values in HWC order: data transfer, after `start`
+  logits   Out {data: int8, last} results: result transfer
+Control: `start` (pulse) -> busy ... -> `done` (level until the next accepted start).
+
+Faults are reported, never absorbed: `status` (STATUS_LAYOUT) holds sticky error flags and
+`error` is high while any flag is set.
+  image_short     `last` came before the image's final value: the run is dropped (no layer
+                  runs, no logits) and the controller goes to DONE.
+  image_long      the final value came without `last`: the run is dropped and the values that
+                  follow are discarded up to and including the next `last`, then DONE.
+  weights_short   a weight beat with `last` came before the final expected beat.
+  weights_long    the final expected weight beat came without `last`; the loader discards up
+                  to the next `last`. After either weight fault `weights_loaded` stays low and
+                  the loader is rewound for a fresh transfer.
+  weights_header  the transfer's header was refused (wrong magic, a region empty or larger
+                  than its memory); the loader discards up to the next `last`.
+  start_unloaded  `start` while `weights_loaded` is low (no complete model transfer): refused.
+  start_busy      `start` during the data transfer or the computation: refused.
+  start_unread    `start` during the result transfer (logits not all read): refused.
+A refused start changes nothing else. An accepted start clears every flag; `weights_restart`
+clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
+(the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
 3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
-Loaded program: `weights_error` (a refused model-transfer header), `prog_layers`, `prog_in_len`,
-`prog_out_len` (from the loaded header: what a host link needs to frame a transfer).
+Loaded program: `prog_layers`, `prog_in_len`, `prog_out_len` (from the loaded header: what a
+host link needs to frame a transfer).
 """
 
 from __future__ import annotations
@@ -29,14 +48,36 @@ from hwgen.schedule.program import Program
 
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder
-from .loader import WeightLoader
+from .loader import BEAT_LAYOUT, WeightLoader
 from .sequencer import Sequencer
 from .systolic import SystolicArray
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
 
-__all__ = ["Accelerator", "LOGIT_LAYOUT", "perf_index"]
+__all__ = [
+    "Accelerator",
+    "IMAGE_LAYOUT",
+    "LOGIT_LAYOUT",
+    "STATUS_LAYOUT",
+    "WEIGHT_LAYOUT",
+    "perf_index",
+]
 
+IMAGE_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
+WEIGHT_LAYOUT = BEAT_LAYOUT  # {data: unsigned(32), last: 1}
 LOGIT_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
+# Sticky error flags (see the module docstring for when each is set and how they clear).
+STATUS_LAYOUT = data.StructLayout(
+    {
+        "image_short": 1,
+        "image_long": 1,
+        "weights_short": 1,
+        "weights_long": 1,
+        "start_unloaded": 1,
+        "start_busy": 1,
+        "start_unread": 1,
+        "weights_header": 1,
+    }
+)
 
 
 def perf_index(name: str, layer: int = 0) -> int:
@@ -66,18 +107,19 @@ class Accelerator(wiring.Component):
         self.n_layers = plan.max_layers
         super().__init__(
             {
-                "weights": In(stream.Signature(unsigned(32))),
+                "weights": In(stream.Signature(WEIGHT_LAYOUT)),
                 "weights_restart": In(1),
                 "weights_loaded": Out(1),
-                "weights_error": Out(1),
                 "prog_layers": Out(8),
                 "prog_in_len": Out(24),
                 "prog_out_len": Out(16),
-                "image": In(stream.Signature(signed(8))),
+                "image": In(stream.Signature(IMAGE_LAYOUT)),
                 "logits": Out(stream.Signature(LOGIT_LAYOUT)),
                 "start": In(1),
                 "busy": Out(1),
                 "done": Out(1),
+                "status": Out(STATUS_LAYOUT),
+                "error": Out(1),
                 "perf_sel": In(8),
                 "perf_data": Out(32),
                 "dbg_buf": In(1),
@@ -134,12 +176,15 @@ class Accelerator(wiring.Component):
             ],
         )
         m.submodules.loader = loader
-        wiring.connect(m, wiring.flipped(self.weights), loader.i_stream)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
+        # no beat is taken while the controller is busy: the running inference reads these
+        # memories (a weights_restart mid-run only rewinds the loader)
         m.d.comb += [
+            loader.i_stream.valid.eq(self.weights.valid & ~self.busy),
+            loader.i_stream.payload.eq(self.weights.payload),
+            self.weights.ready.eq(loader.i_stream.ready & ~self.busy),
             loader.restart.eq(self.weights_restart),
             self.weights_loaded.eq(loader.loaded),
-            self.weights_error.eq(loader.error),
             self.prog_layers.eq(hdr.n_layers),
             self.prog_in_len.eq(hdr.in_len),
             self.prog_out_len.eq(hdr.out_len),
@@ -243,7 +288,7 @@ class Accelerator(wiring.Component):
                     if b == 0:
                         m.d.comb += [
                             wp.addr.eq(in_ptr),
-                            wp.data.eq(Cat(*([self.image.payload] * C))),
+                            wp.data.eq(Cat(*([self.image.payload.data] * C))),
                             wp.en.eq(Const(1, C) << in_lane),
                         ]
                 with m.Elif(wb.wr_en & (desc.dst == b)):
@@ -259,17 +304,43 @@ class Accelerator(wiring.Component):
             | (bufs[1][0][0].data & dbg_sel.replicate(8 * C))
         )
 
+        # ---- status: sticky error flags, set by `flag`, cleared by an accepted start (all)
+        # and by weights_restart (the weight flags)
+        status = Signal(STATUS_LAYOUT)
+        flag = Signal(STATUS_LAYOUT)  # this cycle's new faults
+        m.d.comb += [
+            self.status.eq(status),
+            self.error.eq(status.as_value().any()),
+            flag.weights_short.eq(loader.err_short),
+            flag.weights_long.eq(loader.err_long),
+            flag.weights_header.eq(loader.err_header),
+        ]
+        kept = Signal(STATUS_LAYOUT)
+        m.d.comb += kept.eq(status)
+        with m.If(self.weights_restart):
+            m.d.comb += [kept.weights_short.eq(0), kept.weights_long.eq(0),
+                         kept.weights_header.eq(0)]  # fmt: skip
+        m.d.sync += status.eq(kept.as_value() | flag.as_value())
+
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
         n_last = hdr.n_layers - 1
-        # a start (from IDLE or DONE) rewinds the input pointer, the layer and the counters
+        # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
+        # layer and the counters, and clears the status
         begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
         begin += [cnt.eq(0) for cnt in counters]
+
+        def try_start() -> None:
+            with m.If(self.start & self.weights_loaded):
+                m.d.sync += begin
+                m.d.comb += kept.eq(0)
+                m.next = "LOAD_IN"
+            with m.Elif(self.start):
+                m.d.comb += flag.start_unloaded.eq(1)
+
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 m.d.comb += rd_addr0.eq(self.dbg_addr)
-                with m.If(self.start):
-                    m.d.sync += begin
-                    m.next = "LOAD_IN"
+                try_start()
             with m.State("LOAD_IN"):
                 m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
                 m.d.comb += self.image.ready.eq(1)
@@ -284,8 +355,22 @@ class Accelerator(wiring.Component):
                             m.d.sync += [in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
                         with m.Else():
                             m.d.sync += in_lane.eq(in_lane + 1)
+                    # the image must end exactly on its in_total-th value: a short one is
+                    # dropped unrun, a long one is discarded up to its `last`
                     with m.If(in_count == hdr.in_len - 1):
-                        m.next = "FETCH"
+                        with m.If(self.image.payload.last):
+                            m.next = "FETCH"
+                        with m.Else():
+                            m.d.comb += flag.image_long.eq(1)
+                            m.next = "DISCARD"
+                    with m.Elif(self.image.payload.last):
+                        m.d.comb += flag.image_short.eq(1)
+                        m.next = "DONE"
+            with m.State("DISCARD"):
+                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.comb += self.image.ready.eq(1)
+                with m.If(self.image.valid & self.image.payload.last):
+                    m.next = "DONE"
             with m.State("FETCH"):
                 # ROM address is `layer`; its data arrives next cycle.
                 m.d.sync += total.eq(total + 1)
@@ -336,9 +421,13 @@ class Accelerator(wiring.Component):
                         m.d.sync += out_lane.eq(out_lane + 1)
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
-                with m.If(self.start):
-                    m.d.sync += begin
-                    m.next = "LOAD_IN"
+                try_start()
         m.d.comb += [rom_r.addr.eq(layer)]
         m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
+        # a start while busy is refused: before the result transfer, or with logits unread
+        sending = fsm.ongoing("OUT_READ") | fsm.ongoing("OUT_WAIT") | fsm.ongoing("OUT_SEND")
+        m.d.comb += [
+            flag.start_busy.eq(self.start & self.busy & ~sending),
+            flag.start_unread.eq(self.start & sending),
+        ]
         return m

@@ -16,20 +16,23 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
+from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
 class StreamSource:
-    """Drives a valid/ready stream; `gap` is the probability of an idle cycle."""
+    """Drives a valid/ready stream whose payload is {data: `width` bits, last}; `gap` is the
+    probability of an idle cycle."""
 
-    def __init__(self, dut, prefix: str, clk, rng, gap: float) -> None:
+    def __init__(self, dut, prefix: str, clk, rng, gap: float, width: int) -> None:
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.ready = getattr(dut, f"{prefix}__ready")
-        self.clk, self.rng, self.gap = clk, rng, gap
+        self.clk, self.rng, self.gap, self.width = clk, rng, gap, width
 
-    async def send(self, values) -> None:
-        for v in values:
+    async def send(self, values, last: bool = True) -> None:
+        """Send `values`, `last` on the final one (unless last=False)."""
+        for v in with_last(values, self.width, last=last):
             while self.gap and self.rng.random() < self.gap:
                 self.valid.value = 0
                 await RisingEdge(self.clk)
@@ -118,13 +121,14 @@ async def network(dut) -> None:
     dut.weights_restart.value = 0
 
     t0 = time.perf_counter()
-    wsrc = StreamSource(dut, "weights", dut.clk, rng, gap)
+    wsrc = StreamSource(dut, "weights", dut.clk, rng, gap, WEIGHT_BITS)
     await wsrc.send(beats.tolist())
     await RisingEdge(dut.clk)
     assert int(dut.weights_loaded.value) == 1, "weights_loaded is low after the whole image"
+    assert int(dut.error.value) == 0, f"error after the model transfer: status {dut.status.value}"
     t_load = time.perf_counter() - t0
 
-    src = StreamSource(dut, "image", dut.clk, rng, gap)
+    src = StreamSource(dut, "image", dut.clk, rng, gap, IMAGE_BITS)
     n_perf = 3 + len(p["layers"])
     results = []
     t0 = time.perf_counter()
@@ -132,8 +136,9 @@ async def network(dut) -> None:
         got = await run_image(dut, src, images[n].tolist(), rng, gap, p["out_len"])
         perf = await read_perf(dut, n_perf)
         want = expected[n].tolist()
-        ok = got == want
-        rec = {"index": n, "logits": got, "golden": want, "match": ok, "cycles": perf}
+        ok = got == want and int(dut.error.value) == 0
+        rec = {"index": n, "logits": got, "golden": want, "match": ok, "cycles": perf,
+               "status": int(dut.status.value)}
         if not ok:
             rec["first_bad_layer"] = await locate(dut, src, images[n].tolist(), rng, data, n, p)
         results.append(rec)

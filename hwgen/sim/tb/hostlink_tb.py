@@ -121,7 +121,8 @@ def scenario(board: Board, port: SimSerial, cases: dict, p: dict, log: dict) -> 
     # the rest of the partial load, continued by hand after both bad frames
     step = 4 * 64
     for i in range(4 * 64, len(beats), step):
-        board.transact(Cmd.LOAD_DATA, beats[i : i + step])
+        last = i + step >= len(beats)
+        board.transact(Cmd.LOAD_LAST if last else Cmd.LOAD_DATA, beats[i : i + step])
     assert board.status().loaded, "model A not loaded after its transfer"
     board.program = a["prog"]
     # a frame with more beats than the program declares is refused

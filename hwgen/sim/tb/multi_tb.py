@@ -13,6 +13,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
+from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS
 from hwgen.sim.tb.accel_tb import StreamSource, read_perf, run_image
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
@@ -25,8 +26,8 @@ async def models_back_to_back(dut) -> None:
     dut.logits__ready.value = 0
     dut.start.value = 0
     dut.dbg_stop.value = 0
-    wsrc = StreamSource(dut, "weights", dut.clk, rng, p["gap"])
-    src = StreamSource(dut, "image", dut.clk, rng, p["gap"])
+    wsrc = StreamSource(dut, "weights", dut.clk, rng, p["gap"], WEIGHT_BITS)
+    src = StreamSource(dut, "image", dut.clk, rng, p["gap"], IMAGE_BITS)
     log = []
     for rnd in p["order"]:
         case = p["cases"][rnd]
