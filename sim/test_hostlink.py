@@ -3,8 +3,10 @@ bit-level UART model (hwgen/sim/tb/hostlink_tb.py).
 
 One build sized for two models (MemoryPlan.fit) runs: refusal of an inference before any and
 before a complete load, a corrupted frame (CRC error reply, no state change), a truncated frame
-(timeout error reply), 20 MNIST images on tiny_cnn bit-exact, a second model with a different
-input shape loaded between images, and tiny_cnn again.
+(timeout error reply), too many beats / a wrong image length / an unknown command refused,
+20 MNIST images on tiny_cnn bit-exact, then a second model with a different input shape loaded
+through Board.load, its own logits bit-exact. The slow variant (mnist_cnn 8x8 + tiny_cnn)
+also reloads the first model and checks it again.
 """
 
 from __future__ import annotations
@@ -43,14 +45,27 @@ def _case(qm, array, images) -> dict:
 
 @pytest.mark.rtl
 def test_hostlink_end_to_end() -> None:
-    array = ArrayConfig.parse("4x4")
-    mnist, _ = load_mnist_sample()
     rng = np.random.default_rng(11)
     qb = tiny_model()
-    a = _case(build_qmodel("tiny_cnn"), array, mnist[:20])
-    b = _case(qb, array, rng.integers(0, 256, (3, *qb.in_shape)).astype(np.uint8))
+    _run("tiny_cnn", qb, rng.integers(0, 256, (3, *qb.in_shape)).astype(np.uint8), "4x4", 0)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_hostlink_mnist_8x8() -> None:
+    """mnist_cnn on 8x8 (20 images), tiny_cnn as the second model, one build."""
+    mnist, _ = load_mnist_sample()
+    _run("mnist_cnn", build_qmodel("tiny_cnn"), mnist[20:23], "8x8", 3)
+
+
+def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
+    """A: 20 MNIST images; B loaded between; A reloaded for `n_again` more images."""
+    array = ArrayConfig.parse(array_text)
+    mnist, _ = load_mnist_sample()
+    a = _case(build_qmodel(model_a), array, mnist[:20])
+    b = _case(qb, array, images_b)
     plan = MemoryPlan.fit([a["prog"], b["prog"]])
-    name = "hostlink_tiny_4x4"
+    name = f"hostlink_{model_a}_{array}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "cases.pkl", "wb") as f:
@@ -60,7 +75,7 @@ def test_hostlink_end_to_end() -> None:
         results.unlink()
     params = {
         "cases": str(work / "cases.pkl"), "results": str(results), "cpb": CPB,
-        "rows": array.rows, "cols": array.cols, "n_again": 2, "read_timeout_bits": 100_000,
+        "rows": array.rows, "cols": array.cols, "n_again": n_again, "read_timeout_bits": 100_000,
     }  # fmt: skip
     top = HostTop(plan, clk_freq=CPB * 1_000_000, baud=1_000_000, timeout_bits=200)
     run_unit(top, toplevel="hosttop", test_module="hwgen.sim.tb.hostlink_tb", name=name,
@@ -68,5 +83,6 @@ def test_hostlink_end_to_end() -> None:
     log = json.loads(results.read_text())
     assert log["a1"] == a["logits"].tolist() and len(log["a1"]) == 20
     assert log["b"] == b["logits"].tolist()
+    assert log["a2"] == a["logits"][:n_again].tolist()
     assert len(log["a1_cycles"]["layers"]) == len(a["prog"].layers)
     assert len(log["b_cycles"]["layers"]) == len(b["prog"].layers)

@@ -9,8 +9,8 @@ largest model loads any smaller one.
 
 * `restart` rewinds to the header and drops `loaded`.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
-  is taken until `restart`. It is a reset-less register: the memories keep their contents
-  through a design reset, so a loaded model stays usable after one.
+  is taken until `restart`. It is a reset-less register, as is the header: the memories keep
+  their contents through a design reset, so a loaded model stays usable after one.
 * The header is checked in the cycle its last beat arrives (no stall): a wrong magic, or a
   region count of 0 or larger than the memory's depth, pulses `err_header`; nothing is
   written and the beats that follow are discarded up to and including the next `last`.
@@ -76,11 +76,13 @@ class WeightLoader(wiring.Component):
         commit_region = Signal(range(max(nreg, 2)))
         commit_addr = Signal.like(addr)
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
+        hdr = Signal(self.header_layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
         rewind = [state.eq(0), addr.eq(0), beat.eq(0)]
 
         m.d.comb += [
             self.loaded.eq(loaded),
+            self.header.eq(hdr),
             # no beat is taken in a restart cycle: it would be dropped by the rewind
             self.i_stream.ready.eq(~loaded & ~self.restart),
         ]
@@ -117,7 +119,7 @@ class WeightLoader(wiring.Component):
                     with m.If(beat == bpw[0] - 1):
                         m.d.sync += [beat.eq(0), addr.eq(0)]
                         with m.If(ok):
-                            m.d.sync += [self.header.eq(new_hdr), state.eq(1)]
+                            m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
                         with m.Else():
                             m.d.comb += self.err_header.eq(1)
                             m.d.sync += [*rewind, discard.eq(~is_last)]
@@ -128,7 +130,7 @@ class WeightLoader(wiring.Component):
                         with m.If(beat == bpw[n + 1] - 1):
                             m.d.sync += [beat.eq(0), commit.eq(1)]
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
-                            with m.If(addr == self.header[field] - 1):  # the region's last word
+                            with m.If(addr == hdr[field] - 1):  # the region's last word
                                 m.d.sync += [addr.eq(0), state.eq(n + 2)]
                                 if n == nreg - 1:
                                     m.d.comb += final.eq(1)

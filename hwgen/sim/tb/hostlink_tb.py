@@ -137,11 +137,13 @@ def scenario(board: Board, port: SimSerial, cases: dict, p: dict, log: dict) -> 
     board.load(b["prog"])
     log["b"] = board.predict(b["images"]).tolist()
     log["b_cycles"] = board.cycles()
-    board.load(a["prog"])
-    log["a2"] = board.predict(a["images"][: p["n_again"]]).tolist()
+    if p["n_again"]:
+        board.load(a["prog"])
+    log["a2"] = board.predict(a["images"][: p["n_again"]]).tolist() if p["n_again"] else []
     st = board.status()
     log["status"] = st.word
     assert st.loaded and st.done and not st.busy and st.last_error == 0, st
+    assert st.accel_status == 0 and not st.accel_error, st
     log["bytes_written"] = port.written
 
 
