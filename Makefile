@@ -9,14 +9,16 @@ HWGEN := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/hwgen
 PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest
 JOBS ?= 2
 
-.PHONY: help venv test test-slow sim rtl train eval bench lint clean
+.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean
 
 help:
 	@echo "make sim MODEL=mnist_cnn [ARRAY=8x8] [N=20]  RTL simulation of N test images, bit-exact check + cycle report"
+	@echo "make sim-secure MODEL=mnist_cnn [N=20]       two-party encrypted inference on simulated share-mode engines"
 	@echo "make test                                    the regression (unit + network RTL tests), JUnit XML in reports/"
 	@echo "make test-slow                               long RTL runs (more images, large arrays)"
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
+	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
 
@@ -36,8 +38,17 @@ test-slow: $(STAMP)
 sim: $(STAMP)
 	$(HWGEN) sim --model $(MODEL) --array $(ARRAY) -n $(N)
 
+sim-secure: $(STAMP)
+	$(HWGEN) sim-secure --model $(MODEL) --array $(ARRAY) -n $(N)
+
 rtl: $(STAMP)
 	$(HWGEN) generate --model $(MODEL) --array $(ARRAY)
+
+# regress: N cases from seed SEED (default 200 from 0); SEED without N reruns that one case.
+REGRESS_N = $(if $(filter command line environment,$(origin N)),$(N),$(if $(SEED),1,200))
+regress: $(STAMP)
+	@mkdir -p reports
+	$(HWGEN) regress -n $(REGRESS_N) --seed $(or $(SEED),0) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 train: $(STAMP)
 	$(VENV)/bin/python -m hwgen.train --model $(MODEL) --epochs $(EPOCHS)

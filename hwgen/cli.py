@@ -1,4 +1,9 @@
-"""`hwgen` command line: every Makefile target is one of these subcommands."""
+"""`hwgen` command line: a thin layer over the build driver (hwgen.flow).
+
+Every user error (bad option, file, model, data) is one line ``hwgen: error: ...`` on stderr
+and exit status 2, raised before any long work. Subcommands owned by other parts of the
+project are one small ``cmd_*`` function + one parser entry each.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from hwgen.config import ArrayConfig
-from hwgen.paths import reports
+from hwgen.errors import HwgenError, UsageError
 
 __all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a UsageError (one line, exit 2 in main)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def _array(text: str) -> ArrayConfig:
@@ -19,6 +32,48 @@ def _array(text: str) -> ArrayConfig:
         return ArrayConfig.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _config(args: argparse.Namespace, **kw):
+    from hwgen.flow import BuildConfig
+
+    return BuildConfig(
+        model=args.model,
+        weights=Path(args.weights) if args.weights else None,
+        calib=Path(args.calib) if args.calib else None,
+        **kw,
+    )
+
+
+def _accuracy_line(acc: dict) -> str:
+    head = f"{acc['model']} on {acc['n']:,} {acc['data']} test images: "
+    if "float_acc" not in acc:
+        return head + f"top-1 agreement float vs int8 {acc['agreement']:.2f} % (no labels)"
+    return head + (
+        f"float {acc['float_acc']:.2f} %, int8 golden {acc['int8_acc']:.2f} %, "
+        f"top-1 agreement {acc['agreement']:.2f} %"
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hwgen.flow import run
+
+    st = run(_config(args, eval_n=args.n, steps=("import", "quantize", "evaluate")))
+    print(st.qmodel.summary())
+    acc = st.accuracy
+    assert acc is not None
+    print(f"float model: IR interpreter vs torch max |diff| = {acc['ir_max_abs_diff']:.3g}")
+    print("[hwgen] " + _accuracy_line(acc))
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from hwgen.flow import run
+
+    st = run(_config(args, steps=("import", "quantize")))
+    print(st.qmodel.summary())
+    print(f"[hwgen] cached in {st.qmodel_dir}")
+    return 0
 
 
 def _models(text: str) -> list[str]:
@@ -30,152 +85,207 @@ def _models(text: str) -> list[str]:
         if n not in known:
             raise argparse.ArgumentTypeError(f"unknown model {n!r} (known: {sorted(known)})")
     if not names:
-        raise argparse.ArgumentTypeError("--fit needs at least one model name")
+        raise argparse.ArgumentTypeError("needs at least one model name")
     return names
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from hwgen.evaluate import evaluate
-
-    evaluate(args.model, n=args.n, progress=True)
-    return 0
-
-
-def cmd_quantize(args: argparse.Namespace) -> int:
-    from hwgen.evaluate import build_qmodel
-
-    qm = build_qmodel(args.model)
-    print(qm.summary())
-    return 0
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    from hwgen.emit.verilog import lint, write_rtl
-    from hwgen.evaluate import build_qmodel
-    from hwgen.schedule.lower import lower
+    from hwgen.flow import run
 
-    qm = build_qmodel(args.model)
-    prog = lower(qm, args.array)
-    plan = None
-    if args.fit:  # one design sized for several models; the program is loaded at run time
-        from hwgen.schedule.capacity import MemoryPlan
-
-        plan = MemoryPlan.fit([prog] + [lower(build_qmodel(n), args.array) for n in args.fit])
-    out = write_rtl(prog, Path(args.out) if args.out else None, plan=plan)
-    print(prog.text())
-    if plan is not None:
-        print(f"memory plan (fits {', '.join([args.model, *args.fit])}): {plan.text()}")
-    ok, log = lint(out / "accel.v")
-    (out / "lint.log").write_text(log)
-    print(f"wrote {out}/accel.v, manifest.json, program.txt")
-    print(f"verilator --lint-only: {'clean' if ok else 'FAILED'} (waivers in manifest.json)")
-    return 0 if ok else 1
-
-
-def _accuracy(model: str) -> dict:
-    """Float vs int8-golden accuracy on the 10k test set, cached per weight file."""
-    import hashlib
-
-    from hwgen import zoo as models
-    from hwgen.evaluate import evaluate, qmodel_dir
-
-    key = hashlib.sha256(models.weights_path(model).read_bytes()).hexdigest()
-    path = qmodel_dir(model).parent / "accuracy.json"
-    if path.exists():
-        cached = json.loads(path.read_text())
-        if cached.get("weights_sha256") == key:
-            return cached
-    print(f"[hwgen] measuring float and int8 accuracy of {model} on 10,000 test images ...")
-    res = evaluate(model, progress=False)
-    res["weights_sha256"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1))
-    return res
+    cfg = _config(
+        args,
+        array=args.array,
+        out_dir=Path(args.out) if args.out else None,
+        lint=True,
+        fit=tuple(args.fit),
+        steps=("import", "quantize", "schedule", "emit"),
+    )
+    st = run(cfg)
+    print(st.program.text())
+    if args.fit:
+        man = json.loads((st.rtl_dir / "manifest.json").read_text())
+        print(f"memory plan (also fits {', '.join(args.fit)}): {man['memory_plan']}")
+    print(f"wrote {st.rtl_dir}/accel.v, manifest.json, program.txt")
+    print(
+        f"verilator --lint-only: {'clean' if st.lint_ok else 'FAILED'} (waivers in manifest.json)"
+    )
+    return 0 if st.lint_ok else 1
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from hwgen.perf.report import write_report
-    from hwgen.sim.network import run_network
+    from hwgen.flow import SIM_STEPS, run
 
-    acc = _accuracy(args.model)
-    print(
-        f"[hwgen] {args.model} on 10,000 MNIST test images: float {acc['float_acc']:.2f} %, "
-        f"int8 golden {acc['int8_acc']:.2f} %, top-1 agreement {acc['agreement']:.2f} %"
-    )
-    summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=args.gap)
-    summary["accuracy_10k"] = {k: acc[k] for k in ("float_acc", "int8_acc", "agreement")}
-    summary["text"] += (
-        f"\naccuracy on 10k test images: float {acc['float_acc']:.2f} %, "
-        f"int8 {acc['int8_acc']:.2f} %, RTL = int8 golden on every simulated image"
-        if summary["all_match"]
-        else ""
-    )
-    paths = write_report(summary, reports() / f"{args.model}_{args.array}")
-    print(summary["text"])
-    print(f"report: {paths['md']}, {paths['json']}, {paths['png']}")
-    return 0 if summary["all_match"] else 1
+    cfg = _config(args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS)
+    st = run(cfg, until="evaluate")  # every user error is raised by here
+    if st.accuracy is not None:
+        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
+    st = run(cfg, state=st)
+    assert st.summary is not None and st.report_paths is not None
+    print(st.summary["text"])
+    p = st.report_paths
+    print(f"report: {p['md']}, {p['json']}, {p['png']}")
+    return 0 if st.summary["all_match"] else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from hwgen.perf.report import write_report
-    from hwgen.sim.network import run_network
+    from hwgen import paths
+    from hwgen.flow import run
 
     t0 = time.perf_counter()
-    summary = run_network(args.model, args.array, args.n, seed=args.seed, gap=0.0)
-    paths = write_report(summary, reports() / f"{args.model}_{args.array}")
+    steps = ("import", "quantize", "schedule", "simulate", "report")
+    st = run(_config(args, array=args.array, n=args.n, seed=args.seed, gap=0.0, steps=steps))
+    s = st.summary
+    assert s is not None and st.report_paths is not None
     bench = {
-        "model": args.model,
+        "model": st.name,
         "array": str(args.array),
         "images": args.n,
-        "all_match": summary["all_match"],
-        "cycles_per_inference": summary["cycles"]["total"],
-        "cycles": summary["cycles"],
-        "mac_bound_cycles": summary["ideal_cycles"],
-        "cycles_vs_mac_bound": summary["vs_mac_bound"],
-        "model_macs": summary["macs"],
-        "executed_macs": summary["executed_macs"],
-        "pe_utilisation": summary["utilisation"],
+        "all_match": s["all_match"],
+        "cycles_per_inference": s["cycles"]["total"],
+        "cycles": s["cycles"],
+        "mac_bound_cycles": s["ideal_cycles"],
+        "cycles_vs_mac_bound": s["vs_mac_bound"],
+        "model_macs": s["macs"],
+        "executed_macs": s["executed_macs"],
+        "pe_utilisation": s["utilisation"],
         "pe_utilisation_note": "executed MACs / (PEs x total cycles incl. data-in/out)",
-        "sim_inferences_per_s": summary["sim_inferences_per_s"],
-        "sim_cycles_per_s": summary["sim_cycles_per_s"],
+        "sim_inferences_per_s": s["sim_inferences_per_s"],
+        "sim_cycles_per_s": s["sim_cycles_per_s"],
         "wall_s": time.perf_counter() - t0,
     }
-    out = reports() / "bench.json"
+    out = paths.reports() / "bench.json"
     out.write_text(json.dumps(bench, indent=1))
     print(json.dumps(bench, indent=1))
-    print(f"wrote {out} and {paths['md']}")
-    return 0 if summary["all_match"] else 1
+    print(f"wrote {out} and {st.report_paths['md']}")
+    return 0 if s["all_match"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return v
+
+
+def _side(text: str) -> int:
+    v = _positive(text)
+    if v > 16:
+        raise argparse.ArgumentTypeError(f"must be at most 16, not {text!r}")
+    return v
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from hwgen.regress.run import regress
+
+    s = regress(args.n, args.seed, scheduler=args.scheduler, workers=args.workers,
+                images=args.images, max_side=args.max_side, shrink=not args.no_shrink)
+    return 0 if s["passed"] == s["cases"] else 1
+
+
+def _regress_parser(sub) -> None:
+    sp = sub.add_parser("regress", help="random CNNs on random arrays in RTL (Dask), bit-exact")
+    sp.add_argument("-n", type=_positive, default=200, help="number of cases (default 200)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
+    sp.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address (default: a LocalCluster on this machine)")
+    sp.add_argument("--workers", type=_positive, default=2, help="LocalCluster workers (2)")
+    sp.add_argument("--images", type=_positive, default=2, help="test images per case (2)")
+    sp.add_argument("--max-side", type=_side, default=16,
+                    help="largest array side drawn, 1..16 (default 16)")
+    sp.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
+    sp.set_defaults(fn=cmd_regress)
+
+
+def cmd_sim_secure(args: argparse.Namespace) -> int:
+    """Two-party secure inference on simulated share-mode engines (hwgen.sim.secure_run)."""
+    from hwgen import zoo
+    from hwgen.paths import reports
+    from hwgen.sim.secure_run import run_secure
+
+    if args.model not in zoo.model_names():
+        raise UsageError(f"--model {args.model!r}: sim-secure takes a zoo model "
+                         f"({', '.join(zoo.model_names())})")
+    if not 1 <= args.n <= 200:
+        raise UsageError(f"-n {args.n}: the secure run uses the 200 committed sample images, "
+                         "so N must be in 1..200")
+    plain = None
+    if not args.no_plain:  # the plaintext accelerator's cycles, measured on one image
+        from hwgen.flow import BuildConfig, run
+
+        steps = ("import", "quantize", "schedule", "simulate", "report")
+        ps = run(BuildConfig(model=args.model, array=args.array, n=1, gap=0.0,
+                             steps=steps)).summary
+        assert ps is not None
+        plain = {"cycles_total": ps["cycles"]["total"],
+                 "cycles_compute": ps["cycles"]["compute"], "bit_exact": ps["all_match"]}
+    s = run_secure(args.model, args.array, args.n, k=args.ring, plain=plain)
+    out = reports() / f"secure_{args.model}_{args.array}_k{args.ring}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(s, indent=1))
+    print(s["text"])
+    print(f"report: {out}")
+    return 0 if s["all_match"] else 1
+
+
+def _secure_parser(sub) -> None:
+    sp = sub.add_parser("sim-secure", help="two-party secure inference, each party's GEMMs on "
+                        "its own simulated share-mode accelerator; bit-exact check + report")
+    sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
+    sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("-n", type=int, default=20, help="number of sample images (default 20)")
+    sp.add_argument("--ring", type=int, choices=(32, 64), default=32, help="share ring bits")
+    sp.add_argument("--no-plain", action="store_true",
+                    help="skip the plaintext accelerator run used for the cycle comparison")
+    sp.set_defaults(fn=cmd_sim_secure)
+
+
+def _model_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--model",
+        default="mnist_cnn",
+        help="zoo name (mnist_cnn, tiny_cnn, digits_cnn), path/file.py:ClassOrFactory, or "
+        "path/net.onnx (default mnist_cnn)",
+    )
+    sp.add_argument("--weights", default=None, metavar="FILE.pt", help="state_dict to load")
+    sp.add_argument(
+        "--calib",
+        default=None,
+        metavar="FILE",
+        help=".npz (images, optional labels) or .npy (images) the model takes: calibrates "
+        "the quantizer, and its first -n images are simulated",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
         prog="hwgen",
         description="PyTorch CNN -> int8 systolic-array accelerator (Amaranth), "
         "verified bit-exact against a NumPy golden model in Verilator.",
     )
+    p.add_argument(
+        "--workdir", default=None, help="every output goes under this directory (default: cwd)"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def model_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--model", default="mnist_cnn", help="model name in hwgen/zoo/ (default mnist_cnn)"
-        )
-
-    sp = sub.add_parser("eval", help="float vs int8-golden accuracy on the MNIST test set")
-    model_arg(sp)
-    sp.add_argument("-n", type=int, default=None, help="number of test images (default all 10k)")
+    sp = sub.add_parser("eval", help="float vs int8-golden accuracy on the test images")
+    _model_args(sp)
+    sp.add_argument("-n", type=int, default=None, help="number of test images (default all)")
     sp.set_defaults(fn=cmd_eval)
 
     sp = sub.add_parser("quantize", help="quantize (cached in build/) and print the int8 model")
-    model_arg(sp)
+    _model_args(sp)
     sp.set_defaults(fn=cmd_quantize)
 
     sp = sub.add_parser("generate", help="write Verilog + manifest to rtl_out/<model>/ and lint it")
-    model_arg(sp)
+    _model_args(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
-        help="also size the memories for these models (one design runs all of them)",
+        help="also size the memories for these zoo models (one design runs all of them)",
     )
     sp.set_defaults(fn=cmd_generate)
 
@@ -184,19 +294,36 @@ def main(argv: list[str] | None = None) -> int:
         ("bench", cmd_bench, "measure cycles, utilisation and simulation speed -> reports/"),
     ):
         sp = sub.add_parser(name, help=hlp)
-        model_arg(sp)
+        _model_args(sp)
         sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
         sp.add_argument("-n", type=int, default=20, help="number of test images (default 20)")
         sp.add_argument("--seed", type=int, default=1, help="stimulus/backpressure seed")
         if name == "sim":
             sp.add_argument(
-                "--gap", type=float, default=0.1,
-                help="probability of an idle/backpressure cycle on each stream (default 0.1)",
+                "--gap",
+                type=float,
+                default=0.1,
+                help="probability in [0, 1) of an idle/backpressure cycle on each stream "
+                "(default 0.1)",
             )
         sp.set_defaults(fn=fn)
+    _regress_parser(sub)
+    _secure_parser(sub)
+    return p
 
-    args = p.parse_args(argv)
-    return args.fn(args)
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.workdir is not None:
+            from hwgen.paths import set_workdir
+
+            set_workdir(args.workdir)
+        return args.fn(args)
+    except HwgenError as e:
+        msg = " ".join(str(e).split())  # always one line
+        print(f"hwgen: error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

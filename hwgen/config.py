@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ArrayConfig", "QuantConfig"]
+__all__ = ["MAX_ARRAY_DIM", "ArrayConfig", "QuantConfig"]
+
+# The one limit on an array side: the CLI, the schedule and the hardware all use this.
+MAX_ARRAY_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -21,15 +24,26 @@ class ArrayConfig:
     w_width: int = 8
     acc_width: int = 32
     mult_latency: int = 3  # MULT18X18D with input, pipeline and output registers
+    # "int": signed a×w products into a wider accumulator (the int8 plaintext design);
+    # "ring": additive secret shares, a = w = acc = k bits, everything mod 2**k
+    # (hwgen.rtl.arith.Arithmetic.from_config turns these fields into the PE's arithmetic).
+    arithmetic: str = "int"
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1 or v > 64:
-                raise ValueError(f"Array {name} must be an integer in 1..64, not {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_ARRAY_DIM:
+                raise ValueError(
+                    f"Array {name} must be an integer in 1..{MAX_ARRAY_DIM}, not {v!r}"
+                )
         if self.mult_latency < 1:
             raise ValueError(f"Multiplier latency must be >= 1, not {self.mult_latency!r}")
-        if self.acc_width < self.a_width + self.w_width:
+        if self.arithmetic not in ("int", "ring"):
+            raise ValueError(f"Array arithmetic must be 'int' or 'ring', not {self.arithmetic!r}")
+        if self.arithmetic == "ring":
+            if not self.a_width == self.w_width == self.acc_width:
+                raise ValueError("Ring arithmetic needs a_width = w_width = acc_width (k)")
+        elif self.acc_width < self.a_width + self.w_width:
             raise ValueError(
                 f"Accumulator width {self.acc_width} is narrower than a product "
                 f"({self.a_width}+{self.w_width} bits)"
@@ -47,6 +61,11 @@ class ArrayConfig:
         except ValueError:
             raise ValueError(f"Array size must look like RxC (e.g. 8x8), not {text!r}") from None
         return cls(rows=r, cols=c, **kw)
+
+    @classmethod
+    def shares(cls, k: int, rows: int = 8, cols: int = 8, mult_latency: int = 3) -> ArrayConfig:
+        """The share-mode array: ring elements of k bits, arithmetic mod 2**k."""
+        return cls(rows, cols, k, k, k, mult_latency, "ring")
 
     def __str__(self) -> str:
         return f"{self.rows}x{self.cols}"

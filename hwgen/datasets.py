@@ -18,11 +18,14 @@ import hashlib
 import shutil
 import struct
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from hwgen.errors import HwgenError
 
 __all__ = [
     "DATA_DIR",
@@ -30,6 +33,7 @@ __all__ = [
     "SAMPLE_PATH",
     "PART_SIZE",
     "DatasetError",
+    "load_digits",
     "load_mnist",
     "load_mnist_sample",
     "mnist_available",
@@ -56,7 +60,7 @@ _FILES: dict[str, tuple[str, str, int]] = {
 _IDX_UBYTE = 0x08  # idx type code for unsigned byte
 
 
-class DatasetError(ValueError):
+class DatasetError(HwgenError, ValueError):
     """A data file is missing, corrupted, truncated or not in the expected format."""
 
 
@@ -169,8 +173,11 @@ def load_mnist_sample(path: Path | str | None = None) -> tuple[np.ndarray, np.nd
     """The first 200 MNIST test images and labels (uint8 [200,28,28], uint8 [200]),
     committed as a small npz so tests and CI never need the full set."""
     p = Path(path) if path is not None else SAMPLE_PATH
-    with np.load(p) as z:
-        images, labels = z["images"], z["labels"]
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            images, labels = z["images"], z["labels"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{p}: not a readable MNIST sample ({type(e).__name__}: {e})") from None
     if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or images.ndim != 3:
         raise DatasetError(f"{p}: images are {images.dtype}{images.shape}, not uint8[N,28,28]")
     if labels.dtype != np.uint8 or labels.shape != (len(images),):
@@ -178,13 +185,38 @@ def load_mnist_sample(path: Path | str | None = None) -> tuple[np.ndarray, np.nd
     return images, labels
 
 
+DIGITS_TEST = 360  # the last 360 of sklearn's 1,797 digits are the test split
+
+
+def load_digits(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (no download) as model inputs:
+    ``(float32 [N, 8, 8] with x = (v - 8) / 8 in [-1, 1], int64 labels [N])``.
+
+    Deterministic split: the first 1,437 images train, the last 360 test. The inputs are
+    signed (centred), so this path exercises an input scale derived from the data.
+    """
+    from sklearn.datasets import load_digits as _sk
+
+    if split not in ("train", "test"):
+        raise ValueError(f"digits split must be 'train' or 'test', not {split!r}")
+    d = _sk()
+    x = ((d.images.astype(np.float32) - 8.0) / 8.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    cut = len(x) - DIGITS_TEST
+    return (x[:cut], y[:cut]) if split == "train" else (x[cut:], y[cut:])
+
+
 def to_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 [N,28,28] (or [N,1,28,28]) pixels -> float32 [N,1,28,28] ``x = pixel/255``.
+    """uint8 [N,H,W] (or [N,C,H,W]) pixels -> float32 [N,C,H,W] ``x = pixel/255``; float
+    images are already model inputs (only the channel axis is added to [N,H,W]).
 
     No mean/std normalisation: the integer contract needs a zero pixel to stay exactly zero.
     """
+    if images.dtype.kind == "f":
+        x = images.astype(np.float32)
+        return x[:, None] if x.ndim == 3 else x
     if images.dtype != np.uint8:
-        raise TypeError(f"expected uint8 pixels, got {images.dtype}")
+        raise TypeError(f"expected uint8 pixels or float inputs, got {images.dtype}")
     if images.ndim == 3:
         images = images[:, None]
     return images.astype(np.float32) / np.float32(255.0)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwgen.datasets import load_mnist, to_model_input
+from hwgen.datasets import load_digits, load_mnist, to_model_input
 
 __all__ = ["TrainResult", "evaluate_float", "fit", "train", "main"]
 
@@ -41,9 +41,7 @@ class TrainResult:
 def _as_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     if isinstance(images, torch.Tensor):
         return images
-    if images.dtype == np.uint8:
-        return torch.from_numpy(to_model_input(images))
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    return torch.from_numpy(np.ascontiguousarray(to_model_input(np.asarray(images))))
 
 
 @torch.no_grad()
@@ -158,9 +156,10 @@ def train(
     log_every: int = 100,
     threads: int = 2,
 ) -> TrainResult:
-    """Train registered model ``name`` on the 60k MNIST training set, report test accuracy on
-    the 10k test set after every epoch, and save the state_dict to ``out_path`` (default
-    ``hwgen/zoo/weights/<name>.pt``). Returns the per-epoch test accuracies and wall time."""
+    """Train registered model ``name`` on its data set's training split (MNIST: 60k; digits:
+    1,437), report test accuracy on the test split after every epoch, and save the state_dict
+    to ``out_path`` (default ``hwgen/zoo/weights/<name>.pt``). Returns the per-epoch test
+    accuracies and wall time."""
     from hwgen.zoo import get_model, weights_path  # models/ sits beside hwgen/, import lazily
 
     prev_threads = torch.get_num_threads()
@@ -168,8 +167,7 @@ def train(
     out = Path(out_path) if out_path is not None else weights_path(name)
     torch.manual_seed(seed)  # before construction: the initial weights come from this RNG
     model = get_model(name, pretrained=False)
-    train_x, train_y = load_mnist("train")
-    test_x, test_y = load_mnist("test")
+    train_x, train_y, test_x, test_y = _data(name)
     result = TrainResult(name=name, epochs=epochs, out_path=out)
     t0 = time.perf_counter()
 
@@ -208,6 +206,14 @@ def train(
             flush=True,
         )
     return result
+
+
+def _data(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The training and test split of the zoo model's data set (MNIST or sklearn digits)."""
+    from hwgen.zoo import dataset
+
+    load = load_digits if dataset(name) == "digits" else load_mnist
+    return (*load("train"), *load("test"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT
 from hwgen.rtl.loader import beats_per_word
-from hwgen.rtl.top import LOGIT_LAYOUT, Accelerator, perf_index
+from hwgen.rtl.top import LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.network import layer_words
@@ -432,3 +432,66 @@ def test_small_arrays_convert_and_run(array: str) -> None:
     r = result["r"]
     assert r.logits == want, f"{array}: logits {r.logits} != golden {want}"
     check_perf(prog, r, len(prog.layers), array)
+
+
+def test_start_while_busy_is_refused_in_every_state() -> None:
+    """`start` held high for a whole run (from the cycle after the accepted one): every busy
+    cycle is a refused start, in every controller state including FETCH/LATCH. The run is
+    unaffected (logits golden, same cycle count as with a pulse); `status` holds start_busy
+    from the first cycle and start_unread from the first result-transfer cycle on."""
+    qm = tiny_model()
+    prog = lower(qm, ArrayConfig(4, 4))
+    dut = Accelerator(prog)
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, prog.in_shape).astype(np.int8)
+    want, _ = golden(qm, x)
+    busy_bit = 1 << STATUS_LAYOUT["start_busy"].offset
+    unread_bit = 1 << STATUS_LAYOUT["start_unread"].offset
+    out: dict[str, object] = {}
+
+    async def bench(ctx: SimulatorContext) -> None:
+        drv = Driver(ctx, dut, prog, rng)
+        beats = with_last(weight_beats(prog), WEIGHT_BITS)
+        assert await drv.send_weights(beats, gap=0) == len(beats)
+        r0 = await drv.run_image(image_values(prog, x).tolist(), gap_in=0, gap_out=0)
+        values = with_last(image_values(prog, x), IMAGE_BITS)
+        image = Value.cast(dut.image.payload)
+        ctx.set(dut.logits.ready, 1)
+        ctx.set(dut.start, 1)
+        await ctx.tick()  # accepted from DONE
+        i, logits, cycles, seen = 0, [], 0, []
+        while not ctx.get(dut.done):
+            assert cycles < MAX_RUN_CYCLES, "no done with start held high"
+            ctx.set(dut.start, 1)
+            ctx.set(dut.image.valid, int(i < len(values)))
+            ctx.set(image, values[min(i, len(values) - 1)])
+            took = ctx.get(dut.image.ready) and i < len(values)
+            if ctx.get(dut.logits.valid):
+                logits.append(ctx.get(dut.logits.payload.data))
+            await ctx.tick()
+            seen.append(ctx.get(dut.status.as_value()))
+            i += took
+            cycles += 1
+        ctx.set(dut.start, 0)
+        out.update(r0=r0, logits=logits, cycles=cycles, seen=seen,
+                   perf=drv.read_perf(), error=ctx.get(dut.error))  # fmt: skip
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert out["r0"].logits == want
+    assert out["logits"] == want, f"logits {out['logits']} != golden {want} with start held"
+    seen = out["seen"]
+    assert out["cycles"] == out["perf"][perf_index("total")] == out["r0"].perf[0], "timing changed"
+    assert set(seen) == {busy_bit, busy_bit | unread_bit}, f"status values {set(seen)}"
+    assert seen[0] == busy_bit, f"first cycle of the run: status {seen[0]:#x}"
+    first_unread = seen.index(busy_bit | unread_bit)
+    # start_unread from the first OUT_READ cycle: the result transfer takes 2 cycles per word
+    # plus one per logit (no backpressure), and every later cycle keeps it
+    assert all(s & unread_bit for s in seen[first_unread:])
+    assert len(seen) - first_unread == out["perf"][perf_index("output")], (
+        f"start_unread first set {len(seen) - first_unread} cycles before done, output counter "
+        f"{out['perf'][perf_index('output')]}"
+    )
+    assert out["error"] == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen.quant.artifact import MANIFEST, NPZ, ArtifactError, load, read_manifest, save
+from hwgen.quant.artifact import MANIFEST, NPZ, ArtifactError, load, read_manifest, save, seal
 from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QModel
 
 
@@ -121,7 +121,7 @@ def rewrite(d: Path, arrays: Callable[[dict], None] | None = None, manifest=None
         manifest(man)
     raw = (d / NPZ).read_bytes()
     man["npz"]["bytes"], man["npz"]["sha256"] = len(raw), hashlib.sha256(raw).hexdigest()
-    (d / MANIFEST).write_text(json.dumps(man))
+    (d / MANIFEST).write_text(json.dumps(seal(man)))
 
 
 @pytest.fixture
@@ -170,6 +170,14 @@ def test_hash_mismatch(art: Path) -> None:
 def test_bad_json(art: Path) -> None:
     (art / MANIFEST).write_text("{not json")
     expect(art, "manifest.json", "not valid JSON")
+
+
+def test_edited_manifest_is_detected(art: Path) -> None:
+    """An edit that keeps the manifest valid (a clamp inside int8) still fails: it is sealed."""
+    man = json.loads((art / MANIFEST).read_text())
+    man["layers"][0]["params"]["act_max"] = 100
+    (art / MANIFEST).write_text(json.dumps(man))
+    expect(art, "manifest.json", "manifest_sha256 does not match")
 
 
 def test_wrong_version(art: Path) -> None:

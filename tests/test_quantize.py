@@ -296,5 +296,40 @@ def test_config_and_input_checks() -> None:
     x = images(4).astype(np.float32) / 255
     with pytest.raises(QuantizationError, match="int8"):
         quantize(g, x, QuantConfig(act_bits=4))
-    with pytest.raises(QuantizationError, match=r"\[0, 1\]"):
+    with pytest.raises(QuantizationError, match=r"outside the input range"):
         quantize(g, x * 255)
+
+
+def test_quantize_images_float_and_pixels() -> None:
+    from hwgen.quant.inputs import quantize_images
+
+    p = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    q = quantize_images(p)
+    assert np.array_equal(q, quantize_input(p))  # the golden's pixel rule
+    # float inputs: round(x / in_scale), clamped to +-127; x = p/255 at 1/127 = the pixel rule
+    assert np.array_equal(quantize_images(p.astype(np.float32) / np.float32(255), 1 / 127), q)
+    got = quantize_images(np.array([[-3.0, 0.26, 9.0]]), 0.02)
+    assert got.dtype == np.int8 and got.tolist() == [[[-127, 13, 127]]]
+    with pytest.raises(ValueError, match="input scale"):
+        quantize_images(np.zeros((2, 2), np.float32))
+
+
+def test_signed_input_derives_its_scale() -> None:
+    """Float inputs: in_scale = max|x| / 127, and a first ReLU on a signed input is kept."""
+    rng = np.random.default_rng(3)
+    t = TensorType
+    g = Graph(
+        "signed",
+        t((2, 6, 6)),
+        (
+            Conv2d("conv", t((2, 6, 6)), t((3, 4, 4)), weight=rng.normal(size=(3, 2, 3, 3)),
+                   bias=np.zeros(3), kernel=3),
+            ReLU("relu", t((3, 4, 4)), t((3, 4, 4))),
+            Flatten("flat", t((3, 4, 4)), t((48,))),
+            Linear("fc", t((48,)), t((4,)), weight=rng.normal(size=(4, 48)), bias=np.zeros(4)),
+        ),
+    )  # fmt: skip
+    x = (rng.random((20, 2, 6, 6)) * 6 - 3).astype(np.float32)
+    qm = quantize(g, x, in_scale=None)
+    assert qm.in_scale == pytest.approx(float(np.abs(x).max()) / 127)
+    assert qm.layers[0].act_min == 0  # the ReLU is fused, not dropped

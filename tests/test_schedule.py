@@ -70,8 +70,13 @@ def test_error_linear_shape() -> None:
 
 
 def test_error_buffer_too_small() -> None:
-    with pytest.raises(ScheduleError, match=r"activation buffer 0 needs 64 words .* limit 10"):
+    """Too-large maps and weights name the layer (or the input), the memory and both sizes."""
+    msg = r"input 1x8x8: needs 64 words in activation buffer 0 .* its 10 words"
+    with pytest.raises(ScheduleError, match=msg):
         lower(_toy(), ArrayConfig(4, 4), BufferLimits(act_words=10))
+    msg = r"layer 'c1': the conv weight memory needs 9 words .* its 5 words"
+    with pytest.raises(ScheduleError, match=msg):
+        lower(_toy(), ArrayConfig(4, 4), BufferLimits(convw_words=5))
 
 
 def test_error_pool_after_linear() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from hwgen.errors import HwgenError
+
 __all__ = ["FrontendError", "UnsupportedLayerError"]
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(HwgenError, ValueError):
     """The model uses a layer, an option or a graph shape the hardware flow cannot express.
 
     The message always names the torch.fx node, its op/target and why it is rejected.

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hwgen.golden.ops import avgpool_int, conv2d_int, linear_int, maxpool_int, requant
+from hwgen.quant.inputs import quantize_images
 from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLayer, QLinear, QMaxPool, QModel
 
 __all__ = ["quantize_input", "run", "predict"]
@@ -83,9 +84,10 @@ def run(qmodel: QModel, x_int8) -> list[tuple[str, np.ndarray]]:
     return [(name, y[0]) for name, y in _forward(qmodel, x[None], keep=True)]
 
 
-def predict(qmodel: QModel, images_uint8, batch: int = 500) -> np.ndarray:
-    """uint8 images (N, H, W) or (N, C, H, W) -> int8 logits (N, classes), in batches."""
-    x = quantize_input(images_uint8)
+def predict(qmodel: QModel, images, batch: int = 500) -> np.ndarray:
+    """Images (N, H, W) or (N, C, H, W) -> int8 logits (N, classes), in batches. uint8
+    pixels or float model inputs (hwgen.quant.inputs.quantize_images)."""
+    x = quantize_images(images, qmodel.in_scale)
     out = [_forward(qmodel, x[i : i + batch], keep=False)[0][1] for i in range(0, len(x), batch)]
     if not out:
         return np.zeros((0, *qmodel.layers[-1].out_shape), dtype=np.int8)

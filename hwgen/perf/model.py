@@ -58,7 +58,8 @@ def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
             }
         )
     n_match = sum(1 for r in images if r["match"])
-    labels = np.asarray(labels[:n])
+    has_labels = labels is not None
+    labels = np.asarray(labels[:n]) if has_labels else np.full(n, -1)  # -1: no label
     rtl_pred = np.array([int(np.argmax(r["logits"])) for r in images])
     gold_pred = np.array([int(np.argmax(r["golden"])) for r in images])
     ideal = prog.ideal_cycles
@@ -70,8 +71,8 @@ def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
         "n": n,
         "n_match": n_match,
         "all_match": n_match == n,
-        "rtl_accuracy": float((rtl_pred == labels).mean()) if n else 0.0,
-        "golden_accuracy": float((gold_pred == labels).mean()) if n else 0.0,
+        "rtl_accuracy": float((rtl_pred == labels).mean()) if n and has_labels else None,
+        "golden_accuracy": float((gold_pred == labels).mean()) if n and has_labels else None,
         "macs": prog.macs,
         "executed_macs": prog.executed_macs,
         "ideal_cycles": ideal,
@@ -114,9 +115,14 @@ def render_text(s: dict) -> str:
             f"  image {r['index']:3d}: label {r['label']} rtl {r['rtl_pred']}  {tag}  "
             f"{r['total_cycles']} cycles"
         )
+    acc = (
+        f"   RTL accuracy {100 * s['rtl_accuracy']:.1f} %  "
+        f"(int8 golden {100 * s['golden_accuracy']:.1f} %)"
+        if s["rtl_accuracy"] is not None
+        else "   (no labels: no accuracy)"
+    )
     lines += [
-        f"bit-exact: {s['n_match']}/{s['n']}   RTL accuracy {100 * s['rtl_accuracy']:.1f} %  "
-        f"(int8 golden {100 * s['golden_accuracy']:.1f} %)",
+        f"bit-exact: {s['n_match']}/{s['n']}{acc}",
         "",
         f"{'layer':<10} {'measured':>9} {'issue':>9} {'ideal':>9} {'PE busy':>8}",
     ]

@@ -18,12 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from hwgen.errors import HwgenError
 from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLayer, QLinear, QMaxPool, QModel
 
-__all__ = ["FORMAT", "VERSION", "MANIFEST", "NPZ", "ArtifactError", "save", "load"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "MANIFEST",
+    "NPZ",
+    "ArtifactError",
+    "save",
+    "load",
+    "read_manifest",
+    "seal",
+]
 
 FORMAT = "hwgen-qmodel"
-VERSION = 1
+VERSION = 2  # 2: manifest_sha256 seals the manifest itself
 MANIFEST = "manifest.json"
 NPZ = "qmodel.npz"
 
@@ -47,7 +58,7 @@ _DTYPES = {
 }
 
 
-class ArtifactError(ValueError):
+class ArtifactError(HwgenError, ValueError):
     """A quantized-model artifact is missing, corrupt or violates the integer contract."""
 
 
@@ -87,6 +98,18 @@ def _dumps(obj: Any) -> str:
     text = json.dumps(obj, indent=1)
     flat = re.sub(r"\[[^\[\]{}]*\]", lambda m: re.sub(r"\n\s*", " ", m.group()), text)
     return flat.replace("[ ", "[").replace(" ]", "]") + "\n"
+
+
+def _manifest_digest(man: dict[str, Any]) -> str:
+    body = {k: v for k, v in man.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def seal(man: dict[str, Any]) -> dict[str, Any]:
+    """Set ``manifest_sha256``: the sha256 of the manifest's canonical JSON without that key,
+    so an edit to any field (an act_max, a shape, the cache key) is detected on load."""
+    man["manifest_sha256"] = _manifest_digest(man)
+    return man
 
 
 def save(qmodel: QModel, path_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
@@ -138,7 +161,7 @@ def save(qmodel: QModel, path_dir: str | os.PathLike, meta: dict[str, Any] | Non
         "layers": layers,
         "meta": meta or {},
     }
-    text = _dumps(manifest)
+    text = _dumps(seal(manifest))
     _atomic_write(d / MANIFEST, lambda f: f.write(text.encode()))
     return d / MANIFEST
 
@@ -157,6 +180,11 @@ def read_manifest(path_dir: str | os.PathLike) -> dict[str, Any]:
     if man.get("version") != VERSION:
         raise ArtifactError(
             f"{mpath}: format version {man.get('version')!r} is not supported (expected {VERSION})"
+        )
+    if man.get("manifest_sha256") != _manifest_digest(man):
+        raise ArtifactError(
+            f"{mpath}: manifest_sha256 does not match its contents (the manifest was edited "
+            "or corrupted)"
         )
     return man
 

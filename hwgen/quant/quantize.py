@@ -2,7 +2,8 @@
 
 * Weights: int8 symmetric per output channel, range +-127, w_scale[c] = max|w[c]| / 127.
 * Activations: int8 symmetric per tensor, scale = calibrated range / 127 (see calibrate.py).
-  The input scale is fixed at 1/127 (input q = (254p + 255) // 510 for pixel p, x = p/255).
+  Input: for uint8 pixels (x = p/255) the scale is fixed at 1/127 (q = (254p + 255) // 510);
+  for any other input ``in_scale=None`` derives it from the calibration data: max|x| / 127.
 * Bias: int32 at scale in_scale * w_scale[c].
 * Requant: (M, shift) = quantize_multiplier(in_scale * w_scale[c] / out_scale).
 * ReLU: fused into the Conv/Linear that produces its input (act_min = 0). A ReLU after a
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.config import QuantConfig
+from hwgen.errors import HwgenError
 from hwgen.ir.graph import (
     AvgPool2d,
     BatchNorm2d,
@@ -43,7 +45,7 @@ __all__ = ["IN_SCALE", "QuantizationError", "AccumulatorOverflowError", "quantiz
 IN_SCALE = 1.0 / 127.0  # fixed by the contract: x = p/255 in [0, 1] maps onto 0..127
 
 
-class QuantizationError(ValueError):
+class QuantizationError(HwgenError, ValueError):
     """The float graph cannot be expressed in the integer contract (message names the layer)."""
 
 
@@ -57,11 +59,11 @@ class _Step:
     relu: bool = False
 
 
-def _plan(graph: Graph) -> list[_Step]:
+def _plan(graph: Graph, nonneg_input: bool = True) -> list[_Step]:
     """Check the graph and fuse/move/drop its ReLUs; returns the layers to quantize."""
     steps: list[_Step] = []
     shape = tuple(graph.in_type.shape)
-    nonneg = True  # the model input x = p/255 is >= 0
+    nonneg = nonneg_input  # e.g. x = p/255 >= 0: a first ReLU is the identity
     for node in graph.nodes:
         if tuple(node.in_type.shape) != shape:
             raise QuantizationError(
@@ -182,11 +184,14 @@ def quantize(
     *,
     method: str = "max",
     percentile: float = 99.99,
+    in_scale: float | None = IN_SCALE,
 ) -> QModel:
-    """Quantize ``graph`` calibrating on ``calib_x`` (N, C, H, W) float32 images in [0, 1].
+    """Quantize ``graph`` calibrating on ``calib_x`` (N, *in_shape) float32 model inputs.
 
     All of ``calib_x`` is used (the caller picks config.calib_images of them). ``method`` and
-    ``percentile`` choose the range statistic (see hwgen.quant.calibrate).
+    ``percentile`` choose the range statistic (see hwgen.quant.calibrate). ``in_scale``: the
+    input scale; the default 1/127 is the uint8-pixel contract (x = p/255 in [0, 1]); None
+    derives it from ``calib_x`` (max|x| / 127).
     """
     if (config.act_bits, config.weight_bits, config.acc_bits) != (8, 8, 32):
         raise QuantizationError(
@@ -194,16 +199,25 @@ def quantize(
             f"{config.act_bits}/{config.weight_bits}/{config.acc_bits}"
         )
     calib_x = np.asarray(calib_x, dtype=np.float32)
-    if calib_x.size and (calib_x.min() < 0 or calib_x.max() > 1):
+    if not calib_x.size or not np.all(np.isfinite(calib_x)):
+        raise QuantizationError("calibration data is empty or holds NaN/infinite values")
+    lo, hi = float(calib_x.min()), float(calib_x.max())
+    if in_scale is None:  # derive: the largest calibration magnitude maps to 127
+        absmax = max(abs(lo), abs(hi))
+        if not absmax > 0:
+            raise QuantizationError("calibration data is all zero: no input scale to derive")
+        in_scale = absmax / 127.0
+    elif max(abs(lo), abs(hi)) > 127 * in_scale * (1 + 1e-6):
         raise QuantizationError(
-            "calibration images must be pixel/255 in [0, 1] (the input scale is fixed at "
-            f"1/127), got [{calib_x.min():.4g}, {calib_x.max():.4g}]"
+            f"calibration inputs span [{lo:.4g}, {hi:.4g}], outside the input range "
+            f"+-{127 * in_scale:.4g} of the fixed input scale {in_scale:.6g} (uint8 pixels "
+            "must be given as x = pixel/255 in [0, 1])"
         )
-    steps = _plan(graph)
+    steps = _plan(graph, nonneg_input=lo >= 0)
     ranges = calibrate(graph, calib_x, method=method, percentile=percentile, seed=config.seed)
 
     layers: list[QLayer] = []
-    scale = IN_SCALE
+    scale = float(in_scale)
     for st in steps:
         n = st.node
         io = dict(name=n.name, in_shape=tuple(n.in_type.shape), out_shape=tuple(n.out_type.shape))
@@ -226,6 +240,6 @@ def quantize(
     return QModel(
         name=graph.name,
         in_shape=tuple(graph.in_type.shape),
-        in_scale=IN_SCALE,
+        in_scale=float(in_scale),
         layers=tuple(layers),
     )

@@ -26,7 +26,7 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BEAT_LAYOUT", "WeightLoader", "beats_per_word"]
+__all__ = ["BEAT_LAYOUT", "LoaderModel", "WeightLoader", "beats_per_word"]
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 
@@ -149,3 +149,60 @@ class WeightLoader(wiring.Component):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
         return m
+
+
+class LoaderModel:
+    """Golden model of the WeightLoader, one accepted beat at a time: which beats are taken,
+    what each memory holds, `loaded`, and which beat raised a length fault."""
+
+    def __init__(self, regions: list[tuple[int, int]]) -> None:
+        self.regions = regions
+        self.mems: list[dict[int, int]] = [{} for _ in regions]
+        self.loaded = False
+        self.restart()
+
+    def restart(self) -> None:
+        self.reset()
+        self.loaded = False
+
+    def reset(self) -> None:
+        """A design reset: the transfer position rewinds, `loaded` (reset-less) stays."""
+        self.region = self.addr = self.beat = 0
+        self.words: list[int] = []
+        self.discard = False
+
+    @property
+    def ready(self) -> bool:
+        return not self.loaded
+
+    def beat_in(self, data: int, last: bool) -> str | None:
+        """One accepted beat; returns "short" / "long" when it raises that fault."""
+        assert self.ready
+        if self.discard:
+            self.discard = not last
+            return None
+        w, depth = self.regions[self.region]
+        self.words.append(data)
+        if len(self.words) < beats_per_word(w):
+            if last:
+                self.reset()
+                return "short"
+            return None
+        word = sum(b << (32 * i) for i, b in enumerate(self.words)) & ((1 << w) - 1)
+        self.mems[self.region][self.addr] = word
+        self.words = []
+        self.addr += 1
+        if self.addr == depth:
+            self.addr = 0
+            self.region += 1
+        if self.region == len(self.regions):
+            self.reset()
+            if last:
+                self.loaded = True
+                return None
+            self.discard = True
+            return "long"
+        if last:
+            self.reset()
+            return "short"
+        return None

@@ -34,7 +34,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.mult import Multiplier
+from hwgen.rtl.arith import INT8, Arithmetic
 
 __all__ = ["PE", "pe_golden", "result_layout", "token_layout", "wrap_signed"]
 
@@ -90,39 +90,49 @@ def _check_width(value: object, what: str) -> None:
 class PE(wiring.Component):
     """Multiply-accumulate cell with a result latch and one drain-chain register.
 
-    Parameters (keyword-only): ``a_width``, ``w_width`` (operand widths), ``acc_width``
-    (accumulator, arithmetic is mod 2**acc_width), ``mult_latency`` (the ``Multiplier``'s).
+    Parameters (keyword-only): ``arith`` (an ``Arithmetic``: operand/accumulator shapes, the
+    product and the wrap; ``hwgen.rtl.arith``), or for the plaintext arithmetic ``a_width``,
+    ``w_width``, ``acc_width`` (defaults: INT8's 8, 8, 32); ``mult_latency``.
     See the module docstring for the cycle contract.
     """
 
     def __init__(
-        self, *, a_width: int = 8, w_width: int = 8, acc_width: int = 32, mult_latency: int = 3
+        self,
+        *,
+        a_width: int | None = None,
+        w_width: int | None = None,
+        acc_width: int | None = None,
+        mult_latency: int = 3,
+        arith: Arithmetic | None = None,
     ) -> None:
-        _check_width(a_width, "Activation width")
-        _check_width(w_width, "Weight width")
-        _check_width(acc_width, "Accumulator width")
-        _check_width(mult_latency, "Multiplier latency")
-        if acc_width < a_width + w_width:
-            raise ValueError(
-                f"Accumulator width {acc_width} is narrower than a product "
-                f"({a_width}+{w_width} bits)"
+        # The arithmetic (widths, products, wrap) lives behind the seam: either given whole
+        # (``arith``) or the plaintext arithmetic with the given widths (INT8's by default).
+        if arith is None:
+            arith = Arithmetic.plaintext(
+                INT8.a_width if a_width is None else a_width,
+                INT8.w_width if w_width is None else w_width,
+                INT8.acc_width if acc_width is None else acc_width,
             )
-        self.a_width = a_width
-        self.w_width = w_width
-        self.acc_width = acc_width
+        elif not isinstance(arith, Arithmetic):
+            raise TypeError(f"PE arithmetic must be an Arithmetic, not {arith!r}")
+        _check_width(mult_latency, "Multiplier latency")
+        self.arith = arith
+        self.a_width = arith.a_width
+        self.w_width = arith.w_width
+        self.acc_width = arith.acc_width
         self.mult_latency = mult_latency
         super().__init__(
             {
-                "a_in": In(token_layout(a_width)),
-                "a_out": Out(token_layout(a_width)),
-                "w_in": In(signed(w_width)),
-                "w_out": Out(signed(w_width)),
-                "w_direct": In(signed(w_width)),
+                "a_in": In(token_layout(self.a_width)),
+                "a_out": Out(token_layout(self.a_width)),
+                "w_in": In(arith.w_shape),
+                "w_out": Out(arith.w_shape),
+                "w_direct": In(arith.w_shape),
                 "direct": In(1),
                 "ld_in": In(1),
                 "ld_out": Out(1),
-                "chain_in": In(result_layout(acc_width)),
-                "chain_out": Out(result_layout(acc_width)),
+                "chain_in": In(result_layout(self.acc_width)),
+                "chain_out": Out(result_layout(self.acc_width)),
             }
         )
 
@@ -133,17 +143,15 @@ class PE(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.mult = mult = Multiplier(
-            a_width=self.a_width, b_width=self.w_width, latency=self.mult_latency
-        )
+        m.submodules.mult = mult = self.arith.multiplier(self.mult_latency)
 
         # Forwarding registers: the token to the right, the weight down, the load pulse right.
         # Only valid/ld are reset; first/last are don't-care while valid = 0.
         a_valid = Signal()
         a_first = Signal(reset_less=True)
         a_last = Signal(reset_less=True)
-        a_val = Signal(signed(self.a_width), reset_less=True)
-        w_reg = Signal(signed(self.w_width), reset_less=True)
+        a_val = Signal(self.arith.a_shape, reset_less=True)
+        w_reg = Signal(self.arith.w_shape, reset_less=True)
         ld_reg = Signal()
         direct_r = Signal(reset_less=True)
         m.d.sync += [
@@ -181,10 +189,10 @@ class PE(wiring.Component):
             valid, first, last = v, f, la
 
         # Accumulate (wraps: the sum is truncated to acc_width), latch the tile's result.
-        acc = Signal(signed(self.acc_width), reset_less=True)
-        result = Signal(signed(self.acc_width), reset_less=True)
-        acc_next = Signal(signed(self.acc_width))
-        m.d.comb += acc_next.eq(Mux(first, 0, acc) + mult.p)
+        acc = Signal(self.arith.acc_shape, reset_less=True)
+        result = Signal(self.arith.acc_shape, reset_less=True)
+        acc_next = Signal(self.arith.acc_shape)
+        m.d.comb += acc_next.eq(self.arith.accumulate(acc, first, mult.p))
         with m.If(valid):
             m.d.sync += acc.eq(acc_next)
             with m.If(last):
@@ -192,7 +200,7 @@ class PE(wiring.Component):
 
         # Drain chain register: load the result on ld_in, else pass chain_in down.
         c_valid = Signal()
-        c_data = Signal(signed(self.acc_width), reset_less=True)
+        c_data = Signal(self.arith.acc_shape, reset_less=True)
         with m.If(self.ld_in):
             m.d.sync += [c_valid.eq(1), c_data.eq(result)]
         with m.Else():

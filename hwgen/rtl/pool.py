@@ -102,6 +102,9 @@ class Pool2d(wiring.Component):
         self.lanes = lanes
         self.max_kernel = max_kernel
         self.max_out_width = max_out_width
+        # The line buffer and its column counter: at least 2 deep, since a 1-deep memory has a
+        # 0-bit address (`wire [-1:0]` in the Verilog, which fails lint).
+        self.buf_depth = max(2, max_out_width)
         self.dim_width = dim_width
         # A window sum of max_kernel**2 int8 values.
         self.sum_width = 8 + ceil_log2(max_kernel * max_kernel)
@@ -140,7 +143,7 @@ class Pool2d(wiring.Component):
         y = Signal(dw)
         kx = Signal(k.shape())
         ky = Signal(k.shape())
-        ox = Signal(range(self.max_out_width))
+        ox = Signal(range(self.buf_depth))
         wend = Signal(dw + 1)
         vend = Signal(dw + 1)
 
@@ -190,7 +193,7 @@ class Pool2d(wiring.Component):
                 )
 
         # Line buffer of vertical partials, one row per output column.
-        m.submodules.linebuf = mem = Memory(shape=partials, depth=self.max_out_width, init=[])
+        m.submodules.linebuf = mem = Memory(shape=partials, depth=self.buf_depth, init=[])
         rd = mem.read_port()  # sync, 1 cycle; not transparent (see module docstring)
         wr = mem.write_port()
         m.d.comb += rd.addr.eq(ox)

@@ -48,16 +48,17 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from amaranth import Module, Signal, signed
+from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.config import ArrayConfig
+from hwgen.config import MAX_ARRAY_DIM, ArrayConfig
+from hwgen.rtl.arith import Arithmetic
 from hwgen.rtl.pe import PE, _checked_operands, result_layout, token_layout, wrap_signed
 
 __all__ = ["MAX_DIM", "SystolicArray", "systolic_golden"]
 
-MAX_DIM = 32
+MAX_DIM = MAX_ARRAY_DIM  # defined once, in hwgen.config
 
 
 def systolic_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.ndarray:
@@ -96,14 +97,15 @@ class SystolicArray(wiring.Component):
             if v > MAX_DIM:
                 raise ValueError(f"Systolic array {name} must be in 1..{MAX_DIM}, not {v}")
         self.cfg = cfg
+        self.arith = arith = Arithmetic.from_config(cfg)
         r, c = cfg.rows, cfg.cols
         super().__init__(
             {
-                "row_in": In(data.ArrayLayout(token_layout(cfg.a_width), r)),
-                "col_w": In(data.ArrayLayout(signed(cfg.w_width), c)),
-                "w_direct": In(data.ArrayLayout(signed(cfg.w_width), r * c)),
+                "row_in": In(data.ArrayLayout(token_layout(arith.a_width), r)),
+                "col_w": In(data.ArrayLayout(arith.w_shape, c)),
+                "w_direct": In(data.ArrayLayout(arith.w_shape, r * c)),
                 "direct": In(1),
-                "col_out": Out(data.ArrayLayout(result_layout(cfg.acc_width), c)),
+                "col_out": Out(data.ArrayLayout(result_layout(arith.acc_width), c)),
             }
         )
 
@@ -128,12 +130,7 @@ class SystolicArray(wiring.Component):
         r, c = cfg.rows, cfg.cols
         pes = [
             [
-                PE(
-                    a_width=cfg.a_width,
-                    w_width=cfg.w_width,
-                    acc_width=cfg.acc_width,
-                    mult_latency=cfg.mult_latency,
-                )
+                PE(arith=self.arith, mult_latency=cfg.mult_latency)
                 for _ in range(c)
             ]
             for _ in range(r)

@@ -27,7 +27,8 @@ Faults are reported, never absorbed: `status` (STATUS_LAYOUT) holds sticky error
   start_unloaded  `start` while `weights_loaded` is low (no complete model transfer): refused.
   start_busy      `start` during the data transfer or the computation: refused.
   start_unread    `start` during the result transfer (logits not all read): refused.
-A refused start changes nothing else. An accepted start clears every flag; `weights_restart`
+`start` is a one-cycle pulse: held high, its second cycle is a start while busy. A refused
+start changes nothing else. An accepted start clears every flag; `weights_restart`
 clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
 (the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,

@@ -144,38 +144,47 @@ class WriteBack(wiring.Component):
         for j in range(C):
             m.d.comb += q_data[8 * j : 8 * j + 8].eq(lanes[j].o_stream.payload)
 
-        # --- fused pool, or straight to the buffer
-        pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
-        m.submodules.pool = pool
-        m.d.comb += [
-            pool.cfg.in_w.eq(d.out_w),
-            pool.cfg.in_h.eq(d.out_h),
-            pool.cfg.k.eq(d.pool_k),
-            pool.cfg.mode.eq(d.pool_mode),
-            pool.cfg.avg_shift.eq(d.pool_shift),
-            pool.start.eq(self.start),
-            pool.i_stream.valid.eq(q_valid & d.pool_en),
-            pool.i_stream.payload.as_value().eq(q_data),
-        ]
-        pq = Signal(16)
-        pg = Signal(12)
-        pptr = Signal(A)
-        with m.If(self.start):
-            m.d.sync += [pq.eq(0), pg.eq(0), pptr.eq(0)]
-        with m.Elif(pool.o_stream.valid):
-            with m.If(pq == d.pool_count - 1):
-                m.d.sync += [pq.eq(0), pg.eq(pg + 1), pptr.eq(pg + 1)]
-            with m.Else():
-                m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.out_cw)]
-
+        # --- fused pool, or straight to the buffer. A program without pools gets no pool unit
+        # (pool_max_out_w == 0): its widths would be zero.
         writes = Signal(A)
-        with m.If(d.pool_en):
+        pool_latency = 0
+        if self.pool_max_out_w:
+            pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
+            m.submodules.pool = pool
+            pool_latency = pool.latency
             m.d.comb += [
-                self.wr_en.eq(pool.o_stream.valid),
-                self.wr_addr.eq(pptr),
-                self.wr_data.eq(pool.o_stream.payload.as_value()),
+                pool.cfg.in_w.eq(d.out_w),
+                pool.cfg.in_h.eq(d.out_h),
+                pool.cfg.k.eq(d.pool_k),
+                pool.cfg.mode.eq(d.pool_mode),
+                pool.cfg.avg_shift.eq(d.pool_shift),
+                pool.start.eq(self.start),
+                pool.i_stream.valid.eq(q_valid & d.pool_en),
+                pool.i_stream.payload.as_value().eq(q_data),
             ]
-        with m.Else():
+            pq = Signal(16)
+            pg = Signal(12)
+            pptr = Signal(A)
+            with m.If(self.start):
+                m.d.sync += [pq.eq(0), pg.eq(0), pptr.eq(0)]
+            with m.Elif(pool.o_stream.valid):
+                with m.If(pq == d.pool_count - 1):
+                    m.d.sync += [pq.eq(0), pg.eq(pg + 1), pptr.eq(pg + 1)]
+                with m.Else():
+                    m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.out_cw)]
+            with m.If(d.pool_en):
+                m.d.comb += [
+                    self.wr_en.eq(pool.o_stream.valid),
+                    self.wr_addr.eq(pptr),
+                    self.wr_data.eq(pool.o_stream.payload.as_value()),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    self.wr_en.eq(q_valid),
+                    self.wr_addr.eq(q_word),
+                    self.wr_data.eq(q_data),
+                ]
+        else:
             m.d.comb += [
                 self.wr_en.eq(q_valid),
                 self.wr_addr.eq(q_word),
@@ -190,7 +199,7 @@ class WriteBack(wiring.Component):
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
         rows_seen = Signal(A)
-        tail_len = lq + pool.latency + 3
+        tail_len = lq + pool_latency + 3
         tail = Signal(range(tail_len + 1))
         with m.If(self.start):
             m.d.sync += [rows_seen.eq(0), tail.eq(tail_len)]

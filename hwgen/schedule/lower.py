@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.config import ArrayConfig
+from hwgen.errors import HwgenError
 from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QModel
 
 from .program import MODE_CONV, MODE_DIRECT, POOL_AVG, POOL_MAX, LayerPlan, Program
@@ -31,7 +32,7 @@ from .program import MODE_CONV, MODE_DIRECT, POOL_AVG, POOL_MAX, LayerPlan, Prog
 __all__ = ["ScheduleError", "BufferLimits", "lower"]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(HwgenError, ValueError):
     """The model cannot be mapped onto the array/buffers: the message names layer and sizes."""
 
 
@@ -107,6 +108,11 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
     p_shift: list[np.ndarray] = []
     convw_at = directw_at = param_at = 0
     buf_need = [h * w * cw, 0]
+    if buf_need[0] > lim.act_words:
+        raise ScheduleError(
+            f"input {cin0}x{h0}x{w0}: needs {buf_need[0]} words in activation buffer 0 "
+            f"({C} lanes per word) > its {lim.act_words} words"
+        )
     src = 0
     for lay, pool in _group_mac_layers(qm):
         if isinstance(lay, QConv):
@@ -210,7 +216,22 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
             covers.append(pool.name)
         dst = 1 - src
         need = fh * fw * out_cw
+        if need > lim.act_words:
+            raise ScheduleError(
+                f"layer '{lay.name}': output {cout}x{fh}x{fw} needs {need} words in activation "
+                f"buffer {dst} ({C} lanes per word) > its {lim.act_words} words"
+            )
         buf_need[dst] = max(buf_need[dst], need)
+        for what, used, cap in (
+            ("conv weight memory", convw_at, lim.convw_words),
+            ("direct weight memory", directw_at, lim.directw_words),
+            ("parameter memory", param_at, lim.param_words),
+        ):
+            if used > cap:
+                raise ScheduleError(
+                    f"layer '{lay.name}': the {what} needs {used} words up to and including "
+                    f"this layer > its {cap} words"
+                )
         plans.append(
             LayerPlan(
                 name=lay.name,
@@ -252,19 +273,6 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         h, w, c, cw = fh, fw, cout, out_cw
         src = dst
 
-    for b, need in enumerate(buf_need):
-        if need > lim.act_words:
-            raise ScheduleError(
-                f"activation buffer {b} needs {need} words of {C} lanes > limit {lim.act_words}"
-            )
-    for what, used, cap in (
-        ("conv weight memory", convw_at, lim.convw_words),
-        ("direct weight memory", directw_at, lim.directw_words),
-        ("parameter memory", param_at, lim.param_words),
-    ):
-        if used > cap:
-            raise ScheduleError(f"{what} needs {used} words > limit {cap}")
-
     last = plans[-1]
     if last.pool_en or last.final_h * last.final_w != 1:
         raise ScheduleError(
@@ -285,7 +293,7 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         convw_depth=max(convw_at, 1),
         directw_depth=max(directw_at, 1),
         param_depth=max(param_at, 1),
-        pool_max_out_w=max([p.pool_out_w for p in plans if p.pool_en] + [1]),
+        pool_max_out_w=max([p.pool_out_w for p in plans if p.pool_en] + [0]),  # 0: no pool
         pool_max_k=max([p.pool_k for p in plans] + [2]),
         out_len=last.cout,
         out_buf=last.dst,

@@ -23,17 +23,19 @@ from hwgen.secure.ring import AShare, BShare, Ring, ShareError
 from hwgen.secure.tensor import im2col, matmul_ring
 
 __all__ = [
-    "Gemm", "numpy_gemm", "open_shares", "open_many", "mul", "conv2d", "linear", "and_",
+    "Gemm", "GemmJob", "numpy_gemm", "open_shares", "open_many", "mul", "conv2d", "linear", "and_",
     "local_product_elementwise",
 ]
 
-# gemm(party, X (M, K'), Y (K', N), init (M, N)) -> init + X @ Y  (mod 2**k)
-Gemm = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# A batch of local GEMMs, one per party: [(party, X (M, K'), Y (K', N), init (M, N))] ->
+# [init + X @ Y mod 2**k]. A batch lets the two parties' engines run at the same time.
+GemmJob = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+Gemm = Callable[[list[GemmJob]], list[np.ndarray]]
 
 
 def numpy_gemm(ring: Ring) -> Gemm:
-    def g(party: int, x: np.ndarray, y: np.ndarray, init: np.ndarray) -> np.ndarray:
-        return ring.reduce(init + matmul_ring(x, y))
+    def g(jobs: list[GemmJob]) -> list[np.ndarray]:
+        return [ring.reduce(init + matmul_ring(x, y)) for _, x, y, init in jobs]
     return g
 
 
@@ -103,13 +105,13 @@ def conv2d(ch: Channel, x: AShare, w: AShare, bias: AShare, t: Triple, stride: i
     dcols = im2col(d, k, stride, padding)
     oh = (x.shape[1] + 2 * padding - k) // stride + 1
     ow = (x.shape[2] + 2 * padding - k) // stride + 1
-    out = []
+    jobs = []
     for i in (0, 1):
         xop = np.hstack([dcols, im2col(t.a.shares[i], k, stride, padding)])
         yop = np.vstack([w.shares[i].reshape(cout, -1).T, e.reshape(cout, -1).T])
         init = ring.reduce(t.c.shares[i].reshape(cout, -1).T + bias.shares[i][None, :])
-        z = gemm(i, xop, yop, init)  # (OH·OW, Cout)
-        out.append(np.ascontiguousarray(z.T.reshape(cout, oh, ow)))
+        jobs.append((i, xop, yop, init))
+    out = [np.ascontiguousarray(z.T.reshape(cout, oh, ow)) for z in gemm(jobs)]
     return AShare(ring, (out[0], out[1]))
 
 
@@ -120,12 +122,9 @@ def linear(ch: Channel, x: AShare, w: AShare, bias: AShare, t: Triple, gemm: Gem
     wt = w.map(lambda s: s.T)
     _check_triple(t, ring, "matmul", (1, k), (k, n))
     d, e = open_many(ch, [x.map(lambda s: s.reshape(1, k)) - t.a, wt - t.b], "linear")
-    out = []
-    for i in (0, 1):
-        xop = np.hstack([d, t.a.shares[i]])
-        yop = np.vstack([wt.shares[i], e])
-        init = ring.reduce(t.c.shares[i] + bias.shares[i][None, :])
-        out.append(gemm(i, xop, yop, init).reshape(n))
+    jobs = [(i, np.hstack([d, t.a.shares[i]]), np.vstack([wt.shares[i], e]),
+             ring.reduce(t.c.shares[i] + bias.shares[i][None, :])) for i in (0, 1)]
+    out = [z.reshape(n) for z in gemm(jobs)]
     return AShare(ring, (out[0], out[1]))
 
 

@@ -1,6 +1,7 @@
 """Whole-network RTL simulation: prepare a case (program, Verilog, stimuli, golden) and run it.
 
-Used by the pytest regression (sim/test_network.py), `hwgen sim` and `hwgen bench`.
+Used by the pytest regression (sim/test_network.py) and by the simulate step of the build
+driver (hwgen.flow), which `hwgen sim` and `hwgen bench` run.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 from hwgen.config import ArrayConfig
 from hwgen.emit.images import image_values, weight_beats
 from hwgen.emit.verilog import write_rtl
-from hwgen.golden.run import quantize_input, run
+from hwgen.golden.run import run
 from hwgen.paths import sim_build
+from hwgen.quant.inputs import quantize_images
 from hwgen.quant.qmodel import QModel
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
@@ -55,7 +57,7 @@ class NetworkCase:
 def prepare(
     qm: QModel,
     array: ArrayConfig,
-    images_uint8: np.ndarray,
+    images: np.ndarray,  # uint8 pixels or float model inputs (hwgen.quant.inputs)
     *,
     gap: float = 0.2,
     tag: str = "",
@@ -66,7 +68,7 @@ def prepare(
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
-    xq = quantize_input(images_uint8)
+    xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
     layer_exp: dict[str, list[np.ndarray]] = {f"layer{i}": [] for i in range(len(prog.layers))}
@@ -112,8 +114,12 @@ def prepare(
     )
 
 
-def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
-    """Build with Verilator and run; returns (cocotb result, results.json, wall seconds)."""
+def simulate(
+    case: NetworkCase, seed: int = 1, opt_fast: str | None = None
+) -> tuple[SimResult, dict, float]:
+    """Build with Verilator and run; returns (cocotb result, results.json, wall seconds).
+
+    ``opt_fast``: the model's C++ optimisation level (see ``runner.run_cocotb``)."""
     if case.results_file.exists():
         case.results_file.unlink()
     t0 = time.perf_counter()
@@ -124,35 +130,8 @@ def simulate(case: NetworkCase, seed: int = 1) -> tuple[SimResult, dict, float]:
         config_name=case.name,
         env={"HWGEN_PARAMS": str(case.params_file), "HWGEN_SEED": str(seed)},
         seed=seed,
+        opt_fast=opt_fast,
     )
     wall = time.perf_counter() - t0
     out = json.loads(case.results_file.read_text()) if case.results_file.exists() else {}
     return res, out, wall
-
-
-def run_network(
-    model: str, array: ArrayConfig, n: int, *, seed: int = 1, gap: float = 0.1
-) -> dict:
-    """Quantize, schedule, generate, simulate n MNIST test images; return the report summary."""
-    from hwgen.datasets import load_mnist, load_mnist_sample
-    from hwgen.evaluate import build_qmodel
-    from hwgen.perf.model import summarize
-
-    qm = build_qmodel(model)
-    if n <= 200:
-        images, labels = load_mnist_sample()
-    else:
-        images, labels = load_mnist("test")
-    images, labels = images[:n], labels[:n]
-    print(f"[hwgen sim] {model} on a {array} array, {n} test image(s)", flush=True)
-    case = prepare(qm, array, images, gap=gap, tag="" if gap else "_nogap")
-    print(f"[hwgen sim] Verilog in {case.rtl_dir}; building with Verilator ...", flush=True)
-    res, out, wall = simulate(case, seed=seed)
-    imgs = out.get("images", [])
-    if len(imgs) != n:
-        raise RuntimeError(
-            f"RTL simulation failed ({res.failed} failing cocotb test(s), {len(imgs)}/{n} images "
-            f"ran); results {res.results_xml}"
-            + (f"; waveform {res.waveform}" if res.waveform else "")
-        )
-    return summarize(case.prog, imgs, labels, out)

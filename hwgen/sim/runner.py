@@ -12,7 +12,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import re
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ __all__ = [
     "SimResult",
     "ensure_verilator",
     "build_verilog",
+    "build_dir_for",
     "run_cocotb",
     "run_unit",
     "assert_passed",
@@ -65,6 +69,7 @@ class _Verilator(Verilator):
     top level public."""
 
     fast: bool = False
+    make_vars: tuple[str, ...] = MAKE_VARS
 
     def _build_command(self):
         cmds = super()._build_command()
@@ -74,7 +79,41 @@ class _Verilator(Verilator):
         if self.fast:
             i = vcmd.index("--public-flat-rw")
             vcmd[i : i + 1] = list(FAST_PUBLIC)
-        return [vcmd, *cmds[1:-1], [*cmds[-1], *MAKE_VARS]]
+        hook = [sys.executable, "-c",
+                f"import sys; sys.path.insert(0, {str(PKG_PARENT)!r}); "
+                "from hwgen.sim.runner import runtime_objects; runtime_objects(sys.argv[1])"]
+        make = [*cmds[-1], *self.make_vars]
+        return [vcmd, *cmds[1:-1], [*hook, "restore"], make, [*hook, "save"]]
+
+
+# The Verilator runtime (verilated.cpp, verilated_vpi.cpp, ...) and cocotb's main are the
+# same C++ for every design built with the same flags, yet cost half of a small design's
+# compile: they are compiled once per flag set into sim_build/builds/_runtime_<key>/ and
+# copied into each new build directory, where make finds them up to date.
+_RUNTIME_OBJS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_vcd_c", "verilator")
+
+
+def _runtime_key(build_dir: Path) -> str:
+    flags = [ln for ln in (build_dir / "Vtop_classes.mk").read_text().splitlines()
+             if re.match(r"VM_[A-Z_]+ = ", ln)]
+    opt = (build_dir / ".hwgen_make_vars").read_text()
+    text = (build_dir / "Vtop.mk").read_text() + "\n".join(flags) + opt
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def runtime_objects(action: str, build_dir: Path | None = None) -> None:
+    """Build hook (run in the build directory): ``restore`` the shared runtime objects before
+    make, ``save`` them after a build that compiled them."""
+    bdir = Path(build_dir or Path.cwd())
+    cache = bdir.parent / f"_runtime_{_runtime_key(bdir)}"
+    for stem in _RUNTIME_OBJS:
+        for ext in (".o", ".d"):
+            src, dst = (cache, bdir) if action == "restore" else (bdir, cache)
+            if (src / f"{stem}{ext}").exists() and not (dst / f"{stem}{ext}").exists():
+                dst.mkdir(parents=True, exist_ok=True)
+                tmp = dst / f".{stem}{ext}.{os.getpid()}"
+                shutil.copyfile(src / f"{stem}{ext}", tmp)  # fresh mtime: newer than sources
+                os.replace(tmp, dst / f"{stem}{ext}")
 
 
 def ensure_verilator() -> str:
@@ -149,18 +188,29 @@ class SimResult:
     waveform: Path | None
 
 
-def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool) -> None:
+def _make_vars(opt_fast: str | None) -> tuple[str, ...]:
+    """MAKE_VARS, with the model's C++ at ``opt_fast`` (e.g. "-O0") when given."""
+    if opt_fast is None:
+        return MAKE_VARS
+    return (f"OPT_FAST={opt_fast}", *(v for v in MAKE_VARS if not v.startswith("OPT_FAST=")))
+
+
+def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
+           opt_fast: str | None = None) -> None:
     """Fast build (no tracing, top-level ports public) or the waveform build."""
     ensure_verilator()
+    make_vars = _make_vars(opt_fast)
     digest = hashlib.sha256(
         verilog_path.read_bytes()
-        + json.dumps([VERILATOR_ARGS, MAKE_VARS, FAST_PUBLIC, waves]).encode()
+        + json.dumps([VERILATOR_ARGS, make_vars, FAST_PUBLIC, waves]).encode()
     ).hexdigest()
     stamp = build_dir / ".hwgen_stamp"
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
     runner = _Verilator()
     runner.fast = not waves
+    runner.make_vars = make_vars
+    (build_dir / ".hwgen_make_vars").write_text(json.dumps(make_vars))  # runtime cache key
     log = build_dir / "build.log"
     try:
         _quiet_build(runner, log, verilog_path, toplevel, build_dir, waves)
@@ -182,6 +232,15 @@ def _quiet_build(runner, log: Path, verilog_path: Path, toplevel: str, build_dir
     )
 
 
+def build_dir_for(verilog_text: str, toplevel: str, opt_fast: str | None = None) -> Path:
+    """Where the Verilator build of this Verilog lives (shared by every configuration with
+    the same Verilog; a separate directory per optimisation level, since a precompiled
+    header of one level is invalid at another)."""
+    digest = hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
+    opt_tag = "" if opt_fast is None else opt_fast.replace("-", "_")
+    return sim_build() / "builds" / f"{toplevel}_{digest}{opt_tag}"
+
+
 def run_cocotb(
     *,
     verilog: str | Path,
@@ -191,12 +250,15 @@ def run_cocotb(
     env: Mapping[str, str] | None = None,
     testcase: str | None = None,
     seed: int = 1,
+    opt_fast: str | None = None,
 ) -> SimResult:
     """Build (if needed) and run ``test_module`` against ``toplevel``.
 
     ``verilog`` is Verilog text or a path to a ``.v`` file. ``env`` passes parameters to the
     cocotb test body (use JSON files for anything large). On failure the run is repeated with
-    tracing enabled and the waveform path is returned in the result.
+    tracing enabled and the waveform path is returned in the result. ``opt_fast`` overrides
+    the model's C++ optimisation (``"-O0"`` compiles a small design several times faster,
+    for runs that simulate few cycles, e.g. the random-network regression).
     """
     work_dir = sim_build() / config_name
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -204,9 +266,7 @@ def run_cocotb(
         text = verilog.read_text()
     else:
         text = verilog
-    # Builds are shared by every configuration with the same Verilog (one compile per design).
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = sim_build() / "builds" / f"{toplevel}_{digest}"
+    build_dir = build_dir_for(text, toplevel, opt_fast)
     build_dir.mkdir(parents=True, exist_ok=True)
     vpath = build_dir / f"{toplevel}.v"
     if not vpath.exists() or vpath.read_text() != text:
@@ -216,7 +276,7 @@ def run_cocotb(
         bdir.mkdir(parents=True, exist_ok=True)
         with open(bdir / ".lock", "w") as lf:  # parallel pytest workers may share a build
             fcntl.flock(lf, fcntl.LOCK_EX)
-            _build(vpath, toplevel, bdir, waves)
+            _build(vpath, toplevel, bdir, waves, opt_fast)
 
     trace_dir = build_dir.with_name(build_dir.name + "_trace")
     _locked_build(build_dir, waves=False)

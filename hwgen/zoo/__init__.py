@@ -1,4 +1,4 @@
-"""Model registry: name -> nn.Module class, with committed float weights in models/weights/.
+"""Model registry: name -> nn.Module class, with committed float weights in zoo/weights/.
 
 get_model("mnist_cnn")            # trained weights loaded, eval mode
 get_model("tiny_cnn", pretrained=False)  # fresh initialisation (for training)
@@ -11,6 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hwgen.errors import HwgenError
+
+from .digits_cnn import DigitsCnn
 from .mnist_cnn import MnistCnn
 from .tiny_cnn import TinyCnn
 
@@ -18,6 +21,7 @@ __all__ = [
     "MODELS",
     "WEIGHTS_DIR",
     "UnknownModelError",
+    "dataset",
     "get_model",
     "input_shape",
     "model_names",
@@ -25,6 +29,7 @@ __all__ = [
 ]
 
 MODELS: dict[str, type[nn.Module]] = {
+    "digits_cnn": DigitsCnn,
     "mnist_cnn": MnistCnn,
     "tiny_cnn": TinyCnn,
 }
@@ -32,7 +37,7 @@ MODELS: dict[str, type[nn.Module]] = {
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(HwgenError, KeyError):
     """A model name not in the registry (a KeyError whose message is printed unquoted)."""
 
     def __str__(self) -> str:
@@ -55,6 +60,11 @@ def _cls(name: str) -> type[nn.Module]:
 def input_shape(name: str) -> tuple[int, int, int]:
     """(C, H, W) of one input image, without the batch dimension."""
     return tuple(_cls(name).in_shape)  # type: ignore[attr-defined, return-value]
+
+
+def dataset(name: str) -> str:
+    """The data set a zoo model trains, calibrates and tests on ("mnist" or "digits")."""
+    return str(getattr(_cls(name), "dataset", "mnist"))
 
 
 def weights_path(name: str) -> Path:

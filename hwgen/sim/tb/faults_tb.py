@@ -2,7 +2,8 @@
 
 Every scenario ends with an image whose logits must equal the golden model bit for bit, and
 checks the exact `status` flags (STATUS_LAYOUT in hwgen/rtl/top.py). An aborted run must not run
-the network: its per-layer and result-transfer perf counters stay 0. Parameters (JSON named in
+the network: its per-layer and result-transfer perf counters stay 0. Both streams have random
+idle cycles and the logits random backpressure (seeded by HWGEN_SEED). Parameters (JSON named in
 HWGEN_PARAMS): the stimuli file with model A's and model B's weight beats (same program,
 different weights), the images and both models' golden logits.
 """
@@ -17,12 +18,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
-from hwgen.sim.tb.common import load_params
+from hwgen.sim.tb.common import load_params, rng_from_env
 
 # STATUS_LAYOUT field order (hwgen/rtl/top.py); the TB does not import hwgen.rtl (no Amaranth)
 FLAGS = ("image_short", "image_long", "weights_short", "weights_long",
          "start_unloaded", "start_busy", "start_unread", "weights_header")  # fmt: skip
 TIMEOUT_CYCLES = 400_000
+GAP = 0.15  # probability of an idle cycle on a stream (source) or of backpressure (sink)
 
 
 def flags(*names: str) -> int:
@@ -42,6 +44,7 @@ class Bench:
         self.images = [x.tolist() for x in d["images"]]
         self.golden = {"A": d["logits_a"].tolist(), "B": d["logits_b"].tolist()}
         self.n_layers = int(self.p["n_layers"])
+        self.rng = rng_from_env()
 
     async def init(self) -> None:
         """Clock, idle inputs, a design reset and a weights_restart: a clean start per test."""
@@ -90,6 +93,9 @@ class Bench:
         ready = getattr(d, f"{prefix}__ready")
         taken = 0
         for v in payloads:
+            while self.rng.random() < GAP:  # the host pauses; `last` must still frame it
+                valid.value = 0
+                await RisingEdge(d.clk)
             valid.value = 1
             payload.value = int(v)
             for _ in range(max_stall):
@@ -136,15 +142,17 @@ class Bench:
             await First(RisingEdge(d.logits__valid), Timer(10 * TIMEOUT_CYCLES, "ns"))
             await ReadOnly()
         for _ in range(TIMEOUT_CYCLES):
-            if int(d.logits__valid.value):
+            valid = int(d.logits__valid.value)
+            if valid and int(d.logits__ready.value):
                 w = int(d.logits__payload.value)
                 out.append((w & 0xFF) - 256 if w & 0x80 else w & 0xFF)
                 assert (w >> 8 & 1) == (len(out) == total), f"{what}: last wrong at {len(out) - 1}"
-            elif not int(d.busy.value):
+            elif not valid and not int(d.busy.value):
                 raise AssertionError(f"{what}: result transfer stopped after {len(out)} logits")
             await RisingEdge(d.clk)
             if len(out) == n:
                 break
+            d.logits__ready.value = int(self.rng.random() >= GAP)
             await ReadOnly()
         d.logits__ready.value = 0
         assert len(out) == n, f"{what}: {len(out)}/{n} logits in {TIMEOUT_CYCLES} cycles"
@@ -291,6 +299,8 @@ async def image_long(dut) -> None:
     assert await b.send("image", vals) == len(vals)
     await b.expect_status(flags("image_long"), "image without last")
     assert int(dut.busy.value) == 1, "stopped discarding before a last"
+    await b.start()  # while discarding: refused
+    await b.expect_status(flags("image_long", "start_busy"), "start while discarding")
     tail = with_last(b.images[2][:7], IMAGE_BITS)
     assert await b.send("image", tail) == len(tail)
     await b.expect_aborted("discarded tail")

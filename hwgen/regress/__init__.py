@@ -1,0 +1,1 @@
+"""Random-network RTL regression (``hwgen regress`` / ``make regress``): gen -> case -> run."""

@@ -1,0 +1,1 @@
+"""RTL simulation: Verilator/cocotb runner, whole-network cases, cocotb testbenches."""
