@@ -112,19 +112,84 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if st.lint_ok else 1
 
 
+# `hwgen sim --engine auto`: cocotb (random stream gaps, names the first diverging layer)
+# up to this many images, the compiled C++ harness as Dask tasks (hwgen.sim.fast) above.
+COCOTB_MAX_AUTO = 200
+
+
+def _engine(args: argparse.Namespace) -> str:
+    if args.engine != "auto":
+        return args.engine
+    return "cocotb" if args.n <= COCOTB_MAX_AUTO else "fast"
+
+
+def _simulate_fast(cfg, args: argparse.Namespace):
+    """The flow with its simulate step on the fast engine (hwgen.sim.fast)."""
+    from hwgen.flow import run
+    from hwgen.sim.fast import simulate_state
+
+    st = run(cfg, until="evaluate")  # every user error is raised by here
+    if st.accuracy is not None:
+        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
+    run(cfg, until="schedule", state=st)
+    simulate_state(st, workers=args.workers, scheduler=args.scheduler)
+    st.done.append("simulate")
+    return run(cfg, state=st)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.flow import SIM_STEPS, run
 
     cfg = _config(args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS)
-    st = run(cfg, until="evaluate")  # every user error is raised by here
-    if st.accuracy is not None:
-        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
-    st = run(cfg, state=st)
+    if _engine(args) == "fast":
+        st = _simulate_fast(cfg, args)
+    else:
+        st = run(cfg, until="evaluate")  # every user error is raised by here
+        if st.accuracy is not None:
+            print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
+        st = run(cfg, state=st)
     assert st.summary is not None and st.report_paths is not None
     print(st.summary["text"])
     p = st.report_paths
     print(f"report: {p['md']}, {p['json']}, {p['png']}")
     return 0 if st.summary["all_match"] else 1
+
+
+def _speed(s: dict, how: str) -> dict:
+    return {
+        "images": s["n"],
+        "all_match": s["all_match"],
+        "inferences_per_s": s["sim_inferences_per_s"],
+        "cycles_per_s": s["sim_cycles_per_s"],
+        "wall_s": s["sim_wall_s"],
+        "how": how,
+    }
+
+
+def _bench_md(b: dict) -> str:
+    sp = b["simulation_speed"]
+    rows = [
+        f"| {k} | {v['images']} | {v['inferences_per_s']:.2f} | {v['cycles_per_s'] / 1e3:,.0f} k "
+        f"| {v['wall_s']:.1f} | {v['how']} |"
+        for k, v in sp.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join([
+        f"# hwgen bench: {b['model']} on {b['array']}",
+        "",
+        f"Cycles per inference (the design's counters): {b['cycles_per_inference']:,.0f}; MAC "
+        f"bound {b['mac_bound_cycles']:,.0f}; PE utilisation {100 * b['pe_utilisation']:.1f} %. "
+        f"Every image bit-exact: {b['all_match']}.",
+        "",
+        "## Simulation speed (measured on this host; not the accelerator's speed)",
+        "",
+        sp["note"],
+        "",
+        "| engine | images | inferences/s | cycles/s | wall s | how |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])  # fmt: skip
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -136,11 +201,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     st = run(_config(args, array=args.array, n=args.n, seed=args.seed, gap=0.0, steps=steps))
     s = st.summary
     assert s is not None and st.report_paths is not None
+    fcfg = _config(args, array=args.array, n=args.fast_n, seed=args.seed, gap=0.0, steps=steps)
+    f = _simulate_fast(fcfg, args).summary
+    assert f is not None
     bench = {
         "model": st.name,
         "array": str(args.array),
         "images": args.n,
-        "all_match": s["all_match"],
+        "all_match": s["all_match"] and f["all_match"],
         "cycles_per_inference": s["cycles"]["total"],
         "cycles": s["cycles"],
         "mac_bound_cycles": s["ideal_cycles"],
@@ -151,13 +219,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "pe_utilisation_note": "executed MACs / (PEs x total cycles incl. data-in/out)",
         "sim_inferences_per_s": s["sim_inferences_per_s"],
         "sim_cycles_per_s": s["sim_cycles_per_s"],
+        "simulation_speed": {
+            "note": "Simulation speeds of the RTL in Verilator on this host, measured (wall "
+            "clock after the build): inferences/s and simulated clock cycles/s. They say how "
+            "fast the design can be verified, not how fast the accelerator runs.",
+            "cocotb": _speed(s, "one process, cocotb (Python) testbench, gap-free streams"),
+            "fast": _speed(f, f"compiled C++ harness, {f['workers']} Dask worker(s), "
+                           "sum over workers"),
+        },  # fmt: skip
         "wall_s": time.perf_counter() - t0,
     }
     out = paths.reports() / "bench.json"
     out.write_text(json.dumps(bench, indent=1))
+    md = paths.reports() / "bench.md"
+    md.write_text(_bench_md(bench))
     print(json.dumps(bench, indent=1))
-    print(f"wrote {out} and {st.report_paths['md']}")
-    return 0 if s["all_match"] else 1
+    print(f"wrote {out}, {md} and {st.report_paths['md']}")
+    return 0 if bench["all_match"] else 1
 
 
 def _positive(text: str) -> int:
@@ -183,6 +261,20 @@ def cmd_regress(args: argparse.Namespace) -> int:
     s = regress(args.n, args.seed, scheduler=args.scheduler, workers=args.workers,
                 images=args.images, max_side=args.max_side, shrink=not args.no_shrink)
     return 0 if s["passed"] == s["cases"] else 1
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from hwgen.errors import UsageError
+    from hwgen.flow.source import resolve
+    from hwgen.frontend.onnx_export import export_onnx
+    from hwgen.paths import workdir
+
+    src = resolve(_config(args))
+    if src.module is None:
+        raise UsageError(f"--model {args.model}: already an ONNX model")
+    out = Path(args.out) if args.out else workdir() / f"{src.name}.onnx"
+    print(export_onnx(src.module, src.in_shape, out))
+    return 0
 
 
 def _regress_parser(sub) -> None:
@@ -303,11 +395,29 @@ def _parser() -> argparse.ArgumentParser:
                 "--gap",
                 type=float,
                 default=0.1,
-                help="probability in [0, 1) of an idle/backpressure cycle on each stream "
-                "(default 0.1)",
+                help="probability in [0, 1) of an idle/backpressure cycle on each stream, "
+                "cocotb engine (default 0.1)",
             )
+            sp.add_argument(
+                "--engine", choices=("auto", "cocotb", "fast"), default="auto",
+                help="cocotb: Python testbench with stream gaps, names a failing layer; fast: "
+                "compiled C++ Verilator harness as Dask tasks, gap-free; auto (default): "
+                f"cocotb for N <= {COCOTB_MAX_AUTO}, else fast",
+            )  # fmt: skip
+        else:
+            sp.add_argument("--fast-n", type=_positive, default=400,
+                            help="images for the fast engine's speed (default 400)")
+        sp.add_argument("--workers", type=_positive, default=2,
+                        help="fast engine: local Dask worker processes (default 2)")
+        sp.add_argument("--scheduler", default=None,
+                        help="fast engine: Dask scheduler address (tcp://host:8786) instead of "
+                        "a LocalCluster; the work directory must be shared with the workers")
         sp.set_defaults(fn=fn)
     _regress_parser(sub)
+    sp = sub.add_parser("export-onnx", help="write the model as an ONNX file (torch.onnx.export)")
+    _model_args(sp)
+    sp.add_argument("-o", "--out", default=None, help="output (default <workdir>/<model>.onnx)")
+    sp.set_defaults(fn=cmd_export_onnx)
     _secure_parser(sub)
     return p
 

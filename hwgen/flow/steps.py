@@ -25,7 +25,7 @@ from hwgen.errors import HwgenError
 
 from .cache import EVAL_CODE, QUANT_CODE, artifact_digest, code_digest, graph_digest, key_digest
 from .config import STEPS, BuildConfig
-from .data import model_input
+from .data import ArrayData, model_input
 from .source import Source, resolve
 
 __all__ = ["BuildState", "run", "STEP_FUNCS", "say"]
@@ -107,6 +107,20 @@ def _import_onnx(src: Source) -> Any:
         ) from None
     graph, in_shape = import_onnx(src.onnx_path)
     src.in_shape = tuple(in_shape)
+    data = src.data
+    if isinstance(data, ArrayData):
+        got = tuple(data.images.shape[1:])
+        got = (1, *got) if len(got) == 2 else got
+        if got != src.in_shape:
+            raise HwgenError(
+                f"{data.desc}: images are {list(got)} (C,H,W) but {src.onnx_path} takes "
+                f"{list(src.in_shape)}"
+            )
+    elif src.in_shape != (1, 28, 28):
+        raise HwgenError(
+            f"{src.onnx_path}: input {list(src.in_shape)} is not MNIST's [1, 28, 28]; give "
+            "--calib FILE (images the model takes)"
+        )
     for node in graph.nodes:
         for f in ("weight", "bias"):
             a = getattr(node, f, None)

@@ -12,6 +12,7 @@ from hwgen.schedule.program import Program
 __all__ = ["analytical_cycles", "summarize", "CLOCK_MHZ"]
 
 CLOCK_MHZ = 150.0  # the ECP5-85F target clock the design is built for
+PER_IMAGE_LINES = 20  # render_text lists at most this many images (plus every mismatch)
 
 
 def analytical_cycles(prog: Program) -> dict:
@@ -109,7 +110,12 @@ def summarize(prog: Program, images: list[dict], labels, sim_out: dict) -> dict:
 def render_text(s: dict) -> str:
     c = s["cycles"]
     lines = [f"== {s['model']} on a {s['array']} array ({s['pes']} PEs) =="]
-    for r in s["per_image"]:
+    shown = s["per_image"]
+    if len(shown) > PER_IMAGE_LINES:  # bulk runs: the first few and every mismatch
+        bad = [r for r in shown if not r["match"]]
+        shown = shown[:PER_IMAGE_LINES] + [r for r in bad if r["index"] >= PER_IMAGE_LINES]
+        lines.append(f"  (per-image lines: the first {PER_IMAGE_LINES} and every mismatch)")
+    for r in shown:
         tag = "bit-exact" if r["match"] else f"MISMATCH ({r.get('first_bad_layer', '?')})"
         lines.append(
             f"  image {r['index']:3d}: label {r['label']} rtl {r['rtl_pred']}  {tag}  "

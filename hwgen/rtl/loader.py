@@ -5,7 +5,9 @@ descriptor.py), then each region in order: the descriptor (program) memory, the 
 memory, the direct weight memory, the requant parameter memory. Every word is sent as
 ceil(width/32) little-endian beats. Each beat is `BEAT_LAYOUT` = {data: 32 bits, last}: `last`
 marks the final beat. The header gives each region's word count, so a design sized for the
-largest model loads any smaller one.
+largest model loads any smaller one. Without a header (`header=None`, regions given as (width,
+depth)) every region is exactly its memory's depth: the fixed-length loader the formal and unit
+checks exercise.
 
 * `restart` rewinds to the header and drops `loaded`.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
@@ -39,14 +41,17 @@ class WeightLoader(wiring.Component):
     def __init__(
         self,
         *,
-        header: data.StructLayout,
-        magic: int,
-        regions: list[tuple[str, int, int]],
+        regions: list[tuple[str, int, int]] | list[tuple[int, int]],
+        header: data.StructLayout | None = None,
+        magic: int = 0,
     ) -> None:
         """header: layout of the first word (with a `magic` field); regions: (header field
-        giving the word count, word width in bits, memory depth) of each memory, in load order."""
+        giving the word count, word width in bits, memory depth) of each memory, in load order;
+        without a header, (word width, depth): every region is as long as its memory."""
         self.header_layout = header
         self.magic = magic
+        if header is None:
+            regions = [(None, w, d) for w, d in regions]
         self.regions = regions
         ports: dict = {
             "i_stream": In(stream.Signature(BEAT_LAYOUT)),
@@ -55,8 +60,9 @@ class WeightLoader(wiring.Component):
             "err_short": Out(1),
             "err_long": Out(1),
             "err_header": Out(1),
-            "header": Out(header),
         }
+        if header is not None:
+            ports["header"] = Out(header)
         for n, (_, w, dpt) in enumerate(regions):
             ports[f"we{n}"] = Out(1)
             ports[f"addr{n}"] = Out(range(max(dpt, 2)))
@@ -66,8 +72,10 @@ class WeightLoader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         nreg = len(self.regions)
-        state = Signal(range(nreg + 1))  # 0: header; n+1: region n
-        bpw = [beats_per_word(self.header_layout.size)]
+        has_hdr = self.header_layout is not None
+        first = 0 if has_hdr else 1  # the state a transfer starts in
+        state = Signal(range(nreg + 2), init=first)  # 0: header; n+1: region n
+        bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
         bpw += [beats_per_word(w) for _, w, _ in self.regions]
         addr = Signal(range(max(d for *_, d in self.regions) + 1))
         beat = Signal(range(max(bpw) + 1))
@@ -76,13 +84,13 @@ class WeightLoader(wiring.Component):
         commit_region = Signal(range(max(nreg, 2)))
         commit_addr = Signal.like(addr)
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
-        hdr = Signal(self.header_layout, reset_less=True)  # the loaded model's, likewise
+        layout = self.header_layout or data.StructLayout({"magic": 1})
+        hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        rewind = [state.eq(0), addr.eq(0), beat.eq(0)]
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0)]
 
         m.d.comb += [
             self.loaded.eq(loaded),
-            self.header.eq(hdr),
             # no beat is taken in a restart cycle: it would be dropped by the rewind
             self.i_stream.ready.eq(~loaded & ~self.restart),
         ]
@@ -93,14 +101,16 @@ class WeightLoader(wiring.Component):
                 getattr(self, f"data{n}").eq(acc[:w]),
             ]
 
+        if has_hdr:
+            m.d.comb += self.header.eq(hdr)
         # The header completed by this beat (acc with the current beat in place): checked and
         # latched in the same cycle, so the first region's beat may follow without a stall.
         payload = self.i_stream.payload.data
         beats = [acc[32 * k : 32 * k + 32] for k in range(bpw[0])]
         word = Cat(*[Mux(beat == k, payload, b) for k, b in enumerate(beats)])
-        new_hdr = self.header_layout(word[: self.header_layout.size])
+        new_hdr = layout(word[: layout.size])
         ok = new_hdr.magic == self.magic
-        for field, _, dpt in self.regions:
+        for field, _, dpt in self.regions if has_hdr else []:
             ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
 
         take = self.i_stream.valid & self.i_stream.ready
@@ -115,7 +125,7 @@ class WeightLoader(wiring.Component):
         with m.Elif(take):
             m.d.sync += acc.word_select(beat, 32).eq(payload)
             with m.Switch(state):
-                with m.Case(0):
+                with m.Case(0):  # (never reached without a header)
                     with m.If(beat == bpw[0] - 1):
                         m.d.sync += [beat.eq(0), addr.eq(0)]
                         with m.If(ok):
@@ -125,12 +135,13 @@ class WeightLoader(wiring.Component):
                             m.d.sync += [*rewind, discard.eq(~is_last)]
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
-                for n, (field, _, _) in enumerate(self.regions):
+                for n, (field, _, dpt) in enumerate(self.regions):
+                    length = hdr[field] if has_hdr else dpt
                     with m.Case(n + 1):
                         with m.If(beat == bpw[n + 1] - 1):
                             m.d.sync += [beat.eq(0), commit.eq(1)]
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
-                            with m.If(addr == hdr[field] - 1):  # the region's last word
+                            with m.If(addr == length - 1):  # the region's last word
                                 m.d.sync += [addr.eq(0), state.eq(n + 2)]
                                 if n == nreg - 1:
                                     m.d.comb += final.eq(1)

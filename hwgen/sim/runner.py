@@ -59,16 +59,33 @@ MAKE_VARS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 
 
 # cocotb asks for --public-flat-rw (every signal VPI-visible), which stops Verilator from
-# optimising anything away. The testbenches only touch top-level ports, so the top level is
-# enough; the waveform build keeps the full view.
-FAST_PUBLIC = ("--public-depth", "1")
+# optimising anything away. The testbenches only touch the top's ports, so the fast build
+# makes exactly those public with a Verilator config file (`public_flat_rw` per port: about
+# twice as fast as `--public-depth 1` on mnist_cnn 8x8); the waveform build keeps the full view.
+FAST_PUBLIC = "vlt:public_flat_rw per top port"
+
+
+def top_ports(verilog: str, toplevel: str) -> list[str]:
+    """Port names of ``module <toplevel>(...)`` in Amaranth's Verilog."""
+    m = re.search(rf"^module {re.escape(toplevel)}\((.*?)\);", verilog, re.M | re.S)
+    if m is None:
+        raise RuntimeError(f"no `module {toplevel}(` header in the Verilog")
+    return [p.strip() for p in m.group(1).split(",") if p.strip()]
+
+
+def public_ports_vlt(verilog: str, toplevel: str) -> str:
+    """A Verilator config file making only the top's ports VPI-visible (read/write)."""
+    lines = ["`verilator_config"]
+    for port in top_ports(verilog, toplevel):
+        lines.append(f'public_flat_rw -module "{toplevel}" -var "{port}"')
+    return "\n".join(lines) + "\n"
 
 
 class _Verilator(Verilator):
     """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and, for fast builds, only the
-    top level public."""
+    top's ports public (``vlt``: the config file from :func:`public_ports_vlt`)."""
 
-    fast: bool = False
+    vlt: Path | None = None
     make_vars: tuple[str, ...] = MAKE_VARS
 
     def _build_command(self):
@@ -76,9 +93,9 @@ class _Verilator(Verilator):
         if not cmds or cmds[-1][:1] != ["make"] or "--public-flat-rw" not in cmds[0]:
             raise RuntimeError(f"unexpected cocotb Verilator build commands: {cmds!r}")
         vcmd = list(cmds[0])
-        if self.fast:
+        if self.vlt is not None:
             i = vcmd.index("--public-flat-rw")
-            vcmd[i : i + 1] = list(FAST_PUBLIC)
+            vcmd[i : i + 1] = [str(self.vlt)]
         hook = [sys.executable, "-c",
                 f"import sys; sys.path.insert(0, {str(PKG_PARENT)!r}); "
                 "from hwgen.sim.runner import runtime_objects; runtime_objects(sys.argv[1])"]
@@ -208,7 +225,9 @@ def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
     runner = _Verilator()
-    runner.fast = not waves
+    if not waves:
+        runner.vlt = build_dir / "public_ports.vlt"
+        runner.vlt.write_text(public_ports_vlt(verilog_path.read_text(), toplevel))
     runner.make_vars = make_vars
     (build_dir / ".hwgen_make_vars").write_text(json.dumps(make_vars))  # runtime cache key
     log = build_dir / "build.log"

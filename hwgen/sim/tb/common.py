@@ -14,7 +14,8 @@ __all__ = ["start_clock_and_reset", "load_params", "rng_from_env", "draw_tile_po
 
 
 async def start_clock_and_reset(dut, cycles: int = 2) -> None:
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    # impl="gpi": the clock toggles in the simulator's C++ side, not in a Python coroutine
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
