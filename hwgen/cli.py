@@ -351,6 +351,38 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from hwgen.boards.build import BuildError, build
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: must be at least 1")
+    try:
+        rep = build(args.board, args.model, args.array, seeds=args.seeds, freq_mhz=args.freq)
+    except BuildError as e:
+        print(f"hwgen: error: {e}", file=sys.stderr)
+        return 1
+    f = rep["fmax_post_route_mhz"]
+    print(
+        f"[hwgen build] {rep['bitstream']}: post-route Fmax min/median/max "
+        f"{f['min']:.1f}/{f['median']:.1f}/{f['max']:.1f} MHz over {len(f['seeds'])} seed(s) "
+        f"(target {rep['target_mhz']:g} MHz: {'met' if rep['meets_target'] else 'NOT met'}); "
+        f"{rep['cycles_per_inference']} cycles/inference = "
+        f"{rep['us_per_inference_at_median_fmax']:.1f} us at the measured median Fmax"
+    )
+    print(f"report: reports/board_{args.board}_{args.model}_{args.array}.md/.json")
+    return 0
+
+
+def _build_parser(sub) -> None:
+    sp = sub.add_parser("build", help="FPGA bitstream + resource/timing report (yosys, nextpnr)")
+    sp.add_argument("--model", default="mnist_cnn", help="zoo model name (default mnist_cnn)")
+    sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
+    sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("--seeds", type=int, default=3, help="placement seeds (default 3)")
+    sp.add_argument("--freq", type=float, default=None, help="PLL clock in MHz (default: board's)")
+    sp.set_defaults(fn=cmd_build)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="hwgen",
@@ -419,6 +451,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--out", default=None, help="output (default <workdir>/<model>.onnx)")
     sp.set_defaults(fn=cmd_export_onnx)
     _secure_parser(sub)
+    _build_parser(sub)
     return p
 
 

@@ -250,13 +250,15 @@ class Driver:
             if r.in_accepted != i:
                 offered = False
         ctx.set(d.logits.ready, 0)
-        r.perf = self.read_perf()
+        r.perf = await self.read_perf()
         return r
 
-    def read_perf(self) -> list[int]:
+    async def read_perf(self) -> list[int]:
+        """perf_data is registered: it shows the counter selected before the last edge."""
         vals = []
         for k in range(3 + len(self.prog.layers)):
             self.ctx.set(self.dut.perf_sel, k)
+            await self.cycle()
             vals.append(self.g(self.dut.perf_data))
         return vals
 

@@ -41,3 +41,19 @@ def test_design_simulate_equals_golden(tmp_path: Path, monkeypatch) -> None:
     got = design.simulate(x[:3], gap=0.2)
     assert np.array_equal(got, design.golden(x[:3]).astype(np.int64))
     assert "bit-exact: 3/3" in design.report()
+
+
+@pytest.mark.rtl
+def test_generate_lints_clean_without_a_pool(tmp_path: Path, capsys) -> None:
+    """A model without any pool gets no pool unit (its widths would be zero: `wire [-1:0]`)."""
+    (tmp_path / "nopool.py").write_text(
+        "from torch import nn\n\n\ndef build():\n    return nn.Sequential(nn.Conv2d(1, 4, 3, "
+        "stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 5))\n"
+    )
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((8, 1, 8, 8)).astype(np.float32))
+    rc = main(["--workdir", str(tmp_path), "generate", "--model", str(tmp_path / "nopool.py")
+               + ":build", "--calib", str(tmp_path / "x.npy"), "--array", "4x4"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "verilator --lint-only: clean" in out, out
+    v = (tmp_path / "rtl_out" / "nopool_build" / "accel.v").read_text()
+    assert "[-1:0]" not in v and "linebuf" not in v

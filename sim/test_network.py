@@ -17,13 +17,15 @@ from hwgen.config import ArrayConfig
 from hwgen.datasets import load_mnist_sample
 from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
+from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.sim.network import prepare, simulate
 
 
-def _run(model: str, array: str, n: int, seed: int = 1, gap: float = 0.2):
+def _run(model: str, array: str, n: int, seed: int = 1, gap: float = 0.2, platform=None):
     images, _ = load_mnist_sample()
     qm = build_qmodel(model)
-    case = prepare(qm, ArrayConfig.parse(array), images[:n], gap=gap)
+    tag = f"_{type(platform).__name__}" if platform else ""
+    case = prepare(qm, ArrayConfig.parse(array), images[:n], gap=gap, tag=tag, platform=platform)
     res, out, _ = simulate(case, seed=seed)
     return case, res, out
 
@@ -58,6 +60,22 @@ def test_network_bit_exact(model: str, array: str, n: int) -> None:
 )
 def test_network_bit_exact_slow(model: str, array: str, n: int) -> None:
     case, res, out = _run(model, array, n)
+    _assert_bit_exact(case, res, out, n)
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize(
+    "model,array,n",
+    [("tiny_cnn", "4x4", 2), pytest.param("mnist_cnn", "8x8", 4, marks=pytest.mark.slow)],
+)
+def test_network_bit_exact_on_mult18x18d_model(model: str, array: str, n: int) -> None:
+    """The board's netlist: every product on an instantiated MULT18X18D (PEs one each,
+    requant lanes four each), simulated on the behavioural model in place of ``*``."""
+    plat = Ecp5DspSim()
+    case, res, out = _run(model, array, n, platform=plat)
+    a = ArrayConfig.parse(array)
+    assert plat.dsps_used == a.pes + 4 * a.cols and plat.lut_multipliers == 0
+    assert "MULT18X18D #(" in case.verilog.read_text()
     _assert_bit_exact(case, res, out, n)
 
 

@@ -103,35 +103,40 @@ def design_manifest(plan: MemoryPlan) -> dict:
     }
 
 
-def _write_verilog(accel: Accelerator, out: Path) -> None:
-    text = verilog.convert(accel, name=TOP, emit_src=False)
+def _write_verilog(accel: Accelerator, out: Path, platform=None) -> None:
+    text = verilog.convert(accel, name=TOP, emit_src=False, platform=platform)
+    text += "".join(getattr(platform, "sim_verilog", lambda: [])())
     vpath = out / f"{TOP}.v"
     if not vpath.exists() or vpath.read_text() != text:  # keep mtime for build caching
         vpath.write_text(text)
 
 
-def write_rtl(prog: Program, out_dir: Path | None = None, plan: MemoryPlan | None = None) -> Path:
+def write_rtl(
+    prog: Program, out_dir: Path | None = None, platform=None, plan: MemoryPlan | None = None
+) -> Path:
     """Generate rtl_out/<model>/ (or out_dir): accel.v, manifest.json, program.txt.
 
-    With `plan` the design is sized by the plan (the program is checked against it: FitError);
-    without, by the program alone.
+    With a ``platform`` (e.g. ``hwgen.rtl.ecp5_dsp.Ecp5DspSim``) its hooks shape the design
+    (MULT18X18D multipliers) and its simulation models are appended to accel.v. With `plan`
+    the design is sized by the plan (the program is checked against it: FitError); without,
+    by the program alone.
     """
     out = Path(out_dir) if out_dir else rtl_out() / prog.model
     out.mkdir(parents=True, exist_ok=True)
     if plan is not None:
         plan.check(prog)
     accel = Accelerator(plan if plan is not None else prog)
-    _write_verilog(accel, out)
+    _write_verilog(accel, out, platform)
     (out / "manifest.json").write_text(json.dumps(manifest(prog, accel), indent=1))
     (out / "program.txt").write_text(prog.text() + "\n")
     return out
 
 
-def write_design(plan: MemoryPlan, out_dir: Path) -> Path:
+def write_design(plan: MemoryPlan, out_dir: Path, platform=None) -> Path:
     """One design for a memory plan (no program in it): accel.v + manifest.json (the plan)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_verilog(Accelerator(plan), out)
+    _write_verilog(Accelerator(plan), out, platform)
     (out / "manifest.json").write_text(json.dumps(design_manifest(plan), indent=1))
     return out
 

@@ -24,9 +24,11 @@ its data is ``tag_val``. On every cycle it asserts:
 
 from __future__ import annotations
 
-from amaranth import Const, Module, ResetSignal, Signal, Value
+import inspect
+
+from amaranth import Const, Module, ResetSignal, Signal, Value, unsigned
 from amaranth.hdl import Assert, Assume
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
 from hwgen.rtl.loader import WeightLoader, beats_per_word
@@ -36,6 +38,8 @@ from hwgen.rtl.loader import WeightLoader, beats_per_word
 from amaranth.hdl._ast import AnyConst  # noqa: E402  isort: skip
 
 __all__ = ["LoaderStreamHarness", "load_order"]
+
+_MAGIC = 0xA7  # the header magic the harness's loader is built with (any value works)
 
 
 def load_order(regions: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
@@ -64,7 +68,8 @@ class LoaderStreamHarness(wiring.Component):
         self.regions = list(regions)
         self.mutant = mutant
         self.order = load_order(self.regions)
-        self.dut = loader(regions=self.regions)
+        self.header_beats: list[int] = []  # data of the transfer's header beats, if any
+        self.dut = self._make_loader(loader)
         self.payload_shape = self.dut.i_stream.payload.shape()
         self.has_last = hasattr(self.dut.i_stream.payload, "last")
         super().__init__(
@@ -74,6 +79,25 @@ class LoaderStreamHarness(wiring.Component):
                 "restart": In(1),
             }
         )
+
+    def _make_loader(self, loader: type[WeightLoader]) -> WeightLoader:
+        """A loader whose transfer starts with a header word (magic + per-region word counts)
+        gets one that asks for every region's full depth; its beats come first and write
+        nothing. A loader without one takes the regions as they are."""
+        if "header" not in inspect.signature(loader).parameters:
+            return loader(regions=self.regions)
+        fields = {"magic": unsigned(8)} | {f"n{r}": unsigned(8) for r in range(len(self.regions))}
+        layout = data.StructLayout(fields)
+        word = _MAGIC | sum(d << (8 + 8 * r) for r, (_, d) in enumerate(self.regions))
+        self.header_beats = [
+            (word >> (32 * k)) & 0xFFFF_FFFF for k in range(beats_per_word(layout.size))
+        ]
+        self.order = [(-1, 0, k) for k in range(len(self.header_beats))] + self.order
+        return loader(
+            header=layout,
+            magic=_MAGIC,
+            regions=[(f"n{r}", w, d) for r, (w, d) in enumerate(self.regions)],
+        )  # type: ignore[call-arg]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -93,7 +117,7 @@ class LoaderStreamHarness(wiring.Component):
             s.payload.eq(self.payload),
             dut.restart.eq(self.restart),
         ]
-        data = Value.cast(self.payload)[:32]  # bare 32 bits, or BEAT_LAYOUT's `data` field
+        beat_data = Value.cast(self.payload)[:32]  # bare 32 bits, or BEAT_LAYOUT's `data` field
         ready = Const(1) if self.mutant == "skip_ready" else s.ready
         take = s.valid & ready
         accepted = s.valid & s.ready  # what the loader really took
@@ -111,14 +135,16 @@ class LoaderStreamHarness(wiring.Component):
         ]
         same = Value.cast(self.payload) == Value.cast(held_payload)
         m.d.comb += Assume(~held_valid | (s.valid & same))
-        m.d.comb += Assume(~(s.valid & (n_in == tag_idx)) | (data == tag_val))
+        m.d.comb += Assume(~(s.valid & (n_in == tag_idx)) | (beat_data == tag_val))
         if self.has_last:
             m.d.comb += Assume(s.payload.last == (n_in == total - 1))
+        for k, value in enumerate(self.header_beats):  # a well-formed header
+            m.d.comb += Assume(~(s.valid & (n_in == k)) | (beat_data == value))
 
         # --- scoreboard
         word_end = Signal()
         for b, (r, _, k) in enumerate(order):
-            if k == beats_per_word(self.regions[r][0]) - 1:
+            if r >= 0 and k == beats_per_word(self.regions[r][0]) - 1:  # a header writes nothing
                 with m.If(n_in == b):
                     m.d.comb += word_end.eq(1)
         with m.If(self.restart):
@@ -135,7 +161,7 @@ class LoaderStreamHarness(wiring.Component):
         m.d.comb += any_we.eq(sum(we for we in wes) != 0)
         m.d.comb += Assert(any_we == pending)  # one write per completed word, when due
         m.d.comb += Assert(sum(we for we in wes) <= 1)  # to one memory
-        words = list(dict.fromkeys((r, a) for r, a, _ in order))  # words in load order
+        words = list(dict.fromkeys((r, a) for r, a, _ in order if r >= 0))  # in load order
         for r, we in enumerate(wes):
             addr = getattr(dut, f"addr{r}")
             wdata = getattr(dut, f"data{r}")

@@ -4,12 +4,16 @@ Row i handles output pixel p0+i of a tile. Its token arrives one cycle after row
 is the systolic skew) and on a tile's first element it takes row i-1's freshly latched pixel
 and moves one pixel right (wrapping to the next output row) — additions only. Then:
 
+    stage P: on a first token, latch the row's pixel (step from row i-1's); token registered
     stage A: addr = base + off, (iy, ix) = origin + (ky, kx), out-of-bounds -> padding zero
     stage B: read the row's private copy of the activation buffer (registered read port)
-    stage C: pick the lane, zero it when out of bounds, register -> array row_in[i]
+    stage M: register the memory's output words (nothing between block RAM and a flip-flop)
+    stage C: pick the buffer and the lane, zero it when out of bounds, register -> row_in[i]
 
-so row_in[i] carries element k three cycles after the token reached the row.
-In direct mode (linear layers) every row uses the same pixel.
+so row_in[i] carries element k ``FEEDER_LATENCY`` = 5 cycles after the token reached the row.
+In direct mode (linear layers) every row uses the same pixel. Per-layer constants derived from
+the descriptor (``out_w - 1``, ``step1 + wrap_delta``, ``stride - wrap_ix``) are registered
+here, one cycle after the descriptor: the first token comes at least two cycles later.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
 __all__ = ["ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY"]
 
-FEEDER_LATENCY = 3
+FEEDER_LATENCY = 5
 A = 24
 
 ROW_IN_LAYOUT = data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(8)})
@@ -56,8 +60,19 @@ class RowFeeder(wiring.Component):
         # The token moves on to the next row one cycle later (the systolic skew).
         m.d.sync += self.tok_out.eq(tok)
 
-        # --- pixel of this row for the current tile
-        cur = Signal(PIXEL_LAYOUT)
+        # Per-layer constants, registered: short paths in the pixel step below.
+        last_ox = Signal(unsigned(12))
+        wrap_base = Signal(signed(A))
+        wrap_x = Signal(signed(17))
+        src = Signal()  # a local copy: the lane-mux select fans out to 8*cols LUTs per row
+        m.d.sync += [
+            src.eq(d.src),
+            last_ox.eq(d.out_w - 1),
+            wrap_base.eq(d.step1 + d.wrap_delta),
+            wrap_x.eq(d.stride - d.wrap_ix),
+        ]
+
+        # --- stage P: pixel of this row for the current tile (latched on its first token)
         prev = self.pix_in
         step = Signal(PIXEL_LAYOUT)
         if self.index == 0:
@@ -65,12 +80,12 @@ class RowFeeder(wiring.Component):
         else:
             with m.If(d.mode == 1):
                 m.d.comb += step.eq(prev)  # linear layer: all rows read the same vector
-            with m.Elif(prev.ox + 1 == d.out_w):
+            with m.Elif(prev.ox == last_ox):
                 m.d.comb += [
                     step.ox.eq(0),
-                    step.ix0.eq(prev.ix0 + d.stride - d.wrap_ix),
+                    step.ix0.eq(prev.ix0 + wrap_x),
                     step.iy0.eq(prev.iy0 + d.stride),
-                    step.base.eq(prev.base + d.step1 + d.wrap_delta),
+                    step.base.eq(prev.base + wrap_base),
                 ]
             with m.Else():
                 m.d.comb += [
@@ -82,17 +97,18 @@ class RowFeeder(wiring.Component):
         latched = Signal(PIXEL_LAYOUT)
         with m.If(tok.valid & tok.first):
             m.d.sync += latched.eq(step)
-        m.d.comb += cur.eq(Mux(tok.valid & tok.first, step, latched))
         m.d.comb += self.pix_out.eq(latched)
+        p_tok = Signal(TOKEN_LAYOUT)
+        m.d.sync += p_tok.eq(tok)
 
         # --- stage A: address and bounds
         addr = Signal(signed(A + 1))
         iy = Signal(signed(17))
         ix = Signal(signed(17))
         m.d.comb += [
-            addr.eq(cur.base + tok.off),
-            iy.eq(cur.iy0 + tok.ky),
-            ix.eq(cur.ix0 + tok.kx),
+            addr.eq(latched.base + p_tok.off),
+            iy.eq(latched.iy0 + p_tok.ky),
+            ix.eq(latched.ix0 + p_tok.kx),
         ]
         oob = (iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w)
         a_addr = Signal(self.addr_width)
@@ -102,8 +118,8 @@ class RowFeeder(wiring.Component):
         m.d.sync += [
             a_addr.eq(addr),
             a_oob.eq(oob),
-            a_lane.eq(tok.lane),
-            a_flags.eq(Mux(tok.valid, tok.as_value()[:3], 0)),
+            a_lane.eq(p_tok.lane),
+            a_flags.eq(Mux(p_tok.valid, p_tok.as_value()[:3], 0)),
         ]
         # --- stage B: registered memory read
         m.d.comb += self.raddr.eq(a_addr)
@@ -111,15 +127,28 @@ class RowFeeder(wiring.Component):
         b_lane = Signal(8)
         b_flags = Signal(3)
         m.d.sync += [b_oob.eq(a_oob), b_lane.eq(a_lane), b_flags.eq(a_flags)]
-        # --- stage C: lane select, padding zero
-        word = Signal(8 * self.cols)
-        m.d.comb += word.eq(Mux(d.src, self.rdata1, self.rdata0))
-        byte = Signal(signed(8))
-        m.d.comb += byte.eq(word.word_select(b_lane[: max(1, (self.cols - 1).bit_length())], 8))
+        # --- stage M: the memory outputs straight into registers
+        m_word0 = Signal(8 * self.cols, reset_less=True)
+        m_word1 = Signal(8 * self.cols, reset_less=True)
+        m_oob = Signal()
+        m_lane = Signal(8)
+        m_flags = Signal(3)
         m.d.sync += [
-            self.row.valid.eq(b_flags[0]),
-            self.row.first.eq(b_flags[1]),
-            self.row.last.eq(b_flags[2]),
-            self.row.a.eq(Mux(b_oob, 0, byte)),
+            m_word0.eq(self.rdata0),
+            m_word1.eq(self.rdata1),
+            m_oob.eq(b_oob),
+            m_lane.eq(b_lane),
+            m_flags.eq(b_flags),
+        ]
+        # --- stage C: buffer and lane select, padding zero
+        word = Signal(8 * self.cols)
+        m.d.comb += word.eq(Mux(src, m_word1, m_word0))
+        byte = Signal(signed(8))
+        m.d.comb += byte.eq(word.word_select(m_lane[: max(1, (self.cols - 1).bit_length())], 8))
+        m.d.sync += [
+            self.row.valid.eq(m_flags[0]),
+            self.row.first.eq(m_flags[1]),
+            self.row.last.eq(m_flags[2]),
+            self.row.a.eq(Mux(m_oob, 0, byte)),
         ]
         return m

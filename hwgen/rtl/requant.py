@@ -31,10 +31,19 @@ from amaranth.lib.wiring import In, Out
 from hwgen.quant import fixedpoint
 from hwgen.rtl.mult import Multiplier
 
-__all__ = ["Requant", "requant_golden", "requant_in_layout", "rdbpot_parts"]
+__all__ = [
+    "REQUANT_MULT_LATENCY",
+    "Requant",
+    "requant_golden",
+    "requant_in_layout",
+    "rdbpot_parts",
+]
 
 INT32_MIN = fixedpoint.INT32_MIN
 INT32_MAX = fixedpoint.INT32_MAX
+# Depth of the 32x32 product: on ECP5 four fully registered MULT18X18D (three edges) plus the
+# middle-sum and final-add stages (hwgen.rtl.ecp5_dsp.WIDE_LATENCY); the generic ``*`` matches.
+REQUANT_MULT_LATENCY = 5
 
 
 def requant_in_layout(acc_width: int = 32) -> data.StructLayout:
@@ -94,10 +103,11 @@ class Requant(wiring.Component):
 
     Parameters (keyword-only): ``acc_width`` (accumulator width, >= 1; the sum with the bias
     is taken modulo 2**32), ``mult_latency`` (pipeline depth of the 32x32 multiplier seam;
-    4 = the three MULT18X18D register edges plus one to add the partial products).
+    ``REQUANT_MULT_LATENCY`` = the three MULT18X18D register edges plus two adds of the
+    partial products).
     """
 
-    def __init__(self, *, acc_width: int = 32, mult_latency: int = 4) -> None:
+    def __init__(self, *, acc_width: int = 32, mult_latency: int = REQUANT_MULT_LATENCY) -> None:
         if not isinstance(acc_width, int) or not 1 <= acc_width <= 62:
             raise ValueError(f"Accumulator width must be an integer in 1..62, not {acc_width!r}")
         if not isinstance(mult_latency, int) or mult_latency < 1:

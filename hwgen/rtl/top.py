@@ -32,7 +32,8 @@ start changes nothing else. An accepted start clears every flag; `weights_restar
 clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
 (the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
-3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
+3+L layer L; registered: `perf_data` shows the counter `perf_sel` selected one edge
+earlier); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
 Loaded program: `prog_layers`, `prog_in_len`, `prog_out_len` (from the loaded header: what a
 host link needs to frame a transfer).
@@ -210,7 +211,6 @@ class Accelerator(wiring.Component):
             param_addr_width=_bits(plan.param_depth),
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
-            mult_latency=cfg.mult_latency,
         )
         m.submodules.wb = wb
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
@@ -271,7 +271,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
 
         counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
-        m.d.comb += self.perf_data.eq(counters[self.perf_sel])
+        # Registered read: the counter mux is wide, so perf_data follows perf_sel one edge later.
+        m.d.sync += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
 
         # default buffer connections: row i reads copy i; writes come from the write-back
@@ -406,13 +407,14 @@ class Accelerator(wiring.Component):
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
                 m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                # out_word shifts one lane per accepted logit: no lane multiplexer.
                 m.d.comb += [
                     self.logits.valid.eq(1),
-                    self.logits.payload.data.eq(out_word.word_select(out_lane, 8)),
+                    self.logits.payload.data.eq(out_word[:8]),
                     self.logits.payload.last.eq(out_n == hdr.out_len - 1),
                 ]
                 with m.If(self.logits.ready):
-                    m.d.sync += out_n.eq(out_n + 1)
+                    m.d.sync += [out_n.eq(out_n + 1), out_word.eq(out_word >> 8)]
                     with m.If(out_n == hdr.out_len - 1):
                         m.next = "DONE"
                     with m.Elif(out_lane == C - 1):

@@ -15,11 +15,12 @@ from amaranth.lib.wiring import In, Out
 
 from .descriptor import DESC_LAYOUT
 from .pool import Pool2d, PoolMode
-from .requant import Requant
+from .requant import REQUANT_MULT_LATENCY, Requant
 
-__all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "col_out_layout"]
+__all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layout"]
 
 A = 24
+PARAM_READ_LATENCY = 2  # address -> block RAM (registered read) -> register -> requant
 PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
 
 
@@ -38,7 +39,7 @@ class WriteBack(wiring.Component):
         param_addr_width: int,
         pool_max_k: int,
         pool_max_out_w: int,
-        mult_latency: int,
+        requant_mult_latency: int = REQUANT_MULT_LATENCY,
     ) -> None:
         self.rows = rows
         self.cols = cols
@@ -46,7 +47,7 @@ class WriteBack(wiring.Component):
         self.addr_width = addr_width
         self.pool_max_k = pool_max_k
         self.pool_max_out_w = pool_max_out_w
-        self.mult_latency = mult_latency
+        self.requant_mult_latency = requant_mult_latency
         super().__init__(
             {
                 "desc": In(DESC_LAYOUT),
@@ -108,20 +109,26 @@ class WriteBack(wiring.Component):
         with m.If(d.mode == 1):
             m.d.comb += [m_word.eq(r), self.param_addr.eq(d.pbase + r)]
 
-        # --- one cycle for the parameter read: delay data and metadata to meet it
-        p_valid = Signal()
-        p_wvalid = Signal()
-        p_word = Signal(A)
-        p_acc = [Signal(signed(self.acc_width), name=f"p_acc{j}") for j in range(C)]
-        m.d.sync += [p_valid.eq(row_valid), p_wvalid.eq(m_wvalid), p_word.eq(m_word)]
-        m.d.sync += [p_acc[j].eq(aligned[j][1]) for j in range(C)]
+        # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
+        # straight after it): delay data and metadata to meet it
+        p_valid, p_wvalid, p_word = row_valid, m_wvalid, m_word
+        p_acc = [aligned[j][1] for j in range(C)]
+        for s in range(PARAM_READ_LATENCY):
+            nv, nwv, nw = Signal(name=f"p_valid{s}"), Signal(name=f"p_wvalid{s}"), Signal(A)
+            na = [Signal(signed(self.acc_width), name=f"p_acc{j}_{s}", reset_less=True)
+                  for j in range(C)]
+            m.d.sync += [nv.eq(p_valid), nwv.eq(p_wvalid), nw.eq(p_word)]
+            m.d.sync += [na[j].eq(p_acc[j]) for j in range(C)]
+            p_valid, p_wvalid, p_word, p_acc = nv, nwv, nw, na
+        prm_r = Signal.like(self.param_data, reset_less=True)
+        m.d.sync += prm_r.eq(self.param_data)
 
         # --- C requant lanes
         lanes = []
         for j in range(C):
-            rq = Requant(acc_width=self.acc_width, mult_latency=self.mult_latency)
+            rq = Requant(acc_width=self.acc_width, mult_latency=self.requant_mult_latency)
             m.submodules[f"requant{j}"] = rq
-            prm = self.param_data[j]
+            prm = prm_r[j]
             m.d.comb += [
                 rq.i_stream.valid.eq(p_valid),
                 rq.i_stream.payload.acc.eq(p_acc[j]),
@@ -199,7 +206,7 @@ class WriteBack(wiring.Component):
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
         rows_seen = Signal(A)
-        tail_len = lq + pool_latency + 3
+        tail_len = PARAM_READ_LATENCY + lq + pool_latency + 2
         tail = Signal(range(tail_len + 1))
         with m.If(self.start):
             m.d.sync += [rows_seen.eq(0), tail.eq(tail_len)]

@@ -62,12 +62,13 @@ def prepare(
     gap: float = 0.2,
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
+    platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
 ) -> NetworkCase:
     prog = lower(qm, array)
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
+    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []

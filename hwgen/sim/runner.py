@@ -150,11 +150,13 @@ def ensure_verilator() -> str:
     return exe
 
 
-def build_verilog(component, name: str) -> str:
+def build_verilog(component, name: str, platform=None) -> str:
     """Convert an Amaranth component to Verilog text, ports from its signature.
 
     Constant members (an always-ready stream's ``ready``) are left out: Amaranth 0.5.10's
-    ``verilog.convert`` rejects a constant as a port of the top level.
+    ``verilog.convert`` rejects a constant as a port of the top level. A ``platform`` is
+    handed to ``elaborate`` (e.g. the ECP5 multiplier hook); its ``sim_verilog()`` models
+    of vendor primitives are appended.
     """
     from amaranth.back import verilog
     from amaranth.hdl import Const, Value
@@ -164,7 +166,8 @@ def build_verilog(component, name: str) -> str:
         value = Value.cast(value)
         if not isinstance(value, Const):
             ports["__".join(map(str, path))] = (value, None)
-    return verilog.convert(component, name=name, ports=ports, emit_src=False)
+    text = verilog.convert(component, name=name, ports=ports, emit_src=False, platform=platform)
+    return text + "".join(getattr(platform, "sim_verilog", lambda: [])())
 
 
 def run_unit(
@@ -176,6 +179,7 @@ def run_unit(
     params: dict,
     seed: int = 1,
     tag: str = "",
+    platform=None,
 ) -> Path:
     """One unit's Verilator run: parameters to JSON, build (shared), run, assert it passed.
 
@@ -186,7 +190,7 @@ def run_unit(
     pfile = work / f"params{tag}.json"
     pfile.write_text(json.dumps(params))
     res = run_cocotb(
-        verilog=build_verilog(component, toplevel),
+        verilog=build_verilog(component, toplevel, platform),
         toplevel=toplevel,
         test_module=test_module,
         config_name=name,

@@ -75,8 +75,10 @@ async def read_perf(dut, n: int) -> list[int]:
     vals = []
     for i in range(n):
         dut.perf_sel.value = i
-        await Timer(1, "ns")
+        await RisingEdge(dut.clk)  # perf_data is registered
+        await ReadOnly()
         vals.append(int(dut.perf_data.value))
+        await Timer(1, "ns")
     return vals
 
 
