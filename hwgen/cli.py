@@ -123,31 +123,17 @@ def _engine(args: argparse.Namespace) -> str:
     return "cocotb" if args.n <= COCOTB_MAX_AUTO else "fast"
 
 
-def _simulate_fast(cfg, args: argparse.Namespace):
-    """The flow with its simulate step on the fast engine (hwgen.sim.fast)."""
-    from hwgen.flow import run
-    from hwgen.sim.fast import simulate_state
-
-    st = run(cfg, until="evaluate")  # every user error is raised by here
-    if st.accuracy is not None:
-        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
-    run(cfg, until="schedule", state=st)
-    simulate_state(st, workers=args.workers, scheduler=args.scheduler)
-    st.done.append("simulate")
-    return run(cfg, state=st)
-
-
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.flow import SIM_STEPS, run
 
-    cfg = _config(args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS)
-    if _engine(args) == "fast":
-        st = _simulate_fast(cfg, args)
-    else:
-        st = run(cfg, until="evaluate")  # every user error is raised by here
-        if st.accuracy is not None:
-            print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
-        st = run(cfg, state=st)
+    cfg = _config(
+        args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS,
+        engine=_engine(args), workers=args.workers, scheduler=args.scheduler,
+    )  # fmt: skip
+    st = run(cfg, until="evaluate")  # every user error is raised by here
+    if st.accuracy is not None:
+        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
+    st = run(cfg, state=st)
     assert st.summary is not None and st.report_paths is not None
     print(st.summary["text"])
     p = st.report_paths
@@ -201,8 +187,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     st = run(_config(args, array=args.array, n=args.n, seed=args.seed, gap=0.0, steps=steps))
     s = st.summary
     assert s is not None and st.report_paths is not None
-    fcfg = _config(args, array=args.array, n=args.fast_n, seed=args.seed, gap=0.0, steps=steps)
-    f = _simulate_fast(fcfg, args).summary
+    fcfg = _config(
+        args, array=args.array, n=args.fast_n, seed=args.seed, gap=0.0, steps=steps,
+        engine="fast", workers=args.workers, scheduler=args.scheduler,
+    )  # fmt: skip
+    f = run(fcfg).summary
     assert f is not None
     bench = {
         "model": st.name,

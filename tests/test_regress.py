@@ -203,3 +203,15 @@ def test_case_output_goes_to_its_log(tmp_path, capfd) -> None:
     text = log.read_text()
     assert "from python" in text and "from a child" in text
     assert "back on the console" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["-n", "0"], "-n"), (["--max-side", "17"], "--max-side"), (["--workers", "x"], "--workers"),
+    (["--images", "-1"], "--images"),
+])
+def test_regress_cli_bad_input_is_one_line_exit_2(argv, what, capsys) -> None:
+    from hwgen.cli import main
+
+    assert main(["regress", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and what in err[0] and err[0].startswith("hwgen: error:"), err

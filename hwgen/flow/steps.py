@@ -283,6 +283,11 @@ def step_simulate(st: BuildState) -> None:
 
     cfg, src = st.cfg, st.source
     assert src is not None
+    if cfg.engine == "fast":
+        from hwgen.sim.fast import simulate_state
+
+        simulate_state(st, workers=cfg.workers, scheduler=cfg.scheduler)
+        return
     images, labels = st.sim_images, st.sim_labels
     if images is None:
         images, labels = src.data.test(cfg.n)
