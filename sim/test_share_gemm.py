@@ -11,7 +11,7 @@ import pytest
 from hwgen.config import ArrayConfig
 from hwgen.golden.ops import conv2d_int, linear_int
 from hwgen.paths import sim_build
-from hwgen.rtl.share_gemm import ShareGemm, gemm_layout
+from hwgen.rtl.share_gemm import ShareGemm, gemm_layout, share_gemm_golden
 from hwgen.secure.beaver import conv2d, linear, numpy_gemm
 from hwgen.secure.channel import Channel
 from hwgen.secure.dealer import CSPRNG, Dealer
@@ -75,8 +75,10 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
     run_unit(dut, toplevel="share_gemm", test_module="hwgen.sim.tb.share_gemm_tb", name=name,
              params=params)
     res = np.load(work / "results.npz")
-    for j, (party, _x, _y, _o, want) in enumerate(jobs):
+    for j, (party, x, y, o, want) in enumerate(jobs):
         assert np.array_equal(res[f"z{j}"], want), f"job {j} (party {party}) differs"
+        gold = share_gemm_golden(x, y, o, k)
+        assert [int(v) for v in res[f"z{j}"].ravel()] == [int(v) for v in gold.ravel()]
         L = lay[j]
         issue = L["m_tiles"] * L["n_tiles"] * max(L["k_len"], rows)
         assert issue <= int(res[f"cycles{j}"]) <= issue + rows + cols + cfg.mult_latency + 8
@@ -85,6 +87,13 @@ def test_share_gemm_rtl(rows: int, cols: int, k: int) -> None:
     acc = ring.decode(conv0 + conv1).T.reshape(refs[0].shape)
     assert np.array_equal(acc, refs[0])
     assert np.array_equal(ring.decode(lin0 + lin1).reshape(-1), refs[1])
+
+
+def test_share_gemm_golden_is_the_protocol_gemm() -> None:
+    ring, jobs, _ = _protocol_jobs(32, 4)
+    for _, x, y, o, want in jobs:
+        gold = share_gemm_golden(x, y, o, 32)
+        assert [int(v) for v in gold.ravel()] == [int(v) for v in want.ravel()]
 
 
 def test_share_gemm_needs_ring_config() -> None:

@@ -29,6 +29,7 @@ cycles from ``start`` to ``done``.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -38,7 +39,7 @@ from hwgen.config import ArrayConfig
 from hwgen.rtl.pe import token_layout
 from hwgen.rtl.systolic import SystolicArray
 
-__all__ = ["ShareGemm", "CTRL_WIDTH"]
+__all__ = ["ShareGemm", "CTRL_WIDTH", "gemm_layout", "share_gemm_golden"]
 
 CTRL_WIDTH = 16
 
@@ -195,6 +196,12 @@ class ShareGemm(wiring.Component):
         with m.If(running & ~self.start & ~issuing & (o_addr == self.rows_total)):
             m.d.sync += [running.eq(0), done.eq(1)]
         return m
+
+
+def share_gemm_golden(x, y, o, k: int) -> np.ndarray:
+    """What one run leaves in O: (O + X @ Y) mod 2**k, exact (Python integers)."""
+    x_, y_, o_ = (np.asarray(v, dtype=object) for v in (x, y, o))
+    return (o_ + x_.dot(y_)) % (1 << k)
 
 
 def gemm_layout(cfg: ArrayConfig, m_rows: int, n_cols: int, k_len: int) -> dict[str, int]:
