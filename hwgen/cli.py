@@ -76,6 +76,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(text: str) -> list[str]:
+    from hwgen import zoo
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = set(zoo.model_names())
+    for n in names:
+        if n not in known:
+            raise argparse.ArgumentTypeError(f"unknown model {n!r} (known: {sorted(known)})")
+    if not names:
+        raise argparse.ArgumentTypeError("needs at least one model name")
+    return names
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from hwgen.flow import run
 
@@ -84,10 +97,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         array=args.array,
         out_dir=Path(args.out) if args.out else None,
         lint=True,
+        fit=tuple(args.fit),
         steps=("import", "quantize", "schedule", "emit"),
     )
     st = run(cfg)
     print(st.program.text())
+    if args.fit:
+        man = json.loads((st.rtl_dir / "manifest.json").read_text())
+        print(f"memory plan (also fits {', '.join(args.fit)}): {man['memory_plan']}")
     print(f"wrote {st.rtl_dir}/accel.v, manifest.json, program.txt")
     print(
         f"verilator --lint-only: {'clean' if st.lint_ok else 'FAILED'} (waivers in manifest.json)"
@@ -106,31 +123,17 @@ def _engine(args: argparse.Namespace) -> str:
     return "cocotb" if args.n <= COCOTB_MAX_AUTO else "fast"
 
 
-def _simulate_fast(cfg, args: argparse.Namespace):
-    """The flow with its simulate step on the fast engine (hwgen.sim.fast)."""
-    from hwgen.flow import run
-    from hwgen.sim.fast import simulate_state
-
-    st = run(cfg, until="evaluate")  # every user error is raised by here
-    if st.accuracy is not None:
-        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
-    run(cfg, until="schedule", state=st)
-    simulate_state(st, workers=args.workers, scheduler=args.scheduler)
-    st.done.append("simulate")
-    return run(cfg, state=st)
-
-
 def cmd_sim(args: argparse.Namespace) -> int:
     from hwgen.flow import SIM_STEPS, run
 
-    cfg = _config(args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS)
-    if _engine(args) == "fast":
-        st = _simulate_fast(cfg, args)
-    else:
-        st = run(cfg, until="evaluate")  # every user error is raised by here
-        if st.accuracy is not None:
-            print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
-        st = run(cfg, state=st)
+    cfg = _config(
+        args, array=args.array, n=args.n, seed=args.seed, gap=args.gap, steps=SIM_STEPS,
+        engine=_engine(args), workers=args.workers, scheduler=args.scheduler,
+    )  # fmt: skip
+    st = run(cfg, until="evaluate")  # every user error is raised by here
+    if st.accuracy is not None:
+        print("[hwgen] " + _accuracy_line(st.accuracy), flush=True)
+    st = run(cfg, state=st)
     assert st.summary is not None and st.report_paths is not None
     print(st.summary["text"])
     p = st.report_paths
@@ -184,8 +187,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     st = run(_config(args, array=args.array, n=args.n, seed=args.seed, gap=0.0, steps=steps))
     s = st.summary
     assert s is not None and st.report_paths is not None
-    fcfg = _config(args, array=args.array, n=args.fast_n, seed=args.seed, gap=0.0, steps=steps)
-    f = _simulate_fast(fcfg, args).summary
+    fcfg = _config(
+        args, array=args.array, n=args.fast_n, seed=args.seed, gap=0.0, steps=steps,
+        engine="fast", workers=args.workers, scheduler=args.scheduler,
+    )  # fmt: skip
+    f = run(fcfg).summary
     assert f is not None
     bench = {
         "model": st.name,
@@ -390,6 +396,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
+    sp.add_argument(
+        "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
+        help="also size the memories for these zoo models (one design runs all of them)",
+    )
     sp.set_defaults(fn=cmd_generate)
 
     for name, fn, hlp in (

@@ -41,6 +41,12 @@ class BuildConfig:
     out_dir: Path | None = None  # Verilog directory of the emit step (default rtl_out/<name>)
     build_dir: Path | None = None  # cache root (default <workdir>/build)
     lint: bool = False  # run verilator --lint-only in the emit step
+    fit: tuple[str, ...] = ()  # zoo models the emitted design's memories must also fit
+    # simulate step engine: "cocotb" (stream gaps, names the first diverging layer) or "fast"
+    # (hwgen.sim.fast: compiled Verilator harness as Dask tasks, gap-free streams)
+    engine: str = "cocotb"
+    workers: int = 2  # fast engine: local Dask worker processes
+    scheduler: str | None = None  # fast engine: Dask scheduler address instead of a LocalCluster
     steps: tuple[str, ...] = SIM_STEPS
     # An in-memory source (hwgen.compile): not compared, not printed.
     module: Any = field(default=None, compare=False, repr=False)
@@ -69,6 +75,9 @@ class BuildConfig:
             raise UsageError(
                 f"--gap {g!r}: not a probability in [0, 1) (1 would stall every stream forever)"
             )
+        if self.engine not in ("cocotb", "fast"):
+            raise UsageError(f"--engine {self.engine!r}: must be cocotb or fast")
+        _int_at_least("--workers", self.workers, 1)
         bad = [s for s in self.steps if s not in STEPS]
         if bad:
             raise UsageError(f"steps: unknown step(s) {bad}; the steps are {', '.join(STEPS)}")

@@ -72,6 +72,28 @@ class Sequencer(wiring.Component):
 
         m.d.comb += self.busy.eq(running | self.start)
 
+        # Per-layer constants derived from the descriptor, registered (valid from the first
+        # running cycle, one after `start`): the loop-end tests become register compares and
+        # the tile step one add after the wrap test.
+        k_m1, int_m1 = Signal(20), Signal(20)
+        pt_m1, g_m1 = Signal(16), Signal(12)
+        cin_m1, kw_m1 = Signal(12), Signal(12)
+        k_row = Signal(signed(A))
+        wrap_dix, wrap_diy = Signal(signed(17)), Signal(signed(17))
+        wrap_dbase = Signal(signed(A + 1))
+        m.d.sync += [
+            k_m1.eq(d.k_len - 1),
+            int_m1.eq(d.interval - 1),
+            pt_m1.eq(d.ptiles - 1),
+            g_m1.eq(d.groups - 1),
+            cin_m1.eq(d.cin - 1),
+            kw_m1.eq(d.kw - 1),
+            k_row.eq(1 + d.row_jump),
+            wrap_dix.eq(d.tile_dix - d.wrap_ix),
+            wrap_diy.eq(d.tile_diy + d.stride),
+            wrap_dbase.eq(d.tile_dbase + d.wrap_delta),
+        ]
+
         def reset_kloop():
             return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0)]
 
@@ -97,7 +119,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [
                 self.tok.valid.eq(elem),
                 self.tok.first.eq(t == 0),
-                self.tok.last.eq(t == d.k_len - 1),
+                self.tok.last.eq(t == k_m1),
                 self.tok.off.eq(off),
                 self.tok.lane.eq(lane),
                 self.tok.ky.eq(ky),
@@ -114,10 +136,10 @@ class Sequencer(wiring.Component):
             m.d.sync += dptr.eq(dptr + 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             with m.If(elem):
-                with m.If(c == d.cin - 1):
+                with m.If(c == cin_m1):
                     m.d.sync += [c.eq(0), lane.eq(0)]
-                    with m.If(kx == d.kw - 1):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + 1 + d.row_jump)]
+                    with m.If(kx == kw_m1):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row)]
                     with m.Else():
                         m.d.sync += [kx.eq(kx + 1), off.eq(off + 1)]
                 with m.Else():
@@ -126,13 +148,13 @@ class Sequencer(wiring.Component):
                         m.d.sync += [lane.eq(0), off.eq(off + 1)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
-            with m.If(t == d.interval - 1):
+            with m.If(t == int_m1):
                 m.d.sync += t.eq(0)
                 m.d.sync += reset_kloop()
-                with m.If(tp == d.ptiles - 1):
+                with m.If(tp == pt_m1):
                     m.d.sync += [tp.eq(0), g.eq(g + 1), gbase.eq(gbase + d.k_len)]
                     m.d.sync += reset_pixel()
-                    with m.If(g == d.groups - 1):
+                    with m.If(g == g_m1):
                         m.d.sync += running.eq(0)
                 with m.Else():
                     m.d.sync += tp.eq(tp + 1)
@@ -142,9 +164,9 @@ class Sequencer(wiring.Component):
                     with m.If(nox >= d.out_w):
                         m.d.sync += [
                             ox.eq(nox - d.out_w),
-                            ix0.eq(ix0 + d.tile_dix - d.wrap_ix),
-                            iy0.eq(iy0 + d.tile_diy + d.stride),
-                            base.eq(base + d.tile_dbase + d.wrap_delta),
+                            ix0.eq(ix0 + wrap_dix),
+                            iy0.eq(iy0 + wrap_diy),
+                            base.eq(base + wrap_dbase),
                         ]
                     with m.Else():
                         m.d.sync += [
