@@ -76,6 +76,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(text: str) -> list[str]:
+    from hwgen import zoo
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = set(zoo.model_names())
+    for n in names:
+        if n not in known:
+            raise argparse.ArgumentTypeError(f"unknown model {n!r} (known: {sorted(known)})")
+    if not names:
+        raise argparse.ArgumentTypeError("needs at least one model name")
+    return names
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from hwgen.flow import run
 
@@ -84,10 +97,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         array=args.array,
         out_dir=Path(args.out) if args.out else None,
         lint=True,
+        fit=tuple(args.fit),
         steps=("import", "quantize", "schedule", "emit"),
     )
     st = run(cfg)
     print(st.program.text())
+    if args.fit:
+        man = json.loads((st.rtl_dir / "manifest.json").read_text())
+        print(f"memory plan (also fits {', '.join(args.fit)}): {man['memory_plan']}")
     print(f"wrote {st.rtl_dir}/accel.v, manifest.json, program.txt")
     print(
         f"verilator --lint-only: {'clean' if st.lint_ok else 'FAILED'} (waivers in manifest.json)"
@@ -379,6 +396,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
+    sp.add_argument(
+        "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
+        help="also size the memories for these zoo models (one design runs all of them)",
+    )
     sp.set_defaults(fn=cmd_generate)
 
     for name, fn, hlp in (

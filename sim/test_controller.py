@@ -32,9 +32,18 @@ from amaranth.hdl import ValueLike
 from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
-from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, image_values, weight_beats, with_last
+from hwgen.emit.images import (
+    IMAGE_BITS,
+    WEIGHT_BITS,
+    image_values,
+    program_beats,
+    weight_beats,
+    with_last,
+)
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.rtl.descriptor import DESC_LAYOUT
+from hwgen.rtl.loader import beats_per_word
 from hwgen.rtl.top import LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
@@ -325,7 +334,9 @@ def test_controller_contract() -> None:
         for _ in range(5):
             await drv.cycle()
         # an aborted (garbage) model transfer, rewound by weights_restart
-        junk = rng.integers(0, 1 << 32, len(beats) // 2).tolist()
+        # (a valid program header, so the loader takes it, then garbage words)
+        n_hdr = len(program_beats(prog)) - len(prog.layers) * beats_per_word(DESC_LAYOUT.size)
+        junk = beats[:n_hdr] + rng.integers(0, 1 << 32, len(beats) // 2).tolist()
         assert await drv.send_weights(junk, gap=0.3) == len(junk)
         assert drv.g(d.weights_loaded) == 0, "weights_loaded high after half a transfer"
         await drv.restart_weights()

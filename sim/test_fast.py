@@ -10,6 +10,7 @@ import pytest
 
 from hwgen.config import ArrayConfig
 from hwgen.datasets import load_mnist_sample
+from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
 from hwgen.sim.fast import build_harness, prepare_fast, simulate_fast, stream_defines, waveform_for
@@ -32,7 +33,10 @@ def test_fast_engine_bit_exact_tiny_cnn() -> None:
     for r in recs:
         assert r["match"], r
         assert r["logits"] == want[r["index"]].tolist()
-        assert r["cycles"][0] > 0 and len(r["cycles"]) == case.n_perf
+        assert len(r["cycles"]) == case.n_perf
+        # gap-free data transfer: one value per cycle; the total covers every part
+        assert r["cycles"][1] == case.in_len, r["cycles"]
+        assert r["cycles"][0] >= sum(r["cycles"][1:]), r["cycles"]
         assert r["status"] == 0, r  # no fault flag raised
     # one line per image, appended per shard, merged in index order
     lines = (case.work / "results.jsonl").read_text().splitlines()
@@ -45,7 +49,7 @@ def test_fast_engine_reports_corrupted_weight() -> None:
     """The check can fail: flip one weight beat; the harness must report a mismatch."""
     _, _, case = _case("tiny_cnn", "4x4", 2, tag="_corrupt")
     beats = np.fromfile(case.beats, dtype="<u4")
-    beats[0] ^= 0x7F  # first conv-weight word of the first layer
+    beats[len(program_beats(case.prog))] ^= 0x7F  # first conv-weight word (after the program)
     beats.tofile(case.beats)
     recs, _ = simulate_fast(case, build_harness(case.verilog), workers=1, progress=False)
     assert len(recs) == 2

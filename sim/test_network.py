@@ -15,6 +15,7 @@ import pytest
 
 from hwgen.config import ArrayConfig
 from hwgen.datasets import load_mnist_sample
+from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.sim.network import prepare, simulate
@@ -86,7 +87,7 @@ def test_corrupted_weight_is_caught_and_located() -> None:
     case = prepare(qm, ArrayConfig.parse("4x4"), images[:1], gap=0.0, tag="_corrupt")
     data = dict(np.load(case.data_file))
     data["beats"] = data["beats"].copy()
-    data["beats"][0] ^= 0x7F  # first conv-weight word of the first layer
+    data["beats"][len(program_beats(case.prog))] ^= 0x7F  # first conv-weight word (after program)
     np.savez(case.data_file, **data)
     res, out, _ = simulate(case)
     assert res.failed == 1, "a corrupted weight went unnoticed"

@@ -145,6 +145,11 @@ def _endpoint(e: dict) -> str:
     return f"{e.get('cell', '?')}.{e.get('port', '?')}"
 
 
+def _same_clock(edge: str | None, clock: str) -> bool:
+    """nextpnr names path ends by edge ("posedge $glbnet$clk"), Fmax entries by net."""
+    return edge is not None and edge.split()[-1] == clock
+
+
 def _main_clock(fmax: dict) -> str:
     """The core's clock: the PLL output (the oscillator clock drives nothing else)."""
     names = sorted(fmax)
@@ -283,7 +288,8 @@ def _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles, si
         },
         "critical_path": [
             {"seed": r["seed"], **p}
-            for r in runs for p in r["critical_paths"] if p["to_clock"] == clock
+            for r in runs for p in r["critical_paths"]
+            if _same_clock(p["from_clock"], clock) and _same_clock(p["to_clock"], clock)
         ],
         "meets_target": median >= freq,
         "cycles_per_inference": cycles,

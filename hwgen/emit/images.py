@@ -1,13 +1,23 @@
-"""Memory images -> the 32-bit beat stream that the WeightLoader expects (model transfer); input
-maps -> the data-transfer value stream; `with_last` packs either into stream payloads."""
+"""Program + memory images -> the 32-bit beat stream that the WeightLoader expects (model
+transfer: header, descriptors, conv weights, direct weights, requant parameters); input maps
+-> the data-transfer value stream; `with_last` packs either into stream payloads."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT, pack_descriptor, pack_header
 from hwgen.schedule.program import Program
 
-__all__ = ["weight_beats", "pack_words", "image_values", "with_last", "WEIGHT_BITS", "IMAGE_BITS"]
+__all__ = [
+    "weight_beats",
+    "program_beats",
+    "pack_words",
+    "image_values",
+    "with_last",
+    "WEIGHT_BITS",
+    "IMAGE_BITS",
+]
 
 WEIGHT_BITS = 32  # weights__payload = {data: 32 bits, last} (bit 32 = last)
 IMAGE_BITS = 8  # image__payload = {data: int8, last} (bit 8 = last)
@@ -44,10 +54,19 @@ def _param_words(prog: Program) -> list[int]:
     return out
 
 
+def program_beats(prog: Program) -> list[int]:
+    """The header word and one descriptor word per layer (the controller's program)."""
+    beats = _beats([HEADER_LAYOUT.const(pack_header(prog)).as_bits()], HEADER_LAYOUT.size)
+    descs = [DESC_LAYOUT.const(pack_descriptor(lay, prog.array.rows)).as_bits()
+             for lay in prog.layers]  # fmt: skip
+    return beats + _beats(descs, DESC_LAYOUT.size)
+
+
 def weight_beats(prog: Program) -> np.ndarray:
-    """The whole model-transfer stream: conv weights, direct weights, parameters."""
+    """The whole model-transfer stream: program, conv weights, direct weights, parameters."""
     R, C = prog.array.rows, prog.array.cols
-    beats = _beats(pack_words(prog.convw, 8), 8 * C)
+    beats = program_beats(prog)
+    beats += _beats(pack_words(prog.convw, 8), 8 * C)
     beats += _beats(pack_words(prog.directw, 8), 8 * R * C)
     beats += _beats(_param_words(prog), 72 * C)
     return np.asarray(beats, dtype=np.uint32)

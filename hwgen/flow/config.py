@@ -41,6 +41,7 @@ class BuildConfig:
     out_dir: Path | None = None  # Verilog directory of the emit step (default rtl_out/<name>)
     build_dir: Path | None = None  # cache root (default <workdir>/build)
     lint: bool = False  # run verilator --lint-only in the emit step
+    fit: tuple[str, ...] = ()  # zoo models the emitted design's memories must also fit
     # simulate step engine: "cocotb" (stream gaps, names the first diverging layer) or "fast"
     # (hwgen.sim.fast: compiled Verilator harness as Dask tasks, gap-free streams)
     engine: str = "cocotb"

@@ -257,7 +257,15 @@ def step_emit(st: BuildState) -> None:
     from hwgen.emit.verilog import lint, write_rtl
 
     out = st.cfg.out_dir or paths.rtl_out() / st.name
-    st.rtl_dir = write_rtl(st.program, out)
+    plan = None
+    if st.cfg.fit:  # one design sized for several models; the program loads at run time
+        from hwgen.evaluate import build_qmodel
+        from hwgen.schedule.capacity import MemoryPlan
+        from hwgen.schedule.lower import lower
+
+        others = [lower(build_qmodel(n), st.cfg.array) for n in st.cfg.fit]
+        plan = MemoryPlan.fit([st.program, *others])
+    st.rtl_dir = write_rtl(st.program, out, plan=plan)
     if st.cfg.lint:
         ok, log = lint(st.rtl_dir / "accel.v")
         (st.rtl_dir / "lint.log").write_text(log)

@@ -9,9 +9,16 @@ from __future__ import annotations
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from hwgen.schedule.program import LayerPlan
+from hwgen.schedule.program import LayerPlan, Program
 
-__all__ = ["DESC_LAYOUT", "pack_descriptor"]
+__all__ = [
+    "DESC_LAYOUT",
+    "HEADER_LAYOUT",
+    "HEADER_MAGIC",
+    "HEADER_REGIONS",
+    "pack_descriptor",
+    "pack_header",
+]
 
 G = 12  # geometry fields (heights, widths, channels)
 A = 24  # addresses and address steps
@@ -109,4 +116,40 @@ def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
         "pool_mode": lay.pool_mode,
         "pool_shift": lay.pool_shift,
         "pool_count": lay.pool_out_h * lay.pool_out_w if lay.pool_en else 0,
+    }
+
+
+# The program header: the first word of every model transfer. It gives the controller the
+# model's shape (input values, channels, logits, layers) and the loader the number of words of
+# each following region, so one design runs any program that fits its memories.
+HEADER_MAGIC = 0xA7
+HEADER_LAYOUT = data.StructLayout(
+    {
+        "magic": unsigned(8),  # HEADER_MAGIC: a transfer that does not start with it is refused
+        "n_layers": unsigned(8),  # descriptor words that follow
+        "out_buf": unsigned(1),  # activation buffer holding the logits
+        "in_c": unsigned(G),  # input channels
+        "in_len": unsigned(A),  # input values (C*H*W) of the data transfer
+        "out_len": unsigned(16),  # logits of the result transfer
+        "convw_words": unsigned(20),
+        "directw_words": unsigned(20),
+        "param_words": unsigned(16),
+    }
+)
+# header field giving the word count of each region after the header, in load order
+HEADER_REGIONS = ("n_layers", "convw_words", "directw_words", "param_words")
+
+
+def pack_header(prog: Program) -> dict[str, int]:
+    c, h, w = prog.in_shape
+    return {
+        "magic": HEADER_MAGIC,
+        "n_layers": len(prog.layers),
+        "out_buf": prog.out_buf,
+        "in_c": c,
+        "in_len": c * h * w,
+        "out_len": prog.out_len,
+        "convw_words": prog.convw_depth,
+        "directw_words": prog.directw_depth,
+        "param_words": prog.param_depth,
     }

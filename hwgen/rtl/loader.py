@@ -1,22 +1,30 @@
-"""Model transfer: a stream of 32-bit beats fills the weight and parameter memories.
+"""Model transfer: a stream of beats fills the program and the weight memories.
 
-The image (built by hwgen.emit.images) is the conv weight memory, then the direct weight
-memory, then the requant parameter memory, each word sent as ceil(width/32) little-endian
-beats. Each beat is `BEAT_LAYOUT` = {data: 32 bits, last}: `last` marks the final beat.
+The transfer (built by hwgen.emit.images.weight_beats) is one header word (HEADER_LAYOUT of
+descriptor.py), then each region in order: the descriptor (program) memory, the conv weight
+memory, the direct weight memory, the requant parameter memory. Every word is sent as
+ceil(width/32) little-endian beats. Each beat is `BEAT_LAYOUT` = {data: 32 bits, last}: `last`
+marks the final beat. The header gives each region's word count, so a design sized for the
+largest model loads any smaller one. Without a header (`header=None`, regions given as (width,
+depth)) every region is exactly its memory's depth: the fixed-length loader the formal and unit
+checks exercise.
 
-* `restart` rewinds to the first word and drops `loaded`.
+* `restart` rewinds to the header and drops `loaded`.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
-  is taken until `restart`. It is a reset-less register: the memories keep their contents
-  through a design reset, so a loaded model stays usable after one.
+  is taken until `restart`. It is a reset-less register, as is the header: the memories keep
+  their contents through a design reset, so a loaded model stays usable after one.
+* The header is checked in the cycle its last beat arrives (no stall): a wrong magic, or a
+  region count of 0 or larger than the memory's depth, pulses `err_header`; nothing is
+  written and the beats that follow are discarded up to and including the next `last`.
 * A wrong length is reported, never absorbed. `last` before the final expected beat pulses
   `err_short`; the final expected beat without `last` pulses `err_long` and the following
-  beats are discarded up to and including the next `last`. Either way `loaded` stays low and
-  the loader is rewound, ready for a fresh transfer (no `restart` needed).
+  beats are discarded up to and including the next `last`. After any fault `loaded` stays low
+  and the loader is rewound, ready for a fresh transfer (no `restart` needed).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,18 +38,32 @@ def beats_per_word(width: int) -> int:
 
 
 class WeightLoader(wiring.Component):
-    def __init__(self, *, regions: list[tuple[int, int]]) -> None:
-        """regions: (word width in bits, depth) of each memory, in load order."""
+    def __init__(
+        self,
+        *,
+        regions: list[tuple[str, int, int]] | list[tuple[int, int]],
+        header: data.StructLayout | None = None,
+        magic: int = 0,
+    ) -> None:
+        """header: layout of the first word (with a `magic` field); regions: (header field
+        giving the word count, word width in bits, memory depth) of each memory, in load order;
+        without a header, (word width, depth): every region is as long as its memory."""
+        self.header_layout = header
+        self.magic = magic
+        if header is None:
+            regions = [(None, w, d) for w, d in regions]
         self.regions = regions
-        self.max_width = max(w for w, _ in regions)
         ports: dict = {
             "i_stream": In(stream.Signature(BEAT_LAYOUT)),
             "restart": In(1),
             "loaded": Out(1),
             "err_short": Out(1),
             "err_long": Out(1),
+            "err_header": Out(1),
         }
-        for n, (w, dpt) in enumerate(regions):
+        if header is not None:
+            ports["header"] = Out(header)
+        for n, (_, w, dpt) in enumerate(regions):
             ports[f"we{n}"] = Out(1)
             ports[f"addr{n}"] = Out(range(max(dpt, 2)))
             ports[f"data{n}"] = Out(unsigned(w))
@@ -50,30 +72,50 @@ class WeightLoader(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         nreg = len(self.regions)
-        region = Signal(range(nreg))
-        addr = Signal(range(max(d for _, d in self.regions) + 1))
-        beat = Signal(range(max(beats_per_word(w) for w, _ in self.regions) + 1))
-        acc = Signal(beats_per_word(self.max_width) * 32)
+        has_hdr = self.header_layout is not None
+        first = 0 if has_hdr else 1  # the state a transfer starts in
+        state = Signal(range(nreg + 2), init=first)  # 0: header; n+1: region n
+        bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
+        bpw += [beats_per_word(w) for _, w, _ in self.regions]
+        addr = Signal(range(max(d for *_, d in self.regions) + 1))
+        beat = Signal(range(max(bpw) + 1))
+        acc = Signal(max(bpw) * 32)
         commit = Signal()
-        commit_region = Signal.like(region)
+        commit_region = Signal(range(max(nreg, 2)))
         commit_addr = Signal.like(addr)
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
-        discard = Signal()  # dropping the tail of a too-long transfer up to its `last`
-        rewind = [region.eq(0), addr.eq(0), beat.eq(0)]
+        layout = self.header_layout or data.StructLayout({"magic": 1})
+        hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
+        discard = Signal()  # dropping the tail of a refused transfer up to its `last`
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0)]
 
         m.d.comb += [
             self.loaded.eq(loaded),
             # no beat is taken in a restart cycle: it would be dropped by the rewind
             self.i_stream.ready.eq(~loaded & ~self.restart),
         ]
-        for n, (w, _) in enumerate(self.regions):
+        for n, (_, w, _) in enumerate(self.regions):
             m.d.comb += [
                 getattr(self, f"we{n}").eq(commit & (commit_region == n)),
                 getattr(self, f"addr{n}").eq(commit_addr),
                 getattr(self, f"data{n}").eq(acc[:w]),
             ]
+
+        if has_hdr:
+            m.d.comb += self.header.eq(hdr)
+        # The header completed by this beat (acc with the current beat in place): checked and
+        # latched in the same cycle, so the first region's beat may follow without a stall.
+        payload = self.i_stream.payload.data
+        beats = [acc[32 * k : 32 * k + 32] for k in range(bpw[0])]
+        word = Cat(*[Mux(beat == k, payload, b) for k, b in enumerate(beats)])
+        new_hdr = layout(word[: layout.size])
+        ok = new_hdr.magic == self.magic
+        for field, _, dpt in self.regions if has_hdr else []:
+            ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
+
         take = self.i_stream.valid & self.i_stream.ready
         is_last = self.i_stream.payload.last
+        final = Signal()  # this beat is the final expected one of the transfer
         m.d.sync += commit.eq(0)
         with m.If(self.restart):
             m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
@@ -81,27 +123,32 @@ class WeightLoader(wiring.Component):
             with m.If(is_last):
                 m.d.sync += discard.eq(0)
         with m.Elif(take):
-            m.d.sync += acc.word_select(beat, 32).eq(self.i_stream.payload.data)
-            final = Signal()  # this beat is the final expected one
-            for n, (w, dpt) in enumerate(self.regions):
-                with m.If(region == n):
-                    with m.If(beat == beats_per_word(w) - 1):
-                        m.d.sync += [
-                            beat.eq(0),
-                            commit.eq(1),
-                            commit_region.eq(n),
-                            commit_addr.eq(addr),
-                        ]
-                        with m.If(addr == dpt - 1):
-                            m.d.sync += addr.eq(0)
-                            if n == nreg - 1:
-                                m.d.comb += final.eq(1)
-                            else:
-                                m.d.sync += region.eq(n + 1)
+            m.d.sync += acc.word_select(beat, 32).eq(payload)
+            with m.Switch(state):
+                with m.Case(0):  # (never reached without a header)
+                    with m.If(beat == bpw[0] - 1):
+                        m.d.sync += [beat.eq(0), addr.eq(0)]
+                        with m.If(ok):
+                            m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
                         with m.Else():
-                            m.d.sync += addr.eq(addr + 1)
+                            m.d.comb += self.err_header.eq(1)
+                            m.d.sync += [*rewind, discard.eq(~is_last)]
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
+                for n, (field, _, dpt) in enumerate(self.regions):
+                    length = hdr[field] if has_hdr else dpt
+                    with m.Case(n + 1):
+                        with m.If(beat == bpw[n + 1] - 1):
+                            m.d.sync += [beat.eq(0), commit.eq(1)]
+                            m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
+                            with m.If(addr == length - 1):  # the region's last word
+                                m.d.sync += [addr.eq(0), state.eq(n + 2)]
+                                if n == nreg - 1:
+                                    m.d.comb += final.eq(1)
+                            with m.Else():
+                                m.d.sync += addr.eq(addr + 1)
+                        with m.Else():
+                            m.d.sync += beat.eq(beat + 1)
             with m.If(final):
                 m.d.sync += rewind
                 with m.If(is_last):
@@ -109,7 +156,7 @@ class WeightLoader(wiring.Component):
                 with m.Else():
                     m.d.comb += self.err_long.eq(1)
                     m.d.sync += discard.eq(1)
-            with m.Elif(is_last):
+            with m.Elif(is_last & ~self.err_header):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
         return m

@@ -1,7 +1,13 @@
-"""The Accelerator: controller, memories, feeders, systolic array and write-back for one Program.
+"""The Accelerator: controller, memories, feeders, systolic array and write-back.
+
+The design is built for a MemoryPlan (array + memory depths + max layers); the program runs
+from a descriptor memory loaded at run time with the weights, so one build runs any Program
+that fits the plan (`MemoryPlan.check`). `Accelerator(program)` builds the smallest plan for
+one program.
 
 Streams (lib.stream, valid/ready; every payload carries `last` on its final item):
-  weights  In  {data: u32, last} beats: model transfer (see loader.py), once per model
+  weights  In  {data: u32, last} beats: model transfer (see loader.py: header, program,
+               weights, parameters), once per model
   image    In  {data: int8, last} input values in HWC order: data transfer, after `start`
   logits   Out {data: int8, last} results: result transfer
 Control: `start` (pulse) -> busy ... -> `done` (level until the next accepted start).
@@ -16,17 +22,20 @@ Faults are reported, never absorbed: `status` (STATUS_LAYOUT) holds sticky error
   weights_long    the final expected weight beat came without `last`; the loader discards up
                   to the next `last`. After either weight fault `weights_loaded` stays low and
                   the loader is rewound for a fresh transfer.
+  weights_header  the transfer's header was refused (wrong magic, a region empty or larger
+                  than its memory); the loader discards up to the next `last`.
   start_unloaded  `start` while `weights_loaded` is low (no complete model transfer): refused.
   start_busy      `start` during the data transfer or the computation: refused.
   start_unread    `start` during the result transfer (logits not all read): refused.
 `start` is a one-cycle pulse: held high, its second cycle is a start while busy. A refused
 start changes nothing else. An accepted start clears every flag; `weights_restart`
-clears the two weight flags. A design reset clears them too; `weights_loaded` survives a reset
+clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
 (the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
-3+L layer L; registered: `perf_data` shows the counter `perf_sel` selected one edge
-earlier); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
+3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
+Loaded program: `prog_layers`, `prog_in_len`, `prog_out_len` (from the loaded header: what a
+host link needs to frame a transfer).
 """
 
 from __future__ import annotations
@@ -35,9 +44,10 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
-from .descriptor import DESC_LAYOUT, pack_descriptor
+from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder
 from .loader import BEAT_LAYOUT, WeightLoader
 from .sequencer import Sequencer
@@ -66,6 +76,7 @@ STATUS_LAYOUT = data.StructLayout(
         "start_unloaded": 1,
         "start_busy": 1,
         "start_unread": 1,
+        "weights_header": 1,
     }
 )
 
@@ -87,17 +98,22 @@ def _delay(m: Module, sig, n: int, name: str):
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, program: Program) -> None:
-        self.program = program
-        cfg = program.array
+    def __init__(self, plan: MemoryPlan | Program) -> None:
+        if isinstance(plan, Program):
+            plan = MemoryPlan.of(plan)
+        self.plan = plan
+        cfg = plan.array
         self.R, self.C = cfg.rows, cfg.cols
-        self.addr_width = _bits(max(program.buf_depth))
-        self.n_layers = len(program.layers)
+        self.addr_width = _bits(max(plan.buf_depth))
+        self.n_layers = plan.max_layers
         super().__init__(
             {
                 "weights": In(stream.Signature(WEIGHT_LAYOUT)),
                 "weights_restart": In(1),
                 "weights_loaded": Out(1),
+                "prog_layers": Out(8),
+                "prog_in_len": Out(24),
+                "prog_out_len": Out(16),
                 "image": In(stream.Signature(IMAGE_LAYOUT)),
                 "logits": Out(stream.Signature(LOGIT_LAYOUT)),
                 "start": In(1),
@@ -117,16 +133,16 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        prog = self.program
-        cfg = prog.array
+        plan = self.plan
+        cfg = plan.array
         R, C = self.R, self.C
         AW = self.addr_width
 
         # ---------------- memories
-        convw = memory.Memory(shape=unsigned(8 * C), depth=prog.convw_depth, init=[])
-        directw = memory.Memory(shape=unsigned(8 * R * C), depth=prog.directw_depth, init=[])
+        convw = memory.Memory(shape=unsigned(8 * C), depth=plan.convw_depth, init=[])
+        directw = memory.Memory(shape=unsigned(8 * R * C), depth=plan.directw_depth, init=[])
         params = memory.Memory(
-            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=prog.param_depth, init=[]
+            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[]
         )
         m.submodules.convw = convw
         m.submodules.directw = directw
@@ -144,8 +160,8 @@ class Accelerator(wiring.Component):
         bufs = []  # bufs[b][k] = (port A read, port B read or None, write port) of copy k
         for b in range(2):
             copies = []
-            for k in range(prog.buf_copies):
-                mem = memory.Memory(shape=unsigned(8 * C), depth=prog.buf_depth[b], init=[])
+            for k in range((R + 1) // 2):
+                mem = memory.Memory(shape=unsigned(8 * C), depth=plan.buf_depth[b], init=[])
                 m.submodules[f"act{b}_{k}"] = mem
                 wp = mem.write_port(granularity=8)
                 ra = mem.read_port(transparent_for=(wp,))
@@ -158,21 +174,25 @@ class Accelerator(wiring.Component):
             ra, rb, _ = bufs[b][i // 2]
             return ra if i % 2 == 0 else rb
 
-        descs = [DESC_LAYOUT.const(pack_descriptor(lay, R)) for lay in prog.layers]
-        rom = memory.Memory(shape=DESC_LAYOUT, depth=len(descs), init=descs)
+        # the program: one descriptor per layer, loaded with the weights
+        rom = memory.Memory(shape=DESC_LAYOUT, depth=plan.max_layers, init=[])
         m.submodules.program = rom
-        rom_r = rom.read_port()
+        rom_r, rom_w = rom.read_port(), rom.write_port()
         desc = Signal(DESC_LAYOUT)
 
         # ---------------- model transfer
         loader = WeightLoader(
+            header=HEADER_LAYOUT,
+            magic=HEADER_MAGIC,
             regions=[
-                (8 * C, prog.convw_depth),
-                (8 * R * C, prog.directw_depth),
-                (len(params_w.data.as_value()), prog.param_depth),
-            ]
+                ("n_layers", DESC_LAYOUT.size, plan.max_layers),
+                ("convw_words", 8 * C, plan.convw_depth),
+                ("directw_words", 8 * R * C, plan.directw_depth),
+                ("param_words", len(params_w.data.as_value()), plan.param_depth),
+            ],
         )
         m.submodules.loader = loader
+        hdr = loader.header  # the loaded program's header (valid while weights_loaded)
         # no beat is taken while the controller is busy: the running inference reads these
         # memories (a weights_restart mid-run only rewinds the loader)
         m.d.comb += [
@@ -181,16 +201,16 @@ class Accelerator(wiring.Component):
             self.weights.ready.eq(loader.i_stream.ready & ~self.busy),
             loader.restart.eq(self.weights_restart),
             self.weights_loaded.eq(loader.loaded),
-            convw_w.en.eq(loader.we0),
-            convw_w.addr.eq(loader.addr0),
-            convw_w.data.eq(loader.data0),
-            directw_w.en.eq(loader.we1),
-            directw_w.addr.eq(loader.addr1),
-            directw_w.data.eq(loader.data1),
-            params_w.en.eq(loader.we2),
-            params_w.addr.eq(loader.addr2),
-            params_w.data.eq(loader.data2),
+            self.prog_layers.eq(hdr.n_layers),
+            self.prog_in_len.eq(hdr.in_len),
+            self.prog_out_len.eq(hdr.out_len),
         ]
+        for n, port in enumerate((rom_w, convw_w, directw_w, params_w)):
+            m.d.comb += [
+                port.en.eq(getattr(loader, f"we{n}")),
+                port.addr.eq(getattr(loader, f"addr{n}")),
+                port.data.eq(getattr(loader, f"data{n}")),
+            ]
 
         # ---------------- compute pipeline
         seq = Sequencer(cols=C)
@@ -202,9 +222,9 @@ class Accelerator(wiring.Component):
             cols=C,
             acc_width=cfg.acc_width,
             addr_width=AW,
-            param_addr_width=_bits(prog.param_depth),
-            pool_max_k=prog.pool_max_k,
-            pool_max_out_w=prog.pool_max_out_w,
+            param_addr_width=_bits(plan.param_depth),
+            pool_max_k=plan.pool_max_k,
+            pool_max_out_w=plan.pool_max_out_w,
         )
         m.submodules.wb = wb
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
@@ -252,7 +272,6 @@ class Accelerator(wiring.Component):
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
         in_count = Signal(24)
-        in_total = prog.in_shape[0] * prog.in_shape[1] * prog.in_shape[2]
         in_ptr = Signal(AW + 1)
         in_c = Signal(12)
         in_lane = Signal(range(C + 1))
@@ -266,8 +285,9 @@ class Accelerator(wiring.Component):
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
 
         counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
-        # Registered read: the counter mux is wide, so perf_data follows perf_sel one edge later.
-        m.d.sync += self.perf_data.eq(counters[self.perf_sel])
+        # Combinational read (the host link and the fault TB read it in the same cycle); a
+        # timing report naming this mux would make it registered, with their readers.
+        m.d.comb += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
@@ -316,15 +336,17 @@ class Accelerator(wiring.Component):
             self.error.eq(status.as_value().any()),
             flag.weights_short.eq(loader.err_short),
             flag.weights_long.eq(loader.err_long),
+            flag.weights_header.eq(loader.err_header),
         ]
         kept = Signal(STATUS_LAYOUT)
         m.d.comb += kept.eq(status)
         with m.If(self.weights_restart):
-            m.d.comb += [kept.weights_short.eq(0), kept.weights_long.eq(0)]
+            m.d.comb += [kept.weights_short.eq(0), kept.weights_long.eq(0),
+                         kept.weights_header.eq(0)]  # fmt: skip
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
 
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
-        n_last = self.n_layers - 1
+        n_last = hdr.n_layers - 1
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
         begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
@@ -348,7 +370,7 @@ class Accelerator(wiring.Component):
                 with m.If(self.image.valid):
                     m.d.comb += in_we.eq(1)
                     m.d.sync += in_count.eq(in_count + 1)
-                    with m.If(in_c == prog.in_shape[0] - 1):
+                    with m.If(in_c == hdr.in_c - 1):
                         m.d.sync += [in_c.eq(0), in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
                     with m.Else():
                         m.d.sync += in_c.eq(in_c + 1)
@@ -358,7 +380,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += in_lane.eq(in_lane + 1)
                     # the image must end exactly on its in_total-th value: a short one is
                     # dropped unrun, a long one is discarded up to its `last`
-                    with m.If(in_count == in_total - 1):
+                    with m.If(in_count == hdr.in_len - 1):
                         with m.If(self.image.payload.last):
                             m.next = "FETCH"
                         with m.Else():
@@ -401,7 +423,7 @@ class Accelerator(wiring.Component):
                 m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
                 m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                src_word = rport(prog.out_buf, 0).data
+                src_word = Mux(hdr.out_buf, rport(1, 0).data, rport(0, 0).data)
                 m.d.sync += out_word.eq(src_word)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
@@ -410,11 +432,11 @@ class Accelerator(wiring.Component):
                 m.d.comb += [
                     self.logits.valid.eq(1),
                     self.logits.payload.data.eq(out_word[:8]),
-                    self.logits.payload.last.eq(out_n == prog.out_len - 1),
+                    self.logits.payload.last.eq(out_n == hdr.out_len - 1),
                 ]
                 with m.If(self.logits.ready):
                     m.d.sync += [out_n.eq(out_n + 1), out_word.eq(out_word >> 8)]
-                    with m.If(out_n == prog.out_len - 1):
+                    with m.If(out_n == hdr.out_len - 1):
                         m.next = "DONE"
                     with m.Elif(out_lane == C - 1):
                         m.d.sync += [out_lane.eq(0), out_ptr.eq(out_ptr + 1)]

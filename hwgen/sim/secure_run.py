@@ -28,7 +28,9 @@ from hwgen.secure.infer import secure_infer, share_model
 from hwgen.secure.ring import Ring
 from hwgen.sim.runner import build_verilog, run_cocotb
 
-__all__ = ["run_secure", "engine_for", "RtlGemm"]
+__all__ = ["run_secure", "engine_for", "engine_depths", "RtlGemm"]
+
+BURST = 64  # words per host transaction of the engines' load/read port
 
 
 def _gemm_shapes(qm: QModel) -> list[tuple[str, int, int, int]]:
@@ -43,26 +45,32 @@ def _gemm_shapes(qm: QModel) -> list[tuple[str, int, int, int]]:
     return out
 
 
-def engine_for(qm: QModel, cfg: ArrayConfig) -> ShareGemm:
+def engine_depths(qm: QModel, cfg: ArrayConfig) -> tuple[int, int, int]:
+    """The operand / output memory depths that fit every GEMM of the model."""
     lay = [gemm_layout(cfg, m, n, k) for _, m, k, n in _gemm_shapes(qm)]
-    return ShareGemm(cfg, *(max(x[w] for x in lay) for w in ("a_words", "b_words", "o_words")))
+    return tuple(max(x[w] for x in lay) for w in ("a_words", "b_words", "o_words"))
 
 
-def _cached_verilog(engine: ShareGemm) -> str:
+def engine_for(qm: QModel, cfg: ArrayConfig) -> ShareGemm:
+    return ShareGemm(cfg, *engine_depths(qm, cfg))
+
+
+def _cached_verilog(qm: QModel, cfg: ArrayConfig, burst: int) -> str:
     """Amaranth → Verilog of the engine, cached by its parameters and the RTL sources (the
-    conversion of the 8x8 engine takes minutes)."""
+    conversion of the 8x8 engine takes minutes). The component is built only on a miss."""
     import hashlib
 
     from hwgen.paths import PACKAGE_DIR, sim_build
 
-    h = hashlib.sha256(repr((engine.cfg, engine.depths, engine.burst)).encode())
+    depths = engine_depths(qm, cfg)
+    h = hashlib.sha256(repr((cfg, depths, burst)).encode())
     for f in sorted((PACKAGE_DIR / "rtl").glob("*.py")):
         h.update(f.read_bytes())
     path = sim_build() / "secure_verilog" / f"share_gemm_{h.hexdigest()[:16]}.v"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(build_verilog(engine, "share_gemm"))
+        tmp.write_text(build_verilog(ShareGemm(cfg, *depths, burst=burst), "share_gemm"))
         tmp.replace(path)
     return path.read_text()
 
@@ -76,9 +84,8 @@ class RtlGemm:
         key = secrets.token_bytes(16)
         self.listener = Listener(str(Path(self.tmp.name) / "sock"), family="AF_UNIX",
                                  authkey=key)
-        engine = engine_for(qm, cfg)
-        self.burst = engine.burst
-        verilog = _cached_verilog(engine)
+        self.burst = BURST
+        verilog = _cached_verilog(qm, cfg, self.burst)
         self.results: dict[int, object] = {}
         self.threads = []
         for party in (0, 1):

@@ -214,9 +214,9 @@ Outcome run_image(Sim& s, const int8_t* img, const Args& a) {
     o.status = t->status;
     if (o.error.empty() && t->error) o.error = "the design raised its error output";
 #endif
-    for (long i = 0; i < a.n_perf; ++i) {  // perf_data is combinational on perf_sel
+    for (long i = 0; i < a.n_perf; ++i) {  // perf_data is registered: one edge after perf_sel
         t->perf_sel = static_cast<uint8_t>(i);
-        t->eval();
+        s.tick();
         o.perf.push_back(t->perf_data);
     }
     return o;

@@ -22,7 +22,7 @@ from hwgen.sim.tb.common import load_params, rng_from_env
 
 # STATUS_LAYOUT field order (hwgen/rtl/top.py); the TB does not import hwgen.rtl (no Amaranth)
 FLAGS = ("image_short", "image_long", "weights_short", "weights_long",
-         "start_unloaded", "start_busy", "start_unread")  # fmt: skip
+         "start_unloaded", "start_busy", "start_unread", "weights_header")  # fmt: skip
 TIMEOUT_CYCLES = 400_000
 GAP = 0.15  # probability of an idle cycle on a stream (source) or of backpressure (sink)
 
@@ -205,7 +205,8 @@ async def start_without_weights(dut) -> None:
 @cocotb.test()
 async def reset_during_weight_load(dut) -> None:
     """A design reset in the middle of the model transfer: the rest of the beats cannot make a
-    complete load (weights_short), start is refused; a full transfer recovers."""
+    complete load (the loader starts again at the header and refuses them: weights_header),
+    start is refused; a full transfer recovers."""
     b = Bench(dut)
     await b.init()
     beats = with_last(b.beats["A"], WEIGHT_BITS)
@@ -214,10 +215,11 @@ async def reset_during_weight_load(dut) -> None:
     await b.reset()
     await b.expect_status(0, "status after the reset")
     assert await b.send("weights", beats[half:]) == len(beats) - half
-    await b.expect_status(flags("weights_short"), "rest of the beats after a reset")
+    # the loader restarted at the header: the rest of the beats are no valid program header
+    await b.expect_status(flags("weights_header"), "rest of the beats after a reset")
     assert int(dut.weights_loaded.value) == 0, "weights_loaded high after a broken transfer"
     await b.start()
-    await b.expect_status(flags("weights_short", "start_unloaded"), "start after a broken load")
+    await b.expect_status(flags("weights_header", "start_unloaded"), "start after a broken load")
     assert int(dut.busy.value) == 0, "start ran on a broken load"
     await b.load("A", restart=False)  # the loader rewound itself: no restart needed
     await b.infer("A", 1, "image after the reload")

@@ -1,0 +1,343 @@
+"""HostTop: the Accelerator behind a framed UART host link (docs/hostlink.md).
+
+    HostTop(program_or_plan, clk_freq, baud, *, max_payload=1024, timeout_bits=2000)
+
+Ports: `uart_rx` In(1), `uart_tx` Out(1), `led_busy`, `led_done`, `led_error` Out(1). A board
+top (e.g. the ULX3S one) instantiates it in its sync domain and wires the FTDI UART pins and
+three LEDs; nothing else leaves the chip. The design is sized by a MemoryPlan (a Program builds
+the smallest plan for it); any program that fits is loaded over the link.
+
+Inside: UartRx -> frame parser (sync byte, command, length, payload into a frame buffer,
+CRC-16 check, inter-byte timeout) -> command dispatcher (drives the Accelerator's weights and
+image streams, reads its logits stream and cycle counters) -> reply framer -> UartTx. A frame
+acts only once it is complete and its CRC is right, so a corrupted or truncated frame changes
+nothing. One frame is in flight at a time: bytes that arrive while a command runs are ignored.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from amaranth import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.rtl.top import Accelerator
+from hwgen.schedule.capacity import MemoryPlan
+from hwgen.schedule.program import Program
+
+from .protocol import (
+    INFO_FORMAT,
+    INFO_MAGIC,
+    INFO_VERSION,
+    REP_SYNC,
+    REQ_SYNC,
+    ST_ACCEL_ERROR,
+    ST_ACCEL_STATUS_SHIFT,
+    ST_BUSY,
+    ST_DONE,
+    ST_LAST_ERROR_SHIFT,
+    ST_LOADED,
+    Cmd,
+    Status,
+)
+from .uart import UartRx, UartTx, crc16_update
+
+__all__ = ["HostTop", "info_payload"]
+
+
+def info_payload(plan: MemoryPlan, max_payload: int) -> bytes:
+    a = plan.array
+    return struct.pack(
+        INFO_FORMAT, INFO_MAGIC, INFO_VERSION, a.rows, a.cols, 0, max_payload, plan.max_layers,
+        plan.buf_depth[0], plan.buf_depth[1], plan.convw_depth, plan.directw_depth,
+        plan.param_depth, plan.pool_max_k, plan.pool_max_out_w,
+    )  # fmt: skip
+
+
+def _drive(payload, value, last) -> list:
+    """Drive a {data, last} stream payload (INTERFACES 1)."""
+    return [payload.data.eq(value), payload.last.eq(last)]
+
+
+class HostTop(wiring.Component):
+    def __init__(
+        self,
+        program: Program | MemoryPlan,
+        clk_freq: float,
+        baud: float,
+        *,
+        max_payload: int = 1024,
+        timeout_bits: int = 2000,
+    ) -> None:
+        self.plan = MemoryPlan.of(program) if isinstance(program, Program) else program
+        self.cpb = round(clk_freq / baud)
+        if self.cpb < 4:
+            raise ValueError(f"clk_freq/baud = {clk_freq}/{baud} < 4 clocks per bit")
+        if max_payload < 8 or max_payload % 4 or max_payload > 0xFFFF:
+            raise ValueError(f"max_payload {max_payload}: a multiple of 4 in 8..65532")
+        self.max_payload = max_payload
+        self.timeout = timeout_bits * self.cpb
+        super().__init__(
+            {
+                "uart_rx": In(1, init=1),
+                "uart_tx": Out(1, init=1),
+                "led_busy": Out(1),
+                "led_done": Out(1),
+                "led_error": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:  # noqa: C901 - one dispatcher FSM
+        m = Module()
+        m.submodules.accel = acc = Accelerator(self.plan)
+        m.submodules.rx = rx = UartRx(self.cpb)
+        m.submodules.tx = tx = UartTx(self.cpb)
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        m.d.comb += [acc.dbg_stop.eq(0), acc.dbg_buf.eq(0), acc.dbg_addr.eq(0)]
+        fbuf = memory.Memory(shape=unsigned(8), depth=self.max_payload, init=[])
+        m.submodules.fbuf = fbuf
+        fb_w, fb_r = fbuf.write_port(), fbuf.read_port()
+
+        # ---------------- frame parser
+        p_cmd = Signal(8)
+        p_len = Signal(16)
+        p_cnt = Signal(16)
+        p_crc = Signal(16, init=0xFFFF)
+        p_crc_lo = Signal(8)
+        idle_cnt = Signal(range(self.timeout + 1))
+        f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
+        f_status = Signal(8)
+        enable = Signal()  # the dispatcher waits for a frame
+        byte = rx.o.payload
+        got = rx.o.valid & enable
+        m.d.sync += f_valid.eq(0)
+        too_long = p_len > self.max_payload
+
+        def timeout() -> None:  # last in every state after SYNC: overrides its m.next
+            with m.If(~got & (idle_cnt == self.timeout)):
+                m.d.sync += [f_valid.eq(1), f_status.eq(Status.TIMEOUT)]
+                m.next = "SYNC"
+        with m.FSM(name="parse") as pfsm:
+            with m.State("SYNC"):
+                m.d.sync += idle_cnt.eq(0)
+                with m.If(got & (byte == REQ_SYNC)):
+                    m.d.sync += p_crc.eq(0xFFFF)
+                    m.next = "CMD"
+            for st, nxt, action in (
+                ("CMD", "LEN0", [p_cmd.eq(byte)]),
+                ("LEN0", "LEN1", [p_len[:8].eq(byte)]),
+            ):
+                with m.State(st):
+                    with m.If(got):
+                        m.d.sync += [*action, p_crc.eq(crc16_update(p_crc, byte))]
+                        m.next = nxt
+                    timeout()
+            with m.State("LEN1"):
+                with m.If(got):
+                    m.d.sync += [p_len[8:].eq(byte), p_crc.eq(crc16_update(p_crc, byte)),
+                                 p_cnt.eq(0)]  # fmt: skip
+                    m.next = "PAYLOAD"
+                timeout()
+            with m.State("PAYLOAD"):
+                with m.If(p_cnt == p_len):
+                    m.next = "CRC0"
+                with m.Elif(got):
+                    m.d.comb += [fb_w.en.eq(p_cnt < self.max_payload), fb_w.addr.eq(p_cnt),
+                                 fb_w.data.eq(byte)]  # fmt: skip
+                    m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte))]
+                timeout()
+            with m.State("CRC0"):
+                with m.If(got):
+                    m.d.sync += p_crc_lo.eq(byte)
+                    m.next = "CRC1"
+                timeout()
+            with m.State("CRC1"):
+                with m.If(got):
+                    crc_ok = (byte == p_crc[8:]) & (p_crc_lo == p_crc[:8])
+                    m.d.sync += [
+                        f_valid.eq(1),
+                        f_status.eq(
+                            Mux(crc_ok, Mux(too_long, Status.LENGTH, Status.OK), Status.CRC)
+                        ),
+                    ]
+                    m.next = "SYNC"
+                timeout()
+        # a frame that stops arriving mid-way is dropped with a TIMEOUT reply
+        with m.If(pfsm.ongoing("SYNC") | got):
+            m.d.sync += idle_cnt.eq(0)
+        with m.Elif(idle_cnt != self.timeout):
+            m.d.sync += idle_cnt.eq(idle_cnt + 1)
+
+        # ---------------- reply framer
+        r_start = Signal()  # pulse: send a reply with r_status, r_cmd, r_len from r_src
+        r_status, r_cmd, r_len = Signal(8), Signal(8), Signal(16)
+        r_src = Signal(2)  # payload source
+        SRC_INFO, SRC_STATUS, SRC_CYCLES, SRC_LOGITS = range(4)
+        r_idx = Signal(16)
+        r_crc = Signal(16)
+        r_busy = Signal()
+
+        info = info_payload(self.plan, self.max_payload)
+        info_rom = Array(Const(b, 8) for b in info)
+        status_word = Signal(32)
+        status_snap = Signal(32)
+        last_err = Signal(8)
+        accel_status = acc.status.as_value()
+        accel_error = acc.error
+        m.d.comb += status_word.eq(
+            (acc.weights_loaded << ST_LOADED)
+            | (acc.busy << ST_BUSY)
+            | (acc.done << ST_DONE)
+            | (accel_error << ST_ACCEL_ERROR)
+            | (last_err << ST_LAST_ERROR_SHIFT)
+            | (accel_status << ST_ACCEL_STATUS_SHIFT)
+        )
+        m.d.comb += acc.perf_sel.eq(r_idx[2:10])
+        st = acc.status
+        weight_fault = st.weights_short | st.weights_long | st.weights_header
+        pay_byte = Signal(8)
+        pay_valid = Signal()
+        with m.Switch(r_src):
+            with m.Case(SRC_INFO):
+                m.d.comb += [pay_byte.eq(info_rom[r_idx[:8]]), pay_valid.eq(1)]
+            with m.Case(SRC_STATUS):
+                m.d.comb += [pay_byte.eq(status_snap.word_select(r_idx[:2], 8)), pay_valid.eq(1)]
+            with m.Case(SRC_CYCLES):
+                m.d.comb += [pay_byte.eq(acc.perf_data.word_select(r_idx[:2], 8)),
+                             pay_valid.eq(1)]  # fmt: skip
+            with m.Case(SRC_LOGITS):
+                m.d.comb += [pay_byte.eq(acc.logits.payload.data), pay_valid.eq(acc.logits.valid)]
+
+        hdr_byte = Signal(8)
+        m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
+                                       r_len[8:]])[r_idx[:3]])  # fmt: skip
+        with m.FSM(name="reply") as rfsm:
+            with m.State("IDLE"):
+                with m.If(r_start):
+                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF)]
+                    m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(hdr_byte)]
+                with m.If(tx.i.ready):
+                    m.d.sync += r_idx.eq(r_idx + 1)
+                    with m.If(r_idx != 0):
+                        m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_byte))
+                    with m.If(r_idx == 4):
+                        m.d.sync += r_idx.eq(0)
+                        m.next = "PAY"
+            with m.State("PAY"):
+                with m.If(r_idx == r_len):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.d.comb += [tx.i.valid.eq(pay_valid), tx.i.payload.eq(pay_byte)]
+                    with m.If(tx.i.ready & pay_valid):
+                        m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
+                        m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_byte))]
+            with m.State("CRC0"):
+                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
+                with m.If(tx.i.ready):
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[8:])]
+                with m.If(tx.i.ready):
+                    m.next = "IDLE"
+        m.d.comb += r_busy.eq(~rfsm.ongoing("IDLE") | r_start)
+
+        # ---------------- dispatcher
+        rd_ptr = Signal(16)
+        beat = Signal(32)
+        nbyte = Signal(2)
+        m.d.comb += fb_r.addr.eq(rd_ptr)
+        m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
+
+        def answer(status, length=0, src=SRC_INFO) -> None:
+            m.d.sync += [r_start.eq(1), r_status.eq(status), r_cmd.eq(p_cmd), r_len.eq(length),
+                         r_src.eq(src)]  # fmt: skip
+            if isinstance(status, int):
+                if status != Status.OK:
+                    m.d.sync += last_err.eq(int(status))
+            else:
+                with m.If(status != Status.OK):
+                    m.d.sync += last_err.eq(status)
+            m.next = "REPLY"
+
+        with m.FSM(name="dispatch"):
+            with m.State("WAIT"):
+                m.d.comb += enable.eq(1)
+                with m.If(f_valid):
+                    m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
+                    with m.If(f_status != Status.OK):
+                        answer(f_status)
+                    with m.Elif(p_cmd == Cmd.INFO):
+                        answer(Status.OK, len(info), SRC_INFO)
+                    with m.Elif(p_cmd == Cmd.STATUS):
+                        answer(Status.OK, 4, SRC_STATUS)
+                        # the reply carries this snapshot; reading it clears the last error
+                        m.d.sync += [status_snap.eq(status_word), last_err.eq(0)]
+                    with m.Elif(p_cmd == Cmd.CYCLES):
+                        answer(Status.OK, 4 * (3 + acc.prog_layers), SRC_CYCLES)
+                    with m.Elif(p_cmd == Cmd.LOAD_BEGIN):
+                        m.d.sync += acc.weights_restart.eq(1)
+                        answer(Status.OK)
+                    with m.Elif((p_cmd == Cmd.LOAD_DATA) | (p_cmd == Cmd.LOAD_LAST)):
+                        with m.If((p_len == 0) | (p_len[:2] != 0)):
+                            answer(Status.LENGTH)
+                        with m.Else():
+                            m.next = "LOAD_RD"
+                    with m.Elif(p_cmd == Cmd.INFER):
+                        with m.If(~acc.weights_loaded):
+                            answer(Status.NOT_LOADED)
+                        with m.Elif(p_len != acc.prog_in_len):
+                            answer(Status.LENGTH)
+                        with m.Else():
+                            m.d.sync += acc.start.eq(1)
+                            m.next = "FEED_RD"
+                    with m.Else():
+                        answer(Status.COMMAND)
+            with m.State("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle
+                m.next = "LOAD_ACC"
+            with m.State("LOAD_ACC"):
+                m.d.sync += [beat.word_select(nbyte, 8).eq(fb_r.data), nbyte.eq(nbyte + 1),
+                             rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
+                m.next = "LOAD_RD"
+                with m.If(nbyte == 3):
+                    m.next = "LOAD_PUSH"
+            with m.State("LOAD_PUSH"):
+                last = rd_ptr == p_len
+                m.d.comb += acc.weights.valid.eq(~acc.weights_loaded & ~weight_fault)
+                m.d.comb += _drive(acc.weights.payload, beat, last & (p_cmd == Cmd.LOAD_LAST))
+                with m.If(acc.weights_loaded | weight_fault):  # refused until LOAD_BEGIN
+                    answer(Status.LOAD)
+                with m.Elif(acc.weights.ready):
+                    with m.If(last):
+                        m.next = "LOAD_CHECK"
+                    with m.Else():
+                        m.next = "LOAD_RD"
+            with m.State("LOAD_CHECK"):  # the loader's flags for the frame's final beat
+                with m.If(weight_fault | ((p_cmd == Cmd.LOAD_LAST) & ~acc.weights_loaded)):
+                    answer(Status.LOAD)
+                with m.Else():
+                    answer(Status.OK)
+            with m.State("FEED_RD"):
+                m.next = "FEED_PUSH"
+            with m.State("FEED_PUSH"):
+                last = rd_ptr == p_len - 1
+                m.d.comb += acc.image.valid.eq(1)
+                m.d.comb += _drive(acc.image.payload, fb_r.data, last)
+                with m.If(acc.image.ready):
+                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
+                    with m.If(last):
+                        answer(Status.OK, acc.prog_out_len, SRC_LOGITS)
+                    with m.Else():
+                        m.next = "FEED_RD"
+            with m.State("REPLY"):
+                with m.If(~r_busy):
+                    m.next = "WAIT"
+
+        m.d.comb += [
+            self.led_busy.eq(acc.busy),
+            self.led_done.eq(acc.done),
+            self.led_error.eq((last_err != 0) | accel_error),
+        ]
+        return m

@@ -1,0 +1,141 @@
+"""Memory plan: the sizes one generated design is built with, and whether a Program fits them.
+
+The program (header + one descriptor per layer) is loaded at run time with the weights, so a
+design is defined by its array and its memory depths, not by a model. `MemoryPlan.of(prog)`
+sizes a design for one program, `MemoryPlan.fit(progs)` for several (element-wise maximum),
+and `plan.check(prog)` raises `FitError` naming the layer, the memory and both sizes before
+anything is transferred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hwgen.config import ArrayConfig
+
+from .lower import ScheduleError, lower
+from .program import MODE_CONV, LayerPlan, Program
+
+__all__ = ["FitError", "MemoryPlan", "layer_extents", "lower_fit"]
+
+
+class FitError(ScheduleError):
+    """A program needs more than the design's memories hold (one line: layer, memory, sizes)."""
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Capacity of one Accelerator build (depths in words; widths follow from the array)."""
+
+    array: ArrayConfig
+    buf_depth: tuple[int, int]  # activation buffers 0 and 1, words of C lanes (x ceil(R/2) copies)
+    convw_depth: int  # words of C int8 lanes
+    directw_depth: int  # words of R*C int8 lanes
+    param_depth: int  # words of C requant-parameter lanes
+    max_layers: int  # descriptor memory depth (= layers of the program)
+    pool_max_k: int = 2
+    pool_max_out_w: int = 1  # the fused pool's line buffer length
+
+    def __post_init__(self) -> None:
+        for name in ("convw_depth", "directw_depth", "param_depth", "max_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MemoryPlan.{name} must be >= 1, not {getattr(self, name)}")
+        if min(self.buf_depth) < 1:
+            raise ValueError(f"MemoryPlan.buf_depth must be >= 1, not {self.buf_depth}")
+
+    @classmethod
+    def of(cls, prog: Program) -> MemoryPlan:
+        """The smallest plan that runs `prog` (what a single-model build gets)."""
+        return cls(
+            array=prog.array,
+            buf_depth=prog.buf_depth,
+            convw_depth=prog.convw_depth,
+            directw_depth=prog.directw_depth,
+            param_depth=prog.param_depth,
+            max_layers=len(prog.layers),
+            pool_max_k=prog.pool_max_k,
+            pool_max_out_w=prog.pool_max_out_w,
+        )
+
+    @classmethod
+    def fit(cls, progs: Iterable[Program]) -> MemoryPlan:
+        """The smallest plan that runs every program in `progs` (all on the same array)."""
+        plans = [cls.of(p) for p in progs]
+        if not plans:
+            raise ValueError("MemoryPlan.fit needs at least one program")
+        arrays = {p.array for p in plans}
+        if len(arrays) != 1:
+            arrs = sorted(map(str, arrays))
+            raise ValueError(f"MemoryPlan.fit: programs for different arrays {arrs}")
+        return cls(
+            array=plans[0].array,
+            buf_depth=(max(p.buf_depth[0] for p in plans), max(p.buf_depth[1] for p in plans)),
+            convw_depth=max(p.convw_depth for p in plans),
+            directw_depth=max(p.directw_depth for p in plans),
+            param_depth=max(p.param_depth for p in plans),
+            max_layers=max(p.max_layers for p in plans),
+            pool_max_k=max(p.pool_max_k for p in plans),
+            pool_max_out_w=max(p.pool_max_out_w for p in plans),
+        )
+
+    def text(self) -> str:
+        a = self.array
+        return (
+            f"{a} array; activation buffers {self.buf_depth[0]}/{self.buf_depth[1]} words x "
+            f"{a.cols} lanes (x{(a.rows + 1) // 2} copies); "
+            f"conv weights {self.convw_depth} words; direct "
+            f"weights {self.directw_depth} words; params {self.param_depth} words; "
+            f"{self.max_layers} layers; pool k<={self.pool_max_k}, pooled width<="
+            f"{self.pool_max_out_w}"
+        )
+
+    def check(self, prog: Program) -> Program:
+        """Raise FitError for the first thing of `prog` that does not fit; return `prog`."""
+        what = f"model '{prog.model}'"
+        if prog.array != self.array:
+            raise FitError(
+                f"{what} is scheduled for a {prog.array} array, the design is {self.array}"
+            )
+        if len(prog.layers) > self.max_layers:
+            raise FitError(
+                f"{what}: {len(prog.layers)} layers > descriptor memory of {self.max_layers}"
+            )
+        in_words = prog.in_shape[1] * prog.in_shape[2] * prog.in_cw
+        _need(what, "input", "activation buffer 0", in_words, self.buf_depth[0])
+        for lay in prog.layers:
+            ext = layer_extents(lay)
+            at = f"{what}: layer '{lay.name}'"
+            buf = f"activation buffer {lay.dst}"
+            _need(at, "output", buf, lay.out_words, self.buf_depth[lay.dst])
+            wmem, wdepth = (
+                ("conv weight memory", self.convw_depth)
+                if lay.mode == MODE_CONV
+                else ("direct weight memory", self.directw_depth)
+            )
+            _need(at, "weights", wmem, lay.wbase + ext["weights"], wdepth)
+            _need(at, "parameters", "parameter memory", lay.pbase + ext["params"], self.param_depth)
+            if lay.pool_en and lay.pool_k > self.pool_max_k:
+                raise FitError(f"{at}: pool kernel {lay.pool_k} > the design's {self.pool_max_k}")
+            if lay.pool_en and lay.pool_out_w > self.pool_max_out_w:
+                raise FitError(
+                    f"{at}: pooled width {lay.pool_out_w} > the pool line buffer of "
+                    f"{self.pool_max_out_w}"
+                )
+        return prog
+
+
+def _need(at: str, what: str, mem: str, need: int, have: int) -> None:
+    if need > have:
+        raise FitError(f"{at}: {what} need {need} words of the {mem}, the design has {have}")
+
+
+def layer_extents(lay: LayerPlan) -> dict[str, int]:
+    """Words of the weight and parameter memories one layer occupies from its base."""
+    weights = lay.groups * (lay.k_len if lay.mode == MODE_CONV else lay.interval)
+    return {"weights": weights, "params": lay.out_cw}
+
+
+def lower_fit(qm, plan: MemoryPlan) -> Program:
+    """Lower `qm` onto `plan.array` and check it against the plan (FitError if it does not fit)."""
+    return plan.check(lower(qm, plan.array))

@@ -1,0 +1,88 @@
+"""HostTop end to end in Verilator: the real host driver talks to the whole design through a
+bit-level UART model (hwgen/sim/tb/hostlink_tb.py).
+
+One build sized for two models (MemoryPlan.fit) runs: refusal of an inference before any and
+before a complete load, a corrupted frame (CRC error reply, no state change), a truncated frame
+(timeout error reply), too many beats / a wrong image length / an unknown command refused,
+20 MNIST images on tiny_cnn bit-exact, then a second model with a different input shape loaded
+through Board.load, its own logits bit-exact. The slow variant (mnist_cnn 8x8 + tiny_cnn)
+also reloads the first model and checks it again.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from hwgen.config import ArrayConfig
+from hwgen.datasets import load_mnist_sample
+from hwgen.emit.images import weight_beats
+from hwgen.evaluate import build_qmodel
+from hwgen.golden.run import predict
+from hwgen.hostlink.top import HostTop
+from hwgen.paths import sim_build
+from hwgen.schedule.capacity import MemoryPlan
+from hwgen.schedule.lower import lower
+from hwgen.sim.runner import run_unit
+from sim.test_controller import tiny_model
+
+CPB = 4  # clocks per UART bit: a fast simulation
+
+
+def _case(qm, array, images) -> dict:
+    prog = lower(qm, array)
+    return {
+        "prog": prog,
+        "beats": weight_beats(prog).astype("<u4").tobytes(),
+        "in_len": int(np.prod(prog.in_shape)),
+        "images": images,
+        "logits": predict(qm, images),
+    }
+
+
+@pytest.mark.rtl
+def test_hostlink_end_to_end() -> None:
+    rng = np.random.default_rng(11)
+    qb = tiny_model()
+    _run("tiny_cnn", qb, rng.integers(0, 256, (3, *qb.in_shape)).astype(np.uint8), "4x4", 0)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_hostlink_mnist_8x8() -> None:
+    """mnist_cnn on 8x8 (20 images), tiny_cnn as the second model, one build."""
+    mnist, _ = load_mnist_sample()
+    _run("mnist_cnn", build_qmodel("tiny_cnn"), mnist[20:23], "8x8", 3)
+
+
+def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
+    """A: 20 MNIST images; B loaded between; A reloaded for `n_again` more images."""
+    array = ArrayConfig.parse(array_text)
+    mnist, _ = load_mnist_sample()
+    a = _case(build_qmodel(model_a), array, mnist[:20])
+    b = _case(qb, array, images_b)
+    plan = MemoryPlan.fit([a["prog"], b["prog"]])
+    name = f"hostlink_{model_a}_{array}"
+    work = sim_build() / name
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "cases.pkl", "wb") as f:
+        pickle.dump({"a": a, "b": b}, f)
+    results = work / "results.json"
+    if results.exists():
+        results.unlink()
+    params = {
+        "cases": str(work / "cases.pkl"), "results": str(results), "cpb": CPB,
+        "rows": array.rows, "cols": array.cols, "n_again": n_again, "read_timeout_bits": 100_000,
+    }  # fmt: skip
+    top = HostTop(plan, clk_freq=CPB * 1_000_000, baud=1_000_000, timeout_bits=200)
+    run_unit(top, toplevel="hosttop", test_module="hwgen.sim.tb.hostlink_tb", name=name,
+             params=params)  # fmt: skip
+    log = json.loads(results.read_text())
+    assert log["a1"] == a["logits"].tolist() and len(log["a1"]) == 20
+    assert log["b"] == b["logits"].tolist()
+    assert log["a2"] == a["logits"][:n_again].tolist()
+    assert len(log["a1_cycles"]["layers"]) == len(a["prog"].layers)
+    assert len(log["b_cycles"]["layers"]) == len(b["prog"].layers)

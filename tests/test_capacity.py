@@ -1,0 +1,95 @@
+"""MemoryPlan: sizing one design for several models, and a clear error for a model that does not
+fit (named layer, memory, both sizes) before anything is transferred."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from hwgen.config import ArrayConfig
+from hwgen.emit.images import program_beats, weight_beats
+from hwgen.evaluate import build_qmodel
+from hwgen.hostlink.driver import Board
+from hwgen.hostlink.protocol import Cmd, Status, reply, request
+from hwgen.hostlink.top import info_payload
+from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
+from hwgen.rtl.loader import beats_per_word
+from hwgen.schedule.capacity import FitError, MemoryPlan, lower_fit
+from hwgen.schedule.lower import lower
+
+A = ArrayConfig(4, 4)
+
+
+def _progs():
+    return lower(build_qmodel("tiny_cnn"), A), lower(build_qmodel("mnist_cnn"), A)
+
+
+def test_fit_covers_every_model() -> None:
+    tiny, mnist = _progs()
+    plan = MemoryPlan.fit([tiny, mnist])
+    for p in (tiny, mnist):
+        assert plan.check(p) is p
+    pairs = zip(tiny.buf_depth, mnist.buf_depth, strict=True)
+    assert plan.buf_depth == tuple(max(a, b) for a, b in pairs)
+    assert plan.convw_depth == max(tiny.convw_depth, mnist.convw_depth)
+    assert plan.max_layers == max(len(tiny.layers), len(mnist.layers))
+
+
+def test_misfit_names_layer_memory_and_sizes() -> None:
+    tiny, mnist = _progs()
+    plan = MemoryPlan.of(tiny)
+    with pytest.raises(FitError) as e:
+        lower_fit(build_qmodel("mnist_cnn"), plan)
+    msg = str(e.value)
+    lay = mnist.layers[0]
+    assert f"layer '{lay.name}'" in msg and "activation buffer 1" in msg, msg
+    assert f"{lay.out_words} words" in msg and f"has {plan.buf_depth[1]}" in msg, msg
+    # weights that do not fit: a plan with every buffer large enough but a small weight memory
+    big = MemoryPlan.fit([tiny, mnist])
+    small_w = dataclasses.replace(big, convw_depth=tiny.convw_depth)
+    msg = str(pytest.raises(FitError, small_w.check, mnist).value)
+    assert re.search(r"layer '\w+': weights need \d+ words of the conv weight memory, "
+                     rf"the design has {tiny.convw_depth}", msg), msg  # fmt: skip
+    with pytest.raises(FitError, match="4x4 array, the design is 8x8"):
+        MemoryPlan.fit([lower(build_qmodel("tiny_cnn"), ArrayConfig(8, 8))]).check(tiny)
+
+
+class _FakePort:
+    """Answers INFO with a plan; records everything the host writes."""
+
+    def __init__(self, plan: MemoryPlan) -> None:
+        self.out = b""
+        self.pending = reply(Status.OK, Cmd.INFO, info_payload(plan, 1024))
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.written.append(bytes(data))
+        self.out += self.pending
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        chunk, self.out = self.out[:n], self.out[n:]
+        return chunk
+
+
+def test_board_refuses_a_misfit_before_any_transfer() -> None:
+    tiny, mnist = _progs()
+    port = _FakePort(MemoryPlan.of(tiny))
+    board = Board(port)
+    with pytest.raises(FitError, match="activation buffer 1"):
+        board.load(mnist)
+    assert port.written == [request(Cmd.INFO)], "bytes beyond INFO were sent for a misfit"
+    assert board.plan() == MemoryPlan.of(tiny)
+
+
+def test_transfer_starts_with_header_and_program() -> None:
+    tiny, _ = _progs()
+    beats = weight_beats(tiny)
+    n_hdr = beats_per_word(HEADER_LAYOUT.size)
+    head = sum(int(b) << (32 * i) for i, b in enumerate(beats[:n_hdr]))
+    hdr = HEADER_LAYOUT.from_bits(head)
+    assert hdr.n_layers == len(tiny.layers) and hdr.in_len == 28 * 28
+    assert hdr.out_len == tiny.out_len and hdr.convw_words == tiny.convw_depth
+    assert len(program_beats(tiny)) == n_hdr + len(tiny.layers) * beats_per_word(DESC_LAYOUT.size)
