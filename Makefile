@@ -69,7 +69,7 @@ bitstream: $(STAMP)
 	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hwgen sim tests
+	$(VENV)/bin/ruff check hwgen sim tests models
 
 clean:
 	rm -rf sim_build rtl_out reports build
