@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from hwgen.config import ArrayConfig
 from hwgen.errors import HwgenError, UsageError
+from hwgen.paths import tools_on_path
 
 __all__ = ["main"]
 
@@ -447,6 +448,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
+        tools_on_path()
         if args.workdir is not None:
             from hwgen.paths import set_workdir
 

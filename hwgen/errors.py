@@ -7,7 +7,7 @@ fault (option, file, layer, field, tensor) and the reason. Every stage may impor
 
 from __future__ import annotations
 
-__all__ = ["HwgenError", "UsageError"]
+__all__ = ["HwgenError", "ToolMissing", "UsageError"]
 
 
 class HwgenError(Exception):
@@ -16,3 +16,7 @@ class HwgenError(Exception):
 
 class UsageError(HwgenError, ValueError):
     """A bad command-line option or API argument (names the option)."""
+
+
+class ToolMissing(HwgenError, RuntimeError):
+    """A required simulator or FPGA tool is not installed (a failure, never a skip)."""

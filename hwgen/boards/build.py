@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hwgen.config import ArrayConfig
 from hwgen.errors import HwgenError
-from hwgen.paths import build_dir, reports
+from hwgen.paths import build_dir, reports, tools_on_path
 
 __all__ = ["BOARDS", "BoardSpec", "BuildError", "build", "nextpnr_summary"]
 
@@ -68,6 +68,7 @@ BOARDS = {
 
 
 def _tool(env: str, default: str) -> str:
+    tools_on_path()
     exe = shutil.which(os.environ.get(env, default))
     if exe is None:
         raise BuildError(f"{default} not found (set {env} or run `make venv`): it comes from PyPI")

