@@ -145,7 +145,7 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         P = oh * ow
         if mode == MODE_CONV:
             groups, ptiles = out_cw, _ceil(P, R)
-            interval = max(k_len, R)
+            interval = max(k_len, R, 2)  # >= 2: the sequencer's loop flags need it
             # conv weight image: word g*K + k, lane j = weight of channel g*C+j, element k
             img = np.zeros((groups * k_len, C), dtype=np.int64)
             for g in range(groups):
@@ -159,7 +159,7 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
             rows_limit = P
         else:
             groups, ptiles = _ceil(out_cw, R), 1
-            interval = k_len + R + C - 2
+            interval = max(k_len + R + C - 2, 2)
             # direct image, pre-skewed: word t, lane i*C+j = W[n][t-i-j], n = g*R*C + i*C + j
             img = np.zeros((groups * interval, R * C), dtype=np.int64)
             for g in range(groups):
