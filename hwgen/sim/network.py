@@ -20,6 +20,7 @@ from hwgen.golden.run import run
 from hwgen.paths import sim_build
 from hwgen.quant.inputs import quantize_images
 from hwgen.quant.qmodel import QModel
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.runner import SimResult, run_cocotb
@@ -70,12 +71,13 @@ def prepare(
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
     platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
+    plan: MemoryPlan | None = None,  # the design's memories (default: MemoryPlan.of(prog))
 ) -> NetworkCase:
-    prog = lower(qm, array)
+    prog = lower(qm, array) if plan is None else plan.check(lower(qm, array))
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
+    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform, plan=plan)
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
