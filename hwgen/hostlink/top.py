@@ -2,10 +2,11 @@
 
     HostTop(program_or_plan, clk_freq, baud, *, max_payload=1024, timeout_bits=2000)
 
-Ports: `uart_rx` In(1), `uart_tx` Out(1), `led_busy`, `led_done`, `led_error` Out(1). A board
-top (e.g. the ULX3S one) instantiates it in its sync domain and wires the FTDI UART pins and
-three LEDs; nothing else leaves the chip. The design is sized by a MemoryPlan (a Program builds
-the smallest plan for it); any program that fits is loaded over the link.
+Ports: `uart_rx` In(1), `uart_tx` Out(1), `led_busy`, `led_done`, `led_error`, `led_loaded`
+Out(1). The board top (hwgen.boards.top.BoardTop) instantiates it in its sync domain and wires
+the FTDI UART pins and four LEDs; nothing else leaves the chip. The design is sized by a
+MemoryPlan (a Program builds the smallest plan for it); any program that fits is loaded over
+the link.
 
 Inside: UartRx -> frame parser (sync byte, command, length, payload into a frame buffer,
 CRC-16 check, inter-byte timeout) -> command dispatcher (drives the Accelerator's weights and
@@ -85,6 +86,7 @@ class HostTop(wiring.Component):
                 "led_busy": Out(1),
                 "led_done": Out(1),
                 "led_error": Out(1),
+                "led_loaded": Out(1),
             }
         )
 
@@ -339,5 +341,6 @@ class HostTop(wiring.Component):
             self.led_busy.eq(acc.busy),
             self.led_done.eq(acc.done),
             self.led_error.eq((last_err != 0) | accel_error),
+            self.led_loaded.eq(acc.weights_loaded),
         ]
         return m

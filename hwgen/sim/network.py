@@ -20,11 +20,19 @@ from hwgen.golden.run import run
 from hwgen.paths import sim_build
 from hwgen.quant.inputs import quantize_images
 from hwgen.quant.qmodel import QModel
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.runner import SimResult, run_cocotb
 
-__all__ = ["NetworkCase", "prepare", "simulate", "layer_words"]
+__all__ = ["NetworkCase", "prepare", "simulate", "layer_words", "layer_addrs"]
+
+
+def layer_addrs(lay) -> list[int]:
+    """Buffer addresses of program layer ``lay``'s output words, in ``layer_words`` order:
+    pixel p's k-th word is at dst_base + p*dst_stride + k (its place in its region)."""
+    pixels = lay.final_h * lay.final_w
+    return [lay.dst_base + p * lay.dst_stride + k for p in range(pixels) for k in range(lay.out_cw)]
 
 
 def layer_words(prog: Program, li: int, out: np.ndarray) -> np.ndarray:
@@ -63,12 +71,13 @@ def prepare(
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
     platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
+    plan: MemoryPlan | None = None,  # the design's memories (default: MemoryPlan.of(prog))
 ) -> NetworkCase:
-    prog = lower(qm, array)
+    prog = lower(qm, array) if plan is None else plan.check(lower(qm, array))
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
+    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform, plan=plan)
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
@@ -97,7 +106,7 @@ def prepare(
         "out_len": prog.out_len,
         "layers": [
             {"name": lay.name, "covers": list(lay.covers), "dst": lay.dst,
-             "out_words": lay.out_words}
+             "addrs": layer_addrs(lay)}
             for lay in prog.layers
         ],
     }
