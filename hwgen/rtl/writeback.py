@@ -97,27 +97,17 @@ class WriteBack(wiring.Component):
         pt_m1 = Signal.like(tp)  # registered: desc is stable from start, rows come later
         m.d.sync += pt_m1.eq(d.ptiles - 1)
         with m.If(self.start):
-<<<<<<< HEAD
-            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), wptr.eq(0), paddr.eq(d.pbase)]
-=======
-            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0)]
+            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
->>>>>>> main
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(d.mode == 0):
                 m.d.sync += wptr.eq(wptr + d.dst_cw)
                 with m.If(i == R - 1):
                     m.d.sync += i.eq(0)
-<<<<<<< HEAD
                     with m.If(tp == pt_m1):
-                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), wptr.eq(g + 1)]
-                        m.d.sync += paddr.eq(paddr + 1)
-=======
-                    with m.If(tp == d.ptiles - 1):
-                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0)]
+                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
                         m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
->>>>>>> main
                     with m.Else():
                         m.d.sync += tp.eq(tp + 1)
                 with m.Else():
@@ -130,11 +120,7 @@ class WriteBack(wiring.Component):
             self.param_addr.eq(paddr),
         ]
         with m.If(d.mode == 1):
-<<<<<<< HEAD
-            m.d.comb += m_word.eq(r)
-=======
-            m.d.comb += [m_word.eq(wptr + r), self.param_addr.eq(d.pbase + r)]
->>>>>>> main
+            m.d.comb += m_word.eq(wptr + r)
 
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
         # straight after it): delay data and metadata to meet it
@@ -198,22 +184,14 @@ class WriteBack(wiring.Component):
             ]
             pq = Signal(16)
             pptr = Signal(A)
-<<<<<<< HEAD
+            pgptr = Signal(A)  # dst_base + the pooled group's index
             pc_m1 = Signal.like(pq)
             m.d.sync += pc_m1.eq(d.pool_count - 1)
-=======
-            pgptr = Signal(A)  # dst_base + the pooled group's index
->>>>>>> main
             with m.If(self.start):
                 m.d.sync += [pq.eq(0), pptr.eq(d.dst_base), pgptr.eq(d.dst_base)]
             with m.Elif(pool.o_stream.valid):
-<<<<<<< HEAD
                 with m.If(pq == pc_m1):
-                    m.d.sync += [pq.eq(0), pg.eq(pg + 1), pptr.eq(pg + 1)]
-=======
-                with m.If(pq == d.pool_count - 1):
                     m.d.sync += [pq.eq(0), pptr.eq(pgptr + 1), pgptr.eq(pgptr + 1)]
->>>>>>> main
                 with m.Else():
                     m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.dst_cw)]
             with m.If(d.pool_en):
