@@ -322,3 +322,17 @@ def _mnist_u8(n: int) -> np.ndarray:
 
 def _mnist_x(n: int) -> np.ndarray:
     return (_mnist_u8(n).astype(np.float32) / 255)[:, None]
+
+
+def test_res_cnn_onnx_equals_the_torch_path(tmp_path: Path) -> None:
+    from hwgen.frontend.onnx_export import export_onnx
+    from hwgen.frontend.onnx_import import import_onnx
+
+    m = get_model("res_cnn")
+    export_onnx(m, (1, 28, 28), tmp_path / "res_cnn.onnx")
+    g2, _ = import_onnx(tmp_path / "res_cnn.onnx")  # verified against onnxruntime
+    g = import_model(m, (1, 28, 28), "res_cnn")
+    assert [n.op for n in g2.nodes] == [n.op for n in g.nodes]
+    x = _mnist_x(200)
+    u8 = _mnist_u8(200)
+    assert np.array_equal(predict(quantize(g2, x), u8), predict(quantize(g, x), u8))
