@@ -3,7 +3,9 @@
 Loop nest (see hwgen.schedule.lower for why): for g in groups: for tile in ptiles:
 for t in interval: element k = t is valid while t < K. The K loop runs (ky, kx, c) with c
 innermost; the word offset inside the window is kept incrementally (+1 per lane wrap or
-channel-loop end, +row_jump when the kernel's x loop wraps), so nothing multiplies.
+channel-loop end, +row_jump when the kernel's x loop wraps), so nothing multiplies. The
+channel-loop-end step is the descriptor's ``c_step``: 1 when the input fills its pixels'
+words, more when it is one part of a wider Concat/Add region (hwgen.schedule.alloc).
 All outputs are registered; every consumer sees the same one-cycle issue latency.
 """
 
@@ -79,6 +81,7 @@ class Sequencer(wiring.Component):
         pt_m1, g_m1 = Signal(16), Signal(12)
         cin_m1, kw_m1 = Signal(12), Signal(12)
         k_row = Signal(signed(A))
+        c_step = Signal(unsigned(12))
         wrap_dix, wrap_diy = Signal(signed(17)), Signal(signed(17))
         wrap_dbase = Signal(signed(A + 1))
         m.d.sync += [
@@ -88,7 +91,8 @@ class Sequencer(wiring.Component):
             g_m1.eq(d.groups - 1),
             cin_m1.eq(d.cin - 1),
             kw_m1.eq(d.kw - 1),
-            k_row.eq(1 + d.row_jump),
+            c_step.eq(d.c_step),
+            k_row.eq(d.c_step + d.row_jump),
             wrap_dix.eq(d.tile_dix - d.wrap_ix),
             wrap_diy.eq(d.tile_diy + d.stride),
             wrap_dbase.eq(d.tile_dbase + d.wrap_delta),
@@ -141,7 +145,7 @@ class Sequencer(wiring.Component):
                     with m.If(kx == kw_m1):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row)]
                     with m.Else():
-                        m.d.sync += [kx.eq(kx + 1), off.eq(off + 1)]
+                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step)]
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
                     with m.If(lane == C - 1):

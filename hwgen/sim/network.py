@@ -25,7 +25,14 @@ from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.runner import SimResult, run_cocotb
 
-__all__ = ["NetworkCase", "prepare", "simulate", "layer_words"]
+__all__ = ["NetworkCase", "prepare", "simulate", "layer_words", "layer_addrs"]
+
+
+def layer_addrs(lay) -> list[int]:
+    """Buffer addresses of program layer ``lay``'s output words, in ``layer_words`` order:
+    pixel p's k-th word is at dst_base + p*dst_stride + k (its place in its region)."""
+    pixels = lay.final_h * lay.final_w
+    return [lay.dst_base + p * lay.dst_stride + k for p in range(pixels) for k in range(lay.out_cw)]
 
 
 def layer_words(prog: Program, li: int, out: np.ndarray) -> np.ndarray:
@@ -99,7 +106,7 @@ def prepare(
         "out_len": prog.out_len,
         "layers": [
             {"name": lay.name, "covers": list(lay.covers), "dst": lay.dst,
-             "out_words": lay.out_words}
+             "addrs": layer_addrs(lay)}
             for lay in prog.layers
         ],
     }
