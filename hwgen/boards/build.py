@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,11 +98,13 @@ class _Steps:
         self.log = log
         self.t0 = time.monotonic()
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds per step (finished child processes + own)
 
     def run(self, step: str, cmd: list[str], logfile: str, every: float = 30.0) -> None:
         path = self.out / logfile
         self.log(f"build: {step}: started ({Path(cmd[0]).name}, log {path})")
         t = time.monotonic()
+        cpu0 = _children_cpu()
         with open(path, "w") as f:
             proc = subprocess.Popen(cmd, cwd=self.out, stdout=f, stderr=subprocess.STDOUT)
             while True:
@@ -112,6 +115,7 @@ class _Steps:
                     self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
         dt = time.monotonic() - t
         self.times[step] = round(dt, 1)
+        self.cpu[step] = round(_children_cpu() - cpu0, 1)
         if rc != 0:
             text = path.read_text(errors="replace")
             tail = "".join(text.splitlines(True)[-5:])
@@ -121,15 +125,23 @@ class _Steps:
                 + (f"; the design does not fit the device: {over}" if over else "")
                 + f"; log {path}\n{tail}"
             )
-        self.log(f"build: {step}: done in {dt:.0f} s")
+        self.log(f"build: {step}: done in {dt:.0f} s ({self.cpu[step]:.0f} CPU-s)")
 
     def timed(self, step: str, fn: Callable[[], object]):
         self.log(f"build: {step}: started")
         t = time.monotonic()
+        cpu0 = _children_cpu() + time.process_time()
         res = fn()
         self.times[step] = round(time.monotonic() - t, 1)
+        self.cpu[step] = round(_children_cpu() + time.process_time() - cpu0, 1)
         self.log(f"build: {step}: done in {self.times[step]:.0f} s")
         return res
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _overfull(log: str) -> str:
@@ -315,13 +327,13 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
             steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
                       "pack.log")
             best_seed = best["seed"]
-        report = _report(ctx, runs, clock, steps.times, best_seed, platform.bitstream_suffix)
+        report = _report(ctx, runs, clock, steps, best_seed, platform.bitstream_suffix)
         paths = _write_report(report, job.name)
         report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
     return report
 
 
-def _report(ctx: dict, runs: list[dict], clock: str, times: dict, best_seed: int,
+def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: int,
             suffix: str) -> dict:
     job, spec, out = ctx["job"], ctx["spec"], ctx["out"]
     fmaxes = [r["fmax"][clock]["achieved_mhz"] for r in runs]
@@ -370,7 +382,8 @@ def _report(ctx: dict, runs: list[dict], clock: str, times: dict, best_seed: int
         "clock_note": f"throughput at the measured post-route median Fmax ({median:.1f} MHz, "
                       f"nextpnr, {len(runs)} seed(s)); the design clock is set to "
                       f"{clock_mhz:g} MHz",
-        "step_seconds": dict(times),
+        "step_seconds": dict(steps.times),
+        "step_cpu_seconds": dict(steps.cpu),  # the tools, or this process + its children
         "logs": str(out),
     }
 
@@ -432,7 +445,10 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"{rep['us_per_inference_at_median_fmax']:.1f} µs/inference, "
         f"{rep['inferences_per_s_at_median_fmax']:.0f} inferences/s — {rep['clock_note']}.",
         "",
-        "Step times (s): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
+        "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
+        "",
+        "CPU time (s, this process and its tools): "
+        + ", ".join(f"{k} {v:g}" for k, v in rep["step_cpu_seconds"].items()),
         "",
     ]
     mpath.write_text("\n".join(lines))

@@ -10,9 +10,10 @@ buffer is never read while it is written (the write shares the read port A, see 
   operands of an Add (which the hardware runs as a 1x1 conv over the pair). Each part starts
   at a whole word (``ceil(c/C)`` words per part).
 * **Buffer.** Regions get buffers by 2-colouring the graph "instruction i reads region A and
-  writes region B => A and B differ"; the model input is in buffer 0. A graph that is not
-  2-colourable (e.g. an Add whose branch is a single conv: that conv would read and write
-  the Add's region) is a ScheduleError naming the layer.
+  writes region B => A and B differ"; the model input is in buffer 0. hwgen.schedule.lower
+  first inserts identity copies where zero-copy placement cannot work (a one-conv residual
+  branch would read and write the Add's region; an odd-length branch leaves an odd cycle);
+  a graph that is still not 2-colourable is a ScheduleError naming the layer.
 * **Liveness.** A region is live from the first instruction that writes it to the last one
   that reads it (the input from before the first instruction, the logits to the end).
 * **Addresses.** In each buffer, regions in order of their first write get the lowest word

@@ -72,6 +72,7 @@ class _Instr:
     src: str  # the tensor (or concat) it reads; an Add reads its operand pair region
     pool: QMaxPool | QAvgPool | None = None
     out_shape: tuple[int, ...] = ()
+    copy_of: str | None = None  # an identity copy the schedule inserted (of this tensor)
 
     @property
     def name(self) -> str:
@@ -171,6 +172,90 @@ def _regions(
             pixels = shp[1] * shp[2] if len(shp) == 3 else 1
             out[it.name] = Region(it.name, pixels, [(it.name, _ceil(shp[0], C))])
     return out
+
+
+def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int) -> tuple:
+    """Regions, views and the allocation (hwgen.schedule.alloc) of the instructions."""
+    regions = _regions(qm, instrs, concats, C)
+    shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
+    views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
+    for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
+        v.region.readers.append(i)
+        regions[it.name].writers.append(i)
+    edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
+    uniq = list({id(r): r for r in regions.values()}.values())
+    return allocate(uniq, edges, len(instrs)), regions, views
+
+
+# --- identity copies: lift the limits of zero-copy placement in two buffers ---------------
+
+
+def _needs_copy(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
+    """An operand that cannot be placed in the join's region as it is: the model input (its
+    layout is the loader's), a concatenation, an operand already placed in another join, a
+    repeat (x + x), or one that an instruction reads to write another operand of this join."""
+    claimed, instrs = ctx["claimed"], ctx["instrs"]
+    if p == INPUT or p in ctx["concats"] or p in claimed or p in parts[:k]:
+        return True
+    return any(it.src == p and it.name in parts for it in instrs)
+
+
+def _read_elsewhere(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
+    """Second try: every operand an instruction also reads on its own gets a copy."""
+    return _needs_copy(p, k, join, parts, ctx) or any(
+        it.src == p and it.copy_of is None for it in ctx["instrs"]
+    )
+
+
+def _shape_of(p: str, qm: QModel, instrs: list[_Instr], concats: dict) -> tuple[int, ...]:
+    if p == INPUT:
+        return tuple(qm.in_shape)
+    if p in concats:
+        shapes = [_shape_of(q, qm, instrs, concats) for q in concats[p]]
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+    return next(it.out_shape for it in instrs if it.name == p)
+
+
+def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict, rule) -> None:
+    """Replace every join operand ``rule`` selects by an identity copy, inserted just before
+    the join region's first reader: a 1x1 conv with weight 2 on the diagonal and multiplier
+    2**30 (0.5), so SRDHM(2a, 2**30) = a exactly. It reads the operand where it is and
+    writes it into the join's region."""
+    claimed: dict[str, str] = {}
+    ctx = {"claimed": claimed, "instrs": instrs, "concats": concats}
+    names = {it.name for it in instrs} | set(concats)
+    for join, parts in list(concats.items()):
+        for k, p in enumerate(list(parts)):
+            if not rule(p, k, join, parts, ctx):
+                claimed.setdefault(p, join)
+                continue
+            shape = _shape_of(p, qm, instrs, concats)
+            if len(shape) != 3:
+                continue  # not a map: _regions names it
+            name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
+            at = next(i for i, it in enumerate(instrs) if it.src == join)
+            instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=p))
+            parts[k] = name
+            claimed[name] = join
+
+
+def _fresh(base: str, names: set[str]) -> str:
+    name, n = base, 1
+    while name in names:
+        name, n = f"{base}{n}", n + 1
+    names.add(name)
+    return name
+
+
+def _identity(name: str, shape: tuple[int, ...]) -> QConv:
+    c = shape[0]
+    w = np.zeros((c, c, 1, 1), dtype=np.int8)
+    w[np.arange(c), np.arange(c)] = 2
+    return QConv(
+        name=name, in_shape=shape, out_shape=shape, weight=w,
+        bias=np.zeros(c, dtype=np.int32), multiplier=np.full(c, 1 << 30, dtype=np.int32),
+        shift=np.zeros(c, dtype=np.int32), kernel=1,
+    )  # fmt: skip
 
 
 def _view(name: str, regions: dict[str, Region], concats: dict, shapes: dict, C: int) -> _View:
@@ -373,6 +458,8 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
     pbase = img.params(lay, out_cw)
     _check_limits(lay.name, img.used, lim)
     covers = (lay.name,) + ((it.pool.name,) if it.pool is not None else ())
+    if it.copy_of is not None:
+        covers = (it.copy_of,)  # the copy holds that golden tensor
     return LayerPlan(
         name=lay.name,
         covers=covers,
@@ -406,7 +493,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         act_hi=int(lay.act_max),
         rows_limit=rows_limit,
         macs=int(cout * oh * ow * k_len),
-        model_macs=int(lay.macs),
+        model_macs=0 if it.copy_of is not None else int(lay.macs),
         in_base=v.region.base + v.off,
         c_step=S - _ceil(cin, C) + 1,
         dst_base=dst.base + dst.offset(lay.name),
@@ -429,15 +516,12 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
             f"buffer 0 ({C} lanes per word) > its {lim.act_words} words"
         )
     instrs, _, concats = _instructions(qm)
-    regions = _regions(qm, instrs, concats, C)
-    shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
-    views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
-    for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
-        v.region.readers.append(i)
-        regions[it.name].writers.append(i)
-    edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
-    uniq = list({id(r): r for r in regions.values()}.values())
-    alloc = allocate(uniq, edges, len(instrs))
+    _copy_operands(qm, instrs, concats, _needs_copy)
+    try:
+        alloc, regions, views = _place(qm, instrs, concats, C)
+    except ScheduleError:  # an odd cycle of buffers: copy every operand a branch also reads
+        _copy_operands(qm, instrs, concats, _read_elsewhere)
+        alloc, regions, views = _place(qm, instrs, concats, C)
     img = _Images(R, C)
     plans = [
         _plan(it, v, regions[it.name], img, lim) for it, v in zip(instrs, views, strict=True)
