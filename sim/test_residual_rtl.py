@@ -4,7 +4,8 @@ A small in-memory DAG (skip connection whose branch is two convs, an Add with a 
 two convs concatenated on the channel axis, a Linear head reading the concatenation) on a
 non-square array: exercises the strided reads of an Add operand (c_step), the zero-copy
 placement of Concat/Add operands (dst_base, dst_cw), the buffer allocator and an identity
-copy the schedule inserts for a one-conv residual branch.
+copy the schedule inserts for a one-conv residual branch, and an Add of two Linear outputs
+(vectors: a 1x1 conv on a 1x1 map) that produces the logits.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ class TinyRes(nn.Module):
         self.c4a = nn.Conv2d(5, 3, 3, stride=2)  # 3x3x3
         self.c4b = nn.Conv2d(5, 4, 3, stride=2)
         self.fc = nn.Linear(7 * 3 * 3, 6)
+        self.fc_b = nn.Linear(7 * 3 * 3, 6)  # logits = fc + fc_b: an Add of vectors
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.c1(x))
         z = F.relu(x + self.c3(F.relu(self.c2(x))))
         z = z + self.c5(z)
         z = torch.cat([F.relu(self.c4a(z)), self.c4b(z)], dim=1)
-        return self.fc(z.flatten(1))
+        z = z.flatten(1)
+        return self.fc(z) + self.fc_b(z)
 
 
 @pytest.mark.rtl

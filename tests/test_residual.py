@@ -273,21 +273,32 @@ def test_identity_copies_make_any_join_schedulable(name: str) -> None:
 
 
 class VectorAdd(nn.Module):
+    """Adds of vectors (Linear outputs), the last one producing the logits."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.a = nn.Linear(256, 4)
-        self.b = nn.Linear(256, 4)
+        self.a = nn.Linear(256, 12)
+        self.b = nn.Linear(256, 12)
+        self.c = nn.Linear(12, 5)
+        self.d = nn.Linear(12, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        return self.a(x) + self.b(x)
+        h = F.relu(self.a(x) + self.b(x))
+        return self.c(h) + self.d(h)
 
 
-def test_add_of_vectors_is_a_named_schedule_error() -> None:
+@pytest.mark.parametrize("array", ["4x4", "2x3", "1x1"])
+def test_add_of_vectors_runs_as_a_1x1_conv(array: str) -> None:
     torch.manual_seed(0)
-    qm = quantize(import_model(VectorAdd(), IN, "vadd"), _data())
-    with pytest.raises(ScheduleError, match=r"^layer 'add': operands must be CxHxW maps"):
-        lower(qm, ArrayConfig.parse("4x4"))
+    x = _data()
+    qm = quantize(import_model(VectorAdd(), IN, "vadd"), x)
+    prog = lower(qm, ArrayConfig.parse(array))
+    adds = [p for p in prog.layers if p.name.startswith("add")]
+    assert len(adds) == 2 and all((p.out_h, p.out_w, p.kh) == (1, 1, 1) for p in adds)
+    for xi in quantize_input((x[:3] * 255).astype(np.uint8)):
+        logits, _ = emulate(prog, xi)
+        assert np.array_equal(logits, dict(run(qm, xi))[qm.layers[-1].name].reshape(-1))
 
 
 class InputJoin(nn.Module):

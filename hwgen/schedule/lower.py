@@ -159,9 +159,9 @@ def _regions(
                     f"layer '{name.split(':')[0]}': operand '{p}' {why}; a Concat/Add operand "
                     "must be a conv/linear output placed in the operands' region only"
                 )
-        hw = {shapes[p][1:] for p in parts}
-        if any(len(shapes[p]) != 3 for p in parts) or len(hw) != 1:
-            raise ScheduleError(f"layer '{name.split(':')[0]}': operands must be CxHxW maps")
+        hw = {tuple(shapes[p][1:]) or (1, 1) for p in parts}  # a vector: one 1x1 pixel
+        if len(hw) != 1:
+            raise ScheduleError(f"layer '{name.split(':')[0]}': operands of different shapes")
         h, w = hw.pop()
         reg = Region(name, h * w, [(p, _ceil(shapes[p][0], C)) for p in parts])
         out.update({p: reg for p in parts})
@@ -230,8 +230,6 @@ def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict, rule) -> Non
                 claimed.setdefault(p, join)
                 continue
             shape = _shape_of(p, qm, instrs, concats)
-            if len(shape) != 3:
-                continue  # not a map: _regions names it
             name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
             at = next(i for i, it in enumerate(instrs) if it.src == join)
             instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=p))
@@ -248,7 +246,9 @@ def _fresh(base: str, names: set[str]) -> str:
 
 
 def _identity(name: str, shape: tuple[int, ...]) -> QConv:
+    """The copy as a 1x1 conv (a vector is a 1x1 map)."""
     c = shape[0]
+    shape = shape if len(shape) == 3 else (c, 1, 1)
     w = np.zeros((c, c, 1, 1), dtype=np.int8)
     w[np.arange(c), np.arange(c)] = 2
     return QConv(
@@ -262,7 +262,7 @@ def _view(name: str, regions: dict[str, Region], concats: dict, shapes: dict, C:
     reg = regions[name]
     if name in concats:  # the whole region, channels of each part from its first word
         slots = [reg.offset(p) * C + c for p in concats[name] for c in range(shapes[p][0])]
-        _, h, w = shapes[concats[name][0]]
+        h, w = tuple(shapes[concats[name][0]][1:]) or (1, 1)  # the pair of an Add of vectors
         return _View(reg, 0, h, w, tuple(slots))
     shp = shapes[name]
     h, w = (shp[1], shp[2]) if len(shp) == 3 else (1, 1)
@@ -408,7 +408,8 @@ def _geometry(it: _Instr, v: _View, R: int, C: int) -> dict:
         wmat = _linear_weights_hwc(lay, v, cin)
         return dict(mode=MODE_DIRECT, kh=v.h, kw=v.w, s=1, pad=0, oh=1, ow=1, cin=cin, wmat=wmat)
     if isinstance(lay, QAdd):
-        if tuple(lay.in_shape) != (len(v.slots) // 2, v.h, v.w):
+        want = (len(v.slots) // 2, v.h, v.w) if len(lay.in_shape) == 3 else (len(v.slots) // 2,)
+        if tuple(lay.in_shape) != want:
             raise ScheduleError(f"layer '{lay.name}' (QAdd): operands are not {lay.in_shape}")
         wmat = _add_weights(lay, v.slots, cin)
         return dict(mode=MODE_CONV, kh=1, kw=1, s=1, pad=0, oh=v.h, ow=v.w, cin=cin, wmat=wmat)
