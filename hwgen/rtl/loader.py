@@ -13,9 +13,11 @@ checks exercise.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
   their contents through a design reset, so a loaded model stays usable after one.
-* The header is checked in the cycle its last beat arrives (no stall): a wrong magic, or a
-  region count of 0 or larger than the memory's depth, pulses `err_header`; nothing is
-  written and the beats that follow are discarded up to and including the next `last`.
+* The header is checked in the cycle after its last beat arrives, from the registered word
+  (`ready` is low for that one cycle: the check is off the incoming beat's path, which the
+  host link drives): a wrong magic, or a region count of 0 or larger than the memory's depth,
+  pulses `err_header`; nothing is written and the beats that follow are discarded up to and
+  including the next `last`.
 * A wrong length is reported, never absorbed. `last` before the final expected beat pulses
   `err_short`; the final expected beat without `last` pulses `err_long` and the following
   beats are discarded up to and including the next `last`. After any fault `loaded` stays low
@@ -24,7 +26,7 @@ checks exercise.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,12 +89,14 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
+        check = Signal()  # the cycle after the header's final beat: check the header in acc
+        hdr_last = Signal()  # that final header beat carried `last`
         rewind = [state.eq(first), addr.eq(0), beat.eq(0)]
 
         m.d.comb += [
             self.loaded.eq(loaded),
             # no beat is taken in a restart cycle: it would be dropped by the rewind
-            self.i_stream.ready.eq(~loaded & ~self.restart),
+            self.i_stream.ready.eq(~loaded & ~self.restart & ~check),
         ]
         for n, (_, w, _) in enumerate(self.regions):
             m.d.comb += [
@@ -103,12 +107,10 @@ class WeightLoader(wiring.Component):
 
         if has_hdr:
             m.d.comb += self.header.eq(hdr)
-        # The header completed by this beat (acc with the current beat in place): checked and
-        # latched in the same cycle, so the first region's beat may follow without a stall.
+        # The header word, complete in acc the cycle after its final beat (`check`): checked
+        # from registers, so the check is not on the incoming beat's (the host link's) path.
         payload = self.i_stream.payload.data
-        beats = [acc[32 * k : 32 * k + 32] for k in range(bpw[0])]
-        word = Cat(*[Mux(beat == k, payload, b) for k, b in enumerate(beats)])
-        new_hdr = layout(word[: layout.size])
+        new_hdr = layout(acc[: layout.size])
         ok = new_hdr.magic == self.magic
         for field, _, dpt in self.regions if has_hdr else []:
             ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
@@ -116,9 +118,20 @@ class WeightLoader(wiring.Component):
         take = self.i_stream.valid & self.i_stream.ready
         is_last = self.i_stream.payload.last
         final = Signal()  # this beat is the final expected one of the transfer
+        hdr_final = Signal()  # this beat completes the header
         m.d.sync += commit.eq(0)
         with m.If(self.restart):
-            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0), check.eq(0)]
+        with m.Elif(check):  # no beat is taken in this cycle (ready is low)
+            m.d.sync += check.eq(0)
+            with m.If(ok):
+                m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
+                with m.If(hdr_last):  # a header alone is a short transfer
+                    m.d.comb += self.err_short.eq(1)
+                    m.d.sync += rewind
+            with m.Else():
+                m.d.comb += self.err_header.eq(1)
+                m.d.sync += [*rewind, discard.eq(~hdr_last)]
         with m.Elif(take & discard):
             with m.If(is_last):
                 m.d.sync += discard.eq(0)
@@ -127,12 +140,8 @@ class WeightLoader(wiring.Component):
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
                     with m.If(beat == bpw[0] - 1):
-                        m.d.sync += [beat.eq(0), addr.eq(0)]
-                        with m.If(ok):
-                            m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
-                        with m.Else():
-                            m.d.comb += self.err_header.eq(1)
-                            m.d.sync += [*rewind, discard.eq(~is_last)]
+                        m.d.sync += [beat.eq(0), addr.eq(0), check.eq(1), hdr_last.eq(is_last)]
+                        m.d.comb += hdr_final.eq(1)
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
                 for n, (field, _, dpt) in enumerate(self.regions):
@@ -156,7 +165,7 @@ class WeightLoader(wiring.Component):
                 with m.Else():
                     m.d.comb += self.err_long.eq(1)
                     m.d.sync += discard.eq(1)
-            with m.Elif(is_last & ~self.err_header):
+            with m.Elif(is_last & ~hdr_final):  # (the header's own: judged in `check`)
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
         return m
