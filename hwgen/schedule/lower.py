@@ -493,12 +493,12 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
     out_cw = _ceil(cout, C)
     if mode == MODE_CONV:
         groups, ptiles = out_cw, _ceil(oh * ow, R)
-        interval = max(k_len, R)
+        interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
     else:
         groups, ptiles = _ceil(out_cw, R), 1
-        interval = k_len + R + C - 2
+        interval = max(k_len + R + C - 2, 2)
         wbase = img.direct(g["wmat"], groups, interval, k_len)
         rows_limit = out_cw
     pbase = img.params(lay, out_cw)
