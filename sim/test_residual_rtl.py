@@ -3,7 +3,9 @@
 A small in-memory DAG (skip connection whose branch is two convs, an Add with a fused ReLU,
 two convs concatenated on the channel axis, a Linear head reading the concatenation) on a
 non-square array: exercises the strided reads of an Add operand (c_step), the zero-copy
-placement of Concat/Add operands (dst_base, dst_cw) and the buffer allocator.
+placement of Concat/Add operands (dst_base, dst_cw), the buffer allocator and an identity
+copy the schedule inserts for a one-conv residual branch, and an Add of two Linear outputs
+(vectors: a 1x1 conv on a 1x1 map) that produces the logits.
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ class TinyRes(nn.Module):
         self.c1 = nn.Conv2d(2, 5, 3)  # 5x8x8; 5 channels: Concat/Add parts with lane gaps
         self.c2 = nn.Conv2d(5, 3, 1)
         self.c3 = nn.Conv2d(3, 5, 3, padding=1)
+        self.c5 = nn.Conv2d(5, 5, 3, padding=1)  # a one-conv branch: needs an identity copy
         self.c4a = nn.Conv2d(5, 3, 3, stride=2)  # 3x3x3
         self.c4b = nn.Conv2d(5, 4, 3, stride=2)
         self.fc = nn.Linear(7 * 3 * 3, 6)
+        self.fc_b = nn.Linear(7 * 3 * 3, 6)  # logits = fc + fc_b: an Add of vectors
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.c1(x))
         z = F.relu(x + self.c3(F.relu(self.c2(x))))
+        z = z + self.c5(z)
         z = torch.cat([F.relu(self.c4a(z)), self.c4b(z)], dim=1)
-        return self.fc(z.flatten(1))
+        z = z.flatten(1)
+        return self.fc(z) + self.fc_b(z)
 
 
 @pytest.mark.rtl
@@ -44,6 +50,7 @@ def test_residual_concat_bit_exact_in_rtl(tmp_path: Path, monkeypatch) -> None:
     design = hwgen.compile(TinyRes(), calib=x, array="2x4", name="tiny_res")
     kinds = [lay.kind for lay in design.qmodel.layers]
     assert "QAdd" in kinds and "QConcat" in kinds
+    assert any(p.name == "add_copy_add_1" for p in design.program.layers)
     got = design.simulate(x[:3], gap=0.2)
     assert np.array_equal(got, design.golden(x[:3]).astype(np.int64))
 

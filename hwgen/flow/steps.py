@@ -178,10 +178,15 @@ def step_quantize(st: BuildState) -> None:
 
 
 def step_schedule(st: BuildState) -> None:
-    """Tile the QModel onto the array (ScheduleError names the layer and the sizes)."""
+    """Tile the QModel onto the array (ScheduleError names the layer and the sizes); every
+    descriptor and header field is checked against its width here, before any long step."""
+    from hwgen.rtl.descriptor import pack_descriptor, pack_header
     from hwgen.schedule.lower import lower
 
     st.program = lower(st.qmodel, st.cfg.array)
+    pack_header(st.program)
+    for lay in st.program.layers:
+        pack_descriptor(lay, st.cfg.array.rows)
 
 
 # -- evaluate ----------------------------------------------------------------------------

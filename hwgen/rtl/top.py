@@ -346,7 +346,14 @@ class Accelerator(wiring.Component):
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
 
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
-        n_last = hdr.n_layers - 1
+        # The header's limits minus one, registered: the loop-end tests compare registers. The
+        # header changes only in a model load, long before any start can use these.
+        n_last = Signal.like(hdr.n_layers, reset_less=True)
+        in_c_m1 = Signal.like(hdr.in_c, reset_less=True)
+        in_len_m1 = Signal.like(hdr.in_len, reset_less=True)
+        out_len_m1 = Signal.like(hdr.out_len, reset_less=True)
+        m.d.sync += [n_last.eq(hdr.n_layers - 1), in_c_m1.eq(hdr.in_c - 1),
+                     in_len_m1.eq(hdr.in_len - 1), out_len_m1.eq(hdr.out_len - 1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
         begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
@@ -370,7 +377,7 @@ class Accelerator(wiring.Component):
                 with m.If(self.image.valid):
                     m.d.comb += in_we.eq(1)
                     m.d.sync += in_count.eq(in_count + 1)
-                    with m.If(in_c == hdr.in_c - 1):
+                    with m.If(in_c == in_c_m1):
                         m.d.sync += [in_c.eq(0), in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
                     with m.Else():
                         m.d.sync += in_c.eq(in_c + 1)
@@ -380,7 +387,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += in_lane.eq(in_lane + 1)
                     # the image must end exactly on its in_total-th value: a short one is
                     # dropped unrun, a long one is discarded up to its `last`
-                    with m.If(in_count == hdr.in_len - 1):
+                    with m.If(in_count == in_len_m1):
                         with m.If(self.image.payload.last):
                             m.next = "FETCH"
                         with m.Else():
@@ -403,7 +410,10 @@ class Accelerator(wiring.Component):
                 m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.sync += [total.eq(total + 1), counters[3 + layer].eq(counters[3 + layer] + 1)]
+                m.d.sync += total.eq(total + 1)
+                for n in range(self.n_layers):  # one incrementer per counter, no shared mux
+                    with m.If(layer == n):
+                        m.d.sync += counters[3 + n].eq(counters[3 + n] + 1)
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
                 with m.Elif(~seq.busy & wb.done):
@@ -432,11 +442,11 @@ class Accelerator(wiring.Component):
                 m.d.comb += [
                     self.logits.valid.eq(1),
                     self.logits.payload.data.eq(out_word[:8]),
-                    self.logits.payload.last.eq(out_n == hdr.out_len - 1),
+                    self.logits.payload.last.eq(out_n == out_len_m1),
                 ]
                 with m.If(self.logits.ready):
                     m.d.sync += [out_n.eq(out_n + 1), out_word.eq(out_word >> 8)]
-                    with m.If(out_n == hdr.out_len - 1):
+                    with m.If(out_n == out_len_m1):
                         m.next = "DONE"
                     with m.Elif(out_lane == C - 1):
                         m.d.sync += [out_lane.eq(0), out_ptr.eq(out_ptr + 1)]

@@ -91,8 +91,13 @@ class WriteBack(wiring.Component):
         gptr = Signal(A)  # dst_base + g: the group's first word
         m_wvalid = Signal()
         m_word = Signal(A)
+        # pbase + g (conv) or pbase + r (direct), kept as a register that steps with g / r:
+        # the parameter memory's address comes straight from a flip-flop.
+        paddr = Signal.like(self.param_addr)
+        pt_m1 = Signal.like(tp)  # registered: desc is stable from start, rows come later
+        m.d.sync += pt_m1.eq(d.ptiles - 1)
         with m.If(self.start):
-            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0)]
+            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
@@ -100,20 +105,22 @@ class WriteBack(wiring.Component):
                 m.d.sync += wptr.eq(wptr + d.dst_cw)
                 with m.If(i == R - 1):
                     m.d.sync += i.eq(0)
-                    with m.If(tp == d.ptiles - 1):
-                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0)]
+                    with m.If(tp == pt_m1):
+                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
                         m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
                     with m.Else():
                         m.d.sync += tp.eq(tp + 1)
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
+            with m.Else():
+                m.d.sync += paddr.eq(paddr + 1)
         m.d.comb += [
             m_wvalid.eq(row_valid & (r < d.rows_limit)),
             m_word.eq(wptr),
-            self.param_addr.eq(d.pbase + g),
+            self.param_addr.eq(paddr),
         ]
         with m.If(d.mode == 1):
-            m.d.comb += [m_word.eq(wptr + r), self.param_addr.eq(d.pbase + r)]
+            m.d.comb += m_word.eq(wptr + r)
 
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
         # straight after it): delay data and metadata to meet it
@@ -178,10 +185,12 @@ class WriteBack(wiring.Component):
             pq = Signal(16)
             pptr = Signal(A)
             pgptr = Signal(A)  # dst_base + the pooled group's index
+            pc_m1 = Signal.like(pq)
+            m.d.sync += pc_m1.eq(d.pool_count - 1)
             with m.If(self.start):
                 m.d.sync += [pq.eq(0), pptr.eq(d.dst_base), pgptr.eq(d.dst_base)]
             with m.Elif(pool.o_stream.valid):
-                with m.If(pq == d.pool_count - 1):
+                with m.If(pq == pc_m1):
                     m.d.sync += [pq.eq(0), pptr.eq(pgptr + 1), pgptr.eq(pgptr + 1)]
                 with m.Else():
                     m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.dst_cw)]

@@ -72,6 +72,7 @@ class _Instr:
     src: str  # the tensor (or concat) it reads; an Add reads its operand pair region
     pool: QMaxPool | QAvgPool | None = None
     out_shape: tuple[int, ...] = ()
+    copy_of: str | None = None  # an identity copy the schedule inserted (of this tensor)
 
     @property
     def name(self) -> str:
@@ -158,9 +159,9 @@ def _regions(
                     f"layer '{name.split(':')[0]}': operand '{p}' {why}; a Concat/Add operand "
                     "must be a conv/linear output placed in the operands' region only"
                 )
-        hw = {shapes[p][1:] for p in parts}
-        if any(len(shapes[p]) != 3 for p in parts) or len(hw) != 1:
-            raise ScheduleError(f"layer '{name.split(':')[0]}': operands must be CxHxW maps")
+        hw = {tuple(shapes[p][1:]) or (1, 1) for p in parts}  # a vector: one 1x1 pixel
+        if len(hw) != 1:
+            raise ScheduleError(f"layer '{name.split(':')[0]}': operands of different shapes")
         h, w = hw.pop()
         reg = Region(name, h * w, [(p, _ceil(shapes[p][0], C)) for p in parts])
         out.update({p: reg for p in parts})
@@ -173,11 +174,140 @@ def _regions(
     return out
 
 
+def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int) -> tuple:
+    """Regions, views and the allocation (hwgen.schedule.alloc) of the instructions."""
+    regions = _regions(qm, instrs, concats, C)
+    shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
+    views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
+    for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
+        v.region.readers.append(i)
+        regions[it.name].writers.append(i)
+    edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
+    regions[instrs[-1].name].keep = True  # the logits: read by the controller at the end
+    uniq = list({id(r): r for r in regions.values()}.values())
+    return allocate(uniq, edges, len(instrs)), regions, views
+
+
+# --- identity copies: lift the limits of zero-copy placement in two buffers ---------------
+
+
+def _needs_copy(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
+    """An operand that cannot be placed in the join's region as it is: the model input (its
+    layout is the loader's), a concatenation, an operand already placed in another join, a
+    repeat (x + x), or one that an instruction reads to write another operand of this join."""
+    claimed, instrs = ctx["claimed"], ctx["instrs"]
+    if p == INPUT or p in ctx["concats"] or p in claimed or p in parts[:k]:
+        return True
+    return any(it.src == p and it.name in parts for it in instrs)
+
+
+def _shape_of(p: str, qm: QModel, instrs: list[_Instr], concats: dict) -> tuple[int, ...]:
+    if p == INPUT:
+        return tuple(qm.in_shape)
+    if p in concats:
+        shapes = [_shape_of(q, qm, instrs, concats) for q in concats[p]]
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+    return next(it.out_shape for it in instrs if it.name == p)
+
+
+def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict) -> None:
+    """Replace every join operand ``_needs_copy`` selects by an identity copy."""
+    claimed: dict[str, str] = {}
+    ctx = {"claimed": claimed, "instrs": instrs, "concats": concats}
+    for join, parts in list(concats.items()):
+        for k, p in enumerate(list(parts)):
+            if _needs_copy(p, k, join, parts, ctx):
+                claimed[_insert_copy(qm, instrs, concats, join, k)] = join
+            else:
+                claimed.setdefault(p, join)
+
+
+def _insert_copy(qm: QModel, instrs: list[_Instr], concats: dict, join: str, k: int) -> str:
+    """Operand k of ``join`` becomes an identity copy, inserted right after the last writer of
+    the join's operands and of the copied tensor (so before any reader of the join): a 1x1
+    conv with weight 2 on the diagonal and multiplier 2**30 (0.5), so
+    SRDHM(2a, 2**30) = a exactly. It reads the operand where it is (its own region now) and
+    writes it into the join's region. Returns the copy's name."""
+    p = concats[join][k]
+    shape = _shape_of(p, qm, instrs, concats)
+    names = {it.name for it in instrs} | set(concats)
+    name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
+    at = _after_writers([*concats[join], p], instrs, concats)
+    cov = _golden_name(p, instrs)
+    instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=cov))
+    concats[join][k] = name
+    return name
+
+
+def _golden_name(t: str, instrs: list[_Instr]) -> str:
+    """The golden layer whose output tensor ``t`` holds (a pooled conv's is the pool's)."""
+    it = next((i for i in instrs if i.name == t), None)
+    if it is None:
+        return t  # the model input or a concatenation
+    return it.copy_of or (it.pool.name if it.pool is not None else t)
+
+
+def _after_writers(tensors: list[str], instrs: list[_Instr], concats: dict) -> int:
+    """Index just after the last instruction writing any of ``tensors`` (a concatenation
+    stands for its parts; the model input has no writer)."""
+    todo, names = list(tensors), set()
+    while todo:
+        t = todo.pop()
+        if t in concats:
+            todo += concats[t]
+        else:
+            names.add(t)
+    return max((i + 1 for i, it in enumerate(instrs) if it.name in names), default=0)
+
+
+def _subdivide(layer: str, qm: QModel, instrs: list[_Instr], concats: dict) -> bool:
+    """Break an odd cycle of buffers at ``layer`` (the instruction the colouring could not
+    place): it writes a region of its own, and an identity copy inserted right after it
+    takes its place (every reader and join now names the copy), so that edge becomes two and
+    the cycle's parity flips. False if there is no such instruction."""
+    at = next((i for i, it in enumerate(instrs) if it.name == layer), None)
+    if at is None:
+        return False
+    it = instrs[at]
+    shape = it.out_shape
+    names = {i.name for i in instrs} | set(concats)
+    name = _fresh(f"{layer}_copy", names)
+    for other in instrs[at + 1 :]:
+        if other.src == layer:
+            other.src = name
+    for parts in concats.values():
+        parts[:] = [name if p == layer else p for p in parts]
+    covers = it.copy_of or _golden_name(layer, instrs)
+    instrs.insert(at + 1, _Instr(_identity(name, shape), layer, out_shape=shape, copy_of=covers))
+    return True
+
+
+def _fresh(base: str, names: set[str]) -> str:
+    name, n = base, 1
+    while name in names:
+        name, n = f"{base}{n}", n + 1
+    names.add(name)
+    return name
+
+
+def _identity(name: str, shape: tuple[int, ...]) -> QConv:
+    """The copy as a 1x1 conv (a vector is a 1x1 map)."""
+    c = shape[0]
+    shape = shape if len(shape) == 3 else (c, 1, 1)
+    w = np.zeros((c, c, 1, 1), dtype=np.int8)
+    w[np.arange(c), np.arange(c)] = 2
+    return QConv(
+        name=name, in_shape=shape, out_shape=shape, weight=w,
+        bias=np.zeros(c, dtype=np.int32), multiplier=np.full(c, 1 << 30, dtype=np.int32),
+        shift=np.zeros(c, dtype=np.int32), kernel=1,
+    )  # fmt: skip
+
+
 def _view(name: str, regions: dict[str, Region], concats: dict, shapes: dict, C: int) -> _View:
     reg = regions[name]
     if name in concats:  # the whole region, channels of each part from its first word
         slots = [reg.offset(p) * C + c for p in concats[name] for c in range(shapes[p][0])]
-        _, h, w = shapes[concats[name][0]]
+        h, w = tuple(shapes[concats[name][0]][1:]) or (1, 1)  # the pair of an Add of vectors
         return _View(reg, 0, h, w, tuple(slots))
     shp = shapes[name]
     h, w = (shp[1], shp[2]) if len(shp) == 3 else (1, 1)
@@ -323,7 +453,8 @@ def _geometry(it: _Instr, v: _View, R: int, C: int) -> dict:
         wmat = _linear_weights_hwc(lay, v, cin)
         return dict(mode=MODE_DIRECT, kh=v.h, kw=v.w, s=1, pad=0, oh=1, ow=1, cin=cin, wmat=wmat)
     if isinstance(lay, QAdd):
-        if tuple(lay.in_shape) != (len(v.slots) // 2, v.h, v.w):
+        want = (len(v.slots) // 2, v.h, v.w) if len(lay.in_shape) == 3 else (len(v.slots) // 2,)
+        if tuple(lay.in_shape) != want:
             raise ScheduleError(f"layer '{lay.name}' (QAdd): operands are not {lay.in_shape}")
         wmat = _add_weights(lay, v.slots, cin)
         return dict(mode=MODE_CONV, kh=1, kw=1, s=1, pad=0, oh=v.h, ow=v.w, cin=cin, wmat=wmat)
@@ -362,17 +493,19 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
     out_cw = _ceil(cout, C)
     if mode == MODE_CONV:
         groups, ptiles = out_cw, _ceil(oh * ow, R)
-        interval = max(k_len, R)
+        interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
     else:
         groups, ptiles = _ceil(out_cw, R), 1
-        interval = k_len + R + C - 2
+        interval = max(k_len + R + C - 2, 2)
         wbase = img.direct(g["wmat"], groups, interval, k_len)
         rows_limit = out_cw
     pbase = img.params(lay, out_cw)
     _check_limits(lay.name, img.used, lim)
     covers = (lay.name,) + ((it.pool.name,) if it.pool is not None else ())
+    if it.copy_of is not None:
+        covers = (it.copy_of,)  # the copy holds that golden tensor
     return LayerPlan(
         name=lay.name,
         covers=covers,
@@ -406,7 +539,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         act_hi=int(lay.act_max),
         rows_limit=rows_limit,
         macs=int(cout * oh * ow * k_len),
-        model_macs=int(lay.macs),
+        model_macs=0 if it.copy_of is not None else int(lay.macs),
         in_base=v.region.base + v.off,
         c_step=S - _ceil(cin, C) + 1,
         dst_base=dst.base + dst.offset(lay.name),
@@ -429,15 +562,16 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
             f"buffer 0 ({C} lanes per word) > its {lim.act_words} words"
         )
     instrs, _, concats = _instructions(qm)
-    regions = _regions(qm, instrs, concats, C)
-    shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
-    views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
-    for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
-        v.region.readers.append(i)
-        regions[it.name].writers.append(i)
-    edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
-    uniq = list({id(r): r for r in regions.values()}.values())
-    alloc = allocate(uniq, edges, len(instrs))
+    _copy_operands(qm, instrs, concats)
+    for _ in range(len(instrs) + 1):  # each failure adds a copy that flips a cycle's parity
+        try:
+            alloc, regions, views = _place(qm, instrs, concats, C)
+            break
+        except ScheduleError as e:  # an odd cycle of buffers through e.layer
+            if not _subdivide(getattr(e, "layer", ""), qm, instrs, concats):
+                raise
+    else:
+        raise ScheduleError(f"model '{qm.name}': no placement in two activation buffers found")
     img = _Images(R, C)
     plans = [
         _plan(it, v, regions[it.name], img, lim) for it, v in zip(instrs, views, strict=True)

@@ -183,7 +183,19 @@ class Program:
                 f"p{lay.pad} out {lay.out_h}x{lay.out_w}x{lay.cout}{pool} | "
                 f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len} every {lay.interval} cyc "
                 f"= {lay.issue_cycles} cyc | w@{lay.wbase} p@{lay.pbase} "
-                f"clamp[{lay.act_lo},{lay.act_hi}]"
+                f"clamp[{lay.act_lo},{lay.act_hi}]{_placement(lay)}"
             )
         lines.append(f"OUT   {self.out_len} int8 from buf{self.out_buf}")
         return "\n".join(lines)
+
+
+def _placement(lay: LayerPlan) -> str:
+    """Region placement (hwgen.schedule.alloc), shown only where it is not plain ping-pong:
+    read from word in_base with in_cw words per pixel (c_step at a pixel's channel end),
+    write from dst_base with dst_stride words per pixel."""
+    if (lay.in_base, lay.c_step, lay.dst_base, lay.dst_stride) == (0, 1, 0, lay.out_cw):
+        return ""
+    return (
+        f" | rd @{lay.in_base}/{lay.in_cw}w step {lay.c_step}"
+        f" wr @{lay.dst_base}/{lay.dst_stride}w"
+    )

@@ -19,7 +19,7 @@ from hwgen.emit.verilog import write_rtl
 from hwgen.golden.run import run
 from hwgen.paths import sim_build
 from hwgen.quant.inputs import quantize_images
-from hwgen.quant.qmodel import QModel
+from hwgen.quant.qmodel import INPUT, QModel
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
@@ -83,7 +83,7 @@ def prepare(
     imgs, logits = [], []
     layer_exp: dict[str, list[np.ndarray]] = {f"layer{i}": [] for i in range(len(prog.layers))}
     for x in xq:
-        outs = dict(run(qm, x))
+        outs = {INPUT: x, **dict(run(qm, x))}  # INPUT: an identity copy of the input
         imgs.append(image_values(prog, x))
         logits.append(outs[names[-1]].reshape(-1))
         for li, lay in enumerate(prog.layers):
