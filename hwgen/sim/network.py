@@ -20,6 +20,7 @@ from hwgen.golden.run import run
 from hwgen.paths import sim_build
 from hwgen.quant.inputs import quantize_images
 from hwgen.quant.qmodel import QModel
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.runner import SimResult, run_cocotb
@@ -63,12 +64,23 @@ def prepare(
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
     platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
+    design: tuple[MemoryPlan, Path] | None = None,
 ) -> NetworkCase:
+    """Program, Verilog, stimuli and golden data of one network case.
+
+    ``design``: (plan, directory with its accel.v, from ``write_design``) an existing design
+    to run the program on (the program is checked against the plan, FitError); by default
+    the Verilog is generated for this program alone.
+    """
     prog = lower(qm, array)
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
+    if design is None:
+        rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
+    else:
+        design[0].check(prog)
+        rtl_dir = design[1]
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
