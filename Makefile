@@ -24,7 +24,7 @@ help:
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
 	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
-	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3]  FPGA bitstream + Fmax/resource report"
+	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [FIT=M2,M3]  FPGA bitstream (UART host top) + Fmax/resource report"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
 
@@ -66,7 +66,8 @@ bench: $(STAMP)
 	$(HWGEN) bench --model $(MODEL) --array $(ARRAY)
 
 bitstream: $(STAMP)
-	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS)
+	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS) \
+		$(if $(FIT),--fit $(FIT))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwgen sim tests models

@@ -342,15 +342,20 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from hwgen.boards.build import BuildError, build
+    from hwgen.flow import BUILD_STEPS, run
 
-    if args.seeds < 1:
-        raise UsageError(f"--seeds {args.seeds}: must be at least 1")
+    cfg = _config(
+        args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
+        board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
+    )  # fmt: skip
+    from hwgen.boards.build import BuildError
+
     try:
-        rep = build(args.board, args.model, args.array, seeds=args.seeds, freq_mhz=args.freq)
-    except BuildError as e:
+        rep = run(cfg).board_report
+    except BuildError as e:  # a tool failed: the step, its log and the log's tail
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 1
+    assert rep is not None
     f = rep["fmax_post_route_mhz"]
     print(
         f"[hwgen build] {rep['bitstream']}: post-route Fmax min/median/max "
@@ -359,17 +364,27 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{rep['cycles_per_inference']} cycles/inference = "
         f"{rep['us_per_inference_at_median_fmax']:.1f} us at the measured median Fmax"
     )
-    print(f"report: reports/board_{args.board}_{args.model}_{args.array}.md/.json")
+    print(f"[hwgen build] top: {rep['top']['top']}, {rep['top']['uart']}")
+    print(f"report: {rep['report_md']}, {rep['report_json']}")
     return 0
 
 
 def _build_parser(sub) -> None:
     sp = sub.add_parser("build", help="FPGA bitstream + resource/timing report (yosys, nextpnr)")
-    sp.add_argument("--model", default="mnist_cnn", help="zoo model name (default mnist_cnn)")
+    _model_args(sp)
     sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument(
+        "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
+        help="also size the memories for these zoo models (one bitstream runs all of them)",
+    )  # fmt: skip
     sp.add_argument("--seeds", type=int, default=3, help="placement seeds (default 3)")
-    sp.add_argument("--freq", type=float, default=None, help="PLL clock in MHz (default: board's)")
+    sp.add_argument("--freq", type=float, default=None,
+                    help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
+                    "oscillator)")  # fmt: skip
+    sp.add_argument("--baud", type=int, default=115_200, help="host link UART (default 115200)")
+    sp.add_argument("-n", type=int, default=2,
+                    help="test images simulated for the cycle count (default 2)")  # fmt: skip
     sp.set_defaults(fn=cmd_build)
 
 

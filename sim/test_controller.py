@@ -10,7 +10,8 @@ inference. A monitor checks on every cycle:
 * busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
   `done` holds until the next `start`; never both;
 * `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
-* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`;
+* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`, and low for the one
+  cycle after the program header's last beat (the loader checks the header then);
 * `error` stays low (every stream is well formed, every start is legal);
 * `logits`: no valid outside the result transfer; payload and valid hold while
   valid & ~ready; `last` exactly on the final logit;
@@ -42,7 +43,7 @@ from hwgen.emit.images import (
 )
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
-from hwgen.rtl.descriptor import DESC_LAYOUT
+from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import beats_per_word
 from hwgen.rtl.top import LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
@@ -119,6 +120,9 @@ class Driver:
         self.weight_payload = Value.cast(dut.weights.payload)
         self.o_data = LOGIT_LAYOUT["data"].offset
         self.o_last = LOGIT_LAYOUT["last"].offset
+        self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
+        self.w_taken = 0  # weight beats accepted in the current transfer
+        self.checking = False  # the previous cycle took the header's last beat
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -138,7 +142,11 @@ class Driver:
         assert s["error"] == 0, f"{at}: error flagged on a well-formed sequence: {s}"
         # a restart cycle takes no beat (it would be lost in the rewind); none while busy
         want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"]) & (1 - s["busy"])
+        want_w &= not self.checking
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
+        took = bool(g(d.weights.valid) and s["w_ready"])
+        self.checking = took and self.w_taken == self.hdr_beats - 1
+        self.w_taken = 0 if s["w_restart"] or s["w_loaded"] else self.w_taken + took
         r = self.run
         running = r is not None and r.done_at < 0 and self.n > r.start
         if not self.ever_started:  # IDLE after reset (including the first start cycle)

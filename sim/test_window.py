@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator, SimulatorContext
 
 from hwgen.config import ArrayConfig
-from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.quant.qmodel import QAdd, QConcat, QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, pack_descriptor
 from hwgen.rtl.feeder import FEEDER_LATENCY, ROW_IN_LAYOUT, RowFeeder
 from hwgen.rtl.sequencer import Sequencer
@@ -153,7 +153,7 @@ def im2col_check(lay: LayerPlan, R: int, C: int, src: np.ndarray, a: np.ndarray)
                     ix = ox * lay.stride - lay.pad + kx
                     for c in range(lay.cin):
                         inside = 0 <= iy < lay.in_h and 0 <= ix < lay.in_w
-                        word = (iy * lay.in_w + ix) * lay.in_cw + c // C
+                        word = lay.in_base + (iy * lay.in_w + ix) * lay.in_cw + c // C
                         want.append(int(src[word, c % C]) if inside else 0)
             assert a[t, i].tolist() == want, (
                 f"{lay.name}: emulator window of tile {t} row {i} (pixel {p}) is not the im2col"
@@ -259,7 +259,34 @@ def model_rect() -> QModel:
     )
 
 
-MODELS = {"s1p0": model_s1p0, "s2p1": model_s2p1, "pool": model_pool, "rect": model_rect}
+def model_dag() -> QModel:
+    """A residual Add and a Concat: c2 reads c1 inside the Add's operand region (pixel stride
+    wider than its channels: c_step > 1, in_base), the Add reads its operand pair, c4a/c4b
+    write a Concat region the linear reads (channel slots with gaps on C that do not divide
+    the parts' channels)."""
+    rng = np.random.default_rng(15)
+    c1 = _qconv(rng, "c1", 3, (7, 7), 5, 3, 1, 1)
+    c2 = replace(_qconv(rng, "c2", 5, (7, 7), 3, 1, 1, 0), inputs=("c1",))
+    c3 = _qconv(rng, "c3", 3, (7, 7), 5, 3, 1, 1, relu=False)
+    add = QAdd(
+        "add", (5, 7, 7), (5, 7, 7), inputs=("c3", "c1"), weight=np.array([100, 77]),
+        bias=np.zeros(5, int), multiplier=np.full(5, 1 << 30), shift=np.full(5, 7),
+    )  # fmt: skip
+    c4a = _qconv(rng, "c4a", 5, (7, 7), 3, 3, 2, 1)
+    c4b = replace(_qconv(rng, "c4b", 5, (7, 7), 6, 3, 2, 0), inputs=("add",))
+    c4b = replace(c4b, out_shape=(6, 4, 4), padding=1)
+    cat = QConcat("cat", (3, 4, 4), (9, 4, 4), inputs=("c4a", "c4b"))
+    fc = _qlinear(rng, "fc", 9 * 4 * 4, 10)
+    return QModel(
+        "dag", (3, 7, 7), 1 / 127,
+        (c1, c2, c3, add, c4a, c4b, cat, QFlatten("f", (9, 4, 4), (144,)), fc),
+    )  # fmt: skip
+
+
+MODELS = {
+    "s1p0": model_s1p0, "s2p1": model_s2p1, "pool": model_pool, "rect": model_rect,
+    "dag": model_dag,
+}  # fmt: skip
 ARRAYS = ("4x4", "3x5", "8x8", "5x3", "1x1")
 
 
@@ -375,6 +402,8 @@ def test_cases_cover_the_brief() -> None:
                     seen.add("3x3 s2 p1")
                 if lay.cin % C and lay.in_cw > 1:
                     seen.add("cin not a multiple of C, several words/pixel")
+                if lay.c_step > 1 and lay.in_base:
+                    seen.add("strided read of a region part")
                 if lay.out_w < R:
                     seen.add("out_w < R")
                 if (lay.out_h * lay.out_w) % R:
@@ -385,5 +414,6 @@ def test_cases_cover_the_brief() -> None:
                         seen.add("K < R with several channel groups")
     want = {"direct", "direct multi-group", "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
             "cin not a multiple of C, several words/pixel", "partial last tile",
-            "several channel groups", "K < R with several channel groups"}  # fmt: skip
+            "several channel groups", "K < R with several channel groups",
+            "strided read of a region part"}  # fmt: skip
     assert want <= seen, f"not covered: {sorted(want - seen)}"

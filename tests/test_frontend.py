@@ -297,6 +297,27 @@ class Branch(nn.Module):
         return self.b(x)
 
 
+class Broadcast(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + x
+
+
+class Fn(nn.Module):
+    """conv -> fn(conv output, input): a multi-input op under test."""
+
+    def __init__(self, fn, cout: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, cout, 3, padding=1)
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.conv(x), x)
+
+
 class TwoOutputs(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -358,15 +379,29 @@ UNSUPPORTED = {
         "node 'l0' (Conv2d): padding_mode='reflect' is not supported",
     ),
     "sigmoid": (Seq(C, nn.Sigmoid()), "node 'l1' (Sigmoid): unsupported laye"),
-    "residual-add": (
-        Residual(),
-        "node 'add' (call_function operator.add): unsupported op — only straight-line",
+    "add-broadcast": (
+        Broadcast(),
+        "node 'add' (call_function operator.add): adds float32[2x28x28] and float32[1x28x28]: "
+        "broadcasting is not supported",
     ),
-    "branch": (
-        Branch(),
-        "node 'b' (Conv2d): consumes 'x', not just the previous op's output "
-        "'a' — the graph must be straight-line",
+    "add-alpha": (
+        Fn(lambda a, b: torch.add(a, b, alpha=2)),
+        "node 'add' (call_function torch.add): alpha=2 is not supported",
     ),
+    "add-constant": (
+        Fn(lambda a, b: a + 1.0),
+        "node 'add' (call_function operator.add): the second operand is 1.0, not a tensor",
+    ),
+    "cat-axis": (
+        Fn(lambda a, b: torch.cat([a, b], dim=2)),
+        "node 'cat' (call_function torch.cat): dim=2 is not supported (only the channel axis",
+    ),
+    "cat-size": (
+        Fn(lambda a, b: torch.cat([a, b[:, :, 1:]], dim=1)),
+        "node 'getitem' (call_function operator.getitem): unsupported op",
+    ),
+    "mul": (Fn(lambda a, b: a * b), "node 'mul' (call_function operator.mul): unsupported op"),
+    "branch": (Branch(), "node 'a' (Conv2d): its output is never used (dead branch)"),
     "two-outputs": (TwoOutputs(), "node 'output' (output): the model must return"),
     "bn-not-after-conv": (
         Seq(C, nn.ReLU(), nn.BatchNorm2d(4)),

@@ -15,9 +15,9 @@ from hwgen.zoo import MODELS, UnknownModelError, get_model, input_shape, model_n
 
 
 def test_registry() -> None:
-    assert model_names() == ["digits_cnn", "mnist_cnn", "tiny_cnn"]
+    assert model_names() == ["digits_cnn", "mnist_cnn", "res_cnn", "tiny_cnn"]
     assert set(MODELS) == set(model_names())
-    assert all(input_shape(n) == (1, 28, 28) for n in ("mnist_cnn", "tiny_cnn"))
+    assert all(input_shape(n) == (1, 28, 28) for n in ("mnist_cnn", "res_cnn", "tiny_cnn"))
     assert input_shape("digits_cnn") == (1, 8, 8) and models.dataset("digits_cnn") == "digits"
 
 
@@ -26,13 +26,13 @@ def test_unknown_name_lists_known_ones() -> None:
         get_model("lenet")
     assert isinstance(info.value, UnknownModelError)
     assert str(info.value) == (
-        "unknown model 'lenet'; known models: digits_cnn, mnist_cnn, tiny_cnn"
+        "unknown model 'lenet'; known models: digits_cnn, mnist_cnn, res_cnn, tiny_cnn"
     )
     with pytest.raises(UnknownModelError, match="known models"):
         weights_path("resnet")
 
 
-@pytest.mark.parametrize("name", ["mnist_cnn", "tiny_cnn"])
+@pytest.mark.parametrize("name", ["mnist_cnn", "res_cnn", "tiny_cnn"])
 def test_get_model_loads_committed_weights(name: str) -> None:
     model = get_model(name)
     assert not model.training

@@ -167,15 +167,34 @@ def test_pool_options_are_named(tmp_path: Path) -> None:
         import_onnx(path)
 
 
-def test_residual_add_is_named(tmp_path: Path) -> None:
-    relu = helper.make_node("Relu", ["c"], ["r"], name="relu")
-    add = helper.make_node("Add", ["r", "c"], ["y"], name="res")
+def test_residual_add_and_concat_are_a_dag(tmp_path: Path) -> None:
     conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv")
-    path = _save(tmp_path, [conv, relu, add], [_init("w", np.ones((2, 1, 3, 3)))],
-                 [1, 1, 8, 8], [1, 2, 6, 6])  # fmt: skip
-    with pytest.raises(
-        UnsupportedLayerError, match=r"^node 'res' \(Add\): consumes 'r', 'c', not just"
-    ):
+    relu = helper.make_node("Relu", ["c"], ["r"], name="relu")
+    add = helper.make_node("Add", ["r", "c"], ["s"], name="res")
+    cat = helper.make_node("Concat", ["s", "c"], ["y"], name="cat", axis=1)
+    path = _save(tmp_path, [conv, relu, add, cat], [_init("w", np.ones((2, 1, 3, 3)))],
+                 [1, 1, 8, 8], [1, 4, 6, 6])  # fmt: skip
+    graph, _ = import_onnx(path)  # verified against onnxruntime
+    assert [(n.op, n.inputs) for n in graph.nodes] == [
+        ("Conv2d", ()), ("ReLU", ()), ("Add", ("relu", "conv")), ("Concat", ("res", "conv")),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "node, shape, match",
+    [
+        (helper.make_node("Add", ["c", "x"], ["y"], name="res"), [1, 2, 6, 6],
+         r"^node 'res' \(Add\): adds float32\[2x6x6\] and float32\[1x8x8\]: broadcasting"),
+        (helper.make_node("Concat", ["c", "c"], ["y"], name="cat", axis=2), [1, 2, 12, 6],
+         r"^node 'cat' \(Concat\): axis=2 is not supported"),
+        (helper.make_node("Concat", ["c", "x"], ["y"], name="cat", axis=1), [1, 3, 6, 6],
+         r"^node 'cat' \(Concat\): concatenates .*same height and width"),
+    ],
+)  # fmt: skip
+def test_unsupported_add_concat_are_named(tmp_path: Path, node, shape, match: str) -> None:
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv")
+    path = _save(tmp_path, [conv, node], [_init("w", np.ones((2, 1, 3, 3)))], [1, 1, 8, 8], shape)
+    with pytest.raises(UnsupportedLayerError, match=match):
         import_onnx(path)
 
 

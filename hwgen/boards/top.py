@@ -1,88 +1,151 @@
-"""A minimal board top: clock/PLL, reset, LEDs, and a scan chain over every core port.
+"""The board top: the oscillator's clock (through the ECP5 PLL) into the ``sync`` domain, held
+in reset until it is stable, and :class:`~hwgen.hostlink.top.HostTop` (the Accelerator behind
+the framed UART host link, docs/hostlink.md) on the board's FTDI UART pins.
 
-Until the UART host link's top replaces it, this gives the synthesis tools a complete design
-in which no core logic can be trimmed: every core input comes from a register loaded from a
-serial pin, every core output is captured into a register shifted out on a serial pin.
+* ECP5 (ULX3S): 25 MHz oscillator -> EHXPLLL -> ``sync`` at the build clock; the design is held
+  in reset (``ResetSynchronizer``) until the PLL reports lock.
+* iCE40 (iCEBreaker): the 12 MHz oscillator drives ``sync`` directly; the platform's own
+  power-on reset holds the design until the block RAMs are usable.
 
-Pins (the FTDI UART lines of the ULX3S, host's view: RTS and DTR are outputs of the host):
-  rx   scan data in            rts  shift (1: both chains move one bit per clock)
-  tx   scan data out           dtr  rising edge: update core inputs from the chain and
-                                    capture the core outputs into the out chain
-LEDs: 0 busy, 1 done, 2 error (when the core has one), 3 weights loaded.
+HostTop's UART divider is derived from the real build clock (the PLL's output, not the clock
+asked for), so the baud rate on the wire is what the host opens the port with. LEDs show
+busy / done / error / weights loaded (in the board's order, ``BoardSpec.leds``).
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockDomain, Const, Elaboratable, Module, Signal, Value
-from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
-from amaranth.lib.wiring import Flow
+from dataclasses import dataclass
 
-from .pll import ecp5_pll, ecp5_pll_params
+from amaranth import ClockDomain, Elaboratable, Module
+from amaranth.lib.cdc import ResetSynchronizer
 
-__all__ = ["ScanTop", "core_ports"]
+from hwgen.errors import UsageError
+from hwgen.hostlink.top import HostTop
+from hwgen.schedule.capacity import MemoryPlan
 
+from .pll import PllParams, ecp5_pll, ecp5_pll_params
 
-def core_ports(core) -> tuple[list[Value], list[Value]]:
-    """(inputs, outputs) of a wiring.Component as flat values, constants left out."""
-    ins, outs = [], []
-    for _path, member, value in core.signature.flatten(core):
-        v = Value.cast(value)
-        if isinstance(v, Const):
-            continue
-        (ins if member.flow == Flow.In else outs).append(v)
-    return ins, outs
+__all__ = ["BoardTop", "ClockPlan", "LinkPlan", "clock_plan", "link_plan", "top_for"]
+
+MAX_BAUD_ERROR = 0.02  # 8N1 tolerates ~4 % between both ends: keep our side within 2 %
 
 
-class ScanTop(Elaboratable):
-    def __init__(self, core, *, freq_mhz: float) -> None:
-        self.core = core
-        self.freq_mhz = freq_mhz
+@dataclass(frozen=True)
+class ClockPlan:
+    """The design clock of one board build."""
+
+    osc_mhz: float  # the board oscillator
+    mhz: float  # the clock the design runs at (PLL output, or the oscillator)
+    pll: PllParams | None  # None: the oscillator drives the design directly
+
+    def text(self) -> str:
+        if self.pll is None:
+            return f"{self.mhz:g} MHz (the oscillator, no PLL)"
+        p = self.pll
+        return (f"{self.mhz:g} MHz (EHXPLLL from {self.osc_mhz:g} MHz: CLKI_DIV {p.clki_div}, "
+                f"CLKFB_DIV {p.clkfb_div}, CLKOP_DIV {p.clkop_div}, VCO {p.fvco_mhz:g} MHz)")
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """The UART of HostTop at one clock: the divider and the baud rate it really gives."""
+
+    baud: int  # asked for
+    clocks_per_bit: int
+    actual_baud: float
+    error: float  # relative
+
+    def text(self) -> str:
+        return (f"{self.baud} baud 8N1 ({self.clocks_per_bit} clocks/bit, actual "
+                f"{self.actual_baud:.0f} baud, {100 * self.error:+.3f} %)")
+
+
+def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None) -> ClockPlan:
+    """The build clock: an ECP5 PLL setting nearest ``freq_mhz``; iCE40 runs at the
+    oscillator (``freq_mhz`` must be None or equal to it)."""
+    if family == "ecp5":
+        assert freq_mhz is not None
+        try:
+            pll = ecp5_pll_params(osc_mhz, freq_mhz)
+        except ValueError as e:
+            raise UsageError(f"--freq {freq_mhz:g}: {e}") from None
+        if abs(pll.fout_mhz - freq_mhz) > 0.01 * freq_mhz:
+            raise UsageError(f"--freq {freq_mhz:g}: the nearest EHXPLLL output from "
+                             f"{osc_mhz:g} MHz is {pll.fout_mhz:g} MHz")
+        return ClockPlan(osc_mhz, pll.fout_mhz, pll)
+    if freq_mhz is not None and freq_mhz != osc_mhz:
+        raise UsageError(f"--freq {freq_mhz:g}: the {family} board top runs at its "
+                         f"{osc_mhz:g} MHz oscillator (no PLL)")
+    return ClockPlan(osc_mhz, osc_mhz, None)
+
+
+def link_plan(clock_mhz: float, baud: int) -> LinkPlan:
+    """HostTop's clocks per bit at ``clock_mhz``; UsageError if the rate is off by > 2 %."""
+    if baud <= 0:
+        raise UsageError(f"--baud {baud}: must be a positive integer")
+    cpb = round(clock_mhz * 1e6 / baud)
+    if cpb < 4:
+        raise UsageError(f"--baud {baud}: needs at least 4 clocks per bit, the "
+                         f"{clock_mhz:g} MHz clock gives {clock_mhz * 1e6 / baud:.2f}")
+    actual = clock_mhz * 1e6 / cpb
+    err = actual / baud - 1
+    if abs(err) > MAX_BAUD_ERROR:
+        raise UsageError(f"--baud {baud}: {clock_mhz:g} MHz / {cpb} clocks per bit gives "
+                         f"{actual:.0f} baud ({100 * err:+.1f} %, more than 2 % off)")
+    return LinkPlan(baud, cpb, actual, err)
+
+
+class BoardTop(Elaboratable):
+    """Clock + reset + HostTop(plan) on the FTDI UART + four status LEDs."""
+
+    def __init__(self, plan: MemoryPlan, clock: ClockPlan, link: LinkPlan,
+                 leds: tuple[str, ...] = ("busy", "done", "error", "loaded")) -> None:
+        self.plan = plan
+        self.clock = clock
+        self.link = link
+        self.leds = leds
+        self.host = HostTop(plan, clk_freq=clock.mhz * 1e6, baud=link.baud)
+        assert self.host.cpb == link.clocks_per_bit
+
+    def info(self) -> dict:
+        """What the report says about the top."""
+        return {
+            "top": "HostTop (UART host link, docs/hostlink.md)",
+            "clock": self.clock.text(),
+            "clock_mhz": self.clock.mhz,
+            "uart": self.link.text(),
+            "baud": self.link.baud,
+            "clocks_per_bit": self.link.clocks_per_bit,
+            "max_payload": self.host.max_payload,
+            "leds": list(self.leds),
+            "memory_plan": self.plan.text(),
+        }
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.core = core = self.core
-
-        # Clock: board oscillator -> PLL -> sync; reset held until the PLL locks.
-        clk_in = platform.request(platform.default_clk)
-        pll = ecp5_pll_params(platform.default_clk_frequency / 1e6, self.freq_mhz)
-        clk, lock = ecp5_pll(m, clk_in.i, pll)
-        m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += cd.clk.eq(clk)
-        platform.add_clock_constraint(clk, pll.fout_mhz * 1e6)
-        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
-
+        if self.clock.pll is not None:
+            self._pll_domain(m, platform)
+        # else: the platform makes `sync` from its default clock, with its power-on reset
+        m.submodules.host = host = self.host
         uart = platform.request("uart", 0)
-        sdi, shift, update = Signal(), Signal(), Signal()
-        m.submodules.sync_rx = FFSynchronizer(uart.rx.i, sdi)
-        m.submodules.sync_rts = FFSynchronizer(uart.rts.i, shift)
-        m.submodules.sync_dtr = FFSynchronizer(uart.dtr.i, update)
-
-        ins, outs = core_ports(core)
-        in_bits = Cat(*ins)
-        out_bits = Cat(*outs)
-        chain_in = Signal(len(in_bits))
-        held = Signal(len(in_bits))
-        chain_out = Signal(len(out_bits))
-        update_d = Signal()
-        m.d.sync += update_d.eq(update)
-        with m.If(update & ~update_d):
-            m.d.sync += [held.eq(chain_in), chain_out.eq(out_bits)]
-        with m.Elif(shift):
-            m.d.sync += [
-                chain_in.eq(Cat(chain_in[1:], sdi)),
-                chain_out.eq(chain_out[1:]),
-            ]
-        m.d.comb += [in_bits.eq(held), uart.tx.o.eq(chain_out[0])]
-
-        leds = [platform.request("led", i) for i in range(4)]
-        flags = [core.busy, core.done, getattr(core, "error", Const(0, 1)), core.weights_loaded]
-        for led, flag in zip(leds, flags, strict=True):
-            m.d.sync += led.o.eq(flag)
+        m.d.comb += [host.uart_rx.eq(uart.rx.i), uart.tx.o.eq(host.uart_tx)]
+        flags = {"busy": host.led_busy, "done": host.led_done, "error": host.led_error,
+                 "loaded": host.led_loaded}
+        for i, what in enumerate(self.leds):
+            m.d.sync += platform.request("led", i).o.eq(flags[what])
         return m
 
+    def _pll_domain(self, m: Module, platform) -> None:
+        """Board oscillator -> EHXPLLL -> sync; reset held until the PLL locks."""
+        clk_in = platform.request(platform.default_clk)
+        clk, lock = ecp5_pll(m, clk_in.i, self.clock.pll)
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += cd.clk.eq(clk)
+        platform.add_clock_constraint(clk, self.clock.mhz * 1e6)
+        m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
 
-def top_for(spec, core, freq_mhz: float):
-    """The board top for ``core`` (the ECP5 boards' scan top for now)."""
-    if spec.family != "ecp5":
-        raise NotImplementedError(f"no board top for the {spec.family} family yet")
-    return ScanTop(core, freq_mhz=freq_mhz)
+
+def top_for(spec, plan: MemoryPlan, freq_mhz: float | None, baud: int) -> BoardTop:
+    """The board top of ``spec`` (a BoardSpec) for a design sized by ``plan``."""
+    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz)
+    return BoardTop(plan, clock, link_plan(clock.mhz, baud), spec.leds)

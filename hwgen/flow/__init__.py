@@ -3,13 +3,14 @@ Python API ``compile(module, calib=..., array=...) -> Design``."""
 
 from __future__ import annotations
 
-from .config import SIM_STEPS, STEPS, BuildConfig
+from .config import BUILD_STEPS, SIM_STEPS, STEPS, BuildConfig
 from .design import Design, compile
 from .steps import STEP_FUNCS, BuildState, run
 
 __all__ = [
     "STEPS",
     "SIM_STEPS",
+    "BUILD_STEPS",
     "STEP_FUNCS",
     "BuildConfig",
     "BuildState",

@@ -14,12 +14,14 @@ from typing import Any
 from hwgen.config import ArrayConfig, QuantConfig
 from hwgen.errors import UsageError
 
-__all__ = ["STEPS", "SIM_STEPS", "BuildConfig"]
+__all__ = ["STEPS", "SIM_STEPS", "BUILD_STEPS", "BuildConfig"]
 
 # Every step, in pipeline order. A build runs a subset, always in this order.
 STEPS = ("import", "quantize", "schedule", "evaluate", "emit", "simulate", "build", "report")
 # `hwgen sim`: the simulate step writes its own Verilog (into its case directory).
 SIM_STEPS = ("import", "quantize", "schedule", "evaluate", "simulate", "report")
+# `hwgen build`: the board build simulates the board's own design (hwgen.boards.build).
+BUILD_STEPS = ("import", "quantize", "schedule", "build")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class BuildConfig:
     workers: int = 2  # fast engine: local Dask worker processes
     scheduler: str | None = None  # fast engine: Dask scheduler address instead of a LocalCluster
     steps: tuple[str, ...] = SIM_STEPS
+    # build step (hwgen.boards): board, placement seeds, PLL clock (None: the board's), UART
+    board: str = "ulx3s"
+    seeds: int = 3
+    freq_mhz: float | None = None
+    baud: int = 115_200
     # An in-memory source (hwgen.compile): not compared, not printed.
     module: Any = field(default=None, compare=False, repr=False)
     calib_data: Any = field(default=None, compare=False, repr=False)
@@ -84,6 +91,10 @@ class BuildConfig:
         object.__setattr__(self, "steps", tuple(s for s in STEPS if s in self.steps))
         if self.model is None and self.module is None:
             raise UsageError("model: give a model source (zoo name, file.py:Class, net.onnx)")
+        if "build" in self.steps:  # the board options: checked before any work
+            from hwgen.boards.build import check_options
+
+            check_options(self.board, self.seeds, self.freq_mhz, self.baud)
 
 
 def _int_at_least(name: str, v: object, lo: int) -> None:

@@ -53,6 +53,7 @@ class BuildState:
     case: Any = None  # hwgen.sim.network.NetworkCase
     summary: dict | None = None  # hwgen.perf summary of the RTL run
     report_paths: dict | None = None
+    board_report: dict | None = None  # hwgen.boards.build report of the build step
     log: Callable[[str], None] = say
 
     @property
@@ -177,10 +178,15 @@ def step_quantize(st: BuildState) -> None:
 
 
 def step_schedule(st: BuildState) -> None:
-    """Tile the QModel onto the array (ScheduleError names the layer and the sizes)."""
+    """Tile the QModel onto the array (ScheduleError names the layer and the sizes); every
+    descriptor and header field is checked against its width here, before any long step."""
+    from hwgen.rtl.descriptor import pack_descriptor, pack_header
     from hwgen.schedule.lower import lower
 
     st.program = lower(st.qmodel, st.cfg.array)
+    pack_header(st.program)
+    for lay in st.program.layers:
+        pack_descriptor(lay, st.cfg.array.rows)
 
 
 # -- evaluate ----------------------------------------------------------------------------
@@ -257,19 +263,26 @@ def step_emit(st: BuildState) -> None:
     from hwgen.emit.verilog import lint, write_rtl
 
     out = st.cfg.out_dir or paths.rtl_out() / st.name
-    plan = None
-    if st.cfg.fit:  # one design sized for several models; the program loads at run time
-        from hwgen.evaluate import build_qmodel
-        from hwgen.schedule.capacity import MemoryPlan
-        from hwgen.schedule.lower import lower
-
-        others = [lower(build_qmodel(n), st.cfg.array) for n in st.cfg.fit]
-        plan = MemoryPlan.fit([st.program, *others])
+    plan = design_plan(st) if st.cfg.fit else None
     st.rtl_dir = write_rtl(st.program, out, plan=plan)
     if st.cfg.lint:
         ok, log = lint(st.rtl_dir / "accel.v")
         (st.rtl_dir / "lint.log").write_text(log)
         st.lint_ok = ok
+
+
+def design_plan(st: BuildState) -> Any:
+    """The memories of the design: the program's own (MemoryPlan.of), or, with ``cfg.fit``,
+    sized for the program and every model in cfg.fit (one design runs all of them)."""
+    from hwgen.schedule.capacity import MemoryPlan
+
+    if not st.cfg.fit:
+        return MemoryPlan.of(st.program)
+    from hwgen.evaluate import build_qmodel
+    from hwgen.schedule.lower import lower
+
+    others = [lower(build_qmodel(n), st.cfg.array) for n in st.cfg.fit]
+    return MemoryPlan.fit([st.program, *others])
 
 
 # -- simulate ----------------------------------------------------------------------------
@@ -309,12 +322,19 @@ def step_simulate(st: BuildState) -> None:
 
 
 def step_build(st: BuildState) -> None:
-    """FPGA build: delegated to hwgen.board (``build_step(state)``) when it exists."""
-    try:
-        from hwgen.board import build_step  # type: ignore[attr-defined]
-    except ImportError:
-        raise HwgenError("build: no FPGA back end (hwgen.board) in this hwgen") from None
-    build_step(st)
+    """FPGA build (hwgen.boards): the board top (HostTop) around a design sized by
+    ``design_plan``, simulated on the board's design, then yosys, nextpnr and the packer."""
+    from hwgen.boards.build import BoardJob, build_board
+
+    cfg, src = st.cfg, st.source
+    assert src is not None
+    images, labels = st.sim_images, st.sim_labels
+    if images is None:
+        images, labels = src.data.test(cfg.n)
+    job = BoardJob(board=cfg.board, qmodel=st.qmodel, program=st.program, plan=design_plan(st),
+                   images=images, labels=labels, seeds=cfg.seeds, freq_mhz=cfg.freq_mhz,
+                   baud=cfg.baud, fit=cfg.fit)  # fmt: skip
+    st.board_report = build_board(job, log=st.log)
 
 
 # -- report ------------------------------------------------------------------------------
@@ -381,7 +401,7 @@ def _needs(step: str) -> tuple[str, ...]:
         "evaluate": ("import", "quantize"),
         "emit": ("import", "quantize", "schedule"),
         "simulate": ("import", "quantize", "schedule"),
-        "build": ("import", "quantize", "schedule", "emit"),
+        "build": ("import", "quantize", "schedule"),
         "report": (),
     }[step]
 

@@ -68,7 +68,7 @@ class ImageWriterHarness(wiring.Component):
         s = dut.i_stream
         m.d.comb += [
             s.valid.eq(self.valid), s.payload.eq(self.payload), dut.active.eq(self.active),
-            dut.clear.eq(self.clear), dut.in_c.eq(in_c), dut.in_len.eq(in_len),
+            dut.clear.eq(self.clear), dut.c_last.eq(in_c - 1), dut.len_last.eq(in_len - 1),
         ]  # fmt: skip
         self._environment(m, dut)
         self._scoreboard(m, dut, in_c, in_len)
@@ -134,7 +134,8 @@ class LogitSenderHarness(wiring.Component):
         hit = reading_q & (raddr_q == tag_addr)
         m.d.comb += [
             dut.rdata.eq(hit.replicate(8 * C) & tag_word | ~hit.replicate(8 * C) & AnySeq(8 * C)),
-            dut.start.eq(self.start), dut.out_len.eq(out_len), dut.o_stream.ready.eq(self.ready),
+            dut.start.eq(self.start), dut.len_last.eq(out_len - 1),
+            dut.o_stream.ready.eq(self.ready),
             Assume(~(self.start & dut.busy)),
         ]  # fmt: skip
         self._scoreboard(m, dut, out_len, tag_addr, tag_word)

@@ -6,10 +6,12 @@ an ignored option (a dilation, a ceil_mode, a divisor_override) would mean wrong
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -292,6 +294,62 @@ def view(ctx: OpContext) -> ir.Node | None:
     raise ctx.fail(
         f"reshape to {shown} is not supported (only flattening: (x.size(0), -1) or (-1, {n}))"
     )
+
+
+# --- graphs beyond a chain: residual Add, channel Concat --------------------------------
+
+
+def _operand(ctx: OpContext, value: Any, what: str) -> tuple[str, TensorType]:
+    """A tensor operand of a multi-input op: its IR name and type (constants are refused)."""
+    if isinstance(value, fx.Node) and value in ctx.types:
+        return ctx.names[value], ctx.types[value]
+    raise ctx.fail(
+        f"{what} is {value!r}, not a tensor computed by the model (adding or concatenating "
+        f"constants is not supported)"
+    )
+
+
+@handler(operator.add, operator.iadd, torch.add, Method("add"), Method("add_"), multi=True)
+def add(ctx: OpContext) -> ir.Node:
+    args = ctx.node.args
+    other = args[1] if len(args) > 1 else ctx.node.kwargs.get("other")
+    alpha = ctx.resolve(ctx.node.kwargs.get("alpha", args[2] if len(args) > 2 else 1), "alpha")
+    if alpha != 1:
+        raise ctx.fail(f"alpha={alpha} is not supported (only x + y)")
+    na, ta = _operand(ctx, args[0], "the first operand")
+    nb, tb = _operand(ctx, other, "the second operand")
+    if ta.shape != tb.shape:
+        raise ctx.fail(
+            f"adds {ta} and {tb}: broadcasting is not supported (both operands must have "
+            f"the same shape)"
+        )
+    return ir.Add(name=ctx.name, in_type=ta, out_type=ta, inputs=(na, nb))
+
+
+@handler(torch.cat, torch.concat, multi=True)
+def cat(ctx: OpContext) -> ir.Node:
+    parts = ctx.node.args[0] if ctx.node.args else ctx.node.kwargs.get("tensors")
+    dim = ctx.resolve(
+        ctx.node.args[1] if len(ctx.node.args) > 1 else ctx.node.kwargs.get("dim", 0), "dim"
+    )
+    if not isinstance(parts, (tuple, list)) or len(parts) < 2:
+        raise ctx.fail("needs a list of at least two tensors")
+    ops = [_operand(ctx, p, f"input {i}") for i, p in enumerate(parts)]
+    types = [t for _, t in ops]
+    if any(len(t.shape) != 3 for t in types):
+        raise ctx.fail(f"concatenates {', '.join(map(str, types))}: only CxHxW feature maps")
+    if dim not in (1, -3):
+        raise ctx.fail(f"dim={dim} is not supported (only the channel axis, dim=1)")
+    if len({t.shape[1:] for t in types}) != 1:
+        raise ctx.fail(
+            f"concatenates {', '.join(map(str, types))}: the height and width must match"
+        )
+    c = sum(t.shape[0] for t in types)
+    out = TensorType((c, *types[0].shape[1:]))
+    return ir.Concat(
+        name=ctx.name, in_type=types[0], out_type=out,
+        inputs=tuple(n for n, _ in ops), in_types=tuple(types),
+    )  # fmt: skip
 
 
 # --- inference no-ops ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ registry, fold BatchNorm, check the chain, and verify numerically against torch.
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,13 +12,13 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from hwgen.ir import Graph, Node, TensorType
+from hwgen.ir import INPUT, Graph, Node, TensorType, normalize_inputs
 
 from . import handlers as _handlers  # noqa: F401 - importing registers the handlers
 from .errors import FrontendError, UnsupportedLayerError
 from .passes import check_graph, fold_batchnorm
 from .reference import run_float
-from .registry import BATCH, OpContext, describe, lookup, supported_layers
+from .registry import BATCH, MULTI_INPUT, OpContext, describe, lookup, supported_layers
 
 __all__ = ["import_model", "verify_graph"]
 
@@ -26,9 +27,9 @@ _VERIFY_SEED = 1234
 
 def _unsupported_op(desc: str) -> UnsupportedLayerError:
     return UnsupportedLayerError(
-        f"{desc}: unsupported op — only straight-line chains of the supported layers "
-        f"({', '.join(supported_layers())}, and their functional forms) are supported; "
-        f"no residual adds, concatenations or other tensor arithmetic"
+        f"{desc}: unsupported op — only the supported layers "
+        f"({', '.join(supported_layers())}, and their functional forms), residual adds "
+        f"(x + y) and channel concatenation (torch.cat(dim=1)) are supported"
     )
 
 
@@ -59,29 +60,26 @@ def _trace(module: nn.Module, name: str) -> fx.GraphModule:
 
 
 def _walk(gm: fx.GraphModule, in_type: TensorType, name: str) -> Graph:
+    """The fx graph as a DAG of IR nodes: every tensor-valued fx node gets its type and the
+    name of the IR tensor it is (an inference no-op is its input's tensor)."""
     modules = dict(gm.named_modules())
     types: dict[fx.Node, TensorType] = {}  # tensor-valued nodes and their types
+    names: dict[fx.Node, str] = {}  # ... and the IR tensor each one is
     scalars: dict[fx.Node, Any] = {}  # shape queries and their static values
     nodes: list[Node] = []
-    cursor: fx.Node | None = None  # the previous op's output: the next op must consume it
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            if cursor is not None:
+            if types:
                 raise UnsupportedLayerError(
                     f"{describe(node)}: the model takes more than one input; exactly one "
                     f"input tensor is supported"
                 )
-            cursor, types[node] = node, in_type
+            types[node], names[node] = in_type, INPUT
             continue
         if node.op == "get_attr":
             continue  # a parameter used in forward(): fails where it is consumed
         if node.op == "output":
-            result = node.args[0]
-            if result is not cursor:
-                raise UnsupportedLayerError(
-                    f"{describe(node)}: the model must return the last op's output "
-                    f"('{cursor}') as a single tensor, but returns {result!r}"
-                )
+            _check_output(node, names, nodes)
             break
         value = _shape_value(node, types, scalars)
         if value is not None:
@@ -96,21 +94,47 @@ def _walk(gm: fx.GraphModule, in_type: TensorType, name: str) -> Graph:
                     f"{', '.join(supported_layers())})"
                 )
             raise _unsupported_op(describe(node, module))
-        # Straight-line: exactly one tensor input, and it is the previous op's output.
         tensors = [n for n in node.all_input_nodes if n not in scalars]
-        if tensors != [cursor]:
-            got = ", ".join(f"'{n}'" for n in tensors) or "no tensor"
+        if fn in MULTI_INPUT:
+            ctx = OpContext(node, module, types[tensors[0]], scalars, types, names)
+            ir_node = fn(ctx)
+        else:
+            if len(tensors) != 1 or tensors[0] not in types:
+                got = ", ".join(f"'{n}'" for n in tensors) or "no tensor"
+                raise UnsupportedLayerError(
+                    f"{describe(node, module)}: consumes {got}; this op takes exactly one "
+                    f"tensor computed by the model"
+                )
+            (src,) = tensors
+            ir_node = fn(OpContext(node, module, types[src], scalars))
+            if ir_node is not None:
+                ir_node = replace(ir_node, inputs=(names[src],))
+            else:
+                types[node], names[node] = types[src], names[src]  # a no-op: same tensor
+                continue
+        types[node], names[node] = ir_node.out_type, ir_node.name
+        nodes.append(ir_node)
+    return Graph(name=name, in_type=in_type, nodes=normalize_inputs(nodes))
+
+
+def _check_output(node: fx.Node, names: dict[fx.Node, str], nodes: list[Node]) -> None:
+    """The model returns one tensor: the last op's output; every other op's output is used."""
+    result = node.args[0]
+    last = nodes[-1].name if nodes else INPUT
+    if not isinstance(result, fx.Node) or names.get(result) != last:
+        raise UnsupportedLayerError(
+            f"{describe(node)}: the model must return the last op's output ('{last}') as a "
+            f"single tensor, but returns {result!r}"
+        )
+    used = {i for n in nodes for i in n.inputs}
+    for prev, n in zip(nodes, nodes[1:], strict=False):
+        if not n.inputs:
+            used.add(prev.name)
+    for n in nodes[:-1]:
+        if n.name not in used:
             raise UnsupportedLayerError(
-                f"{describe(node, module)}: consumes {got}, not just the previous op's "
-                f"output '{cursor}' — the graph must be straight-line (each op consumes "
-                f"the previous one)"
+                f"node '{n.name}' ({n.op}): its output is never used (dead branch)"
             )
-        ir_node = fn(OpContext(node, module, types[cursor], scalars))
-        types[node] = ir_node.out_type if ir_node is not None else types[cursor]
-        if ir_node is not None:
-            nodes.append(ir_node)
-        cursor = node
-    return Graph(name=name, in_type=in_type, nodes=tuple(nodes))
 
 
 def verify_graph(

@@ -2,14 +2,16 @@
 
 ``import_onnx(path)`` reads an ONNX model (``torch.onnx.export``, either exporter, or another
 framework), walks its nodes through a per-op handler table, folds BatchNormalization into the
-conv before it, checks the chain and verifies the IR numerically against onnxruntime (like
+conv before it, checks the DAG and verifies the IR numerically against onnxruntime (like
 ``import_model`` verifies against torch). Op forms understood:
 
 * Conv (weights and bias from initializers or Constant nodes), Gemm (``alpha = beta = 1``,
   ``transA = 0``, either ``transB``), MatMul by a constant followed by an Add of a constant
   bias (the two become one Linear), Relu, MaxPool, AveragePool, BatchNormalization
   (inference form), Flatten (``axis = 1``) and Reshape to (batch, -1);
-* Constant, Identity and Dropout (inference) are not layers; Cast/Shape/Gather/Concat/... on
+* graphs beyond a chain: Add of two computed tensors of the same shape (a residual add, no
+  broadcasting) and Concat on the channel axis (``axis = 1``) of CxHxW maps;
+* Constant, Identity and Dropout (inference) are not layers; Cast/Shape/Gather/... on
   constants only are not supported (the exporters fold them away for static shapes).
 
 Anything else — an op, an attribute value or a graph shape the hardware flow cannot express —
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -385,24 +387,76 @@ def _fold_bias_add(node, ctx_name: str, prev: ir.Node, const: np.ndarray) -> ir.
             const.ndim <= 1 or const.shape[-2:] in ((1, 1), ())
         ):
             b = prev.bias + np.broadcast_to(const.reshape(-1), (cout,))
-            from dataclasses import replace
-
             return replace(prev, bias=_f32(b))
     raise UnsupportedLayerError(
         f"node '{ctx_name}' (Add): only adding a constant bias right after a MatMul/Gemm/Conv "
-        f"is supported (no residual adds or other tensor arithmetic); it follows "
+        f"is supported; it follows "
         f"{prev.op} '{prev.name}' with a constant of shape {const.shape}"
     )
 
 
+def _const_add(desc: str, nname: str, node, ops, nodes: list[ir.Node], consts) -> str:
+    """An Add of a constant: the bias of the MatMul/Gemm/Conv producing the other operand
+    (replaced in ``nodes``); returns that node's IR name (the Add's output is that tensor)."""
+    tensors = [x for x in node.input if x not in consts]
+    known = [consts[x] for x in node.input if x in consts]
+    if len(node.input) != 2 or len(tensors) != 1:
+        raise UnsupportedLayerError(f"{desc}: unsupported Add form")
+    src = ops[tensors[0]][0]
+    k = next((j for j, n in enumerate(nodes) if n.name == src), None)
+    if k is None:
+        raise UnsupportedLayerError(
+            f"{desc}: adds a constant to the model input (only a bias after a MatMul/Gemm/Conv)"
+        )
+    folded = _fold_bias_add(node, node.name or nname, nodes[k], known[0])
+    nodes[k] = replace(folded, inputs=nodes[k].inputs)
+    return src
+
+
+def _residual_add(desc: str, nname: str, node, ops) -> ir.Node:
+    (na, ta), (nb, tb) = ops[node.input[0]], ops[node.input[1]]
+    if ta.shape != tb.shape:
+        raise UnsupportedLayerError(
+            f"{desc}: adds {ta} and {tb}: broadcasting is not supported (both operands must "
+            f"have the same shape)"
+        )
+    return ir.Add(name=nname, in_type=ta, out_type=ta, inputs=(na, nb))
+
+
+def _concat(desc: str, nname: str, node, ops, attrs: dict) -> ir.Node:
+    parts = [ops[x] for x in node.input]
+    types = [t for _, t in parts]
+    if any(len(t.shape) != 3 for t in types):
+        raise UnsupportedLayerError(
+            f"{desc}: concatenates {', '.join(map(str, types))}: only CxHxW feature maps"
+        )
+    axis = attrs.get("axis")
+    if axis not in (1, -3):
+        raise UnsupportedLayerError(
+            f"{desc}: axis={axis} is not supported (only the channel axis, axis=1)"
+        )
+    if len(parts) < 2 or len({t.shape[1:] for t in types}) != 1:
+        raise UnsupportedLayerError(
+            f"{desc}: concatenates {', '.join(map(str, types))}: needs two or more inputs "
+            f"with the same height and width"
+        )
+    out = TensorType((sum(t.shape[0] for t in types), *types[0].shape[1:]))
+    return ir.Concat(
+        name=nname, in_type=types[0], out_type=out,
+        inputs=tuple(n for n, _ in parts), in_types=tuple(types),
+    )  # fmt: skip
+
+
 def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
+    """The ONNX graph (topologically sorted) as a DAG of IR nodes: ``ops`` maps every
+    ONNX tensor computed by the model to (its IR tensor name, its type)."""
     from onnx import numpy_helper
 
     graph = model.graph
     consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     in_name, in_shape = _in_shape(graph, consts, path)
     in_type = TensorType(in_shape)
-    cursor, cursor_type = in_name, in_type
+    ops: dict[str, tuple[str, TensorType]] = {in_name: (ir.INPUT, in_type)}
     nodes: list[ir.Node] = []
     seen: set[str] = set()
     for i, node in enumerate(graph.node):
@@ -422,45 +476,63 @@ def _walk(model, path: Path, name: str) -> tuple[Graph, str]:
         if node.op_type == "Identity" and not tensors:  # a constant under another name
             consts[node.output[0]] = consts[node.input[0]]
             continue
-        if tensors != [cursor]:
-            got = ", ".join(f"'{t}'" for t in tensors) or "no tensor"
-            raise UnsupportedLayerError(
-                f"{desc}: consumes {got}, not just the previous op's output '{cursor}' — the "
-                f"graph must be straight-line (each op consumes the previous one)"
-            )
-        if node.op_type == "Add":
-            known = [consts[x] for x in node.input if x in consts]
-            const = known[0] if len(node.input) == 2 and known else None
-            if const is None or not nodes:
-                raise UnsupportedLayerError(f"{desc}: unsupported op — no residual adds")
-            nodes[-1] = _fold_bias_add(node, node.name or nname, nodes[-1], const)
-            cursor = node.output[0]
+        for t in tensors:
+            if t not in ops:
+                raise UnsupportedLayerError(f"{desc}: consumes '{t}', which nothing computes")
+        out = node.output[0]
+        if node.op_type == "Add" and len(tensors) == 2:
+            ir_node = _residual_add(desc, nname, node, ops)
+        elif node.op_type == "Add":
+            ops[out] = (_const_add(desc, nname, node, ops, nodes, consts), ops[tensors[0]][1])
             continue
-        fn = _HANDLERS.get(node.op_type)
-        if fn is None:
-            raise UnsupportedLayerError(
-                f"{desc}: unsupported op (supported ONNX ops: "
-                f"{', '.join(supported_onnx_ops() + ['Add (a bias)', 'Constant'])})"
+        elif node.op_type == "Concat":
+            ir_node = _concat(desc, nname, node, ops, _attrs(node))
+        else:
+            fn = _HANDLERS.get(node.op_type)
+            if fn is None:
+                raise UnsupportedLayerError(
+                    f"{desc}: unsupported op (supported ONNX ops: "
+                    f"{', '.join(supported_onnx_ops() + ['Add', 'Concat', 'Constant'])})"
+                )
+            if len(tensors) != 1:
+                got = ", ".join(f"'{t}'" for t in tensors) or "no tensor"
+                raise UnsupportedLayerError(
+                    f"{desc}: consumes {got}; this op takes exactly one computed tensor"
+                )
+            src_name, src_type = ops[tensors[0]]
+            ctx = OnnxContext(
+                node=node,
+                name=nname,
+                in_type=src_type,
+                consts=[consts.get(x) if x else None for x in node.input],
+                attrs=_attrs(node),
             )
-        ctx = OnnxContext(
-            node=node,
-            name=nname,
-            in_type=cursor_type,
-            consts=[consts.get(x) if x else None for x in node.input],
-            attrs=_attrs(node),
-        )
-        ir_node = fn(ctx)
-        if ir_node is not None:
-            nodes.append(ir_node)
-            cursor_type = ir_node.out_type
-        cursor = node.output[0]
+            ir_node = fn(ctx)
+            if ir_node is None:
+                ops[out] = ops[tensors[0]]  # a no-op: the same tensor
+                continue
+            ir_node = replace(ir_node, inputs=(src_name,))
+        nodes.append(ir_node)
+        ops[out] = (ir_node.name, ir_node.out_type)
+    _check_outputs(graph, ops, nodes, path)
+    return Graph(name=name, in_type=in_type, nodes=ir.normalize_inputs(nodes)), in_name
+
+
+def _check_outputs(graph, ops: dict, nodes: list[ir.Node], path: Path) -> None:
+    """One output, the last op's; no op whose output nothing uses."""
     outs = [o.name for o in graph.output]
-    if outs != [cursor]:
+    last = nodes[-1].name if nodes else ir.INPUT
+    if len(outs) != 1 or ops.get(outs[0], (None,))[0] != last:
         raise UnsupportedLayerError(
-            f"{path}: the model must return the last op's output ('{cursor}') as its single "
+            f"{path}: the model must return the last op's output ('{last}') as its single "
             f"output, but returns {outs}"
         )
-    return Graph(name=name, in_type=in_type, nodes=tuple(nodes)), in_name
+    used = {i for n in nodes for i in n.inputs}
+    for n in nodes[:-1]:
+        if n.name not in used:
+            raise UnsupportedLayerError(
+                f"node '{n.name}' ({n.op}): its output is never used (dead branch)"
+            )
 
 
 def verify_onnx(

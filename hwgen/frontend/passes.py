@@ -1,4 +1,4 @@
-"""Graph passes on the float IR: BatchNorm folding and the straight-line consistency check."""
+"""Graph passes on the float IR: BatchNorm folding and the DAG consistency check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from hwgen.ir import BatchNorm2d, Conv2d, Graph, Node
+from hwgen.ir import INPUT, Add, BatchNorm2d, Concat, Conv2d, Graph, Node, TensorType
+from hwgen.ir.graph import normalize_inputs
 
 from .errors import UnsupportedLayerError
 
@@ -27,40 +28,65 @@ def _fold(conv: Conv2d, bn: BatchNorm2d) -> Conv2d:
 
 
 def fold_batchnorm(graph: Graph) -> Graph:
-    """Merge every BatchNorm2d into the Conv2d right before it (the conv keeps its name).
+    """Merge every BatchNorm2d into the Conv2d that produces its input (the conv keeps its
+    name; the BatchNorm's consumers read the conv).
 
-    A BatchNorm2d that does not directly follow a Conv2d (no-ops such as Dropout do not
-    count) cannot be folded and raises UnsupportedLayerError.
+    A BatchNorm2d whose input is not a Conv2d used by nothing else (no-ops such as Dropout
+    do not count) cannot be folded and raises UnsupportedLayerError.
     """
-    nodes: list[Node] = []
-    for node in graph.nodes:
+    consumers = graph.consumers()
+    by_name = {n.name: n for n in graph.nodes}
+    folded: dict[str, Node] = {}  # conv name -> folded conv
+    rename: dict[str, str] = {}  # BatchNorm name -> conv name
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
         if not isinstance(node, BatchNorm2d):
-            nodes.append(node)
             continue
-        prev = nodes[-1] if nodes else None
-        if not isinstance(prev, Conv2d):
+        prev = by_name.get(ins[0])
+        if not isinstance(prev, Conv2d) or consumers[prev.name] != [node.name]:
             after = f"{prev.op} '{prev.name}'" if prev is not None else "the graph input"
+            if isinstance(prev, Conv2d):
+                after += ", whose output is also used elsewhere"
             raise UnsupportedLayerError(
                 f"node '{node.name}' (BatchNorm2d): a BatchNorm2d must directly follow a "
                 f"Conv2d so that it can be folded into it, but it follows {after}"
             )
-        nodes[-1] = _fold(prev, node)
-    return replace(graph, nodes=tuple(nodes))
+        folded[prev.name] = _fold(folded.get(prev.name, prev), node)
+        rename[node.name] = prev.name
+    nodes: list[Node] = []
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
+        if isinstance(node, BatchNorm2d):
+            continue
+        node = folded.get(node.name, node)
+        nodes.append(replace(node, inputs=tuple(rename.get(i, i) for i in ins)))
+    return replace(graph, nodes=normalize_inputs(nodes))
+
+
+def _input_types(node: Node) -> tuple[TensorType, ...]:
+    if isinstance(node, Concat):
+        return tuple(node.in_types)
+    if isinstance(node, Add):
+        return (node.in_type, node.in_type)
+    return (node.in_type,)
 
 
 def check_graph(graph: Graph) -> None:
-    """Assert the IR invariants the later stages rely on: a non-empty chain whose types
-    connect, unique names, no BatchNorm2d left (it must have been folded)."""
+    """Assert the IR invariants the later stages rely on: a non-empty DAG in topological
+    order whose types connect, unique names, no BatchNorm2d left (it must have been
+    folded)."""
     if not graph.nodes:
         raise UnsupportedLayerError(f"graph {graph.name!r}: the model has no layers")
-    t = graph.in_type
-    seen: set[str] = set()
-    for node in graph.nodes:
-        if node.in_type != t:
-            raise AssertionError(f"node {node.name!r}: input {node.in_type} but receives {t}")
-        if node.name in seen:
+    types = {INPUT: graph.in_type}
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
+        want = _input_types(node)
+        if len(ins) != len(want):
+            raise AssertionError(f"node {node.name!r}: {len(ins)} inputs, expects {len(want)}")
+        for i, t in zip(ins, want, strict=True):
+            if i not in types:
+                raise AssertionError(f"node {node.name!r}: input {i!r} is not computed before")
+            if types[i] != t:
+                raise AssertionError(f"node {node.name!r}: input {t} but receives {types[i]}")
+        if node.name in types:
             raise AssertionError(f"duplicate node name {node.name!r}")
         if isinstance(node, BatchNorm2d):
             raise AssertionError(f"node {node.name!r}: BatchNorm2d left after folding")
-        seen.add(node.name)
-        t = node.out_type
+        types[node.name] = node.out_type

@@ -64,19 +64,27 @@ def run_float(graph: ir.Graph, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
             f"graph {graph.name!r} takes one input of shape {graph.in_type.shape}, "
             f"not {x.shape} (no batch dimension)"
         )
-    h = np.ascontiguousarray(x, dtype=np.float64)
+    env = {ir.INPUT: np.ascontiguousarray(x, dtype=np.float64)}
     outs: list[tuple[str, np.ndarray]] = []
-    for node in graph.nodes:
-        try:
-            fn = _EXEC[type(node)]
-        except KeyError:
-            raise TypeError(
-                f"run_float: no interpreter for node {node.name!r} ({node.op})"
-            ) from None
-        h = np.ascontiguousarray(fn(node, h))
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
+        args = [env[i] for i in ins]
+        if isinstance(node, ir.Add):
+            h = args[0] + args[1]
+        elif isinstance(node, ir.Concat):
+            h = np.concatenate(args, axis=0)
+        else:
+            try:
+                fn = _EXEC[type(node)]
+            except KeyError:
+                raise TypeError(
+                    f"run_float: no interpreter for node {node.name!r} ({node.op})"
+                ) from None
+            h = fn(node, args[0])
+        h = np.ascontiguousarray(h)
         if h.shape != node.out_type.shape:  # the IR's declared shapes must be the real ones
             raise AssertionError(
                 f"node {node.name!r} ({node.op}) produced {h.shape}, IR says {node.out_type}"
             )
+        env[node.name] = h
         outs.append((node.name, h.astype(np.float32)))
     return outs

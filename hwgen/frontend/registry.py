@@ -24,6 +24,7 @@ from .errors import UnsupportedLayerError
 __all__ = [
     "BATCH",
     "HANDLERS",
+    "MULTI_INPUT",
     "Handler",
     "Method",
     "OpContext",
@@ -83,6 +84,9 @@ class OpContext:
     module: nn.Module | None
     in_type: TensorType
     scalars: Mapping[fx.Node, Any]
+    # multi-input handlers (Add, Concat): every tensor-valued fx node's type and IR name
+    types: Mapping[fx.Node, TensorType] | None = None
+    names: Mapping[fx.Node, str] | None = None
 
     @property
     def name(self) -> str:
@@ -123,16 +127,21 @@ class OpContext:
 
 Handler = Callable[[OpContext], Node | None]
 HANDLERS: dict[Any, Handler] = {}
+MULTI_INPUT: set[Handler] = set()  # handlers that consume several tensors (set their inputs)
 
 
-def handler(*keys: Any) -> Callable[[Handler], Handler]:
-    """Register ``fn`` for every key (module class, function or :class:`Method`)."""
+def handler(*keys: Any, multi: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` for every key (module class, function or :class:`Method`). A
+    ``multi`` handler reads its tensor operands itself (``ctx.types``/``ctx.names``) and
+    returns a node with ``inputs`` set; any other handler consumes exactly one tensor."""
 
     def register(fn: Handler) -> Handler:
         for key in keys:
             if key in HANDLERS:
                 raise RuntimeError(f"duplicate front-end handler for {key!r}")
             HANDLERS[key] = fn
+        if multi:
+            MULTI_INPUT.add(fn)
         return fn
 
     return register

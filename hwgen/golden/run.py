@@ -11,7 +11,19 @@ import numpy as np
 
 from hwgen.golden.ops import avgpool_int, conv2d_int, linear_int, maxpool_int, requant
 from hwgen.quant.inputs import quantize_images
-from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLayer, QLinear, QMaxPool, QModel
+from hwgen.quant.qmodel import (
+    INPUT,
+    QAdd,
+    QAvgPool,
+    QConcat,
+    QConv,
+    QFlatten,
+    QLayer,
+    QLinear,
+    QMaxPool,
+    QModel,
+    resolve_inputs,
+)
 
 __all__ = ["quantize_input", "run", "predict"]
 
@@ -28,8 +40,22 @@ def quantize_input(images) -> np.ndarray:
     return quantize_images(p)  # the one pixel -> int8 rule (hwgen.quant.inputs)
 
 
-def _layer_fn(lay: QLayer) -> Callable[[np.ndarray], np.ndarray]:
+def add_int(lay: QAdd, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The residual add (QAdd): wa*a + wb*b, then the per-channel requant."""
+    wa, wb = (int(w) for w in lay.weight)
+    acc = wa * a.astype(np.int64) + wb * b.astype(np.int64)
+    axis = -3 if len(lay.out_shape) == 3 else -1
+    return requant(
+        acc, lay.bias, lay.multiplier, lay.shift, lay.act_min, lay.act_max, channel_axis=axis
+    )
+
+
+def _layer_fn(lay: QLayer) -> Callable[..., np.ndarray]:
     """The integer function of one layer on a batch (N, *in_shape) -> (N, *out_shape)."""
+    if isinstance(lay, QAdd):
+        return lambda a, b: add_int(lay, a, b)
+    if isinstance(lay, QConcat):
+        return lambda *xs: np.concatenate(xs, axis=-3)
     if isinstance(lay, QConv):
         return lambda x: requant(
             conv2d_int(x, lay.weight, lay.stride, lay.padding),
@@ -56,11 +82,13 @@ def _forward(qmodel: QModel, x: np.ndarray, keep: bool) -> list[tuple[str, np.nd
     if tuple(x.shape[1:]) != tuple(qmodel.in_shape):
         raise ValueError(f"model {qmodel.name} expects input {qmodel.in_shape}, got {x.shape[1:]}")
     outs: list[tuple[str, np.ndarray]] = []
-    for lay in qmodel.layers:
-        y = _layer_fn(lay)(x)
+    env = {INPUT: x}
+    for lay, ins in zip(qmodel.layers, resolve_inputs(qmodel.layers), strict=True):
+        y = _layer_fn(lay)(*(env[i] for i in ins))
         if tuple(y.shape[1:]) != tuple(lay.out_shape):
             raise ValueError(f"layer {lay.name}: output {y.shape[1:]} != declared {lay.out_shape}")
         x = y.astype(np.int8)  # every value is already in int8 range (requant clamps)
+        env[lay.name] = x
         if keep:
             outs.append((lay.name, x))
     return outs if keep else [(qmodel.layers[-1].name, x)]

@@ -2,10 +2,11 @@
 
     HostTop(program_or_plan, clk_freq, baud, *, max_payload=1024, timeout_bits=2000)
 
-Ports: `uart_rx` In(1), `uart_tx` Out(1), `led_busy`, `led_done`, `led_error` Out(1). A board
-top (e.g. the ULX3S one) instantiates it in its sync domain and wires the FTDI UART pins and
-three LEDs; nothing else leaves the chip. The design is sized by a MemoryPlan (a Program builds
-the smallest plan for it); any program that fits is loaded over the link.
+Ports: `uart_rx` In(1), `uart_tx` Out(1), `led_busy`, `led_done`, `led_error`, `led_loaded`
+Out(1). The board top (hwgen.boards.top.BoardTop) instantiates it in its sync domain and wires
+the FTDI UART pins and four LEDs; nothing else leaves the chip. The design is sized by a
+MemoryPlan (a Program builds the smallest plan for it); any program that fits is loaded over
+the link.
 
 Inside: UartRx -> frame parser (sync byte, command, length, payload into a frame buffer,
 CRC-16 check, inter-byte timeout) -> command dispatcher (drives the Accelerator's weights and
@@ -85,6 +86,7 @@ class HostTop(wiring.Component):
                 "led_busy": Out(1),
                 "led_done": Out(1),
                 "led_error": Out(1),
+                "led_loaded": Out(1),
             }
         )
 
@@ -212,17 +214,24 @@ class HostTop(wiring.Component):
         hdr_byte = Signal(8)
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
                                        r_len[8:]])[r_idx[:3]])  # fmt: skip
+        # The byte to send is registered (selected from r_idx the cycle before) and offered
+        # only once `fresh`, i.e. one cycle after r_idx moved: the index -> counter mux ->
+        # CRC path is cut in two. A UART byte takes hundreds of cycles; one more is free.
+        hdr_r, pay_r = Signal(8), Signal(8)
+        pay_valid_r, fresh = Signal(), Signal()
+        m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
+                     fresh.eq(1)]  # fmt: skip
         with m.FSM(name="reply") as rfsm:
             with m.State("IDLE"):
                 with m.If(r_start):
-                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF)]
+                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(hdr_byte)]
-                with m.If(tx.i.ready):
-                    m.d.sync += r_idx.eq(r_idx + 1)
+                m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
+                with m.If(tx.i.ready & fresh):
+                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0)]
                     with m.If(r_idx != 0):
-                        m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_byte))
+                        m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
                     with m.If(r_idx == 4):
                         m.d.sync += r_idx.eq(0)
                         m.next = "PAY"
@@ -230,10 +239,12 @@ class HostTop(wiring.Component):
                 with m.If(r_idx == r_len):
                     m.next = "CRC0"
                 with m.Else():
-                    m.d.comb += [tx.i.valid.eq(pay_valid), tx.i.payload.eq(pay_byte)]
-                    with m.If(tx.i.ready & pay_valid):
+                    send = pay_valid_r & fresh
+                    m.d.comb += [tx.i.valid.eq(send), tx.i.payload.eq(pay_r)]
+                    with m.If(tx.i.ready & send):
                         m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
-                        m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_byte))]
+                        m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
+                                     fresh.eq(0)]  # fmt: skip
             with m.State("CRC0"):
                 m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
                 with m.If(tx.i.ready):
@@ -339,5 +350,6 @@ class HostTop(wiring.Component):
             self.led_busy.eq(acc.busy),
             self.led_done.eq(acc.done),
             self.led_error.eq((last_err != 0) | accel_error),
+            self.led_loaded.eq(acc.weights_loaded),
         ]
         return m

@@ -1,8 +1,11 @@
 """Typed layer IR: the front end produces it, quantization consumes it."""
 
 from .graph import (
+    INPUT,
+    Add,
     AvgPool2d,
     BatchNorm2d,
+    Concat,
     Conv2d,
     Flatten,
     Graph,
@@ -11,9 +14,14 @@ from .graph import (
     Node,
     ReLU,
     TensorType,
+    normalize_inputs,
 )
 
 __all__ = [
+    "INPUT",
+    "Add",
+    "Concat",
+    "normalize_inputs",
     "AvgPool2d",
     "BatchNorm2d",
     "Conv2d",

@@ -19,7 +19,18 @@ from typing import Any
 import numpy as np
 
 from hwgen.errors import HwgenError
-from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLayer, QLinear, QMaxPool, QModel
+from hwgen.quant.qmodel import (
+    INPUT,
+    QAdd,
+    QAvgPool,
+    QConcat,
+    QConv,
+    QFlatten,
+    QLayer,
+    QLinear,
+    QMaxPool,
+    QModel,
+)
 
 __all__ = [
     "FORMAT",
@@ -38,7 +49,10 @@ VERSION = 2  # 2: manifest_sha256 seals the manifest itself
 MANIFEST = "manifest.json"
 NPZ = "qmodel.npz"
 
-_KINDS: dict[str, type] = {c.__name__: c for c in (QConv, QLinear, QMaxPool, QAvgPool, QFlatten)}
+_KINDS: dict[str, type] = {
+    c.__name__: c for c in (QConv, QLinear, QMaxPool, QAvgPool, QFlatten, QAdd, QConcat)
+}
+_MACS = ("QConv", "QLinear", "QAdd")  # kinds with weight/bias/requant arrays
 # Per-kind scalar parameters stored in the manifest (all ints except the informational scales).
 _PARAMS: dict[str, tuple[str, ...]] = {
     "QConv": ("kernel", "stride", "padding", "act_min", "act_max", "in_scale", "out_scale"),
@@ -46,6 +60,8 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "QMaxPool": ("kernel", "stride"),
     "QAvgPool": ("kernel", "stride"),
     "QFlatten": (),
+    "QAdd": ("act_min", "act_max", "in_scale", "out_scale"),
+    "QConcat": (),
 }
 _FLOAT_PARAMS = {"in_scale", "out_scale"}
 _ARRAYS = ("weight", "bias", "multiplier", "shift", "w_scale")
@@ -132,7 +148,9 @@ def save(qmodel: QModel, path_dir: str | os.PathLike, meta: dict[str, Any] | Non
             "params": {p: getattr(lay, p) for p in _PARAMS[lay.kind]},
             "arrays": {},
         }
-        if isinstance(lay, (QConv, QLinear)):
+        if lay.inputs:  # a DAG edge (absent: the previous layer, as in every chain)
+            entry["inputs"] = list(lay.inputs)
+        if isinstance(lay, (QConv, QLinear, QAdd)):
             for field in _ARRAYS:
                 key = f"{lay.name}.{field}"
                 if key in arrays:
@@ -237,6 +255,8 @@ def _expected_shapes(kind: str, ins: tuple, outs: tuple, p: dict) -> dict[str, t
     cout = outs[0]
     if kind == "QConv":
         w = (cout, ins[0], p["kernel"], p["kernel"])
+    elif kind == "QAdd":
+        w = (2,)
     else:
         w = (cout, ins[0])
     return {"weight": w, **{f: (cout,) for f in _ARRAYS if f != "weight"}}
@@ -293,6 +313,7 @@ def load(path_dir: str | os.PathLike) -> QModel:
         raise ck.fail("manifest", f"in_scale {in_scale!r} must be positive and finite")
     layers: list[QLayer] = []
     names: set[str] = set()
+    shapes: dict[str, tuple[int, ...]] = {INPUT: in_shape}
     shape = in_shape
     for i, entry in enumerate(ck.get(man, "layers", list, "manifest")):
         lname = ck.get(entry, "name", str, f"layers[{i}]")
@@ -304,9 +325,18 @@ def load(path_dir: str | os.PathLike) -> QModel:
         if kind not in _KINDS:
             raise ck.fail(where, f"unknown layer kind {kind!r}")
         ins, outs = ck.shape(entry, "in_shape", where), ck.shape(entry, "out_shape", where)
-        if ins != shape:
-            raise ck.fail(where, f"in_shape {ins} != previous output {shape}")
-        shape = outs
+        inputs = tuple(entry.get("inputs", ()))
+        for src in inputs:
+            if not isinstance(src, str) or src not in shapes:
+                raise ck.fail(where, f"input {src!r} is not the model input or an earlier layer")
+        n_in = {"QAdd": 2, "QConcat": len(inputs)}.get(kind, 1)
+        if (inputs and len(inputs) != n_in) or (kind in ("QAdd", "QConcat") and len(inputs) < 2):
+            raise ck.fail(where, f"{kind} with inputs {list(inputs)}")
+        first = shapes[inputs[0]] if inputs else shape
+        if ins != first:
+            what = f"the output of {inputs[0]}" if inputs else "previous output"
+            raise ck.fail(where, f"in_shape {ins} != {what} {first}")
+        shapes[lname] = shape = outs
         params_in = ck.get(entry, "params", dict, where)
         params: dict[str, Any] = {}
         for p in _PARAMS[kind]:
@@ -320,7 +350,7 @@ def load(path_dir: str | os.PathLike) -> QModel:
         if params.get("padding", 0) < 0:
             raise ck.fail(where, f"padding = {params['padding']} must be >= 0")
         arrs: dict[str, np.ndarray] = {}
-        if kind in ("QConv", "QLinear"):
+        if kind in _MACS:
             lo, hi = params["act_min"], params["act_max"]
             if not (-128 <= lo <= hi <= 127):
                 raise ck.fail(where, f"activation clamp [{lo}, {hi}] is not inside int8")
@@ -338,7 +368,9 @@ def load(path_dir: str | os.PathLike) -> QModel:
                     raise ck.fail(fwhere, f"shape {a.shape}, expected {want[field]}")
                 _check_array(ck, fwhere, field, a)
                 arrs[field] = a
-        layers.append(_KINDS[kind](name=lname, in_shape=ins, out_shape=outs, **params, **arrs))
+        layers.append(
+            _KINDS[kind](name=lname, in_shape=ins, out_shape=outs, inputs=inputs, **params, **arrs)
+        )
     if not layers:
         raise ck.fail("manifest", "no layers")
     return QModel(name=name, in_shape=in_shape, in_scale=float(in_scale), layers=tuple(layers))

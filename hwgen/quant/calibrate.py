@@ -24,8 +24,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hwgen.ir.graph import (
+    INPUT,
+    Add,
     AvgPool2d,
     BatchNorm2d,
+    Concat,
     Conv2d,
     Flatten,
     Graph,
@@ -37,7 +40,6 @@ from hwgen.ir.graph import (
 
 __all__ = ["INPUT", "TensorRange", "float_forward", "run_float", "calibrate"]
 
-INPUT = "<input>"  # key of the graph input's range (cannot clash with an fx node name)
 
 _MAX_SAMPLES = 1 << 21  # per tensor kept for percentiles: bounds memory on big layers
 
@@ -95,9 +97,17 @@ def float_forward(graph: Graph, x: np.ndarray):
     x = np.asarray(x, dtype=np.float32)
     if tuple(x.shape[1:]) != tuple(graph.in_type.shape):
         raise ValueError(f"graph {graph.name} expects input {graph.in_type.shape}, got {x.shape}")
-    for node in graph.nodes:
-        x = _node_forward(node, x)
-        yield node, x
+    env = {INPUT: x}
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
+        args = [env[i] for i in ins]
+        if isinstance(node, Add):
+            y = (args[0].astype(np.float64) + args[1]).astype(np.float32)
+        elif isinstance(node, Concat):
+            y = np.concatenate(args, axis=1)
+        else:
+            y = _node_forward(node, args[0])
+        env[node.name] = y
+        yield node, y
 
 
 def run_float(graph: Graph, x: np.ndarray, batch: int = 500) -> np.ndarray:

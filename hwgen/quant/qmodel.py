@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QConv", "QLinear", "QMaxPool", "QAvgPool", "QFlatten", "QLayer", "QModel"]
+__all__ = [
+    "INPUT",
+    "QConv",
+    "QLinear",
+    "QMaxPool",
+    "QAvgPool",
+    "QFlatten",
+    "QAdd",
+    "QConcat",
+    "QLayer",
+    "QModel",
+]
+
+INPUT = "<input>"  # the model input's name in a layer's ``inputs``
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,6 +35,7 @@ class _QBase:
     name: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    inputs: tuple[str, ...] = ()  # layer names (or INPUT); () = the previous layer
 
     @property
     def kind(self) -> str:
@@ -83,7 +97,39 @@ class QFlatten(_QBase):
     pass
 
 
-QLayer = QConv | QLinear | QMaxPool | QAvgPool | QFlatten
+@dataclass(frozen=True, eq=False)
+class QAdd(_QMac):
+    """Residual add of two int8 tensors of the same shape (``inputs`` = (a, b)):
+
+        acc = weight[0]*a + weight[1]*b     (int8 weights: the two scales' ratio, so the
+                                             sum is at one accumulator scale in_scale)
+        out = clamp(RDBPOT(SRDHM(acc + bias[c], M[c]), shift[c]), act_min, act_max)
+
+    i.e. both branches brought to a common scale by integer multipliers, then the ordinary
+    gemmlowp requant to the output scale (the same (M, shift) in every channel; bias is 0).
+    The hardware runs it as a 1x1 conv over the two operands placed side by side."""
+
+    @property
+    def macs(self) -> int:
+        return 2 * int(np.prod(self.out_shape))
+
+
+@dataclass(frozen=True, eq=False)
+class QConcat(_QBase):
+    """Channel concatenation; every input is already at the output's scale (the quantizer
+    forces the producers' output scales), so it moves no value."""
+
+
+QLayer = QConv | QLinear | QMaxPool | QAvgPool | QFlatten | QAdd | QConcat
+
+
+def resolve_inputs(layers) -> list[tuple[str, ...]]:
+    """Every layer's input names with the chain rule (``inputs == ()``) resolved."""
+    out, prev = [], INPUT
+    for lay in layers:
+        out.append(tuple(lay.inputs) or (prev,))
+        prev = lay.name
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +147,9 @@ class QModel:
         out = [f"quantized {self.name}: input int8{list(self.in_shape)} scale {self.in_scale:.6g}"]
         for lay in self.layers:
             extra = ""
-            if isinstance(lay, (QConv, QLinear)):
+            if isinstance(lay, (QConv, QLinear, QAdd)):
                 extra = f" relu={lay.relu} macs={lay.macs}"
+            if lay.inputs:
+                extra += f" <- {', '.join(lay.inputs)}"
             out.append(f"  {lay.name:<12} {lay.kind:<9} {lay.in_shape} -> {lay.out_shape}{extra}")
         return "\n".join(out)

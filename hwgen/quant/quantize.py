@@ -11,6 +11,13 @@
   this is exact. A ReLU on a tensor already known non-negative is dropped (a no-op). A ReLU
   after an AvgPool of a signed tensor has no integer op here and raises, naming the node.
 * Pools and Flatten keep the scale.
+* Add (residual, graphs beyond a chain): both branches brought to one accumulator scale by
+  int8 weights (wa, wb) whose ratio is the ratio of the branch scales (chosen to minimise
+  its rounding error), summed in int32 and requantized like a conv (M, shift) to the
+  output scale from calibration (hwgen.quant.qmodel.QAdd). A ReLU after it is fused.
+* Concat: no arithmetic; its inputs' producers (the Conv/Linear/Add behind any pools) all
+  get the largest of their calibrated output ranges, so every input is already at the
+  common scale. A Concat input that carries the model input's scale is an error.
 
 Every output channel is proven overflow-free: 128 * sum|w_q| + |bias_q| <= 2**31 - 1
 (|activation| <= 128), else AccumulatorOverflowError names the layer, channel and bound.
@@ -19,15 +26,18 @@ Every output channel is proven overflow-free: 128 * sum|w_q| + |bias_q| <= 2**31
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hwgen.config import QuantConfig
 from hwgen.errors import HwgenError
 from hwgen.ir.graph import (
+    INPUT,
+    Add,
     AvgPool2d,
     BatchNorm2d,
+    Concat,
     Conv2d,
     Flatten,
     Graph,
@@ -38,7 +48,17 @@ from hwgen.ir.graph import (
 )
 from hwgen.quant.calibrate import TensorRange, calibrate
 from hwgen.quant.fixedpoint import INT32_MAX, quantize_multiplier
-from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLayer, QLinear, QMaxPool, QModel
+from hwgen.quant.qmodel import (
+    QAdd,
+    QAvgPool,
+    QConcat,
+    QConv,
+    QFlatten,
+    QLayer,
+    QLinear,
+    QMaxPool,
+    QModel,
+)
 
 __all__ = ["IN_SCALE", "QuantizationError", "AccumulatorOverflowError", "quantize"]
 
@@ -56,34 +76,34 @@ class AccumulatorOverflowError(QuantizationError):
 @dataclass
 class _Step:
     node: Node
+    inputs: tuple[str, ...]  # quantized tensors it reads (step names or INPUT)
     relu: bool = False
 
 
+_SCALE_KEEPING = (MaxPool2d, AvgPool2d, Flatten)  # output scale = input scale
+
+
 def _plan(graph: Graph, nonneg_input: bool = True) -> list[_Step]:
-    """Check the graph and fuse/move/drop its ReLUs; returns the layers to quantize."""
-    steps: list[_Step] = []
-    shape = tuple(graph.in_type.shape)
-    nonneg = nonneg_input  # e.g. x = p/255 >= 0: a first ReLU is the identity
-    for node in graph.nodes:
-        if tuple(node.in_type.shape) != shape:
-            raise QuantizationError(
-                f"node {node.name}: input shape {node.in_type.shape} != previous output {shape}"
-            )
-        shape = tuple(node.out_type.shape)
+    """Check the graph and fuse/move/drop its ReLUs; returns the layers to quantize, each
+    with the quantized tensors it reads (a dropped or fused ReLU is its input's tensor)."""
+    consumers = graph.consumers()
+    steps: dict[str, _Step] = {}
+    alias: dict[str, str] = {INPUT: INPUT}  # IR tensor -> the quantized tensor it is
+    nonneg: dict[str, bool] = {INPUT: nonneg_input}  # e.g. x = p/255 >= 0
+    types = {INPUT: graph.in_type, **{n.name: n.out_type for n in graph.nodes}}
+    for node, ins in zip(graph.nodes, graph.resolved_inputs(), strict=True):
+        srcs = tuple(alias[i] for i in ins)
+        want = node.in_types if isinstance(node, Concat) else (node.in_type,) * len(ins)
+        for i, t in zip(ins, want, strict=True):
+            if tuple(t.shape) != tuple(types[i].shape):
+                raise QuantizationError(
+                    f"node {node.name}: input shape {t.shape} != the output {types[i].shape} "
+                    f"of {i}"
+                )
         if isinstance(node, ReLU):
-            if nonneg:
-                continue  # ReLU of a non-negative tensor is the identity
-            for prev in reversed(steps):
-                if isinstance(prev.node, (Conv2d, Linear)):
-                    prev.relu = True
-                    break
-                if not isinstance(prev.node, (MaxPool2d, Flatten)):
-                    raise QuantizationError(
-                        f"node {node.name}: ReLU after {prev.node.op} {prev.node.name} of a "
-                        "signed tensor cannot be fused into a Conv/Linear (no standalone int8 "
-                        "ReLU in the contract); put the ReLU before the pool"
-                    )
-            nonneg = True
+            if not nonneg[srcs[0]]:  # else: ReLU of a non-negative tensor is the identity
+                _fuse_relu(node, srcs[0], steps, consumers)
+            alias[node.name], nonneg[srcs[0]] = srcs[0], True
             continue
         if isinstance(node, BatchNorm2d):
             raise QuantizationError(
@@ -91,13 +111,44 @@ def _plan(graph: Graph, nonneg_input: bool = True) -> list[_Step]:
             )
         if isinstance(node, (Conv2d, Linear)):
             _check_mac_shapes(node)  # before calibration runs the float graph
-            nonneg = False
-        elif not isinstance(node, (MaxPool2d, AvgPool2d, Flatten)):
+        elif not isinstance(node, (*_SCALE_KEEPING, Add, Concat)):
             raise QuantizationError(f"node {node.name}: unsupported op {node.op}")
-        steps.append(_Step(node))
-    if not any(isinstance(s.node, (Conv2d, Linear)) for s in steps):
+        steps[node.name] = _Step(node, srcs)
+        alias[node.name] = node.name
+        keeps = isinstance(node, _SCALE_KEEPING) or isinstance(node, Concat)
+        nonneg[node.name] = keeps and all(nonneg[t] for t in srcs)
+    if not any(isinstance(s.node, (Conv2d, Linear)) for s in steps.values()):
         raise QuantizationError(f"graph {graph.name} has no Conv2d/Linear layer")
-    return steps
+    return list(steps.values())
+
+
+def _fuse_relu(node: Node, t: str, steps: dict[str, _Step], consumers: dict) -> None:
+    """Fuse a ReLU on tensor ``t`` into the Conv/Linear/Add that produces it, moving it back
+    through MaxPool/Flatten (clamping commutes with max and reshapes), as long as every
+    tensor on the way has no other consumer."""
+    while True:
+        prev = steps.get(t)
+        if prev is None or (isinstance(prev.node, Concat)):
+            what = "the model input" if prev is None else f"Concat {t}"
+            raise QuantizationError(
+                f"node {node.name}: ReLU of {what} (a signed tensor) cannot be fused into a "
+                "Conv/Linear/Add (no standalone int8 ReLU in the contract)"
+            )
+        if len(consumers.get(t, ())) > 1:
+            raise QuantizationError(
+                f"node {node.name}: ReLU of {prev.node.op} {t}, whose output is also used "
+                "without the ReLU: it cannot be fused (no standalone int8 ReLU in the contract)"
+            )
+        if isinstance(prev.node, (Conv2d, Linear, Add)):
+            prev.relu = True
+            return
+        if not isinstance(prev.node, (MaxPool2d, Flatten)):
+            raise QuantizationError(
+                f"node {node.name}: ReLU after {prev.node.op} {prev.node.name} of a "
+                "signed tensor cannot be fused into a Conv/Linear (no standalone int8 "
+                "ReLU in the contract); put the ReLU before the pool"
+            )
+        t = prev.inputs[0]
 
 
 def _check_mac_shapes(node: Node) -> None:
@@ -120,11 +171,10 @@ def _check_mac_shapes(node: Node) -> None:
         raise QuantizationError(f"layer {node.name}: non-finite weight or bias")
 
 
-def _quantize_mac(node: Node, relu: bool, in_scale: float, rng: TensorRange) -> QLayer:
+def _quantize_mac(node: Node, relu: bool, in_scale: float, out_range: float) -> QLayer:
     w = node.weight.astype(np.float64)
     cout = w.shape[0]
     wmax = np.abs(w).reshape(cout, -1).max(axis=1)
-    out_range = rng.posmax if relu else rng.absmax
     if not (out_range > 0 and math.isfinite(out_range)):
         # Dead on the calibration set: any scale represents it; keep multipliers <= 0.5.
         out_range = 127 * 2 * in_scale * max(float(wmax.max()) / 127, 1.0 / 127)
@@ -215,31 +265,166 @@ def quantize(
         )
     steps = _plan(graph, nonneg_input=lo >= 0)
     ranges = calibrate(graph, calib_x, method=method, percentile=percentile, seed=config.seed)
+    forced = _common_ranges(steps, ranges)
 
     layers: list[QLayer] = []
-    scale = float(in_scale)
+    scales: dict[str, float] = {INPUT: float(in_scale)}
     for st in steps:
-        n = st.node
-        io = dict(name=n.name, in_shape=tuple(n.in_type.shape), out_shape=tuple(n.out_type.shape))
-        if isinstance(n, (Conv2d, Linear)):
-            lay = _quantize_mac(n, st.relu, scale, ranges[n.name])
-            scale = lay.out_scale
-        elif isinstance(n, MaxPool2d):
-            lay = QMaxPool(**io, kernel=n.kernel, stride=n.stride)
-        elif isinstance(n, AvgPool2d):
-            k2 = n.kernel * n.kernel
-            if k2 & (k2 - 1):
-                raise QuantizationError(
-                    f"layer {n.name}: AvgPool2d window {n.kernel}x{n.kernel} is not a power "
-                    "of two (the integer average is a rounding shift)"
-                )
-            lay = QAvgPool(**io, kernel=n.kernel, stride=n.stride)
-        else:
-            lay = QFlatten(**io)
+        lay = _quantize_step(st, scales, ranges, forced)
+        scales[lay.name] = lay.out_scale if isinstance(lay, _QMAC) else _kept_scale(st, scales)
         layers.append(lay)
     return QModel(
         name=graph.name,
         in_shape=tuple(graph.in_type.shape),
         in_scale=float(in_scale),
-        layers=tuple(layers),
+        layers=_chain_inputs(layers),
     )
+
+
+_QMAC = (QConv, QLinear, QAdd)
+
+
+def _kept_scale(st: _Step, scales: dict[str, float]) -> float:
+    got = {scales[t] for t in st.inputs}
+    assert len(got) == 1, f"{st.node.name}: inputs at scales {got}"  # _common_ranges did it
+    return got.pop()
+
+
+def _out_range(st: _Step, ranges: dict[str, TensorRange]) -> float:
+    rng = ranges[st.node.name]
+    return rng.posmax if st.relu else rng.absmax
+
+
+def _common_ranges(steps: list[_Step], ranges: dict[str, TensorRange]) -> dict[str, float]:
+    """Concat inputs must share one scale: trace each input back through scale-keeping
+    layers to the Conv/Linear/Add that sets it, and give every such producer of one Concat
+    (transitively) the largest of their calibrated output ranges."""
+    by_name = {st.node.name: st for st in steps}
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.get(a, a) != a:
+            a = parent[a]
+        return a
+
+    def root(t: str, cat: Node) -> str:
+        st = by_name.get(t)
+        while st is not None and isinstance(st.node, (*_SCALE_KEEPING, Concat)):
+            st = by_name.get(st.inputs[0])
+        if st is None:
+            raise QuantizationError(
+                f"node {cat.name} (Concat): input {t} carries the model input's fixed scale; "
+                "only outputs of a Conv/Linear/Add (optionally pooled) can be concatenated"
+            )
+        return st.node.name
+
+    for st in steps:
+        if isinstance(st.node, Concat):
+            roots = [find(root(t, st.node)) for t in st.inputs]
+            for r in roots:
+                parent.setdefault(r, r)
+            for r in roots[1:]:
+                parent[find(r)] = find(roots[0])
+    groups: dict[str, float] = {}
+    for name in parent:
+        g = find(name)
+        groups[g] = max(groups.get(g, 0.0), _out_range(by_name[name], ranges))
+    return {name: groups[find(name)] for name in parent}
+
+
+def _quantize_step(
+    st: _Step, scales: dict[str, float], ranges: dict[str, TensorRange], forced: dict
+) -> QLayer:
+    n = st.node
+    io = dict(
+        name=n.name,
+        in_shape=tuple(n.in_type.shape),
+        out_shape=tuple(n.out_type.shape),
+        inputs=st.inputs,
+    )
+    out_range = forced.get(n.name, None)
+    if isinstance(n, (Conv2d, Linear)):
+        if out_range is None:
+            out_range = _out_range(st, ranges)
+        lay = _quantize_mac(n, st.relu, scales[st.inputs[0]], out_range)
+        return replace(lay, inputs=st.inputs)
+    if isinstance(n, Add):
+        rng = _out_range(st, ranges) if out_range is None else out_range
+        return _quantize_add(n, st, [scales[t] for t in st.inputs], rng)
+    if isinstance(n, Concat):
+        return QConcat(**io)
+    if isinstance(n, MaxPool2d):
+        return QMaxPool(**io, kernel=n.kernel, stride=n.stride)
+    if isinstance(n, AvgPool2d):
+        k2 = n.kernel * n.kernel
+        if k2 & (k2 - 1):
+            raise QuantizationError(
+                f"layer {n.name}: AvgPool2d window {n.kernel}x{n.kernel} is not a power "
+                "of two (the integer average is a rounding shift)"
+            )
+        return QAvgPool(**io, kernel=n.kernel, stride=n.stride)
+    return QFlatten(**io)
+
+
+def _branch_weights(sa: float, sb: float, lo_w: float) -> tuple[int, int]:
+    """int8 weights (wa, wb) with wb/wa ~ sb/sa: the branch at the larger scale gets w in
+    (lo_w, 127] (lo_w keeps the output multiplier below 1), the other round(w * ratio);
+    the pair with the smallest error of the smaller branch's coefficient wins."""
+    swap = sb > sa
+    big, small = (sb, sa) if swap else (sa, sb)
+    r = small / big
+    best: tuple[float, int, int] | None = None
+    for w in range(max(1, math.floor(lo_w) + 1), 128):
+        v = min(127, round(w * r))
+        err = abs(v / w - r)  # coefficient error, in units of the larger scale
+        if best is None or err < best[0] - 1e-15:
+            best = (err, w, v)
+    if best is None:
+        raise ValueError("no int8 weight keeps the output multiplier below 1")
+    _, w, v = best
+    return (v, w) if swap else (w, v)
+
+
+def _quantize_add(n: Add, st: _Step, in_scales: list[float], out_range: float) -> QAdd:
+    """acc = wa*a + wb*b at scale s_acc = sa/wa (= sb/wb up to the weight rounding), then the
+    gemmlowp requant (M, shift) = quantize_multiplier(s_acc / out_scale)."""
+    sa, sb = in_scales
+    if not (out_range > 0 and math.isfinite(out_range)):
+        out_range = 127 * max(sa, sb)  # dead on the calibration set: any scale will do
+    out_scale = out_range / 127
+    big = max(sa, sb)
+    try:
+        wa, wb = _branch_weights(sa, sb, big / out_scale)  # s_acc = big/w < out_scale
+    except ValueError:
+        raise QuantizationError(
+            f"layer {n.name}: output range {out_range:.4g} is too small for the inputs' "
+            f"scales {sa:.4g}, {sb:.4g} (requant multiplier >= 1)"
+        ) from None
+    s_acc = sa / wa if wa else sb / wb
+    mult, shift = quantize_multiplier(s_acc / out_scale)
+    cout = n.out_type.shape[0]
+    return QAdd(
+        name=n.name,
+        in_shape=tuple(n.in_type.shape),
+        out_shape=tuple(n.out_type.shape),
+        inputs=st.inputs,
+        weight=np.array([wa, wb], dtype=np.int8),
+        bias=np.zeros(cout, dtype=np.int32),
+        multiplier=np.full(cout, mult, dtype=np.int32),
+        shift=np.full(cout, shift, dtype=np.int32),
+        act_min=0 if st.relu else -128,
+        act_max=127,
+        in_scale=float(s_acc),
+        out_scale=float(out_scale),
+        w_scale=np.full(cout, s_acc, dtype=np.float64),
+    )
+
+
+def _chain_inputs(layers: list[QLayer]) -> tuple[QLayer, ...]:
+    """Canonical ``inputs``: () where a layer reads exactly the previous layer's output."""
+    out, prev = [], INPUT
+    for lay in layers:
+        ins = tuple(lay.inputs) or (prev,)
+        out.append(replace(lay, inputs=() if ins == (prev,) else ins))
+        prev = lay.name
+    return tuple(out)

@@ -95,7 +95,7 @@ def _simulate(spec: NetSpec, n_images: int, tag: str, design: dict | None):
         raise RuntimeError(design["error"])
     qm = quantized(spec)
     case = prepare(qm, spec.array, images(spec, n_images, 1), gap=0.1, tag=tag,
-                   design=(plan_for(spec.array), Path(design["verilog"]).parent))
+                   plan=plan_for(spec.array), design=Path(design["verilog"]).parent)
     sim, out, _ = simulate(case, seed=spec.seed, opt_fast=OPT_FAST)
     return sim, out
 

@@ -6,7 +6,7 @@ that the hardware only ever adds: no multiplier or divider sits in the address p
 
 from __future__ import annotations
 
-from amaranth import signed, unsigned
+from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
 from hwgen.schedule.program import LayerPlan, Program
@@ -16,6 +16,7 @@ __all__ = [
     "HEADER_LAYOUT",
     "HEADER_MAGIC",
     "HEADER_REGIONS",
+    "check_fields",
     "pack_descriptor",
     "pack_header",
 ]
@@ -52,6 +53,9 @@ DESC_LAYOUT = data.StructLayout(
         "step1": signed(A),
         "wrap_delta": signed(A),
         "row_jump": signed(A),
+        "c_step": unsigned(G),  # word step at a channel-loop end (1: the input fills its pixels)
+        "dst_base": unsigned(A),  # first output word (a Concat/Add part, or a live region's)
+        "dst_cw": unsigned(G),  # words per output pixel in the destination region
         "wbase": unsigned(A),
         "pbase": unsigned(16),
         "act_lo": signed(8),
@@ -68,7 +72,34 @@ DESC_LAYOUT = data.StructLayout(
 )
 
 
+def _fits(shape, v: int) -> bool:
+    lo = -(1 << (shape.width - 1)) if shape.signed else 0
+    hi = (1 << (shape.width - 1 if shape.signed else shape.width)) - 1
+    return lo <= v <= hi
+
+
+def check_fields(name: str, fields: dict[str, int], layout: data.StructLayout) -> None:
+    """Every value fits its field's width, else a ScheduleError naming the layer and field
+    (a wrapped descriptor field would make the hardware compute a different layer)."""
+    from hwgen.schedule.lower import ScheduleError
+
+    for key, v in fields.items():
+        shape = Shape.cast(layout[key].shape)
+        if not _fits(shape, int(v)):
+            raise ScheduleError(
+                f"layer '{name}': descriptor field {key} = {v} does not fit its "
+                f"{'signed' if shape.signed else 'unsigned'} {shape.width} bits"
+            )
+
+
 def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
+    """The instruction word's fields (checked against their widths)."""
+    fields = _descriptor_fields(lay, rows)
+    check_fields(lay.name, fields, DESC_LAYOUT)
+    return fields
+
+
+def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
     s = lay.stride
     if lay.pool_en:
         writes = lay.groups * lay.pool_out_h * lay.pool_out_w
@@ -95,7 +126,7 @@ def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
         "k_len": lay.k_len,
         "interval": lay.interval,
         "init_pos": -lay.pad,
-        "init_base": (-lay.pad * lay.in_w - lay.pad) * lay.in_cw,
+        "init_base": (-lay.pad * lay.in_w - lay.pad) * lay.in_cw + lay.in_base,
         "dx": lay.dx,
         "tile_dix": lay.dx * s,
         "tile_diy": lay.dy * s,
@@ -104,6 +135,9 @@ def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
         "step1": lay.step1,
         "wrap_delta": lay.wrap_delta,
         "row_jump": lay.row_jump,
+        "c_step": lay.c_step,
+        "dst_base": lay.dst_base,
+        "dst_cw": lay.dst_stride,
         "wbase": lay.wbase,
         "pbase": lay.pbase,
         "act_lo": lay.act_lo,
@@ -141,6 +175,13 @@ HEADER_REGIONS = ("n_layers", "convw_words", "directw_words", "param_words")
 
 
 def pack_header(prog: Program) -> dict[str, int]:
+    """The header's fields (checked against their widths)."""
+    fields = _header_fields(prog)
+    check_fields("<header>", fields, HEADER_LAYOUT)
+    return fields
+
+
+def _header_fields(prog: Program) -> dict[str, int]:
     c, h, w = prog.in_shape
     return {
         "magic": HEADER_MAGIC,

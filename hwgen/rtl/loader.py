@@ -13,9 +13,10 @@ checks exercise.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
   their contents through a design reset, so a loaded model stays usable after one.
-* The header is checked in the cycle its last beat arrives (no stall): a wrong magic, or a
-  region count of 0 or larger than the memory's depth, pulses `err_header`; nothing is
-  written and the beats that follow are discarded up to and including the next `last`.
+* The header is checked in the cycle after its last beat arrives (one stall cycle, so the
+  compares start from registers): a wrong magic, or a region count of 0 or larger than the
+  memory's depth, pulses `err_header`; nothing is written and the beats that follow are
+  discarded up to and including the next `last`.
 * A wrong length is reported, never absorbed. `last` before the final expected beat pulses
   `err_short`; the final expected beat without `last` pulses `err_long` and the following
   beats are discarded up to and including the next `last`. After any fault `loaded` stays low
@@ -24,7 +25,7 @@ checks exercise.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,12 +88,23 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0)]
+        # The header is checked in the cycle after its last beat (`checking`, no beat taken):
+        # the compares then start from registers, not from the stream's payload.
+        checking = Signal()
+        hdr_last = Signal()  # the header's last beat carried `last`
+        # Words left in the current region minus one, counted down: the region-end test is a
+        # zero test, not a compare against a header field.
+        left = Signal.like(addr, init=0 if has_hdr else self.regions[0][2] - 1)
+        len_m1 = [Signal.like(addr, name=f"len_m1_{n}", reset_less=has_hdr) for n in range(nreg)]
+        if not has_hdr:
+            m.d.comb += [lm.eq(d - 1) for lm, (_, _, d) in zip(len_m1, self.regions, strict=True)]
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), left.eq(len_m1[0])]
 
         m.d.comb += [
             self.loaded.eq(loaded),
-            # no beat is taken in a restart cycle: it would be dropped by the rewind
-            self.i_stream.ready.eq(~loaded & ~self.restart),
+            # no beat is taken in a restart cycle (it would be dropped by the rewind) nor
+            # while the header is checked
+            self.i_stream.ready.eq(~loaded & ~self.restart & ~checking),
         ]
         for n, (_, w, _) in enumerate(self.regions):
             m.d.comb += [
@@ -103,22 +115,33 @@ class WeightLoader(wiring.Component):
 
         if has_hdr:
             m.d.comb += self.header.eq(hdr)
-        # The header completed by this beat (acc with the current beat in place): checked and
-        # latched in the same cycle, so the first region's beat may follow without a stall.
-        payload = self.i_stream.payload.data
-        beats = [acc[32 * k : 32 * k + 32] for k in range(bpw[0])]
-        word = Cat(*[Mux(beat == k, payload, b) for k, b in enumerate(beats)])
-        new_hdr = layout(word[: layout.size])
+        new_hdr = layout(acc[: layout.size])
         ok = new_hdr.magic == self.magic
         for field, _, dpt in self.regions if has_hdr else []:
             ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
 
+        payload = self.i_stream.payload.data
         take = self.i_stream.valid & self.i_stream.ready
         is_last = self.i_stream.payload.last
         final = Signal()  # this beat is the final expected one of the transfer
         m.d.sync += commit.eq(0)
         with m.If(self.restart):
             m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+        with m.Elif(checking):
+            m.d.sync += checking.eq(0)
+            with m.If(ok & hdr_last):  # a transfer that ends with its header
+                m.d.comb += self.err_short.eq(1)
+                m.d.sync += rewind
+            with m.Elif(ok):
+                m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
+                if has_hdr:  # (checking is never set without a header)
+                    fields = [f for f, _, _ in self.regions]
+                    m.d.sync += left.eq(new_hdr[fields[0]] - 1)
+                    pairs = zip(len_m1, fields, strict=True)
+                    m.d.sync += [lm.eq(new_hdr[f] - 1) for lm, f in pairs]
+            with m.Else():
+                m.d.comb += self.err_header.eq(1)
+                m.d.sync += [*rewind, discard.eq(~hdr_last)]
         with m.Elif(take & discard):
             with m.If(is_last):
                 m.d.sync += discard.eq(0)
@@ -127,26 +150,22 @@ class WeightLoader(wiring.Component):
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
                     with m.If(beat == bpw[0] - 1):
-                        m.d.sync += [beat.eq(0), addr.eq(0)]
-                        with m.If(ok):
-                            m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
-                        with m.Else():
-                            m.d.comb += self.err_header.eq(1)
-                            m.d.sync += [*rewind, discard.eq(~is_last)]
+                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), hdr_last.eq(is_last)]
                     with m.Else():
                         m.d.sync += beat.eq(beat + 1)
-                for n, (field, _, dpt) in enumerate(self.regions):
-                    length = hdr[field] if has_hdr else dpt
+                for n in range(nreg):
                     with m.Case(n + 1):
                         with m.If(beat == bpw[n + 1] - 1):
                             m.d.sync += [beat.eq(0), commit.eq(1)]
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
-                            with m.If(addr == length - 1):  # the region's last word
+                            with m.If(left == 0):  # the region's last word
                                 m.d.sync += [addr.eq(0), state.eq(n + 2)]
                                 if n == nreg - 1:
                                     m.d.comb += final.eq(1)
+                                else:
+                                    m.d.sync += left.eq(len_m1[n + 1])
                             with m.Else():
-                                m.d.sync += addr.eq(addr + 1)
+                                m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
                         with m.Else():
                             m.d.sync += beat.eq(beat + 1)
             with m.If(final):
@@ -156,7 +175,8 @@ class WeightLoader(wiring.Component):
                 with m.Else():
                     m.d.comb += self.err_long.eq(1)
                     m.d.sync += discard.eq(1)
-            with m.Elif(is_last & ~self.err_header):
+            # (a header's last beat with `last` is judged in the checking cycle)
+            with m.Elif(is_last & ~((state == 0) & (beat == bpw[0] - 1))):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
         return m

@@ -147,13 +147,27 @@ class Pool2d(wiring.Component):
         wend = Signal(dw + 1)
         vend = Signal(dw + 1)
 
+        # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
+        # after it): the loop tests below compare registers, no add in front of a compare.
+        in_w_m1, in_h_m1 = Signal(dw), Signal(dw)
+        k_m1 = Signal(k.shape())
+        in_w_mk, in_h_mk = Signal(signed(dw + 1)), Signal(signed(dw + 1))
+        k_in_w, k_in_h = Signal(), Signal()
+        m.d.sync += [
+            in_w_m1.eq(cfg.in_w - 1), in_h_m1.eq(cfg.in_h - 1), k_m1.eq(k - 1),
+            in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
+            k_in_w.eq(k <= cfg.in_w), k_in_h.eq(k <= cfg.in_h),
+        ]
         h_first = kx == 0
-        h_last = (kx + 1) == k
+        h_last = kx == k_m1
         v_first = ky == 0
-        v_last = (ky + 1) == k
+        v_last = ky == k_m1
+        # w_in / v_in: the current window ends inside the map (wend <= in_w, vend <= in_h),
+        # kept as flags updated with wend / vend.
+        w_in, v_in = Signal(), Signal()
         # Counters are meaningless until the first start: beats before it are ignored.
         armed = Signal()
-        active = inp.valid & ~self.start & armed & (wend <= cfg.in_w) & (vend <= cfg.in_h)
+        active = inp.valid & ~self.start & armed & w_in & v_in
 
         with m.If(self.start):
             m.d.sync += [
@@ -165,22 +179,25 @@ class Pool2d(wiring.Component):
                 ox.eq(0),
                 wend.eq(k),
                 vend.eq(k),
+                w_in.eq(k <= cfg.in_w),
+                v_in.eq(k <= cfg.in_h),
             ]
         with m.Elif(inp.valid):
-            with m.If((x + 1) == cfg.in_w):  # end of row
-                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wend.eq(k)]
-                with m.If((y + 1) == cfg.in_h):  # end of map: next channel group
-                    m.d.sync += [y.eq(0), ky.eq(0), vend.eq(k)]
+            with m.If(x == in_w_m1):  # end of row
+                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wend.eq(k), w_in.eq(k_in_w)]
+                with m.If(y == in_h_m1):  # end of map: next channel group
+                    m.d.sync += [y.eq(0), ky.eq(0), vend.eq(k), v_in.eq(k_in_h)]
                 with m.Else():
                     m.d.sync += y.eq(y + 1)
                     with m.If(v_last):
-                        m.d.sync += [ky.eq(0), vend.eq(vend + k)]
+                        m.d.sync += [ky.eq(0), vend.eq(vend + k), v_in.eq(vend <= in_h_mk)]
                     with m.Else():
                         m.d.sync += ky.eq(ky + 1)
             with m.Else():
                 m.d.sync += x.eq(x + 1)
                 with m.If(h_last):
-                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wend.eq(wend + k)]
+                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wend.eq(wend + k),
+                                 w_in.eq(wend <= in_w_mk)]
                 with m.Else():
                     m.d.sync += kx.eq(kx + 1)
 

@@ -15,8 +15,8 @@ ECP5 at 150 MHz):
  A    wrap32(acc + bias); INT32_MIN*INT32_MIN overflow flag          1
  M    32x32 product through the :class:`~hwgen.rtl.mult.Multiplier`   mult_latency
  B    nudge + high half: (p + 2**30) >> 31, saturate                 1
- C    rounding shift, part 1: x >> e, half bit, sticky bits          1
- D    rounding shift, part 2: + round-up bit                         1
+ C    rounding shift, part 1: x >> e, half bit, sticky per 8 bits    1
+ D    rounding shift, part 2: round-up decision, + round-up bit      1
  E    clamp to [lo, hi]                                              1
 ====  =============================================================  ==========
 """
@@ -37,6 +37,8 @@ __all__ = [
     "requant_golden",
     "requant_in_layout",
     "rdbpot_parts",
+    "rdbpot_round_up",
+    "rdbpot_split",
 ]
 
 INT32_MIN = fixedpoint.INT32_MIN
@@ -78,15 +80,26 @@ def rdbpot_parts(x: Value, e: Value) -> tuple[Value, Value]:
     ``h and (x >= 0 or sticky)``: a negative exact half (h set, nothing below) rounds down.
     e = 0 has no half bit, so no rounding.
     """
+    floor, half, sticky = rdbpot_split(x, e)
+    return floor, rdbpot_round_up(x[len(x) - 1], half, sticky)
+
+
+def rdbpot_split(x: Value, e: Value, group: int = 8) -> tuple[Value, Value, Value]:
+    """First half of :func:`rdbpot_parts`, for a pipeline register in between: ``(x >> e,
+    half bit, sticky)`` with sticky as one OR per ``group`` bits (a few bits, not one wide OR)."""
     w = len(x)
     # One extra fraction bit below x: after the shift its LSB is bit e-1 of x (0 when e = 0).
     t = Cat(Const(0, 1), x).as_signed() >> e
-    floor = t[1:].as_signed()
-    half = t[0]
     # Thermometer mask of the bits strictly below bit e-1: no variable-width shifter needed.
     mask = Cat(*(e > i + 1 for i in range(w)))
-    sticky = (x.as_unsigned() & mask).any()
-    return floor, half & (~x[w - 1] | sticky)
+    below = x.as_unsigned() & mask
+    sticky = Cat(*(below[i : i + group].any() for i in range(0, w, group)))
+    return t[1:].as_signed(), t[0], sticky
+
+
+def rdbpot_round_up(sign: Value, half: Value, sticky: Value) -> Value:
+    """Second half: ties away from zero round up iff ``half and (x >= 0 or sticky)``."""
+    return half & (~sign | sticky.any())
 
 
 def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> Signal:
@@ -170,24 +183,27 @@ class Requant(wiring.Component):
         b_shift, b_lo, b_hi = b_side[:5], b_side[5:13], b_side[13:21]
 
         # C: rounding shift, part 1 (barrel shift + round decision in parallel).
+        floor, half, sticky = rdbpot_split(b_q, b_shift)
         c_floor = Signal(signed(32), reset_less=True)
-        c_up = Signal(reset_less=True)
+        c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
+        c_sticky = Signal.like(sticky, reset_less=True)
         c_lohi = Signal(16, reset_less=True)
         c_valid = Signal()
-        floor, up = rdbpot_parts(b_q, b_shift)
         m.d.sync += [
             c_floor.eq(floor),
-            c_up.eq(up),
+            c_half.eq(half),
+            c_neg.eq(b_q[31]),
+            c_sticky.eq(sticky),
             c_lohi.eq(Cat(b_lo, b_hi)),
             c_valid.eq(b_valid),
         ]
 
-        # D: part 2, the round-up add (no overflow: e >= 1 whenever up is set).
+        # D: part 2, the round-up decision and add (no overflow: e >= 1 whenever up is set).
         d_y = Signal(signed(32), reset_less=True)
         d_lohi = Signal(16, reset_less=True)
         d_valid = Signal()
         m.d.sync += [
-            d_y.eq(c_floor + c_up),
+            d_y.eq(c_floor + rdbpot_round_up(c_neg, c_half, c_sticky)),
             d_lohi.eq(c_lohi),
             d_valid.eq(c_valid),
         ]

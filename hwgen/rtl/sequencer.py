@@ -3,7 +3,9 @@
 Loop nest (see hwgen.schedule.lower for why): for g in groups: for tile in ptiles:
 for t in interval: element k = t is valid while t < K. The K loop runs (ky, kx, c) with c
 innermost; the word offset inside the window is kept incrementally (+1 per lane wrap or
-channel-loop end, +row_jump when the kernel's x loop wraps), so nothing multiplies.
+channel-loop end, +row_jump when the kernel's x loop wraps), so nothing multiplies. The
+channel-loop-end step is the descriptor's ``c_step``: 1 when the input fills its pixels'
+words, more when it is one part of a wider Concat/Add region (hwgen.schedule.alloc).
 All outputs are registered; every consumer sees the same one-cycle issue latency.
 """
 
@@ -75,23 +77,40 @@ class Sequencer(wiring.Component):
         # Per-layer constants derived from the descriptor, registered (valid from the first
         # running cycle, one after `start`): the loop-end tests become register compares and
         # the tile step one add after the wrap test.
-        k_m1, int_m1 = Signal(20), Signal(20)
-        pt_m1, g_m1 = Signal(16), Signal(12)
+        k_m1, int_m2 = Signal(20), Signal(20)
+        pt_m2, g_m2 = Signal(16), Signal(12)
+        pt_one = Signal()
         cin_m1, kw_m1 = Signal(12), Signal(12)
         k_row = Signal(signed(A))
+        c_step = Signal(unsigned(12))
         wrap_dix, wrap_diy = Signal(signed(17)), Signal(signed(17))
         wrap_dbase = Signal(signed(A + 1))
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
-            int_m1.eq(d.interval - 1),
-            pt_m1.eq(d.ptiles - 1),
-            g_m1.eq(d.groups - 1),
+            int_m2.eq(d.interval - 2),
+            pt_m2.eq(d.ptiles - 2),
+            g_m2.eq(d.groups - 2),
+            pt_one.eq(d.ptiles == 1),
             cin_m1.eq(d.cin - 1),
             kw_m1.eq(d.kw - 1),
-            k_row.eq(1 + d.row_jump),
+            c_step.eq(d.c_step),
+            k_row.eq(d.c_step + d.row_jump),
             wrap_dix.eq(d.tile_dix - d.wrap_ix),
             wrap_diy.eq(d.tile_diy + d.stride),
             wrap_dbase.eq(d.tile_dbase + d.wrap_delta),
+        ]
+
+        # Loop-end flags, registered one step ahead (t == interval-1, tp == ptiles-1,
+        # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
+        # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
+        # registered before the next one.
+        t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
+        # next tile step's x position, precomputed from ox (which changes only at tile steps)
+        nox, nox_wrap, ox_wraps = Signal(12), Signal(12), Signal()
+        m.d.sync += [
+            nox.eq(ox + d.dx),
+            nox_wrap.eq(ox + d.dx - d.out_w),
+            ox_wraps.eq(ox + d.dx >= d.out_w),
         ]
 
         def reset_kloop():
@@ -111,11 +130,10 @@ class Sequencer(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
-            m.d.sync += [gbase.eq(d.wbase), dptr.eq(d.wbase)]
+            m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
+            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(d.wbase)]
             m.d.sync += reset_kloop() + reset_pixel()
         with m.Elif(running):
-            elem = Signal()
-            m.d.comb += elem.eq(t < d.k_len)
             m.d.sync += [
                 self.tok.valid.eq(elem),
                 self.tok.first.eq(t == 0),
@@ -136,34 +154,35 @@ class Sequencer(wiring.Component):
             m.d.sync += dptr.eq(dptr + 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             with m.If(elem):
+                with m.If(t == k_m1):
+                    m.d.sync += elem.eq(0)
                 with m.If(c == cin_m1):
                     m.d.sync += [c.eq(0), lane.eq(0)]
                     with m.If(kx == kw_m1):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row)]
                     with m.Else():
-                        m.d.sync += [kx.eq(kx + 1), off.eq(off + 1)]
+                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step)]
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
                     with m.If(lane == C - 1):
                         m.d.sync += [lane.eq(0), off.eq(off + 1)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
-            with m.If(t == int_m1):
-                m.d.sync += t.eq(0)
+            with m.If(t_end):
+                m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(1)]
                 m.d.sync += reset_kloop()
-                with m.If(tp == pt_m1):
-                    m.d.sync += [tp.eq(0), g.eq(g + 1), gbase.eq(gbase + d.k_len)]
+                with m.If(tp_end):
+                    m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
+                    m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
                     m.d.sync += reset_pixel()
-                    with m.If(g == g_m1):
+                    with m.If(g_end):
                         m.d.sync += running.eq(0)
                 with m.Else():
-                    m.d.sync += tp.eq(tp + 1)
+                    m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
                     # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
-                    nox = Signal(13)
-                    m.d.comb += nox.eq(ox + d.dx)
-                    with m.If(nox >= d.out_w):
+                    with m.If(ox_wraps):
                         m.d.sync += [
-                            ox.eq(nox - d.out_w),
+                            ox.eq(nox_wrap),
                             ix0.eq(ix0 + wrap_dix),
                             iy0.eq(iy0 + wrap_diy),
                             base.eq(base + wrap_dbase),
@@ -176,5 +195,5 @@ class Sequencer(wiring.Component):
                             base.eq(base + d.tile_dbase),
                         ]
             with m.Else():
-                m.d.sync += t.eq(t + 1)
+                m.d.sync += [t.eq(t + 1), t_end.eq(t == int_m2)]
         return m

@@ -277,9 +277,6 @@ class Accelerator(wiring.Component):
             img.i_stream.valid.eq(self.image.valid),
             img.i_stream.payload.eq(self.image.payload),
             self.image.ready.eq(img.i_stream.ready),  # DISCARD below takes values too
-            img.in_c.eq(hdr.in_c),
-            img.in_len.eq(hdr.in_len),
-            snd.out_len.eq(hdr.out_len),
             snd.rdata.eq(Mux(hdr.out_buf, rport(1, 0).data, rport(0, 0).data)),
             self.logits.valid.eq(snd.o_stream.valid),
             self.logits.payload.eq(snd.o_stream.payload),
@@ -354,7 +351,16 @@ class Accelerator(wiring.Component):
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
 
         m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
-        n_last = hdr.n_layers - 1
+        # The header's limits minus one, registered: the loop-end tests compare registers. The
+        # header changes only in a model load, long before any start can use these.
+        n_last = Signal.like(hdr.n_layers, reset_less=True)
+        in_c_m1 = Signal.like(hdr.in_c, reset_less=True)
+        in_len_m1 = Signal.like(hdr.in_len, reset_less=True)
+        out_len_m1 = Signal.like(hdr.out_len, reset_less=True)
+        m.d.sync += [n_last.eq(hdr.n_layers - 1), in_c_m1.eq(hdr.in_c - 1),
+                     in_len_m1.eq(hdr.in_len - 1), out_len_m1.eq(hdr.out_len - 1)]
+        m.d.comb += [img.c_last.eq(in_c_m1), img.len_last.eq(in_len_m1),
+                     snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
         begin = [layer.eq(0), *(cnt.eq(0) for cnt in counters)]
@@ -398,7 +404,10 @@ class Accelerator(wiring.Component):
                 m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.sync += [total.eq(total + 1), counters[3 + layer].eq(counters[3 + layer] + 1)]
+                m.d.sync += total.eq(total + 1)
+                for n in range(self.n_layers):  # one incrementer per counter, no shared mux
+                    with m.If(layer == n):
+                        m.d.sync += counters[3 + n].eq(counters[3 + n] + 1)
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
                 with m.Elif(~seq.busy & wb.done):

@@ -50,9 +50,10 @@ def logits_from_words(words, out_len: int, cols: int) -> list[int]:
 class ImageWriter(wiring.Component):
     """Data transfer: image stream -> buffer-0 writes (see the module docstring).
 
-    `clear` (an accepted start) rewinds the counters; `in_c`/`in_len` come from the loaded
-    program's header and hold during a transfer. Ready = `active`: every value taken is
-    written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
+    `clear` (an accepted start) rewinds the counters; `c_last` = in_c - 1 and `len_last` =
+    in_len - 1 come from the loaded program's header (registered by the controller, so the
+    loop-end tests compare registers) and hold during a transfer. Ready = `active`: every
+    value taken is written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
     """
 
     def __init__(self, cols: int, addr_width: int, c_width: int = 12,
@@ -62,8 +63,8 @@ class ImageWriter(wiring.Component):
             "i_stream": In(stream.Signature(IMAGE_LAYOUT)),
             "active": In(1),
             "clear": In(1),
-            "in_c": In(c_width),
-            "in_len": In(len_width),
+            "c_last": In(c_width),
+            "len_last": In(len_width),
             "we": Out(1),
             "addr": Out(addr_width + 1),
             "lanes": Out(cols),
@@ -76,9 +77,9 @@ class ImageWriter(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        count = Signal.like(self.in_len)  # values taken since `clear`
+        count = Signal.like(self.len_last)  # values taken since `clear`
         ptr = Signal.like(self.addr)  # word of the next value
-        ch = Signal.like(self.in_c)  # its channel
+        ch = Signal.like(self.c_last)  # its channel
         lane = Signal(range(C + 1))  # its lane
         s = self.i_stream
         take = Signal()
@@ -94,7 +95,7 @@ class ImageWriter(wiring.Component):
             m.d.sync += [count.eq(0), ptr.eq(0), ch.eq(0), lane.eq(0)]
         with m.Elif(take):
             m.d.sync += count.eq(count + 1)
-            with m.If(ch == self.in_c - 1):  # the pixel's final channel: next pixel's word
+            with m.If(ch == self.c_last):  # the pixel's final channel: next pixel's word
                 m.d.sync += [ch.eq(0), lane.eq(0), ptr.eq(ptr + 1)]
             with m.Else():
                 m.d.sync += ch.eq(ch + 1)
@@ -102,7 +103,7 @@ class ImageWriter(wiring.Component):
                     m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
                 with m.Else():
                     m.d.sync += lane.eq(lane + 1)
-        final = count == self.in_len - 1
+        final = count == self.len_last
         last = s.payload.last
         m.d.comb += [
             self.complete.eq(take & final & last),
@@ -115,7 +116,7 @@ class ImageWriter(wiring.Component):
 class LogitSender(wiring.Component):
     """Result transfer: buffer words -> the logits stream (see the module docstring).
 
-    `start` (a pulse while idle) begins a transfer of `out_len` logits from word 0. While
+    `start` (a pulse while idle) begins a transfer of `len_last` + 1 logits from word 0. While
     `reading` the unit drives the buffer's read address `raddr`; `rdata` must be that word
     one cycle later. `busy` from the cycle after `start` to the final logit's transfer,
     `done` in that cycle.
@@ -125,7 +126,7 @@ class LogitSender(wiring.Component):
         self.cols = cols
         super().__init__({
             "start": In(1),
-            "out_len": In(len_width),
+            "len_last": In(len_width),
             "raddr": Out(addr_width + 1),
             "reading": Out(1),
             "rdata": In(unsigned(8 * cols)),
@@ -137,7 +138,7 @@ class LogitSender(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        n = Signal.like(self.out_len)  # logits sent
+        n = Signal.like(self.len_last)  # logits sent
         lane = Signal(range(C + 1))
         ptr = Signal.like(self.raddr)
         word = Signal(8 * C)
@@ -162,7 +163,7 @@ class LogitSender(wiring.Component):
 
     def _send(self, m: Module, s, n, lane, ptr, word) -> None:
         # `word` shifts one lane per logit taken: no lane multiplexer.
-        final = n == self.out_len - 1
+        final = n == self.len_last
         m.d.comb += [s.valid.eq(1), s.payload.data.eq(word[:8]), s.payload.last.eq(final)]
         with m.If(s.ready):
             m.d.sync += [n.eq(n + 1), word.eq(word >> 8)]

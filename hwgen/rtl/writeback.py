@@ -5,6 +5,9 @@ by C-1-j aligns them so that one *row* (C output channels of one pixel, or C out
 linear layer) arrives per cycle. The row's address and its channels' requant parameters
 come from counters that replay the schedule's loop order, so no metadata travels with the
 array. Rows past the end of the map (padding rows of the last pixel tile) are dropped.
+Output pixel r of group g goes to word ``dst_base + r*dst_cw + g`` (pooled pixels likewise):
+``dst_cw`` is the destination region's pixel stride, so a Concat/Add operand is written in
+place, at its channel-word offset inside the shared region (hwgen.schedule.alloc).
 """
 
 from __future__ import annotations
@@ -85,29 +88,39 @@ class WriteBack(wiring.Component):
         g = Signal(12)
         r = Signal(16)  # conv: pixel index in the group; direct: output word
         wptr = Signal(A)
+        gptr = Signal(A)  # dst_base + g: the group's first word
         m_wvalid = Signal()
         m_word = Signal(A)
+        # pbase + g (conv) or pbase + r (direct), kept as a register that steps with g / r:
+        # the parameter memory's address comes straight from a flip-flop.
+        paddr = Signal.like(self.param_addr)
+        pt_m1 = Signal.like(tp)  # registered: desc is stable from start, rows come later
+        m.d.sync += pt_m1.eq(d.ptiles - 1)
         with m.If(self.start):
-            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), wptr.eq(0)]
+            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
+            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(d.mode == 0):
-                m.d.sync += wptr.eq(wptr + d.out_cw)
+                m.d.sync += wptr.eq(wptr + d.dst_cw)
                 with m.If(i == R - 1):
                     m.d.sync += i.eq(0)
-                    with m.If(tp == d.ptiles - 1):
-                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), wptr.eq(g + 1)]
+                    with m.If(tp == pt_m1):
+                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
+                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
                     with m.Else():
                         m.d.sync += tp.eq(tp + 1)
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
+            with m.Else():
+                m.d.sync += paddr.eq(paddr + 1)
         m.d.comb += [
             m_wvalid.eq(row_valid & (r < d.rows_limit)),
             m_word.eq(wptr),
-            self.param_addr.eq(d.pbase + g),
+            self.param_addr.eq(paddr),
         ]
         with m.If(d.mode == 1):
-            m.d.comb += [m_word.eq(r), self.param_addr.eq(d.pbase + r)]
+            m.d.comb += m_word.eq(wptr + r)
 
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
         # straight after it): delay data and metadata to meet it
@@ -170,15 +183,17 @@ class WriteBack(wiring.Component):
                 pool.i_stream.payload.as_value().eq(q_data),
             ]
             pq = Signal(16)
-            pg = Signal(12)
             pptr = Signal(A)
+            pgptr = Signal(A)  # dst_base + the pooled group's index
+            pc_m1 = Signal.like(pq)
+            m.d.sync += pc_m1.eq(d.pool_count - 1)
             with m.If(self.start):
-                m.d.sync += [pq.eq(0), pg.eq(0), pptr.eq(0)]
+                m.d.sync += [pq.eq(0), pptr.eq(d.dst_base), pgptr.eq(d.dst_base)]
             with m.Elif(pool.o_stream.valid):
-                with m.If(pq == d.pool_count - 1):
-                    m.d.sync += [pq.eq(0), pg.eq(pg + 1), pptr.eq(pg + 1)]
+                with m.If(pq == pc_m1):
+                    m.d.sync += [pq.eq(0), pptr.eq(pgptr + 1), pgptr.eq(pgptr + 1)]
                 with m.Else():
-                    m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.out_cw)]
+                    m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.dst_cw)]
             with m.If(d.pool_en):
                 m.d.comb += [
                     self.wr_en.eq(pool.o_stream.valid),

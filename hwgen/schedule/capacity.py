@@ -107,7 +107,7 @@ class MemoryPlan:
             ext = layer_extents(lay)
             at = f"{what}: layer '{lay.name}'"
             buf = f"activation buffer {lay.dst}"
-            _need(at, "output", buf, lay.out_words, self.buf_depth[lay.dst])
+            _need(at, "output", buf, lay.dst_end, self.buf_depth[lay.dst])
             wmem, wdepth = (
                 ("conv weight memory", self.convw_depth)
                 if lay.mode == MODE_CONV

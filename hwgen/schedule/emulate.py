@@ -32,12 +32,13 @@ def load_input(prog: Program, x_int8: np.ndarray) -> np.ndarray:
     return buf
 
 
-def buffer_to_chw(buf: np.ndarray, h: int, w: int, c: int, cw: int) -> np.ndarray:
-    """Inverse of the HWC-padded layout: buffer words -> [C, H, W]."""
+def buffer_to_chw(buf: np.ndarray, h: int, w: int, c: int, cw: int, base: int = 0) -> np.ndarray:
+    """Inverse of the HWC-padded layout (``cw`` words per pixel from word ``base``): buffer
+    words -> [C, H, W]."""
     C = buf.shape[1]
     out = np.zeros((c, h, w), dtype=np.int64)
     for ch in range(c):
-        out[ch] = buf[np.arange(h * w) * cw + ch // C, ch % C].reshape(h, w)
+        out[ch] = buf[base + np.arange(h * w) * cw + ch // C, ch % C].reshape(h, w)
     return out
 
 
@@ -47,7 +48,7 @@ def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]
     states = []
     oy = ox = 0
     iy0 = ix0 = -lay.pad
-    base = (-lay.pad * lay.in_w - lay.pad) * lay.in_cw
+    base = (-lay.pad * lay.in_w - lay.pad) * lay.in_cw + lay.in_base
     for _ in range(lay.ptiles):
         rows = []
         y, x, ry, rx, rb = oy, ox, iy0, ix0, base
@@ -80,26 +81,31 @@ def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]
 
 
 def _window_offsets(lay: LayerPlan, C: int) -> list[tuple[int, int, int, int]]:
-    """The shared K loop: (ky, kx, offset word, lane) per element, built incrementally."""
+    """The shared K loop: (ky, kx, offset word, lane) per element, built incrementally: +1
+    word per lane wrap, +c_step at a channel-loop end, +row_jump when kx wraps."""
     out = []
     off = 0
     for ky in range(lay.kh):
         for kx in range(lay.kw):
             for c in range(lay.cin):
                 out.append((ky, kx, off + c // C, c % C))
-            off += lay.in_cw
+            off += (lay.cin - 1) // C + lay.c_step
         off += lay.row_jump
     return out
 
 
 def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Run the program; returns (logits int8 [N], buffer snapshot after every layer)."""
+    """Run the program; returns (logits int8 [N], buffer snapshot after every layer).
+
+    The buffers persist across layers, as in the hardware: a layer writes only its own words
+    (a Concat/Add operand region is filled by several layers)."""
     R, C = prog.array.rows, prog.array.cols
     bufs = [load_input(prog, x_int8), np.zeros((prog.buf_depth[1], C), dtype=np.int64)]
     snaps = []
     for lay in prog.layers:
         src = bufs[lay.src]
-        dst = np.zeros_like(bufs[lay.dst])
+        dst = bufs[lay.dst]
+        stride, wbase = lay.dst_stride, lay.dst_base
         offs = _window_offsets(lay, C)
         states = row_pixel_states(lay, R)
         pre_pool = np.zeros((lay.groups, lay.out_h * lay.out_w, C), dtype=np.int64)
@@ -145,17 +151,16 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
                     if lay.mode == MODE_CONV:
                         pre_pool[g, r] = y
                         if not lay.pool_en:
-                            dst[r * lay.out_cw + g] = y
+                            dst[wbase + r * stride + g] = y
                     else:
-                        dst[r] = y
+                        dst[wbase + r] = y
         if lay.pool_en:
             pool = avgpool_int if lay.pool_mode == POOL_AVG else maxpool_int
             for g in range(lay.groups):
                 m = pre_pool[g].reshape(lay.out_h, lay.out_w, C).transpose(2, 0, 1)
                 pooled = pool(m, lay.pool_k, lay.pool_k)  # [C, fh, fw]
                 q = pooled.transpose(1, 2, 0).reshape(-1, C)
-                dst[np.arange(len(q)) * lay.out_cw + g] = q
-        bufs[lay.dst] = dst
+                dst[wbase + np.arange(len(q)) * stride + g] = q
         snaps.append(dst.copy())
     last = prog.layers[-1]
     logits = bufs[prog.out_buf].reshape(-1)[: last.cout] if last.out_cw else None

@@ -25,8 +25,20 @@ import numpy as np
 
 from hwgen.config import ArrayConfig
 from hwgen.errors import HwgenError
-from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QModel
+from hwgen.quant.qmodel import (
+    INPUT,
+    QAdd,
+    QAvgPool,
+    QConcat,
+    QConv,
+    QFlatten,
+    QLinear,
+    QMaxPool,
+    QModel,
+    resolve_inputs,
+)
 
+from .alloc import Region, allocate
 from .program import MODE_CONV, MODE_DIRECT, POOL_AVG, POOL_MAX, LayerPlan, Program
 
 __all__ = ["ScheduleError", "BufferLimits", "lower"]
@@ -52,232 +64,482 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _group_mac_layers(qm: QModel) -> list[tuple[QConv | QLinear, QMaxPool | QAvgPool | None]]:
-    """Pair each Conv/Linear with the pool that follows it (fused into its write-back)."""
-    out: list[tuple[QConv | QLinear, QMaxPool | QAvgPool | None]] = []
-    for lay in qm.layers:
-        if isinstance(lay, (QConv, QLinear)):
-            out.append((lay, None))
+@dataclass
+class _Instr:
+    """One controller instruction: a Conv/Linear/Add and the pool fused into its write-back."""
+
+    lay: QConv | QLinear | QAdd
+    src: str  # the tensor (or concat) it reads; an Add reads its operand pair region
+    pool: QMaxPool | QAvgPool | None = None
+    out_shape: tuple[int, ...] = ()
+    copy_of: str | None = None  # an identity copy the schedule inserted (of this tensor)
+
+    @property
+    def name(self) -> str:
+        return self.lay.name
+
+
+@dataclass(frozen=True)
+class _View:
+    """How an instruction sees its input in a region: ``slots[c]`` = the physical channel
+    slot (word * C + lane, from the view's first word) of logical channel c."""
+
+    region: Region
+    off: int  # word offset of the view inside a pixel
+    h: int
+    w: int
+    slots: tuple[int, ...]
+
+
+def _instructions(qm: QModel) -> tuple[list[_Instr], dict[str, str], dict[str, list[str]]]:
+    """Instructions in program order, the tensor each layer name is (pools fused into their
+    conv, Flatten a view), and each Concat's input tensors."""
+    ins_of = resolve_inputs(qm.layers)
+    users: dict[str, int] = {}
+    for ins in ins_of:
+        for i in ins:
+            users[i] = users.get(i, 0) + 1
+    alias: dict[str, str] = {INPUT: INPUT}
+    concats: dict[str, list[str]] = {}
+    instrs: list[_Instr] = []
+    by_out: dict[str, _Instr] = {}
+    for lay, ins in zip(qm.layers, ins_of, strict=True):
+        srcs = [alias[i] for i in ins]
+        if isinstance(lay, (QConv, QLinear, QAdd)):
+            ins_t = INPUT if isinstance(lay, QAdd) else srcs[0]  # Add: set with its region
+            it = _Instr(lay, ins_t, out_shape=tuple(lay.out_shape))
+            if isinstance(lay, QAdd):
+                it.src = f"{lay.name}:operands"
+                concats[it.src] = srcs
+            instrs.append(it)
+            by_out[lay.name] = it
+            alias[lay.name] = lay.name
         elif isinstance(lay, (QMaxPool, QAvgPool)):
-            if not out or out[-1][1] is not None or not isinstance(out[-1][0], QConv):
+            prod = by_out.get(srcs[0])
+            if prod is None or prod.pool is not None or not isinstance(prod.lay, QConv) or (
+                users.get(ins[0], 0) != 1
+            ):
                 raise ScheduleError(
                     f"layer '{lay.name}' ({lay.kind}): a pool must directly follow a conv "
-                    "(+ReLU); it is fused into that conv's write-back"
+                    "(+ReLU) whose output nothing else uses; it is fused into that conv's "
+                    "write-back"
                 )
-            out[-1] = (out[-1][0], lay)
+            prod.pool, prod.out_shape = lay, tuple(lay.out_shape)
+            alias[lay.name] = srcs[0]
         elif isinstance(lay, QFlatten):
-            continue  # layout only: HWC buffers are flattened by the next linear's weight order
+            alias[lay.name] = srcs[0]  # layout only: the next linear's weight order
+        elif isinstance(lay, QConcat):
+            concats[lay.name] = srcs
+            alias[lay.name] = lay.name
         else:
             raise ScheduleError(f"layer '{lay.name}' ({type(lay).__name__}): not schedulable")
-    if not out:
+    if not instrs:
         raise ScheduleError(f"model '{qm.name}' has no conv or linear layer")
+    return instrs, alias, concats
+
+
+def _regions(
+    qm: QModel, instrs: list[_Instr], concats: dict[str, list[str]], C: int
+) -> dict[str, Region]:
+    """Tensor -> its region: one per instruction output, except the inputs of a Concat or of
+    an Add, which share one region side by side (their producers write them in place)."""
+    cin0, h0, w0 = qm.in_shape
+    out: dict[str, Region] = {INPUT: Region(INPUT, h0 * w0, [(INPUT, _ceil(cin0, C))], fixed=0)}
+    shapes = {it.name: it.out_shape for it in instrs}
+    for name, parts in concats.items():
+        for p in parts:
+            if p == INPUT or p in concats or p in out or parts.count(p) > 1:
+                why = (
+                    "is the model input" if p == INPUT
+                    else "is itself a concatenation" if p in concats
+                    else "is used twice in it" if parts.count(p) > 1
+                    else "already shares a region with another Concat/Add"
+                )  # fmt: skip
+                raise ScheduleError(
+                    f"layer '{name.split(':')[0]}': operand '{p}' {why}; a Concat/Add operand "
+                    "must be a conv/linear output placed in the operands' region only"
+                )
+        hw = {tuple(shapes[p][1:]) or (1, 1) for p in parts}  # a vector: one 1x1 pixel
+        if len(hw) != 1:
+            raise ScheduleError(f"layer '{name.split(':')[0]}': operands of different shapes")
+        h, w = hw.pop()
+        reg = Region(name, h * w, [(p, _ceil(shapes[p][0], C)) for p in parts])
+        out.update({p: reg for p in parts})
+        out[name] = reg
+    for it in instrs:
+        if it.name not in out:
+            shp = it.out_shape
+            pixels = shp[1] * shp[2] if len(shp) == 3 else 1
+            out[it.name] = Region(it.name, pixels, [(it.name, _ceil(shp[0], C))])
     return out
 
 
-def _conv_weights_hwc(lay: QConv) -> np.ndarray:
-    """[Cout, Cin, k, k] -> [Cout, K] with K ordered (ky, kx, c), the feeders' loop order."""
-    w = np.asarray(lay.weight, dtype=np.int64)
-    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int) -> tuple:
+    """Regions, views and the allocation (hwgen.schedule.alloc) of the instructions."""
+    regions = _regions(qm, instrs, concats, C)
+    shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
+    views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
+    for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
+        v.region.readers.append(i)
+        regions[it.name].writers.append(i)
+    edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
+    uniq = list({id(r): r for r in regions.values()}.values())
+    return allocate(uniq, edges, len(instrs)), regions, views
 
 
-def _linear_weights_hwc(lay: QLinear, h: int, w: int, c: int) -> np.ndarray:
-    """Permute K from PyTorch's CHW flatten order to the buffers' HWC order."""
+# --- identity copies: lift the limits of zero-copy placement in two buffers ---------------
+
+
+def _needs_copy(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
+    """An operand that cannot be placed in the join's region as it is: the model input (its
+    layout is the loader's), a concatenation, an operand already placed in another join, a
+    repeat (x + x), or one that an instruction reads to write another operand of this join."""
+    claimed, instrs = ctx["claimed"], ctx["instrs"]
+    if p == INPUT or p in ctx["concats"] or p in claimed or p in parts[:k]:
+        return True
+    return any(it.src == p and it.name in parts for it in instrs)
+
+
+def _read_elsewhere(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
+    """Second try: every operand an instruction also reads on its own gets a copy."""
+    return _needs_copy(p, k, join, parts, ctx) or any(
+        it.src == p and it.copy_of is None for it in ctx["instrs"]
+    )
+
+
+def _shape_of(p: str, qm: QModel, instrs: list[_Instr], concats: dict) -> tuple[int, ...]:
+    if p == INPUT:
+        return tuple(qm.in_shape)
+    if p in concats:
+        shapes = [_shape_of(q, qm, instrs, concats) for q in concats[p]]
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+    return next(it.out_shape for it in instrs if it.name == p)
+
+
+def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict, rule) -> None:
+    """Replace every join operand ``rule`` selects by an identity copy, inserted just before
+    the join region's first reader: a 1x1 conv with weight 2 on the diagonal and multiplier
+    2**30 (0.5), so SRDHM(2a, 2**30) = a exactly. It reads the operand where it is and
+    writes it into the join's region."""
+    claimed: dict[str, str] = {}
+    ctx = {"claimed": claimed, "instrs": instrs, "concats": concats}
+    names = {it.name for it in instrs} | set(concats)
+    for join, parts in list(concats.items()):
+        for k, p in enumerate(list(parts)):
+            if not rule(p, k, join, parts, ctx):
+                claimed.setdefault(p, join)
+                continue
+            shape = _shape_of(p, qm, instrs, concats)
+            name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
+            at = next(i for i, it in enumerate(instrs) if it.src == join)
+            instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=p))
+            parts[k] = name
+            claimed[name] = join
+
+
+def _fresh(base: str, names: set[str]) -> str:
+    name, n = base, 1
+    while name in names:
+        name, n = f"{base}{n}", n + 1
+    names.add(name)
+    return name
+
+
+def _identity(name: str, shape: tuple[int, ...]) -> QConv:
+    """The copy as a 1x1 conv (a vector is a 1x1 map)."""
+    c = shape[0]
+    shape = shape if len(shape) == 3 else (c, 1, 1)
+    w = np.zeros((c, c, 1, 1), dtype=np.int8)
+    w[np.arange(c), np.arange(c)] = 2
+    return QConv(
+        name=name, in_shape=shape, out_shape=shape, weight=w,
+        bias=np.zeros(c, dtype=np.int32), multiplier=np.full(c, 1 << 30, dtype=np.int32),
+        shift=np.zeros(c, dtype=np.int32), kernel=1,
+    )  # fmt: skip
+
+
+def _view(name: str, regions: dict[str, Region], concats: dict, shapes: dict, C: int) -> _View:
+    reg = regions[name]
+    if name in concats:  # the whole region, channels of each part from its first word
+        slots = [reg.offset(p) * C + c for p in concats[name] for c in range(shapes[p][0])]
+        h, w = tuple(shapes[concats[name][0]][1:]) or (1, 1)  # the pair of an Add of vectors
+        return _View(reg, 0, h, w, tuple(slots))
+    shp = shapes[name]
+    h, w = (shp[1], shp[2]) if len(shp) == 3 else (1, 1)
+    return _View(reg, reg.offset(name), h, w, tuple(range(shp[0])))
+
+
+def _conv_weights_hwc(w: np.ndarray, slots: tuple[int, ...], cin: int) -> np.ndarray:
+    """[Cout, Cin, k, k] -> [Cout, K] with K ordered (ky, kx, slot), the feeders' loop order;
+    slots no channel occupies (a Concat part's padding lanes) get weight 0."""
+    w = np.asarray(w, dtype=np.int64)
+    cout, _, k, _ = w.shape
+    out = np.zeros((cout, k, k, cin), dtype=np.int64)
+    out[:, :, :, list(slots)] = w.transpose(0, 2, 3, 1)
+    return out.reshape(cout, -1)
+
+
+def _add_weights(lay: QAdd, slots: tuple[int, ...], cin: int) -> np.ndarray:
+    """The Add as a 1x1 conv over its operand region: out[n] = wa*a[n] + wb*b[n]."""
+    n = lay.out_shape[0]
+    out = np.zeros((n, cin), dtype=np.int64)
+    wa, wb = (int(x) for x in lay.weight)
+    out[np.arange(n), list(slots[:n])] = wa
+    out[np.arange(n), list(slots[n:])] = wb
+    return out
+
+
+def _linear_weights_hwc(lay: QLinear, v: _View, cin: int) -> np.ndarray:
+    """Permute K from PyTorch's CHW flatten order to the buffers' HWC slot order."""
     wt = np.asarray(lay.weight, dtype=np.int64)
     n = wt.shape[0]
-    if wt.shape[1] != h * w * c:
+    c = len(v.slots)
+    if wt.shape[1] != v.h * v.w * c:
         raise ScheduleError(
             f"layer '{lay.name}' (QLinear): expects {wt.shape[1]} inputs, the previous layer "
-            f"produces {c}x{h}x{w} = {h * w * c}"
+            f"produces {c}x{v.h}x{v.w} = {v.h * v.w * c}"
         )
-    return wt.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1)
+    out = np.zeros((n, v.h, v.w, cin), dtype=np.int64)
+    out[:, :, :, list(v.slots)] = wt.reshape(n, c, v.h, v.w).transpose(0, 2, 3, 1)
+    return out.reshape(n, -1)
+
+
+def _check_limits(lay_name: str, used: dict[str, int], lim: BufferLimits) -> None:
+    for what, n, cap in (
+        ("conv weight memory", used["convw"], lim.convw_words),
+        ("direct weight memory", used["directw"], lim.directw_words),
+        ("parameter memory", used["param"], lim.param_words),
+    ):
+        if n > cap:
+            raise ScheduleError(
+                f"layer '{lay_name}': the {what} needs {n} words up to and including "
+                f"this layer > its {cap} words"
+            )
+
+
+def _pool_fields(it: _Instr, oh: int, ow: int, lim: BufferLimits) -> dict[str, int]:
+    pool = it.pool
+    if pool is None:
+        return {}
+    if pool.stride != pool.kernel:
+        raise ScheduleError(
+            f"layer '{pool.name}' ({pool.kind}): stride {pool.stride} != kernel "
+            f"{pool.kernel}; only non-overlapping pools are fused"
+        )
+    if pool.kernel > lim.pool_max_k:
+        raise ScheduleError(
+            f"layer '{pool.name}' ({pool.kind}): kernel {pool.kernel} > {lim.pool_max_k}"
+        )
+    pk = pool.kernel
+    fh, fw = oh // pk, ow // pk
+    if fh * fw == 0 or (fh, fw) != tuple(pool.out_shape[1:]):
+        raise ScheduleError(f"layer '{pool.name}': output shape mismatch {pool.out_shape}")
+    return dict(
+        pool_en=1,
+        pool_k=pk,
+        pool_mode=POOL_AVG if isinstance(pool, QAvgPool) else POOL_MAX,
+        pool_shift=(pk * pk).bit_length() - 1,
+        pool_out_h=fh,
+        pool_out_w=fw,
+    )
+
+
+class _Images:
+    """The weight and parameter memory images, appended layer by layer."""
+
+    def __init__(self, R: int, C: int) -> None:
+        self.R, self.C = R, C
+        self.convw: list[np.ndarray] = []
+        self.directw: list[np.ndarray] = []
+        self.bias: list[np.ndarray] = []
+        self.mult: list[np.ndarray] = []
+        self.shift: list[np.ndarray] = []
+        self.used = {"convw": 0, "directw": 0, "param": 0}
+
+    def conv(self, wmat: np.ndarray, groups: int, k_len: int) -> int:
+        """Word g*K + k, lane j = weight of channel g*C+j, element k; returns the base."""
+        C = self.C
+        img = np.zeros((groups * k_len, C), dtype=np.int64)
+        for g in range(groups):
+            for j in range(C):
+                n = g * C + j
+                if n < wmat.shape[0]:
+                    img[g * k_len : (g + 1) * k_len, j] = wmat[n]
+        return self._put("convw", self.convw, img)
+
+    def direct(self, wmat: np.ndarray, groups: int, interval: int, k_len: int) -> int:
+        """Pre-skewed: word t, lane i*C+j = W[n][t-i-j], n = g*R*C + i*C + j."""
+        R, C = self.R, self.C
+        img = np.zeros((groups * interval, R * C), dtype=np.int64)
+        for g in range(groups):
+            for i in range(R):
+                for j in range(C):
+                    n = g * R * C + i * C + j
+                    if n < wmat.shape[0]:
+                        t0 = g * interval + i + j
+                        img[t0 : t0 + k_len, i * C + j] = wmat[n]
+        return self._put("directw", self.directw, img)
+
+    def params(self, lay: QConv | QLinear | QAdd, out_cw: int) -> int:
+        """Requant parameters, one word per C output channels."""
+        C = self.C
+        arrs = []
+        for src in (lay.bias, lay.multiplier, lay.shift):
+            a = np.zeros(out_cw * C, dtype=np.int64)
+            a[: len(src)] = np.asarray(src, dtype=np.int64)
+            arrs.append(a.reshape(out_cw, C))
+        self.bias.append(arrs[0])
+        self.mult.append(arrs[1])
+        base = self._put("param", self.shift, arrs[2])
+        return base
+
+    def _put(self, key: str, parts: list[np.ndarray], img: np.ndarray) -> int:
+        base = self.used[key]
+        parts.append(img)
+        self.used[key] += img.shape[0]
+        return base
+
+
+def _geometry(it: _Instr, v: _View, R: int, C: int) -> dict:
+    """Kernel, tiling and weight matrix of one instruction over its input view."""
+    lay = it.lay
+    cin = max(v.slots) + 1  # the K loop runs over every slot up to the last channel's
+    if isinstance(lay, QLinear):
+        wmat = _linear_weights_hwc(lay, v, cin)
+        return dict(mode=MODE_DIRECT, kh=v.h, kw=v.w, s=1, pad=0, oh=1, ow=1, cin=cin, wmat=wmat)
+    if isinstance(lay, QAdd):
+        want = (len(v.slots) // 2, v.h, v.w) if len(lay.in_shape) == 3 else (len(v.slots) // 2,)
+        if tuple(lay.in_shape) != want:
+            raise ScheduleError(f"layer '{lay.name}' (QAdd): operands are not {lay.in_shape}")
+        wmat = _add_weights(lay, v.slots, cin)
+        return dict(mode=MODE_CONV, kh=1, kw=1, s=1, pad=0, oh=v.h, ow=v.w, cin=cin, wmat=wmat)
+    if tuple(lay.in_shape) != (len(v.slots), v.h, v.w):
+        raise ScheduleError(
+            f"layer '{lay.name}' (QConv): input {lay.in_shape} but the previous layer "
+            f"produces {(len(v.slots), v.h, v.w)}"
+        )
+    _, oh, ow = lay.out_shape
+    pool = it.pool
+    if pool is not None and pool.stride == pool.kernel and pool.kernel > 0:
+        # Dead-output elimination: a floor-mode pool never reads the last row/column when
+        # the map is not a multiple of its kernel, so the conv does not compute them
+        # (mnist_cnn conv2: 11x11 -> 10x10, three pixel tiles fewer per group).
+        oh, ow = (oh // pool.kernel) * pool.kernel, (ow // pool.kernel) * pool.kernel
+    k = lay.kernel
+    wmat = _conv_weights_hwc(lay.weight, v.slots, cin)
+    return dict(
+        mode=MODE_CONV, kh=k, kw=k, s=lay.stride, pad=lay.padding, oh=oh, ow=ow, cin=cin,
+        wmat=wmat,
+    )  # fmt: skip
+
+
+def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) -> LayerPlan:
+    R, C = img.R, img.C
+    lay = it.lay
+    g = _geometry(it, v, R, C)
+    mode, kh, kw, s, pad = g["mode"], g["kh"], g["kw"], g["s"], g["pad"]
+    oh, ow, cin = g["oh"], g["ow"], g["cin"]
+    for dim_name, dim in (("height", oh), ("width", ow)):
+        if dim > lim.max_dim:
+            raise ScheduleError(f"layer '{lay.name}': output {dim_name} {dim} > {lim.max_dim}")
+    S = v.region.stride  # words per input pixel
+    k_len = kh * kw * cin
+    cout = lay.out_shape[0]
+    out_cw = _ceil(cout, C)
+    if mode == MODE_CONV:
+        groups, ptiles = out_cw, _ceil(oh * ow, R)
+        interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
+        wbase = img.conv(g["wmat"], groups, k_len)
+        rows_limit = oh * ow
+    else:
+        groups, ptiles = _ceil(out_cw, R), 1
+        interval = max(k_len + R + C - 2, 2)
+        wbase = img.direct(g["wmat"], groups, interval, k_len)
+        rows_limit = out_cw
+    pbase = img.params(lay, out_cw)
+    _check_limits(lay.name, img.used, lim)
+    covers = (lay.name,) + ((it.pool.name,) if it.pool is not None else ())
+    if it.copy_of is not None:
+        covers = (it.copy_of,)  # the copy holds that golden tensor
+    return LayerPlan(
+        name=lay.name,
+        covers=covers,
+        mode=mode,
+        src=v.region.buf,
+        dst=dst.buf,
+        in_h=v.h,
+        in_w=v.w,
+        cin=cin,
+        in_cw=S,
+        kh=kh,
+        kw=kw,
+        stride=s,
+        pad=pad,
+        out_h=oh,
+        out_w=ow,
+        cout=cout,
+        out_cw=out_cw,
+        groups=groups,
+        ptiles=ptiles,
+        k_len=k_len,
+        interval=interval,
+        dx=R % ow,
+        dy=R // ow,
+        step1=s * S if mode == MODE_CONV else 0,
+        wrap_delta=(s * v.w * S - ow * s * S) if mode == MODE_CONV else 0,
+        row_jump=(v.w - kw) * S,
+        wbase=wbase,
+        pbase=pbase,
+        act_lo=int(lay.act_min),
+        act_hi=int(lay.act_max),
+        rows_limit=rows_limit,
+        macs=int(cout * oh * ow * k_len),
+        model_macs=0 if it.copy_of is not None else int(lay.macs),
+        in_base=v.region.base + v.off,
+        c_step=S - _ceil(cin, C) + 1,
+        dst_base=dst.base + dst.offset(lay.name),
+        dst_cw=dst.stride,
+        **_pool_fields(it, oh, ow, lim),
+    )
 
 
 def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) -> Program:
+    """Schedule ``qm`` (a chain or a DAG) on ``array``: instructions, buffer allocation
+    (hwgen.schedule.alloc), weight and parameter images."""
     lim = limits or BufferLimits()
     R, C = array.rows, array.cols
     if array.acc_width < 32:
         raise ScheduleError(f"accumulator width {array.acc_width} < 32: the int8 contract needs 32")
     cin0, h0, w0 = qm.in_shape
-    h, w, c = h0, w0, cin0
-    cw = _ceil(c, C)
-    plans: list[LayerPlan] = []
-    convw_words: list[np.ndarray] = []
-    directw_words: list[np.ndarray] = []
-    p_bias: list[np.ndarray] = []
-    p_mult: list[np.ndarray] = []
-    p_shift: list[np.ndarray] = []
-    convw_at = directw_at = param_at = 0
-    buf_need = [h * w * cw, 0]
-    if buf_need[0] > lim.act_words:
+    if h0 * w0 * _ceil(cin0, C) > lim.act_words:
         raise ScheduleError(
-            f"input {cin0}x{h0}x{w0}: needs {buf_need[0]} words in activation buffer 0 "
-            f"({C} lanes per word) > its {lim.act_words} words"
+            f"input {cin0}x{h0}x{w0}: needs {h0 * w0 * _ceil(cin0, C)} words in activation "
+            f"buffer 0 ({C} lanes per word) > its {lim.act_words} words"
         )
-    src = 0
-    for lay, pool in _group_mac_layers(qm):
-        if isinstance(lay, QConv):
-            if tuple(lay.in_shape) != (c, h, w):
-                raise ScheduleError(
-                    f"layer '{lay.name}' (QConv): input {lay.in_shape} but the previous layer "
-                    f"produces {(c, h, w)}"
-                )
-            cout, oh, ow = lay.out_shape
-            if pool is not None and pool.stride == pool.kernel and pool.kernel > 0:
-                # Dead-output elimination: a floor-mode pool never reads the last row/column
-                # when the map is not a multiple of its kernel, so the conv does not compute
-                # them (mnist_cnn conv2: 11x11 -> 10x10, three pixel tiles fewer per group).
-                oh, ow = (oh // pool.kernel) * pool.kernel, (ow // pool.kernel) * pool.kernel
-            k, s, pad = lay.kernel, lay.stride, lay.padding
-            kh = kw = k
-            mode = MODE_CONV
-            wmat = _conv_weights_hwc(lay)
-        else:
-            cout = lay.out_shape[0]
-            oh = ow = 1
-            kh, kw, s, pad = h, w, 1, 0
-            mode = MODE_DIRECT
-            wmat = _linear_weights_hwc(lay, h, w, c)
-        for dim_name, dim in (("height", oh), ("width", ow)):
-            if dim > lim.max_dim:
-                raise ScheduleError(f"layer '{lay.name}': output {dim_name} {dim} > {lim.max_dim}")
-        k_len = kh * kw * c
-        out_cw = _ceil(cout, C)
-        P = oh * ow
-        if mode == MODE_CONV:
-            groups, ptiles = out_cw, _ceil(P, R)
-            interval = max(k_len, R)
-            # conv weight image: word g*K + k, lane j = weight of channel g*C+j, element k
-            img = np.zeros((groups * k_len, C), dtype=np.int64)
-            for g in range(groups):
-                for j in range(C):
-                    n = g * C + j
-                    if n < cout:
-                        img[g * k_len : (g + 1) * k_len, j] = wmat[n]
-            wbase = convw_at
-            convw_at += img.shape[0]
-            convw_words.append(img)
-            rows_limit = P
-        else:
-            groups, ptiles = _ceil(out_cw, R), 1
-            interval = k_len + R + C - 2
-            # direct image, pre-skewed: word t, lane i*C+j = W[n][t-i-j], n = g*R*C + i*C + j
-            img = np.zeros((groups * interval, R * C), dtype=np.int64)
-            for g in range(groups):
-                for i in range(R):
-                    for j in range(C):
-                        n = g * R * C + i * C + j
-                        if n < cout:
-                            t0 = g * interval + i + j
-                            img[t0 : t0 + k_len, i * C + j] = wmat[n]
-            wbase = directw_at
-            directw_at += img.shape[0]
-            directw_words.append(img)
-            rows_limit = out_cw
-        # requant parameters, one word per C output channels
-        pw = out_cw
-        bias = np.zeros((pw, C), dtype=np.int64)
-        mult = np.zeros((pw, C), dtype=np.int64)
-        shift = np.zeros((pw, C), dtype=np.int64)
-        for n in range(cout):
-            bias[n // C, n % C] = int(lay.bias[n])
-            mult[n // C, n % C] = int(lay.multiplier[n])
-            shift[n // C, n % C] = int(lay.shift[n])
-        pbase = param_at
-        param_at += pw
-        p_bias.append(bias)
-        p_mult.append(mult)
-        p_shift.append(shift)
-
-        pool_kw: dict[str, int] = {}
-        fh, fw = oh, ow
-        covers = [lay.name]
-        if pool is not None:
-            if pool.stride != pool.kernel:
-                raise ScheduleError(
-                    f"layer '{pool.name}' ({pool.kind}): stride {pool.stride} != kernel "
-                    f"{pool.kernel}; only non-overlapping pools are fused"
-                )
-            if pool.kernel > lim.pool_max_k:
-                raise ScheduleError(
-                    f"layer '{pool.name}' ({pool.kind}): kernel {pool.kernel} > {lim.pool_max_k}"
-                )
-            pk = pool.kernel
-            fh, fw = oh // pk, ow // pk
-            if fh * fw == 0 or (fh, fw) != tuple(pool.out_shape[1:]):
-                raise ScheduleError(f"layer '{pool.name}': output shape mismatch {pool.out_shape}")
-            pool_kw = dict(
-                pool_en=1,
-                pool_k=pk,
-                pool_mode=POOL_AVG if isinstance(pool, QAvgPool) else POOL_MAX,
-                pool_shift=(pk * pk).bit_length() - 1,
-                pool_out_h=fh,
-                pool_out_w=fw,
-            )
-            covers.append(pool.name)
-        dst = 1 - src
-        need = fh * fw * out_cw
-        if need > lim.act_words:
+    instrs, _, concats = _instructions(qm)
+    _copy_operands(qm, instrs, concats, _needs_copy)
+    try:
+        alloc, regions, views = _place(qm, instrs, concats, C)
+    except ScheduleError:  # an odd cycle of buffers: copy every operand a branch also reads
+        _copy_operands(qm, instrs, concats, _read_elsewhere)
+        alloc, regions, views = _place(qm, instrs, concats, C)
+    img = _Images(R, C)
+    plans = [
+        _plan(it, v, regions[it.name], img, lim) for it, v in zip(instrs, views, strict=True)
+    ]
+    for p in plans:
+        if p.dst_end > lim.act_words:
             raise ScheduleError(
-                f"layer '{lay.name}': output {cout}x{fh}x{fw} needs {need} words in activation "
-                f"buffer {dst} ({C} lanes per word) > its {lim.act_words} words"
+                f"layer '{p.name}': output {p.cout}x{p.final_h}x{p.final_w} needs words up to "
+                f"{p.dst_end} in activation buffer {p.dst} ({C} lanes per word) > its "
+                f"{lim.act_words} words"
             )
-        buf_need[dst] = max(buf_need[dst], need)
-        for what, used, cap in (
-            ("conv weight memory", convw_at, lim.convw_words),
-            ("direct weight memory", directw_at, lim.directw_words),
-            ("parameter memory", param_at, lim.param_words),
-        ):
-            if used > cap:
-                raise ScheduleError(
-                    f"layer '{lay.name}': the {what} needs {used} words up to and including "
-                    f"this layer > its {cap} words"
-                )
-        plans.append(
-            LayerPlan(
-                name=lay.name,
-                covers=tuple(covers),
-                mode=mode,
-                src=src,
-                dst=dst,
-                in_h=h,
-                in_w=w,
-                cin=c,
-                in_cw=cw,
-                kh=kh,
-                kw=kw,
-                stride=s,
-                pad=pad,
-                out_h=oh,
-                out_w=ow,
-                cout=cout,
-                out_cw=out_cw,
-                groups=groups,
-                ptiles=ptiles,
-                k_len=k_len,
-                interval=interval,
-                dx=R % ow,
-                dy=R // ow,
-                step1=s * cw if mode == MODE_CONV else 0,
-                wrap_delta=(s * w * cw - ow * s * cw) if mode == MODE_CONV else 0,
-                row_jump=(w - kw) * cw,
-                wbase=wbase,
-                pbase=pbase,
-                act_lo=int(lay.act_min),
-                act_hi=int(lay.act_max),
-                rows_limit=rows_limit,
-                macs=int(cout * oh * ow * k_len),
-                model_macs=int(lay.macs),
-                **pool_kw,
-            )
-        )
-        h, w, c, cw = fh, fw, cout, out_cw
-        src = dst
-
     last = plans[-1]
     if last.pool_en or last.final_h * last.final_w != 1:
         raise ScheduleError(
             f"the last layer '{last.name}' must produce a vector (a Linear, or a conv to 1x1)"
         )
+    assert last.dst_base == 0, "the logits region is live alone at the end: it starts at 0"
 
     def _cat(parts: list[np.ndarray], width: int) -> np.ndarray:
         arr = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
@@ -289,17 +551,17 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         in_shape=(cin0, h0, w0),
         in_cw=_ceil(cin0, C),
         layers=tuple(plans),
-        buf_depth=(max(buf_need[0], 1), max(buf_need[1], 1)),
-        convw_depth=max(convw_at, 1),
-        directw_depth=max(directw_at, 1),
-        param_depth=max(param_at, 1),
+        buf_depth=alloc.depth,
+        convw_depth=max(img.used["convw"], 1),
+        directw_depth=max(img.used["directw"], 1),
+        param_depth=max(img.used["param"], 1),
         pool_max_out_w=max([p.pool_out_w for p in plans if p.pool_en] + [0]),  # 0: no pool
         pool_max_k=max([p.pool_k for p in plans] + [2]),
         out_len=last.cout,
         out_buf=last.dst,
-        convw=_cat(convw_words, C),
-        directw=_cat(directw_words, R * C),
-        bias=_cat(p_bias, C),
-        mult=_cat(p_mult, C),
-        shift=_cat(p_shift, C),
+        convw=_cat(img.convw, C),
+        directw=_cat(img.directw, R * C),
+        bias=_cat(img.bias, C),
+        mult=_cat(img.mult, C),
+        shift=_cat(img.shift, C),
     )

@@ -73,6 +73,14 @@ class LayerPlan:
     pool_out_w: int = 0
     macs: int = 0  # MACs the array executes (outputs a fused pool discards are skipped)
     model_macs: int = 0  # MACs of the layer as the model defines it
+    # placement (hwgen.schedule.alloc): where the input is read and the output written.
+    # in_cw above is the source region's words per pixel; the K loop covers cin channel
+    # slots from in_base and steps c_step words at each channel-loop end (1 when the input
+    # fills its region's pixels; more when it is one part of a Concat/Add region).
+    in_base: int = 0
+    c_step: int = 1
+    dst_base: int = 0  # the output's first word in the dst buffer
+    dst_cw: int = 0  # words per output pixel in the dst region (0: out_cw, a plain tensor)
 
     @property
     def tiles(self) -> int:
@@ -93,6 +101,15 @@ class LayerPlan:
     @property
     def out_words(self) -> int:
         return self.final_h * self.final_w * self.out_cw
+
+    @property
+    def dst_stride(self) -> int:
+        return self.dst_cw or self.out_cw
+
+    @property
+    def dst_end(self) -> int:
+        """One past the last dst-buffer word this layer writes."""
+        return self.dst_base + (self.final_h * self.final_w - 1) * self.dst_stride + self.out_cw
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +183,19 @@ class Program:
                 f"p{lay.pad} out {lay.out_h}x{lay.out_w}x{lay.cout}{pool} | "
                 f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len} every {lay.interval} cyc "
                 f"= {lay.issue_cycles} cyc | w@{lay.wbase} p@{lay.pbase} "
-                f"clamp[{lay.act_lo},{lay.act_hi}]"
+                f"clamp[{lay.act_lo},{lay.act_hi}]{_placement(lay)}"
             )
         lines.append(f"OUT   {self.out_len} int8 from buf{self.out_buf}")
         return "\n".join(lines)
+
+
+def _placement(lay: LayerPlan) -> str:
+    """Region placement (hwgen.schedule.alloc), shown only where it is not plain ping-pong:
+    read from word in_base with in_cw words per pixel (c_step at a pixel's channel end),
+    write from dst_base with dst_stride words per pixel."""
+    if (lay.in_base, lay.c_step, lay.dst_base, lay.dst_stride) == (0, 1, 0, lay.out_cw):
+        return ""
+    return (
+        f" | rd @{lay.in_base}/{lay.in_cw}w step {lay.c_step}"
+        f" wr @{lay.dst_base}/{lay.dst_stride}w"
+    )

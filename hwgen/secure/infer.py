@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hwgen.errors import HwgenError
 from hwgen.quant.qmodel import QAvgPool, QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.secure import boolean as bo
 from hwgen.secure.beaver import Gemm, conv2d, linear, numpy_gemm
@@ -41,6 +42,12 @@ class SecureModel:
 
 
 def share_model(qm: QModel, ring: Ring, ch: Channel, rng: CSPRNG) -> SecureModel:
+    for lay in qm.layers:
+        if lay.inputs:  # secure_infer walks a chain: each layer on the previous one's output
+            raise HwgenError(
+                f"model {qm.name}: layer {lay.name} ({lay.kind}) reads {', '.join(lay.inputs)}; "
+                "secure inference runs straight-line models only (no residual Add or Concat)"
+            )
     sm = SecureModel(qm, ring)
     for lay in qm.layers:
         if isinstance(lay, QConv | QLinear):

@@ -8,9 +8,10 @@ MNIST test images):
 * ``hwgen/sim/harness/accel_harness.cpp`` is compiled with ``verilator --cc --exe`` (C++
   ``-O2``, only the ports visible, no tracing, zero memory inits as loops) once per design,
   cached under ``sim_build/harness/``. A run of ``PGO_MIN_IMAGES`` or more gets a GCC
-  profile-guided build: instrumented build, ``PGO_TRAIN`` images, rebuild with the profile. It reads the weight beats, the int8 images and the golden logits
-  from binary files, runs images [start, start+count) gap-free, compares every logit and
-  appends one JSON line per image to its shard's results file.
+  profile-guided build: instrumented build, ``PGO_TRAIN`` images, rebuild with the profile.
+  It reads the weight beats, the int8 images and the golden logits from binary files, runs
+  images [start, start+count) gap-free, compares every logit and appends one JSON line per
+  image to its shard's results file.
 * The images are split into shards, each one Dask task (``hwgen.dask_cluster.client``:
   LocalCluster by default, or a scheduler address; on a real cluster the work directory must
   be on a shared file system). The driver counts result lines for its progress output.

@@ -19,13 +19,20 @@ from hwgen.emit.verilog import write_rtl
 from hwgen.golden.run import run
 from hwgen.paths import sim_build
 from hwgen.quant.inputs import quantize_images
-from hwgen.quant.qmodel import QModel
+from hwgen.quant.qmodel import INPUT, QModel
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.runner import SimResult, run_cocotb
 
-__all__ = ["NetworkCase", "prepare", "simulate", "layer_words"]
+__all__ = ["NetworkCase", "prepare", "simulate", "layer_words", "layer_addrs"]
+
+
+def layer_addrs(lay) -> list[int]:
+    """Buffer addresses of program layer ``lay``'s output words, in ``layer_words`` order:
+    pixel p's k-th word is at dst_base + p*dst_stride + k (its place in its region)."""
+    pixels = lay.final_h * lay.final_w
+    return [lay.dst_base + p * lay.dst_stride + k for p in range(pixels) for k in range(lay.out_cw)]
 
 
 def layer_words(prog: Program, li: int, out: np.ndarray) -> np.ndarray:
@@ -64,29 +71,30 @@ def prepare(
     tag: str = "",
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
     platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
-    design: tuple[MemoryPlan, Path] | None = None,
+    plan: MemoryPlan | None = None,  # the design's memories (default: MemoryPlan.of(prog))
+    design: Path | None = None,  # a directory holding the plan's accel.v (write_design)
 ) -> NetworkCase:
     """Program, Verilog, stimuli and golden data of one network case.
 
-    ``design``: (plan, directory with its accel.v, from ``write_design``) an existing design
-    to run the program on (the program is checked against the plan, FitError); by default
-    the Verilog is generated for this program alone.
+    With ``design`` the program runs on that already-written design of ``plan`` (checked
+    against it: FitError) and no Verilog is generated.
     """
-    prog = lower(qm, array)
+    if design is not None and plan is None:
+        raise ValueError("prepare(design=...) needs the design's plan")
+    prog = lower(qm, array) if plan is None else plan.check(lower(qm, array))
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     if design is None:
-        rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform)
+        rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform, plan=plan)
     else:
-        design[0].check(prog)
-        rtl_dir = design[1]
+        rtl_dir = design
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []
     layer_exp: dict[str, list[np.ndarray]] = {f"layer{i}": [] for i in range(len(prog.layers))}
     for x in xq:
-        outs = dict(run(qm, x))
+        outs = {INPUT: x, **dict(run(qm, x))}  # INPUT: an identity copy of the input
         imgs.append(image_values(prog, x))
         logits.append(outs[names[-1]].reshape(-1))
         for li, lay in enumerate(prog.layers):
@@ -109,7 +117,7 @@ def prepare(
         "out_len": prog.out_len,
         "layers": [
             {"name": lay.name, "covers": list(lay.covers), "dst": lay.dst,
-             "out_words": lay.out_words}
+             "addrs": layer_addrs(lay)}
             for lay in prog.layers
         ],
     }

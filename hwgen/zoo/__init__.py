@@ -15,6 +15,7 @@ from hwgen.errors import HwgenError
 
 from .digits_cnn import DigitsCnn
 from .mnist_cnn import MnistCnn
+from .res_cnn import ResCnn
 from .tiny_cnn import TinyCnn
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
 MODELS: dict[str, type[nn.Module]] = {
     "digits_cnn": DigitsCnn,
     "mnist_cnn": MnistCnn,
+    "res_cnn": ResCnn,
     "tiny_cnn": TinyCnn,
 }
 

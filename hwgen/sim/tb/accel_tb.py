@@ -82,10 +82,10 @@ async def read_perf(dut, n: int) -> list[int]:
     return vals
 
 
-async def read_words(dut, buf: int, n: int, lanes: int) -> np.ndarray:
-    out = np.zeros((n, lanes), dtype=np.int64)
+async def read_words(dut, buf: int, addrs: list[int], lanes: int) -> np.ndarray:
+    out = np.zeros((len(addrs), lanes), dtype=np.int64)
     dut.dbg_buf.value = buf
-    for a in range(n):
+    for n, a in enumerate(addrs):
         dut.dbg_addr.value = a
         await RisingEdge(dut.clk)
         await ReadOnly()
@@ -93,7 +93,7 @@ async def read_words(dut, buf: int, n: int, lanes: int) -> np.ndarray:
         await RisingEdge(dut.clk)
         for j in range(lanes):
             b = (word >> (8 * j)) & 0xFF
-            out[a, j] = b - 256 if b >= 128 else b
+            out[n, j] = b - 256 if b >= 128 else b
     return out
 
 
@@ -172,7 +172,7 @@ async def locate(dut, src, values, rng, data, n: int, p: dict) -> str:
     """Re-run the image stopping after each layer; compare its output buffer with the golden."""
     for li, lay in enumerate(p["layers"]):
         await run_image(dut, src, values, rng, 0.0, p["out_len"], stop=li)
-        got = await read_words(dut, lay["dst"], lay["out_words"], p["cols"])
+        got = await read_words(dut, lay["dst"], lay["addrs"], p["cols"])
         want = data[f"layer{li}"][n]
         if not np.array_equal(got, want):
             diff = np.argwhere(got != want)[0]

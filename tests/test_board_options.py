@@ -1,0 +1,202 @@
+"""`hwgen build` without the FPGA tools: the options are checked before any work (one line,
+exit 2), the flow's build step hands the board build the right memory plan (`--fit`), and the
+board top is HostTop with a UART divider from the real build clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hwgen.boards import build as board_build
+from hwgen.boards import top as board_top
+from hwgen.boards.build import BOARDS, check_options
+from hwgen.boards.top import clock_plan, link_plan
+from hwgen.cli import main
+from hwgen.config import ArrayConfig
+from hwgen.errors import UsageError
+from hwgen.evaluate import build_qmodel
+from hwgen.hostlink.top import info_payload
+from hwgen.schedule.capacity import MemoryPlan
+from hwgen.schedule.lower import lower
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _no_long_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should an option pass by mistake, no simulation or tool runs: the test fails at once."""
+
+    def refuse(*_a, **_k):
+        raise AssertionError("long work started (simulation or FPGA tool)")
+
+    monkeypatch.setattr(board_build, "_simulate", refuse)
+    monkeypatch.setattr(board_build._Steps, "run", refuse)
+
+
+def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str:
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    lines = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hwgen: error: "), cap.err
+    assert "Traceback" not in cap.err + cap.out
+    assert "simulate" not in cap.out and "yosys" not in cap.out, cap.out  # nothing long ran
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--seeds", "0"], ["--seeds 0", ">= 1"]),
+        (["--freq", "2000"], ["--freq 2000", "nearest EHXPLLL output", "800 MHz"]),
+        (["--freq", "-5"], ["--freq -5", "positive"]),
+        (["--board", "icebreaker", "--freq", "24"], ["--freq 24", "12 MHz oscillator"]),
+        (["--baud", "0"], ["--baud 0", "positive"]),
+        (["--baud", "50000000"], ["--baud 50000000", "4 clocks per bit"]),
+        (["--board", "icebreaker", "--baud", "2500000"], ["--baud 2500000", "2 % off"]),
+        (["--board", "nope"], ["--board", "'nope'"]),
+        (["--fit", "nope"], ["--fit", "'nope'"]),
+        (["--model", "nope"], ["'nope'", "mnist_cnn"]),
+        (["-n", "0"], ["-n 0", ">= 1"]),
+    ],
+)
+def test_bad_build_options(tmp_path: Path, capsys, args: list[str], needles: list[str]) -> None:
+    _fails(capsys, ["--workdir", str(tmp_path), "build", "--model", "tiny_cnn", "--array", "2x2",
+                    *args], *needles)  # fmt: skip
+
+
+def test_icebreaker_misfit_is_a_one_line_error_before_simulation(tmp_path: Path, capsys) -> None:
+    line = _fails(capsys, ["--workdir", str(tmp_path), "build", "--board", "icebreaker",
+                           "--model", "mnist_cnn", "--array", "4x4"])  # fmt: skip
+    assert "iCE40UP5K" in line and "KiB" in line and "SB_MAC16" in line and "4x4" in line
+
+
+def test_clock_and_uart_follow_the_real_clock() -> None:
+    ck = clock_plan("ecp5", 25.0, 150.0)
+    assert ck.pll is not None and ck.mhz == 150.0
+    assert link_plan(ck.mhz, 115_200).clocks_per_bit == round(150e6 / 115_200)
+    # a PLL output that is not what was asked: the divider follows the output
+    ck = clock_plan("ecp5", 25.0, 137.0)
+    assert ck.mhz != 137.0 and abs(ck.mhz - 137.0) < 1.37
+    assert link_plan(ck.mhz, 115_200).clocks_per_bit == round(ck.mhz * 1e6 / 115_200)
+    assert clock_plan("ice40", 12.0, None).mhz == 12.0
+    check_options("icebreaker", 1, None, 115_200)
+    with pytest.raises(UsageError, match="--seeds"):
+        check_options("ulx3s", 0, None, 115_200)
+
+
+def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`hwgen build --fit`: the flow's build step builds HostTop from MemoryPlan.fit (stopped
+    before the simulation; no tool runs)."""
+    seen: dict = {}
+    real_top_for = board_top.top_for
+
+    def spy_top_for(spec, plan, freq, baud):
+        seen["top"] = real_top_for(spec, plan, freq, baud)
+        return seen["top"]
+
+    def stop(job, platform):
+        seen["job"] = job
+        raise _Stop
+
+    monkeypatch.setattr(board_top, "top_for", spy_top_for)
+    monkeypatch.setattr(board_build, "_simulate", stop)
+    with pytest.raises(_Stop):
+        main(["--workdir", str(tmp_path), "build", "--model", "digits_cnn", "--array", "2x2",
+              "--fit", "tiny_cnn", "--baud", "1000000", "--seeds", "2"])  # fmt: skip
+    arr = ArrayConfig.parse("2x2")
+    digits, tiny = (lower(build_qmodel(m), arr) for m in ("digits_cnn", "tiny_cnn"))
+    plan = MemoryPlan.fit([digits, tiny])
+    assert plan != MemoryPlan.of(digits)
+    job, top = seen["job"], seen["top"]
+    assert job.plan == plan and job.fit == ("tiny_cnn",) and job.seeds == 2
+    assert job.qmodel.name == "digits_cnn" and job.program.model == "digits_cnn"
+    assert top.host.plan == plan and top.plan == plan
+    assert top.host.cpb == 150 and top.info()["baud"] == 1_000_000
+    assert info_payload(top.host.plan, top.host.max_payload) == info_payload(plan, 1024)
+    assert "--fit tiny_cnn" in job.command() and job.name.endswith("_fit-tiny_cnn")
+
+
+def test_board_specs_match_the_platforms() -> None:
+    for name, spec in BOARDS.items():
+        plat = spec.platform()
+        assert plat.default_clk_frequency == spec.osc_mhz * 1e6, name
+        for i in range(len(spec.leds)):
+            plat.lookup("led", i)  # every LED the top drives exists
+        plat.lookup("uart", 0)
+
+
+def test_a_misfit_in_place_and_route_names_the_resource() -> None:
+    log = ("Info: Device utilisation:\n"
+           "Info: \t         ICESTORM_LC:    8167/   5280   154%\n"
+           "Info: \t        ICESTORM_RAM:      19/     30    63%\n"
+           "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type "
+           "'ICESTORM_LC'\n")  # fmt: skip
+    assert board_build._overfull(log) == "ICESTORM_LC 8,167/5,280 (155 %)"
+    assert board_build._overfull(log.replace("8167", "5000")) == ""
+
+
+def test_icebreaker_top_pins(tmp_path: Path) -> None:
+    """The iCEBreaker top elaborates: the 12 MHz clock, the FTDI UART pins and four LEDs."""
+    spec = BOARDS["icebreaker"]
+    prog = lower(build_qmodel("digits_cnn"), ArrayConfig.parse("1x1"))
+    top = board_top.top_for(spec, MemoryPlan.of(prog), None, 115_200)
+    assert top.host.cpb == 104 and top.clock.pll is None
+    plat = spec.platform()
+    plat.prepare(top, name="top", **plat.build_overrides()).extract(tmp_path)
+    pcf = (tmp_path / "top.pcf").read_text()
+    for line in ("set_io clk12_0__io 35", "set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9",
+                 "set_io led_0__io 11", "set_io led_1__io 37", "set_frequency clk12_0__io 12"):
+        assert line in pcf, line
+    assert "synth_ice40 -dsp" in (tmp_path / "top.ys").read_text()
+
+
+NET_SRC = """
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 3 * 3, 5)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.fc(torch.flatten(x, 1))
+"""
+
+
+def test_build_takes_a_model_file(tmp_path: Path, monkeypatch) -> None:
+    """`hwgen build --model net.py:Small --weights --calib`: the file's model and its images
+    reach the board build (stopped before the simulation)."""
+    import numpy as np
+    import torch
+
+    (tmp_path / "net.py").write_text(NET_SRC)
+    ns: dict = {}
+    exec(NET_SRC, ns)  # noqa: S102 - the test's own model source
+    torch.save(ns["Small"]().state_dict(), tmp_path / "w.pt")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", images=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8))
+    monkeypatch.chdir(tmp_path)
+    seen: dict = {}
+
+    def stop(job, platform):
+        seen["job"] = job
+        raise _Stop
+
+    monkeypatch.setattr(board_build, "_simulate", stop)
+    with pytest.raises(_Stop):
+        main(["--workdir", str(tmp_path), "build", "--model", "net.py:Small", "--weights",
+              "w.pt", "--calib", "cal.npz", "--array", "2x2", "-n", "3"])  # fmt: skip
+    job = seen["job"]
+    assert job.qmodel.layers[0].weight.shape == (4, 1, 3, 3) and len(job.images) == 3
+    assert job.plan == MemoryPlan.of(job.program)
