@@ -7,8 +7,8 @@ MNIST test images):
 
 * ``hwgen/sim/harness/accel_harness.cpp`` is compiled with ``verilator --cc --exe`` (C++
   ``-O2``, only the ports visible, no tracing, zero memory inits as loops) once per design,
-  cached under ``sim_build/harness/``. A run of ``PGO_MIN_IMAGES`` or more gets a GCC
-  profile-guided build: instrumented build, ``PGO_TRAIN`` images, rebuild with the profile.
+  cached under ``sim_build/harness/``. With ``PGO_MIN_IMAGES`` set, a run that long gets a
+  GCC profile-guided build: instrumented build, ``PGO_TRAIN`` images, rebuild with the profile.
   It reads the weight beats, the int8 images and the golden logits from binary files, runs
   images [start, start+count) gap-free, compares every logit and appends one JSON line per
   image to its shard's results file.
@@ -49,9 +49,10 @@ __all__ = [
 HARNESS_SRC = Path(__file__).resolve().parent / "harness" / "accel_harness.cpp"
 TOP = "accel"
 CXX_OPT = "-O2"  # -O3 / -march=native measured no better than noise on this design
-# GCC profile-guided optimisation for long runs: an instrumented build runs PGO_TRAIN images,
-# then the harness is rebuilt with the profile (measured gain: docs/architecture.md).
-PGO_MIN_IMAGES = 1000
+# GCC profile-guided optimisation for runs of PGO_MIN_IMAGES images or more (None: never):
+# an instrumented build runs PGO_TRAIN images, then the harness is rebuilt with the profile
+# (measured: docs/architecture.md, "Simulation speed").
+PGO_MIN_IMAGES: int | None = None
 PGO_TRAIN = 16
 _PGO_FLAGS = {"": (), "gen": ("-fprofile-generate", "-fprofile-update=single"),
               "use": ("-fprofile-use", "-fprofile-correction", "-Wno-missing-profile")}
@@ -254,7 +255,7 @@ def prepare_fast(
 
 def pgo(n_images: int) -> bool:
     """Whether a run of ``n_images`` gets the profile-guided harness build."""
-    return n_images >= PGO_MIN_IMAGES
+    return PGO_MIN_IMAGES is not None and n_images >= PGO_MIN_IMAGES
 
 
 def _harness_args(case: FastCase, start: int, count: int, out: Path) -> list[str]:
