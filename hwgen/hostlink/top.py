@@ -259,6 +259,7 @@ class HostTop(wiring.Component):
         rd_ptr = Signal(16)
         beat = Signal(32)
         nbyte = Signal(2)
+        img_byte = Signal(8)  # the frame buffer's byte, registered before the image stream
         m.d.comb += fb_r.addr.eq(rd_ptr)
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
@@ -330,12 +331,15 @@ class HostTop(wiring.Component):
                     answer(Status.LOAD)
                 with m.Else():
                     answer(Status.OK)
-            with m.State("FEED_RD"):
+            with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle
+                m.next = "FEED_LATCH"
+            with m.State("FEED_LATCH"):  # a register between the two block RAMs (timing)
+                m.d.sync += img_byte.eq(fb_r.data)
                 m.next = "FEED_PUSH"
             with m.State("FEED_PUSH"):
                 last = rd_ptr == p_len - 1
                 m.d.comb += acc.image.valid.eq(1)
-                m.d.comb += _drive(acc.image.payload, fb_r.data, last)
+                m.d.comb += _drive(acc.image.payload, img_byte, last)
                 with m.If(acc.image.ready):
                     m.d.sync += rd_ptr.eq(rd_ptr + 1)
                     with m.If(last):
