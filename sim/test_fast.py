@@ -13,6 +13,7 @@ from hwgen.datasets import load_mnist_sample
 from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
+from hwgen.sim import fast
 from hwgen.sim.fast import build_harness, prepare_fast, simulate_fast, stream_defines, waveform_for
 
 
@@ -68,3 +69,17 @@ def test_stream_defines_follow_the_port_widths() -> None:
         "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0"]  # fmt: skip
     assert stream_defines(new + "endmodule\n") == [
         "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1"]  # fmt: skip
+
+
+@pytest.mark.rtl
+@pytest.mark.slow  # two harness builds + a profiling run: ~80 CPU-s
+def test_profile_guided_harness_is_bit_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PGO build long runs get (instrumented build, profiling run, rebuild with the
+    profile), here forced on a 4-image run: bit-exact, and a build of its own."""
+    monkeypatch.setattr(fast, "PGO_MIN_IMAGES", 4)
+    qm, images, case = _case("tiny_cnn", "4x4", 4, tag="_pgo")
+    assert case.exe is not None and case.exe.parent.name.endswith("_pgo")
+    assert list(case.exe.parent.glob("*.gcda")), "no profile was written"
+    recs, _ = simulate_fast(case, case.exe, workers=1, progress=False)
+    want = predict(qm, images).reshape(4, -1)
+    assert [r["logits"] for r in recs] == want.tolist() and all(r["match"] for r in recs)

@@ -1,6 +1,8 @@
 """Bounded model checks (SymbiYosys + z3, pip-only): the requant lane equals its spec for every
-input sequence, the WeightLoader's stream loses, duplicates and reorders nothing under
-backpressure; and each check fails on a deliberately broken spec, environment or unit."""
+input sequence; the WeightLoader's stream, the image stream into the activation buffer
+(ImageWriter) and the logits stream (LogitSender) lose, duplicate and reorder nothing under
+any valid/backpressure pattern; and each check fails on a deliberately broken spec,
+environment or unit."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from hwgen.config import ArrayConfig
 from hwgen.formal import FormalToolError, prove, runner
 from hwgen.formal.requant_check import RequantSpecHarness
 from hwgen.formal.stream_check import LoaderStreamHarness, load_order
+from hwgen.formal.transfer_check import ImageWriterHarness, LogitSenderHarness
 from hwgen.rtl.loader import WeightLoader
+from hwgen.rtl.transfer import ImageWriter, LogitSender
 
 DEPTH = 20  # BMC steps: the requant pipeline's latency plus a dozen checked outputs
 # Two words of one beat, then one of two beats: the loader's address walk, region switch and
@@ -78,3 +82,45 @@ def test_loader_broken_unit_fails(tmp_path: Path) -> None:
     r = prove(h, "loader_broken", DEPTH, tmp_path)
     assert not r.passed
     assert "Assert failed" in r.log
+
+
+def test_image_stream(tmp_path: Path) -> None:
+    r = prove(ImageWriterHarness(), "image", DEPTH, tmp_path)
+    assert r.passed, r.log[-4000:]
+
+
+class _TakesWhileInactive(ImageWriter):
+    """A broken writer: always ready, so a value offered outside the data transfer is taken
+    and written nowhere (the field fault of a stray value shifting the next image)."""
+
+    def elaborate(self, platform) -> Module:
+        m = super().elaborate(platform)
+        m.d.comb += self.i_stream.ready.eq(1)
+        return m
+
+
+def test_image_stream_broken_unit_fails(tmp_path: Path) -> None:
+    r = prove(ImageWriterHarness(unit=_TakesWhileInactive), "image_broken", DEPTH, tmp_path)
+    assert not r.passed
+    assert "Assert failed" in r.log and "transfer_check.py" in r.log
+
+
+def test_logits_stream(tmp_path: Path) -> None:
+    r = prove(LogitSenderHarness(), "logits", DEPTH, tmp_path)
+    assert r.passed, r.log[-4000:]
+
+
+class _ShiftsWhileRefused(LogitSender):
+    """A broken sender: moves to the next lane even when the logit was refused, so a logit
+    is lost under backpressure."""
+
+    def _send(self, m: Module, s, n, lane, ptr, word) -> None:
+        super()._send(m, s, n, lane, ptr, word)
+        with m.If(~s.ready):
+            m.d.sync += word.eq(word >> 8)
+
+
+def test_logits_stream_broken_unit_fails(tmp_path: Path) -> None:
+    r = prove(LogitSenderHarness(unit=_ShiftsWhileRefused), "logits_broken", DEPTH, tmp_path)
+    assert not r.passed
+    assert "Assert failed" in r.log and "transfer_check.py" in r.log

@@ -8,17 +8,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from hwgen.config import ArrayConfig
 from hwgen.golden.run import quantize_input, run
 from hwgen.regress.gen import (
     MAX_SIDE,
+    SHAPES,
     ConvSpec,
     LinearSpec,
     NetSpec,
     build_module,
+    case_shape,
     check,
     images,
+    plan_for,
     quantized,
     random_spec,
+    shapes_upto,
 )
 from hwgen.regress.junit import merge
 from hwgen.regress.shrink import shrink, size
@@ -215,3 +220,29 @@ def test_regress_cli_bad_input_is_one_line_exit_2(argv, what, capsys) -> None:
     assert main(["regress", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and what in err[0] and err[0].startswith("hwgen: error:"), err
+
+
+def test_cases_run_on_a_menu_of_shapes_with_generous_plans() -> None:
+    shapes = [case_shape(s) for s in range(60)]
+    assert shapes == [case_shape(s) for s in range(60)]  # from the seed alone
+    assert set(shapes) <= set(SHAPES) and len(set(shapes)) >= 8
+    assert all(max(case_shape(s, 3)) <= 3 for s in range(20)) and (1, 1) in shapes_upto(1)
+    for seed in (0, 7):
+        spec = random_spec(seed)
+        assert (spec.rows, spec.cols) == case_shape(seed)
+        plan_for(spec.array).check(lower(quantized(spec), spec.array))  # fits its design
+    p1, p16 = plan_for(ArrayConfig(1, 1)), plan_for(ArrayConfig(16, 16))
+    assert p1.buf_depth[0] > p16.buf_depth[0] and p1.max_layers >= 5
+
+
+def test_zero_memory_init_becomes_a_loop() -> None:
+    from hwgen.sim.runner import compact_zero_init
+
+    zero = "".join(f"    mem[{i}] = 8'h00;\n" for i in range(3))
+    text = (f"  reg [7:0] mem [2:0];\n  initial begin\n{zero}  end\n"
+            "  reg [7:0] rom [1:0];\n  initial begin\n    rom[0] = 8'h00;\n"
+            "    rom[1] = 8'h05;\n  end\n")
+    out = compact_zero_init(text)
+    assert "for (hwgen_zinit_1 = 0; hwgen_zinit_1 < 3;" in out
+    assert "mem[hwgen_zinit_1] = 8'h0;" in out
+    assert "rom[1] = 8'h05;" in out and "mem[2]" not in out  # a non-zero block stays as it was

@@ -177,7 +177,7 @@ def test_allocator_liveness_first_fit() -> None:
     a = Region("a", 10, [("a", 2)], writers=[0], readers=[1, 3])  # live 0..3
     b = Region("b", 10, [("b", 1)], writers=[1], readers=[2])
     c = Region("c", 10, [("c", 1)], writers=[2], readers=[3])  # live 2..3, with a
-    d = Region("d", 4, [("d", 1)], writers=[3])  # the output: live 3..end
+    d = Region("d", 4, [("d", 1)], writers=[3], keep=True)  # the output: live 3..end
     edges = [(inp, a, "l0"), (a, b, "l1"), (b, c, "l2"), (c, d, "l3")]
     al = allocate([inp, a, b, c, d], edges, 4)
     assert (inp.buf, a.buf, b.buf, c.buf, d.buf) == (0, 1, 0, 1, 0)
@@ -264,7 +264,7 @@ def test_identity_copies_make_any_join_schedulable(name: str) -> None:
     qm = quantize(g, x)
     for array in ("4x4", "3x5"):
         prog = lower(qm, ArrayConfig.parse(array))
-        copies = [p for p in prog.layers if "_copy_" in p.name]
+        copies = [p for p in prog.layers if "_copy" in p.name]
         assert copies and all(p.model_macs == 0 for p in copies)
         assert prog.macs == qm.macs  # copies are not model MACs
         for xi in quantize_input((x[:2] * 255).astype(np.uint8)):

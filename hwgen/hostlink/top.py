@@ -260,6 +260,8 @@ class HostTop(wiring.Component):
         rd_ptr = Signal(16)
         beat = Signal(32)
         nbyte = Signal(2)
+        img_byte = Signal(8)  # the frame buffer's byte, registered before the image stream
+        w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
         m.d.comb += fb_r.addr.eq(rd_ptr)
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
@@ -314,15 +316,21 @@ class HostTop(wiring.Component):
                              rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
                 m.next = "LOAD_RD"
                 with m.If(nbyte == 3):
+                    # LOAD_PUSH's stream signals come from registers (timing): the loader's
+                    # flags only change when it takes a beat, at least 8 cycles before here
+                    refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
+                    m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse),
+                                 w_last.eq(rd_ptr + 1 == p_len)]  # fmt: skip
                     m.next = "LOAD_PUSH"
             with m.State("LOAD_PUSH"):
-                last = rd_ptr == p_len
-                m.d.comb += acc.weights.valid.eq(~acc.weights_loaded & ~weight_fault)
-                m.d.comb += _drive(acc.weights.payload, beat, last & (p_cmd == Cmd.LOAD_LAST))
-                with m.If(acc.weights_loaded | weight_fault):  # refused until LOAD_BEGIN
+                m.d.comb += acc.weights.valid.eq(w_valid)
+                m.d.comb += _drive(acc.weights.payload, beat, w_last & (p_cmd == Cmd.LOAD_LAST))
+                with m.If(w_refuse):
+                    m.d.sync += w_refuse.eq(0)
                     answer(Status.LOAD)
                 with m.Elif(acc.weights.ready):
-                    with m.If(last):
+                    m.d.sync += w_valid.eq(0)
+                    with m.If(w_last):
                         m.next = "LOAD_CHECK"
                     with m.Else():
                         m.next = "LOAD_RD"
@@ -331,12 +339,15 @@ class HostTop(wiring.Component):
                     answer(Status.LOAD)
                 with m.Else():
                     answer(Status.OK)
-            with m.State("FEED_RD"):
+            with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle
+                m.next = "FEED_LATCH"
+            with m.State("FEED_LATCH"):  # a register between the two block RAMs (timing)
+                m.d.sync += img_byte.eq(fb_r.data)
                 m.next = "FEED_PUSH"
             with m.State("FEED_PUSH"):
                 last = rd_ptr == p_len - 1
                 m.d.comb += acc.image.valid.eq(1)
-                m.d.comb += _drive(acc.image.payload, fb_r.data, last)
+                m.d.comb += _drive(acc.image.payload, img_byte, last)
                 with m.If(acc.image.ready):
                     m.d.sync += rd_ptr.eq(rd_ptr + 1)
                     with m.If(last):

@@ -1,5 +1,8 @@
 """One regression case: a NetSpec through the whole flow and into Verilator, checked bit-exact.
 
+The case's program is loaded at run time into its shape's shared design (``design.py``), so a
+case costs a front end, a quantization, a schedule and one cocotb run, not a Verilator build.
+
 ``run_case`` is the Dask task: picklable arguments in, a plain dict out. It never raises for a
 failing case; errors become the case's result so that one bad case cannot stop a run.
 """
@@ -7,7 +10,6 @@ failing case; errors become the case's result so that one bad case cannot stop a
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -21,9 +23,6 @@ from hwgen.regress.gen import NetSpec, images, quantized
 __all__ = ["CaseResult", "run_case", "N_IMAGES"]
 
 N_IMAGES = 2  # test images per case: every logit of each is compared
-# A case simulates a few thousand cycles: compiling the model's C++ at -O0 instead of -O1
-# saves more build time than the slower simulation costs.
-OPT_FAST = "-O0"
 
 
 @dataclass
@@ -34,6 +33,7 @@ class CaseResult:
     images: int = 0
     cycles: int = 0  # simulated cycles, summed over the images
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU of the case's process and its children (cocotb + simulator)
     first_bad_layer: str | None = None
     waveform: str | None = None
     results_xml: str | None = None
@@ -67,8 +67,9 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def run_case(spec: NetSpec, n_images: int = N_IMAGES, workdir: str | None = None,
-             tag: str = "") -> dict:
-    """Quantize (random calibration), schedule, generate, build and simulate ``spec``; the
+             tag: str = "", design: dict | None = None) -> dict:
+    """Quantize (random calibration), schedule and simulate ``spec`` on its shape's design
+    (``design``: the result of ``design.build_design``; built here, cached, when None); the
     output of all of it goes to sim_build/regress_logs/<case>.log."""
     if workdir:
         os.environ["HWGEN_WORKDIR"] = workdir  # Dask workers on other hosts share no cwd
@@ -77,25 +78,39 @@ def run_case(spec: NetSpec, n_images: int = N_IMAGES, workdir: str | None = None
     log = sim_build() / "regress_logs" / f"seed{spec.seed}{tag}.log"
     log.unlink(missing_ok=True)
     with output_to(log):
-        res = _run_case(spec, n_images, tag)
+        res = _run_case(spec, n_images, tag, design)
     res["log"] = str(log)
     return res
 
 
-def _run_case(spec: NetSpec, n_images: int, tag: str) -> dict:
+def _simulate(spec: NetSpec, n_images: int, tag: str, design: dict | None):
+    """The case on its shape's design: (cocotb result, results.json)."""
+    from hwgen.regress.design import OPT_FAST, build_design
+    from hwgen.regress.gen import plan_for
     from hwgen.sim.network import prepare, simulate
-    from hwgen.sim.runner import build_dir_for
 
-    t0 = time.perf_counter()
+    if design is None:
+        design = build_design(spec.rows, spec.cols)
+    if design.get("error"):
+        raise RuntimeError(design["error"])
+    qm = quantized(spec)
+    case = prepare(qm, spec.array, images(spec, n_images, 1), gap=0.1, tag=tag,
+                   plan=plan_for(spec.array), design=Path(design["verilog"]).parent)
+    sim, out, _ = simulate(case, seed=spec.seed, opt_fast=OPT_FAST)
+    return sim, out
+
+
+def _run_case(spec: NetSpec, n_images: int, tag: str, design: dict | None) -> dict:
+    from hwgen.regress.design import cpu_seconds
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
     res = CaseResult(seed=spec.seed, spec=spec.describe(), passed=False)
     try:
-        qm = quantized(spec)
-        case = prepare(qm, spec.array, images(spec, n_images, 1), gap=0.1, tag=tag)
-        sim, out, _ = simulate(case, seed=spec.seed, opt_fast=OPT_FAST)
+        sim, out = _simulate(spec, n_images, tag, design)
     except Exception as e:  # a flow error is this case's failure, reported with its seed
         res.error = f"{type(e).__name__}: {e}"
         res.extra["traceback"] = traceback.format_exc()
-        res.wall_s = time.perf_counter() - t0
+        res.wall_s, res.cpu_s = time.perf_counter() - t0, cpu_seconds() - c0
         return res.to_dict()
     imgs = out.get("images", [])
     res.images = len(imgs)
@@ -108,8 +123,5 @@ def _run_case(spec: NetSpec, n_images: int, tag: str) -> dict:
     if not res.passed and not bad:
         res.error = (f"{sim.failed}/{sim.tests} cocotb tests failed, "
                      f"{len(imgs)}/{n_images} images ran")
-    if res.passed:  # ~100 MB of objects no other case will use; a failure keeps its build
-        shutil.rmtree(build_dir_for(case.verilog.read_text(), "accel", OPT_FAST),
-                      ignore_errors=True)
-    res.wall_s = time.perf_counter() - t0
+    res.wall_s, res.cpu_s = time.perf_counter() - t0, cpu_seconds() - c0
     return res.to_dict()

@@ -3,7 +3,14 @@
 A ``NetSpec`` is the whole case (network structure, array shape, seeds of the weights, the
 calibration and test images), so a case replays exactly from its seed and the shrinker can
 edit it structurally. Every spec the generator returns has been lowered onto its array
-(``hwgen.schedule.lower``) and fits a simulation-cycle budget.
+(``hwgen.schedule.lower``), fits a simulation-cycle budget and fits the memory plan of its
+array (``plan_for``).
+
+Arrays come from a fixed menu of shapes (``SHAPES``, 1x1 to 16x16, square and not), each with
+one generous ``MemoryPlan``: the design loads its program at run time, so every case on a
+shape runs on the same Verilog, and a run builds one Verilator model per shape instead of one
+per case. The shape of a case is drawn from its own seeded stream (``case_shape``), so a run
+knows which designs it needs before any network is drawn.
 """
 
 from __future__ import annotations
@@ -13,11 +20,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hwgen.config import ArrayConfig
+from hwgen.schedule.capacity import MemoryPlan
 
 __all__ = ["ConvSpec", "LinearSpec", "NetSpec", "random_spec", "build_module", "quantized",
-           "images", "check", "MAX_SIDE", "CYCLE_BUDGET"]
+           "images", "check", "case_shape", "plan_for", "shapes_upto", "MAX_SIDE", "SHAPES",
+           "CYCLE_BUDGET"]
 
-MAX_SIDE = 16  # array sides are drawn from 1..MAX_SIDE
+MAX_SIDE = 16  # no array side above MAX_SIDE
+# The array shapes a case is drawn on (rows, cols): both sides from 1 to 16, square and
+# non-square, powers of two and not. One Verilator build per shape serves all its cases.
+SHAPES = ((1, 1), (2, 3), (3, 3), (4, 4), (1, 16), (16, 2), (5, 7), (8, 8), (6, 12), (11, 5),
+          (16, 16))
 CYCLE_BUDGET = 40_000  # issue cycles per image: keeps a case's simulation to seconds
 POOLS = (("max", 2), ("max", 3), ("avg", 2), ("avg", 4))  # fusable forms: stride = kernel,
 # kernel <= 4, average windows a power of two
@@ -107,13 +120,39 @@ def _conv(rng: np.random.Generator, h: int, w: int) -> ConvSpec | None:
     )
 
 
-def _side(rng: np.random.Generator, max_side: int) -> int:
-    # Most cases on small arrays (cheap to build); every side 1..max_side stays possible.
-    small, any_ = rng.integers(1, min(8, max_side) + 1), rng.integers(1, max_side + 1)
-    return int(small if rng.random() < 0.75 else any_)
+def shapes_upto(max_side: int) -> tuple[tuple[int, int], ...]:
+    """The menu shapes with both sides <= ``max_side`` (never empty: 1x1 is on it)."""
+    return tuple(s for s in SHAPES if max(s) <= max_side)
 
 
-def _draw(rng: np.random.Generator, seed: int, max_side: int) -> NetSpec:
+def case_shape(seed: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The array (rows, cols) of case ``seed``: uniform over the menu, its own seeded stream."""
+    menu = shapes_upto(max_side)
+    return menu[int(np.random.default_rng([seed, 0x5A4E, max_side]).integers(len(menu)))]
+
+
+def _words(elements: int, lanes: int, floor: int) -> int:
+    """Memory words of ``lanes`` lanes for ``elements`` values, a power of two >= ``floor``."""
+    return max(floor, 1 << max(0, (-(-elements // lanes) - 1).bit_length()))
+
+
+def plan_for(array: ArrayConfig) -> MemoryPlan:
+    """The generous memory plan of a regression design: ~99 % of the networks the generator
+    draws for ``array`` fit it (measured over 150 draws per shape); the rest are redrawn."""
+    C, RC = array.cols, array.rows * array.cols
+    return MemoryPlan(
+        array=array,
+        buf_depth=(_words(16384, C, 2048),) * 2,
+        convw_depth=_words(16384, C, 2048),
+        directw_depth=16384 if RC <= 16 else 8192,  # a linear layer's words hardly shrink
+        param_depth=_words(128, C, 16),
+        max_layers=8,
+        pool_max_k=4,
+        pool_max_out_w=32,
+    )
+
+
+def _draw(rng: np.random.Generator, seed: int, shape: tuple[int, int]) -> NetSpec:
     in_ch, h, w = int(rng.integers(1, 4)), int(rng.integers(8, 33)), int(rng.integers(8, 33))
     if rng.random() < 0.5:
         w = h
@@ -133,30 +172,32 @@ def _draw(rng: np.random.Generator, seed: int, max_side: int) -> NetSpec:
         for _ in range(int(rng.integers(1, 3)))
     )
     linears = linears[:-1] + (replace(linears[-1], relu=bool(rng.random() < 0.2)),)
-    rows, cols = _side(rng, max_side), _side(rng, max_side)
-    return NetSpec(seed, in_ch, h, w, tuple(convs), linears, rows, cols)
+    return NetSpec(seed, in_ch, h, w, tuple(convs), linears, *shape)
 
 
 def check(spec: NetSpec) -> int:
-    """Lower the spec's network (random weights) onto its array; return issue cycles per image.
+    """Lower the spec's network (random weights) onto its array and check it against the
+    array's plan; return issue cycles per image.
 
-    Raises ValueError (or a ScheduleError / QuantizationError) when the spec cannot run.
+    Raises ValueError (or a ScheduleError / FitError / QuantizationError) when it cannot run.
     """
     from hwgen.schedule.lower import lower
 
     spec.shapes()
-    prog = lower(quantized(spec), spec.array)
+    prog = plan_for(spec.array).check(lower(quantized(spec), spec.array))
     return sum(lay.issue_cycles for lay in prog.layers)
 
 
 def random_spec(seed: int, budget: int = CYCLE_BUDGET, max_side: int = MAX_SIDE) -> NetSpec:
-    """The case for ``seed``: redraws (from the same seeded stream) until it lowers and fits.
+    """The case for ``seed``: on the array ``case_shape(seed, max_side)``, the network is
+    redrawn (from the same seeded stream) until it lowers and fits the budget and the plan.
 
     ``max_side`` caps the array sides (the smoke test uses small, quick-to-build arrays).
     """
     rng = np.random.default_rng([seed, 0x5EED, max_side])
+    shape = case_shape(seed, max_side)
     for _ in range(200):
-        spec = _draw(rng, seed, max_side)
+        spec = _draw(rng, seed, shape)
         try:
             if check(spec) <= budget:
                 return spec

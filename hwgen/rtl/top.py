@@ -40,7 +40,7 @@ host link needs to frame a transfer).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,6 +52,7 @@ from .feeder import FEEDER_LATENCY, RowFeeder
 from .loader import BEAT_LAYOUT, WeightLoader
 from .sequencer import Sequencer
 from .systolic import SystolicArray
+from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageWriter, LogitSender
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
 
 __all__ = [
@@ -63,9 +64,7 @@ __all__ = [
     "perf_index",
 ]
 
-IMAGE_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
 WEIGHT_LAYOUT = BEAT_LAYOUT  # {data: unsigned(32), last: 1}
-LOGIT_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
 # Sticky error flags (see the module docstring for when each is set and how they clear).
 STATUS_LAYOUT = data.StructLayout(
     {
@@ -271,16 +270,23 @@ class Accelerator(wiring.Component):
             ]
         m.d.comb += [params_r.addr.eq(wb.param_addr), wb.param_data.eq(params_r.data)]
 
+        # ---------------- data and result transfers (hwgen/rtl/transfer.py)
+        img = ImageWriter(cols=C, addr_width=AW)
+        snd = LogitSender(cols=C, addr_width=AW)
+        m.submodules.image_in = img
+        m.submodules.logits_out = snd
+        m.d.comb += [
+            img.i_stream.valid.eq(self.image.valid),
+            img.i_stream.payload.eq(self.image.payload),
+            self.image.ready.eq(img.i_stream.ready),  # DISCARD below takes values too
+            snd.rdata.eq(Mux(hdr.out_buf, rport(1, 0).data, rport(0, 0).data)),
+            self.logits.valid.eq(snd.o_stream.valid),
+            self.logits.payload.eq(snd.o_stream.payload),
+            snd.o_stream.ready.eq(self.logits.ready),
+        ]
+
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
-        in_count = Signal(24)
-        in_ptr = Signal(AW + 1)
-        in_c = Signal(12)
-        in_lane = Signal(range(C + 1))
-        out_n = Signal(16)
-        out_lane = Signal(range(C + 1))
-        out_ptr = Signal(AW + 1)
-        out_word = Signal(8 * C)
         seq_start = Signal()
         wb_start = Signal()
         settle = Signal(4)
@@ -296,17 +302,16 @@ class Accelerator(wiring.Component):
         # through port A, whose address is the write's while it writes, else row 2k's read
         rd_addr0 = Signal(AW)
         m.d.comb += rd_addr0.eq(feeders[0].raddr)
-        in_we = Signal()
         for b in range(2):
             w_en = Signal(C, name=f"act{b}_wen")
             w_addr = Signal(AW, name=f"act{b}_waddr")
             w_data = Signal(8 * C, name=f"act{b}_wdata")
-            with m.If(in_we):
+            with m.If(img.we):
                 if b == 0:
                     m.d.comb += [
-                        w_addr.eq(in_ptr),
-                        w_data.eq(Cat(*([self.image.payload.data] * C))),
-                        w_en.eq(Const(1, C) << in_lane),
+                        w_addr.eq(img.addr),
+                        w_data.eq(Cat(*([img.data] * C))),
+                        w_en.eq(img.lanes),
                     ]
             with m.Elif(wb.wr_en & (desc.dst == b)):
                 m.d.comb += [w_addr.eq(wb.wr_addr), w_data.eq(wb.wr_data), w_en.eq((1 << C) - 1)]
@@ -356,15 +361,16 @@ class Accelerator(wiring.Component):
         out_len_m1 = Signal.like(hdr.out_len, reset_less=True)
         m.d.sync += [n_last.eq(hdr.n_layers - 1), in_c_m1.eq(hdr.in_c - 1),
                      in_len_m1.eq(hdr.in_len - 1), out_len_m1.eq(hdr.out_len - 1)]
+        m.d.comb += [img.c_last.eq(in_c_m1), img.len_last.eq(in_len_m1),
+                     snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
-        begin = [in_count.eq(0), in_ptr.eq(0), in_c.eq(0), in_lane.eq(0), layer.eq(0)]
-        begin += [cnt.eq(0) for cnt in counters]
+        begin = [layer.eq(0), *(cnt.eq(0) for cnt in counters)]
 
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
-                m.d.comb += kept.eq(0)
+                m.d.comb += [kept.eq(0), img.clear.eq(1)]
                 m.next = "LOAD_IN"
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
@@ -375,29 +381,17 @@ class Accelerator(wiring.Component):
                 try_start()
             with m.State("LOAD_IN"):
                 m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
-                m.d.comb += self.image.ready.eq(1)
-                with m.If(self.image.valid):
-                    m.d.comb += in_we.eq(1)
-                    m.d.sync += in_count.eq(in_count + 1)
-                    with m.If(in_c == in_c_m1):
-                        m.d.sync += [in_c.eq(0), in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
-                    with m.Else():
-                        m.d.sync += in_c.eq(in_c + 1)
-                        with m.If(in_lane == C - 1):
-                            m.d.sync += [in_lane.eq(0), in_ptr.eq(in_ptr + 1)]
-                        with m.Else():
-                            m.d.sync += in_lane.eq(in_lane + 1)
-                    # the image must end exactly on its in_total-th value: a short one is
-                    # dropped unrun, a long one is discarded up to its `last`
-                    with m.If(in_count == in_len_m1):
-                        with m.If(self.image.payload.last):
-                            m.next = "FETCH"
-                        with m.Else():
-                            m.d.comb += flag.image_long.eq(1)
-                            m.next = "DISCARD"
-                    with m.Elif(self.image.payload.last):
-                        m.d.comb += flag.image_short.eq(1)
-                        m.next = "DONE"
+                m.d.comb += img.active.eq(1)
+                # the image must end exactly on its in_len-th value: a short one is dropped
+                # unrun, a long one is discarded up to its `last`
+                with m.If(img.complete):
+                    m.next = "FETCH"
+                with m.Elif(img.long):
+                    m.d.comb += flag.image_long.eq(1)
+                    m.next = "DISCARD"
+                with m.Elif(img.short):
+                    m.d.comb += flag.image_short.eq(1)
+                    m.next = "DONE"
             with m.State("DISCARD"):
                 m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
                 m.d.comb += self.image.ready.eq(1)
@@ -421,47 +415,27 @@ class Accelerator(wiring.Component):
                 with m.Elif(~seq.busy & wb.done):
                     stop = (layer == n_last) | (self.dbg_stop & (layer == self.dbg_layers))
                     with m.If(stop):
-                        m.d.sync += [out_n.eq(0), out_lane.eq(0), out_ptr.eq(0)]
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
                         with m.Else():
-                            m.next = "OUT_READ"
+                            m.d.comb += snd.start.eq(1)
+                            m.next = "OUT"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "FETCH"
-            with m.State("OUT_READ"):
+            with m.State("OUT"):  # the result transfer (LogitSender)
                 m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                m.d.comb += rd_addr0.eq(out_ptr)
-                m.next = "OUT_WAIT"
-            with m.State("OUT_WAIT"):
-                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                src_word = Mux(hdr.out_buf, rport(1, 0).data, rport(0, 0).data)
-                m.d.sync += out_word.eq(src_word)
-                m.next = "OUT_SEND"
-            with m.State("OUT_SEND"):
-                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
-                # out_word shifts one lane per accepted logit: no lane multiplexer.
-                m.d.comb += [
-                    self.logits.valid.eq(1),
-                    self.logits.payload.data.eq(out_word[:8]),
-                    self.logits.payload.last.eq(out_n == out_len_m1),
-                ]
-                with m.If(self.logits.ready):
-                    m.d.sync += [out_n.eq(out_n + 1), out_word.eq(out_word >> 8)]
-                    with m.If(out_n == out_len_m1):
-                        m.next = "DONE"
-                    with m.Elif(out_lane == C - 1):
-                        m.d.sync += [out_lane.eq(0), out_ptr.eq(out_ptr + 1)]
-                        m.next = "OUT_READ"
-                    with m.Else():
-                        m.d.sync += out_lane.eq(out_lane + 1)
+                with m.If(snd.reading):
+                    m.d.comb += rd_addr0.eq(snd.raddr)
+                with m.If(snd.done):
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
                 try_start()
         m.d.comb += [rom_r.addr.eq(layer)]
         m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
         # a start while busy is refused: before the result transfer, or with logits unread
-        sending = fsm.ongoing("OUT_READ") | fsm.ongoing("OUT_WAIT") | fsm.ongoing("OUT_SEND")
+        sending = fsm.ongoing("OUT")
         m.d.comb += [
             flag.start_busy.eq(self.start & self.busy & ~sending),
             flag.start_unread.eq(self.start & sending),

@@ -15,7 +15,8 @@ buffer is never read while it is written (the write shares the read port A, see 
   branch would read and write the Add's region; an odd-length branch leaves an odd cycle);
   a graph that is still not 2-colourable is a ScheduleError naming the layer.
 * **Liveness.** A region is live from the first instruction that writes it to the last one
-  that reads it (the input from before the first instruction, the logits to the end).
+  that reads or writes it (the input from before the first instruction, the logits to the
+  end).
 * **Addresses.** In each buffer, regions in order of their first write get the lowest word
   address at which they overlap no region whose live range intersects theirs (first fit).
   The buffer depth is the highest end. The logits region is live alone at the end, so it
@@ -39,6 +40,7 @@ class Region:
     writers: list[int] = field(default_factory=list)  # instruction indices
     readers: list[int] = field(default_factory=list)
     fixed: int | None = None  # buffer forced (the model input: 0)
+    keep: bool = False  # live to the end though nothing reads it (the logits)
     buf: int = -1
     base: int = 0
 
@@ -61,8 +63,10 @@ class Region:
 
     def live(self, n_instr: int) -> tuple[int, int]:
         start = min(self.writers) if self.writers else -1
-        end = max(self.readers) if self.readers else n_instr
-        return start, end
+        # to its last reader, or its last writer: a part may be written after another part
+        # was last read (a Concat operand that is also read on its own)
+        end = max([*self.readers, *self.writers], default=start)
+        return start, n_instr if self.keep else end
 
 
 @dataclass
@@ -105,10 +109,12 @@ def _colour(regions: list[Region], edges: list[tuple[Region, Region, str]]) -> N
 def _error(layer: str, what: str):
     from .lower import ScheduleError
 
-    return ScheduleError(
+    err = ScheduleError(
         f"layer '{layer}': {what}; with two activation buffers every layer must read one and "
-        "write the other (add a conv to the shorter branch)"
+        "write the other"
     )
+    err.layer = layer  # hwgen.schedule.lower breaks the cycle there with a copy
+    return err
 
 
 def _first_fit(regions: list[Region], n_instr: int) -> None:

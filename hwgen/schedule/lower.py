@@ -183,6 +183,7 @@ def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int) -> tuple:
         v.region.readers.append(i)
         regions[it.name].writers.append(i)
     edges = [(v.region, regions[it.name], it.name) for it, v in zip(instrs, views, strict=True)]
+    regions[instrs[-1].name].keep = True  # the logits: read by the controller at the end
     uniq = list({id(r): r for r in regions.values()}.values())
     return allocate(uniq, edges, len(instrs)), regions, views
 
@@ -200,13 +201,6 @@ def _needs_copy(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
     return any(it.src == p and it.name in parts for it in instrs)
 
 
-def _read_elsewhere(p: str, k: int, join: str, parts: list[str], ctx: dict) -> bool:
-    """Second try: every operand an instruction also reads on its own gets a copy."""
-    return _needs_copy(p, k, join, parts, ctx) or any(
-        it.src == p and it.copy_of is None for it in ctx["instrs"]
-    )
-
-
 def _shape_of(p: str, qm: QModel, instrs: list[_Instr], concats: dict) -> tuple[int, ...]:
     if p == INPUT:
         return tuple(qm.in_shape)
@@ -216,25 +210,76 @@ def _shape_of(p: str, qm: QModel, instrs: list[_Instr], concats: dict) -> tuple[
     return next(it.out_shape for it in instrs if it.name == p)
 
 
-def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict, rule) -> None:
-    """Replace every join operand ``rule`` selects by an identity copy, inserted just before
-    the join region's first reader: a 1x1 conv with weight 2 on the diagonal and multiplier
-    2**30 (0.5), so SRDHM(2a, 2**30) = a exactly. It reads the operand where it is and
-    writes it into the join's region."""
+def _copy_operands(qm: QModel, instrs: list[_Instr], concats: dict) -> None:
+    """Replace every join operand ``_needs_copy`` selects by an identity copy."""
     claimed: dict[str, str] = {}
     ctx = {"claimed": claimed, "instrs": instrs, "concats": concats}
-    names = {it.name for it in instrs} | set(concats)
     for join, parts in list(concats.items()):
         for k, p in enumerate(list(parts)):
-            if not rule(p, k, join, parts, ctx):
+            if _needs_copy(p, k, join, parts, ctx):
+                claimed[_insert_copy(qm, instrs, concats, join, k)] = join
+            else:
                 claimed.setdefault(p, join)
-                continue
-            shape = _shape_of(p, qm, instrs, concats)
-            name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
-            at = next(i for i, it in enumerate(instrs) if it.src == join)
-            instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=p))
-            parts[k] = name
-            claimed[name] = join
+
+
+def _insert_copy(qm: QModel, instrs: list[_Instr], concats: dict, join: str, k: int) -> str:
+    """Operand k of ``join`` becomes an identity copy, inserted right after the last writer of
+    the join's operands and of the copied tensor (so before any reader of the join): a 1x1
+    conv with weight 2 on the diagonal and multiplier 2**30 (0.5), so
+    SRDHM(2a, 2**30) = a exactly. It reads the operand where it is (its own region now) and
+    writes it into the join's region. Returns the copy's name."""
+    p = concats[join][k]
+    shape = _shape_of(p, qm, instrs, concats)
+    names = {it.name for it in instrs} | set(concats)
+    name = _fresh(f"{p.strip('<>')}_copy_{join.split(':')[0]}", names)
+    at = _after_writers([*concats[join], p], instrs, concats)
+    cov = _golden_name(p, instrs)
+    instrs.insert(at, _Instr(_identity(name, shape), p, out_shape=shape, copy_of=cov))
+    concats[join][k] = name
+    return name
+
+
+def _golden_name(t: str, instrs: list[_Instr]) -> str:
+    """The golden layer whose output tensor ``t`` holds (a pooled conv's is the pool's)."""
+    it = next((i for i in instrs if i.name == t), None)
+    if it is None:
+        return t  # the model input or a concatenation
+    return it.copy_of or (it.pool.name if it.pool is not None else t)
+
+
+def _after_writers(tensors: list[str], instrs: list[_Instr], concats: dict) -> int:
+    """Index just after the last instruction writing any of ``tensors`` (a concatenation
+    stands for its parts; the model input has no writer)."""
+    todo, names = list(tensors), set()
+    while todo:
+        t = todo.pop()
+        if t in concats:
+            todo += concats[t]
+        else:
+            names.add(t)
+    return max((i + 1 for i, it in enumerate(instrs) if it.name in names), default=0)
+
+
+def _subdivide(layer: str, qm: QModel, instrs: list[_Instr], concats: dict) -> bool:
+    """Break an odd cycle of buffers at ``layer`` (the instruction the colouring could not
+    place): it writes a region of its own, and an identity copy inserted right after it
+    takes its place (every reader and join now names the copy), so that edge becomes two and
+    the cycle's parity flips. False if there is no such instruction."""
+    at = next((i for i, it in enumerate(instrs) if it.name == layer), None)
+    if at is None:
+        return False
+    it = instrs[at]
+    shape = it.out_shape
+    names = {i.name for i in instrs} | set(concats)
+    name = _fresh(f"{layer}_copy", names)
+    for other in instrs[at + 1 :]:
+        if other.src == layer:
+            other.src = name
+    for parts in concats.values():
+        parts[:] = [name if p == layer else p for p in parts]
+    covers = it.copy_of or _golden_name(layer, instrs)
+    instrs.insert(at + 1, _Instr(_identity(name, shape), layer, out_shape=shape, copy_of=covers))
+    return True
 
 
 def _fresh(base: str, names: set[str]) -> str:
@@ -517,12 +562,16 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
             f"buffer 0 ({C} lanes per word) > its {lim.act_words} words"
         )
     instrs, _, concats = _instructions(qm)
-    _copy_operands(qm, instrs, concats, _needs_copy)
-    try:
-        alloc, regions, views = _place(qm, instrs, concats, C)
-    except ScheduleError:  # an odd cycle of buffers: copy every operand a branch also reads
-        _copy_operands(qm, instrs, concats, _read_elsewhere)
-        alloc, regions, views = _place(qm, instrs, concats, C)
+    _copy_operands(qm, instrs, concats)
+    for _ in range(len(instrs) + 1):  # each failure adds a copy that flips a cycle's parity
+        try:
+            alloc, regions, views = _place(qm, instrs, concats, C)
+            break
+        except ScheduleError as e:  # an odd cycle of buffers through e.layer
+            if not _subdivide(getattr(e, "layer", ""), qm, instrs, concats):
+                raise
+    else:
+        raise ScheduleError(f"model '{qm.name}': no placement in two activation buffers found")
     img = _Images(R, C)
     plans = [
         _plan(it, v, regions[it.name], img, lim) for it, v in zip(instrs, views, strict=True)

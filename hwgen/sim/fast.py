@@ -6,10 +6,12 @@ This engine runs the same Verilog at the simulator's own speed for bulk runs (al
 MNIST test images):
 
 * ``hwgen/sim/harness/accel_harness.cpp`` is compiled with ``verilator --cc --exe`` (C++
-  ``-O2``, only the ports visible, no tracing) once per design, cached under
-  ``sim_build/harness/``. It reads the weight beats, the int8 images and the golden logits
-  from binary files, runs images [start, start+count) gap-free, compares every logit and
-  appends one JSON line per image to its shard's results file.
+  ``-O2``, only the ports visible, no tracing, zero memory inits as loops) once per design,
+  cached under ``sim_build/harness/``. With ``PGO_MIN_IMAGES`` set, a run that long gets a
+  GCC profile-guided build: instrumented build, ``PGO_TRAIN`` images, rebuild with the profile.
+  It reads the weight beats, the int8 images and the golden logits from binary files, runs
+  images [start, start+count) gap-free, compares every logit and appends one JSON line per
+  image to its shard's results file.
 * The images are split into shards, each one Dask task (``hwgen.dask_cluster.client``:
   LocalCluster by default, or a scheduler address; on a real cluster the work directory must
   be on a shared file system). The driver counts result lines for its progress output.
@@ -36,6 +38,8 @@ __all__ = [
     "FastCase",
     "stream_defines",
     "build_harness",
+    "Training",
+    "pgo",
     "prepare_fast",
     "run_shard",
     "simulate_fast",
@@ -45,6 +49,13 @@ __all__ = [
 HARNESS_SRC = Path(__file__).resolve().parent / "harness" / "accel_harness.cpp"
 TOP = "accel"
 CXX_OPT = "-O2"  # -O3 / -march=native measured no better than noise on this design
+# GCC profile-guided optimisation for runs of PGO_MIN_IMAGES images or more (None: never):
+# an instrumented build runs PGO_TRAIN images, then the harness is rebuilt with the profile
+# (measured: docs/architecture.md, "Simulation speed").
+PGO_MIN_IMAGES: int | None = None
+PGO_TRAIN = 16
+_PGO_FLAGS = {"": (), "gen": ("-fprofile-generate", "-fprofile-update=single"),
+              "use": ("-fprofile-use", "-fprofile-correction", "-Wno-missing-profile")}
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class FastCase:
     in_len: int
     out_len: int
     n_perf: int
+    exe: Path | None = None  # the harness built for this run
 
 
 def _top_ports(verilog_text: str) -> dict[str, tuple[str, int]]:
@@ -84,50 +96,94 @@ def stream_defines(verilog_text: str) -> list[str]:
     ]
 
 
-def _verilator_cmd(verilog: Path, mdir: Path, defines: list[str], trace: bool) -> list[str]:
+def _verilator_cmd(verilog: Path, mdir: Path, defines: list[str], trace: bool,
+                   pgo: str = "") -> list[str]:
     from hwgen.sim.runner import VERILATOR_ARGS
 
-    cflags = " ".join([CXX_OPT, *defines, *(["-DHWGEN_TRACE"] if trace else [])])
+    pgo_flags = " ".join(_PGO_FLAGS[pgo])
+    cflags = " ".join([CXX_OPT, *defines, *(["-DHWGEN_TRACE"] if trace else []), pgo_flags])
     return [
         "verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(mdir),
         "--top-module", TOP, *VERILATOR_ARGS, "--noassert",
         *(["--trace"] if trace else []),
         "-CFLAGS", cflags,
         "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
+        *(["-LDFLAGS", pgo_flags] if pgo else []),
         "-o", "accel_harness", str(HARNESS_SRC), str(verilog),
     ]  # fmt: skip
 
 
-def build_harness(verilog: Path, *, trace: bool = False) -> Path:
-    """Compile the harness against ``verilog`` (cached per Verilog + harness + flags)."""
+@dataclass(frozen=True)
+class Training:
+    """The stimuli of a profiling run (a PGO build): the case's beats and first images."""
+
+    beats: Path
+    images: Path
+    in_len: int
+    out_len: int
+    n_perf: int
+    count: int = PGO_TRAIN
+
+
+def build_harness(verilog: Path, *, trace: bool = False, train: Training | None = None) -> Path:
+    """Compile the harness against ``verilog`` (cached per Verilog + harness + flags); with
+    ``train``, profile-guided: instrumented build, a run on the training images, final build
+    with the profile (kept in the build directory)."""
     from hwgen.paths import sim_build
-    from hwgen.sim.runner import ensure_verilator
+    from hwgen.sim.runner import compact_zero_init, ensure_verilator
 
     ensure_verilator()
     text = verilog.read_text()
     defines = stream_defines(text)
+    pgo = "use" if train is not None and not trace else ""
     key = hashlib.sha256(
         text.encode()
         + HARNESS_SRC.read_bytes()
-        + json.dumps([_verilator_cmd(Path("v"), Path("m"), defines, trace)]).encode()
+        + json.dumps([_verilator_cmd(Path("v"), Path("m"), defines, trace, pgo)]).encode()
     ).hexdigest()
-    mdir = sim_build() / "harness" / f"{TOP}_{key[:16]}{'_trace' if trace else ''}"
+    tag = "_trace" if trace else "_pgo" if pgo else ""
+    mdir = sim_build() / "harness" / f"{TOP}_{key[:16]}{tag}"
     mdir.mkdir(parents=True, exist_ok=True)
-    exe, stamp, log = mdir / "accel_harness", mdir / ".hwgen_stamp", mdir / "build.log"
+    exe, stamp = mdir / "accel_harness", mdir / ".hwgen_stamp"
     with open(mdir / ".lock", "w") as lf:  # parallel tests may share a build
         fcntl.flock(lf, fcntl.LOCK_EX)
         if exe.exists() and stamp.exists() and stamp.read_text() == key:
             return exe
         vcopy = mdir / f"{TOP}.v"
-        vcopy.write_text(text)
-        with open(log, "w") as f:
-            rc = subprocess.run(
-                _verilator_cmd(vcopy, mdir, defines, trace), stdout=f, stderr=subprocess.STDOUT
-            ).returncode
-        if rc != 0 or not exe.exists():
-            raise RuntimeError(f"Verilator build of the C++ harness failed; see {log}")
+        vcopy.write_text(compact_zero_init(text))  # deep memories: a loop, not MBs of C++
+        if pgo:
+            _make(vcopy, mdir, defines, trace, "gen")
+            _profile(exe, train, mdir)
+            for old in [*mdir.glob("*.o"), *mdir.glob("*.gch"), exe]:
+                old.unlink()
+        _make(vcopy, mdir, defines, trace, pgo)
         stamp.write_text(key)
     return exe
+
+
+def _make(vcopy: Path, mdir: Path, defines: list[str], trace: bool, pgo: str) -> None:
+    log = mdir / f"build{'_' + pgo if pgo else ''}.log"
+    with open(log, "w") as f:
+        rc = subprocess.run(_verilator_cmd(vcopy, mdir, defines, trace, pgo), stdout=f,
+                            stderr=subprocess.STDOUT).returncode  # fmt: skip
+    if rc != 0 or not (mdir / "accel_harness").exists():
+        raise RuntimeError(f"Verilator build of the C++ harness failed; see {log}")
+
+
+def _profile(exe: Path, train: Training, mdir: Path) -> None:
+    """The profiling run of the instrumented harness (its logits are not checked: the golden
+    file is zeros; exit 1 = mismatches is expected, 2 = a usage error is not)."""
+    golden = mdir / "train_golden.bin"
+    golden.write_bytes(bytes(train.count * train.out_len))
+    out = mdir / "train.jsonl"
+    out.unlink(missing_ok=True)
+    args = ["--beats", str(train.beats), "--images", str(train.images), "--golden", str(golden),
+            "--in-len", str(train.in_len), "--out-len", str(train.out_len),
+            "--n-perf", str(train.n_perf), "--start", "0", "--count", str(train.count),
+            "--out", str(out)]  # fmt: skip
+    p = subprocess.run([str(exe), *args], capture_output=True, text=True)
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"profiling run of the harness failed: {p.stderr[-2000:]}")
 
 
 def _golden_logits(qm, images_uint8, path: Path) -> None:
@@ -168,22 +224,24 @@ def prepare_fast(
     work.mkdir(parents=True, exist_ok=True)
     rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
     verilog = rtl_dir / "accel.v"
-    built: dict = {}
-
-    def _build() -> None:
-        try:
-            built["exe"] = build_harness(verilog)
-        except Exception as e:  # re-raised in the caller's thread
-            built["err"] = e
-
-    th = threading.Thread(target=_build, daemon=True)
-    th.start()
     c, h, w = prog.in_shape
     xq = quantize_input(images_uint8)
     hwc = xq.reshape(len(xq), c, h, w).transpose(0, 2, 3, 1).reshape(len(xq), -1)
     files = {k: work / f"{k}.bin" for k in ("beats", "images", "golden")}
     np.ascontiguousarray(hwc, dtype=np.int8).tofile(files["images"])
     weight_beats(prog).astype("<u4").tofile(files["beats"])
+    train = Training(files["beats"], files["images"], c * h * w, prog.out_len,
+                     3 + len(prog.layers), min(PGO_TRAIN, len(xq)))  # fmt: skip
+    built: dict = {}
+
+    def _build() -> None:
+        try:
+            built["exe"] = build_harness(verilog, train=train if pgo(len(xq)) else None)
+        except Exception as e:  # re-raised in the caller's thread
+            built["err"] = e
+
+    th = threading.Thread(target=_build, daemon=True)
+    th.start()
     _golden_logits(qm, images_uint8, files["golden"])
     th.join()
     if "err" in built:
@@ -191,8 +249,13 @@ def prepare_fast(
     return FastCase(
         name=name, prog=prog, work=work, verilog=verilog, beats=files["beats"],
         images=files["images"], golden=files["golden"], n_images=len(xq), in_len=c * h * w,
-        out_len=prog.out_len, n_perf=3 + len(prog.layers),
+        out_len=prog.out_len, n_perf=3 + len(prog.layers), exe=built["exe"],
     )  # fmt: skip
+
+
+def pgo(n_images: int) -> bool:
+    """Whether a run of ``n_images`` gets the profile-guided harness build."""
+    return PGO_MIN_IMAGES is not None and n_images >= PGO_MIN_IMAGES
 
 
 def _harness_args(case: FastCase, start: int, count: int, out: Path) -> list[str]:
@@ -313,7 +376,7 @@ def simulate_state(st, *, workers: int = 2, scheduler: str | None = None) -> Non
            f"(compiled Verilator harness as Dask tasks on {who}, gap-free streams)")  # fmt: skip
     t0 = time.perf_counter()
     case = prepare_fast(st.qmodel, cfg.array, images)
-    exe = build_harness(case.verilog)  # cached by prepare_fast
+    exe = case.exe
     st.log(f"harness {exe} built, golden logits computed ({time.perf_counter() - t0:.0f} s)")
     recs, wall = simulate_fast(case, exe, workers=workers, scheduler=scheduler)
     if len(recs) != len(images):

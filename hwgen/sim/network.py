@@ -72,12 +72,23 @@ def prepare(
     rtl_root: Path | None = None,  # default: a private dir under sim_build/
     platform=None,  # e.g. Ecp5DspSim(): the board's multipliers on their Verilog model
     plan: MemoryPlan | None = None,  # the design's memories (default: MemoryPlan.of(prog))
+    design: Path | None = None,  # a directory holding the plan's accel.v (write_design)
 ) -> NetworkCase:
+    """Program, Verilog, stimuli and golden data of one network case.
+
+    With ``design`` the program runs on that already-written design of ``plan`` (checked
+    against it: FitError) and no Verilog is generated.
+    """
+    if design is not None and plan is None:
+        raise ValueError("prepare(design=...) needs the design's plan")
     prog = lower(qm, array) if plan is None else plan.check(lower(qm, array))
     name = f"net_{qm.name}_{array}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform, plan=plan)
+    if design is None:
+        rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl", platform=platform, plan=plan)
+    else:
+        rtl_dir = design
     xq = quantize_images(images, qm.in_scale)
     names = [lay.name for lay in qm.layers]
     imgs, logits = [], []

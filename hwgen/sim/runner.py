@@ -30,6 +30,8 @@ __all__ = [
     "ensure_verilator",
     "build_verilog",
     "build_dir_for",
+    "prebuild",
+    "compact_zero_init",
     "run_cocotb",
     "run_unit",
     "assert_passed",
@@ -266,6 +268,50 @@ def build_dir_for(verilog_text: str, toplevel: str, opt_fast: str | None = None)
     return sim_build() / "builds" / f"{toplevel}_{digest}{opt_tag}"
 
 
+# Amaranth writes a memory's power-on contents as one `mem[i] = 0;` statement per word; for
+# the deep memories of a generous MemoryPlan that is megabytes of Verilog, and Verilator turns
+# it into megabytes of C++ (most of a small design's compile time). An all-zero block is the
+# same as a loop, which Verilator keeps a loop.
+_INIT_BLOCK = re.compile(r"^  initial begin\n((?:    [^\n]+\[\d+\] = \d+'h0+;\n)+)  end\n", re.M)
+_INIT_LINE = re.compile(r"    (.+?)\[(\d+)\] = (\d+)'h0+;")
+
+
+def _loop_init(m: re.Match, n: list[int]) -> str:
+    lines = [_INIT_LINE.fullmatch(ln) for ln in m.group(1).splitlines()]
+    names = {ln.group(1) for ln in lines if ln}
+    if None in lines or len(names) != 1 or [int(ln.group(2)) for ln in lines] != list(
+            range(len(lines))):
+        return m.group(0)  # not a plain zero fill of words 0..n-1: keep it as it is
+    n[0] += 1
+    i, name, width = f"hwgen_zinit_{n[0]}", names.pop(), lines[0].group(3)
+    return (f"  integer {i};\n  initial begin\n    for ({i} = 0; {i} < {len(lines)}; "
+            f"{i} = {i} + 1)\n      {name}[{i}] = {width}'h0;\n  end\n")
+
+
+def compact_zero_init(verilog: str) -> str:
+    """The Verilog with every all-zero memory initial block written as a for loop."""
+    n = [0]
+    return _INIT_BLOCK.sub(lambda m: _loop_init(m, n), verilog)
+
+
+def prebuild(text: str, toplevel: str, opt_fast: str | None = None,
+             waves: bool = False) -> Path:
+    """Build the Verilog ``text`` (unless its cached build is current); returns the build dir
+    (``build_dir_for``; ``<dir>_trace`` for the waveform build). File-locked: parallel workers
+    asking for the same design wait for one build."""
+    bdir = build_dir_for(text, toplevel, opt_fast)
+    if waves:
+        bdir = bdir.with_name(bdir.name + "_trace")
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir / ".lock", "w") as lf:
+        fcntl.flock(lf, fcntl.LOCK_EX)
+        vpath, compact = bdir / f"{toplevel}.v", compact_zero_init(text)
+        if not vpath.exists() or vpath.read_text() != compact:
+            vpath.write_text(compact)
+        _build(vpath, toplevel, bdir, waves, opt_fast)
+    return bdir
+
+
 def run_cocotb(
     *,
     verilog: str | Path,
@@ -287,24 +333,9 @@ def run_cocotb(
     """
     work_dir = sim_build() / config_name
     work_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(verilog, Path):
-        text = verilog.read_text()
-    else:
-        text = verilog
-    build_dir = build_dir_for(text, toplevel, opt_fast)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    vpath = build_dir / f"{toplevel}.v"
-    if not vpath.exists() or vpath.read_text() != text:
-        vpath.write_text(text)
-
-    def _locked_build(bdir: Path, waves: bool) -> None:
-        bdir.mkdir(parents=True, exist_ok=True)
-        with open(bdir / ".lock", "w") as lf:  # parallel pytest workers may share a build
-            fcntl.flock(lf, fcntl.LOCK_EX)
-            _build(vpath, toplevel, bdir, waves, opt_fast)
-
+    text = verilog.read_text() if isinstance(verilog, Path) else verilog
+    build_dir = prebuild(text, toplevel, opt_fast)
     trace_dir = build_dir.with_name(build_dir.name + "_trace")
-    _locked_build(build_dir, waves=False)
 
     runner = get_runner("verilator")
     extra_env = {"PYTHONPATH": str(PKG_PARENT), **(env or {})}
@@ -335,7 +366,7 @@ def run_cocotb(
     tests, failed = get_results(Path(xml))
     wave = None
     if failed or tests == 0:
-        _locked_build(trace_dir, waves=True)
+        prebuild(text, toplevel, opt_fast, waves=True)
         _run(True, "failed_run_with_waves")
         cand = work_dir / "failed_run_with_waves" / "dump.vcd"
         wave = cand if cand.exists() else None

@@ -1,0 +1,168 @@
+"""Formal harnesses for the Accelerator's image and logits streams (hwgen/rtl/transfer.py):
+no value lost, duplicated or reordered, whatever the valid and ready patterns.
+
+:class:`ImageWriterHarness` drives :class:`~hwgen.rtl.transfer.ImageWriter` with a free image
+stream (valid, data and `last` free on every cycle), a free `active` (the controller's
+LOAD_IN) and `clear` (an accepted start), and a free header (`in_c` 1..MAX_C, `in_len`
+>= 1, constant over the trace). The environment follows the controller: no `clear` while
+active, and not active after the image ended until the next `clear`. Its reference counts
+the values taken since `clear` (value k is channel ch of pixel p) and asserts, on every cycle:
+
+* ready exactly while active (a value offered otherwise stays with the sender);
+* a write exactly when a value is taken, with that value, to word p * ceil(in_c / C) +
+  ch // C and the one-hot lane ch % C: the k-th value lands in its own slot, once;
+* `complete` / `long` / `short` exactly on the in_len-th value with / without `last`, or
+  on `last` before it.
+
+:class:`LogitSenderHarness` drives :class:`~hwgen.rtl.transfer.LogitSender` with a free
+`start` (never while busy), a free consumer `ready`, a free `out_len` (constant) and a
+buffer whose words are free, except one tagged word (a free address and value, constant
+over the trace: it stands for every word). It counts the logits taken since `start` (n)
+and asserts, on every cycle:
+
+* valid only during a transfer; a refused logit stays valid with the same payload;
+* the n-th logit is lane n % C of word n // C (checked against the tagged word), `last`
+  exactly on logit out_len - 1, `done` exactly when that one is taken;
+* `busy` from the cycle after `start` to the final transfer; a read only while busy.
+
+Each harness takes a ``unit`` class so that the tests can show a broken unit failing.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from hwgen.rtl.transfer import IMAGE_LAYOUT, ImageWriter, LogitSender
+
+# Amaranth 0.5 keeps its formal free values out of the public namespace (amaranth.hdl).
+from amaranth.hdl._ast import AnyConst, AnySeq  # noqa: E402  isort: skip
+
+__all__ = ["ImageWriterHarness", "LogitSenderHarness"]
+
+# The units are built as narrow as the bounded traces need (the solver's time grows with
+# every bit): <= 32 buffer words, <= 63 values per transfer, <= 7 channels.
+ADDR_WIDTH, LEN_WIDTH, C_WIDTH = 4, 6, 3
+
+
+class ImageWriterHarness(wiring.Component):
+    """BMC harness of ``unit(cols=cols, addr_width=ADDR_WIDTH)`` (an ImageWriter)."""
+
+    def __init__(self, cols: int = 3, max_c: int = 5, unit: type = ImageWriter) -> None:
+        self.cols, self.max_c, self.unit = cols, max_c, unit
+        super().__init__({
+            "valid": In(1), "payload": In(IMAGE_LAYOUT), "active": In(1), "clear": In(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        C = self.cols
+        m.submodules.dut = dut = self.unit(cols=C, addr_width=ADDR_WIDTH, c_width=C_WIDTH,
+                                           len_width=LEN_WIDTH)
+        m.d.comb += Assume(~ResetSignal())  # the design reset is out of scope; `clear` is in
+        in_c, in_len = Signal(C_WIDTH), Signal(LEN_WIDTH)
+        m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH))]
+        m.d.comb += [Assume((in_c >= 1) & (in_c <= self.max_c)), Assume(in_len >= 1)]
+        s = dut.i_stream
+        m.d.comb += [
+            s.valid.eq(self.valid), s.payload.eq(self.payload), dut.active.eq(self.active),
+            dut.clear.eq(self.clear), dut.c_last.eq(in_c - 1), dut.len_last.eq(in_len - 1),
+        ]  # fmt: skip
+        self._environment(m, dut)
+        self._scoreboard(m, dut, in_c, in_len)
+        return m
+
+    def _environment(self, m: Module, dut) -> None:
+        """The controller: clear only while idle; not active once the image ended."""
+        ended = Signal()
+        with m.If(self.clear):
+            m.d.sync += ended.eq(0)
+        with m.Elif(dut.complete | dut.short | dut.long):
+            m.d.sync += ended.eq(1)
+        m.d.comb += [Assume(~(self.clear & self.active)), Assume(~(self.active & ended))]
+
+    def _scoreboard(self, m: Module, dut, in_c, in_len) -> None:
+        C = self.cols
+        # values taken since `clear`, the current pixel's channel and its first word
+        k, ch, base = Signal(LEN_WIDTH), Signal(C_WIDTH), Signal(8)
+        take = self.valid & self.active
+        with m.If(self.clear):
+            m.d.sync += [k.eq(0), ch.eq(0), base.eq(0)]
+        with m.Elif(take):
+            m.d.sync += k.eq(k + 1)
+            with m.If(ch == in_c - 1):
+                m.d.sync += [ch.eq(0), base.eq(base + (in_c + C - 1) // C)]
+            with m.Else():
+                m.d.sync += ch.eq(ch + 1)
+        want_addr = base + ch // C  # = p * ceil(in_c / C) + ch // C
+        m.d.comb += [Assert(dut.i_stream.ready == self.active), Assert(dut.we == take)]
+        with m.If(take):
+            m.d.comb += [
+                Assert(dut.data == self.payload.data),
+                Assert(dut.addr == want_addr),
+                Assert(dut.lanes == (Const(1, C) << (ch % C))[:C]),
+            ]
+        final, last = k == in_len - 1, self.payload.last
+        m.d.comb += [
+            Assert(dut.complete == (take & final & last)),
+            Assert(dut.long == (take & final & ~last)),
+            Assert(dut.short == (take & ~final & last)),
+        ]
+
+
+class LogitSenderHarness(wiring.Component):
+    """BMC harness of ``unit(cols=cols, addr_width=ADDR_WIDTH)`` (a LogitSender)."""
+
+    def __init__(self, cols: int = 3, unit: type = LogitSender) -> None:
+        self.cols, self.unit = cols, unit
+        super().__init__({"start": In(1), "ready": In(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        C = self.cols
+        m.submodules.dut = dut = self.unit(cols=C, addr_width=ADDR_WIDTH, len_width=LEN_WIDTH)
+        m.d.comb += Assume(~ResetSignal())
+        out_len = Signal(LEN_WIDTH)
+        tag_addr, tag_word = Signal(ADDR_WIDTH + 1), Signal(8 * C)
+        m.d.comb += [out_len.eq(AnyConst(LEN_WIDTH)), tag_addr.eq(AnyConst(ADDR_WIDTH + 1)),
+                     tag_word.eq(AnyConst(8 * C)), Assume(out_len >= 1)]  # fmt: skip
+        # The buffer: a registered read; the tagged word stands for every word.
+        raddr_q, reading_q = Signal.like(dut.raddr), Signal()
+        m.d.sync += [raddr_q.eq(dut.raddr), reading_q.eq(dut.reading)]
+        hit = reading_q & (raddr_q == tag_addr)
+        m.d.comb += [
+            dut.rdata.eq(hit.replicate(8 * C) & tag_word | ~hit.replicate(8 * C) & AnySeq(8 * C)),
+            dut.start.eq(self.start), dut.len_last.eq(out_len - 1),
+            dut.o_stream.ready.eq(self.ready),
+            Assume(~(self.start & dut.busy)),
+        ]  # fmt: skip
+        self._scoreboard(m, dut, out_len, tag_addr, tag_word)
+        return m
+
+    def _scoreboard(self, m: Module, dut, out_len, tag_addr, tag_word) -> None:
+        C = self.cols
+        s = dut.o_stream
+        n, xfer = Signal(LEN_WIDTH), Signal()  # logits taken since `start`; inside a transfer
+        take = s.valid & self.ready
+        with m.If(self.start):
+            m.d.sync += [n.eq(0), xfer.eq(1)]
+        with m.Elif(take):
+            m.d.sync += n.eq(n + 1)
+            with m.If(n == out_len - 1):
+                m.d.sync += xfer.eq(0)
+        held, held_payload = Signal(), Signal.like(s.payload)
+        m.d.sync += [held.eq(s.valid & ~self.ready), held_payload.eq(s.payload)]
+        same = Value.cast(s.payload) == Value.cast(held_payload)
+        m.d.comb += [
+            Assert(~s.valid | xfer),
+            Assert(~held | (s.valid & same)),
+            Assert(dut.busy == xfer),
+            Assert(~dut.reading | dut.busy),
+            Assert(dut.done == (take & (n == out_len - 1))),
+        ]
+        with m.If(s.valid):
+            m.d.comb += [Assert(n < out_len), Assert(s.payload.last == (n == out_len - 1))]
+            with m.If(n // C == tag_addr):
+                m.d.comb += Assert(Value.cast(s.payload)[:8] == tag_word.word_select(n % C, 8))

@@ -1,0 +1,177 @@
+"""The Accelerator's data and result transfers: the two units that carry the image stream into
+activation buffer 0 and the logits out of the output buffer.
+
+`ImageWriter` takes the image's int8 values (HWC order) while `active` and writes each, in
+the cycle it is taken, into buffer 0: pixel p's channel ch goes to word
+p * ceil(in_c / C) + ch // C, lane ch % C. It checks the image's length against the header:
+`complete` (the in_len-th value, with `last`), `long` (the in_len-th value without `last`),
+`short` (`last` before the in_len-th value).
+
+`LogitSender` reads the output buffer one word at a time (the read is registered: address
+in one cycle, word in the next) and sends out_len logits, lane 0 of word 0 first, `last` on
+the final one; while a logit waits for `ready`, valid and payload hold.
+
+Golden functions: `image_writes` and `logits_from_words`. Formal checks of both streams:
+hwgen/formal/transfer_check.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "IMAGE_LAYOUT",
+    "LOGIT_LAYOUT",
+    "ImageWriter",
+    "LogitSender",
+    "image_writes",
+    "logits_from_words",
+]
+
+IMAGE_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
+LOGIT_LAYOUT = data.StructLayout({"data": signed(8), "last": 1})
+
+
+def image_writes(values, in_c: int, cols: int) -> list[tuple[int, int, int]]:
+    """(word, lane, value) of each image value, in stream order: the buffer-0 packing."""
+    cw = -(-in_c // cols)
+    return [((k // in_c) * cw + (k % in_c) // cols, (k % in_c) % cols, int(v))
+            for k, v in enumerate(np.asarray(values).reshape(-1))]
+
+
+def logits_from_words(words, out_len: int, cols: int) -> list[int]:
+    """The logits a result transfer sends from buffer words [n, cols] of int8 lanes."""
+    return [int(v) for v in np.asarray(words).reshape(-1, cols).reshape(-1)[:out_len]]
+
+
+class ImageWriter(wiring.Component):
+    """Data transfer: image stream -> buffer-0 writes (see the module docstring).
+
+    `clear` (an accepted start) rewinds the counters; `c_last` = in_c - 1 and `len_last` =
+    in_len - 1 come from the loaded program's header (registered by the controller, so the
+    loop-end tests compare registers) and hold during a transfer. Ready = `active`: every
+    value taken is written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
+    """
+
+    def __init__(self, cols: int, addr_width: int, c_width: int = 12,
+                 len_width: int = 24) -> None:
+        self.cols = cols
+        super().__init__({
+            "i_stream": In(stream.Signature(IMAGE_LAYOUT)),
+            "active": In(1),
+            "clear": In(1),
+            "c_last": In(c_width),
+            "len_last": In(len_width),
+            "we": Out(1),
+            "addr": Out(addr_width + 1),
+            "lanes": Out(cols),
+            "data": Out(signed(8)),
+            "complete": Out(1),
+            "short": Out(1),
+            "long": Out(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        C = self.cols
+        count = Signal.like(self.len_last)  # values taken since `clear`
+        ptr = Signal.like(self.addr)  # word of the next value
+        ch = Signal.like(self.c_last)  # its channel
+        lane = Signal(range(C + 1))  # its lane
+        s = self.i_stream
+        take = Signal()
+        m.d.comb += [
+            s.ready.eq(self.active),
+            take.eq(s.valid & self.active),
+            self.we.eq(take),
+            self.addr.eq(ptr),
+            self.lanes.eq(Const(1, C) << lane),
+            self.data.eq(s.payload.data),
+        ]
+        with m.If(self.clear):
+            m.d.sync += [count.eq(0), ptr.eq(0), ch.eq(0), lane.eq(0)]
+        with m.Elif(take):
+            m.d.sync += count.eq(count + 1)
+            with m.If(ch == self.c_last):  # the pixel's final channel: next pixel's word
+                m.d.sync += [ch.eq(0), lane.eq(0), ptr.eq(ptr + 1)]
+            with m.Else():
+                m.d.sync += ch.eq(ch + 1)
+                with m.If(lane == C - 1):
+                    m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
+                with m.Else():
+                    m.d.sync += lane.eq(lane + 1)
+        final = count == self.len_last
+        last = s.payload.last
+        m.d.comb += [
+            self.complete.eq(take & final & last),
+            self.long.eq(take & final & ~last),
+            self.short.eq(take & ~final & last),
+        ]
+        return m
+
+
+class LogitSender(wiring.Component):
+    """Result transfer: buffer words -> the logits stream (see the module docstring).
+
+    `start` (a pulse while idle) begins a transfer of `len_last` + 1 logits from word 0. While
+    `reading` the unit drives the buffer's read address `raddr`; `rdata` must be that word
+    one cycle later. `busy` from the cycle after `start` to the final logit's transfer,
+    `done` in that cycle.
+    """
+
+    def __init__(self, cols: int, addr_width: int, len_width: int = 16) -> None:
+        self.cols = cols
+        super().__init__({
+            "start": In(1),
+            "len_last": In(len_width),
+            "raddr": Out(addr_width + 1),
+            "reading": Out(1),
+            "rdata": In(unsigned(8 * cols)),
+            "o_stream": Out(stream.Signature(LOGIT_LAYOUT)),
+            "busy": Out(1),
+            "done": Out(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        C = self.cols
+        n = Signal.like(self.len_last)  # logits sent
+        lane = Signal(range(C + 1))
+        ptr = Signal.like(self.raddr)
+        word = Signal(8 * C)
+        s = self.o_stream
+        m.d.comb += self.raddr.eq(ptr)
+        with m.FSM(name="out"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(0)]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += word.eq(self.rdata)
+                m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += self.busy.eq(1)
+                self._send(m, s, n, lane, ptr, word)
+        return m
+
+    def _send(self, m: Module, s, n, lane, ptr, word) -> None:
+        # `word` shifts one lane per logit taken: no lane multiplexer.
+        final = n == self.len_last
+        m.d.comb += [s.valid.eq(1), s.payload.data.eq(word[:8]), s.payload.last.eq(final)]
+        with m.If(s.ready):
+            m.d.sync += [n.eq(n + 1), word.eq(word >> 8)]
+            with m.If(final):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+            with m.Elif(lane == self.cols - 1):
+                m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
+                m.next = "READ"
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
