@@ -215,21 +215,22 @@ class HostTop(wiring.Component):
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
                                        r_len[8:]])[r_idx[:3]])  # fmt: skip
         # The byte to send is registered (selected from r_idx the cycle before) and offered
-        # only once `fresh`, i.e. one cycle after r_idx moved: the index -> counter mux ->
-        # CRC path is cut in two. A UART byte takes hundreds of cycles; one more is free.
+        # only once `fresh`, i.e. two cycles after r_idx moved (the accelerator's perf_data is
+        # registered too): the index -> counter mux -> CRC path is cut in three. A UART byte
+        # takes hundreds of cycles; two more are free.
         hdr_r, pay_r = Signal(8), Signal(8)
-        pay_valid_r, fresh = Signal(), Signal()
+        pay_valid_r, fresh, settling = Signal(), Signal(), Signal()
         m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
-                     fresh.eq(1)]  # fmt: skip
+                     settling.eq(1), fresh.eq(settling)]  # fmt: skip
         with m.FSM(name="reply") as rfsm:
             with m.State("IDLE"):
                 with m.If(r_start):
-                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0)]
+                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0), settling.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
                 m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
                 with m.If(tx.i.ready & fresh):
-                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0)]
+                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
                     with m.If(r_idx != 0):
                         m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
                     with m.If(r_idx == 4):
@@ -244,7 +245,7 @@ class HostTop(wiring.Component):
                     with m.If(tx.i.ready & send):
                         m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
                         m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
-                                     fresh.eq(0)]  # fmt: skip
+                                     fresh.eq(0), settling.eq(0)]  # fmt: skip
             with m.State("CRC0"):
                 m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
                 with m.If(tx.i.ready):
@@ -260,6 +261,7 @@ class HostTop(wiring.Component):
         beat = Signal(32)
         nbyte = Signal(2)
         img_byte = Signal(8)  # the frame buffer's byte, registered before the image stream
+        w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
         m.d.comb += fb_r.addr.eq(rd_ptr)
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
@@ -314,15 +316,21 @@ class HostTop(wiring.Component):
                              rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
                 m.next = "LOAD_RD"
                 with m.If(nbyte == 3):
+                    # LOAD_PUSH's stream signals come from registers (timing): the loader's
+                    # flags only change when it takes a beat, at least 8 cycles before here
+                    refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
+                    m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse),
+                                 w_last.eq(rd_ptr + 1 == p_len)]  # fmt: skip
                     m.next = "LOAD_PUSH"
             with m.State("LOAD_PUSH"):
-                last = rd_ptr == p_len
-                m.d.comb += acc.weights.valid.eq(~acc.weights_loaded & ~weight_fault)
-                m.d.comb += _drive(acc.weights.payload, beat, last & (p_cmd == Cmd.LOAD_LAST))
-                with m.If(acc.weights_loaded | weight_fault):  # refused until LOAD_BEGIN
+                m.d.comb += acc.weights.valid.eq(w_valid)
+                m.d.comb += _drive(acc.weights.payload, beat, w_last & (p_cmd == Cmd.LOAD_LAST))
+                with m.If(w_refuse):
+                    m.d.sync += w_refuse.eq(0)
                     answer(Status.LOAD)
                 with m.Elif(acc.weights.ready):
-                    with m.If(last):
+                    m.d.sync += w_valid.eq(0)
+                    with m.If(w_last):
                         m.next = "LOAD_CHECK"
                     with m.Else():
                         m.next = "LOAD_RD"
