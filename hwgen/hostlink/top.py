@@ -215,21 +215,22 @@ class HostTop(wiring.Component):
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
                                        r_len[8:]])[r_idx[:3]])  # fmt: skip
         # The byte to send is registered (selected from r_idx the cycle before) and offered
-        # only once `fresh`, i.e. one cycle after r_idx moved: the index -> counter mux ->
-        # CRC path is cut in two. A UART byte takes hundreds of cycles; one more is free.
+        # only once `fresh`, i.e. two cycles after r_idx moved (the accelerator's perf_data is
+        # registered too): the index -> counter mux -> CRC path is cut in three. A UART byte
+        # takes hundreds of cycles; two more are free.
         hdr_r, pay_r = Signal(8), Signal(8)
-        pay_valid_r, fresh = Signal(), Signal()
+        pay_valid_r, fresh, settling = Signal(), Signal(), Signal()
         m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
-                     fresh.eq(1)]  # fmt: skip
+                     settling.eq(1), fresh.eq(settling)]  # fmt: skip
         with m.FSM(name="reply") as rfsm:
             with m.State("IDLE"):
                 with m.If(r_start):
-                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0)]
+                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0), settling.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
                 m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
                 with m.If(tx.i.ready & fresh):
-                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0)]
+                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
                     with m.If(r_idx != 0):
                         m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
                     with m.If(r_idx == 4):
@@ -244,7 +245,7 @@ class HostTop(wiring.Component):
                     with m.If(tx.i.ready & send):
                         m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
                         m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
-                                     fresh.eq(0)]  # fmt: skip
+                                     fresh.eq(0), settling.eq(0)]  # fmt: skip
             with m.State("CRC0"):
                 m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
                 with m.If(tx.i.ready):

@@ -98,7 +98,12 @@ class WeightLoader(wiring.Component):
         len_m1 = [Signal.like(addr, name=f"len_m1_{n}", reset_less=has_hdr) for n in range(nreg)]
         if not has_hdr:
             m.d.comb += [lm.eq(d - 1) for lm, (_, _, d) in zip(len_m1, self.regions, strict=True)]
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), left.eq(len_m1[0])]
+        # wend: this beat completes a word (beat == bpw[state] - 1); lzero: left == 0. Both
+        # kept as flags, set with beat / state / left: the per-beat decisions start from them.
+        wend = Signal(init=bpw[first] == 1)
+        lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), left.eq(len_m1[0]),
+                  wend.eq(bpw[first] == 1), lzero.eq(len_m1[0] == 0)]  # fmt: skip
 
         m.d.comb += [
             self.loaded.eq(loaded),
@@ -133,10 +138,11 @@ class WeightLoader(wiring.Component):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
             with m.Elif(ok):
-                m.d.sync += [hdr.eq(new_hdr), state.eq(1)]
+                m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1)]
                 if has_hdr:  # (checking is never set without a header)
                     fields = [f for f, _, _ in self.regions]
                     m.d.sync += left.eq(new_hdr[fields[0]] - 1)
+                    m.d.sync += lzero.eq(new_hdr[fields[0]] == 1)
                     pairs = zip(len_m1, fields, strict=True)
                     m.d.sync += [lm.eq(new_hdr[f] - 1) for lm, f in pairs]
             with m.Else():
@@ -149,25 +155,28 @@ class WeightLoader(wiring.Component):
             m.d.sync += acc.word_select(beat, 32).eq(payload)
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
-                    with m.If(beat == bpw[0] - 1):
+                    with m.If(wend):
                         m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), hdr_last.eq(is_last)]
                     with m.Else():
-                        m.d.sync += beat.eq(beat + 1)
+                        m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[0] - 2)]
                 for n in range(nreg):
                     with m.Case(n + 1):
-                        with m.If(beat == bpw[n + 1] - 1):
+                        with m.If(wend):
                             m.d.sync += [beat.eq(0), commit.eq(1)]
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
-                            with m.If(left == 0):  # the region's last word
+                            with m.If(lzero):  # the region's last word
                                 m.d.sync += [addr.eq(0), state.eq(n + 2)]
                                 if n == nreg - 1:
                                     m.d.comb += final.eq(1)
                                 else:
-                                    m.d.sync += left.eq(len_m1[n + 1])
+                                    m.d.sync += [left.eq(len_m1[n + 1]),
+                                                 lzero.eq(len_m1[n + 1] == 0),
+                                                 wend.eq(bpw[n + 2] == 1)]  # fmt: skip
                             with m.Else():
                                 m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                                m.d.sync += [lzero.eq(left == 1), wend.eq(bpw[n + 1] == 1)]
                         with m.Else():
-                            m.d.sync += beat.eq(beat + 1)
+                            m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[n + 1] - 2)]
             with m.If(final):
                 m.d.sync += rewind
                 with m.If(is_last):

@@ -164,7 +164,9 @@ class Accelerator(wiring.Component):
                 m.submodules[f"act{b}_{k}"] = mem
                 wp = mem.write_port(granularity=8)
                 ra = mem.read_port(transparent_for=(wp,))
-                rb = mem.read_port(transparent_for=(wp,)) if 2 * k + 1 < R else None
+                # port B is not transparent to port A's write: a layer never reads the region
+                # it writes in the same cycle, and the bypass logic would sit on the read path
+                rb = mem.read_port() if 2 * k + 1 < R else None
                 copies.append((ra, rb, wp))
             bufs.append(copies)
 
@@ -291,9 +293,9 @@ class Accelerator(wiring.Component):
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
 
         counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
-        # Combinational read (the host link and the fault TB read it in the same cycle); a
-        # timing report naming this mux would make it registered, with their readers.
-        m.d.comb += self.perf_data.eq(counters[self.perf_sel])
+        # Registered read (perf_data follows perf_sel one cycle later): the counter mux was on
+        # the host link's critical path.
+        m.d.sync += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy

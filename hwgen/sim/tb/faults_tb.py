@@ -15,7 +15,7 @@ import json
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
 from hwgen.sim.tb.common import load_params, rng_from_env
@@ -162,8 +162,10 @@ class Bench:
         vals = []
         for i in range(3 + self.n_layers):
             self.dut.perf_sel.value = i
-            await Timer(1, "ns")
+            await RisingEdge(self.dut.clk)  # perf_data is registered
+            await ReadOnly()
             vals.append(int(self.dut.perf_data.value))
+            await FallingEdge(self.dut.clk)
         return vals
 
     async def infer(self, model: str, k: int, what: str, status: int = 0) -> None:
