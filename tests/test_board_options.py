@@ -155,38 +155,9 @@ def test_icebreaker_top_pins(tmp_path: Path) -> None:
     assert "synth_ice40 -dsp" in (tmp_path / "top.ys").read_text()
 
 
-NET_SRC = """
-import torch
-from torch import nn
-
-
-class Small(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(4 * 3 * 3, 5)
-
-    def forward(self, x):
-        x = self.pool(torch.relu(self.conv(x)))
-        return self.fc(torch.flatten(x, 1))
-"""
-
-
-def test_build_takes_a_model_file(tmp_path: Path, monkeypatch) -> None:
+def test_build_takes_a_model_file(ws: Path, monkeypatch) -> None:
     """`hwgen build --model net.py:Small --weights --calib`: the file's model and its images
     reach the board build (stopped before the simulation)."""
-    import numpy as np
-    import torch
-
-    (tmp_path / "net.py").write_text(NET_SRC)
-    ns: dict = {}
-    exec(NET_SRC, ns)  # noqa: S102 - the test's own model source
-    torch.save(ns["Small"]().state_dict(), tmp_path / "w.pt")
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "cal.npz", images=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8))
-    monkeypatch.chdir(tmp_path)
     seen: dict = {}
 
     def stop(job, platform):
@@ -195,7 +166,7 @@ def test_build_takes_a_model_file(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(board_build, "_simulate", stop)
     with pytest.raises(_Stop):
-        main(["--workdir", str(tmp_path), "build", "--model", "net.py:Small", "--weights",
+        main(["--workdir", str(ws), "build", "--model", "net.py:Small", "--weights",
               "w.pt", "--calib", "cal.npz", "--array", "2x2", "-n", "3"])  # fmt: skip
     job = seen["job"]
     assert job.qmodel.layers[0].weight.shape == (4, 1, 3, 3) and len(job.images) == 3
