@@ -29,7 +29,7 @@ from amaranth.sim import Simulator, SimulatorContext
 from hwgen.config import ArrayConfig
 from hwgen.quant.qmodel import QAdd, QConcat, QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, pack_descriptor
-from hwgen.rtl.feeder import FEEDER_LATENCY, ROW_IN_LAYOUT, RowFeeder
+from hwgen.rtl.feeder import FEEDER_LATENCY, ROW_IN_LAYOUT, RowFeeder, feed_cfg
 from hwgen.rtl.sequencer import Sequencer
 from hwgen.schedule.emulate import _window_offsets, row_pixel_states
 from hwgen.schedule.lower import lower
@@ -87,11 +87,12 @@ class WindowHarness(wiring.Component):
         for i in range(self.R):
             f = RowFeeder(index=i, cols=C, addr_width=self.addr_width)
             m.submodules[f"feed{i}"] = f
-            m.d.comb += f.desc.eq(self.desc)
             if prev is None:
-                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix)]
+                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
+                             f.cfg_in.eq(feed_cfg(m, self.desc))]
             else:
-                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out)]
+                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),
+                             f.cfg_in.eq(prev.cfg_out)]
             for b in range(2):
                 mem = memory.Memory(shape=unsigned(8 * C), depth=len(words[b]), init=words[b])
                 m.submodules[f"act{b}_{i}"] = mem

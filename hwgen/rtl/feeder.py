@@ -12,9 +12,12 @@ and moves one pixel right (wrapping to the next output row) — additions only. 
     stage C: pick the buffer and the lane, zero it when out of bounds, register -> row_in[i]
 
 so row_in[i] carries element k ``FEEDER_LATENCY`` = 5 cycles after the token reached the row.
-In direct mode (linear layers) every row uses the same pixel. Per-layer constants derived from
-the descriptor (``out_w - 1``, ``step1 + wrap_delta``, ``stride - wrap_ix``) are registered
-here, one cycle after the descriptor: the first token comes at least two cycles later.
+In direct mode (linear layers) every row uses the same pixel. The per-layer constants a row
+needs (``FEED_CFG``: descriptor fields and ``out_w - 1``, ``step1 + wrap_delta``,
+``stride - wrap_ix``) travel down the rows with the systolic skew: row 0 registers them from
+the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no descriptor net fans out to
+every row. Row i's copy is valid i+1 cycles after the descriptor; its first token comes at
+least i+2 cycles after it.
 """
 
 from __future__ import annotations
@@ -26,12 +29,44 @@ from amaranth.lib.wiring import In, Out
 from .descriptor import DESC_LAYOUT
 from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
-__all__ = ["ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY"]
+__all__ = ["FEED_CFG", "ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY", "feed_cfg"]
 
 FEEDER_LATENCY = 5
 A = 24
 
 ROW_IN_LAYOUT = data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(8)})
+
+_F = DESC_LAYOUT.members
+FEED_CFG = data.StructLayout(
+    {
+        "mode": _F["mode"],
+        "src": _F["src"],
+        "in_h": _F["in_h"],
+        "in_w": _F["in_w"],
+        "stride": _F["stride"],
+        "step1": _F["step1"],
+        "last_ox": unsigned(12),
+        "wrap_base": signed(A),
+        "wrap_x": signed(17),
+    }
+)
+
+
+def feed_cfg(m: Module, desc) -> data.View:
+    """Row 0's registered copy of the per-layer constants, from the descriptor."""
+    cfg = Signal(FEED_CFG, name="feed_cfg0")
+    m.d.sync += [
+        cfg.mode.eq(desc.mode),
+        cfg.src.eq(desc.src),
+        cfg.in_h.eq(desc.in_h),
+        cfg.in_w.eq(desc.in_w),
+        cfg.stride.eq(desc.stride),
+        cfg.step1.eq(desc.step1),
+        cfg.last_ox.eq(desc.out_w - 1),
+        cfg.wrap_base.eq(desc.step1 + desc.wrap_delta),
+        cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
+    ]
+    return cfg
 
 
 class RowFeeder(wiring.Component):
@@ -41,7 +76,8 @@ class RowFeeder(wiring.Component):
         self.addr_width = addr_width
         super().__init__(
             {
-                "desc": In(DESC_LAYOUT),
+                "cfg_in": In(FEED_CFG),  # this row's constants (feed_cfg or row i-1's cfg_out)
+                "cfg_out": Out(FEED_CFG),  # cfg_in one cycle later, for row i+1
                 "tok_in": In(TOKEN_LAYOUT),
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
@@ -55,23 +91,13 @@ class RowFeeder(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        d = self.desc
+        d = self.cfg_in
         tok = self.tok_in
 
-        # The token moves on to the next row one cycle later (the systolic skew).
-        m.d.sync += self.tok_out.eq(tok)
-
-        # Per-layer constants, registered: short paths in the pixel step below.
-        last_ox = Signal(unsigned(12))
-        wrap_base = Signal(signed(A))
-        wrap_x = Signal(signed(17))
-        src = Signal()  # a local copy: the lane-mux select fans out to 8*cols LUTs per row
-        m.d.sync += [
-            src.eq(d.src),
-            last_ox.eq(d.out_w - 1),
-            wrap_base.eq(d.step1 + d.wrap_delta),
-            wrap_x.eq(d.stride - d.wrap_ix),
-        ]
+        # The token moves on to the next row one cycle later (the systolic skew), and so do
+        # the per-layer constants.
+        m.d.sync += [self.tok_out.eq(tok), self.cfg_out.eq(d)]
+        last_ox, wrap_base, wrap_x, src = d.last_ox, d.wrap_base, d.wrap_x, d.src
 
         # --- stage P: pixel of this row for the current tile (latched on its first token)
         prev = self.pix_in

@@ -8,7 +8,9 @@ the column's drain chain (a second register that otherwise just passes ``chain_i
 Cycle contract (cycle t = the inputs are held during t and sampled by the edge that ends t;
 an output "at t" is readable during t):
 
-* ``a_out``/``w_out``/``ld_out`` are ``a_in``/``w_in``/``ld_in`` one cycle later.
+* ``a_out``/``w_out``/``ld_out``/``direct_out`` are ``a_in``/``w_in``/``ld_in``/``direct``
+  one cycle later (``direct_out`` is the PE's own registered copy, which the array chains
+  to the next PE so that no flip-flop drives the whole mesh).
 * The weight operand in cycle t is ``w_direct`` if ``direct`` was 1 in cycle t-1, else
   ``w_in`` (``direct`` is registered here: it is static during a layer).
 * A token with ``valid`` = 1 presented in cycle t has its product added in the edge ending
@@ -129,6 +131,7 @@ class PE(wiring.Component):
                 "w_out": Out(arith.w_shape),
                 "w_direct": In(arith.w_shape),
                 "direct": In(1),
+                "direct_out": Out(1),
                 "ld_in": In(1),
                 "ld_out": Out(1),
                 "chain_in": In(result_layout(self.acc_width)),
@@ -170,6 +173,7 @@ class PE(wiring.Component):
             self.a_out.a.eq(a_val),
             self.w_out.eq(w_reg),
             self.ld_out.eq(ld_reg),
+            self.direct_out.eq(direct_r),
         ]
 
         # Operands: one 2:1 mux per PE selects the weight source.

@@ -26,11 +26,13 @@ output "at t" is readable during t). The caller applies every skew:
 * Caller's promise: on each row, consecutive ``last`` tokens are at least R cycles apart
   (tiles issued back to back with interval max(K, R) satisfy it). Then the drain chain never
   collides.
-* ``direct`` is pipelined (two registers, ``direct_latency`` = 2) to keep its fan-out small:
-  the weight source of every PE at cycle t is ``direct`` of cycle t-2. When it changes
-  between layers, present the new value no later than s-2 (s of the new layer's first tile)
-  and no earlier than t_last0 + R + C - 3 (t_last0 of the old layer's final tile, whose last
-  token reaches PE(R-1, C-1) at t_last0 + R + C - 2).
+* ``direct`` travels with the systolic skew: one register at the array's edge, then down
+  column 0 and right along each row, one register per PE (no net drives the whole mesh: a
+  broadcast register would fan out to 8 LUTs per PE). The weight source of PE(i, j) at
+  cycle t is ``direct`` of cycle t-2-i-j, exactly when the tokens presented at t-i-j reach
+  it. So a change of ``direct`` between layers must be presented no later than s-2 (s of the
+  new layer's first tile) and no earlier than t_last0-1 (t_last0 of the old layer's final
+  tile); ``direct_latency`` = 2 is the latency at PE(0, 0).
 
 Drain: the sum of PE(i, j) is in its result register from cycle τ + mult_latency + 1 (τ: its
 ``last`` token at the PE, t_last0 + i + j) and is loaded into its chain register at the edge
@@ -139,11 +141,11 @@ class SystolicArray(wiring.Component):
             for j in range(c):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
 
+        # `direct` enters through one register and follows the skew: PE(i, 0) takes it from
+        # PE(i-1, 0), PE(i, j) from PE(i, j-1) (each PE registers it once).
+        direct_in = Signal(name="direct_in", reset_less=True)
+        m.d.sync += direct_in.eq(self.direct)
         for i in range(r):
-            # `direct` fan-out tree: one register per row, one per PE (inside the PE).
-            direct_row = Signal(name=f"direct_row{i}", reset_less=True)
-            m.d.sync += direct_row.eq(self.direct)
-
             # Load pulse of row i: valid & last delayed mult_latency + 1 + i cycles.
             ld = Signal(name=f"ld_row{i}_d0")
             m.d.comb += ld.eq(self.row_in[i].valid & self.row_in[i].last)
@@ -154,10 +156,11 @@ class SystolicArray(wiring.Component):
 
             for j in range(c):
                 pe = pes[i][j]
-                m.d.comb += [
-                    pe.direct.eq(direct_row),
-                    pe.w_direct.eq(self.w_direct[i * c + j]),
-                ]
+                if j > 0:
+                    d_src = pes[i][j - 1].direct_out
+                else:
+                    d_src = direct_in if i == 0 else pes[i - 1][0].direct_out
+                m.d.comb += [pe.direct.eq(d_src), pe.w_direct.eq(self.w_direct[i * c + j])]
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(self.row_in[i]), pe.ld_in.eq(ld)]
                 else:

@@ -48,7 +48,7 @@ from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
-from .feeder import FEEDER_LATENCY, RowFeeder
+from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader
 from .sequencer import Sequencer
 from .systolic import SystolicArray
@@ -140,8 +140,10 @@ class Accelerator(wiring.Component):
         # ---------------- memories
         convw = memory.Memory(shape=unsigned(8 * C), depth=plan.convw_depth, init=[])
         directw = memory.Memory(shape=unsigned(8 * R * C), depth=plan.directw_depth, init=[])
+        # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells
         params = memory.Memory(
-            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[]
+            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[],
+            attrs={"ram_style": "block"},
         )
         m.submodules.convw = convw
         m.submodules.directw = directw
@@ -179,7 +181,7 @@ class Accelerator(wiring.Component):
         rom = memory.Memory(shape=DESC_LAYOUT, depth=plan.max_layers, init=[])
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
-        desc = Signal(DESC_LAYOUT)
+        desc = Signal(DESC_LAYOUT, reset_less=True)
 
         # ---------------- model transfer
         loader = WeightLoader(
@@ -234,12 +236,13 @@ class Accelerator(wiring.Component):
         for i in range(R):
             f = RowFeeder(index=i, cols=C, addr_width=AW)
             m.submodules[f"feed{i}"] = f
-            m.d.comb += f.desc.eq(desc)
             if i == 0:
-                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix)]
+                m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
+                             f.cfg_in.eq(feed_cfg(m, desc))]
             else:
                 prev = feeders[-1]
-                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out)]
+                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),
+                             f.cfg_in.eq(prev.cfg_out)]
             m.d.comb += [
                 f.rdata0.eq(rport(0, i).data),
                 f.rdata1.eq(rport(1, i).data),
@@ -402,7 +405,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += total.eq(total + 1)
                 m.next = "LATCH"
             with m.State("LATCH"):
-                m.d.sync += [total.eq(total + 1), desc.eq(rom_r.data)]
+                m.d.sync += total.eq(total + 1)
                 m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
@@ -432,7 +435,10 @@ class Accelerator(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
                 try_start()
+        # desc follows the program memory at `layer` (no load enable on its 569 flip-flops):
+        # `layer` changes only between layers, and the new word is in desc by the end of LATCH
         m.d.comb += [rom_r.addr.eq(layer)]
+        m.d.sync += desc.eq(rom_r.data)
         m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")
