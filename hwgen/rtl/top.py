@@ -52,6 +52,7 @@ from .feeder import FEEDER_LATENCY, RowFeeder
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
 from .sequencer import Sequencer
 from .systolic import SystolicArray
+from .traits import trait
 from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageWriter, LogitSender
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
 
@@ -303,11 +304,17 @@ class Accelerator(wiring.Component):
         settle = Signal(4)
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
 
-        counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
+        # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
+        # narrower one saturates (`count` below) rather than wrap.
+        pw = trait(platform, "perf_counter_width", 32)
+        counters = Array(Signal(pw, name=f"perf{n}") for n in range(3 + self.n_layers))
         # Registered read (perf_data follows perf_sel one cycle later): the counter mux was on
         # the host link's critical path.
         m.d.sync += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
+
+        def count(cnt):
+            return cnt.eq(cnt + 1) if pw >= 32 else cnt.eq(cnt + ~cnt.all())
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
         # through port A, whose address is the write's while it writes, else row 2k's read
@@ -391,7 +398,7 @@ class Accelerator(wiring.Component):
                 m.d.comb += rd_addr0.eq(self.dbg_addr)
                 try_start()
             with m.State("LOAD_IN"):
-                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.sync += [count(total), count(counters[1])]
                 m.d.comb += img.active.eq(1)
                 # the image must end exactly on its in_len-th value: a short one is dropped
                 # unrun, a long one is discarded up to its `last`
@@ -404,7 +411,7 @@ class Accelerator(wiring.Component):
                     m.d.comb += flag.image_short.eq(1)
                     m.next = "DONE"
             with m.State("DISCARD"):
-                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.sync += [count(total), count(counters[1])]
                 m.d.comb += self.image.ready.eq(1)
                 with m.If(self.image.valid & self.image.payload.last):
                     m.next = "DONE"
@@ -412,7 +419,7 @@ class Accelerator(wiring.Component):
                 # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
                 # runs on through the layers) and written to its slice of `desc` in cycle
                 # i+1; the final cycle also starts the layer (what LATCH did).
-                m.d.sync += [total.eq(total + 1), fetch_i.eq(fetch_i + 1)]
+                m.d.sync += [count(total), fetch_i.eq(fetch_i + 1)]
                 with m.If(fetch_i != DESC_BEATS):
                     m.d.sync += prog_addr.eq(prog_addr + 1)
                 for i in range(DESC_BEATS):
@@ -423,10 +430,10 @@ class Accelerator(wiring.Component):
                     m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.sync += total.eq(total + 1)
+                m.d.sync += count(total)
                 for n in range(self.n_layers):  # one incrementer per counter, no shared mux
                     with m.If(layer == n):
-                        m.d.sync += counters[3 + n].eq(counters[3 + n] + 1)
+                        m.d.sync += count(counters[3 + n])
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
                 with m.Elif(~seq.busy & wb.done):
@@ -441,7 +448,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
-                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                m.d.sync += [count(total), count(counters[2])]
                 with m.If(snd.reading):
                     m.d.comb += rd_addr0.eq(snd.raddr)
                 with m.If(snd.done):

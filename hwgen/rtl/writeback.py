@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from .descriptor import DESC_LAYOUT
 from .pool import Pool2d, PoolMode
 from .requant import REQUANT_MULT_LATENCY, Requant
+from .traits import trait
 
 __all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layout"]
 
@@ -69,6 +70,8 @@ class WriteBack(wiring.Component):
         m = Module()
         d = self.desc
         R, C = self.rows, self.cols
+        # a small device may ask for a shorter product (hwgen.rtl.traits)
+        mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
 
         # --- deskew: column j waits C-1-j cycles
         aligned = []
@@ -139,7 +142,7 @@ class WriteBack(wiring.Component):
         # --- C requant lanes
         lanes = []
         for j in range(C):
-            rq = Requant(acc_width=self.acc_width, mult_latency=self.requant_mult_latency)
+            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency)
             m.submodules[f"requant{j}"] = rq
             prm = prm_r[j]
             m.d.comb += [
