@@ -42,6 +42,7 @@ __all__ = [
     "pgo",
     "prepare_fast",
     "run_shard",
+    "run_inline",
     "simulate_fast",
     "simulate_state",
 ]
@@ -272,6 +273,18 @@ def run_shard(exe: str, args: list[str]) -> dict:
     t0 = time.perf_counter()
     p = subprocess.run([exe, *args], capture_output=True, text=True)
     return {"rc": p.returncode, "stderr": p.stderr[-2000:], "wall_s": time.perf_counter() - t0}
+
+
+def run_inline(case: FastCase) -> tuple[list[dict], float]:
+    """Every image of ``case`` in this process (one shard, no Dask client): for callers that
+    already are a Dask task (``hwgen sweep``). Returns (records by index, wall s)."""
+    out = case.work / "results.jsonl"
+    out.unlink(missing_ok=True)
+    r = run_shard(str(case.exe), _harness_args(case, 0, case.n_images, out))
+    if r["rc"] not in (0, 1):
+        raise RuntimeError(f"C++ harness failed (exit {r['rc']}): {r['stderr']}")
+    recs = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return sorted(recs, key=lambda x: x["index"]), r["wall_s"]
 
 
 def _count_lines(paths: list[Path]) -> int:
