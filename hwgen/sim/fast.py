@@ -215,8 +215,8 @@ def prepare_fast(
 
     from hwgen.emit.images import weight_beats
     from hwgen.emit.verilog import write_rtl
-    from hwgen.golden.run import quantize_input
     from hwgen.paths import sim_build
+    from hwgen.quant.inputs import quantize_images
     from hwgen.schedule.lower import lower
 
     prog = lower(qm, array)
@@ -226,7 +226,7 @@ def prepare_fast(
     rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
     verilog = rtl_dir / "accel.v"
     c, h, w = prog.in_shape
-    xq = quantize_input(images_uint8)
+    xq = quantize_images(images_uint8, qm.in_scale)  # uint8 pixels or float inputs
     hwc = xq.reshape(len(xq), c, h, w).transpose(0, 2, 3, 1).reshape(len(xq), -1)
     files = {k: work / f"{k}.bin" for k in ("beats", "images", "golden")}
     np.ascontiguousarray(hwc, dtype=np.int8).tofile(files["images"])

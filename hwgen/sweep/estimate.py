@@ -4,7 +4,8 @@ a per-unit cost model whose coefficients are fitted (least squares) to real buil
 Features of one configuration (model, array, board), all computed, none measured:
 
 * ``pes`` = R·C, ``rows`` = R, ``cols`` = C (per-PE MAC, per-row feeder, per-column
-  requant/pool/write-back lane);
+  requant/pool/write-back lane; the swept arrays must not all share a side, else R·C is a
+  linear function of R and C over them);
 * ``dsp_demand`` = R·C + 4·C: one MULT18X18D per PE, four per requant lane (the multiplier
   seam, hwgen.rtl.ecp5_dsp); up to the device's budget (156 on the 85F) they are DSPs, the
   rest ``lut_mults`` are LUT multipliers (costed by ``LUT_MULT_LUT4``, not fitted: no swept
@@ -34,8 +35,8 @@ __all__ = ["FORMS", "RESOURCES", "bram_blocks", "estimate", "features", "fit", "
 
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
 FORMS: dict[str, tuple[str, ...]] = {
-    "LUT4": ("one", "pes", "rows_plus_cols"),
-    "FF": ("one", "pes", "rows_plus_cols"),
+    "LUT4": ("one", "pes", "rows", "cols"),
+    "FF": ("one", "pes", "rows", "cols"),
     "MULT18X18D": ("dsp_demand",),
     "DP16KD": ("one", "bram_blocks"),
     "Fmax": ("one", "log2_pes"),
@@ -67,7 +68,18 @@ def bram_blocks(plan) -> int:
 
 
 def _qmodel(model: str):
-    """The cached quantized model (build/<model>/qmodel/) if present, else the flow builds it."""
+    """The quantized model as cached by any earlier run (build/<model>/qmodel/, sealed), else
+    built by the flow (seconds: torch import and calibration). Only its layer shapes matter
+    here, so a cache from older weights gives the same memory plan."""
+    from hwgen.paths import build_dir
+    from hwgen.quant.artifact import ArtifactError, load
+
+    d = build_dir() / model / "qmodel"
+    if (d / "manifest.json").exists():
+        try:
+            return load(d)
+        except ArtifactError:
+            pass
     from hwgen.evaluate import build_qmodel
 
     return build_qmodel(model)
@@ -113,12 +125,14 @@ def fit(points: list[dict], board: str) -> dict:
             raise ValueError(f"{r}: {len(pts)} measured point(s) for {len(form)} coefficients")
         x = np.array([[p["features"][f] for f in form] for p in pts])
         y = np.array([float(p["real"][r]) for p in pts])
+        if np.linalg.matrix_rank(x) < len(form):  # e.g. every array has a side of 4:
+            raise ValueError(f"{r}: the measured arrays do not determine {', '.join(form)} "
+                             "(R·C is linear in R and C when every array shares a side)")
         coeffs[r] = [round(float(v), 6) for v in _lstsq(x, y)]
-        if len(pts) > len(form):
-            for i, p in enumerate(pts):
-                keep = [j for j in range(len(pts)) if j != i]
-                k = _lstsq(x[keep], y[keep])
-                loo.setdefault(p["array"], {})[r] = float(x[i] @ k)
+        for i, p in enumerate(pts):
+            keep = [j for j in range(len(pts)) if j != i]
+            if np.linalg.matrix_rank(x[keep]) == len(form):  # else no LOO for this point
+                loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep]))
     return {"board": board, "forms": {r: list(f) for r, f in FORMS.items()}, "coeffs": coeffs,
             "lut_mult_lut4": LUT_MULT_LUT4, "points": points, "loo_predictions": loo}
 

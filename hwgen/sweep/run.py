@@ -73,8 +73,9 @@ class SweepOptions:
 class Progress:
     """A live counter over tasks, one line per finished task (log-friendly)."""
 
-    def __init__(self, total: int, out=sys.stdout, width: int = 20) -> None:
-        self.total, self.done, self.out, self.width = total, 0, out, width
+    def __init__(self, total: int, out=None, width: int = 20) -> None:
+        self.total, self.done, self.width = total, 0, width
+        self.out = out or sys.stdout  # at call time (pytest swaps sys.stdout)
         self.t0 = time.perf_counter()
 
     def update(self, r: dict) -> None:
@@ -90,22 +91,25 @@ def _brief(r: dict) -> str:
         return f"FAILED: {r['error']}"
     if r["kind"] == "cycles":
         return (f"{r['bit_exact']} bit-exact, {r['cycles']:,.0f} cycles, PE busy "
-                f"{100 * r['pe_busy']:.1f} % ({r['cpu_s']:.0f} CPU-s)")
+                f"{100 * r['pe_busy']:.1f} % ({r.get('cpu_s', 0):.0f} CPU-s)")
     res = r["resources"]
     return (f"LUT4 {res['LUT4']['used']:,} FF {res['FF']['used']:,} "
             f"DSP {res['MULT18X18D']['used']} BRAM {res['DP16KD']['used']}, Fmax "
-            f"{r['fmax_mhz']['median']:.1f} MHz ({r['cpu_s']:.0f} CPU-s)")
+            f"{r['fmax_mhz']['median']:.1f} MHz ({r.get('cpu_s', 0):.0f} CPU-s)")
 
 
 def _preflight(opts: SweepOptions, wdir: str) -> None:
     """Model and schedule errors for every array, before any task (quantize is cached)."""
+    from hwgen.errors import HwgenError
     from hwgen.flow import BuildConfig, run
 
-    st = None
+    steps = ("import", "quantize", "schedule")
+    st = run(BuildConfig(model=opts.model, workdir=wdir, steps=steps[:2]))  # model errors
     for a in opts.arrays:
-        cfg = BuildConfig(model=opts.model, array=a, workdir=wdir,
-                          steps=("import", "quantize", "schedule"))
-        st = run(cfg, state=st)
+        try:
+            run(BuildConfig(model=opts.model, array=a, workdir=wdir, steps=steps), state=st)
+        except HwgenError as e:
+            raise UsageError(f"--arrays {a}: {opts.model} does not schedule on it: {e}") from None
         st.done.remove("schedule")  # re-schedule on the next array; import/quantize stay
 
 
