@@ -30,6 +30,7 @@ def rows(raw: dict) -> list[dict]:
         if b and b["ok"]:
             f = b["fmax_mhz"]["median"]
             row.update({k: b["resources"][k]["used"] for k in _RES})
+            row.update(cycles_board_design=b["cycles"])  # the build's own run (DSP model)
             row.update(fmax=f, fmax_seeds=len(b["fmax_mhz"]["seeds"]),
                        meets_target=b["meets_target"], target_mhz=b["target_mhz"])
             cyc = row.get("cycles_per_inference", b["cycles"])
@@ -109,7 +110,8 @@ def _main_table(table: list[dict]) -> list[str]:
             f"| {r['array']} | {r['pes']} | {_fmt(r.get('LUT4'), ',')} | {_fmt(r.get('FF'), ',')} "
             f"| {_fmt(r.get('MULT18X18D'), '')} | {_fmt(r.get('DP16KD'), '')} | {fmax} "
             f"| {_fmt(r.get('cycles_per_inference'), ',.0f')} "
-            f"| {_fmt(100 * r['pe_busy'] if 'pe_busy' in r else None, '.1f')} % "
+            f"| {_fmt(100 * r['pe_busy'] if 'pe_busy' in r else None, '.1f')}"
+            f"{' %' if 'pe_busy' in r else ''} "
             f"| {_fmt(r.get('us_per_inference'), ',.1f')} "
             f"| {_fmt(r.get('inferences_per_s'), ',.0f')} | {_fmt(r.get('per_klut'), ',.1f')} |")
     return lines
@@ -154,9 +156,25 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
               "below the target clock); cycles: the design's counters in Verilator (fast harness, "
               f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
               "measured Fmax. PE busy = executed MACs ÷ (PEs × cycles), I/O included.", ""]
+    same = [r["array"] for r in table
+            if "cycles_per_inference" in r and "cycles_board_design" in r
+            and r["cycles_per_inference"] == r["cycles_board_design"]]
+    differ = [f"{r['array']} ({r['cycles_board_design']:,.0f})" for r in table
+              if "cycles_per_inference" in r and "cycles_board_design" in r
+              and r["array"] not in same]
+    if same or differ:
+        lines += [f"The board build's own RTL run (its design, MULT18X18D behavioural model, "
+                  f"cocotb) counted the same cycles on {', '.join(same) or 'no array'}"
+                  + (f"; different on {', '.join(differ)}" if differ else "") + ".", ""]
     for r in table:
         bad = [t for t in (r.get("cycles"), r.get("build")) if t and not t["ok"]]
         lines += [f"* {r['array']} {t['kind']} failed: {t['error']}" for t in bad]
+    crit = [(r["array"], r["build"]["critical_path"][0]) for r in table
+            if "LUT4" in r and r["build"].get("critical_path")]
+    if crit:
+        lines += ["Critical path of each build (nextpnr, the design clock):", "",
+                  *[f"* {a}: `{p['start']}` → `{p['end']}`, {p['logic_levels']} logic levels, "
+                    f"{p['delay_ns']} ns ({p['routing_ns']} ns routing)" for a, p in crit], ""]
     if s["largest_fitting"]:
         lines += [
             f"Largest array that fits the device: **{s['largest_fitting']}**; largest that also "
