@@ -177,6 +177,8 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
         res = sweep(opts, cycles_fn=fake_cycles, build_fn=fake_build, preflight=False)
     out = capsys.readouterr().out
     assert out.count("[sweep] [") == 10 and "10/10" in out
+    kinds = [ln.split()[4] for ln in out.splitlines() if ln.startswith("[sweep] [")]
+    assert kinds == ["cycles"] * 5 + ["build"] * 5  # the quick measurements first
     assert res["all_ok"] and res["finished"] == 10
     assert [r["array"] for r in res["rows"]] == ["2x4", "2x8", "4x4", "4x8", "8x4"]
     coeffs = json.loads((tmp_path / "reports" / "estimate_coeffs_ulx3s.json").read_text())

@@ -5,8 +5,8 @@ bit-exact against the golden model) and, unless ``build=False``, the full board 
 (yosys, nextpnr per seed, packer). Tasks go to a private LocalCluster
 (``hwgen.dask_cluster.client``) or to the scheduler given (e.g. dask-jobqueue workers on
 Slurm/LSF, started as for the regression: ``python -m hwgen.regress.jobqueue``;
-docs/regress.md). Cycle tasks outrank builds, builds go smallest first, so results arrive
-early; ``reports/sweep.json`` is rewritten after every task.
+docs/regress.md). All cycle tasks run before the builds, builds go smallest first, so
+results arrive early; ``reports/sweep_raw.json`` is rewritten after every task.
 """
 
 from __future__ import annotations
@@ -113,15 +113,20 @@ def _preflight(opts: SweepOptions, wdir: str) -> None:
         st.done.remove("schedule")  # re-schedule on the next array; import/quantize stay
 
 
-def _submit(cl, opts: SweepOptions, wdir: str, cycles_fn, build_fn) -> list:
-    arrays = sorted(opts.arrays, key=lambda a: (a.pes, a.rows))
-    futs = [cl.submit(cycles_fn, opts.model, str(a), opts.images, wdir, pure=False,
-                      key=f"cycles-{a}", priority=10) for a in arrays]
-    if opts.build:
-        futs += [cl.submit(build_fn, opts.model, str(a), opts.board, opts.seeds, opts.images,
-                           wdir, opts.freq_mhz, pure=False, key=f"build-{a}",
-                           priority=-i) for i, a in enumerate(arrays)]  # fmt: skip
-    return futs
+def _submit_cycles(cl, opts: SweepOptions, wdir: str, fn) -> list:
+    return [cl.submit(fn, opts.model, str(a), opts.images, wdir, pure=False,
+                      key=f"cycles-{a}") for a in _by_size(opts.arrays)]
+
+
+def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:
+    # priorities keep the smallest first (a scheduler with queuing may still interleave)
+    return [cl.submit(fn, opts.model, str(a), opts.board, opts.seeds, opts.images, wdir,
+                      opts.freq_mhz, pure=False, key=f"build-{a}", priority=-i)
+            for i, a in enumerate(_by_size(opts.arrays))]
+
+
+def _by_size(arrays) -> list[ArrayConfig]:
+    return sorted(arrays, key=lambda a: (a.pes, a.rows))
 
 
 def sweep(opts: SweepOptions, *, cycles_fn: Callable | None = None,
@@ -148,12 +153,16 @@ def sweep(opts: SweepOptions, *, cycles_fn: Callable | None = None,
     out.mkdir(parents=True, exist_ok=True)
     with client(opts.scheduler, opts.workers) as cl:
         bar = Progress(n_tasks)
-        futs = _submit(cl, opts, wdir, cycles_fn or tasks.cycles_task,
-                       build_fn or tasks.build_task)
-        for fut in as_completed(futs):
-            results.append(fut.result())
-            bar.update(results[-1])
-            _raw(opts, results, time.perf_counter() - t0, out)  # partial results, every task
+        # The cycle measurements (minutes) before the builds (up to an hour each): Dask's
+        # task queuing does not keep user priorities between separately submitted tasks.
+        phases = [lambda: _submit_cycles(cl, opts, wdir, cycles_fn or tasks.cycles_task)]
+        if opts.build:
+            phases.append(lambda: _submit_builds(cl, opts, wdir, build_fn or tasks.build_task))
+        for submit in phases:
+            for fut in as_completed(submit()):
+                results.append(fut.result())
+                bar.update(results[-1])
+                _raw(opts, results, time.perf_counter() - t0, out)  # partial results
     raw = _raw(opts, results, time.perf_counter() - t0, out)
     return write(raw, out)
 
