@@ -44,6 +44,7 @@ __all__ = [
     "start_design",
     "prepare_fast",
     "run_shard",
+    "run_inline",
     "simulate_fast",
     "simulate_state",
 ]
@@ -292,13 +293,13 @@ def prepare_fast(
     import numpy as np
 
     from hwgen.emit.images import weight_beats
-    from hwgen.golden.run import quantize_input
+    from hwgen.quant.inputs import quantize_images
 
     d = design or start_design(qm, array, n_images=len(images_uint8), tag=tag,
                                rtl_root=rtl_root)  # fmt: skip
     prog, work = d.prog, d.work
     c, h, w = prog.in_shape
-    xq = quantize_input(images_uint8)
+    xq = quantize_images(images_uint8, qm.in_scale)  # uint8 pixels or float inputs
     hwc = xq.reshape(len(xq), c, h, w).transpose(0, 2, 3, 1).reshape(len(xq), -1)
     files = {k: work / f"{k}.bin" for k in ("beats", "images", "golden")}
     np.ascontiguousarray(hwc, dtype=np.int8).tofile(files["images"])
@@ -342,6 +343,18 @@ def run_shard(exe: str, args: list[str]) -> dict:
     t0 = time.perf_counter()
     p = subprocess.run([exe, *args], capture_output=True, text=True)
     return {"rc": p.returncode, "stderr": p.stderr[-2000:], "wall_s": time.perf_counter() - t0}
+
+
+def run_inline(case: FastCase) -> tuple[list[dict], float]:
+    """Every image of ``case`` in this process (one shard, no Dask client): for callers that
+    already are a Dask task (``hwgen sweep``). Returns (records by index, wall s)."""
+    out = case.work / "results.jsonl"
+    out.unlink(missing_ok=True)
+    r = run_shard(str(case.exe), _harness_args(case, 0, case.n_images, out))
+    if r["rc"] not in (0, 1):
+        raise RuntimeError(f"C++ harness failed (exit {r['rc']}): {r['stderr']}")
+    recs = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return sorted(recs, key=lambda x: x["index"]), r["wall_s"]
 
 
 def _count_lines(paths: list[Path]) -> int:
