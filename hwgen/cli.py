@@ -388,6 +388,73 @@ def _build_parser(sub) -> None:
     sp.set_defaults(fn=cmd_build)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Array sizes as Dask tasks: RTL cycles + board builds -> reports/sweep.{md,json,png}."""
+    from hwgen.sweep.run import SweepOptions, sweep
+
+    if args.from_json:  # re-render (and refit) from a finished or partial sweep
+        from hwgen.sweep.report import rerender
+
+        res = rerender(Path(args.from_json))
+    else:
+        opts = SweepOptions(
+            arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
+            images=args.n, build=not args.no_build, scheduler=args.scheduler,
+            workers=args.workers, freq_mhz=args.freq, command="hwgen " + " ".join(sys.argv[1:]),
+        )  # fmt: skip
+        res = sweep(opts)
+    print(res["text"])
+    print("report: " + ", ".join(str(p) for p in res["paths"].values()))
+    return 0 if res["all_ok"] else 1
+
+
+def _sweep_parser(sub) -> None:
+    sp = sub.add_parser("sweep", help="array sizes as Dask tasks: RTL cycles + board builds, "
+                        "table/plots, estimator fit")
+    sp.add_argument("--board", default="ulx3s", help="board (default ulx3s)")
+    sp.add_argument("--arrays", default="2x2,2x4,4x4,4x8",
+                    help="comma-separated RxC list (default 2x2,2x4,4x4,4x8)")
+    sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
+    sp.add_argument("--seeds", type=int, default=1, help="placement seeds per build (default 1)")
+    sp.add_argument("-n", type=int, default=1,
+                    help="test images per RTL cycle measurement (default 1)")
+    sp.add_argument("--no-build", action="store_true",
+                    help="RTL cycle measurements only (no yosys/nextpnr)")
+    sp.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address instead of a LocalCluster (docs/regress.md: "
+                    "dask-jobqueue on Slurm/LSF); the work directory must be shared")
+    sp.add_argument("--workers", type=int, default=1,
+                    help="LocalCluster worker processes (default 1: builds are CPU-heavy)")
+    sp.add_argument("--freq", type=float, default=None,
+                    help="PLL clock in MHz for the builds (default: the board's)")
+    sp.add_argument("--from-json", default=None, metavar="sweep_raw.json",
+                    help="no tasks: rewrite the report (and refit) from a sweep's raw results")
+    sp.set_defaults(fn=cmd_sweep)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Resources and Fmax predicted from the fitted per-unit cost model (no tools run)."""
+    from hwgen.sweep.estimate import estimate, load_coeffs
+
+    t0 = time.perf_counter()
+    est = estimate(args.board, args.model, args.array,
+                   load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None))
+    print(est["text"])
+    print(f"({1e3 * (time.perf_counter() - t0):.0f} ms)")
+    return 0
+
+
+def _estimate_parser(sub) -> None:
+    sp = sub.add_parser("estimate", help="predict LUT4/FF/DSP/BRAM/Fmax of a board build in "
+                        "under a second (cost model fitted to real builds)")
+    sp.add_argument("--board", default="ulx3s", help="board (default ulx3s)")
+    sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
+    sp.add_argument("--coeffs", default=None, metavar="FILE.json",
+                    help="coefficients written by `hwgen sweep` (default: the shipped fit)")
+    sp.set_defaults(fn=cmd_estimate)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="hwgen",
@@ -457,6 +524,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_export_onnx)
     _secure_parser(sub)
     _build_parser(sub)
+    _sweep_parser(sub)
+    _estimate_parser(sub)
     return p
 
 

@@ -1,4 +1,5 @@
-"""Dask workers on a batch system (Slurm or LSF) for ``hwgen regress --scheduler``.
+"""Dask workers on a batch system (Slurm or LSF) for ``hwgen regress --scheduler`` (and
+``hwgen sweep --scheduler``: a board build needs ``--memory 8GB`` and a longer ``--walltime``).
 
     python -m hwgen.regress.jobqueue slurm --jobs 20 --queue hw --account fpga
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         c.scale(jobs=a.jobs)
         print(f"scheduler: {c.scheduler_address}\n"
-              f"run: make regress SCHEDULER={c.scheduler_address}   (Ctrl-C here ends the jobs)",
+              f"run: make regress SCHEDULER={c.scheduler_address}  or  hwgen sweep --scheduler "
+              f"{c.scheduler_address} ...   (Ctrl-C here ends the jobs)",
               flush=True)
         try:
             while True:

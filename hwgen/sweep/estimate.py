@@ -1,0 +1,175 @@
+"""``hwgen estimate``: LUT4, FF, MULT18X18D, DP16KD and Fmax of a board build, predicted from
+a per-unit cost model whose coefficients are fitted (least squares) to real builds.
+
+Features of one configuration (model, array, board), all computed, none measured:
+
+* ``pes`` = R·C, ``rows`` = R, ``cols`` = C (per-PE MAC, per-row feeder, per-column
+  requant/pool/write-back lane; the swept arrays must not all share a side, else R·C is a
+  linear function of R and C over them);
+* ``dsp_demand`` = R·C + 4·C: one MULT18X18D per PE, four per requant lane (the multiplier
+  seam, hwgen.rtl.ecp5_dsp); up to the device's budget (156 on the 85F) they are DSPs, the
+  rest ``lut_mults`` are LUT multipliers (costed by ``LUT_MULT_LUT4``, not fitted: no swept
+  point has any yet);
+* ``bram_blocks``: the memory plan (``MemoryPlan.of(lower(model, array))``,
+  hwgen.schedule.capacity) mapped onto DP16KD shapes (16K×1 .. 1K×18 true dual port, 512×36
+  for the single-read memories): activation buffers ×2 × ⌈R/2⌉ copies, conv/direct weights,
+  requant parameters.
+
+Each resource is ``coeffs · features`` over its own feature list (``FORMS``); the coefficients
+live in ``coeffs_<board>.json`` (package data, written from a sweep by ``hwgen sweep``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from hwgen.config import ArrayConfig
+from hwgen.errors import UsageError
+
+__all__ = ["FORMS", "RESOURCES", "bram_blocks", "estimate", "features", "fit", "load_coeffs",
+           "predict", "shipped_coeffs_path"]
+
+RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
+FORMS: dict[str, tuple[str, ...]] = {
+    "LUT4": ("one", "pes", "rows", "cols"),
+    "FF": ("one", "pes", "rows", "cols"),
+    "MULT18X18D": ("dsp_demand",),
+    "DP16KD": ("one", "bram_blocks"),
+    "Fmax": ("one", "log2_pes"),
+}
+LUT_MULT_LUT4 = 360  # int8 LUT multiplier + 32-bit accumulator (TOOLCHAIN.md, measured probe)
+DSP_BUDGET = {"ulx3s": 156}
+# DP16KD aspect ratios: (depth, width); true dual port up to 18 bits wide
+_TDP = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18))
+_SDP = (*_TDP, (512, 36))
+
+
+def shipped_coeffs_path(board: str) -> Path:
+    return Path(__file__).with_name(f"coeffs_{board}.json")
+
+
+def _blocks(depth: int, width: int, shapes=_TDP) -> int:
+    """Fewest DP16KD holding a depth×width memory (cascade in depth, side by side in width)."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
+
+
+def bram_blocks(plan) -> int:
+    """DP16KD of a MemoryPlan's large memories (hwgen.schedule.capacity)."""
+    a = plan.array
+    copies = (a.rows + 1) // 2  # each copy serves two rows through its two ports
+    act = sum(copies * _blocks(d, 8 * a.cols) for d in plan.buf_depth)
+    return (act + _blocks(plan.convw_depth, 8 * a.cols, _SDP)
+            + _blocks(plan.directw_depth, 8 * a.pes, _SDP)
+            + _blocks(plan.param_depth, 72 * a.cols, _SDP))
+
+
+def _qmodel(model: str):
+    """The quantized model as cached by any earlier run (build/<model>/qmodel/, sealed), else
+    built by the flow (seconds: torch import and calibration). Only its layer shapes matter
+    here, so a cache from older weights gives the same memory plan."""
+    from hwgen.paths import build_dir
+    from hwgen.quant.artifact import ArtifactError, load
+
+    d = build_dir() / model / "qmodel"
+    if (d / "manifest.json").exists():
+        try:
+            return load(d)
+        except ArtifactError:
+            pass
+    from hwgen.evaluate import build_qmodel
+
+    return build_qmodel(model)
+
+
+def features(board: str, model: str, array: ArrayConfig | str, qmodel=None) -> dict[str, float]:
+    """The cost model's inputs for one configuration (from the schedule's memory plan)."""
+    from hwgen.schedule.capacity import MemoryPlan
+    from hwgen.schedule.lower import lower
+
+    a = ArrayConfig.parse(array) if isinstance(array, str) else array
+    plan = MemoryPlan.of(lower(qmodel if qmodel is not None else _qmodel(model), a))
+    demand = a.pes + 4 * a.cols
+    budget = DSP_BUDGET[board]
+    return {"one": 1.0, "pes": float(a.pes), "rows": float(a.rows), "cols": float(a.cols),
+            "rows_plus_cols": float(a.rows + a.cols), "log2_pes": math.log2(a.pes),
+            "dsp_demand": float(min(demand, budget)), "lut_mults": float(max(0, demand - budget)),
+            "bram_blocks": float(bram_blocks(plan))}  # fmt: skip
+
+
+def predict(coeffs: dict, feats: dict[str, float]) -> dict[str, float]:
+    """Every resource's estimate (LUT multipliers past the DSP budget added to LUT4)."""
+    out = {}
+    for r in RESOURCES:
+        c = coeffs["coeffs"][r]
+        out[r] = float(sum(k * feats[f] for k, f in zip(c, coeffs["forms"][r], strict=True)))
+    out["LUT4"] += LUT_MULT_LUT4 * feats["lut_mults"]
+    return out
+
+
+def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.linalg.lstsq(x, y, rcond=None)[0]
+
+
+def fit(points: list[dict], board: str) -> dict:
+    """Least-squares coefficients per resource over measured ``points`` (each: ``features``
+    and ``real`` {resource: value}); with more points than coefficients also the
+    leave-one-out relative error of each point (fitted without it)."""
+    coeffs, loo = {}, {}
+    for r, form in FORMS.items():
+        pts = [p for p in points if p["real"].get(r) is not None]
+        if len(pts) < len(form):
+            raise ValueError(f"{r}: {len(pts)} measured point(s) for {len(form)} coefficients")
+        x = np.array([[p["features"][f] for f in form] for p in pts])
+        y = np.array([float(p["real"][r]) for p in pts])
+        if np.linalg.matrix_rank(x) < len(form):  # e.g. every array has a side of 4:
+            raise ValueError(f"{r}: the measured arrays do not determine {', '.join(form)} "
+                             "(R·C is linear in R and C when every array shares a side)")
+        coeffs[r] = [round(float(v), 6) for v in _lstsq(x, y)]
+        for i, p in enumerate(pts):
+            keep = [j for j in range(len(pts)) if j != i]
+            if np.linalg.matrix_rank(x[keep]) == len(form):  # else no LOO for this point
+                loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep]))
+    return {"board": board, "forms": {r: list(f) for r, f in FORMS.items()}, "coeffs": coeffs,
+            "lut_mult_lut4": LUT_MULT_LUT4, "points": points, "loo_predictions": loo}
+
+
+def load_coeffs(board: str, path: Path | None = None) -> dict:
+    p = path or shipped_coeffs_path(board)
+    if board not in DSP_BUDGET:
+        raise UsageError(f"--board {board!r}: the estimator covers {', '.join(DSP_BUDGET)}")
+    if not p.exists():
+        raise UsageError(f"{p}: no fitted coefficients (run `hwgen sweep` on real builds)")
+    try:
+        c = json.loads(p.read_text())
+        assert set(c["coeffs"]) >= set(RESOURCES) and c["board"] == board
+    except (ValueError, KeyError, AssertionError) as e:
+        raise UsageError(f"{p}: not a coefficient file for {board} ({e})") from None
+    return c
+
+
+def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | None = None,
+             qmodel=None) -> dict:
+    """Predicted resources and Fmax of ``model`` on ``array`` (dict + a text rendering)."""
+    from hwgen.boards.build import BOARDS
+
+    if board not in BOARDS:
+        raise UsageError(f"--board {board!r}: known boards are {', '.join(BOARDS)}")
+    coeffs = coeffs or load_coeffs(board)
+    a = ArrayConfig.parse(array) if isinstance(array, str) else array
+    feats = features(board, model, a, qmodel)
+    est = predict(coeffs, feats)
+    avail = {"LUT4": 83_640, "FF": 83_640, "MULT18X18D": 156, "DP16KD": 208}
+    lines = [f"{model} on a {a} array, {BOARDS[board].description} (estimate, no tools run):"]
+    for r in RESOURCES[:4]:
+        lines.append(f"  {r:<11} {est[r]:>9,.0f} / {avail[r]:,} ({100 * est[r] / avail[r]:.0f} %)")
+    lines.append(f"  {'Fmax':<11} {est['Fmax']:>9.1f} MHz (post-route, nextpnr)")
+    fits = all(est[r] <= avail[r] for r in avail)
+    lines.append(f"  fits the device: {'yes' if fits else 'NO'}; model fitted on "
+                 f"{len(coeffs.get('points', []))} real build(s): "
+                 f"{', '.join(p['array'] for p in coeffs.get('points', []))}")
+    return {"board": board, "model": model, "array": str(a), "features": feats,
+            "estimate": est, "available": avail, "fits": fits, "text": "\n".join(lines)}

@@ -1,0 +1,271 @@
+"""The sweep's report: one row per array (real figures), estimate vs real with errors,
+the fitted coefficients, and two plots. Everything is derived from the raw task results
+(``reports/sweep_raw.json``), so ``hwgen sweep --from-json`` can rewrite it (and refit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hwgen.config import ArrayConfig
+
+from .estimate import FORMS, RESOURCES, features, fit, load_coeffs, predict, shipped_coeffs_path
+
+__all__ = ["rerender", "rows", "write"]
+
+_RES = ("LUT4", "FF", "MULT18X18D", "DP16KD")
+
+
+def rows(raw: dict) -> list[dict]:
+    """One row per array (PE order): the cycle task and the build task merged."""
+    by: dict[str, dict] = {a: {"array": a, "pes": ArrayConfig.parse(a).pes} for a in raw["arrays"]}
+    for r in raw["tasks_results"]:
+        by[r["array"]][r["kind"]] = r
+    out = []
+    for row in sorted(by.values(), key=lambda x: (x["pes"], x["array"])):
+        c, b = row.get("cycles"), row.get("build")
+        if c and c["ok"]:
+            row.update(cycles_per_inference=c["cycles"], pe_busy=c["pe_busy"],
+                       bit_exact=c["bit_exact"])
+        if b and b["ok"]:
+            f = b["fmax_mhz"]["median"]
+            row.update({k: b["resources"][k]["used"] for k in _RES})
+            row.update(cycles_board_design=b["cycles"])  # the build's own run (DSP model)
+            row.update(fmax=f, fmax_seeds=len(b["fmax_mhz"]["seeds"]),
+                       meets_target=b["meets_target"], target_mhz=b["target_mhz"])
+            cyc = row.get("cycles_per_inference", b["cycles"])
+            row.update(us_per_inference=cyc / f, inferences_per_s=f * 1e6 / cyc,
+                       per_klut=f * 1e6 / cyc / (b["resources"]["LUT4"]["used"] / 1e3))
+        out.append(row)
+    return out
+
+
+def _points(raw: dict, table: list[dict]) -> list[dict]:
+    pts = []
+    for row in table:
+        if "LUT4" not in row:
+            continue
+        pts.append({"array": row["array"],
+                    "features": features(raw["board"], raw["model"], row["array"]),
+                    "real": {**{k: row[k] for k in _RES}, "Fmax": row["fmax"]}})
+    return pts
+
+
+def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
+    """Refit on this sweep's builds (written to reports/), or the shipped coefficients."""
+    pts = _points(raw, table)
+    try:
+        coeffs = fit(pts, raw["board"])
+        coeffs["source"] = f"fitted on this sweep's {len(pts)} build(s) (in-sample)"
+        path = out / f"estimate_coeffs_{raw['board']}.json"
+        path.write_text(json.dumps(coeffs, indent=1))
+        coeffs["path"] = str(path)
+    except ValueError as e:  # too few builds to fit: the shipped fit, if any
+        if not shipped_coeffs_path(raw["board"]).exists():
+            return None
+        coeffs = load_coeffs(raw["board"])
+        coeffs["source"] = f"shipped coefficients ({e})"
+    for row in table:
+        f = features(raw["board"], raw["model"], row["array"])
+        row["estimate"] = predict(coeffs, f)
+        row["loo"] = coeffs.get("loo_predictions", {}).get(row["array"], {})
+    return coeffs
+
+
+def _err(est: float | None, real: float | None) -> float | None:
+    return None if est is None or not real else (est - real) / real
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:+.1f} %"
+
+
+def _summary(table: list[dict]) -> dict:
+    built = [r for r in table if "LUT4" in r]
+    closes = [r for r in built if r["meets_target"]]
+    best = min((r for r in built if "us_per_inference" in r),
+               key=lambda r: r["us_per_inference"], default=None)
+    return {
+        "largest_fitting": max(built, key=lambda r: r["pes"])["array"] if built else None,
+        "largest_closing_timing": max(closes, key=lambda r: r["pes"])["array"] if closes else None,
+        "target_mhz": built[0]["target_mhz"] if built else None,
+        "best_us_per_inference": best["us_per_inference"] if best else None,
+        "best_array": best["array"] if best else None,
+        "best_fmax": best["fmax"] if best else None,
+    }
+
+
+def _fmt(v, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _main_table(table: list[dict]) -> list[str]:
+    lines = ["| array | PEs | LUT4 | FF | MULT18X18D | DP16KD | Fmax MHz (seeds) | cycles | "
+             "PE busy | µs/inference | inferences/s | inf/s per 1k LUT4 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in table:
+        fmax = (f"{r['fmax']:.1f} ({r['fmax_seeds']})" + ("" if r["meets_target"] else " ✗")
+                if "fmax" in r else "—")
+        lines.append(
+            f"| {r['array']} | {r['pes']} | {_fmt(r.get('LUT4'), ',')} | {_fmt(r.get('FF'), ',')} "
+            f"| {_fmt(r.get('MULT18X18D'), '')} | {_fmt(r.get('DP16KD'), '')} | {fmax} "
+            f"| {_fmt(r.get('cycles_per_inference'), ',.0f')} "
+            f"| {_fmt(100 * r['pe_busy'] if 'pe_busy' in r else None, '.1f')}"
+            f"{' %' if 'pe_busy' in r else ''} "
+            f"| {_fmt(r.get('us_per_inference'), ',.1f')} "
+            f"| {_fmt(r.get('inferences_per_s'), ',.0f')} | {_fmt(r.get('per_klut'), ',.1f')} |")
+    return lines
+
+
+def _est_table(table: list[dict]) -> list[str]:
+    lines = ["| array | resource | real | estimate | error (in-sample) | error (leave-one-out) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in table:
+        if "estimate" not in r or "LUT4" not in r:
+            continue
+        for k in RESOURCES:
+            real = r["fmax"] if k == "Fmax" else r[k]
+            est, loo = r["estimate"][k], r["loo"].get(k)
+            spec = ".1f" if k == "Fmax" else ",.0f"
+            lines.append(f"| {r['array']} | {k} | {format(real, spec)} | {format(est, spec)} "
+                         f"| {_pct(_err(est, real))} | {_pct(_err(loo, real))} |")
+    return lines
+
+
+def _errors(table: list[dict]) -> dict:
+    """Worst absolute relative error per resource, in-sample and leave-one-out."""
+    out = {}
+    for k in RESOURCES:
+        real = [(r["fmax"] if k == "Fmax" else r[k], r) for r in table if "LUT4" in r and
+                "estimate" in r]
+        ins = [abs(_err(r["estimate"][k], v)) for v, r in real if v]
+        loo = [abs(_err(r["loo"][k], v)) for v, r in real if v and k in r["loo"]]
+        out[k] = {"in_sample_max": max(ins) if ins else None,
+                  "loo_max": max(loo) if loo else None}
+    return out
+
+
+def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict) -> str:
+    lines = [f"# hwgen sweep: {raw['model']} on {raw['device']}", "",
+             f"Command: `{raw['command']}` ({raw['finished']}/{raw['tasks']} Dask tasks on "
+             f"{raw['scheduler']}, {raw['wall_s'] / 60:.0f} min wall)", ""]
+    if raw["finished"] < raw["tasks"]:
+        lines += ["**Partial: not every task has finished.**", ""]
+    lines += _main_table(table)
+    lines += ["", "Resources and Fmax: yosys + nextpnr (post-route, median over the seeds; ✗ = "
+              "below the target clock); cycles: the design's counters in Verilator (fast harness, "
+              f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
+              "measured Fmax. PE busy = executed MACs ÷ (PEs × cycles), I/O included.", ""]
+    same = [r["array"] for r in table
+            if "cycles_per_inference" in r and "cycles_board_design" in r
+            and r["cycles_per_inference"] == r["cycles_board_design"]]
+    differ = [f"{r['array']} ({r['cycles_board_design']:,.0f})" for r in table
+              if "cycles_per_inference" in r and "cycles_board_design" in r
+              and r["array"] not in same]
+    if same or differ:
+        lines += [f"The board build's own RTL run (its design, MULT18X18D behavioural model, "
+                  f"cocotb) counted the same cycles on {', '.join(same) or 'no array'}"
+                  + (f"; different on {', '.join(differ)}" if differ else "") + ".", ""]
+    for r in table:
+        bad = [t for t in (r.get("cycles"), r.get("build")) if t and not t["ok"]]
+        lines += [f"* {r['array']} {t['kind']} failed: {t['error']}" for t in bad]
+    crit = [(r["array"], r["build"]["critical_path"][0]) for r in table
+            if "LUT4" in r and r["build"].get("critical_path")]
+    if crit:
+        lines += ["Critical path of each build (nextpnr, the design clock):", "",
+                  *[f"* {a}: `{p['start']}` → `{p['end']}`, {p['logic_levels']} logic levels, "
+                    f"{p['delay_ns']} ns ({p['routing_ns']} ns routing)" for a, p in crit], ""]
+    if s["largest_fitting"]:
+        lines += [
+            f"Largest array that fits the device: **{s['largest_fitting']}**; largest that also "
+            f"closes timing at the build's {s['target_mhz']:g} MHz target: "
+            f"**{s['largest_closing_timing'] or 'none of the swept arrays'}**.  ",
+            f"Best µs per inference: **{s['best_us_per_inference']:.1f} µs** on "
+            f"{s['best_array']} at its measured {s['best_fmax']:.1f} MHz.", ""]
+    if coeffs:
+        lines += ["## Estimator vs real", "", f"Coefficients: {coeffs['source']}.", "",
+                  *_est_table(table), "",
+                  "Worst |error| per resource: " + "; ".join(
+                      f"{k} {_pct(v['in_sample_max'])} in-sample, {_pct(v['loo_max'])} LOO"
+                      for k, v in errs.items()), "",
+                  "In-sample errors are measured on the points the coefficients were fitted "
+                  "to; the leave-one-out error refits without the point (— : too few points "
+                  "for the form).", "",
+                  "| resource | features | coefficients |", "|---|---|---|",
+                  *[f"| {k} | {', '.join(FORMS[k])} | "
+                    f"{', '.join(f'{c:.4g}' for c in coeffs['coeffs'][k])} |" for k in FORMS], ""]
+    lines += ["![resources](sweep_resources.png)", "", "![performance](sweep_perf.png)", ""]
+    return "\n".join(lines)
+
+
+def _plots(table: list[dict], out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    built = [r for r in table if "LUT4" in r]
+    paths = {"png_resources": out / "sweep_resources.png", "png_perf": out / "sweep_perf.png"}
+    fig, axs = plt.subplots(1, 4, figsize=(13, 3.2))
+    for ax, k in zip(axs, _RES, strict=True):
+        xs = [r["pes"] for r in built]
+        ax.plot(xs, [r[k] for r in built], "o-", label="real")
+        if built and "estimate" in built[0]:
+            ax.plot(xs, [r["estimate"][k] for r in built], "x--", label="estimate")
+        ax.set_title(k)
+        ax.set_xlabel("PEs")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths["png_resources"], dpi=100)
+    plt.close(fig)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    have = [r for r in table if "cycles_per_inference" in r]
+    a1.plot([r["pes"] for r in have], [r["cycles_per_inference"] for r in have], "o-")
+    a1.set_xlabel("PEs")
+    a1.set_ylabel("cycles / inference")
+    a1.set_xscale("log", base=2)
+    a1.set_title("RTL cycles (Verilator)")
+    a2.plot([r["pes"] for r in built], [r["us_per_inference"] for r in built], "o-",
+            label="µs/inference at measured Fmax")
+    a2.set_xlabel("PEs")
+    a2.set_ylabel("µs / inference")
+    a2b = a2.twinx()
+    a2b.plot([r["pes"] for r in built], [r["fmax"] for r in built], "s:", color="C1")
+    a2b.set_ylabel("post-route Fmax (MHz)", color="C1")
+    a2.set_title("latency and Fmax")
+    fig.tight_layout()
+    fig.savefig(paths["png_perf"], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write(raw: dict, out: Path) -> dict:
+    """sweep.json + sweep.md + plots (+ the refitted coefficients) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = rows(raw)
+    coeffs = _estimates(raw, table, out)
+    s = _summary(table)
+    errs = _errors(table)
+    text = _text(raw, table, s, coeffs, errs)
+    paths = {"md": out / "sweep.md", "json": out / "sweep.json", **_plots(table, out)}
+    ok = all(t["ok"] for t in raw["tasks_results"]) and raw["finished"] == raw["tasks"]
+    res = {**{k: v for k, v in raw.items() if k != "tasks_results"}, "summary": s,
+           "rows": table, "estimator_errors": errs,
+           "coefficients": coeffs and {k: coeffs[k] for k in ("forms", "coeffs", "source")},
+           "all_ok": ok, "tasks_results": raw["tasks_results"]}
+    paths["json"].write_text(json.dumps(res, indent=1, default=str))
+    paths["md"].write_text(text)
+    return {**res, "text": text, "paths": paths}
+
+
+def rerender(path: Path) -> dict:
+    """Rewrite the report from a raw results file (``reports/sweep_raw.json``)."""
+    from hwgen.errors import UsageError
+    from hwgen.paths import reports
+
+    try:
+        raw = json.loads(path.read_text())
+        raw["tasks_results"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"--from-json {path}: not a sweep's raw results ({e})") from None
+    return write(raw, reports())

@@ -1,0 +1,94 @@
+"""The sweep's Dask tasks: one RTL cycle measurement and one board build per array.
+
+Both are thin wrappers over existing code: the cycle task runs the flow up to ``schedule``
+and the fast Verilator harness (``hwgen.sim.fast``) in the worker's own process; the build
+task runs the flow's ``build`` step (``hwgen.boards.build``: the board's design simulated,
+yosys, nextpnr per seed, the packer). A failure is the task's result (``error``), so one
+configuration that does not fit or breaks a tool does not stop the others.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+
+__all__ = ["build_task", "cycles_task", "cpu_seconds"]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (Verilator, yosys, ...)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _flow(model: str, array: str, wdir: str, **kw):
+    from hwgen.flow import BuildConfig, run
+
+    return run(BuildConfig(model=model, array=array, workdir=wdir, **kw))
+
+
+def _failed(kind: str, array: str, t0: float, c0: float, e: BaseException) -> dict:
+    return {"kind": kind, "array": array, "ok": False,
+            "error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:600],
+            "traceback": traceback.format_exc()[-2000:],
+            "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0}
+
+
+def cycles_task(model: str, array: str, n: int, wdir: str) -> dict:
+    """Dask task: ``n`` test images through the fast harness on ``array``; every logit checked
+    against the golden model; cycles per inference and PE-busy from the design's counters
+    (``hwgen.perf.model.summarize``, the figures ``hwgen sim``/``bench`` report)."""
+    from hwgen.perf.model import summarize
+    from hwgen.sim.fast import prepare_fast, run_inline
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    try:
+        st = _flow(model, array, wdir, n=n, gap=0.0, steps=("import", "quantize", "schedule"))
+        images, labels = st.source.data.test(n)
+        case = prepare_fast(st.qmodel, st.cfg.array, images, tag="_sweep")
+        recs, wall = run_inline(case)
+        if len(recs) != n:
+            raise RuntimeError(f"{len(recs)}/{n} images produced a result; see {case.work}")
+        s = summarize(case.prog, recs, labels, {"wall_s": wall})
+    except Exception as e:  # the configuration's result, not the sweep's end
+        return _failed("cycles", array, t0, c0, e)
+    c = s["cycles"]
+    return {
+        "kind": "cycles", "array": array, "ok": s["all_match"], "images": n,
+        "bit_exact": f"{s['n_match']}/{s['n']}",
+        "error": None if s["all_match"] else "RTL logits differ from the golden model",
+        "cycles": c["total"],
+        "cycles_parts": {k: c[k] for k in ("input", "output", "compute", "control")},
+        "pes": s["pes"], "macs": s["macs"], "executed_macs": s["executed_macs"],
+        "pe_busy": s["utilisation"], "pe_busy_compute": s["compute_utilisation"],
+        "layers": [{k: lay[k] for k in ("name", "cycles", "utilisation")} for lay in c["layers"]],
+        "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+    }  # fmt: skip
+
+
+def build_task(model: str, array: str, board: str, seeds: int, n: int, wdir: str,
+               freq_mhz: float | None = None) -> dict:
+    """Dask task: the full board build of ``model`` on ``array`` (the flow's build step)."""
+    from hwgen.flow import BUILD_STEPS
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    try:
+        rep = _flow(model, array, wdir, n=n, steps=BUILD_STEPS, board=board, seeds=seeds,
+                    freq_mhz=freq_mhz).board_report  # fmt: skip
+    except Exception as e:
+        r = _failed("build", array, t0, c0, e)
+        r["fits"] = False if "does not fit the device" in r["error"] else None
+        return r
+    f = rep["fmax_post_route_mhz"]
+    return {
+        "kind": "build", "array": array, "ok": True, "error": None, "fits": True,
+        "resources": rep["resources"], "multipliers": rep["multipliers"],
+        "fmax_mhz": {k: f[k] for k in ("seeds", "per_seed", "min", "median", "max")},
+        "target_mhz": rep["target_mhz"], "meets_target": rep["meets_target"],
+        "cycles": rep["cycles_per_inference"], "critical_path": rep["critical_path"][:1],
+        "bitstream": rep["bitstream"], "report": rep["report_json"],
+        "tool_cpu_s": rep["step_cpu_seconds"], "complete": rep["complete"],
+        "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+    }  # fmt: skip
