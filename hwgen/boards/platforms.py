@@ -45,6 +45,12 @@ def _ulx3s_cls():
                 "--lpf", "top.lpf",
             ]
 
+        def netlist_pass(self, json_path) -> dict:
+            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg)."""
+            from .outreg import absorb_in_file
+
+            return absorb_in_file(json_path)
+
         def nextpnr_outputs(self, tag: str) -> list[str]:
             return ["--textcfg", f"top_{tag}.config"]
 
@@ -90,6 +96,9 @@ def _icebreaker_cls():
                 "--json", "top.json",
                 "--pcf", "top.pcf",
             ]
+
+        def netlist_pass(self, json_path) -> dict:
+            return {}  # nothing to move: iCE40 block RAMs have no output register
 
         def nextpnr_outputs(self, tag: str) -> list[str]:
             return ["--asc", f"top_{tag}.asc"]

@@ -47,6 +47,8 @@ from amaranth.lib.wiring import In, Out
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
+from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
+from .bankmem import BankedMemory
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
@@ -145,8 +147,9 @@ class Accelerator(wiring.Component):
         AW = self.addr_width
 
         # ---------------- memories
-        convw = memory.Memory(shape=unsigned(8 * C), depth=plan.convw_depth, init=[])
-        directw = memory.Memory(shape=unsigned(8 * R * C), depth=plan.directw_depth, init=[])
+        # the weight memories are deep: explicit block-RAM banks with registered outputs
+        convw = BankedMemory(width=8 * C, depth=plan.convw_depth)
+        directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells
         params = memory.Memory(
             shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[],
@@ -155,8 +158,7 @@ class Accelerator(wiring.Component):
         m.submodules.convw = convw
         m.submodules.directw = directw
         m.submodules.params = params
-        convw_r, directw_r, params_r = convw.read_port(), directw.read_port(), params.read_port()
-        convw_w, directw_w, params_w = convw.write_port(), directw.write_port(), params.write_port()
+        params_r, params_w = params.read_port(), params.write_port()
 
         # Activation buffers: one physical copy per pair of rows. Copy k serves row 2k through
         # port A (which the write shares: a buffer is never read while it is written) and row
@@ -218,11 +220,17 @@ class Accelerator(wiring.Component):
             self.prog_in_len.eq(hdr.in_len),
             self.prog_out_len.eq(hdr.out_len),
         ]
-        for n, port in enumerate((rom_w, convw_w, directw_w, params_w)):
+        for n, port in ((0, rom_w), (3, params_w)):
             m.d.comb += [
                 port.en.eq(getattr(loader, f"we{n}")),
                 port.addr.eq(getattr(loader, f"addr{n}")),
                 port.data.eq(getattr(loader, f"data{n}")),
+            ]
+        for n, mem in ((1, convw), (2, directw)):
+            m.d.comb += [
+                mem.w_en.eq(getattr(loader, f"we{n}")),
+                mem.w_addr.eq(getattr(loader, f"addr{n}")),
+                mem.w_data.eq(getattr(loader, f"data{n}")),
             ]
 
         # ---------------- compute pipeline
@@ -263,17 +271,19 @@ class Accelerator(wiring.Component):
             ]
             feeders.append(f)
 
-        # Weights: read in the sequencer's cycle c, data in c+1; row 0's operand reaches the
-        # array at c+FEEDER_LATENCY, so conv lane j waits FEEDER_LATENCY-1+j more cycles
-        # (the column skew) and the pre-skewed direct word FEEDER_LATENCY-1.
+        # Weights: read in the sequencer's cycle c, data in c+W (W = READ_LATENCY of the
+        # banked memories); row 0's operand reaches the array at c+FEEDER_LATENCY, so conv
+        # lane j waits FEEDER_LATENCY-W+j more cycles (the column skew) and the pre-skewed
+        # direct word FEEDER_LATENCY-W.
         m.d.comb += [
-            convw_r.addr.eq(seq.convw_addr),
-            directw_r.addr.eq(seq.directw_addr),
+            convw.r_addr.eq(seq.convw_addr),
+            directw.r_addr.eq(seq.directw_addr),
         ]
+        wlat = FEEDER_LATENCY - WEIGHT_READ_LATENCY
         for j in range(C):
-            lane = convw_r.data[8 * j : 8 * j + 8]
-            m.d.comb += array.col_w[j].eq(_delay(m, lane, FEEDER_LATENCY - 1 + j, f"cw{j}"))
-        dword = _delay(m, directw_r.data, FEEDER_LATENCY - 1, "dw")
+            lane = convw.r_data[8 * j : 8 * j + 8]
+            m.d.comb += array.col_w[j].eq(_delay(m, lane, wlat + j, f"cw{j}"))
+        dword = _delay(m, directw.r_data, wlat, "dw")
         m.d.comb += array.w_direct.as_value().eq(dword)
 
         for j in range(C):
