@@ -3,7 +3,7 @@
 A memory deeper than one block RAM's 512 words becomes, in yosys, several blocks cascaded in
 depth with a multiplexer after their outputs: the read path is then block-RAM clock-to-out
 (5.8 ns on ECP5 without the output register) plus LUT levels and long routes. Here the banks
-are explicit (``bank_depth`` words each, one block deep at 36 bits), each bank's read data
+are explicit (``bank_depth`` words each, one block deep at 18 bits), each bank's read data
 goes straight into a register (which the board flow moves into the block RAM's own output
 register, ``hwgen.boards.outreg``), and the bank select is a registered multiplexer after
 that.
@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["BankedMemory", "READ_LATENCY", "banked_golden"]
 
 READ_LATENCY = 3
-BANK_DEPTH = 512  # one ECP5 DP16KD holds 512 words of 36 bits
+BANK_DEPTH = 1024  # one ECP5 DP16KD holds 1,024 words of 18 bits (x18: both ports usable)
 
 
 def banked_golden(writes: list[tuple[int, int]], reads: list[int], depth: int) -> list[int]:
