@@ -54,7 +54,7 @@ FEED_CFG = data.StructLayout(
 
 def feed_cfg(m: Module, desc) -> data.View:
     """Row 0's registered copy of the per-layer constants, from the descriptor."""
-    cfg = Signal(FEED_CFG, name="feed_cfg0")
+    cfg = Signal(FEED_CFG, name="feed_cfg0", reset_less=True)
     m.d.sync += [
         cfg.mode.eq(desc.mode),
         cfg.src.eq(desc.src),
@@ -96,7 +96,9 @@ class RowFeeder(wiring.Component):
 
         # The token moves on to the next row one cycle later (the systolic skew), and so do
         # the per-layer constants.
-        m.d.sync += [self.tok_out.eq(tok), self.cfg_out.eq(d)]
+        cfg_r = Signal(FEED_CFG, reset_less=True)  # per-layer constants: no reset needed
+        m.d.sync += [self.tok_out.eq(tok), cfg_r.eq(d)]
+        m.d.comb += self.cfg_out.eq(cfg_r)
         last_ox, wrap_base, wrap_x, src = d.last_ox, d.wrap_base, d.wrap_x, d.src
 
         # --- stage P: pixel of this row for the current tile (latched on its first token)

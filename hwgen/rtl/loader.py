@@ -93,7 +93,7 @@ class WeightLoader(wiring.Component):
         bpw += [beats_per_word(w) for w, _ in self.mem_shape]
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
         beat = Signal(range(max(bpw) + 1))
-        acc = Signal(max(bpw) * 32)
+        acc = Signal(max(bpw) * 32, reset_less=True)  # every word's beats fill it first
         commit = Signal()
         commit_region = Signal(range(max(nreg, 2)))
         commit_addr = Signal.like(addr)

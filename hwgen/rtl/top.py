@@ -99,7 +99,7 @@ def _bits(n: int) -> int:
 
 def _delay(m: Module, sig, n: int, name: str):
     for s in range(n):
-        nxt = Signal.like(sig, name=f"{name}_{s}")
+        nxt = Signal.like(sig, name=f"{name}_{s}", reset_less=True)
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
@@ -153,7 +153,7 @@ class Accelerator(wiring.Component):
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells
         params = memory.Memory(
             shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[],
-            attrs={"ram_style": "block"},
+            attrs={"ram_style": "block", "no_rw_check": 1},  # written only by a model load
         )
         m.submodules.convw = convw
         m.submodules.directw = directw
@@ -171,7 +171,10 @@ class Accelerator(wiring.Component):
         for b in range(2):
             copies = []
             for k in range((R + 1) // 2):
-                mem = memory.Memory(shape=unsigned(8 * C), depth=plan.buf_depth[b], init=[])
+                # no_rw_check: port B never reads the word port A writes in that cycle (see
+                # above), so yosys adds no collision bypass after the block RAM
+                mem = memory.Memory(shape=unsigned(8 * C), depth=plan.buf_depth[b], init=[],
+                                    attrs={"no_rw_check": 1})
                 m.submodules[f"act{b}_{k}"] = mem
                 wp = mem.write_port(granularity=8)
                 ra = mem.read_port(transparent_for=(wp,))
@@ -189,7 +192,8 @@ class Accelerator(wiring.Component):
         # the program: one descriptor per layer, loaded with the weights and stored as its
         # DESC_BEATS 32-bit beats (a narrow block RAM; a descriptor-wide memory would be
         # flip-flops on a device without LUT RAM). FETCH copies a layer's beats into `desc`.
-        rom = memory.Memory(shape=unsigned(32), depth=plan.max_layers * DESC_BEATS, init=[])
+        rom = memory.Memory(shape=unsigned(32), depth=plan.max_layers * DESC_BEATS, init=[],
+                            attrs={"no_rw_check": 1})  # written only by a model load
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
         desc = Signal(DESC_LAYOUT, reset_less=True)
