@@ -165,3 +165,33 @@ def test_onnx_source_dispatches_to_the_importer(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setitem(sys.modules, "hwgen.frontend.onnx_import", None)  # not installed
     with pytest.raises(HwgenError, match="ONNX import is not available"):
         run(BuildConfig(model=str(onnx_file), steps=("import",)))
+
+
+def test_evaluate_keeps_the_int8_logits_for_the_fast_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accuracy pass's int8 logits are kept (and cached with accuracy.json): the fast
+    engine's golden reference, reused only for exactly the evaluated images."""
+    from hwgen.flow import steps
+    from hwgen.golden.run import predict
+    from hwgen.sim.fast import _evaluated_logits
+
+    cfg = BuildConfig(model="tiny_cnn", build_dir=tmp_path, eval_n=40,
+                      steps=("import", "quantize", "evaluate"))  # fmt: skip
+    st = run(cfg)
+    images, _ = st.source.data.test(40)
+    want = predict(st.qmodel, images)
+    assert np.array_equal(st.int8_logits, want)
+    assert len(list(tmp_path.glob("tiny_cnn/int8_logits_*.npy"))) == 1
+
+    def no_pass(*a, **k):
+        raise AssertionError("the accuracy pass ran again")
+
+    monkeypatch.setattr(steps, "evaluate_accuracy", no_pass)
+    again = run(cfg)  # from the cache: the same integers
+    assert again.accuracy == st.accuracy and np.array_equal(again.int8_logits, want)
+    assert np.array_equal(_evaluated_logits(again, images[:25]), want[:25])
+    other = images[:25].copy()
+    other[3, 10, 10] ^= 1  # one pixel differs: not the evaluated images
+    assert _evaluated_logits(again, other) is None
+    assert _evaluated_logits(again, images[:25][::-1]) is None

@@ -46,6 +46,8 @@ class BuildState:
     qmodel_dir: Path | None = None
     program: Any = None  # hwgen.schedule.program.Program
     accuracy: dict | None = None
+    int8_logits: Any = None  # golden int8 logits of the evaluate step's images (cached too)
+    sim_prep: Any = None  # fast engine: Verilog + harness build started after schedule
     sim_images: Any = None  # the images the simulate step runs (loaded by import: fail early)
     sim_labels: Any = None
     rtl_dir: Path | None = None
@@ -205,11 +207,14 @@ def step_evaluate(st: BuildState) -> None:
         "code_sha256": code_digest(EVAL_CODE),
     }
     path = st.build_dir / "accuracy.json"
+    # The int8 logits are kept too: the fast simulate step compares the RTL with them.
+    logits_path = st.build_dir / f"int8_logits_{key_digest(key)[:16]}.npy"
     if path.exists():
         try:
             cached = json.loads(path.read_text())
             if cached.get("cache_key") == key_digest(key):
                 st.accuracy = cached
+                st.int8_logits = _load_logits(logits_path)
                 return
         except (OSError, ValueError):
             pass  # unreadable cache: measure again
@@ -218,7 +223,18 @@ def step_evaluate(st: BuildState) -> None:
     st.accuracy = evaluate_accuracy(st, cfg.eval_n)
     st.accuracy["cache_key"] = key_digest(key)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob("int8_logits_*.npy"):
+        old.unlink()
+    np.save(logits_path, st.int8_logits)
     path.write_text(json.dumps(st.accuracy, indent=1))
+
+
+def _load_logits(path: Path) -> Any:
+    """Cached int8 logits, or None when missing/unreadable (then recomputed where needed)."""
+    try:
+        return np.load(path) if path.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 def evaluate_accuracy(st: BuildState, n: int | None, progress: bool = False) -> dict:
@@ -239,6 +255,7 @@ def evaluate_accuracy(st: BuildState, n: int | None, progress: bool = False) -> 
         if progress:
             st.log(f"  int8 golden: {min(i + 1000, len(images))}/{len(images)} images")
     int8_logits = np.concatenate(chunks)
+    st.int8_logits = int8_logits
     fp, qp = float_logits.argmax(1), int8_logits.argmax(1)
     res: dict[str, Any] = {
         "model": src.name,
@@ -409,3 +426,15 @@ def _needs(step: str) -> tuple[str, ...]:
 def _run_step(st: BuildState, name: str) -> None:
     STEP_FUNCS[name](st)
     st.done.append(name)
+    if name == "schedule":
+        _start_fast_design(st)
+
+
+def _start_fast_design(st: BuildState) -> None:
+    """The fast engine's Verilog and Verilator build start in the background as soon as the
+    program exists, so they overlap the accuracy pass (the evaluate step)."""
+    cfg = st.cfg
+    if cfg.engine == "fast" and "simulate" in cfg.steps and st.sim_prep is None:
+        from hwgen.sim.fast import start_design
+
+        st.sim_prep = start_design(st.qmodel, cfg.array, n_images=cfg.n)

@@ -40,6 +40,8 @@ __all__ = [
     "build_harness",
     "Training",
     "pgo",
+    "Design",
+    "start_design",
     "prepare_fast",
     "run_shard",
     "run_inline",
@@ -49,6 +51,7 @@ __all__ = [
 
 HARNESS_SRC = Path(__file__).resolve().parent / "harness" / "accel_harness.cpp"
 TOP = "accel"
+SIM_TOP = "accel_sim"  # the harness's wrapper around TOP (sim_wrapper); C++ class still Vaccel
 CXX_OPT = "-O2"  # -O3 / -march=native measured no better than noise on this design
 # GCC profile-guided optimisation for runs of PGO_MIN_IMAGES images or more (None: never):
 # an instrumented build runs PGO_TRAIN images, then the harness is rebuilt with the profile
@@ -97,6 +100,30 @@ def stream_defines(verilog_text: str) -> list[str]:
     ]
 
 
+def sim_wrapper(verilog_text: str) -> str:
+    """Verilog of ``accel_sim``: the top ``accel`` with the same ports, its ``rst`` taken
+    through one register.
+
+    Why: Verilator re-evaluates, on every ``eval()`` (two per clock), all logic that depends
+    combinationally on a top-level input (its "ico" region), and every resettable register's
+    next-state logic depends on ``rst``. Registered in the wrapper, ``rst`` is state, so that
+    logic runs once per clock edge with the rest. The design itself is unchanged; it sees
+    the harness's reset one edge later (the harness holds it long enough).
+    """
+    ports = _top_ports(verilog_text)
+    if "rst" not in ports or "clk" not in ports:
+        raise RuntimeError(f"module {TOP} has no clk/rst ports to wrap")
+    decl = "\n".join(
+        f"  {d} {f'[{w - 1}:0] ' if w > 1 else ''}{n};" for n, (d, w) in ports.items()
+    )
+    conn = ",\n".join(f"    .{n}({'rst_q' if n == 'rst' else n})" for n in ports)
+    return (
+        f"module {SIM_TOP}({', '.join(ports)});\n{decl}\n"
+        "  reg rst_q = 1'b1;\n  always @(posedge clk) rst_q <= rst;\n"
+        f"  {TOP} dut(\n{conn}\n  );\nendmodule\n"
+    )
+
+
 def _verilator_cmd(verilog: Path, mdir: Path, defines: list[str], trace: bool,
                    pgo: str = "") -> list[str]:
     from hwgen.sim.runner import VERILATOR_ARGS
@@ -105,12 +132,12 @@ def _verilator_cmd(verilog: Path, mdir: Path, defines: list[str], trace: bool,
     cflags = " ".join([CXX_OPT, *defines, *(["-DHWGEN_TRACE"] if trace else []), pgo_flags])
     return [
         "verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(mdir),
-        "--top-module", TOP, *VERILATOR_ARGS, "--noassert",
+        "--top-module", SIM_TOP, "--prefix", f"V{TOP}", *VERILATOR_ARGS, "--noassert",
         *(["--trace"] if trace else []),
         "-CFLAGS", cflags,
         "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
         *(["-LDFLAGS", pgo_flags] if pgo else []),
-        "-o", "accel_harness", str(HARNESS_SRC), str(verilog),
+        "-o", "accel_harness", str(HARNESS_SRC), str(verilog), str(mdir / f"{SIM_TOP}.v"),
     ]  # fmt: skip
 
 
@@ -137,8 +164,10 @@ def build_harness(verilog: Path, *, trace: bool = False, train: Training | None 
     text = verilog.read_text()
     defines = stream_defines(text)
     pgo = "use" if train is not None and not trace else ""
+    wrapper = sim_wrapper(text)
     key = hashlib.sha256(
         text.encode()
+        + wrapper.encode()
         + HARNESS_SRC.read_bytes()
         + json.dumps([_verilator_cmd(Path("v"), Path("m"), defines, trace, pgo)]).encode()
     ).hexdigest()
@@ -152,6 +181,7 @@ def build_harness(verilog: Path, *, trace: bool = False, train: Training | None 
             return exe
         vcopy = mdir / f"{TOP}.v"
         vcopy.write_text(compact_zero_init(text))  # deep memories: a loop, not MBs of C++
+        (mdir / f"{SIM_TOP}.v").write_text(wrapper)
         if pgo:
             _make(vcopy, mdir, defines, trace, "gen")
             _profile(exe, train, mdir)
@@ -204,53 +234,93 @@ def _golden_logits(qm, images_uint8, path: Path) -> None:
     stamp.write_text(key)
 
 
+class Design:
+    """The Verilog and the compiled harness of one (model, array), made in a background
+    thread (``start_design``) so the caller can do other work meanwhile (the flow runs its
+    accuracy pass): Amaranth writes the Verilog, Verilator and g++ run as subprocesses."""
+
+    def __init__(self, qm, array, *, tag: str = "", rtl_root: Path | None = None,
+                 build: bool = True) -> None:  # fmt: skip
+        from hwgen.paths import sim_build
+        from hwgen.schedule.lower import lower
+
+        self.prog = lower(qm, array)
+        self.name = f"fast_{qm.name}_{array}{tag}"
+        self.work = sim_build() / self.name
+        self.work.mkdir(parents=True, exist_ok=True)
+        self._rtl_root = rtl_root or self.work / "rtl"
+        self._build = build
+        self._out: dict = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from hwgen.emit.verilog import write_rtl
+
+        try:
+            self._out["verilog"] = v = write_rtl(self.prog, out_dir=self._rtl_root) / "accel.v"
+            if self._build:
+                self._out["exe"] = build_harness(v)
+        except Exception as e:  # re-raised in the caller's thread by wait()
+            self._out["err"] = e
+
+    def wait(self) -> tuple[Path, Path | None]:
+        """(accel.v, the harness or None when not built here); raises the thread's error."""
+        self._thread.join()
+        if "err" in self._out:
+            raise self._out["err"]
+        return self._out["verilog"], self._out.get("exe")
+
+
+def start_design(qm, array, *, n_images: int = 0, tag: str = "",
+                 rtl_root: Path | None = None) -> Design:  # fmt: skip
+    """Start writing the Verilog and building the harness for a run of ``n_images`` (a
+    profile-guided build needs the stimuli: then only the Verilog is made here)."""
+    return Design(qm, array, tag=tag, rtl_root=rtl_root, build=not pgo(n_images))
+
+
 def prepare_fast(
-    qm, array, images_uint8, *, tag: str = "", rtl_root: Path | None = None
-) -> FastCase:
+    qm, array, images_uint8, *, tag: str = "", rtl_root: Path | None = None,
+    golden=None, design: Design | None = None,
+) -> FastCase:  # fmt: skip
     """Verilog, binary stimuli and golden logits for a bulk run; the harness builds meanwhile.
 
-    Returns when the golden file is written and the harness is compiled.
+    ``golden``: the golden model's int8 logits of these images when the caller has them
+    (the flow's accuracy pass), else they are computed (cached). ``design``: a
+    ``start_design`` already under way for (qm, array). Returns when the golden file is
+    written and the harness is compiled.
     """
     import numpy as np
 
     from hwgen.emit.images import weight_beats
-    from hwgen.emit.verilog import write_rtl
-    from hwgen.paths import sim_build
     from hwgen.quant.inputs import quantize_images
-    from hwgen.schedule.lower import lower
 
-    prog = lower(qm, array)
-    name = f"fast_{qm.name}_{array}{tag}"
-    work = sim_build() / name
-    work.mkdir(parents=True, exist_ok=True)
-    rtl_dir = write_rtl(prog, out_dir=rtl_root or work / "rtl")
-    verilog = rtl_dir / "accel.v"
+    d = design or start_design(qm, array, n_images=len(images_uint8), tag=tag,
+                               rtl_root=rtl_root)  # fmt: skip
+    prog, work = d.prog, d.work
     c, h, w = prog.in_shape
     xq = quantize_images(images_uint8, qm.in_scale)  # uint8 pixels or float inputs
     hwc = xq.reshape(len(xq), c, h, w).transpose(0, 2, 3, 1).reshape(len(xq), -1)
     files = {k: work / f"{k}.bin" for k in ("beats", "images", "golden")}
     np.ascontiguousarray(hwc, dtype=np.int8).tofile(files["images"])
     weight_beats(prog).astype("<u4").tofile(files["beats"])
-    train = Training(files["beats"], files["images"], c * h * w, prog.out_len,
-                     3 + len(prog.layers), min(PGO_TRAIN, len(xq)))  # fmt: skip
-    built: dict = {}
-
-    def _build() -> None:
-        try:
-            built["exe"] = build_harness(verilog, train=train if pgo(len(xq)) else None)
-        except Exception as e:  # re-raised in the caller's thread
-            built["err"] = e
-
-    th = threading.Thread(target=_build, daemon=True)
-    th.start()
-    _golden_logits(qm, images_uint8, files["golden"])
-    th.join()
-    if "err" in built:
-        raise built["err"]
+    if golden is None:
+        _golden_logits(qm, images_uint8, files["golden"])
+    else:
+        g = np.asarray(golden).reshape(len(xq), -1)
+        if g.shape[1] != prog.out_len or not np.array_equal(g, g.astype(np.int8)):
+            raise ValueError(f"golden logits {g.shape} are not int8 x {prog.out_len} per image")
+        g.astype(np.int8).tofile(files["golden"])
+        files["golden"].with_suffix(".key").unlink(missing_ok=True)
+    verilog, exe = d.wait()
+    if exe is None:  # profile-guided: the training run needs the stimuli written above
+        train = Training(files["beats"], files["images"], c * h * w, prog.out_len,
+                         3 + len(prog.layers), min(PGO_TRAIN, len(xq)))  # fmt: skip
+        exe = build_harness(verilog, train=train)
     return FastCase(
-        name=name, prog=prog, work=work, verilog=verilog, beats=files["beats"],
+        name=d.name, prog=prog, work=work, verilog=verilog, beats=files["beats"],
         images=files["images"], golden=files["golden"], n_images=len(xq), in_len=c * h * w,
-        out_len=prog.out_len, n_perf=3 + len(prog.layers), exe=built["exe"],
+        out_len=prog.out_len, n_perf=3 + len(prog.layers), exe=exe,
     )  # fmt: skip
 
 
@@ -376,6 +446,21 @@ def waveform_for(case: FastCase, index: int) -> Path:
     return vcd
 
 
+def _evaluated_logits(st, images):
+    """The int8 golden logits the flow's accuracy pass computed (``st.int8_logits``, the
+    golden model over ``data.test(cfg.eval_n)``) for ``images``, when these are exactly its
+    first images; else None (the golden model runs again)."""
+    import numpy as np
+
+    ref = getattr(st, "int8_logits", None)
+    if ref is None or len(ref) < len(images):
+        return None
+    evaluated, _ = st.source.data.test(st.cfg.eval_n)
+    if len(evaluated) < len(images) or not np.array_equal(evaluated[: len(images)], images):
+        return None
+    return ref[: len(images)]
+
+
 def simulate_state(st, *, workers: int = 2, scheduler: str | None = None) -> None:
     """The flow's simulate step on the fast engine: sets ``st.summary`` (hwgen.flow state)."""
     from hwgen.perf.model import summarize
@@ -388,9 +473,12 @@ def simulate_state(st, *, workers: int = 2, scheduler: str | None = None) -> Non
     st.log(f"{st.name} on a {cfg.array} array, {len(images)} test image(s), fast engine "
            f"(compiled Verilator harness as Dask tasks on {who}, gap-free streams)")  # fmt: skip
     t0 = time.perf_counter()
-    case = prepare_fast(st.qmodel, cfg.array, images)
+    golden = _evaluated_logits(st, images)
+    design = st.sim_prep if isinstance(st.sim_prep, Design) else None
+    case = prepare_fast(st.qmodel, cfg.array, images, golden=golden, design=design)
     exe = case.exe
-    st.log(f"harness {exe} built, golden logits computed ({time.perf_counter() - t0:.0f} s)")
+    how = "from the accuracy pass" if golden is not None else "computed"
+    st.log(f"harness {exe} ready, golden logits {how} ({time.perf_counter() - t0:.0f} s)")
     recs, wall = simulate_fast(case, exe, workers=workers, scheduler=scheduler)
     if len(recs) != len(images):
         missing = sorted(set(range(len(images))) - {r["index"] for r in recs})

@@ -3,7 +3,8 @@
 // Loads the model once (weight beats), then runs images [start, start+count) of an int8 image
 // file through the real streams with no gaps and no backpressure, compares every logit with
 // the golden file and appends one JSON line per image to the output file (flushed per line,
-// so a driver can watch progress). Built by hwgen/sim/fast.py; see docs/architecture.md.
+// so a driver can watch progress). Built by hwgen/sim/fast.py around its wrapper `accel_sim`
+// (same ports as `accel`, rst registered; C++ class Vaccel); see docs/architecture.md.
 //
 //   accel_harness --beats F --images F --golden F --in-len N --out-len N --n-perf N
 //                 --start S --count C --out F [--max-cycles M] [--trace F.vcd]
@@ -262,10 +263,13 @@ int main(int argc, char** argv) {
     t->dbg_stop = 0;
     t->image___05Fvalid = 0;
     t->weights___05Fvalid = 0;
+    // The wrapper (fast.py sim_wrapper) registers rst (initially 1): the design sees it one
+    // edge later, so it gets 3 reset edges, then (the extra tick) 1 idle edge as before.
     t->rst = 1;
     s.tick();
     s.tick();
     t->rst = 0;
+    s.tick();
     s.tick();
     t->weights_restart = 1;
     s.tick();
