@@ -93,7 +93,7 @@ def test_icebreaker_mnist_does_not_fit_and_says_why() -> None:
 @pytest.mark.board
 @pytest.mark.slow
 def test_icebreaker_digits_tiny_build() -> None:
-    """The model that fits the iCE40UP5K, built for real (about 4 CPU-minutes, one seed): a
+    """The model that fits the iCE40UP5K, built for real (166 s user measured, one seed): a
     bitstream, every logic cell count within the device, timing met at the 12 MHz clock."""
     rep = build("icebreaker", "digits_tiny", "1x1", seeds=1, n=2)
     assert rep["bitstream"].endswith(".bin")

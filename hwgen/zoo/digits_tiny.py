@@ -4,7 +4,7 @@ Same data and input as ``digits_cnn`` (``x = (v - 8) / 8``, shape [N, 1, 8, 8]).
 convolutions take the place of the max-pools, so a design for it has no pool unit at all:
 that and its small memories make it the zoo model that fits the iCE40UP5K (5,280 logic
 cells; ``make bitstream MODEL=digits_tiny BOARD=icebreaker ARRAY=1x1``, README "Boards").
-Trained by ``python -m hwgen.train --model digits_tiny --epochs 30`` in seconds.
+Trained by ``python -m hwgen.train --model digits_tiny --epochs 30 --threads 1`` in seconds.
 
     conv1  1->16,  3x3, stride 2, pad 1, ReLU   16x4x4    2,304 MACs
     conv2  16->24, 3x3, stride 2, pad 1, ReLU   24x2x2   13,824 MACs
