@@ -77,10 +77,12 @@ def test_image_writer_length_faults() -> None:
     assert events == [(11, "long")]
 
 
-def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int) -> tuple[list, int]:
-    """A result transfer from a registered-read buffer holding ``words``, with random
-    backpressure; returns (logits with their `last` flags, cycles until done)."""
-    dut = LogitSender(cols=cols, addr_width=8)
+def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int,
+              latency: int = 1) -> tuple[list, int]:
+    """A result transfer from a buffer holding ``words`` whose read data comes ``latency``
+    cycles after the address, with random backpressure; returns (logits with their `last`
+    flags, cycles until done)."""
+    dut = LogitSender(cols=cols, addr_width=8, read_latency=latency)
     rng = random.Random(seed)
     packed = [sum((int(v) & 0xFF) << (8 * j) for j, v in enumerate(w)) for w in words]
     got: list[tuple[int, int]] = []
@@ -90,8 +92,10 @@ def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int) -> tuple[li
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        addr_q, held = None, None
+        held = None
+        addrs: list[int | None] = [None] * latency  # the address of each past cycle
         for t in range(40 * out_len + 10):
+            addr_q = addrs[-latency]
             ctx.set(dut.rdata, packed[addr_q] if addr_q is not None else 0)
             ready = rng.random() < 0.6
             ctx.set(dut.o_stream.ready, ready)
@@ -103,7 +107,7 @@ def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int) -> tuple[li
             if valid and ready:
                 got.append(payload)
             done = ctx.get(dut.done)
-            addr_q = ctx.get(dut.raddr) if ctx.get(dut.reading) else None
+            addrs.append(ctx.get(dut.raddr) if ctx.get(dut.reading) else None)
             await ctx.tick()
             if done:
                 got.append((t, -1))
@@ -116,10 +120,11 @@ def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int) -> tuple[li
     return got[:-1], got[-1][0] if got and got[-1][1] == -1 else -1
 
 
+@pytest.mark.parametrize("latency", [1, 2, 3])
 @pytest.mark.parametrize("cols,out_len", [(3, 10), (4, 4), (1, 3), (8, 5)])
-def test_logit_sender_matches_golden(cols: int, out_len: int) -> None:
+def test_logit_sender_matches_golden(cols: int, out_len: int, latency: int) -> None:
     words = np.random.default_rng(cols).integers(-128, 128, (-(-out_len // cols), cols))
-    got, done_at = _send_run(cols, words, out_len, seed=out_len)
+    got, done_at = _send_run(cols, words, out_len, seed=out_len, latency=latency)
     assert done_at >= 0, "no done pulse"
     assert [v for v, _ in got] == logits_from_words(words, out_len, cols)
     assert [last for _, last in got] == [0] * (out_len - 1) + [1]

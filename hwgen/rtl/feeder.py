@@ -86,6 +86,8 @@ class RowFeeder(wiring.Component):
                 "rdata0": In(unsigned(8 * cols)),
                 "rdata1": In(unsigned(8 * cols)),
                 "row": Out(ROW_IN_LAYOUT),
+                "word0": Out(unsigned(8 * cols)),  # stage M's registered words, for the
+                "word1": Out(unsigned(8 * cols)),  # result transfer (row 0 only)
             }
         )
 
@@ -169,6 +171,7 @@ class RowFeeder(wiring.Component):
             m_lane.eq(b_lane),
             m_flags.eq(b_flags),
         ]
+        m.d.comb += [self.word0.eq(m_word0), self.word1.eq(m_word1)]
         # --- stage C: buffer and lane select, padding zero
         word = Signal(8 * self.cols)
         m.d.comb += word.eq(Mux(src, m_word1, m_word0))

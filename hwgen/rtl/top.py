@@ -299,14 +299,16 @@ class Accelerator(wiring.Component):
 
         # ---------------- data and result transfers (hwgen/rtl/transfer.py)
         img = ImageWriter(cols=C, addr_width=AW)
-        snd = LogitSender(cols=C, addr_width=AW)
+        # the result words come through row 0's stage-M registers (one flip-flop after the
+        # block RAM, which the board moves into the block's output register)
+        snd = LogitSender(cols=C, addr_width=AW, read_latency=2)
         m.submodules.image_in = img
         m.submodules.logits_out = snd
         m.d.comb += [
             img.i_stream.valid.eq(self.image.valid),
             img.i_stream.payload.eq(self.image.payload),
             self.image.ready.eq(img.i_stream.ready),  # DISCARD below takes values too
-            snd.rdata.eq(Mux(hdr.out_buf, rport(1, 0).data, rport(0, 0).data)),
+            snd.rdata.eq(Mux(hdr.out_buf, feeders[0].word1, feeders[0].word0)),
             self.logits.valid.eq(snd.o_stream.valid),
             self.logits.payload.eq(snd.o_stream.payload),
             snd.o_stream.ready.eq(self.logits.ready),

@@ -118,12 +118,17 @@ class LogitSender(wiring.Component):
 
     `start` (a pulse while idle) begins a transfer of `len_last` + 1 logits from word 0. While
     `reading` the unit drives the buffer's read address `raddr`; `rdata` must be that word
-    one cycle later. `busy` from the cycle after `start` to the final logit's transfer,
-    `done` in that cycle.
+    `read_latency` cycles later (1: a block RAM's read port; 2: a register after it, which
+    keeps the block RAM's output pins on one flip-flop). `busy` from the cycle after `start`
+    to the final logit's transfer, `done` in that cycle.
     """
 
-    def __init__(self, cols: int, addr_width: int, len_width: int = 16) -> None:
+    def __init__(self, cols: int, addr_width: int, len_width: int = 16,
+                 read_latency: int = 1) -> None:
+        if read_latency < 1:
+            raise ValueError(f"LogitSender read_latency must be >= 1, not {read_latency}")
         self.cols = cols
+        self.read_latency = read_latency
         super().__init__({
             "start": In(1),
             "len_last": In(len_width),
@@ -151,7 +156,11 @@ class LogitSender(wiring.Component):
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
-                m.next = "WAIT"
+                m.next = "WAIT" if self.read_latency == 1 else "HOLD1"
+            for k in range(1, self.read_latency):  # the address held while the data travels
+                with m.State(f"HOLD{k}"):
+                    m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
+                    m.next = "WAIT" if k == self.read_latency - 1 else f"HOLD{k + 1}"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += word.eq(self.rdata)
