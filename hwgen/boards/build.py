@@ -33,6 +33,8 @@ from hwgen.paths import build_dir, reports, tools_on_path
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
+from .outreg import no_rw_check_rtlil
+
 __all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
            "nextpnr_summary"]
 
@@ -293,7 +295,10 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
         platform.reset_dsp_count()
         plan = platform.prepare(top, name="top", **platform.build_overrides())
         plan.extract(out)
-        return {"dsps_instantiated": platform.dsps_used,
+        il = out / "top.il"  # no_rw_check memories: no collision bypass (boards/outreg.py)
+        text, n_ports = no_rw_check_rtlil(il.read_text())
+        il.write_text(text)
+        return {"dsps_instantiated": platform.dsps_used, "no_rw_check_read_ports": n_ports,
                 "lut_multipliers": platform.lut_multipliers,
                 "how": platform.multiplier_text()}
 
