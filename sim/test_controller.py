@@ -45,7 +45,14 @@ from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import beats_per_word
-from hwgen.rtl.top import FETCH_CYCLES, LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
+from hwgen.rtl.top import (
+    FETCH_CYCLES,
+    LOGIT_LAYOUT,
+    RESULT_READ_LATENCY,
+    STATUS_LAYOUT,
+    Accelerator,
+    perf_index,
+)
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.network import layer_words
@@ -302,8 +309,9 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     )
     assert inp == r.ready_cycles, f"{what}: input counter {inp} != image.ready cycles"
     words_read = -(-prog.out_len // C) if not r.dbg_stop else 0
-    assert out == 2 * words_read + r.logit_valid_cycles, (
-        f"{what}: output counter {out} != 2 per word ({words_read} words) + "
+    per_word = 1 + RESULT_READ_LATENCY  # READ, the read latency, then SEND
+    assert out == per_word * words_read + r.logit_valid_cycles, (
+        f"{what}: output counter {out} != {per_word} per word ({words_read} words) + "
         f"{r.logit_valid_cycles} OUT_SEND cycles"
     )
     for li, c in enumerate(lays):
@@ -499,7 +507,8 @@ def test_start_while_busy_is_refused_in_every_state() -> None:
     assert set(seen) == {busy_bit, busy_bit | unread_bit}, f"status values {set(seen)}"
     assert seen[0] == busy_bit, f"first cycle of the run: status {seen[0]:#x}"
     first_unread = seen.index(busy_bit | unread_bit)
-    # start_unread from the first OUT_READ cycle: the result transfer takes 2 cycles per word
+    # start_unread from the first OUT_READ cycle: the result transfer takes 1 + the read
+    # latency cycles per word
     # plus one per logit (no backpressure), and every later cycle keeps it
     assert all(s & unread_bit for s in seen[first_unread:])
     assert len(seen) - first_unread == out["perf"][perf_index("output")], (

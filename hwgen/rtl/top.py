@@ -97,6 +97,9 @@ def _bits(n: int) -> int:
     return max(1, (max(n, 1) - 1).bit_length())
 
 
+RESULT_READ_LATENCY = 2  # result words: block RAM, then row 0's stage-M register
+
+
 def _delay(m: Module, sig, n: int, name: str):
     for s in range(n):
         nxt = Signal.like(sig, name=f"{name}_{s}", reset_less=True)
@@ -301,7 +304,7 @@ class Accelerator(wiring.Component):
         img = ImageWriter(cols=C, addr_width=AW)
         # the result words come through row 0's stage-M registers (one flip-flop after the
         # block RAM, which the board moves into the block's output register)
-        snd = LogitSender(cols=C, addr_width=AW, read_latency=2)
+        snd = LogitSender(cols=C, addr_width=AW, read_latency=RESULT_READ_LATENCY)
         m.submodules.image_in = img
         m.submodules.logits_out = snd
         m.d.comb += [
