@@ -25,6 +25,7 @@ help:
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
 	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
 	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [FIT=M2,M3]  FPGA bitstream (UART host top) + Fmax/resource report"
+	@echo "make bitstream MODEL=digits_tiny BOARD=icebreaker ARRAY=1x1           the iCEBreaker (iCE40UP5K) build: the zoo model that fits"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
 

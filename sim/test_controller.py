@@ -17,7 +17,7 @@ inference. A monitor checks on every cycle:
   valid & ~ready; `last` exactly on the final logit;
 
 and after each run: logits == `hwgen.golden.run.run` and the perf-counter identity
-total == input + output + sum(layers) + 2 per executed layer (FETCH + LATCH), each term
+total == input + output + sum(layers) + FETCH_CYCLES per executed layer, each term
 also measured independently from the ports.
 """
 
@@ -45,7 +45,7 @@ from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import beats_per_word
-from hwgen.rtl.top import LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
+from hwgen.rtl.top import FETCH_CYCLES, LOGIT_LAYOUT, STATUS_LAYOUT, Accelerator, perf_index
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import Program
 from hwgen.sim.network import layer_words
@@ -292,7 +292,7 @@ class Driver:
 def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     """Counter identity from top.py's FSM: every state but IDLE/DONE counts in `total`;
     LOAD_IN in `input`; OUT_READ/OUT_WAIT/OUT_SEND in `output`; RUN in its layer's counter;
-    FETCH and LATCH (2 cycles per layer) only in `total`."""
+    FETCH (FETCH_CYCLES per layer) only in `total`."""
     p = r.perf
     C = prog.array.cols
     total, inp, out = p[perf_index("total")], p[perf_index("input")], p[perf_index("output")]
@@ -314,8 +314,9 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
             )
         else:
             assert c == 0, f"{what}: layer {li} counter {c} but the run stopped earlier"
-    assert total == inp + out + sum(lays) + 2 * layers_run, (
-        f"{what}: total {total} != input {inp} + output {out} + layers {lays} + 2x{layers_run}"
+    assert total == inp + out + sum(lays) + FETCH_CYCLES * layers_run, (
+        f"{what}: total {total} != input {inp} + output {out} + layers {lays} + "
+        f"{FETCH_CYCLES}x{layers_run}"
     )
 
 
@@ -447,7 +448,7 @@ def test_small_arrays_convert_and_run(array: str) -> None:
 
 def test_start_while_busy_is_refused_in_every_state() -> None:
     """`start` held high for a whole run (from the cycle after the accepted one): every busy
-    cycle is a refused start, in every controller state including FETCH/LATCH. The run is
+    cycle is a refused start, in every controller state including FETCH. The run is
     unaffected (logits golden, same cycle count as with a pulse); `status` holds start_busy
     from the first cycle and start_unread from the first result-transfer cycle on."""
     qm = tiny_model()

@@ -18,6 +18,7 @@ from hwgen.datasets import load_mnist_sample
 from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
+from hwgen.rtl.traits import SmallDeviceSim
 from hwgen.sim.network import prepare, simulate
 
 
@@ -77,6 +78,25 @@ def test_network_bit_exact_on_mult18x18d_model(model: str, array: str, n: int) -
     assert plat.dsps_used == a.pes + 4 * a.cols and plat.lut_multipliers == 0
     assert "MULT18X18D #(" in case.verilog.read_text()
     _assert_bit_exact(case, res, out, n)
+
+
+class _NarrowCounters(SmallDeviceSim):
+    perf_counter_width = 11  # tiny_cnn 4x4 takes more than 2,047 cycles per image
+
+
+@pytest.mark.rtl
+def test_network_bit_exact_on_small_device_traits() -> None:
+    """The iCEBreaker's traits (hwgen.rtl.traits): a one-edge requant product, bit-exact; and
+    a narrow cycle counter saturates instead of wrapping (11 bits here, so it must)."""
+    plat = _NarrowCounters()
+    case, res, out = _run("tiny_cnn", "4x4", 2, platform=plat)
+    _assert_bit_exact(case, res, out, 2)
+    limit = (1 << plat.perf_counter_width) - 1
+    for r in out["images"]:
+        total, inp = r["cycles"][0], r["cycles"][1]
+        assert total == limit, f"total counter {total}: not saturated at {limit}"
+        assert 0 < inp < limit, f"input counter {inp}"
+    assert "reg [10:0] perf0" in case.verilog.read_text()
 
 
 @pytest.mark.rtl

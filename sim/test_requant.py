@@ -49,10 +49,14 @@ def test_requant_params() -> None:
 
 
 @pytest.mark.parametrize(
-    "acc_width,mult_latency,gap_prob", [(32, 4, 0.0), (32, 1, 0.3), (40, 3, 0.0), (20, 4, 0.5)]
+    "acc_width,mult_latency,gap_prob,fold",
+    [(32, 4, 0.0, False), (32, 1, 0.3, False), (40, 3, 0.0, False), (20, 4, 0.5, False),
+     (32, 1, 0.3, True)],  # the iCEBreaker's lane (hwgen.rtl.traits.SmallDevice)
 )
-def test_requant_amaranth_sim(acc_width: int, mult_latency: int, gap_prob: float) -> None:
-    dut = Requant(acc_width=acc_width, mult_latency=mult_latency)
+def test_requant_amaranth_sim(acc_width: int, mult_latency: int, gap_prob: float,
+                              fold: bool) -> None:
+    dut = Requant(acc_width=acc_width, mult_latency=mult_latency, fold=fold)
+    assert dut.latency == mult_latency + (2 if fold else 5)
     rng = random.Random(SEED * 1000 + acc_width + mult_latency)
     vecs, cycles = make_run(rng, acc_width, 1500, gap_prob)
     trace = expected_trace(vecs, cycles, dut.latency)

@@ -73,6 +73,7 @@ def test_icebreaker_misfit_is_a_one_line_error_before_simulation(tmp_path: Path,
     line = _fails(capsys, ["--workdir", str(tmp_path), "build", "--board", "icebreaker",
                            "--model", "mnist_cnn", "--array", "4x4"])  # fmt: skip
     assert "iCE40UP5K" in line and "KiB" in line and "SB_MAC16" in line and "4x4" in line
+    assert "digits_tiny on a 1x1 array" in line  # names the zoo model that fits
 
 
 def test_clock_and_uart_follow_the_real_clock() -> None:

@@ -15,7 +15,7 @@ from hwgen.zoo import MODELS, UnknownModelError, get_model, input_shape, model_n
 
 
 def test_registry() -> None:
-    assert model_names() == ["digits_cnn", "mnist_cnn", "res_cnn", "tiny_cnn"]
+    assert model_names() == ["digits_cnn", "digits_tiny", "mnist_cnn", "res_cnn", "tiny_cnn"]
     assert set(MODELS) == set(model_names())
     assert all(input_shape(n) == (1, 28, 28) for n in ("mnist_cnn", "res_cnn", "tiny_cnn"))
     assert input_shape("digits_cnn") == (1, 8, 8) and models.dataset("digits_cnn") == "digits"
@@ -26,7 +26,7 @@ def test_unknown_name_lists_known_ones() -> None:
         get_model("lenet")
     assert isinstance(info.value, UnknownModelError)
     assert str(info.value) == (
-        "unknown model 'lenet'; known models: digits_cnn, mnist_cnn, res_cnn, tiny_cnn"
+        "unknown model 'lenet'; known models: digits_cnn, digits_tiny, mnist_cnn, res_cnn, tiny_cnn"
     )
     with pytest.raises(UnknownModelError, match="known models"):
         weights_path("resnet")
@@ -97,3 +97,17 @@ def test_tiny_cnn_exercises_the_hardware() -> None:
     assert any(isinstance(m, nn.AvgPool2d) for m in mods)
     assert any(isinstance(m, nn.BatchNorm2d) for m in mods)
     assert isinstance(mods[-1], nn.Linear) and mods[-1].out_features == 10
+
+
+def test_digits_tiny_weights_accuracy_and_no_pool() -> None:
+    """The iCEBreaker's model: committed weights, >= 88 % float on the 360 test digits, and
+    no pooling layer (so its design has no pool unit, which is what makes it fit the UP5K)."""
+    from hwgen.datasets import load_digits
+
+    model = get_model("digits_tiny")
+    saved = torch.load(weights_path("digits_tiny"), weights_only=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, saved[k]), k
+    x, y = load_digits("test")
+    assert evaluate_float(model, x, y) >= 0.88
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in model.modules())

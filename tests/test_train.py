@@ -69,7 +69,7 @@ def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["--help"])
     assert e.value.code == 0
-    assert "--model {digits_cnn,mnist_cnn,res_cnn,tiny_cnn}" in capsys.readouterr().out
+    assert "--model {digits_cnn,digits_tiny,mnist_cnn,res_cnn,tiny_cnn}" in capsys.readouterr().out
     args = build_parser().parse_args(["--model", "mnist_cnn", "--epochs", "2"])
     assert args.epochs == 2 and args.out is None
     np.testing.assert_equal(args.seed, 0)

@@ -1,10 +1,12 @@
 """iCEBreaker (iCE40UP5K): will the design fit? Memory and multiplier needs vs. the device.
 
 The check runs before any tool: the Program gives every memory's depth and width, so the
-block-RAM need is exact (not an estimate). The current design keeps weights, parameters and
-R copies of both activation buffers in block RAM, which on the UP5K means its 30 EBR
+block-RAM need is exact (not an estimate). The design keeps weights, parameters and
+ceil(R/2) copies of both activation buffers in block RAM, which on the UP5K means its 30 EBR
 (4 Kbit each); its 128 KiB of SPRAM (four 16K x 16 single-port blocks) would need a
-single-port weight store, which the accelerator does not have yet.
+single-port weight store, which the accelerator does not have. Logic is the tighter limit:
+the zoo model measured to fit (``FITS``, named in every refusal) is digits_tiny on a 1x1
+array, 5,048 of the 5,280 logic cells (README "Board builds").
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from hwgen.errors import HwgenError
 from hwgen.schedule.capacity import MemoryPlan
 
-__all__ = ["UP5K", "DeviceFitError", "check_fit", "memory_needs"]
+__all__ = ["FITS", "UP5K", "DeviceFitError", "check_fit", "memory_needs"]
 
 
 class DeviceFitError(HwgenError):
@@ -20,6 +22,9 @@ class DeviceFitError(HwgenError):
 
 UP5K = {"LUT4": 5280, "DSP": 8, "EBR": 30, "EBR_bits": 30 * 4096, "SPRAM_bits": 4 * 256 * 1024}
 REQUANT_DSPS_PER_LANE = 4  # a 32x32 product from 16x16 SB_MAC16 partial products
+# The zoo model and array whose iCEBreaker build was measured to fit (README "Boards"); the
+# refusal names it.
+FITS = ("digits_tiny", "1x1")
 
 
 def memory_needs(plan: MemoryPlan) -> dict[str, int]:
@@ -59,4 +64,6 @@ def check_fit(plan: MemoryPlan, model: str) -> None:
         raise DeviceFitError(
             f"{model} on a {plan.array} array does not fit the iCE40UP5K: "
             + "; ".join(problems)
+            + f"; the zoo model that fits is {FITS[0]} on a {FITS[1]} array "
+            f"(make bitstream MODEL={FITS[0]} BOARD=icebreaker ARRAY={FITS[1]})"
         )

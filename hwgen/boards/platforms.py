@@ -6,6 +6,7 @@ import os
 import shutil
 
 from hwgen.rtl.ecp5_dsp import Ecp5Multipliers
+from hwgen.rtl.traits import SmallDevice, SmallDeviceSim
 
 __all__ = ["make"]
 
@@ -57,8 +58,9 @@ def _ulx3s_cls():
 def _icebreaker_cls():
     from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-    class IceBreaker(ICEBreakerPlatform):
-        """iCEBreaker (iCE40UP5K-SG48); products are yosys-inferred SB_MAC16 (``-dsp``)."""
+    class IceBreaker(SmallDevice, ICEBreakerPlatform):
+        """iCEBreaker (iCE40UP5K-SG48); products are yosys-inferred SB_MAC16 (``-dsp``); the
+        small-device traits (hwgen.rtl.traits: one-edge requant product, 24-bit counters)."""
 
         dsps_used = 0  # no multiplier hook: the generic `*`, which yosys maps to SB_MAC16
         lut_multipliers = 0
@@ -69,7 +71,7 @@ def _icebreaker_cls():
             self.add_resources(self.break_off_pmod)  # LEDs 2..6 on the snap-off PMOD
 
         def sim_platform(self):
-            return None  # the generic `*` is what yosys sees too
+            return SmallDeviceSim()  # the same traits; the generic `*` is what yosys sees too
 
         def multiplier_text(self) -> str:
             return "the generic registered `*`, mapped to SB_MAC16 by yosys (synth_ice40 -dsp)"

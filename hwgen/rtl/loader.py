@@ -9,6 +9,11 @@ largest model loads any smaller one. Without a header (`header=None`, regions gi
 depth)) every region is exactly its memory's depth: the fixed-length loader the formal and unit
 checks exercise.
 
+* A *beat region* (``beat_regions``) is stored as the beats themselves: its memory is 32 bits
+  wide and each of its words takes ceil(width/32) consecutive addresses (the header still
+  counts words). The program's descriptors are kept that way: a narrow block RAM instead of a
+  memory, an assembly register and a read register as wide as a descriptor (iCE40 has no LUT
+  RAM, so those were flip-flops).
 * `restart` rewinds to the header and drops `loaded`.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
@@ -45,15 +50,23 @@ class WeightLoader(wiring.Component):
         regions: list[tuple[str, int, int]] | list[tuple[int, int]],
         header: data.StructLayout | None = None,
         magic: int = 0,
+        beat_regions: tuple[int, ...] = (),
     ) -> None:
         """header: layout of the first word (with a `magic` field); regions: (header field
         giving the word count, word width in bits, memory depth) of each memory, in load order;
-        without a header, (word width, depth): every region is as long as its memory."""
+        without a header, (word width, depth): every region is as long as its memory.
+        beat_regions: indices of regions stored one 32-bit beat per address (see above)."""
         self.header_layout = header
         self.magic = magic
         if header is None:
             regions = [(None, w, d) for w, d in regions]
         self.regions = regions
+        # beats per stored word of each region, and each memory's (width, depth)
+        self.split = [beats_per_word(w) if n in beat_regions else 1
+                      for n, (_, w, _) in enumerate(regions)]  # fmt: skip
+        self.mem_shape = [(32, d * k) if n in beat_regions else (w, d)
+                          for n, ((_, w, d), k) in enumerate(zip(regions, self.split,
+                                                                 strict=True))]  # fmt: skip
         ports: dict = {
             "i_stream": In(stream.Signature(BEAT_LAYOUT)),
             "restart": In(1),
@@ -64,7 +77,7 @@ class WeightLoader(wiring.Component):
         }
         if header is not None:
             ports["header"] = Out(header)
-        for n, (_, w, dpt) in enumerate(regions):
+        for n, (w, dpt) in enumerate(self.mem_shape):
             ports[f"we{n}"] = Out(1)
             ports[f"addr{n}"] = Out(range(max(dpt, 2)))
             ports[f"data{n}"] = Out(unsigned(w))
@@ -77,8 +90,8 @@ class WeightLoader(wiring.Component):
         first = 0 if has_hdr else 1  # the state a transfer starts in
         state = Signal(range(nreg + 2), init=first)  # 0: header; n+1: region n
         bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
-        bpw += [beats_per_word(w) for _, w, _ in self.regions]
-        addr = Signal(range(max(d for *_, d in self.regions) + 1))
+        bpw += [beats_per_word(w) for w, _ in self.mem_shape]
+        addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
         beat = Signal(range(max(bpw) + 1))
         acc = Signal(max(bpw) * 32)
         commit = Signal()
@@ -97,7 +110,7 @@ class WeightLoader(wiring.Component):
         left = Signal.like(addr, init=0 if has_hdr else self.regions[0][2] - 1)
         len_m1 = [Signal.like(addr, name=f"len_m1_{n}", reset_less=has_hdr) for n in range(nreg)]
         if not has_hdr:
-            m.d.comb += [lm.eq(d - 1) for lm, (_, _, d) in zip(len_m1, self.regions, strict=True)]
+            m.d.comb += [lm.eq(d - 1) for lm, (_, d) in zip(len_m1, self.mem_shape, strict=True)]
         # wend: this beat completes a word (beat == bpw[state] - 1); lzero: left == 0. Both
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
@@ -111,7 +124,7 @@ class WeightLoader(wiring.Component):
             # while the header is checked
             self.i_stream.ready.eq(~loaded & ~self.restart & ~checking),
         ]
-        for n, (_, w, _) in enumerate(self.regions):
+        for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
                 getattr(self, f"we{n}").eq(commit & (commit_region == n)),
                 getattr(self, f"addr{n}").eq(commit_addr),
@@ -140,11 +153,11 @@ class WeightLoader(wiring.Component):
             with m.Elif(ok):
                 m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1)]
                 if has_hdr:  # (checking is never set without a header)
-                    fields = [f for f, _, _ in self.regions]
-                    m.d.sync += left.eq(new_hdr[fields[0]] - 1)
-                    m.d.sync += lzero.eq(new_hdr[fields[0]] == 1)
-                    pairs = zip(len_m1, fields, strict=True)
-                    m.d.sync += [lm.eq(new_hdr[f] - 1) for lm, f in pairs]
+                    words = [_times(new_hdr[f], k)
+                             for (f, _, _), k in zip(self.regions, self.split, strict=True)]
+                    m.d.sync += left.eq(words[0] - 1)
+                    m.d.sync += lzero.eq(words[0] == 1)
+                    m.d.sync += [lm.eq(w - 1) for lm, w in zip(len_m1, words, strict=True)]
             with m.Else():
                 m.d.comb += self.err_header.eq(1)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
@@ -189,6 +202,16 @@ class WeightLoader(wiring.Component):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
         return m
+
+
+def _times(v, k: int):
+    """``v * k`` for a constant ``k`` as shifts and adds (no multiplier cell for yosys to
+    map onto a DSP block)."""
+    terms = [v << i for i in range(k.bit_length()) if k >> i & 1]
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 class LoaderModel:

@@ -120,13 +120,17 @@ class Requant(wiring.Component):
     partial products).
     """
 
-    def __init__(self, *, acc_width: int = 32, mult_latency: int = REQUANT_MULT_LATENCY) -> None:
+    def __init__(self, *, acc_width: int = 32, mult_latency: int = REQUANT_MULT_LATENCY,
+                 fold: bool = False) -> None:
         if not isinstance(acc_width, int) or not 1 <= acc_width <= 62:
             raise ValueError(f"Accumulator width must be an integer in 1..62, not {acc_width!r}")
         if not isinstance(mult_latency, int) or mult_latency < 1:
             raise ValueError(f"Multiplier latency must be an integer >= 1, not {mult_latency!r}")
         self.acc_width = acc_width
         self.mult_latency = mult_latency
+        # fold: stages B, C and D without their registers (one long path into E), for a
+        # slow clock on a device short of flip-flops (hwgen.rtl.traits)
+        self.fold = fold
         super().__init__(
             {
                 "i_stream": In(stream.Signature(requant_in_layout(acc_width), always_ready=True)),
@@ -137,7 +141,7 @@ class Requant(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input beat to its output beat."""
-        return self.mult_latency + 5
+        return self.mult_latency + (2 if self.fold else 5)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -175,7 +179,8 @@ class Requant(wiring.Component):
         b_valid = Signal()
         prod = mult.p
         high = (prod >> 31) + prod[30]
-        m.d.sync += [
+        mid = "comb" if self.fold else "sync"  # the domain of stages B, C and D
+        m.d[mid] += [
             b_q.eq(Mux(m_ovf, INT32_MAX, high[:32].as_signed())),
             b_side.eq(m_side),
             b_valid.eq(m_valid),
@@ -189,7 +194,7 @@ class Requant(wiring.Component):
         c_sticky = Signal.like(sticky, reset_less=True)
         c_lohi = Signal(16, reset_less=True)
         c_valid = Signal()
-        m.d.sync += [
+        m.d[mid] += [
             c_floor.eq(floor),
             c_half.eq(half),
             c_neg.eq(b_q[31]),
@@ -202,7 +207,7 @@ class Requant(wiring.Component):
         d_y = Signal(signed(32), reset_less=True)
         d_lohi = Signal(16, reset_less=True)
         d_valid = Signal()
-        m.d.sync += [
+        m.d[mid] += [
             d_y.eq(c_floor + rdbpot_round_up(c_neg, c_half, c_sticky)),
             d_lohi.eq(c_lohi),
             d_valid.eq(c_valid),

@@ -49,14 +49,17 @@ from hwgen.schedule.program import Program
 
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder
-from .loader import BEAT_LAYOUT, WeightLoader
+from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
 from .sequencer import Sequencer
 from .systolic import SystolicArray
+from .traits import trait
 from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageWriter, LogitSender
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
 
 __all__ = [
     "Accelerator",
+    "DESC_BEATS",
+    "FETCH_CYCLES",
     "IMAGE_LAYOUT",
     "LOGIT_LAYOUT",
     "STATUS_LAYOUT",
@@ -78,6 +81,10 @@ STATUS_LAYOUT = data.StructLayout(
         "weights_header": 1,
     }
 )
+
+
+DESC_BEATS = beats_per_word(DESC_LAYOUT.size)  # 32-bit program words per descriptor
+FETCH_CYCLES = DESC_BEATS + 1  # controller cycles per layer outside its RUN counter
 
 
 def perf_index(name: str, layer: int = 0) -> int:
@@ -175,8 +182,10 @@ class Accelerator(wiring.Component):
             ra, rb, _ = bufs[b][i // 2]
             return ra if i % 2 == 0 else rb
 
-        # the program: one descriptor per layer, loaded with the weights
-        rom = memory.Memory(shape=DESC_LAYOUT, depth=plan.max_layers, init=[])
+        # the program: one descriptor per layer, loaded with the weights and stored as its
+        # DESC_BEATS 32-bit beats (a narrow block RAM; a descriptor-wide memory would be
+        # flip-flops on a device without LUT RAM). FETCH copies a layer's beats into `desc`.
+        rom = memory.Memory(shape=unsigned(32), depth=plan.max_layers * DESC_BEATS, init=[])
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
         desc = Signal(DESC_LAYOUT)
@@ -191,6 +200,7 @@ class Accelerator(wiring.Component):
                 ("directw_words", 8 * R * C, plan.directw_depth),
                 ("param_words", len(params_w.data.as_value()), plan.param_depth),
             ],
+            beat_regions=(0,),  # the program memory holds beats (see above)
         )
         m.submodules.loader = loader
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -287,16 +297,24 @@ class Accelerator(wiring.Component):
 
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
+        prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
+        fetch_i = Signal(range(DESC_BEATS + 1))  # FETCH's cycle
         seq_start = Signal()
         wb_start = Signal()
         settle = Signal(4)
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
 
-        counters = Array(Signal(32, name=f"perf{n}") for n in range(3 + self.n_layers))
+        # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
+        # narrower one saturates (`count` below) rather than wrap.
+        pw = trait(platform, "perf_counter_width", 32)
+        counters = Array(Signal(pw, name=f"perf{n}") for n in range(3 + self.n_layers))
         # Registered read (perf_data follows perf_sel one cycle later): the counter mux was on
         # the host link's critical path.
         m.d.sync += self.perf_data.eq(counters[self.perf_sel])
         total = counters[0]
+
+        def count(cnt):
+            return cnt.eq(cnt + 1) if pw >= 32 else cnt.eq(cnt + ~cnt.all())
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
         # through port A, whose address is the write's while it writes, else row 2k's read
@@ -365,7 +383,7 @@ class Accelerator(wiring.Component):
                      snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
-        begin = [layer.eq(0), *(cnt.eq(0) for cnt in counters)]
+        begin = [layer.eq(0), prog_addr.eq(0), fetch_i.eq(0), *(cnt.eq(0) for cnt in counters)]
 
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
@@ -380,7 +398,7 @@ class Accelerator(wiring.Component):
                 m.d.comb += rd_addr0.eq(self.dbg_addr)
                 try_start()
             with m.State("LOAD_IN"):
-                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.sync += [count(total), count(counters[1])]
                 m.d.comb += img.active.eq(1)
                 # the image must end exactly on its in_len-th value: a short one is dropped
                 # unrun, a long one is discarded up to its `last`
@@ -393,23 +411,29 @@ class Accelerator(wiring.Component):
                     m.d.comb += flag.image_short.eq(1)
                     m.next = "DONE"
             with m.State("DISCARD"):
-                m.d.sync += [total.eq(total + 1), counters[1].eq(counters[1] + 1)]
+                m.d.sync += [count(total), count(counters[1])]
                 m.d.comb += self.image.ready.eq(1)
                 with m.If(self.image.valid & self.image.payload.last):
                     m.next = "DONE"
             with m.State("FETCH"):
-                # ROM address is `layer`; its data arrives next cycle.
-                m.d.sync += total.eq(total + 1)
-                m.next = "LATCH"
-            with m.State("LATCH"):
-                m.d.sync += [total.eq(total + 1), desc.eq(rom_r.data)]
-                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0)]
-                m.next = "RUN"
+                # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
+                # runs on through the layers) and written to its slice of `desc` in cycle
+                # i+1; the final cycle also starts the layer (what LATCH did).
+                m.d.sync += [count(total), fetch_i.eq(fetch_i + 1)]
+                with m.If(fetch_i != DESC_BEATS):
+                    m.d.sync += prog_addr.eq(prog_addr + 1)
+                for i in range(DESC_BEATS):
+                    with m.If(fetch_i == i + 1):
+                        hi = min(32 * (i + 1), DESC_LAYOUT.size)
+                        m.d.sync += desc.as_value()[32 * i : hi].eq(rom_r.data[: hi - 32 * i])
+                with m.If(fetch_i == DESC_BEATS):
+                    m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
+                    m.next = "RUN"
             with m.State("RUN"):
-                m.d.sync += total.eq(total + 1)
+                m.d.sync += count(total)
                 for n in range(self.n_layers):  # one incrementer per counter, no shared mux
                     with m.If(layer == n):
-                        m.d.sync += counters[3 + n].eq(counters[3 + n] + 1)
+                        m.d.sync += count(counters[3 + n])
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
                 with m.Elif(~seq.busy & wb.done):
@@ -424,7 +448,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
-                m.d.sync += [total.eq(total + 1), counters[2].eq(counters[2] + 1)]
+                m.d.sync += [count(total), count(counters[2])]
                 with m.If(snd.reading):
                     m.d.comb += rd_addr0.eq(snd.raddr)
                 with m.If(snd.done):
@@ -432,7 +456,7 @@ class Accelerator(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
                 try_start()
-        m.d.comb += [rom_r.addr.eq(layer)]
+        m.d.comb += [rom_r.addr.eq(prog_addr)]
         m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")

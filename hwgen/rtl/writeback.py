@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from .descriptor import DESC_LAYOUT
 from .pool import Pool2d, PoolMode
 from .requant import REQUANT_MULT_LATENCY, Requant
+from .traits import trait
 
 __all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layout"]
 
@@ -69,6 +70,10 @@ class WriteBack(wiring.Component):
         m = Module()
         d = self.desc
         R, C = self.rows, self.cols
+        # a small device may ask for a shorter product (hwgen.rtl.traits)
+        mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
+        fold = bool(trait(platform, "requant_fold", False))
+        prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
         # --- deskew: column j waits C-1-j cycles
         aligned = []
@@ -126,7 +131,7 @@ class WriteBack(wiring.Component):
         # straight after it): delay data and metadata to meet it
         p_valid, p_wvalid, p_word = row_valid, m_wvalid, m_word
         p_acc = [aligned[j][1] for j in range(C)]
-        for s in range(PARAM_READ_LATENCY):
+        for s in range(prl):
             nv, nwv, nw = Signal(name=f"p_valid{s}"), Signal(name=f"p_wvalid{s}"), Signal(A)
             na = [Signal(signed(self.acc_width), name=f"p_acc{j}_{s}", reset_less=True)
                   for j in range(C)]
@@ -134,12 +139,12 @@ class WriteBack(wiring.Component):
             m.d.sync += [na[j].eq(p_acc[j]) for j in range(C)]
             p_valid, p_wvalid, p_word, p_acc = nv, nwv, nw, na
         prm_r = Signal.like(self.param_data, reset_less=True)
-        m.d.sync += prm_r.eq(self.param_data)
+        m.d["sync" if prl > 1 else "comb"] += prm_r.eq(self.param_data)
 
         # --- C requant lanes
         lanes = []
         for j in range(C):
-            rq = Requant(acc_width=self.acc_width, mult_latency=self.requant_mult_latency)
+            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold)
             m.submodules[f"requant{j}"] = rq
             prm = prm_r[j]
             m.d.comb += [
@@ -221,7 +226,7 @@ class WriteBack(wiring.Component):
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
         rows_seen = Signal(A)
-        tail_len = PARAM_READ_LATENCY + lq + pool_latency + 2
+        tail_len = prl + lq + pool_latency + 2
         tail = Signal(range(tail_len + 1))
         with m.If(self.start):
             m.d.sync += [rows_seen.eq(0), tail.eq(tail_len)]

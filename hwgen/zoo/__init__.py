@@ -14,6 +14,7 @@ from torch import nn
 from hwgen.errors import HwgenError
 
 from .digits_cnn import DigitsCnn
+from .digits_tiny import DigitsTiny
 from .mnist_cnn import MnistCnn
 from .res_cnn import ResCnn
 from .tiny_cnn import TinyCnn
@@ -31,6 +32,7 @@ __all__ = [
 
 MODELS: dict[str, type[nn.Module]] = {
     "digits_cnn": DigitsCnn,
+    "digits_tiny": DigitsTiny,
     "mnist_cnn": MnistCnn,
     "res_cnn": ResCnn,
     "tiny_cnn": TinyCnn,

@@ -1,0 +1,45 @@
+"""Platform traits: the few sizes a small device picks differently, asked from the platform in
+``elaborate`` (the pattern of the multiplier seam and of Amaranth's ``get_ff_sync``).
+
+A platform (or a simulation stand-in, so that Verilator runs the design the board gets) may
+define any of these attributes; without them every unit keeps its default:
+
+* ``requant_mult_latency``: register edges of the requant lanes' 32x32 product
+  (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, five, sized for ECP5 at 150 MHz).
+  Every stage costs the product's width plus the side data in flip-flops, which a device
+  with 5,280 logic cells and a 12 MHz clock cannot spare.
+* ``requant_fold``: stages B, C and D of the requant lane (rounding high half, rounding
+  shift, round-up add) without their registers, one long path (default False).
+* ``param_read_latency``: 1 takes the requant parameters straight from the block RAM's
+  registered output; the default 2 adds a register after it (hwgen.rtl.writeback).
+* ``perf_counter_width``: bits of each cycle counter (default 32). A narrower counter
+  saturates at its maximum instead of wrapping, so a reading is never silently small.
+
+:class:`SmallDevice` is the set the iCEBreaker (iCE40UP5K) uses; :class:`SmallDeviceSim` is its
+stand-in for simulation (no other platform resource).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SmallDevice", "SmallDeviceSim", "trait"]
+
+
+def trait(platform, name: str, default: int) -> int:
+    """``platform.<name>`` if the platform defines it, else ``default``."""
+    value = getattr(platform, name, None)
+    return default if value is None else value
+
+
+class SmallDevice:
+    """Traits for a small FPGA (iCE40UP5K) at a slow clock: a requant lane with two
+    registers besides the product's one, parameters straight from the block RAM, 24-bit
+    cycle counters."""
+
+    requant_mult_latency = 1
+    requant_fold = True
+    param_read_latency = 1
+    perf_counter_width = 24  # 16.7 M cycles: 1.4 s at 12 MHz
+
+
+class SmallDeviceSim(SmallDevice):
+    """A stand-in platform for simulation: only the traits (no resources, no multiplier hook)."""
