@@ -13,9 +13,10 @@ Features of one configuration (model, array, board), all computed, none measured
 * ``bram_blocks``: the memory plan (``MemoryPlan.of(lower(model, array))``,
   hwgen.schedule.capacity) mapped onto DP16KD shapes (16K×1 .. 1K×18 true dual port, 512×36
   for the single-read memories): activation buffers ×2 × ⌈R/2⌉ copies, conv/direct weights,
-  requant parameters.
+  requant parameters; memories of at most 32 words go to LUT RAM, as yosys maps them.
 
-Each resource is ``coeffs · features`` over its own feature list (``FORMS``); the coefficients
+Each resource is ``coeffs · features`` over its own feature list (the richest of
+``FORM_CHOICES`` the measured points determine); the coefficients
 live in ``coeffs_<board>.json`` (package data, written from a sweep by ``hwgen sweep``).
 """
 
@@ -30,17 +31,19 @@ import numpy as np
 from hwgen.config import ArrayConfig
 from hwgen.errors import UsageError
 
-__all__ = ["FORMS", "RESOURCES", "bram_blocks", "estimate", "features", "fit", "load_coeffs",
-           "predict", "shipped_coeffs_path"]
+__all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "bram_blocks", "estimate", "features", "fit",
+           "load_coeffs", "predict", "shipped_coeffs_path"]
 
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
-FORMS: dict[str, tuple[str, ...]] = {
-    "LUT4": ("one", "pes", "rows", "cols"),
-    "FF": ("one", "pes", "rows", "cols"),
-    "MULT18X18D": ("dsp_demand",),
-    "DP16KD": ("one", "bram_blocks"),
-    "Fmax": ("one", "log2_pes"),
+# Each resource's forms, richest first: a fit takes the first one its points determine.
+FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "LUT4": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
+    "FF": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
+    "MULT18X18D": (("dsp_demand",),),
+    "DP16KD": (("one", "bram_blocks"), ("bram_blocks",)),
+    "Fmax": (("one", "log2_pes"), ("one",)),
 }
+FORMS = {r: forms[0] for r, forms in FORM_CHOICES.items()}
 LUT_MULT_LUT4 = 360  # int8 LUT multiplier + 32-bit accumulator (TOOLCHAIN.md, measured probe)
 DSP_BUDGET = {"ulx3s": 156}
 # DP16KD aspect ratios: (depth, width); true dual port up to 18 bits wide
@@ -52,8 +55,15 @@ def shipped_coeffs_path(board: str) -> Path:
     return Path(__file__).with_name(f"coeffs_{board}.json")
 
 
+# yosys's memory_libmap puts shallow memories in LUT RAM (TRELLIS_DPR16X4): seen in the sweep's
+# builds, the requant parameters at 22 words went to LUT RAM, at 43 words to DP16KD.
+LUTRAM_MAX_DEPTH = 32
+
+
 def _blocks(depth: int, width: int, shapes=_TDP) -> int:
     """Fewest DP16KD holding a depth×width memory (cascade in depth, side by side in width)."""
+    if depth <= LUTRAM_MAX_DEPTH:
+        return 0
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
 
 
@@ -114,27 +124,36 @@ def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(x, y, rcond=None)[0]
 
 
+def _determined(x: np.ndarray) -> bool:
+    return len(x) >= x.shape[1] and np.linalg.matrix_rank(x) == x.shape[1]
+
+
 def fit(points: list[dict], board: str) -> dict:
-    """Least-squares coefficients per resource over measured ``points`` (each: ``features``
-    and ``real`` {resource: value}); with more points than coefficients also the
-    leave-one-out relative error of each point (fitted without it)."""
-    coeffs, loo = {}, {}
-    for r, form in FORMS.items():
+    """Least-squares coefficients per resource over measured ``points`` (each: ``array``,
+    ``features``, ``real`` {resource: value}), in the richest form of ``FORM_CHOICES`` the
+    points determine (R·C is linear in R and C when every array shares a side, e.g. 2x4, 4x4,
+    4x8: then LUT4/FF drop ``rows``); and each point's leave-one-out prediction (the same form
+    refitted without it) where the other points still determine the form."""
+    if len(points) < 2:
+        raise ValueError(f"{len(points)} measured build(s): a fit needs at least 2")
+    forms, coeffs, loo = {}, {}, {}
+    for r, choices in FORM_CHOICES.items():
         pts = [p for p in points if p["real"].get(r) is not None]
-        if len(pts) < len(form):
-            raise ValueError(f"{r}: {len(pts)} measured point(s) for {len(form)} coefficients")
-        x = np.array([[p["features"][f] for f in form] for p in pts])
         y = np.array([float(p["real"][r]) for p in pts])
-        if np.linalg.matrix_rank(x) < len(form):  # e.g. every array has a side of 4:
-            raise ValueError(f"{r}: the measured arrays do not determine {', '.join(form)} "
-                             "(R·C is linear in R and C when every array shares a side)")
+        for form in choices:
+            x = np.array([[p["features"][f] for f in form] for p in pts])
+            if _determined(x):
+                break
+        else:
+            raise ValueError(f"{r}: the measured arrays determine none of its forms")
+        forms[r] = list(form)
         coeffs[r] = [round(float(v), 6) for v in _lstsq(x, y)]
         for i, p in enumerate(pts):
             keep = [j for j in range(len(pts)) if j != i]
-            if np.linalg.matrix_rank(x[keep]) == len(form):  # else no LOO for this point
+            if _determined(x[keep]):
                 loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep]))
-    return {"board": board, "forms": {r: list(f) for r, f in FORMS.items()}, "coeffs": coeffs,
-            "lut_mult_lut4": LUT_MULT_LUT4, "points": points, "loo_predictions": loo}
+    return {"board": board, "forms": forms, "coeffs": coeffs, "lut_mult_lut4": LUT_MULT_LUT4,
+            "points": points, "loo_predictions": loo}
 
 
 def load_coeffs(board: str, path: Path | None = None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hwgen.config import ArrayConfig
 
-from .estimate import FORMS, RESOURCES, features, fit, load_coeffs, predict, shipped_coeffs_path
+from .estimate import RESOURCES, features, fit, load_coeffs, predict, shipped_coeffs_path
 
 __all__ = ["rerender", "rows", "write"]
 
@@ -192,8 +192,9 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
                   "to; the leave-one-out error refits without the point (— : too few points "
                   "for the form).", "",
                   "| resource | features | coefficients |", "|---|---|---|",
-                  *[f"| {k} | {', '.join(FORMS[k])} | "
-                    f"{', '.join(f'{c:.4g}' for c in coeffs['coeffs'][k])} |" for k in FORMS], ""]
+                  *[f"| {k} | {', '.join(coeffs['forms'][k])} | "
+                    f"{', '.join(f'{c:.4g}' for c in coeffs['coeffs'][k])} |" for k in RESOURCES],
+                  ""]
     lines += ["![resources](sweep_resources.png)", "", "![performance](sweep_perf.png)", ""]
     return "\n".join(lines)
 
