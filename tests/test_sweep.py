@@ -175,7 +175,7 @@ def test_report_writer(tmp_path) -> None:
     row = {r["array"]: r for r in res["rows"]}["4x4"]
     assert row["inferences_per_s"] == pytest.approx(160e6 / 150_000)
     assert row["per_klut"] == pytest.approx(160e6 / 150_000 / 10)
-    assert "Largest array that fits the device: **4x8**" in md and "4x4**" in md
+    assert "Largest built array that fits the device: **4x8**" in md and "4x4**" in md
     assert json.loads((tmp_path / "sweep.json").read_text())["all_ok"] is True
     for png in ("sweep_resources.png", "sweep_perf.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"

@@ -177,8 +177,8 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
                     f"{p['delay_ns']} ns ({p['routing_ns']} ns routing)" for a, p in crit], ""]
     if s["largest_fitting"]:
         lines += [
-            f"Largest array that fits the device: **{s['largest_fitting']}**; largest that also "
-            f"closes timing at the build's {s['target_mhz']:g} MHz target: "
+            f"Largest built array that fits the device: **{s['largest_fitting']}**; largest that "
+            f"also closes timing at the build's {s['target_mhz']:g} MHz target: "
             f"**{s['largest_closing_timing'] or 'none of the swept arrays'}**.  ",
             f"Best µs per inference: **{s['best_us_per_inference']:.1f} µs** on "
             f"{s['best_array']} at its measured {s['best_fmax']:.1f} MHz.", ""]
