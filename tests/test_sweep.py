@@ -14,9 +14,12 @@ from hwgen.config import ArrayConfig
 from hwgen.sweep.estimate import (
     FORMS,
     RESOURCES,
+    estimate,
     features,
     fit,
+    load_coeffs,
     predict,
+    shipped_coeffs_path,
 )
 
 ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4")
@@ -85,13 +88,22 @@ def test_fit_needs_enough_points() -> None:
 def test_fit_falls_back_to_a_form_the_arrays_determine() -> None:
     pts = [p for p in _synthetic_points(TRUE) if p["array"] != "2x8"]  # all share a side 4
     got = fit(pts, "ulx3s")
-    assert got["forms"]["LUT4"] == ["one", "pes", "cols"]  # rows dropped: R*C = 4R + 4C - 16
+    assert got["forms"]["LUT4"] == ["one", "rows", "cols"]  # R*C = 4R + 4C - 16 here
+    assert got["forms"]["FF"] == ["one", "pes", "cols"]
     assert got["forms"]["DP16KD"] == ["one", "bram_blocks"]
-    for p in pts:  # the data still lie on the reduced form for these arrays
-        assert predict(got, p["features"])["LUT4"] == pytest.approx(p["real"]["LUT4"])
+    for p in pts:  # the data still lie on the reduced forms for these arrays
+        for r in ("LUT4", "FF"):
+            assert predict(got, p["features"])[r] == pytest.approx(p["real"][r])
     three = fit(pts[:3], "ulx3s")  # 2x4, 4x2, 4x4: LOO only where the rest determine the form
-    assert three["forms"]["LUT4"] == ["one", "pes", "cols"]
-    assert "LUT4" not in three["loo_predictions"].get("4x4", {})
+    assert three["forms"]["FF"] == ["one", "pes", "cols"]
+    assert "FF" not in three["loo_predictions"].get("4x4", {})
+
+
+def test_fmax_never_rises_with_the_array() -> None:
+    noisy = {**TRUE, "coeffs": {**TRUE["coeffs"], "Fmax": [60.0, 2.0]}}  # rising: noise
+    got = fit(_synthetic_points(noisy), "ulx3s")
+    assert got["forms"]["Fmax"] == ["one"]
+    assert got["forms"]["LUT4"] == ["one", "pes", "rows", "cols"]
 
 
 def test_features_follow_the_memory_plan_and_the_dsp_budget() -> None:
@@ -99,6 +111,33 @@ def test_features_follow_the_memory_plan_and_the_dsp_budget() -> None:
     assert f["8x8"]["dsp_demand"] == 64 + 4 * 8 and f["8x8"]["lut_mults"] == 0
     assert f["16x16"]["dsp_demand"] == 156 and f["16x16"]["lut_mults"] == 256 + 64 - 156
     assert f["4x4"]["bram_blocks"] < f["8x8"]["bram_blocks"] < f["16x16"]["bram_blocks"]
+
+
+def test_shipped_estimator_is_monotone_and_fast(capsys) -> None:
+    """The shipped coefficients (fitted to real builds): more rows or columns never cost
+    fewer LUT4/FF/DSPs, more rows (buffer copies) never fewer DP16KD (more columns may: the
+    weight memories get shallower), bigger is never faster; `hwgen estimate` answers in
+    under a second."""
+    assert shipped_coeffs_path("ulx3s").exists()
+    c = load_coeffs("ulx3s")
+    assert len(c["points"]) >= 3 and c["board"] == "ulx3s"
+    grid = [ArrayConfig(r, cc) for r in (2, 4, 8, 16) for cc in (2, 4, 8, 16)
+            if not (r == 2 and cc == 2)]  # mnist_cnn does not schedule on 2x2
+    est = {(a.rows, a.cols): estimate("ulx3s", "mnist_cnn", a, c)["estimate"] for a in grid}
+    for (r, cc), e in est.items():
+        for nxt in ((2 * r, cc), (r, 2 * cc)):
+            if nxt in est:
+                for k in ("LUT4", "FF", "MULT18X18D"):
+                    assert est[nxt][k] >= e[k], (k, (r, cc), nxt)
+                if nxt[0] > r:
+                    assert est[nxt]["DP16KD"] >= e["DP16KD"], ((r, cc), nxt)
+                assert est[nxt]["Fmax"] <= e["Fmax"] + 1e-9  # bigger is never faster
+    assert est[(16, 16)]["MULT18X18D"] <= 156
+    t0 = time.perf_counter()
+    assert main(["estimate", "--board", "ulx3s", "--array", "4x8"]) == 0
+    assert time.perf_counter() - t0 < 1.0
+    out = capsys.readouterr().out
+    assert "LUT4" in out and "DP16KD" in out and "Fmax" in out
 
 
 def _raw(results: list[dict], arrays=("4x4", "4x8")) -> dict:
@@ -136,7 +175,7 @@ def test_report_writer(tmp_path) -> None:
     row = {r["array"]: r for r in res["rows"]}["4x4"]
     assert row["inferences_per_s"] == pytest.approx(160e6 / 150_000)
     assert row["per_klut"] == pytest.approx(160e6 / 150_000 / 10)
-    assert "Largest array that fits the device: **4x8**" in md and "4x4**" in md
+    assert "Largest built array that fits the device: **4x8**" in md and "4x4**" in md
     assert json.loads((tmp_path / "sweep.json").read_text())["all_ok"] is True
     for png in ("sweep_resources.png", "sweep_perf.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"

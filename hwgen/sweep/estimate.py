@@ -37,7 +37,9 @@ __all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "bram_blocks", "estimate", "fea
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
 # Each resource's forms, richest first: a fit takes the first one its points determine.
 FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "LUT4": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
+    # LUT4: the multipliers are DSPs, so rows (feeders) and columns (requant/pool lanes)
+    # dominate; FF: every PE holds ~100 register bits (accumulator, result, drain)
+    "LUT4": (("one", "pes", "rows", "cols"), ("one", "rows", "cols"), ("one", "pes")),
     "FF": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
     "MULT18X18D": (("dsp_demand",),),
     "DP16KD": (("one", "bram_blocks"), ("bram_blocks",)),
@@ -128,6 +130,12 @@ def _determined(x: np.ndarray) -> bool:
     return len(x) >= x.shape[1] and np.linalg.matrix_rank(x) == x.shape[1]
 
 
+def _faster_when_bigger(r: str, form: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> bool:
+    """A fitted Fmax that rises with the array is seed noise (more logic never shortens the
+    critical path): then the next, flatter form is taken."""
+    return r == "Fmax" and "log2_pes" in form and _lstsq(x, y)[form.index("log2_pes")] > 0
+
+
 def fit(points: list[dict], board: str) -> dict:
     """Least-squares coefficients per resource over measured ``points`` (each: ``array``,
     ``features``, ``real`` {resource: value}), in the richest form of ``FORM_CHOICES`` the
@@ -142,7 +150,7 @@ def fit(points: list[dict], board: str) -> dict:
         y = np.array([float(p["real"][r]) for p in pts])
         for form in choices:
             x = np.array([[p["features"][f] for f in form] for p in pts])
-            if _determined(x):
+            if _determined(x) and not _faster_when_bigger(r, form, x, y):
                 break
         else:
             raise ValueError(f"{r}: the measured arrays determine none of its forms")

@@ -177,8 +177,8 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
                     f"{p['delay_ns']} ns ({p['routing_ns']} ns routing)" for a, p in crit], ""]
     if s["largest_fitting"]:
         lines += [
-            f"Largest array that fits the device: **{s['largest_fitting']}**; largest that also "
-            f"closes timing at the build's {s['target_mhz']:g} MHz target: "
+            f"Largest built array that fits the device: **{s['largest_fitting']}**; largest that "
+            f"also closes timing at the build's {s['target_mhz']:g} MHz target: "
             f"**{s['largest_closing_timing'] or 'none of the swept arrays'}**.  ",
             f"Best µs per inference: **{s['best_us_per_inference']:.1f} µs** on "
             f"{s['best_array']} at its measured {s['best_fmax']:.1f} MHz.", ""]
@@ -199,6 +199,12 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
     return "\n".join(lines)
 
 
+def _label(ax, rows_: list[dict], ys: list[float]) -> None:
+    for r, y in zip(rows_, ys, strict=True):
+        ax.annotate(r["array"], (r["pes"], y), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+
+
 def _plots(table: list[dict], out: Path) -> dict[str, Path]:
     import matplotlib
 
@@ -210,9 +216,10 @@ def _plots(table: list[dict], out: Path) -> dict[str, Path]:
     fig, axs = plt.subplots(1, 4, figsize=(13, 3.2))
     for ax, k in zip(axs, _RES, strict=True):
         xs = [r["pes"] for r in built]
-        ax.plot(xs, [r[k] for r in built], "o-", label="real")
+        ax.plot(xs, [r[k] for r in built], "o", label="real")
+        _label(ax, built, [r[k] for r in built])
         if built and "estimate" in built[0]:
-            ax.plot(xs, [r["estimate"][k] for r in built], "x--", label="estimate")
+            ax.plot(xs, [r["estimate"][k] for r in built], "x", label="estimate")
         ax.set_title(k)
         ax.set_xlabel("PEs")
         ax.legend()
@@ -221,17 +228,19 @@ def _plots(table: list[dict], out: Path) -> dict[str, Path]:
     plt.close(fig)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
     have = [r for r in table if "cycles_per_inference" in r]
-    a1.plot([r["pes"] for r in have], [r["cycles_per_inference"] for r in have], "o-")
+    a1.plot([r["pes"] for r in have], [r["cycles_per_inference"] for r in have], "o")
+    _label(a1, have, [r["cycles_per_inference"] for r in have])
     a1.set_xlabel("PEs")
     a1.set_ylabel("cycles / inference")
     a1.set_xscale("log", base=2)
     a1.set_title("RTL cycles (Verilator)")
-    a2.plot([r["pes"] for r in built], [r["us_per_inference"] for r in built], "o-",
+    a2.plot([r["pes"] for r in built], [r["us_per_inference"] for r in built], "o",
             label="µs/inference at measured Fmax")
+    _label(a2, built, [r["us_per_inference"] for r in built])
     a2.set_xlabel("PEs")
     a2.set_ylabel("µs / inference")
     a2b = a2.twinx()
-    a2b.plot([r["pes"] for r in built], [r["fmax"] for r in built], "s:", color="C1")
+    a2b.plot([r["pes"] for r in built], [r["fmax"] for r in built], "s", color="C1")
     a2b.set_ylabel("post-route Fmax (MHz)", color="C1")
     a2.set_title("latency and Fmax")
     fig.tight_layout()
