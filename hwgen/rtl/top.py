@@ -407,11 +407,14 @@ class Accelerator(wiring.Component):
         # layer and the counters, and clears the status
         begin = [layer.eq(0), prog_addr.eq(0), fetch_i.eq(0), *(cnt.eq(0) for cnt in counters)]
 
+        busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
+
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
                 m.d.comb += [kept.eq(0), img.clear.eq(1)]
                 m.next = "LOAD_IN"
+                m.d.sync += busy_r.eq(1)
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
@@ -432,11 +435,13 @@ class Accelerator(wiring.Component):
                 with m.Elif(img.short):
                     m.d.comb += flag.image_short.eq(1)
                     m.next = "DONE"
+                    m.d.sync += busy_r.eq(0)
             with m.State("DISCARD"):
                 m.d.sync += [count(total), count(counters[1])]
                 m.d.comb += self.image.ready.eq(1)
                 with m.If(self.image.valid & self.image.payload.last):
                     m.next = "DONE"
+                    m.d.sync += busy_r.eq(0)
             with m.State("FETCH"):
                 # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
                 # runs on through the layers) and written to its slice of `desc` in cycle
@@ -463,6 +468,7 @@ class Accelerator(wiring.Component):
                     with m.If(stop):
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
+                            m.d.sync += busy_r.eq(0)
                         with m.Else():
                             m.d.comb += snd.start.eq(1)
                             m.next = "OUT"
@@ -475,11 +481,14 @@ class Accelerator(wiring.Component):
                     m.d.comb += rd_addr0.eq(snd.raddr)
                 with m.If(snd.done):
                     m.next = "DONE"
+                    m.d.sync += busy_r.eq(0)
             with m.State("DONE"):
                 m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
                 try_start()
         m.d.comb += [rom_r.addr.eq(prog_addr)]
-        m.d.comb += self.busy.eq(~(fsm.ongoing("IDLE") | fsm.ongoing("DONE")))
+        # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
+        # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
+        m.d.comb += self.busy.eq(busy_r)
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")
         m.d.comb += [
