@@ -11,7 +11,8 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from hwgen.boards.outreg import absorb_output_registers, no_rw_check_rtlil
+from hwgen.boards.outreg import absorb_output_registers
+from hwgen.boards.rtlil_fix import no_rw_check_rtlil
 from hwgen.paths import tools_on_path
 from hwgen.rtl.bankmem import BankedMemory
 

@@ -33,7 +33,7 @@ from hwgen.paths import build_dir, reports, tools_on_path
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
-from .outreg import no_rw_check_rtlil
+from .rtlil_fix import no_rw_check_rtlil
 
 __all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
            "nextpnr_summary"]

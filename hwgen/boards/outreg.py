@@ -25,43 +25,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["absorb_in_file", "absorb_output_registers", "no_rw_check_rtlil"]
-
-
-def no_rw_check_rtlil(text: str) -> tuple[str, int]:
-    """Give ``no_rw_check`` memories' non-transparent read ports X on a collision.
-
-    yosys's Verilog front end turns a memory's ``no_rw_check`` attribute into
-    ``COLLISION_X_MASK`` bits on its read ports; its RTLIL front end (the Amaranth platform
-    flow) does not, so every read port of such a memory would keep old-data collision
-    semantics, which yosys emulates with a bypass multiplexer after the block RAM. This sets
-    the mask on the ``$memrd_v2`` cells of those memories (ports that are transparent to a
-    write keep their semantics). Returns the new text and the number of ports changed.
-    """
-    lines = text.split("\n")
-    marked: set[tuple[int, str]] = set()  # (module index, memory name)
-    module, pending_attr, cur_memid, changed, transparent = 0, False, None, 0, False
-    for i, line in enumerate(lines):
-        t = line.strip()
-        if t.startswith("module "):
-            module += 1
-        elif t == "attribute \\no_rw_check 1":
-            pending_attr = True
-            continue
-        elif t.startswith("memory ") and pending_attr:
-            marked.add((module, t.split()[-1]))
-        elif t.startswith("parameter \\MEMID "):
-            cur_memid = t.split('"')[1].replace("\\\\", "\\")
-        elif t.startswith("parameter \\TRANSPARENCY_MASK "):
-            transparent = "1" in t.split("'")[-1]
-        elif t.startswith("parameter \\COLLISION_X_MASK ") and (module, cur_memid) in marked:
-            width = int(t.split()[-1].split("'")[0])
-            if not transparent:
-                lines[i] = line.replace(t, f"parameter \\COLLISION_X_MASK {width}'{'1' * width}")
-                changed += 1
-        if not t.startswith("attribute "):
-            pending_attr = False
-    return "\n".join(lines), changed
+__all__ = ["absorb_in_file", "absorb_output_registers"]
 
 
 def _width(param: str) -> int:
