@@ -129,7 +129,7 @@ class Driver:
         self.o_last = LOGIT_LAYOUT["last"].offset
         self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
         self.w_taken = 0  # weight beats accepted in the current transfer
-        self.checking = False  # the previous cycle took the header's last beat
+        self.checking = 0  # stall cycles left after the header's last beat (checking, judging)
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -152,7 +152,10 @@ class Driver:
         want_w &= not self.checking
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         took = bool(g(d.weights.valid) and s["w_ready"])
-        self.checking = took and self.w_taken == self.hdr_beats - 1
+        if took and self.w_taken == self.hdr_beats - 1:
+            self.checking = 2
+        elif self.checking:
+            self.checking = 0 if s["w_restart"] else self.checking - 1
         self.w_taken = 0 if s["w_restart"] or s["w_loaded"] else self.w_taken + took
         r = self.run
         running = r is not None and r.done_at < 0 and self.n > r.start

@@ -5,7 +5,8 @@ no value lost, duplicated or reordered, whatever the valid and ready patterns.
 stream (valid, data and `last` free on every cycle), a free `active` (the controller's
 LOAD_IN) and `clear` (an accepted start), and a free header (`in_c` 1..MAX_C, `in_len`
 >= 1, constant over the trace). The environment follows the controller: no `clear` while
-active, and not active after the image ended until the next `clear`. Its reference counts
+active, active only after a `clear`, and not active after the image ended until the next
+`clear`. Its reference counts
 the values taken since `clear` (value k is channel ch of pixel p) and asserts, on every cycle:
 
 * ready exactly while active (a value offered otherwise stays with the sender);
@@ -75,13 +76,16 @@ class ImageWriterHarness(wiring.Component):
         return m
 
     def _environment(self, m: Module, dut) -> None:
-        """The controller: clear only while idle; not active once the image ended."""
-        ended = Signal()
+        """The controller: clear only while idle; active only after a clear (LOAD_IN is
+        entered only through an accepted start, which clears); not active once the image
+        ended."""
+        ended, cleared = Signal(), Signal()
         with m.If(self.clear):
-            m.d.sync += ended.eq(0)
+            m.d.sync += [ended.eq(0), cleared.eq(1)]
         with m.Elif(dut.complete | dut.short | dut.long):
             m.d.sync += ended.eq(1)
-        m.d.comb += [Assume(~(self.clear & self.active)), Assume(~(self.active & ended))]
+        m.d.comb += [Assume(~(self.clear & self.active)), Assume(~(self.active & ended)),
+                     Assume(~self.active | cleared)]  # fmt: skip
 
     def _scoreboard(self, m: Module, dut, in_c, in_len) -> None:
         C = self.cols

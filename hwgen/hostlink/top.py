@@ -110,6 +110,7 @@ class HostTop(wiring.Component):
         idle_cnt = Signal(range(self.timeout + 1))
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
+        f_ok = Signal()  # f_status == OK
         enable = Signal()  # the dispatcher waits for a frame
         byte = rx.o.payload
         got = rx.o.valid & enable
@@ -118,7 +119,7 @@ class HostTop(wiring.Component):
 
         def timeout() -> None:  # last in every state after SYNC: overrides its m.next
             with m.If(~got & (idle_cnt == self.timeout)):
-                m.d.sync += [f_valid.eq(1), f_status.eq(Status.TIMEOUT)]
+                m.d.sync += [f_valid.eq(1), f_status.eq(Status.TIMEOUT), f_ok.eq(0)]
                 m.next = "SYNC"
         with m.FSM(name="parse") as pfsm:
             with m.State("SYNC"):
@@ -162,6 +163,7 @@ class HostTop(wiring.Component):
                         f_status.eq(
                             Mux(crc_ok, Mux(too_long, Status.LENGTH, Status.OK), Status.CRC)
                         ),
+                        f_ok.eq(crc_ok & ~too_long),
                     ]
                     m.next = "SYNC"
                 timeout()
@@ -222,6 +224,10 @@ class HostTop(wiring.Component):
         pay_valid_r, fresh, settling = Signal(), Signal(), Signal()
         m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
                      settling.eq(1), fresh.eq(settling)]  # fmt: skip
+        # r_idx's tests, registered alongside (valid whenever `fresh` is): the 16-bit compares
+        # are not in front of the transmitter and the CRC
+        idx_first, hdr_end, pay_end = Signal(), Signal(), Signal()
+        m.d.sync += [idx_first.eq(r_idx == 0), hdr_end.eq(r_idx == 4), pay_end.eq(r_idx == r_len)]
         with m.FSM(name="reply") as rfsm:
             with m.State("IDLE"):
                 with m.If(r_start):
@@ -231,16 +237,16 @@ class HostTop(wiring.Component):
                 m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
                 with m.If(tx.i.ready & fresh):
                     m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
-                    with m.If(r_idx != 0):
+                    with m.If(~idx_first):
                         m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
-                    with m.If(r_idx == 4):
+                    with m.If(hdr_end):
                         m.d.sync += r_idx.eq(0)
                         m.next = "PAY"
             with m.State("PAY"):
-                with m.If(r_idx == r_len):
+                with m.If(fresh & pay_end):
                     m.next = "CRC0"
                 with m.Else():
-                    send = pay_valid_r & fresh
+                    send = pay_valid_r & fresh & ~pay_end
                     m.d.comb += [tx.i.valid.eq(send), tx.i.payload.eq(pay_r)]
                     with m.If(tx.i.ready & send):
                         m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
@@ -263,6 +269,18 @@ class HostTop(wiring.Component):
         img_byte = Signal(8)  # the frame buffer's byte, registered before the image stream
         w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
         m.d.comb += fb_r.addr.eq(rd_ptr)
+        # the frame buffer's output register (the board moves it into the block RAM): the
+        # bytes are taken from fb_q, two cycles after the address
+        fb_q = Signal(8)
+        m.d.sync += fb_q.eq(fb_r.data)
+        # Both streams are driven straight from registers, outside the FSM (timing: no state
+        # decode or length compare in front of the accelerator's loader and image writer).
+        # w_valid / i_valid are set only on the way into LOAD_PUSH / FEED_PUSH and cleared
+        # when the beat is taken, so they are high only in those states.
+        w_end = Signal()  # the beat in `beat` ends the load (its frame is LOAD_LAST)
+        i_valid, i_last = Signal(), Signal()
+        m.d.comb += [acc.weights.valid.eq(w_valid), *_drive(acc.weights.payload, beat, w_end),
+                     acc.image.valid.eq(i_valid), *_drive(acc.image.payload, img_byte, i_last)]
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
         def answer(status, length=0, src=SRC_INFO) -> None:
@@ -276,55 +294,66 @@ class HostTop(wiring.Component):
                     m.d.sync += last_err.eq(status)
             m.next = "REPLY"
 
+        # The frame's command and length tests, registered while the frame's last bytes
+        # arrive (p_cmd and p_len are set hundreds of cycles before f_valid): the dispatch
+        # decision starts from flip-flops.
+        cmd = {c: Signal(name=f"cmd_{c.name.lower()}") for c in Cmd}
+        load_len_bad, infer_len_bad = Signal(), Signal()
+        p_len_m1 = Signal(17)
+        m.d.sync += [cmd[c].eq(p_cmd == c) for c in Cmd]
+        m.d.sync += [load_len_bad.eq((p_len == 0) | (p_len[:2] != 0)),
+                     infer_len_bad.eq(p_len != acc.prog_in_len), p_len_m1.eq(p_len - 1)]
+
         with m.FSM(name="dispatch"):
             with m.State("WAIT"):
                 m.d.comb += enable.eq(1)
                 with m.If(f_valid):
                     m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
-                    with m.If(f_status != Status.OK):
+                    with m.If(~f_ok):
                         answer(f_status)
-                    with m.Elif(p_cmd == Cmd.INFO):
+                    with m.Elif(cmd[Cmd.INFO]):
                         answer(Status.OK, len(info), SRC_INFO)
-                    with m.Elif(p_cmd == Cmd.STATUS):
+                    with m.Elif(cmd[Cmd.STATUS]):
                         answer(Status.OK, 4, SRC_STATUS)
                         # the reply carries this snapshot; reading it clears the last error
                         m.d.sync += [status_snap.eq(status_word), last_err.eq(0)]
-                    with m.Elif(p_cmd == Cmd.CYCLES):
+                    with m.Elif(cmd[Cmd.CYCLES]):
                         answer(Status.OK, 4 * (3 + acc.prog_layers), SRC_CYCLES)
-                    with m.Elif(p_cmd == Cmd.LOAD_BEGIN):
+                    with m.Elif(cmd[Cmd.LOAD_BEGIN]):
                         m.d.sync += acc.weights_restart.eq(1)
                         answer(Status.OK)
-                    with m.Elif((p_cmd == Cmd.LOAD_DATA) | (p_cmd == Cmd.LOAD_LAST)):
-                        with m.If((p_len == 0) | (p_len[:2] != 0)):
+                    with m.Elif(cmd[Cmd.LOAD_DATA] | cmd[Cmd.LOAD_LAST]):
+                        with m.If(load_len_bad):
                             answer(Status.LENGTH)
                         with m.Else():
                             m.next = "LOAD_RD"
-                    with m.Elif(p_cmd == Cmd.INFER):
+                    with m.Elif(cmd[Cmd.INFER]):
                         with m.If(~acc.weights_loaded):
                             answer(Status.NOT_LOADED)
-                        with m.Elif(p_len != acc.prog_in_len):
+                        with m.Elif(infer_len_bad):
                             answer(Status.LENGTH)
                         with m.Else():
                             m.d.sync += acc.start.eq(1)
                             m.next = "FEED_RD"
                     with m.Else():
                         answer(Status.COMMAND)
-            with m.State("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle
+            with m.State("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
+                m.next = "LOAD_WAIT"
+            with m.State("LOAD_WAIT"):
                 m.next = "LOAD_ACC"
             with m.State("LOAD_ACC"):
-                m.d.sync += [beat.word_select(nbyte, 8).eq(fb_r.data), nbyte.eq(nbyte + 1),
+                m.d.sync += [beat.word_select(nbyte, 8).eq(fb_q), nbyte.eq(nbyte + 1),
                              rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
                 m.next = "LOAD_RD"
                 with m.If(nbyte == 3):
                     # LOAD_PUSH's stream signals come from registers (timing): the loader's
                     # flags only change when it takes a beat, at least 8 cycles before here
                     refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
-                    m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse),
-                                 w_last.eq(rd_ptr + 1 == p_len)]  # fmt: skip
+                    final = rd_ptr == p_len_m1
+                    m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(final),
+                                 w_end.eq(final & cmd[Cmd.LOAD_LAST])]  # fmt: skip
                     m.next = "LOAD_PUSH"
             with m.State("LOAD_PUSH"):
-                m.d.comb += acc.weights.valid.eq(w_valid)
-                m.d.comb += _drive(acc.weights.payload, beat, w_last & (p_cmd == Cmd.LOAD_LAST))
                 with m.If(w_refuse):
                     m.d.sync += w_refuse.eq(0)
                     answer(Status.LOAD)
@@ -335,22 +364,22 @@ class HostTop(wiring.Component):
                     with m.Else():
                         m.next = "LOAD_RD"
             with m.State("LOAD_CHECK"):  # the loader's flags for the frame's final beat
-                with m.If(weight_fault | ((p_cmd == Cmd.LOAD_LAST) & ~acc.weights_loaded)):
+                with m.If(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded)):
                     answer(Status.LOAD)
                 with m.Else():
                     answer(Status.OK)
-            with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle
+            with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
+                m.next = "FEED_WAIT"
+            with m.State("FEED_WAIT"):
                 m.next = "FEED_LATCH"
             with m.State("FEED_LATCH"):  # a register between the two block RAMs (timing)
-                m.d.sync += img_byte.eq(fb_r.data)
+                m.d.sync += [img_byte.eq(fb_q), i_valid.eq(1),
+                             i_last.eq(rd_ptr == p_len_m1)]  # fmt: skip
                 m.next = "FEED_PUSH"
             with m.State("FEED_PUSH"):
-                last = rd_ptr == p_len - 1
-                m.d.comb += acc.image.valid.eq(1)
-                m.d.comb += _drive(acc.image.payload, img_byte, last)
                 with m.If(acc.image.ready):
-                    m.d.sync += rd_ptr.eq(rd_ptr + 1)
-                    with m.If(last):
+                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), i_valid.eq(0)]
+                    with m.If(i_last):
                         answer(Status.OK, acc.prog_out_len, SRC_LOGITS)
                     with m.Else():
                         m.next = "FEED_RD"

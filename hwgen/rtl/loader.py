@@ -18,10 +18,10 @@ checks exercise.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
   their contents through a design reset, so a loaded model stays usable after one.
-* The header is checked in the cycle after its last beat arrives (one stall cycle, so the
-  compares start from registers): a wrong magic, or a region count of 0 or larger than the
-  memory's depth, pulses `err_header`; nothing is written and the beats that follow are
-  discarded up to and including the next `last`.
+* The header is checked in the two cycles after its last beat arrives (two stall cycles,
+  so the compares start from registers and the verdict is registered too): a wrong magic,
+  or a region count of 0 or larger than the memory's depth, pulses `err_header`; nothing
+  is written and the beats that follow are discarded up to and including the next `last`.
 * A wrong length is reported, never absorbed. `last` before the final expected beat pulses
   `err_short`; the final expected beat without `last` pulses `err_long` and the following
   beats are discarded up to and including the next `last`. After any fault `loaded` stays low
@@ -101,9 +101,10 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        # The header is checked in the cycle after its last beat (`checking`, no beat taken):
-        # the compares then start from registers, not from the stream's payload.
+        # The header is checked in the two cycles after its last beat (`checking` then
+        # `judging`, no beat taken): the compares start from registers, not from the payload.
         checking = Signal()
+        judging = Signal()  # the cycle after `checking`: the verdict, registered, is applied
         hdr_last = Signal()  # the header's last beat carried `last`
         # Words left in the current region minus one, counted down: the region-end test is a
         # zero test, not a compare against a header field.
@@ -115,14 +116,17 @@ class WeightLoader(wiring.Component):
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), left.eq(len_m1[0]),
-                  wend.eq(bpw[first] == 1), lzero.eq(len_m1[0] == 0)]  # fmt: skip
+        # in_last: state == nreg (the last region), a flag set with `state` (timing)
+        in_last = Signal(init=first == nreg)
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), judging.eq(0),
+                  left.eq(len_m1[0]), wend.eq(bpw[first] == 1), lzero.eq(len_m1[0] == 0),
+                  in_last.eq(first == nreg)]  # fmt: skip
 
         m.d.comb += [
             self.loaded.eq(loaded),
             # no beat is taken in a restart cycle (it would be dropped by the rewind) nor
             # while the header is checked
-            self.i_stream.ready.eq(~loaded & ~self.restart & ~checking),
+            self.i_stream.ready.eq(~loaded & ~self.restart & ~checking & ~judging),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
@@ -137,27 +141,37 @@ class WeightLoader(wiring.Component):
         ok = new_hdr.magic == self.magic
         for field, _, dpt in self.regions if has_hdr else []:
             ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
+        # The header is judged in two cycles: `checking` registers the verdict and each
+        # region's word count minus one (compares and adds from registers), `judging` acts
+        # on them (timing: no compare in front of the state registers).
+        ok_r = Signal()
+        words_m1 = [Signal.like(addr, name=f"words_m1_{n}") for n in range(nreg)]
 
         payload = self.i_stream.payload.data
         take = self.i_stream.valid & self.i_stream.ready
         is_last = self.i_stream.payload.last
         final = Signal()  # this beat is the final expected one of the transfer
+        m.d.comb += final.eq(take & ~discard & in_last & wend & lzero)
         m.d.sync += commit.eq(0)
         with m.If(self.restart):
             m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
         with m.Elif(checking):
-            m.d.sync += checking.eq(0)
-            with m.If(ok & hdr_last):  # a transfer that ends with its header
+            m.d.sync += [checking.eq(0), judging.eq(1), ok_r.eq(ok)]
+            if has_hdr:  # (checking is never set without a header)
+                words = [_times(new_hdr[f], k)
+                         for (f, _, _), k in zip(self.regions, self.split, strict=True)]
+                m.d.sync += [wm.eq(w - 1) for wm, w in zip(words_m1, words, strict=True)]
+        with m.Elif(judging):
+            m.d.sync += judging.eq(0)
+            with m.If(ok_r & hdr_last):  # a transfer that ends with its header
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
-            with m.Elif(ok):
-                m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1)]
-                if has_hdr:  # (checking is never set without a header)
-                    words = [_times(new_hdr[f], k)
-                             for (f, _, _), k in zip(self.regions, self.split, strict=True)]
-                    m.d.sync += left.eq(words[0] - 1)
-                    m.d.sync += lzero.eq(words[0] == 1)
-                    m.d.sync += [lm.eq(w - 1) for lm, w in zip(len_m1, words, strict=True)]
+            with m.Elif(ok_r):
+                m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
+                             in_last.eq(nreg == 1)]  # fmt: skip
+                if has_hdr:  # (judging is never set without a header)
+                    m.d.sync += [left.eq(words_m1[0]), lzero.eq(words_m1[0] == 0)]
+                    m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m1, words_m1, strict=True)]
             with m.Else():
                 m.d.comb += self.err_header.eq(1)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
@@ -178,10 +192,9 @@ class WeightLoader(wiring.Component):
                             m.d.sync += [beat.eq(0), commit.eq(1)]
                             m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
                             with m.If(lzero):  # the region's last word
-                                m.d.sync += [addr.eq(0), state.eq(n + 2)]
-                                if n == nreg - 1:
-                                    m.d.comb += final.eq(1)
-                                else:
+                                m.d.sync += [addr.eq(0), state.eq(n + 2),
+                                             in_last.eq(n + 2 == nreg)]  # fmt: skip
+                                if n != nreg - 1:
                                     m.d.sync += [left.eq(len_m1[n + 1]),
                                                  lzero.eq(len_m1[n + 1] == 0),
                                                  wend.eq(bpw[n + 2] == 1)]  # fmt: skip
@@ -197,7 +210,7 @@ class WeightLoader(wiring.Component):
                 with m.Else():
                     m.d.comb += self.err_long.eq(1)
                     m.d.sync += discard.eq(1)
-            # (a header's last beat with `last` is judged in the checking cycle)
+            # (a header's last beat with `last` is judged in the judging cycle)
             with m.Elif(is_last & ~((state == 0) & (beat == bpw[0] - 1))):
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind

@@ -81,6 +81,7 @@ class Sequencer(wiring.Component):
         pt_m2, g_m2 = Signal(16), Signal(12)
         pt_one = Signal()
         cin_m1, kw_m1 = Signal(12), Signal(12)
+        cin_m2, kw_m2 = Signal(13), Signal(13)  # (all ones when cin / kw is 1: never equal)
         k_row = Signal(signed(A))
         c_step = Signal(unsigned(12))
         wrap_dix, wrap_diy = Signal(signed(17)), Signal(signed(17))
@@ -93,6 +94,8 @@ class Sequencer(wiring.Component):
             pt_one.eq(d.ptiles == 1),
             cin_m1.eq(d.cin - 1),
             kw_m1.eq(d.kw - 1),
+            cin_m2.eq(d.cin - 2),
+            kw_m2.eq(d.kw - 2),
             c_step.eq(d.c_step),
             k_row.eq(d.c_step + d.row_jump),
             wrap_dix.eq(d.tile_dix - d.wrap_ix),
@@ -113,8 +116,14 @@ class Sequencer(wiring.Component):
             ox_wraps.eq(ox + d.dx >= d.out_w),
         ]
 
-        def reset_kloop():
-            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0)]
+        # c == cin_m1 and kx == kw_m1, kept as flags set with c and kx (timing: the K loop's
+        # offset add is selected by flip-flops, not by two 12-bit compares)
+        c_end, kx_end = Signal(), Signal()
+
+        def reset_kloop(first: bool = False):
+            ends = ([c_end.eq(d.cin == 1), kx_end.eq(d.kw == 1)] if first  # (constants not
+                    else [c_end.eq(cin_m1 == 0), kx_end.eq(kw_m1 == 0)])  # registered yet)
+            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0), *ends]
 
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
@@ -132,7 +141,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(d.wbase)]
-            m.d.sync += reset_kloop() + reset_pixel()
+            m.d.sync += reset_kloop(first=True) + reset_pixel()
         with m.Elif(running):
             m.d.sync += [
                 self.tok.valid.eq(elem),
@@ -156,14 +165,15 @@ class Sequencer(wiring.Component):
             with m.If(elem):
                 with m.If(t == k_m1):
                     m.d.sync += elem.eq(0)
-                with m.If(c == cin_m1):
-                    m.d.sync += [c.eq(0), lane.eq(0)]
-                    with m.If(kx == kw_m1):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row)]
+                with m.If(c_end):
+                    m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_m1 == 0)]
+                    with m.If(kx_end):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row),
+                                     kx_end.eq(kw_m1 == 0)]  # fmt: skip
                     with m.Else():
-                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step)]
+                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx == kw_m2)]
                 with m.Else():
-                    m.d.sync += c.eq(c + 1)
+                    m.d.sync += [c.eq(c + 1), c_end.eq(c == cin_m2)]
                     with m.If(lane == C - 1):
                         m.d.sync += [lane.eq(0), off.eq(off + 1)]
                     with m.Else():

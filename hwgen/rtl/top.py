@@ -339,27 +339,38 @@ class Accelerator(wiring.Component):
             return cnt.eq(cnt + 1) if pw >= 32 else cnt.eq(cnt + ~cnt.all())
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
-        # through port A, whose address is the write's while it writes, else row 2k's read
+        # through port A, whose address is the write's while it writes, else row 2k's read.
+        # The write is registered first (timing: port A's address select and the write enables
+        # come from flip-flops). It lands one cycle later, which nothing can see: within a
+        # layer the written buffer is not the one read, and a layer's results are read only
+        # after the controller has seen the writeback done (a registered flag) and fetched.
         rd_addr0 = Signal(AW)
         m.d.comb += rd_addr0.eq(feeders[0].raddr)
         for b in range(2):
+            w_en_c = Signal(C, name=f"act{b}_wen_c")
+            w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
+            w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
             w_en = Signal(C, name=f"act{b}_wen")
-            w_addr = Signal(AW, name=f"act{b}_waddr")
-            w_data = Signal(8 * C, name=f"act{b}_wdata")
+            w_any = Signal(name=f"act{b}_wany")
+            w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
+            w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
+            m.d.sync += [w_en.eq(w_en_c), w_any.eq(w_en_c.any()), w_addr.eq(w_addr_c),
+                         w_data.eq(w_data_c)]  # fmt: skip
             with m.If(img.we):
                 if b == 0:
                     m.d.comb += [
-                        w_addr.eq(img.addr),
-                        w_data.eq(Cat(*([img.data] * C))),
-                        w_en.eq(img.lanes),
+                        w_addr_c.eq(img.addr),
+                        w_data_c.eq(Cat(*([img.data] * C))),
+                        w_en_c.eq(img.lanes),
                     ]
             with m.Elif(wb.wr_en & (desc.dst == b)):
-                m.d.comb += [w_addr.eq(wb.wr_addr), w_data.eq(wb.wr_data), w_en.eq((1 << C) - 1)]
+                m.d.comb += [w_addr_c.eq(wb.wr_addr), w_data_c.eq(wb.wr_data),
+                             w_en_c.eq((1 << C) - 1)]  # fmt: skip
             for k, (ra, rb, wp) in enumerate(bufs[b]):
                 a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
                 row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
                 m.d.comb += [
-                    a_addr.eq(Mux(w_en.any(), w_addr, row_a)),
+                    a_addr.eq(Mux(w_any, w_addr, row_a)),
                     ra.addr.eq(a_addr),
                     wp.addr.eq(a_addr),
                     wp.data.eq(w_data),
@@ -408,6 +419,7 @@ class Accelerator(wiring.Component):
         begin = [layer.eq(0), prog_addr.eq(0), fetch_i.eq(0), *(cnt.eq(0) for cnt in counters)]
 
         busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
+        stop_r = Signal()  # the layer being run is the last (or the debug stop's)
 
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
@@ -455,6 +467,9 @@ class Accelerator(wiring.Component):
                         m.d.sync += desc.as_value()[32 * i : hi].eq(rom_r.data[: hi - 32 * i])
                 with m.If(fetch_i == DESC_BEATS):
                     m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
+                    # whether the run stops after this layer, registered for RUN's end test
+                    m.d.sync += stop_r.eq((layer == n_last)
+                                          | (self.dbg_stop & (layer == self.dbg_layers)))
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.sync += count(total)
@@ -464,8 +479,7 @@ class Accelerator(wiring.Component):
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
                 with m.Elif(~seq.busy & wb.done):
-                    stop = (layer == n_last) | (self.dbg_stop & (layer == self.dbg_layers))
-                    with m.If(stop):
+                    with m.If(stop_r):
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
                             m.d.sync += busy_r.eq(0)

@@ -91,10 +91,16 @@ class ImageWriter(wiring.Component):
             self.lanes.eq(Const(1, C) << lane),
             self.data.eq(s.payload.data),
         ]
+        # final: the next value is the image's last (count == len_last), kept as a flag so
+        # the end-of-image decisions start from a flip-flop, not from a 16-bit compare
+        # (count + 1 == len_last is tested as count == len_last - 1, registered at `clear`)
+        final = Signal()
+        len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
         with m.If(self.clear):
-            m.d.sync += [count.eq(0), ptr.eq(0), ch.eq(0), lane.eq(0)]
+            m.d.sync += [count.eq(0), ptr.eq(0), ch.eq(0), lane.eq(0),
+                         final.eq(self.len_last == 0), len_m2.eq(self.len_last - 1)]
         with m.Elif(take):
-            m.d.sync += count.eq(count + 1)
+            m.d.sync += [count.eq(count + 1), final.eq(count == len_m2)]
             with m.If(ch == self.c_last):  # the pixel's final channel: next pixel's word
                 m.d.sync += [ch.eq(0), lane.eq(0), ptr.eq(ptr + 1)]
             with m.Else():
@@ -103,7 +109,6 @@ class ImageWriter(wiring.Component):
                     m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
                 with m.Else():
                     m.d.sync += lane.eq(lane + 1)
-        final = count == self.len_last
         last = s.payload.last
         m.d.comb += [
             self.complete.eq(take & final & last),

@@ -100,21 +100,23 @@ class WriteBack(wiring.Component):
         # the parameter memory's address comes straight from a flip-flop.
         paddr = Signal.like(self.param_addr)
         pt_m1 = Signal.like(tp)  # registered: desc is stable from start, rows come later
-        m.d.sync += pt_m1.eq(d.ptiles - 1)
+        pt_m2 = Signal(len(tp) + 1)  # (all ones for one tile: never equal)
+        m.d.sync += [pt_m1.eq(d.ptiles - 1), pt_m2.eq(d.ptiles - 2)]
+        tp_end = Signal()  # tp == pt_m1, a flag set with tp (timing)
         with m.If(self.start):
             m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
-            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
+            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(d.ptiles == 1)]
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(d.mode == 0):
                 m.d.sync += wptr.eq(wptr + d.dst_cw)
                 with m.If(i == R - 1):
                     m.d.sync += i.eq(0)
-                    with m.If(tp == pt_m1):
+                    with m.If(tp_end):
                         m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
-                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
+                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_m1 == 0)]
                     with m.Else():
-                        m.d.sync += tp.eq(tp + 1)
+                        m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
             with m.Else():
@@ -217,10 +219,16 @@ class WriteBack(wiring.Component):
                 self.wr_addr.eq(q_word),
                 self.wr_data.eq(q_data),
             ]
+        # The end tests are flags kept with their counters (timing: `done` feeds the
+        # controller's state from flip-flops, not from two wide compares).
+        # (x + 1 == n is tested as x == n - 1, with n - 1 registered at `start`: no adder in
+        # front of the compare; the first write or row comes many cycles after `start`)
+        writes_all = Signal(init=1)  # writes == d.writes (both 0 after a reset)
+        writes_m1 = Signal(A + 1, reset_less=True)
         with m.If(self.start):
-            m.d.sync += writes.eq(0)
+            m.d.sync += [writes.eq(0), writes_all.eq(d.writes == 0), writes_m1.eq(d.writes - 1)]
         with m.Elif(self.wr_en):
-            m.d.sync += writes.eq(writes + 1)
+            m.d.sync += [writes.eq(writes + 1), writes_all.eq(writes == writes_m1)]
         # The layer is over when every row of every tile has left the array, the requant and
         # pool pipelines behind it are empty, and every expected word was written. Rows of
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
@@ -228,15 +236,18 @@ class WriteBack(wiring.Component):
         rows_seen = Signal(A)
         tail_len = prl + lq + pool_latency + 2
         tail = Signal(range(tail_len + 1))
+        rows_all = Signal(init=1)  # rows_seen == d.rows_total
+        rows_m1 = Signal(A + 1, reset_less=True)
+        tail_zero = Signal(init=1)  # tail == 0
         with m.If(self.start):
-            m.d.sync += [rows_seen.eq(0), tail.eq(tail_len)]
+            m.d.sync += [rows_seen.eq(0), tail.eq(tail_len), tail_zero.eq(0),
+                         rows_all.eq(d.rows_total == 0), rows_m1.eq(d.rows_total - 1)]
         with m.Elif(row_valid):
-            m.d.sync += [rows_seen.eq(rows_seen + 1), tail.eq(tail_len)]
-        with m.Elif((rows_seen == d.rows_total) & (tail != 0)):
-            m.d.sync += tail.eq(tail - 1)
-        m.d.comb += self.done.eq(
-            (rows_seen == d.rows_total) & (tail == 0) & (writes == d.writes)
-        )
+            m.d.sync += [rows_seen.eq(rows_seen + 1), tail.eq(tail_len), tail_zero.eq(0),
+                         rows_all.eq(rows_seen == rows_m1)]  # fmt: skip
+        with m.Elif(rows_all & ~tail_zero):
+            m.d.sync += [tail.eq(tail - 1), tail_zero.eq(tail == 1)]
+        m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
         return m
 
 
