@@ -30,7 +30,7 @@ checks exercise.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -106,12 +106,18 @@ class WeightLoader(wiring.Component):
         checking = Signal()
         judging = Signal()  # the cycle after `checking`: the verdict, registered, is applied
         hdr_last = Signal()  # the header's last beat carried `last`
-        # Words left in the current region minus one, counted down: the region-end test is a
-        # zero test, not a compare against a header field.
-        left = Signal.like(addr, init=0 if has_hdr else self.regions[0][2] - 1)
-        len_m1 = [Signal.like(addr, name=f"len_m1_{n}", reset_less=has_hdr) for n in range(nreg)]
+        # left2 = (words left in the region after this one) - 2, counted down (timing): the
+        # next `lzero` (left == 1 before a step) is its sign bit, no compare. Each region
+        # starts at len_m3 = length - 3 (left = length - 1), lzero = lz (length == 1); both
+        # are registers (set from the header) or constants.
+        aw = len(addr) + 2
+        left2 = Signal(signed(aw), init=(0 if has_hdr else self.regions[0][2] - 1) - 2)
+        len_m3 = [Signal(signed(aw), name=f"len_m3_{n}", reset_less=has_hdr)
+                  for n in range(nreg)]  # fmt: skip
+        lz = [Signal(name=f"lz_{n}", reset_less=has_hdr) for n in range(nreg)]
         if not has_hdr:
-            m.d.comb += [lm.eq(d - 1) for lm, (_, d) in zip(len_m1, self.mem_shape, strict=True)]
+            for n, (_, d) in enumerate(self.mem_shape):
+                m.d.comb += [len_m3[n].eq(d - 3), lz[n].eq(d == 1)]
         # wend: this beat completes a word (beat == bpw[state] - 1); lzero: left == 0. Both
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
@@ -119,7 +125,7 @@ class WeightLoader(wiring.Component):
         # in_last: state == nreg (the last region), a flag set with `state` (timing)
         in_last = Signal(init=first == nreg)
         rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), judging.eq(0),
-                  left.eq(len_m1[0]), wend.eq(bpw[first] == 1), lzero.eq(len_m1[0] == 0),
+                  left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
                   in_last.eq(first == nreg)]  # fmt: skip
 
         m.d.comb += [
@@ -145,7 +151,8 @@ class WeightLoader(wiring.Component):
         # region's word count minus one (compares and adds from registers), `judging` acts
         # on them (timing: no compare in front of the state registers).
         ok_r = Signal()
-        words_m1 = [Signal.like(addr, name=f"words_m1_{n}") for n in range(nreg)]
+        words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
+        words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
 
         payload = self.i_stream.payload.data
         take = self.i_stream.valid & self.i_stream.ready
@@ -160,7 +167,8 @@ class WeightLoader(wiring.Component):
             if has_hdr:  # (checking is never set without a header)
                 words = [_times(new_hdr[f], k)
                          for (f, _, _), k in zip(self.regions, self.split, strict=True)]
-                m.d.sync += [wm.eq(w - 1) for wm, w in zip(words_m1, words, strict=True)]
+                m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
+                m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
         with m.Elif(judging):
             m.d.sync += judging.eq(0)
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header
@@ -170,8 +178,9 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
                              in_last.eq(nreg == 1)]  # fmt: skip
                 if has_hdr:  # (judging is never set without a header)
-                    m.d.sync += [left.eq(words_m1[0]), lzero.eq(words_m1[0] == 0)]
-                    m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m1, words_m1, strict=True)]
+                    m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
+                    m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
+                    m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
             with m.Else():
                 m.d.comb += self.err_header.eq(1)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
@@ -195,12 +204,13 @@ class WeightLoader(wiring.Component):
                                 m.d.sync += [addr.eq(0), state.eq(n + 2),
                                              in_last.eq(n + 2 == nreg)]  # fmt: skip
                                 if n != nreg - 1:
-                                    m.d.sync += [left.eq(len_m1[n + 1]),
-                                                 lzero.eq(len_m1[n + 1] == 0),
+                                    m.d.sync += [left2.eq(len_m3[n + 1]),
+                                                 lzero.eq(lz[n + 1]),
                                                  wend.eq(bpw[n + 2] == 1)]  # fmt: skip
                             with m.Else():
-                                m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-                                m.d.sync += [lzero.eq(left == 1), wend.eq(bpw[n + 1] == 1)]
+                                m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
+                                # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
+                                m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
                         with m.Else():
                             m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[n + 1] - 2)]
             with m.If(final):
