@@ -9,8 +9,12 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
 * operands of at most 35 bits (the requant lanes' 32x32 product): four MULT18X18D on 17-bit
   halves, then two fabric stages — the middle sum ``lh + hl`` and the final add — so
   latency ``>= 5``;
-* anything else, or once the device's DSP blocks are used up (``dsp_budget``): the generic
-  registered ``*``, which the board build synthesises in LUTs (``synth_ecp5 -nodsp``).
+* once the device's DSP blocks are used up (``dsp_budget``), operands of at most 18 bits:
+  :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs and a tree of two-operand adds that
+  yosys maps onto LUT4 + CCU2C carry chains (about half the LUTs of yosys's own ``*``), the
+  same latency (3) and bits;
+* anything else: the generic registered ``*``, which the board build synthesises in LUTs
+  (``synth_ecp5 -nodsp``).
 
 yosys ships only a blackbox of MULT18X18D; ``MULT18X18D_MODEL`` is a behavioural Verilog
 model of the mode used here, for Verilator (``sim/test_ecp5_dsp.py`` checks it against ``*``).
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 
+from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
 
 __all__ = [
@@ -114,6 +119,8 @@ class Ecp5Multipliers:
             return _narrow(mult)
         if max(aw, bw) <= 2 * _HALF + 1 and mult.latency >= WIDE_LATENCY and self._take(4):
             return _wide(mult)
+        if max(aw, bw) <= 18 and mult.latency >= LUT_MULT_LATENCY:
+            return lut_multiplier(mult)
         return generic_multiplier(mult)
 
 

