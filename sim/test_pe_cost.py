@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from hwgen.boards.pe_cost import pe_cost
+from hwgen.sweep.estimate import ACC_BIT_SAVING, LUT_PE_EXTRA
 
 
 @pytest.mark.board
@@ -20,11 +21,14 @@ def test_pe_kinds_cost_what_they_should() -> None:
     assert 0 < lut["comb"] - dsp["comb"] < 160
     # The accumulate is a 32-bit carry chain (16 CCU2C) in every kind.
     assert dsp["CCU2C"] == 16
+    # the estimator's LUT-PE term is this measurement
+    assert lut["comb"] - dsp["comb"] == LUT_PE_EXTRA["LUT4"]
+    assert lut["TRELLIS_FF"] - dsp["TRELLIS_FF"] == LUT_PE_EXTRA["FF"]
 
 
 @pytest.mark.board
 def test_narrow_accumulator_saves_three_registers_per_bit() -> None:
     """acc, result and the drain-chain register are acc_width bits each."""
-    wide, narrow = pe_cost("lut", 32), pe_cost("lut", 25)
-    assert wide["TRELLIS_FF"] - narrow["TRELLIS_FF"] == 3 * 7
-    assert narrow["comb"] < wide["comb"]
+    wide, narrow = pe_cost("dsp", 32), pe_cost("dsp", 25)
+    assert wide["TRELLIS_FF"] - narrow["TRELLIS_FF"] == 3 * 7 == 7 * ACC_BIT_SAVING["FF"]
+    assert wide["comb"] - narrow["comb"] == pytest.approx(7 * ACC_BIT_SAVING["LUT4"])
