@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""Verilator + cocotb: the LUT multiplier (the ECP5 hook's fallback past the DSP budget) is
-bit-exact with ``*`` at the DSP path's latency, on all 65,536 int8 pairs."""
+"""Verilator + cocotb: the LUT multiplier (the ECP5 hook's fallback past the DSP budget: row
+pairs on CCU2C cells, simulated on hwgen/rtl/models/CCU2C.v; and the portable form with
+Amaranth adds) is bit-exact with ``*`` at the DSP path's latency, on all 65,536 int8 pairs."""
 
 from __future__ import annotations
 
@@ -8,20 +9,30 @@ import re
 
 import pytest
 
+from hwgen.rtl.ecp5_carry import CCU2C_MODEL
 from hwgen.rtl.ecp5_dsp import DSP_LATENCY, MULT18X18D_MODEL, Ecp5DspSim
 from hwgen.rtl.lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from hwgen.rtl.mult import Multiplier
 from hwgen.sim.runner import build_verilog, run_unit
 
 
-def _lut_platform() -> Ecp5DspSim:
-    return Ecp5DspSim(dsp_budget=0)  # every product past the budget: the LUT fallback
+class _Portable(Ecp5DspSim):
+    """The LUT multiplier with Amaranth adds for its row pairs (no CCU2C instances)."""
+
+    def get_multiplier(self, mult):
+        self.lut_multipliers += 1
+        return lut_multiplier(mult)
+
+
+def _lut_platform(kind: str = "ecp5") -> Ecp5DspSim:
+    # budget 0: every product past the budget, i.e. the LUT fallback
+    return Ecp5DspSim(dsp_budget=0) if kind == "ecp5" else _Portable(dsp_budget=0)
 
 
 def _design_only(text: str) -> str:
-    model = MULT18X18D_MODEL.read_text()
-    assert text.endswith(model)
-    return text[: -len(model)]  # drop the appended DSP model
+    models = MULT18X18D_MODEL.read_text() + CCU2C_MODEL.read_text()
+    assert text.endswith(models)
+    return text[: -len(models)]  # drop the appended primitive models
 
 
 def test_fallback_is_the_lut_multiplier() -> None:
@@ -31,6 +42,7 @@ def test_fallback_is_the_lut_multiplier() -> None:
     assert "MULT18X18D" not in text
     assert not re.search(r"\S \* \S", text)  # no `*`: rows and adds only
     assert "pair3" in text and "sum2" in text  # four row pairs, a tree of three adds
+    assert text.count("CCU2C #(") == 4 * 5  # each pair: 10 bits on five carry cells
 
 
 def test_latency_matches_the_dsp_path() -> None:
@@ -40,14 +52,15 @@ def test_latency_matches_the_dsp_path() -> None:
 
 
 @pytest.mark.rtl
-def test_lut_mult_all_int8_pairs() -> None:
+@pytest.mark.parametrize("kind", ["ecp5", "portable"])
+def test_lut_mult_all_int8_pairs(kind: str) -> None:
     """All 65,536 int8 x int8 products, one per cycle, three edges after their operands."""
-    plat = _lut_platform()
+    plat = _lut_platform(kind)
     run_unit(
         Multiplier(a_width=8, b_width=8, latency=DSP_LATENCY),
         toplevel="mult",
         test_module="hwgen.sim.tb.mult_tb",
-        name="mult_all_int8_lut",
+        name=f"mult_all_int8_lut_{kind}",
         params={"a_width": 8, "b_width": 8, "latency": DSP_LATENCY, "exhaustive": True},
         platform=plat,
     )

@@ -7,7 +7,9 @@ the cells of yosys's ``stat``:
 
 * ``dsp``: the product on one instantiated MULT18X18D (the ULX3S hook within its budget);
 * ``lut``: the product on the pipelined LUT multiplier (``hwgen.rtl.lut_mult``, the hook's
-  fallback past the budget);
+  fallback past the budget: row pairs on CCU2C cells, ``hwgen.rtl.ecp5_carry``);
+* ``lut-adds``: the same multiplier with Amaranth adds for the row pairs (yosys puts a LUT4
+  per AND in front of its CCU2C);
 * ``lut-star``: the product as yosys's own LUT ``*`` (the fallback before the LUT multiplier).
 
 ``comb`` = LUT4 + 2 x CCU2C is what nextpnr counts as TRELLIS_COMB ("LUT4" in the board
@@ -32,13 +34,21 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
+from hwgen.rtl.lut_mult import lut_multiplier
 from hwgen.rtl.mult import generic_multiplier
 from hwgen.rtl.pe import PE
 
 __all__ = ["KINDS", "pe_cost", "pe_fmax", "pe_rtlil", "main"]
 
-KINDS = ("dsp", "lut", "lut-star")
+KINDS = ("dsp", "lut", "lut-adds", "lut-star")
 CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "PFUMX", "L6MUX21")
+
+
+class _Adds(Ecp5DspSim):
+    """Past the budget: the LUT multiplier with Amaranth adds for its row pairs."""
+
+    def get_multiplier(self, mult):
+        return lut_multiplier(mult)
 
 
 class _YosysStar(Ecp5DspSim):
@@ -53,6 +63,8 @@ def _platform(kind: str) -> Ecp5DspSim:
         return Ecp5DspSim(dsp_budget=1)
     if kind == "lut":
         return Ecp5DspSim(dsp_budget=0)
+    if kind == "lut-adds":
+        return _Adds(dsp_budget=0)
     if kind == "lut-star":
         return _YosysStar(dsp_budget=0)
     raise ValueError(f"PE kind {kind!r}: one of {', '.join(KINDS)}")

@@ -10,14 +10,16 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
   halves, then two fabric stages — the middle sum ``lh + hl`` and the final add — so
   latency ``>= 5``;
 * once the device's DSP blocks are used up (``dsp_budget``), operands of at most 18 bits:
-  :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs and a tree of two-operand adds that
-  yosys maps onto LUT4 + CCU2C carry chains (about half the LUTs of yosys's own ``*``), the
-  same latency (3) and bits;
+  :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs on instantiated CCU2C carry cells
+  (:mod:`hwgen.rtl.ecp5_carry`, the ANDs inside the cells) and a tree of two-operand adds
+  that yosys maps onto CCU2C chains (under half the logic of yosys's own ``*``), the same
+  latency (3) and bits;
 * anything else: the generic registered ``*``, which the board build synthesises in LUTs
   (``synth_ecp5 -nodsp``).
 
 yosys ships only a blackbox of MULT18X18D; ``MULT18X18D_MODEL`` is a behavioural Verilog
-model of the mode used here, for Verilator (``sim/test_ecp5_dsp.py`` checks it against ``*``).
+model of the mode used here, for Verilator (``sim/test_mult.py`` checks it against ``*``);
+``CCU2C_MODEL`` likewise for the carry cell (``sim/test_lut_mult.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 
+from .ecp5_carry import CCU2C_MODEL, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
 
@@ -109,7 +112,7 @@ class Ecp5Multipliers:
 
     def sim_verilog(self) -> list[str]:
         """Verilog models of the vendor primitives, to append to the design for Verilator."""
-        return [MULT18X18D_MODEL.read_text()]
+        return [MULT18X18D_MODEL.read_text(), CCU2C_MODEL.read_text()]
 
     def get_multiplier(self, mult: Multiplier):
         # Unsigned operands gain a zero sign bit, so a signed product is always exact.
@@ -120,7 +123,7 @@ class Ecp5Multipliers:
         if max(aw, bw) <= 2 * _HALF + 1 and mult.latency >= WIDE_LATENCY and self._take(4):
             return _wide(mult)
         if max(aw, bw) <= 18 and mult.latency >= LUT_MULT_LATENCY:
-            return lut_multiplier(mult)
+            return lut_multiplier(mult, pair_adder=ccu2c_pair)
         return generic_multiplier(mult)
 
 

@@ -15,17 +15,26 @@ carry chain (64 LUT4 + 37 CCU2C for int8, measured; docs/architecture.md):
 
 So the latency is the DSP path's (``DSP_LATENCY`` = 3) and the bits are those of ``a * b``
 (``lut_mult_golden`` is the same structure on integers; tests prove both equal to ``*``).
+
+A platform may build the row pairs itself (``pair_adder``): on the ECP5 each pair bit
+``(a_k & b_lo) + (a_(k-1) & b_hi)`` fits one half of a CCU2C carry cell, ANDs included
+(``hwgen.rtl.ecp5_carry``), which drops the pairs' AND LUTs.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from collections.abc import Callable
+
+from amaranth import Module, Mux, Signal, Value
 
 from .mult import Multiplier
 
-__all__ = ["LUT_MULT_LATENCY", "lut_mult_golden", "lut_multiplier", "pair_weights"]
+__all__ = ["LUT_MULT_LATENCY", "PairAdder", "lut_mult_golden", "lut_multiplier", "pair_weights"]
 
 LUT_MULT_LATENCY = 3  # operand registers, row pairs, adder tree
+# (module, a, b_lo, b_hi, subtract, is_signed, name) -> (a if b_lo else 0) +/- ((a if b_hi
+# else 0) << 1) as a Value of a's width + 2 bits
+PairAdder = Callable[[Module, Value, Value, Value, bool, bool, str], Value]
 
 
 def pair_weights(b_width: int, is_signed: bool) -> list[tuple[int, ...]]:
@@ -59,9 +68,9 @@ def lut_mult_golden(a: int, b: int, b_width: int, is_signed: bool = True) -> int
     return _tree(pairs, 2, lambda x, y, sh: x + (y << sh))
 
 
-def lut_multiplier(mult: Multiplier) -> Module:
+def lut_multiplier(mult: Multiplier, pair_adder: PairAdder | None = None) -> Module:
     """``mult.p`` = ``mult.a * mult.b`` from LUTs and carry chains, ``mult.latency`` (>= 3)
-    edges later."""
+    edges later; two-row pairs built by ``pair_adder`` if given (else Amaranth ``+``)."""
     if mult.latency < LUT_MULT_LATENCY:
         raise ValueError(f"LUT multiplier latency must be at least {LUT_MULT_LATENCY}, "
                          f"not {mult.latency}")
@@ -74,10 +83,14 @@ def lut_multiplier(mult: Multiplier) -> Module:
     # Edge 2: row pairs, one two-operand add (one carry chain) each.
     pairs = []
     for i, signs in enumerate(pair_weights(mult.b_width, mult.is_signed)):
-        rows = [Mux(b_r[2 * i + k], a_r, 0) for k in range(len(signs))]
-        expr = rows[0] if signs[0] > 0 else -rows[0]
-        if len(rows) == 2:
-            expr = expr + (rows[1] << 1) if signs[1] > 0 else expr - (rows[1] << 1)
+        if pair_adder is not None and len(signs) == 2:
+            expr = pair_adder(m, a_r, b_r[2 * i], b_r[2 * i + 1], signs[1] < 0,
+                              mult.is_signed, f"pair{i}")
+        else:
+            rows = [Mux(b_r[2 * i + k], a_r, 0) for k in range(len(signs))]
+            expr = rows[0] if signs[0] > 0 else -rows[0]
+            if len(rows) == 2:
+                expr = expr + (rows[1] << 1) if signs[1] > 0 else expr - (rows[1] << 1)
         pair = Signal(expr.shape(), name=f"pair{i}", reset_less=True)
         m.d.sync += pair.eq(expr)
         pairs.append(pair)

