@@ -5,7 +5,10 @@
 (``synth_ecp5 -nodsp -top pe``, as ``hwgen.boards`` does for the whole design), then prints
 the cells of yosys's ``stat``:
 
-* ``dsp``: the product on one instantiated MULT18X18D (the ULX3S hook within its budget);
+* ``dsp``: the product on one instantiated MULT18X18D (the ULX3S hook within its budget),
+  the accumulate on a CCU2C chain with the ``first`` multiplexer inside (the hook's
+  ``accumulate``);
+* ``dsp-plain``: the same with yosys's own adder for the accumulate (the PE before that hook);
 * ``lut``: the product on the pipelined LUT multiplier (``hwgen.rtl.lut_mult``, the hook's
   fallback past the budget: row pairs on CCU2C cells, ``hwgen.rtl.ecp5_carry``);
 * ``lut-adds``: the same multiplier with Amaranth adds for the row pairs (yosys puts a LUT4
@@ -40,8 +43,14 @@ from hwgen.rtl.pe import PE
 
 __all__ = ["KINDS", "pe_cost", "pe_fmax", "pe_rtlil", "main"]
 
-KINDS = ("dsp", "lut", "lut-adds", "lut-star")
+KINDS = ("dsp", "dsp-plain", "lut", "lut-adds", "lut-star")
 CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "PFUMX", "L6MUX21")
+
+
+class _PlainAccumulate(Ecp5DspSim):
+    """The hook without its accumulate: the PE's ``Mux(first, 0, acc) + p`` left to yosys."""
+
+    accumulate = None
 
 
 class _Adds(Ecp5DspSim):
@@ -61,6 +70,8 @@ class _YosysStar(Ecp5DspSim):
 def _platform(kind: str) -> Ecp5DspSim:
     if kind == "dsp":
         return Ecp5DspSim(dsp_budget=1)
+    if kind == "dsp-plain":
+        return _PlainAccumulate(dsp_budget=1)
     if kind == "lut":
         return Ecp5DspSim(dsp_budget=0)
     if kind == "lut-adds":
@@ -102,7 +113,7 @@ def pe_rtlil(kind: str, acc_width: int = 32, registered: bool = False) -> str:
     plat = _platform(kind)
     top = _Registered(acc_width) if registered else PE(acc_width=acc_width, mult_latency=3)
     text = rtlil.convert(top, name="pe", platform=plat)
-    assert plat.dsps_used == (1 if kind == "dsp" else 0)
+    assert plat.dsps_used == (1 if kind.startswith("dsp") else 0)
     return text
 
 

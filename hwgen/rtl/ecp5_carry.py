@@ -13,7 +13,12 @@ bits on A, B and ``x``'s on C, D:
   ``x + ~y + 1`` = ``x - y``.
 
 So a pair of an int8 multiplier is five CCU2C and no LUT4 (yosys's own adder needs a LUT4
-per AND in front of its CCU2C). Measured per PE: docs/architecture.md.
+per AND in front of its CCU2C).
+
+The PE's accumulate ``Mux(first, 0, acc) + p`` fits the same way (``ccu2c_accumulate``):
+``A = acc_k``, ``B = first``, ``C = p_k``: ``F = (A & ~B) ^ C``, ``G = A & ~B``, so the
+``first`` multiplexer (one LUT4 per accumulator bit with yosys's adder) is inside the cells.
+Measured per PE: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
-__all__ = ["CCU2C_MODEL", "INIT_ADD", "INIT_SUB", "ccu2c_pair", "lut_init"]
+__all__ = ["CCU2C_MODEL", "INIT_ACC", "INIT_ADD", "INIT_SUB", "ccu2c_accumulate", "ccu2c_pair",
+           "lut_init"]
 
 CCU2C_MODEL = Path(__file__).with_name("models") / "CCU2C.v"
 
@@ -34,6 +40,31 @@ def lut_init(f) -> int:
 
 INIT_ADD = lut_init(lambda a, b, c, d: (a & b) ^ (c & d))
 INIT_SUB = lut_init(lambda a, b, c, d: (c & d) ^ (1 - (a & b)))
+INIT_ACC = lut_init(lambda a, b, c, d: (a & (1 - b)) ^ c)  # acc_k, first, p_k; D unused
+
+
+def _chain(m: Module, name: str, init: int, cin: Value, ins: list[tuple]) -> Signal:
+    """One CCU2C carry chain over ``ins`` (per bit the (A, B, C, D) inputs, an even count)
+    with the same INIT in every half; returns the sum bits."""
+    s = Signal(len(ins), name=f"{name}_s")
+    for i in range(0, len(ins), 2):
+        cout = Signal(name=f"{name}_co{i}")
+        (a0, b0, c0, d0), (a1, b1, c1, d1) = ins[i], ins[i + 1]
+        m.submodules[f"{name}_ccu{i}"] = Instance(
+            "CCU2C",
+            p_INIT0=Const(init, 16),
+            p_INIT1=Const(init, 16),
+            p_INJECT1_0="NO",
+            p_INJECT1_1="NO",
+            i_CIN=cin,
+            i_A0=a0, i_B0=b0, i_C0=c0, i_D0=d0,
+            i_A1=a1, i_B1=b1, i_C1=c1, i_D1=d1,
+            o_S0=s[i],
+            o_S1=s[i + 1],
+            o_COUT=cout,
+        )  # fmt: skip
+        cin = cout
+    return s
 
 
 def ccu2c_pair(m: Module, a: Value, b_lo: Value, b_hi: Value, subtract: bool,
@@ -50,30 +81,24 @@ def ccu2c_pair(m: Module, a: Value, b_lo: Value, b_hi: Value, subtract: bool,
             return a[n - 1] if is_signed else Const(0, 1)
         return a[k]
 
-    zero = (Const(0, 1), Const(0, 1))
-    xs = [(a_bit(k), b_lo) for k in range(width)]  # on C, D
-    ys = [(a_bit(k - 1), b_hi) for k in range(width)]  # on A, B: G = their AND
+    zero = Const(0, 1)
+    # y's bits on A, B (G = their AND), x's on C, D
+    ins = [(a_bit(k - 1), b_hi, a_bit(k), b_lo) for k in range(width)]
     if width % 2:
-        xs.append(zero)
-        ys.append(zero)
-    init = INIT_SUB if subtract else INIT_ADD
-    s = Signal(len(xs), name=f"{name}_s")
-    cin = Const(1 if subtract else 0, 1)
-    for i in range(0, len(xs), 2):
-        cout = Signal(name=f"{name}_co{i}")
-        m.submodules[f"{name}_ccu{i}"] = Instance(
-            "CCU2C",
-            p_INIT0=Const(init, 16),
-            p_INIT1=Const(init, 16),
-            p_INJECT1_0="NO",
-            p_INJECT1_1="NO",
-            i_CIN=cin,
-            i_A0=ys[i][0], i_B0=ys[i][1], i_C0=xs[i][0], i_D0=xs[i][1],
-            i_A1=ys[i + 1][0], i_B1=ys[i + 1][1], i_C1=xs[i + 1][0], i_D1=xs[i + 1][1],
-            o_S0=s[i],
-            o_S1=s[i + 1],
-            o_COUT=cout,
-        )  # fmt: skip
-        cin = cout
+        ins.append((zero, zero, zero, zero))
+    s = _chain(m, name, INIT_SUB if subtract else INIT_ADD, Const(int(subtract), 1), ins)
     out = Cat(s[:width])
     return out.as_signed() if is_signed or subtract else out
+
+
+def ccu2c_accumulate(m: Module, acc: Value, first: Value, product: Value, name: str) -> Value:
+    """``Mux(first, 0, acc) + product`` modulo ``2**len(acc)`` on one CCU2C chain (the
+    product sign- or zero-extended, or truncated, to the accumulator's width)."""
+    n = len(acc)
+    p = Signal(n, name=f"{name}_p")
+    m.d.comb += p.eq(product)
+    zero = Const(0, 1)
+    ins = [(acc[k], first, p[k], zero) for k in range(n)]
+    if n % 2:
+        ins.append((zero, zero, zero, zero))
+    return _chain(m, name, INIT_ACC, zero, ins)[:n]

@@ -17,6 +17,9 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
 * anything else: the generic registered ``*``, which the board build synthesises in LUTs
   (``synth_ecp5 -nodsp``).
 
+The mixin also builds the PE's accumulate (``accumulate``, asked by ``hwgen.rtl.pe.PE``) as
+one CCU2C chain with the ``first`` multiplexer inside the cells.
+
 yosys ships only a blackbox of MULT18X18D; ``MULT18X18D_MODEL`` is a behavioural Verilog
 model of the mode used here, for Verilator (``sim/test_mult.py`` checks it against ``*``);
 ``CCU2C_MODEL`` likewise for the carry cell (``sim/test_lut_mult.py``).
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 
-from .ecp5_carry import CCU2C_MODEL, ccu2c_pair
+from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
 
@@ -113,6 +116,11 @@ class Ecp5Multipliers:
     def sim_verilog(self) -> list[str]:
         """Verilog models of the vendor primitives, to append to the design for Verilator."""
         return [MULT18X18D_MODEL.read_text(), CCU2C_MODEL.read_text()]
+
+    def accumulate(self, m: Module, acc, first, product):
+        """The PE's ``Mux(first, 0, acc) + product`` (``Arithmetic.accumulate``) as one
+        CCU2C chain with the multiplexer inside the cells (``hwgen.rtl.ecp5_carry``)."""
+        return ccu2c_accumulate(m, acc, first, product, "acc_ccu")
 
     def get_multiplier(self, mult: Multiplier):
         # Unsigned operands gain a zero sign bit, so a signed product is always exact.
