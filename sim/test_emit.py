@@ -36,6 +36,7 @@ def test_generate_fit_sizes_one_design_for_several_models(tmp_path: Path, capsys
     plan = json.loads((out / "manifest.json").read_text())["memory_plan"]
     # sized for mnist_cnn (its activation buffer 1 and 4 layers), not only tiny_cnn
     assert plan["activation_buffers"][1] == 1352 and plan["max_layers"] == 4, plan
+    assert plan["pe_accumulator_bits"] == 25, plan  # mnist_cnn's bound (tiny_cnn alone: 23)
     assert "also fits mnist_cnn" in capsys.readouterr().out
     assert main(["generate", "--model", "tiny_cnn", "--fit", "nosuchmodel"]) == 2
     assert "unknown model 'nosuchmodel'" in capsys.readouterr().err

@@ -80,6 +80,23 @@ def test_network_bit_exact_on_mult18x18d_model(model: str, array: str, n: int) -
     _assert_bit_exact(case, res, out, n)
 
 
+class _DspsRunOut(Ecp5DspSim):
+    """A device with DSPs for the requant lanes and three PEs only (tiny_cnn 4x4: 16 + 3)."""
+
+    def __init__(self) -> None:
+        super().__init__(dsp_budget=4 * 4 + 3)
+
+
+@pytest.mark.rtl
+def test_network_bit_exact_past_the_dsp_budget() -> None:
+    """Past the DSP budget: the requant lanes keep their four MULT18X18D each (elaborated
+    first), three PEs get one, the other 13 PEs the LUT multiplier (hwgen.rtl.lut_mult)."""
+    plat = _DspsRunOut()
+    case, res, out = _run("tiny_cnn", "4x4", 2, platform=plat)
+    assert plat.dsps_used == 19 and plat.lut_multipliers == 13
+    _assert_bit_exact(case, res, out, 2)
+
+
 class _NarrowCounters(SmallDeviceSim):
     perf_counter_width = 11  # tiny_cnn 4x4 takes more than 2,047 cycles per image
 

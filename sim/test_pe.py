@@ -14,6 +14,7 @@ import pytest
 from amaranth import Value
 from amaranth.sim import Simulator
 
+from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.rtl.pe import PE, pe_golden, wrap_signed
 from hwgen.sim.runner import run_unit
 from hwgen.sim.tb.pe_tb import INPUTS, OUTPUTS, build_pe_stimulus, check_pe_outputs
@@ -170,3 +171,25 @@ def test_pe_rtl(case: str, seed: int) -> None:
         seed=seed,
         tag=f"_{case}_{seed}",
     )
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("kind", ["dsp", "lut"])
+@pytest.mark.parametrize("acc_width", [20, 32])
+def test_pe_rtl_ecp5(kind: str, acc_width: int) -> None:
+    """The ECP5 PE: product on MULT18X18D or the LUT multiplier, accumulate on a CCU2C chain
+    (the ``first`` multiplexer inside the cells), simulated on the primitives' models; at 20
+    bits the "min" layer's sums wrap."""
+    p = _params(1, 4, [*_layers(4, 6), {"mode": "conv", "tiles": 3, "k": 70, "values": "min"}],
+                acc_width=acc_width)
+    plat = Ecp5DspSim(dsp_budget=1 if kind == "dsp" else 0)
+    run_unit(
+        PE(acc_width=acc_width, mult_latency=3),
+        toplevel="pe",
+        test_module="hwgen.sim.tb.pe_tb",
+        name=f"pe_ecp5_{kind}_acc{acc_width}",
+        params=p,
+        seed=1,
+        platform=plat,
+    )
+    assert plat.dsps_used == (kind == "dsp") and plat.lut_multipliers == (kind == "lut")

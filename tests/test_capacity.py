@@ -93,3 +93,40 @@ def test_transfer_starts_with_header_and_program() -> None:
     assert hdr.n_layers == len(tiny.layers) and hdr.in_len == 28 * 28
     assert hdr.out_len == tiny.out_len and hdr.convw_words == tiny.convw_depth
     assert len(program_beats(tiny)) == n_hdr + len(tiny.layers) * beats_per_word(DESC_LAYOUT.size)
+
+
+def _bound(layer) -> int:
+    """128 * the largest sum|w| over the layer's output channels, from the QModel itself."""
+    w = layer.weight.astype("int64")
+    return 128 * int(abs(w.reshape(w.shape[0], -1)).sum(axis=1).max())
+
+
+def test_accumulator_width_follows_the_overflow_bound() -> None:
+    tiny, mnist = _progs()
+    for prog, model in ((tiny, "tiny_cnn"), (mnist, "mnist_cnn")):
+        qlayers = {q.name: q for q in build_qmodel(model).layers}
+        for lay in prog.layers:
+            assert lay.acc_bound == _bound(qlayers[lay.name]), lay.name
+        need = max(_bound(q) for q in qlayers.values() if hasattr(q, "weight")).bit_length() + 1
+        assert prog.acc_bits == need and MemoryPlan.of(prog).acc_width == need
+    assert mnist.acc_bits == 25  # fc1: 128 * 89,261 = 11,425,408 < 2**24
+    assert MemoryPlan.fit([tiny, mnist]).acc_width == max(tiny.acc_bits, mnist.acc_bits)
+
+
+def test_a_bound_past_the_built_width_is_refused() -> None:
+    """A design whose PE accumulators are one bit too narrow for a layer never runs it: one
+    line naming the layer, the bound and both widths, before any transfer."""
+    _, mnist = _progs()
+    plan = MemoryPlan.of(mnist)
+    narrow = dataclasses.replace(plan, acc_width=plan.acc_width - 1)
+    fc1 = next(lay for lay in mnist.layers if lay.name == "fc1")
+    msg = str(pytest.raises(FitError, narrow.check, mnist).value)
+    assert msg == (f"model 'mnist_cnn': layer 'fc1': accumulator bound 128*sum|w| = "
+                   f"{fc1.acc_bound} needs 25 bits, the design's PE accumulators have 24")
+    port = _FakePort(narrow)
+    with pytest.raises(FitError, match="PE accumulators have 24"):
+        Board(port).load(mnist)
+    assert port.written == [request(Cmd.INFO)]
+    for bad in (15, 33):
+        with pytest.raises(ValueError, match="acc_width must be in 16..32"):
+            dataclasses.replace(plan, acc_width=bad)

@@ -12,7 +12,10 @@ import pytest
 from hwgen.cli import main
 from hwgen.config import ArrayConfig
 from hwgen.sweep.estimate import (
+    ACC_BIT_SAVING,
+    ACC_MUX_LUT4,
     FORMS,
+    LUT_PE_EXTRA,
     RESOURCES,
     estimate,
     features,
@@ -111,6 +114,25 @@ def test_features_follow_the_memory_plan_and_the_dsp_budget() -> None:
     assert f["8x8"]["dsp_demand"] == 64 + 4 * 8 and f["8x8"]["lut_mults"] == 0
     assert f["16x16"]["dsp_demand"] == 156 and f["16x16"]["lut_mults"] == 256 + 64 - 156
     assert f["4x4"]["bram_blocks"] < f["8x8"]["bram_blocks"] < f["16x16"]["bram_blocks"]
+    assert f["8x8"]["acc_narrow"] == 64 * (32 - 25)  # mnist_cnn's PE accumulators: 25 bits
+
+
+def test_lut_pes_and_narrow_accumulators_are_measured_terms() -> None:
+    """Past the DSP budget each LUT-multiplier PE adds the measured LUT_PE_EXTRA (checked
+    against yosys in sim/test_pe_cost.py); each accumulator bit below 32 saves
+    ACC_BIT_SAVING per PE, and each one left ACC_MUX_LUT4 (its multiplexer in the carry
+    cells, which the fitted builds did not have)."""
+    c = load_coeffs("ulx3s")
+    f = features("ulx3s", "mnist_cnn", "16x16")
+    base = predict(c, {**f, "lut_mults": 0.0, "acc_narrow": 0.0, "acc_mux_bits": 0.0})
+    got = predict(c, f)
+    for r in ("LUT4", "FF"):
+        want = f["lut_mults"] * LUT_PE_EXTRA[r] - f["acc_narrow"] * ACC_BIT_SAVING[r]
+        if r == "LUT4":
+            want -= ACC_MUX_LUT4 * f["acc_mux_bits"]
+        assert got[r] - base[r] == pytest.approx(want), r
+    assert f["acc_mux_bits"] == 256 * 25
+    assert f["lut_mults"] == 164  # 16x16: 256 PEs, 156 - 4*16 = 92 of them on DSPs
 
 
 def test_shipped_estimator_is_monotone_and_fast(capsys) -> None:

@@ -89,6 +89,7 @@ def design_manifest(plan: MemoryPlan) -> dict:
             "max_layers": plan.max_layers,
             "pool_max_k": plan.pool_max_k,
             "pool_max_out_w": plan.pool_max_out_w,
+            "pe_accumulator_bits": plan.acc_width,
         },
         "ports": {
             "weights": "stream in, {data: u32, last} beats (bit 32 = last on the final beat; "

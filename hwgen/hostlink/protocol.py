@@ -53,7 +53,8 @@ ST_LOADED, ST_BUSY, ST_DONE, ST_ACCEL_ERROR = 0, 2, 3, 4
 ST_LAST_ERROR_SHIFT = 8  # bits 8..15: the last error status since the previous STATUS read
 ST_ACCEL_STATUS_SHIFT = 16  # bits 16..31: the Accelerator's status flags (STATUS_LAYOUT)
 
-# INFO payload: magic, version, rows, cols, 0, max payload, max layers, activation buffer 0/1
+# INFO payload: magic, version, rows, cols, PE accumulator bits (0 from designs built before
+# the field existed: 32), max payload, max layers, activation buffer 0/1
 # words, conv weight words, direct weight words, param words, pool max k, pool max out width
 INFO_FORMAT = "<4sBBBBHHIIIIIHH"
 INFO_MAGIC = b"HWGN"

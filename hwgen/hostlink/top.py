@@ -50,7 +50,8 @@ __all__ = ["HostTop", "info_payload"]
 def info_payload(plan: MemoryPlan, max_payload: int) -> bytes:
     a = plan.array
     return struct.pack(
-        INFO_FORMAT, INFO_MAGIC, INFO_VERSION, a.rows, a.cols, 0, max_payload, plan.max_layers,
+        INFO_FORMAT, INFO_MAGIC, INFO_VERSION, a.rows, a.cols, plan.acc_width, max_payload,
+        plan.max_layers,
         plan.buf_depth[0], plan.buf_depth[1], plan.convw_depth, plan.directw_depth,
         plan.param_depth, plan.pool_max_k, plan.pool_max_out_w,
     )  # fmt: skip

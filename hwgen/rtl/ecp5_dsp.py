@@ -9,11 +9,20 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
 * operands of at most 35 bits (the requant lanes' 32x32 product): four MULT18X18D on 17-bit
   halves, then two fabric stages — the middle sum ``lh + hl`` and the final add — so
   latency ``>= 5``;
-* anything else, or once the device's DSP blocks are used up (``dsp_budget``): the generic
-  registered ``*``, which the board build synthesises in LUTs (``synth_ecp5 -nodsp``).
+* once the device's DSP blocks are used up (``dsp_budget``), operands of at most 18 bits:
+  :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs on instantiated CCU2C carry cells
+  (:mod:`hwgen.rtl.ecp5_carry`, the ANDs inside the cells) and a tree of two-operand adds
+  that yosys maps onto CCU2C chains (under half the logic of yosys's own ``*``), the same
+  latency (3) and bits;
+* anything else: the generic registered ``*``, which the board build synthesises in LUTs
+  (``synth_ecp5 -nodsp``).
+
+The mixin also builds the PE's accumulate (``accumulate``, asked by ``hwgen.rtl.pe.PE``) as
+one CCU2C chain with the ``first`` multiplexer inside the cells.
 
 yosys ships only a blackbox of MULT18X18D; ``MULT18X18D_MODEL`` is a behavioural Verilog
-model of the mode used here, for Verilator (``sim/test_ecp5_dsp.py`` checks it against ``*``).
+model of the mode used here, for Verilator (``sim/test_mult.py`` checks it against ``*``);
+``CCU2C_MODEL`` likewise for the carry cell (``sim/test_lut_mult.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
 
+from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
+from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
 
 __all__ = [
@@ -104,7 +115,12 @@ class Ecp5Multipliers:
 
     def sim_verilog(self) -> list[str]:
         """Verilog models of the vendor primitives, to append to the design for Verilator."""
-        return [MULT18X18D_MODEL.read_text()]
+        return [MULT18X18D_MODEL.read_text(), CCU2C_MODEL.read_text()]
+
+    def accumulate(self, m: Module, acc, first, product):
+        """The PE's ``Mux(first, 0, acc) + product`` (``Arithmetic.accumulate``) as one
+        CCU2C chain with the multiplexer inside the cells (``hwgen.rtl.ecp5_carry``)."""
+        return ccu2c_accumulate(m, acc, first, product, "acc_ccu")
 
     def get_multiplier(self, mult: Multiplier):
         # Unsigned operands gain a zero sign bit, so a signed product is always exact.
@@ -114,6 +130,8 @@ class Ecp5Multipliers:
             return _narrow(mult)
         if max(aw, bw) <= 2 * _HALF + 1 and mult.latency >= WIDE_LATENCY and self._take(4):
             return _wide(mult)
+        if max(aw, bw) <= 18 and mult.latency >= LUT_MULT_LATENCY:
+            return lut_multiplier(mult, pair_adder=ccu2c_pair)
         return generic_multiplier(mult)
 
 

@@ -194,7 +194,13 @@ class PE(wiring.Component):
         acc = Signal(self.arith.acc_shape, reset_less=True)
         result = Signal(self.arith.acc_shape, reset_less=True)
         acc_next = Signal(self.arith.acc_shape)
-        m.d.comb += acc_next.eq(self.arith.accumulate(acc, first, mult.p))
+        # A platform may build the same function itself (cf. get_multiplier): the ECP5 puts
+        # the ``first`` multiplexer inside the carry cells (hwgen.rtl.ecp5_dsp).
+        hook = getattr(platform, "accumulate", None)
+        if hook is not None:
+            m.d.comb += acc_next.eq(hook(m, acc, first, mult.p))
+        else:
+            m.d.comb += acc_next.eq(self.arith.accumulate(acc, first, mult.p))
         with m.If(valid):
             m.d.sync += acc.eq(acc_next)
             with m.If(last):

@@ -40,6 +40,8 @@ host link needs to frame a transfer).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -243,8 +245,6 @@ class Accelerator(wiring.Component):
         # ---------------- compute pipeline
         seq = Sequencer(cols=C)
         m.submodules.seq = seq
-        array = SystolicArray(cfg)
-        m.submodules.array = array
         wb = WriteBack(
             rows=R,
             cols=C,
@@ -254,7 +254,14 @@ class Accelerator(wiring.Component):
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
         )
+        # Submodules elaborate in the order they are added, and a board's multiplier hook
+        # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs
+        # each, huge and slow in LUTs) come before the PEs (int8: a small LUT multiplier).
         m.submodules.wb = wb
+        # The PE accumulators are plan.acc_width bits (the program's overflow bound, checked
+        # by MemoryPlan.check); their results sign-extend into the 32-bit write-back below.
+        array = SystolicArray(replace(cfg, acc_width=plan.acc_width))
+        m.submodules.array = array
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
 
         feeders = []

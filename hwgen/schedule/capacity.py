@@ -5,6 +5,11 @@ design is defined by its array and its memory depths, not by a model. `MemoryPla
 sizes a design for one program, `MemoryPlan.fit(progs)` for several (element-wise maximum),
 and `plan.check(prog)` raises `FitError` naming the layer, the memory and both sizes before
 anything is transferred.
+
+The PE accumulators are sized the same way: a program's layers carry their overflow bound
+(``LayerPlan.acc_bound`` = 128·max Σ|w|), `MemoryPlan.of` builds the narrowest accumulator
+that holds the largest (``Program.acc_bits``), and `check` refuses a program with a layer
+whose bound needs more bits than the design has (never a silent wrap).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from hwgen.config import ArrayConfig
 
 from .lower import ScheduleError, lower
-from .program import MODE_CONV, LayerPlan, Program
+from .program import MODE_CONV, LayerPlan, Program, acc_bits_for
 
 __all__ = ["FitError", "MemoryPlan", "layer_extents", "lower_fit"]
 
@@ -36,8 +41,15 @@ class MemoryPlan:
     max_layers: int  # descriptor memory depth (= layers of the program)
     pool_max_k: int = 2
     pool_max_out_w: int = 1  # the fused pool's line buffer length
+    acc_width: int = 32  # PE accumulator bits (the requant lanes stay array.acc_width = 32)
 
     def __post_init__(self) -> None:
+        a = self.array
+        if not a.a_width + a.w_width <= self.acc_width <= a.acc_width:
+            raise ValueError(
+                f"MemoryPlan.acc_width must be in {a.a_width + a.w_width}..{a.acc_width}, "
+                f"not {self.acc_width}"
+            )
         for name in ("convw_depth", "directw_depth", "param_depth", "max_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"MemoryPlan.{name} must be >= 1, not {getattr(self, name)}")
@@ -56,6 +68,7 @@ class MemoryPlan:
             max_layers=len(prog.layers),
             pool_max_k=prog.pool_max_k,
             pool_max_out_w=prog.pool_max_out_w,
+            acc_width=prog.acc_bits,
         )
 
     @classmethod
@@ -77,6 +90,7 @@ class MemoryPlan:
             max_layers=max(p.max_layers for p in plans),
             pool_max_k=max(p.pool_max_k for p in plans),
             pool_max_out_w=max(p.pool_max_out_w for p in plans),
+            acc_width=max(p.acc_width for p in plans),
         )
 
     def text(self) -> str:
@@ -87,7 +101,7 @@ class MemoryPlan:
             f"conv weights {self.convw_depth} words; direct "
             f"weights {self.directw_depth} words; params {self.param_depth} words; "
             f"{self.max_layers} layers; pool k<={self.pool_max_k}, pooled width<="
-            f"{self.pool_max_out_w}"
+            f"{self.pool_max_out_w}; PE accumulators {self.acc_width} bits"
         )
 
     def check(self, prog: Program) -> Program:
@@ -115,6 +129,12 @@ class MemoryPlan:
             )
             _need(at, "weights", wmem, lay.wbase + ext["weights"], wdepth)
             _need(at, "parameters", "parameter memory", lay.pbase + ext["params"], self.param_depth)
+            if acc_bits_for(lay.acc_bound) > self.acc_width:
+                raise FitError(
+                    f"{at}: accumulator bound 128*sum|w| = {lay.acc_bound} needs "
+                    f"{acc_bits_for(lay.acc_bound)} bits, the design's PE accumulators have "
+                    f"{self.acc_width}"
+                )
             if lay.pool_en and lay.pool_k > self.pool_max_k:
                 raise FitError(f"{at}: pool kernel {lay.pool_k} > the design's {self.pool_max_k}")
             if lay.pool_en and lay.pool_out_w > self.pool_max_out_w:

@@ -39,7 +39,7 @@ from hwgen.quant.qmodel import (
 )
 
 from .alloc import Region, allocate
-from .program import MODE_CONV, MODE_DIRECT, POOL_AVG, POOL_MAX, LayerPlan, Program
+from .program import ACT_ABS_MAX, MODE_CONV, MODE_DIRECT, POOL_AVG, POOL_MAX, LayerPlan, Program
 
 __all__ = ["ScheduleError", "BufferLimits", "lower"]
 
@@ -597,6 +597,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         act_lo=int(lay.act_min),
         act_hi=int(lay.act_max),
         rows_limit=rows_limit,
+        acc_bound=ACT_ABS_MAX * int(np.abs(g["wmat"]).sum(axis=1).max(initial=0)),
         macs=int(cout * oh * ow * k_len),
         model_macs=0 if it.copy_of is not None else int(lay.macs),
         in_base=v.region.base + v.off,

