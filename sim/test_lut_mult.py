@@ -17,11 +17,9 @@ from hwgen.sim.runner import build_verilog, run_unit
 
 
 class _Portable(Ecp5DspSim):
-    """The LUT multiplier with Amaranth adds for its row pairs (no CCU2C instances)."""
+    """The hook with ``carry_cells`` off: Amaranth adds for the row pairs (no CCU2C)."""
 
-    def get_multiplier(self, mult):
-        self.lut_multipliers += 1
-        return lut_multiplier(mult)
+    carry_cells = False
 
 
 def _lut_platform(kind: str = "ecp5") -> Ecp5DspSim:
@@ -43,6 +41,9 @@ def test_fallback_is_the_lut_multiplier() -> None:
     assert not re.search(r"\S \* \S", text)  # no `*`: rows and adds only
     assert "pair3" in text and "sum2" in text  # four row pairs, a tree of three adds
     assert text.count("CCU2C #(") == 4 * 5  # each pair: 10 bits on five carry cells
+    plain = _design_only(build_verilog(Multiplier(a_width=8, b_width=8, latency=3), "m",
+                                       _lut_platform("portable")))
+    assert "CCU2C" not in plain and not re.search(r"\S \* \S", plain)
 
 
 def test_latency_matches_the_dsp_path() -> None:

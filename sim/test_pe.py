@@ -174,8 +174,7 @@ def test_pe_rtl(case: str, seed: int) -> None:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("kind", ["dsp", "lut"])
-@pytest.mark.parametrize("acc_width", [20, 32])
+@pytest.mark.parametrize("kind,acc_width", [("dsp", 20), ("lut", 32)])
 def test_pe_rtl_ecp5(kind: str, acc_width: int) -> None:
     """The ECP5 PE: product on MULT18X18D or the LUT multiplier, accumulate on a CCU2C chain
     (the ``first`` multiplexer inside the cells), simulated on the primitives' models; at 20

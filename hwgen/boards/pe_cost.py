@@ -8,11 +8,12 @@ the cells of yosys's ``stat``:
 * ``dsp``: the product on one instantiated MULT18X18D (the ULX3S hook within its budget),
   the accumulate on a CCU2C chain with the ``first`` multiplexer inside (the hook's
   ``accumulate``);
-* ``dsp-plain``: the same with yosys's own adder for the accumulate (the PE before that hook);
+* ``dsp-plain``: the same with ``carry_cells`` off: yosys's own adder for the accumulate (the
+  PE before that hook);
 * ``lut``: the product on the pipelined LUT multiplier (``hwgen.rtl.lut_mult``, the hook's
   fallback past the budget: row pairs on CCU2C cells, ``hwgen.rtl.ecp5_carry``);
-* ``lut-adds``: the same multiplier with Amaranth adds for the row pairs (yosys puts a LUT4
-  per AND in front of its CCU2C);
+* ``lut-adds``: the same with ``carry_cells`` off: Amaranth adds for the row pairs (yosys puts
+  a LUT4 per AND in front of its CCU2C) and for the accumulate;
 * ``lut-star``: the product as yosys's own LUT ``*`` (the fallback before the LUT multiplier).
 
 ``comb`` = LUT4 + 2 x CCU2C is what nextpnr counts as TRELLIS_COMB ("LUT4" in the board
@@ -37,7 +38,6 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
-from hwgen.rtl.lut_mult import lut_multiplier
 from hwgen.rtl.mult import generic_multiplier
 from hwgen.rtl.pe import PE
 
@@ -47,17 +47,10 @@ KINDS = ("dsp", "dsp-plain", "lut", "lut-adds", "lut-star")
 CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "PFUMX", "L6MUX21")
 
 
-class _PlainAccumulate(Ecp5DspSim):
-    """The hook without its accumulate: the PE's ``Mux(first, 0, acc) + p`` left to yosys."""
+class _NoCarryCells(Ecp5DspSim):
+    """The hook with ``carry_cells`` off: yosys's adders for the accumulate and row pairs."""
 
-    accumulate = None
-
-
-class _Adds(Ecp5DspSim):
-    """Past the budget: the LUT multiplier with Amaranth adds for its row pairs."""
-
-    def get_multiplier(self, mult):
-        return lut_multiplier(mult)
+    carry_cells = False
 
 
 class _YosysStar(Ecp5DspSim):
@@ -71,11 +64,11 @@ def _platform(kind: str) -> Ecp5DspSim:
     if kind == "dsp":
         return Ecp5DspSim(dsp_budget=1)
     if kind == "dsp-plain":
-        return _PlainAccumulate(dsp_budget=1)
+        return _NoCarryCells(dsp_budget=1)
     if kind == "lut":
         return Ecp5DspSim(dsp_budget=0)
     if kind == "lut-adds":
-        return _Adds(dsp_budget=0)
+        return _NoCarryCells(dsp_budget=0)
     if kind == "lut-star":
         return _YosysStar(dsp_budget=0)
     raise ValueError(f"PE kind {kind!r}: one of {', '.join(KINDS)}")

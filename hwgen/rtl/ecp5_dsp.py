@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 
 from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
@@ -100,6 +100,10 @@ class Ecp5Multipliers:
     """
 
     dsp_budget: int = 156  # LFE5U-85F
+    # Instantiated CCU2C carry cells for the LUT multiplier's row pairs and the PE's
+    # accumulate (hwgen.rtl.ecp5_carry). False: plain `+` for both (yosys's adders, one LUT4
+    # more per bit), e.g. to rule the cells out if a board run ever disagrees with simulation.
+    carry_cells: bool = True
 
     def reset_dsp_count(self) -> None:
         self.dsps_used = 0
@@ -120,6 +124,8 @@ class Ecp5Multipliers:
     def accumulate(self, m: Module, acc, first, product):
         """The PE's ``Mux(first, 0, acc) + product`` (``Arithmetic.accumulate``) as one
         CCU2C chain with the multiplexer inside the cells (``hwgen.rtl.ecp5_carry``)."""
+        if not self.carry_cells:
+            return Mux(first, 0, acc) + product  # = Arithmetic.accumulate
         return ccu2c_accumulate(m, acc, first, product, "acc_ccu")
 
     def get_multiplier(self, mult: Multiplier):
@@ -131,7 +137,7 @@ class Ecp5Multipliers:
         if max(aw, bw) <= 2 * _HALF + 1 and mult.latency >= WIDE_LATENCY and self._take(4):
             return _wide(mult)
         if max(aw, bw) <= 18 and mult.latency >= LUT_MULT_LATENCY:
-            return lut_multiplier(mult, pair_adder=ccu2c_pair)
+            return lut_multiplier(mult, pair_adder=ccu2c_pair if self.carry_cells else None)
         return generic_multiplier(mult)
 
 
