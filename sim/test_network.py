@@ -57,7 +57,9 @@ def test_network_bit_exact(model: str, array: str, n: int) -> None:
 @pytest.mark.rtl
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "model,array,n", [("mnist_cnn", "16x16", 4), ("mnist_cnn", "4x4", 4), ("mnist_cnn", "8x8", 50)]
+    "model,array,n",
+    [("mnist_cnn", "16x16", 4), ("mnist_cnn", "4x4", 4), ("mnist_cnn", "8x8", 50),
+     ("mnist_cnn", "12x12", 2), ("mnist_cnn", "8x16", 2)],  # K-split fc layers (P = 2, 4)
 )
 def test_network_bit_exact_slow(model: str, array: str, n: int) -> None:
     case, res, out = _run(model, array, n)

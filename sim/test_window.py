@@ -134,7 +134,9 @@ def golden_rows(lay: LayerPlan, R: int, C: int, src: np.ndarray) -> np.ndarray:
             iy0, ix0, base = states[t][i]
             for k, (ky, kx, off, lane) in enumerate(offs):
                 iy, ix = iy0 + ky, ix0 + kx
-                if 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
+                if lay.mode == MODE_DIRECT:  # no bounds check (zero weights past the input)
+                    a[t, i, k] = src[base + off, lane] if base + off < len(src) else 0
+                elif 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
                     a[t, i, k] = src[base + off, lane]
     return a
 
@@ -152,9 +154,13 @@ def im2col_check(lay: LayerPlan, R: int, C: int, src: np.ndarray, a: np.ndarray)
                 for kx in range(lay.kw):
                     iy = oy * lay.stride - lay.pad + ky
                     ix = ox * lay.stride - lay.pad + kx
+                    if lay.mode == MODE_DIRECT:  # row i streams K part i % ksplit
+                        iy, ix = 0, (i % lay.ksplit) * lay.kw + kx
                     for c in range(lay.cin):
                         inside = 0 <= iy < lay.in_h and 0 <= ix < lay.in_w
                         word = lay.in_base + (iy * lay.in_w + ix) * lay.in_cw + c // C
+                        if lay.mode == MODE_DIRECT:
+                            inside = word < len(src)
                         want.append(int(src[word, c % C]) if inside else 0)
             assert a[t, i].tolist() == want, (
                 f"{lay.name}: emulator window of tile {t} row {i} (pixel {p}) is not the im2col"
@@ -396,6 +402,10 @@ def test_cases_cover_the_brief() -> None:
                     seen.add("direct")
                     if lay.groups > 1:
                         seen.add("direct multi-group")
+                    if lay.ksplit > 1:
+                        seen.add("direct K split")
+                        if lay.in_cw > 1:
+                            seen.add("direct K split by pixel")
                     continue
                 if (lay.kh, lay.stride, lay.pad) == (3, 1, 0):
                     seen.add("3x3 s1 p0")
@@ -413,7 +423,8 @@ def test_cases_cover_the_brief() -> None:
                     seen.add("several channel groups")
                     if lay.k_len < R:
                         seen.add("K < R with several channel groups")
-    want = {"direct", "direct multi-group", "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
+    want = {"direct", "direct multi-group", "direct K split", "direct K split by pixel",
+            "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
             "cin not a multiple of C, several words/pixel", "partial last tile",
             "several channel groups", "K < R with several channel groups",
             "strided read of a region part"}  # fmt: skip

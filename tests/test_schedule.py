@@ -17,7 +17,7 @@ from hwgen.schedule.lower import BufferLimits, ScheduleError, lower
 @pytest.mark.parametrize(
     "model,array",
     [("mnist_cnn", "8x8"), ("mnist_cnn", "3x5"), ("tiny_cnn", "4x4"), ("tiny_cnn", "16x16"),
-     ("tiny_cnn", "1x1")],
+     ("tiny_cnn", "1x1"), ("mnist_cnn", "12x12"), ("mnist_cnn", "16x16")],
 )
 def test_emulated_program_equals_golden(model: str, array: str) -> None:
     qm = build_qmodel(model)
@@ -46,6 +46,28 @@ def test_mnist_program_shape() -> None:
     assert prog.executed_macs == 2_528_000 - 21 * 64 * 288
     text = prog.text()
     assert "DIRECT" in text and "maxpool2" in text
+
+
+def test_linear_k_split() -> None:
+    """A linear layer with fewer outputs than PEs is split along K (LayerPlan.ksplit): fc1 on
+    16x16 by word (4 parts of 25 words), on 12x12 by pixel (2 parts of 13 pixels, the last
+    one past the input), fc2 on 8x8 by word; the direct-weight memory shrinks with it."""
+    qm = build_qmodel("mnist_cnn")
+    by_name = {}
+    for array in ("16x16", "12x12", "8x8"):
+        prog = lower(qm, ArrayConfig.parse(array))
+        by_name[array] = {lay.name: lay for lay in prog.layers}
+        assert prog.directw_depth == sum(
+            lay.issue_cycles for lay in prog.layers if lay.mode == 1
+        )
+    fc1 = by_name["16x16"]["fc1"]
+    assert (fc1.ksplit, fc1.kw, fc1.cin, fc1.in_cw, fc1.interval) == (4, 25, 16, 1, 430)
+    assert fc1.macs == 64 * 1600  # executed MACs: the layer's, not K/P
+    fc1 = by_name["12x12"]["fc1"]
+    assert (fc1.ksplit, fc1.kw, fc1.cin, fc1.in_cw, fc1.interval) == (2, 13, 64, 6, 854)
+    assert by_name["8x8"]["fc1"].ksplit == 1  # 8 output words fill the 8 rows already
+    fc2 = by_name["8x8"]["fc2"]
+    assert (fc2.ksplit, fc2.k_len, fc2.interval) == (4, 16, 30)
 
 
 def _toy(pool_stride: int = 2, lin_in: int = 36) -> QModel:

@@ -11,6 +11,8 @@ from amaranth.lib import data
 
 from hwgen.schedule.program import LayerPlan, Program
 
+from .reduce import SPLIT_BITS
+
 __all__ = [
     "DESC_LAYOUT",
     "HEADER_LAYOUT",
@@ -62,7 +64,8 @@ DESC_LAYOUT = data.StructLayout(
         "act_hi": signed(8),
         "rows_limit": unsigned(16),
         "writes": unsigned(A),
-        "rows_total": unsigned(A),  # rows leaving the array: groups * ptiles * R
+        "rows_total": unsigned(A),  # rows after the row reduction: groups * ptiles * R / P
+        "ksplit_m1": unsigned(SPLIT_BITS),  # direct mode: K split P - 1 (hwgen.rtl.reduce)
         "pool_en": 1,
         "pool_k": unsigned(4),
         "pool_mode": 1,
@@ -144,7 +147,8 @@ def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
         "act_hi": lay.act_hi,
         "rows_limit": lay.rows_limit,
         "writes": writes,
-        "rows_total": lay.groups * lay.ptiles * rows,
+        "rows_total": lay.groups * lay.ptiles * (rows // lay.ksplit),
+        "ksplit_m1": lay.ksplit - 1,
         "pool_en": lay.pool_en,
         "pool_k": lay.pool_k,
         "pool_mode": lay.pool_mode,

@@ -12,7 +12,9 @@ and moves one pixel right (wrapping to the next output row) — additions only. 
     stage C: pick the buffer and the lane, zero it when out of bounds, register -> row_in[i]
 
 so row_in[i] carries element k ``FEEDER_LATENCY`` = 5 cycles after the token reached the row.
-In direct mode (linear layers) every row uses the same pixel. The per-layer constants a row
+In direct mode (linear layers) row i reads K part i % P of the input vector (P = ``ksplit``,
+hwgen.rtl.reduce): the same stepping with ``out_w`` replaced by P, ``step1`` the words per
+part, and no bounds check (past the input the weights are zero). The per-layer constants a row
 needs (``FEED_CFG``: descriptor fields and ``out_w - 1``, ``step1 + wrap_delta``,
 ``stride - wrap_ix``) travel down the rows with the systolic skew: row 0 registers them from
 the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no descriptor net fans out to
@@ -62,7 +64,8 @@ def feed_cfg(m: Module, desc) -> data.View:
         cfg.in_w.eq(desc.in_w),
         cfg.stride.eq(desc.stride),
         cfg.step1.eq(desc.step1),
-        cfg.last_ox.eq(desc.out_w - 1),
+        # direct mode: rows wrap back to the first K part after ksplit rows
+        cfg.last_ox.eq(Mux(desc.mode, desc.ksplit_m1, desc.out_w - 1)),
         cfg.wrap_base.eq(desc.step1 + desc.wrap_delta),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
     ]
@@ -109,9 +112,7 @@ class RowFeeder(wiring.Component):
         if self.index == 0:
             m.d.comb += step.eq(prev)  # the sequencer already computed row 0's pixel
         else:
-            with m.If(d.mode == 1):
-                m.d.comb += step.eq(prev)  # linear layer: all rows read the same vector
-            with m.Elif(prev.ox == last_ox):
+            with m.If(prev.ox == last_ox):
                 m.d.comb += [
                     step.ox.eq(0),
                     step.ix0.eq(prev.ix0 + wrap_x),
@@ -141,7 +142,8 @@ class RowFeeder(wiring.Component):
             iy.eq(latched.iy0 + p_tok.ky),
             ix.eq(latched.ix0 + p_tok.kx),
         ]
-        oob = (iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w)
+        # direct mode has no padding; a K part past the input reads words whose weights are 0
+        oob = ~d.mode & ((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
         a_addr = Signal(self.addr_width)
         a_oob = Signal()
         a_lane = Signal(8)

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .descriptor import DESC_LAYOUT
 from .pool import Pool2d, PoolMode
+from .reduce import RowReduce
 from .requant import REQUANT_MULT_LATENCY, Requant
 from .traits import trait
 
@@ -85,7 +86,15 @@ class WriteBack(wiring.Component):
                 m.d.sync += [nv.eq(v), nx.eq(x)]
                 v, x = nv, nx
             aligned.append((v, x))
-        row_valid = aligned[0][0]
+        # --- row reduction (direct mode with a K split: sum each block of P rows; else a
+        # one-register pass-through)
+        red = RowReduce(cols=C, acc_width=self.acc_width)
+        m.submodules.reduce = red
+        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(d.ksplit_m1),
+                     red.i_valid.eq(aligned[0][0])]
+        m.d.comb += [red.i_data[j].eq(aligned[j][1]) for j in range(C)]
+        aligned = [(red.o_valid, red.o_data[j]) for j in range(C)]
+        row_valid = red.o_valid
 
         # --- replay the loop order to find each row's address and parameter word
         i = Signal(range(R + 1))

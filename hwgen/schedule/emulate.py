@@ -53,7 +53,13 @@ def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]
         rows = []
         y, x, ry, rx, rb = oy, ox, iy0, ix0, base
         for i in range(R):
-            if i > 0 and lay.mode == MODE_CONV:  # row i = row i-1 plus one pixel
+            if i > 0 and lay.mode != MODE_CONV:  # direct: the next part, back after P rows
+                x += 1
+                rb += lay.step1
+                if x == lay.ksplit:
+                    x = 0
+                    rb += lay.wrap_delta
+            elif i > 0:  # row i = row i-1 plus one pixel
                 x += 1
                 rx += s
                 rb += lay.step1
@@ -116,7 +122,9 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
                     iy0, ix0, base = states[t][i]
                     for k, (ky, kx, off, lane) in enumerate(offs):
                         iy, ix = iy0 + ky, ix0 + kx
-                        if 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
+                        if lay.mode != MODE_CONV:  # no bounds: zero weights past the input
+                            a[i, k] = src[base + off, lane] if base + off < len(src) else 0
+                        elif 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
                             a[i, k] = src[base + off, lane]
                 if lay.mode == MODE_CONV:
                     wt = prog.convw[lay.wbase + g * lay.k_len : lay.wbase + (g + 1) * lay.k_len]
@@ -128,15 +136,18 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
                         for j in range(C):
                             col = prog.directw[w0 + i + j : w0 + i + j + lay.k_len, i * C + j]
                             acc[i, j] = a[i] @ col
+                    # the write-back's row reduction: each block of P rows is one row
+                    P = lay.ksplit
+                    acc = acc.reshape(R // P, P, C).sum(axis=1)
                 acc = _wrap32(acc)
-                for i in range(R):
+                for i in range(len(acc)):
                     if lay.mode == MODE_CONV:
                         r = t * R + i
                         if r >= lay.rows_limit:
                             continue
                         pw = lay.pbase + g
                     else:
-                        r = g * R + i
+                        r = g * len(acc) + i
                         if r >= lay.rows_limit:
                             continue
                         pw = lay.pbase + r

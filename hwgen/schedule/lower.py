@@ -412,17 +412,19 @@ class _Images:
                     img[g * k_len : (g + 1) * k_len, j] = wmat[n]
         return self._put("convw", self.convw, img)
 
-    def direct(self, wmat: np.ndarray, groups: int, interval: int, k_len: int) -> int:
-        """Pre-skewed: word t, lane i*C+j = W[n][t-i-j], n = g*R*C + i*C + j."""
+    def direct(self, wsplit: np.ndarray, groups: int, interval: int, split: int) -> int:
+        """Pre-skewed: word t, lane i*C+j = part i % P of output n's weights, element
+        t-i-j, n = g*(R/P)*C + (i//P)*C + j. ``wsplit`` is [N, P, K/P]."""
         R, C = self.R, self.C
+        k_len = wsplit.shape[2]
         img = np.zeros((groups * interval, R * C), dtype=np.int64)
         for g in range(groups):
             for i in range(R):
                 for j in range(C):
-                    n = g * R * C + i * C + j
-                    if n < wmat.shape[0]:
+                    n = (g * (R // split) + i // split) * C + j
+                    if n < wsplit.shape[0]:
                         t0 = g * interval + i + j
-                        img[t0 : t0 + k_len, i * C + j] = wmat[n]
+                        img[t0 : t0 + k_len, i * C + j] = wsplit[n, i % split]
         return self._put("directw", self.directw, img)
 
     def params(self, lay: QConv | QLinear | QAdd, out_cw: int) -> int:
@@ -478,6 +480,59 @@ def _geometry(it: _Instr, v: _View, R: int, C: int) -> dict:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Split:
+    """A linear layer's K split (see LayerPlan.ksplit): the input is a sequence of ``units``
+    (pixels of ``elems`` channel slots ``stride`` words apart, or single words of C lanes),
+    cut into ``split`` parts of ``per_part`` units, one part per row of a block."""
+
+    split: int
+    units: int
+    per_part: int
+    elems: int
+    stride: int  # words per unit
+    c_step: int
+    by_word: bool
+
+    @property
+    def k_len(self) -> int:
+        return self.per_part * self.elems
+
+
+def _direct_split(v: _View, cin: int, out_cw: int, R: int, C: int) -> tuple[_Split, int, int]:
+    """The split with the fewest issue cycles: each divisor P of R, by pixel or by word.
+    Returns (split, groups, interval). P = 1 by pixel is the plain direct mode."""
+    S = v.region.stride
+    hw = v.h * v.w
+    forms = [(hw, cin, S, S - _ceil(cin, C) + 1, False), (hw * S, C, 1, 1, True)]
+    best = None
+    for P in (p for p in range(1, R + 1) if R % p == 0):
+        for units, elems, stride, c_step, by_word in forms:
+            sp = _Split(P, units, _ceil(units, P), elems, stride, c_step, by_word)
+            groups = _ceil(out_cw, R // P)
+            interval = max(sp.k_len + R + C - 2, 2)
+            if best is None or groups * interval < best[1] * best[2]:
+                best = (sp, groups, interval)
+    assert best is not None
+    return best
+
+
+def _split_weights(wmat: np.ndarray, sp: _Split, v: _View, cin: int, C: int) -> np.ndarray:
+    """[N, hw*cin] (HWC slot order) -> [N, P, K/P]: part q's element t. Units past the
+    input, and slots no channel occupies, get weight 0 (whatever the feeder reads there)."""
+    P, kq = sp.split, sp.k_len
+    t = np.arange(kq)
+    u = np.arange(P)[:, None] * sp.per_part + t[None, :] // sp.elems  # unit of each element
+    if sp.by_word:
+        S = v.region.stride
+        pix, slot = u // S, (u % S) * C + t[None, :] % C
+    else:
+        pix, slot = u, np.broadcast_to(t[None, :] % sp.elems, u.shape)
+    ok = (pix < v.h * v.w) & (slot < cin)
+    idx = np.where(ok, pix * cin + slot, 0)
+    return np.where(ok[None], wmat[:, idx], 0)
+
+
 def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) -> LayerPlan:
     R, C = img.R, img.C
     lay = it.lay
@@ -491,33 +546,43 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
     k_len = kh * kw * cin
     cout = lay.out_shape[0]
     out_cw = _ceil(cout, C)
+    geo = {}
     if mode == MODE_CONV:
         groups, ptiles = out_cw, _ceil(oh * ow, R)
         interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
     else:
-        groups, ptiles = _ceil(out_cw, R), 1
-        interval = max(k_len + R + C - 2, 2)
-        wbase = img.direct(g["wmat"], groups, interval, k_len)
+        sp, groups, interval = _direct_split(v, cin, out_cw, R, C)
+        ptiles = 1
+        wbase = img.direct(_split_weights(g["wmat"], sp, v, cin, C), groups, interval, sp.split)
         rows_limit = out_cw
+        # the K loop walks one part (1 x per_part units); row i starts at part i % P: the
+        # feeders step step1 words per row and wrap back after P rows (no bounds check)
+        step = sp.per_part * sp.stride
+        geo = dict(in_h=1, in_w=sp.units, cin=sp.elems, in_cw=sp.stride, kh=1, kw=sp.per_part,
+                   k_len=sp.k_len, step1=step, wrap_delta=-sp.split * step, row_jump=0,
+                   c_step=sp.c_step, ksplit=sp.split, dx=0, dy=0)  # fmt: skip
     pbase = img.params(lay, out_cw)
     _check_limits(lay.name, img.used, lim)
     covers = (lay.name,) + ((it.pool.name,) if it.pool is not None else ())
     if it.copy_of is not None:
         covers = (it.copy_of,)  # the copy holds that golden tensor
+    fields = dict(
+        in_h=v.h, in_w=v.w, cin=cin, in_cw=S, kh=kh, kw=kw, k_len=k_len,
+        dx=R % ow, dy=R // ow,
+        step1=s * S if mode == MODE_CONV else 0,
+        wrap_delta=(s * v.w * S - ow * s * S) if mode == MODE_CONV else 0,
+        row_jump=(v.w - kw) * S,
+        c_step=S - _ceil(cin, C) + 1,
+    )  # fmt: skip
+    fields.update(geo)
     return LayerPlan(
         name=lay.name,
         covers=covers,
         mode=mode,
         src=v.region.buf,
         dst=dst.buf,
-        in_h=v.h,
-        in_w=v.w,
-        cin=cin,
-        in_cw=S,
-        kh=kh,
-        kw=kw,
         stride=s,
         pad=pad,
         out_h=oh,
@@ -526,13 +591,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         out_cw=out_cw,
         groups=groups,
         ptiles=ptiles,
-        k_len=k_len,
         interval=interval,
-        dx=R % ow,
-        dy=R // ow,
-        step1=s * S if mode == MODE_CONV else 0,
-        wrap_delta=(s * v.w * S - ow * s * S) if mode == MODE_CONV else 0,
-        row_jump=(v.w - kw) * S,
         wbase=wbase,
         pbase=pbase,
         act_lo=int(lay.act_min),
@@ -542,9 +601,9 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         macs=int(cout * oh * ow * k_len),
         model_macs=0 if it.copy_of is not None else int(lay.macs),
         in_base=v.region.base + v.off,
-        c_step=S - _ceil(cin, C) + 1,
         dst_base=dst.base + dst.offset(lay.name),
         dst_cw=dst.stride,
+        **fields,
         **_pool_fields(it, oh, ow, lim),
     )
 

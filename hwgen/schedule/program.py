@@ -89,6 +89,9 @@ class LayerPlan:
     c_step: int = 1
     dst_base: int = 0  # the output's first word in the dst buffer
     dst_cw: int = 0  # words per output pixel in the dst region (0: out_cw, a plain tensor)
+    # direct mode: K split P. Row i of a tile computes outputs (i // P)*C + j over part i % P
+    # of the input units (step1 words apart); the write-back sums each block of P rows.
+    ksplit: int = 1
     # overflow bound of the PE accumulator: ACT_ABS_MAX * max over output channels of
     # sum|w| (the bias is added in the 32-bit requant lane, not in the PE), so |sum a*w| of
     # any tile <= acc_bound and acc_bits_for(acc_bound) accumulator bits never wrap
@@ -198,7 +201,8 @@ class Program:
                 f"{i:2d}: {mode} {lay.name:<10} buf{lay.src}->buf{lay.dst} "
                 f"in {lay.in_h}x{lay.in_w}x{lay.cin} k{lay.kh}x{lay.kw} s{lay.stride} "
                 f"p{lay.pad} out {lay.out_h}x{lay.out_w}x{lay.cout}{pool} | "
-                f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len} every {lay.interval} cyc "
+                f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len}"
+                f"{f' x{lay.ksplit} parts' if lay.ksplit > 1 else ''} every {lay.interval} cyc "
                 f"= {lay.issue_cycles} cyc | w@{lay.wbase} p@{lay.pbase} "
                 f"clamp[{lay.act_lo},{lay.act_hi}]{_placement(lay)}"
             )
