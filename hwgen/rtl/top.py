@@ -328,6 +328,8 @@ class Accelerator(wiring.Component):
         layer = Signal(range(max(self.n_layers, 2)))
         prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
         fetch_i = Signal(range(DESC_BEATS + 1))  # FETCH's cycle
+        fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
+        rom_q = Signal(32, reset_less=True)
         seq_start = Signal()
         wb_start = Signal()
         settle = Signal(4)
@@ -439,7 +441,6 @@ class Accelerator(wiring.Component):
 
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
-                m.d.comb += rd_addr0.eq(self.dbg_addr)
                 try_start()
             with m.State("LOAD_IN"):
                 m.d.sync += [count(total), count(counters[1])]
@@ -469,9 +470,9 @@ class Accelerator(wiring.Component):
                 with m.If(fetch_i != DESC_BEATS):
                     m.d.sync += prog_addr.eq(prog_addr + 1)
                 for i in range(DESC_BEATS):
-                    with m.If(fetch_i == i + 1):
+                    with m.If(fetch_sel[i]):
                         hi = min(32 * (i + 1), DESC_LAYOUT.size)
-                        m.d.sync += desc.as_value()[32 * i : hi].eq(rom_r.data[: hi - 32 * i])
+                        m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
                 with m.If(fetch_i == DESC_BEATS):
                     m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
                     # whether the run stops after this layer, registered for RUN's end test
@@ -498,18 +499,31 @@ class Accelerator(wiring.Component):
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
                 m.d.sync += [count(total), count(counters[2])]
-                with m.If(snd.reading):
-                    m.d.comb += rd_addr0.eq(snd.raddr)
                 with m.If(snd.done):
                     m.next = "DONE"
                     m.d.sync += busy_r.eq(0)
             with m.State("DONE"):
-                m.d.comb += [self.done.eq(1), rd_addr0.eq(self.dbg_addr)]
+                m.d.comb += self.done.eq(1)
                 try_start()
-        m.d.comb += [rom_r.addr.eq(prog_addr)]
+        # The program is read through a register (rom_q, which the board moves into the block
+        # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
+        # addressed in cycle i-1 (beat 0 all through the state before) and written to its
+        # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
+        # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
+        in_fetch = fsm.ongoing("FETCH")
+        m.d.comb += rom_r.addr.eq(prog_addr + in_fetch)
+        m.d.sync += [rom_q.eq(rom_r.data),
+                     fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
+        # Row 0's read address (copy 0, port A): the debug port while idle (IDLE/DONE), the
+        # result transfer while it reads (only in OUT), else feeder 0. Selected by two
+        # flip-flop-driven signals, not by the controller's state decode (timing).
+        with m.If(~busy_r):
+            m.d.comb += rd_addr0.eq(self.dbg_addr)
+        with m.Elif(snd.reading):
+            m.d.comb += rd_addr0.eq(snd.raddr)
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")
         m.d.comb += [
