@@ -98,7 +98,11 @@ class HostTop(wiring.Component):
         m.submodules.tx = tx = UartTx(self.cpb)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         m.d.comb += [acc.dbg_stop.eq(0), acc.dbg_buf.eq(0), acc.dbg_addr.eq(0)]
-        fbuf = memory.Memory(shape=unsigned(8), depth=self.max_payload, init=[])
+        # no_rw_check: the dispatcher reads a frame only once the parser has finished writing
+        # it (the parser takes no byte while a command runs), so no collision bypass is built
+        # after the block RAM and fb_q below can become its output register on the board
+        fbuf = memory.Memory(shape=unsigned(8), depth=self.max_payload, init=[],
+                             attrs={"no_rw_check": 1})
         m.submodules.fbuf = fbuf
         fb_w, fb_r = fbuf.write_port(), fbuf.read_port()
 
@@ -272,7 +276,7 @@ class HostTop(wiring.Component):
         m.d.comb += fb_r.addr.eq(rd_ptr)
         # the frame buffer's output register (the board moves it into the block RAM): the
         # bytes are taken from fb_q, two cycles after the address
-        fb_q = Signal(8)
+        fb_q = Signal(8, reset_less=True)
         m.d.sync += fb_q.eq(fb_r.data)
         # Both streams are driven straight from registers, outside the FSM (timing: no state
         # decode or length compare in front of the accelerator's loader and image writer).
