@@ -15,6 +15,8 @@ from hwgen.rtl.lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from hwgen.rtl.mult import Multiplier
 from hwgen.sim.runner import build_verilog, run_unit
 
+from .test_mult import run_all_int8_pairs
+
 
 class _Portable(Ecp5DspSim):
     """The hook with ``carry_cells`` off: Amaranth adds for the row pairs (no CCU2C)."""
@@ -57,14 +59,7 @@ def test_latency_matches_the_dsp_path() -> None:
 def test_lut_mult_all_int8_pairs(kind: str) -> None:
     """All 65,536 int8 x int8 products, one per cycle, three edges after their operands."""
     plat = _lut_platform(kind)
-    run_unit(
-        Multiplier(a_width=8, b_width=8, latency=DSP_LATENCY),
-        toplevel="mult",
-        test_module="hwgen.sim.tb.mult_tb",
-        name=f"mult_all_int8_lut_{kind}",
-        params={"a_width": 8, "b_width": 8, "latency": DSP_LATENCY, "exhaustive": True},
-        platform=plat,
-    )
+    run_all_int8_pairs(f"mult_all_int8_lut_{kind}", plat)
     assert plat.lut_multipliers == 1 and plat.dsps_used == 0
 
 

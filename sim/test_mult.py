@@ -23,20 +23,26 @@ def test_mult_rtl(a_width: int, b_width: int, latency: int) -> None:
     )
 
 
+def run_all_int8_pairs(name: str, platform) -> None:
+    """All 65,536 int8 x int8 products through a Multiplier at the PE's latency (3), one per
+    cycle, each checked against a*b three edges later (hwgen.sim.tb.mult_tb)."""
+    run_unit(
+        Multiplier(a_width=8, b_width=8, latency=DSP_LATENCY),
+        toplevel="mult",
+        test_module="hwgen.sim.tb.mult_tb",
+        name=name,
+        params={"a_width": 8, "b_width": 8, "latency": DSP_LATENCY, "exhaustive": True},
+        platform=platform,
+    )
+
+
 @pytest.mark.rtl
 @pytest.mark.parametrize("impl", ["generic", "ecp5"])
 def test_mult_all_int8_pairs(impl: str) -> None:
     """All 65,536 int8 x int8 products, one per cycle, at the PE's latency (3): the
     MULT18X18D model and the generic ``*`` both equal a*b three edges later."""
     platform = Ecp5DspSim() if impl == "ecp5" else None
-    run_unit(
-        Multiplier(a_width=8, b_width=8, latency=DSP_LATENCY),
-        toplevel="mult",
-        test_module="hwgen.sim.tb.mult_tb",
-        name=f"mult_all_int8_{impl}",
-        params={"a_width": 8, "b_width": 8, "latency": DSP_LATENCY, "exhaustive": True},
-        platform=platform,
-    )
+    run_all_int8_pairs(f"mult_all_int8_{impl}", platform)
     if platform is not None:
         assert platform.dsps_used == 1 and platform.lut_multipliers == 0
 
