@@ -17,12 +17,14 @@ from hwgen.paths import tools_on_path
 from hwgen.rtl.bankmem import BankedMemory
 
 
-def _netlist(tmp_path: Path, rw_fix: bool = True) -> dict:
+def _netlist(tmp_path: Path, rw_fix: bool = True, depth: int = 2000,
+             bank_depth: int = 1024) -> dict:
     """yosys's netlist of a BankedMemory, through RTLIL as the board flow does."""
-    text = rtlil.convert(BankedMemory(width=36, depth=2000, bank_depth=1024), name="bm")
+    mem = BankedMemory(width=36, depth=depth, bank_depth=bank_depth)
+    text = rtlil.convert(mem, name="bm")
     if rw_fix:
         text, n = no_rw_check_rtlil(text)
-        assert n == 2  # the two banks' read ports
+        assert n == mem.n_banks  # one read port per bank
     (tmp_path / "b.il").write_text(text)
     tools_on_path()
     script = "read_rtlil b.il; synth_ecp5 -nodsp -top bm -json b.json"
@@ -57,3 +59,28 @@ def test_without_the_rtlil_fix_a_bypass_blocks_the_move(tmp_path: Path) -> None:
     # read pins feed LUTs and nothing qualifies
     net = _netlist(tmp_path, rw_fix=False)
     assert absorb_output_registers(net, "bm") == {"ports": 0, "flip_flops_absorbed": 0}
+
+
+def test_outreg_moves_a_36_bit_word_as_a_whole(tmp_path: Path) -> None:
+    # 512 x 36 bits: one block in the 36-bit pseudo-dual-port mode, its read word on DOA and DOB
+    net = _netlist(tmp_path, depth=512, bank_depth=512)
+    cells = net["modules"]["bm"]["cells"]
+    (ram,) = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert int(ram["parameters"]["DATA_WIDTH_B"], 2) == 36
+    ffs_before = sum(c["type"] == "TRELLIS_FF" for c in cells.values())
+    assert absorb_output_registers(net, "bm") == {"ports": 1, "flip_flops_absorbed": 36}
+    p, conn = ram["parameters"], ram["connections"]
+    assert p["REGMODE_A"] == p["REGMODE_B"] == "OUTREG"
+    assert conn["OCEA"] == conn["OCEB"] and conn["CLKA"] == conn["CLKB"]
+    assert ffs_before - sum(c["type"] == "TRELLIS_FF" for c in cells.values()) == 36
+
+
+def test_a_36_bit_word_with_logic_after_half_of_it_stays(tmp_path: Path) -> None:
+    # one DOB pin also read by a LUT: the word cannot move in part, so nothing moves
+    net = _netlist(tmp_path, depth=512, bank_depth=512)
+    cells = net["modules"]["bm"]["cells"]
+    (ram,) = [c for c in cells.values() if c["type"] == "DP16KD"]
+    cells["probe"] = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input"},
+                      "connections": {"A": ram["connections"]["DOB5"]}}
+    assert absorb_output_registers(net, "bm") == {"ports": 0, "flip_flops_absorbed": 0}
+    assert ram["parameters"]["REGMODE_B"] == "NOREG"

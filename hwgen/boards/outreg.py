@@ -15,8 +15,14 @@ story for a port x of a DP16KD in a mode of at most 18 bits:
 
 Then the flip-flops go and ``DOx`` drives their outputs' nets. Same value, same cycle: the
 DP16KD's output register is a D flip-flop on the read data, clocked by ``CLKx``, enabled by
-``OCEx``, reset by ``RSTx`` (Lattice TN1264, sysMEM). The 36-bit pseudo-dual-port mode is
-left alone (its read data leaves on both ports' pins).
+``OCEx``, reset by ``RSTx`` (Lattice TN1264, sysMEM).
+
+In the 36-bit pseudo-dual-port mode (yosys's PDPW16KD mapping: write on port A, read on port
+B, ``DATA_WIDTH_B`` = 36) the read word leaves on ``DOA0..17`` and ``DOB0..17``. Lattice's
+PDPW16KD has a single ``REGMODE`` and ``OCE`` for all 36 bits, so the pass moves the word only
+as a whole: all 36 pins' flip-flops qualify against the read clock ``CLKB``, ``CLKA`` is the
+same net (then it does not matter which port's setting the silicon applies to ``DOA``), and
+both ports get ``OUTREG`` with the flip-flops' clock enable on ``OCEA`` and ``OCEB``.
 """
 
 from __future__ import annotations
@@ -44,16 +50,13 @@ def _sinks(cells: dict) -> dict:
     return sinks
 
 
-def _port_ffs(cells: dict, sinks: dict, ram: dict, x: str) -> list[tuple[str, str]] | None:
-    """[(DO pin, flip-flop)] if port x of ``ram`` qualifies (see the module docstring)."""
-    p, conn = ram["parameters"], ram["connections"]
-    if p.get(f"REGMODE_{x}", "NOREG").strip() != "NOREG" or conn.get(f"RST{x}") != ["0"]:
-        return None
-    if p.get(f"CLK{x}MUX", f"CLK{x}").strip() != f"CLK{x}":
-        return None
+def _ffs(cells: dict, sinks: dict, ram: dict, pins: list[str], clk: str) -> tuple | None:
+    """([(DO pin, flip-flop)], clock enable) if every used pin of ``pins`` drives only the
+    ``DI`` of a plain TRELLIS_FF clocked by ``ram``'s pin ``clk``, all with one enable."""
+    conn = ram["connections"]
     pairs, ces = [], set()
-    for i in range(18):
-        bit = conn.get(f"DO{x}{i}", [None])[0]
+    for pin in pins:
+        bit = conn.get(pin, [None])[0]
         users = sinks.get(bit, []) if isinstance(bit, int) else []
         if not users:
             continue
@@ -61,13 +64,42 @@ def _port_ffs(cells: dict, sinks: dict, ram: dict, x: str) -> list[tuple[str, st
             return None
         ff = cells[users[0][0]]
         fp, fc = ff["parameters"], ff["connections"]
-        if ff["type"] != "TRELLIS_FF" or fc.get("CLK") != conn[f"CLK{x}"]:
+        if ff["type"] != "TRELLIS_FF" or fc.get("CLK") != conn[clk]:
             return None
         if fp.get("CLKMUX", "CLK").strip() != "CLK" or fc.get("LSR", ["0"]) != ["0"]:
             return None
-        ces.add("1" if fp.get("CEMUX", "CE").strip() == "1" else str(fc.get("CE")))
-        pairs.append((f"DO{x}{i}", users[0][0]))
-    return pairs if pairs and len(ces) == 1 else None
+        ce_used = fp.get("CEMUX", "CE").strip() != "1"
+        ces.add(tuple(fc["CE"]) if ce_used else ("1",))
+        pairs.append((pin, users[0][0]))
+    return (pairs, list(ces.pop())) if pairs and len(ces) == 1 else None
+
+
+def _plain_port(ram: dict, x: str) -> bool:
+    """Port x reads with no output register, no read reset and a non-inverted clock."""
+    p, conn = ram["parameters"], ram["connections"]
+    return (p.get(f"REGMODE_{x}", "NOREG").strip() == "NOREG" and conn.get(f"RST{x}") == ["0"]
+            and p.get(f"CLK{x}MUX", f"CLK{x}").strip() == f"CLK{x}")
+
+
+def _moves(cells: dict, sinks: dict, ram: dict) -> list[tuple[str, list, list]]:
+    """[(ports, [(pin, flip-flop)], clock enable)] to move into ``ram``'s output registers."""
+    p, conn = ram["parameters"], ram["connections"]
+    wa, wb = _width(p.get("DATA_WIDTH_A", "18")), _width(p.get("DATA_WIDTH_B", "18"))
+    if wb == 36:  # PDPW16KD: one register setting for the whole 36-bit word
+        if conn.get("CLKA") != conn.get("CLKB") or not all(_plain_port(ram, x) for x in "AB"):
+            return []
+        pins = [f"DO{x}{i}" for x in "AB" for i in range(18)]
+        found = _ffs(cells, sinks, ram, pins, "CLKB")
+        return [("AB", *found)] if found else []
+    if max(wa, wb) > 18:
+        return []
+    moves = []
+    for x in "AB":
+        found = _plain_port(ram, x) and _ffs(cells, sinks, ram, [f"DO{x}{i}" for i in range(18)],
+                                              f"CLK{x}")
+        if found:
+            moves.append((x, *found))
+    return moves
 
 
 def absorb_output_registers(netlist: dict, top: str) -> dict:
@@ -76,17 +108,10 @@ def absorb_output_registers(netlist: dict, top: str) -> dict:
     sinks = _sinks(cells)
     ports = bits = 0
     for ram in [c for c in cells.values() if c["type"] == "DP16KD"]:
-        p = ram["parameters"]
-        if max(_width(p.get("DATA_WIDTH_A", "18")), _width(p.get("DATA_WIDTH_B", "18"))) > 18:
-            continue
-        for x in "AB":
-            pairs = _port_ffs(cells, sinks, ram, x)
-            if pairs is None:
-                continue
-            ff0 = cells[pairs[0][1]]
-            ce_used = ff0["parameters"].get("CEMUX", "CE").strip() != "1"
-            ram["connections"][f"OCE{x}"] = ff0["connections"]["CE"] if ce_used else ["1"]
-            ram["parameters"][f"REGMODE_{x}"] = "OUTREG"
+        for xs, pairs, ce in _moves(cells, sinks, ram):
+            for x in xs:
+                ram["connections"][f"OCE{x}"] = ce
+                ram["parameters"][f"REGMODE_{x}"] = "OUTREG"
             for pin, ff in pairs:
                 ram["connections"][pin] = cells[ff]["connections"]["Q"]
                 del cells[ff]
