@@ -156,11 +156,13 @@ class Pool2d(wiring.Component):
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests below compare registers, no add in front of a compare.
         # (in_w - 2 etc. are all ones, never equal to a counter, for a map 1 wide.)
-        in_w_m2, in_h_m2 = Signal(dw + 1), Signal(dw + 1)
-        k_m2 = Signal(len(k) + 1)
-        w_one, h_one, k_one = Signal(), Signal(), Signal()  # in_w == 1, in_h == 1, k == 1
-        in_w_mk, in_h_mk = Signal(signed(dw + 1)), Signal(signed(dw + 1))
-        k_in_w, k_in_h = Signal(), Signal()
+        # (Registered every cycle and read after start: no reset needed.)
+        rl = {"reset_less": True}
+        in_w_m2, in_h_m2 = Signal(dw + 1, **rl), Signal(dw + 1, **rl)
+        k_m2 = Signal(len(k) + 1, **rl)
+        w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
+        in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
+        k_in_w, k_in_h = Signal(**rl), Signal(**rl)
         m.d.sync += [
             in_w_m2.eq(cfg.in_w - 2), in_h_m2.eq(cfg.in_h - 2), k_m2.eq(k - 2),
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
@@ -290,8 +292,11 @@ class Pool2d(wiring.Component):
 
         # Average: RDBPOT by log2(k*k). The rounded mean of int8 values is an int8, so the
         # low byte is exact.
+        # (the payload register is reset-less: read only with valid, which keeps its reset)
+        o_data = Signal.like(self.o_stream.payload, reset_less=True)
         for c in range(self.lanes):
             floor, up = rdbpot_parts(s3_sum[c], s3_shift)
-            m.d.sync += self.o_stream.payload[c].eq((floor + up)[:8])
+            m.d.sync += o_data[c].eq((floor + up)[:8])
         m.d.sync += self.o_stream.valid.eq(s3_valid)
+        m.d.comb += self.o_stream.payload.eq(o_data)
         return m

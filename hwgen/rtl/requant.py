@@ -285,8 +285,8 @@ class Requant(wiring.Component):
         above = e_bad | e_over | (~e_under & e_gt)
         below = e_under | (~e_over & e_lt)
         out = Mux(above, e_lohi[8:], Mux(below, e_lohi[:8], e_y8))
-        m.d.sync += [
-            self.o_stream.payload.eq(out),
-            self.o_stream.valid.eq(e_valid),
-        ]
+        # The payload register is reset-less (read only with valid, which keeps its reset).
+        o_data = Signal(signed(8), reset_less=True)
+        m.d.sync += [o_data.eq(out), self.o_stream.valid.eq(e_valid)]
+        m.d.comb += self.o_stream.payload.eq(o_data)
         return m
