@@ -111,6 +111,9 @@ class Sequencer(wiring.Component):
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
         t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
+        # The tile-step events, registered with t_end (so each enable below is one flag, not
+        # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
+        p_step, g_step, stop = Signal(), Signal(), Signal()
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
         # carry chain per flag, not an add in front of a compare)
@@ -151,12 +154,16 @@ class Sequencer(wiring.Component):
             self.convw_addr.eq(convw_addr),
             self.directw_addr.eq(directw_addr),
         ]
+        held = (tok_d, pix_d, convw_addr, directw_addr)
         m.d.sync += [
             self.tok.valid.eq(0),
             self.tok.first.eq(0),
             self.tok.last.eq(0),
             self.convw_en.eq(0),
             self.directw_en.eq(0),
+            p_step.eq(0),
+            g_step.eq(0),
+            stop.eq(0),
         ]
 
         with m.If(self.start):
@@ -164,26 +171,13 @@ class Sequencer(wiring.Component):
             m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(d.wbase)]
             m.d.sync += reset_kloop(first=True) + reset_pixel()
-        with m.Elif(running):
-            m.d.sync += [
-                self.tok.valid.eq(elem),
-                self.tok.first.eq(t == 0),
-                self.tok.last.eq(t == k_m1),
-                tok_d.off.eq(off),
-                tok_d.lane.eq(lane),
-                tok_d.ky.eq(ky),
-                tok_d.kx.eq(kx),
-                pix_d.ox.eq(ox),
-                pix_d.iy0.eq(iy0),
-                pix_d.ix0.eq(ix0),
-                pix_d.base.eq(base),
-                self.convw_en.eq(elem & (d.mode == 0)),
-                convw_addr.eq(gbase + t),
-                self.directw_en.eq(d.mode == 1),
-                directw_addr.eq(dptr),
-            ]
-            m.d.sync += dptr.eq(dptr + 1)
+        with m.Else():
+            with m.If(running):
+                m.d.sync += self._issue(d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0,
+                                        base, gbase, dptr)
+                m.d.sync += dptr.eq(dptr + 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
+            # (elem implies running: it is cleared at the stop step)
             with m.If(elem):
                 with m.If(t == k_m1):
                     m.d.sync += elem.eq(0)
@@ -200,32 +194,59 @@ class Sequencer(wiring.Component):
                         m.d.sync += [lane.eq(0), off.eq(off + 1)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
+            # Tile steps (t_end implies running: t_end is set only while running and cleared
+            # at every tile step, the last included).
             with m.If(t_end):
-                m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(1)]
+                m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(~stop)]
                 m.d.sync += reset_kloop()
-                with m.If(tp_end):
-                    m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
-                    m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
-                    m.d.sync += reset_pixel()
-                    with m.If(g_end):
-                        m.d.sync += running.eq(0)
+            with m.Elif(running):
+                last_t = t == int_m2
+                m.d.sync += [t.eq(t + 1), t_end.eq(last_t), p_step.eq(last_t & ~tp_end),
+                             g_step.eq(last_t & tp_end), stop.eq(last_t & tp_end & g_end)]
+            with m.If(p_step):
+                m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
+                # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
+                with m.If(ox_wraps):
+                    m.d.sync += [
+                        ox.eq(nox_wrap),
+                        ix0.eq(ix0 + wrap_dix),
+                        iy0.eq(iy0 + wrap_diy),
+                        base.eq(base + wrap_dbase),
+                    ]
                 with m.Else():
-                    m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
-                    # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
-                    with m.If(ox_wraps):
-                        m.d.sync += [
-                            ox.eq(nox_wrap),
-                            ix0.eq(ix0 + wrap_dix),
-                            iy0.eq(iy0 + wrap_diy),
-                            base.eq(base + wrap_dbase),
-                        ]
-                    with m.Else():
-                        m.d.sync += [
-                            ox.eq(nox),
-                            ix0.eq(ix0 + d.tile_dix),
-                            iy0.eq(iy0 + d.tile_diy),
-                            base.eq(base + d.tile_dbase),
-                        ]
-            with m.Else():
-                m.d.sync += [t.eq(t + 1), t_end.eq(t == int_m2)]
+                    m.d.sync += [
+                        ox.eq(nox),
+                        ix0.eq(ix0 + d.tile_dix),
+                        iy0.eq(iy0 + d.tile_diy),
+                        base.eq(base + d.tile_dbase),
+                    ]
+            with m.If(g_step):
+                m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
+                m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
+                m.d.sync += reset_pixel()
+            with m.If(stop):
+                m.d.sync += running.eq(0)
         return m
+
+    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
+               dptr):
+        """The registered outputs of one running cycle: row 0's token and weight reads
+        (``held``: the reset-less registers behind the data outputs)."""
+        tok_d, pix_d, convw_addr, directw_addr = held
+        return [
+            self.tok.valid.eq(elem),
+            self.tok.first.eq(t == 0),
+            self.tok.last.eq(t == k_m1),
+            tok_d.off.eq(off),
+            tok_d.lane.eq(lane),
+            tok_d.ky.eq(ky),
+            tok_d.kx.eq(kx),
+            pix_d.ox.eq(ox),
+            pix_d.iy0.eq(iy0),
+            pix_d.ix0.eq(ix0),
+            pix_d.base.eq(base),
+            self.convw_en.eq(elem & (d.mode == 0)),
+            convw_addr.eq(gbase + t),
+            self.directw_en.eq(d.mode == 1),
+            directw_addr.eq(dptr),
+        ]
