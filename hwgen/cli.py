@@ -424,7 +424,8 @@ def _sweep_parser(sub) -> None:
     sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
     sp.add_argument("--seeds", type=int, default=1, help="placement seeds per build (default 1)")
     sp.add_argument("-n", type=int, default=1,
-                    help="test images per RTL cycle measurement (default 1)")
+                    help="test images per RTL cycle measurement (default 1; with 3 or more "
+                    "they also run back to back: steady-state cycles and PE busy)")
     sp.add_argument("--no-build", action="store_true",
                     help="RTL cycle measurements only (no yosys/nextpnr)")
     sp.add_argument("--scheduler", default=None,

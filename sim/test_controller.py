@@ -9,7 +9,8 @@ inference. A monitor checks on every cycle:
 
 * busy/done: both 0 before the first start; busy from the cycle after `start` until `done`;
   `done` holds until the next `start`; never both;
-* `image.ready` only while the input is being loaded (never in IDLE/DONE/compute);
+* `image.ready` only with a model loaded or while busy, never during the result transfer; a
+  value offered before `start` is taken (the preload) and counts for that run;
 * `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`, and low for the one
   cycle after the program header's last beat (the loader checks the header then);
 * `error` stays low (every stream is well formed, every start is legal);
@@ -170,17 +171,14 @@ class Driver:
                 assert s["busy"] == 1, f"{at}: busy low during a run (started {r.start})"
         else:  # after done, before the next start
             assert (s["busy"], s["done"]) == (0, 1), f"{at}: done dropped without a start: {s}"
-        # image.ready only while loading the input
-        want_ready = int(running and r.in_accepted < self.in_total)
-        assert s["i_ready"] == want_ready, (
-            f"{at}: image.ready={s['i_ready']}, want {want_ready} "
-            f"({'loading' if want_ready else 'not loading'}; accepted "
-            f"{r.in_accepted if r else 0}/{self.in_total})"
-        )
-        if running:
-            r.ready_cycles += s["i_ready"]
-            if s["i_ready"] and s["i_valid"]:
-                r.in_accepted += 1
+        # image.ready: the slot takes the next image while idle with a model or while busy
+        # (the preload), never in the result transfer (its port reads the output buffer)
+        if s["i_ready"]:
+            assert s["w_loaded"] or s["busy"], f"{at}: image.ready idle without a model: {s}"
+            assert not s["o_valid"], f"{at}: image.ready during the result transfer"
+        if r is not None and r.in_accepted < self.in_total:
+            r.ready_cycles += s["i_ready"] if running else 0
+            r.in_accepted += s["i_ready"] & s["i_valid"]
         # logits stream
         if self.prev_logit is not None:
             assert s["o_valid"] == 1, f"{at}: logits.valid dropped before the transfer"
@@ -243,17 +241,23 @@ class Driver:
         values = with_last(values, IMAGE_BITS)
         ctx.set(d.dbg_stop, int(stop is not None))
         ctx.set(d.dbg_layers, stop or 0)
-        # The source may offer its first value early: it must not be taken before start.
-        ctx.set(d.image.valid, 1)
-        ctx.set(self.image_payload, values[0])
-        for _ in range(idle_before):
+        # The source may offer values before start: they are taken (the preload) and the run
+        # starts on the image they begin.
+        self.run = r = RunRecord(start=1 << 40, dbg_stop=stop is not None)
+        offered = False
+        for _ in range(idle_before + 1):
+            i = r.in_accepted
+            if not offered:
+                offered = True
+                ctx.set(d.image.valid, 1)
+                ctx.set(self.image_payload, values[i])
+            if _ == idle_before:
+                r.start = self.n
+                ctx.set(d.start, 1)
             await self.cycle()
-        self.run = r = RunRecord(start=self.n, dbg_stop=stop is not None)
-        ctx.set(d.start, 1)
-        await self.cycle()
+            offered = offered and r.in_accepted == i
         self.ever_started = True
         ctx.set(d.start, 0)
-        offered = True
         while r.done_at < 0:
             assert self.n - r.start < MAX_RUN_CYCLES, f"no done {MAX_RUN_CYCLES} cycles after start"
             i = r.in_accepted
@@ -281,13 +285,13 @@ class Driver:
             vals.append(self.g(self.dut.perf_data))
         return vals
 
-    async def read_buffer(self, buf: int, words: int) -> np.ndarray:
-        """dbg port: registered read of copy 0, one word per cycle."""
+    async def read_buffer(self, buf: int, words: int, base: int = 0) -> np.ndarray:
+        """dbg port: registered read of copy 0, one word per cycle, from word `base`."""
         C = self.prog.array.cols
         out = np.zeros((words, C), dtype=np.int64)
         self.ctx.set(self.dut.dbg_buf, buf)
         for a in range(words):
-            self.ctx.set(self.dut.dbg_addr, a)
+            self.ctx.set(self.dut.dbg_addr, base + a)
             await self.cycle()
             w = self.g(self.dut.dbg_data)
             for j in range(C):
@@ -310,7 +314,11 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     assert total == r.done_at - r.start - 1, (
         f"{what}: total {total} != cycles from start to done ({r.done_at - r.start - 1})"
     )
-    assert inp == r.ready_cycles, f"{what}: input counter {inp} != image.ready cycles"
+    # LOAD_IN: the image's ready cycles after start, then one cycle to see the slot full (two
+    # if the start came while the slot re-armed after the previous run)
+    assert r.ready_cycles + 1 <= inp <= r.ready_cycles + 2, (
+        f"{what}: input counter {inp} != image.ready cycles {r.ready_cycles} + 1 or 2"
+    )
     words_read = -(-prog.out_len // C) if not r.dbg_stop else 0
     per_word = 1 + RESULT_READ_LATENCY  # READ, the read latency, then SEND
     assert out == per_word * words_read + r.logit_valid_cycles, (
@@ -389,7 +397,7 @@ def test_controller_contract() -> None:
                                     stop=stop)  # fmt: skip
             assert r.logits == [] and r.logit_valid_cycles == 0, f"dbg_stop {stop}: logits sent"
             lay = prog.layers[stop]
-            got = await drv.read_buffer(lay.dst, lay.out_words)
+            got = await drv.read_buffer(lay.dst, lay.out_words, lay.dst_base)
             want = layer_words(prog, stop, gold[2][1][lay.covers[-1]])
             assert np.array_equal(got, want), (
                 f"dbg_stop {stop}: buffer {lay.dst} after '{lay.name}' differs at words "

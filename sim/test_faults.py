@@ -34,6 +34,7 @@ SCENARIOS = [
     "image_long",
     "start_while_busy",
     "reset_mid_inference",
+    "preload",
     "reload_between_images",
 ]
 

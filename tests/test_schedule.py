@@ -31,7 +31,8 @@ def test_emulated_program_equals_golden(model: str, array: str) -> None:
             want = np.asarray(outs[lay.covers[-1]])
             if want.ndim == 1:
                 want = want.reshape(-1, 1, 1)
-            got = buffer_to_chw(snap, lay.final_h, lay.final_w, lay.cout, lay.out_cw)
+            got = buffer_to_chw(snap, lay.final_h, lay.final_w, lay.cout, lay.dst_stride,
+                                lay.dst_base)
             assert np.array_equal(got, want), f"{lay.name} differs"
 
 
@@ -46,6 +47,22 @@ def test_mnist_program_shape() -> None:
     assert prog.executed_macs == 2_528_000 - 21 * 64 * 288
     text = prog.text()
     assert "DIRECT" in text and "maxpool2" in text
+
+
+def test_preload_marks_and_input_kept_live() -> None:
+    """The input region stays live (no layer writes over it) and the layers after its last
+    reader that do not read buffer 0 (but never the last) are marked `preload`: mnist_cnn's
+    conv2 and nothing else. A buffer limit the kept input does not fit falls back to the
+    plain allocation with no preload."""
+    prog = lower(build_qmodel("mnist_cnn"), ArrayConfig(8, 8))
+    in_words = 28 * 28 * prog.in_cw
+    assert [lay.preload for lay in prog.layers] == [0, 1, 0, 0]
+    assert all(lay.dst_base >= in_words for lay in prog.layers if lay.dst == 0)
+    assert prog.buf_depth[0] == in_words + prog.layers[1].out_words  # conv2's pooled map
+    tight = lower(build_qmodel("mnist_cnn"), ArrayConfig(8, 8),
+                  BufferLimits(act_words=in_words + 10))
+    assert [lay.preload for lay in tight.layers] == [0, 0, 0, 0]
+    assert tight.buf_depth[0] == in_words and tight.layers[-1].dst_base == 0
 
 
 def test_linear_k_split() -> None:

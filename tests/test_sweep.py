@@ -203,6 +203,18 @@ def test_report_writer(tmp_path) -> None:
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_back_to_back_columns(tmp_path) -> None:
+    """A cycle task with the back-to-back figures (-n >= 3) fills the last two columns."""
+    from hwgen.sweep.report import write
+
+    c = {**_cycles("4x4", 150_000), "steady_cycles": 149_220.0, "steady_pe_busy": 0.905}
+    res = write(_raw([c, _build("4x4", 10_000, 160.0)], arrays=("4x4",)), tmp_path)
+    md = (tmp_path / "sweep.md").read_text()
+    assert "| cycles back to back | PE busy back to back |" in md
+    assert "| 149,220 | 90.5 % |" in md
+    assert res["rows"][0]["pe_busy_back_to_back"] == 0.905
+
+
 def test_report_names_failures_and_partial_runs(tmp_path) -> None:
     from hwgen.sweep.report import write
 

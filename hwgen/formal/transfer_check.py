@@ -22,7 +22,8 @@ over the trace: it stands for every word). It counts the logits taken since `sta
 and asserts, on every cycle:
 
 * valid only during a transfer; a refused logit stays valid with the same payload;
-* the n-th logit is lane n % C of word n // C (checked against the tagged word), `last`
+* the n-th logit is lane n % C of word base + n // C (a free constant `base`; checked
+  against the tagged word), `last`
   exactly on logit out_len - 1, `done` exactly when that one is taken;
 * `busy` from the cycle after `start` to the final transfer; a read only while busy.
 
@@ -128,10 +129,11 @@ class LogitSenderHarness(wiring.Component):
         C = self.cols
         m.submodules.dut = dut = self.unit(cols=C, addr_width=ADDR_WIDTH, len_width=LEN_WIDTH)
         m.d.comb += Assume(~ResetSignal())
-        out_len = Signal(LEN_WIDTH)
+        out_len, base = Signal(LEN_WIDTH), Signal(ADDR_WIDTH - 1)
         tag_addr, tag_word = Signal(ADDR_WIDTH + 1), Signal(8 * C)
         m.d.comb += [out_len.eq(AnyConst(LEN_WIDTH)), tag_addr.eq(AnyConst(ADDR_WIDTH + 1)),
-                     tag_word.eq(AnyConst(8 * C)), Assume(out_len >= 1)]  # fmt: skip
+                     tag_word.eq(AnyConst(8 * C)), base.eq(AnyConst(ADDR_WIDTH - 1)),
+                     Assume(out_len >= 1), dut.base.eq(base)]  # fmt: skip
         # The buffer: a registered read; the tagged word stands for every word.
         raddr_q, reading_q = Signal.like(dut.raddr), Signal()
         m.d.sync += [raddr_q.eq(dut.raddr), reading_q.eq(dut.reading)]
@@ -142,10 +144,10 @@ class LogitSenderHarness(wiring.Component):
             dut.o_stream.ready.eq(self.ready),
             Assume(~(self.start & dut.busy)),
         ]  # fmt: skip
-        self._scoreboard(m, dut, out_len, tag_addr, tag_word)
+        self._scoreboard(m, dut, out_len, tag_addr, tag_word, base)
         return m
 
-    def _scoreboard(self, m: Module, dut, out_len, tag_addr, tag_word) -> None:
+    def _scoreboard(self, m: Module, dut, out_len, tag_addr, tag_word, base) -> None:
         C = self.cols
         s = dut.o_stream
         n, xfer = Signal(LEN_WIDTH), Signal()  # logits taken since `start`; inside a transfer
@@ -168,5 +170,5 @@ class LogitSenderHarness(wiring.Component):
         ]
         with m.If(s.valid):
             m.d.comb += [Assert(n < out_len), Assert(s.payload.last == (n == out_len - 1))]
-            with m.If(n // C == tag_addr):
+            with m.If(base + n // C == tag_addr):
                 m.d.comb += Assert(Value.cast(s.payload)[:8] == tag_word.word_select(n % C, 8))

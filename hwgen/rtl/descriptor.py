@@ -71,6 +71,7 @@ DESC_LAYOUT = data.StructLayout(
         "pool_mode": 1,
         "pool_shift": unsigned(4),
         "pool_count": unsigned(16),  # pooled pixels per channel group
+        "preload": 1,  # the next image may be written into buffer 0 during this layer
     }
 )
 
@@ -154,6 +155,7 @@ def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
         "pool_mode": lay.pool_mode,
         "pool_shift": lay.pool_shift,
         "pool_count": lay.pool_out_h * lay.pool_out_w if lay.pool_en else 0,
+        "preload": lay.preload,
     }
 
 

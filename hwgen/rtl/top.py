@@ -8,7 +8,9 @@ one program.
 Streams (lib.stream, valid/ready; every payload carries `last` on its final item):
   weights  In  {data: u32, last} beats: model transfer (see loader.py: header, program,
                weights, parameters), once per model
-  image    In  {data: int8, last} input values in HWC order: data transfer, after `start`
+  image    In  {data: int8, last} input values in HWC order: data transfer. Taken after
+               `start`, and also before it: the next image loads into the input region
+               while the current one computes (the preload, see ImageSlot in transfer.py)
   logits   Out {data: int8, last} results: result transfer
 Control: `start` (pulse) -> busy ... -> `done` (level until the next accepted start).
 
@@ -18,6 +20,8 @@ Faults are reported, never absorbed: `status` (STATUS_LAYOUT) holds sticky error
                   runs, no logits) and the controller goes to DONE.
   image_long      the final value came without `last`: the run is dropped and the values that
                   follow are discarded up to and including the next `last`, then DONE.
+                  (An image's fault is flagged by the run that takes the image: for a
+                  preloaded image, after the next start.)
   weights_short   a weight beat with `last` came before the final expected beat.
   weights_long    the final expected weight beat came without `last`; the loader discards up
                   to the next `last`. After either weight fault `weights_loaded` stays low and
@@ -32,7 +36,8 @@ start changes nothing else. An accepted start clears every flag; `weights_restar
 clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
 (the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
-3+L layer L); `dbg_*` reads activation buffer words while idle; `dbg_stop`/`dbg_layers` stop
+3+L layer L); `dbg_*` reads activation buffer words while idle (not in a cycle in which an
+image value is taken: that write owns the port); `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
 Loaded program: `prog_layers`, `prog_in_len`, `prog_out_len` (from the loaded header: what a
 host link needs to frame a transfer).
@@ -57,7 +62,7 @@ from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
 from .sequencer import Sequencer
 from .systolic import SystolicArray
 from .traits import trait
-from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageWriter, LogitSender
+from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageSlot, ImageWriter, LogitSender
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
 
 __all__ = [
@@ -309,6 +314,8 @@ class Accelerator(wiring.Component):
 
         # ---------------- data and result transfers (hwgen/rtl/transfer.py)
         img = ImageWriter(cols=C, addr_width=AW)
+        slot = ImageSlot()  # the input region: loaded also while the previous image runs
+        m.submodules.image_slot = slot
         # the result words come through row 0's stage-M registers (one flip-flop after the
         # block RAM, which the board moves into the block's output register)
         snd = LogitSender(cols=C, addr_width=AW, read_latency=RESULT_READ_LATENCY)
@@ -317,8 +324,15 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             img.i_stream.valid.eq(self.image.valid),
             img.i_stream.payload.eq(self.image.payload),
-            self.image.ready.eq(img.i_stream.ready),  # DISCARD below takes values too
+            self.image.ready.eq(img.i_stream.ready | slot.discard),
+            img.active.eq(slot.fill),
+            img.clear.eq(slot.clear),
+            slot.last_in.eq(self.image.valid & self.image.payload.last),
+            slot.complete.eq(img.complete),
+            slot.short.eq(img.short),
+            slot.long.eq(img.long),
             snd.rdata.eq(Mux(hdr.out_buf, feeders[0].word1, feeders[0].word0)),
+            snd.base.eq(desc.dst_base),  # the last layer's: its output is the logits
             self.logits.valid.eq(snd.o_stream.valid),
             self.logits.payload.eq(snd.o_stream.payload),
             snd.o_stream.ready.eq(self.logits.ready),
@@ -365,16 +379,18 @@ class Accelerator(wiring.Component):
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
             m.d.sync += [w_en.eq(w_en_c), w_any.eq(w_en_c.any()), w_addr.eq(w_addr_c),
                          w_data.eq(w_data_c)]  # fmt: skip
-            with m.If(img.we):
-                if b == 0:
+            # the write-back first: an image value is taken only in a cycle without its
+            # write to buffer 0 (`image_window` below), so the two never meet here
+            with m.If(wb.wr_en & (desc.dst == b)):
+                m.d.comb += [w_addr_c.eq(wb.wr_addr), w_data_c.eq(wb.wr_data),
+                             w_en_c.eq((1 << C) - 1)]  # fmt: skip
+            if b == 0:
+                with m.Elif(img.we):
                     m.d.comb += [
                         w_addr_c.eq(img.addr),
                         w_data_c.eq(Cat(*([img.data] * C))),
                         w_en_c.eq(img.lanes),
                     ]
-            with m.Elif(wb.wr_en & (desc.dst == b)):
-                m.d.comb += [w_addr_c.eq(wb.wr_addr), w_data_c.eq(wb.wr_data),
-                             w_en_c.eq((1 << C) - 1)]  # fmt: skip
             for k, (ra, rb, wp) in enumerate(bufs[b]):
                 a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
                 row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
@@ -433,7 +449,7 @@ class Accelerator(wiring.Component):
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
-                m.d.comb += [kept.eq(0), img.clear.eq(1)]
+                m.d.comb += kept.eq(0)
                 m.next = "LOAD_IN"
                 m.d.sync += busy_r.eq(1)
             with m.Elif(self.start):
@@ -443,25 +459,22 @@ class Accelerator(wiring.Component):
             with m.State("IDLE"):
                 try_start()
             with m.State("LOAD_IN"):
+                # Waits for the slot to hold a whole image (at once if it was preloaded). The
+                # image must end exactly on its in_len-th value: a short one is dropped unrun,
+                # a long one once the slot has discarded it up to its `last`. Its fault is
+                # flagged as soon as the slot knows it (the slot keeps it with the image).
                 m.d.sync += [count(total), count(counters[1])]
-                m.d.comb += img.active.eq(1)
-                # the image must end exactly on its in_len-th value: a short one is dropped
-                # unrun, a long one is discarded up to its `last`
-                with m.If(img.complete):
-                    m.next = "FETCH"
-                with m.Elif(img.long):
-                    m.d.comb += flag.image_long.eq(1)
-                    m.next = "DISCARD"
-                with m.Elif(img.short):
-                    m.d.comb += flag.image_short.eq(1)
-                    m.next = "DONE"
-                    m.d.sync += busy_r.eq(0)
-            with m.State("DISCARD"):
-                m.d.sync += [count(total), count(counters[1])]
-                m.d.comb += self.image.ready.eq(1)
-                with m.If(self.image.valid & self.image.payload.last):
-                    m.next = "DONE"
-                    m.d.sync += busy_r.eq(0)
+                # (in LOAD_IN the slot's image is this run's: its writer's events count too,
+                # so the flag rises in the cycle the faulty value is taken)
+                m.d.comb += [flag.image_short.eq(slot.bad_short | img.short),
+                             flag.image_long.eq(slot.bad_long | img.long),
+                             slot.take.eq(slot.full)]
+                with m.If(slot.full):
+                    with m.If(slot.bad_short | slot.bad_long):
+                        m.next = "DONE"
+                        m.d.sync += busy_r.eq(0)
+                    with m.Else():
+                        m.next = "FETCH"
             with m.State("FETCH"):
                 # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
                 # runs on through the layers) and written to its slice of `desc` in cycle
@@ -524,6 +537,22 @@ class Accelerator(wiring.Component):
             m.d.comb += rd_addr0.eq(self.dbg_addr)
         with m.Elif(snd.reading):
             m.d.comb += rd_addr0.eq(snd.raddr)
+        # The image slot (the preload): the image's buffer-0 write shares port A with row
+        # reads, the result transfer and the write-back, so a value is taken only when none
+        # of them uses it: while idle, loading or fetching, or running a layer marked
+        # `preload` (it does not read buffer 0; the input region is no longer read) in a
+        # cycle without a write-back to buffer 0. Writes land one cycle later (registered);
+        # a layer's first read comes later than that after FETCH.
+        in_run = fsm.ongoing("RUN")
+        image_window = Signal()
+        m.d.comb += [
+            image_window.eq((~busy_r | fsm.ongoing("LOAD_IN") | in_fetch | (in_run & desc.preload))
+                            & ~(wb.wr_en & (desc.dst == 0))),
+            slot.window.eq(image_window),
+            # no new model while idle: a preloaded image is dropped (busy: the run goes on)
+            slot.enable.eq(self.weights_loaded | busy_r),
+            slot.release.eq(~busy_r | (in_run & desc.preload)),
+        ]
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")
         m.d.comb += [

@@ -7,12 +7,17 @@ p * ceil(in_c / C) + ch // C, lane ch % C. It checks the image's length against 
 `complete` (the in_len-th value, with `last`), `long` (the in_len-th value without `last`),
 `short` (`last` before the in_len-th value).
 
-`LogitSender` reads the output buffer one word at a time (the read is registered: address
-in one cycle, word in the next) and sends out_len logits, lane 0 of word 0 first, `last` on
-the final one; while a logit waits for `ready`, valid and payload hold.
+`ImageSlot` tracks the input region as a slot the next image is loaded into, also while the
+previous image is computed (the preload): it arms the writer, closes the slot when the
+image ended (complete, or short/long: the fault is kept with the image and reported by the
+run that takes it), and re-arms it when the run no longer reads the input region.
 
-Golden functions: `image_writes` and `logits_from_words`. Formal checks of both streams:
-hwgen/formal/transfer_check.py.
+`LogitSender` reads the output buffer one word at a time (the read is registered: address
+in one cycle, word in the next) and sends out_len logits, lane 0 of word `base` first,
+`last` on the final one; while a logit waits for `ready`, valid and payload hold.
+
+Golden functions: `image_writes`, `slot_step` and `logits_from_words`. Formal checks of both
+streams: hwgen/formal/transfer_check.py.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from amaranth.lib.wiring import In, Out
 __all__ = [
     "IMAGE_LAYOUT",
     "LOGIT_LAYOUT",
+    "ImageSlot",
     "ImageWriter",
     "LogitSender",
     "image_writes",
+    "slot_step",
     "logits_from_words",
 ]
 
@@ -40,6 +47,39 @@ def image_writes(values, in_c: int, cols: int) -> list[tuple[int, int, int]]:
     cw = -(-in_c // cols)
     return [((k // in_c) * cw + (k % in_c) // cols, (k % in_c) % cols, int(v))
             for k, v in enumerate(np.asarray(values).reshape(-1))]
+
+
+def slot_step(state: str, bad: tuple[int, int], i: dict[str, int]) -> tuple[dict, str, tuple]:
+    """ImageSlot's golden: (outputs, next state, next (bad_short, bad_long)) for one cycle
+    with inputs ``i`` (enable, window, take, release, last_in, complete, short, long)."""
+    out = {"fill": 0, "discard": 0, "clear": 0, "full": 0,
+           "bad_short": bad[0], "bad_long": bad[1]}  # fmt: skip
+    nxt = state
+    if state == "CLEAR":
+        out["clear"], bad = 1, (0, 0)
+        nxt = "OPEN" if i["enable"] else "CLEAR"
+    elif state == "OPEN":
+        out["fill"] = i["window"] & i["enable"]
+        if not i["enable"]:
+            nxt = "CLEAR"
+        elif i["complete"]:
+            nxt = "FULL"
+        elif i["short"]:
+            nxt, bad = "FULL", (1, bad[1])
+        elif i["long"]:
+            nxt, bad = "DISCARD", (bad[0], 1)
+    elif state == "DISCARD":
+        out["discard"] = 1
+        nxt = "FULL" if i["last_in"] else "DISCARD"
+    elif state == "FULL":
+        out["full"] = 1
+        if i["take"]:
+            nxt = "CLEAR" if any(bad) else "USED"
+        elif not i["enable"]:
+            nxt = "CLEAR"
+    elif state == "USED":
+        nxt = "CLEAR" if i["release"] else "USED"
+    return out, nxt, bad
 
 
 def logits_from_words(words, out_len: int, cols: int) -> list[int]:
@@ -118,10 +158,80 @@ class ImageWriter(wiring.Component):
         return m
 
 
+class ImageSlot(wiring.Component):
+    """The input region as a one-image slot (see the module docstring); drives an ImageWriter.
+
+    States: CLEAR (one cycle: rewinds the writer), OPEN (the writer is `fill`-ed in every
+    cycle the controller grants the buffer port, `window`), DISCARD (a long image: values
+    are taken and dropped up to their `last`, no write), FULL (an image ended: `full`; kept
+    faults `bad_short`/`bad_long`), USED (a run reads the region). The controller `take`s a
+    full slot: a faulty image is dropped (CLEAR), a good one is USED until `release` (the run
+    no longer reads the input region). Without `enable` (no model loaded) an idle slot is
+    held in CLEAR: an image offered then is not taken, and a preloaded one is dropped (a
+    new model may have another input).
+    """
+
+    def __init__(self) -> None:
+        super().__init__({
+            "enable": In(1),
+            "window": In(1),
+            "take": In(1),
+            "release": In(1),
+            "last_in": In(1),  # the image stream's valid & last (for DISCARD)
+            "complete": In(1),  # the writer's end-of-image events
+            "short": In(1),
+            "long": In(1),
+            "fill": Out(1),  # the writer's `active`
+            "discard": Out(1),  # take and drop image values
+            "clear": Out(1),  # the writer's `clear`
+            "full": Out(1),
+            "bad_short": Out(1),
+            "bad_long": Out(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        with m.FSM(name="slot", init="CLEAR"):
+            with m.State("CLEAR"):
+                m.d.comb += self.clear.eq(1)
+                m.d.sync += [self.bad_short.eq(0), self.bad_long.eq(0)]
+                with m.If(self.enable):
+                    m.next = "OPEN"
+            with m.State("OPEN"):
+                m.d.comb += self.fill.eq(self.window & self.enable)
+                with m.If(~self.enable):
+                    m.next = "CLEAR"
+                with m.Elif(self.complete):
+                    m.next = "FULL"
+                with m.Elif(self.short):
+                    m.d.sync += self.bad_short.eq(1)
+                    m.next = "FULL"
+                with m.Elif(self.long):
+                    m.d.sync += self.bad_long.eq(1)
+                    m.next = "DISCARD"
+            with m.State("DISCARD"):
+                m.d.comb += self.discard.eq(1)
+                with m.If(self.last_in):
+                    m.next = "FULL"
+            with m.State("FULL"):
+                m.d.comb += self.full.eq(1)
+                with m.If(self.take):
+                    m.next = "USED"
+                    with m.If(self.bad_short | self.bad_long):
+                        m.next = "CLEAR"
+                with m.Elif(~self.enable):
+                    m.next = "CLEAR"
+            with m.State("USED"):
+                with m.If(self.release):
+                    m.next = "CLEAR"
+        return m
+
+
 class LogitSender(wiring.Component):
     """Result transfer: buffer words -> the logits stream (see the module docstring).
 
-    `start` (a pulse while idle) begins a transfer of `len_last` + 1 logits from word 0. While
+    `start` (a pulse while idle) begins a transfer of `len_last` + 1 logits from word `base`
+    (the logits region's first word, held during the transfer). While
     `reading` the unit drives the buffer's read address `raddr`; `rdata` must be that word
     `read_latency` cycles later (1: a block RAM's read port; 2: a register after it, which
     keeps the block RAM's output pins on one flip-flop). `busy` from the cycle after `start`
@@ -136,6 +246,7 @@ class LogitSender(wiring.Component):
         self.read_latency = read_latency
         super().__init__({
             "start": In(1),
+            "base": In(addr_width + 1),
             "len_last": In(len_width),
             "raddr": Out(addr_width + 1),
             "reading": Out(1),
@@ -157,7 +268,7 @@ class LogitSender(wiring.Component):
         with m.FSM(name="out"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(0)]
+                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(self.base)]
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.busy.eq(1), self.reading.eq(1)]

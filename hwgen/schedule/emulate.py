@@ -174,5 +174,6 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
                 dst[wbase + np.arange(len(q)) * stride + g] = q
         snaps.append(dst.copy())
     last = prog.layers[-1]
-    logits = bufs[prog.out_buf].reshape(-1)[: last.cout] if last.out_cw else None
+    out = bufs[prog.out_buf][last.dst_base :]  # the logits region's first word
+    logits = out.reshape(-1)[: last.cout] if last.out_cw else None
     return np.asarray(logits), snaps

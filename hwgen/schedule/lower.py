@@ -19,7 +19,7 @@ Dataflow and loop order (why):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -174,9 +174,12 @@ def _regions(
     return out
 
 
-def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int) -> tuple:
-    """Regions, views and the allocation (hwgen.schedule.alloc) of the instructions."""
+def _place(qm: QModel, instrs: list[_Instr], concats: dict, C: int, keep_input: bool) -> tuple:
+    """Regions, views and the allocation (hwgen.schedule.alloc) of the instructions. With
+    ``keep_input`` the input region stays live to the end, so that no layer writes over it
+    and the next image can be loaded into it while this one runs (the preload)."""
     regions = _regions(qm, instrs, concats, C)
+    regions[INPUT].keep = keep_input
     shapes = {INPUT: tuple(qm.in_shape), **{it.name: it.out_shape for it in instrs}}
     views = [_view(it.src, regions, concats, shapes, C) for it in instrs]
     for i, (it, v) in enumerate(zip(instrs, views, strict=True)):
@@ -608,6 +611,29 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
     )
 
 
+def _placement(qm: QModel, instrs: list[_Instr], concats: dict, C: int, keep_input: bool):
+    """_place, adding identity copies where the buffer colouring fails."""
+    for _ in range(len(instrs) + 1):  # each failure adds a copy that flips a cycle's parity
+        try:
+            return _place(qm, instrs, concats, C, keep_input)
+        except ScheduleError as e:  # an odd cycle of buffers through e.layer
+            if not _subdivide(getattr(e, "layer", ""), qm, instrs, concats):
+                raise
+    raise ScheduleError(f"model '{qm.name}': no placement in two activation buffers found")
+
+
+def _preload(plans: list[LayerPlan], reads_input: list[bool]) -> list[LayerPlan]:
+    """Mark the layers during which the next image may be written into the (kept live) input
+    region: after the input's last reader, not reading buffer 0 (the image's write shares
+    its port A with row reads), and not the last layer (its end starts the result transfer,
+    which reads through the same port)."""
+    after = max(i for i, r in enumerate(reads_input) if r) + 1
+    return [
+        replace(p, preload=int(after <= i < len(plans) - 1 and p.src != 0))
+        for i, p in enumerate(plans)
+    ]
+
+
 def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) -> Program:
     """Schedule ``qm`` (a chain or a DAG) on ``array``: instructions, buffer allocation
     (hwgen.schedule.alloc), weight and parameter images."""
@@ -623,19 +649,18 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         )
     instrs, _, concats = _instructions(qm)
     _copy_operands(qm, instrs, concats)
-    for _ in range(len(instrs) + 1):  # each failure adds a copy that flips a cycle's parity
-        try:
-            alloc, regions, views = _place(qm, instrs, concats, C)
+    # The input region kept live (the next image loads while this one runs) unless that
+    # makes buffer 0 deeper than the limit; then the plain allocation, loads only while idle.
+    for keep_input in (True, False):
+        alloc, regions, views = _placement(qm, instrs, concats, C, keep_input)
+        if max(alloc.depth) <= lim.act_words:
             break
-        except ScheduleError as e:  # an odd cycle of buffers through e.layer
-            if not _subdivide(getattr(e, "layer", ""), qm, instrs, concats):
-                raise
-    else:
-        raise ScheduleError(f"model '{qm.name}': no placement in two activation buffers found")
     img = _Images(R, C)
     plans = [
         _plan(it, v, regions[it.name], img, lim) for it, v in zip(instrs, views, strict=True)
     ]
+    if keep_input:
+        plans = _preload(plans, [v.region is regions[INPUT] for v in views])
     for p in plans:
         if p.dst_end > lim.act_words:
             raise ScheduleError(
@@ -648,7 +673,6 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
         raise ScheduleError(
             f"the last layer '{last.name}' must produce a vector (a Linear, or a conv to 1x1)"
         )
-    assert last.dst_base == 0, "the logits region is live alone at the end: it starts at 0"
 
     def _cat(parts: list[np.ndarray], width: int) -> np.ndarray:
         arr = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)

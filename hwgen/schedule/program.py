@@ -96,6 +96,10 @@ class LayerPlan:
     # sum|w| (the bias is added in the 32-bit requant lane, not in the PE), so |sum a*w| of
     # any tile <= acc_bound and acc_bits_for(acc_bound) accumulator bits never wrap
     acc_bound: int = 0
+    # 1: the next image may be written into the input region while this layer runs (the
+    # input is kept live and no longer read, and this layer does not read buffer 0; see
+    # hwgen.schedule.lower._preload and the controller in rtl/top.py)
+    preload: int = 0
 
     @property
     def tiles(self) -> int:

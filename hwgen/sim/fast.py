@@ -329,12 +329,13 @@ def pgo(n_images: int) -> bool:
     return PGO_MIN_IMAGES is not None and n_images >= PGO_MIN_IMAGES
 
 
-def _harness_args(case: FastCase, start: int, count: int, out: Path) -> list[str]:
+def _harness_args(case: FastCase, start: int, count: int, out: Path,
+                  back_to_back: bool = False) -> list[str]:
     return [
         "--beats", str(case.beats), "--images", str(case.images), "--golden", str(case.golden),
         "--in-len", str(case.in_len), "--out-len", str(case.out_len),
         "--n-perf", str(case.n_perf), "--start", str(start), "--count", str(count),
-        "--out", str(out),
+        "--out", str(out), "--back-to-back", str(int(back_to_back)),
     ]  # fmt: skip
 
 
@@ -345,12 +346,14 @@ def run_shard(exe: str, args: list[str]) -> dict:
     return {"rc": p.returncode, "stderr": p.stderr[-2000:], "wall_s": time.perf_counter() - t0}
 
 
-def run_inline(case: FastCase) -> tuple[list[dict], float]:
+def run_inline(case: FastCase, back_to_back: bool = False) -> tuple[list[dict], float]:
     """Every image of ``case`` in this process (one shard, no Dask client): for callers that
-    already are a Dask task (``hwgen sweep``). Returns (records by index, wall s)."""
+    already are a Dask task (``hwgen sweep``). Returns (records by index, wall s).
+    ``back_to_back``: the image stream feeds itself, so each image loads while the one
+    before it computes (the harness's --back-to-back)."""
     out = case.work / "results.jsonl"
     out.unlink(missing_ok=True)
-    r = run_shard(str(case.exe), _harness_args(case, 0, case.n_images, out))
+    r = run_shard(str(case.exe), _harness_args(case, 0, case.n_images, out, back_to_back))
     if r["rc"] not in (0, 1):
         raise RuntimeError(f"C++ harness failed (exit {r['rc']}): {r['stderr']}")
     recs = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []

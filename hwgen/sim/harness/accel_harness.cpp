@@ -3,11 +3,16 @@
 // Loads the model once (weight beats), then runs images [start, start+count) of an int8 image
 // file through the real streams with no gaps and no backpressure, compares every logit with
 // the golden file and appends one JSON line per image to the output file (flushed per line,
-// so a driver can watch progress). Built by hwgen/sim/fast.py around its wrapper `accel_sim`
+// so a driver can watch progress). Each line has the cycle of the image's start pulse, so
+// start-to-start periods follow. With --back-to-back 1 the image stream is fed by itself,
+// all images in order, whenever the design takes a value (it preloads the next image while
+// the current one computes); the host only pulses start, takes the logits and reads the
+// counters. Built by hwgen/sim/fast.py around its wrapper `accel_sim`
 // (same ports as `accel`, rst registered; C++ class Vaccel); see docs/architecture.md.
 //
 //   accel_harness --beats F --images F --golden F --in-len N --out-len N --n-perf N
 //                 --start S --count C --out F [--max-cycles M] [--trace F.vcd]
+//                 [--back-to-back 0|1]
 //
 // Exit status: 0 all images bit-exact, 1 a mismatch/timeout/protocol error, 2 bad arguments.
 #include <cstdint>
@@ -40,8 +45,17 @@
 
 namespace {
 
+// The back-to-back image feed: every value of every image in order, `last` on each image's
+// final one, offered whenever it has one left; it moves on a rising edge where ready was high.
+struct Feed {
+    const int8_t* values = nullptr;
+    size_t n = 0, in_len = 1, next = 0;
+    bool offered = false;
+};
+
 struct Sim {
     std::unique_ptr<VerilatedContext> ctx{new VerilatedContext};
+    Feed* feed = nullptr;
     std::unique_ptr<Vaccel> top;
     uint64_t cycle = 0;
 #ifdef HWGEN_TRACE
@@ -57,7 +71,9 @@ struct Sim {
     // Falling edge (inputs set by the caller settle), then the rising edge.
     void fall() {
         top->clk = 0;
+        if (feed) drive_feed();
         top->eval();
+        if (feed) feed->offered = feed->next < feed->n && top->image___05Fready;
 #ifdef HWGEN_TRACE
         if (vcd) vcd->dump(10 * cycle);
 #endif
@@ -69,7 +85,9 @@ struct Sim {
         if (vcd) vcd->dump(10 * cycle + 5);
 #endif
         ++cycle;
+        if (feed && feed->offered) ++feed->next;
     }
+    void drive_feed();
     void tick() { fall(); rise(); }
 };
 
@@ -80,6 +98,12 @@ inline void set_image_beat(Vaccel* t, int8_t v, bool last) {
     uint32_t p = static_cast<uint8_t>(v);
     if (HWGEN_IMAGE_LAST) p |= static_cast<uint32_t>(last) << 8;
     t->image___05Fpayload = p;
+}
+void Sim::drive_feed() {
+    Feed& f = *feed;
+    top->image___05Fvalid = f.next < f.n;
+    if (f.next < f.n)
+        set_image_beat(top.get(), f.values[f.next], f.next % f.in_len == f.in_len - 1);
 }
 inline void set_weight_beat(Vaccel* t, uint32_t w, bool last) {
     uint64_t p = w;
@@ -111,7 +135,7 @@ bool send_stream(Sim& s, size_t n, SetBeat set_beat, Valid valid, Ready ready,
 
 struct Args {
     std::string beats, images, golden, out, trace;
-    long in_len = -1, out_len = -1, n_perf = -1, start = 0, count = -1;
+    long in_len = -1, out_len = -1, n_perf = -1, start = 0, count = -1, back_to_back = 0;
     uint64_t max_cycles = 20000000;
 };
 
@@ -136,6 +160,7 @@ Args parse(int argc, char** argv) {
         else if (k == "--n-perf") a.n_perf = std::atol(v);
         else if (k == "--start") a.start = std::atol(v);
         else if (k == "--count") a.count = std::atol(v);
+        else if (k == "--back-to-back") a.back_to_back = std::atol(v);
         else if (k == "--max-cycles") a.max_cycles = std::strtoull(v, nullptr, 10);
         else usage(("unknown option " + k).c_str());
     }
@@ -171,6 +196,7 @@ struct Outcome {
     std::vector<int> logits;
     std::vector<uint32_t> perf;
     long status = -1;  // the design's sticky status flags (-1: the design has none)
+    uint64_t start = 0;  // cycle of the start pulse
     std::string error;  // protocol error or timeout; empty when the image ran
 };
 
@@ -178,10 +204,11 @@ Outcome run_image(Sim& s, const int8_t* img, const Args& a) {
     Vaccel* t = s.top.get();
     Outcome o;
     t->dbg_stop = 0;
+    o.start = s.cycle;
     t->start = 1;
     s.tick();
     t->start = 0;
-    bool sent = send_stream(
+    bool sent = s.feed != nullptr || send_stream(
         s, a.in_len, [&](size_t i, bool last) { set_image_beat(t, img[i], last); },
         [&](int v) { t->image___05Fvalid = v; }, [&] { return t->image___05Fready != 0; },
         a.max_cycles);
@@ -233,7 +260,7 @@ void write_record(FILE* out, long index, const Outcome& o, const int8_t* want, l
     line += "], \"match\": " + std::string(match ? "true" : "false") + ", \"cycles\": [";
     for (size_t i = 0; i < o.perf.size(); ++i)
         line += (i ? ", " : "") + std::to_string(o.perf[i]);
-    line += "]";
+    line += "], \"start\": " + std::to_string(o.start);
     if (o.status >= 0) line += ", \"status\": " + std::to_string(o.status);
     if (!o.error.empty()) line += ", \"error\": \"" + o.error + "\"";
     line += "}\n";
@@ -295,6 +322,8 @@ int main(int argc, char** argv) {
 #else
     if (!a.trace.empty()) usage("--trace needs the traced build (HWGEN_TRACE)");
 #endif
+    Feed feed{images.data(), images.size(), static_cast<size_t>(a.in_len)};
+    if (a.back_to_back) s.feed = &feed;  // from here on the image stream feeds itself
     int bad = 0;
     for (long k = 0; k < a.count; ++k) {
         Outcome o = run_image(s, images.data() + k * a.in_len, a);

@@ -368,6 +368,49 @@ async def reset_mid_inference(dut) -> None:
 
 
 @cocotb.test()
+async def preload(dut) -> None:
+    """The next image is taken while the current one computes (the preload) and runs at the
+    next start, bit-exact. A faulty preloaded image (short; long, discarded up to its last)
+    leaves the running image alone and is flagged by the start that takes it, whose run is
+    dropped. An image preloaded while idle runs; a start before the preload is complete
+    waits for the rest."""
+    b = Bench(dut)
+    await b.init()
+    await b.load("A")
+    gold = b.golden["A"]
+    await b.start()
+    for k in (0, 1):  # image 1 is taken during image 0's computation
+        vals = with_last(b.images[k], IMAGE_BITS)
+        assert await b.send("image", vals) == len(vals), f"image {k}: not all values taken"
+    assert int(dut.busy.value) == 1, "image 0 ended before image 1 was preloaded"
+    assert await b.receive(len(gold[0]), "image 0") == gold[0]
+    await b.wait_done("image 0")
+    await b.expect_status(0, "image 0")
+    await b.start()  # image 1 is in: the run starts at once; a short image loads meanwhile
+    vals = with_last(b.images[2][:-1], IMAGE_BITS)
+    assert await b.send("image", vals) == len(vals)
+    assert await b.receive(len(gold[1]), "preloaded image 1") == gold[1]
+    await b.wait_done("preloaded image 1")
+    await b.expect_status(0, "a preloaded short image is flagged by the run that takes it")
+    await b.start()
+    await b.expect_aborted("preloaded short image")
+    await b.expect_status(flags("image_short"), "preloaded short image")
+    vals = with_last(b.images[0] + [5], IMAGE_BITS)  # preloaded while idle: long
+    assert await b.send("image", vals) == len(vals), "the long image's tail was not discarded"
+    await b.expect_status(flags("image_short"), "the long image before its start")
+    await b.start()
+    await b.expect_aborted("preloaded long image")
+    await b.expect_status(flags("image_long"), "preloaded long image")
+    vals = with_last(b.images[2], IMAGE_BITS)  # preloaded while idle, half before start
+    assert await b.send("image", vals[:300]) == 300
+    await b.start()  # the run waits in LOAD_IN for the rest
+    assert await b.send("image", vals[300:]) == len(vals) - 300
+    assert await b.receive(len(gold[2]), "image completed after start") == gold[2]
+    await b.wait_done("image completed after start")
+    await b.expect_status(0, "image completed after start")
+
+
+@cocotb.test()
 async def reload_between_images(dut) -> None:
     """Model A, B, A again between images (same program, different weights). A restart and the
     new beats offered during a run wait for it to finish: the running image stays A's."""
