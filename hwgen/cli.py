@@ -347,6 +347,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = _config(
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
         board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
+        workers=args.workers, scheduler=args.scheduler,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
 
@@ -379,6 +380,12 @@ def _build_parser(sub) -> None:
         help="also size the memories for these zoo models (one bitstream runs all of them)",
     )  # fmt: skip
     sp.add_argument("--seeds", type=int, default=3, help="placement seeds (default 3)")
+    sp.add_argument("--workers", type=_positive, default=2,
+                    help="seeds placed and routed at once, as Dask tasks on a LocalCluster "
+                    "(default 2; 1 runs them one after the other)")  # fmt: skip
+    sp.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address for the seeds instead of a LocalCluster "
+                    "(its workers must see this build directory)")  # fmt: skip
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
                     "oscillator)")  # fmt: skip

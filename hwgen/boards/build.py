@@ -115,9 +115,12 @@ class _Steps:
                     break
                 except subprocess.TimeoutExpired:
                     self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
-        dt = time.monotonic() - t
+        self.finished(step, rc, time.monotonic() - t, _children_cpu() - cpu0, path)
+
+    def finished(self, step: str, rc: int, dt: float, cpu: float, path: Path) -> None:
+        """Record a finished tool run; a non-zero exit is a BuildError naming step and log."""
         self.times[step] = round(dt, 1)
-        self.cpu[step] = round(_children_cpu() - cpu0, 1)
+        self.cpu[step] = round(cpu, 1)
         if rc != 0:
             text = path.read_text(errors="replace")
             tail = "".join(text.splitlines(True)[-5:])
@@ -237,6 +240,8 @@ class BoardJob:
     seeds: int = 3
     freq_mhz: float | None = None
     baud: int = DEFAULT_BAUD
+    workers: int = 1  # seeds placed and routed at once (Dask LocalCluster workers)
+    scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
     fit: tuple[str, ...] = ()  # models the plan was also sized for
 
     @property
@@ -313,31 +318,81 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
 
 
 def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
-    """nextpnr per seed; after each seed the best bitstream so far and the report."""
+    """nextpnr per seed (Dask tasks when ``job.workers`` > 1 or a scheduler is given); after
+    each seed the best bitstream so far and the report."""
+    job = ctx["job"]
+    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
+                 [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
+                  "--timing-allow-fail", *platform.nextpnr_outputs(f"s{s}")])
+             for s in range(1, job.seeds + 1)}  # fmt: skip
+    state: dict = {"runs": [], "best_seed": None, "report": {}}
+    if job.seeds > 1 and (job.workers > 1 or job.scheduler):
+        _seeds_on_dask(seeds, ctx, platform, steps, state)
+    else:
+        for s, (step, cmd) in seeds.items():
+            steps.run(step, cmd, f"nextpnr_s{s}.log", every=60)
+            _seed_done(s, ctx, platform, steps, state)
+    return state["report"]
+
+
+def _seed_task(out: str, cmd: list[str], logfile: str) -> tuple[int, float, float]:
+    """One seed's place and route on a Dask worker (the build directory must be shared):
+    exit code, wall seconds, CPU seconds."""
+    t, cpu0 = time.monotonic(), _children_cpu()
+    with open(Path(out) / logfile, "w") as f:
+        rc = subprocess.run(cmd, cwd=out, stdout=f, stderr=subprocess.STDOUT).returncode
+    return rc, time.monotonic() - t, _children_cpu() - cpu0
+
+
+def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict) -> None:
+    """The seeds as Dask tasks (hwgen.dask_cluster: a LocalCluster of ``job.workers``
+    processes, or ``job.scheduler``); each one's report is folded in as it finishes."""
+    from distributed import wait
+
+    from hwgen.dask_cluster import client
+
     job, out = ctx["job"], ctx["out"]
-    runs: list[dict] = []
-    best_seed = None
-    report: dict = {}
-    for s in range(1, job.seeds + 1):
-        cmd = [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
-               "--timing-allow-fail", *platform.nextpnr_outputs(f"s{s}")]
-        steps.run(f"place & route (nextpnr, seed {s}/{job.seeds})", cmd, f"nextpnr_s{s}.log",
-                  every=60)  # fmt: skip
-        rep = nextpnr_summary(json.loads((out / f"report_s{s}.json").read_text()))
-        rep["seed"] = s
-        runs.append(rep)
-        # Pack the best seed so far and rewrite the report: a long build has usable results
-        # (marked partial) after its first seed.
-        clock = _main_clock(runs[0]["fmax"])
-        best = max(runs, key=lambda r: r["fmax"][clock]["achieved_mhz"])
-        if best["seed"] != best_seed:
-            steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
-                      "pack.log")
-            best_seed = best["seed"]
-        report = _report(ctx, runs, clock, steps, best_seed, platform.bitstream_suffix)
-        paths = _write_report(report, job.name)
-        report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
-    return report
+    n = min(job.workers, job.seeds)
+    where = job.scheduler or f"a LocalCluster of {n} worker(s)"
+    steps.log(f"build: place & route: {job.seeds} seeds as Dask tasks on {where}")
+    t0 = time.monotonic()
+    with client(job.scheduler, n) as c:
+        futs = {c.submit(_seed_task, str(out), cmd, f"nextpnr_s{s}.log", pure=False): s
+                for s, (_, cmd) in seeds.items()}  # fmt: skip
+        pending = set(futs)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=60, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # (distributed raises it when nothing finished in time)
+                steps.log(f"build: place & route: {len(pending)} seed(s) running, "
+                          f"{time.monotonic() - t0:.0f} s")  # fmt: skip
+                continue
+            for f in sorted(done, key=futs.get):
+                s = futs[f]
+                rc, dt, cpu = f.result()
+                steps.finished(seeds[s][0], rc, dt, cpu, out / f"nextpnr_s{s}.log")
+                _seed_done(s, ctx, platform, steps, state)
+
+
+def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
+    """Fold seed ``s``'s nextpnr report in: pack the best seed so far and rewrite the report,
+    so a long build has usable results (marked partial) after its first seed."""
+    job, out = ctx["job"], ctx["out"]
+    rep = nextpnr_summary(json.loads((out / f"report_s{s}.json").read_text()))
+    rep["seed"] = s
+    runs = state["runs"]
+    runs.append(rep)
+    runs.sort(key=lambda r: r["seed"])
+    clock = _main_clock(runs[0]["fmax"])
+    best = max(runs, key=lambda r: r["fmax"][clock]["achieved_mhz"])
+    if best["seed"] != state["best_seed"]:
+        steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
+                  "pack.log")
+        state["best_seed"] = best["seed"]
+    report = _report(ctx, runs, clock, steps, state["best_seed"], platform.bitstream_suffix)
+    paths = _write_report(report, job.name)
+    report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
+    state["report"] = report
 
 
 def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: int,

@@ -47,8 +47,10 @@ class BuildConfig:
     # simulate step engine: "cocotb" (stream gaps, names the first diverging layer) or "fast"
     # (hwgen.sim.fast: compiled Verilator harness as Dask tasks, gap-free streams)
     engine: str = "cocotb"
-    workers: int = 2  # fast engine: local Dask worker processes
-    scheduler: str | None = None  # fast engine: Dask scheduler address instead of a LocalCluster
+    # Dask: local worker processes and a scheduler address instead of a LocalCluster, for the
+    # fast engine's images and the build's placement seeds
+    workers: int = 2
+    scheduler: str | None = None
     steps: tuple[str, ...] = SIM_STEPS
     # build step (hwgen.boards): board, placement seeds, PLL clock (None: the board's), UART
     board: str = "ulx3s"
