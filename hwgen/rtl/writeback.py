@@ -98,7 +98,9 @@ class WriteBack(wiring.Component):
 
         # --- replay the loop order to find each row's address and parameter word
         i = Signal(range(R + 1))
-        tp = Signal(16)
+        # tiles left in the group after the current one, minus 2, counted down (timing): the
+        # next tp_end (one tile left) is its sign bit, no compare
+        tl2 = Signal(signed(18))
         g = Signal(12)
         r = Signal(16)  # conv: pixel index in the group; direct: output word
         wptr = Signal(A)
@@ -111,11 +113,11 @@ class WriteBack(wiring.Component):
         # Per-layer constants, registered every cycle (desc is stable from start, rows come
         # later): no reset needed, like every data register here whose valid flag has one.
         pt_one = Signal(reset_less=True)  # ptiles == 1
-        pt_m2 = Signal(len(tp) + 1, reset_less=True)  # (all ones for one tile: never equal)
-        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m2.eq(d.ptiles - 2)]
-        tp_end = Signal()  # tp == ptiles - 1, a flag set with tp (timing)
+        pt_m3 = Signal.like(tl2, reset_less=True)
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
+        tp_end = Signal()  # the group's last pixel tile, a flag set with tl2
         with m.If(self.start):
-            m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
+            m.d.sync += [i.eq(0), tl2.eq(d.ptiles - 3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(d.ptiles == 1)]
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
@@ -124,10 +126,10 @@ class WriteBack(wiring.Component):
                 with m.If(i == R - 1):
                     m.d.sync += i.eq(0)
                     with m.If(tp_end):
-                        m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
+                        m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
                         m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_one)]
                     with m.Else():
-                        m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
+                        m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1])]
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
             with m.Else():
