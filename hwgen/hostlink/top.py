@@ -269,9 +269,12 @@ class HostTop(wiring.Component):
 
         # ---------------- dispatcher
         rd_ptr = Signal(16)
-        beat = Signal(32)
+        # beat and img_byte are reset-less (off the reset net): the accelerator reads them only
+        # with w_valid / i_valid, set after all of the beat's bytes (nbyte resets to 0) or the
+        # byte were written.
+        beat = Signal(32, reset_less=True)
         nbyte = Signal(2)
-        img_byte = Signal(8)  # the frame buffer's byte, registered before the image stream
+        img_byte = Signal(8, reset_less=True)  # the frame buffer's byte, before the stream
         w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
         m.d.comb += fb_r.addr.eq(rd_ptr)
         # the frame buffer's output register (the board moves it into the block RAM): the

@@ -24,7 +24,7 @@ least i+2 cycles after it.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,6 +52,17 @@ FEED_CFG = data.StructLayout(
         "wrap_x": signed(17),
     }
 )
+
+
+def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
+    """``tok`` one cycle later. Only valid, first and last are reset: the rest is read with
+    a valid token only, so those flip-flops stay off the reset net."""
+    ctl = Signal(3, name=f"{name}_ctl")
+    pay = Signal(TOKEN_LAYOUT, name=f"{name}_pay", reset_less=True)
+    m.d.sync += [ctl.eq(Cat(tok.valid, tok.first, tok.last)), pay.eq(tok)]
+    out = Signal(TOKEN_LAYOUT, name=name)
+    m.d.comb += [out.eq(pay), out.valid.eq(ctl[0]), out.first.eq(ctl[1]), out.last.eq(ctl[2])]
+    return out
 
 
 def feed_cfg(m: Module, desc) -> data.View:
@@ -102,8 +113,8 @@ class RowFeeder(wiring.Component):
         # The token moves on to the next row one cycle later (the systolic skew), and so do
         # the per-layer constants.
         cfg_r = Signal(FEED_CFG, reset_less=True)  # per-layer constants: no reset needed
-        m.d.sync += [self.tok_out.eq(tok), cfg_r.eq(d)]
-        m.d.comb += self.cfg_out.eq(cfg_r)
+        m.d.sync += cfg_r.eq(d)
+        m.d.comb += [self.tok_out.eq(_token_reg(m, tok, "tok_r")), self.cfg_out.eq(cfg_r)]
         last_ox, wrap_base, wrap_x, src = d.last_ox, d.wrap_base, d.wrap_x, d.src
 
         # --- stage P: pixel of this row for the current tile (latched on its first token)
@@ -126,14 +137,16 @@ class RowFeeder(wiring.Component):
                     step.iy0.eq(prev.iy0),
                     step.base.eq(prev.base + d.step1),
                 ]
-        latched = Signal(PIXEL_LAYOUT)
+        # Reset-less: each tile's first token latches it in every row (row i-1 first) before
+        # any valid token reads it.
+        latched = Signal(PIXEL_LAYOUT, reset_less=True)
         with m.If(tok.valid & tok.first):
             m.d.sync += latched.eq(step)
         m.d.comb += self.pix_out.eq(latched)
-        p_tok = Signal(TOKEN_LAYOUT)
-        m.d.sync += p_tok.eq(tok)
+        p_tok = _token_reg(m, tok, "p_tok")
 
-        # --- stage A: address and bounds
+        # --- stage A: address and bounds. From here on the data (address, bounds, lane, byte)
+        # is reset-less and only the flags (valid, first, last) are reset.
         addr = Signal(signed(A + 1))
         iy = Signal(signed(17))
         ix = Signal(signed(17))
@@ -144,9 +157,9 @@ class RowFeeder(wiring.Component):
         ]
         # direct mode has no padding; a K part past the input reads words whose weights are 0
         oob = ~d.mode & ((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
-        a_addr = Signal(self.addr_width)
-        a_oob = Signal()
-        a_lane = Signal(8)
+        a_addr = Signal(self.addr_width, reset_less=True)
+        a_oob = Signal(reset_less=True)
+        a_lane = Signal(8, reset_less=True)
         a_flags = Signal(3)
         m.d.sync += [
             a_addr.eq(addr),
@@ -156,15 +169,15 @@ class RowFeeder(wiring.Component):
         ]
         # --- stage B: registered memory read
         m.d.comb += self.raddr.eq(a_addr)
-        b_oob = Signal()
-        b_lane = Signal(8)
+        b_oob = Signal(reset_less=True)
+        b_lane = Signal(8, reset_less=True)
         b_flags = Signal(3)
         m.d.sync += [b_oob.eq(a_oob), b_lane.eq(a_lane), b_flags.eq(a_flags)]
         # --- stage M: the memory outputs straight into registers
         m_word0 = Signal(8 * self.cols, reset_less=True)
         m_word1 = Signal(8 * self.cols, reset_less=True)
-        m_oob = Signal()
-        m_lane = Signal(8)
+        m_oob = Signal(reset_less=True)
+        m_lane = Signal(8, reset_less=True)
         m_flags = Signal(3)
         m.d.sync += [
             m_word0.eq(self.rdata0),
@@ -179,10 +192,12 @@ class RowFeeder(wiring.Component):
         m.d.comb += word.eq(Mux(src, m_word1, m_word0))
         byte = Signal(signed(8))
         m.d.comb += byte.eq(word.word_select(m_lane[: max(1, (self.cols - 1).bit_length())], 8))
+        row_a = Signal(signed(8), reset_less=True)
         m.d.sync += [
             self.row.valid.eq(m_flags[0]),
             self.row.first.eq(m_flags[1]),
             self.row.last.eq(m_flags[2]),
-            self.row.a.eq(Mux(m_oob, 0, byte)),
+            row_a.eq(Mux(m_oob, 0, byte)),
         ]
+        m.d.comb += self.row.a.eq(row_a)
         return m

@@ -19,15 +19,19 @@ Structure: the horizontal partial of the current window lives in registers; the 
 partials of one output row live in a line buffer (``Memory``, depth ``max_out_width``, C lanes
 of ``sum_width`` bits). The buffer's read is issued in the cycle a pixel arrives (address =
 its output column), so the data is there the next cycle when the horizontal partial is
-complete; the update is written that same next cycle. The next read of that column is one
-input row (``in_w >= k >= 2`` beats) later, so reads never race writes: no transparency or
-bypass is needed, even for out_w = 1 with back-to-back beats. (k = 1 never touches the buffer.)
+complete; the update is written two cycles after that. The next read of that column is one
+input row (``in_w >= k >= 2`` beats) later: only with ``in_w = 2`` and back-to-back beats does
+it meet that write, and then the read (not transparent) returns the old word, so the word
+written, held one cycle in a register, is taken instead (``s1_fwd``). (k = 1 never touches
+the buffer.)
 
 Pipeline (t = cycle the window's last pixel is accepted):
   t:   counters -> flags; hacc <= hacc (+|max) pixel; line-buffer read issued
-  t+1: vsum = rowbuf (+|max) hacc; written back unless last row; else registered
-  t+2: RDBPOT(vsum, avg_shift) (shift 0 for max) -> output register
-  t+3: output beat valid
+  t+1: line-buffer word (or the word just written) compared with and added to hacc
+  t+2: vsum = the pick of the sum, the larger, or hacc (first row); written back unless last
+       row; else registered
+  t+3: RDBPOT(vsum, avg_shift) (shift 0 for max) -> output register
+  t+4: output beat valid
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ class Pool2d(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a window's last input pixel to its output beat."""
-        return 3
+        return 4
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -134,7 +138,9 @@ class Pool2d(wiring.Component):
 
         def combine(avg, a, b):
             # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
-            return Mux(avg, a + b, Mux(a > b, a, b))
+            # a > b as the sign of b - a: one carry chain (yosys maps a `>` beside the `+` of
+            # the same operands into LUT levels).
+            return Mux(avg, a + b, Mux((b - a)[-1], a, b))
 
         # Position of the next pixel. wend/vend: exclusive end of the current window's
         # columns/rows; the pixel is inside an output window iff that end is inside the map.
@@ -149,19 +155,26 @@ class Pool2d(wiring.Component):
 
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests below compare registers, no add in front of a compare.
-        in_w_m1, in_h_m1 = Signal(dw), Signal(dw)
-        k_m1 = Signal(k.shape())
-        in_w_mk, in_h_mk = Signal(signed(dw + 1)), Signal(signed(dw + 1))
-        k_in_w, k_in_h = Signal(), Signal()
+        # (in_w - 2 etc. are all ones, never equal to a counter, for a map 1 wide.)
+        # (Registered every cycle and read after start: no reset needed.)
+        rl = {"reset_less": True}
+        in_w_m2, in_h_m2 = Signal(dw + 1, **rl), Signal(dw + 1, **rl)
+        k_m2 = Signal(len(k) + 1, **rl)
+        w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
+        in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
+        k_in_w, k_in_h = Signal(**rl), Signal(**rl)
         m.d.sync += [
-            in_w_m1.eq(cfg.in_w - 1), in_h_m1.eq(cfg.in_h - 1), k_m1.eq(k - 1),
+            in_w_m2.eq(cfg.in_w - 2), in_h_m2.eq(cfg.in_h - 2), k_m2.eq(k - 2),
+            w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
             in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
             k_in_w.eq(k <= cfg.in_w), k_in_h.eq(k <= cfg.in_h),
         ]
         h_first = kx == 0
-        h_last = kx == k_m1
         v_first = ky == 0
-        v_last = ky == k_m1
+        # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
+        # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
+        # compare in front of the counters' muxes (timing).
+        x_last, y_last, h_last, v_last = Signal(), Signal(), Signal(), Signal()
         # w_in / v_in: the current window ends inside the map (wend <= in_w, vend <= in_h),
         # kept as flags updated with wend / vend.
         w_in, v_in = Signal(), Signal()
@@ -181,25 +194,32 @@ class Pool2d(wiring.Component):
                 vend.eq(k),
                 w_in.eq(k <= cfg.in_w),
                 v_in.eq(k <= cfg.in_h),
+                x_last.eq(cfg.in_w == 1),
+                y_last.eq(cfg.in_h == 1),
+                h_last.eq(k == 1),
+                v_last.eq(k == 1),
             ]
         with m.Elif(inp.valid):
-            with m.If(x == in_w_m1):  # end of row
+            with m.If(x_last):  # end of row
                 m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wend.eq(k), w_in.eq(k_in_w)]
-                with m.If(y == in_h_m1):  # end of map: next channel group
+                m.d.sync += [x_last.eq(w_one), h_last.eq(k_one)]
+                with m.If(y_last):  # end of map: next channel group
                     m.d.sync += [y.eq(0), ky.eq(0), vend.eq(k), v_in.eq(k_in_h)]
+                    m.d.sync += [y_last.eq(h_one), v_last.eq(k_one)]
                 with m.Else():
-                    m.d.sync += y.eq(y + 1)
+                    m.d.sync += [y.eq(y + 1), y_last.eq(y == in_h_m2)]
                     with m.If(v_last):
                         m.d.sync += [ky.eq(0), vend.eq(vend + k), v_in.eq(vend <= in_h_mk)]
+                        m.d.sync += v_last.eq(k_one)
                     with m.Else():
-                        m.d.sync += ky.eq(ky + 1)
+                        m.d.sync += [ky.eq(ky + 1), v_last.eq(ky == k_m2)]
             with m.Else():
-                m.d.sync += x.eq(x + 1)
+                m.d.sync += [x.eq(x + 1), x_last.eq(x == in_w_m2)]
                 with m.If(h_last):
                     m.d.sync += [kx.eq(0), ox.eq(ox + 1), wend.eq(wend + k),
-                                 w_in.eq(wend <= in_w_mk)]
+                                 w_in.eq(wend <= in_w_mk), h_last.eq(k_one)]
                 with m.Else():
-                    m.d.sync += kx.eq(kx + 1)
+                    m.d.sync += [kx.eq(kx + 1), h_last.eq(kx == k_m2)]
 
         # Horizontal partial of the current window.
         hacc = Signal(partials, reset_less=True)
@@ -211,7 +231,7 @@ class Pool2d(wiring.Component):
 
         # Line buffer of vertical partials, one row per output column.
         m.submodules.linebuf = mem = Memory(shape=partials, depth=self.buf_depth, init=[])
-        rd = mem.read_port()  # sync, 1 cycle; not transparent (see module docstring)
+        rd = mem.read_port()  # sync, 1 cycle; not transparent (s1_fwd below)
         wr = mem.write_port()
         m.d.comb += rd.addr.eq(ox)
 
@@ -223,6 +243,9 @@ class Pool2d(wiring.Component):
         # start pulse while this layer's last windows are still in the pipe.
         s1_avg = Signal(reset_less=True)
         s1_shift = Signal.like(cfg.avg_shift, reset_less=True)
+        # The read met a write of its own column (in_w = 2, back-to-back beats) and so returned
+        # the old word; the new one is s3_sum now.
+        s1_fwd = Signal(reset_less=True)
         m.d.sync += [
             s1_avg.eq(is_avg),
             s1_shift.eq(Mux(is_avg, cfg.avg_shift, 0)),  # max: RDBPOT by 0 = identity
@@ -230,26 +253,50 @@ class Pool2d(wiring.Component):
             s1_vf.eq(v_first),
             s1_vl.eq(v_last),
             s1_col.eq(ox),
+            s1_fwd.eq(wr.en & (wr.addr == rd.addr)),
         ]
+
+        # s2: the vertical partial's compare and sum, registered; the mux that picks from
+        # them is the next stage (compare and muxes in one were the pool's deepest path).
+        s3_sum = Signal(partials, reset_less=True)
+        above = Signal(partials)
+        m.d.comb += above.eq(Mux(s1_fwd, s3_sum, rd.data))
+        s2_go = Signal()
+        s2_vf, s2_vl = Signal(reset_less=True), Signal(reset_less=True)
+        s2_col = Signal.like(s1_col, reset_less=True)
+        s2_avg = Signal(reset_less=True)
+        s2_shift = Signal.like(s1_shift, reset_less=True)
+        s2_a, s2_h, s2_add = (Signal(partials, reset_less=True) for _ in range(3))
+        s2_gt = Signal(self.lanes, reset_less=True)  # above > hacc, per lane
+        m.d.sync += [
+            s2_go.eq(s1_go), s2_vf.eq(s1_vf), s2_vl.eq(s1_vl), s2_col.eq(s1_col),
+            s2_avg.eq(s1_avg), s2_shift.eq(s1_shift), s2_a.eq(above), s2_h.eq(hacc),
+        ]
+        for c in range(self.lanes):
+            # above > hacc as the sign of one subtraction (see combine)
+            m.d.sync += [s2_gt[c].eq((hacc[c] - above[c])[-1]), s2_add[c].eq(above[c] + hacc[c])]
 
         vsum = Signal(partials)
         for c in range(self.lanes):
-            m.d.comb += vsum[c].eq(Mux(s1_vf, hacc[c], combine(s1_avg, rd.data[c], hacc[c])))
+            pick = Mux(s2_avg, s2_add[c], Mux(s2_gt[c], s2_a[c], s2_h[c]))
+            m.d.comb += vsum[c].eq(Mux(s2_vf, s2_h[c], pick))
         m.d.comb += [
-            wr.addr.eq(s1_col),
+            wr.addr.eq(s2_col),
             wr.data.eq(vsum),
-            wr.en.eq(s1_go & ~s1_vl),
+            wr.en.eq(s2_go & ~s2_vl),
         ]
 
-        s2_valid = Signal()
-        s2_sum = Signal(partials, reset_less=True)
-        s2_shift = Signal.like(s1_shift, reset_less=True)
-        m.d.sync += [s2_valid.eq(s1_go & s1_vl), s2_sum.eq(vsum), s2_shift.eq(s1_shift)]
+        s3_valid = Signal()
+        s3_shift = Signal.like(s1_shift, reset_less=True)
+        m.d.sync += [s3_valid.eq(s2_go & s2_vl), s3_sum.eq(vsum), s3_shift.eq(s2_shift)]
 
         # Average: RDBPOT by log2(k*k). The rounded mean of int8 values is an int8, so the
         # low byte is exact.
+        # (the payload register is reset-less: read only with valid, which keeps its reset)
+        o_data = Signal.like(self.o_stream.payload, reset_less=True)
         for c in range(self.lanes):
-            floor, up = rdbpot_parts(s2_sum[c], s2_shift)
-            m.d.sync += self.o_stream.payload[c].eq((floor + up)[:8])
-        m.d.sync += self.o_stream.valid.eq(s2_valid)
+            floor, up = rdbpot_parts(s3_sum[c], s3_shift)
+            m.d.sync += o_data[c].eq((floor + up)[:8])
+        m.d.sync += self.o_stream.valid.eq(s3_valid)
+        m.d.comb += self.o_stream.payload.eq(o_data)
         return m

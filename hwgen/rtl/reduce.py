@@ -45,13 +45,17 @@ class RowReduce(wiring.Component):
         cnt = Signal(unsigned(SPLIT_BITS))
         first = cnt == 0
         block_end = cnt == self.split_m1
+        # The sums are reset-less: read only with o_valid, and a block's first row (cnt = 0
+        # after reset and start) overwrites them.
+        sums = [Signal(signed(self.acc_width), name=f"sum{j}", reset_less=True)
+                for j in range(self.cols)]
+        m.d.comb += [self.o_data[j].eq(sums[j]) for j in range(self.cols)]
         m.d.sync += self.o_valid.eq(self.i_valid & block_end)
         with m.If(self.start):
             m.d.sync += [cnt.eq(0), self.o_valid.eq(0)]
         with m.Elif(self.i_valid):
             m.d.sync += cnt.eq(Mux(block_end, 0, cnt + 1))
-            for j in range(self.cols):
-                acc = self.o_data[j]
+            for j, acc in enumerate(sums):
                 # the block's first row restarts the sum (no separate clear cycle)
                 m.d.sync += acc.eq(Mux(first, 0, acc) + self.i_data[j])
         return m

@@ -15,10 +15,18 @@ ECP5 at 150 MHz):
  A    wrap32(acc + bias); INT32_MIN*INT32_MIN overflow flag          1
  M    32x32 product through the :class:`~hwgen.rtl.mult.Multiplier`   mult_latency
  B    nudge + high half: (p + 2**30) >> 31, saturate                 1
- C    rounding shift, part 1: x >> e, half bit, sticky per 8 bits    1
- D    rounding shift, part 2: round-up decision, + round-up bit      1
- E    clamp to [lo, hi]                                              1
+ C1   rounding shift by e mod 8; sticky of the bits shifted out      1
+ C2   rounding shift by 8*(e // 8); half bit; sticky per 8 bits      1
+ D    round-up decision, + round-up bit                              1
+ E1   clamp flags: y outside int8, low byte vs lo and hi, lo > hi    1
+ E2   clamp to [lo, hi]: two muxes                                   1
 ====  =============================================================  ==========
+
+The rounding shift is two register stages (an 8:1 then a 4:1 mux per bit, each with its part
+of the sticky OR beside it) because one 32-bit barrel shift with the sticky mask is six LUT
+levels, too deep for 150 MHz on ECP5 (docs/architecture.md "Timing structure"); the clamp is
+two for the same reason (the 32-bit compares, then the muxes). ``fold`` (a small device at a slow
+clock, hwgen.rtl.traits) drops the registers of B, C1, C2, D and E1: latency mult_latency + 2.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ __all__ = [
     "requant_in_layout",
     "rdbpot_parts",
     "rdbpot_round_up",
+    "rdbpot_shift_coarse",
+    "rdbpot_shift_fine",
     "rdbpot_split",
 ]
 
@@ -97,6 +107,26 @@ def rdbpot_split(x: Value, e: Value, group: int = 8) -> tuple[Value, Value, Valu
     return t[1:].as_signed(), t[0], sticky
 
 
+def rdbpot_shift_fine(x: Value, e_lo: Value) -> tuple[Value, Value]:
+    """Rounding shift, first stage: ``(y >> e_lo, sticky)`` with ``y = Cat(0, x)`` (one
+    fraction bit below x, so that the half bit ends up as the LSB) and ``e_lo`` the low three
+    bits of the shift. sticky is the OR of the bits of y shifted out (y's bit 0 is always 0,
+    so these are the bits of x strictly below the half bit)."""
+    y = Cat(Const(0, 1), x)
+    shifted = y.as_signed() >> e_lo
+    out = Cat(*(y[i] & (e_lo > i) for i in range(1, 2 ** len(e_lo) - 1)))
+    return shifted, out.any()
+
+
+def rdbpot_shift_coarse(y: Value, e_hi: Value) -> tuple[Value, Value, Value]:
+    """Second stage on the first's ``y``: ``(x >> e, half bit, sticky)`` for ``e = 8*e_hi +
+    e_lo``, shifting y by whole bytes. sticky is one bit per byte shifted out (a few bits for
+    the next stage to OR, not one wide OR here)."""
+    t = y.as_signed() >> Cat(Const(0, 3), e_hi)
+    sticky = Cat(*((e_hi > n) & y[8 * n : 8 * n + 8].any() for n in range(len(y) // 8)))
+    return t[1:].as_signed(), t[0], sticky
+
+
 def rdbpot_round_up(sign: Value, half: Value, sticky: Value) -> Value:
     """Second half: ties away from zero round up iff ``half and (x >= 0 or sticky)``."""
     return half & (~sign | sticky.any())
@@ -128,8 +158,8 @@ class Requant(wiring.Component):
             raise ValueError(f"Multiplier latency must be an integer >= 1, not {mult_latency!r}")
         self.acc_width = acc_width
         self.mult_latency = mult_latency
-        # fold: stages B, C and D without their registers (one long path into E), for a
-        # slow clock on a device short of flip-flops (hwgen.rtl.traits)
+        # fold: stages B, C1, C2, D and E1 without their registers (one long path into E2),
+        # for a slow clock on a device short of flip-flops (hwgen.rtl.traits)
         self.fold = fold
         super().__init__(
             {
@@ -141,7 +171,7 @@ class Requant(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input beat to its output beat."""
-        return self.mult_latency + (2 if self.fold else 5)
+        return self.mult_latency + (2 if self.fold else 7)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -179,7 +209,7 @@ class Requant(wiring.Component):
         b_valid = Signal()
         prod = mult.p
         high = (prod >> 31) + prod[30]
-        mid = "comb" if self.fold else "sync"  # the domain of stages B, C and D
+        mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
         m.d[mid] += [
             b_q.eq(Mux(m_ovf, INT32_MAX, high[:32].as_signed())),
             b_side.eq(m_side),
@@ -187,23 +217,37 @@ class Requant(wiring.Component):
         ]
         b_shift, b_lo, b_hi = b_side[:5], b_side[5:13], b_side[13:21]
 
-        # C: rounding shift, part 1 (barrel shift + round decision in parallel).
-        floor, half, sticky = rdbpot_split(b_q, b_shift)
+        # C1: rounding shift by e mod 8 (an 8:1 mux per bit) and the OR of the bits it drops.
+        y1, s1 = rdbpot_shift_fine(b_q, b_shift[:3])
+        c1_y = Signal(signed(len(y1)), reset_less=True)
+        c1_sticky, c1_neg = Signal(reset_less=True), Signal(reset_less=True)
+        c1_side = Signal(18, reset_less=True)  # e // 8, lo, hi
+        c1_valid = Signal()
+        m.d[mid] += [
+            c1_y.eq(y1),
+            c1_sticky.eq(s1),
+            c1_neg.eq(b_q[31]),
+            c1_side.eq(Cat(b_shift[3:], b_lo, b_hi)),
+            c1_valid.eq(b_valid),
+        ]
+
+        # C2: the rest of the shift, by whole bytes (a 4:1 mux), and one sticky bit per byte.
+        floor, half, sticky = rdbpot_shift_coarse(c1_y, c1_side[:2])
         c_floor = Signal(signed(32), reset_less=True)
         c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
-        c_sticky = Signal.like(sticky, reset_less=True)
+        c_sticky = Signal(len(sticky) + 1, reset_less=True)
         c_lohi = Signal(16, reset_less=True)
         c_valid = Signal()
         m.d[mid] += [
             c_floor.eq(floor),
             c_half.eq(half),
-            c_neg.eq(b_q[31]),
-            c_sticky.eq(sticky),
-            c_lohi.eq(Cat(b_lo, b_hi)),
-            c_valid.eq(b_valid),
+            c_neg.eq(c1_neg),
+            c_sticky.eq(Cat(sticky, c1_sticky)),
+            c_lohi.eq(c1_side[2:]),
+            c_valid.eq(c1_valid),
         ]
 
-        # D: part 2, the round-up decision and add (no overflow: e >= 1 whenever up is set).
+        # D: the round-up decision and add (no overflow: e >= 1 whenever up is set).
         d_y = Signal(signed(32), reset_less=True)
         d_lohi = Signal(16, reset_less=True)
         d_valid = Signal()
@@ -213,12 +257,36 @@ class Requant(wiring.Component):
             d_valid.eq(c_valid),
         ]
 
-        # E: clamp as np.clip = min(max(y, lo), hi); the three compares run in parallel.
+        # E1: flags for np.clip, each a short function: y outside int8 (two wide ORs), byte
+        # compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit compare and
+        # the muxes after it were six LUT levels in one stage.
         lo = d_lohi[:8].as_signed()
         hi = d_lohi[8:].as_signed()
-        out = Mux((d_y > hi) | (lo > hi), hi, Mux(d_y < lo, lo, d_y[:8]))
-        m.d.sync += [
-            self.o_stream.payload.eq(out),
-            self.o_stream.valid.eq(d_valid),
+        y8 = d_y[:8].as_signed()
+        top = d_y[7:]  # all equal iff y fits in int8
+        e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True)
+        e_over, e_under = Signal(reset_less=True), Signal(reset_less=True)
+        e_gt, e_lt = Signal(reset_less=True), Signal(reset_less=True)
+        e_bad = Signal(reset_less=True)
+        e_valid = Signal()
+        m.d[mid] += [
+            e_y8.eq(y8),
+            e_lohi.eq(d_lohi),
+            e_over.eq(~d_y[31] & top.any()),  # y > 127
+            e_under.eq(d_y[31] & ~top.all()),  # y < -128
+            e_gt.eq(y8 > hi),
+            e_lt.eq(y8 < lo),
+            e_bad.eq(lo > hi),
+            e_valid.eq(d_valid),
         ]
+
+        # E2: clamp as np.clip = min(max(y, lo), hi): y > hi and y < lo from the flags, then
+        # two muxes.
+        above = e_bad | e_over | (~e_under & e_gt)
+        below = e_under | (~e_over & e_lt)
+        out = Mux(above, e_lohi[8:], Mux(below, e_lohi[:8], e_y8))
+        # The payload register is reset-less (read only with valid, which keeps its reset).
+        o_data = Signal(signed(8), reset_less=True)
+        m.d.sync += [o_data.eq(out), self.o_stream.valid.eq(e_valid)]
+        m.d.comb += self.o_stream.payload.eq(o_data)
         return m

@@ -77,15 +77,18 @@ class Sequencer(wiring.Component):
         # Per-layer constants derived from the descriptor, registered (valid from the first
         # running cycle, one after `start`): the loop-end tests become register compares and
         # the tile step one add after the wrap test.
-        k_m1, int_m2 = Signal(20), Signal(20)
-        pt_m2, g_m2 = Signal(16), Signal(12)
-        pt_one = Signal()
-        cin_m1, kw_m1 = Signal(12), Signal(12)
-        cin_m2, kw_m2 = Signal(13), Signal(13)  # (all ones when cin / kw is 1: never equal)
-        k_row = Signal(signed(A))
-        c_step = Signal(unsigned(12))
-        wrap_dix, wrap_diy = Signal(signed(17)), Signal(signed(17))
-        wrap_dbase = Signal(signed(A + 1))
+        # (Rewritten every cycle, so reset-less: off the reset net.)
+        rl = {"reset_less": True}
+        k_m1, int_m2 = Signal(20, **rl), Signal(20, **rl)
+        pt_m2, g_m2 = Signal(16, **rl), Signal(12, **rl)
+        pt_one = Signal(**rl)
+        cin_m1, kw_m1 = Signal(12, **rl), Signal(12, **rl)
+        # (all ones when cin / kw is 1: never equal)
+        cin_m2, kw_m2 = Signal(13, **rl), Signal(13, **rl)
+        k_row = Signal(signed(A), **rl)
+        c_step = Signal(unsigned(12), **rl)
+        wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
+        wrap_dbase = Signal(signed(A + 1), **rl)
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
             int_m2.eq(d.interval - 2),
@@ -112,11 +115,15 @@ class Sequencer(wiring.Component):
         # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
         p_step, g_step, stop = Signal(), Signal(), Signal()
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
-        nox, nox_wrap, ox_wraps = Signal(12), Signal(12), Signal()
+        # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
+        # carry chain per flag, not an add in front of a compare)
+        nox, nox_wrap, ox_wraps = Signal(12, **rl), Signal(12, **rl), Signal(**rl)
+        ow_dx = Signal(signed(len(d.out_w) + 1), **rl)
         m.d.sync += [
+            ow_dx.eq(d.out_w - d.dx),
             nox.eq(ox + d.dx),
-            nox_wrap.eq(ox + d.dx - d.out_w),
-            ox_wraps.eq(ox + d.dx >= d.out_w),
+            nox_wrap.eq(ox - ow_dx),
+            ox_wraps.eq(ox >= ow_dx),
         ]
 
         # c == cin_m1 and kx == kw_m1, kept as flags set with c and kx (timing: the K loop's
@@ -131,7 +138,23 @@ class Sequencer(wiring.Component):
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
 
-        # Registered outputs (default: nothing issued this cycle).
+        # Registered outputs (default: nothing issued this cycle). Only the flags and enables
+        # are reset; the token's data, the pixel and the weight addresses are reset-less (read
+        # with a valid token or an enable only).
+        tok_d = Signal(TOKEN_LAYOUT, reset_less=True)
+        pix_d = Signal(PIXEL_LAYOUT, reset_less=True)
+        convw_addr = Signal.like(self.convw_addr, reset_less=True)
+        directw_addr = Signal.like(self.directw_addr, reset_less=True)
+        m.d.comb += [
+            self.tok.off.eq(tok_d.off),
+            self.tok.lane.eq(tok_d.lane),
+            self.tok.ky.eq(tok_d.ky),
+            self.tok.kx.eq(tok_d.kx),
+            self.pix.eq(pix_d),
+            self.convw_addr.eq(convw_addr),
+            self.directw_addr.eq(directw_addr),
+        ]
+        held = (tok_d, pix_d, convw_addr, directw_addr)
         m.d.sync += [
             self.tok.valid.eq(0),
             self.tok.first.eq(0),
@@ -150,8 +173,8 @@ class Sequencer(wiring.Component):
             m.d.sync += reset_kloop(first=True) + reset_pixel()
         with m.Else():
             with m.If(running):
-                m.d.sync += self._issue(d, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base,
-                                        gbase, dptr)
+                m.d.sync += self._issue(d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0,
+                                        base, gbase, dptr)
                 m.d.sync += dptr.eq(dptr + 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
@@ -205,22 +228,25 @@ class Sequencer(wiring.Component):
                 m.d.sync += running.eq(0)
         return m
 
-    def _issue(self, d, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase, dptr):
-        """The registered outputs of one running cycle: row 0's token and weight reads."""
+    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
+               dptr):
+        """The registered outputs of one running cycle: row 0's token and weight reads
+        (``held``: the reset-less registers behind the data outputs)."""
+        tok_d, pix_d, convw_addr, directw_addr = held
         return [
             self.tok.valid.eq(elem),
             self.tok.first.eq(t == 0),
             self.tok.last.eq(t == k_m1),
-            self.tok.off.eq(off),
-            self.tok.lane.eq(lane),
-            self.tok.ky.eq(ky),
-            self.tok.kx.eq(kx),
-            self.pix.ox.eq(ox),
-            self.pix.iy0.eq(iy0),
-            self.pix.ix0.eq(ix0),
-            self.pix.base.eq(base),
+            tok_d.off.eq(off),
+            tok_d.lane.eq(lane),
+            tok_d.ky.eq(ky),
+            tok_d.kx.eq(kx),
+            pix_d.ox.eq(ox),
+            pix_d.iy0.eq(iy0),
+            pix_d.ix0.eq(ix0),
+            pix_d.base.eq(base),
             self.convw_en.eq(elem & (d.mode == 0)),
-            self.convw_addr.eq(gbase + t),
+            convw_addr.eq(gbase + t),
             self.directw_en.eq(d.mode == 1),
-            self.directw_addr.eq(dptr),
+            directw_addr.eq(dptr),
         ]

@@ -8,8 +8,9 @@ define any of these attributes; without them every unit keeps its default:
   (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, five, sized for ECP5 at 150 MHz).
   Every stage costs the product's width plus the side data in flip-flops, which a device
   with 5,280 logic cells and a 12 MHz clock cannot spare.
-* ``requant_fold``: stages B, C and D of the requant lane (rounding high half, rounding
-  shift, round-up add) without their registers, one long path (default False).
+* ``requant_fold``: stages B, C1, C2, D and E1 of the requant lane (rounding high half,
+  rounding shift, round-up add, clamp compares) without their registers, one long path
+  (default False).
 * ``param_read_latency``: 1 takes the requant parameters straight from the block RAM's
   registered output; the default 2 adds a register after it (hwgen.rtl.writeback).
 * ``perf_counter_width``: bits of each cycle counter (default 32). A narrower counter

@@ -262,7 +262,7 @@ class LogitSender(wiring.Component):
         n = Signal.like(self.len_last)  # logits sent
         lane = Signal(range(C + 1))
         ptr = Signal.like(self.raddr)
-        word = Signal(8 * C)
+        word = Signal(8 * C, reset_less=True)  # loaded in WAIT before SEND reads it
         s = self.o_stream
         m.d.comb += self.raddr.eq(ptr)
         with m.FSM(name="out"):

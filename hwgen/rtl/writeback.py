@@ -82,7 +82,7 @@ class WriteBack(wiring.Component):
             v, x = self.col_out[j].valid, self.col_out[j].data
             for s in range(C - 1 - j):
                 nv = Signal(name=f"dsk_v{j}_{s}")
-                nx = Signal(signed(self.acc_width), name=f"dsk_d{j}_{s}")
+                nx = Signal(signed(self.acc_width), name=f"dsk_d{j}_{s}", reset_less=True)
                 m.d.sync += [nv.eq(v), nx.eq(x)]
                 v, x = nv, nx
             aligned.append((v, x))
@@ -108,10 +108,12 @@ class WriteBack(wiring.Component):
         # pbase + g (conv) or pbase + r (direct), kept as a register that steps with g / r:
         # the parameter memory's address comes straight from a flip-flop.
         paddr = Signal.like(self.param_addr)
-        pt_m1 = Signal.like(tp)  # registered: desc is stable from start, rows come later
-        pt_m2 = Signal(len(tp) + 1)  # (all ones for one tile: never equal)
-        m.d.sync += [pt_m1.eq(d.ptiles - 1), pt_m2.eq(d.ptiles - 2)]
-        tp_end = Signal()  # tp == pt_m1, a flag set with tp (timing)
+        # Per-layer constants, registered every cycle (desc is stable from start, rows come
+        # later): no reset needed, like every data register here whose valid flag has one.
+        pt_one = Signal(reset_less=True)  # ptiles == 1
+        pt_m2 = Signal(len(tp) + 1, reset_less=True)  # (all ones for one tile: never equal)
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m2.eq(d.ptiles - 2)]
+        tp_end = Signal()  # tp == ptiles - 1, a flag set with tp (timing)
         with m.If(self.start):
             m.d.sync += [i.eq(0), tp.eq(0), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(d.ptiles == 1)]
@@ -123,7 +125,7 @@ class WriteBack(wiring.Component):
                     m.d.sync += i.eq(0)
                     with m.If(tp_end):
                         m.d.sync += [tp.eq(0), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
-                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_m1 == 0)]
+                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_one)]
                     with m.Else():
                         m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
                 with m.Else():
@@ -143,7 +145,8 @@ class WriteBack(wiring.Component):
         p_valid, p_wvalid, p_word = row_valid, m_wvalid, m_word
         p_acc = [aligned[j][1] for j in range(C)]
         for s in range(prl):
-            nv, nwv, nw = Signal(name=f"p_valid{s}"), Signal(name=f"p_wvalid{s}"), Signal(A)
+            nv, nwv = Signal(name=f"p_valid{s}"), Signal(name=f"p_wvalid{s}")
+            nw = Signal(A, name=f"p_word{s}", reset_less=True)
             na = [Signal(signed(self.acc_width), name=f"p_acc{j}_{s}", reset_less=True)
                   for j in range(C)]
             m.d.sync += [nv.eq(p_valid), nwv.eq(p_wvalid), nw.eq(p_word)]
@@ -172,7 +175,7 @@ class WriteBack(wiring.Component):
         q_wvalid, q_word = p_wvalid, p_word
         for s in range(lq):
             nv = Signal(name=f"q_wv{s}")
-            nw = Signal(A, name=f"q_w{s}")
+            nw = Signal(A, name=f"q_w{s}", reset_less=True)
             m.d.sync += [nv.eq(q_wvalid), nw.eq(q_word)]
             q_wvalid, q_word = nv, nw
         q_valid = lanes[0].o_stream.valid & q_wvalid
@@ -201,7 +204,7 @@ class WriteBack(wiring.Component):
             pq = Signal(16)
             pptr = Signal(A)
             pgptr = Signal(A)  # dst_base + the pooled group's index
-            pc_m1 = Signal.like(pq)
+            pc_m1 = Signal.like(pq, reset_less=True)
             m.d.sync += pc_m1.eq(d.pool_count - 1)
             with m.If(self.start):
                 m.d.sync += [pq.eq(0), pptr.eq(d.dst_base), pgptr.eq(d.dst_base)]
