@@ -1,8 +1,9 @@
 """Bounded model checks (SymbiYosys + z3, pip-only): the requant lane equals its spec for every
 input sequence; the WeightLoader's stream, the image stream into the activation buffer
 (ImageWriter) and the logits stream (LogitSender) lose, duplicate and reorder nothing under
-any valid/backpressure pattern; and each check fails on a deliberately broken spec,
-environment or unit."""
+any valid/backpressure pattern; the input slot (ImageSlot) never lets the next image
+overwrite the input region while a run reads it; and each check fails on a deliberately
+broken spec, environment or unit."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from hwgen.config import ArrayConfig
 from hwgen.formal import FormalToolError, prove, runner
 from hwgen.formal.requant_check import RequantSpecHarness
 from hwgen.formal.stream_check import LoaderStreamHarness, load_order
-from hwgen.formal.transfer_check import ImageWriterHarness, LogitSenderHarness
+from hwgen.formal.transfer_check import ImageSlotHarness, ImageWriterHarness, LogitSenderHarness
 from hwgen.rtl.loader import WeightLoader
-from hwgen.rtl.transfer import ImageWriter, LogitSender
+from hwgen.rtl.transfer import ImageSlot, ImageWriter, LogitSender
 
 DEPTH = 20  # BMC steps: the requant pipeline's latency plus a dozen checked outputs
 # Two words of one beat, then one of two beats: the loader's address walk, region switch and
@@ -101,6 +102,27 @@ class _TakesWhileInactive(ImageWriter):
 
 def test_image_stream_broken_unit_fails(tmp_path: Path) -> None:
     r = prove(ImageWriterHarness(unit=_TakesWhileInactive), "image_broken", DEPTH, tmp_path)
+    assert not r.passed
+    assert "Assert failed" in r.log and "transfer_check.py" in r.log
+
+
+def test_image_slot(tmp_path: Path) -> None:
+    r = prove(ImageSlotHarness(), "slot", DEPTH, tmp_path)
+    assert r.passed, r.log[-4000:]
+
+
+class _FillsWhenever(ImageSlot):
+    """A broken slot: lets the writer take values whenever the port is free, whatever its
+    state, so the next image overwrites the input region while the run still reads it."""
+
+    def elaborate(self, platform) -> Module:
+        m = super().elaborate(platform)
+        m.d.comb += self.fill.eq(self.window & self.enable)  # the last assignment wins
+        return m
+
+
+def test_image_slot_broken_unit_fails(tmp_path: Path) -> None:
+    r = prove(ImageSlotHarness(unit=_FillsWhenever), "slot_broken", DEPTH, tmp_path)
     assert not r.passed
     assert "Assert failed" in r.log and "transfer_check.py" in r.log
 

@@ -2,9 +2,10 @@
 no value lost, duplicated or reordered, whatever the valid and ready patterns.
 
 :class:`ImageWriterHarness` drives :class:`~hwgen.rtl.transfer.ImageWriter` with a free image
-stream (valid, data and `last` free on every cycle), a free `active` (the controller's
-LOAD_IN) and `clear` (an accepted start), and a free header (`in_c` 1..MAX_C, `in_len`
->= 1, constant over the trace). The environment follows the controller: no `clear` while
+stream (valid, data and `last` free on every cycle), a free `active` (ImageSlot's `fill`:
+its OPEN state in a cycle the buffer port is free) and `clear` (its CLEAR state), and a free
+header (`in_c` 1..MAX_C, `in_len` >= 1, constant over the trace). The environment follows
+the slot (hwgen/rtl/transfer.py): no `clear` while
 active, active only after a `clear`, and not active after the image ended until the next
 `clear`. Its reference counts
 the values taken since `clear` (value k is channel ch of pixel p) and asserts, on every cycle:
@@ -37,12 +38,12 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from hwgen.rtl.transfer import IMAGE_LAYOUT, ImageWriter, LogitSender
+from hwgen.rtl.transfer import IMAGE_LAYOUT, ImageSlot, ImageWriter, LogitSender
 
 # Amaranth 0.5 keeps its formal free values out of the public namespace (amaranth.hdl).
 from amaranth.hdl._ast import AnyConst, AnySeq  # noqa: E402  isort: skip
 
-__all__ = ["ImageWriterHarness", "LogitSenderHarness"]
+__all__ = ["ImageSlotHarness", "ImageWriterHarness", "LogitSenderHarness"]
 
 # The units are built as narrow as the bounded traces need (the solver's time grows with
 # every bit): <= 32 buffer words, <= 63 values per transfer, <= 7 channels.
@@ -77,9 +78,9 @@ class ImageWriterHarness(wiring.Component):
         return m
 
     def _environment(self, m: Module, dut) -> None:
-        """The controller: clear only while idle; active only after a clear (LOAD_IN is
-        entered only through an accepted start, which clears); not active once the image
-        ended."""
+        """The slot (ImageSlot): clear only while not filling; active only after a clear
+        (OPEN is entered only from CLEAR); not active once the image ended (the slot leaves
+        OPEN on the writer's end event)."""
         ended, cleared = Signal(), Signal()
         with m.If(self.clear):
             m.d.sync += [ended.eq(0), cleared.eq(1)]
@@ -115,6 +116,59 @@ class ImageWriterHarness(wiring.Component):
             Assert(dut.long == (take & final & ~last)),
             Assert(dut.short == (take & ~final & last)),
         ]
+
+
+class ImageSlotHarness(wiring.Component):
+    """BMC harness of ``unit()`` (an ImageSlot) driving an ImageWriter, as in the Accelerator,
+    with every controller input free on every cycle (`enable`, `window`, `take`, `release`)
+    and a free image stream. It asserts that the slot gives the writer the environment
+    ImageWriterHarness assumes (no `clear` while filling; filling only after a `clear`; not
+    after the image ended until the next `clear`), and the preload's safety: nothing is
+    written into the input region from the `take` of a good image until `release` (the run
+    reads it meanwhile), and the stream is ready only while filling or discarding."""
+
+    def __init__(self, cols: int = 2, unit: type = ImageSlot) -> None:
+        self.cols, self.unit = cols, unit
+        super().__init__({
+            "valid": In(1), "payload": In(IMAGE_LAYOUT), "enable": In(1), "window": In(1),
+            "take": In(1), "release": In(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.slot = slot = self.unit()
+        m.submodules.wr = wr = ImageWriter(cols=self.cols, addr_width=ADDR_WIDTH,
+                                           c_width=C_WIDTH, len_width=LEN_WIDTH)
+        m.d.comb += Assume(~ResetSignal())
+        in_c, in_len = Signal(C_WIDTH), Signal(LEN_WIDTH)
+        m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH)),
+                     Assume((in_c >= 1) & (in_c <= 3)), Assume(in_len >= 1)]  # fmt: skip
+        m.d.comb += [
+            wr.i_stream.valid.eq(self.valid), wr.i_stream.payload.eq(self.payload),
+            wr.active.eq(slot.fill), wr.clear.eq(slot.clear),
+            wr.c_last.eq(in_c - 1), wr.len_last.eq(in_len - 1),
+            slot.enable.eq(self.enable), slot.window.eq(self.window), slot.take.eq(self.take),
+            slot.release.eq(self.release), slot.last_in.eq(self.valid & self.payload.last),
+            slot.complete.eq(wr.complete), slot.short.eq(wr.short), slot.long.eq(wr.long),
+        ]  # fmt: skip
+        self._check(m, slot, wr)
+        return m
+
+    def _check(self, m: Module, slot, wr) -> None:
+        ended, cleared, used = Signal(), Signal(), Signal()
+        with m.If(slot.clear):
+            m.d.sync += [ended.eq(0), cleared.eq(1)]
+        with m.Elif(wr.complete | wr.short | wr.long):
+            m.d.sync += ended.eq(1)
+        with m.If(slot.full & self.take & ~slot.bad_short & ~slot.bad_long):
+            m.d.sync += used.eq(1)
+        with m.Elif(self.release):
+            m.d.sync += used.eq(0)
+        m.d.comb += [
+            Assert(~(slot.clear & slot.fill)), Assert(~slot.fill | cleared),
+            Assert(~(slot.fill & ended)), Assert(~(wr.we & used)),
+            Assert(~(slot.fill & slot.discard)), Assert(~(slot.full & slot.fill)),
+        ]  # fmt: skip
 
 
 class LogitSenderHarness(wiring.Component):
