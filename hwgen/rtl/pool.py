@@ -142,16 +142,18 @@ class Pool2d(wiring.Component):
             # the same operands into LUT levels).
             return Mux(avg, a + b, Mux((b - a)[-1], a, b))
 
-        # Position of the next pixel. wend/vend: exclusive end of the current window's
-        # columns/rows; the pixel is inside an output window iff that end is inside the map.
+        # Position of the next pixel. wleft/vleft: in_w - wend / in_h - vend, with wend/vend
+        # the exclusive end of the current window's columns/rows, counted down by k: the
+        # pixel is inside an output window iff both are >= 0, i.e. their sign bits are clear
+        # (timing: a flip-flop, no compare).
         dw = self.dim_width
         x = Signal(dw)
         y = Signal(dw)
         kx = Signal(k.shape())
         ky = Signal(k.shape())
         ox = Signal(range(self.buf_depth))
-        wend = Signal(dw + 1)
-        vend = Signal(dw + 1)
+        wleft = Signal(signed(dw + 2))
+        vleft = Signal(signed(dw + 2))
 
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests below compare registers, no add in front of a compare.
@@ -162,12 +164,10 @@ class Pool2d(wiring.Component):
         k_m2 = Signal(len(k) + 1, **rl)
         w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
         in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
-        k_in_w, k_in_h = Signal(**rl), Signal(**rl)
         m.d.sync += [
             in_w_m2.eq(cfg.in_w - 2), in_h_m2.eq(cfg.in_h - 2), k_m2.eq(k - 2),
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
             in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
-            k_in_w.eq(k <= cfg.in_w), k_in_h.eq(k <= cfg.in_h),
         ]
         h_first = kx == 0
         v_first = ky == 0
@@ -175,9 +175,8 @@ class Pool2d(wiring.Component):
         # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
         # compare in front of the counters' muxes (timing).
         x_last, y_last, h_last, v_last = Signal(), Signal(), Signal(), Signal()
-        # w_in / v_in: the current window ends inside the map (wend <= in_w, vend <= in_h),
-        # kept as flags updated with wend / vend.
-        w_in, v_in = Signal(), Signal()
+        # the current window ends inside the map (wend <= in_w, vend <= in_h)
+        w_in, v_in = ~wleft[-1], ~vleft[-1]
         # Counters are meaningless until the first start: beats before it are ignored.
         armed = Signal()
         active = inp.valid & ~self.start & armed & w_in & v_in
@@ -190,10 +189,8 @@ class Pool2d(wiring.Component):
                 kx.eq(0),
                 ky.eq(0),
                 ox.eq(0),
-                wend.eq(k),
-                vend.eq(k),
-                w_in.eq(k <= cfg.in_w),
-                v_in.eq(k <= cfg.in_h),
+                wleft.eq(cfg.in_w - k),
+                vleft.eq(cfg.in_h - k),
                 x_last.eq(cfg.in_w == 1),
                 y_last.eq(cfg.in_h == 1),
                 h_last.eq(k == 1),
@@ -201,23 +198,23 @@ class Pool2d(wiring.Component):
             ]
         with m.Elif(inp.valid):
             with m.If(x_last):  # end of row
-                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wend.eq(k), w_in.eq(k_in_w)]
+                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wleft.eq(in_w_mk)]
                 m.d.sync += [x_last.eq(w_one), h_last.eq(k_one)]
                 with m.If(y_last):  # end of map: next channel group
-                    m.d.sync += [y.eq(0), ky.eq(0), vend.eq(k), v_in.eq(k_in_h)]
+                    m.d.sync += [y.eq(0), ky.eq(0), vleft.eq(in_h_mk)]
                     m.d.sync += [y_last.eq(h_one), v_last.eq(k_one)]
                 with m.Else():
                     m.d.sync += [y.eq(y + 1), y_last.eq(y == in_h_m2)]
                     with m.If(v_last):
-                        m.d.sync += [ky.eq(0), vend.eq(vend + k), v_in.eq(vend <= in_h_mk)]
+                        m.d.sync += [ky.eq(0), vleft.eq(vleft - k)]
                         m.d.sync += v_last.eq(k_one)
                     with m.Else():
                         m.d.sync += [ky.eq(ky + 1), v_last.eq(ky == k_m2)]
             with m.Else():
                 m.d.sync += [x.eq(x + 1), x_last.eq(x == in_w_m2)]
                 with m.If(h_last):
-                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wend.eq(wend + k),
-                                 w_in.eq(wend <= in_w_mk), h_last.eq(k_one)]
+                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wleft.eq(wleft - k),
+                                 h_last.eq(k_one)]
                 with m.Else():
                     m.d.sync += [kx.eq(kx + 1), h_last.eq(kx == k_m2)]
 
