@@ -106,16 +106,11 @@ class _Steps:
         path = self.out / logfile
         self.log(f"build: {step}: started ({Path(cmd[0]).name}, log {path})")
         t = time.monotonic()
-        cpu0 = _children_cpu()
-        with open(path, "w") as f:
-            proc = subprocess.Popen(cmd, cwd=self.out, stdout=f, stderr=subprocess.STDOUT)
-            while True:
-                try:
-                    rc = proc.wait(timeout=every)
-                    break
-                except subprocess.TimeoutExpired:
-                    self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
-        self.finished(step, rc, time.monotonic() - t, _children_cpu() - cpu0, path)
+
+        def beat() -> None:
+            self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
+
+        self.finished(step, *run_tool(cmd, self.out, logfile, beat, every), path)
 
     def finished(self, step: str, rc: int, dt: float, cpu: float, path: Path) -> None:
         """Record a finished tool run; a non-zero exit is a BuildError naming step and log."""
@@ -141,6 +136,23 @@ class _Steps:
         self.cpu[step] = round(_children_cpu() + time.process_time() - cpu0, 1)
         self.log(f"build: {step}: done in {self.times[step]:.0f} s")
         return res
+
+
+def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] | None = None,
+             every: float = 30.0) -> tuple[int, float, float]:
+    """Run one tool with its output in ``cwd/logfile``, calling ``beat`` every ``every``
+    seconds while it runs: exit code, wall seconds, CPU seconds of the tool."""
+    t, cpu0 = time.monotonic(), _children_cpu()
+    with open(Path(cwd) / logfile, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                rc = proc.wait(timeout=every)
+                break
+            except subprocess.TimeoutExpired:
+                if beat is not None:
+                    beat()
+    return rc, time.monotonic() - t, _children_cpu() - cpu0
 
 
 def _children_cpu() -> float:
@@ -338,10 +350,7 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
 def _seed_task(out: str, cmd: list[str], logfile: str) -> tuple[int, float, float]:
     """One seed's place and route on a Dask worker (the build directory must be shared):
     exit code, wall seconds, CPU seconds."""
-    t, cpu0 = time.monotonic(), _children_cpu()
-    with open(Path(out) / logfile, "w") as f:
-        rc = subprocess.run(cmd, cwd=out, stdout=f, stderr=subprocess.STDOUT).returncode
-    return rc, time.monotonic() - t, _children_cpu() - cpu0
+    return run_tool(cmd, Path(out), logfile)
 
 
 def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict) -> None:
