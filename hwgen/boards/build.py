@@ -33,7 +33,7 @@ from hwgen.paths import build_dir, reports, tools_on_path
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
-from .rtlil_fix import no_rw_check_rtlil
+from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil
 
 __all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
            "nextpnr_summary"]
@@ -314,9 +314,10 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
         plan.extract(out)
         il = out / "top.il"  # no_rw_check memories: no collision bypass (boards/outreg.py)
         text, n_ports = no_rw_check_rtlil(il.read_text())
+        text, n_keep = keep_marked_registers(text)  # one register per unit (NOMERGE)
         il.write_text(text)
         return {"dsps_instantiated": platform.dsps_used, "no_rw_check_read_ports": n_ports,
-                "lut_multipliers": platform.lut_multipliers,
+                "lut_multipliers": platform.lut_multipliers, "unshared_registers": n_keep,
                 "how": platform.multiplier_text()}
 
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)

@@ -6,7 +6,9 @@ the block RAMs); this step makes sure no bypass logic stands between them.
 
 from __future__ import annotations
 
-__all__ = ["no_rw_check_rtlil"]
+__all__ = ["NOMERGE", "keep_marked_registers", "no_rw_check_rtlil"]
+
+NOMERGE = "hwgen_nomerge"  # Signal attribute: this register is one unit's own copy
 
 
 def no_rw_check_rtlil(text: str) -> tuple[str, int]:
@@ -43,3 +45,45 @@ def no_rw_check_rtlil(text: str) -> tuple[str, int]:
         if not t.startswith("attribute "):
             pending_attr = False
     return "\n".join(lines), changed
+
+
+def keep_marked_registers(text: str) -> tuple[str, int]:
+    """Put ``keep`` on every flip-flop cell whose output is a signal marked ``NOMERGE``.
+
+    yosys's ``opt_merge`` shares flip-flops with the same inputs. Replicated units (the
+    requant lanes, the PEs of one anti-diagonal) compute equal values in equal registers, and
+    one shared register then drives pins all over the die. A ``keep`` cell is never merged;
+    Amaranth puts a Signal's attributes on its wire, not on the ``$dff`` cell, so this moves
+    the mark over. Returns the new text and the number of cells marked.
+    """
+    lines = text.split("\n")
+    out, count, pending, wires, module = [], 0, False, set(), ""
+    for line in lines:  # pass 1: the marked wires of every module, by (module, name)
+        t = line.strip()
+        if t.startswith("module "):
+            module = t
+        elif t == f"attribute \\{NOMERGE} 1":
+            pending = True
+            continue
+        elif t.startswith("wire ") and pending:
+            wires.add((module, t.split()[-1]))
+        if not t.startswith("attribute "):
+            pending = False
+    cell_at = None
+    for line in lines:  # pass 2: mark the $dff/$adff cells whose Q is such a wire
+        t = line.strip()
+        if t.startswith("module "):
+            module = t
+        if t.startswith("cell $dff ") or t.startswith("cell $adff "):
+            cell_at = len(out)
+        elif t.startswith("connect \\Q ") and cell_at is not None:
+            sig = t.split(None, 2)[2].replace("{", " ").replace("}", " ").split()
+            if any((module, tok) in wires for tok in sig):
+                indent = out[cell_at][: len(out[cell_at]) - len(out[cell_at].lstrip())]
+                out.insert(cell_at, f"{indent}attribute \\keep 1")
+                count += 1
+            cell_at = None
+        elif t == "end":
+            cell_at = None
+        out.append(line)
+    return "\n".join(out), count
