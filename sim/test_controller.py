@@ -45,7 +45,7 @@ from hwgen.emit.images import (
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
-from hwgen.rtl.loader import beats_per_word
+from hwgen.rtl.loader import HEADER_CHECK_CYCLES, beats_per_word
 from hwgen.rtl.top import (
     FETCH_CYCLES,
     LOGIT_LAYOUT,
@@ -130,7 +130,7 @@ class Driver:
         self.o_last = LOGIT_LAYOUT["last"].offset
         self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
         self.w_taken = 0  # weight beats accepted in the current transfer
-        self.checking = 0  # stall cycles left after the header's last beat (checking, judging)
+        self.checking = 0  # stall cycles left after the header's last beat
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -154,7 +154,7 @@ class Driver:
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         took = bool(g(d.weights.valid) and s["w_ready"])
         if took and self.w_taken == self.hdr_beats - 1:
-            self.checking = 2
+            self.checking = HEADER_CHECK_CYCLES
         elif self.checking:
             self.checking = 0 if s["w_restart"] else self.checking - 1
         self.w_taken = 0 if s["w_restart"] or s["w_loaded"] else self.w_taken + took
