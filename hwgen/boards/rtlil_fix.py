@@ -6,9 +6,9 @@ the block RAMs); this step makes sure no bypass logic stands between them.
 
 from __future__ import annotations
 
-__all__ = ["NOMERGE", "keep_marked_registers", "no_rw_check_rtlil"]
+from hwgen.rtl.attrs import NOMERGE
 
-NOMERGE = "hwgen_nomerge"  # Signal attribute: this register is one unit's own copy
+__all__ = ["NOMERGE", "keep_marked_registers", "no_rw_check_rtlil"]
 
 
 def no_rw_check_rtlil(text: str) -> tuple[str, int]:

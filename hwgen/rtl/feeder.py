@@ -9,9 +9,12 @@ and moves one pixel right (wrapping to the next output row) — additions only. 
     stage B: read the activation buffer through the row's own (registered) read port:
              port A or B of copy i//2, which rows 2k and 2k+1 share (see top.py)
     stage M: register the memory's output words (nothing between block RAM and a flip-flop)
-    stage C: pick the buffer and the lane, zero it when out of bounds, register -> row_in[i]
+    stage C: pick the buffer and the lane, zero it when out of bounds, register
+    stage D: register again -> row_in[i] (timing: stage C's multiplexers sit by the block
+             RAMs, the PE's multiplier elsewhere on the die; the route between them gets a
+             cycle of its own)
 
-so row_in[i] carries element k ``FEEDER_LATENCY`` = 5 cycles after the token reached the row.
+so row_in[i] carries element k ``FEEDER_LATENCY`` = 6 cycles after the token reached the row.
 In direct mode (linear layers) row i reads K part i % P of the input vector (P = ``ksplit``,
 hwgen.rtl.reduce): the same stepping with ``out_w`` replaced by P, ``step1`` the words per
 part, and no bounds check (past the input the weights are zero). The per-layer constants a row
@@ -33,7 +36,7 @@ from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
 __all__ = ["FEED_CFG", "ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY", "feed_cfg"]
 
-FEEDER_LATENCY = 5
+FEEDER_LATENCY = 6
 A = 24
 
 ROW_IN_LAYOUT = data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(8)})
@@ -192,12 +195,16 @@ class RowFeeder(wiring.Component):
         m.d.comb += word.eq(Mux(src, m_word1, m_word0))
         byte = Signal(signed(8))
         m.d.comb += byte.eq(word.word_select(m_lane[: max(1, (self.cols - 1).bit_length())], 8))
+        c_a = Signal(signed(8), reset_less=True)
+        c_flags = Signal(3)
+        m.d.sync += [c_flags.eq(m_flags), c_a.eq(Mux(m_oob, 0, byte))]
+        # --- stage D: the token again, into row_in[i]
         row_a = Signal(signed(8), reset_less=True)
         m.d.sync += [
-            self.row.valid.eq(m_flags[0]),
-            self.row.first.eq(m_flags[1]),
-            self.row.last.eq(m_flags[2]),
-            row_a.eq(Mux(m_oob, 0, byte)),
+            self.row.valid.eq(c_flags[0]),
+            self.row.first.eq(c_flags[1]),
+            self.row.last.eq(c_flags[2]),
+            row_a.eq(c_a),
         ]
         m.d.comb += self.row.a.eq(row_a)
         return m

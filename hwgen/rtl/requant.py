@@ -37,6 +37,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.quant import fixedpoint
+from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.mult import Multiplier
 
 __all__ = [
@@ -221,7 +222,7 @@ class Requant(wiring.Component):
         y1, s1 = rdbpot_shift_fine(b_q, b_shift[:3])
         c1_y = Signal(signed(len(y1)), reset_less=True)
         c1_sticky, c1_neg = Signal(reset_less=True), Signal(reset_less=True)
-        c1_side = Signal(18, reset_less=True)  # e // 8, lo, hi
+        c1_side = Signal(18, reset_less=True, attrs=UNSHARED)  # e // 8, lo, hi
         c1_valid = Signal()
         m.d[mid] += [
             c1_y.eq(y1),
@@ -236,7 +237,7 @@ class Requant(wiring.Component):
         c_floor = Signal(signed(32), reset_less=True)
         c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
         c_sticky = Signal(len(sticky) + 1, reset_less=True)
-        c_lohi = Signal(16, reset_less=True)
+        c_lohi = Signal(16, reset_less=True, attrs=UNSHARED)  # equal in every lane
         c_valid = Signal()
         m.d[mid] += [
             c_floor.eq(floor),
@@ -249,7 +250,7 @@ class Requant(wiring.Component):
 
         # D: the round-up decision and add (no overflow: e >= 1 whenever up is set).
         d_y = Signal(signed(32), reset_less=True)
-        d_lohi = Signal(16, reset_less=True)
+        d_lohi = Signal(16, reset_less=True, attrs=UNSHARED)
         d_valid = Signal()
         m.d[mid] += [
             d_y.eq(c_floor + rdbpot_round_up(c_neg, c_half, c_sticky)),
@@ -264,10 +265,10 @@ class Requant(wiring.Component):
         hi = d_lohi[8:].as_signed()
         y8 = d_y[:8].as_signed()
         top = d_y[7:]  # all equal iff y fits in int8
-        e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True)
+        e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True, attrs=UNSHARED)
         e_over, e_under = Signal(reset_less=True), Signal(reset_less=True)
         e_gt, e_lt = Signal(reset_less=True), Signal(reset_less=True)
-        e_bad = Signal(reset_less=True)
+        e_bad = Signal(reset_less=True, attrs=UNSHARED)
         e_valid = Signal()
         m.d[mid] += [
             e_y8.eq(y8),
