@@ -10,7 +10,7 @@ All outputs are registered; every consumer sees the same one-cycle issue latency
 """
 
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -46,6 +46,10 @@ class Sequencer(wiring.Component):
     convw_addr: Out(unsigned(A))
     directw_en: Out(1)
     directw_addr: Out(unsigned(A))
+    # the tile being issued is a conv layer's remainder tile (direct mode, K split; see
+    # hwgen.schedule.lower._remainder): a register, valid in the cycle the token is issued
+    # (so registered beside it, it lines up with `tok`)
+    rem: Out(1)
 
     def __init__(self, *, cols: int) -> None:
         self.cols = cols
@@ -71,6 +75,11 @@ class Sequencer(wiring.Component):
         gbase = Signal(unsigned(A))
         dptr = Signal(unsigned(A))
         running = Signal()
+        # Per tile: the remainder tile's flag and the loop ends of the current tile (its K
+        # and interval differ from the layer's), registers set at the tile steps.
+        rem_t = Signal()
+        cur_k_m1, cur_int_m2 = Signal(20, reset_less=True), Signal(20, reset_less=True)
+        m.d.comb += self.rem.eq(rem_t)
 
         m.d.comb += self.busy.eq(running | self.start)
 
@@ -89,6 +98,13 @@ class Sequencer(wiring.Component):
         c_step = Signal(unsigned(12), **rl)
         wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
         wrap_dbase = Signal(signed(A + 1), **rl)
+        rk_m1, rint_m2 = Signal(20, **rl), Signal(20, **rl)
+        rem_on = Signal(**rl)
+        m.d.sync += [
+            rk_m1.eq(d.rem_k_len - 1),
+            rint_m2.eq(d.rem_interval - 2),
+            rem_on.eq(d.rem),
+        ]
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
             int_m2.eq(d.interval - 2),
@@ -169,17 +185,23 @@ class Sequencer(wiring.Component):
         with m.If(self.start):
             m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
-            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(d.wbase)]
+            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_kloop(first=True) + reset_pixel()
+            # (the registered constants are not valid yet: from the descriptor)
+            first_rem = d.rem & (d.ptiles == 1)
+            m.d.sync += [rem_t.eq(first_rem),
+                         cur_k_m1.eq(Mux(first_rem, d.rem_k_len, d.k_len) - 1),
+                         cur_int_m2.eq(Mux(first_rem, d.rem_interval, d.interval) - 2)]
         with m.Else():
             with m.If(running):
-                m.d.sync += self._issue(d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0,
-                                        base, gbase, dptr)
-                m.d.sync += dptr.eq(dptr + 1)
+                m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
+                                        iy0, ix0, base, gbase, dptr, rem_t)
+                with m.If(d.mode | rem_t):  # direct words: every cycle of a direct tile
+                    m.d.sync += dptr.eq(dptr + 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
             with m.If(elem):
-                with m.If(t == k_m1):
+                with m.If(t == cur_k_m1):
                     m.d.sync += elem.eq(0)
                 with m.If(c_end):
                     m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_m1 == 0)]
@@ -200,11 +222,13 @@ class Sequencer(wiring.Component):
                 m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(~stop)]
                 m.d.sync += reset_kloop()
             with m.Elif(running):
-                last_t = t == int_m2
+                last_t = t == cur_int_m2
                 m.d.sync += [t.eq(t + 1), t_end.eq(last_t), p_step.eq(last_t & ~tp_end),
                              g_step.eq(last_t & tp_end), stop.eq(last_t & tp_end & g_end)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
+                m.d.sync += self._tile_ends(rem_on & (tp == pt_m2), rem_t, cur_k_m1, cur_int_m2,
+                                            k_m1, int_m2, rk_m1, rint_m2)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
                     m.d.sync += [
@@ -223,13 +247,21 @@ class Sequencer(wiring.Component):
             with m.If(g_step):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
+                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, cur_int_m2,
+                                            k_m1, int_m2, rk_m1, rint_m2)
                 m.d.sync += reset_pixel()
             with m.If(stop):
                 m.d.sync += running.eq(0)
         return m
 
+    @staticmethod
+    def _tile_ends(rem_next, rem_t, cur_k_m1, cur_int_m2, k_m1, int_m2, rk_m1, rint_m2):
+        """At a tile step: the next tile's remainder flag and loop ends."""
+        return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
+                cur_int_m2.eq(Mux(rem_next, rint_m2, int_m2))]
+
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
-               dptr):
+               dptr, rem_t):
         """The registered outputs of one running cycle: row 0's token and weight reads
         (``held``: the reset-less registers behind the data outputs)."""
         tok_d, pix_d, convw_addr, directw_addr = held
@@ -241,12 +273,12 @@ class Sequencer(wiring.Component):
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
             tok_d.kx.eq(kx),
-            pix_d.ox.eq(ox),
+            pix_d.ox.eq(Mux(rem_t, 0, ox)),  # a remainder tile's row 0 is K part 0
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
-            self.convw_en.eq(elem & (d.mode == 0)),
+            self.convw_en.eq(elem & (d.mode == 0) & ~rem_t),
             convw_addr.eq(gbase + t),
-            self.directw_en.eq(d.mode == 1),
+            self.directw_en.eq(d.mode | rem_t),
             directw_addr.eq(dptr),
         ]
