@@ -71,7 +71,7 @@ class WindowHarness(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         C = self.C
-        seq = Sequencer(cols=C)
+        seq = Sequencer(cols=C, rows=self.R)
         m.submodules.seq = seq
         m.d.comb += [
             seq.desc.eq(self.desc),
@@ -207,11 +207,17 @@ def expected_streams(
     a = golden_rows(lay, R, C, src)
     im2col_check(lay, R, C, src, a)
     toks: list[list[Token]] = []
-    wts: list[tuple[int, int, int, int]] = []
+    conv: list[tuple[int, int]] = []  # (convw_en, convw_addr) per issue cycle
+    direct: dict[int, int] = {}  # issue cycle -> directw_addr (the read may outlast the tile)
     for g in range(lay.groups):
         for tp in range(lay.ptiles):
             rem = _is_rem(lay, tp)
             k_len = lay.rem_k_len if rem else lay.k_len
+            n0 = len(toks)
+            if rem:  # the remainder's pre-skewed words: rem_span per group, read from the
+                # tile's first cycle on, past its end when it is overlapped (rem_interval < span)
+                for t in range(lay.rem_span):
+                    direct[n0 + t] = lay.rem_wbase + g * lay.rem_span + t
             for t in range(lay.rem_interval if rem else lay.interval):
                 v = int(t < k_len)
                 first, last = int(t == 0), int(t == k_len - 1)
@@ -219,14 +225,17 @@ def expected_streams(
                     [Token(v, first, last, int(a[tp][i, t]) if v and a[tp][i, t] != DONT_CARE
                            else None) for i in range(R)]
                 )
-                if rem:  # the remainder's pre-skewed words: rem_interval per group
-                    wts.append((0, -1, 1, lay.rem_wbase + g * lay.rem_interval + t))
-                elif lay.mode == MODE_CONV:
+                if lay.mode == MODE_CONV and not rem:
                     # conv weights: word wbase + g*K + t, read only for real elements
-                    wts.append((v, lay.wbase + g * lay.k_len + t if v else -1, 0, -1))
+                    conv.append((v, lay.wbase + g * lay.k_len + t if v else -1))
                 else:
+                    conv.append((0, -1))
+                if lay.mode == MODE_DIRECT:
                     # pre-skewed direct image: one word per issue cycle, interval per group
-                    wts.append((0, -1, 1, lay.wbase + (g * lay.ptiles + tp) * lay.interval + t))
+                    direct[n0 + t] = lay.wbase + (g * lay.ptiles + tp) * lay.interval + t
+    n_all = max(len(toks), max(direct, default=-1) + 1)
+    wts = [(*(conv[n] if n < len(conv) else (0, -1)), int(n in direct), direct.get(n, -1))
+           for n in range(n_all)]
     return toks, wts
 
 
@@ -329,12 +338,14 @@ def model_dag() -> QModel:
 def model_rem() -> QModel:
     """A remainder tile in several channel groups (hwgen.schedule.lower._remainder): 3x3 pad
     0 on 8x9 -> 6x7 = 42 pixels, 9 channels; on 4x4 the last tile holds 2 pixels: K split
-    P = 2 over kernel rows (rows 0-1, 2-3: the second part runs past the kernel)."""
+    P = 2 over kernel rows (rows 0-1, 2-3: the second part runs past the kernel); c2 (1x2,
+    stride 4) is a single remainder tile per group on 4x4 and 8x8, so nothing overlaps its
+    weight words' tail."""
     rng = np.random.default_rng(16)
     c1 = _qconv(rng, "c1", 4, (8, 9), 9, 3, 1, 0)
-    c2 = _qconv(rng, "c2", 9, (6, 7), 5, 3, 2, 0)
-    fc = _qlinear(rng, "fc", 5 * 2 * 3, 5)
-    return QModel("rem", (4, 8, 9), 1 / 127, (c1, c2, QFlatten("f", (5, 2, 3), (30,)), fc))
+    c2 = _qconv(rng, "c2", 9, (6, 7), 5, 3, 4, 0)  # 1x2: a lone remainder tile per group
+    fc = _qlinear(rng, "fc", 5 * 1 * 2, 5)
+    return QModel("rem", (4, 8, 9), 1 / 127, (c1, c2, QFlatten("f", (5, 1, 2), (10,)), fc))
 
 
 MODELS = {
@@ -382,7 +393,7 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
                 want_busy = int(cyc < ISSUE_LATENCY - 1 + n_issue)
                 assert busy == want_busy, f"{where}: busy={busy} at cycle {cyc}, want {want_busy}"
                 n = cyc - ISSUE_LATENCY
-                wen, waddr, den, daddr = wts[n] if 0 <= n < n_issue else (0, -1, 0, -1)
+                wen, waddr, den, daddr = wts[n] if 0 <= n < len(wts) else (0, -1, 0, -1)
                 got_w = (ctx.get(dut.convw_en), ctx.get(dut.convw_addr),
                          ctx.get(dut.directw_en), ctx.get(dut.directw_addr))  # fmt: skip
                 assert got_w[0] == wen and got_w[2] == den, (
@@ -472,6 +483,8 @@ def test_cases_cover_the_brief() -> None:
                         seen.add("remainder tile, several groups")
                     if lay.rem_split * lay.rem_k_len > lay.k_len:
                         seen.add("remainder tile, a part past the kernel")
+                    seen.add("remainder tile, " + ("overlapped" if lay.rem_interval
+                                                   < lay.rem_span else "not overlapped"))
                 if lay.groups > 1:
                     seen.add("several channel groups")
                     if lay.k_len < R:
@@ -481,5 +494,6 @@ def test_cases_cover_the_brief() -> None:
             "cin not a multiple of C, several words/pixel", "partial last tile",
             "several channel groups", "K < R with several channel groups",
             "strided read of a region part", "remainder tile", "remainder tile, several groups",
-            "remainder tile, a part past the kernel"}  # fmt: skip
+            "remainder tile, a part past the kernel", "remainder tile, overlapped",
+            "remainder tile, not overlapped"}  # fmt: skip
     assert want <= seen, f"not covered: {sorted(want - seen)}"

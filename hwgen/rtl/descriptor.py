@@ -80,7 +80,7 @@ DESC_LAYOUT = data.StructLayout(
         "rem_k_len": unsigned(REM_BITS),
         "rem_interval": unsigned(REM_BITS),
         "rem_rows_m1": unsigned(SPLIT_BITS),  # R / P - 1: reduced rows of a remainder tile
-        "rem_wbase": unsigned(REM_WBASE_BITS),  # group g's words from rem_wbase + g*rem_interval
+        "rem_wbase": unsigned(REM_WBASE_BITS),  # group g's words: rem_wbase + g*(its span)
         "rem_step1": signed(A),  # feeder step to the next part (h input rows)
         "rem_wrap": signed(A),  # feeder step from a block's last part to the next pixel
     }

@@ -51,8 +51,9 @@ class Sequencer(wiring.Component):
     # (so registered beside it, it lines up with `tok`)
     rem: Out(1)
 
-    def __init__(self, *, cols: int) -> None:
+    def __init__(self, *, cols: int, rows: int) -> None:
         self.cols = cols
+        self.rows = rows
         super().__init__()
 
     def elaborate(self, platform) -> Module:
@@ -80,6 +81,11 @@ class Sequencer(wiring.Component):
         rem_t = Signal()
         cur_k_m1, cur_int_m2 = Signal(20, reset_less=True), Signal(20, reset_less=True)
         m.d.comb += self.rem.eq(rem_t)
+        tail_len = self.rows + self.cols - 2
+        tail_on = Signal()
+        tail_left = Signal(range(tail_len + 1))
+        rd_direct = Signal()
+        m.d.comb += rd_direct.eq((running & (d.mode | rem_t)) | tail_on)
 
         m.d.comb += self.busy.eq(running | self.start)
 
@@ -100,10 +106,14 @@ class Sequencer(wiring.Component):
         wrap_dbase = Signal(signed(A + 1), **rl)
         rk_m1, rint_m2 = Signal(20, **rl), Signal(20, **rl)
         rem_on = Signal(**rl)
+        # the remainder tile is issued after its K part, the next tile beside its last
+        # R + C - 2 weight words (hwgen.schedule.lower._remainder)
+        rem_ovl = Signal(**rl)
         m.d.sync += [
             rk_m1.eq(d.rem_k_len - 1),
             rint_m2.eq(d.rem_interval - 2),
             rem_on.eq(d.rem),
+            rem_ovl.eq(d.rem_interval == d.rem_k_len),
         ]
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
@@ -170,20 +180,21 @@ class Sequencer(wiring.Component):
             self.convw_addr.eq(convw_addr),
             self.directw_addr.eq(directw_addr),
         ]
-        held = (tok_d, pix_d, convw_addr, directw_addr)
+        held = (tok_d, pix_d, convw_addr)
         m.d.sync += [
             self.tok.valid.eq(0),
             self.tok.first.eq(0),
             self.tok.last.eq(0),
             self.convw_en.eq(0),
-            self.directw_en.eq(0),
+            self.directw_en.eq(rd_direct),
+            directw_addr.eq(dptr),
             p_step.eq(0),
             g_step.eq(0),
             stop.eq(0),
         ]
 
         with m.If(self.start):
-            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
+            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0), tail_on.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_kloop(first=True) + reset_pixel()
@@ -195,9 +206,16 @@ class Sequencer(wiring.Component):
         with m.Else():
             with m.If(running):
                 m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
-                                        iy0, ix0, base, gbase, dptr, rem_t)
-                with m.If(d.mode | rem_t):  # direct words: every cycle of a direct tile
-                    m.d.sync += dptr.eq(dptr + 1)
+                                        iy0, ix0, base, gbase, rem_t)
+            # Direct words: one per cycle of a direct tile (linear layer or remainder tile)
+            # and of the tail after an overlapped remainder tile, also past the layer's last
+            # tile. (The address register is reset-less: read only with a direct tile.)
+            with m.If(rd_direct):
+                m.d.sync += dptr.eq(dptr + 1)
+            with m.If(tail_on):
+                m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
+            with m.If(t_end & rem_t & rem_ovl):
+                m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
             with m.If(elem):
@@ -261,10 +279,10 @@ class Sequencer(wiring.Component):
                 cur_int_m2.eq(Mux(rem_next, rint_m2, int_m2))]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
-               dptr, rem_t):
+               rem_t):
         """The registered outputs of one running cycle: row 0's token and weight reads
         (``held``: the reset-less registers behind the data outputs)."""
-        tok_d, pix_d, convw_addr, directw_addr = held
+        tok_d, pix_d, convw_addr = held
         return [
             self.tok.valid.eq(elem),
             self.tok.first.eq(t == 0),
@@ -279,6 +297,4 @@ class Sequencer(wiring.Component):
             pix_d.base.eq(base),
             self.convw_en.eq(elem & (d.mode == 0) & ~rem_t),
             convw_addr.eq(gbase + t),
-            self.directw_en.eq(d.mode | rem_t),
-            directw_addr.eq(dptr),
         ]

@@ -248,7 +248,7 @@ class Accelerator(wiring.Component):
             ]
 
         # ---------------- compute pipeline
-        seq = Sequencer(cols=C)
+        seq = Sequencer(cols=C, rows=R)
         m.submodules.seq = seq
         wb = WriteBack(
             rows=R,

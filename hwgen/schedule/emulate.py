@@ -123,7 +123,7 @@ def _remainder_tile(prog: Program, lay: LayerPlan, src: np.ndarray, rows: list,
     reduced rows [R/P, C] (the write-back's RowReduce)."""
     R, C = prog.array.rows, prog.array.cols
     P, L = lay.rem_split, lay.rem_k_len
-    w0 = lay.rem_wbase + g * lay.rem_interval
+    w0 = lay.rem_wbase + g * lay.rem_span
     acc = np.zeros((R, C), dtype=np.int64)
     for i in range(R):
         base = rows[i][2]

@@ -437,7 +437,7 @@ class _Images:
         of block i // P's part i % P (kernel rows (i%P)*h ...); blocks past the group's last
         pixel and kernel rows past kh get 0."""
         R, C = self.R, self.C
-        P, h, L, ri = rem["rem_split"], rem["h"], rem["rem_k_len"], rem["rem_interval"]
+        P, h, L, ri = rem["rem_split"], rem["h"], rem["rem_k_len"], rem["rem_span"]
         blocks = npx - (npx - 1) // R * R  # real pixels in the remainder tile
         w4 = np.zeros((wmat.shape[0], P * h, kw, cin), dtype=np.int64)
         w4[:, :kh] = wmat.reshape(wmat.shape[0], kh, kw, cin)
@@ -562,7 +562,7 @@ REM_FIELD_MAX = 1 << 14  # rem_k_len / rem_interval bits of the descriptor
 REM_WBASE_MAX = 1 << 15  # rem_wbase bits
 
 
-def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int) -> dict:
+def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int, ptiles: int) -> dict:
     """The remainder tile of a conv layer, or {} if it would not pay off or cannot be used.
 
     The last pixel tile of each channel group holds only ``rem`` = npx mod R pixels, but a
@@ -573,7 +573,9 @@ def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int) -> dic
     stepping walks them; it has no bounds check, hence no padding (pad == 0), and it moves
     the pixel only along x, hence the remainder pixels must lie in one output row. The
     part's K loop must be at least R long (the drain needs R cycles between a row's last
-    elements)."""
+    elements). Its pre-skewed weight words span L + R + C - 2 cycles; when the group has a
+    conv tile after it that lasts at least the R + C - 2 cycles past L, the next tile is
+    issued after L cycles and the sequencer reads the last words beside it."""
     kh, kw, cin, s, pad, oh, ow = (g[k] for k in ("kh", "kw", "cin", "s", "pad", "oh", "ow"))
     npx = oh * ow
     rem = npx % R
@@ -584,10 +586,11 @@ def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int) -> dic
     for P in (p for p in range(2, R + 1) if R % p == 0 and R // p >= rem):
         h = _ceil(kh, P)
         L = h * kw * cin
-        ri = L + R + C - 2
-        fits = ri < REM_FIELD_MAX  # the descriptor's rem_* fields (hwgen.rtl.descriptor)
+        span = L + R + C - 2
+        ri = L if ptiles >= 2 and (ptiles - 1) * interval >= R + C - 2 else span
+        fits = span < REM_FIELD_MAX  # the descriptor's rem_* fields (hwgen.rtl.descriptor)
         if fits and L >= max(R, 2) and ri < interval and (not best or ri < best["rem_interval"]):
-            best = dict(rem_split=P, h=h, rem_k_len=L, rem_interval=ri,
+            best = dict(rem_split=P, h=h, rem_k_len=L, rem_interval=ri, rem_span=span,
                         rem_step1=h * in_w * S, rem_wrap=s * S - (P - 1) * h * in_w * S)
     return best
 
@@ -611,7 +614,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
-        rem = _remainder(g, S, v.w, R, C, interval)
+        rem = _remainder(g, S, v.w, R, C, interval, ptiles)
         if rem and img.used["directw"] < REM_WBASE_MAX:
             rem_wbase = img.remainder(g["wmat"], rem, groups, kh, kw, cin, oh * ow)
             geo = {k: val for k, val in rem.items() if k != "h"} | {"rem_wbase": rem_wbase}

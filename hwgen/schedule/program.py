@@ -103,12 +103,17 @@ class LayerPlan:
     # conv: the remainder tile (hwgen.schedule.lower._remainder). With rem_split = P > 0 the
     # last pixel tile of every group runs in direct mode with a K split: row i computes pixel
     # (ptiles-1)*R + i//P over kernel rows [(i%P)*h, (i%P+1)*h) (h = ceil(kh/P)) of its
-    # window, with its own pre-skewed weights (group g's from word rem_wbase + g*rem_interval
+    # window, with its own pre-skewed weights (group g's from word rem_wbase + g*rem_span
     # of the direct-weight memory); the feeders step rem_step1 words (h input rows) per row
     # and rem_wrap at a block's end (the next pixel); the write-back sums each block of P.
+    # The pre-skewed words of a remainder tile span rem_k_len + R + C - 2 cycles
+    # (rem_span words per group); when the next tile is a conv tile long enough, the
+    # sequencer issues it after rem_k_len cycles and reads the remaining words beside it
+    # (rem_interval = rem_k_len), else rem_interval = rem_span.
     rem_split: int = 0
     rem_k_len: int = 0
     rem_interval: int = 0
+    rem_span: int = 0
     rem_wbase: int = 0
     rem_step1: int = 0
     rem_wrap: int = 0
