@@ -45,7 +45,7 @@ from hwgen.emit.images import (
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
-from hwgen.rtl.loader import beats_per_word
+from hwgen.rtl.loader import HEADER_CHECK_CYCLES, beats_per_word
 from hwgen.rtl.top import (
     FETCH_CYCLES,
     LOGIT_LAYOUT,
@@ -130,7 +130,7 @@ class Driver:
         self.o_last = LOGIT_LAYOUT["last"].offset
         self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
         self.w_taken = 0  # weight beats accepted in the current transfer
-        self.checking = 0  # stall cycles left after the header's last beat (checking, judging)
+        self.checking = 0  # stall cycles left after the header's last beat
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -154,7 +154,7 @@ class Driver:
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         took = bool(g(d.weights.valid) and s["w_ready"])
         if took and self.w_taken == self.hdr_beats - 1:
-            self.checking = 2
+            self.checking = HEADER_CHECK_CYCLES
         elif self.checking:
             self.checking = 0 if s["w_restart"] else self.checking - 1
         self.w_taken = 0 if s["w_restart"] or s["w_loaded"] else self.w_taken + took
@@ -305,8 +305,8 @@ class Driver:
 
 def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     """Counter identity from top.py's FSM: every state but IDLE/DONE counts in `total`;
-    LOAD_IN in `input`; OUT_READ/OUT_WAIT/OUT_SEND in `output`; RUN in its layer's counter;
-    FETCH (FETCH_CYCLES per layer) only in `total`."""
+    LOAD_IN in `input`; OUT (the sender's start cycle, READ/WAIT/SEND) in `output`; RUN in
+    its layer's counter; FETCH (FETCH_CYCLES per layer) only in `total`."""
     p = r.perf
     C = prog.array.cols
     total, inp, out = p[perf_index("total")], p[perf_index("input")], p[perf_index("output")]
@@ -321,9 +321,10 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     )
     words_read = -(-prog.out_len // C) if not r.dbg_stop else 0
     per_word = 1 + RESULT_READ_LATENCY  # READ, the read latency, then SEND
-    assert out == per_word * words_read + r.logit_valid_cycles, (
-        f"{what}: output counter {out} != {per_word} per word ({words_read} words) + "
-        f"{r.logit_valid_cycles} OUT_SEND cycles"
+    start = 1 if words_read else 0  # OUT's first cycle: the sender's registered start
+    assert out == start + per_word * words_read + r.logit_valid_cycles, (
+        f"{what}: output counter {out} != {start} + {per_word} per word ({words_read} words) "
+        f"+ {r.logit_valid_cycles} OUT_SEND cycles"
     )
     for li, c in enumerate(lays):
         if li < layers_run:

@@ -136,8 +136,8 @@ class _ShiftsWhileRefused(LogitSender):
     """A broken sender: moves to the next lane even when the logit was refused, so a logit
     is lost under backpressure."""
 
-    def _send(self, m: Module, s, n, lane, ptr, word) -> None:
-        super()._send(m, s, n, lane, ptr, word)
+    def _send(self, m: Module, s, n, lane, ptr, word, *flags) -> None:
+        super()._send(m, s, n, lane, ptr, word, *flags)
         with m.If(~s.ready):
             m.d.sync += word.eq(word >> 8)
 

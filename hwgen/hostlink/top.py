@@ -10,7 +10,8 @@ the link.
 
 Inside: UartRx -> frame parser (sync byte, command, length, payload into a frame buffer,
 CRC-16 check, inter-byte timeout) -> command dispatcher (drives the Accelerator's weights and
-image streams, reads its logits stream and cycle counters) -> reply framer -> UartTx. A frame
+image streams, reads its logits stream and cycle counters; each stream through a register
+slice, hwgen/rtl/regslice.py) -> reply framer -> UartTx. A frame
 acts only once it is complete and its CRC is right, so a corrupted or truncated frame changes
 nothing. One frame is in flight at a time: bytes that arrive while a command runs are ignored.
 """
@@ -23,7 +24,8 @@ from amaranth import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.top import Accelerator
+from hwgen.rtl.regslice import RegSlice
+from hwgen.rtl.top import IMAGE_LAYOUT, LOGIT_LAYOUT, WEIGHT_LAYOUT, Accelerator
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
@@ -98,6 +100,15 @@ class HostTop(wiring.Component):
         m.submodules.tx = tx = UartTx(self.cpb)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         m.d.comb += [acc.dbg_stop.eq(0), acc.dbg_buf.eq(0), acc.dbg_addr.eq(0)]
+        # The Accelerator's three streams pass register slices (timing: the core's `ready`
+        # and `valid` reach the dispatcher and the reply framer from flip-flops, never
+        # through the core's logic; hwgen/rtl/regslice.py). A slice holds up to two beats.
+        m.submodules.w_slice = w_sl = RegSlice(WEIGHT_LAYOUT)
+        m.submodules.i_slice = i_sl = RegSlice(IMAGE_LAYOUT)
+        m.submodules.o_slice = o_sl = RegSlice(LOGIT_LAYOUT)
+        wiring.connect(m, w_sl.o, acc.weights)
+        wiring.connect(m, i_sl.o, acc.image)
+        wiring.connect(m, acc.logits, o_sl.i)
         # no_rw_check: the dispatcher reads a frame only once the parser has finished writing
         # it (the parser takes no byte while a command runs), so no collision bypass is built
         # after the block RAM and fb_q below can become its output register on the board
@@ -112,7 +123,11 @@ class HostTop(wiring.Component):
         p_cnt = Signal(16)
         p_crc = Signal(16, init=0xFFFF)
         p_crc_lo = Signal(8)
-        idle_cnt = Signal(range(self.timeout + 1))
+        # cycles left before a stalled frame times out, minus one, counted down: the timeout
+        # is its sign bit (timing: no wide compare in front of the parser's state)
+        idle_left = Signal(range(-1, self.timeout))
+        p_len_m1 = Signal(17)  # p_len - 1, registered (read only after p_len has settled)
+        pay_end = Signal()  # PAYLOAD: p_cnt == p_len, a flag kept with p_cnt (timing)
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
         f_ok = Signal()  # f_status == OK
@@ -123,12 +138,11 @@ class HostTop(wiring.Component):
         too_long = p_len > self.max_payload
 
         def timeout() -> None:  # last in every state after SYNC: overrides its m.next
-            with m.If(~got & (idle_cnt == self.timeout)):
+            with m.If(~got & idle_left[-1]):
                 m.d.sync += [f_valid.eq(1), f_status.eq(Status.TIMEOUT), f_ok.eq(0)]
                 m.next = "SYNC"
         with m.FSM(name="parse") as pfsm:
             with m.State("SYNC"):
-                m.d.sync += idle_cnt.eq(0)
                 with m.If(got & (byte == REQ_SYNC)):
                     m.d.sync += p_crc.eq(0xFFFF)
                     m.next = "CMD"
@@ -144,16 +158,18 @@ class HostTop(wiring.Component):
             with m.State("LEN1"):
                 with m.If(got):
                     m.d.sync += [p_len[8:].eq(byte), p_crc.eq(crc16_update(p_crc, byte)),
-                                 p_cnt.eq(0)]  # fmt: skip
+                                 p_cnt.eq(0), pay_end.eq((byte == 0) & (p_len[:8] == 0))]
                     m.next = "PAYLOAD"
                 timeout()
             with m.State("PAYLOAD"):
-                with m.If(p_cnt == p_len):
+                with m.If(pay_end):
                     m.next = "CRC0"
                 with m.Elif(got):
                     m.d.comb += [fb_w.en.eq(p_cnt < self.max_payload), fb_w.addr.eq(p_cnt),
                                  fb_w.data.eq(byte)]  # fmt: skip
-                    m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte))]
+                    # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
+                    m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte)),
+                                 pay_end.eq(p_cnt == p_len_m1)]  # fmt: skip
                 timeout()
             with m.State("CRC0"):
                 with m.If(got):
@@ -174,9 +190,10 @@ class HostTop(wiring.Component):
                 timeout()
         # a frame that stops arriving mid-way is dropped with a TIMEOUT reply
         with m.If(pfsm.ongoing("SYNC") | got):
-            m.d.sync += idle_cnt.eq(0)
-        with m.Elif(idle_cnt != self.timeout):
-            m.d.sync += idle_cnt.eq(idle_cnt + 1)
+            m.d.sync += idle_left.eq(self.timeout - 1)
+        with m.Elif(~idle_left[-1]):
+            m.d.sync += idle_left.eq(idle_left - 1)
+        m.d.sync += p_len_m1.eq(p_len - 1)
 
         # ---------------- reply framer
         r_start = Signal()  # pulse: send a reply with r_status, r_cmd, r_len from r_src
@@ -216,7 +233,7 @@ class HostTop(wiring.Component):
                 m.d.comb += [pay_byte.eq(acc.perf_data.word_select(r_idx[:2], 8)),
                              pay_valid.eq(1)]  # fmt: skip
             with m.Case(SRC_LOGITS):
-                m.d.comb += [pay_byte.eq(acc.logits.payload.data), pay_valid.eq(acc.logits.valid)]
+                m.d.comb += [pay_byte.eq(o_sl.o.payload.data), pay_valid.eq(o_sl.o.valid)]
 
         hdr_byte = Signal(8)
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
@@ -254,7 +271,7 @@ class HostTop(wiring.Component):
                     send = pay_valid_r & fresh & ~pay_end
                     m.d.comb += [tx.i.valid.eq(send), tx.i.payload.eq(pay_r)]
                     with m.If(tx.i.ready & send):
-                        m.d.comb += acc.logits.ready.eq(r_src == SRC_LOGITS)
+                        m.d.comb += o_sl.o.ready.eq(r_src == SRC_LOGITS)
                         m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
                                      fresh.eq(0), settling.eq(0)]  # fmt: skip
             with m.State("CRC0"):
@@ -287,8 +304,8 @@ class HostTop(wiring.Component):
         # when the beat is taken, so they are high only in those states.
         w_end = Signal()  # the beat in `beat` ends the load (its frame is LOAD_LAST)
         i_valid, i_last = Signal(), Signal()
-        m.d.comb += [acc.weights.valid.eq(w_valid), *_drive(acc.weights.payload, beat, w_end),
-                     acc.image.valid.eq(i_valid), *_drive(acc.image.payload, img_byte, i_last)]
+        m.d.comb += [w_sl.i.valid.eq(w_valid), *_drive(w_sl.i.payload, beat, w_end),
+                     i_sl.i.valid.eq(i_valid), *_drive(i_sl.i.payload, img_byte, i_last)]
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
         def answer(status, length=0, src=SRC_INFO) -> None:
@@ -307,10 +324,9 @@ class HostTop(wiring.Component):
         # decision starts from flip-flops.
         cmd = {c: Signal(name=f"cmd_{c.name.lower()}") for c in Cmd}
         load_len_bad, infer_len_bad = Signal(), Signal()
-        p_len_m1 = Signal(17)
         m.d.sync += [cmd[c].eq(p_cmd == c) for c in Cmd]
         m.d.sync += [load_len_bad.eq((p_len == 0) | (p_len[:2] != 0)),
-                     infer_len_bad.eq(p_len != acc.prog_in_len), p_len_m1.eq(p_len - 1)]
+                     infer_len_bad.eq(p_len != acc.prog_in_len)]
 
         with m.FSM(name="dispatch"):
             with m.State("WAIT"):
@@ -356,6 +372,7 @@ class HostTop(wiring.Component):
                 with m.If(nbyte == 3):
                     # LOAD_PUSH's stream signals come from registers (timing): the loader's
                     # flags only change when it takes a beat, at least 8 cycles before here
+                    # (the slice hands a beat over one or two cycles after it was pushed)
                     refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
                     final = rd_ptr == p_len_m1
                     m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(final),
@@ -365,17 +382,20 @@ class HostTop(wiring.Component):
                 with m.If(w_refuse):
                     m.d.sync += w_refuse.eq(0)
                     answer(Status.LOAD)
-                with m.Elif(acc.weights.ready):
+                with m.Elif(w_sl.i.ready):
                     m.d.sync += w_valid.eq(0)
                     with m.If(w_last):
                         m.next = "LOAD_CHECK"
                     with m.Else():
                         m.next = "LOAD_RD"
             with m.State("LOAD_CHECK"):  # the loader's flags for the frame's final beat
-                with m.If(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded)):
-                    answer(Status.LOAD)
-                with m.Else():
-                    answer(Status.OK)
+                # once the slice has handed it over: its flags are set in the cycle its
+                # output register empties
+                with m.If(~w_sl.o.valid):
+                    with m.If(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded)):
+                        answer(Status.LOAD)
+                    with m.Else():
+                        answer(Status.OK)
             with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
                 m.next = "FEED_WAIT"
             with m.State("FEED_WAIT"):
@@ -385,7 +405,7 @@ class HostTop(wiring.Component):
                              i_last.eq(rd_ptr == p_len_m1)]  # fmt: skip
                 m.next = "FEED_PUSH"
             with m.State("FEED_PUSH"):
-                with m.If(acc.image.ready):
+                with m.If(i_sl.i.ready):
                     m.d.sync += [rd_ptr.eq(rd_ptr + 1), i_valid.eq(0)]
                     with m.If(i_last):
                         answer(Status.OK, acc.prog_out_len, SRC_LOGITS)

@@ -18,8 +18,9 @@ checks exercise.
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
   their contents through a design reset, so a loaded model stays usable after one.
-* The header is checked in the two cycles after its last beat arrives (two stall cycles,
-  so the compares start from registers and the verdict is registered too): a wrong magic,
+* The header is checked in the three cycles after its last beat arrives (three stall
+  cycles: the field compares start from registers, each field's verdict is registered, then
+  their AND, then the loader acts on it): a wrong magic,
   or a region count of 0 or larger than the memory's depth, pulses `err_header`; nothing
   is written and the beats that follow are discarded up to and including the next `last`.
 * A wrong length is reported, never absorbed. `last` before the final expected beat pulses
@@ -30,13 +31,14 @@ checks exercise.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BEAT_LAYOUT", "LoaderModel", "WeightLoader", "beats_per_word"]
+__all__ = ["BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader", "beats_per_word"]
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
+HEADER_CHECK_CYCLES = 3  # stall cycles after the header's last beat (checking, weighing, judging)
 
 
 def beats_per_word(width: int) -> int:
@@ -101,10 +103,13 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        # The header is checked in the two cycles after its last beat (`checking` then
-        # `judging`, no beat taken): the compares start from registers, not from the payload.
+        # The header is checked in the three cycles after its last beat (`checking`,
+        # `weighing`, `judging`, no beat taken): the compares start from registers, not from
+        # the payload, and each field's verdict is registered before their AND.
         checking = Signal()
-        judging = Signal()  # the cycle after `checking`: the verdict, registered, is applied
+        weighing = Signal()  # the cycle after `checking`: the fields' verdicts are ANDed
+        judging = Signal()  # the cycle after `weighing`: the verdict, registered, is applied
+        stall = Signal()  # checking | weighing | judging, one flip-flop for `ready`
         hdr_last = Signal()  # the header's last beat carried `last`
         # left2 = (words left in the region after this one) - 2, counted down (timing): the
         # next `lzero` (left == 1 before a step) is its sign bit, no compare. Each region
@@ -124,7 +129,8 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         # in_last: state == nreg (the last region), a flag set with `state` (timing)
         in_last = Signal(init=first == nreg)
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), judging.eq(0),
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), weighing.eq(0),
+                  judging.eq(0), stall.eq(0),
                   left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
                   in_last.eq(first == nreg)]  # fmt: skip
 
@@ -132,7 +138,7 @@ class WeightLoader(wiring.Component):
             self.loaded.eq(loaded),
             # no beat is taken in a restart cycle (it would be dropped by the rewind) nor
             # while the header is checked
-            self.i_stream.ready.eq(~loaded & ~self.restart & ~checking & ~judging),
+            self.i_stream.ready.eq(~loaded & ~self.restart & ~stall),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
@@ -144,12 +150,14 @@ class WeightLoader(wiring.Component):
         if has_hdr:
             m.d.comb += self.header.eq(hdr)
         new_hdr = layout(acc[: layout.size])
-        ok = new_hdr.magic == self.magic
-        for field, _, dpt in self.regions if has_hdr else []:
-            ok &= (new_hdr[field] != 0) & (new_hdr[field] <= dpt)
-        # The header is judged in two cycles: `checking` registers the verdict and each
-        # region's word count minus one (compares and adds from registers), `judging` acts
-        # on them (timing: no compare in front of the state registers).
+        oks = [new_hdr.magic == self.magic]
+        oks += [(new_hdr[field] != 0) & (new_hdr[field] <= dpt)
+                for field, _, dpt in (self.regions if has_hdr else [])]
+        # The header is judged in three cycles: `checking` registers each field's verdict and
+        # each region's word count minus one (compares and adds from registers), `weighing`
+        # their AND, `judging` acts on it (timing: no compare, nor a wide AND behind one, in
+        # front of the state registers).
+        ok_f = Signal(len(oks))
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
@@ -163,14 +171,16 @@ class WeightLoader(wiring.Component):
         with m.If(self.restart):
             m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
         with m.Elif(checking):
-            m.d.sync += [checking.eq(0), judging.eq(1), ok_r.eq(ok)]
+            m.d.sync += [checking.eq(0), weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
                 words = [_times(new_hdr[f], k)
                          for (f, _, _), k in zip(self.regions, self.split, strict=True)]
                 m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
                 m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
+        with m.Elif(weighing):
+            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all())]
         with m.Elif(judging):
-            m.d.sync += judging.eq(0)
+            m.d.sync += [judging.eq(0), stall.eq(0)]
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header
                 m.d.comb += self.err_short.eq(1)
                 m.d.sync += rewind
@@ -192,7 +202,8 @@ class WeightLoader(wiring.Component):
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
                     with m.If(wend):
-                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), hdr_last.eq(is_last)]
+                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), stall.eq(1),
+                                     hdr_last.eq(is_last)]  # fmt: skip
                     with m.Else():
                         m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[0] - 2)]
                 for n in range(nreg):

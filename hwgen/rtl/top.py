@@ -354,7 +354,13 @@ class Accelerator(wiring.Component):
         seq_start = Signal()
         wb_start = Signal()
         settle = Signal(4)
-        m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start)]
+        # the layer is over (sequencer idle, write-back done), registered: the controller's
+        # RUN exit and the result transfer's start come from this flip-flop (timing), and it
+        # also waits out the write-back's extra write register (see the buffers below)
+        layer_done = Signal()
+        snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
+        m.d.sync += layer_done.eq(~seq.busy & wb.done)
+        m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
 
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
         # narrower one saturates (`count` below) rather than wrap.
@@ -370,12 +376,21 @@ class Accelerator(wiring.Component):
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
         # through port A, whose address is the write's while it writes, else row 2k's read.
-        # The write is registered first (timing: port A's address select and the write enables
-        # come from flip-flops). It lands one cycle later, which nothing can see: within a
-        # layer the written buffer is not the one read, and a layer's results are read only
-        # after the controller has seen the writeback done (a registered flag) and fetched.
+        # The write-back's write is registered twice: once here (`wb_we`: the image slot's
+        # window then knows a cycle ahead, from a flip-flop, that the write-back takes port A)
+        # and once more after the mux with the image's write (timing: port A's address select
+        # and the write enables come from flip-flops). It lands two cycles later, which nothing
+        # can see: within a layer the written buffer is not the one read, and a layer's results
+        # are read only after the controller has seen `layer_done` (registered from the
+        # write-back's done, itself a cycle after the final write) and fetched or started the
+        # result transfer.
         rd_addr0 = Signal(AW)
         m.d.comb += rd_addr0.eq(feeders[0].raddr)
+        wb_we = [Signal(name=f"wb_we{b}") for b in range(2)]  # the write-back writes buffer b
+        wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
+        wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
+        m.d.sync += [*(wb_we[b].eq(wb.wr_en & (desc.dst == b)) for b in range(2)),
+                     wb_wa.eq(wb.wr_addr), wb_wd.eq(wb.wr_data)]  # fmt: skip
         for b in range(2):
             w_en_c = Signal(C, name=f"act{b}_wen_c")
             w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
@@ -388,8 +403,8 @@ class Accelerator(wiring.Component):
                          w_data.eq(w_data_c)]  # fmt: skip
             # the write-back first: an image value is taken only in a cycle without its
             # write to buffer 0 (`image_window` below), so the two never meet here
-            with m.If(wb.wr_en & (desc.dst == b)):
-                m.d.comb += [w_addr_c.eq(wb.wr_addr), w_data_c.eq(wb.wr_data),
+            with m.If(wb_we[b]):
+                m.d.comb += [w_addr_c.eq(wb_wa), w_data_c.eq(wb_wd),
                              w_en_c.eq((1 << C) - 1)]  # fmt: skip
             if b == 0:
                 with m.Elif(img.we):
@@ -435,7 +450,7 @@ class Accelerator(wiring.Component):
                          kept.weights_header.eq(0)]  # fmt: skip
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
 
-        m.d.sync += [seq_start.eq(0), wb_start.eq(0)]
+        m.d.sync += [seq_start.eq(0), wb_start.eq(0), snd_start.eq(0)]
         # The header's limits minus one, registered: the loop-end tests compare registers. The
         # header changes only in a model load, long before any start can use these.
         n_last = Signal.like(hdr.n_layers, reset_less=True)
@@ -506,13 +521,13 @@ class Accelerator(wiring.Component):
                         m.d.sync += count(counters[3 + n])
                 with m.If(settle != 3):
                     m.d.sync += settle.eq(settle + 1)
-                with m.Elif(~seq.busy & wb.done):
+                with m.Elif(layer_done):  # (settle: its first cycles see the previous layer)
                     with m.If(stop_r):
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
                             m.d.sync += busy_r.eq(0)
                         with m.Else():
-                            m.d.comb += snd.start.eq(1)
+                            m.d.sync += snd_start.eq(1)
                             m.next = "OUT"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
@@ -554,7 +569,7 @@ class Accelerator(wiring.Component):
         image_window = Signal()
         m.d.comb += [
             image_window.eq((~busy_r | fsm.ongoing("LOAD_IN") | in_fetch | (in_run & desc.preload))
-                            & ~(wb.wr_en & (desc.dst == 0))),
+                            & ~wb_we[0]),
             slot.window.eq(image_window),
             # no new model while idle: a preloaded image is dropped (busy: the run goes on)
             slot.enable.eq(self.weights_loaded | busy_r),

@@ -263,12 +263,17 @@ class LogitSender(wiring.Component):
         lane = Signal(range(C + 1))
         ptr = Signal.like(self.raddr)
         word = Signal(8 * C, reset_less=True)  # loaded in WAIT before SEND reads it
+        # final: the logit being offered is the last (n == len_last), a flag kept with n
+        # (timing: `done` and `last` come from a flip-flop, not from a 16-bit compare)
+        final = Signal()
+        len_m1 = Signal(len(self.len_last) + 1, reset_less=True)
         s = self.o_stream
         m.d.comb += self.raddr.eq(ptr)
         with m.FSM(name="out"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(self.base)]
+                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(self.base),
+                                 final.eq(self.len_last == 0), len_m1.eq(self.len_last - 1)]
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
@@ -283,15 +288,14 @@ class LogitSender(wiring.Component):
                 m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += self.busy.eq(1)
-                self._send(m, s, n, lane, ptr, word)
+                self._send(m, s, n, lane, ptr, word, final, len_m1)
         return m
 
-    def _send(self, m: Module, s, n, lane, ptr, word) -> None:
+    def _send(self, m: Module, s, n, lane, ptr, word, final, len_m1) -> None:
         # `word` shifts one lane per logit taken: no lane multiplexer.
-        final = n == self.len_last
         m.d.comb += [s.valid.eq(1), s.payload.data.eq(word[:8]), s.payload.last.eq(final)]
         with m.If(s.ready):
-            m.d.sync += [n.eq(n + 1), word.eq(word >> 8)]
+            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1)]
             with m.If(final):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
