@@ -24,6 +24,7 @@ from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
 from hwgen.hostlink.top import HostTop
 from hwgen.paths import sim_build
+from hwgen.rtl.top import FETCH_CYCLES
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.sim.runner import run_unit
@@ -84,5 +85,14 @@ def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
     assert log["a1"] == a["logits"].tolist() and len(log["a1"]) == 20
     assert log["b"] == b["logits"].tolist()
     assert log["a2"] == a["logits"][:n_again].tolist()
-    assert len(log["a1_cycles"]["layers"]) == len(a["prog"].layers)
-    assert len(log["b_cycles"]["layers"]) == len(b["prog"].layers)
+    for key, case in (("a1_cycles", a), ("b_cycles", b)):
+        _check_cycles(log[key], len(case["prog"].layers), key)
+
+
+def _check_cycles(c: dict, n_layers: int, what: str) -> None:
+    """The CYCLES reply read every counter byte right: the controller's counter identity
+    (every state but IDLE/DONE counts in the total; FETCH only there) holds."""
+    assert len(c["layers"]) == n_layers, f"{what}: {c}"
+    assert all(x > 0 for x in c["layers"]) and c["input"] > 0 and c["output"] > 0, f"{what}: {c}"
+    parts = c["input"] + c["output"] + sum(c["layers"]) + FETCH_CYCLES * n_layers
+    assert c["total"] == parts, f"{what}: total {c['total']} != the parts' {parts}: {c}"

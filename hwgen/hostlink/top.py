@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 
-from amaranth import Array, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -127,7 +127,7 @@ class HostTop(wiring.Component):
         # is its sign bit (timing: no wide compare in front of the parser's state)
         idle_left = Signal(range(-1, self.timeout))
         p_len_m1 = Signal(17)  # p_len - 1, registered (read only after p_len has settled)
-        pay_end = Signal()  # PAYLOAD: p_cnt == p_len, a flag kept with p_cnt (timing)
+        p_end = Signal()  # PAYLOAD: p_cnt == p_len, a flag kept with p_cnt (timing)
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
         f_ok = Signal()  # f_status == OK
@@ -158,18 +158,18 @@ class HostTop(wiring.Component):
             with m.State("LEN1"):
                 with m.If(got):
                     m.d.sync += [p_len[8:].eq(byte), p_crc.eq(crc16_update(p_crc, byte)),
-                                 p_cnt.eq(0), pay_end.eq((byte == 0) & (p_len[:8] == 0))]
+                                 p_cnt.eq(0), p_end.eq((byte == 0) & (p_len[:8] == 0))]
                     m.next = "PAYLOAD"
                 timeout()
             with m.State("PAYLOAD"):
-                with m.If(pay_end):
+                with m.If(p_end):
                     m.next = "CRC0"
                 with m.Elif(got):
                     m.d.comb += [fb_w.en.eq(p_cnt < self.max_payload), fb_w.addr.eq(p_cnt),
                                  fb_w.data.eq(byte)]  # fmt: skip
                     # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
                     m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte)),
-                                 pay_end.eq(p_cnt == p_len_m1)]  # fmt: skip
+                                 p_end.eq(p_cnt == p_len_m1)]  # fmt: skip
                 timeout()
             with m.State("CRC0"):
                 with m.If(got):
@@ -219,7 +219,11 @@ class HostTop(wiring.Component):
             | (last_err << ST_LAST_ERROR_SHIFT)
             | (accel_status << ST_ACCEL_STATUS_SHIFT)
         )
-        m.d.comb += acc.perf_sel.eq(r_idx[2:10])
+        # the counter select is registered here, so the path into the accelerator's counter
+        # mux starts at a flip-flop beside it (timing); `fresh` below waits for it
+        perf_sel = Signal(8)
+        m.d.sync += perf_sel.eq(r_idx[2:10])
+        m.d.comb += acc.perf_sel.eq(perf_sel)
         st = acc.status
         weight_fault = st.weights_short | st.weights_long | st.weights_header
         pay_byte = Signal(8)
@@ -239,13 +243,14 @@ class HostTop(wiring.Component):
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
                                        r_len[8:]])[r_idx[:3]])  # fmt: skip
         # The byte to send is registered (selected from r_idx the cycle before) and offered
-        # only once `fresh`, i.e. two cycles after r_idx moved (the accelerator's perf_data is
-        # registered too): the index -> counter mux -> CRC path is cut in three. A UART byte
-        # takes hundreds of cycles; two more are free.
+        # only once `fresh`, i.e. three cycles after r_idx moved (the counter select and the
+        # accelerator's perf_data are registered too): the index -> counter mux -> CRC path
+        # is cut in four. A UART byte takes hundreds of cycles; three more are free.
         hdr_r, pay_r = Signal(8), Signal(8)
-        pay_valid_r, fresh, settling = Signal(), Signal(), Signal()
+        pay_valid_r, fresh = Signal(), Signal()
+        settling = Signal(2)  # a shift register of ones since r_idx moved: fresh follows it
         m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
-                     settling.eq(1), fresh.eq(settling)]  # fmt: skip
+                     settling.eq(Cat(1, settling[0])), fresh.eq(settling[1])]  # fmt: skip
         # r_idx's tests, registered alongside (valid whenever `fresh` is): the 16-bit compares
         # are not in front of the transmitter and the CRC
         idx_first, hdr_end, pay_end = Signal(), Signal(), Signal()

@@ -165,11 +165,66 @@ class WeightLoader(wiring.Component):
         payload = self.i_stream.payload.data
         take = self.i_stream.valid & self.i_stream.ready
         is_last = self.i_stream.payload.last
-        final = Signal()  # this beat is the final expected one of the transfer
-        m.d.comb += final.eq(take & ~discard & in_last & wend & lzero)
+        # this beat, if taken, is the final expected one of the transfer / the header's last:
+        # both from flip-flops only, so `take` selects at the end of each decision (timing)
+        at_final = Signal()
+        at_hdr_end = Signal()
+        m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
+                     at_hdr_end.eq((state == 0) & wend)]  # fmt: skip
         m.d.sync += commit.eq(0)
+
+        def on_beat() -> None:
+            """A beat taken outside a discard: assemble, commit, step the region."""
+            m.d.sync += acc.word_select(beat, 32).eq(payload)
+            with m.Switch(state):
+                with m.Case(0):  # (never reached without a header)
+                    with m.If(wend):
+                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), stall.eq(1),
+                                     hdr_last.eq(is_last)]  # fmt: skip
+                    with m.Else():
+                        m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[0] - 2)]
+                for n in range(nreg):
+                    with m.Case(n + 1):
+                        region_beat(n)
+            with m.If(at_final):
+                m.d.sync += rewind
+                with m.If(is_last):
+                    m.d.sync += loaded.eq(1)
+                with m.Else():
+                    m.d.comb += self.err_long.eq(1)
+                    m.d.sync += discard.eq(1)
+            # (a header's last beat with `last` is judged in the judging cycle)
+            with m.Elif(is_last & ~at_hdr_end):
+                m.d.comb += self.err_short.eq(1)
+                m.d.sync += rewind
+
+        def region_beat(n: int) -> None:
+            """A beat of region n: the word's end commits it and steps the address."""
+            with m.If(wend):
+                m.d.sync += [beat.eq(0), commit.eq(1)]
+                m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
+                with m.If(lzero):  # the region's last word
+                    m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
+                    if n != nreg - 1:
+                        m.d.sync += [left2.eq(len_m3[n + 1]), lzero.eq(lz[n + 1]),
+                                     wend.eq(bpw[n + 2] == 1)]  # fmt: skip
+                with m.Else():
+                    m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
+                    # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
+                    m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
+            with m.Else():
+                m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[n + 1] - 2)]
+
+        # `take` implies ~restart and ~stall (see `ready`), so the beat's branch comes right
+        # after the restart's: the header check's states are not in front of it
         with m.If(self.restart):
             m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+        with m.Elif(take):
+            with m.If(discard):
+                with m.If(is_last):
+                    m.d.sync += discard.eq(0)
+            with m.Else():
+                on_beat()
         with m.Elif(checking):
             m.d.sync += [checking.eq(0), weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
@@ -194,47 +249,6 @@ class WeightLoader(wiring.Component):
             with m.Else():
                 m.d.comb += self.err_header.eq(1)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
-        with m.Elif(take & discard):
-            with m.If(is_last):
-                m.d.sync += discard.eq(0)
-        with m.Elif(take):
-            m.d.sync += acc.word_select(beat, 32).eq(payload)
-            with m.Switch(state):
-                with m.Case(0):  # (never reached without a header)
-                    with m.If(wend):
-                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), stall.eq(1),
-                                     hdr_last.eq(is_last)]  # fmt: skip
-                    with m.Else():
-                        m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[0] - 2)]
-                for n in range(nreg):
-                    with m.Case(n + 1):
-                        with m.If(wend):
-                            m.d.sync += [beat.eq(0), commit.eq(1)]
-                            m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
-                            with m.If(lzero):  # the region's last word
-                                m.d.sync += [addr.eq(0), state.eq(n + 2),
-                                             in_last.eq(n + 2 == nreg)]  # fmt: skip
-                                if n != nreg - 1:
-                                    m.d.sync += [left2.eq(len_m3[n + 1]),
-                                                 lzero.eq(lz[n + 1]),
-                                                 wend.eq(bpw[n + 2] == 1)]  # fmt: skip
-                            with m.Else():
-                                m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
-                                # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
-                                m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
-                        with m.Else():
-                            m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[n + 1] - 2)]
-            with m.If(final):
-                m.d.sync += rewind
-                with m.If(is_last):
-                    m.d.sync += loaded.eq(1)
-                with m.Else():
-                    m.d.comb += self.err_long.eq(1)
-                    m.d.sync += discard.eq(1)
-            # (a header's last beat with `last` is judged in the judging cycle)
-            with m.Elif(is_last & ~((state == 0) & (beat == bpw[0] - 1))):
-                m.d.comb += self.err_short.eq(1)
-                m.d.sync += rewind
         return m
 
 

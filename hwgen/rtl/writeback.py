@@ -198,7 +198,6 @@ class WriteBack(wiring.Component):
 
         # --- fused pool, or straight to the buffer. A program without pools gets no pool unit
         # (pool_max_out_w == 0): its widths would be zero.
-        writes = Signal(A)
         pool_latency = 0
         if self.pool_max_out_w:
             pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
@@ -245,31 +244,31 @@ class WriteBack(wiring.Component):
                 self.wr_data.eq(q_data),
             ]
         # The end tests are flags kept with their counters (timing: `done` feeds the
-        # controller's state from flip-flops, not from two wide compares).
-        # (x + 1 == n is tested as x == n - 1, with n - 1 registered at `start`: no adder in
-        # front of the compare; the first write or row comes many cycles after `start`)
-        writes_all = Signal(init=1)  # writes == d.writes (both 0 after a reset)
-        writes_m1 = Signal(A + 1, reset_less=True)
+        # controller's state from flip-flops, not from wide compares). The writes and rows
+        # still to come are counted down from n - 2: the one that ends the count is the one
+        # that finds the counter negative (its sign bit), so no compare sits in front of the
+        # flags.
+        writes_all = Signal(init=1)  # every expected word written (none expected after reset)
+        writes_l2 = Signal(signed(A + 2))  # writes left - 2
         with m.If(self.start):
-            m.d.sync += [writes.eq(0), writes_all.eq(d.writes == 0), writes_m1.eq(d.writes - 1)]
+            m.d.sync += [writes_all.eq(d.writes == 0), writes_l2.eq(d.writes - 2)]
         with m.Elif(self.wr_en):
-            m.d.sync += [writes.eq(writes + 1), writes_all.eq(writes == writes_m1)]
+            m.d.sync += [writes_all.eq(writes_l2[-1]), writes_l2.eq(writes_l2 - 1)]
         # The layer is over when every row of every tile has left the array, the requant and
         # pool pipelines behind it are empty, and every expected word was written. Rows of
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
-        rows_seen = Signal(A)
+        rows_l2 = Signal(signed(A + 2))  # rows left - 2
         tail_len = prl + lq + pool_latency + 2
         tail = Signal(range(tail_len + 1))
-        rows_all = Signal(init=1)  # rows_seen == d.rows_total
-        rows_m1 = Signal(A + 1, reset_less=True)
+        rows_all = Signal(init=1)  # every row of the layer seen
         tail_zero = Signal(init=1)  # tail == 0
         with m.If(self.start):
-            m.d.sync += [rows_seen.eq(0), tail.eq(tail_len), tail_zero.eq(0),
-                         rows_all.eq(d.rows_total == 0), rows_m1.eq(d.rows_total - 1)]
+            m.d.sync += [rows_l2.eq(d.rows_total - 2), tail.eq(tail_len), tail_zero.eq(0),
+                         rows_all.eq(d.rows_total == 0)]  # fmt: skip
         with m.Elif(row_valid):
-            m.d.sync += [rows_seen.eq(rows_seen + 1), tail.eq(tail_len), tail_zero.eq(0),
-                         rows_all.eq(rows_seen == rows_m1)]  # fmt: skip
+            m.d.sync += [rows_l2.eq(rows_l2 - 1), tail.eq(tail_len), tail_zero.eq(0),
+                         rows_all.eq(rows_l2[-1])]  # fmt: skip
         with m.Elif(rows_all & ~tail_zero):
             m.d.sync += [tail.eq(tail - 1), tail_zero.eq(tail == 1)]
         m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
