@@ -58,6 +58,9 @@ class BufferLimits:
     param_words: int = 1 << 12
     pool_max_k: int = 4
     max_dim: int = 2047  # feature-map height/width
+    # conv remainder tiles (_remainder): faster, but their pre-skewed weights grow the
+    # direct-weight memory (mnist_cnn 8x8: 1,644 -> 3,292 words of R*C bytes)
+    remainder_tiles: bool = True
 
 
 def _ceil(a: int, b: int) -> int:
@@ -614,7 +617,7 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
-        rem = _remainder(g, S, v.w, R, C, interval, ptiles)
+        rem = _remainder(g, S, v.w, R, C, interval, ptiles) if lim.remainder_tiles else {}
         if rem and img.used["directw"] < REM_WBASE_MAX:
             rem_wbase = img.remainder(g["wmat"], rem, groups, kh, kw, cin, oh * ow)
             geo = {k: val for k, val in rem.items() if k != "h"} | {"rem_wbase": rem_wbase}
