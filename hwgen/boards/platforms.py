@@ -46,12 +46,10 @@ def _ulx3s_cls():
             ]
 
         def netlist_pass(self, json_path) -> dict:
-            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg),
-            then copies of high-fan-out flip-flops (hwgen.boards.dupff)."""
-            from .dupff import duplicate_in_file
+            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg)."""
             from .outreg import absorb_in_file
 
-            return {**absorb_in_file(json_path), **duplicate_in_file(json_path)}
+            return absorb_in_file(json_path)
 
         def nextpnr_outputs(self, tag: str) -> list[str]:
             return ["--textcfg", f"top_{tag}.config"]
