@@ -106,6 +106,10 @@ class HostTop(wiring.Component):
         m.submodules.w_slice = w_sl = RegSlice(WEIGHT_LAYOUT)
         m.submodules.i_slice = i_sl = RegSlice(IMAGE_LAYOUT)
         m.submodules.o_slice = o_sl = RegSlice(LOGIT_LAYOUT)
+        # and the reply framer's bytes pass one into the UART transmitter (its `ready` is a
+        # bit-counter compare; the framer's state and CRC then start from the slice's flag)
+        m.submodules.t_slice = t_sl = RegSlice(unsigned(8))
+        wiring.connect(m, t_sl.o, tx.i)
         wiring.connect(m, w_sl.o, acc.weights)
         wiring.connect(m, i_sl.o, acc.image)
         wiring.connect(m, acc.logits, o_sl.i)
@@ -261,8 +265,8 @@ class HostTop(wiring.Component):
                     m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0), settling.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
-                m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
-                with m.If(tx.i.ready & fresh):
+                m.d.comb += [t_sl.i.valid.eq(fresh), t_sl.i.payload.eq(hdr_r)]
+                with m.If(t_sl.i.ready & fresh):
                     m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
                     with m.If(~idx_first):
                         m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
@@ -274,18 +278,18 @@ class HostTop(wiring.Component):
                     m.next = "CRC0"
                 with m.Else():
                     send = pay_valid_r & fresh & ~pay_end
-                    m.d.comb += [tx.i.valid.eq(send), tx.i.payload.eq(pay_r)]
-                    with m.If(tx.i.ready & send):
+                    m.d.comb += [t_sl.i.valid.eq(send), t_sl.i.payload.eq(pay_r)]
+                    with m.If(t_sl.i.ready & send):
                         m.d.comb += o_sl.o.ready.eq(r_src == SRC_LOGITS)
                         m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
                                      fresh.eq(0), settling.eq(0)]  # fmt: skip
             with m.State("CRC0"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
-                with m.If(tx.i.ready):
+                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[:8])]
+                with m.If(t_sl.i.ready):
                     m.next = "CRC1"
             with m.State("CRC1"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[8:])]
-                with m.If(tx.i.ready):
+                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[8:])]
+                with m.If(t_sl.i.ready):
                     m.next = "IDLE"
         m.d.comb += r_busy.eq(~rfsm.ongoing("IDLE") | r_start)
 
