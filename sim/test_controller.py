@@ -305,7 +305,7 @@ class Driver:
 
 def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     """Counter identity from top.py's FSM: every state but IDLE/DONE counts in `total`;
-    LOAD_IN in `input`; OUT (the sender's start and done cycles, READ/WAIT/SEND) in `output`; RUN in
+    LOAD_IN in `input`; OUT (the sender's start cycle, READ/WAIT/SEND) in `output`; RUN in
     its layer's counter; FETCH (FETCH_CYCLES per layer) only in `total`."""
     p = r.perf
     C = prog.array.cols
@@ -321,10 +321,9 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     )
     words_read = -(-prog.out_len // C) if not r.dbg_stop else 0
     per_word = 1 + RESULT_READ_LATENCY  # READ, the read latency, then SEND
-    # OUT's first cycle (the sender's registered start) and last (its registered done)
-    ends = 2 if words_read else 0
-    assert out == ends + per_word * words_read + r.logit_valid_cycles, (
-        f"{what}: output counter {out} != {ends} + {per_word} per word ({words_read} words) "
+    start = 1 if words_read else 0  # OUT's first cycle: the sender's registered start
+    assert out == start + per_word * words_read + r.logit_valid_cycles, (
+        f"{what}: output counter {out} != {start} + {per_word} per word ({words_read} words) "
         f"+ {r.logit_valid_cycles} OUT_SEND cycles"
     )
     for li, c in enumerate(lays):

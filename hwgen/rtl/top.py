@@ -352,10 +352,7 @@ class Accelerator(wiring.Component):
         # also waits out the write-back's extra write register (see the buffers below)
         layer_done = Signal()
         snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
-        # and its end: the final logit's handshake comes from the host's side (the logits
-        # stream's ready), so the controller sees it a cycle later, from a flip-flop
-        snd_done = Signal()
-        m.d.sync += [layer_done.eq(~seq.busy & wb.done), snd_done.eq(snd.done)]
+        m.d.sync += layer_done.eq(~seq.busy & wb.done)
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
 
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
@@ -530,7 +527,7 @@ class Accelerator(wiring.Component):
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
                 m.d.sync += [count(total), count(counters[2])]
-                with m.If(snd_done):
+                with m.If(snd.done):
                     m.next = "DONE"
                     m.d.sync += busy_r.eq(0)
             with m.State("DONE"):
