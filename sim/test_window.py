@@ -71,7 +71,7 @@ class WindowHarness(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         C = self.C
-        seq = Sequencer(cols=C)
+        seq = Sequencer(cols=C, rows=self.R)
         m.submodules.seq = seq
         m.d.comb += [
             seq.desc.eq(self.desc),
@@ -89,7 +89,7 @@ class WindowHarness(wiring.Component):
             m.submodules[f"feed{i}"] = f
             if prev is None:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, self.desc))]
+                             f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem))]
             else:
                 m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),
                              f.cfg_in.eq(prev.cfg_out)]
@@ -124,45 +124,76 @@ class Token:
     a: int | None  # None: don't care (invalid cycle)
 
 
-def golden_rows(lay: LayerPlan, R: int, C: int, src: np.ndarray) -> np.ndarray:
-    """a[tile, i, k] as the emulator computes it (tile = pixel tile; same for every group)."""
+def _is_rem(lay: LayerPlan, t: int) -> bool:
+    """Pixel tile t is the layer's remainder tile (direct mode, K split over kernel rows)."""
+    return bool(lay.rem_split) and t == lay.ptiles - 1
+
+
+DONT_CARE = 1 << 20  # an element whose weight is 0 by construction (read anything)
+
+
+def _dont_care(lay: LayerPlan, R: int, i: int, ky: int) -> bool:
+    """In a remainder tile: a part's kernel rows past kh, or a block past the last pixel."""
+    P = lay.rem_split
+    h = lay.rem_k_len // (lay.kw * lay.cin)
+    real = lay.out_h * lay.out_w - (lay.ptiles - 1) * R
+    return (i % P) * h + ky >= lay.kh or i // P >= real
+
+
+def golden_rows(lay: LayerPlan, R: int, C: int, src: np.ndarray) -> list[np.ndarray]:
+    """a[tile][i, k] as the emulator computes it (tile = pixel tile; same for every group).
+    A remainder tile has rem_k_len elements per row, read without a bounds check; elements
+    that meet a zero weight by construction are DONT_CARE."""
     offs = _window_offsets(lay, C)
     states = row_pixel_states(lay, R)
-    a = np.zeros((lay.ptiles, R, lay.k_len), dtype=np.int64)
+    out = []
     for t in range(lay.ptiles):
+        rem = _is_rem(lay, t)
+        k_len = lay.rem_k_len if rem else lay.k_len
+        a = np.zeros((R, k_len), dtype=np.int64)
         for i in range(R):
             iy0, ix0, base = states[t][i]
-            for k, (ky, kx, off, lane) in enumerate(offs):
+            for k, (ky, kx, off, lane) in enumerate(offs[:k_len]):
                 iy, ix = iy0 + ky, ix0 + kx
-                if lay.mode == MODE_DIRECT:  # no bounds check (zero weights past the input)
-                    a[t, i, k] = src[base + off, lane] if base + off < len(src) else 0
+                if rem and _dont_care(lay, R, i, ky):
+                    a[i, k] = DONT_CARE
+                elif lay.mode == MODE_DIRECT or rem:  # no bounds (zero weights past the input)
+                    a[i, k] = src[base + off, lane] if base + off < len(src) else 0
                 elif 0 <= iy < lay.in_h and 0 <= ix < lay.in_w:
-                    a[t, i, k] = src[base + off, lane]
-    return a
+                    a[i, k] = src[base + off, lane]
+        out.append(a)
+    return out
 
 
-def im2col_check(lay: LayerPlan, R: int, C: int, src: np.ndarray, a: np.ndarray) -> None:
-    """Closed-form window of every real output pixel (no increments): guards the golden."""
+def im2col_check(lay: LayerPlan, R: int, C: int, src: np.ndarray, a: list[np.ndarray]) -> None:
+    """Closed-form window of every real output pixel (no increments): guards the golden. In
+    a remainder tile row i holds pixel (ptiles-1)*R + i//P, kernel rows from (i%P)*h."""
     for t in range(lay.ptiles):
+        rem = _is_rem(lay, t)
+        P = lay.rem_split if rem else 1
+        h = lay.rem_k_len // (lay.kw * lay.cin) if rem else lay.kh
         for i in range(R):
-            p = 0 if lay.mode == MODE_DIRECT else t * R + i
-            if p >= lay.out_h * lay.out_w:
+            p = 0 if lay.mode == MODE_DIRECT else t * R + i // P
+            if p >= lay.out_h * lay.out_w or (rem and i // P >= R // P):
                 continue  # padding row of the last tile: only the emulator defines it
             oy, ox = divmod(p, lay.out_w)
             want = []
-            for ky in range(lay.kh):
+            for ky in range(h):
                 for kx in range(lay.kw):
-                    iy = oy * lay.stride - lay.pad + ky
+                    iy = oy * lay.stride - lay.pad + ky + (i % P) * h
                     ix = ox * lay.stride - lay.pad + kx
                     if lay.mode == MODE_DIRECT:  # row i streams K part i % ksplit
                         iy, ix = 0, (i % lay.ksplit) * lay.kw + kx
                     for c in range(lay.cin):
+                        if rem and _dont_care(lay, R, i, ky):
+                            want.append(DONT_CARE)
+                            continue
                         inside = 0 <= iy < lay.in_h and 0 <= ix < lay.in_w
                         word = lay.in_base + (iy * lay.in_w + ix) * lay.in_cw + c // C
-                        if lay.mode == MODE_DIRECT:
+                        if lay.mode == MODE_DIRECT or rem:
                             inside = word < len(src)
                         want.append(int(src[word, c % C]) if inside else 0)
-            assert a[t, i].tolist() == want, (
+            assert a[t][i].tolist() == want, (
                 f"{lay.name}: emulator window of tile {t} row {i} (pixel {p}) is not the im2col"
             )
 
@@ -176,21 +207,35 @@ def expected_streams(
     a = golden_rows(lay, R, C, src)
     im2col_check(lay, R, C, src, a)
     toks: list[list[Token]] = []
-    wts: list[tuple[int, int, int, int]] = []
+    conv: list[tuple[int, int]] = []  # (convw_en, convw_addr) per issue cycle
+    direct: dict[int, int] = {}  # issue cycle -> directw_addr (the read may outlast the tile)
     for g in range(lay.groups):
         for tp in range(lay.ptiles):
-            for t in range(lay.interval):
-                v = int(t < lay.k_len)
-                first, last = int(t == 0), int(t == lay.k_len - 1)
+            rem = _is_rem(lay, tp)
+            k_len = lay.rem_k_len if rem else lay.k_len
+            n0 = len(toks)
+            if rem:  # the remainder's pre-skewed words: rem_span per group, read from the
+                # tile's first cycle on, past its end when it is overlapped (rem_interval < span)
+                for t in range(lay.rem_span):
+                    direct[n0 + t] = lay.rem_wbase + g * lay.rem_span + t
+            for t in range(lay.rem_interval if rem else lay.interval):
+                v = int(t < k_len)
+                first, last = int(t == 0), int(t == k_len - 1)
                 toks.append(
-                    [Token(v, first, last, int(a[tp, i, t]) if v else None) for i in range(R)]
+                    [Token(v, first, last, int(a[tp][i, t]) if v and a[tp][i, t] != DONT_CARE
+                           else None) for i in range(R)]
                 )
-                if lay.mode == MODE_CONV:
+                if lay.mode == MODE_CONV and not rem:
                     # conv weights: word wbase + g*K + t, read only for real elements
-                    wts.append((v, lay.wbase + g * lay.k_len + t if v else -1, 0, -1))
+                    conv.append((v, lay.wbase + g * lay.k_len + t if v else -1))
                 else:
+                    conv.append((0, -1))
+                if lay.mode == MODE_DIRECT:
                     # pre-skewed direct image: one word per issue cycle, interval per group
-                    wts.append((0, -1, 1, lay.wbase + (g * lay.ptiles + tp) * lay.interval + t))
+                    direct[n0 + t] = lay.wbase + (g * lay.ptiles + tp) * lay.interval + t
+    n_all = max(len(toks), max(direct, default=-1) + 1)
+    wts = [(*(conv[n] if n < len(conv) else (0, -1)), int(n in direct), direct.get(n, -1))
+           for n in range(n_all)]
     return toks, wts
 
 
@@ -290,9 +335,22 @@ def model_dag() -> QModel:
     )  # fmt: skip
 
 
+def model_rem() -> QModel:
+    """A remainder tile in several channel groups (hwgen.schedule.lower._remainder): 3x3 pad
+    0 on 8x9 -> 6x7 = 42 pixels, 9 channels; on 4x4 the last tile holds 2 pixels: K split
+    P = 2 over kernel rows (rows 0-1, 2-3: the second part runs past the kernel); c2 (1x2,
+    stride 4) is a single remainder tile per group on 4x4 and 8x8, so nothing overlaps its
+    weight words' tail."""
+    rng = np.random.default_rng(16)
+    c1 = _qconv(rng, "c1", 4, (8, 9), 9, 3, 1, 0)
+    c2 = _qconv(rng, "c2", 9, (6, 7), 5, 3, 4, 0)  # 1x2: a lone remainder tile per group
+    fc = _qlinear(rng, "fc", 5 * 1 * 2, 5)
+    return QModel("rem", (4, 8, 9), 1 / 127, (c1, c2, QFlatten("f", (5, 1, 2), (10,)), fc))
+
+
 MODELS = {
     "s1p0": model_s1p0, "s2p1": model_s2p1, "pool": model_pool, "rect": model_rect,
-    "dag": model_dag,
+    "dag": model_dag, "rem": model_rem,
 }  # fmt: skip
 ARRAYS = ("4x4", "3x5", "8x8", "5x3", "1x1")
 
@@ -335,7 +393,7 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
                 want_busy = int(cyc < ISSUE_LATENCY - 1 + n_issue)
                 assert busy == want_busy, f"{where}: busy={busy} at cycle {cyc}, want {want_busy}"
                 n = cyc - ISSUE_LATENCY
-                wen, waddr, den, daddr = wts[n] if 0 <= n < n_issue else (0, -1, 0, -1)
+                wen, waddr, den, daddr = wts[n] if 0 <= n < len(wts) else (0, -1, 0, -1)
                 got_w = (ctx.get(dut.convw_en), ctx.get(dut.convw_addr),
                          ctx.get(dut.directw_en), ctx.get(dut.directw_addr))  # fmt: skip
                 assert got_w[0] == wen and got_w[2] == den, (
@@ -358,7 +416,7 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
                     # flags are compared on every cycle (the feeder masks them off valid);
                     # the operand only where valid: off-valid bytes are don't-care for the PE
                     ok = (got.valid, got.first, got.last) == (want.valid, want.first, want.last)
-                    ok = ok and (not want.valid or got.a == want.a)
+                    ok = ok and (not want.valid or want.a is None or got.a == want.a)
                     if not ok:
                         g, rest = divmod(n, lay.ptiles * lay.interval)
                         tp, t = divmod(rest, lay.interval)
@@ -419,6 +477,14 @@ def test_cases_cover_the_brief() -> None:
                     seen.add("out_w < R")
                 if (lay.out_h * lay.out_w) % R:
                     seen.add("partial last tile")
+                if lay.rem_split:
+                    seen.add("remainder tile")
+                    if lay.groups > 1:
+                        seen.add("remainder tile, several groups")
+                    if lay.rem_split * lay.rem_k_len > lay.k_len:
+                        seen.add("remainder tile, a part past the kernel")
+                    seen.add("remainder tile, " + ("overlapped" if lay.rem_interval
+                                                   < lay.rem_span else "not overlapped"))
                 if lay.groups > 1:
                     seen.add("several channel groups")
                     if lay.k_len < R:
@@ -427,5 +493,7 @@ def test_cases_cover_the_brief() -> None:
             "3x3 s1 p0", "3x3 s2 p1", "out_w < R",
             "cin not a multiple of C, several words/pixel", "partial last tile",
             "several channel groups", "K < R with several channel groups",
-            "strided read of a region part"}  # fmt: skip
+            "strided read of a region part", "remainder tile", "remainder tile, several groups",
+            "remainder tile, a part past the kernel", "remainder tile, overlapped",
+            "remainder tile, not overlapped"}  # fmt: skip
     assert want <= seen, f"not covered: {sorted(want - seen)}"

@@ -76,7 +76,7 @@ def test_linear_k_split() -> None:
         by_name[array] = {lay.name: lay for lay in prog.layers}
         assert prog.directw_depth == sum(
             lay.issue_cycles for lay in prog.layers if lay.mode == 1
-        )
+        ) + sum(lay.groups * lay.rem_span for lay in prog.layers)
     fc1 = by_name["16x16"]["fc1"]
     assert (fc1.ksplit, fc1.kw, fc1.cin, fc1.in_cw, fc1.interval) == (4, 25, 16, 1, 430)
     assert fc1.macs == 64 * 1600  # executed MACs: the layer's, not K/P
@@ -85,6 +85,41 @@ def test_linear_k_split() -> None:
     assert by_name["8x8"]["fc1"].ksplit == 1  # 8 output words fill the 8 rows already
     fc2 = by_name["8x8"]["fc2"]
     assert (fc2.ksplit, fc2.k_len, fc2.interval) == (4, 16, 30)
+
+
+def test_conv_remainder_tile() -> None:
+    """The last pixel tile of each channel group runs in direct mode with a K split over
+    kernel rows (LayerPlan.rem_split) where that takes fewer cycles: mnist_cnn conv2 (100
+    pixels, 3x3x32) leaves 4 pixels on 8, 12 and 16 rows; the next tile starts after the
+    K part (the pre-skewed words' tail is read beside it). Not used where the windows need
+    padding (tiny_cnn's pad-1 convs), nor where a plain tile is no slower (4x4: no remainder;
+    conv1: K = 9 shorter than a part's drain)."""
+    qm = build_qmodel("mnist_cnn")
+    want = {"8x8": (2, 192, 206), "12x12": (3, 96, 118), "16x8": (4, 96, 118),
+            "16x16": (4, 96, 126), "4x4": (0, 0, 0)}  # fmt: skip
+    for array, (P, L, span) in want.items():
+        prog = lower(qm, ArrayConfig.parse(array))
+        conv1, conv2 = prog.layers[:2]
+        # the next group's conv tile is issued after the K part, beside the weights' tail
+        ri = L
+        assert (conv2.rem_split, conv2.rem_k_len, conv2.rem_interval, conv2.rem_span) == (
+            P, L, ri, span), array
+        assert conv1.rem_split == 0
+        if P:
+            R, S = prog.array.rows, conv2.in_cw
+            h = -(-3 // P)
+            assert conv2.rem_step1 == h * conv2.in_w * S
+            assert conv2.rem_wrap == S - (P - 1) * h * conv2.in_w * S
+            assert conv2.issue_cycles == conv2.groups * ((conv2.ptiles - 1) * 288 + ri)
+            assert conv2.rows_out(R) == conv2.groups * ((conv2.ptiles - 1) * R + R // P)
+            assert f"last tile direct x{P} parts" in prog.text()
+    prog = lower(qm, ArrayConfig.parse("16x16"))
+    assert prog.layers[1].issue_cycles == 4 * (6 * 288 + 96)  # was 4 * 7 * 288
+    off = lower(qm, ArrayConfig.parse("16x16"), BufferLimits(remainder_tiles=False))
+    assert off.layers[1].rem_split == 0 and off.layers[1].issue_cycles == 4 * 7 * 288
+    assert off.directw_depth == prog.directw_depth - 4 * 126  # the remainders' words
+    tiny = lower(build_qmodel("tiny_cnn"), ArrayConfig.parse("4x4"))
+    assert [lay.rem_split for lay in tiny.layers if lay.mode == 0] == [0, 0, 4]  # pad 1, 1, 0
 
 
 def _toy(pool_stride: int = 2, lin_in: int = 36) -> QModel:

@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 G = 12  # geometry fields (heights, widths, channels)
+REM_BITS = 14  # a remainder tile's K part and interval (lower checks before using one)
+REM_WBASE_BITS = 15  # its first direct-weight word
 A = 24  # addresses and address steps
 
 DESC_LAYOUT = data.StructLayout(
@@ -72,6 +74,15 @@ DESC_LAYOUT = data.StructLayout(
         "pool_shift": unsigned(4),
         "pool_count": unsigned(16),  # pooled pixels per channel group
         "preload": 1,  # the next image may be written into buffer 0 during this layer
+        # conv: each group's last pixel tile in direct mode with a K split of ksplit_m1 + 1
+        # over kernel rows (LayerPlan.rem_split; hwgen.schedule.lower._remainder)
+        "rem": 1,
+        "rem_k_len": unsigned(REM_BITS),
+        "rem_interval": unsigned(REM_BITS),
+        "rem_rows_m1": unsigned(SPLIT_BITS),  # R / P - 1: reduced rows of a remainder tile
+        "rem_wbase": unsigned(REM_WBASE_BITS),  # group g's words: rem_wbase + g*(its span)
+        "rem_step1": signed(A),  # feeder step to the next part (h input rows)
+        "rem_wrap": signed(A),  # feeder step from a block's last part to the next pixel
     }
 )
 
@@ -148,14 +159,21 @@ def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
         "act_hi": lay.act_hi,
         "rows_limit": lay.rows_limit,
         "writes": writes,
-        "rows_total": lay.groups * lay.ptiles * (rows // lay.ksplit),
-        "ksplit_m1": lay.ksplit - 1,
+        "rows_total": lay.rows_out(rows),
+        "ksplit_m1": (lay.rem_split or lay.ksplit) - 1,
         "pool_en": lay.pool_en,
         "pool_k": lay.pool_k,
         "pool_mode": lay.pool_mode,
         "pool_shift": lay.pool_shift,
         "pool_count": lay.pool_out_h * lay.pool_out_w if lay.pool_en else 0,
         "preload": lay.preload,
+        "rem": int(lay.rem_split > 0),
+        "rem_k_len": lay.rem_k_len,
+        "rem_interval": lay.rem_interval,
+        "rem_rows_m1": rows // lay.rem_split - 1 if lay.rem_split else 0,
+        "rem_wbase": lay.rem_wbase,
+        "rem_step1": lay.rem_step1,
+        "rem_wrap": lay.rem_wrap,
     }
 
 

@@ -65,19 +65,24 @@ def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
     return out
 
 
-def feed_cfg(m: Module, desc) -> data.View:
-    """Row 0's registered copy of the per-layer constants, from the descriptor."""
+def feed_cfg(m: Module, desc, rem) -> data.View:
+    """Row 0's registered copy of the per-layer constants, from the descriptor; ``rem`` (the
+    sequencer's remainder-tile flag, a register) switches to a conv layer's remainder tile's
+    stepping: direct mode, K part i % P at rem_step1 words per row, rem_wrap to the next
+    pixel. Registered beside the sequencer's token, so each row switches with its first
+    token of the tile."""
     cfg = Signal(FEED_CFG, name="feed_cfg0", reset_less=True)
+    direct = desc.mode | rem
     m.d.sync += [
-        cfg.mode.eq(desc.mode),
+        cfg.mode.eq(direct),
         cfg.src.eq(desc.src),
         cfg.in_h.eq(desc.in_h),
         cfg.in_w.eq(desc.in_w),
         cfg.stride.eq(desc.stride),
-        cfg.step1.eq(desc.step1),
+        cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
         # direct mode: rows wrap back to the first K part after ksplit rows
-        cfg.last_ox.eq(Mux(desc.mode, desc.ksplit_m1, desc.out_w - 1)),
-        cfg.wrap_base.eq(desc.step1 + desc.wrap_delta),
+        cfg.last_ox.eq(Mux(direct, desc.ksplit_m1, desc.out_w - 1)),
+        cfg.wrap_base.eq(Mux(rem, desc.rem_wrap, desc.step1 + desc.wrap_delta)),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
     ]
     return cfg
@@ -144,6 +149,9 @@ class RowFeeder(wiring.Component):
             m.d.sync += latched.eq(step)
         m.d.comb += self.pix_out.eq(latched)
         p_tok = _token_reg(m, tok, "p_tok")
+        # the mode of this token's tile (it may change with the next token: a remainder tile)
+        p_direct = Signal(reset_less=True)
+        m.d.sync += p_direct.eq(d.mode)
 
         # --- stage A: address and bounds. From here on the data (address, bounds, lane, byte)
         # is reset-less and only the flags (valid, first, last) are reset.
@@ -156,7 +164,7 @@ class RowFeeder(wiring.Component):
             ix.eq(latched.ix0 + p_tok.kx),
         ]
         # direct mode has no padding; a K part past the input reads words whose weights are 0
-        oob = ~d.mode & ((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
+        oob = ~p_direct & ((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
         a_addr = Signal(self.addr_width, reset_less=True)
         a_oob = Signal(reset_less=True)
         a_lane = Signal(8, reset_less=True)

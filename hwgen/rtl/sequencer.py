@@ -10,7 +10,7 @@ All outputs are registered; every consumer sees the same one-cycle issue latency
 """
 
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -46,9 +46,14 @@ class Sequencer(wiring.Component):
     convw_addr: Out(unsigned(A))
     directw_en: Out(1)
     directw_addr: Out(unsigned(A))
+    # the tile being issued is a conv layer's remainder tile (direct mode, K split; see
+    # hwgen.schedule.lower._remainder): a register, valid in the cycle the token is issued
+    # (so registered beside it, it lines up with `tok`)
+    rem: Out(1)
 
-    def __init__(self, *, cols: int) -> None:
+    def __init__(self, *, cols: int, rows: int) -> None:
         self.cols = cols
+        self.rows = rows
         super().__init__()
 
     def elaborate(self, platform) -> Module:
@@ -71,6 +76,16 @@ class Sequencer(wiring.Component):
         gbase = Signal(unsigned(A))
         dptr = Signal(unsigned(A))
         running = Signal()
+        # Per tile: the remainder tile's flag and the loop ends of the current tile (its K
+        # and interval differ from the layer's), registers set at the tile steps.
+        rem_t = Signal()
+        cur_k_m1, cur_int_m2 = Signal(20, reset_less=True), Signal(20, reset_less=True)
+        m.d.comb += self.rem.eq(rem_t)
+        tail_len = self.rows + self.cols - 2
+        tail_on = Signal()
+        tail_left = Signal(range(tail_len + 1))
+        rd_direct = Signal()
+        m.d.comb += rd_direct.eq((running & (d.mode | rem_t)) | tail_on)
 
         m.d.comb += self.busy.eq(running | self.start)
 
@@ -89,6 +104,17 @@ class Sequencer(wiring.Component):
         c_step = Signal(unsigned(12), **rl)
         wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
         wrap_dbase = Signal(signed(A + 1), **rl)
+        rk_m1, rint_m2 = Signal(20, **rl), Signal(20, **rl)
+        rem_on = Signal(**rl)
+        # the remainder tile is issued after its K part, the next tile beside its last
+        # R + C - 2 weight words (hwgen.schedule.lower._remainder)
+        rem_ovl = Signal(**rl)
+        m.d.sync += [
+            rk_m1.eq(d.rem_k_len - 1),
+            rint_m2.eq(d.rem_interval - 2),
+            rem_on.eq(d.rem),
+            rem_ovl.eq(d.rem_interval == d.rem_k_len),
+        ]
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
             int_m2.eq(d.interval - 2),
@@ -154,32 +180,46 @@ class Sequencer(wiring.Component):
             self.convw_addr.eq(convw_addr),
             self.directw_addr.eq(directw_addr),
         ]
-        held = (tok_d, pix_d, convw_addr, directw_addr)
+        held = (tok_d, pix_d, convw_addr)
         m.d.sync += [
             self.tok.valid.eq(0),
             self.tok.first.eq(0),
             self.tok.last.eq(0),
             self.convw_en.eq(0),
-            self.directw_en.eq(0),
+            self.directw_en.eq(rd_direct),
+            directw_addr.eq(dptr),
             p_step.eq(0),
             g_step.eq(0),
             stop.eq(0),
         ]
 
         with m.If(self.start):
-            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0)]
+            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0), tail_on.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
-            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(d.wbase)]
+            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_kloop(first=True) + reset_pixel()
+            # (the registered constants are not valid yet: from the descriptor)
+            first_rem = d.rem & (d.ptiles == 1)
+            m.d.sync += [rem_t.eq(first_rem),
+                         cur_k_m1.eq(Mux(first_rem, d.rem_k_len, d.k_len) - 1),
+                         cur_int_m2.eq(Mux(first_rem, d.rem_interval, d.interval) - 2)]
         with m.Else():
             with m.If(running):
-                m.d.sync += self._issue(d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0,
-                                        base, gbase, dptr)
+                m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
+                                        iy0, ix0, base, gbase, rem_t)
+            # Direct words: one per cycle of a direct tile (linear layer or remainder tile)
+            # and of the tail after an overlapped remainder tile, also past the layer's last
+            # tile. (The address register is reset-less: read only with a direct tile.)
+            with m.If(rd_direct):
                 m.d.sync += dptr.eq(dptr + 1)
+            with m.If(tail_on):
+                m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
+            with m.If(t_end & rem_t & rem_ovl):
+                m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
             with m.If(elem):
-                with m.If(t == k_m1):
+                with m.If(t == cur_k_m1):
                     m.d.sync += elem.eq(0)
                 with m.If(c_end):
                     m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_m1 == 0)]
@@ -200,11 +240,13 @@ class Sequencer(wiring.Component):
                 m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(~stop)]
                 m.d.sync += reset_kloop()
             with m.Elif(running):
-                last_t = t == int_m2
+                last_t = t == cur_int_m2
                 m.d.sync += [t.eq(t + 1), t_end.eq(last_t), p_step.eq(last_t & ~tp_end),
                              g_step.eq(last_t & tp_end), stop.eq(last_t & tp_end & g_end)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
+                m.d.sync += self._tile_ends(rem_on & (tp == pt_m2), rem_t, cur_k_m1, cur_int_m2,
+                                            k_m1, int_m2, rk_m1, rint_m2)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
                     m.d.sync += [
@@ -223,16 +265,24 @@ class Sequencer(wiring.Component):
             with m.If(g_step):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
+                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, cur_int_m2,
+                                            k_m1, int_m2, rk_m1, rint_m2)
                 m.d.sync += reset_pixel()
             with m.If(stop):
                 m.d.sync += running.eq(0)
         return m
 
+    @staticmethod
+    def _tile_ends(rem_next, rem_t, cur_k_m1, cur_int_m2, k_m1, int_m2, rk_m1, rint_m2):
+        """At a tile step: the next tile's remainder flag and loop ends."""
+        return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
+                cur_int_m2.eq(Mux(rem_next, rint_m2, int_m2))]
+
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
-               dptr):
+               rem_t):
         """The registered outputs of one running cycle: row 0's token and weight reads
         (``held``: the reset-less registers behind the data outputs)."""
-        tok_d, pix_d, convw_addr, directw_addr = held
+        tok_d, pix_d, convw_addr = held
         return [
             self.tok.valid.eq(elem),
             self.tok.first.eq(t == 0),
@@ -241,12 +291,10 @@ class Sequencer(wiring.Component):
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
             tok_d.kx.eq(kx),
-            pix_d.ox.eq(ox),
+            pix_d.ox.eq(Mux(rem_t, 0, ox)),  # a remainder tile's row 0 is K part 0
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
-            self.convw_en.eq(elem & (d.mode == 0)),
+            self.convw_en.eq(elem & (d.mode == 0) & ~rem_t),
             convw_addr.eq(gbase + t),
-            self.directw_en.eq(d.mode == 1),
-            directw_addr.eq(dptr),
         ]

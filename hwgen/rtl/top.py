@@ -248,7 +248,7 @@ class Accelerator(wiring.Component):
             ]
 
         # ---------------- compute pipeline
-        seq = Sequencer(cols=C)
+        seq = Sequencer(cols=C, rows=R)
         m.submodules.seq = seq
         wb = WriteBack(
             rows=R,
@@ -267,7 +267,14 @@ class Accelerator(wiring.Component):
         # by MemoryPlan.check); their results sign-extend into the 32-bit write-back below.
         array = SystolicArray(replace(cfg, acc_width=plan.acc_width))
         m.submodules.array = array
-        m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc), array.direct.eq(desc.mode)]
+        m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc)]
+        # direct mode per tile (a linear layer, or a conv's remainder tile): registered with
+        # the token, then FEEDER_LATENCY - direct_latency more, so that it reaches the PEs
+        # with the tile's first operands
+        direct_q = Signal(name="direct_q", reset_less=True)
+        m.d.sync += direct_q.eq(desc.mode | seq.rem)
+        m.d.comb += array.direct.eq(
+            _delay(m, direct_q, FEEDER_LATENCY - array.direct_latency, "direct"))
 
         feeders = []
         for i in range(R):
@@ -275,7 +282,7 @@ class Accelerator(wiring.Component):
             m.submodules[f"feed{i}"] = f
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, desc))]
+                             f.cfg_in.eq(feed_cfg(m, desc, seq.rem))]
             else:
                 prev = feeders[-1]
                 m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),

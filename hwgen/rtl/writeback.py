@@ -12,7 +12,7 @@ place, at its channel-word offset inside the shared region (hwgen.schedule.alloc
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -90,7 +90,7 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width)
         m.submodules.reduce = red
-        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(d.ksplit_m1),
+        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(self._split(m, d, aligned[0][0])),
                      red.i_valid.eq(aligned[0][0])]
         m.d.comb += [red.i_data[j].eq(aligned[j][1]) for j in range(C)]
         aligned = [(red.o_valid, red.o_data[j]) for j in range(C)]
@@ -116,20 +116,31 @@ class WriteBack(wiring.Component):
         pt_m3 = Signal.like(tl2, reset_less=True)
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
         tp_end = Signal()  # the group's last pixel tile, a flag set with tl2
+        # the current tile's last (reduced) row: R - 1, or R/P - 1 in a remainder tile
+        last_i = Signal(range(R), reset_less=True)
+        rem_rows_m1 = Signal(range(R), reset_less=True)
+        m.d.sync += rem_rows_m1.eq(d.rem_rows_m1)
+
+        def next_last(rem_next):
+            return last_i.eq(Mux(rem_next, rem_rows_m1, R - 1))
+
         with m.If(self.start):
             m.d.sync += [i.eq(0), tl2.eq(d.ptiles - 3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(d.ptiles == 1)]
+            m.d.sync += last_i.eq(Mux(d.rem & (d.ptiles == 1), d.rem_rows_m1, R - 1))
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(d.mode == 0):
                 m.d.sync += wptr.eq(wptr + d.dst_cw)
-                with m.If(i == R - 1):
+                with m.If(i == last_i):
                     m.d.sync += i.eq(0)
                     with m.If(tp_end):
                         m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
                         m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_one)]
+                        m.d.sync += next_last(d.rem & pt_one)
                     with m.Else():
                         m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1])]
+                        m.d.sync += next_last(d.rem & tl2[-1])
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
             with m.Else():
@@ -262,6 +273,38 @@ class WriteBack(wiring.Component):
             m.d.sync += [tail.eq(tail - 1), tail_zero.eq(tail == 1)]
         m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
         return m
+
+
+    def _split(self, m: Module, d, valid) -> Signal:
+        """RowReduce's P - 1 for the row entering it: a linear layer's ksplit; in a conv
+        layer 0 (every row is one pixel) but in a remainder tile (the group's last pixel tile
+        of a layer with ``rem``) its K split. Counters of the deskewed rows, so the split is
+        a register when the tile's first row arrives."""
+        R = self.rows
+        ii = Signal(range(R))  # row of the tile entering
+        tl2 = Signal(signed(18))  # tiles left in the group after this one, minus 2
+        tp_end = Signal()  # this is the group's last pixel tile
+        split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
+        pt_one = Signal(reset_less=True)
+        pt_m3 = Signal.like(tl2, reset_less=True)
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
+
+        def split_for(last_tile):
+            return split.eq(Mux(d.mode | (d.rem & last_tile), d.ksplit_m1, 0))
+
+        with m.If(self.start):
+            m.d.sync += [ii.eq(0), tl2.eq(d.ptiles - 3), tp_end.eq(d.ptiles == 1),
+                         split_for(d.ptiles == 1)]
+        with m.Elif(valid):
+            with m.If(ii == R - 1):
+                m.d.sync += ii.eq(0)
+                with m.If(tp_end):
+                    m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), split_for(pt_one)]
+                with m.Else():
+                    m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), split_for(tl2[-1])]
+            with m.Else():
+                m.d.sync += ii.eq(ii + 1)
+        return split
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG

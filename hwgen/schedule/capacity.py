@@ -128,6 +128,9 @@ class MemoryPlan:
                 else ("direct weight memory", self.directw_depth)
             )
             _need(at, "weights", wmem, lay.wbase + ext["weights"], wdepth)
+            if lay.rem_split:  # a conv's remainder tiles: pre-skewed direct words
+                _need(at, "remainder-tile weights", "direct weight memory",
+                      lay.rem_wbase + lay.groups * lay.rem_span, self.directw_depth)
             _need(at, "parameters", "parameter memory", lay.pbase + ext["params"], self.param_depth)
             if acc_bits_for(lay.acc_bound) > self.acc_width:
                 raise FitError(

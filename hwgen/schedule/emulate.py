@@ -43,17 +43,28 @@ def buffer_to_chw(buf: np.ndarray, h: int, w: int, c: int, cw: int, base: int = 
 
 
 def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]:
-    """Per tile, per row: (iy0, ix0, base) as the feeders compute them incrementally."""
+    """Per tile, per row: (iy0, ix0, base) as the feeders compute them incrementally. A
+    remainder tile (``lay.rem_split``, the last one) steps rem_step1 words per row and
+    rem_wrap after each block of P rows (direct mode: iy0/ix0 unused, kept as row 0's)."""
     s, ow = lay.stride, lay.out_w
     states = []
     oy = ox = 0
     iy0 = ix0 = -lay.pad
     base = (-lay.pad * lay.in_w - lay.pad) * lay.in_cw + lay.in_base
-    for _ in range(lay.ptiles):
+    for tile in range(lay.ptiles):
         rows = []
         y, x, ry, rx, rb = oy, ox, iy0, ix0, base
+        rem = lay.rem_split and tile == lay.ptiles - 1
+        if rem:
+            x = 0
         for i in range(R):
-            if i > 0 and lay.mode != MODE_CONV:  # direct: the next part, back after P rows
+            if i > 0 and rem:  # the next K part (h kernel rows on), the next pixel after P
+                x += 1
+                rb += lay.rem_step1
+                if x == lay.rem_split:
+                    x = 0
+                    rb += lay.rem_wrap - lay.rem_step1
+            elif i > 0 and lay.mode != MODE_CONV:  # direct: the next part, back after P rows
                 x += 1
                 rb += lay.step1
                 if x == lay.ksplit:
@@ -100,6 +111,60 @@ def _window_offsets(lay: LayerPlan, C: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def _read(src: np.ndarray, addr: int, lane: int) -> int:
+    """A feeder's read without bounds (direct mode): whatever is read past the buffer meets a
+    zero weight, so 0 stands for it."""
+    return int(src[addr, lane]) if 0 <= addr < len(src) else 0
+
+
+def _remainder_tile(prog: Program, lay: LayerPlan, src: np.ndarray, rows: list,
+                    offs: list, g: int) -> np.ndarray:
+    """Group g's remainder tile: direct mode, K split P over kernel rows; returns the R/P
+    reduced rows [R/P, C] (the write-back's RowReduce)."""
+    R, C = prog.array.rows, prog.array.cols
+    P, L = lay.rem_split, lay.rem_k_len
+    w0 = lay.rem_wbase + g * lay.rem_span
+    acc = np.zeros((R, C), dtype=np.int64)
+    for i in range(R):
+        base = rows[i][2]
+        a = np.array([_read(src, base + off, lane) for (_, _, off, lane) in offs])
+        for j in range(C):
+            acc[i, j] = a @ prog.directw[w0 + i + j : w0 + i + j + L, i * C + j]
+    return acc.reshape(R // P, P, C).sum(axis=1)
+
+
+def _write_rows(prog: Program, lay: LayerPlan, acc: np.ndarray, t: int, g: int, R: int,
+                pre_pool: np.ndarray, dst: np.ndarray) -> None:
+    """Requantize a tile's (reduced) rows and write them as the write-back does."""
+    stride, wbase = lay.dst_stride, lay.dst_base
+    acc = _wrap32(acc)
+    for i in range(len(acc)):
+        if lay.mode == MODE_CONV:
+            r = t * R + i
+            if r >= lay.rows_limit:
+                continue
+            pw = lay.pbase + g
+        else:
+            r = g * len(acc) + i
+            if r >= lay.rows_limit:
+                continue
+            pw = lay.pbase + r
+        y = requantize(
+            _wrap32(acc[i] + prog.bias[pw]),
+            prog.mult[pw],
+            prog.shift[pw],
+            0,
+            lay.act_lo,
+            lay.act_hi,
+        )
+        if lay.mode == MODE_CONV:
+            pre_pool[g, r] = y
+            if not lay.pool_en:
+                dst[wbase + r * stride + g] = y
+        else:
+            dst[wbase + r] = y
+
+
 def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Run the program; returns (logits int8 [N], buffer snapshot after every layer).
 
@@ -113,10 +178,15 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
         dst = bufs[lay.dst]
         stride, wbase = lay.dst_stride, lay.dst_base
         offs = _window_offsets(lay, C)
+        rem_offs = _window_offsets(lay, C)[: lay.rem_k_len]  # h kernel rows of the K loop
         states = row_pixel_states(lay, R)
         pre_pool = np.zeros((lay.groups, lay.out_h * lay.out_w, C), dtype=np.int64)
         for g in range(lay.groups):
             for t in range(lay.ptiles):
+                if lay.rem_split and t == lay.ptiles - 1:
+                    acc = _remainder_tile(prog, lay, src, states[t], rem_offs, g)
+                    _write_rows(prog, lay, acc, t, g, R, pre_pool, dst)
+                    continue
                 a = np.zeros((R, lay.k_len), dtype=np.int64)
                 for i in range(R):
                     iy0, ix0, base = states[t][i]
@@ -139,32 +209,7 @@ def emulate(prog: Program, x_int8: np.ndarray) -> tuple[np.ndarray, list[np.ndar
                     # the write-back's row reduction: each block of P rows is one row
                     P = lay.ksplit
                     acc = acc.reshape(R // P, P, C).sum(axis=1)
-                acc = _wrap32(acc)
-                for i in range(len(acc)):
-                    if lay.mode == MODE_CONV:
-                        r = t * R + i
-                        if r >= lay.rows_limit:
-                            continue
-                        pw = lay.pbase + g
-                    else:
-                        r = g * len(acc) + i
-                        if r >= lay.rows_limit:
-                            continue
-                        pw = lay.pbase + r
-                    y = requantize(
-                        _wrap32(acc[i] + prog.bias[pw]),
-                        prog.mult[pw],
-                        prog.shift[pw],
-                        0,
-                        lay.act_lo,
-                        lay.act_hi,
-                    )
-                    if lay.mode == MODE_CONV:
-                        pre_pool[g, r] = y
-                        if not lay.pool_en:
-                            dst[wbase + r * stride + g] = y
-                    else:
-                        dst[wbase + r] = y
+                _write_rows(prog, lay, acc, t, g, R, pre_pool, dst)
         if lay.pool_en:
             pool = avgpool_int if lay.pool_mode == POOL_AVG else maxpool_int
             for g in range(lay.groups):

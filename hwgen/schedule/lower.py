@@ -58,6 +58,9 @@ class BufferLimits:
     param_words: int = 1 << 12
     pool_max_k: int = 4
     max_dim: int = 2047  # feature-map height/width
+    # conv remainder tiles (_remainder): faster, but their pre-skewed weights grow the
+    # direct-weight memory (mnist_cnn 8x8: 1,644 -> 3,292 words of R*C bytes)
+    remainder_tiles: bool = True
 
 
 def _ceil(a: int, b: int) -> int:
@@ -430,6 +433,28 @@ class _Images:
                         img[t0 : t0 + k_len, i * C + j] = wsplit[n, i % split]
         return self._put("directw", self.directw, img)
 
+    def remainder(self, wmat: np.ndarray, rem: dict, groups: int, kh: int, kw: int,
+                  cin: int, npx: int) -> int:
+        """A conv's remainder tiles (see _remainder), one per group, pre-skewed like
+        ``direct``: word g*I + t, lane i*C+j = the weight of channel g*C+j for element t-i-j
+        of block i // P's part i % P (kernel rows (i%P)*h ...); blocks past the group's last
+        pixel and kernel rows past kh get 0."""
+        R, C = self.R, self.C
+        P, h, L, ri = rem["rem_split"], rem["h"], rem["rem_k_len"], rem["rem_span"]
+        blocks = npx - (npx - 1) // R * R  # real pixels in the remainder tile
+        w4 = np.zeros((wmat.shape[0], P * h, kw, cin), dtype=np.int64)
+        w4[:, :kh] = wmat.reshape(wmat.shape[0], kh, kw, cin)
+        parts = w4.reshape(wmat.shape[0], P, L)  # [N, part, element]
+        img = np.zeros((groups * ri, R * C), dtype=np.int64)
+        for g in range(groups):
+            for i in range(blocks * P):
+                for j in range(C):
+                    n = g * C + j
+                    if n < wmat.shape[0]:
+                        t0 = g * ri + i + j
+                        img[t0 : t0 + L, i * C + j] = parts[n, i % P]
+        return self._put("directw", self.directw, img)
+
     def params(self, lay: QConv | QLinear | QAdd, out_cw: int) -> int:
         """Requant parameters, one word per C output channels."""
         C = self.C
@@ -536,6 +561,43 @@ def _split_weights(wmat: np.ndarray, sp: _Split, v: _View, cin: int, C: int) -> 
     return np.where(ok[None], wmat[:, idx], 0)
 
 
+REM_FIELD_MAX = 1 << 14  # rem_k_len / rem_interval bits of the descriptor
+REM_WBASE_MAX = 1 << 15  # rem_wbase bits
+
+
+def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int, ptiles: int) -> dict:
+    """The remainder tile of a conv layer, or {} if it would not pay off or cannot be used.
+
+    The last pixel tile of each channel group holds only ``rem`` = npx mod R pixels, but a
+    conv tile costs a whole interval: its rows share the column weight stream. In direct mode
+    (per-PE weights) it can split K instead: P row blocks per pixel, part q = kernel rows
+    [q*h, (q+1)*h) with h = ceil(kh/P), so the tile takes h*kw*cin + R + C - 2 cycles. The
+    parts are a constant word step apart (h input rows), so the feeders' direct-mode
+    stepping walks them; it has no bounds check, hence no padding (pad == 0), and it moves
+    the pixel only along x, hence the remainder pixels must lie in one output row. The
+    part's K loop must be at least R long (the drain needs R cycles between a row's last
+    elements). Its pre-skewed weight words span L + R + C - 2 cycles; when the group has a
+    conv tile after it that lasts at least the R + C - 2 cycles past L, the next tile is
+    issued after L cycles and the sequencer reads the last words beside it."""
+    kh, kw, cin, s, pad, oh, ow = (g[k] for k in ("kh", "kw", "cin", "s", "pad", "oh", "ow"))
+    npx = oh * ow
+    rem = npx % R
+    first = npx - rem
+    if rem == 0 or pad != 0 or first // ow != (npx - 1) // ow:
+        return {}
+    best: dict = {}
+    for P in (p for p in range(2, R + 1) if R % p == 0 and R // p >= rem):
+        h = _ceil(kh, P)
+        L = h * kw * cin
+        span = L + R + C - 2
+        ri = L if ptiles >= 2 and (ptiles - 1) * interval >= R + C - 2 else span
+        fits = span < REM_FIELD_MAX  # the descriptor's rem_* fields (hwgen.rtl.descriptor)
+        if fits and L >= max(R, 2) and ri < interval and (not best or ri < best["rem_interval"]):
+            best = dict(rem_split=P, h=h, rem_k_len=L, rem_interval=ri, rem_span=span,
+                        rem_step1=h * in_w * S, rem_wrap=s * S - (P - 1) * h * in_w * S)
+    return best
+
+
 def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) -> LayerPlan:
     R, C = img.R, img.C
     lay = it.lay
@@ -555,6 +617,10 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
+        rem = _remainder(g, S, v.w, R, C, interval, ptiles) if lim.remainder_tiles else {}
+        if rem and img.used["directw"] < REM_WBASE_MAX:
+            rem_wbase = img.remainder(g["wmat"], rem, groups, kh, kw, cin, oh * ow)
+            geo = {k: val for k, val in rem.items() if k != "h"} | {"rem_wbase": rem_wbase}
     else:
         sp, groups, interval = _direct_split(v, cin, out_cw, R, C)
         ptiles = 1

@@ -100,6 +100,23 @@ class LayerPlan:
     # input is kept live and no longer read, and this layer does not read buffer 0; see
     # hwgen.schedule.lower._preload and the controller in rtl/top.py)
     preload: int = 0
+    # conv: the remainder tile (hwgen.schedule.lower._remainder). With rem_split = P > 0 the
+    # last pixel tile of every group runs in direct mode with a K split: row i computes pixel
+    # (ptiles-1)*R + i//P over kernel rows [(i%P)*h, (i%P+1)*h) (h = ceil(kh/P)) of its
+    # window, with its own pre-skewed weights (group g's from word rem_wbase + g*rem_span
+    # of the direct-weight memory); the feeders step rem_step1 words (h input rows) per row
+    # and rem_wrap at a block's end (the next pixel); the write-back sums each block of P.
+    # The pre-skewed words of a remainder tile span rem_k_len + R + C - 2 cycles
+    # (rem_span words per group); when the next tile is a conv tile long enough, the
+    # sequencer issues it after rem_k_len cycles and reads the remaining words beside it
+    # (rem_interval = rem_k_len), else rem_interval = rem_span.
+    rem_split: int = 0
+    rem_k_len: int = 0
+    rem_interval: int = 0
+    rem_span: int = 0
+    rem_wbase: int = 0
+    rem_step1: int = 0
+    rem_wrap: int = 0
 
     @property
     def tiles(self) -> int:
@@ -107,7 +124,15 @@ class LayerPlan:
 
     @property
     def issue_cycles(self) -> int:
+        if self.rem_split:
+            return self.groups * ((self.ptiles - 1) * self.interval + self.rem_interval)
         return self.tiles * self.interval
+
+    def rows_out(self, rows: int) -> int:
+        """Rows after the write-back's row reduction (what its counters see)."""
+        if self.rem_split:
+            return self.groups * ((self.ptiles - 1) * rows + rows // self.rem_split)
+        return self.groups * self.ptiles * (rows // self.ksplit)
 
     @property
     def final_h(self) -> int:
@@ -207,11 +232,19 @@ class Program:
                 f"p{lay.pad} out {lay.out_h}x{lay.out_w}x{lay.cout}{pool} | "
                 f"{lay.groups}x{lay.ptiles} tiles K={lay.k_len}"
                 f"{f' x{lay.ksplit} parts' if lay.ksplit > 1 else ''} every {lay.interval} cyc "
+                f"{_rem(lay)}"
                 f"= {lay.issue_cycles} cyc | w@{lay.wbase} p@{lay.pbase} "
                 f"clamp[{lay.act_lo},{lay.act_hi}]{_placement(lay)}"
             )
         lines.append(f"OUT   {self.out_len} int8 from buf{self.out_buf}")
         return "\n".join(lines)
+
+
+def _rem(lay: LayerPlan) -> str:
+    """The remainder tile, if the layer has one (direct mode, K split)."""
+    if not lay.rem_split:
+        return ""
+    return f"(last tile direct x{lay.rem_split} parts K={lay.rem_k_len} {lay.rem_interval} cyc) "
 
 
 def _placement(lay: LayerPlan) -> str:
