@@ -126,7 +126,7 @@ class HostTop(wiring.Component):
         p_len = Signal(16)
         p_cnt = Signal(16)
         p_crc = Signal(16, init=0xFFFF)
-        p_crc_lo = Signal(8)
+        lo_ok = Signal()  # the CRC's low byte matched (tested as it arrives: timing)
         # cycles left before a stalled frame times out, minus one, counted down: the timeout
         # is its sign bit (timing: no wide compare in front of the parser's state)
         idle_left = Signal(range(-1, self.timeout))
@@ -139,7 +139,9 @@ class HostTop(wiring.Component):
         byte = rx.o.payload
         got = rx.o.valid & enable
         m.d.sync += f_valid.eq(0)
-        too_long = p_len > self.max_payload
+        # (registered: p_len is set bytes before the CRC that reads these)
+        too_long = Signal()
+        m.d.sync += too_long.eq(p_len > self.max_payload)
 
         def timeout() -> None:  # last in every state after SYNC: overrides its m.next
             with m.If(~got & idle_left[-1]):
@@ -177,12 +179,12 @@ class HostTop(wiring.Component):
                 timeout()
             with m.State("CRC0"):
                 with m.If(got):
-                    m.d.sync += p_crc_lo.eq(byte)
+                    m.d.sync += lo_ok.eq(byte == p_crc[:8])
                     m.next = "CRC1"
                 timeout()
             with m.State("CRC1"):
                 with m.If(got):
-                    crc_ok = (byte == p_crc[8:]) & (p_crc_lo == p_crc[:8])
+                    crc_ok = (byte == p_crc[8:]) & lo_ok
                     m.d.sync += [
                         f_valid.eq(1),
                         f_status.eq(
