@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -375,6 +376,9 @@ def _build_parser(sub) -> None:
     _model_args(sp)
     sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("--no-remainder-tiles", action="store_true",
+                    help="schedule each group's last pixel tile as a plain conv tile (smaller "
+                         "direct-weight memory, more cycles)")
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
         help="also size the memories for these zoo models (one bitstream runs all of them)",
@@ -486,6 +490,9 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("generate", help="write Verilog + manifest to rtl_out/<model>/ and lint it")
     _model_args(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    sp.add_argument("--no-remainder-tiles", action="store_true",
+                    help="schedule each group's last pixel tile as a plain conv tile (smaller "
+                         "direct-weight memory, more cycles)")
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
@@ -500,6 +507,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=hlp)
         _model_args(sp)
         sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+        sp.add_argument("--no-remainder-tiles", action="store_true",
+                        help="schedule each group's last pixel tile as a plain conv tile (smaller "
+                             "direct-weight memory, more cycles)")
         sp.add_argument("-n", type=int, default=20, help="number of test images (default 20)")
         sp.add_argument("--seed", type=int, default=1, help="stimulus/backpressure seed")
         if name == "sim":
@@ -540,6 +550,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
+        if getattr(args, "no_remainder_tiles", False):
+            args.array = replace(args.array, remainder_tiles=False)
         tools_on_path()
         if args.workdir is not None:
             from hwgen.paths import set_workdir

@@ -28,6 +28,9 @@ class ArrayConfig:
     # "ring": additive secret shares, a = w = acc = k bits, everything mod 2**k
     # (hwgen.rtl.arith.Arithmetic.from_config turns these fields into the PE's arithmetic).
     arithmetic: str = "int"
+    # conv remainder tiles (hwgen.schedule.lower._remainder): fewer cycles, a larger
+    # direct-weight memory (`hwgen ... --no-remainder-tiles` turns them off)
+    remainder_tiles: bool = True
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):

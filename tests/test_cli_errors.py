@@ -189,3 +189,14 @@ def test_subprocess_exit_status_and_no_traceback(ws: Path) -> None:
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("hwgen: error: "), r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_no_remainder_tiles_switch(ws: Path) -> None:
+    """`--no-remainder-tiles` reaches the schedule through the array: the generated program
+    has no direct-mode remainder tile (tiny_cnn 4x4: conv3 has one by default)."""
+    from hwgen.cli import main
+
+    assert main(["--workdir", str(ws), "generate", "--model", "tiny_cnn", "--array", "4x4",
+                 "--no-remainder-tiles"]) == 0
+    text = next(ws.rglob("program.txt")).read_text()
+    assert "conv3" in text and "last tile direct" not in text

@@ -116,6 +116,8 @@ def test_conv_remainder_tile() -> None:
     prog = lower(qm, ArrayConfig.parse("16x16"))
     assert prog.layers[1].issue_cycles == 4 * (6 * 288 + 96)  # was 4 * 7 * 288
     off = lower(qm, ArrayConfig.parse("16x16"), BufferLimits(remainder_tiles=False))
+    assert off.directw_depth == lower(
+        qm, ArrayConfig(16, 16, remainder_tiles=False)).directw_depth  # the CLI's switch
     assert off.layers[1].rem_split == 0 and off.layers[1].issue_cycles == 4 * 7 * 288
     assert off.directw_depth == prog.directw_depth - 4 * 126  # the remainders' words
     tiny = lower(build_qmodel("tiny_cnn"), ArrayConfig.parse("4x4"))

@@ -106,6 +106,10 @@ class HostTop(wiring.Component):
         m.submodules.w_slice = w_sl = RegSlice(WEIGHT_LAYOUT)
         m.submodules.i_slice = i_sl = RegSlice(IMAGE_LAYOUT)
         m.submodules.o_slice = o_sl = RegSlice(LOGIT_LAYOUT)
+        # and the reply framer's bytes pass one into the UART transmitter (its `ready` is a
+        # bit-counter compare; the framer's state and CRC then start from the slice's flag)
+        m.submodules.t_slice = t_sl = RegSlice(unsigned(8))
+        wiring.connect(m, t_sl.o, tx.i)
         wiring.connect(m, w_sl.o, acc.weights)
         wiring.connect(m, i_sl.o, acc.image)
         wiring.connect(m, acc.logits, o_sl.i)
@@ -122,7 +126,7 @@ class HostTop(wiring.Component):
         p_len = Signal(16)
         p_cnt = Signal(16)
         p_crc = Signal(16, init=0xFFFF)
-        p_crc_lo = Signal(8)
+        lo_ok = Signal()  # the CRC's low byte matched (tested as it arrives: timing)
         # cycles left before a stalled frame times out, minus one, counted down: the timeout
         # is its sign bit (timing: no wide compare in front of the parser's state)
         idle_left = Signal(range(-1, self.timeout))
@@ -135,7 +139,9 @@ class HostTop(wiring.Component):
         byte = rx.o.payload
         got = rx.o.valid & enable
         m.d.sync += f_valid.eq(0)
-        too_long = p_len > self.max_payload
+        # (registered: p_len is set bytes before the CRC that reads these)
+        too_long = Signal()
+        m.d.sync += too_long.eq(p_len > self.max_payload)
 
         def timeout() -> None:  # last in every state after SYNC: overrides its m.next
             with m.If(~got & idle_left[-1]):
@@ -173,12 +179,12 @@ class HostTop(wiring.Component):
                 timeout()
             with m.State("CRC0"):
                 with m.If(got):
-                    m.d.sync += p_crc_lo.eq(byte)
+                    m.d.sync += lo_ok.eq(byte == p_crc[:8])
                     m.next = "CRC1"
                 timeout()
             with m.State("CRC1"):
                 with m.If(got):
-                    crc_ok = (byte == p_crc[8:]) & (p_crc_lo == p_crc[:8])
+                    crc_ok = (byte == p_crc[8:]) & lo_ok
                     m.d.sync += [
                         f_valid.eq(1),
                         f_status.eq(
@@ -261,8 +267,8 @@ class HostTop(wiring.Component):
                     m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0), settling.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
-                m.d.comb += [tx.i.valid.eq(fresh), tx.i.payload.eq(hdr_r)]
-                with m.If(tx.i.ready & fresh):
+                m.d.comb += [t_sl.i.valid.eq(fresh), t_sl.i.payload.eq(hdr_r)]
+                with m.If(t_sl.i.ready & fresh):
                     m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
                     with m.If(~idx_first):
                         m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
@@ -274,18 +280,18 @@ class HostTop(wiring.Component):
                     m.next = "CRC0"
                 with m.Else():
                     send = pay_valid_r & fresh & ~pay_end
-                    m.d.comb += [tx.i.valid.eq(send), tx.i.payload.eq(pay_r)]
-                    with m.If(tx.i.ready & send):
+                    m.d.comb += [t_sl.i.valid.eq(send), t_sl.i.payload.eq(pay_r)]
+                    with m.If(t_sl.i.ready & send):
                         m.d.comb += o_sl.o.ready.eq(r_src == SRC_LOGITS)
                         m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
                                      fresh.eq(0), settling.eq(0)]  # fmt: skip
             with m.State("CRC0"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[:8])]
-                with m.If(tx.i.ready):
+                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[:8])]
+                with m.If(t_sl.i.ready):
                     m.next = "CRC1"
             with m.State("CRC1"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(r_crc[8:])]
-                with m.If(tx.i.ready):
+                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[8:])]
+                with m.If(t_sl.i.ready):
                     m.next = "IDLE"
         m.d.comb += r_busy.eq(~rfsm.ongoing("IDLE") | r_start)
 

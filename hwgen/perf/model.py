@@ -121,7 +121,19 @@ def back_to_back(prog: Program, images: list[dict]) -> dict:
     starts = [r["start"] for r in images if "start" in r]
     if len(starts) != len(images) or len(starts) < 3:
         return {}
-    period = float(np.diff(starts)[1:].mean())
+    # A sharded run (hwgen.sim.fast: one harness process per shard) restarts the cycle count
+    # in each shard: periods only within a run of rising starts, from its second image on.
+    runs, periods = [[starts[0]]], []
+    for s in starts[1:]:
+        if s > runs[-1][-1]:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    for run in runs:
+        periods += np.diff(run)[1:].tolist()
+    if not periods:
+        return {}
+    period = float(np.mean(periods))
     return {"steady_cycles": period, "steady_pe_busy": prog.executed_ideal_cycles / period}
 
 

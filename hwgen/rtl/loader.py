@@ -123,6 +123,15 @@ class WeightLoader(wiring.Component):
         if not has_hdr:
             for n, (_, d) in enumerate(self.mem_shape):
                 m.d.comb += [len_m3[n].eq(d - 3), lz[n].eq(d == 1)]
+        # The following regions' start values, in order: a queue that shifts at each region
+        # end, so left2/lzero load from one register, not through a mux over the regions
+        # selected by `state` (timing: that mux was in front of the loader's deepest paths).
+        q_len = [Signal(signed(aw), name=f"q_len{i}", reset_less=has_hdr,
+                        init=0 if has_hdr else self.mem_shape[i + 1][1] - 3)
+                 for i in range(nreg - 1)]  # fmt: skip
+        q_lz = [Signal(name=f"q_lz{i}", reset_less=has_hdr,
+                       init=0 if has_hdr else self.mem_shape[i + 1][1] == 1)
+                for i in range(nreg - 1)]  # fmt: skip
         # wend: this beat completes a word (beat == bpw[state] - 1); lzero: left == 0. Both
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
@@ -132,7 +141,9 @@ class WeightLoader(wiring.Component):
         rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), weighing.eq(0),
                   judging.eq(0), stall.eq(0),
                   left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
-                  in_last.eq(first == nreg)]  # fmt: skip
+                  in_last.eq(first == nreg),
+                  *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
+                  *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
 
         m.d.comb += [
             self.loaded.eq(loaded),
@@ -206,8 +217,10 @@ class WeightLoader(wiring.Component):
                 with m.If(lzero):  # the region's last word
                     m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
                     if n != nreg - 1:
-                        m.d.sync += [left2.eq(len_m3[n + 1]), lzero.eq(lz[n + 1]),
+                        m.d.sync += [left2.eq(q_len[0]), lzero.eq(q_lz[0]),
                                      wend.eq(bpw[n + 2] == 1)]  # fmt: skip
+                        m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
+                        m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
                 with m.Else():
                     m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
                     # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
@@ -246,6 +259,8 @@ class WeightLoader(wiring.Component):
                     m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
                     m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
                     m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
+                    m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
+                    m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
             with m.Else():
                 m.d.comb += self.err_header.eq(1)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import ShapeLike
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["RegSlice", "SliceState", "slice_step"]
@@ -45,9 +46,9 @@ def slice_step(state: SliceState, i_valid: bool, i_data: Any,
 
 class RegSlice(wiring.Component):
     """i (In stream) -> o (Out stream), every output from a flip-flop (see the module
-    docstring). `layout` is the payload's shape."""
+    docstring). `layout` is the payload's shape (a data layout or a plain shape)."""
 
-    def __init__(self, layout: data.Layout) -> None:
+    def __init__(self, layout: ShapeLike) -> None:
         self.layout = layout
         super().__init__({
             "i": In(stream.Signature(layout)),

@@ -704,6 +704,8 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
     """Schedule ``qm`` (a chain or a DAG) on ``array``: instructions, buffer allocation
     (hwgen.schedule.alloc), weight and parameter images."""
     lim = limits or BufferLimits()
+    if not array.remainder_tiles:
+        lim = replace(lim, remainder_tiles=False)
     R, C = array.rows, array.cols
     if array.acc_width < 32:
         raise ScheduleError(f"accumulator width {array.acc_width} < 32: the int8 contract needs 32")

@@ -82,7 +82,7 @@ def prepare(
     if design is not None and plan is None:
         raise ValueError("prepare(design=...) needs the design's plan")
     prog = lower(qm, array) if plan is None else plan.check(lower(qm, array))
-    name = f"net_{qm.name}_{array}{tag}"
+    name = f"net_{qm.name}_{array}{'' if array.remainder_tiles else '_norem'}{tag}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     if design is None:
