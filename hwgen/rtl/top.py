@@ -504,10 +504,6 @@ class Accelerator(wiring.Component):
                 m.d.sync += [count(total), fetch_i.eq(fetch_i + 1)]
                 with m.If(fetch_i != DESC_BEATS):
                     m.d.sync += prog_addr.eq(prog_addr + 1)
-                for i in range(DESC_BEATS):
-                    with m.If(fetch_sel[i]):
-                        hi = min(32 * (i + 1), DESC_LAYOUT.size)
-                        m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
                 with m.If(fetch_i == DESC_BEATS):
                     m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
                     # whether the run stops after this layer, registered for RUN's end test
@@ -546,6 +542,13 @@ class Accelerator(wiring.Component):
         # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
         # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
         in_fetch = fsm.ongoing("FETCH")
+        # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
+        # each slice's enable is its flip-flop alone, with no state decode in front of the
+        # ~32 enables it drives (those registers spread over the die with their users)
+        for i in range(DESC_BEATS):
+            with m.If(fetch_sel[i]):
+                hi = min(32 * (i + 1), DESC_LAYOUT.size)
+                m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
         m.d.comb += rom_r.addr.eq(prog_addr + in_fetch)
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
