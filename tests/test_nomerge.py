@@ -10,8 +10,9 @@ from pathlib import Path
 from amaranth import Module, Signal
 from amaranth.back import rtlil
 
-from hwgen.boards.rtlil_fix import NOMERGE, keep_marked_registers
+from hwgen.boards.rtlil_fix import keep_marked_registers
 from hwgen.paths import tools_on_path
+from hwgen.rtl.attrs import NOMERGE
 
 
 def _flip_flops(tmp_path: Path, marked: bool) -> tuple[int, int]:

@@ -494,8 +494,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
         "",
         f"Multipliers: {rep['multipliers']['how']}.",
-        f"Block-RAM output registers (netlist pass): "
-        f"{rep.get('netlist_pass') or 'none'}.",
+        f"Block-RAM output registers (netlist pass): {rep.get('netlist_pass') or 'none'}.",
         "",
         *_top_lines(rep),
         f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",

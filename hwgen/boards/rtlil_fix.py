@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hwgen.rtl.attrs import NOMERGE
 
-__all__ = ["NOMERGE", "keep_marked_registers", "no_rw_check_rtlil"]
+__all__ = ["keep_marked_registers", "no_rw_check_rtlil"]
 
 
 def no_rw_check_rtlil(text: str) -> tuple[str, int]:
@@ -51,8 +51,8 @@ def keep_marked_registers(text: str) -> tuple[str, int]:
     """Put ``keep`` on every flip-flop cell whose output is a signal marked ``NOMERGE``.
 
     yosys's ``opt_merge`` shares flip-flops with the same inputs. Replicated units (the
-    requant lanes, the PEs of one anti-diagonal) compute equal values in equal registers, and
-    one shared register then drives pins all over the die. A ``keep`` cell is never merged;
+    requant lanes) compute equal values in equal registers, and one shared register and the
+    logic after it then drive pins all over the die. A ``keep`` cell is never merged;
     Amaranth puts a Signal's attributes on its wire, not on the ``$dff`` cell, so this moves
     the mark over. Returns the new text and the number of cells marked.
     """
