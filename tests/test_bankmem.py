@@ -8,7 +8,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hwgen.rtl.bankmem import READ_LATENCY, BankedMemory, banked_golden
+from hwgen.rtl.bankmem import READ_LATENCY, WRITE_LATENCY, BankedMemory, banked_golden
 
 
 @pytest.mark.parametrize(("width", "depth", "bank_depth"), [(8, 5, 512), (16, 40, 8), (12, 33, 16)])
@@ -27,6 +27,8 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int) -> None:
             ctx.set(dut.w_data, v)
             await ctx.tick()
         ctx.set(dut.w_en, 0)
+        for _ in range(WRITE_LATENCY - 1):  # the last write lands
+            await ctx.tick()
         for t in range(len(reads) + READ_LATENCY):
             if t < len(reads):
                 ctx.set(dut.r_addr, reads[t])
@@ -40,6 +42,36 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int) -> None:
     sim.run()
     assert got == banked_golden(writes, reads, depth)
     assert dut.n_banks == -(-depth // dut.bank_depth)
+
+
+@pytest.mark.parametrize("bank_depth", [512, 8])
+def test_write_latency(bank_depth: int) -> None:
+    """A write in cycle c is read back by a read made in cycle c + WRITE_LATENCY; a read made
+    in cycle c (before it lands) still returns the old word."""
+    dut = BankedMemory(width=8, depth=16, bank_depth=bank_depth)
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        ctx.set(dut.w_en, 1)
+        ctx.set(dut.w_addr, 9)
+        ctx.set(dut.w_data, 0x5A)
+        ctx.set(dut.r_addr, 9)  # cycle c: read before the write
+        await ctx.tick()
+        ctx.set(dut.w_en, 0)
+        for _ in range(WRITE_LATENCY - 1):
+            await ctx.tick()
+        for _ in range(READ_LATENCY):  # cycle c + WRITE_LATENCY: the same address again
+            got.append(ctx.get(dut.r_data))
+            await ctx.tick()
+        got.append(ctx.get(dut.r_data))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # r_data in cycle c + 3 is the read of cycle c (old word 0); in c + 2 + 3 the new word
+    assert got[READ_LATENCY - WRITE_LATENCY] == 0
+    assert got[-1] == 0x5A
 
 
 def test_bad_sizes() -> None:

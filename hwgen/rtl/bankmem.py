@@ -9,9 +9,11 @@ register, ``hwgen.boards.outreg``), and the bank select is a registered multiple
 that.
 
 Read contract: the word at ``r_addr`` in cycle c is on ``r_data`` in cycle c + READ_LATENCY
-(3). A write in cycle c (``w_en``) is seen by reads from cycle c + 1 on; a read of the word
-being written in the same cycle is undefined on the board (``no_rw_check``: no bypass logic
-after the block RAM) and must not be made.
+(3). A write in cycle c (``w_en``) is registered once (the bank's enable decoded in front
+of that register, so every block's write enable, address and data come straight from
+flip-flops: timing) and lands at the end of cycle c + 1: it is seen by reads from cycle
+c + WRITE_LATENCY (2) on. A read of the word being written in the same cycle is undefined on
+the board (``no_rw_check``: no bypass logic after the block RAM) and must not be made.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BankedMemory", "READ_LATENCY", "banked_golden"]
+__all__ = ["BankedMemory", "READ_LATENCY", "WRITE_LATENCY", "banked_golden"]
 
 READ_LATENCY = 3
+WRITE_LATENCY = 2  # a write in cycle c is seen by reads from cycle c + 2 on
 BANK_DEPTH = 1024  # one ECP5 DP16KD holds 1,024 words of 18 bits (x18: both ports usable)
 
 
@@ -62,6 +65,10 @@ class BankedMemory(wiring.Component):
         sel = Signal(range(max(2, self.n_banks)))
         sel_d = Signal.like(sel, reset_less=True)
         m.d.sync += [sel.eq(self.r_addr[lo:]), sel_d.eq(sel)]
+        # the registered write (reset-less: a write accepted before a reset still lands)
+        w_addr = Signal.like(self.w_addr, reset_less=True)
+        w_data = Signal.like(self.w_data, reset_less=True)
+        m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
         out = 0
         for b in range(self.n_banks):
             words = min(self.bank_depth, self.depth - b * self.bank_depth)
@@ -73,10 +80,13 @@ class BankedMemory(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             wp, rp = mem.write_port(), mem.read_port()
             q = Signal(self.width, name=f"q{b}", reset_less=True)  # -> the block's output reg
+            w_en = Signal(name=f"w_en{b}", reset_less=True)
+            in_bank = (self.w_addr[lo:] == b) if self.n_banks > 1 else 1
+            m.d.sync += w_en.eq(self.w_en & in_bank)
             m.d.comb += [
-                wp.en.eq(self.w_en & (self.w_addr[lo:] == b)),
-                wp.addr.eq(self.w_addr[:lo]),
-                wp.data.eq(self.w_data),
+                wp.en.eq(w_en),
+                wp.addr.eq(w_addr[:lo]),
+                wp.data.eq(w_data),
                 rp.addr.eq(self.r_addr[:lo]),
             ]
             m.d.sync += q.eq(rp.data)

@@ -96,8 +96,11 @@ class WeightLoader(wiring.Component):
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
         beat = Signal(range(max(bpw) + 1))
         acc = Signal(max(bpw) * 32, reset_less=True)  # every word's beats fill it first
-        commit = Signal()
-        commit_region = Signal(range(max(nreg, 2)))
+        # beat_oh: one-hot `beat` (acc's slot enables are flip-flops ANDed with the beat's valid)
+        beat_oh = Signal(max(bpw), init=1)
+        # one write enable flip-flop per memory (timing: no region decode in front of the
+        # block RAMs' write enables); the address register beside them
+        commit = [Signal(name=f"commit{n}") for n in range(nreg)]
         commit_addr = Signal.like(addr)
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
@@ -138,7 +141,8 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         # in_last: state == nreg (the last region), a flag set with `state` (timing)
         in_last = Signal(init=first == nreg)
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0), checking.eq(0), weighing.eq(0),
+        rewind = [state.eq(first), addr.eq(0), beat.eq(0), beat_oh.eq(1), checking.eq(0),
+                  weighing.eq(0),
                   judging.eq(0), stall.eq(0),
                   left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
                   in_last.eq(first == nreg),
@@ -153,7 +157,7 @@ class WeightLoader(wiring.Component):
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
-                getattr(self, f"we{n}").eq(commit & (commit_region == n)),
+                getattr(self, f"we{n}").eq(commit[n]),
                 getattr(self, f"addr{n}").eq(commit_addr),
                 getattr(self, f"data{n}").eq(acc[:w]),
             ]
@@ -182,18 +186,29 @@ class WeightLoader(wiring.Component):
         at_hdr_end = Signal()
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
                      at_hdr_end.eq((state == 0) & wend)]  # fmt: skip
-        m.d.sync += commit.eq(0)
+        m.d.sync += [c.eq(0) for c in commit]
+        # acc's slots take every beat offered outside the header check, taken or not (timing:
+        # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
+        # is harmless: a word is committed from acc in the cycle after its last beat was taken
+        # (an offered beat then lands at the end of that cycle), a beat not taken is offered
+        # again into the same slot, and a discard or rewind is followed by a word's first beat.
+        for k in range(max(bpw)):
+            with m.If(self.i_stream.valid & ~stall & beat_oh[k]):
+                m.d.sync += acc[32 * k : 32 * k + 32].eq(payload)
+
+        def step_beat(n_bpw: int) -> None:
+            m.d.sync += [beat.eq(beat + 1), wend.eq(beat == n_bpw - 2),
+                         beat_oh.eq(beat_oh << 1)]  # fmt: skip
 
         def on_beat() -> None:
             """A beat taken outside a discard: assemble, commit, step the region."""
-            m.d.sync += acc.word_select(beat, 32).eq(payload)
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
                     with m.If(wend):
-                        m.d.sync += [beat.eq(0), addr.eq(0), checking.eq(1), stall.eq(1),
-                                     hdr_last.eq(is_last)]  # fmt: skip
+                        m.d.sync += [beat.eq(0), beat_oh.eq(1), addr.eq(0), checking.eq(1),
+                                     stall.eq(1), hdr_last.eq(is_last)]  # fmt: skip
                     with m.Else():
-                        m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[0] - 2)]
+                        step_beat(bpw[0])
                 for n in range(nreg):
                     with m.Case(n + 1):
                         region_beat(n)
@@ -212,8 +227,7 @@ class WeightLoader(wiring.Component):
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
-                m.d.sync += [beat.eq(0), commit.eq(1)]
-                m.d.sync += [commit_region.eq(n), commit_addr.eq(addr)]
+                m.d.sync += [beat.eq(0), beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
                 with m.If(lzero):  # the region's last word
                     m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
                     if n != nreg - 1:
@@ -226,31 +240,32 @@ class WeightLoader(wiring.Component):
                     # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
                     m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
             with m.Else():
-                m.d.sync += [beat.eq(beat + 1), wend.eq(beat == bpw[n + 1] - 2)]
+                step_beat(bpw[n + 1])
 
-        # `take` implies ~restart and ~stall (see `ready`), so the beat's branch comes right
-        # after the restart's: the header check's states are not in front of it
-        with m.If(self.restart):
-            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
-        with m.Elif(take):
+        # `take` implies ~restart and ~stall (see `ready`), so a beat never meets the header
+        # check's states, and the restart's rewind comes last (it wins): no state's branch
+        # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
+        # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
+        # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        with m.If(take):
             with m.If(discard):
                 with m.If(is_last):
                     m.d.sync += discard.eq(0)
             with m.Else():
                 on_beat()
-        with m.Elif(checking):
+        with m.If(checking):
             m.d.sync += [checking.eq(0), weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
                 words = [_times(new_hdr[f], k)
                          for (f, _, _), k in zip(self.regions, self.split, strict=True)]
                 m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
                 m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
-        with m.Elif(weighing):
+        with m.If(weighing):
             m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all())]
-        with m.Elif(judging):
+        with m.If(judging):
             m.d.sync += [judging.eq(0), stall.eq(0)]
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header
-                m.d.comb += self.err_short.eq(1)
+                m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
             with m.Elif(ok_r):
                 m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
@@ -262,8 +277,10 @@ class WeightLoader(wiring.Component):
                     m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
                     m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
             with m.Else():
-                m.d.comb += self.err_header.eq(1)
+                m.d.comb += self.err_header.eq(~self.restart)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
+        with m.If(self.restart):
+            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
         return m
 
 

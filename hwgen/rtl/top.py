@@ -20,8 +20,9 @@ Faults are reported, never absorbed: `status` (STATUS_LAYOUT) holds sticky error
                   runs, no logits) and the controller goes to DONE.
   image_long      the final value came without `last`: the run is dropped and the values that
                   follow are discarded up to and including the next `last`, then DONE.
-                  (An image's fault is flagged by the run that takes the image: for a
-                  preloaded image, after the next start.)
+                  (An image's fault is flagged by the run that takes the image, in the
+                  cycle after the faulty value was taken; for a preloaded image, after the
+                  next start.)
   weights_short   a weight beat with `last` came before the final expected beat.
   weights_long    the final expected weight beat came without `last`; the loader discards up
                   to the next `last`. After either weight fault `weights_loaded` stays low and
@@ -348,6 +349,9 @@ class Accelerator(wiring.Component):
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
         prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
+        # the program memory's read address, prog_addr + in_fetch (see rom_q below), kept as a
+        # register set with the transitions (timing: no adder in front of the block RAM)
+        rom_addr = Signal.like(prog_addr)
         fetch_i = Signal(range(DESC_BEATS + 1))  # FETCH's cycle
         fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
         rom_q = Signal(32, reset_less=True)
@@ -463,17 +467,31 @@ class Accelerator(wiring.Component):
                      snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
-        begin = [layer.eq(0), prog_addr.eq(0), fetch_i.eq(0), *(cnt.eq(0) for cnt in counters)]
+        begin = [layer.eq(0), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
+                 *(cnt.eq(0) for cnt in counters)]
 
         busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
+        # The image slot's controller inputs as flip-flops kept by the transitions (timing:
+        # no state decode in front of the image writer's enables; see image_window below):
+        # win_r == IDLE | LOAD_IN | FETCH | DONE | RUN & desc.preload and
+        # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle.
+        win_r = Signal(init=1)
+        rel_r = Signal(init=1)
+
+        def slot_ctl(win, rel) -> list:
+            return [win_r.eq(win), rel_r.eq(rel)]
+
+        # desc.preload as the final FETCH cycle writes it (the value RUN will see)
+        p_at = DESC_LAYOUT["preload"].offset
+        preload_next = Mux(fetch_sel[p_at // 32], rom_q[p_at % 32], desc.preload)
 
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
                 m.d.comb += kept.eq(0)
                 m.next = "LOAD_IN"
-                m.d.sync += busy_r.eq(1)
+                m.d.sync += [busy_r.eq(1), *slot_ctl(1, 0)]
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
@@ -486,32 +504,36 @@ class Accelerator(wiring.Component):
                 # a long one once the slot has discarded it up to its `last`. Its fault is
                 # flagged as soon as the slot knows it (the slot keeps it with the image).
                 m.d.sync += [count(total), count(counters[1])]
-                # (in LOAD_IN the slot's image is this run's: its writer's events count too,
-                # so the flag rises in the cycle the faulty value is taken)
-                m.d.comb += [flag.image_short.eq(slot.bad_short | img.short),
-                             flag.image_long.eq(slot.bad_long | img.long),
+                # (in LOAD_IN the slot's image is this run's; its kept fault flags are
+                # registered in the cycle the faulty value is taken, so the status flag rises
+                # one cycle later, from flip-flops: timing)
+                m.d.comb += [flag.image_short.eq(slot.bad_short),
+                             flag.image_long.eq(slot.bad_long),
                              slot.take.eq(slot.full)]
                 with m.If(slot.full):
                     with m.If(slot.bad_short | slot.bad_long):
                         m.next = "DONE"
-                        m.d.sync += busy_r.eq(0)
+                        m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
                     with m.Else():
                         m.next = "FETCH"
+                        m.d.sync += rom_addr.eq(prog_addr + 1)
             with m.State("FETCH"):
                 # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
                 # runs on through the layers) and written to its slice of `desc` in cycle
                 # i+1; the final cycle also starts the layer (what LATCH did).
                 m.d.sync += [count(total), fetch_i.eq(fetch_i + 1)]
                 with m.If(fetch_i != DESC_BEATS):
-                    m.d.sync += prog_addr.eq(prog_addr + 1)
+                    m.d.sync += [prog_addr.eq(prog_addr + 1), rom_addr.eq(prog_addr + 2)]
                 with m.If(fetch_i == DESC_BEATS):
-                    m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
+                    m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0),
+                                 rom_addr.eq(prog_addr)]
                     # whether the run stops after this layer, registered for RUN's end test
                     m.d.sync += stop_r.eq((layer == n_last)
                                           | (self.dbg_stop & (layer == self.dbg_layers)))
+                    m.d.sync += slot_ctl(preload_next, preload_next)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.sync += count(total)
+                m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
                 for n in range(self.n_layers):  # one incrementer per counter, no shared mux
                     with m.If(layer == n):
                         m.d.sync += count(counters[3 + n])
@@ -521,18 +543,19 @@ class Accelerator(wiring.Component):
                     with m.If(stop_r):
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
-                            m.d.sync += busy_r.eq(0)
+                            m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
                         with m.Else():
-                            m.d.sync += snd_start.eq(1)
+                            m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
                             m.next = "OUT"
                     with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
+                        m.d.sync += [layer.eq(layer + 1), rom_addr.eq(prog_addr + 1),
+                                     *slot_ctl(1, 0)]  # fmt: skip
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
                 m.d.sync += [count(total), count(counters[2])]
                 with m.If(snd.done):
                     m.next = "DONE"
-                    m.d.sync += busy_r.eq(0)
+                    m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 try_start()
@@ -549,7 +572,9 @@ class Accelerator(wiring.Component):
             with m.If(fetch_sel[i]):
                 hi = min(32 * (i + 1), DESC_LAYOUT.size)
                 m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
-        m.d.comb += rom_r.addr.eq(prog_addr + in_fetch)
+        # rom_addr == prog_addr + in_fetch in every cycle: each transition into, through and out
+        # of FETCH sets it to the next cycle's prog_addr plus whether that cycle is in FETCH
+        m.d.comb += rom_r.addr.eq(rom_addr)
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
@@ -567,16 +592,15 @@ class Accelerator(wiring.Component):
         # of them uses it: while idle, loading or fetching, or running a layer marked
         # `preload` (it does not read buffer 0; the input region is no longer read) in a
         # cycle without a write-back to buffer 0. Writes land one cycle later (registered);
-        # a layer's first read comes later than that after FETCH.
-        in_run = fsm.ongoing("RUN")
+        # a layer's first read comes later than that after FETCH. The controller's part is
+        # win_r / rel_r (flip-flops, see above).
         image_window = Signal()
         m.d.comb += [
-            image_window.eq((~busy_r | fsm.ongoing("LOAD_IN") | in_fetch | (in_run & desc.preload))
-                            & ~wb_we[0]),
+            image_window.eq(win_r & ~wb_we[0]),
             slot.window.eq(image_window),
             # no new model while idle: a preloaded image is dropped (busy: the run goes on)
             slot.enable.eq(self.weights_loaded | busy_r),
-            slot.release.eq(~busy_r | (in_run & desc.preload)),
+            slot.release.eq(rel_r),
         ]
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = fsm.ongoing("OUT")
