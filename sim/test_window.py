@@ -382,8 +382,10 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
     async def bench(ctx: SimulatorContext) -> None:
         for n_lay, (lay, (toks, wts), desc) in enumerate(zip(plans, exp, descs, strict=True)):
             where = f"{prog.model} {prog.array} layer #{n_lay} '{lay.name}'"
-            # top.py latches desc and pulses start in the same cycle (LATCH)
+            # top.py holds the whole descriptor for a cycle, then pulses start (FETCH's
+            # final cycle): the sequencer's per-layer registers are valid at start
             ctx.set(dut.desc, desc)
+            await ctx.tick()
             ctx.set(dut.start, 1)
             n_issue = len(toks)
             tail = ISSUE_LATENCY + FEEDER_LATENCY + R + 2  # until the last row is quiet

@@ -38,7 +38,9 @@ PIXEL_LAYOUT = data.StructLayout(
 
 class Sequencer(wiring.Component):
     desc: In(DESC_LAYOUT)
-    start: In(1)  # one-cycle pulse; desc must be stable from then until done
+    # one-cycle pulse; desc must be stable from the cycle before it until done (the per-layer
+    # registers below are computed from desc in that cycle)
+    start: In(1)
     busy: Out(1)
     tok: Out(TOKEN_LAYOUT)
     pix: Out(PIXEL_LAYOUT)
@@ -89,15 +91,16 @@ class Sequencer(wiring.Component):
 
         m.d.comb += self.busy.eq(running | self.start)
 
-        # Per-layer constants derived from the descriptor, registered (valid from the first
-        # running cycle, one after `start`): the loop-end tests become register compares and
-        # the tile step one add after the wrap test.
+        # Per-layer constants derived from the descriptor, registered every cycle. The
+        # controller holds the whole descriptor in `desc` for a cycle before `start`, so they
+        # are valid in the start cycle: the start branch, the loop-end tests and the tile
+        # steps read registers, not compares or adds on the descriptor.
         # (Rewritten every cycle, so reset-less: off the reset net.)
         rl = {"reset_less": True}
         k_m1, int_m2 = Signal(20, **rl), Signal(20, **rl)
         pt_m2, g_m2 = Signal(16, **rl), Signal(12, **rl)
-        pt_one = Signal(**rl)
-        cin_m1, kw_m1 = Signal(12, **rl), Signal(12, **rl)
+        pt_one, g_one = Signal(**rl), Signal(**rl)
+        cin_one, kw_one = Signal(**rl), Signal(**rl)  # cin == 1, kw == 1
         # (all ones when cin / kw is 1: never equal)
         cin_m2, kw_m2 = Signal(13, **rl), Signal(13, **rl)
         k_row = Signal(signed(A), **rl)
@@ -121,8 +124,9 @@ class Sequencer(wiring.Component):
             pt_m2.eq(d.ptiles - 2),
             g_m2.eq(d.groups - 2),
             pt_one.eq(d.ptiles == 1),
-            cin_m1.eq(d.cin - 1),
-            kw_m1.eq(d.kw - 1),
+            g_one.eq(d.groups == 1),
+            cin_one.eq(d.cin == 1),
+            kw_one.eq(d.kw == 1),
             cin_m2.eq(d.cin - 2),
             kw_m2.eq(d.kw - 2),
             c_step.eq(d.c_step),
@@ -152,14 +156,20 @@ class Sequencer(wiring.Component):
             ox_wraps.eq(ox >= ow_dx),
         ]
 
-        # c == cin_m1 and kx == kw_m1, kept as flags set with c and kx (timing: the K loop's
+        # tp == ptiles - 2 (the next tile step ends the group's pixel tiles), registered every
+        # cycle: tp changes only at tile steps, which are >= 2 cycles apart (interval >= 2), so
+        # it is valid at every tile step (timing: no 16-bit compare in front of the remainder
+        # tile's selects)
+        tp_pen = Signal(**rl)
+        m.d.sync += tp_pen.eq(tp == pt_m2)
+
+        # c == cin - 1 and kx == kw - 1, kept as flags set with c and kx (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
         c_end, kx_end = Signal(), Signal()
 
-        def reset_kloop(first: bool = False):
-            ends = ([c_end.eq(d.cin == 1), kx_end.eq(d.kw == 1)] if first  # (constants not
-                    else [c_end.eq(cin_m1 == 0), kx_end.eq(kw_m1 == 0)])  # registered yet)
-            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0), *ends]
+        def reset_kloop():
+            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0), c_end.eq(cin_one),
+                    kx_end.eq(kw_one)]  # fmt: skip
 
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
@@ -195,14 +205,11 @@ class Sequencer(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0), tail_on.eq(0)]
-            m.d.sync += [t_end.eq(0), tp_end.eq(d.ptiles == 1), g_end.eq(d.groups == 1)]
+            m.d.sync += [t_end.eq(0), tp_end.eq(pt_one), g_end.eq(g_one)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
-            m.d.sync += reset_kloop(first=True) + reset_pixel()
-            # (the registered constants are not valid yet: from the descriptor)
-            first_rem = d.rem & (d.ptiles == 1)
-            m.d.sync += [rem_t.eq(first_rem),
-                         cur_k_m1.eq(Mux(first_rem, d.rem_k_len, d.k_len) - 1),
-                         cur_int_m2.eq(Mux(first_rem, d.rem_interval, d.interval) - 2)]
+            m.d.sync += reset_kloop() + reset_pixel()
+            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, cur_int_m2,
+                                        k_m1, int_m2, rk_m1, rint_m2)
         with m.Else():
             with m.If(running):
                 m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
@@ -222,10 +229,10 @@ class Sequencer(wiring.Component):
                 with m.If(t == cur_k_m1):
                     m.d.sync += elem.eq(0)
                 with m.If(c_end):
-                    m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_m1 == 0)]
+                    m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_one)]
                     with m.If(kx_end):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row),
-                                     kx_end.eq(kw_m1 == 0)]  # fmt: skip
+                                     kx_end.eq(kw_one)]  # fmt: skip
                     with m.Else():
                         m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx == kw_m2)]
                 with m.Else():
@@ -244,8 +251,8 @@ class Sequencer(wiring.Component):
                 m.d.sync += [t.eq(t + 1), t_end.eq(last_t), p_step.eq(last_t & ~tp_end),
                              g_step.eq(last_t & tp_end), stop.eq(last_t & tp_end & g_end)]
             with m.If(p_step):
-                m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp == pt_m2)]
-                m.d.sync += self._tile_ends(rem_on & (tp == pt_m2), rem_t, cur_k_m1, cur_int_m2,
+                m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
+                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, cur_int_m2,
                                             k_m1, int_m2, rk_m1, rint_m2)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):

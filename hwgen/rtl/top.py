@@ -94,7 +94,9 @@ STATUS_LAYOUT = data.StructLayout(
 
 
 DESC_BEATS = beats_per_word(DESC_LAYOUT.size)  # 32-bit program words per descriptor
-FETCH_CYCLES = DESC_BEATS + 1  # controller cycles per layer outside its RUN counter
+# controller cycles per layer outside its RUN counter: the beats' reads, then one cycle with
+# the whole descriptor in `desc` before the layer starts (see FETCH)
+FETCH_CYCLES = DESC_BEATS + 2
 
 
 def perf_index(name: str, layer: int = 0) -> int:
@@ -352,12 +354,15 @@ class Accelerator(wiring.Component):
         # the program memory's read address, prog_addr + in_fetch (see rom_q below), kept as a
         # register set with the transitions (timing: no adder in front of the block RAM)
         rom_addr = Signal.like(prog_addr)
-        fetch_i = Signal(range(DESC_BEATS + 1))  # FETCH's cycle
+        fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
         fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
         rom_q = Signal(32, reset_less=True)
         seq_start = Signal()
         wb_start = Signal()
-        settle = Signal(4)
+        # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
+        # layer; a flag, not a compare)
+        settle = Signal(3)
+        fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1), a flag
         # the layer is over (sequencer idle, write-back done), registered: the controller's
         # RUN exit and the result transfer's start come from this flip-flop (timing), and it
         # also waits out the write-back's extra write register (see the buffers below)
@@ -478,20 +483,28 @@ class Accelerator(wiring.Component):
         # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle.
         win_r = Signal(init=1)
         rel_r = Signal(init=1)
+        # The slot's enable (weights_loaded | busy_r) from their next values: busy_r's from
+        # the transitions below, `loaded`'s as loaded & ~weights_restart. A rising `loaded`
+        # shows here a cycle late, which nothing sees: the slot is OPEN only after a cycle
+        # with the enable high (CLEAR -> OPEN), so while OPEN en_r equals the enable; a
+        # freshly loaded model only opens the slot a cycle later.
+        en_r = Signal()
+        loaded_next = loader.loaded & ~self.weights_restart
+        m.d.sync += en_r.eq(busy_r | loaded_next)  # (busy_r holds unless a transition sets it)
+
+        def idle_next() -> list:
+            """A transition into DONE: not busy, the slot's controller inputs as idle."""
+            return [busy_r.eq(0), en_r.eq(loaded_next), *slot_ctl(1, 1)]
 
         def slot_ctl(win, rel) -> list:
             return [win_r.eq(win), rel_r.eq(rel)]
-
-        # desc.preload as the final FETCH cycle writes it (the value RUN will see)
-        p_at = DESC_LAYOUT["preload"].offset
-        preload_next = Mux(fetch_sel[p_at // 32], rom_q[p_at % 32], desc.preload)
 
         def try_start() -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
                 m.d.comb += kept.eq(0)
                 m.next = "LOAD_IN"
-                m.d.sync += [busy_r.eq(1), *slot_ctl(1, 0)]
+                m.d.sync += [busy_r.eq(1), en_r.eq(1), *slot_ctl(1, 0)]
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
@@ -513,37 +526,41 @@ class Accelerator(wiring.Component):
                 with m.If(slot.full):
                     with m.If(slot.bad_short | slot.bad_long):
                         m.next = "DONE"
-                        m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
+                        m.d.sync += idle_next()
                     with m.Else():
                         m.next = "FETCH"
                         m.d.sync += rom_addr.eq(prog_addr + 1)
             with m.State("FETCH"):
                 # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
                 # runs on through the layers) and written to its slice of `desc` in cycle
-                # i+1; the final cycle also starts the layer (what LATCH did).
-                m.d.sync += [count(total), fetch_i.eq(fetch_i + 1)]
-                with m.If(fetch_i != DESC_BEATS):
+                # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
+                # and starts the layer: the units' per-layer registers (constants derived from
+                # `desc`, rewritten every cycle) are then valid in their start cycle, so no
+                # start branch computes from the descriptor (timing; +1 cycle per layer).
+                m.d.sync += [count(total), fetch_i.eq(fetch_i + 1),
+                             fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
+                with m.If(fetch_i < DESC_BEATS):
                     m.d.sync += [prog_addr.eq(prog_addr + 1), rom_addr.eq(prog_addr + 2)]
-                with m.If(fetch_i == DESC_BEATS):
+                with m.If(fetch_end):
                     m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0),
                                  rom_addr.eq(prog_addr)]
                     # whether the run stops after this layer, registered for RUN's end test
                     m.d.sync += stop_r.eq((layer == n_last)
                                           | (self.dbg_stop & (layer == self.dbg_layers)))
-                    m.d.sync += slot_ctl(preload_next, preload_next)
+                    m.d.sync += slot_ctl(desc.preload, desc.preload)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
                 for n in range(self.n_layers):  # one incrementer per counter, no shared mux
                     with m.If(layer == n):
                         m.d.sync += count(counters[3 + n])
-                with m.If(settle != 3):
-                    m.d.sync += settle.eq(settle + 1)
+                with m.If(~settle[2]):
+                    m.d.sync += settle.eq(Cat(1, settle[:2]))
                 with m.Elif(layer_done):  # (settle: its first cycles see the previous layer)
                     with m.If(stop_r):
                         with m.If(self.dbg_stop):
                             m.next = "DONE"
-                            m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
+                            m.d.sync += idle_next()
                         with m.Else():
                             m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
                             m.next = "OUT"
@@ -555,7 +572,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [count(total), count(counters[2])]
                 with m.If(snd.done):
                     m.next = "DONE"
-                    m.d.sync += [busy_r.eq(0), *slot_ctl(1, 1)]
+                    m.d.sync += idle_next()
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 try_start()
@@ -599,7 +616,7 @@ class Accelerator(wiring.Component):
             image_window.eq(win_r & ~wb_we[0]),
             slot.window.eq(image_window),
             # no new model while idle: a preloaded image is dropped (busy: the run goes on)
-            slot.enable.eq(self.weights_loaded | busy_r),
+            slot.enable.eq(en_r),
             slot.release.eq(rel_r),
         ]
         # a start while busy is refused: before the result transfer, or with logits unread

@@ -191,16 +191,23 @@ class ImageSlot(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        # in_clear / in_open: the state is CLEAR / OPEN, one-hot flags kept beside the FSM
+        # (timing: `clear` and `fill` drive the writer's enables from a flip-flop, not through
+        # the state decode)
+        in_clear, in_open = Signal(init=1), Signal()
+        m.d.comb += [self.clear.eq(in_clear), self.fill.eq(in_open & self.window & self.enable)]
         with m.FSM(name="slot", init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += self.clear.eq(1)
                 m.d.sync += [self.bad_short.eq(0), self.bad_long.eq(0)]
                 with m.If(self.enable):
                     m.next = "OPEN"
+                    m.d.sync += [in_clear.eq(0), in_open.eq(1)]
             with m.State("OPEN"):
-                m.d.comb += self.fill.eq(self.window & self.enable)
+                with m.If(~self.enable | self.complete | self.short | self.long):
+                    m.d.sync += in_open.eq(0)
                 with m.If(~self.enable):
                     m.next = "CLEAR"
+                    m.d.sync += in_clear.eq(1)
                 with m.Elif(self.complete):
                     m.next = "FULL"
                 with m.Elif(self.short):
@@ -219,11 +226,14 @@ class ImageSlot(wiring.Component):
                     m.next = "USED"
                     with m.If(self.bad_short | self.bad_long):
                         m.next = "CLEAR"
+                        m.d.sync += in_clear.eq(1)
                 with m.Elif(~self.enable):
                     m.next = "CLEAR"
+                    m.d.sync += in_clear.eq(1)
             with m.State("USED"):
                 with m.If(self.release):
                     m.next = "CLEAR"
+                    m.d.sync += in_clear.eq(1)
         return m
 
 

@@ -110,11 +110,13 @@ class WriteBack(wiring.Component):
         # pbase + g (conv) or pbase + r (direct), kept as a register that steps with g / r:
         # the parameter memory's address comes straight from a flip-flop.
         paddr = Signal.like(self.param_addr)
-        # Per-layer constants, registered every cycle (desc is stable from start, rows come
-        # later): no reset needed, like every data register here whose valid flag has one.
+        # Per-layer constants, registered every cycle (desc is stable from the cycle before
+        # start, so they are valid in the start cycle: no start branch computes from the
+        # descriptor): no reset needed, like every data register here whose valid flag has one.
         pt_one = Signal(reset_less=True)  # ptiles == 1
         pt_m3 = Signal.like(tl2, reset_less=True)
-        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
+        rem_r = Signal(reset_less=True)
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3), rem_r.eq(d.rem)]
         tp_end = Signal()  # the group's last pixel tile, a flag set with tl2
         # the current tile's last (reduced) row: R - 1, or R/P - 1 in a remainder tile
         last_i = Signal(range(R), reset_less=True)
@@ -125,9 +127,9 @@ class WriteBack(wiring.Component):
             return last_i.eq(Mux(rem_next, rem_rows_m1, R - 1))
 
         with m.If(self.start):
-            m.d.sync += [i.eq(0), tl2.eq(d.ptiles - 3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
-            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(d.ptiles == 1)]
-            m.d.sync += last_i.eq(Mux(d.rem & (d.ptiles == 1), d.rem_rows_m1, R - 1))
+            m.d.sync += [i.eq(0), tl2.eq(pt_m3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
+            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(pt_one)]
+            m.d.sync += next_last(rem_r & pt_one)
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(d.mode == 0):
@@ -137,10 +139,10 @@ class WriteBack(wiring.Component):
                     with m.If(tp_end):
                         m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
                         m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_one)]
-                        m.d.sync += next_last(d.rem & pt_one)
+                        m.d.sync += next_last(rem_r & pt_one)
                     with m.Else():
                         m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1])]
-                        m.d.sync += next_last(d.rem & tl2[-1])
+                        m.d.sync += next_last(rem_r & tl2[-1])
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
             with m.Else():
@@ -250,8 +252,13 @@ class WriteBack(wiring.Component):
         # flags.
         writes_all = Signal(init=1)  # every expected word written (none expected after reset)
         writes_l2 = Signal(signed(A + 2))  # writes left - 2
+        # their start values, per-layer registers (see pt_one)
+        wr_zero, wr_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
+        rows_zero, rows_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
+        m.d.sync += [wr_zero.eq(d.writes == 0), wr_m2.eq(d.writes - 2),
+                     rows_zero.eq(d.rows_total == 0), rows_m2.eq(d.rows_total - 2)]
         with m.If(self.start):
-            m.d.sync += [writes_all.eq(d.writes == 0), writes_l2.eq(d.writes - 2)]
+            m.d.sync += [writes_all.eq(wr_zero), writes_l2.eq(wr_m2)]
         with m.Elif(self.wr_en):
             m.d.sync += [writes_all.eq(writes_l2[-1]), writes_l2.eq(writes_l2 - 1)]
         # The layer is over when every row of every tile has left the array, the requant and
@@ -264,8 +271,8 @@ class WriteBack(wiring.Component):
         rows_all = Signal(init=1)  # every row of the layer seen
         tail_zero = Signal(init=1)  # tail == 0
         with m.If(self.start):
-            m.d.sync += [rows_l2.eq(d.rows_total - 2), tail.eq(tail_len), tail_zero.eq(0),
-                         rows_all.eq(d.rows_total == 0)]  # fmt: skip
+            m.d.sync += [rows_l2.eq(rows_m2), tail.eq(tail_len), tail_zero.eq(0),
+                         rows_all.eq(rows_zero)]  # fmt: skip
         with m.Elif(row_valid):
             m.d.sync += [rows_l2.eq(rows_l2 - 1), tail.eq(tail_len), tail_zero.eq(0),
                          rows_all.eq(rows_l2[-1])]  # fmt: skip
@@ -285,16 +292,20 @@ class WriteBack(wiring.Component):
         tl2 = Signal(signed(18))  # tiles left in the group after this one, minus 2
         tp_end = Signal()  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
+        # per-layer registers (valid at start, see elaborate): ptiles == 1, ptiles - 3, and
+        # the split of a group's last pixel tile / of its other tiles
         pt_one = Signal(reset_less=True)
         pt_m3 = Signal.like(tl2, reset_less=True)
-        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
+        split_last, split_other = Signal.like(split), Signal.like(split)
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
+                     split_last.eq(Mux(d.mode | d.rem, d.ksplit_m1, 0)),
+                     split_other.eq(Mux(d.mode, d.ksplit_m1, 0))]  # fmt: skip
 
         def split_for(last_tile):
-            return split.eq(Mux(d.mode | (d.rem & last_tile), d.ksplit_m1, 0))
+            return split.eq(Mux(last_tile, split_last, split_other))
 
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), tl2.eq(d.ptiles - 3), tp_end.eq(d.ptiles == 1),
-                         split_for(d.ptiles == 1)]
+            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), split_for(pt_one)]
         with m.Elif(valid):
             with m.If(ii == R - 1):
                 m.d.sync += ii.eq(0)
