@@ -3,7 +3,8 @@ bit-level UART model (hwgen/sim/tb/hostlink_tb.py).
 
 One build sized for two models (MemoryPlan.fit) runs: refusal of an inference before any and
 before a complete load, a corrupted frame (CRC error reply, no state change), a truncated frame
-(timeout error reply), too many beats / a wrong image length / an unknown command refused,
+(timeout error reply), a frame longer than the frame buffer (length error reply), too many
+beats / a wrong image length / an unknown command refused,
 20 MNIST images on tiny_cnn bit-exact, then a second model with a different input shape loaded
 through Board.load, its own logits bit-exact. The slow variant (mnist_cnn 8x8 + tiny_cnn)
 also reloads the first model and checks it again.
@@ -74,11 +75,12 @@ def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
     results = work / "results.json"
     if results.exists():
         results.unlink()
+    top = HostTop(plan, clk_freq=CPB * 1_000_000, baud=1_000_000, timeout_bits=200)
     params = {
         "cases": str(work / "cases.pkl"), "results": str(results), "cpb": CPB,
         "rows": array.rows, "cols": array.cols, "n_again": n_again, "read_timeout_bits": 100_000,
+        "max_payload": top.max_payload,
     }  # fmt: skip
-    top = HostTop(plan, clk_freq=CPB * 1_000_000, baud=1_000_000, timeout_bits=200)
     run_unit(top, toplevel="hosttop", test_module="hwgen.sim.tb.hostlink_tb", name=name,
              params=params)  # fmt: skip
     log = json.loads(results.read_text())

@@ -51,6 +51,7 @@ def test_loader_matches_model() -> None:
         beats = [b for _, t in plan for b in t]
         i = 0
         cycle = 0
+        loaded_next = None  # the previous cycle's loaded_next: this cycle's loaded
         while i < len(beats):
             at = f"cycle {cycle}, beat {i}"
             act = rng.random()
@@ -71,6 +72,8 @@ def test_loader_matches_model() -> None:
                     )
             assert got == model.mems, f"{at}: memories differ from the model"
             assert ctx.get(loader.loaded) == model.loaded, f"{at}: loaded"
+            if loaded_next is not None:
+                assert model.loaded == loaded_next, f"{at}: the last cycle's loaded_next"
             ready = ctx.get(loader.i_stream.ready)
             assert ready == int(model.ready and not restart), f"{at}: ready {ready}"
             short, long = ctx.get(loader.err_short), ctx.get(loader.err_long)
@@ -91,6 +94,7 @@ def test_loader_matches_model() -> None:
             if reset:
                 seen["reset_loaded" if model.loaded else "reset"] += 1
                 model.reset()
+            loaded_next = ctx.get(loader.loaded_next)
             await ctx.tick()
             cycle += 1
         ctx.set(loader.i_stream.valid, 0)

@@ -73,6 +73,7 @@ class WeightLoader(wiring.Component):
             "i_stream": In(stream.Signature(BEAT_LAYOUT)),
             "restart": In(1),
             "loaded": Out(1),
+            "loaded_next": Out(1),  # the value `loaded` takes at the next clock edge
             "err_short": Out(1),
             "err_long": Out(1),
             "err_header": Out(1),
@@ -94,9 +95,9 @@ class WeightLoader(wiring.Component):
         bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
         bpw += [beats_per_word(w) for w, _ in self.mem_shape]
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
-        beat = Signal(range(max(bpw) + 1))
         acc = Signal(max(bpw) * 32, reset_less=True)  # every word's beats fill it first
-        # beat_oh: one-hot `beat` (acc's slot enables are flip-flops ANDed with the beat's valid)
+        # the word's beat, one-hot (acc's slot enables are a flip-flop ANDed with the beat's
+        # valid; the word end is one of its bits)
         beat_oh = Signal(max(bpw), init=1)
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
@@ -141,7 +142,7 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         # in_last: state == nreg (the last region), a flag set with `state` (timing)
         in_last = Signal(init=first == nreg)
-        rewind = [state.eq(first), addr.eq(0), beat.eq(0), beat_oh.eq(1), checking.eq(0),
+        rewind = [state.eq(first), addr.eq(0), beat_oh.eq(1), checking.eq(0),
                   weighing.eq(0),
                   judging.eq(0), stall.eq(0),
                   left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
@@ -187,6 +188,9 @@ class WeightLoader(wiring.Component):
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
                      at_hdr_end.eq((state == 0) & wend)]  # fmt: skip
         m.d.sync += [c.eq(0) for c in commit]
+        # (as the branches below set it: the final beat with `last` sets it, a restart clears)
+        m.d.comb += self.loaded_next.eq(
+            ~self.restart & (loaded | (take & ~discard & at_final & is_last)))
         # acc's slots take every beat offered outside the header check, taken or not (timing:
         # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
         # is harmless: a word is committed from acc in the cycle after its last beat was taken
@@ -197,16 +201,16 @@ class WeightLoader(wiring.Component):
                 m.d.sync += acc[32 * k : 32 * k + 32].eq(payload)
 
         def step_beat(n_bpw: int) -> None:
-            m.d.sync += [beat.eq(beat + 1), wend.eq(beat == n_bpw - 2),
-                         beat_oh.eq(beat_oh << 1)]  # fmt: skip
+            # (called only when the beat is not the word's last: n_bpw >= 2)
+            m.d.sync += [wend.eq(beat_oh[n_bpw - 2]), beat_oh.eq(beat_oh << 1)]
 
         def on_beat() -> None:
             """A beat taken outside a discard: assemble, commit, step the region."""
             with m.Switch(state):
                 with m.Case(0):  # (never reached without a header)
                     with m.If(wend):
-                        m.d.sync += [beat.eq(0), beat_oh.eq(1), addr.eq(0), checking.eq(1),
-                                     stall.eq(1), hdr_last.eq(is_last)]  # fmt: skip
+                        m.d.sync += [beat_oh.eq(1), addr.eq(0), checking.eq(1), stall.eq(1),
+                                     hdr_last.eq(is_last)]  # fmt: skip
                     with m.Else():
                         step_beat(bpw[0])
                 for n in range(nreg):
@@ -227,7 +231,7 @@ class WeightLoader(wiring.Component):
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
-                m.d.sync += [beat.eq(0), beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
+                m.d.sync += [beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
                 with m.If(lzero):  # the region's last word
                     m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
                     if n != nreg - 1:

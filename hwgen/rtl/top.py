@@ -483,13 +483,11 @@ class Accelerator(wiring.Component):
         # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle.
         win_r = Signal(init=1)
         rel_r = Signal(init=1)
-        # The slot's enable (weights_loaded | busy_r) from their next values: busy_r's from
-        # the transitions below, `loaded`'s as loaded & ~weights_restart. A rising `loaded`
-        # shows here a cycle late, which nothing sees: the slot is OPEN only after a cycle
-        # with the enable high (CLEAR -> OPEN), so while OPEN en_r equals the enable; a
-        # freshly loaded model only opens the slot a cycle later.
+        # The slot's enable, en_r == weights_loaded | busy_r in every cycle, a flip-flop set
+        # from their next values: busy_r's from the transitions below, the loader's
+        # `loaded_next` (timing: the slot's enable is no LUT after the loader's register)
         en_r = Signal()
-        loaded_next = loader.loaded & ~self.weights_restart
+        loaded_next = loader.loaded_next
         m.d.sync += en_r.eq(busy_r | loaded_next)  # (busy_r holds unless a transition sets it)
 
         def idle_next() -> list:

@@ -215,18 +215,24 @@ class WriteBack(wiring.Component):
                 pool.i_stream.valid.eq(q_valid & d.pool_en),
                 pool.i_stream.payload.as_value().eq(q_data),
             ]
-            pq = Signal(16)
+            # pooled pixels left in the group after this one, minus 2, counted down: the
+            # group's last pooled pixel (pq_end) is its sign bit, no compare (timing)
+            pl2 = Signal(signed(18))
+            pq_end = Signal()
             pptr = Signal(A)
             pgptr = Signal(A)  # dst_base + the pooled group's index
-            pc_m1 = Signal.like(pq, reset_less=True)
-            m.d.sync += pc_m1.eq(d.pool_count - 1)
+            pc_m3 = Signal.like(pl2, reset_less=True)  # per-layer registers (see pt_one)
+            pc_one = Signal(reset_less=True)
+            m.d.sync += [pc_m3.eq(d.pool_count - 3), pc_one.eq(d.pool_count == 1)]
             with m.If(self.start):
-                m.d.sync += [pq.eq(0), pptr.eq(d.dst_base), pgptr.eq(d.dst_base)]
+                m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(d.dst_base),
+                             pgptr.eq(d.dst_base)]  # fmt: skip
             with m.Elif(pool.o_stream.valid):
-                with m.If(pq == pc_m1):
-                    m.d.sync += [pq.eq(0), pptr.eq(pgptr + 1), pgptr.eq(pgptr + 1)]
+                with m.If(pq_end):
+                    m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(pgptr + 1),
+                                 pgptr.eq(pgptr + 1)]  # fmt: skip
                 with m.Else():
-                    m.d.sync += [pq.eq(pq + 1), pptr.eq(pptr + d.dst_cw)]
+                    m.d.sync += [pl2.eq(pl2 - 1), pq_end.eq(pl2[-1]), pptr.eq(pptr + d.dst_cw)]
             with m.If(d.pool_en):
                 m.d.comb += [
                     self.wr_en.eq(pool.o_stream.valid),

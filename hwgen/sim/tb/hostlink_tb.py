@@ -118,6 +118,13 @@ def scenario(board: Board, port: SimSerial, cases: dict, p: dict, log: dict) -> 
     # a truncated frame: the board times out and says so
     port.write(request(Cmd.LOAD_DATA, beats[4 * 64 : 4 * 128])[:70])
     expect_error(lambda: board.read_reply(Cmd.LOAD_DATA), Status.TIMEOUT)
+    # a frame one word longer than the frame buffer: refused by its length (the parser's
+    # `too_long`), nothing loaded from it (the load below still works)
+    too_long = beats[4 * 64 :][: p["max_payload"] + 4]
+    assert len(too_long) == p["max_payload"] + 4, "model A's beats are too short for this check"
+    expect_error(lambda: board.transact(Cmd.LOAD_DATA, too_long), Status.LENGTH)
+    st = board.status()
+    assert st.last_error == Status.LENGTH and not st.loaded, st
     # the rest of the partial load, continued by hand after both bad frames
     step = 4 * 64
     for i in range(4 * 64, len(beats), step):
