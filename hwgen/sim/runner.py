@@ -64,8 +64,9 @@ MAKE_VARS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 # cocotb asks for --public-flat-rw (every signal VPI-visible), which stops Verilator from
 # optimising anything away. The testbenches only touch the top's ports, so the fast build
 # makes exactly those public with a Verilator config file (`public_flat_rw` per port: about
-# twice as fast as `--public-depth 1` on mnist_cnn 8x8); the waveform build keeps the full view.
-FAST_PUBLIC = "vlt:public_flat_rw per top port"
+# twice as fast as `--public-depth 1` on mnist_cnn 8x8). The waveform build does the same:
+# `--trace` dumps every signal whether public or not, so the VCD keeps the full view.
+FAST_PUBLIC = "vlt:public_flat_rw per top port, waveform build too"
 
 
 def top_ports(verilog: str, toplevel: str) -> list[str]:
@@ -85,8 +86,8 @@ def public_ports_vlt(verilog: str, toplevel: str) -> str:
 
 
 class _Verilator(Verilator):
-    """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and, for fast builds, only the
-    top's ports public (``vlt``: the config file from :func:`public_ports_vlt`)."""
+    """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and only the top's ports
+    public (``vlt``: the config file from :func:`public_ports_vlt`)."""
 
     vlt: Path | None = None
     make_vars: tuple[str, ...] = MAKE_VARS
@@ -222,7 +223,7 @@ def _make_vars(opt_fast: str | None) -> tuple[str, ...]:
 
 def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
            opt_fast: str | None = None) -> None:
-    """Fast build (no tracing, top-level ports public) or the waveform build."""
+    """Fast build (no tracing) or the waveform build (``--trace``); top-level ports public."""
     ensure_verilator()
     make_vars = _make_vars(opt_fast)
     digest = hashlib.sha256(
@@ -233,9 +234,8 @@ def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
     runner = _Verilator()
-    if not waves:
-        runner.vlt = build_dir / "public_ports.vlt"
-        runner.vlt.write_text(public_ports_vlt(verilog_path.read_text(), toplevel))
+    runner.vlt = build_dir / "public_ports.vlt"
+    runner.vlt.write_text(public_ports_vlt(verilog_path.read_text(), toplevel))
     runner.make_vars = make_vars
     (build_dir / ".hwgen_make_vars").write_text(json.dumps(make_vars))  # runtime cache key
     log = build_dir / "build.log"
