@@ -107,18 +107,30 @@ class _Verilator(Verilator):
         return [vcmd, *cmds[1:-1], [*hook, "restore"], make, [*hook, "save"]]
 
 
-# The Verilator runtime (verilated.cpp, verilated_vpi.cpp, ...) and cocotb's main are the
-# same C++ for every design built with the same flags, yet cost half of a small design's
-# compile: they are compiled once per flag set into sim_build/builds/_runtime_<key>/ and
-# copied into each new build directory, where make finds them up to date.
-_RUNTIME_OBJS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_vcd_c", "verilator")
+# The Verilator runtime (verilated.cpp, verilated_vpi.cpp, ...) is the same C++ for every
+# design built with the same flags, yet costs ~14 CPU-s, most of a small unit's compile: it is
+# compiled once per flag set into sim_build/builds/_runtime_<key>/ and copied into each new
+# build directory, where make finds it up to date. (cocotb's main, verilator.cpp, is not
+# shared: it includes the design's Vtop.h and allocates a Vtop of that size.)
+# HWGEN_RUNTIME_CACHE names another directory for the _runtime_<key>/ folders, so that several
+# work directories share them (the test suite's temporary work directories: conftest.py).
+RUNTIME_CACHE_ENV = "HWGEN_RUNTIME_CACHE"
+_RUNTIME_OBJS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_vcd_c",
+                 "verilated_dpi")  # fmt: skip
 
 
 def _runtime_key(build_dir: Path) -> str:
+    """The runtime's compile flags: Vtop.mk without what names the design (its executable's
+    make target) or where its build directory is (VM_USER_DIR's relative paths), the VM_*
+    feature flags of Vtop_classes.mk and the make variables."""
+    mk = (build_dir / "Vtop.mk").read_text().splitlines()
+    top = next(ln.split()[1] for ln in mk if ln.startswith("default: "))
+    mk = [ln for ln in mk if not ln.startswith(("default: ", f"{top}: "))
+          and not ln.strip().startswith(".")]  # fmt: skip
     flags = [ln for ln in (build_dir / "Vtop_classes.mk").read_text().splitlines()
              if re.match(r"VM_[A-Z_]+ = ", ln)]
     opt = (build_dir / ".hwgen_make_vars").read_text()
-    text = (build_dir / "Vtop.mk").read_text() + "\n".join(flags) + opt
+    text = "\n".join(mk) + "\n".join(flags) + opt
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -126,7 +138,8 @@ def runtime_objects(action: str, build_dir: Path | None = None) -> None:
     """Build hook (run in the build directory): ``restore`` the shared runtime objects before
     make, ``save`` them after a build that compiled them."""
     bdir = Path(build_dir or Path.cwd())
-    cache = bdir.parent / f"_runtime_{_runtime_key(bdir)}"
+    where = os.environ.get(RUNTIME_CACHE_ENV) or bdir.parent
+    cache = Path(where) / f"_runtime_{_runtime_key(bdir)}"
     for stem in _RUNTIME_OBJS:
         for ext in (".o", ".d"):
             src, dst = (cache, bdir) if action == "restore" else (bdir, cache)
