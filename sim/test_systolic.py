@@ -104,7 +104,8 @@ def test_constructor_checks() -> None:
 def test_latency_and_signature() -> None:
     cfg = ArrayConfig(rows=3, cols=5, acc_width=24, mult_latency=2)
     dut = SystolicArray(cfg)
-    assert dut.out_latency == 2 + 3 + 1
+    assert dut.out_latency == 2 + 3 + 2  # product, two accumulator halves, the drain
+    assert dut.result_latency == 2 + 2 and dut.weight_lead == 1
     assert dut.direct_latency == 2
     assert Value.cast(dut.row_in).shape().width == 3 * (3 + 8)
     assert Value.cast(dut.w_direct).shape().width == 15 * 8
