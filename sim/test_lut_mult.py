@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Verilator + cocotb: the LUT multiplier (the ECP5 hook's fallback past the DSP budget: row
 pairs on CCU2C cells, simulated on hwgen/rtl/models/CCU2C.v; and the portable form with
-Amaranth adds) is bit-exact with ``*`` at the DSP path's latency, on all 65,536 int8 pairs."""
+Amaranth adds) is bit-exact with ``*`` at the DSP path's latency (and at the PE's, one more),
+on all 65,536 int8 pairs."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def test_latency_matches_the_dsp_path() -> None:
 @pytest.mark.rtl
 @pytest.mark.parametrize("kind", ["ecp5", "portable"])
 def test_lut_mult_all_int8_pairs(kind: str) -> None:
-    """All 65,536 int8 x int8 products, one per cycle, three edges after their operands."""
+    """All 65,536 int8 x int8 products, one per cycle, at the PE's latency (the LUT rows and
+    adds' three edges, then a delay register) after their operands."""
     plat = _lut_platform(kind)
     run_all_int8_pairs(f"mult_all_int8_lut_{kind}", plat)
     assert plat.lut_multipliers == 1 and plat.dsps_used == 0

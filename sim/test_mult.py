@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hwgen.config import ArrayConfig
 from hwgen.rtl.ecp5_dsp import DSP_LATENCY, WIDE_LATENCY, Ecp5DspSim
 from hwgen.rtl.mult import Multiplier
 from hwgen.sim.runner import build_verilog, run_unit
@@ -23,15 +24,19 @@ def test_mult_rtl(a_width: int, b_width: int, latency: int) -> None:
     )
 
 
-def run_all_int8_pairs(name: str, platform) -> None:
-    """All 65,536 int8 x int8 products through a Multiplier at the PE's latency (3), one per
-    cycle, each checked against a*b three edges later (hwgen.sim.tb.mult_tb)."""
+PE_LATENCY = ArrayConfig().mult_latency  # the PE's: the DSP's three edges + a fabric register
+
+
+def run_all_int8_pairs(name: str, platform, latency: int = PE_LATENCY) -> None:
+    """All 65,536 int8 x int8 products through a Multiplier at the PE's latency (4: on the
+    ECP5 the MULT18X18D's three registers and one fabric register after it), one per cycle,
+    each checked against a*b ``latency`` edges later (hwgen.sim.tb.mult_tb)."""
     run_unit(
-        Multiplier(a_width=8, b_width=8, latency=DSP_LATENCY),
+        Multiplier(a_width=8, b_width=8, latency=latency),
         toplevel="mult",
         test_module="hwgen.sim.tb.mult_tb",
         name=name,
-        params={"a_width": 8, "b_width": 8, "latency": DSP_LATENCY, "exhaustive": True},
+        params={"a_width": 8, "b_width": 8, "latency": latency, "exhaustive": True},
         platform=platform,
     )
 
@@ -39,8 +44,10 @@ def run_all_int8_pairs(name: str, platform) -> None:
 @pytest.mark.rtl
 @pytest.mark.parametrize("impl", ["generic", "ecp5"])
 def test_mult_all_int8_pairs(impl: str) -> None:
-    """All 65,536 int8 x int8 products, one per cycle, at the PE's latency (3): the
-    MULT18X18D model and the generic ``*`` both equal a*b three edges later."""
+    """All 65,536 int8 x int8 products, one per cycle, at the PE's latency (4): the
+    MULT18X18D model (plus its fabric register) and the generic ``*`` both equal a*b four
+    edges later."""
+    assert PE_LATENCY == DSP_LATENCY + 1  # the product leaves the DSP into a fabric register
     platform = Ecp5DspSim() if impl == "ecp5" else None
     run_all_int8_pairs(f"mult_all_int8_{impl}", platform)
     if platform is not None:

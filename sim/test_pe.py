@@ -14,6 +14,7 @@ import pytest
 from amaranth import Value
 from amaranth.sim import Simulator
 
+from hwgen.config import ArrayConfig
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.rtl.pe import PE, pe_golden, wrap_signed
 from hwgen.sim.runner import run_unit
@@ -182,8 +183,9 @@ def test_pe_rtl_ecp5(kind: str, acc_width: int) -> None:
     p = _params(1, 4, [*_layers(4, 6), {"mode": "conv", "tiles": 3, "k": 70, "values": "min"}],
                 acc_width=acc_width)
     plat = Ecp5DspSim(dsp_budget=1 if kind == "dsp" else 0)
+    p["mult_latency"] = lat = ArrayConfig().mult_latency  # the board's: DSP + fabric register
     run_unit(
-        PE(acc_width=acc_width, mult_latency=3),
+        PE(acc_width=acc_width, mult_latency=lat),
         toplevel="pe",
         test_module="hwgen.sim.tb.pe_tb",
         name=f"pe_ecp5_{kind}_acc{acc_width}",

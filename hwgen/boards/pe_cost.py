@@ -37,12 +37,14 @@ from pathlib import Path
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 
+from hwgen.config import ArrayConfig
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.rtl.mult import generic_multiplier
 from hwgen.rtl.pe import PE
 
 __all__ = ["KINDS", "pe_cost", "pe_fmax", "pe_rtlil", "main"]
 
+PE_LATENCY = ArrayConfig().mult_latency  # the board's PE: DSP + one fabric register
 KINDS = ("dsp", "dsp-plain", "lut", "lut-adds", "lut-star")
 CELLS = ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D", "PFUMX", "L6MUX21")
 
@@ -78,7 +80,7 @@ class _Registered(wiring.Component):
     """One PE with a register on every port: the register-to-register paths of the mesh."""
 
     def __init__(self, acc_width: int) -> None:
-        self.pe = PE(acc_width=acc_width, mult_latency=3)
+        self.pe = PE(acc_width=acc_width, mult_latency=PE_LATENCY)
         super().__init__(self.pe.signature)
 
     def elaborate(self, platform) -> Module:
@@ -99,12 +101,13 @@ class _Registered(wiring.Component):
 
 
 def pe_rtlil(kind: str, acc_width: int = 32, registered: bool = False) -> str:
-    """RTLIL of one int8 PE (multiplier latency 3) of ``kind`` with an ``acc_width``
+    """RTLIL of one int8 PE (the board's multiplier latency) of ``kind`` with an ``acc_width``
     accumulator (top ``pe``), or of it with every port registered (``registered``)."""
     from amaranth.back import rtlil
 
     plat = _platform(kind)
-    top = _Registered(acc_width) if registered else PE(acc_width=acc_width, mult_latency=3)
+    top = (_Registered(acc_width) if registered
+           else PE(acc_width=acc_width, mult_latency=PE_LATENCY))
     text = rtlil.convert(top, name="pe", platform=plat)
     assert plat.dsps_used == (1 if kind.startswith("dsp") else 0)
     return text

@@ -10,6 +10,10 @@ accumulate step. The PE and the SystolicArray take it; nothing else in them know
 * ``Arithmetic.shares(k)``: additive secret shares, operands and accumulator k bits, every
   product and sum modulo 2**k (the ring Z_2^k of ``hwgen.secure``). Overflow is the
   intended arithmetic, so no width relation is required.
+
+The PE accumulates in two halves (``lo_width`` low bits, then the rest one cycle later with
+the low half's registered carry), so no carry chain between registers is longer than about
+half the accumulator; the sum modulo 2**acc_width is the same in either arithmetic.
 """
 
 from __future__ import annotations
@@ -83,10 +87,19 @@ class Arithmetic:
         """The PE's product unit (the one multiplier seam)."""
         return Multiplier(a_width=self.a_width, b_width=self.w_width, latency=latency)
 
-    def accumulate(self, acc: Value, first: Value, product: Value) -> Value:
-        """The next accumulator: the product alone on ``first``, else acc + product; the caller
-        assigns it to an ``acc_shape`` signal, which is the wrap modulo 2**acc_width."""
-        return Mux(first, 0, acc) + product
+    @property
+    def lo_width(self) -> int:
+        """Bits of the accumulator's low half (the high half has the rest, maybe none)."""
+        return (self.acc_width + 1) // 2
+
+    def accumulate(self, acc: Value, first: Value, product: Value, carry: Value | int = 0
+                   ) -> Value:
+        """One half's next value: the product (plus ``carry``) alone on ``first``, else acc +
+        product + carry. The result is wider than ``acc``: with unsigned operands of
+        ``len(acc)`` bits and no carry in, bit ``len(acc)`` is the carry out; the caller
+        keeps the bits it needs (the wrap modulo 2**width)."""
+        total = Mux(first, 0, acc) + product
+        return total if isinstance(carry, int) and carry == 0 else total + carry
 
     def golden_dot(self, a: np.ndarray, w: np.ndarray, axis: int = -1) -> np.ndarray:
         """Σ a·w along ``axis`` reduced like the hardware (signed acc_width residue)."""

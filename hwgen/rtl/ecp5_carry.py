@@ -18,6 +18,8 @@ per AND in front of its CCU2C).
 The PE's accumulate ``Mux(first, 0, acc) + p`` fits the same way (``ccu2c_accumulate``):
 ``A = acc_k``, ``B = first``, ``C = p_k``: ``F = (A & ~B) ^ C``, ``G = A & ~B``, so the
 ``first`` multiplexer (one LUT4 per accumulator bit with yosys's adder) is inside the cells.
+The PE's two accumulator halves are two such chains: the low one with a carry out, the high
+one with the registered carry in.
 Measured per PE: docs/architecture.md.
 """
 
@@ -91,14 +93,25 @@ def ccu2c_pair(m: Module, a: Value, b_lo: Value, b_hi: Value, subtract: bool,
     return out.as_signed() if is_signed or subtract else out
 
 
-def ccu2c_accumulate(m: Module, acc: Value, first: Value, product: Value, name: str) -> Value:
-    """``Mux(first, 0, acc) + product`` modulo ``2**len(acc)`` on one CCU2C chain (the
-    product sign- or zero-extended, or truncated, to the accumulator's width)."""
+def ccu2c_accumulate(m: Module, acc: Value, first: Value, product: Value, name: str,
+                     carry_in: Value | None = None, carry_out: bool = False) -> Value:
+    """``Mux(first, 0, acc) + product (+ carry_in)`` on one CCU2C chain, ``len(acc)`` bits
+    (the product sign- or zero-extended, or truncated, to the accumulator's width), or
+    ``len(acc) + 1`` with ``carry_out`` (the top bit is the carry out of the last bit).
+
+    A carry in from the fabric enters through a leading half with ``A = C = carry_in``,
+    ``B = 0``: ``F = 0``, so its carry out is ``G = carry_in`` (what nextpnr's own carry
+    feed-in does); a carry out leaves through a trailing half with all inputs 0 (``S`` = the
+    carry into it)."""
     n = len(acc)
     p = Signal(n, name=f"{name}_p")
     m.d.comb += p.eq(product)
     zero = Const(0, 1)
-    ins = [(acc[k], first, p[k], zero) for k in range(n)]
-    if n % 2:
+    ins = [] if carry_in is None else [(carry_in, zero, carry_in, zero)]
+    lead = len(ins)
+    ins += [(acc[k], first, p[k], zero) for k in range(n)]
+    if carry_out:
         ins.append((zero, zero, zero, zero))
-    return _chain(m, name, INIT_ACC, zero, ins)[:n]
+    if len(ins) % 2:
+        ins.append((zero, zero, zero, zero))
+    return _chain(m, name, INIT_ACC, zero, ins)[lead : lead + n + int(carry_out)]

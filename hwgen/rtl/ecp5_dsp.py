@@ -121,12 +121,17 @@ class Ecp5Multipliers:
         """Verilog models of the vendor primitives, to append to the design for Verilator."""
         return [MULT18X18D_MODEL.read_text(), CCU2C_MODEL.read_text()]
 
-    def accumulate(self, m: Module, acc, first, product):
-        """The PE's ``Mux(first, 0, acc) + product`` (``Arithmetic.accumulate``) as one
-        CCU2C chain with the multiplexer inside the cells (``hwgen.rtl.ecp5_carry``)."""
-        if not self.carry_cells:
-            return Mux(first, 0, acc) + product  # = Arithmetic.accumulate
-        return ccu2c_accumulate(m, acc, first, product, "acc_ccu")
+    def accumulate(self, m: Module, acc, first, product, carry=None, carry_out=False):
+        """A PE accumulator half, ``Mux(first, 0, acc) + product (+ carry)``
+        (``Arithmetic.accumulate``; ``carry_out``: one bit more, the carry out) as one CCU2C
+        chain with the multiplexer inside the cells (``hwgen.rtl.ecp5_carry``)."""
+        if not self.carry_cells:  # = Arithmetic.accumulate
+            n = len(acc) + int(carry_out)
+            s = Mux(first, 0, acc) + product
+            return (s if carry is None else s + carry)[:n]
+        name = "acc_hi_ccu" if carry is not None else "acc_ccu"
+        return ccu2c_accumulate(m, acc, first, product, name, carry_in=carry,
+                                carry_out=carry_out)
 
     def get_multiplier(self, mult: Multiplier):
         # Unsigned operands gain a zero sign bit, so a signed product is always exact.

@@ -8,18 +8,23 @@ the column's drain chain (a second register that otherwise just passes ``chain_i
 Cycle contract (cycle t = the inputs are held during t and sampled by the edge that ends t;
 an output "at t" is readable during t):
 
-* ``a_out``/``w_out``/``ld_out``/``direct_out`` are ``a_in``/``w_in``/``ld_in``/``direct``
-  one cycle later (``direct_out`` is the PE's own registered copy, which the array chains
-  to the next PE so that no flip-flop drives the whole mesh).
-* The weight operand in cycle t is ``w_direct`` if ``direct`` was 1 in cycle t-1, else
-  ``w_in`` (``direct`` is registered here: it is static during a layer).
-* A token with ``valid`` = 1 presented in cycle t has its product added in the edge ending
-  t + ``mult_latency``: ``acc = p`` if ``first`` else ``acc + p``, modulo 2**acc_width.
-  ``first``/``last``/``a`` of a token with ``valid`` = 0 are ignored. ``first`` and ``last``
-  may be the same token (K = 1).
+* ``a_out``/``ld_out``/``direct_out`` are ``a_in``/``ld_in``/``direct`` one cycle later
+  (``direct_out`` is the PE's own registered copy, which the array chains to the next PE so
+  that no flip-flop drives the whole mesh). ``w_out`` is the PE's weight register: ``w_in``
+  one cycle later, or ``w_direct`` while ``direct`` is 1 (a lower PE in direct mode ignores
+  it).
+* The weight paired with the token presented in cycle t is presented one cycle earlier
+  (``weight_lead`` = 1): ``w_direct`` of cycle t-1 if ``direct`` was 1 in cycle t-1, else
+  ``w_in`` of cycle t-1. It is registered in front of the multiplier, so the DSP's operand
+  pins are driven by flip-flops (``direct`` is static during a layer).
+* A token with ``valid`` = 1 presented in cycle t has its product added modulo
+  2**acc_width, ``acc = p`` if ``first`` else ``acc + p``: the low half of the accumulator
+  in the edge ending t + ``mult_latency``, the high half (with the low half's carry) one
+  edge later. ``first``/``last``/``a`` of a token with ``valid`` = 0 are ignored. ``first``
+  and ``last`` may be the same token (K = 1).
 * If the token with ``last`` = 1 is presented in cycle t, its tile's sum is held in the
-  result register from cycle t + ``result_latency`` (= mult_latency + 1) until the edge that
-  latches the next tile's ``last`` product.
+  result register from cycle t + ``result_latency`` (= mult_latency + 2) until the edge that
+  latches the next tile's sum.
 * If ``ld_in`` is 1 in cycle t, ``chain_out`` in cycle t+1 is {valid: 1, data: result};
   otherwise it is ``chain_in`` of cycle t. The caller keeps ``chain_in.valid`` = 0 in a cycle
   with ``ld_in`` = 1 (the array's schedule guarantees it).
@@ -141,14 +146,23 @@ class PE(wiring.Component):
 
     @property
     def result_latency(self) -> int:
-        """Cycles from the ``last`` token on ``a_in`` to its sum in the result register."""
-        return self.mult_latency + 1
+        """Cycles from the ``last`` token on ``a_in`` to its sum in the result register: the
+        product, the low half's edge, the high half's edge."""
+        return self.mult_latency + 2
+
+    @property
+    def weight_lead(self) -> int:
+        """Cycles a token's weight is presented (``w_in``/``w_direct``) before the token."""
+        return 1
 
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.mult = mult = self.arith.multiplier(self.mult_latency)
 
         # Forwarding registers: the token to the right, the weight down, the load pulse right.
+        # The weight register is also the multiplier's operand: it takes ``w_direct`` or
+        # ``w_in`` (one cycle ahead of the token, ``weight_lead``), so the DSP's inputs come
+        # straight from flip-flops (a: the left neighbour's token register).
         # The token travels as two registers per stage (few words for a simulator to copy:
         # one per bit measured 17 % slower on mnist_cnn 8x8): valid, which reset clears, and
         # {operand, first, last}, reset-less (first/last are don't-care while valid = 0), so
@@ -161,7 +175,8 @@ class PE(wiring.Component):
         m.d.sync += [
             a_valid.eq(self.a_in.valid),
             a_dat.eq(Cat(self.a_in.first, self.a_in.last, self.a_in.a)),
-            w_reg.eq(self.w_in),
+            # `direct` one cycle before the token (= direct_r with the token)
+            w_reg.eq(Mux(self.direct, self.w_direct, self.w_in)),
             ld_reg.eq(self.ld_in),
             direct_r.eq(self.direct),
         ]
@@ -175,11 +190,7 @@ class PE(wiring.Component):
             self.direct_out.eq(direct_r),
         ]
 
-        # Operands: one 2:1 mux per PE selects the weight source.
-        m.d.comb += [
-            mult.a.eq(self.a_in.a),
-            mult.b.eq(Mux(direct_r, self.w_direct, self.w_in)),
-        ]
+        m.d.comb += [mult.a.eq(self.a_in.a), mult.b.eq(w_reg)]
 
         # Control bits follow the product down the multiplier pipeline; the forwarding
         # register above is its first stage. Split like it (valid reset, first/last not):
@@ -191,23 +202,52 @@ class PE(wiring.Component):
             nfl = Signal(2, name=f"ctl_fl{stage + 1}", reset_less=True)
             m.d.sync += [nv.eq(valid), nfl.eq(fl)]
             valid, fl = nv, nfl
-        first, last = fl[0], fl[1]
+        first = fl[0]
 
-        # Accumulate (wraps: the sum is truncated to acc_width), latch the tile's result.
-        acc = Signal(self.arith.acc_shape, reset_less=True)
-        result = Signal(self.arith.acc_shape, reset_less=True)
-        acc_next = Signal(self.arith.acc_shape)
+        # Accumulate (wraps: modulo 2**acc_width) in two halves, so that no carry chain
+        # between registers is longer than half the accumulator: the low half with the
+        # product in the edge ending t + mult_latency, the high half one edge later with the
+        # low half's registered carry. The tile's result is latched with the high half:
+        # {lo (a register by then), hi_next}.
+        arith = self.arith
+        lo_w = arith.lo_width
+        hi_w = self.acc_width - lo_w
         # A platform may build the same function itself (cf. get_multiplier): the ECP5 puts
-        # the ``first`` multiplexer inside the carry cells (hwgen.rtl.ecp5_dsp).
+        # the ``first`` multiplexer and the carries inside the carry cells (hwgen.rtl.ecp5_dsp).
         hook = getattr(platform, "accumulate", None)
+        p_ext = Signal(arith.acc_shape)
+        m.d.comb += p_ext.eq(mult.p)  # sign-extended (or wrapped) to the accumulator
+        lo = Signal(lo_w, reset_less=True)
+        lo_next = Signal(lo_w + 1)  # with the carry out
         if hook is not None:
-            m.d.comb += acc_next.eq(hook(m, acc, first, mult.p))
+            m.d.comb += lo_next.eq(hook(m, lo, first, p_ext[:lo_w], carry_out=True))
         else:
-            m.d.comb += acc_next.eq(self.arith.accumulate(acc, first, mult.p))
+            m.d.comb += lo_next.eq(arith.accumulate(lo, first, p_ext[:lo_w]))
         with m.If(valid):
-            m.d.sync += acc.eq(acc_next)
-            with m.If(last):
-                m.d.sync += result.eq(acc_next)
+            m.d.sync += lo.eq(lo_next[:lo_w])
+        # the high half's stage: the token's control, the carry and the product's high bits
+        # (for int8 products all copies of the sign: yosys keeps one flip-flop)
+        valid2 = Signal(name="ctl_v_hi")
+        fl2 = Signal(2, name="ctl_fl_hi", reset_less=True)
+        carry = Signal(name="acc_carry", reset_less=True)
+        m.d.sync += [valid2.eq(valid), fl2.eq(fl), carry.eq(lo_next[lo_w])]
+        result = Signal(self.arith.acc_shape, reset_less=True)
+        if hi_w:
+            p_hi = Signal(hi_w, name="p_hi", reset_less=True)
+            hi = Signal(hi_w, reset_less=True)
+            hi_next = Signal(hi_w)
+            m.d.sync += p_hi.eq(p_ext[lo_w:])
+            if hook is not None:
+                m.d.comb += hi_next.eq(hook(m, hi, fl2[0], p_hi, carry=carry))
+            else:
+                m.d.comb += hi_next.eq(arith.accumulate(hi, fl2[0], p_hi, carry))
+            with m.If(valid2):
+                m.d.sync += hi.eq(hi_next)
+            whole = Cat(lo, hi_next)
+        else:
+            whole = lo
+        with m.If(valid2 & fl2[1]):
+            m.d.sync += result.eq(whole)
 
         # Drain chain register: load the result on ld_in, else pass chain_in down.
         c_valid = Signal()

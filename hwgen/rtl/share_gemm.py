@@ -21,7 +21,8 @@ in one transaction, the engine writes one per cycle and raises ``ld_idle``):
 Run: pulse ``start`` with ``m_tiles`` (MT), ``n_tiles``, ``k_len`` (K) and ``rows_total``
 (= MT·NT·R) held; tiles issue back to back, channel group outer, pixel tile inner, with
 interval max(K, R) (the array's drain spacing). Row i's token is lane i of the A word
-delayed i cycles, column j's weight lane j of the B word delayed j cycles (the skew). The
+delayed i + 1 cycles (the array takes a weight one cycle before its token), column j's
+weight lane j of the B word delayed j cycles (the skew). The
 drained rows are deskewed (column j delayed C−1−j) and added lane-wise into O at a
 sequential address. ``done`` rises when the last row is written; ``cycles`` counts the
 cycles from ``start`` to ``done``.
@@ -155,7 +156,7 @@ class ShareGemm(wiring.Component):
             cur = Signal(tok, name=f"tok{i}_d0")
             m.d.comb += [cur.valid.eq(v1), cur.first.eq(f1), cur.last.eq(l1),
                          cur.a.eq(a_rp.data[i * k : (i + 1) * k])]
-            for s in range(i):  # row skew
+            for s in range(i + arr.weight_lead):  # row skew; weights lead the tokens
                 nxt = Signal(tok, name=f"tok{i}_d{s + 1}")
                 m.d.sync += nxt.eq(cur)
                 cur = nxt

@@ -14,32 +14,35 @@ Timing contract (cycle t = an input is held during t and sampled by the edge end
 output "at t" is readable during t). The caller applies every skew:
 
 * Element k of a tile: the token of row i is on ``row_in[i]`` at cycle s+k+i; in conv mode
-  its weight for column j is on ``col_w[j]`` at s+k+j; in direct mode the weight of PE(i, j)
-  is on ``w_direct[i*C+j]`` at s+k+i+j. PE(i, j) pairs them at cycle s+k+i+j. Cycles between
-  elements may hold tokens with valid = 0 (their other fields and weights are ignored).
+  its weight for column j is on ``col_w[j]`` at s+k+j-1; in direct mode the weight of
+  PE(i, j) is on ``w_direct[i*C+j]`` at s+k+i+j-1 (``weight_lead`` = 1: each PE registers
+  its weight select in front of the multiplier). PE(i, j) pairs them at cycle s+k+i+j.
+  Cycles between elements may hold tokens with valid = 0 (their other fields and weights are
+  ignored).
 * PE(i, j) sums the products of its valid tokens from ``first`` through ``last`` (inclusive,
   possibly the same token), modulo 2**acc_width.
 * Let t_last0 be the cycle the tile's ``last`` token is on ``row_in[0]`` (so row i's is at
   t_last0+i). Then ``col_out[j]`` carries row i's result, valid = 1, at cycle
-  ``t_last0 + j + i + out_latency`` with ``out_latency = mult_latency + rows + 1``: rows
+  ``t_last0 + j + i + out_latency`` with ``out_latency = mult_latency + rows + 2``: rows
   0..R-1 of a column come out on R consecutive cycles; valid = 0 on every other cycle.
 * Caller's promise: on each row, consecutive ``last`` tokens are at least R cycles apart
   (tiles issued back to back with interval max(K, R) satisfy it). Then the drain chain never
   collides.
 * ``direct`` travels with the systolic skew: one register at the array's edge, then down
   column 0 and right along each row, one register per PE (no net drives the whole mesh: a
-  broadcast register would fan out to 8 LUTs per PE). The weight source of PE(i, j) at
-  cycle t is ``direct`` of cycle t-2-i-j, exactly when the tokens presented at t-i-j reach
-  it. So a change of ``direct`` between layers must be presented no later than s-2 (s of the
-  new layer's first tile) and no earlier than t_last0-1 (t_last0 of the old layer's final
-  tile); ``direct_latency`` = 2 is the latency at PE(0, 0).
+  broadcast register would fan out to 8 LUTs per PE). The weight source of PE(i, j) for
+  its operand of cycle t is ``direct`` of cycle t-2-i-j, exactly when the tokens presented
+  at t-i-j reach it. So a change of ``direct`` between layers must be presented no later
+  than s-2 (s of the new layer's first tile) and no earlier than t_last0-1 (t_last0 of the
+  old layer's final tile); ``direct_latency`` = 2 is the latency at PE(0, 0).
 
-Drain: the sum of PE(i, j) is in its result register from cycle τ + mult_latency + 1 (τ: its
-``last`` token at the PE, t_last0 + i + j) and is loaded into its chain register at the edge
-ending τ + mult_latency + 1 + i, by a pulse made from the row's own valid & last, delayed
-mult_latency + 1 + i registers at the row's left edge and travelling right with the tokens.
+Drain: the sum of PE(i, j) is in its result register from cycle τ + result_latency (τ: its
+``last`` token at the PE, t_last0 + i + j; ``result_latency`` = mult_latency + 2, the PE's
+two accumulator halves) and is loaded into its chain register at the edge ending
+τ + result_latency + i, by a pulse made from the row's own valid & last, delayed
+result_latency + i registers at the row's left edge and travelling right with the tokens.
 The chain shifts down one PE per cycle, so row i reaches the bottom at
-t_last0 + j + i + mult_latency + R + 1: a tile's rows move down as one compact block, and the
+t_last0 + j + i + mult_latency + R + 2: a tile's rows move down as one compact block, and the
 block of a tile whose ``last`` is ≥ R cycles later never meets it (row r of a tile occupies
 chain register i ≥ r only in one cycle, τ0 + r + i + const, and register i is loaded in a
 cycle where register i-1 is empty). Reset clears valid bits only (tokens, product pipeline,
@@ -112,9 +115,19 @@ class SystolicArray(wiring.Component):
         )
 
     @property
+    def result_latency(self) -> int:
+        """The PE's: cycles from a ``last`` token to its sum in the result register."""
+        return self.cfg.mult_latency + 2
+
+    @property
     def out_latency(self) -> int:
         """``col_out[j]`` emits row i at ``t_last0 + j + i + out_latency``."""
-        return self.cfg.mult_latency + self.cfg.rows + 1
+        return self.result_latency + self.cfg.rows
+
+    @property
+    def weight_lead(self) -> int:
+        """Cycles a weight on ``col_w``/``w_direct`` comes before its token (the PE's)."""
+        return 1
 
     @property
     def direct_latency(self) -> int:
@@ -140,16 +153,18 @@ class SystolicArray(wiring.Component):
         for i in range(r):
             for j in range(c):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+        pe = pes[0][0]  # the contract above is the PE's
+        assert (pe.result_latency, pe.weight_lead) == (self.result_latency, self.weight_lead)
 
         # `direct` enters through one register and follows the skew: PE(i, 0) takes it from
         # PE(i-1, 0), PE(i, j) from PE(i, j-1) (each PE registers it once).
         direct_in = Signal(name="direct_in", reset_less=True)
         m.d.sync += direct_in.eq(self.direct)
         for i in range(r):
-            # Load pulse of row i: valid & last delayed mult_latency + 1 + i cycles.
+            # Load pulse of row i: valid & last delayed result_latency + i cycles.
             ld = Signal(name=f"ld_row{i}_d0")
             m.d.comb += ld.eq(self.row_in[i].valid & self.row_in[i].last)
-            for d in range(cfg.mult_latency + 1 + i):
+            for d in range(self.result_latency + i):
                 nxt = Signal(name=f"ld_row{i}_d{d + 1}")
                 m.d.sync += nxt.eq(ld)
                 ld = nxt

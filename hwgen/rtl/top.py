@@ -301,14 +301,15 @@ class Accelerator(wiring.Component):
             feeders.append(f)
 
         # Weights: read in the sequencer's cycle c, data in c+W (W = READ_LATENCY of the
-        # banked memories); row 0's operand reaches the array at c+FEEDER_LATENCY, so conv
-        # lane j waits FEEDER_LATENCY-W+j more cycles (the column skew) and the pre-skewed
-        # direct word FEEDER_LATENCY-W.
+        # banked memories); row 0's operand reaches the array at c+FEEDER_LATENCY and its
+        # weight is due weight_lead cycles earlier, so conv lane j waits
+        # FEEDER_LATENCY-W-lead+j more cycles (the column skew) and the pre-skewed direct word
+        # FEEDER_LATENCY-W-lead.
         m.d.comb += [
             convw.r_addr.eq(seq.convw_addr),
             directw.r_addr.eq(seq.directw_addr),
         ]
-        wlat = FEEDER_LATENCY - WEIGHT_READ_LATENCY
+        wlat = FEEDER_LATENCY - WEIGHT_READ_LATENCY - array.weight_lead
         for j in range(C):
             lane = convw.r_data[8 * j : 8 * j + 8]
             m.d.comb += array.col_w[j].eq(_delay(m, lane, wlat + j, f"cw{j}"))

@@ -5,7 +5,8 @@ K, optional bubbles and gaps), each tile's ``ld_in`` pulse ``result_latency + d`
 its ``last`` token with d in 0..rows-1 (the row index it would have; ``last`` tokens at
 least ``rows`` apart, d = rows-1 at the tightest spacing included), unrelated valid traffic
 on ``chain_in`` whenever ``ld_in`` is low, and garbage on every unused input. Expected per
-cycle: the forwarded ``a_out``/``w_out``/``ld_out`` and ``chain_out`` (loaded result or the
+cycle: the forwarded ``a_out``/``w_out`` (``w_direct`` while ``direct``)/``ld_out`` and
+``chain_out`` (loaded result or the
 passed-through chain word), all from ``pe_golden``.
 
 Parameters: a_width, w_width, acc_width, mult_latency, rows, seed, layers (as in
@@ -30,6 +31,7 @@ __all__ = ["PEStimulus", "build_pe_stimulus", "check_pe_outputs", "INPUTS", "OUT
 INPUTS = ("a_in", "w_in", "w_direct", "direct", "ld_in", "chain_in")
 OUTPUTS = ("a_out", "w_out", "ld_out", "chain_out")
 DIRECT_LATENCY = 1
+WEIGHT_LEAD = 1  # a token's weight is presented one cycle before the token (PE.weight_lead)
 
 
 @dataclass
@@ -47,7 +49,7 @@ class PEStimulus:
 
 def build_pe_stimulus(p: dict) -> PEStimulus:
     aw, ww, lat, rows = p["a_width"], p["w_width"], p["mult_latency"], p["rows"]
-    res_lat = lat + 1
+    res_lat = lat + 2  # the documented contract (PE.result_latency)
     rng = random.Random(p["seed"])
     tok = token_layout(aw)
     res = result_layout(p["acc_width"])
@@ -107,7 +109,7 @@ def build_pe_stimulus(p: dict) -> PEStimulus:
                 | ((int(a[kk]) & amask) << tok["a"].offset)
             )
             port = "w_direct" if mode == "direct" else "w_in"
-            inputs[port][t] = int(w[kk]) & wmask
+            inputs[port][t - WEIGHT_LEAD] = int(w[kk]) & wmask
         t_ld = s + pos[-1] + res_lat + d
         assert inputs["ld_in"][t_ld] == 0, "schedule collision"
         inputs["ld_in"][t_ld] = 1
@@ -136,7 +138,8 @@ def check_pe_outputs(stim: PEStimulus, got: dict[str, list[int]]) -> None:
             if (got["a_out"][0] >> tok_valid) & 1 or got["ld_out"][0] or (ch >> ov) & 1:
                 errors.append("cycle 0: a valid bit is set after reset")
             continue
-        for port_in, port_out in (("a_in", "a_out"), ("w_in", "w_out"), ("ld_in", "ld_out")):
+        w_src = "w_direct" if stim.inputs["direct"][t - 1] else "w_in"
+        for port_in, port_out in (("a_in", "a_out"), (w_src, "w_out"), ("ld_in", "ld_out")):
             if got[port_out][t] != stim.inputs[port_in][t - 1]:
                 errors.append(
                     f"cycle {t}: {port_out}={got[port_out][t]:#x} "

@@ -30,6 +30,7 @@ from hwgen.sim.tb.common import draw_tile_positions, load_params
 __all__ = ["Stimulus", "build_stimulus", "check_outputs", "unpack_col_out"]
 
 DIRECT_LATENCY = 2
+WEIGHT_LEAD = 1  # weights one cycle before their tokens (SystolicArray.weight_lead)
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _operands(rng: random.Random, shape: tuple[int, ...], width: int, kind: str)
 def build_stimulus(p: dict) -> Stimulus:
     r, c = p["rows"], p["cols"]
     aw, ww, lat = p["a_width"], p["w_width"], p["mult_latency"]
-    out_latency = lat + r + 1  # the documented contract, independent of the RTL's property
+    out_latency = lat + r + 2  # the documented contract, independent of the RTL's property
     rng = random.Random(p["seed"])
     tok = token_layout(aw)
     tw = tok.size
@@ -142,12 +143,12 @@ def build_stimulus(p: dict) -> Stimulus:
                 row_in[t] = _set(word, base + off_a, aw, int(a[i, kk]))
             if mode == "conv":
                 for j in range(c):
-                    t = s + ps + j
+                    t = s + ps + j - WEIGHT_LEAD
                     col_w[t] = _set(col_w[t], j * ww, ww, int(w[j, kk]))
             else:
                 for i in range(r):
                     for j in range(c):
-                        t = s + ps + i + j
+                        t = s + ps + i + j - WEIGHT_LEAD
                         w_direct[t] = _set(w_direct[t], (i * c + j) * ww, ww, int(w[i, j, kk]))
     return Stimulus(r, c, row_in, col_w, w_direct, direct, expect, len(placed), out_latency)
 
