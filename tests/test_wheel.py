@@ -60,7 +60,8 @@ def test_wheel_installs_only_hwgen_and_runs_a_model_file(tmp_path: Path) -> None
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(_sh([str(venv / "bin" / "python"), "-c", purelib]).stdout.strip())
     (site / "project_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HWGEN_WORKDIR")}
+    user_env = ("PYTHONPATH", "HWGEN_WORKDIR", "HWGEN_RUNTIME_CACHE")  # none of the suite's
+    env = {k: v for k, v in os.environ.items() if k not in user_env}
     env["PATH"] = f"{venv / 'bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
     _sh([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
          "--no-index", str(wheel)], env=env)  # fmt: skip

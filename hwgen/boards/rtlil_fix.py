@@ -6,9 +6,23 @@ the block RAMs); this step makes sure no bypass logic stands between them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from hwgen.rtl.attrs import NOMERGE
 
 __all__ = ["keep_marked_registers", "no_rw_check_rtlil"]
+
+
+def _walk(lines: list[str]) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Every RTLIL line as (index, stripped text, its module's ``module`` line, the attribute
+    lines just above it): RTLIL writes a declaration's attributes on the lines before it."""
+    module, attrs = "", []
+    for i, line in enumerate(lines):
+        t = line.strip()
+        if t.startswith("module "):
+            module = t
+        yield i, t, module, attrs
+        attrs = [*attrs, t] if t.startswith("attribute ") else []
 
 
 def no_rw_check_rtlil(text: str) -> tuple[str, int]:
@@ -22,16 +36,10 @@ def no_rw_check_rtlil(text: str) -> tuple[str, int]:
     write keep their semantics). Returns the new text and the number of ports changed.
     """
     lines = text.split("\n")
-    marked: set[tuple[int, str]] = set()  # (module index, memory name)
-    module, pending_attr, cur_memid, changed, transparent = 0, False, None, 0, False
-    for i, line in enumerate(lines):
-        t = line.strip()
-        if t.startswith("module "):
-            module += 1
-        elif t == "attribute \\no_rw_check 1":
-            pending_attr = True
-            continue
-        elif t.startswith("memory ") and pending_attr:
+    marked: set[tuple[str, str]] = set()  # (module, memory name)
+    cur_memid, changed, transparent = None, 0, False
+    for i, t, module, attrs in _walk(lines):
+        if t.startswith("memory ") and "attribute \\no_rw_check 1" in attrs:
             marked.add((module, t.split()[-1]))
         elif t.startswith("parameter \\MEMID "):
             cur_memid = t.split('"')[1].replace("\\\\", "\\")
@@ -40,10 +48,9 @@ def no_rw_check_rtlil(text: str) -> tuple[str, int]:
         elif t.startswith("parameter \\COLLISION_X_MASK ") and (module, cur_memid) in marked:
             width = int(t.split()[-1].split("'")[0])
             if not transparent:
-                lines[i] = line.replace(t, f"parameter \\COLLISION_X_MASK {width}'{'1' * width}")
+                mask = f"parameter \\COLLISION_X_MASK {width}'{'1' * width}"
+                lines[i] = lines[i].replace(t, mask)
                 changed += 1
-        if not t.startswith("attribute "):
-            pending_attr = False
     return "\n".join(lines), changed
 
 
@@ -57,23 +64,11 @@ def keep_marked_registers(text: str) -> tuple[str, int]:
     the mark over. Returns the new text and the number of cells marked.
     """
     lines = text.split("\n")
-    out, count, pending, wires, module = [], 0, False, set(), ""
-    for line in lines:  # pass 1: the marked wires of every module, by (module, name)
-        t = line.strip()
-        if t.startswith("module "):
-            module = t
-        elif t == f"attribute \\{NOMERGE} 1":
-            pending = True
-            continue
-        elif t.startswith("wire ") and pending:
-            wires.add((module, t.split()[-1]))
-        if not t.startswith("attribute "):
-            pending = False
-    cell_at = None
-    for line in lines:  # pass 2: mark the $dff/$adff cells whose Q is such a wire
-        t = line.strip()
-        if t.startswith("module "):
-            module = t
+    mark = f"attribute \\{NOMERGE} 1"
+    wires = {(module, t.split()[-1]) for _, t, module, attrs in _walk(lines)
+             if t.startswith("wire ") and mark in attrs}  # fmt: skip
+    out, count, cell_at = [], 0, None
+    for i, t, module, _ in _walk(lines):  # mark the $dff/$adff cells whose Q is such a wire
         if t.startswith("cell $dff ") or t.startswith("cell $adff "):
             cell_at = len(out)
         elif t.startswith("connect \\Q ") and cell_at is not None:
@@ -85,5 +80,5 @@ def keep_marked_registers(text: str) -> tuple[str, int]:
             cell_at = None
         elif t == "end":
             cell_at = None
-        out.append(line)
+        out.append(lines[i])
     return "\n".join(out), count

@@ -17,7 +17,8 @@ MNIST test images):
   be on a shared file system). The driver counts result lines for its progress output.
 * The golden logits come from the golden model (``hwgen.golden.run.predict``, batched),
   computed while Verilator compiles, and are cached per (images, model) under the case dir.
-* A failing image is re-run alone on a traced build of the harness, which leaves a VCD.
+* A failing image is re-run alone on a traced build of the harness (C++ `-O0`: it runs one
+  image, so its compile time is what counts), which leaves a VCD.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ HARNESS_SRC = Path(__file__).resolve().parent / "harness" / "accel_harness.cpp"
 TOP = "accel"
 SIM_TOP = "accel_sim"  # the harness's wrapper around TOP (sim_wrapper); C++ class still Vaccel
 CXX_OPT = "-O2"  # -O3 / -march=native measured no better than noise on this design
+# The traced build re-runs one failing image: compile time is what counts (tiny_cnn 4x4:
+# 23 CPU-s at -O0 against 43 at -O2, measured).
+TRACE_CXX_OPT = "-O0"
 # GCC profile-guided optimisation for runs of PGO_MIN_IMAGES images or more (None: never):
 # an instrumented build runs PGO_TRAIN images, then the harness is rebuilt with the profile
 # (measured: docs/architecture.md, "Simulation speed").
@@ -129,13 +133,14 @@ def _verilator_cmd(verilog: Path, mdir: Path, defines: list[str], trace: bool,
     from hwgen.sim.runner import VERILATOR_ARGS
 
     pgo_flags = " ".join(_PGO_FLAGS[pgo])
-    cflags = " ".join([CXX_OPT, *defines, *(["-DHWGEN_TRACE"] if trace else []), pgo_flags])
+    opt = TRACE_CXX_OPT if trace else CXX_OPT
+    cflags = " ".join([opt, *defines, *(["-DHWGEN_TRACE"] if trace else []), pgo_flags])
     return [
         "verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", str(mdir),
         "--top-module", SIM_TOP, "--prefix", f"V{TOP}", *VERILATOR_ARGS, "--noassert",
         *(["--trace"] if trace else []),
         "-CFLAGS", cflags,
-        "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
+        "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O1 OPT_GLOBAL={opt}",
         *(["-LDFLAGS", pgo_flags] if pgo else []),
         "-o", "accel_harness", str(HARNESS_SRC), str(verilog), str(mdir / f"{SIM_TOP}.v"),
     ]  # fmt: skip

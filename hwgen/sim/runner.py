@@ -64,8 +64,9 @@ MAKE_VARS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 # cocotb asks for --public-flat-rw (every signal VPI-visible), which stops Verilator from
 # optimising anything away. The testbenches only touch the top's ports, so the fast build
 # makes exactly those public with a Verilator config file (`public_flat_rw` per port: about
-# twice as fast as `--public-depth 1` on mnist_cnn 8x8); the waveform build keeps the full view.
-FAST_PUBLIC = "vlt:public_flat_rw per top port"
+# twice as fast as `--public-depth 1` on mnist_cnn 8x8). The waveform build does the same:
+# `--trace` dumps every signal whether public or not, so the VCD keeps the full view.
+FAST_PUBLIC = "vlt:public_flat_rw per top port, waveform build too"
 
 
 def top_ports(verilog: str, toplevel: str) -> list[str]:
@@ -85,8 +86,8 @@ def public_ports_vlt(verilog: str, toplevel: str) -> str:
 
 
 class _Verilator(Verilator):
-    """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and, for fast builds, only the
-    top's ports public (``vlt``: the config file from :func:`public_ports_vlt`)."""
+    """cocotb's Verilator runner with ``MAKE_VARS`` on ``make`` and only the top's ports
+    public (``vlt``: the config file from :func:`public_ports_vlt`)."""
 
     vlt: Path | None = None
     make_vars: tuple[str, ...] = MAKE_VARS
@@ -106,18 +107,30 @@ class _Verilator(Verilator):
         return [vcmd, *cmds[1:-1], [*hook, "restore"], make, [*hook, "save"]]
 
 
-# The Verilator runtime (verilated.cpp, verilated_vpi.cpp, ...) and cocotb's main are the
-# same C++ for every design built with the same flags, yet cost half of a small design's
-# compile: they are compiled once per flag set into sim_build/builds/_runtime_<key>/ and
-# copied into each new build directory, where make finds them up to date.
-_RUNTIME_OBJS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_vcd_c", "verilator")
+# The Verilator runtime (verilated.cpp, verilated_vpi.cpp, ...) is the same C++ for every
+# design built with the same flags, yet costs ~14 CPU-s, most of a small unit's compile: it is
+# compiled once per flag set into sim_build/builds/_runtime_<key>/ and copied into each new
+# build directory, where make finds it up to date. (cocotb's main, verilator.cpp, is not
+# shared: it includes the design's Vtop.h and allocates a Vtop of that size.)
+# HWGEN_RUNTIME_CACHE names another directory for the _runtime_<key>/ folders, so that several
+# work directories share them (the test suite's temporary work directories: conftest.py).
+RUNTIME_CACHE_ENV = "HWGEN_RUNTIME_CACHE"
+_RUNTIME_OBJS = ("verilated", "verilated_vpi", "verilated_threads", "verilated_vcd_c",
+                 "verilated_dpi")  # fmt: skip
 
 
 def _runtime_key(build_dir: Path) -> str:
+    """The runtime's compile flags: Vtop.mk without what names the design (its executable's
+    make target) or where its build directory is (VM_USER_DIR's relative paths), the VM_*
+    feature flags of Vtop_classes.mk and the make variables."""
+    mk = (build_dir / "Vtop.mk").read_text().splitlines()
+    top = next(ln.split()[1] for ln in mk if ln.startswith("default: "))
+    mk = [ln for ln in mk if not ln.startswith(("default: ", f"{top}: "))
+          and not ln.strip().startswith(".")]  # fmt: skip
     flags = [ln for ln in (build_dir / "Vtop_classes.mk").read_text().splitlines()
              if re.match(r"VM_[A-Z_]+ = ", ln)]
     opt = (build_dir / ".hwgen_make_vars").read_text()
-    text = (build_dir / "Vtop.mk").read_text() + "\n".join(flags) + opt
+    text = "\n".join(mk) + "\n".join(flags) + opt
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -125,7 +138,8 @@ def runtime_objects(action: str, build_dir: Path | None = None) -> None:
     """Build hook (run in the build directory): ``restore`` the shared runtime objects before
     make, ``save`` them after a build that compiled them."""
     bdir = Path(build_dir or Path.cwd())
-    cache = bdir.parent / f"_runtime_{_runtime_key(bdir)}"
+    where = os.environ.get(RUNTIME_CACHE_ENV) or bdir.parent
+    cache = Path(where) / f"_runtime_{_runtime_key(bdir)}"
     for stem in _RUNTIME_OBJS:
         for ext in (".o", ".d"):
             src, dst = (cache, bdir) if action == "restore" else (bdir, cache)
@@ -222,7 +236,7 @@ def _make_vars(opt_fast: str | None) -> tuple[str, ...]:
 
 def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
            opt_fast: str | None = None) -> None:
-    """Fast build (no tracing, top-level ports public) or the waveform build."""
+    """Fast build (no tracing) or the waveform build (``--trace``); top-level ports public."""
     ensure_verilator()
     make_vars = _make_vars(opt_fast)
     digest = hashlib.sha256(
@@ -233,9 +247,8 @@ def _build(verilog_path: Path, toplevel: str, build_dir: Path, waves: bool,
     if stamp.exists() and stamp.read_text() == digest and (build_dir / toplevel).exists():
         return
     runner = _Verilator()
-    if not waves:
-        runner.vlt = build_dir / "public_ports.vlt"
-        runner.vlt.write_text(public_ports_vlt(verilog_path.read_text(), toplevel))
+    runner.vlt = build_dir / "public_ports.vlt"
+    runner.vlt.write_text(public_ports_vlt(verilog_path.read_text(), toplevel))
     runner.make_vars = make_vars
     (build_dir / ".hwgen_make_vars").write_text(json.dumps(make_vars))  # runtime cache key
     log = build_dir / "build.log"
