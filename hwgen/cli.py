@@ -371,14 +371,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# Board builds schedule without the conv remainder tiles unless asked: on the ULX3S 8x8 they
+# take the plan from 118 to 162 DP16KD, and nextpnr then places at 58.5 instead of 70.5 MHz
+# and stalls in routing (docs/measurements.md, session 7).
+BOARD_REMAINDER_HELP = ("schedule each group's last pixel tile in direct mode (fewer cycles, "
+                        "a larger direct-weight memory; off by default on boards: it costs "
+                        "block RAM and Fmax)")
+
+
 def _build_parser(sub) -> None:
     sp = sub.add_parser("build", help="FPGA bitstream + resource/timing report (yosys, nextpnr)")
     _model_args(sp)
     sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-    sp.add_argument("--no-remainder-tiles", action="store_true",
-                    help="schedule each group's last pixel tile as a plain conv tile (smaller "
-                         "direct-weight memory, more cycles)")
+    sp.add_argument("--remainder-tiles", action="store_true", help=BOARD_REMAINDER_HELP)
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
         help="also size the memories for these zoo models (one bitstream runs all of them)",
@@ -411,7 +417,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         opts = SweepOptions(
             arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
             images=args.n, build=not args.no_build, scheduler=args.scheduler,
-            workers=args.workers, freq_mhz=args.freq, command="hwgen " + " ".join(sys.argv[1:]),
+            workers=args.workers, freq_mhz=args.freq, remainder_tiles=args.remainder_tiles,
+            command="hwgen " + " ".join(sys.argv[1:]),
         )  # fmt: skip
         res = sweep(opts)
     print(res["text"])
@@ -432,6 +439,7 @@ def _sweep_parser(sub) -> None:
                     "they also run back to back: steady-state cycles and PE busy)")
     sp.add_argument("--no-build", action="store_true",
                     help="RTL cycle measurements only (no yosys/nextpnr)")
+    sp.add_argument("--remainder-tiles", action="store_true", help=BOARD_REMAINDER_HELP)
     sp.add_argument("--scheduler", default=None,
                     help="Dask scheduler address instead of a LocalCluster (docs/regress.md: "
                     "dask-jobqueue on Slurm/LSF); the work directory must be shared")
@@ -550,7 +558,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if getattr(args, "no_remainder_tiles", False):
+        off = getattr(args, "no_remainder_tiles", False) or not getattr(
+            args, "remainder_tiles", True)  # `build` opts in with --remainder-tiles
+        if off and hasattr(args, "array"):
             args.array = replace(args.array, remainder_tiles=False)
         tools_on_path()
         if args.workdir is not None:

@@ -47,6 +47,7 @@ from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import HEADER_CHECK_CYCLES, beats_per_word
 from hwgen.rtl.top import (
+    DBG_READ_LATENCY,
     FETCH_CYCLES,
     LOGIT_LAYOUT,
     RESULT_READ_LATENCY,
@@ -286,17 +287,22 @@ class Driver:
         return vals
 
     async def read_buffer(self, buf: int, words: int, base: int = 0) -> np.ndarray:
-        """dbg port: registered read of copy 0, one word per cycle, from word `base`."""
+        """dbg port: read of copy 0, one word per cycle from word `base`, each
+        DBG_READ_LATENCY cycles after its address."""
         C = self.prog.array.cols
         out = np.zeros((words, C), dtype=np.int64)
         self.ctx.set(self.dut.dbg_buf, buf)
-        for a in range(words):
-            self.ctx.set(self.dut.dbg_addr, base + a)
+        for a in range(words + DBG_READ_LATENCY - 1):
+            if a < words:
+                self.ctx.set(self.dut.dbg_addr, base + a)
             await self.cycle()
+            n = a - (DBG_READ_LATENCY - 1)
+            if n < 0:
+                continue
             w = self.g(self.dut.dbg_data)
             for j in range(C):
                 b = (w >> (8 * j)) & 0xFF
-                out[a, j] = b - 256 if b >= 128 else b
+                out[n, j] = b - 256 if b >= 128 else b
         return out
 
 

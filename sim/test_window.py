@@ -91,8 +91,7 @@ class WindowHarness(wiring.Component):
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
                              f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem))]
             else:
-                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),
-                             f.cfg_in.eq(prev.cfg_out)]
+                m.d.comb += f.follow(prev)
             for b in range(2):
                 mem = memory.Memory(shape=unsigned(8 * C), depth=len(words[b]), init=words[b])
                 m.submodules[f"act{b}_{i}"] = mem

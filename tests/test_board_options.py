@@ -4,6 +4,7 @@ board top is HostTop with a UART divider from the real build clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> N
     with pytest.raises(_Stop):
         main(["--workdir", str(tmp_path), "build", "--model", "digits_cnn", "--array", "2x2",
               "--fit", "tiny_cnn", "--baud", "1000000", "--seeds", "2"])  # fmt: skip
-    arr = ArrayConfig.parse("2x2")
+    arr = replace(ArrayConfig.parse("2x2"), remainder_tiles=False)  # the board default
     digits, tiny = (lower(build_qmodel(m), arr) for m in ("digits_cnn", "tiny_cnn"))
     plan = MemoryPlan.fit([digits, tiny])
     assert plan != MemoryPlan.of(digits)
@@ -154,6 +155,31 @@ def test_icebreaker_top_pins(tmp_path: Path) -> None:
                  "set_io led_0__io 11", "set_io led_1__io 37", "set_frequency clk12_0__io 12"):
         assert line in pcf, line
     assert "synth_ice40 -dsp" in (tmp_path / "top.ys").read_text()
+
+
+@pytest.mark.parametrize("extra, on", [([], False), (["--remainder-tiles"], True)])
+def test_board_builds_schedule_without_remainder_tiles_unless_asked(
+        tmp_path: Path, monkeypatch, extra: list[str], on: bool) -> None:
+    """On a board the remainder tiles cost block RAM and Fmax, so `hwgen build` schedules
+    without them unless `--remainder-tiles` is given; the job's plan, program and its
+    reproducing command follow (tiny_cnn 4x4 has a remainder tile by default)."""
+    seen: dict = {}
+
+    def stop(job, platform):
+        seen["job"] = job
+        raise _Stop
+
+    monkeypatch.setattr(board_build, "_simulate", stop)
+    with pytest.raises(_Stop):
+        main(["--workdir", str(tmp_path), "build", "--model", "tiny_cnn", "--array", "4x4",
+              *extra])  # fmt: skip
+    job = seen["job"]
+    arr = replace(ArrayConfig.parse("4x4"), remainder_tiles=on)
+    assert job.plan.array.remainder_tiles is on
+    assert job.plan == MemoryPlan.of(lower(build_qmodel("tiny_cnn"), arr))
+    assert MemoryPlan.of(lower(build_qmodel("tiny_cnn"), replace(arr, remainder_tiles=not on))
+                         ) != job.plan
+    assert ("--remainder-tiles" in job.command()) is on
 
 
 def test_build_takes_a_model_file(ws: Path, monkeypatch) -> None:

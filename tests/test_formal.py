@@ -1,4 +1,4 @@
-"""Bounded model checks (SymbiYosys + z3, pip-only): the requant lane equals its spec for every
+"""Bounded model checks (SymbiYosys + Yices 2, pip-only): the requant lane equals its spec for every
 input sequence; the WeightLoader's stream, the image stream into the activation buffer
 (ImageWriter) and the logits stream (LogitSender) lose, duplicate and reorder nothing under
 any valid/backpressure pattern; the input slot (ImageSlot) never lets the next image
@@ -23,7 +23,7 @@ from hwgen.rtl.transfer import ImageSlot, ImageWriter, LogitSender
 DEPTH = 20  # BMC steps: the requant pipeline's latency plus a dozen checked outputs
 # Two words of one beat, then one of two beats: the loader's address walk, region switch and
 # word assembly, all within DEPTH with room for restarts and stalls. (Each more beat
-# roughly doubles z3's time at this depth.)
+# roughly doubled z3's time at this depth.)
 REGIONS = [(8, 2), (40, 1)]
 
 

@@ -47,6 +47,18 @@ def test_bad_options_are_one_line_exit_2(argv, what, capsys) -> None:
     assert err.startswith("hwgen: error: ") and "\n" not in err and what in err, err
 
 
+def test_sweep_arrays_follow_the_board_remainder_tile_default() -> None:
+    """A sweep builds boards, so its arrays (RTL cycles, builds, estimates) schedule without
+    remainder tiles unless `--remainder-tiles`, like `hwgen build`."""
+    from hwgen.sweep.run import SweepOptions
+
+    off = SweepOptions(arrays="4x4,8x8", build=False)
+    on = SweepOptions(arrays="4x4,8x8", build=False, remainder_tiles=True)
+    assert [a.remainder_tiles for a in off.arrays] == [False, False]
+    assert [a.remainder_tiles for a in on.arrays] == [True, True]
+    assert [str(a) for a in on.arrays] == ["4x4", "8x8"]
+
+
 def test_array_that_does_not_schedule_is_named_before_any_task(capsys) -> None:
     """mnist_cnn's fc1 needs more direct-weight words than the design allows at 2x2."""
     t0 = time.perf_counter()

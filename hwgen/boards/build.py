@@ -266,6 +266,8 @@ class BoardJob:
                  "--array", str(self.plan.array), "--seeds", str(self.seeds)]
         if self.fit:
             words += ["--fit", ",".join(self.fit)]
+        if self.plan.array.remainder_tiles:
+            words += ["--remainder-tiles"]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
         return " ".join([*words, "--baud", str(self.baud), "-n", str(len(self.images))])

@@ -5,10 +5,11 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
 
 * operands of at most 18 bits: one MULT18X18D with its input, pipeline and output registers
   on (Lattice sysDSP: the product appears three clock edges after its operands), operands
-  sign- (or zero-) extended to 18 bits, plus ``latency - 3`` fabric registers;
+  sign- (or zero-) extended to 18 bits, plus ``latency - 3`` fabric registers (the PE's
+  latency 4: one, so that its accumulate starts at a flip-flop);
 * operands of at most 35 bits (the requant lanes' 32x32 product): four MULT18X18D on 17-bit
-  halves, then two fabric stages — the middle sum ``lh + hl`` and the final add — so
-  latency ``>= 5``;
+  halves, then three fabric stages — a register on each product, the middle sum ``lh + hl``
+  and the final add — so latency ``>= 6``;
 * once the device's DSP blocks are used up (``dsp_budget``), operands of at most 18 bits:
   :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs on instantiated CCU2C carry cells
   (:mod:`hwgen.rtl.ecp5_carry`, the ANDs inside the cells) and a tree of two-operand adds
@@ -45,7 +46,9 @@ __all__ = [
 ]
 
 DSP_LATENCY = 3  # input, pipeline and output registers of one MULT18X18D
-WIDE_LATENCY = DSP_LATENCY + 2  # + middle partial-product sum + final add
+# + a fabric register on the four products (the DSP's clock-to-out and route into the fabric
+# took 5.2-5.9 ns on the routed 8x8: no add fits behind it) + middle sum + final add
+WIDE_LATENCY = DSP_LATENCY + 3
 MULT18X18D_MODEL = Path(__file__).with_name("models") / "MULT18X18D.v"
 _HALF = 17  # low halves are unsigned 17-bit, so they fit a signed 18-bit operand
 
@@ -170,15 +173,16 @@ def _wide(mult: Multiplier) -> Module:
     a, b = _operands(m, mult)
     al, bl = a[:_HALF].as_unsigned(), b[:_HALF].as_unsigned()
     ah, bh = (a >> _HALF), (b >> _HALF)
-    ll = mult18x18d(m, al, bl, "dsp_ll")
-    lh = mult18x18d(m, al, bh, "dsp_lh")
-    hl = mult18x18d(m, ah, bl, "dsp_hl")
-    hh = mult18x18d(m, ah, bh, "dsp_hh")
-    # Stage 4: the middle sum; ll and hh wait beside it.
+    # Stage 4: each product straight into a fabric register.
+    ll = _delay(m, mult18x18d(m, al, bl, "dsp_ll"), 1)
+    lh = _delay(m, mult18x18d(m, al, bh, "dsp_lh"), 1)
+    hl = _delay(m, mult18x18d(m, ah, bl, "dsp_hl"), 1)
+    hh = _delay(m, mult18x18d(m, ah, bh, "dsp_hh"), 1)
+    # Stage 5: the middle sum; ll and hh wait beside it.
     mid = Signal(signed(38), reset_less=True)
     outer = Signal(signed(2 * _HALF + 36), reset_less=True)
     m.d.sync += [mid.eq(lh + hl), outer.eq(Cat(ll[: 2 * _HALF], hh))]
-    # Stage 5: the final add.
+    # Stage 6: the final add.
     full = Signal(signed(len(mult.p)), reset_less=True)
     m.d.sync += full.eq(outer + (mid << _HALF))
     m.d.comb += mult.p.eq(_delay(m, full, mult.latency - WIDE_LATENCY))

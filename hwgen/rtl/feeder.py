@@ -5,14 +5,16 @@ is the systolic skew) and on a tile's first element it takes row i-1's freshly l
 and moves one pixel right (wrapping to the next output row) — additions only. Then:
 
     stage P: on a first token, latch the row's pixel (step from row i-1's); token registered
-    stage A: addr = base + off, (iy, ix) = origin + (ky, kx), out-of-bounds -> padding zero
+    stage A: addr = base + off, (iy, ix) = origin + (ky, kx)
     stage B: read the activation buffer through the row's own (registered) read port:
-             port A or B of copy i//2, which rows 2k and 2k+1 share (see top.py)
+             port A or B of copy i//2, which rows 2k and 2k+1 share (see top.py); the
+             bounds compare of (iy, ix) -> out-of-bounds (padding zero), registered
     stage M: register the memory's output words (nothing between block RAM and a flip-flop)
-    stage C: pick the buffer and the lane, zero it when out of bounds, register
-    stage D: register again -> row_in[i] (timing: stage C's multiplexers sit by the block
-             RAMs, the PE's multiplier elsewhere on the die; the route between them gets a
-             cycle of its own)
+    stage C: pick the buffer and the lane's low bits (a few candidate bytes), zeroed when
+             out of bounds, register
+    stage D: pick the candidate by the lane's high bits -> register -> row_in[i] (timing:
+             stage C's multiplexers sit by the block RAMs, the PE's multiplier elsewhere on
+             the die; the route between them gets a cycle of its own, with one small mux)
 
 so row_in[i] carries element k ``FEEDER_LATENCY`` = 6 cycles after the token reached the row.
 In direct mode (linear layers) row i reads K part i % P of the input vector (P = ``ksplit``,
@@ -51,6 +53,8 @@ FEED_CFG = data.StructLayout(
         "stride": _F["stride"],
         "step1": _F["step1"],
         "last_ox": unsigned(12),
+        "last_ox_m1": unsigned(12),  # last_ox - 1 (mod 2**12), for the wrap flag
+        "last_ox_zero": 1,  # last_ox == 0
         "wrap_base": signed(A),
         "wrap_x": signed(17),
     }
@@ -85,6 +89,8 @@ def feed_cfg(m: Module, desc, rem) -> data.View:
         cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
         # direct mode: rows wrap back to the first K part after ksplit rows
         cfg.last_ox.eq(Mux(direct, desc.ksplit_m1, desc.out_w - 1)),
+        cfg.last_ox_m1.eq(Mux(direct, desc.ksplit_m1 - 1, desc.out_w - 2)),
+        cfg.last_ox_zero.eq(Mux(direct, desc.ksplit_m1 == 0, desc.out_w == 1)),
         cfg.wrap_base.eq(Mux(rem, desc.rem_wrap, desc.step1 + desc.wrap_delta)),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
     ]
@@ -104,7 +110,14 @@ class RowFeeder(wiring.Component):
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
                 "pix_out": Out(PIXEL_LAYOUT),
+                # pix_out's pixel is the last of its output row (ox == last_ox): latched with
+                # it, so row i+1's step selects on a flip-flop, not on a compare
+                "wrap_in": In(1),
+                "wrap_out": Out(1),
                 "raddr": Out(unsigned(addr_width)),
+                # stage A's address one cycle early (unregistered): top.py registers row 0's
+                # port-A address itself, after its mux with the debug/result reads
+                "raddr_next": Out(unsigned(addr_width)),
                 "rdata0": In(unsigned(8 * cols)),
                 "rdata1": In(unsigned(8 * cols)),
                 "row": Out(ROW_IN_LAYOUT),
@@ -112,6 +125,12 @@ class RowFeeder(wiring.Component):
                 "word1": Out(unsigned(8 * cols)),  # result transfer (row 0 only)
             }
         )
+
+    def follow(self, prev: RowFeeder) -> list:
+        """The assignments that chain this row after row ``prev`` (its token, pixel, wrap
+        flag and per-layer constants, one cycle later)."""
+        return [self.tok_in.eq(prev.tok_out), self.pix_in.eq(prev.pix_out),
+                self.wrap_in.eq(prev.wrap_out), self.cfg_in.eq(prev.cfg_out)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -126,17 +145,22 @@ class RowFeeder(wiring.Component):
         last_ox, wrap_base, wrap_x, src = d.last_ox, d.wrap_base, d.wrap_x, d.src
 
         # --- stage P: pixel of this row for the current tile (latched on its first token)
+        # Row i-1 latched its pixel one cycle earlier with the same tile's constants (they
+        # travel with the skew), so its wrap flag is this row's `prev.ox == last_ox`.
         prev = self.pix_in
         step = Signal(PIXEL_LAYOUT)
+        wrap = Signal()  # step.ox == last_ox
         if self.index == 0:
-            m.d.comb += step.eq(prev)  # the sequencer already computed row 0's pixel
+            # the sequencer already computed row 0's pixel (a register)
+            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == last_ox)]
         else:
-            with m.If(prev.ox == last_ox):
+            with m.If(self.wrap_in):
                 m.d.comb += [
                     step.ox.eq(0),
                     step.ix0.eq(prev.ix0 + wrap_x),
                     step.iy0.eq(prev.iy0 + d.stride),
                     step.base.eq(prev.base + wrap_base),
+                    wrap.eq(d.last_ox_zero),
                 ]
             with m.Else():
                 m.d.comb += [
@@ -144,46 +168,48 @@ class RowFeeder(wiring.Component):
                     step.ix0.eq(prev.ix0 + d.stride),
                     step.iy0.eq(prev.iy0),
                     step.base.eq(prev.base + d.step1),
+                    wrap.eq(prev.ox == d.last_ox_m1),
                 ]
         # Reset-less: each tile's first token latches it in every row (row i-1 first) before
         # any valid token reads it.
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
+        latched_wrap = Signal(reset_less=True)
         with m.If(tok.valid & tok.first):
-            m.d.sync += latched.eq(step)
-        m.d.comb += self.pix_out.eq(latched)
+            m.d.sync += [latched.eq(step), latched_wrap.eq(wrap)]
+        m.d.comb += [self.pix_out.eq(latched), self.wrap_out.eq(latched_wrap)]
         p_tok = _token_reg(m, tok, "p_tok")
         # the mode of this token's tile (it may change with the next token: a remainder tile)
         p_direct = Signal(reset_less=True)
         m.d.sync += p_direct.eq(d.mode)
 
-        # --- stage A: address and bounds. From here on the data (address, bounds, lane, byte)
-        # is reset-less and only the flags (valid, first, last) are reset.
+        # --- stage A: address and window position. From here on the data (address,
+        # position, lane, byte) is reset-less and only the flags (valid, first, last) are reset.
         addr = Signal(signed(A + 1))
-        iy = Signal(signed(17))
-        ix = Signal(signed(17))
-        m.d.comb += [
-            addr.eq(latched.base + p_tok.off),
-            iy.eq(latched.iy0 + p_tok.ky),
-            ix.eq(latched.ix0 + p_tok.kx),
-        ]
-        # direct mode has no padding; a K part past the input reads words whose weights are 0
-        oob = ~p_direct & ((iy < 0) | (iy >= d.in_h) | (ix < 0) | (ix >= d.in_w))
+        m.d.comb += addr.eq(latched.base + p_tok.off)
+        m.d.comb += self.raddr_next.eq(addr)
         a_addr = Signal(self.addr_width, reset_less=True)
-        a_oob = Signal(reset_less=True)
+        a_iy = Signal(signed(17), reset_less=True)
+        a_ix = Signal(signed(17), reset_less=True)
+        a_direct = Signal(reset_less=True)
         a_lane = Signal(8, reset_less=True)
         a_flags = Signal(3)
         m.d.sync += [
             a_addr.eq(addr),
-            a_oob.eq(oob),
+            a_iy.eq(latched.iy0 + p_tok.ky),
+            a_ix.eq(latched.ix0 + p_tok.kx),
+            a_direct.eq(p_direct),
             a_lane.eq(p_tok.lane),
             a_flags.eq(Mux(p_tok.valid, p_tok.as_value()[:3], 0)),
         ]
-        # --- stage B: registered memory read
+        # --- stage B: registered memory read; the bounds compare beside it (not after the
+        # adds above: add + compare in one cycle was a 7.9 ns path on the routed 8x8).
+        # Direct mode has no padding; a K part past the input reads words whose weights are 0.
         m.d.comb += self.raddr.eq(a_addr)
+        oob = ~a_direct & ((a_iy < 0) | (a_iy >= d.in_h) | (a_ix < 0) | (a_ix >= d.in_w))
         b_oob = Signal(reset_less=True)
         b_lane = Signal(8, reset_less=True)
         b_flags = Signal(3)
-        m.d.sync += [b_oob.eq(a_oob), b_lane.eq(a_lane), b_flags.eq(a_flags)]
+        m.d.sync += [b_oob.eq(oob), b_lane.eq(a_lane), b_flags.eq(a_flags)]
         # --- stage M: the memory outputs straight into registers
         m_word0 = Signal(8 * self.cols, reset_less=True)
         m_word1 = Signal(8 * self.cols, reset_less=True)
@@ -198,21 +224,31 @@ class RowFeeder(wiring.Component):
             m_flags.eq(b_flags),
         ]
         m.d.comb += [self.word0.eq(m_word0), self.word1.eq(m_word1)]
-        # --- stage C: buffer and lane select, padding zero
-        word = Signal(8 * self.cols)
+        # --- stage C: buffer and the lane's low bits -> candidate bytes, padding zero. The
+        # 16:1 byte select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed
+        # 8x8; split, each stage is a 4:1 mux per bit (8 lanes).
+        lane_bits = max(1, (self.cols - 1).bit_length())
+        lo_bits = lane_bits // 2
+        group = 1 << lo_bits  # lanes per candidate
+        n_cand = -(-self.cols // group)
+        word = Signal(8 * group * n_cand)
         m.d.comb += word.eq(Mux(src, m_word1, m_word0))
-        byte = Signal(signed(8))
-        m.d.comb += byte.eq(word.word_select(m_lane[: max(1, (self.cols - 1).bit_length())], 8))
-        c_a = Signal(signed(8), reset_less=True)
+        c_cand = Signal(8 * n_cand, reset_less=True)
+        c_hi = Signal(lane_bits - lo_bits, reset_less=True)
         c_flags = Signal(3)
-        m.d.sync += [c_flags.eq(m_flags), c_a.eq(Mux(m_oob, 0, byte))]
-        # --- stage D: the token again, into row_in[i]
+        for q in range(n_cand):
+            grp = word[8 * group * q : 8 * group * (q + 1)]
+            byte = grp.word_select(m_lane[:lo_bits], 8) if lo_bits else grp
+            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(m_oob, 0, byte))
+        m.d.sync += [c_flags.eq(m_flags), c_hi.eq(m_lane[lo_bits:lane_bits])]
+        # --- stage D: the candidate by the lane's high bits, into row_in[i]
         row_a = Signal(signed(8), reset_less=True)
+        pick = c_cand.word_select(c_hi, 8) if n_cand > 1 else c_cand
         m.d.sync += [
             self.row.valid.eq(c_flags[0]),
             self.row.first.eq(c_flags[1]),
             self.row.last.eq(c_flags[2]),
-            row_a.eq(c_a),
+            row_a.eq(pick),
         ]
         m.d.comb += self.row.a.eq(row_a)
         return m

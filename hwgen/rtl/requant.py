@@ -54,9 +54,10 @@ __all__ = [
 
 INT32_MIN = fixedpoint.INT32_MIN
 INT32_MAX = fixedpoint.INT32_MAX
-# Depth of the 32x32 product: on ECP5 four fully registered MULT18X18D (three edges) plus the
-# middle-sum and final-add stages (hwgen.rtl.ecp5_dsp.WIDE_LATENCY); the generic ``*`` matches.
-REQUANT_MULT_LATENCY = 5
+# Depth of the 32x32 product: on ECP5 four fully registered MULT18X18D (three edges), a fabric
+# register on their outputs, the middle-sum and final-add stages
+# (hwgen.rtl.ecp5_dsp.WIDE_LATENCY); the generic ``*`` matches.
+REQUANT_MULT_LATENCY = 6
 
 
 def requant_in_layout(acc_width: int = 32) -> data.StructLayout:
@@ -147,8 +148,8 @@ class Requant(wiring.Component):
 
     Parameters (keyword-only): ``acc_width`` (accumulator width, >= 1; the sum with the bias
     is taken modulo 2**32), ``mult_latency`` (pipeline depth of the 32x32 multiplier seam;
-    ``REQUANT_MULT_LATENCY`` = the three MULT18X18D register edges plus two adds of the
-    partial products).
+    ``REQUANT_MULT_LATENCY`` = the three MULT18X18D register edges, a fabric register and
+    two adds of the partial products).
     """
 
     def __init__(self, *, acc_width: int = 32, mult_latency: int = REQUANT_MULT_LATENCY,

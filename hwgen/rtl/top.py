@@ -37,8 +37,9 @@ start changes nothing else. An accepted start clears every flag; `weights_restar
 clears the weight flags. A design reset clears them too; `weights_loaded` survives a reset
 (the memories keep the model). No weight beat is taken while `busy`.
 Observability: `perf_sel`/`perf_data` read cycle counters (0 total, 1 data-in, 2 results-out,
-3+L layer L); `dbg_*` reads activation buffer words while idle (not in a cycle in which an
-image value is taken: that write owns the port); `dbg_stop`/`dbg_layers` stop
+3+L layer L); `dbg_*` reads activation buffer words while idle: `dbg_data` is the word at
+`dbg_addr` of buffer `dbg_buf` two cycles later (row 0's port-A address is registered), not
+while an image value is written (that write owns the port); `dbg_stop`/`dbg_layers` stop
 after layer `dbg_layers` (for locating the first diverging layer).
 Loaded program: `prog_layers`, `prog_in_len`, `prog_out_len` (from the loaded header: what a
 host link needs to frame a transfer).
@@ -107,7 +108,9 @@ def _bits(n: int) -> int:
     return max(1, (max(n, 1) - 1).bit_length())
 
 
-RESULT_READ_LATENCY = 2  # result words: block RAM, then row 0's stage-M register
+# result words: row 0's registered port-A address, block RAM, row 0's stage-M register
+RESULT_READ_LATENCY = 3
+DBG_READ_LATENCY = 2  # `dbg_data`: row 0's registered port-A address, then the block RAM
 
 
 def _delay(m: Module, sig, n: int, name: str):
@@ -288,8 +291,7 @@ class Accelerator(wiring.Component):
                              f.cfg_in.eq(feed_cfg(m, desc, seq.rem))]
             else:
                 prev = feeders[-1]
-                m.d.comb += [f.tok_in.eq(prev.tok_out), f.pix_in.eq(prev.pix_out),
-                             f.cfg_in.eq(prev.cfg_out)]
+                m.d.comb += f.follow(prev)
             m.d.comb += [
                 f.rdata0.eq(rport(0, i).data),
                 f.rdata1.eq(rport(1, i).data),
@@ -394,8 +396,13 @@ class Accelerator(wiring.Component):
         # are read only after the controller has seen `layer_done` (registered from the
         # write-back's done, itself a cycle after the final write) and fetched or started the
         # result transfer.
-        rd_addr0 = Signal(AW)
-        m.d.comb += rd_addr0.eq(feeders[0].raddr)
+        # Row 0's port-A read address is a register of its own (rd_addr0, set below): the
+        # alternatives are muxed a cycle ahead (feeder 0's stage-A address before its
+        # register), so only the write mux sits in front of copy 0's port A, as for the others.
+        rd_addr0 = Signal(AW, reset_less=True)
+        rd_next0 = Signal(AW)
+        m.d.comb += rd_next0.eq(feeders[0].raddr_next)
+        m.d.sync += rd_addr0.eq(rd_next0)
         wb_we = [Signal(name=f"wb_we{b}") for b in range(2)]  # the write-back writes buffer b
         wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
         wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
@@ -435,8 +442,7 @@ class Accelerator(wiring.Component):
                 ]
                 if rb is not None:
                     m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
-        dbg_sel = Signal()
-        m.d.sync += dbg_sel.eq(self.dbg_buf)
+        dbg_sel = _delay(m, self.dbg_buf, DBG_READ_LATENCY, "dbg_sel")
         m.d.comb += self.dbg_data.eq(
             (rport(0, 0).data & ~(dbg_sel.replicate(8 * C)))
             | (rport(1, 0).data & dbg_sel.replicate(8 * C))
@@ -596,13 +602,14 @@ class Accelerator(wiring.Component):
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
-        # Row 0's read address (copy 0, port A): the debug port while idle (IDLE/DONE), the
-        # result transfer while it reads (only in OUT), else feeder 0. Selected by two
-        # flip-flop-driven signals, not by the controller's state decode (timing).
+        # Row 0's read address (copy 0, port A), registered: the debug port while idle
+        # (IDLE/DONE), the result transfer while it reads (only in OUT), else feeder 0.
+        # Selected by two flip-flop-driven signals, not by the controller's state decode
+        # (timing); the debug and result reads take one cycle more for the register.
         with m.If(~busy_r):
-            m.d.comb += rd_addr0.eq(self.dbg_addr)
+            m.d.comb += rd_next0.eq(self.dbg_addr)
         with m.Elif(snd.reading):
-            m.d.comb += rd_addr0.eq(snd.raddr)
+            m.d.comb += rd_next0.eq(snd.raddr)
         # The image slot (the preload): the image's buffer-0 write shares port A with row
         # reads, the result transfer and the write-back, so a value is taken only when none
         # of them uses it: while idle, loading or fetching, or running a layer marked

@@ -5,7 +5,7 @@ A platform (or a simulation stand-in, so that Verilator runs the design the boar
 define any of these attributes; without them every unit keeps its default:
 
 * ``requant_mult_latency``: register edges of the requant lanes' 32x32 product
-  (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, five, sized for ECP5 at 150 MHz).
+  (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, six, sized for ECP5 at 150 MHz).
   Every stage costs the product's width plus the side data in flip-flops, which a device
   with 5,280 logic cells and a 12 MHz clock cannot spare.
 * ``requant_fold``: stages B, C1, C2, D and E1 of the requant lane (rounding high half,

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hwgen.config import ArrayConfig
@@ -51,6 +51,7 @@ class SweepOptions:
     scheduler: str | None = None
     workers: int = 1
     freq_mhz: float | None = None
+    remainder_tiles: bool = False  # as `hwgen build`: off on boards unless asked
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +59,8 @@ class SweepOptions:
 
         if isinstance(self.arrays, str):
             object.__setattr__(self, "arrays", parse_arrays(self.arrays))
+        object.__setattr__(self, "arrays", tuple(
+            replace(a, remainder_tiles=self.remainder_tiles) for a in self.arrays))
         if not self.arrays:
             raise UsageError("--arrays: give at least one array, e.g. 2x2,4x4")
         for name in ("images", "workers"):

@@ -18,6 +18,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
+from hwgen.rtl.top import DBG_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
@@ -87,7 +88,8 @@ async def read_words(dut, buf: int, addrs: list[int], lanes: int) -> np.ndarray:
     dut.dbg_buf.value = buf
     for n, a in enumerate(addrs):
         dut.dbg_addr.value = a
-        await RisingEdge(dut.clk)
+        for _ in range(DBG_READ_LATENCY):
+            await RisingEdge(dut.clk)
         await ReadOnly()
         word = int(dut.dbg_data.value)
         await RisingEdge(dut.clk)
