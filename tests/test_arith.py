@@ -54,3 +54,42 @@ def test_sim_secure_bad_input(capsys) -> None:
     assert "hwgen: error: -n 0" in capsys.readouterr().err
     assert main(["sim-secure", "--model", "nope"]) == 2
     assert "sim-secure takes a zoo model" in capsys.readouterr().err
+
+
+def test_lo_width_splits_the_accumulator() -> None:
+    assert [Arithmetic.shares(k).lo_width for k in (1, 2, 3, 32)] == [1, 1, 2, 16]
+    assert INT8.lo_width == 16 and Arithmetic.plaintext(8, 8, 25).lo_width == 13
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_pe_sums_shares_mod_2k_in_two_halves(k: int) -> None:
+    """A ring PE (no high half at k = 1) sums one tile mod 2**k: tokens at t, weights at
+    t - weight_lead, the load pulse result_latency cycles after the last token."""
+    from amaranth.sim import Simulator
+
+    rng = np.random.default_rng(k)
+    # k-bit ring elements as the signed bit patterns the ports hold
+    a, w = (rng.integers(-(1 << (k - 1)), 1 << (k - 1), 9) for _ in range(2))
+    pe = PE(arith=Arithmetic.shares(k), mult_latency=2)
+    lead, t_last = pe.weight_lead, 2 + len(a) - 1
+    got = []
+
+    async def bench(ctx) -> None:
+        for t in range(t_last + pe.result_latency + 3):
+            n = t - 2  # token n at cycle t
+            tok = 0 <= n < len(a)
+            ctx.set(pe.a_in.valid, tok)
+            ctx.set(pe.a_in.first, n == 0)
+            ctx.set(pe.a_in.last, n == len(a) - 1)
+            ctx.set(pe.a_in.a, int(a[n]) if tok else 0)
+            ctx.set(pe.w_in, int(w[n + lead]) if 0 <= n + lead < len(w) else 0)
+            ctx.set(pe.ld_in, t == t_last + pe.result_latency)
+            if ctx.get(pe.chain_out.valid):
+                got.append(ctx.get(pe.chain_out.data) % (1 << k))
+            await ctx.tick()
+
+    sim = Simulator(pe)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [int(sum(int(x) * int(y) for x, y in zip(a, w, strict=True)) % (1 << k))]
