@@ -166,10 +166,13 @@ class Sequencer(wiring.Component):
         # c == cin - 1 and kx == kw - 1, kept as flags set with c and kx (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
         c_end, kx_end = Signal(), Signal()
+        # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
+        # the offset's reset/step selects)
+        lane_end = Signal(init=C == 1)
 
         def reset_kloop():
-            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0), c_end.eq(cin_one),
-                    kx_end.eq(kw_one)]  # fmt: skip
+            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), lane_end.eq(C == 1), off.eq(0),
+                    c_end.eq(cin_one), kx_end.eq(kw_one)]  # fmt: skip
 
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
@@ -229,7 +232,7 @@ class Sequencer(wiring.Component):
                 with m.If(t == cur_k_m1):
                     m.d.sync += elem.eq(0)
                 with m.If(c_end):
-                    m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_one)]
+                    m.d.sync += [c.eq(0), lane.eq(0), lane_end.eq(C == 1), c_end.eq(cin_one)]
                     with m.If(kx_end):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row),
                                      kx_end.eq(kw_one)]  # fmt: skip
@@ -237,10 +240,10 @@ class Sequencer(wiring.Component):
                         m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx == kw_m2)]
                 with m.Else():
                     m.d.sync += [c.eq(c + 1), c_end.eq(c == cin_m2)]
-                    with m.If(lane == C - 1):
-                        m.d.sync += [lane.eq(0), off.eq(off + 1)]
+                    with m.If(lane_end):
+                        m.d.sync += [lane.eq(0), lane_end.eq(C == 1), off.eq(off + 1)]
                     with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
+                        m.d.sync += [lane.eq(lane + 1), lane_end.eq(lane == C - 2)]
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             with m.If(t_end):
