@@ -7,14 +7,35 @@ import gc
 import random
 
 import pytest
+from amaranth import Module, Signal
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from hwgen.rtl.requant import Requant, requant_golden
+from hwgen.rtl.requant import Requant, carry_all, carry_any, requant_golden
 from hwgen.sim.runner import run_unit
 from hwgen.sim.tb.requant_tb import FIELDS, corner_vectors, expected_trace, make_run
 
 SEED = 1
+
+
+def test_carry_reductions_exhaustive() -> None:
+    """carry_any / carry_all (the clamp's wide OR / AND on the carry chain) equal != 0 and
+    == all ones for every value of a 6-bit vector."""
+    v = Signal(6)
+    m = Module()
+    any_, all_ = Signal(), Signal()
+    m.d.comb += [any_.eq(carry_any(v)), all_.eq(carry_all(v))]
+    got = []
+
+    async def bench(ctx) -> None:
+        for x in range(64):
+            ctx.set(v, x)
+            got.append((x, ctx.get(any_), ctx.get(all_)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [(x, int(x != 0), int(x == 63)) for x in range(64)]
 
 
 def test_requant_golden_corners() -> None:

@@ -68,7 +68,6 @@ class Sequencer(wiring.Component):
         tp = Signal(16)
         ky = Signal(12)
         kx = Signal(12)
-        c = Signal(12)
         lane = Signal(8)
         off = Signal(signed(A))
         ox = Signal(12)
@@ -102,7 +101,8 @@ class Sequencer(wiring.Component):
         pt_one, g_one = Signal(**rl), Signal(**rl)
         cin_one, kw_one = Signal(**rl), Signal(**rl)  # cin == 1, kw == 1
         # (all ones when cin / kw is 1: never equal)
-        cin_m2, kw_m2 = Signal(13, **rl), Signal(13, **rl)
+        # the K loop's channel and kernel-x counts minus 3 (the down-counters' start values)
+        cin_m3, kw_m3 = Signal(signed(14), **rl), Signal(signed(14), **rl)
         k_row = Signal(signed(A), **rl)
         c_step = Signal(unsigned(12), **rl)
         wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
@@ -127,8 +127,8 @@ class Sequencer(wiring.Component):
             g_one.eq(d.groups == 1),
             cin_one.eq(d.cin == 1),
             kw_one.eq(d.kw == 1),
-            cin_m2.eq(d.cin - 2),
-            kw_m2.eq(d.kw - 2),
+            cin_m3.eq(d.cin - 3),
+            kw_m3.eq(d.kw - 3),
             c_step.eq(d.c_step),
             k_row.eq(d.c_step + d.row_jump),
             wrap_dix.eq(d.tile_dix - d.wrap_ix),
@@ -163,13 +163,20 @@ class Sequencer(wiring.Component):
         tp_pen = Signal(**rl)
         m.d.sync += tp_pen.eq(tp == pt_m2)
 
-        # c == cin - 1 and kx == kw - 1, kept as flags set with c and kx (timing: the K loop's
+        # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
         c_end, kx_end = Signal(), Signal()
+        # the channels / kernel columns left after the current one, minus 2, counted down:
+        # the next end flag is the counter's sign bit (no 12-bit compare in front of it)
+        c_l2, kx_l2 = Signal(signed(14), **rl), Signal(signed(14), **rl)  # (start loads them)
+        # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
+        # the offset's reset/step selects)
+        lane_end = Signal(init=C == 1)
 
         def reset_kloop():
-            return [ky.eq(0), kx.eq(0), c.eq(0), lane.eq(0), off.eq(0), c_end.eq(cin_one),
-                    kx_end.eq(kw_one)]  # fmt: skip
+            return [ky.eq(0), kx.eq(0), lane.eq(0), lane_end.eq(C == 1), off.eq(0),
+                    c_end.eq(cin_one), c_l2.eq(cin_m3), kx_end.eq(kw_one),
+                    kx_l2.eq(kw_m3)]  # fmt: skip
 
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
@@ -229,18 +236,21 @@ class Sequencer(wiring.Component):
                 with m.If(t == cur_k_m1):
                     m.d.sync += elem.eq(0)
                 with m.If(c_end):
-                    m.d.sync += [c.eq(0), lane.eq(0), c_end.eq(cin_one)]
+                    m.d.sync += [lane.eq(0), lane_end.eq(C == 1), c_end.eq(cin_one),
+                                 c_l2.eq(cin_m3)]  # fmt: skip
                     with m.If(kx_end):
                         m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row),
-                                     kx_end.eq(kw_one)]  # fmt: skip
+                                     kx_end.eq(kw_one), kx_l2.eq(kw_m3)]  # fmt: skip
                     with m.Else():
-                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx == kw_m2)]
+                        # (not the end: at least one column left, so kx_l2 >= -1)
+                        m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx_l2[-1]),
+                                     kx_l2.eq(kx_l2 - 1)]  # fmt: skip
                 with m.Else():
-                    m.d.sync += [c.eq(c + 1), c_end.eq(c == cin_m2)]
-                    with m.If(lane == C - 1):
-                        m.d.sync += [lane.eq(0), off.eq(off + 1)]
+                    m.d.sync += [c_end.eq(c_l2[-1]), c_l2.eq(c_l2 - 1)]
+                    with m.If(lane_end):
+                        m.d.sync += [lane.eq(0), lane_end.eq(C == 1), off.eq(off + 1)]
                     with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
+                        m.d.sync += [lane.eq(lane + 1), lane_end.eq(lane == C - 2)]
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             with m.If(t_end):
