@@ -109,9 +109,11 @@ def test_stream_defines_follow_the_port_widths() -> None:
     new = ("module accel(a);\n  input [8:0] image__payload;\n  input [32:0] weights__payload;\n"
            "  output error;\n")  # fmt: skip
     assert stream_defines(old + "endmodule\n") == [
-        "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0"]  # fmt: skip
+        "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0",
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
     assert stream_defines(new + "endmodule\n") == [
-        "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1"]  # fmt: skip
+        "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1",
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
 
 
 @pytest.mark.rtl
