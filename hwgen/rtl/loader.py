@@ -142,13 +142,17 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         # in_last: state == nreg (the last region), a flag set with `state` (timing)
         in_last = Signal(init=first == nreg)
-        rewind = [state.eq(first), addr.eq(0), beat_oh.eq(1), checking.eq(0),
-                  weighing.eq(0),
-                  judging.eq(0), stall.eq(0),
-                  left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
-                  in_last.eq(first == nreg),
-                  *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
-                  *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
+        go = Signal()  # the judging cycle of a good header that does not end the transfer
+        rewind = [state.eq(first), beat_oh.eq(1), checking.eq(0), weighing.eq(0),
+                  judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1),
+                  in_last.eq(first == nreg)]  # fmt: skip
+        if not has_hdr:
+            # With a header the region position (addr, left2, lzero, the queue) is not read
+            # in the header state and is set at the header's end and by `judging`: a rewind
+            # leaves it alone (timing: no fault / restart term in those registers' enables).
+            rewind += [addr.eq(0), left2.eq(len_m3[0]), lzero.eq(lz[0]),
+                       *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
+                       *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
 
         m.d.comb += [
             self.loaded.eq(loaded),
@@ -179,7 +183,10 @@ class WeightLoader(wiring.Component):
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
 
         payload = self.i_stream.payload.data
-        take = self.i_stream.valid & self.i_stream.ready
+        # a beat taken, or offered in a restart cycle (then not taken): the restart's rewind
+        # comes last and wins, the write enables and fault pulses are gated with ~restart, so
+        # the registers' enables need no restart term (timing)
+        take = self.i_stream.valid & ~loaded & ~stall
         is_last = self.i_stream.payload.last
         # this beat, if taken, is the final expected one of the transfer / the header's last:
         # both from flip-flops only, so `take` selects at the end of each decision (timing)
@@ -191,6 +198,7 @@ class WeightLoader(wiring.Component):
         # (as the branches below set it: the final beat with `last` sets it, a restart clears)
         m.d.comb += self.loaded_next.eq(
             ~self.restart & (loaded | (take & ~discard & at_final & is_last)))
+        m.d.sync += go.eq(0)
         # acc's slots take every beat offered outside the header check, taken or not (timing:
         # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
         # is harmless: a word is committed from acc in the cycle after its last beat was taken
@@ -221,11 +229,11 @@ class WeightLoader(wiring.Component):
                 with m.If(is_last):
                     m.d.sync += loaded.eq(1)
                 with m.Else():
-                    m.d.comb += self.err_long.eq(1)
+                    m.d.comb += self.err_long.eq(~self.restart)
                     m.d.sync += discard.eq(1)
             # (a header's last beat with `last` is judged in the judging cycle)
             with m.Elif(is_last & ~at_hdr_end):
-                m.d.comb += self.err_short.eq(1)
+                m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
 
         def region_beat(n: int) -> None:
@@ -265,26 +273,30 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
                 m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
         with m.If(weighing):
-            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all())]
+            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all()),
+                         go.eq(ok_f.all() & ~hdr_last)]
         with m.If(judging):
             m.d.sync += [judging.eq(0), stall.eq(0)]
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header
                 m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
-            with m.Elif(ok_r):
-                m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
-                             in_last.eq(nreg == 1)]  # fmt: skip
-                if has_hdr:  # (judging is never set without a header)
-                    m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
-                    m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
-                    m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
-                    m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
-                    m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
-            with m.Else():
+            with m.Elif(~ok_r):
                 m.d.comb += self.err_header.eq(~self.restart)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
+        # go == judging & ok_r & ~hdr_last, one flip-flop (timing: it enables the region
+        # position's registers)
+        with m.If(go):
+            m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
+                         in_last.eq(nreg == 1)]  # fmt: skip
+            if has_hdr:  # (judging is never set without a header)
+                m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
+                m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
+                m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
         with m.If(self.restart):
-            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+            # (a beat offered now may have set a write enable: cleared, nothing is written)
+            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0), *(c.eq(0) for c in commit)]
         return m
 
 
