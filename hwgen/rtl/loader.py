@@ -236,21 +236,34 @@ class WeightLoader(wiring.Component):
                 m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
 
+        def step_position(region_end: bool) -> None:
+            """The region position's step at a word's end: the next region's start values
+            from the queue, or the next word."""
+            if region_end:
+                m.d.sync += [addr.eq(0), left2.eq(q_len[0]), lzero.eq(q_lz[0])]
+                m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
+                m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
+            else:
+                m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
+                # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
+                m.d.sync += lzero.eq(left2[-1])
+
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
                 m.d.sync += [beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
                 with m.If(lzero):  # the region's last word
-                    m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
+                    m.d.sync += [state.eq(n + 2), in_last.eq(n + 2 == nreg)]
                     if n != nreg - 1:
-                        m.d.sync += [left2.eq(q_len[0]), lzero.eq(q_lz[0]),
-                                     wend.eq(bpw[n + 2] == 1)]  # fmt: skip
-                        m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
-                        m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
+                        m.d.sync += wend.eq(bpw[n + 2] == 1)
+                        if not has_hdr:
+                            step_position(True)
+                    elif not has_hdr:
+                        m.d.sync += addr.eq(0)
                 with m.Else():
-                    m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
-                    # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
-                    m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
+                    m.d.sync += wend.eq(bpw[n + 1] == 1)
+                    if not has_hdr:
+                        step_position(False)
             with m.Else():
                 step_beat(bpw[n + 1])
 
@@ -259,6 +272,17 @@ class WeightLoader(wiring.Component):
         # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
         # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        if has_hdr:
+            # With a header the region position steps at every word end offered outside the
+            # header check, in any state and in a discard too (timing: its enables are
+            # valid & ~loaded & ~stall & wend [& lzero] | go, no state decode, discard or
+            # fault term). Outside a region that is harmless: the header's end sets `addr`
+            # (below, it wins) and `go` the rest before a region's first word.
+            with m.If(take & wend):
+                with m.If(lzero):
+                    step_position(True)
+                with m.Else():
+                    step_position(False)
         with m.If(take):
             with m.If(discard):
                 with m.If(is_last):
