@@ -251,7 +251,7 @@ class WeightLoader(wiring.Component):
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
-                m.d.sync += [beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
+                m.d.sync += [beat_oh.eq(1), commit[n].eq(1)]
                 with m.If(lzero):  # the region's last word
                     m.d.sync += [state.eq(n + 2), in_last.eq(n + 2 == nreg)]
                     if n != nreg - 1:
@@ -272,6 +272,11 @@ class WeightLoader(wiring.Component):
         # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
         # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        # the write address is taken at every word end offered, in any state (timing: its
+        # enable is one LUT of flip-flops); it is read only beside a write enable, which is
+        # set at the same edge
+        with m.If(take & wend):
+            m.d.sync += commit_addr.eq(addr)
         if has_hdr:
             # With a header the region position steps at every word end offered outside the
             # header check, in any state and in a discard too (timing: its enables are
