@@ -91,7 +91,9 @@ class WeightLoader(wiring.Component):
         nreg = len(self.regions)
         has_hdr = self.header_layout is not None
         first = 0 if has_hdr else 1  # the state a transfer starts in
-        state = Signal(range(nreg + 2), init=first)  # 0: header; n+1: region n
+        # the state, one-hot (timing: no decode in front of the per-state enables): bit 0 the
+        # header, bit n+1 region n
+        st = Signal(nreg + 1, init=1 << first)
         bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
         bpw += [beats_per_word(w) for w, _ in self.mem_shape]
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
@@ -140,12 +142,10 @@ class WeightLoader(wiring.Component):
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
-        # in_last: state == nreg (the last region), a flag set with `state` (timing)
-        in_last = Signal(init=first == nreg)
+        in_last = st[nreg]  # in the last region
         go = Signal()  # the judging cycle of a good header that does not end the transfer
-        rewind = [state.eq(first), beat_oh.eq(1), checking.eq(0), weighing.eq(0),
-                  judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1),
-                  in_last.eq(first == nreg)]  # fmt: skip
+        rewind = [st.eq(1 << first), beat_oh.eq(1), checking.eq(0), weighing.eq(0),
+                  judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1)]  # fmt: skip
         if not has_hdr:
             # With a header the region position (addr, left2, lzero, the queue) is not read
             # in the header state and is set at the header's end and by `judging`: a rewind
@@ -193,7 +193,7 @@ class WeightLoader(wiring.Component):
         at_final = Signal()
         at_hdr_end = Signal()
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
-                     at_hdr_end.eq((state == 0) & wend)]  # fmt: skip
+                     at_hdr_end.eq(st[0] & wend)]  # fmt: skip
         m.d.sync += [c.eq(0) for c in commit]
         # (as the branches below set it: the final beat with `last` sets it, a restart clears)
         m.d.comb += self.loaded_next.eq(
@@ -214,16 +214,16 @@ class WeightLoader(wiring.Component):
 
         def on_beat() -> None:
             """A beat taken outside a discard: assemble, commit, step the region."""
-            with m.Switch(state):
-                with m.Case(0):  # (never reached without a header)
-                    with m.If(wend):
-                        m.d.sync += [beat_oh.eq(1), addr.eq(0), checking.eq(1), stall.eq(1),
-                                     hdr_last.eq(is_last)]  # fmt: skip
-                    with m.Else():
-                        step_beat(bpw[0])
-                for n in range(nreg):
-                    with m.Case(n + 1):
-                        region_beat(n)
+            # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
+            with m.If(st[0]):  # (never set without a header)
+                with m.If(wend):
+                    m.d.sync += [beat_oh.eq(1), addr.eq(0), checking.eq(1), stall.eq(1),
+                                 hdr_last.eq(is_last)]  # fmt: skip
+                with m.Else():
+                    step_beat(bpw[0])
+            for n in range(nreg):
+                with m.If(st[n + 1]):
+                    region_beat(n)
             with m.If(at_final):
                 m.d.sync += rewind
                 with m.If(is_last):
@@ -253,9 +253,9 @@ class WeightLoader(wiring.Component):
             with m.If(wend):
                 m.d.sync += [beat_oh.eq(1), commit[n].eq(1)]
                 with m.If(lzero):  # the region's last word
-                    m.d.sync += [state.eq(n + 2), in_last.eq(n + 2 == nreg)]
+                    # (the last region's end is the transfer's end: the rewind below sets st)
                     if n != nreg - 1:
-                        m.d.sync += wend.eq(bpw[n + 2] == 1)
+                        m.d.sync += [st.eq(1 << (n + 2)), wend.eq(bpw[n + 2] == 1)]
                         if not has_hdr:
                             step_position(True)
                     elif not has_hdr:
@@ -315,8 +315,7 @@ class WeightLoader(wiring.Component):
         # go == judging & ok_r & ~hdr_last, one flip-flop (timing: it enables the region
         # position's registers)
         with m.If(go):
-            m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
-                         in_last.eq(nreg == 1)]  # fmt: skip
+            m.d.sync += [hdr.eq(new_hdr), st.eq(0b10), wend.eq(bpw[1] == 1)]
             if has_hdr:  # (judging is never set without a header)
                 m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
                 m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
