@@ -144,7 +144,7 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         in_last = st[nreg]  # in the last region
         go = Signal()  # the judging cycle of a good header that does not end the transfer
-        rewind = [st.eq(1 << first), beat_oh.eq(1), checking.eq(0), weighing.eq(0),
+        rewind = [st.eq(1 << first), checking.eq(0), weighing.eq(0),
                   judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1)]  # fmt: skip
         if not has_hdr:
             # With a header the region position (addr, left2, lzero, the queue) is not read
@@ -210,15 +210,14 @@ class WeightLoader(wiring.Component):
 
         def step_beat(n_bpw: int) -> None:
             # (called only when the beat is not the word's last: n_bpw >= 2)
-            m.d.sync += [wend.eq(beat_oh[n_bpw - 2]), beat_oh.eq(beat_oh << 1)]
+            m.d.sync += wend.eq(beat_oh[n_bpw - 2])
 
         def on_beat() -> None:
             """A beat taken outside a discard: assemble, commit, step the region."""
             # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
             with m.If(st[0]):  # (never set without a header)
                 with m.If(wend):
-                    m.d.sync += [beat_oh.eq(1), addr.eq(0), checking.eq(1), stall.eq(1),
-                                 hdr_last.eq(is_last)]  # fmt: skip
+                    m.d.sync += [addr.eq(0), checking.eq(1), stall.eq(1), hdr_last.eq(is_last)]
                 with m.Else():
                     step_beat(bpw[0])
             for n in range(nreg):
@@ -251,7 +250,7 @@ class WeightLoader(wiring.Component):
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
-                m.d.sync += [beat_oh.eq(1), commit[n].eq(1)]
+                m.d.sync += commit[n].eq(1)
                 with m.If(lzero):  # the region's last word
                     # (the last region's end is the transfer's end: the rewind below sets st)
                     if n != nreg - 1:
@@ -272,6 +271,15 @@ class WeightLoader(wiring.Component):
         # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
         # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        # The word's beat: back to the first after a word end or a `last` (every `last` ends
+        # the transfer, the header or a discard; a fault on a beat is at one of them), else
+        # the next, in a discard too (then it is 1 again after the discard's `last`). Timing:
+        # no state, discard or fault term in its logic.
+        with m.If(take):
+            with m.If(wend | is_last):
+                m.d.sync += beat_oh.eq(1)
+            with m.Else():
+                m.d.sync += beat_oh.eq(beat_oh << 1)
         # the write address is taken at every word end offered, in any state (timing: its
         # enable is one LUT of flip-flops); it is read only beside a write enable, which is
         # set at the same edge
@@ -324,7 +332,8 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
         with m.If(self.restart):
             # (a beat offered now may have set a write enable: cleared, nothing is written)
-            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0), *(c.eq(0) for c in commit)]
+            m.d.sync += [*rewind, beat_oh.eq(1), loaded.eq(0), discard.eq(0),
+                         *(c.eq(0) for c in commit)]  # fmt: skip
         return m
 
 
