@@ -50,6 +50,7 @@ from hwgen.rtl.top import (
     DBG_READ_LATENCY,
     FETCH_CYCLES,
     LOGIT_LAYOUT,
+    PERF_READ_LATENCY,
     RESULT_READ_LATENCY,
     STATUS_LAYOUT,
     Accelerator,
@@ -277,12 +278,13 @@ class Driver:
         return r
 
     async def read_perf(self) -> list[int]:
-        """perf_data is registered: it shows the counter selected before the last edge."""
+        """perf_data shows the counter selected PERF_READ_LATENCY edges earlier."""
         vals = []
         for k in range(3 + len(self.prog.layers)):
             self.ctx.set(self.dut.perf_sel, k)
-            await self.ctx.tick()  # a plain edge: the counters are static after done
-            self.n += 1
+            for _ in range(PERF_READ_LATENCY):
+                await self.ctx.tick()  # plain edges: the counters are static after done
+                self.n += 1
             vals.append(self.g(self.dut.perf_data))
         return vals
 

@@ -13,6 +13,7 @@ from hwgen.datasets import load_mnist_sample
 from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
+from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim import fast
 from hwgen.sim.fast import build_harness, prepare_fast, simulate_fast, stream_defines, waveform_for
 
@@ -81,9 +82,10 @@ def _back_to_back(model: str, array: str, n: int) -> None:
     assert period[True] < period[False] - 0.9 * case.in_len, period
     assert [r["cycles"][1] for r in runs[True][1:]] == [1] * (n - 1), runs[True]
     # the period is the run itself plus the host's start pulse and counter reads
+    # (PERF_READ_LATENCY cycles each)
     totals = [r["cycles"][0] for r in runs[True][1:-1]]
     gaps = np.diff([r["start"] for r in runs[True]])[1:] - np.array(totals)
-    assert all(0 < g <= case.n_perf + 3 for g in gaps), (totals, gaps)
+    assert all(0 < g <= case.n_perf * PERF_READ_LATENCY + 3 for g in gaps), (totals, gaps)
 
 
 @pytest.mark.rtl
@@ -107,9 +109,11 @@ def test_stream_defines_follow_the_port_widths() -> None:
     new = ("module accel(a);\n  input [8:0] image__payload;\n  input [32:0] weights__payload;\n"
            "  output error;\n")  # fmt: skip
     assert stream_defines(old + "endmodule\n") == [
-        "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0"]  # fmt: skip
+        "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0",
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
     assert stream_defines(new + "endmodule\n") == [
-        "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1"]  # fmt: skip
+        "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1",
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
 
 
 @pytest.mark.rtl

@@ -59,6 +59,7 @@ class WindowHarness(wiring.Component):
             {
                 "desc": In(DESC_LAYOUT),
                 "start": In(1),
+                "start_next": In(1),
                 "busy": Out(1),
                 "rows": Out(data.ArrayLayout(ROW_IN_LAYOUT, rows)),
                 "convw_en": Out(1),
@@ -76,6 +77,7 @@ class WindowHarness(wiring.Component):
         m.d.comb += [
             seq.desc.eq(self.desc),
             seq.start.eq(self.start),
+            seq.start_next.eq(self.start_next),
             self.busy.eq(seq.busy),
             self.convw_en.eq(seq.convw_en),
             self.convw_addr.eq(seq.convw_addr),
@@ -384,7 +386,9 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
             # top.py holds the whole descriptor for a cycle, then pulses start (FETCH's
             # final cycle): the sequencer's per-layer registers are valid at start
             ctx.set(dut.desc, desc)
+            ctx.set(dut.start_next, 1)  # (as top.py: high in the cycle before start)
             await ctx.tick()
+            ctx.set(dut.start_next, 0)
             ctx.set(dut.start, 1)
             n_issue = len(toks)
             tail = ISSUE_LATENCY + FEEDER_LATENCY + R + 2  # until the last row is quiet

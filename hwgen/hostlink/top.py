@@ -25,7 +25,13 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.rtl.regslice import RegSlice
-from hwgen.rtl.top import IMAGE_LAYOUT, LOGIT_LAYOUT, WEIGHT_LAYOUT, Accelerator
+from hwgen.rtl.top import (
+    IMAGE_LAYOUT,
+    LOGIT_LAYOUT,
+    PERF_READ_LATENCY,
+    WEIGHT_LAYOUT,
+    Accelerator,
+)
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
@@ -249,14 +255,16 @@ class HostTop(wiring.Component):
         m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
                                        r_len[8:]])[r_idx[:3]])  # fmt: skip
         # The byte to send is registered (selected from r_idx the cycle before) and offered
-        # only once `fresh`, i.e. three cycles after r_idx moved (the counter select and the
-        # accelerator's perf_data are registered too): the index -> counter mux -> CRC path
-        # is cut in four. A UART byte takes hundreds of cycles; three more are free.
+        # only once `fresh`, i.e. 2 + PERF_READ_LATENCY cycles after r_idx moved (the counter
+        # select here and the accelerator's perf_data stages are registered too): the index ->
+        # counter mux -> CRC path is cut in five. A UART byte takes hundreds of cycles; a few
+        # more are free.
         hdr_r, pay_r = Signal(8), Signal(8)
         pay_valid_r, fresh = Signal(), Signal()
-        settling = Signal(2)  # a shift register of ones since r_idx moved: fresh follows it
+        # a shift register of ones since r_idx moved: fresh follows its last bit
+        settling = Signal(1 + PERF_READ_LATENCY)
         m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
-                     settling.eq(Cat(1, settling[0])), fresh.eq(settling[1])]  # fmt: skip
+                     settling.eq(Cat(1, settling[:-1])), fresh.eq(settling[-1])]  # fmt: skip
         # r_idx's tests, registered alongside (valid whenever `fresh` is): the 16-bit compares
         # are not in front of the transmitter and the CRC
         idx_first, hdr_end, pay_end = Signal(), Signal(), Signal()

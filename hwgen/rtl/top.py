@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from amaranth import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,6 +73,7 @@ __all__ = [
     "FETCH_CYCLES",
     "IMAGE_LAYOUT",
     "LOGIT_LAYOUT",
+    "PERF_READ_LATENCY",
     "STATUS_LAYOUT",
     "WEIGHT_LAYOUT",
     "perf_index",
@@ -111,6 +112,9 @@ def _bits(n: int) -> int:
 # result words: row 0's registered port-A address, block RAM, row 0's stage-M register
 RESULT_READ_LATENCY = 3
 DBG_READ_LATENCY = 2  # `dbg_data`: row 0's registered port-A address, then the block RAM
+# `perf_data`: the counter select's low bits pick within groups of four (registered), then
+# the high bits pick the group (registered): no wide mux in one cycle
+PERF_READ_LATENCY = 2
 
 
 def _delay(m: Module, sig, n: int, name: str):
@@ -353,6 +357,9 @@ class Accelerator(wiring.Component):
 
         # ---------------- controller
         layer = Signal(range(max(self.n_layers, 2)))
+        # layer_oh[n] == (layer == n), kept with `layer`: each layer counter's enable is a
+        # flip-flop, not a decode of `layer` (timing)
+        layer_oh = Signal(self.n_layers, init=1)
         prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
         # the program memory's read address, prog_addr + in_fetch (see rom_q below), kept as a
         # register set with the transitions (timing: no adder in front of the block RAM)
@@ -378,9 +385,24 @@ class Accelerator(wiring.Component):
         # narrower one saturates (`count` below) rather than wrap.
         pw = trait(platform, "perf_counter_width", 32)
         counters = Array(Signal(pw, name=f"perf{n}") for n in range(3 + self.n_layers))
-        # Registered read (perf_data follows perf_sel one cycle later): the counter mux was on
-        # the host link's critical path.
-        m.d.sync += self.perf_data.eq(counters[self.perf_sel])
+        # Registered read in two stages (perf_data follows perf_sel PERF_READ_LATENCY cycles
+        # later): a 4:1 mux per group of four counters by the select's low bits, then the
+        # group by its high bits (timing: the one-cycle 8-bit-select mux was 8 ns routed).
+        # A select past the last counter reads 0.
+        n_cnt = len(counters)
+        groups = [counters[g : g + 4] for g in range(0, n_cnt, 4)]
+        grp_r = [Signal(pw, name=f"perf_grp{g}", reset_less=True) for g in range(len(groups))]
+        hi_r = Signal(6, reset_less=True)  # the select's high bits, beside stage 1
+        sel = self.perf_sel
+        for r, grp in zip(grp_r, groups, strict=True):
+            m.d.sync += r.eq(Array(grp + [Const(0, pw)] * (4 - len(grp)))[sel[:2]])
+        m.d.sync += hi_r.eq(sel[2:])
+        with m.Switch(hi_r):
+            for g, r in enumerate(grp_r):
+                with m.Case(g):
+                    m.d.sync += self.perf_data.eq(r)
+            with m.Default():
+                m.d.sync += self.perf_data.eq(0)
         total = counters[0]
 
         def count(cnt):
@@ -479,7 +501,7 @@ class Accelerator(wiring.Component):
                      snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
-        begin = [layer.eq(0), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
+        begin = [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
                  *(cnt.eq(0) for cnt in counters)]
 
         busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
@@ -557,7 +579,7 @@ class Accelerator(wiring.Component):
             with m.State("RUN"):
                 m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
                 for n in range(self.n_layers):  # one incrementer per counter, no shared mux
-                    with m.If(layer == n):
+                    with m.If(layer_oh[n]):
                         m.d.sync += count(counters[3 + n])
                 with m.If(~settle[2]):
                     m.d.sync += settle.eq(Cat(1, settle[:2]))
@@ -570,7 +592,8 @@ class Accelerator(wiring.Component):
                             m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
                             m.next = "OUT"
                     with m.Else():
-                        m.d.sync += [layer.eq(layer + 1), rom_addr.eq(prog_addr + 1),
+                        m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
+                                     rom_addr.eq(prog_addr + 1),
                                      *slot_ctl(1, 0)]  # fmt: skip
                         m.next = "FETCH"
             with m.State("OUT"):  # the result transfer (LogitSender)
@@ -587,6 +610,9 @@ class Accelerator(wiring.Component):
         # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
         # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
         in_fetch = fsm.ongoing("FETCH")
+        # seq_start's next value (FETCH's final cycle sets it): the sequencer registers its
+        # K-loop restart from it
+        m.d.comb += seq.start_next.eq(in_fetch & fetch_end)
         # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
         # each slice's enable is its flip-flop alone, with no state decode in front of the
         # ~32 enables it drives (those registers spread over the die with their users)

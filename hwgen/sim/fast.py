@@ -95,12 +95,16 @@ def _top_ports(verilog_text: str) -> dict[str, tuple[str, int]]:
 
 
 def stream_defines(verilog_text: str) -> list[str]:
-    """C++ defines for the harness's stream framing, read from the top's port widths."""
+    """C++ defines for the harness's stream framing, read from the top's port widths, and
+    the counter read latency."""
+    from hwgen.rtl.top import PERF_READ_LATENCY
+
     p = _top_ports(verilog_text)
     return [
         f"-DHWGEN_IMAGE_LAST={int(p['image__payload'][1] > 8)}",
         f"-DHWGEN_WEIGHTS_LAST={int(p['weights__payload'][1] > 32)}",
         f"-DHWGEN_HAS_ERROR={int('error' in p)}",
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}",
     ]
 
 

@@ -37,6 +37,9 @@
 #ifndef HWGEN_HAS_ERROR  // the design has the sticky `error` output
 #define HWGEN_HAS_ERROR 0
 #endif
+#ifndef HWGEN_PERF_LATENCY  // edges from perf_sel to perf_data (hwgen.rtl.top.PERF_READ_LATENCY)
+#define HWGEN_PERF_LATENCY 2
+#endif
 #ifndef HWGEN_WEIGHTS_LAST
 #define HWGEN_WEIGHTS_LAST 0
 #endif
@@ -242,9 +245,9 @@ Outcome run_image(Sim& s, const int8_t* img, const Args& a) {
     o.status = t->status;
     if (o.error.empty() && t->error) o.error = "the design raised its error output";
 #endif
-    for (long i = 0; i < a.n_perf; ++i) {  // perf_data is registered: one edge after perf_sel
+    for (long i = 0; i < a.n_perf; ++i) {  // perf_data: HWGEN_PERF_LATENCY edges after perf_sel
         t->perf_sel = static_cast<uint8_t>(i);
-        s.tick();
+        for (int k = 0; k < HWGEN_PERF_LATENCY; ++k) s.tick();
         o.perf.push_back(t->perf_data);
     }
     return o;

@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
-from hwgen.rtl.top import DBG_READ_LATENCY
+from hwgen.rtl.top import DBG_READ_LATENCY, PERF_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
 
@@ -76,7 +76,8 @@ async def read_perf(dut, n: int) -> list[int]:
     vals = []
     for i in range(n):
         dut.perf_sel.value = i
-        await RisingEdge(dut.clk)  # perf_data is registered
+        for _ in range(PERF_READ_LATENCY):  # perf_data is registered twice
+            await RisingEdge(dut.clk)
         await ReadOnly()
         vals.append(int(dut.perf_data.value))
         await Timer(1, "ns")

@@ -18,6 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
+from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env
 
 # STATUS_LAYOUT field order (hwgen/rtl/top.py); the TB does not import hwgen.rtl (no Amaranth)
@@ -162,7 +163,8 @@ class Bench:
         vals = []
         for i in range(3 + self.n_layers):
             self.dut.perf_sel.value = i
-            await RisingEdge(self.dut.clk)  # perf_data is registered
+            for _ in range(PERF_READ_LATENCY):  # perf_data is registered twice
+                await RisingEdge(self.dut.clk)
             await ReadOnly()
             vals.append(int(self.dut.perf_data.value))
             await FallingEdge(self.dut.clk)
