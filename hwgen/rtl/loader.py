@@ -91,7 +91,9 @@ class WeightLoader(wiring.Component):
         nreg = len(self.regions)
         has_hdr = self.header_layout is not None
         first = 0 if has_hdr else 1  # the state a transfer starts in
-        state = Signal(range(nreg + 2), init=first)  # 0: header; n+1: region n
+        # the state, one-hot (timing: no decode in front of the per-state enables): bit 0 the
+        # header, bit n+1 region n
+        st = Signal(nreg + 1, init=1 << first)
         bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
         bpw += [beats_per_word(w) for w, _ in self.mem_shape]
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
@@ -140,15 +142,17 @@ class WeightLoader(wiring.Component):
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
         wend = Signal(init=bpw[first] == 1)
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
-        # in_last: state == nreg (the last region), a flag set with `state` (timing)
-        in_last = Signal(init=first == nreg)
-        rewind = [state.eq(first), addr.eq(0), beat_oh.eq(1), checking.eq(0),
-                  weighing.eq(0),
-                  judging.eq(0), stall.eq(0),
-                  left2.eq(len_m3[0]), wend.eq(bpw[first] == 1), lzero.eq(lz[0]),
-                  in_last.eq(first == nreg),
-                  *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
-                  *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
+        in_last = st[nreg]  # in the last region
+        go = Signal()  # the judging cycle of a good header that does not end the transfer
+        rewind = [st.eq(1 << first), checking.eq(0), weighing.eq(0),
+                  judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1)]  # fmt: skip
+        if not has_hdr:
+            # With a header the region position (addr, left2, lzero, the queue) is not read
+            # in the header state and is set at the header's end and by `judging`: a rewind
+            # leaves it alone (timing: no fault / restart term in those registers' enables).
+            rewind += [addr.eq(0), left2.eq(len_m3[0]), lzero.eq(lz[0]),
+                       *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
+                       *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
 
         m.d.comb += [
             self.loaded.eq(loaded),
@@ -179,18 +183,22 @@ class WeightLoader(wiring.Component):
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
 
         payload = self.i_stream.payload.data
-        take = self.i_stream.valid & self.i_stream.ready
+        # a beat taken, or offered in a restart cycle (then not taken): the restart's rewind
+        # comes last and wins, the write enables and fault pulses are gated with ~restart, so
+        # the registers' enables need no restart term (timing)
+        take = self.i_stream.valid & ~loaded & ~stall
         is_last = self.i_stream.payload.last
         # this beat, if taken, is the final expected one of the transfer / the header's last:
         # both from flip-flops only, so `take` selects at the end of each decision (timing)
         at_final = Signal()
         at_hdr_end = Signal()
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
-                     at_hdr_end.eq((state == 0) & wend)]  # fmt: skip
+                     at_hdr_end.eq(st[0] & wend)]  # fmt: skip
         m.d.sync += [c.eq(0) for c in commit]
         # (as the branches below set it: the final beat with `last` sets it, a restart clears)
         m.d.comb += self.loaded_next.eq(
             ~self.restart & (loaded | (take & ~discard & at_final & is_last)))
+        m.d.sync += go.eq(0)
         # acc's slots take every beat offered outside the header check, taken or not (timing:
         # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
         # is harmless: a word is committed from acc in the cycle after its last beat was taken
@@ -202,47 +210,59 @@ class WeightLoader(wiring.Component):
 
         def step_beat(n_bpw: int) -> None:
             # (called only when the beat is not the word's last: n_bpw >= 2)
-            m.d.sync += [wend.eq(beat_oh[n_bpw - 2]), beat_oh.eq(beat_oh << 1)]
+            m.d.sync += wend.eq(beat_oh[n_bpw - 2])
 
         def on_beat() -> None:
             """A beat taken outside a discard: assemble, commit, step the region."""
-            with m.Switch(state):
-                with m.Case(0):  # (never reached without a header)
-                    with m.If(wend):
-                        m.d.sync += [beat_oh.eq(1), addr.eq(0), checking.eq(1), stall.eq(1),
-                                     hdr_last.eq(is_last)]  # fmt: skip
-                    with m.Else():
-                        step_beat(bpw[0])
-                for n in range(nreg):
-                    with m.Case(n + 1):
-                        region_beat(n)
+            # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
+            with m.If(st[0]):  # (never set without a header)
+                with m.If(wend):
+                    m.d.sync += [addr.eq(0), checking.eq(1), stall.eq(1), hdr_last.eq(is_last)]
+                with m.Else():
+                    step_beat(bpw[0])
+            for n in range(nreg):
+                with m.If(st[n + 1]):
+                    region_beat(n)
             with m.If(at_final):
                 m.d.sync += rewind
                 with m.If(is_last):
                     m.d.sync += loaded.eq(1)
                 with m.Else():
-                    m.d.comb += self.err_long.eq(1)
+                    m.d.comb += self.err_long.eq(~self.restart)
                     m.d.sync += discard.eq(1)
             # (a header's last beat with `last` is judged in the judging cycle)
             with m.Elif(is_last & ~at_hdr_end):
-                m.d.comb += self.err_short.eq(1)
+                m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
+
+        def step_position(region_end: bool) -> None:
+            """The region position's step at a word's end: the next region's start values
+            from the queue, or the next word."""
+            if region_end:
+                m.d.sync += [addr.eq(0), left2.eq(q_len[0]), lzero.eq(q_lz[0])]
+                m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
+                m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
+            else:
+                m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
+                # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
+                m.d.sync += lzero.eq(left2[-1])
 
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
             with m.If(wend):
-                m.d.sync += [beat_oh.eq(1), commit[n].eq(1), commit_addr.eq(addr)]
+                m.d.sync += commit[n].eq(1)
                 with m.If(lzero):  # the region's last word
-                    m.d.sync += [addr.eq(0), state.eq(n + 2), in_last.eq(n + 2 == nreg)]
+                    # (the last region's end is the transfer's end: the rewind below sets st)
                     if n != nreg - 1:
-                        m.d.sync += [left2.eq(q_len[0]), lzero.eq(q_lz[0]),
-                                     wend.eq(bpw[n + 2] == 1)]  # fmt: skip
-                        m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
-                        m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
+                        m.d.sync += [st.eq(1 << (n + 2)), wend.eq(bpw[n + 2] == 1)]
+                        if not has_hdr:
+                            step_position(True)
+                    elif not has_hdr:
+                        m.d.sync += addr.eq(0)
                 with m.Else():
-                    m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
-                    # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
-                    m.d.sync += [lzero.eq(left2[-1]), wend.eq(bpw[n + 1] == 1)]
+                    m.d.sync += wend.eq(bpw[n + 1] == 1)
+                    if not has_hdr:
+                        step_position(False)
             with m.Else():
                 step_beat(bpw[n + 1])
 
@@ -251,6 +271,31 @@ class WeightLoader(wiring.Component):
         # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
         # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        # The word's beat: back to the first after a word end or a `last` (every `last` ends
+        # the transfer, the header or a discard; a fault on a beat is at one of them), else
+        # the next, in a discard too (then it is 1 again after the discard's `last`). Timing:
+        # no state, discard or fault term in its logic.
+        with m.If(take):
+            with m.If(wend | is_last):
+                m.d.sync += beat_oh.eq(1)
+            with m.Else():
+                m.d.sync += beat_oh.eq(beat_oh << 1)
+        # the write address is taken at every word end offered, in any state (timing: its
+        # enable is one LUT of flip-flops); it is read only beside a write enable, which is
+        # set at the same edge
+        with m.If(take & wend):
+            m.d.sync += commit_addr.eq(addr)
+        if has_hdr:
+            # With a header the region position steps at every word end offered outside the
+            # header check, in any state and in a discard too (timing: its enables are
+            # valid & ~loaded & ~stall & wend [& lzero] | go, no state decode, discard or
+            # fault term). Outside a region that is harmless: the header's end sets `addr`
+            # (below, it wins) and `go` the rest before a region's first word.
+            with m.If(take & wend):
+                with m.If(lzero):
+                    step_position(True)
+                with m.Else():
+                    step_position(False)
         with m.If(take):
             with m.If(discard):
                 with m.If(is_last):
@@ -265,26 +310,30 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
                 m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
         with m.If(weighing):
-            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all())]
+            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all()),
+                         go.eq(ok_f.all() & ~hdr_last)]
         with m.If(judging):
             m.d.sync += [judging.eq(0), stall.eq(0)]
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header
                 m.d.comb += self.err_short.eq(~self.restart)
                 m.d.sync += rewind
-            with m.Elif(ok_r):
-                m.d.sync += [hdr.eq(new_hdr), state.eq(1), wend.eq(bpw[1] == 1),
-                             in_last.eq(nreg == 1)]  # fmt: skip
-                if has_hdr:  # (judging is never set without a header)
-                    m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
-                    m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
-                    m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
-                    m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
-                    m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
-            with m.Else():
+            with m.Elif(~ok_r):
                 m.d.comb += self.err_header.eq(~self.restart)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
+        # go == judging & ok_r & ~hdr_last, one flip-flop (timing: it enables the region
+        # position's registers)
+        with m.If(go):
+            m.d.sync += [hdr.eq(new_hdr), st.eq(0b10), wend.eq(bpw[1] == 1)]
+            if has_hdr:  # (judging is never set without a header)
+                m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
+                m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
+                m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
         with m.If(self.restart):
-            m.d.sync += [*rewind, loaded.eq(0), discard.eq(0)]
+            # (a beat offered now may have set a write enable: cleared, nothing is written)
+            m.d.sync += [*rewind, beat_oh.eq(1), loaded.eq(0), discard.eq(0),
+                         *(c.eq(0) for c in commit)]  # fmt: skip
         return m
 
 
