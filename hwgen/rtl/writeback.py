@@ -187,17 +187,13 @@ class WriteBack(wiring.Component):
             ]
             lanes.append(rq)
         lq = lanes[0].latency
-        # q_valid == lanes[0].o_stream.valid & (p_wvalid delayed lq): the lane's valid is
-        # p_valid through its lq reset registers and p_wvalid implies p_valid (m_wvalid is
-        # row_valid & ...), so q_valid is p_wvalid's delay alone, a flip-flop (timing: one
-        # LUT less in front of the write enables and the write count's CE, 7.3 ns routed)
         q_wvalid, q_word = p_wvalid, p_word
         for s in range(lq):
             nv = Signal(name=f"q_wv{s}")
             nw = Signal(A, name=f"q_w{s}", reset_less=True)
             m.d.sync += [nv.eq(q_wvalid), nw.eq(q_word)]
             q_wvalid, q_word = nv, nw
-        q_valid = q_wvalid
+        q_valid = lanes[0].o_stream.valid & q_wvalid
         q_data = Signal(8 * C)
         for j in range(C):
             m.d.comb += q_data[8 * j : 8 * j + 8].eq(lanes[j].o_stream.payload)
