@@ -157,12 +157,8 @@ def test_icebreaker_top_pins(tmp_path: Path) -> None:
     assert "synth_ice40 -dsp" in (tmp_path / "top.ys").read_text()
 
 
-@pytest.mark.parametrize("extra, on", [([], False), (["--remainder-tiles"], True)])
-def test_board_builds_schedule_without_remainder_tiles_unless_asked(
-        tmp_path: Path, monkeypatch, extra: list[str], on: bool) -> None:
-    """On a board the remainder tiles cost block RAM and Fmax, so `hwgen build` schedules
-    without them unless `--remainder-tiles` is given; the job's plan, program and its
-    reproducing command follow (tiny_cnn 4x4 has a remainder tile by default)."""
+def _job_of(monkeypatch, argv: list[str]):
+    """The BoardJob `hwgen` hands the board build for argv (stopped before the simulation)."""
     seen: dict = {}
 
     def stop(job, platform):
@@ -171,9 +167,18 @@ def test_board_builds_schedule_without_remainder_tiles_unless_asked(
 
     monkeypatch.setattr(board_build, "_simulate", stop)
     with pytest.raises(_Stop):
-        main(["--workdir", str(tmp_path), "build", "--model", "tiny_cnn", "--array", "4x4",
-              *extra])  # fmt: skip
-    job = seen["job"]
+        main(argv)
+    return seen["job"]
+
+
+@pytest.mark.parametrize("extra, on", [([], False), (["--remainder-tiles"], True)])
+def test_board_builds_schedule_without_remainder_tiles_unless_asked(
+        tmp_path: Path, monkeypatch, extra: list[str], on: bool) -> None:
+    """On a board the remainder tiles cost block RAM and Fmax, so `hwgen build` schedules
+    without them unless `--remainder-tiles` is given; the job's plan, program and its
+    reproducing command follow (tiny_cnn 4x4 has a remainder tile by default)."""
+    job = _job_of(monkeypatch, ["--workdir", str(tmp_path), "build", "--model", "tiny_cnn",
+                                "--array", "4x4", *extra])  # fmt: skip
     arr = replace(ArrayConfig.parse("4x4"), remainder_tiles=on)
     assert job.plan.array.remainder_tiles is on
     assert job.plan == MemoryPlan.of(lower(build_qmodel("tiny_cnn"), arr))
@@ -185,16 +190,8 @@ def test_board_builds_schedule_without_remainder_tiles_unless_asked(
 def test_build_takes_a_model_file(ws: Path, monkeypatch) -> None:
     """`hwgen build --model net.py:Small --weights --calib`: the file's model and its images
     reach the board build (stopped before the simulation)."""
-    seen: dict = {}
-
-    def stop(job, platform):
-        seen["job"] = job
-        raise _Stop
-
-    monkeypatch.setattr(board_build, "_simulate", stop)
-    with pytest.raises(_Stop):
-        main(["--workdir", str(ws), "build", "--model", "net.py:Small", "--weights",
-              "w.pt", "--calib", "cal.npz", "--array", "2x2", "-n", "3"])  # fmt: skip
-    job = seen["job"]
+    job = _job_of(monkeypatch, ["--workdir", str(ws), "build", "--model", "net.py:Small",
+                                "--weights", "w.pt", "--calib", "cal.npz", "--array", "2x2",
+                                "-n", "3"])  # fmt: skip
     assert job.qmodel.layers[0].weight.shape == (4, 1, 3, 3) and len(job.images) == 3
     assert job.plan == MemoryPlan.of(job.program)
