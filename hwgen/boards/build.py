@@ -338,7 +338,8 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
     job = ctx["job"]
     seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
                  [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
-                  "--timing-allow-fail", *platform.nextpnr_outputs(f"s{s}")])
+                  "--detailed-timing-report", "--timing-allow-fail",  # every endpoint, by unit
+                  *platform.nextpnr_outputs(f"s{s}")])
              for s in range(1, job.seeds + 1)}  # fmt: skip
     state: dict = {"runs": [], "best_seed": None, "report": {}}
     if job.seeds > 1 and (job.workers > 1 or job.scheduler):
