@@ -126,9 +126,6 @@ class HostTop(wiring.Component):
                              attrs={"no_rw_check": 1})
         m.submodules.fbuf = fbuf
         fb_w, fb_r = fbuf.write_port(), fbuf.read_port()
-        # the write's address and data are always the parser's (only its enable is decided
-        # in PAYLOAD): the block RAM's address pins come from p_cnt's flip-flops (timing)
-        m.d.comb += [fb_w.addr.eq(p_cnt), fb_w.data.eq(rx.o.payload)]
 
         # ---------------- frame parser
         p_cmd = Signal(8)
@@ -147,6 +144,9 @@ class HostTop(wiring.Component):
         enable = Signal()  # the dispatcher waits for a frame
         byte = rx.o.payload
         got = rx.o.valid & enable
+        # the write's address and data are always the parser's (only its enable is decided
+        # in PAYLOAD): the block RAM's address pins come from p_cnt's flip-flops (timing)
+        m.d.comb += [fb_w.addr.eq(p_cnt), fb_w.data.eq(byte)]
         m.d.sync += f_valid.eq(0)
         # (registered: p_len is set bytes before the CRC that reads these)
         too_long = Signal()

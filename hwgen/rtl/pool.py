@@ -37,7 +37,7 @@ Pipeline (t = cycle the window's last pixel is accepted):
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -140,7 +140,14 @@ class Pool2d(wiring.Component):
             # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
             # a > b as the sign of b - a: one carry chain (yosys maps a `>` beside the `+` of
             # the same operands into LUT levels).
-            return Mux(avg, a + b, Mux((b - a)[-1], a, b))
+            # The max's pick is an AND-OR, not a mux: with `a` the register being written
+            # (hacc), yosys would turn "keep a" into the register's clock enable, and the
+            # compare's carry chain would sit in front of ~100 enables (timing).
+            n = len(a)
+            keep = (b - a)[-1].replicate(n)
+            b_n = Cat(b, b[-1].replicate(n - len(b)))  # b sign-extended to a's width
+            larger = ((a.as_unsigned() & keep) | (b_n & ~keep)).as_signed()
+            return Mux(avg, a + b, larger)
 
         # Position of the next pixel. wleft/vleft: in_w - wend / in_h - vend, with wend/vend
         # the exclusive end of the current window's columns/rows, counted down by k: the
