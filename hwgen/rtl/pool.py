@@ -157,8 +157,9 @@ class Pool2d(wiring.Component):
         dw = self.dim_width
         xl2 = Signal(signed(dw + 2))
         yl2 = Signal(signed(dw + 2))
-        kx = Signal(k.shape())
-        ky = Signal(k.shape())
+        # kl3/vl3: the window's columns/rows left after this one, minus 2 (likewise)
+        kl3 = Signal(signed(len(k) + 2))
+        vl3 = Signal(signed(len(k) + 2))
         ox = Signal(range(self.buf_depth))
         wleft = Signal(signed(dw + 2))
         vleft = Signal(signed(dw + 2))
@@ -168,16 +169,17 @@ class Pool2d(wiring.Component):
         # (Registered every cycle and read after start: no reset needed.)
         rl = {"reset_less": True}
         in_w_m3, in_h_m3 = Signal(signed(dw + 2), **rl), Signal(signed(dw + 2), **rl)
-        k_m2 = Signal(len(k) + 1, **rl)
+        k_m3 = Signal(signed(len(k) + 2), **rl)
         w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
         in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
         m.d.sync += [
-            in_w_m3.eq(cfg.in_w - 3), in_h_m3.eq(cfg.in_h - 3), k_m2.eq(k - 2),
+            in_w_m3.eq(cfg.in_w - 3), in_h_m3.eq(cfg.in_h - 3), k_m3.eq(k - 3),
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
             in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
         ]
-        h_first = kx == 0
-        v_first = ky == 0
+        # the pixel is the first of its window's row / of its window (kx == 0 / ky == 0),
+        # flags: the pixel before ended a window's row / the row before ended the window
+        h_first, v_first = Signal(), Signal()
         # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
         # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
         # compare in front of the counters' muxes (timing). They are set from their next
@@ -204,8 +206,10 @@ class Pool2d(wiring.Component):
                 armed.eq(1),
                 xl2.eq(cfg.in_w - 3),
                 yl2.eq(cfg.in_h - 3),
-                kx.eq(0),
-                ky.eq(0),
+                kl3.eq(k - 3),
+                vl3.eq(k - 3),
+                h_first.eq(1),
+                v_first.eq(1),
                 ox.eq(0),
                 wleft.eq(cfg.in_w - k),
                 vleft.eq(cfg.in_h - k),
@@ -221,16 +225,19 @@ class Pool2d(wiring.Component):
             # and `start`; the flags' next values below)
             m.d.sync += xl2.eq(Mux(x_last, in_w_m3, xl2 - 1))
             with m.If(h_step):  # the window's column ends (with the row, or not)
-                m.d.sync += [kx.eq(0), ox.eq(Mux(x_last, 0, ox + 1)),
+                m.d.sync += [kl3.eq(k_m3), ox.eq(Mux(x_last, 0, ox + 1)),
                              wleft.eq(Mux(x_last, in_w_mk, wleft - k))]  # fmt: skip
             with m.Else():
-                m.d.sync += kx.eq(kx + 1)
+                m.d.sync += kl3.eq(kl3 - 1)
+            m.d.sync += h_first.eq(h_step)
             with m.If(x_last):  # end of row
                 m.d.sync += yl2.eq(Mux(y_last, in_h_m3, yl2 - 1))
             with m.If(v_step):  # the window's row ends (with the map, or not)
-                m.d.sync += [ky.eq(0), vleft.eq(Mux(y_last, in_h_mk, vleft - k))]
+                m.d.sync += [vl3.eq(k_m3), vleft.eq(Mux(y_last, in_h_mk, vleft - k))]
             with m.Elif(x_last):
-                m.d.sync += ky.eq(ky + 1)
+                m.d.sync += vl3.eq(vl3 - 1)
+            with m.If(x_last):
+                m.d.sync += v_first.eq(v_step)
             # the flags' next values
             with m.If(x_last):
                 m.d.comb += [x_last_n.eq(w_one), h_last_n.eq(k_one)]
@@ -241,13 +248,13 @@ class Pool2d(wiring.Component):
                     with m.If(v_last):
                         m.d.comb += v_last_n.eq(k_one)
                     with m.Else():
-                        m.d.comb += v_last_n.eq(ky == k_m2)
+                        m.d.comb += v_last_n.eq(vl3[-1])
             with m.Else():
                 m.d.comb += x_last_n.eq(xl2[-1])
                 with m.If(h_last):
                     m.d.comb += h_last_n.eq(k_one)
                 with m.Else():
-                    m.d.comb += h_last_n.eq(kx == k_m2)
+                    m.d.comb += h_last_n.eq(kl3[-1])
 
         # Horizontal partial of the current window. It takes every beat (timing: its enable
         # is the input's valid flip-flop, no LUT in front of its ~100 enables; that decode
