@@ -155,19 +155,22 @@ class Pool2d(wiring.Component):
         # (timing: a flip-flop, no compare). xl2/yl2: the columns/rows left after this one,
         # minus 2, counted down: the next x_last/y_last is their sign bit (no compare).
         dw = self.dim_width
-        xl2 = Signal(signed(dw + 2))
-        yl2 = Signal(signed(dw + 2))
+        # (the position is reset-less: `start` loads all of it, and beats before the first
+        # start are ignored, see `armed`; timing: the reset pins are `start` with a flag,
+        # without the design reset beside it)
+        rl = {"reset_less": True}
+        xl2 = Signal(signed(dw + 2), **rl)
+        yl2 = Signal(signed(dw + 2), **rl)
         # kl3/vl3: the window's columns/rows left after this one, minus 2 (likewise)
-        kl3 = Signal(signed(len(k) + 2))
-        vl3 = Signal(signed(len(k) + 2))
-        ox = Signal(range(self.buf_depth))
-        wleft = Signal(signed(dw + 2))
-        vleft = Signal(signed(dw + 2))
+        kl3 = Signal(signed(len(k) + 2), **rl)
+        vl3 = Signal(signed(len(k) + 2), **rl)
+        ox = Signal(range(self.buf_depth), **rl)
+        wleft = Signal(signed(dw + 2), **rl)
+        vleft = Signal(signed(dw + 2), **rl)
 
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests below compare registers, no add in front of a compare.
         # (Registered every cycle and read after start: no reset needed.)
-        rl = {"reset_less": True}
         in_w_m3, in_h_m3 = Signal(signed(dw + 2), **rl), Signal(signed(dw + 2), **rl)
         k_m3 = Signal(signed(len(k) + 2), **rl)
         w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
@@ -179,7 +182,7 @@ class Pool2d(wiring.Component):
         ]
         # the pixel is the first of its window's row / of its window (kx == 0 / ky == 0),
         # flags: the pixel before ended a window's row / the row before ended the window
-        h_first, v_first = Signal(), Signal()
+        h_first, v_first = Signal(**rl), Signal(**rl)
         # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
         # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
         # compare in front of the counters' muxes (timing). They are set from their next
@@ -187,8 +190,8 @@ class Pool2d(wiring.Component):
         # counter's enable and reset is then one LUT of flip-flops (timing: `valid` and
         # `start`, with a flag): h_step (x_last | h_last: the window's column ends) and
         # v_step (x_last & (y_last | v_last): the window's row ends with this row).
-        x_last, y_last, h_last, v_last = Signal(), Signal(), Signal(), Signal()
-        h_step, v_step = Signal(), Signal()
+        x_last, y_last, h_last, v_last = (Signal(**rl) for _ in range(4))
+        h_step, v_step = Signal(**rl), Signal(**rl)
         x_last_n, y_last_n, h_last_n, v_last_n = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [x_last_n.eq(x_last), y_last_n.eq(y_last), h_last_n.eq(h_last),
                      v_last_n.eq(v_last)]  # fmt: skip

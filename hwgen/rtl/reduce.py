@@ -42,9 +42,12 @@ class RowReduce(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cnt = Signal(unsigned(SPLIT_BITS))
-        first = Signal(init=1)  # cnt == 0, a flag set with cnt (timing: no compare before
-        block_end = cnt == self.split_m1  # the 32-bit adds)
+        # (cnt and first are reset-less: `start` loads them before a layer's first row;
+        # timing: their reset pins are `start` alone, without the design reset)
+        cnt = Signal(unsigned(SPLIT_BITS), reset_less=True)
+        # cnt == 0, a flag set with cnt (timing: no compare before the 32-bit adds)
+        first = Signal(init=1, reset_less=True)
+        block_end = cnt == self.split_m1
         # The sums are reset-less: read only with o_valid, and a block's first row (cnt = 0
         # after reset and start) overwrites them.
         sums = [Signal(signed(self.acc_width), name=f"sum{j}", reset_less=True)

@@ -102,16 +102,20 @@ class WriteBack(wiring.Component):
         ileft = Signal(range(R), reset_less=True)
         # tiles left in the group after the current one, minus 2, counted down (timing): the
         # next tp_end (one tile left) is its sign bit, no compare
-        tl2 = Signal(signed(18))
-        g = Signal(12)
-        r = Signal(16)  # conv: pixel index in the group; direct: output word
-        wptr = Signal(A)
-        gptr = Signal(A)  # dst_base + g: the group's first word
+        # (the position registers are reset-less: `start` loads every one of them before
+        # the layer's first row, and nothing reads them before; timing: their reset pins are
+        # then `start` with a flag, without the design reset beside it)
+        rl = {"reset_less": True}
+        tl2 = Signal(signed(18), **rl)
+        g = Signal(12, **rl)
+        r = Signal(16, **rl)  # conv: pixel index in the group; direct: output word
+        wptr = Signal(A, **rl)
+        gptr = Signal(A, **rl)  # dst_base + g: the group's first word
         m_wvalid = Signal()
         m_word = Signal(A)
         # pbase + g (conv) or pbase + r (direct), kept as a register that steps with g / r:
         # the parameter memory's address comes straight from a flip-flop.
-        paddr = Signal.like(self.param_addr)
+        paddr = Signal.like(self.param_addr, **rl)
         # Per-layer constants, registered every cycle (desc is stable from the cycle before
         # start, so they are valid in the start cycle: no start branch computes from the
         # descriptor): no reset needed, like every data register here whose valid flag has one.
@@ -126,7 +130,7 @@ class WriteBack(wiring.Component):
         # (timing: every counter's enable and reset is one LUT of flip-flops, no compare):
         # i_last (ileft == 0), tp_end (the group's last pixel tile), and their products
         # g_end (conv: this row ends the group) and p_step (the parameter address steps).
-        i_last, tp_end, g_end, p_step = Signal(), Signal(), Signal(), Signal()
+        i_last, tp_end, g_end, p_step = (Signal(**rl) for _ in range(4))
         i_last_n, tp_end_n = Signal(), Signal()
         m.d.comb += [i_last_n.eq(i_last), tp_end_n.eq(tp_end)]
         conv = d.mode == 0
@@ -244,10 +248,10 @@ class WriteBack(wiring.Component):
             ]
             # pooled pixels left in the group after this one, minus 2, counted down: the
             # group's last pooled pixel (pq_end) is its sign bit, no compare (timing)
-            pl2 = Signal(signed(18))
-            pq_end = Signal()
-            pptr = Signal(A)
-            pgptr = Signal(A)  # dst_base + the pooled group's index
+            pl2 = Signal(signed(18), **rl)  # (reset-less like the position above)
+            pq_end = Signal(**rl)
+            pptr = Signal(A, **rl)
+            pgptr = Signal(A, **rl)  # dst_base + the pooled group's index
             pc_m3 = Signal.like(pl2, reset_less=True)  # per-layer registers (see pt_one)
             pc_one = Signal(reset_less=True)
             m.d.sync += [pc_m3.eq(d.pool_count - 3), pc_one.eq(d.pool_count == 1)]
@@ -284,7 +288,9 @@ class WriteBack(wiring.Component):
         # that finds the counter negative (its sign bit), so no compare sits in front of the
         # flags.
         writes_all = Signal(init=1)  # every expected word written (none expected after reset)
-        writes_l2 = Signal(signed(A + 2))  # writes left - 2
+        # (the counts are reset-less: read only after start loads them; the flags keep
+        # their reset, so `done` is high after a reset)
+        writes_l2 = Signal(signed(A + 2), **rl)  # writes left - 2
         # their start values, per-layer registers (see pt_one)
         wr_zero, wr_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
         rows_zero, rows_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
@@ -304,9 +310,9 @@ class WriteBack(wiring.Component):
         # pool pipelines behind it are empty, and every expected word was written. Rows of
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
-        rows_l2 = Signal(signed(A + 2))  # rows left - 2
+        rows_l2 = Signal(signed(A + 2), **rl)  # rows left - 2
         tail_len = prl + lq + pool_latency + 2
-        tail = Signal(range(tail_len + 1))
+        tail = Signal(range(tail_len + 1), **rl)  # (read only while ~tail_zero)
         rows_all = Signal(init=1)  # every row of the layer seen
         tail_zero = Signal(init=1)  # tail == 0
         with m.If(self.start):
@@ -327,9 +333,10 @@ class WriteBack(wiring.Component):
         of a layer with ``rem``) its K split. Counters of the deskewed rows, so the split is
         a register when the tile's first row arrives."""
         R = self.rows
-        ii = Signal(range(R))  # row of the tile entering
-        tl2 = Signal(signed(18))  # tiles left in the group after this one, minus 2
-        tp_end = Signal()  # this is the group's last pixel tile
+        rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
+        ii = Signal(range(R), **rl)  # row of the tile entering
+        tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
+        tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
         # per-layer registers (valid at start, see elaborate): ptiles == 1, ptiles - 3, and
         # the split of a group's last pixel tile / of its other tiles
