@@ -21,11 +21,17 @@ def test_row_reduce_golden() -> None:
     assert row_reduce_golden([[2**31 - 1], [1]], 2)[2] == [-(2**31)]  # wraps like the PEs
 
 
-def _run(cols: int, acc_width: int, splits: list[int], gap_prob: float, seed: int) -> None:
-    """Several layers back to back, each with its own split and a start pulse before it."""
+def _run(cols: int, acc_width: int, splits: list[int], gap_prob: float, seed: int,
+         sum_width: int | None = None) -> None:
+    """Several layers back to back, each with its own split and a start pulse before it.
+    With a narrower ``sum_width`` the rows are small enough that no sum leaves it (the
+    program's accumulator bound), and the output is the sum sign-extended."""
     rng = random.Random(seed)
-    dut = RowReduce(cols=cols, acc_width=acc_width)
+    dut = RowReduce(cols=cols, acc_width=acc_width, sum_width=sum_width)
     lo, hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    if sum_width is not None:
+        hi = ((1 << (sum_width - 1)) - 1) // max(splits)
+        lo = -hi
     cycles: list[tuple[int, int, list[int] | None]] = []  # (start, split_m1, row)
     outs: dict[int, list[int]] = {}
     for split in splits:
@@ -49,7 +55,9 @@ def _run(cols: int, acc_width: int, splits: list[int], gap_prob: float, seed: in
             ctx.set(dut.start, start)
             ctx.set(dut.split_m1, sm1)
             # a row offered in a start cycle is dropped (the golden never sees it)
-            ctx.set(dut.i_valid, row is not None or (start and rng.random() < 0.5))
+            valid = row is not None or (start and rng.random() < 0.5)
+            ctx.set(dut.i_valid, valid)
+            ctx.set(dut.lane_valid, (1 << cols) - 1 if valid else 0)  # each lane's copy
             garbage = [rng.randint(lo, hi) for _ in range(cols)]
             ctx.set(dut.i_data, row if row is not None else garbage)
             valid = ctx.get(dut.o_valid)
@@ -74,3 +82,8 @@ def _run(cols: int, acc_width: int, splits: list[int], gap_prob: float, seed: in
 def test_row_reduce_amaranth_sim(cols: int, acc_width: int, gap_prob: float) -> None:
     splits = [1, 2, 3, 4, 6, 8, 12, 16, 32, 1, 5]
     _run(cols, acc_width, splits, gap_prob, seed=cols * 100 + acc_width)
+
+
+def test_row_reduce_narrow_sums() -> None:
+    """Sums kept in the PE accumulator's width, sign-extended to the lanes' 32 bits."""
+    _run(4, 32, [1, 2, 3, 8, 32, 5], 0.2, seed=7, sum_width=20)

@@ -19,21 +19,34 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.attrs import UNSHARED
+
 __all__ = ["RowReduce", "row_reduce_golden", "SPLIT_BITS"]
 
 SPLIT_BITS = 5  # split_m1 field: P up to 32 (the largest array side)
 
 
 class RowReduce(wiring.Component):
-    def __init__(self, *, cols: int, acc_width: int) -> None:
+    """Ports: ``i_valid``/``i_data`` the rows; ``lane_valid`` each lane's copy of ``i_valid``
+    (the same value from its own register, see the write-back's deskew: each lane's sum
+    enables hang on their own net, timing). ``sum_width`` (default ``acc_width``): the
+    sums' width, sign-extended to ``acc_width`` on ``o_data`` (the program's accumulator
+    bound holds for every partial and total sum, so the PE accumulator's width is enough).
+    """
+
+    def __init__(self, *, cols: int, acc_width: int, sum_width: int | None = None) -> None:
         self.cols = cols
         self.acc_width = acc_width
+        self.sum_width = acc_width if sum_width is None else sum_width
+        if not 1 <= self.sum_width <= acc_width:
+            raise ValueError(f"RowReduce sum_width must be in 1..{acc_width}, not {sum_width}")
         lanes = data.ArrayLayout(signed(acc_width), cols)
         super().__init__(
             {
                 "start": In(1),
                 "split_m1": In(unsigned(SPLIT_BITS)),
                 "i_valid": In(1),
+                "lane_valid": In(cols),
                 "i_data": In(lanes),
                 "o_valid": Out(1),
                 "o_data": Out(lanes),
@@ -45,25 +58,30 @@ class RowReduce(wiring.Component):
         # (cnt and first are reset-less: `start` loads them before a layer's first row;
         # timing: their reset pins are `start` alone, without the design reset)
         cnt = Signal(unsigned(SPLIT_BITS), reset_less=True)
-        # cnt == 0, a flag set with cnt (timing: no compare before the 32-bit adds)
-        first = Signal(init=1, reset_less=True)
         block_end = cnt == self.split_m1
         # The sums are reset-less: read only with o_valid, and a block's first row (cnt = 0
         # after reset and start) overwrites them.
-        sums = [Signal(signed(self.acc_width), name=f"sum{j}", reset_less=True)
+        sums = [Signal(signed(self.sum_width), name=f"sum{j}", reset_less=True)
                 for j in range(self.cols)]
         m.d.comb += [self.o_data[j].eq(sums[j]) for j in range(self.cols)]
         m.d.sync += self.o_valid.eq(self.i_valid & block_end)
         with m.If(self.start):
-            m.d.sync += [cnt.eq(0), first.eq(1), self.o_valid.eq(0)]
+            m.d.sync += [cnt.eq(0), self.o_valid.eq(0)]
         with m.Elif(self.i_valid):
-            m.d.sync += [cnt.eq(Mux(block_end, 0, cnt + 1)), first.eq(block_end)]
-        # The sums take every valid row, also in a start cycle (timing: their enable is the
-        # input's valid flip-flop, no LUT in front of the C x acc_width enables). A row in a
-        # start cycle is dropped all the same: start sets `first`, so the next row overwrites
-        # what it added, and o_valid stays low.
-        with m.If(self.i_valid):
-            for j, acc in enumerate(sums):
+            m.d.sync += cnt.eq(Mux(block_end, 0, cnt + 1))
+        for j, acc in enumerate(sums):
+            # cnt == 0, a flag set with cnt, one copy per lane (timing: no compare before
+            # the adds, and each copy drives one lane's adder only)
+            first = Signal(init=1, reset_less=True, name=f"first{j}", attrs=UNSHARED)
+            with m.If(self.start):
+                m.d.sync += first.eq(1)
+            with m.Elif(self.i_valid):
+                m.d.sync += first.eq(block_end)
+            # The sums take every valid row, also in a start cycle (timing: their enable is
+            # the lane's valid flip-flop, no LUT in front of the lane's enables). A row in a
+            # start cycle is dropped all the same: start sets `first`, so the next row
+            # overwrites what it added, and o_valid stays low.
+            with m.If(self.lane_valid[j]):
                 # the block's first row restarts the sum (no separate clear cycle)
                 m.d.sync += acc.eq(Mux(first, 0, acc) + self.i_data[j])
         return m

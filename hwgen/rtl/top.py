@@ -268,6 +268,7 @@ class Accelerator(wiring.Component):
             param_addr_width=_bits(plan.param_depth),
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
+            sum_width=plan.acc_width,
         )
         # Submodules elaborate in the order they are added, and a board's multiplier hook
         # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs

@@ -45,10 +45,13 @@ class WriteBack(wiring.Component):
         pool_max_k: int,
         pool_max_out_w: int,
         requant_mult_latency: int = REQUANT_MULT_LATENCY,
+        sum_width: int | None = None,
     ) -> None:
         self.rows = rows
         self.cols = cols
         self.acc_width = acc_width
+        # the row reduction's sums (the PE accumulators' width is enough, see RowReduce)
+        self.sum_width = sum_width
         self.addr_width = addr_width
         self.pool_max_k = pool_max_k
         self.pool_max_out_w = pool_max_out_w
@@ -88,10 +91,12 @@ class WriteBack(wiring.Component):
             aligned.append((v, x))
         # --- row reduction (direct mode with a K split: sum each block of P rows; else a
         # one-register pass-through)
-        red = RowReduce(cols=C, acc_width=self.acc_width)
+        red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(self._split(m, d, aligned[0][0])),
                      red.i_valid.eq(aligned[0][0])]
+        # each lane's sums are enabled by its own column's deskewed valid (equal values)
+        m.d.comb += [red.lane_valid[j].eq(aligned[j][0]) for j in range(C)]
         m.d.comb += [red.i_data[j].eq(aligned[j][1]) for j in range(C)]
         aligned = [(red.o_valid, red.o_data[j]) for j in range(C)]
         row_valid = red.o_valid
