@@ -141,9 +141,7 @@ class HostTop(wiring.Component):
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
         f_ok = Signal()  # f_status == OK
-        # the dispatcher waits for a frame (is in WAIT): a flag set and cleared with its
-        # transitions (timing: `got` is two flip-flops, no state decode)
-        enable = Signal(init=1)
+        enable = Signal()  # the dispatcher waits for a frame
         byte = rx.o.payload
         got = rx.o.valid & enable
         # the write's address and data are always the parser's (only its enable is decided
@@ -160,10 +158,8 @@ class HostTop(wiring.Component):
                 m.next = "SYNC"
         with m.FSM(name="parse") as pfsm:
             with m.State("SYNC"):
-                # (the CRC restarts in every SYNC cycle, not only with the sync byte: its
-                # enable then has no byte compare)
-                m.d.sync += p_crc.eq(0xFFFF)
                 with m.If(got & (byte == REQ_SYNC)):
+                    m.d.sync += p_crc.eq(0xFFFF)
                     m.next = "CMD"
             for st, nxt, action in (
                 ("CMD", "LEN0", [p_cmd.eq(byte)]),
@@ -355,8 +351,8 @@ class HostTop(wiring.Component):
 
         with m.FSM(name="dispatch"):
             with m.State("WAIT"):
-                with m.If(f_valid):  # (every branch below leaves WAIT)
-                    m.d.sync += enable.eq(0)
+                m.d.comb += enable.eq(1)
+                with m.If(f_valid):
                     m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
                     with m.If(~f_ok):
                         answer(f_status)
@@ -438,7 +434,6 @@ class HostTop(wiring.Component):
                         m.next = "FEED_RD"
             with m.State("REPLY"):
                 with m.If(~r_busy):
-                    m.d.sync += enable.eq(1)
                     m.next = "WAIT"
 
         m.d.comb += [

@@ -175,11 +175,9 @@ class WeightLoader(wiring.Component):
         if has_hdr:
             m.d.comb += self.header.eq(hdr)
         new_hdr = layout(acc[: layout.size])
-        # (each count's two tests are verdicts of their own: no AND behind a wide compare)
-        fields = self.regions if has_hdr else []
         oks = [new_hdr.magic == self.magic]
-        oks += [new_hdr[field] != 0 for field, _, _ in fields]
-        oks += [new_hdr[field] <= dpt for field, _, dpt in fields]
+        oks += [(new_hdr[field] != 0) & (new_hdr[field] <= dpt)
+                for field, _, dpt in (self.regions if has_hdr else [])]
         # The header is judged in three cycles: `checking` registers each field's verdict and
         # each region's word count minus one (compares and adds from registers), `weighing`
         # their AND, `judging` acts on it (timing: no compare, nor a wide AND behind one, in
