@@ -438,7 +438,10 @@ class Accelerator(wiring.Component):
             w_any = Signal(name=f"act{b}_wany")
             w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
-            m.d.sync += [w_en.eq(w_en_c), w_any.eq(w_en_c.any()), w_addr.eq(w_addr_c),
+            # w_any: any lane written, from the two writers' enables (the image's lanes are
+            # one-hot, never zero) rather than an OR over the lanes (timing)
+            any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
+            m.d.sync += [w_en.eq(w_en_c), w_any.eq(any_c), w_addr.eq(w_addr_c),
                          w_data.eq(w_data_c)]  # fmt: skip
             # the write-back first: an image value is taken only in a cycle without its
             # write to buffer 0 (`image_window` below), so the two never meet here

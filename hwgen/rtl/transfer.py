@@ -118,13 +118,16 @@ class ImageWriter(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        ptr = Signal.like(self.addr)  # word of the next value
+        # (The position and the flags are reset-less: `clear`, which the slot gives before it
+        # fills, loads them; their synchronous reset is then `clear` alone, a flip-flop.)
+        nr = {"reset_less": True}
+        ptr = Signal.like(self.addr, **nr)  # word of the next value
         # its lane, one-hot (lane_oh[C-1]: the word's last lane, a flip-flop)
-        lane_oh = Signal(C, init=1)
+        lane_oh = Signal(C, init=1, **nr)
         # ch_end: its channel is the pixel's last (ch == c_last), a flag from a down-counter's
         # sign bit: cl2 = c_last - 2 - ch (timing: no 12-bit compare in front of the steps)
-        ch_end = Signal()
-        cl2 = Signal(signed(len(self.c_last) + 1), reset_less=True)
+        ch_end = Signal(**nr)
+        cl2 = Signal(signed(len(self.c_last) + 1), **nr)
         s = self.i_stream
         take = Signal()
         m.d.comb += [
@@ -140,8 +143,8 @@ class ImageWriter(wiring.Component):
         # (count + 1 == len_last is tested as count == len_last - 1, registered at `clear`).
         # (An up-counter: a down-counter's sign bit would be a shallower D, but the formal
         # check of the length events then needs ~10x the solver time.)
-        count = Signal.like(self.len_last)  # values taken since `clear`
-        final = Signal()
+        count = Signal.like(self.len_last, **nr)  # values taken since `clear`
+        final = Signal(**nr)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
         # a pixel's channel 0. (x == 0 as the sign of x - 1, a carry chain, not a LUT tree)
         first_ch = [lane_oh.eq(1), ch_end.eq((self.c_last - 1)[-1]), cl2.eq(self.c_last - 2)]
@@ -260,15 +263,17 @@ class LogitSender(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        n = Signal.like(self.len_last)  # logits sent
+        # (reset-less: `start` loads them before a transfer reads them)
+        nr = {"reset_less": True}
+        n = Signal.like(self.len_last, **nr)  # logits sent
         # the offered logit's lane, one-hot: lane_oh[C-1] (the word's last) is a flip-flop
         # (timing: no lane compare in front of the read address's enable)
-        lane_oh = Signal(C, init=1)
-        ptr = Signal.like(self.raddr)
+        lane_oh = Signal(C, init=1, **nr)
+        ptr = Signal.like(self.raddr, **nr)
         word = Signal(8 * C, reset_less=True)  # loaded in WAIT before SEND reads it
         # final: the logit being offered is the last (n == len_last), a flag kept with n
         # (timing: `done` and `last` come from a flip-flop, not from a 16-bit compare)
-        final = Signal()
+        final = Signal(**nr)
         len_m1 = Signal(len(self.len_last) + 1, reset_less=True)
         s = self.o_stream
         m.d.comb += self.raddr.eq(ptr)
@@ -276,7 +281,8 @@ class LogitSender(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [n.eq(0), lane_oh.eq(1), ptr.eq(self.base),
-                                 final.eq(self.len_last == 0), len_m1.eq(self.len_last - 1)]
+                                 final.eq((self.len_last - 1)[-1]),  # len_last == 0
+                                 len_m1.eq(self.len_last - 1)]
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
