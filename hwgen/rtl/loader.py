@@ -35,6 +35,8 @@ from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.attrs import UNSHARED
+
 __all__ = ["BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader", "beats_per_word"]
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
@@ -104,7 +106,10 @@ class WeightLoader(wiring.Component):
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
         commit = [Signal(name=f"commit{n}") for n in range(nreg)]
-        commit_addr = Signal.like(addr)
+        # one copy of the write address register per memory (timing: each drives its own
+        # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
+        commit_addr = [Signal(range(max(d, 2)), name=f"commit_addr{n}", attrs=UNSHARED)
+                       for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
@@ -163,7 +168,7 @@ class WeightLoader(wiring.Component):
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
                 getattr(self, f"we{n}").eq(commit[n]),
-                getattr(self, f"addr{n}").eq(commit_addr),
+                getattr(self, f"addr{n}").eq(commit_addr[n]),
                 getattr(self, f"data{n}").eq(acc[:w]),
             ]
 
@@ -284,7 +289,7 @@ class WeightLoader(wiring.Component):
         # enable is one LUT of flip-flops); it is read only beside a write enable, which is
         # set at the same edge
         with m.If(take & wend):
-            m.d.sync += commit_addr.eq(addr)
+            m.d.sync += [ca.eq(addr) for ca in commit_addr]
         if has_hdr:
             # With a header the region position steps at every word end offered outside the
             # header check, in any state and in a discard too (timing: its enables are

@@ -37,7 +37,7 @@ Pipeline (t = cycle the window's last pixel is accepted):
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -140,15 +140,23 @@ class Pool2d(wiring.Component):
             # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
             # a > b as the sign of b - a: one carry chain (yosys maps a `>` beside the `+` of
             # the same operands into LUT levels).
-            return Mux(avg, a + b, Mux((b - a)[-1], a, b))
+            # The max's pick is an AND-OR, not a mux: with `a` the register being written
+            # (hacc), yosys would turn "keep a" into the register's clock enable, and the
+            # compare's carry chain would sit in front of ~100 enables (timing).
+            n = len(a)
+            keep = (b - a)[-1].replicate(n)
+            b_n = Cat(b, b[-1].replicate(n - len(b)))  # b sign-extended to a's width
+            larger = ((a.as_unsigned() & keep) | (b_n & ~keep)).as_signed()
+            return Mux(avg, a + b, larger)
 
         # Position of the next pixel. wleft/vleft: in_w - wend / in_h - vend, with wend/vend
         # the exclusive end of the current window's columns/rows, counted down by k: the
         # pixel is inside an output window iff both are >= 0, i.e. their sign bits are clear
-        # (timing: a flip-flop, no compare).
+        # (timing: a flip-flop, no compare). xl2/yl2: the columns/rows left after this one,
+        # minus 2, counted down: the next x_last/y_last is their sign bit (no compare).
         dw = self.dim_width
-        x = Signal(dw)
-        y = Signal(dw)
+        xl2 = Signal(signed(dw + 2))
+        yl2 = Signal(signed(dw + 2))
         kx = Signal(k.shape())
         ky = Signal(k.shape())
         ox = Signal(range(self.buf_depth))
@@ -157,15 +165,14 @@ class Pool2d(wiring.Component):
 
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests below compare registers, no add in front of a compare.
-        # (in_w - 2 etc. are all ones, never equal to a counter, for a map 1 wide.)
         # (Registered every cycle and read after start: no reset needed.)
         rl = {"reset_less": True}
-        in_w_m2, in_h_m2 = Signal(dw + 1, **rl), Signal(dw + 1, **rl)
+        in_w_m3, in_h_m3 = Signal(signed(dw + 2), **rl), Signal(signed(dw + 2), **rl)
         k_m2 = Signal(len(k) + 1, **rl)
         w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
         in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
         m.d.sync += [
-            in_w_m2.eq(cfg.in_w - 2), in_h_m2.eq(cfg.in_h - 2), k_m2.eq(k - 2),
+            in_w_m3.eq(cfg.in_w - 3), in_h_m3.eq(cfg.in_h - 3), k_m2.eq(k - 2),
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
             in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
         ]
@@ -173,8 +180,19 @@ class Pool2d(wiring.Component):
         v_first = ky == 0
         # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
         # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
-        # compare in front of the counters' muxes (timing).
+        # compare in front of the counters' muxes (timing). They are set from their next
+        # values (`_n`), and so are the products that enable or reset the counters: each
+        # counter's enable and reset is then one LUT of flip-flops (timing: `valid` and
+        # `start`, with a flag): h_step (x_last | h_last: the window's column ends) and
+        # v_step (x_last & (y_last | v_last): the window's row ends with this row).
         x_last, y_last, h_last, v_last = Signal(), Signal(), Signal(), Signal()
+        h_step, v_step = Signal(), Signal()
+        x_last_n, y_last_n, h_last_n, v_last_n = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [x_last_n.eq(x_last), y_last_n.eq(y_last), h_last_n.eq(h_last),
+                     v_last_n.eq(v_last)]  # fmt: skip
+        m.d.sync += [x_last.eq(x_last_n), y_last.eq(y_last_n), h_last.eq(h_last_n),
+                     v_last.eq(v_last_n), h_step.eq(x_last_n | h_last_n),
+                     v_step.eq(x_last_n & (y_last_n | v_last_n))]  # fmt: skip
         # the current window ends inside the map (wend <= in_w, vend <= in_h)
         w_in, v_in = ~wleft[-1], ~vleft[-1]
         # Counters are meaningless until the first start: beats before it are ignored.
@@ -184,39 +202,52 @@ class Pool2d(wiring.Component):
         with m.If(self.start):
             m.d.sync += [
                 armed.eq(1),
-                x.eq(0),
-                y.eq(0),
+                xl2.eq(cfg.in_w - 3),
+                yl2.eq(cfg.in_h - 3),
                 kx.eq(0),
                 ky.eq(0),
                 ox.eq(0),
                 wleft.eq(cfg.in_w - k),
                 vleft.eq(cfg.in_h - k),
-                x_last.eq(cfg.in_w == 1),
-                y_last.eq(cfg.in_h == 1),
-                h_last.eq(k == 1),
-                v_last.eq(k == 1),
+            ]
+            m.d.comb += [
+                x_last_n.eq(cfg.in_w == 1),
+                y_last_n.eq(cfg.in_h == 1),
+                h_last_n.eq(k == 1),
+                v_last_n.eq(k == 1),
             ]
         with m.Elif(inp.valid):
-            with m.If(x_last):  # end of row
-                m.d.sync += [x.eq(0), kx.eq(0), ox.eq(0), wleft.eq(in_w_mk)]
-                m.d.sync += [x_last.eq(w_one), h_last.eq(k_one)]
-                with m.If(y_last):  # end of map: next channel group
-                    m.d.sync += [y.eq(0), ky.eq(0), vleft.eq(in_h_mk)]
-                    m.d.sync += [y_last.eq(h_one), v_last.eq(k_one)]
-                with m.Else():
-                    m.d.sync += [y.eq(y + 1), y_last.eq(y == in_h_m2)]
-                    with m.If(v_last):
-                        m.d.sync += [ky.eq(0), vleft.eq(vleft - k)]
-                        m.d.sync += v_last.eq(k_one)
-                    with m.Else():
-                        m.d.sync += [ky.eq(ky + 1), v_last.eq(ky == k_m2)]
+            # (each register under one flag: its enable or reset is that flag with `valid`
+            # and `start`; the flags' next values below)
+            m.d.sync += xl2.eq(Mux(x_last, in_w_m3, xl2 - 1))
+            with m.If(h_step):  # the window's column ends (with the row, or not)
+                m.d.sync += [kx.eq(0), ox.eq(Mux(x_last, 0, ox + 1)),
+                             wleft.eq(Mux(x_last, in_w_mk, wleft - k))]  # fmt: skip
             with m.Else():
-                m.d.sync += [x.eq(x + 1), x_last.eq(x == in_w_m2)]
-                with m.If(h_last):
-                    m.d.sync += [kx.eq(0), ox.eq(ox + 1), wleft.eq(wleft - k),
-                                 h_last.eq(k_one)]
+                m.d.sync += kx.eq(kx + 1)
+            with m.If(x_last):  # end of row
+                m.d.sync += yl2.eq(Mux(y_last, in_h_m3, yl2 - 1))
+            with m.If(v_step):  # the window's row ends (with the map, or not)
+                m.d.sync += [ky.eq(0), vleft.eq(Mux(y_last, in_h_mk, vleft - k))]
+            with m.Elif(x_last):
+                m.d.sync += ky.eq(ky + 1)
+            # the flags' next values
+            with m.If(x_last):
+                m.d.comb += [x_last_n.eq(w_one), h_last_n.eq(k_one)]
+                with m.If(y_last):
+                    m.d.comb += [y_last_n.eq(h_one), v_last_n.eq(k_one)]
                 with m.Else():
-                    m.d.sync += [kx.eq(kx + 1), h_last.eq(kx == k_m2)]
+                    m.d.comb += y_last_n.eq(yl2[-1])
+                    with m.If(v_last):
+                        m.d.comb += v_last_n.eq(k_one)
+                    with m.Else():
+                        m.d.comb += v_last_n.eq(ky == k_m2)
+            with m.Else():
+                m.d.comb += x_last_n.eq(xl2[-1])
+                with m.If(h_last):
+                    m.d.comb += h_last_n.eq(k_one)
+                with m.Else():
+                    m.d.comb += h_last_n.eq(kx == k_m2)
 
         # Horizontal partial of the current window. It takes every beat (timing: its enable
         # is the input's valid flip-flop, no LUT in front of its ~100 enables; that decode

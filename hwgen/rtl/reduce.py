@@ -55,6 +55,11 @@ class RowReduce(wiring.Component):
             m.d.sync += [cnt.eq(0), first.eq(1), self.o_valid.eq(0)]
         with m.Elif(self.i_valid):
             m.d.sync += [cnt.eq(Mux(block_end, 0, cnt + 1)), first.eq(block_end)]
+        # The sums take every valid row, also in a start cycle (timing: their enable is the
+        # input's valid flip-flop, no LUT in front of the C x acc_width enables). A row in a
+        # start cycle is dropped all the same: start sets `first`, so the next row overwrites
+        # what it added, and o_valid stays low.
+        with m.If(self.i_valid):
             for j, acc in enumerate(sums):
                 # the block's first row restarts the sum (no separate clear cycle)
                 m.d.sync += acc.eq(Mux(first, 0, acc) + self.i_data[j])

@@ -97,7 +97,9 @@ class WriteBack(wiring.Component):
         row_valid = red.o_valid
 
         # --- replay the loop order to find each row's address and parameter word
-        i = Signal(range(R + 1))
+        # rows of the current tile after this one, counted down: 0 at its last (reduced)
+        # row, R - 1 or R/P - 1 (a remainder tile) at its first
+        ileft = Signal(range(R), reset_less=True)
         # tiles left in the group after the current one, minus 2, counted down (timing): the
         # next tp_end (one tile left) is its sign bit, no compare
         tl2 = Signal(signed(18))
@@ -116,37 +118,54 @@ class WriteBack(wiring.Component):
         pt_one = Signal(reset_less=True)  # ptiles == 1
         pt_m3 = Signal.like(tl2, reset_less=True)
         rem_r = Signal(reset_less=True)
-        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3), rem_r.eq(d.rem)]
-        tp_end = Signal()  # the group's last pixel tile, a flag set with tl2
-        # the current tile's last (reduced) row: R - 1, or R/P - 1 in a remainder tile
-        last_i = Signal(range(R), reset_less=True)
         rem_rows_m1 = Signal(range(R), reset_less=True)
-        m.d.sync += rem_rows_m1.eq(d.rem_rows_m1)
+        rem_zero = Signal(reset_less=True)  # rem_rows_m1 == 0
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3), rem_r.eq(d.rem),
+                     rem_rows_m1.eq(d.rem_rows_m1), rem_zero.eq(d.rem_rows_m1 == 0)]
+        # The row's position flags, kept with their counters and set from their next values
+        # (timing: every counter's enable and reset is one LUT of flip-flops, no compare):
+        # i_last (ileft == 0), tp_end (the group's last pixel tile), and their products
+        # g_end (conv: this row ends the group) and p_step (the parameter address steps).
+        i_last, tp_end, g_end, p_step = Signal(), Signal(), Signal(), Signal()
+        i_last_n, tp_end_n = Signal(), Signal()
+        m.d.comb += [i_last_n.eq(i_last), tp_end_n.eq(tp_end)]
+        conv = d.mode == 0
 
-        def next_last(rem_next):
-            return last_i.eq(Mux(rem_next, rem_rows_m1, R - 1))
+        def first_row(rem_tile):
+            """The next tile's first row: its row count, and whether it is also its last."""
+            m.d.sync += ileft.eq(Mux(rem_tile, rem_rows_m1, R - 1))
+            m.d.comb += i_last_n.eq(Mux(rem_tile, rem_zero, R == 1))
 
         with m.If(self.start):
-            m.d.sync += [i.eq(0), tl2.eq(pt_m3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
-            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base), tp_end.eq(pt_one)]
-            m.d.sync += next_last(rem_r & pt_one)
+            m.d.sync += [tl2.eq(pt_m3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
+            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
+            m.d.comb += tp_end_n.eq(pt_one)
+            first_row(rem_r & pt_one)
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
-            with m.If(d.mode == 0):
+            with m.If(conv):
                 m.d.sync += wptr.eq(wptr + d.dst_cw)
-                with m.If(i == last_i):
-                    m.d.sync += i.eq(0)
+                with m.If(i_last):
                     with m.If(tp_end):
-                        m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1), r.eq(0), paddr.eq(paddr + 1)]
-                        m.d.sync += [wptr.eq(gptr + 1), gptr.eq(gptr + 1), tp_end.eq(pt_one)]
-                        m.d.sync += next_last(rem_r & pt_one)
+                        m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1)]
+                        m.d.comb += tp_end_n.eq(pt_one)
+                        first_row(rem_r & pt_one)
                     with m.Else():
-                        m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1])]
-                        m.d.sync += next_last(rem_r & tl2[-1])
+                        m.d.sync += [tl2.eq(tl2 - 1)]
+                        m.d.comb += tp_end_n.eq(tl2[-1])
+                        first_row(rem_r & tl2[-1])
                 with m.Else():
-                    m.d.sync += i.eq(i + 1)
-            with m.Else():
+                    m.d.sync += ileft.eq(ileft - 1)
+                    m.d.comb += i_last_n.eq(ileft == 1)
+            # the group's end (conv) or every row (direct) steps the parameter address; the
+            # group's end restarts the group's pixels at its next word
+            with m.If(p_step):
                 m.d.sync += paddr.eq(paddr + 1)
+            with m.If(g_end):
+                m.d.sync += [r.eq(0), wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
+        m.d.sync += [i_last.eq(i_last_n), tp_end.eq(tp_end_n),
+                     g_end.eq(conv & i_last_n & tp_end_n),
+                     p_step.eq(~conv | (i_last_n & tp_end_n))]  # fmt: skip
         m.d.comb += [
             m_wvalid.eq(row_valid & (r < d.rows_limit)),
             m_word.eq(wptr),
@@ -188,10 +207,12 @@ class WriteBack(wiring.Component):
             lanes.append(rq)
         lq = lanes[0].latency
         q_wvalid, q_word = p_wvalid, p_word
+        q_wv_before = q_wvalid  # q_wvalid a cycle ahead
         for s in range(lq):
             nv = Signal(name=f"q_wv{s}")
             nw = Signal(A, name=f"q_w{s}", reset_less=True)
             m.d.sync += [nv.eq(q_wvalid), nw.eq(q_word)]
+            q_wv_before = q_wvalid
             q_wvalid, q_word = nv, nw
         q_valid = lanes[0].o_stream.valid & q_wvalid
         q_data = Signal(8 * C)
@@ -203,6 +224,12 @@ class WriteBack(wiring.Component):
         pool_latency = 0
         if self.pool_max_out_w:
             pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
+            # The pool's input valid, q_valid & pool_en, from a flip-flop set a cycle ahead
+            # (timing: it enables and resets the pool's counters and hacc). q_wvalid implies
+            # the lanes' valid (both are row_valid's delay, q_wvalid also r < rows_limit),
+            # and desc is stable within a layer.
+            pool_v = Signal()
+            m.d.sync += pool_v.eq(q_wv_before & d.pool_en)
             m.submodules.pool = pool
             pool_latency = pool.latency
             m.d.comb += [
@@ -212,7 +239,7 @@ class WriteBack(wiring.Component):
                 pool.cfg.mode.eq(d.pool_mode),
                 pool.cfg.avg_shift.eq(d.pool_shift),
                 pool.start.eq(self.start),
-                pool.i_stream.valid.eq(q_valid & d.pool_en),
+                pool.i_stream.valid.eq(pool_v),
                 pool.i_stream.payload.as_value().eq(q_data),
             ]
             # pooled pixels left in the group after this one, minus 2, counted down: the
@@ -263,9 +290,15 @@ class WriteBack(wiring.Component):
         rows_zero, rows_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
         m.d.sync += [wr_zero.eq(d.writes == 0), wr_m2.eq(d.writes - 2),
                      rows_zero.eq(d.rows_total == 0), rows_m2.eq(d.rows_total - 2)]
+        # The writes are counted a cycle after they leave (timing: the count's enable is
+        # start | a flip-flop, not the write enable's mux). writes_all is then set one cycle
+        # later, which `done` does not see: the tail below ends at least two cycles after
+        # the last write (tail_len's + 2).
+        wr_seen = Signal()
+        m.d.sync += wr_seen.eq(self.wr_en)
         with m.If(self.start):
             m.d.sync += [writes_all.eq(wr_zero), writes_l2.eq(wr_m2)]
-        with m.Elif(self.wr_en):
+        with m.Elif(wr_seen):
             m.d.sync += [writes_all.eq(writes_l2[-1]), writes_l2.eq(writes_l2 - 1)]
         # The layer is over when every row of every tile has left the array, the requant and
         # pool pipelines behind it are empty, and every expected word was written. Rows of

