@@ -371,12 +371,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-# Board builds schedule without the conv remainder tiles unless asked: on the ULX3S 8x8 they
-# take the plan from 118 to 162 DP16KD, and nextpnr then places at 58.5 instead of 70.5 MHz
-# and stalls in routing (docs/measurements.md, session 7).
-BOARD_REMAINDER_HELP = ("schedule each group's last pixel tile in direct mode (fewer cycles, "
-                        "a larger direct-weight memory; off by default on boards: it costs "
-                        "block RAM and Fmax)")
+def _remainder_switch(sp, on: bool) -> None:
+    """--remainder-tiles / --no-remainder-tiles, on by default for simulation and off for
+    board builds and sweeps: on the ULX3S 8x8 they take the plan from 118 to 162 DP16KD, and
+    nextpnr then places at 58.5 instead of 70.5 MHz and stalls in routing
+    (docs/measurements.md, session 7)."""
+    sp.add_argument("--remainder-tiles", action=argparse.BooleanOptionalAction, default=on,
+                    help="schedule each group's last pixel tile in direct mode: fewer cycles, "
+                         "a larger direct-weight memory (default: "
+                         + ("on" if on else "off on boards, it costs block RAM and Fmax") + ")")
 
 
 def _build_parser(sub) -> None:
@@ -384,7 +387,7 @@ def _build_parser(sub) -> None:
     _model_args(sp)
     sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-    sp.add_argument("--remainder-tiles", action="store_true", help=BOARD_REMAINDER_HELP)
+    _remainder_switch(sp, on=False)
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
         help="also size the memories for these zoo models (one bitstream runs all of them)",
@@ -439,7 +442,7 @@ def _sweep_parser(sub) -> None:
                     "they also run back to back: steady-state cycles and PE busy)")
     sp.add_argument("--no-build", action="store_true",
                     help="RTL cycle measurements only (no yosys/nextpnr)")
-    sp.add_argument("--remainder-tiles", action="store_true", help=BOARD_REMAINDER_HELP)
+    _remainder_switch(sp, on=False)
     sp.add_argument("--scheduler", default=None,
                     help="Dask scheduler address instead of a LocalCluster (docs/regress.md: "
                     "dask-jobqueue on Slurm/LSF); the work directory must be shared")
@@ -498,9 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("generate", help="write Verilog + manifest to rtl_out/<model>/ and lint it")
     _model_args(sp)
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-    sp.add_argument("--no-remainder-tiles", action="store_true",
-                    help="schedule each group's last pixel tile as a plain conv tile (smaller "
-                         "direct-weight memory, more cycles)")
+    _remainder_switch(sp, on=True)
     sp.add_argument("--out", default=None, help="output directory (default rtl_out/<model>)")
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
@@ -515,9 +516,7 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=hlp)
         _model_args(sp)
         sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-        sp.add_argument("--no-remainder-tiles", action="store_true",
-                        help="schedule each group's last pixel tile as a plain conv tile (smaller "
-                             "direct-weight memory, more cycles)")
+        _remainder_switch(sp, on=True)
         sp.add_argument("-n", type=int, default=20, help="number of test images (default 20)")
         sp.add_argument("--seed", type=int, default=1, help="stimulus/backpressure seed")
         if name == "sim":
@@ -558,9 +557,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        off = getattr(args, "no_remainder_tiles", False) or not getattr(
-            args, "remainder_tiles", True)  # `build` opts in with --remainder-tiles
-        if off and hasattr(args, "array"):
+        if not getattr(args, "remainder_tiles", True) and hasattr(args, "array"):
             args.array = replace(args.array, remainder_tiles=False)
         tools_on_path()
         if args.workdir is not None:

@@ -200,3 +200,15 @@ def test_no_remainder_tiles_switch(ws: Path) -> None:
                  "--no-remainder-tiles"]) == 0
     text = next(ws.rglob("program.txt")).read_text()
     assert "conv3" in text and "last tile direct" not in text
+
+
+@pytest.mark.parametrize(("argv", "on"), [
+    (["sim"], True), (["sim", "--no-remainder-tiles"], False), (["generate"], True),
+    (["bench", "--no-remainder-tiles"], False), (["build"], False),
+    (["build", "--remainder-tiles"], True), (["sweep", "--arrays", "2x4"], False),
+    (["sweep", "--arrays", "2x4", "--remainder-tiles"], True)])
+def test_remainder_tile_default_per_command(argv: list[str], on: bool) -> None:
+    """One switch, two spellings; on for simulation, off for board builds and sweeps."""
+    from hwgen.cli import _parser
+
+    assert _parser().parse_args(argv).remainder_tiles is on

@@ -99,6 +99,7 @@ def test_image_slot_matches_golden() -> None:
         state, bad = "CLEAR", (0, 0)
         for n in range(3000):
             i = {k: int(rng.random() < (0.9 if k == "enable" else 0.3)) for k in SLOT_INPUTS}
+            i["window"] &= i["enable"]  # the controller grants the window only with enable
             want, nxt, nbad = slot_step(state, bad, i)
             if not want["fill"]:  # no value taken: no end event
                 i.update(complete=0, short=0, long=0)

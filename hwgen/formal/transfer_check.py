@@ -120,8 +120,9 @@ class ImageWriterHarness(wiring.Component):
 
 class ImageSlotHarness(wiring.Component):
     """BMC harness of ``unit()`` (an ImageSlot) driving an ImageWriter, as in the Accelerator,
-    with every controller input free on every cycle (`enable`, `window`, `take`, `release`)
-    and a free image stream. It asserts that the slot gives the writer the environment
+    with every controller input free on every cycle (`enable`, `window`, `take`, `release`;
+    `window` only with `enable`, as the Accelerator grants it) and a free image stream. It
+    asserts that the slot gives the writer the environment
     ImageWriterHarness assumes (no `clear` while filling; filling only after a `clear`; not
     after the image ended until the next `clear`), and the preload's safety: nothing is
     written into the input region from the `take` of a good image until `release` (the run
@@ -140,6 +141,8 @@ class ImageSlotHarness(wiring.Component):
         m.submodules.wr = wr = ImageWriter(cols=self.cols, addr_width=ADDR_WIDTH,
                                            c_width=C_WIDTH, len_width=LEN_WIDTH)
         m.d.comb += Assume(~ResetSignal())
+        # the Accelerator grants the window only with enable (the slot relies on it)
+        m.d.comb += Assume(~self.window | self.enable)
         in_c, in_len = Signal(C_WIDTH), Signal(LEN_WIDTH)
         m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH)),
                      Assume((in_c >= 1) & (in_c <= 3)), Assume(in_len >= 1)]  # fmt: skip

@@ -66,24 +66,33 @@ class Sequencer(wiring.Component):
         d = self.desc
         C = self.cols
 
-        t = Signal(20)
-        g = Signal(12)
-        tp = Signal(16)
-        ky = Signal(12)
-        kx = Signal(12)
-        lane = Signal(8)
-        off = Signal(signed(A))
-        ox = Signal(12)
-        iy0 = Signal(signed(16))
-        ix0 = Signal(signed(16))
-        base = Signal(signed(A))
-        gbase = Signal(unsigned(A))
-        dptr = Signal(unsigned(A))
+        # The loop counters and positions are reset-less: `start` (t, g, tp, the pixel, the
+        # weight pointers) and the K-loop restart `kr` (ky, kx, lane, off and their end
+        # flags) load them before any issue reads them (timing: their synchronous reset is
+        # then one flip-flop, not a LUT with the design reset in front of ~100 LSR pins).
+        nr = {"reset_less": True}
+        t = Signal(20, **nr)
+        g = Signal(12, **nr)
+        tp = Signal(16, **nr)
+        ky = Signal(12, **nr)
+        kx = Signal(12, **nr)
+        lane = Signal(8, **nr)
+        off = Signal(signed(A), **nr)
+        ox = Signal(12, **nr)
+        iy0 = Signal(signed(16), **nr)
+        ix0 = Signal(signed(16), **nr)
+        base = Signal(signed(A), **nr)
+        gbase = Signal(unsigned(A), **nr)
+        dptr = Signal(unsigned(A), **nr)
         running = Signal()
         # Per tile: the remainder tile's flag and the loop ends of the current tile (its K
         # and interval differ from the layer's), registers set at the tile steps.
         rem_t = Signal()
-        cur_k_m1, cur_int_m2 = Signal(20, reset_less=True), Signal(20, reset_less=True)
+        cur_k_m1 = Signal(20, reset_less=True)
+        # tl = interval - 3 - t of the current tile, counted down: t == interval - 2 (the
+        # tile's last-but-one cycle, `last_t`) is its sign bit (timing: no 20-bit compare in
+        # front of t_end/stop/kr). Loaded at every tile step with the next tile's value.
+        tl = Signal(signed(21), reset_less=True)
         m.d.comb += self.rem.eq(rem_t)
         tail_len = self.rows + self.cols - 2
         tail_on = Signal()
@@ -99,7 +108,7 @@ class Sequencer(wiring.Component):
         # steps read registers, not compares or adds on the descriptor.
         # (Rewritten every cycle, so reset-less: off the reset net.)
         rl = {"reset_less": True}
-        k_m1, int_m2 = Signal(20, **rl), Signal(20, **rl)
+        k_m1 = Signal(20, **rl)
         pt_m2, g_m2 = Signal(16, **rl), Signal(12, **rl)
         pt_one, g_one = Signal(**rl), Signal(**rl)
         cin_one, kw_one = Signal(**rl), Signal(**rl)  # cin == 1, kw == 1
@@ -110,20 +119,21 @@ class Sequencer(wiring.Component):
         c_step = Signal(unsigned(12), **rl)
         wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
         wrap_dbase = Signal(signed(A + 1), **rl)
-        rk_m1, rint_m2 = Signal(20, **rl), Signal(20, **rl)
+        rk_m1 = Signal(20, **rl)
+        int_m3, rint_m3 = Signal(signed(21), **rl), Signal(signed(21), **rl)
         rem_on = Signal(**rl)
         # the remainder tile is issued after its K part, the next tile beside its last
         # R + C - 2 weight words (hwgen.schedule.lower._remainder)
         rem_ovl = Signal(**rl)
         m.d.sync += [
             rk_m1.eq(d.rem_k_len - 1),
-            rint_m2.eq(d.rem_interval - 2),
+            rint_m3.eq(d.rem_interval - 3),
             rem_on.eq(d.rem),
             rem_ovl.eq(d.rem_interval == d.rem_k_len),
         ]
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
-            int_m2.eq(d.interval - 2),
+            int_m3.eq(d.interval - 3),
             pt_m2.eq(d.ptiles - 2),
             g_m2.eq(d.groups - 2),
             pt_one.eq(d.ptiles == 1),
@@ -143,10 +153,18 @@ class Sequencer(wiring.Component):
         # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
-        t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
+        # (t_end and the tile-step events are reset-less: their synchronous reset is then
+        # start | t_end | ~running alone, without the design reset, whose net was the 8x8's
+        # critical path into their LSR pins (8.6-8.9 ns routed on every seed of 560e7b1).
+        # They are set only while running, which the reset clears; a stale one right after a
+        # reset changes only registers that start reloads: tail_on below also needs running.)
+        t_end = Signal(reset_less=True)
+        tp_end, g_end, elem = Signal(), Signal(), Signal()
+        last_t = tl[-1]  # t == interval - 2 (valid while running and not t_end)
         # The tile-step events, registered with t_end (so each enable below is one flag, not
         # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
-        p_step, g_step, stop = Signal(), Signal(), Signal()
+        p_step, g_step = Signal(reset_less=True), Signal(reset_less=True)
+        stop = Signal(reset_less=True)
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
         # carry chain per flag, not an add in front of a compare)
@@ -168,13 +186,13 @@ class Sequencer(wiring.Component):
 
         # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
-        c_end, kx_end = Signal(), Signal()
+        c_end, kx_end = Signal(reset_less=True), Signal(reset_less=True)
         # the channels / kernel columns left after the current one, minus 2, counted down:
         # the next end flag is the counter's sign bit (no 12-bit compare in front of it)
         c_l2, kx_l2 = Signal(signed(14), **rl), Signal(signed(14), **rl)  # (start loads them)
         # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
         # the offset's reset/step selects)
-        lane_end = Signal(init=C == 1)
+        lane_end = Signal(init=C == 1, reset_less=True)
 
         def reset_kloop():
             return [ky.eq(0), kx.eq(0), lane.eq(0), lane_end.eq(C == 1), off.eq(0),
@@ -213,17 +231,23 @@ class Sequencer(wiring.Component):
             stop.eq(0),
         ]
 
+        # iss == running & ~start in every cycle, a flip-flop set from their next values
+        # (start's is start_next): the issued token's flags are reset by this one flip-flop
+        # (timing: start | ~running was a LUT in front of the token flags' and the pixel's
+        # LSR pins, 7.3 ns routed on the 8x8). running's next value is start | running & ~stop.
+        iss = Signal()
+        m.d.sync += iss.eq((self.start | (running & ~stop)) & ~self.start_next)
+        with m.If(iss):
+            m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
+                                    iy0, ix0, base, gbase, rem_t)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0), tail_on.eq(0)]
+            m.d.sync += [running.eq(1), g.eq(0), tp.eq(0), tail_on.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(pt_one), g_end.eq(g_one)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_pixel()
-            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, cur_int_m2,
-                                        k_m1, int_m2, rk_m1, rint_m2)
+            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
+                                        k_m1, int_m3, rk_m1, rint_m3)
         with m.Else():
-            with m.If(running):
-                m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
-                                        iy0, ix0, base, gbase, rem_t)
             # Direct words: one per cycle of a direct tile (linear layer or remainder tile)
             # and of the tail after an overlapped remainder tile, also past the layer's last
             # tile. (The address register is reset-less: read only with a direct tile.)
@@ -231,7 +255,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += dptr.eq(dptr + 1)
             with m.If(tail_on):
                 m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
-            with m.If(t_end & rem_t & rem_ovl):
+            with m.If(t_end & rem_t & rem_ovl & running):
                 m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
@@ -257,15 +281,15 @@ class Sequencer(wiring.Component):
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             with m.If(t_end):
-                m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(~stop)]
+                m.d.sync += [t_end.eq(0), elem.eq(~stop)]  # (t: reset by kr)
             with m.Elif(running):
-                last_t = t == cur_int_m2
-                m.d.sync += [t.eq(t + 1), t_end.eq(last_t), p_step.eq(last_t & ~tp_end),
-                             g_step.eq(last_t & tp_end), stop.eq(last_t & tp_end & g_end)]
+                m.d.sync += [t.eq(t + 1), tl.eq(tl - 1), t_end.eq(last_t),
+                             p_step.eq(last_t & ~tp_end), g_step.eq(last_t & tp_end),
+                             stop.eq(last_t & tp_end & g_end)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
-                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, cur_int_m2,
-                                            k_m1, int_m2, rk_m1, rint_m2)
+                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl,
+                                            k_m1, int_m3, rk_m1, rint_m3)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
                     m.d.sync += [
@@ -284,8 +308,8 @@ class Sequencer(wiring.Component):
             with m.If(g_step):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
-                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, cur_int_m2,
-                                            k_m1, int_m2, rk_m1, rint_m2)
+                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
+                                            k_m1, int_m3, rk_m1, rint_m3)
                 m.d.sync += reset_pixel()
             with m.If(stop):
                 m.d.sync += running.eq(0)
@@ -296,16 +320,16 @@ class Sequencer(wiring.Component):
         # ~90 LSR pins, 7.9 ns routed on the 8x8). Last: it wins over the K-loop steps.
         kr = Signal()
         m.d.sync += kr.eq(self.start_next
-                          | (~self.start & ~t_end & running & (t == cur_int_m2)))
-        with m.If(kr):
-            m.d.sync += reset_kloop()
+                          | (~self.start & ~t_end & running & last_t))
+        with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
+            m.d.sync += [*reset_kloop(), t.eq(0)]
         return m
 
     @staticmethod
-    def _tile_ends(rem_next, rem_t, cur_k_m1, cur_int_m2, k_m1, int_m2, rk_m1, rint_m2):
-        """At a tile step: the next tile's remainder flag and loop ends."""
+    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, k_m1, int_m3, rk_m1, rint_m3):
+        """At a tile step (t = 0 next): the next tile's remainder flag and loop ends."""
         return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
-                cur_int_m2.eq(Mux(rem_next, rint_m2, int_m2))]
+                tl.eq(Mux(rem_next, rint_m3, int_m3))]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
                rem_t):

@@ -439,7 +439,10 @@ class Accelerator(wiring.Component):
             w_any = Signal(name=f"act{b}_wany")
             w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
-            m.d.sync += [w_en.eq(w_en_c), w_any.eq(w_en_c.any()), w_addr.eq(w_addr_c),
+            # w_any: any lane written, from the two writers' enables (the image's lanes are
+            # one-hot, never zero) rather than an OR over the lanes (timing)
+            any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
+            m.d.sync += [w_en.eq(w_en_c), w_any.eq(any_c), w_addr.eq(w_addr_c),
                          w_data.eq(w_data_c)]  # fmt: skip
             # the write-back first: an image value is taken only in a cycle without its
             # write to buffer 0 (`image_window` below), so the two never meet here
@@ -505,12 +508,23 @@ class Accelerator(wiring.Component):
         begin = [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
                  *(cnt.eq(0) for cnt in counters)]
 
+        # The controller's states, one-hot: one flip-flop per state, so every transition
+        # condition and state test below starts from a flip-flop, not from a decode of a
+        # binary state register (timing: busy/win_r/rel_r's enables were five LUT levels).
+        states = ("IDLE", "LOAD_IN", "FETCH", "RUN", "OUT", "DONE")
+        st = {n: Signal(name=f"st_{n.lower()}", init=n == "IDLE") for n in states}
+
+        def goto(cur: str, nxt: str) -> list:
+            return [st[cur].eq(0), st[nxt].eq(1)]
+
         busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
         # The image slot's controller inputs as flip-flops kept by the transitions (timing:
         # no state decode in front of the image writer's enables; see image_window below):
-        # win_r == IDLE | LOAD_IN | FETCH | DONE | RUN & desc.preload and
-        # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle.
+        # win_r == (IDLE | LOAD_IN | FETCH | DONE | RUN & desc.preload) & en_r and
+        # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle. (win_r includes the
+        # slot's enable, so the writer's take is one LUT of flip-flops: while busy en_r is
+        # high; while idle, win_r follows the loader's loaded_next as en_r does.)
         win_r = Signal(init=1)
         rel_r = Signal(init=1)
         # The slot's enable, en_r == weights_loaded | busy_r in every cycle, a flip-flop set
@@ -519,98 +533,106 @@ class Accelerator(wiring.Component):
         en_r = Signal()
         loaded_next = loader.loaded_next
         m.d.sync += en_r.eq(busy_r | loaded_next)  # (busy_r holds unless a transition sets it)
+        with m.If(~busy_r):  # idle: the window is the enable (a transition overrides it)
+            m.d.sync += win_r.eq(loaded_next)
 
         def idle_next() -> list:
             """A transition into DONE: not busy, the slot's controller inputs as idle."""
-            return [busy_r.eq(0), en_r.eq(loaded_next), *slot_ctl(1, 1)]
+            return [busy_r.eq(0), en_r.eq(loaded_next), *slot_ctl(1, 1),
+                    win_r.eq(loaded_next)]
 
         def slot_ctl(win, rel) -> list:
             return [win_r.eq(win), rel_r.eq(rel)]
 
-        def try_start() -> None:
+        def try_start(cur: str) -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
                 m.d.comb += kept.eq(0)
-                m.next = "LOAD_IN"
+                m.d.sync += goto(cur, "LOAD_IN")
                 m.d.sync += [busy_r.eq(1), en_r.eq(1), *slot_ctl(1, 0)]
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
-        with m.FSM(name="ctrl") as fsm:
-            with m.State("IDLE"):
-                try_start()
-            with m.State("LOAD_IN"):
-                # Waits for the slot to hold a whole image (at once if it was preloaded). The
-                # image must end exactly on its in_len-th value: a short one is dropped unrun,
-                # a long one once the slot has discarded it up to its `last`. Its fault is
-                # flagged as soon as the slot knows it (the slot keeps it with the image).
-                m.d.sync += [count(total), count(counters[1])]
-                # (in LOAD_IN the slot's image is this run's; its kept fault flags are
-                # registered in the cycle the faulty value is taken, so the status flag rises
-                # one cycle later, from flip-flops: timing)
-                m.d.comb += [flag.image_short.eq(slot.bad_short),
-                             flag.image_long.eq(slot.bad_long),
-                             slot.take.eq(slot.full)]
-                with m.If(slot.full):
-                    with m.If(slot.bad_short | slot.bad_long):
-                        m.next = "DONE"
+        # rom_addr == prog_addr + in_fetch is kept as an up/down counter: +1 into FETCH and
+        # with each beat step in it, -1 at FETCH's end (timing: no mux of prog_addr's adds
+        # in front of it; its steps are from rom_addr itself)
+        rom_inc, rom_dec = Signal(), Signal()
+        # the states' blocks (one-hot: at most one is active)
+        with m.If(st["IDLE"]):
+            try_start("IDLE")
+        with m.If(st["LOAD_IN"]):
+            # Waits for the slot to hold a whole image (at once if it was preloaded). The
+            # image must end exactly on its in_len-th value: a short one is dropped unrun,
+            # a long one once the slot has discarded it up to its `last`. Its fault is
+            # flagged as soon as the slot knows it (the slot keeps it with the image).
+            m.d.sync += [count(total), count(counters[1])]
+            # (in LOAD_IN the slot's image is this run's; its kept fault flags are
+            # registered in the cycle the faulty value is taken, so the status flag rises
+            # one cycle later, from flip-flops: timing)
+            m.d.comb += [flag.image_short.eq(slot.bad_short),
+                         flag.image_long.eq(slot.bad_long),
+                         slot.take.eq(slot.full)]
+            with m.If(slot.full):
+                with m.If(slot.bad_short | slot.bad_long):
+                    m.d.sync += goto("LOAD_IN", "DONE")
+                    m.d.sync += idle_next()
+                with m.Else():
+                    m.d.sync += goto("LOAD_IN", "FETCH")
+                    m.d.comb += rom_inc.eq(1)
+        with m.If(st["FETCH"]):
+            # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
+            # runs on through the layers) and written to its slice of `desc` in cycle
+            # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
+            # and starts the layer: the units' per-layer registers (constants derived from
+            # `desc`, rewritten every cycle) are then valid in their start cycle, so no
+            # start branch computes from the descriptor (timing; +1 cycle per layer).
+            m.d.sync += [count(total), fetch_i.eq(fetch_i + 1),
+                         fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
+            with m.If(fetch_i < DESC_BEATS):
+                m.d.sync += prog_addr.eq(prog_addr + 1)
+                m.d.comb += rom_inc.eq(1)
+            with m.If(fetch_end):
+                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
+                m.d.comb += rom_dec.eq(1)
+                # whether the run stops after this layer, registered for RUN's end test
+                m.d.sync += stop_r.eq((layer == n_last)
+                                      | (self.dbg_stop & (layer == self.dbg_layers)))
+                m.d.sync += slot_ctl(desc.preload, desc.preload)
+                m.d.sync += goto("FETCH", "RUN")
+        with m.If(st["RUN"]):
+            m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
+            for n in range(self.n_layers):  # one incrementer per counter, no shared mux
+                with m.If(layer_oh[n]):
+                    m.d.sync += count(counters[3 + n])
+            with m.If(~settle[2]):
+                m.d.sync += settle.eq(Cat(1, settle[:2]))
+            with m.Elif(layer_done):  # (settle: its first cycles see the previous layer)
+                with m.If(stop_r):
+                    with m.If(self.dbg_stop):
+                        m.d.sync += goto("RUN", "DONE")
                         m.d.sync += idle_next()
                     with m.Else():
-                        m.next = "FETCH"
-                        m.d.sync += rom_addr.eq(prog_addr + 1)
-            with m.State("FETCH"):
-                # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
-                # runs on through the layers) and written to its slice of `desc` in cycle
-                # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
-                # and starts the layer: the units' per-layer registers (constants derived from
-                # `desc`, rewritten every cycle) are then valid in their start cycle, so no
-                # start branch computes from the descriptor (timing; +1 cycle per layer).
-                m.d.sync += [count(total), fetch_i.eq(fetch_i + 1),
-                             fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
-                with m.If(fetch_i < DESC_BEATS):
-                    m.d.sync += [prog_addr.eq(prog_addr + 1), rom_addr.eq(prog_addr + 2)]
-                with m.If(fetch_end):
-                    m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0),
-                                 rom_addr.eq(prog_addr)]
-                    # whether the run stops after this layer, registered for RUN's end test
-                    m.d.sync += stop_r.eq((layer == n_last)
-                                          | (self.dbg_stop & (layer == self.dbg_layers)))
-                    m.d.sync += slot_ctl(desc.preload, desc.preload)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
-                for n in range(self.n_layers):  # one incrementer per counter, no shared mux
-                    with m.If(layer_oh[n]):
-                        m.d.sync += count(counters[3 + n])
-                with m.If(~settle[2]):
-                    m.d.sync += settle.eq(Cat(1, settle[:2]))
-                with m.Elif(layer_done):  # (settle: its first cycles see the previous layer)
-                    with m.If(stop_r):
-                        with m.If(self.dbg_stop):
-                            m.next = "DONE"
-                            m.d.sync += idle_next()
-                        with m.Else():
-                            m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
-                            m.next = "OUT"
-                    with m.Else():
-                        m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
-                                     rom_addr.eq(prog_addr + 1),
-                                     *slot_ctl(1, 0)]  # fmt: skip
-                        m.next = "FETCH"
-            with m.State("OUT"):  # the result transfer (LogitSender)
-                m.d.sync += [count(total), count(counters[2])]
-                with m.If(snd.done):
-                    m.next = "DONE"
-                    m.d.sync += idle_next()
-            with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
-                try_start()
+                        m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
+                        m.d.sync += goto("RUN", "OUT")
+                with m.Else():
+                    m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
+                                 *slot_ctl(1, 0)]  # fmt: skip
+                    m.d.comb += rom_inc.eq(1)
+                    m.d.sync += goto("RUN", "FETCH")
+        with m.If(st["OUT"]):  # the result transfer (LogitSender)
+            m.d.sync += [count(total), count(counters[2])]
+            with m.If(snd.done):
+                m.d.sync += goto("OUT", "DONE")
+                m.d.sync += idle_next()
+        with m.If(st["DONE"]):
+            m.d.comb += self.done.eq(1)
+            try_start("DONE")
         # The program is read through a register (rom_q, which the board moves into the block
         # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
         # addressed in cycle i-1 (beat 0 all through the state before) and written to its
         # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
         # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
-        in_fetch = fsm.ongoing("FETCH")
+        in_fetch = st["FETCH"]
         # seq_start's next value (FETCH's final cycle sets it): the sequencer registers its
         # K-loop restart from it
         m.d.comb += seq.start_next.eq(in_fetch & fetch_end)
@@ -621,8 +643,10 @@ class Accelerator(wiring.Component):
             with m.If(fetch_sel[i]):
                 hi = min(32 * (i + 1), DESC_LAYOUT.size)
                 m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
-        # rom_addr == prog_addr + in_fetch in every cycle: each transition into, through and out
-        # of FETCH sets it to the next cycle's prog_addr plus whether that cycle is in FETCH
+        with m.If(rom_inc):
+            m.d.sync += rom_addr.eq(rom_addr + 1)
+        with m.Elif(rom_dec):
+            m.d.sync += rom_addr.eq(rom_addr - 1)
         m.d.comb += rom_r.addr.eq(rom_addr)
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
@@ -646,14 +670,14 @@ class Accelerator(wiring.Component):
         # win_r / rel_r (flip-flops, see above).
         image_window = Signal()
         m.d.comb += [
-            image_window.eq(win_r & ~wb_we[0]),
+            image_window.eq(win_r & ~wb_we[0]),  # (implies en_r: see win_r)
             slot.window.eq(image_window),
             # no new model while idle: a preloaded image is dropped (busy: the run goes on)
             slot.enable.eq(en_r),
             slot.release.eq(rel_r),
         ]
         # a start while busy is refused: before the result transfer, or with logits unread
-        sending = fsm.ongoing("OUT")
+        sending = st["OUT"]
         m.d.comb += [
             flag.start_busy.eq(self.start & self.busy & ~sending),
             flag.start_unread.eq(self.start & sending),

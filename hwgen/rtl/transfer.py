@@ -23,7 +23,7 @@ streams: hwgen/formal/transfer_check.py.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Const, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,7 +51,8 @@ def image_writes(values, in_c: int, cols: int) -> list[tuple[int, int, int]]:
 
 def slot_step(state: str, bad: tuple[int, int], i: dict[str, int]) -> tuple[dict, str, tuple]:
     """ImageSlot's golden: (outputs, next state, next (bad_short, bad_long)) for one cycle
-    with inputs ``i`` (enable, window, take, release, last_in, complete, short, long)."""
+    with inputs ``i`` (enable, window, take, release, last_in, complete, short, long;
+    window only with enable, as the Accelerator grants it)."""
     out = {"fill": 0, "discard": 0, "clear": 0, "full": 0,
            "bad_short": bad[0], "bad_long": bad[1]}  # fmt: skip
     nxt = state
@@ -117,10 +118,16 @@ class ImageWriter(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        count = Signal.like(self.len_last)  # values taken since `clear`
-        ptr = Signal.like(self.addr)  # word of the next value
-        ch = Signal.like(self.c_last)  # its channel
-        lane = Signal(range(C + 1))  # its lane
+        # (The position and the flags are reset-less: `clear`, which the slot gives before it
+        # fills, loads them; their synchronous reset is then `clear` alone, a flip-flop.)
+        nr = {"reset_less": True}
+        ptr = Signal.like(self.addr, **nr)  # word of the next value
+        # its lane, one-hot (lane_oh[C-1]: the word's last lane, a flip-flop)
+        lane_oh = Signal(C, init=1, **nr)
+        # ch_end: its channel is the pixel's last (ch == c_last), a flag from a down-counter's
+        # sign bit: cl2 = c_last - 2 - ch (timing: no 12-bit compare in front of the steps)
+        ch_end = Signal(**nr)
+        cl2 = Signal(signed(len(self.c_last) + 1), **nr)
         s = self.i_stream
         take = Signal()
         m.d.comb += [
@@ -128,27 +135,33 @@ class ImageWriter(wiring.Component):
             take.eq(s.valid & self.active),
             self.we.eq(take),
             self.addr.eq(ptr),
-            self.lanes.eq(Const(1, C) << lane),
+            self.lanes.eq(lane_oh),
             self.data.eq(s.payload.data),
         ]
         # final: the next value is the image's last (count == len_last), kept as a flag so
-        # the end-of-image decisions start from a flip-flop, not from a 16-bit compare
-        # (count + 1 == len_last is tested as count == len_last - 1, registered at `clear`)
-        final = Signal()
+        # the end-of-image decisions start from a flip-flop, not from a 24-bit compare
+        # (count + 1 == len_last is tested as count == len_last - 1, registered at `clear`).
+        # (An up-counter: a down-counter's sign bit would be a shallower D, but the formal
+        # check of the length events then needs ~10x the solver time.)
+        count = Signal.like(self.len_last, **nr)  # values taken since `clear`
+        final = Signal(**nr)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
+        # a pixel's channel 0. (x == 0 as the sign of x - 1, a carry chain, not a LUT tree)
+        first_ch = [lane_oh.eq(1), ch_end.eq((self.c_last - 1)[-1]), cl2.eq(self.c_last - 2)]
         with m.If(self.clear):
-            m.d.sync += [count.eq(0), ptr.eq(0), ch.eq(0), lane.eq(0),
-                         final.eq(self.len_last == 0), len_m2.eq(self.len_last - 1)]
+            m.d.sync += [ptr.eq(0), *first_ch,
+                         count.eq(0), final.eq((self.len_last - 1)[-1]),
+                         len_m2.eq(self.len_last - 1)]
         with m.Elif(take):
             m.d.sync += [count.eq(count + 1), final.eq(count == len_m2)]
-            with m.If(ch == self.c_last):  # the pixel's final channel: next pixel's word
-                m.d.sync += [ch.eq(0), lane.eq(0), ptr.eq(ptr + 1)]
+            with m.If(ch_end):  # the pixel's final channel: next pixel's word
+                m.d.sync += [*first_ch, ptr.eq(ptr + 1)]
             with m.Else():
-                m.d.sync += ch.eq(ch + 1)
-                with m.If(lane == C - 1):
-                    m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
+                m.d.sync += [ch_end.eq(cl2[-1]), cl2.eq(cl2 - 1)]
+                with m.If(lane_oh[C - 1]):
+                    m.d.sync += [lane_oh.eq(1), ptr.eq(ptr + 1)]
                 with m.Else():
-                    m.d.sync += lane.eq(lane + 1)
+                    m.d.sync += lane_oh.eq(lane_oh << 1)
         last = s.payload.last
         m.d.comb += [
             self.complete.eq(take & final & last),
@@ -168,7 +181,8 @@ class ImageSlot(wiring.Component):
     full slot: a faulty image is dropped (CLEAR), a good one is USED until `release` (the run
     no longer reads the input region). Without `enable` (no model loaded) an idle slot is
     held in CLEAR: an image offered then is not taken, and a preloaded one is dropped (a
-    new model may have another input).
+    new model may have another input). The controller grants `window` only with `enable`
+    (window implies enable), so `fill` does not look at `enable` again.
     """
 
     def __init__(self) -> None:
@@ -191,49 +205,29 @@ class ImageSlot(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        # in_clear / in_open: the state is CLEAR / OPEN, one-hot flags kept beside the FSM
-        # (timing: `clear` and `fill` drive the writer's enables from a flip-flop, not through
-        # the state decode)
-        in_clear, in_open = Signal(init=1), Signal()
-        m.d.comb += [self.clear.eq(in_clear), self.fill.eq(in_open & self.window & self.enable)]
-        with m.FSM(name="slot", init="CLEAR"):
-            with m.State("CLEAR"):
-                m.d.sync += [self.bad_short.eq(0), self.bad_long.eq(0)]
-                with m.If(self.enable):
-                    m.next = "OPEN"
-                    m.d.sync += [in_clear.eq(0), in_open.eq(1)]
-            with m.State("OPEN"):
-                with m.If(~self.enable | self.complete | self.short | self.long):
-                    m.d.sync += in_open.eq(0)
-                with m.If(~self.enable):
-                    m.next = "CLEAR"
-                    m.d.sync += in_clear.eq(1)
-                with m.Elif(self.complete):
-                    m.next = "FULL"
-                with m.Elif(self.short):
-                    m.d.sync += self.bad_short.eq(1)
-                    m.next = "FULL"
-                with m.Elif(self.long):
-                    m.d.sync += self.bad_long.eq(1)
-                    m.next = "DISCARD"
-            with m.State("DISCARD"):
-                m.d.comb += self.discard.eq(1)
-                with m.If(self.last_in):
-                    m.next = "FULL"
-            with m.State("FULL"):
-                m.d.comb += self.full.eq(1)
-                with m.If(self.take):
-                    m.next = "USED"
-                    with m.If(self.bad_short | self.bad_long):
-                        m.next = "CLEAR"
-                        m.d.sync += in_clear.eq(1)
-                with m.Elif(~self.enable):
-                    m.next = "CLEAR"
-                    m.d.sync += in_clear.eq(1)
-            with m.State("USED"):
-                with m.If(self.release):
-                    m.next = "CLEAR"
-                    m.d.sync += in_clear.eq(1)
+        # The states as one-hot flip-flops with explicit next-state equations (timing: each
+        # flag's logic is a couple of LUTs of flip-flops and the writer's events, not a
+        # state decode and a priority chain in front of the enables). They use that the
+        # writer's end events come only while filling (fill = OPEN & window, and window
+        # implies enable), so an event implies OPEN and enable.
+        clr, opn = Signal(init=1, name="in_clear"), Signal(name="in_open")
+        dis, ful, usd = Signal(name="in_discard"), Signal(name="in_full"), Signal(name="in_used")
+        en, take, rel = self.enable, self.take, self.release
+        ends_in = self.complete | self.short  # the image ended on this value: FULL
+        bad = self.bad_short | self.bad_long
+        m.d.comb += [self.clear.eq(clr), self.fill.eq(opn & self.window), self.discard.eq(dis),
+                     self.full.eq(ful)]  # fmt: skip
+        m.d.sync += [
+            clr.eq((clr & ~en) | (opn & ~en) | (ful & take & bad) | (ful & ~take & ~en)
+                   | (usd & rel)),
+            opn.eq((clr & en) | (opn & en & ~ends_in & ~self.long)),
+            dis.eq(self.long | (dis & ~self.last_in)),
+            ful.eq(ends_in | (dis & self.last_in) | (ful & ~take & en)),
+            usd.eq((ful & take & ~bad) | (usd & ~rel)),
+            # the kept faults: set by the faulty value, cleared in CLEAR
+            self.bad_short.eq(~clr & (self.bad_short | self.short)),
+            self.bad_long.eq(~clr & (self.bad_long | self.long)),
+        ]
         return m
 
 
@@ -269,48 +263,60 @@ class LogitSender(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self.cols
-        n = Signal.like(self.len_last)  # logits sent
-        lane = Signal(range(C + 1))
-        ptr = Signal.like(self.raddr)
+        # (reset-less: `start` loads them before a transfer reads them)
+        nr = {"reset_less": True}
+        n = Signal.like(self.len_last, **nr)  # logits sent
+        # the offered logit's lane, one-hot: lane_oh[C-1] (the word's last) is a flip-flop
+        # (timing: no lane compare in front of the read address's enable)
+        lane_oh = Signal(C, init=1, **nr)
+        ptr = Signal.like(self.raddr, **nr)
         word = Signal(8 * C, reset_less=True)  # loaded in WAIT before SEND reads it
         # final: the logit being offered is the last (n == len_last), a flag kept with n
         # (timing: `done` and `last` come from a flip-flop, not from a 16-bit compare)
-        final = Signal()
+        final = Signal(**nr)
         len_m1 = Signal(len(self.len_last) + 1, reset_less=True)
         s = self.o_stream
         m.d.comb += self.raddr.eq(ptr)
-        with m.FSM(name="out"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [n.eq(0), lane.eq(0), ptr.eq(self.base),
-                                 final.eq(self.len_last == 0), len_m1.eq(self.len_last - 1)]
-                    m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
-                m.next = "WAIT" if self.read_latency == 1 else "HOLD1"
-            for k in range(1, self.read_latency):  # the address held while the data travels
-                with m.State(f"HOLD{k}"):
-                    m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
-                    m.next = "WAIT" if k == self.read_latency - 1 else f"HOLD{k + 1}"
-            with m.State("WAIT"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += word.eq(self.rdata)
-                m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += self.busy.eq(1)
-                self._send(m, s, n, lane, ptr, word, final, len_m1)
+        # The states as one-hot flip-flops with explicit next-state equations: IDLE, READ
+        # (the address), HOLD1.. (the address held while the data travels), WAIT (the word
+        # registered), SEND (timing: `done`, the read address's enable and the lane steps
+        # start from flip-flops, not from a state decode and a priority chain).
+        L = self.read_latency
+        idle = Signal(init=1, name="st_idle")
+        rd = [Signal(name=f"st_read{k}") for k in range(L)]  # READ, HOLD1 .. HOLD{L-1}
+        wait, send = Signal(name="st_wait"), Signal(name="st_send")
+        take = Signal()  # the offered logit is taken
+        step = Signal()  # ... and it ends its word (not the final one): read the next word
+        m.d.comb += [
+            take.eq(send & s.ready),
+            step.eq(take & ~final & lane_oh[C - 1]),
+            self.busy.eq(~idle),
+            self.reading.eq(Cat(*rd).any()),
+            self.done.eq(take & final),
+            s.valid.eq(send), s.payload.data.eq(word[:8]), s.payload.last.eq(final),
+        ]  # fmt: skip
+        m.d.sync += [
+            idle.eq((idle & ~self.start) | (take & final)),
+            rd[0].eq((idle & self.start) | step),
+            *(rd[k].eq(rd[k - 1]) for k in range(1, L)),
+            wait.eq(rd[L - 1]),
+            send.eq(wait | (send & ~(take & (final | lane_oh[C - 1])))),
+        ]
+        with m.If(idle & self.start):
+            m.d.sync += [n.eq(0), lane_oh.eq(1), ptr.eq(self.base),
+                         final.eq((self.len_last - 1)[-1]),  # len_last == 0
+                         len_m1.eq(self.len_last - 1)]
+        with m.If(wait):
+            m.d.sync += word.eq(self.rdata)
+        with m.If(send):
+            self._send(m, s, n, lane_oh, ptr, word, final, len_m1)
         return m
 
-    def _send(self, m: Module, s, n, lane, ptr, word, final, len_m1) -> None:
-        # `word` shifts one lane per logit taken: no lane multiplexer.
-        m.d.comb += [s.valid.eq(1), s.payload.data.eq(word[:8]), s.payload.last.eq(final)]
+    def _send(self, m: Module, s, n, lane_oh, ptr, word, final, len_m1) -> None:
+        """SEND's data steps: a taken logit shifts the word one lane on (no lane
+        multiplexer); the word's last one (not the final logit) moves the address on."""
         with m.If(s.ready):
-            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1)]
-            with m.If(final):
-                m.d.comb += self.done.eq(1)
-                m.next = "IDLE"
-            with m.Elif(lane == self.cols - 1):
-                m.d.sync += [lane.eq(0), ptr.eq(ptr + 1)]
-                m.next = "READ"
-            with m.Else():
-                m.d.sync += lane.eq(lane + 1)
+            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1),
+                         lane_oh.eq(Mux(lane_oh[self.cols - 1], 1, lane_oh << 1))]
+            with m.If(~final & lane_oh[self.cols - 1]):
+                m.d.sync += ptr.eq(ptr + 1)
