@@ -153,11 +153,18 @@ class Sequencer(wiring.Component):
         # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
-        t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
+        # (t_end and the tile-step events are reset-less: their synchronous reset is then
+        # start | t_end | ~running alone, without the design reset, whose net was the 8x8's
+        # critical path into their LSR pins (8.6-8.9 ns routed on every seed of 560e7b1).
+        # They are set only while running, which the reset clears; a stale one right after a
+        # reset changes only registers that start reloads: tail_on below also needs running.)
+        t_end = Signal(reset_less=True)
+        tp_end, g_end, elem = Signal(), Signal(), Signal()
         last_t = tl[-1]  # t == interval - 2 (valid while running and not t_end)
         # The tile-step events, registered with t_end (so each enable below is one flag, not
         # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
-        p_step, g_step, stop = Signal(), Signal(), Signal()
+        p_step, g_step = Signal(reset_less=True), Signal(reset_less=True)
+        stop = Signal(reset_less=True)
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
         # carry chain per flag, not an add in front of a compare)
@@ -234,7 +241,7 @@ class Sequencer(wiring.Component):
             m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
                                     iy0, ix0, base, gbase, rem_t)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), t.eq(0), g.eq(0), tp.eq(0), tail_on.eq(0)]
+            m.d.sync += [running.eq(1), g.eq(0), tp.eq(0), tail_on.eq(0)]
             m.d.sync += [t_end.eq(0), tp_end.eq(pt_one), g_end.eq(g_one)]
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_pixel()
@@ -248,7 +255,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += dptr.eq(dptr + 1)
             with m.If(tail_on):
                 m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
-            with m.If(t_end & rem_t & rem_ovl):
+            with m.If(t_end & rem_t & rem_ovl & running):
                 m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
@@ -274,7 +281,7 @@ class Sequencer(wiring.Component):
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             with m.If(t_end):
-                m.d.sync += [t.eq(0), t_end.eq(0), elem.eq(~stop)]
+                m.d.sync += [t_end.eq(0), elem.eq(~stop)]  # (t: reset by kr)
             with m.Elif(running):
                 m.d.sync += [t.eq(t + 1), tl.eq(tl - 1), t_end.eq(last_t),
                              p_step.eq(last_t & ~tp_end), g_step.eq(last_t & tp_end),
@@ -314,8 +321,8 @@ class Sequencer(wiring.Component):
         kr = Signal()
         m.d.sync += kr.eq(self.start_next
                           | (~self.start & ~t_end & running & last_t))
-        with m.If(kr):
-            m.d.sync += reset_kloop()
+        with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
+            m.d.sync += [*reset_kloop(), t.eq(0)]
         return m
 
     @staticmethod

@@ -23,7 +23,7 @@ streams: hwgen/formal/transfer_check.py.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -277,39 +277,46 @@ class LogitSender(wiring.Component):
         len_m1 = Signal(len(self.len_last) + 1, reset_less=True)
         s = self.o_stream
         m.d.comb += self.raddr.eq(ptr)
-        with m.FSM(name="out"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [n.eq(0), lane_oh.eq(1), ptr.eq(self.base),
-                                 final.eq((self.len_last - 1)[-1]),  # len_last == 0
-                                 len_m1.eq(self.len_last - 1)]
-                    m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
-                m.next = "WAIT" if self.read_latency == 1 else "HOLD1"
-            for k in range(1, self.read_latency):  # the address held while the data travels
-                with m.State(f"HOLD{k}"):
-                    m.d.comb += [self.busy.eq(1), self.reading.eq(1)]
-                    m.next = "WAIT" if k == self.read_latency - 1 else f"HOLD{k + 1}"
-            with m.State("WAIT"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += word.eq(self.rdata)
-                m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += self.busy.eq(1)
-                self._send(m, s, n, lane_oh, ptr, word, final, len_m1)
+        # The states as one-hot flip-flops with explicit next-state equations: IDLE, READ
+        # (the address), HOLD1.. (the address held while the data travels), WAIT (the word
+        # registered), SEND (timing: `done`, the read address's enable and the lane steps
+        # start from flip-flops, not from a state decode and a priority chain).
+        L = self.read_latency
+        idle = Signal(init=1, name="st_idle")
+        rd = [Signal(name=f"st_read{k}") for k in range(L)]  # READ, HOLD1 .. HOLD{L-1}
+        wait, send = Signal(name="st_wait"), Signal(name="st_send")
+        take = Signal()  # the offered logit is taken
+        step = Signal()  # ... and it ends its word (not the final one): read the next word
+        m.d.comb += [
+            take.eq(send & s.ready),
+            step.eq(take & ~final & lane_oh[C - 1]),
+            self.busy.eq(~idle),
+            self.reading.eq(Cat(*rd).any()),
+            self.done.eq(take & final),
+            s.valid.eq(send), s.payload.data.eq(word[:8]), s.payload.last.eq(final),
+        ]  # fmt: skip
+        m.d.sync += [
+            idle.eq((idle & ~self.start) | (take & final)),
+            rd[0].eq((idle & self.start) | step),
+            *(rd[k].eq(rd[k - 1]) for k in range(1, L)),
+            wait.eq(rd[L - 1]),
+            send.eq(wait | (send & ~(take & (final | lane_oh[C - 1])))),
+        ]
+        with m.If(idle & self.start):
+            m.d.sync += [n.eq(0), lane_oh.eq(1), ptr.eq(self.base),
+                         final.eq((self.len_last - 1)[-1]),  # len_last == 0
+                         len_m1.eq(self.len_last - 1)]
+        with m.If(wait):
+            m.d.sync += word.eq(self.rdata)
+        with m.If(send):
+            self._send(m, s, n, lane_oh, ptr, word, final, len_m1)
         return m
 
     def _send(self, m: Module, s, n, lane_oh, ptr, word, final, len_m1) -> None:
-        # `word` shifts one lane per logit taken: no lane multiplexer.
-        m.d.comb += [s.valid.eq(1), s.payload.data.eq(word[:8]), s.payload.last.eq(final)]
+        """SEND's data steps: a taken logit shifts the word one lane on (no lane
+        multiplexer); the word's last one (not the final logit) moves the address on."""
         with m.If(s.ready):
-            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1)]
-            with m.If(final):
-                m.d.comb += self.done.eq(1)
-                m.next = "IDLE"
-            with m.Elif(lane_oh[self.cols - 1]):
-                m.d.sync += [lane_oh.eq(1), ptr.eq(ptr + 1)]
-                m.next = "READ"
-            with m.Else():
-                m.d.sync += lane_oh.eq(lane_oh << 1)
+            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1),
+                         lane_oh.eq(Mux(lane_oh[self.cols - 1], 1, lane_oh << 1))]
+            with m.If(~final & lane_oh[self.cols - 1]):
+                m.d.sync += ptr.eq(ptr + 1)
