@@ -213,9 +213,6 @@ class Sequencer(wiring.Component):
         ]
         held = (tok_d, pix_d, convw_addr)
         m.d.sync += [
-            self.tok.valid.eq(0),
-            self.tok.first.eq(0),
-            self.tok.last.eq(0),
             self.convw_en.eq(0),
             self.directw_en.eq(rd_direct),
             directw_addr.eq(dptr),
@@ -237,6 +234,10 @@ class Sequencer(wiring.Component):
         m.d.sync += tgo.eq(iss_next & ~(tgo & last_t))
         m.d.sync += [t_end.eq(tgo & last_t), p_step.eq(tgo & last_t & ~tp_end),
                      g_step.eq(tgo & last_t & tp_end), stop.eq(tgo & last_t & tp_end & g_end)]
+        # the token's flags: ANDs with iss (no synchronous-reset LUT with the design reset in
+        # front of their LSR pins, 7.7 ns routed on feed0's tok_in)
+        m.d.sync += [self.tok.valid.eq(iss & elem), self.tok.first.eq(iss & (t == 0)),
+                     self.tok.last.eq(iss & (t == cur_k_m1))]
         with m.If(iss):
             m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
                                     iy0, ix0, base, gbase, rem_t)
@@ -335,9 +336,6 @@ class Sequencer(wiring.Component):
         (``held``: the reset-less registers behind the data outputs)."""
         tok_d, pix_d, convw_addr = held
         return [
-            self.tok.valid.eq(elem),
-            self.tok.first.eq(t == 0),
-            self.tok.last.eq(t == k_m1),
             tok_d.off.eq(off),
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
