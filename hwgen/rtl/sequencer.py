@@ -153,18 +153,11 @@ class Sequencer(wiring.Component):
         # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
-        # (t_end and the tile-step events are reset-less: their synchronous reset is then
-        # start | t_end | ~running alone, without the design reset, whose net was the 8x8's
-        # critical path into their LSR pins (8.6-8.9 ns routed on every seed of 560e7b1).
-        # They are set only while running, which the reset clears; a stale one right after a
-        # reset changes only registers that start reloads: tail_on below also needs running.)
-        t_end = Signal(reset_less=True)
-        tp_end, g_end, elem = Signal(), Signal(), Signal()
+        t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
         last_t = tl[-1]  # t == interval - 2 (valid while running and not t_end)
         # The tile-step events, registered with t_end (so each enable below is one flag, not
         # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
-        p_step, g_step = Signal(reset_less=True), Signal(reset_less=True)
-        stop = Signal(reset_less=True)
+        p_step, g_step, stop = Signal(), Signal(), Signal()
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
         # carry chain per flag, not an add in front of a compare)
@@ -220,15 +213,9 @@ class Sequencer(wiring.Component):
         ]
         held = (tok_d, pix_d, convw_addr)
         m.d.sync += [
-            self.tok.valid.eq(0),
-            self.tok.first.eq(0),
-            self.tok.last.eq(0),
             self.convw_en.eq(0),
             self.directw_en.eq(rd_direct),
             directw_addr.eq(dptr),
-            p_step.eq(0),
-            g_step.eq(0),
-            stop.eq(0),
         ]
 
         # iss == running & ~start in every cycle, a flip-flop set from their next values
@@ -236,13 +223,27 @@ class Sequencer(wiring.Component):
         # (timing: start | ~running was a LUT in front of the token flags' and the pixel's
         # LSR pins, 7.3 ns routed on the 8x8). running's next value is start | running & ~stop.
         iss = Signal()
-        m.d.sync += iss.eq((self.start | (running & ~stop)) & ~self.start_next)
+        iss_next = (self.start | (running & ~stop)) & ~self.start_next
+        m.d.sync += iss.eq(iss_next)
+        # tgo == iss & ~t_end (a running cycle that is not a tile step: t counts on) in every
+        # cycle, one flip-flop from their next values (t_end's is tgo & last_t). t_end and the
+        # tile-step events are then plain ANDs of flip-flops, with no synchronous reset: the
+        # design reset → (start | t_end | ~running) LUT → their LSR pins was the critical path
+        # of every seed of the 8x8 build of 560e7b1 (8.6-8.9 ns routed).
+        tgo = Signal()
+        m.d.sync += tgo.eq(iss_next & ~(tgo & last_t))
+        m.d.sync += [t_end.eq(tgo & last_t), p_step.eq(tgo & last_t & ~tp_end),
+                     g_step.eq(tgo & last_t & tp_end), stop.eq(tgo & last_t & tp_end & g_end)]
+        # the token's flags: ANDs with iss (no synchronous-reset LUT with the design reset in
+        # front of their LSR pins, 7.7 ns routed on feed0's tok_in)
+        m.d.sync += [self.tok.valid.eq(iss & elem), self.tok.first.eq(iss & (t == 0)),
+                     self.tok.last.eq(iss & (t == cur_k_m1))]
         with m.If(iss):
             m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
                                     iy0, ix0, base, gbase, rem_t)
         with m.If(self.start):
             m.d.sync += [running.eq(1), g.eq(0), tp.eq(0), tail_on.eq(0)]
-            m.d.sync += [t_end.eq(0), tp_end.eq(pt_one), g_end.eq(g_one)]
+            m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_pixel()
             m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
@@ -255,7 +256,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += dptr.eq(dptr + 1)
             with m.If(tail_on):
                 m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
-            with m.If(t_end & rem_t & rem_ovl & running):
+            with m.If(t_end & rem_t & rem_ovl):
                 m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
@@ -280,12 +281,11 @@ class Sequencer(wiring.Component):
                         m.d.sync += [lane.eq(lane + 1), lane_end.eq(lane == C - 2)]
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
+            # (t_end, p_step, g_step and stop are set from tgo above; t is reset by kr)
             with m.If(t_end):
-                m.d.sync += [t_end.eq(0), elem.eq(~stop)]  # (t: reset by kr)
-            with m.Elif(running):
-                m.d.sync += [t.eq(t + 1), tl.eq(tl - 1), t_end.eq(last_t),
-                             p_step.eq(last_t & ~tp_end), g_step.eq(last_t & tp_end),
-                             stop.eq(last_t & tp_end & g_end)]
+                m.d.sync += elem.eq(~stop)
+            with m.If(tgo):
+                m.d.sync += [t.eq(t + 1), tl.eq(tl - 1)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
                 m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl,
@@ -315,12 +315,11 @@ class Sequencer(wiring.Component):
                 m.d.sync += running.eq(0)
         # The K loop restarts at start and at every tile step: kr == start | t_end in every
         # cycle, a flip-flop set from their next values (start_next; t_end's is
-        # ~start & ~t_end & running & last_t, see the branches above), so the counters'
+        # tgo & last_t, see above), so the counters'
         # synchronous reset is kr alone (timing: start | t_end was two LUTs in front of
         # ~90 LSR pins, 7.9 ns routed on the 8x8). Last: it wins over the K-loop steps.
         kr = Signal()
-        m.d.sync += kr.eq(self.start_next
-                          | (~self.start & ~t_end & running & last_t))
+        m.d.sync += kr.eq(self.start_next | (tgo & last_t))
         with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
             m.d.sync += [*reset_kloop(), t.eq(0)]
         return m
@@ -337,9 +336,6 @@ class Sequencer(wiring.Component):
         (``held``: the reset-less registers behind the data outputs)."""
         tok_d, pix_d, convw_addr = held
         return [
-            self.tok.valid.eq(elem),
-            self.tok.first.eq(t == 0),
-            self.tok.last.eq(t == k_m1),
             tok_d.off.eq(off),
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),

@@ -27,6 +27,8 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .requant import carry_any
+
 __all__ = [
     "IMAGE_LAYOUT",
     "LOGIT_LAYOUT",
@@ -142,7 +144,8 @@ class ImageWriter(wiring.Component):
         # the end-of-image decisions start from a flip-flop, not from a 24-bit compare
         # (count + 1 == len_last is tested as count == len_last - 1, registered at `clear`).
         # (An up-counter: a down-counter's sign bit would be a shallower D, but the formal
-        # check of the length events then needs ~10x the solver time.)
+        # check of the length events then needs ~10x the solver time. The compare is the
+        # carry out of an add, `carry_any`: one carry chain, not a tree of LUT levels.)
         count = Signal.like(self.len_last, **nr)  # values taken since `clear`
         final = Signal(**nr)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
@@ -153,7 +156,7 @@ class ImageWriter(wiring.Component):
                          count.eq(0), final.eq((self.len_last - 1)[-1]),
                          len_m2.eq(self.len_last - 1)]
         with m.Elif(take):
-            m.d.sync += [count.eq(count + 1), final.eq(count == len_m2)]
+            m.d.sync += [count.eq(count + 1), final.eq(~carry_any(count ^ len_m2))]
             with m.If(ch_end):  # the pixel's final channel: next pixel's word
                 m.d.sync += [*first_ch, ptr.eq(ptr + 1)]
             with m.Else():
@@ -272,7 +275,8 @@ class LogitSender(wiring.Component):
         ptr = Signal.like(self.raddr, **nr)
         word = Signal(8 * C, reset_less=True)  # loaded in WAIT before SEND reads it
         # final: the logit being offered is the last (n == len_last), a flag kept with n
-        # (timing: `done` and `last` come from a flip-flop, not from a 16-bit compare)
+        # (timing: `done` and `last` come from a flip-flop, not from a 16-bit compare; its
+        # next value's compare is a carry chain, `carry_any`)
         final = Signal(**nr)
         len_m1 = Signal(len(self.len_last) + 1, reset_less=True)
         s = self.o_stream
@@ -316,7 +320,7 @@ class LogitSender(wiring.Component):
         """SEND's data steps: a taken logit shifts the word one lane on (no lane
         multiplexer); the word's last one (not the final logit) moves the address on."""
         with m.If(s.ready):
-            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(n == len_m1),
+            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(~carry_any(n ^ len_m1)),
                          lane_oh.eq(Mux(lane_oh[self.cols - 1], 1, lane_oh << 1))]
             with m.If(~final & lane_oh[self.cols - 1]):
                 m.d.sync += ptr.eq(ptr + 1)
