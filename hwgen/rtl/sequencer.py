@@ -195,14 +195,16 @@ class Sequencer(wiring.Component):
         def reset_pixel():
             return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
 
-        # Registered outputs (default: nothing issued this cycle). Only the flags and enables
-        # are reset; the token's data, the pixel and the weight addresses are reset-less (read
-        # with a valid token or an enable only).
+        # Registered outputs (default: nothing issued this cycle). Only the token's valid and
+        # the enables are reset; the token's first/last and data, the pixel and the weight
+        # addresses are reset-less (read with a valid token or an enable only).
         tok_d = Signal(TOKEN_LAYOUT, reset_less=True)
         pix_d = Signal(PIXEL_LAYOUT, reset_less=True)
         convw_addr = Signal.like(self.convw_addr, reset_less=True)
         directw_addr = Signal.like(self.directw_addr, reset_less=True)
         m.d.comb += [
+            self.tok.first.eq(tok_d.first),
+            self.tok.last.eq(tok_d.last),
             self.tok.off.eq(tok_d.off),
             self.tok.lane.eq(tok_d.lane),
             self.tok.ky.eq(tok_d.ky),
@@ -234,10 +236,10 @@ class Sequencer(wiring.Component):
         m.d.sync += tgo.eq(iss_next & ~(tgo & last_t))
         m.d.sync += [t_end.eq(tgo & last_t), p_step.eq(tgo & last_t & ~tp_end),
                      g_step.eq(tgo & last_t & tp_end), stop.eq(tgo & last_t & tp_end & g_end)]
-        # the token's flags: ANDs with iss (no synchronous-reset LUT with the design reset in
-        # front of their LSR pins, 7.7 ns routed on feed0's tok_in)
-        m.d.sync += [self.tok.valid.eq(iss & elem), self.tok.first.eq(iss & (t == 0)),
-                     self.tok.last.eq(iss & (t == cur_k_m1))]
+        # the token's valid: an AND with iss (no synchronous-reset LUT with the design reset
+        # in front of its LSR pin, 7.7 ns routed on feed0's tok_in); first/last are read only
+        # with valid (the feeders mask them), so they are held data like the rest (tok_d)
+        m.d.sync += self.tok.valid.eq(iss & elem)
         with m.If(iss):
             m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
                                     iy0, ix0, base, gbase, rem_t)
@@ -336,6 +338,8 @@ class Sequencer(wiring.Component):
         (``held``: the reset-less registers behind the data outputs)."""
         tok_d, pix_d, convw_addr = held
         return [
+            tok_d.first.eq(t == 0),
+            tok_d.last.eq(t == k_m1),
             tok_d.off.eq(off),
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
