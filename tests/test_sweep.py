@@ -4,6 +4,7 @@ shape and speed, the report writer, and the Dask driver on fake task functions."
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -211,6 +212,10 @@ def test_report_writer(tmp_path) -> None:
     assert row["per_klut"] == pytest.approx(160e6 / 150_000 / 10)
     assert "Largest built array that fits the device: **4x8**" in md and "4x4**" in md
     assert json.loads((tmp_path / "sweep.json").read_text())["all_ok"] is True
+    # estimate vs real: signed percentages, "—" where a form has too few points (a second
+    # _pct once shadowed the first and printed raw fractions and "None")
+    est = md[md.index("## Estimator vs real"):]
+    assert "None" not in est and re.search(r"\| [+-]\d+\.\d % \|", est), est
     for png in ("sweep_resources.png", "sweep_perf.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -98,7 +98,7 @@ def _summary(table: list[dict]) -> dict:
     }
 
 
-def _pct(v):
+def _percent(v: float | None) -> float | None:
     return None if v is None else 100 * v
 
 
@@ -123,7 +123,7 @@ def _main_table(table: list[dict]) -> list[str]:
             f"| {_fmt(r.get('us_per_inference'), ',.1f')} "
             f"| {_fmt(r.get('inferences_per_s'), ',.0f')} | {_fmt(r.get('per_klut'), ',.1f')} "
             f"| {_fmt(r.get('cycles_back_to_back'), ',.0f')} "
-            f"| {_fmt(_pct(r.get('pe_busy_back_to_back')), '.1f')}"
+            f"| {_fmt(_percent(r.get('pe_busy_back_to_back')), '.1f')}"
             f"{' %' if 'pe_busy_back_to_back' in r else ''} |")
     return lines
 
