@@ -3,10 +3,13 @@ input sequence; the WeightLoader's stream, the image stream into the activation 
 (ImageWriter) and the logits stream (LogitSender) lose, duplicate and reorder nothing under
 any valid/backpressure pattern; the input slot (ImageSlot) never lets the next image
 overwrite the input region while a run reads it; and each check fails on a deliberately
-broken spec, environment or unit."""
+broken spec, environment or unit. The runner budgets CPU time, not wall time."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,28 @@ def test_logits_stream_broken_unit_fails(tmp_path: Path) -> None:
     r = prove(LogitSenderHarness(unit=_ShiftsWhileRefused), "logits_broken", DEPTH, tmp_path)
     assert not r.passed
     assert "Assert failed" in r.log and "transfer_check.py" in r.log
+
+
+def _spawn(code: str) -> subprocess.Popen:
+    # A shell parent with the work in a child: the budget must count descendants.
+    return subprocess.Popen(["sh", "-c", f'{sys.executable} -c "{code}"; exit 0'],
+                            start_new_session=True)
+
+
+def test_budget_counts_cpu_of_the_whole_tree() -> None:
+    proc = _spawn("while True: pass")
+    t0 = time.monotonic()
+    with pytest.raises(FormalToolError, match=r"'spin': no answer within 1 CPU-s"):
+        runner._wait_budgeted(proc, "spin", cpu_budget=1, wall_limit=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.poll() is not None and not runner._descendants(proc.pid)
+
+
+def test_budget_is_not_spent_by_waiting() -> None:
+    # Sleeping uses no CPU: a starved job is not killed by the CPU budget, only by the wall limit.
+    proc = _spawn("import time; time.sleep(3)")
+    runner._wait_budgeted(proc, "nap", cpu_budget=1, wall_limit=60)
+    assert proc.returncode == 0
+    proc = _spawn("import time; time.sleep(60)")
+    with pytest.raises(FormalToolError, match=r"'hang': .* 2 s wall"):
+        runner._wait_budgeted(proc, "hang", cpu_budget=100, wall_limit=2)

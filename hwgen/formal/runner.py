@@ -106,13 +106,58 @@ def _sby_text(top: str, depth: int, engine: str, extra: tuple[str, ...]) -> str:
     )
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, including reaped children) of ``pids``, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    for pid in [*_descendants(proc.pid), proc.pid]:  # sby starts its solvers in new groups
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _wait_budgeted(proc: subprocess.Popen, name: str, cpu_budget: float, wall_limit: float) -> None:
+    """Wait for ``proc``; kill its tree once it has used ``cpu_budget`` CPU-seconds (a proof
+    that runs away) or ``wall_limit`` seconds (one that hangs without computing).
+
+    CPU, not wall-clock, time is the budget, so that a proof is judged by the work it does:
+    on a loaded CI machine a job that needs 18 CPU-s can take many minutes of wall time."""
+    t0 = time.monotonic()
+    cpu = 0.0
+    while True:
+        try:
+            proc.wait(timeout=1.0)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        cpu = max(cpu, _cpu_seconds([proc.pid, *_descendants(proc.pid)]))
+        wall = time.monotonic() - t0
+        if cpu > cpu_budget or wall > wall_limit:
+            _kill_tree(proc)
+            raise FormalToolError(
+                f"formal job {name!r}: no answer within {cpu_budget:.0f} CPU-s / "
+                f"{wall_limit:.0f} s wall (used {cpu:.0f} CPU-s in {wall:.0f} s)"
+            )
+
+
 def prove(
-    harness, name: str, depth: int, workdir: Path, *, timeout: float = 600,
-    engine: str = ENGINE, script: tuple[str, ...] = (),
+    harness, name: str, depth: int, workdir: Path, *, cpu_budget: float = 600,
+    wall_limit: float = 7200, engine: str = ENGINE, script: tuple[str, ...] = (),
 ) -> FormalResult:
     """BMC ``harness`` to ``depth`` steps in ``workdir/name``; every Assert must hold on every
     trace the Assumes allow. The harness's clock is the ``sync`` domain; its input ports
-    (a ``wiring.Component`` signature) are free inputs on every step."""
+    (a ``wiring.Component`` signature) are free inputs on every step. The job may use
+    ``cpu_budget`` CPU-seconds (sby and its solvers together) and ``wall_limit`` seconds."""
     paths = tools()
     job = Path(workdir) / name
     job.mkdir(parents=True, exist_ok=True)
@@ -131,21 +176,16 @@ def prove(
         f"{name}.sby",
     ]  # fmt: skip
     t0 = time.monotonic()
-    # Own session, so that a timeout kills sby's solver children too (not just sby).
-    proc = subprocess.Popen(
-        cmd, cwd=job, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        for pid in [*_descendants(proc.pid), proc.pid]:  # sby starts its solvers in new groups
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.communicate()
-        raise FormalToolError(f"formal job {name!r}: no answer within {timeout:.0f} s") from None
+    log_path = job / "sby.log"
+    with log_path.open("w") as log_file:
+        # Own session, so that a timeout kills sby's solver children too (not just sby).
+        proc = subprocess.Popen(
+            cmd, cwd=job, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        _wait_budgeted(proc, name, cpu_budget, wall_limit)
     seconds = time.monotonic() - t0
-    log = out
+    log = log_path.read_text()
     status = (job / name / "status").read_text().strip() if (job / name / "status").exists() else ""
     if not status.startswith(("PASS", "FAIL")):
         # Neither a proof nor a counterexample: a broken flow, never a silent pass.
