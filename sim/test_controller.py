@@ -493,6 +493,9 @@ def test_start_while_busy_is_refused_in_every_state() -> None:
         drv = Driver(ctx, dut, prog, rng)
         beats = with_last(weight_beats(prog), WEIGHT_BITS)
         assert await drv.send_weights(beats, gap=0) == len(beats)
+        # (the image slot opens the cycle after weights_loaded rises: one idle cycle, so the
+        # first run's image is not held back by a cycle the second run does not see)
+        await drv.cycle()
         r0 = await drv.run_image(image_values(prog, x).tolist(), gap_in=0, gap_out=0)
         values = with_last(image_values(prog, x), IMAGE_BITS)
         image = Value.cast(dut.image.payload)

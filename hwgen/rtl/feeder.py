@@ -33,6 +33,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
 from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
@@ -213,33 +214,42 @@ class RowFeeder(wiring.Component):
         # --- stage M: the memory outputs straight into registers
         m_word0 = Signal(8 * self.cols, reset_less=True)
         m_word1 = Signal(8 * self.cols, reset_less=True)
-        m_oob = Signal(reset_less=True)
         m_lane = Signal(8, reset_less=True)
         m_flags = Signal(3)
         m.d.sync += [
             m_word0.eq(self.rdata0),
             m_word1.eq(self.rdata1),
-            m_oob.eq(b_oob),
             m_lane.eq(b_lane),
             m_flags.eq(b_flags),
         ]
         m.d.comb += [self.word0.eq(m_word0), self.word1.eq(m_word1)]
-        # --- stage C: buffer and the lane's low bits -> candidate bytes, padding zero. The
-        # 16:1 byte select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed
-        # 8x8; split, each stage is a 4:1 mux per bit (8 lanes).
         lane_bits = max(1, (self.cols - 1).bit_length())
         lo_bits = lane_bits // 2
         group = 1 << lo_bits  # lanes per candidate
         n_cand = -(-self.cols // group)
-        word = Signal(8 * group * n_cand)
-        m.d.comb += word.eq(Mux(src, m_word1, m_word0))
+        # Stage C's selects, one copy per candidate byte beside stage M (timing: the buffer
+        # select `src` came from row i-1's constants and, with the lane's low bits and the
+        # padding flag, each drove all 8 * n_cand byte bits of the row: 32+ loads per net on
+        # the 8x8). `src` is a per-layer constant, here one cycle later than cfg_in: the
+        # layer's first token reaches stage C several cycles after that (see the docstring).
+        uns = {"reset_less": True, "attrs": UNSHARED}
+        c_src = [Signal(name=f"c_src{q}", **uns) for q in range(n_cand)]
+        c_lo = [Signal(max(lo_bits, 1), name=f"c_lo{q}", **uns) for q in range(n_cand)]
+        c_oob = [Signal(name=f"c_oob{q}", **uns) for q in range(n_cand)]
+        for q in range(n_cand):
+            m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b_lane[:lo_bits]), c_oob[q].eq(b_oob)]
+        # --- stage C: buffer and the lane's low bits -> candidate bytes, padding zero. The
+        # 16:1 byte select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed
+        # 8x8; split, each stage is a 4:1 mux per bit (8 lanes).
         c_cand = Signal(8 * n_cand, reset_less=True)
         c_hi = Signal(lane_bits - lo_bits, reset_less=True)
         c_flags = Signal(3)
         for q in range(n_cand):
-            grp = word[8 * group * q : 8 * group * (q + 1)]
-            byte = grp.word_select(m_lane[:lo_bits], 8) if lo_bits else grp
-            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(m_oob, 0, byte))
+            sl = slice(8 * group * q, 8 * group * (q + 1))
+            grp = Signal(8 * group, name=f"c_grp{q}")  # (zero-padded past the last lane)
+            m.d.comb += grp.eq(Mux(c_src[q], m_word1[sl], m_word0[sl]))
+            byte = grp.word_select(c_lo[q][:lo_bits], 8) if lo_bits else grp
+            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(c_oob[q], 0, byte))
         m.d.sync += [c_flags.eq(m_flags), c_hi.eq(m_lane[lo_bits:lane_bits])]
         # --- stage D: the candidate by the lane's high bits, into row_in[i]
         row_a = Signal(signed(8), reset_less=True)

@@ -108,7 +108,8 @@ class WeightLoader(wiring.Component):
         commit = [Signal(name=f"commit{n}") for n in range(nreg)]
         # one copy of the write address register per memory (timing: each drives its own
         # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
-        commit_addr = [Signal(range(max(d, 2)), name=f"commit_addr{n}", attrs=UNSHARED)
+        commit_addr = [Signal(range(max(d, 2)), name=f"commit_addr{n}", attrs=UNSHARED,
+                              reset_less=True)
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
@@ -149,12 +150,14 @@ class WeightLoader(wiring.Component):
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
         in_last = st[nreg]  # in the last region
         go = Signal()  # the judging cycle of a good header that does not end the transfer
-        rewind = [st.eq(1 << first), checking.eq(0), weighing.eq(0),
-                  judging.eq(0), go.eq(0), stall.eq(0), wend.eq(bpw[first] == 1)]  # fmt: skip
+        # (checking and stall have equations of their own, below)
+        rewind = [st.eq(1 << first), weighing.eq(0), judging.eq(0), go.eq(0),
+                  wend.eq(bpw[first] == 1)]  # fmt: skip
         if not has_hdr:
             # With a header the region position (addr, left2, lzero, the queue) is not read
-            # in the header state and is set at the header's end and by `judging`: a rewind
-            # leaves it alone (timing: no fault / restart term in those registers' enables).
+            # in the header state (nor in its check) and is set by `go` (a good header's
+            # verdict): a rewind leaves it alone (timing: no fault / restart term in those
+            # registers' enables).
             rewind += [addr.eq(0), left2.eq(len_m3[0]), lzero.eq(lz[0]),
                        *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
                        *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
@@ -193,16 +196,42 @@ class WeightLoader(wiring.Component):
         # the registers' enables need no restart term (timing)
         take = self.i_stream.valid & ~loaded & ~stall
         is_last = self.i_stream.payload.last
+        # live == ~stall & ~discard in every cycle, one flip-flop set from their next values
+        # (timing: a beat taken outside a discard, `beat` below, is then one LUT of the
+        # stream's valid and two flip-flops, not five inputs in front of every decision).
+        # (`loaded`, reset-less, stays out of it: live's design reset is then its init.)
+        # Its next value: a restart clears both; while live, the final expected beat
+        # without `last` starts a discard and the header's last beat the header check;
+        # a header check ends live unless its verdict starts a discard (a refused header
+        # not ending on `last`); a discard ends on a beat with `last`. (A discard and the
+        # header check never meet: a header's end is taken outside a discard and only the
+        # check's verdict starts one.)
+        live = Signal(init=1)
+        offered = self.i_stream.valid & ~loaded  # (== take while live or in a discard)
+        beat = offered & live  # == take & ~discard
+        m.d.sync += live.eq(
+            self.restart
+            | (live & ~(offered & wend & ((in_last & lzero & ~is_last) | st[0])))
+            | (stall & judging & (ok_r | hdr_last))
+            | (discard & offered & is_last))
         # this beat, if taken, is the final expected one of the transfer / the header's last:
         # both from flip-flops only, so `take` selects at the end of each decision (timing)
         at_final = Signal()
         at_hdr_end = Signal()
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
                      at_hdr_end.eq(st[0] & wend)]  # fmt: skip
-        m.d.sync += [c.eq(0) for c in commit]
+        # a word's write enable: its last beat taken in region n outside a discard, not in a
+        # restart cycle. One AND of flip-flops and the stream's valid, written as such (no
+        # `If` chain, so yosys finds no synchronous reset in it: timing, the restart/design
+        # reset LUT drove its LSR pin)
+        for n, c in enumerate(commit):
+            m.d.sync += c.eq(beat & st[n + 1] & wend & ~self.restart)
         # (as the branches below set it: the final beat with `last` sets it, a restart clears)
         m.d.comb += self.loaded_next.eq(
-            ~self.restart & (loaded | (take & ~discard & at_final & is_last)))
+            ~self.restart & (loaded | (beat & in_last & wend & lzero & is_last)))
+        # (written as its next value, not through the branches below: an AND-OR of flip-flops
+        # with no restart LUT on its LSR pin; timing)
+        m.d.sync += loaded.eq(self.loaded_next)
         m.d.sync += go.eq(0)
         # acc's slots take every beat offered outside the header check, taken or not (timing:
         # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
@@ -222,7 +251,7 @@ class WeightLoader(wiring.Component):
             # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
             with m.If(st[0]):  # (never set without a header)
                 with m.If(wend):
-                    m.d.sync += [addr.eq(0), checking.eq(1), stall.eq(1), hdr_last.eq(is_last)]
+                    m.d.sync += hdr_last.eq(is_last)  # (and checking, stall; `go` sets addr)
                 with m.Else():
                     step_beat(bpw[0])
             for n in range(nreg):
@@ -230,14 +259,10 @@ class WeightLoader(wiring.Component):
                     region_beat(n)
             with m.If(at_final):
                 m.d.sync += rewind
-                with m.If(is_last):
-                    m.d.sync += loaded.eq(1)
-                with m.Else():
-                    m.d.comb += self.err_long.eq(~self.restart)
+                with m.If(~is_last):  # (with `last`: loaded, set above; err_long below)
                     m.d.sync += discard.eq(1)
             # (a header's last beat with `last` is judged in the judging cycle)
-            with m.Elif(is_last & ~at_hdr_end):
-                m.d.comb += self.err_short.eq(~self.restart)
+            with m.Elif(is_last & ~at_hdr_end):  # (err_short below)
                 m.d.sync += rewind
 
         def step_position(region_end: bool) -> None:
@@ -254,8 +279,7 @@ class WeightLoader(wiring.Component):
 
         def region_beat(n: int) -> None:
             """A beat of region n: the word's end commits it and steps the address."""
-            with m.If(wend):
-                m.d.sync += commit[n].eq(1)
+            with m.If(wend):  # (commit[n] is set above)
                 with m.If(lzero):  # the region's last word
                     # (the last region's end is the transfer's end: the rewind below sets st)
                     if n != nreg - 1:
@@ -285,30 +309,37 @@ class WeightLoader(wiring.Component):
                 m.d.sync += beat_oh.eq(1)
             with m.Else():
                 m.d.sync += beat_oh.eq(beat_oh << 1)
-        # the write address is taken at every word end offered, in any state (timing: its
-        # enable is one LUT of flip-flops); it is read only beside a write enable, which is
-        # set at the same edge
-        with m.If(take & wend):
-            m.d.sync += [ca.eq(addr) for ca in commit_addr]
+        # the write address follows `addr` one cycle late, in every cycle (timing: no enable
+        # nor reset on its copies, whose ~50 flip-flops spread over the die with their
+        # memories); it is read only beside a write enable, which is set at the edge where
+        # it takes the word's address (addr steps at that edge, commit_addr keeps the old)
+        m.d.sync += [ca.eq(addr) for ca in commit_addr]
         if has_hdr:
-            # With a header the region position steps at every word end offered outside the
-            # header check, in any state and in a discard too (timing: its enables are
-            # valid & ~loaded & ~stall & wend [& lzero] | go, no state decode, discard or
-            # fault term). Outside a region that is harmless: the header's end sets `addr`
-            # (below, it wins) and `go` the rest before a region's first word.
-            with m.If(take & wend):
+            # With a header the region position steps at every word end offered, in any state,
+            # in a discard, in the header check and while loaded too (timing: its enables are
+            # valid & ~busy & wend [& lzero] | go, no state decode, discard, fault, loaded or
+            # stall term, in front of ~50 enables). Outside a region that is harmless: `go`
+            # sets it before a region's first word, and in a region (no stall, no discard, not
+            # loaded: the final beat rewinds) a word end offered is a word end taken.
+            with m.If(self.i_stream.valid & wend):
                 with m.If(lzero):
                     step_position(True)
                 with m.Else():
                     step_position(False)
-        with m.If(take):
-            with m.If(discard):
-                with m.If(is_last):
-                    m.d.sync += discard.eq(0)
-            with m.Else():
-                on_beat()
+        with m.If(take & discard & is_last):  # (a discard's end)
+            m.d.sync += discard.eq(0)
+        with m.If(beat):
+            on_beat()
+        # The header's end (its last beat taken outside a discard) starts the check: checking
+        # for one cycle, stall until judging's end. Written as their next values, one AND-OR
+        # of flip-flops each (timing: no branch chain in front of `ready`'s flip-flop). A
+        # fault's rewind never meets the header's end (only a restart does) and a beat is
+        # never taken while stalled, so these are the branches' values.
+        hdr_end = beat & at_hdr_end
+        m.d.sync += [checking.eq(~self.restart & hdr_end),
+                     stall.eq(~self.restart & ((stall & ~judging) | hdr_end))]
         with m.If(checking):
-            m.d.sync += [checking.eq(0), weighing.eq(1), ok_f.eq(Cat(*oks))]
+            m.d.sync += [weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
                 words = [_times(new_hdr[f], k)
                          for (f, _, _), k in zip(self.regions, self.split, strict=True)]
@@ -318,17 +349,24 @@ class WeightLoader(wiring.Component):
             m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all()),
                          go.eq(ok_f.all() & ~hdr_last)]
         with m.If(judging):
-            m.d.sync += [judging.eq(0), stall.eq(0)]
-            with m.If(ok_r & hdr_last):  # a transfer that ends with its header
-                m.d.comb += self.err_short.eq(~self.restart)
+            m.d.sync += judging.eq(0)
+            with m.If(ok_r & hdr_last):  # a transfer that ends with its header (err_short)
                 m.d.sync += rewind
-            with m.Elif(~ok_r):
-                m.d.comb += self.err_header.eq(~self.restart)
+            with m.Elif(~ok_r):  # (err_header)
                 m.d.sync += [*rewind, discard.eq(~hdr_last)]
+        # The fault pulses, as the branches above raise them, written out as AND-ORs (no `If`
+        # chain: a register of them then has no synchronous reset LUT; timing). A beat and
+        # the judging cycle never meet (judging is in the header check's stall).
+        m.d.comb += [
+            self.err_long.eq(~self.restart & beat & at_final & ~is_last),
+            self.err_short.eq(~self.restart & ((beat & ~at_final & is_last & ~at_hdr_end)
+                                               | (judging & ok_r & hdr_last))),
+            self.err_header.eq(~self.restart & judging & ~ok_r),
+        ]
         # go == judging & ok_r & ~hdr_last, one flip-flop (timing: it enables the region
         # position's registers)
         with m.If(go):
-            m.d.sync += [hdr.eq(new_hdr), st.eq(0b10), wend.eq(bpw[1] == 1)]
+            m.d.sync += [hdr.eq(new_hdr), st.eq(0b10), wend.eq(bpw[1] == 1), addr.eq(0)]
             if has_hdr:  # (judging is never set without a header)
                 m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
                 m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
@@ -336,9 +374,8 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
                 m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
         with m.If(self.restart):
-            # (a beat offered now may have set a write enable: cleared, nothing is written)
-            m.d.sync += [*rewind, beat_oh.eq(1), loaded.eq(0), discard.eq(0),
-                         *(c.eq(0) for c in commit)]  # fmt: skip
+            # (the write enables are gated with ~restart above: nothing is written)
+            m.d.sync += [*rewind, beat_oh.eq(1), discard.eq(0)]
         return m
 
 

@@ -244,7 +244,7 @@ class Sequencer(wiring.Component):
             m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
                                     iy0, ix0, base, gbase, rem_t)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), g.eq(0), tp.eq(0), tail_on.eq(0)]
+            m.d.sync += [running.eq(1), g.eq(0), tp.eq(0)]
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
             m.d.sync += reset_pixel()
@@ -257,9 +257,9 @@ class Sequencer(wiring.Component):
             with m.If(rd_direct):
                 m.d.sync += dptr.eq(dptr + 1)
             with m.If(tail_on):
-                m.d.sync += [tail_left.eq(tail_left - 1), tail_on.eq(tail_left != 0)]
+                m.d.sync += tail_left.eq(tail_left - 1)
             with m.If(t_end & rem_t & rem_ovl):
-                m.d.sync += [tail_on.eq(1), tail_left.eq(tail_len - 1)]
+                m.d.sync += tail_left.eq(tail_len - 1)
             # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window.
             # (elem implies running: it is cleared at the stop step)
             with m.If(elem):
@@ -315,6 +315,11 @@ class Sequencer(wiring.Component):
                 m.d.sync += reset_pixel()
             with m.If(stop):
                 m.d.sync += running.eq(0)
+        # The tail: on after an overlapped remainder tile's last cycle, for tail_len cycles;
+        # off at start. Written as one AND-OR of flip-flops (no `If` chain: yosys then finds
+        # no synchronous reset in it; timing, the start-or-reset LUT drove its LSR pin).
+        m.d.sync += tail_on.eq(~self.start & ((tail_on & (tail_left != 0))
+                                              | (t_end & rem_t & rem_ovl)))
         # The K loop restarts at start and at every tile step: kr == start | t_end in every
         # cycle, a flip-flop set from their next values (start_next; t_end's is
         # tgo & last_t, see above), so the counters'

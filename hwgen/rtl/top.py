@@ -374,12 +374,13 @@ class Accelerator(wiring.Component):
         # layer; a flag, not a compare)
         settle = Signal(3)
         fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1), a flag
-        # the layer is over (sequencer idle, write-back done), registered: the controller's
-        # RUN exit and the result transfer's start come from this flip-flop (timing), and it
-        # also waits out the write-back's extra write register (see the buffers below)
+        # the layer is over (sequencer idle, write-back done) and RUN is past its settle
+        # cycles, registered (== settle[2] & the registered ~seq.busy & wb.done): the
+        # controller's RUN exit and the result transfer's start come from this one flip-flop
+        # (timing), and it also waits out the write-back's extra write register (see the
+        # buffers below). Set below, from settle[2]'s next value.
         layer_done = Signal()
         snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
-        m.d.sync += layer_done.eq(~seq.busy & wb.done)
         m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
 
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
@@ -481,6 +482,9 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             self.status.eq(status),
             self.error.eq(status.as_value().any()),
+            # (the host link reads these flags in the cycle after the beat that raised them:
+            # not registered again; the loader's pulses are AND-ORs of flip-flops and the
+            # stream's valid/last)
             flag.weights_short.eq(loader.err_short),
             flag.weights_long.eq(loader.err_long),
             flag.weights_header.eq(loader.err_header),
@@ -519,37 +523,42 @@ class Accelerator(wiring.Component):
 
         busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
-        # The image slot's controller inputs as flip-flops kept by the transitions (timing:
-        # no state decode in front of the image writer's enables; see image_window below):
-        # win_r == (IDLE | LOAD_IN | FETCH | DONE | RUN & desc.preload) & en_r and
-        # rel_r == IDLE | DONE | RUN & desc.preload, in every cycle. (win_r includes the
-        # slot's enable, so the writer's take is one LUT of flip-flops: while busy en_r is
-        # high; while idle, win_r follows the loader's loaded_next as en_r does.)
+        # The image slot's controller inputs as flip-flops (timing: no state decode in front
+        # of the image writer's enables; see image_window below): win_r == (IDLE | LOAD_IN |
+        # FETCH | DONE | RUN & desc.preload) & en_r (its next value written out below, from
+        # the transitions' flip-flops; it includes the slot's enable, so the writer's take is
+        # one LUT of flip-flops) and rel_r == IDLE | DONE | RUN & desc.preload (kept by the
+        # transitions), in every cycle.
         win_r = Signal(init=1)
         rel_r = Signal(init=1)
-        # The slot's enable, en_r == weights_loaded | busy_r in every cycle, a flip-flop set
-        # from their next values: busy_r's from the transitions below, the loader's
-        # `loaded_next` (timing: the slot's enable is no LUT after the loader's register)
+        # The slot's enable, en_r == busy_r | (weights_loaded, one cycle late when it rises
+        # and at once when it falls) in every cycle: a flip-flop with one LUT of four
+        # flip-flops in front of it. Its next value is busy_r | weights_loaded &
+        # ~weights_restart (a restart drops weights_loaded at the next edge), or 1 for an
+        # accepted start (from IDLE or DONE, i.e. ~busy_r, with weights_loaded; a restart in
+        # its cycle notwithstanding: busy_r implies en_r). Timing: the loader's `loaded_next`
+        # (its final-beat decision, five LUT levels in front of this enable on the 8x8) is no
+        # longer read; the slot opens one cycle later after a model load, long before any
+        # image can come (and a start needs weights_loaded, which the window then has).
         en_r = Signal()
-        loaded_next = loader.loaded_next
-        m.d.sync += en_r.eq(busy_r | loaded_next)  # (busy_r holds unless a transition sets it)
-        with m.If(~busy_r):  # idle: the window is the enable (a transition overrides it)
-            m.d.sync += win_r.eq(loaded_next)
+        en_next = Signal()
+        m.d.comb += en_next.eq(busy_r | (loader.loaded & (~loader.restart | self.start)))
+        m.d.sync += en_r.eq(en_next)
 
         def idle_next() -> list:
-            """A transition into DONE: not busy, the slot's controller inputs as idle."""
-            return [busy_r.eq(0), en_r.eq(loaded_next), *slot_ctl(1, 1),
-                    win_r.eq(loaded_next)]
+            """A transition into DONE: not busy, the slot's release as idle (the enable
+            stays high in DONE's first cycle: busy_r was)."""
+            return slot_ctl(1, 1)  # (busy_r: see its equation below)
 
-        def slot_ctl(win, rel) -> list:
-            return [win_r.eq(win), rel_r.eq(rel)]
+        def slot_ctl(win, rel) -> list:  # (win: see win_r's equation below)
+            return [rel_r.eq(rel)]
 
         def try_start(cur: str) -> None:
             with m.If(self.start & self.weights_loaded):
                 m.d.sync += begin
                 m.d.comb += kept.eq(0)
                 m.d.sync += goto(cur, "LOAD_IN")
-                m.d.sync += [busy_r.eq(1), en_r.eq(1), *slot_ctl(1, 0)]
+                m.d.sync += slot_ctl(1, 0)
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
@@ -606,7 +615,8 @@ class Accelerator(wiring.Component):
                     m.d.sync += count(counters[3 + n])
             with m.If(~settle[2]):
                 m.d.sync += settle.eq(Cat(1, settle[:2]))
-            with m.Elif(layer_done):  # (settle: its first cycles see the previous layer)
+            # (layer_done includes settle[2]: RUN's first cycles see the previous layer)
+            with m.If(layer_done):
                 with m.If(stop_r):
                     with m.If(self.dbg_stop):
                         m.d.sync += goto("RUN", "DONE")
@@ -633,6 +643,19 @@ class Accelerator(wiring.Component):
         # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
         # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
         in_fetch = st["FETCH"]
+        # layer_done (see above): settle[2]'s next value is 0 at FETCH's end, settle[1]'s
+        # in RUN's settle shift, else held
+        settle2_next = (st["RUN"] & settle[1]) | (settle[2] & ~(in_fetch & fetch_end))
+        m.d.sync += layer_done.eq(~seq.busy & wb.done & settle2_next)
+        # win_r's next value, from the transitions above (the state part is 0 only in OUT
+        # and in a RUN of a layer without `preload`; FETCH and LOAD_IN are entered with it
+        # high) and en_r's, as one AND-OR of flip-flops (timing: no state-machine priority
+        # chain in front of it)
+        run_stays = st["RUN"] & ~layer_done
+        m.d.sync += win_r.eq(en_next & ~((in_fetch & fetch_end & ~desc.preload)
+                                         | (run_stays & ~desc.preload)
+                                         | (st["RUN"] & layer_done & stop_r & ~self.dbg_stop)
+                                         | (st["OUT"] & ~snd.done)))
         # seq_start's next value (FETCH's final cycle sets it): the sequencer registers its
         # K-loop restart from it
         m.d.comb += seq.start_next.eq(in_fetch & fetch_end)
@@ -650,6 +673,17 @@ class Accelerator(wiring.Component):
         m.d.comb += rom_r.addr.eq(rom_addr)
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
+        # busy_r's next value, from the transitions above: an accepted start (IDLE or DONE is
+        # ~busy_r) sets it, a transition into DONE clears it; one AND-OR of flip-flops (timing:
+        # no state-machine priority chain in front of it)
+        # (to_done: a kept wire, so ABC does not merge it with win_r's cone, which reads the
+        # same flip-flops: that sharing made busy_r five LUT levels deep)
+        to_done = Signal(attrs={"keep": 1})
+        m.d.comb += to_done.eq((st["LOAD_IN"] & slot.full & (slot.bad_short | slot.bad_long))
+                               | (st["RUN"] & layer_done & stop_r & self.dbg_stop)
+                               | (st["OUT"] & snd.done))
+        m.d.sync += busy_r.eq((~busy_r & self.start & self.weights_loaded)
+                              | (busy_r & ~to_done))
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
