@@ -111,16 +111,20 @@ class UartTx(wiring.Component):
         cnt = Signal(range(self.cpb))
         nbit = Signal(range(11))
         shift = Signal(10, init=0x3FF)
-        m.d.comb += [self.i.ready.eq(nbit == 0), self.tx.eq(shift[0])]
-        with m.If(self.i.valid & self.i.ready):
+        # `ready` is its own flip-flop, always equal to nbit == 0 (timing: the sender's
+        # enables start from a register, not from a compare of the bit counter)
+        idle = Signal(init=1)
+        m.d.comb += [self.i.ready.eq(idle), self.tx.eq(shift[0])]
+        with m.If(self.i.valid & idle):
             m.d.sync += [
                 shift.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),
                 nbit.eq(10),
                 cnt.eq(self.cpb - 1),
+                idle.eq(0),
             ]
-        with m.Elif(nbit != 0):
+        with m.Elif(~idle):
             m.d.sync += cnt.eq(cnt - 1)
             with m.If(cnt == 0):
                 m.d.sync += [cnt.eq(self.cpb - 1), nbit.eq(nbit - 1),
-                             shift.eq(Cat(shift[1:], Const(1, 1)))]  # fmt: skip
+                             shift.eq(Cat(shift[1:], Const(1, 1))), idle.eq(nbit == 1)]  # fmt: skip
         return m
