@@ -362,7 +362,8 @@ class HostTop(wiring.Component):
         m.d.sync += [settling.eq(Cat(1, settling[:-1])), fresh.eq(settling[-1])]
         # r_idx's tests, registered alongside (valid whenever `fresh` is): the 16-bit compares
         # are not in front of the transmitter and the CRC (r_idx == r_len in two stages)
-        idx_first, hdr_end, pay_end = Signal(), Signal(), Signal(name="pay_end")
+        idx_first, hdr_end = Signal(name="idx_first"), Signal(name="hdr_end")
+        pay_end = Signal(name="pay_end")
         pay_eq = Signal(2, name="pay_eq")
         m.d.sync += [idx_first.eq(r_idx == 0), hdr_end.eq(r_idx == 4),
                      pay_eq.eq(Cat(r_idx[:8] == r_len[:8], r_idx[8:] == r_len[8:])),
@@ -432,7 +433,8 @@ class HostTop(wiring.Component):
         beat = Signal(32, reset_less=True)
         nbyte = Signal(2)
         img_byte = Signal(8, reset_less=True)  # the frame buffer's byte, before the stream
-        w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
+        # (LOAD_PUSH's, registered)
+        w_valid, w_refuse, w_last = (Signal(name=n) for n in ("w_valid", "w_refuse", "w_last"))
         m.d.comb += fb_r.addr.eq(rd_ptr)
         # the frame buffer's output register (the board moves it into the block RAM): the
         # bytes are taken from fb_q, two cycles after the address
@@ -451,7 +453,7 @@ class HostTop(wiring.Component):
         # w_valid / i_valid are set only on the way into LOAD_PUSH / FEED_PUSH and cleared
         # when the beat is taken, so they are high only in those states.
         w_end = Signal()  # the beat in `beat` ends the load (its frame is LOAD_LAST)
-        i_valid, i_last = Signal(), Signal()
+        i_valid, i_last = Signal(name="i_valid"), Signal(name="i_last")
         m.d.comb += [w_sl.i.valid.eq(w_valid), *_drive(w_sl.i.payload, beat, w_end),
                      i_sl.i.valid.eq(i_valid), *_drive(i_sl.i.payload, img_byte, i_last)]
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
@@ -462,7 +464,7 @@ class HostTop(wiring.Component):
         # changes in a model load, long before the next frame ends): the dispatch starts from
         # flip-flops.
         cmd = {c: Signal(name=f"cmd_{c.name.lower()}") for c in Cmd}
-        load_len_bad, infer_len_bad = Signal(), Signal()
+        load_len_bad, infer_len_bad = Signal(name="load_len_bad"), Signal(name="infer_len_bad")
         m.d.sync += [cmd[c].eq(p_cmd == c) for c in Cmd]
         # (p_len != prog_in_len in two stages: its nibbles' tests, then their OR)
         in_len = acc.prog_in_len
