@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.boards.build import BuildError, check_synthesis_log
+from hwgen.boards.build import BuildError, _timing_seeds_lines, check_synthesis_log
 from hwgen.boards.timing import by_unit, endpoints, summary, unit_of
 
 _PATH = Path(__file__).resolve().parents[1] / "scripts" / "timing_endpoints.py"
@@ -61,6 +61,19 @@ def test_summary_for_the_build_report() -> None:
     assert (s["endpoints"], s["endpoints_over"], s["worst_ns"]) == (5, 4, 8.0)
     assert s["units"][0]["unit"] == "top.b"
     assert summary({"fmax": {}}, 6.667) == {}
+
+
+def test_every_seed_side_by_side() -> None:
+    one = {"seed": 1, **summary(REPORT, 1000 / 150)}
+    other = dict(REPORT, detailed_net_timings=REPORT["detailed_net_timings"][1:])
+    two = {"seed": 2, **summary(other, 1000 / 150)}
+    lines = _timing_seeds_lines([one, two])
+    assert lines[2] == "| unit | seed 1 | seed 2 |"
+    rows = {ln.split("|")[1].strip(): ln for ln in lines[4:-1]}
+    assert rows["`top.b`"] == "| `top.b` | 2 (8.0) | 1 (7.0) |"
+    assert rows["`top`"] == "| `top` | 1 (6.8) | 1 (6.8) |"
+    assert rows["all"] == "| all | 4 (8.0) | 3 (7.0) |"
+    assert _timing_seeds_lines([one]) == []  # one seed: the table above says it all
 
 
 def test_listing_by_unit(tmp_path: Path, capsys) -> None:

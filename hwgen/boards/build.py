@@ -497,10 +497,11 @@ def _top_lines(rep: dict) -> list[str]:
 
 
 def _timing_lines(rep: dict) -> list[str]:
-    """The bitstream seed's endpoints later than the target period, by unit."""
+    """The bitstream seed's endpoints later than the target period, by unit (then every
+    seed's counts)."""
     t = next((t for t in rep["timing_by_unit"] if t["seed"] == rep["bitstream_seed"]), None)
     if not t or not t["units"]:
-        return []
+        return _timing_seeds_lines(rep["timing_by_unit"])
     return [
         f"## Where timing fails (seed {t['seed']}: {t['endpoints_over']:,} of "
         f"{t['endpoints']:,} endpoints later than {t['period_ns']} ns)",
@@ -510,6 +511,27 @@ def _timing_lines(rep: dict) -> list[str]:
         *[f"| `{u['unit']}` | {u['endpoints_over']} | {u['worst_ns']} | "
           + ", ".join(f"`{w['endpoint']}` {w['arrival_ns']}" for w in u["worst"]) + " |"
           for u in t["units"]],
+        "",
+        *_timing_seeds_lines(rep["timing_by_unit"]),
+    ]
+
+
+def _timing_seeds_lines(per_seed: list[dict]) -> list[str]:
+    """Endpoints over the period by unit for every seed side by side (one seed's table above
+    says where; this says whether it is the same place on every seed)."""
+    if len(per_seed) < 2:
+        return []
+    cells = {t["seed"]: {u["unit"]: u for u in t["units"]} for t in per_seed}
+    units = list(dict.fromkeys(u["unit"] for t in per_seed for u in t["units"]))
+    return [
+        "Every seed (endpoints over the period, worst ns):",
+        "",
+        "| unit | " + " | ".join(f"seed {t['seed']}" for t in per_seed) + " |",
+        "| --- |" + " ---: |" * len(per_seed),
+        *[f"| `{u}` | " + " | ".join(
+            f"{c['endpoints_over']} ({c['worst_ns']})" if (c := cells[t["seed"]].get(u)) else "—"
+            for t in per_seed) + " |" for u in units],
+        "| all |" + "".join(f" {t['endpoints_over']:,} ({t['worst_ns']}) |" for t in per_seed),
         "",
     ]
 
