@@ -64,9 +64,17 @@ class RowReduce(wiring.Component):
         sums = [Signal(signed(self.sum_width), name=f"sum{j}", reset_less=True)
                 for j in range(self.cols)]
         m.d.comb += [self.o_data[j].eq(sums[j]) for j in range(self.cols)]
-        m.d.sync += self.o_valid.eq(self.i_valid & block_end)
+        # o_valid is reset-less, so that its reset pin is `start` (a flip-flop) alone
+        # (timing: `rst | start` through a LUT, shared with the sequencer's registers of the
+        # same reset, drove it from across the die, 7.0 ns routed on the 8x8). After a reset
+        # it is 0 again from the second reset cycle on (i_valid is), and the write-back's
+        # registers behind it keep their reset: no ghost row, also if a row was in flight
+        # (the board's reset lasts at least two cycles: ResetSynchronizer, FPGA init 0).
+        o_valid = Signal(reset_less=True)
+        m.d.comb += self.o_valid.eq(o_valid)
+        m.d.sync += o_valid.eq(self.i_valid & block_end)
         with m.If(self.start):
-            m.d.sync += [cnt.eq(0), self.o_valid.eq(0)]
+            m.d.sync += [cnt.eq(0), o_valid.eq(0)]
         with m.Elif(self.i_valid):
             m.d.sync += cnt.eq(Mux(block_end, 0, cnt + 1))
         for j, acc in enumerate(sums):

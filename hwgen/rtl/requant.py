@@ -14,7 +14,8 @@ ECP5 at 150 MHz):
 ====  =============================================================  ==========
  A    wrap32(acc + bias)                                             1
  M    32x32 product through the :class:`~hwgen.rtl.mult.Multiplier`   mult_latency
-      (beside it: each operand == INT32_MIN, then their AND: overflow)
+      (beside it: operand == INT32_MIN as OR flags of 16-bit halves,
+      the multiplier's from stage A's input, then their AND: overflow)
  B    nudge + high half: (p + 2**30) >> 31, saturate                 1
  C1   rounding shift by e mod 8; sticky of the bits shifted out      1
  C2   rounding shift by 8*(e // 8); half bit; sticky per 8 bits      1
@@ -114,11 +115,12 @@ def rdbpot_shift_fine(x: Value, e_lo: Value) -> tuple[Value, Value]:
     """Rounding shift, first stage: ``(y >> e_lo, sticky)`` with ``y = Cat(0, x)`` (one
     fraction bit below x, so that the half bit ends up as the LSB) and ``e_lo`` the low three
     bits of the shift. sticky is the OR of the bits of y shifted out (y's bit 0 is always 0,
-    so these are the bits of x strictly below the half bit)."""
+    so these are the bits of x strictly below the half bit), as two bits, each the OR of
+    three (one OR of six bits and their compares with e_lo was up to four LUT levels)."""
     y = Cat(Const(0, 1), x)
     shifted = y.as_signed() >> e_lo
     out = Cat(*(y[i] & (e_lo > i) for i in range(1, 2 ** len(e_lo) - 1)))
-    return shifted, out.any()
+    return shifted, Cat(*(out[i : i + 3].any() for i in range(0, len(out), 3)))
 
 
 def rdbpot_shift_coarse(y: Value, e_hi: Value) -> tuple[Value, Value, Value]:
@@ -200,9 +202,19 @@ class Requant(wiring.Component):
         a_side = Signal(Cat(p.shift, p.lo, p.hi).shape(), reset_less=True)
         a_valid = Signal()
         s = (p.acc + p.bias)[:32].as_signed()
+        # The one SRDHM overflow, INT32_MIN * INT32_MIN, decided on the operands beside the
+        # multiplier (not after the adder), so that stage B is only an add and a mux:
+        # x == INT32_MIN is x[31] with no other bit set. The ORs of the other bits are two
+        # 16-bit halves, each a short carry chain (carry_any) straight into a flip-flop, the
+        # multiplier's one stage ahead, on the input (timing: the 32-bit all-ones test on
+        # a_mult, an inverter and a 17-cell chain after a register that also drives four
+        # DSPs, was 7.4 ns routed on the 8x8). Then one LUT per stage: mult == INT32_MIN
+        # from its flags, and the overflow from that and the sum's flags.
+        a_mult_any = Signal(2, reset_less=True)  # mult[:16] != 0, mult[16:31] != 0
         m.d.sync += [
             a_sum.eq(s),
             a_mult.eq(p.mult),
+            a_mult_any.eq(Cat(carry_any(p.mult[:16]), carry_any(p.mult[16:31]))),
             a_side.eq(Cat(p.shift, p.lo, p.hi)),
             a_valid.eq(self.i_stream.valid),
         ]
@@ -210,16 +222,14 @@ class Requant(wiring.Component):
         # M: the product, with everything else delayed to match.
         m.submodules.mult = mult = Multiplier(a_width=32, b_width=32, latency=L)
         m.d.comb += [mult.a.eq(a_sum), mult.b.eq(a_mult)]
-        # The one SRDHM overflow, INT32_MIN * INT32_MIN, decided on the operands beside the
-        # multiplier (not after the adder), so that stage B is only an add and a mux. Each
-        # operand's == INT32_MIN is an all-ones test on the carry chain, registered, and
-        # their AND comes a stage later (timing: two 32-bit compares and the AND in one
-        # cycle were 7.6 ns routed on the 8x8).
-        sum_min, mult_min = Signal(reset_less=True), Signal(reset_less=True)
-        m.d.sync += [sum_min.eq(carry_all(Cat(~a_sum[:31], a_sum[31]))),
-                     mult_min.eq(carry_all(Cat(~a_mult[:31], a_mult[31])))]  # fmt: skip
+        mult_min = Signal(reset_less=True)  # mult == INT32_MIN
+        sum_any = Signal(2, reset_less=True)  # sum[:16] != 0, sum[16:31] != 0
+        sum_neg = Signal(reset_less=True)
+        m.d.sync += [mult_min.eq(a_mult[31] & ~a_mult_any.any()),
+                     sum_any.eq(Cat(carry_any(a_sum[:16]), carry_any(a_sum[16:31]))),
+                     sum_neg.eq(a_sum[31])]  # fmt: skip
         ovf = Signal()
-        m.d.comb += ovf.eq(sum_min & mult_min)
+        m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
         m_ovf = _delay(m, ovf, L - 1)
         m_side = _delay(m, a_side, L)
         # valid keeps its reset so that no ghost beat leaves the pipe after a reset.
@@ -242,7 +252,7 @@ class Requant(wiring.Component):
         # C1: rounding shift by e mod 8 (an 8:1 mux per bit) and the OR of the bits it drops.
         y1, s1 = rdbpot_shift_fine(b_q, b_shift[:3])
         c1_y = Signal(signed(len(y1)), reset_less=True)
-        c1_sticky, c1_neg = Signal(reset_less=True), Signal(reset_less=True)
+        c1_sticky, c1_neg = Signal(len(s1), reset_less=True), Signal(reset_less=True)
         c1_side = Signal(18, reset_less=True, attrs=UNSHARED)  # e // 8, lo, hi
         c1_valid = Signal()
         m.d[mid] += [
@@ -264,7 +274,7 @@ class Requant(wiring.Component):
             c_floor.eq(floor),
             c_half.eq(half),
             c_neg.eq(c1_neg),
-            c_sticky.eq(Cat(sticky, c1_sticky)),
+            c_sticky.eq(Cat(sticky, c1_sticky.any())),  # (stage D's decision: 7 inputs)
             c_lohi.eq(c1_side[2:]),
             c_valid.eq(c1_valid),
         ]

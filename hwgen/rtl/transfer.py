@@ -27,6 +27,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .attrs import UNSHARED
 from .requant import carry_any
 
 __all__ = [
@@ -299,28 +300,45 @@ class LogitSender(wiring.Component):
             self.done.eq(take & final),
             s.valid.eq(send), s.payload.data.eq(word[:8]), s.payload.last.eq(final),
         ]  # fmt: skip
+        # SEND's copies (UNSHARED), one per word byte and one for the logit count: each
+        # register group's enable is its own copy with `ready` (timing: send & ready was one
+        # LUT in front of ~90 enables, with `ready` from the host link across the die)
+        send_w = [Signal(name=f"st_send_w{k}", attrs=UNSHARED) for k in range(C)]
+        send_n = Signal(name="st_send_n", attrs=UNSHARED)
+        send_next = wait | (send & ~(take & (final | lane_oh[C - 1])))
         m.d.sync += [
             idle.eq((idle & ~self.start) | (take & final)),
             rd[0].eq((idle & self.start) | step),
             *(rd[k].eq(rd[k - 1]) for k in range(1, L)),
             wait.eq(rd[L - 1]),
-            send.eq(wait | (send & ~(take & (final | lane_oh[C - 1])))),
-        ]
+            send.eq(send_next), send_n.eq(send_next), *(x.eq(send_next) for x in send_w),
+        ]  # fmt: skip
+        # The logit count, lane and `final` start in the cycle after `start` (READ), from
+        # flip-flops: `first` and len_m1 (timing: their enables and resets are then local,
+        # not `start` with the SEND steps' `ready`; `final` has no compare of len_last)
+        first = Signal()
+        m.d.sync += first.eq(idle & self.start)
         with m.If(idle & self.start):
-            m.d.sync += [n.eq(0), lane_oh.eq(1), ptr.eq(self.base),
-                         final.eq((self.len_last - 1)[-1]),  # len_last == 0
-                         len_m1.eq(self.len_last - 1)]
+            m.d.sync += [ptr.eq(self.base), len_m1.eq(self.len_last - 1)]
+        with m.If(first):
+            m.d.sync += [n.eq(0), lane_oh.eq(1), final.eq(len_m1[-1])]  # len_last == 0
         with m.If(wait):
             m.d.sync += word.eq(self.rdata)
-        with m.If(send):
-            self._send(m, s, n, lane_oh, ptr, word, final, len_m1)
+        self._send(m, s, n, lane_oh, ptr, word, final, len_m1, send_w, send_n)
         return m
 
-    def _send(self, m: Module, s, n, lane_oh, ptr, word, final, len_m1) -> None:
+    def _send(self, m: Module, s, n, lane_oh, ptr, word, final, len_m1, send_w,
+              send_n) -> None:
         """SEND's data steps: a taken logit shifts the word one lane on (no lane
-        multiplexer); the word's last one (not the final logit) moves the address on."""
-        with m.If(s.ready):
-            m.d.sync += [n.eq(n + 1), word.eq(word >> 8), final.eq(~carry_any(n ^ len_m1)),
-                         lane_oh.eq(Mux(lane_oh[self.cols - 1], 1, lane_oh << 1))]
-            with m.If(~final & lane_oh[self.cols - 1]):
-                m.d.sync += ptr.eq(ptr + 1)
+        multiplexer); the word's last one (not the final logit) moves the address on.
+        (``send_w[k]``/``send_n``: copies of SEND, see elaborate.)"""
+        C = self.cols
+        for k in range(C):
+            with m.If(send_w[k] & s.ready):
+                nxt = word[8 * k + 8 : 8 * k + 16] if k < C - 1 else 0
+                m.d.sync += word[8 * k : 8 * k + 8].eq(nxt)
+        with m.If(send_n & s.ready):
+            m.d.sync += [n.eq(n + 1), final.eq(~carry_any(n ^ len_m1)),
+                         lane_oh.eq(Mux(lane_oh[C - 1], 1, lane_oh << 1))]  # fmt: skip
+        with m.If(s.ready & s.valid & ~final & lane_oh[C - 1]):
+            m.d.sync += ptr.eq(ptr + 1)
