@@ -14,11 +14,17 @@ image streams, reads its logits stream and cycle counters; each stream through a
 slice, hwgen/rtl/regslice.py) -> reply framer -> UartTx. A frame
 acts only once it is complete and its CRC is right, so a corrupted or truncated frame changes
 nothing. One frame is in flight at a time: bytes that arrive while a command runs are ignored.
+
+Timing (docs/architecture.md, "every host-link path is at most 3 LUT levels"): the parser,
+dispatcher and reply framer are one-hot; CRCs, compares, dispatch decisions and the reply's
+fields and bytes are registered a cycle or two ahead of their use (the link runs at UART
+speed: a few cycles cost nothing).
 """
 
 from __future__ import annotations
 
 import struct
+from contextlib import contextmanager
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
@@ -68,6 +74,33 @@ def info_payload(plan: MemoryPlan, max_payload: int) -> bytes:
 def _drive(payload, value, last) -> list:
     """Drive a {data, last} stream payload (INTERFACES 1)."""
     return [payload.data.eq(value), payload.last.eq(last)]
+
+
+class _OneHot:
+    """A state machine kept one-hot: a flip-flop per state, the first one set at reset
+    (timing: a state's actions and exits start from its own flip-flop, not from a decode of
+    an encoded state register). On any path through a state's body `goto` is called at most
+    once (a second call would not take back the first's target)."""
+
+    def __init__(self, m: Module, name: str, states: list[str]) -> None:
+        self.m = m
+        self.flag = {s: Signal(init=(i == 0), name=f"{name}_{s.lower()}")
+                     for i, s in enumerate(states)}  # fmt: skip
+        self._now: str | None = None
+
+    @contextmanager
+    def state(self, s: str):
+        assert self._now is None
+        with self.m.If(self.flag[s]):
+            self._now = s
+            try:
+                yield
+            finally:
+                self._now = None
+
+    def goto(self, s: str) -> None:
+        assert self._now is not None and s != self._now
+        self.m.d.sync += [self.flag[self._now].eq(0), self.flag[s].eq(1)]
 
 
 class HostTop(wiring.Component):
@@ -133,17 +166,24 @@ class HostTop(wiring.Component):
         p_cnt = Signal(16)
         p_crc = Signal(16, init=0xFFFF)
         lo_ok = Signal()  # the CRC's low byte matched (tested as it arrives: timing)
-        # cycles left before a stalled frame times out, minus one, counted down: the timeout
-        # is its sign bit (timing: no wide compare in front of the parser's state)
+        # cycles left before a stalled frame times out, minus two, counted down: its sign bit,
+        # registered with "no reload" (`expired`), is the timeout (timing: no wide compare,
+        # and no counter bit through the reload logic, in front of the parser's state)
         idle_left = Signal(range(-1, self.timeout))
+        expired = Signal(name="expired")
         p_len_m1 = Signal(17)  # p_len - 1, registered (read only after p_len has settled)
         p_end = Signal()  # PAYLOAD: p_cnt == p_len, a flag kept with p_cnt (timing)
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
         f_ok = Signal()  # f_status == OK
-        enable = Signal()  # the dispatcher waits for a frame
-        byte = rx.o.payload
-        got = rx.o.valid & enable
+        # the dispatcher (one-hot, below) waits for a frame: its WAIT flip-flop (timing: `got`
+        # is one LUT from two registers)
+        dsp = _OneHot(m, "dispatch", [
+            "WAIT", "LOAD_RD", "LOAD_WAIT", "LOAD_ACC", "LOAD_PUSH", "LOAD_CHECK", "LOAD_VERDICT",
+            "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH", "ANSWER", "REPLY"])  # fmt: skip
+        in_wait = dsp.flag["WAIT"]
+        byte = rx.o.payload  # a register in UartRx, held until the next byte
+        got = rx.o.valid & in_wait
         # the write's address and data are always the parser's (only its enable is decided
         # in PAYLOAD): the block RAM's address pins come from p_cnt's flip-flops (timing)
         m.d.comb += [fb_w.addr.eq(p_cnt), fb_w.data.eq(byte)]
@@ -152,74 +192,115 @@ class HostTop(wiring.Component):
         too_long = Signal()
         m.d.sync += too_long.eq(p_len > self.max_payload)
 
-        def timeout() -> None:  # last in every state after SYNC: overrides its m.next
-            with m.If(~got & idle_left[-1]):
-                m.d.sync += [f_valid.eq(1), f_status.eq(Status.TIMEOUT), f_ok.eq(0)]
-                m.next = "SYNC"
-        with m.FSM(name="parse") as pfsm:
-            with m.State("SYNC"):
-                with m.If(got & (byte == REQ_SYNC)):
-                    m.d.sync += p_crc.eq(0xFFFF)
-                    m.next = "CMD"
-            for st, nxt, action in (
-                ("CMD", "LEN0", [p_cmd.eq(byte)]),
-                ("LEN0", "LEN1", [p_len[:8].eq(byte)]),
-            ):
-                with m.State(st):
-                    with m.If(got):
-                        m.d.sync += [*action, p_crc.eq(crc16_update(p_crc, byte))]
-                        m.next = nxt
-                    timeout()
-            with m.State("LEN1"):
+        tmo_fire = Signal(name="tmo_fire")  # the frame in progress times out (f_* below)
+        # the parser, one-hot (timing: its enables start from its state's flip-flop)
+        pfsm = _OneHot(m, "parse", ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1"])
+
+        def timeout() -> None:  # the Elif after a state's byte test (tmo_fire, below)
+            with m.Elif(expired):
+                pfsm.goto("SYNC")
+
+        # The CRC runs a cycle behind the bytes, from registers (timing): `crc_byte` is the
+        # byte taken, `crc_en` (a flip-flop) says it is a CRC byte or that the parser waits
+        # for a sync byte, and `crc_init` (a flip-flop) the latter (p_crc restarts). The next
+        # byte comes >= 40 cycles later, so a step is done before the next byte is taken.
+        crc_byte = Signal(8, reset_less=True)
+        crc_init, crc_en = Signal(name="crc_init"), Signal(name="crc_en")
+        m.d.sync += [crc_byte.eq(byte), crc_init.eq(0), crc_en.eq(0)]
+        with m.If(crc_en):
+            m.d.sync += p_crc.eq(Mux(crc_init, 0xFFFF, crc16_update(p_crc, crc_byte)))
+        # the CRC's high byte is compared with the received byte in a register of its own, one
+        # cycle after the byte (f_valid then follows a cycle later, from `crc_check`)
+        # (crc_check and a timeout never coincide: crc_check comes in SYNC). f_go_load and
+        # f_go_feed: f_ok and the dispatcher's registered decision (below), with f_valid.
+        hi_eq, crc_check = Signal(name="hi_eq"), Signal(name="crc_check")
+        f_go_load, f_go_feed = Signal(name="f_go_load"), Signal(name="f_go_feed")
+        go_load, go_feed = Signal(name="go_load"), Signal(name="go_feed")
+        m.d.sync += [hi_eq.eq(byte == p_crc[8:]), crc_check.eq(0)]
+        # (f_ok and f_go_* are pulses, read only with f_valid; f_status holds)
+        crc_good = hi_eq & lo_ok & ~too_long
+        m.d.sync += [f_ok.eq(crc_check & crc_good), f_go_load.eq(crc_check & crc_good & go_load),
+                     f_go_feed.eq(crc_check & crc_good & go_feed)]  # fmt: skip
+        with m.If(crc_check | tmo_fire):
+            m.d.sync += [
+                f_valid.eq(1),
+                f_status.eq(Mux(crc_check, Mux(hi_eq & lo_ok, Mux(too_long, Status.LENGTH,
+                                                                  Status.OK), Status.CRC),
+                                Status.TIMEOUT)),
+            ]  # fmt: skip
+
+        def crc_next() -> list:  # this state's byte, when taken, goes into the CRC
+            return [crc_en.eq(1)]
+
+        with pfsm.state("SYNC"):
+            m.d.sync += [crc_init.eq(1), crc_en.eq(1)]
+            with m.If(got & (byte == REQ_SYNC)):
+                pfsm.goto("CMD")
+        for st, nxt, action in (
+            ("CMD", "LEN0", [p_cmd.eq(byte)]),
+            ("LEN0", "LEN1", [p_len[:8].eq(byte)]),
+        ):
+            with pfsm.state(st):
                 with m.If(got):
-                    m.d.sync += [p_len[8:].eq(byte), p_crc.eq(crc16_update(p_crc, byte)),
-                                 p_cnt.eq(0), p_end.eq((byte == 0) & (p_len[:8] == 0))]
-                    m.next = "PAYLOAD"
+                    m.d.sync += [*action, *crc_next()]
+                    pfsm.goto(nxt)
                 timeout()
-            with m.State("PAYLOAD"):
-                with m.If(p_end):
-                    m.next = "CRC0"
-                with m.Elif(got):
-                    m.d.comb += fb_w.en.eq(p_cnt < self.max_payload)
-                    # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
-                    m.d.sync += [p_cnt.eq(p_cnt + 1), p_crc.eq(crc16_update(p_crc, byte)),
-                                 p_end.eq(p_cnt == p_len_m1)]  # fmt: skip
-                timeout()
-            with m.State("CRC0"):
-                with m.If(got):
-                    m.d.sync += lo_ok.eq(byte == p_crc[:8])
-                    m.next = "CRC1"
-                timeout()
-            with m.State("CRC1"):
-                with m.If(got):
-                    crc_ok = (byte == p_crc[8:]) & lo_ok
-                    m.d.sync += [
-                        f_valid.eq(1),
-                        f_status.eq(
-                            Mux(crc_ok, Mux(too_long, Status.LENGTH, Status.OK), Status.CRC)
-                        ),
-                        f_ok.eq(crc_ok & ~too_long),
-                    ]
-                    m.next = "SYNC"
-                timeout()
+        with pfsm.state("LEN1"):
+            with m.If(got):
+                m.d.sync += [p_len[8:].eq(byte), *crc_next(),
+                             p_cnt.eq(0), p_end.eq((byte == 0) & (p_len[:8] == 0))]
+                pfsm.goto("PAYLOAD")
+            timeout()
+        with pfsm.state("PAYLOAD"):
+            # (p_end and `expired` never meet: p_end comes the cycle after a byte)
+            with m.If(p_end):
+                pfsm.goto("CRC0")
+            with m.Elif(got):
+                m.d.comb += fb_w.en.eq(p_cnt < self.max_payload)
+                # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
+                m.d.sync += [p_cnt.eq(p_cnt + 1), *crc_next(),
+                             p_end.eq(p_cnt == p_len_m1)]  # fmt: skip
+            timeout()
+        with pfsm.state("CRC0"):
+            with m.If(got):
+                m.d.sync += lo_ok.eq(byte == p_crc[:8])
+                pfsm.goto("CRC1")
+            timeout()
+        with pfsm.state("CRC1"):
+            with m.If(got):
+                m.d.sync += crc_check.eq(1)  # f_valid next cycle (hi_eq then holds)
+                pfsm.goto("SYNC")
+            timeout()
         # a frame that stops arriving mid-way is dropped with a TIMEOUT reply
-        with m.If(pfsm.ongoing("SYNC") | got):
-            m.d.sync += idle_left.eq(self.timeout - 1)
+        reload = pfsm.flag["SYNC"] | got
+        # the timeout as the states test it (in PAYLOAD after p_end, which never meets
+        # `expired`: p_end comes the cycle after a byte), from the flags alone
+        m.d.comb += tmo_fire.eq(~pfsm.flag["SYNC"] & ~got & expired)
+        with m.If(reload):
+            m.d.sync += idle_left.eq(self.timeout - 2)
         with m.Elif(~idle_left[-1]):
             m.d.sync += idle_left.eq(idle_left - 1)
+        m.d.sync += expired.eq(idle_left[-1] & ~reload)
         m.d.sync += p_len_m1.eq(p_len - 1)
 
         # ---------------- reply framer
-        r_start = Signal()  # pulse: send a reply with r_status, r_cmd, r_len from r_src
-        r_status, r_cmd, r_len = Signal(8), Signal(8), Signal(16)
-        r_src = Signal(2)  # payload source
-        SRC_INFO, SRC_STATUS, SRC_CYCLES, SRC_LOGITS = range(4)
+        # The dispatcher answers through one-hot flags (`ans`, flip-flops, one per kind of
+        # reply) set in the cycle it decides; in the next cycle (dispatch state ANSWER) the
+        # reply's fields are loaded from them, each an AND-OR of constants and registers, and
+        # r_start pulses (timing: no dispatcher decision in front of the reply's fields).
+        r_start = Signal()  # pulse: send a reply with r_status, r_cmd, r_len from src_*
+        r_status = Signal(8, name="r_status")
+        r_cmd = Signal(8, name="r_cmd")
+        r_len = Signal(16, name="r_len")
+        # the payload source, one-hot flip-flops (none set: a reply without payload)
+        src_info, src_status, src_cycles, src_logits = (
+            Signal(name=f"src_{n}") for n in ("info", "status", "cycles", "logits"))
         r_idx = Signal(16)
         r_crc = Signal(16)
         r_busy = Signal()
 
         info = info_payload(self.plan, self.max_payload)
-        info_rom = Array(Const(b, 8) for b in info)
+        assert len(info) <= 64  # info_q below: a 6-bit index (one LUT and the slice's muxes)
         status_word = Signal(32)
         status_snap = Signal(32)
         last_err = Signal(8)
@@ -240,70 +321,109 @@ class HostTop(wiring.Component):
         m.d.comb += acc.perf_sel.eq(perf_sel)
         st = acc.status
         weight_fault = st.weights_short | st.weights_long | st.weights_header
-        pay_byte = Signal(8)
-        pay_valid = Signal()
-        with m.Switch(r_src):
-            with m.Case(SRC_INFO):
-                m.d.comb += [pay_byte.eq(info_rom[r_idx[:8]]), pay_valid.eq(1)]
-            with m.Case(SRC_STATUS):
-                m.d.comb += [pay_byte.eq(status_snap.word_select(r_idx[:2], 8)), pay_valid.eq(1)]
-            with m.Case(SRC_CYCLES):
-                m.d.comb += [pay_byte.eq(acc.perf_data.word_select(r_idx[:2], 8)),
-                             pay_valid.eq(1)]  # fmt: skip
-            with m.Case(SRC_LOGITS):
-                m.d.comb += [pay_byte.eq(o_sl.o.payload.data), pay_valid.eq(o_sl.o.valid)]
-
-        hdr_byte = Signal(8)
-        m.d.comb += hdr_byte.eq(Array([Const(REP_SYNC, 8), r_status, r_cmd, r_len[:8],
-                                       r_len[8:]])[r_idx[:3]])  # fmt: skip
-        # The byte to send is registered (selected from r_idx the cycle before) and offered
-        # only once `fresh`, i.e. 2 + PERF_READ_LATENCY cycles after r_idx moved (the counter
-        # select here and the accelerator's perf_data stages are registered too): the index ->
-        # counter mux -> CRC path is cut in five. A UART byte takes hundreds of cycles; a few
-        # more are free.
-        hdr_r, pay_r = Signal(8), Signal(8)
-        pay_valid_r, fresh = Signal(), Signal()
+        # The payload byte, in two register stages (timing: no wide mux in one cycle): each
+        # source's byte is picked by r_idx into a register of its own, then pay_r is their
+        # AND-OR with the one-hot source flags.
+        info_q = Signal(8, name="info_q")
+        stat_q = Signal(8, name="stat_q")
+        perf_q = Signal(8, name="perf_q")
+        logit_q = Signal(8, name="logit_q")
+        logit_v = Signal(name="logit_v")
+        # (two stages: a 16-entry table per quarter on r_idx[:4], one LUT a bit, then the
+        # quarter by r_idx[4:6], registered alongside)
+        info_x = [Signal(8, name=f"info_x{j}") for j in range(4)]
+        info_hi = Signal(2, name="info_hi")
+        padded = info + bytes(64 - len(info))
+        for j in range(4):
+            bits = [sum(((padded[16 * j + i] >> k) & 1) << i for i in range(16)) for k in range(8)]
+            m.d.sync += info_x[j].eq(Cat(Const(t, 16).bit_select(r_idx[:4], 1) for t in bits))
+        m.d.sync += [info_hi.eq(r_idx[4:6]), info_q.eq(Array(info_x)[info_hi])]
+        m.d.sync += [stat_q.eq(status_snap.word_select(r_idx[:2], 8)),
+                     perf_q.eq(acc.perf_data.word_select(r_idx[:2], 8)),
+                     logit_q.eq(o_sl.o.payload.data), logit_v.eq(o_sl.o.valid)]  # fmt: skip
+        pay_r = Signal(8, name="pay_r")
+        pay_valid_r, fresh = Signal(name="pay_valid_r"), Signal(name="fresh")
+        m.d.sync += [
+            pay_r.eq(Mux(src_info, info_q, 0) | Mux(src_status, stat_q, 0)
+                     | Mux(src_cycles, perf_q, 0) | Mux(src_logits, logit_q, 0)),
+            pay_valid_r.eq(~src_logits | logit_v),
+        ]  # fmt: skip
+        # The header is a shift register, loaded with r_start and moved a byte per byte sent:
+        # the byte to send is its low byte (no mux on r_idx).
+        hdr_sr = Signal(40, name="hdr_sr")
+        hdr_r = hdr_sr[:8]
+        # The payload byte is offered only once `fresh`, i.e. 3 + PERF_READ_LATENCY cycles
+        # after r_idx moved (the counter select here, the accelerator's perf_data stages, the
+        # per-source byte and pay_r are registers; for logits: the slice pops a cycle after
+        # the send, then logit_q, then pay_r): the index -> counter mux -> CRC path is cut in
+        # six. A UART byte takes hundreds of cycles; a few more are free.
         # a shift register of ones since r_idx moved: fresh follows its last bit
-        settling = Signal(1 + PERF_READ_LATENCY)
-        m.d.sync += [hdr_r.eq(hdr_byte), pay_r.eq(pay_byte), pay_valid_r.eq(pay_valid),
-                     settling.eq(Cat(1, settling[:-1])), fresh.eq(settling[-1])]  # fmt: skip
+        settling = Signal(2 + PERF_READ_LATENCY)
+        m.d.sync += [settling.eq(Cat(1, settling[:-1])), fresh.eq(settling[-1])]
         # r_idx's tests, registered alongside (valid whenever `fresh` is): the 16-bit compares
-        # are not in front of the transmitter and the CRC
-        idx_first, hdr_end, pay_end = Signal(), Signal(), Signal()
-        m.d.sync += [idx_first.eq(r_idx == 0), hdr_end.eq(r_idx == 4), pay_end.eq(r_idx == r_len)]
-        with m.FSM(name="reply") as rfsm:
-            with m.State("IDLE"):
-                with m.If(r_start):
-                    m.d.sync += [r_idx.eq(0), r_crc.eq(0xFFFF), fresh.eq(0), settling.eq(0)]
-                    m.next = "HDR"
-            with m.State("HDR"):
-                m.d.comb += [t_sl.i.valid.eq(fresh), t_sl.i.payload.eq(hdr_r)]
-                with m.If(t_sl.i.ready & fresh):
-                    m.d.sync += [r_idx.eq(r_idx + 1), fresh.eq(0), settling.eq(0)]
-                    with m.If(~idx_first):
-                        m.d.sync += r_crc.eq(crc16_update(r_crc, hdr_r))
-                    with m.If(hdr_end):
-                        m.d.sync += r_idx.eq(0)
-                        m.next = "PAY"
-            with m.State("PAY"):
-                with m.If(fresh & pay_end):
-                    m.next = "CRC0"
-                with m.Else():
-                    send = pay_valid_r & fresh & ~pay_end
-                    m.d.comb += [t_sl.i.valid.eq(send), t_sl.i.payload.eq(pay_r)]
-                    with m.If(t_sl.i.ready & send):
-                        m.d.comb += o_sl.o.ready.eq(r_src == SRC_LOGITS)
-                        m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_update(r_crc, pay_r)),
-                                     fresh.eq(0), settling.eq(0)]  # fmt: skip
-            with m.State("CRC0"):
-                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[:8])]
-                with m.If(t_sl.i.ready):
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[8:])]
-                with m.If(t_sl.i.ready):
-                    m.next = "IDLE"
-        m.d.comb += r_busy.eq(~rfsm.ongoing("IDLE") | r_start)
+        # are not in front of the transmitter and the CRC (r_idx == r_len in two stages)
+        idx_first, hdr_end = Signal(name="idx_first"), Signal(name="hdr_end")
+        pay_end = Signal(name="pay_end")
+        pay_eq = Signal(2, name="pay_eq")
+        m.d.sync += [idx_first.eq(r_idx == 0), hdr_end.eq(r_idx == 4),
+                     pay_eq.eq(Cat(r_idx[:8] == r_len[:8], r_idx[8:] == r_len[8:])),
+                     pay_end.eq(pay_eq.all())]  # fmt: skip
+        # The reply's CRC runs a cycle behind the bytes sent, from registers (as the parser's):
+        # r_crc_byte, r_crc_en (a step, or the framer was idle) and r_crc_init (it was idle).
+        # The next byte is offered >= 5 cycles later, the CRC itself only after `fresh`.
+        r_crc_byte = Signal(8, name="r_crc_byte", reset_less=True)
+        r_crc_en, r_crc_init = Signal(name="r_crc_en"), Signal(name="r_crc_init")
+        m.d.sync += [r_crc_en.eq(0), r_crc_init.eq(0)]
+        with m.If(r_crc_en):
+            m.d.sync += r_crc.eq(Mux(r_crc_init, 0xFFFF, crc16_update(r_crc, r_crc_byte)))
+        # the logits slice pops two cycles after its byte was taken, from a flip-flop
+        pop = Signal(name="pop")
+        sent_hdr, sent_pay = Signal(name="sent_hdr"), Signal(name="sent_pay")
+        m.d.sync += [pop.eq(0), sent_hdr.eq(0), sent_pay.eq(0)]
+        m.d.comb += o_sl.o.ready.eq(pop)
+        rfsm = _OneHot(m, "reply", ["IDLE", "HDR", "PAY", "CRC0", "CRC1"])
+        with rfsm.state("IDLE"):
+            m.d.sync += [r_crc_en.eq(1), r_crc_init.eq(1)]
+            with m.If(r_start):
+                m.d.sync += [r_idx.eq(0), fresh.eq(0), settling.eq(0),
+                             hdr_sr.eq(Cat(Const(REP_SYNC, 8), r_status, r_cmd, r_len))]
+                rfsm.goto("HDR")
+        # A byte taken by the slice (`sent_hdr` / `sent_pay`, flip-flops) moves the framer on
+        # a cycle later (timing: the wide enables of r_idx, hdr_sr and r_crc start from
+        # them, not from the handshake); `fresh` drops at once, so nothing is offered
+        # meanwhile. `can_send`: the payload byte is there and is not past the end,
+        # registered (valid whenever `fresh` is).
+        can_send = Signal(name="can_send")
+        m.d.sync += can_send.eq(pay_valid_r & ~pay_end)
+        with rfsm.state("HDR"):
+            m.d.comb += [t_sl.i.valid.eq(fresh), t_sl.i.payload.eq(hdr_r)]
+            with m.If(t_sl.i.ready & fresh):
+                m.d.sync += [fresh.eq(0), sent_hdr.eq(1)]
+            with m.If(sent_hdr & hdr_end):
+                rfsm.goto("PAY")
+        with rfsm.state("PAY"):
+            with m.If(fresh & pay_end):
+                rfsm.goto("CRC0")
+            send = can_send & fresh
+            m.d.comb += [t_sl.i.valid.eq(send), t_sl.i.payload.eq(pay_r)]
+            with m.If(t_sl.i.ready & send):
+                m.d.sync += [fresh.eq(0), sent_pay.eq(1)]
+        with m.If(sent_hdr):  # (only in HDR)
+            m.d.sync += [r_idx.eq(Mux(hdr_end, 0, r_idx + 1)), fresh.eq(0), settling.eq(0),
+                         hdr_sr.eq(hdr_sr[8:]), r_crc_en.eq(~idx_first),
+                         r_crc_byte.eq(hdr_r)]  # fmt: skip
+        with m.If(sent_pay):  # (only in PAY)
+            m.d.sync += [r_idx.eq(r_idx + 1), r_crc_en.eq(1), r_crc_byte.eq(pay_r),
+                         pop.eq(src_logits), fresh.eq(0), settling.eq(0)]  # fmt: skip
+        with rfsm.state("CRC0"):
+            m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[:8])]
+            with m.If(t_sl.i.ready):
+                rfsm.goto("CRC1")
+        with rfsm.state("CRC1"):
+            m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[8:])]
+            with m.If(t_sl.i.ready):
+                rfsm.goto("IDLE")
+        m.d.comb += r_busy.eq(~rfsm.flag["IDLE"] | r_start)
 
         # ---------------- dispatcher
         rd_ptr = Signal(16)
@@ -313,128 +433,192 @@ class HostTop(wiring.Component):
         beat = Signal(32, reset_less=True)
         nbyte = Signal(2)
         img_byte = Signal(8, reset_less=True)  # the frame buffer's byte, before the stream
-        w_valid, w_refuse, w_last = Signal(), Signal(), Signal()  # LOAD_PUSH, registered
+        # (LOAD_PUSH's, registered)
+        w_valid, w_refuse, w_last = (Signal(name=n) for n in ("w_valid", "w_refuse", "w_last"))
         m.d.comb += fb_r.addr.eq(rd_ptr)
         # the frame buffer's output register (the board moves it into the block RAM): the
         # bytes are taken from fb_q, two cycles after the address
         fb_q = Signal(8, reset_less=True)
         m.d.sync += fb_q.eq(fb_r.data)
+        # rd_ptr is at the frame's last byte, compared in two register stages: rd_ptr moves
+        # 3 cycles before LOAD_ACC / FEED_LATCH read rd_end (timing: no 16-bit compare in front
+        # of their flags)
+        rd_eq = Signal(3, name="rd_eq")
+        rd_end = Signal(name="rd_end")
+        m.d.sync += [rd_eq.eq(Cat(rd_ptr[:8] == p_len_m1[:8], rd_ptr[8:] == p_len_m1[8:16],
+                                  ~p_len_m1[16])),
+                     rd_end.eq(rd_eq.all())]  # fmt: skip
         # Both streams are driven straight from registers, outside the FSM (timing: no state
         # decode or length compare in front of the accelerator's loader and image writer).
         # w_valid / i_valid are set only on the way into LOAD_PUSH / FEED_PUSH and cleared
         # when the beat is taken, so they are high only in those states.
         w_end = Signal()  # the beat in `beat` ends the load (its frame is LOAD_LAST)
-        i_valid, i_last = Signal(), Signal()
+        i_valid, i_last = Signal(name="i_valid"), Signal(name="i_last")
         m.d.comb += [w_sl.i.valid.eq(w_valid), *_drive(w_sl.i.payload, beat, w_end),
                      i_sl.i.valid.eq(i_valid), *_drive(i_sl.i.payload, img_byte, i_last)]
         m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
 
-        def answer(status, length=0, src=SRC_INFO) -> None:
-            m.d.sync += [r_start.eq(1), r_status.eq(status), r_cmd.eq(p_cmd), r_len.eq(length),
-                         r_src.eq(src)]  # fmt: skip
-            if isinstance(status, int):
-                if status != Status.OK:
-                    m.d.sync += last_err.eq(int(status))
-            else:
-                with m.If(status != Status.OK):
-                    m.d.sync += last_err.eq(status)
-            m.next = "REPLY"
-
         # The frame's command and length tests, registered while the frame's last bytes
-        # arrive (p_cmd and p_len are set hundreds of cycles before f_valid): the dispatch
-        # decision starts from flip-flops.
+        # arrive (p_cmd and p_len are set hundreds of cycles before f_valid), and the
+        # decisions made of them registered once more (the accelerator's weights_loaded only
+        # changes in a model load, long before the next frame ends): the dispatch starts from
+        # flip-flops.
         cmd = {c: Signal(name=f"cmd_{c.name.lower()}") for c in Cmd}
-        load_len_bad, infer_len_bad = Signal(), Signal()
+        load_len_bad, infer_len_bad = Signal(name="load_len_bad"), Signal(name="infer_len_bad")
         m.d.sync += [cmd[c].eq(p_cmd == c) for c in Cmd]
-        m.d.sync += [load_len_bad.eq((p_len == 0) | (p_len[:2] != 0)),
-                     infer_len_bad.eq(p_len != acc.prog_in_len)]
+        # (p_len != prog_in_len in two stages: its nibbles' tests, then their OR)
+        in_len = acc.prog_in_len
+        in_len_ne = Signal(5, name="in_len_ne")
+        m.d.sync += [in_len_ne.eq(Cat(*(p_len[4 * k:4 * k + 4] != in_len[4 * k:4 * k + 4]
+                                        for k in range(4)), in_len[16:] != 0)),
+                     load_len_bad.eq((p_len == 0) | (p_len[:2] != 0)),
+                     infer_len_bad.eq(in_len_ne.any())]  # fmt: skip
+        is_load = cmd[Cmd.LOAD_DATA] | cmd[Cmd.LOAD_LAST]
+        bad_len, unloaded = Signal(name="bad_len"), Signal(name="unloaded")
+        unknown = Signal(name="unknown")
+        m.d.sync += [
+            go_load.eq(is_load & ~load_len_bad),
+            go_feed.eq(cmd[Cmd.INFER] & acc.weights_loaded & ~infer_len_bad),
+            bad_len.eq((is_load & load_len_bad)
+                       | (cmd[Cmd.INFER] & acc.weights_loaded & infer_len_bad)),
+            unloaded.eq(cmd[Cmd.INFER] & ~acc.weights_loaded),
+            unknown.eq(~Cat(*cmd.values()).any()),
+        ]  # fmt: skip
+        # the reply's length for CYCLES and INFER, registered (they change only with a load)
+        cyc_len, out_len = Signal(16, name="cyc_len"), Signal(16, name="out_len")
+        m.d.sync += [cyc_len.eq(4 * (3 + acc.prog_layers)), out_len.eq(acc.prog_out_len)]
+        # the loader's verdict on a frame's final beat, registered (read in LOAD_VERDICT, the
+        # cycle after LOAD_CHECK saw the weight slice empty: the flags were final then)
+        load_bad = Signal(name="load_bad")
+        m.d.sync += load_bad.eq(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded))
 
-        with m.FSM(name="dispatch"):
-            with m.State("WAIT"):
-                m.d.comb += enable.eq(1)
-                with m.If(f_valid):
-                    m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
-                    with m.If(~f_ok):
-                        answer(f_status)
-                    with m.Elif(cmd[Cmd.INFO]):
-                        answer(Status.OK, len(info), SRC_INFO)
-                    with m.Elif(cmd[Cmd.STATUS]):
-                        answer(Status.OK, 4, SRC_STATUS)
-                        # the reply carries this snapshot; reading it clears the last error
-                        m.d.sync += [status_snap.eq(status_word), last_err.eq(0)]
-                    with m.Elif(cmd[Cmd.CYCLES]):
-                        answer(Status.OK, 4 * (3 + acc.prog_layers), SRC_CYCLES)
-                    with m.Elif(cmd[Cmd.LOAD_BEGIN]):
-                        m.d.sync += acc.weights_restart.eq(1)
-                        answer(Status.OK)
-                    with m.Elif(cmd[Cmd.LOAD_DATA] | cmd[Cmd.LOAD_LAST]):
-                        with m.If(load_len_bad):
-                            answer(Status.LENGTH)
-                        with m.Else():
-                            m.next = "LOAD_RD"
-                    with m.Elif(cmd[Cmd.INFER]):
-                        with m.If(~acc.weights_loaded):
-                            answer(Status.NOT_LOADED)
-                        with m.Elif(infer_len_bad):
-                            answer(Status.LENGTH)
-                        with m.Else():
-                            m.d.sync += acc.start.eq(1)
-                            m.next = "FEED_RD"
-                    with m.Else():
-                        answer(Status.COMMAND)
-            with m.State("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
-                m.next = "LOAD_WAIT"
-            with m.State("LOAD_WAIT"):
-                m.next = "LOAD_ACC"
-            with m.State("LOAD_ACC"):
-                m.d.sync += [beat.word_select(nbyte, 8).eq(fb_q), nbyte.eq(nbyte + 1),
-                             rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
-                m.next = "LOAD_RD"
-                with m.If(nbyte == 3):
-                    # LOAD_PUSH's stream signals come from registers (timing): the loader's
-                    # flags only change when it takes a beat, at least 8 cycles before here
-                    # (the slice hands a beat over one or two cycles after it was pushed)
-                    refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
-                    final = rd_ptr == p_len_m1
-                    m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(final),
-                                 w_end.eq(final & cmd[Cmd.LOAD_LAST])]  # fmt: skip
-                    m.next = "LOAD_PUSH"
-            with m.State("LOAD_PUSH"):
-                with m.If(w_refuse):
-                    m.d.sync += w_refuse.eq(0)
-                    answer(Status.LOAD)
-                with m.Elif(w_sl.i.ready):
-                    m.d.sync += w_valid.eq(0)
-                    with m.If(w_last):
-                        m.next = "LOAD_CHECK"
-                    with m.Else():
-                        m.next = "LOAD_RD"
-            with m.State("LOAD_CHECK"):  # the loader's flags for the frame's final beat
-                # once the slice has handed it over: its flags are set in the cycle its
-                # output register empties
-                with m.If(~w_sl.o.valid):
-                    with m.If(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded)):
-                        answer(Status.LOAD)
-                    with m.Else():
-                        answer(Status.OK)
-            with m.State("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
-                m.next = "FEED_WAIT"
-            with m.State("FEED_WAIT"):
-                m.next = "FEED_LATCH"
-            with m.State("FEED_LATCH"):  # a register between the two block RAMs (timing)
-                m.d.sync += [img_byte.eq(fb_q), i_valid.eq(1),
-                             i_last.eq(rd_ptr == p_len_m1)]  # fmt: skip
-                m.next = "FEED_PUSH"
-            with m.State("FEED_PUSH"):
-                with m.If(i_sl.i.ready):
-                    m.d.sync += [rd_ptr.eq(rd_ptr + 1), i_valid.eq(0)]
-                    with m.If(i_last):
-                        answer(Status.OK, acc.prog_out_len, SRC_LOGITS)
-                    with m.Else():
-                        m.next = "FEED_RD"
-            with m.State("REPLY"):
-                with m.If(~r_busy):
-                    m.next = "WAIT"
+        # the kinds of reply: status, payload length, payload source flag
+        kinds = {
+            "frame": (f_status, 0, None),  # the frame was bad (its status is never OK)
+            "info": (Status.OK, len(info), src_info),
+            "status": (Status.OK, 4, src_status),
+            "cycles": (Status.OK, cyc_len, src_cycles),
+            "ok": (Status.OK, 0, None),
+            "length": (Status.LENGTH, 0, None),
+            "not_loaded": (Status.NOT_LOADED, 0, None),
+            "command": (Status.COMMAND, 0, None),
+            "load": (Status.LOAD, 0, None),
+            "logits": (Status.OK, out_len, src_logits),
+        }
+        ans = {k: Signal(name=f"ans_{k}") for k in kinds}
+        ans_err = Signal(name="ans_err")  # the reply's status is an error (last_err takes it)
+        m.d.sync += [a.eq(0) for a in ans.values()]
+        m.d.sync += ans_err.eq(0)
+
+        def answer(kind: str, cond=None) -> None:
+            """Reply with `kind`: the flags now, the fields next cycle (ANSWER)."""
+            sets = [ans[kind].eq(1)]
+            if kind == "frame" or (isinstance(kinds[kind][0], int) and kinds[kind][0]):
+                sets.append(ans_err.eq(1))
+            if cond is None:
+                m.d.sync += sets
+                dsp.goto("ANSWER")
+            else:  # (outside the FSM: WAIT's frame decisions, from f_valid)
+                with m.If(cond):
+                    m.d.sync += sets
+
+        # A frame's decisions, outside the FSM: f_valid pulses only while the dispatcher
+        # waits (the parser takes bytes only then), so no state decode is needed.
+        fv_ok = f_valid & f_ok
+        with m.If(f_valid):
+            m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
+        answer("frame", f_valid & ~f_ok)
+        answer("info", fv_ok & cmd[Cmd.INFO])
+        answer("status", fv_ok & cmd[Cmd.STATUS])
+        answer("cycles", fv_ok & cmd[Cmd.CYCLES])
+        answer("ok", fv_ok & cmd[Cmd.LOAD_BEGIN])
+        answer("length", fv_ok & bad_len)
+        answer("not_loaded", fv_ok & unloaded)
+        answer("command", fv_ok & unknown)
+        with m.If(fv_ok & cmd[Cmd.STATUS]):
+            # the reply carries this snapshot; reading it clears the last error
+            m.d.sync += [status_snap.eq(status_word), last_err.eq(0)]
+        with m.If(fv_ok & cmd[Cmd.LOAD_BEGIN]):
+            m.d.sync += acc.weights_restart.eq(1)
+        with m.If(f_go_feed):
+            m.d.sync += acc.start.eq(1)
+
+        with dsp.state("WAIT"):
+            with m.If(f_go_load):
+                dsp.goto("LOAD_RD")
+            with m.Elif(f_go_feed):
+                dsp.goto("FEED_RD")
+            with m.Elif(f_valid):
+                dsp.goto("ANSWER")
+        with dsp.state("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
+            dsp.goto("LOAD_WAIT")
+        with dsp.state("LOAD_WAIT"):
+            dsp.goto("LOAD_ACC")
+        with dsp.state("LOAD_ACC"):
+            m.d.sync += [beat.word_select(nbyte, 8).eq(fb_q), nbyte.eq(nbyte + 1),
+                         rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
+            with m.If(nbyte != 3):
+                dsp.goto("LOAD_RD")
+            with m.Else():
+                # LOAD_PUSH's stream signals come from registers (timing): the loader's
+                # flags only change when it takes a beat, at least 8 cycles before here
+                # (the slice hands a beat over one or two cycles after it was pushed)
+                refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
+                m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(rd_end),
+                             w_end.eq(rd_end & cmd[Cmd.LOAD_LAST])]  # fmt: skip
+                dsp.goto("LOAD_PUSH")
+        with dsp.state("LOAD_PUSH"):
+            with m.If(w_refuse):
+                m.d.sync += w_refuse.eq(0)
+                answer("load")
+            with m.Elif(w_sl.i.ready):
+                m.d.sync += w_valid.eq(0)
+                with m.If(w_last):
+                    dsp.goto("LOAD_CHECK")
+                with m.Else():
+                    dsp.goto("LOAD_RD")
+        with dsp.state("LOAD_CHECK"):  # the loader's flags for the frame's final beat
+            # once the slice has handed it over: its flags are set in the cycle its
+            # output register empties (load_bad registers them: LOAD_VERDICT reads it)
+            with m.If(~w_sl.o.valid):
+                dsp.goto("LOAD_VERDICT")
+        with dsp.state("LOAD_VERDICT"):
+            with m.If(load_bad):
+                answer("load")
+            with m.Else():
+                answer("ok")
+        with dsp.state("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
+            dsp.goto("FEED_WAIT")
+        with dsp.state("FEED_WAIT"):
+            dsp.goto("FEED_LATCH")
+        with dsp.state("FEED_LATCH"):  # a register between the two block RAMs (timing)
+            m.d.sync += [img_byte.eq(fb_q), i_valid.eq(1), i_last.eq(rd_end)]
+            dsp.goto("FEED_PUSH")
+        with dsp.state("FEED_PUSH"):
+            with m.If(i_sl.i.ready):
+                m.d.sync += [rd_ptr.eq(rd_ptr + 1), i_valid.eq(0)]
+                with m.If(i_last):
+                    answer("logits")
+                with m.Else():
+                    dsp.goto("FEED_RD")
+        with dsp.state("ANSWER"):  # the reply's fields from the one-hot flags (AND-OR)
+            status_next = Const(0, 8)
+            len_next = Const(0, 16)
+            for k, (status, length, _) in kinds.items():
+                if not isinstance(status, int) or status:
+                    status_next = status_next | Mux(ans[k], status, 0)
+                if not isinstance(length, int) or length:
+                    len_next = len_next | Mux(ans[k], length, 0)
+            m.d.sync += [r_start.eq(1), r_status.eq(status_next), r_cmd.eq(p_cmd),
+                         r_len.eq(len_next)]  # fmt: skip
+            m.d.sync += [flag.eq(ans[k]) for k, (_, _, flag) in kinds.items()
+                         if flag is not None]  # fmt: skip
+            with m.If(ans_err):
+                m.d.sync += last_err.eq(status_next)
+            dsp.goto("REPLY")
+        with dsp.state("REPLY"):
+            with m.If(~r_busy):
+                dsp.goto("WAIT")
 
         m.d.comb += [
             self.led_busy.eq(acc.busy),

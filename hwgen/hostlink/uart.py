@@ -66,31 +66,33 @@ class UartRx(wiring.Component):
         cpb = self.cpb
         s1, rx = Signal(init=1), Signal(init=1)
         m.d.sync += [s1.eq(self.rx), rx.eq(s1)]  # synchronizer
-        cnt = Signal(range(cpb))
+        # counted down to -1 (each load one lower than a count down to 0: the same timing),
+        # so a sample is the counter's sign bit (timing: no compare in front of the enables)
+        cnt = Signal(range(-2, cpb - 1))
         nbit = Signal(range(9))
         shift = Signal(8)
         m.d.sync += [self.o.valid.eq(0), self.framing_error.eq(0)]
         with m.FSM(name="uart_rx"):
             with m.State("IDLE"):
                 with m.If(~rx):
-                    m.d.sync += cnt.eq(cpb // 2 - 1)
+                    m.d.sync += cnt.eq(cpb // 2 - 2)
                     m.next = "START"
             with m.State("START"):
                 m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    m.d.sync += [cnt.eq(cpb - 1), nbit.eq(0)]
+                with m.If(cnt[-1]):
+                    m.d.sync += [cnt.eq(cpb - 2), nbit.eq(0)]
                     m.next = "DATA"
                     with m.If(rx):  # a glitch, not a start bit
                         m.next = "IDLE"
             with m.State("DATA"):
                 m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    m.d.sync += [cnt.eq(cpb - 1), shift.eq(Cat(shift[1:], rx)), nbit.eq(nbit + 1)]
+                with m.If(cnt[-1]):
+                    m.d.sync += [cnt.eq(cpb - 2), shift.eq(Cat(shift[1:], rx)), nbit.eq(nbit + 1)]
                     with m.If(nbit == 7):
                         m.next = "STOP"
             with m.State("STOP"):
                 m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
+                with m.If(cnt[-1]):
                     with m.If(rx):
                         m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shift)]
                     with m.Else():
@@ -108,19 +110,24 @@ class UartTx(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cnt = Signal(range(self.cpb))
+        # counted down to -1 (as UartRx's): a bit ends at the counter's sign bit
+        cnt = Signal(range(-1, self.cpb - 1))
         nbit = Signal(range(11))
         shift = Signal(10, init=0x3FF)
-        m.d.comb += [self.i.ready.eq(nbit == 0), self.tx.eq(shift[0])]
-        with m.If(self.i.valid & self.i.ready):
+        # `ready` is its own flip-flop, always equal to nbit == 0 (timing: the sender's
+        # enables start from a register, not from a compare of the bit counter)
+        idle = Signal(init=1)
+        m.d.comb += [self.i.ready.eq(idle), self.tx.eq(shift[0])]
+        with m.If(self.i.valid & idle):
             m.d.sync += [
                 shift.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),
                 nbit.eq(10),
-                cnt.eq(self.cpb - 1),
+                cnt.eq(self.cpb - 2),
+                idle.eq(0),
             ]
-        with m.Elif(nbit != 0):
+        with m.Elif(~idle):
             m.d.sync += cnt.eq(cnt - 1)
-            with m.If(cnt == 0):
-                m.d.sync += [cnt.eq(self.cpb - 1), nbit.eq(nbit - 1),
-                             shift.eq(Cat(shift[1:], Const(1, 1)))]  # fmt: skip
+            with m.If(cnt[-1]):
+                m.d.sync += [cnt.eq(self.cpb - 2), nbit.eq(nbit - 1),
+                             shift.eq(Cat(shift[1:], Const(1, 1))), idle.eq(nbit == 1)]  # fmt: skip
         return m
