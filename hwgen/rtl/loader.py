@@ -98,7 +98,9 @@ class WeightLoader(wiring.Component):
         st = Signal(nreg + 1, init=1 << first)
         bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
         bpw += [beats_per_word(w) for w, _ in self.mem_shape]
-        addr = Signal(range(max(d for _, d in self.mem_shape) + 1))
+        # (with a header `go` loads it before a region reads it: reset-less, so its reset pin
+        # is `go` alone, not a design-reset-or-go LUT; timing)
+        addr = Signal(range(max(d for _, d in self.mem_shape) + 1), reset_less=has_hdr)
         acc = Signal(max(bpw) * 32, reset_less=True)  # every word's beats fill it first
         # the word's beat, one-hot (acc's slot enables are a flip-flop ANDed with the beat's
         # valid; the word end is one of its bits)
