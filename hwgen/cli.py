@@ -461,7 +461,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     est = estimate(args.board, args.model, args.array,
-                   load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None))
+                   load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None),
+                   remainder_tiles=args.remainder_tiles)
     print(est["text"])
     print(f"({1e3 * (time.perf_counter() - t0):.0f} ms)")
     return 0
@@ -472,6 +473,7 @@ def _estimate_parser(sub) -> None:
                         "under a second (cost model fitted to real builds)")
     sp.add_argument("--board", default="ulx3s", help="board (default ulx3s)")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
+    _remainder_switch(sp, on=False)
     sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
     sp.add_argument("--coeffs", default=None, metavar="FILE.json",
                     help="coefficients written by `hwgen sweep` (default: the shipped fit)")

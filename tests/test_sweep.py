@@ -245,12 +245,17 @@ def test_report_names_failures_and_partial_runs(tmp_path) -> None:
     assert "none of the swept arrays" in md
 
 
-def fake_cycles(model: str, array: str, n: int, wdir: str) -> dict:
+SCHEDULES: list[tuple[str, str, bool]] = []  # (task kind, array, remainder tiles) as run
+
+
+def fake_cycles(model: str, array: str, remainder_tiles: bool, n: int, wdir: str) -> dict:
+    SCHEDULES.append(("cycles", array, remainder_tiles))
     a = ArrayConfig.parse(array)
     return _cycles(array, 2_000_000 / a.pes)
 
 
-def fake_build(model, array, board, seeds, n, wdir, freq_mhz=None) -> dict:
+def fake_build(model, array, remainder_tiles, board, seeds, n, wdir, freq_mhz=None) -> dict:
+    SCHEDULES.append(("build", array, remainder_tiles))
     a = ArrayConfig.parse(array)
     return _build(array, 5_000 + 400 * a.pes, 120.0 - a.pes)
 
@@ -265,6 +270,7 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
 
     monkeypatch.setenv("HWGEN_WORKDIR", str(tmp_path))
     set_workdir(tmp_path)
+    SCHEDULES.clear()
     arrays = "2x4,2x8,4x4,4x8,8x4"
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                       dashboard_address=None) as lc:
@@ -272,6 +278,10 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
                             command="test")
         res = sweep(opts, cycles_fn=fake_cycles, build_fn=fake_build, preflight=False)
     out = capsys.readouterr().out
+    # Every task runs the sweep's schedule (off: the board default). The tasks once got the
+    # array as text, whose parse turns remainder tiles on, so the builds ran the other one.
+    assert sorted(SCHEDULES) == sorted((k, a, False) for k in ("cycles", "build")
+                                       for a in arrays.split(","))
     assert out.count("[sweep] [") == 10 and "10/10" in out
     kinds = [ln.split()[4] for ln in out.splitlines() if ln.startswith("[sweep] [")]
     assert kinds == ["cycles"] * 5 + ["build"] * 5  # the quick measurements first
@@ -284,3 +294,34 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
 
     again = rerender(tmp_path / "reports" / "sweep_raw.json")
     assert again["rows"] == json.loads(json.dumps(res["rows"], default=str))
+
+
+@pytest.mark.parametrize("rt", [False, True])
+def test_tasks_run_the_schedule_they_are_given(monkeypatch, tmp_path, rt: bool) -> None:
+    import hwgen.flow
+    from hwgen.sweep import tasks
+
+    seen = []
+    monkeypatch.setattr(hwgen.flow, "run", lambda cfg: seen.append(cfg) or 1 / 0)
+    assert tasks.cycles_task("tiny_cnn", "4x4", rt, 1, str(tmp_path))["ok"] is False
+    assert tasks.build_task("tiny_cnn", "4x8", rt, "ulx3s", 1, 1, str(tmp_path))["ok"] is False
+    assert [(str(c.array), c.array.remainder_tiles) for c in seen] == [("4x4", rt), ("4x8", rt)]
+
+
+def test_block_ram_count_follows_what_yosys_mapped() -> None:
+    """Requant parameter memories as the real builds mapped them (DP16KD per memory read from
+    the netlists of the 8x8 and 8x16 builds of session 9)."""
+    from hwgen.sweep.estimate import _SDP, _blocks
+
+    assert _blocks(22, 288, _SDP) == 0  # 2x4/4x4: LUT RAM
+    assert _blocks(43, 288, _SDP) == 8  # 8x4
+    assert _blocks(22, 576, _SDP) == 16  # 8x8
+    assert _blocks(11, 1152, _SDP) == 32  # 8x16
+
+
+def test_estimate_follows_the_schedule_switch() -> None:
+    from hwgen.sweep.estimate import features
+
+    on = features("ulx3s", "mnist_cnn", "8x8", remainder_tiles=True)
+    off = features("ulx3s", "mnist_cnn", "8x8", remainder_tiles=False)
+    assert on["bram_blocks"] > off["bram_blocks"]  # the direct-weight memory of remainder tiles

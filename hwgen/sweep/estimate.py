@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,14 +73,16 @@ def shipped_coeffs_path(board: str) -> Path:
     return Path(__file__).with_name(f"coeffs_{board}.json")
 
 
-# yosys's memory_libmap puts shallow memories in LUT RAM (TRELLIS_DPR16X4): seen in the sweep's
-# builds, the requant parameters at 22 words went to LUT RAM, at 43 words to DP16KD.
+# yosys's memory_libmap puts shallow, small memories in LUT RAM (TRELLIS_DPR16X4). Seen in the
+# builds: the requant parameters at 22 words x 288 bits went to LUT RAM; at 43 x 288 (8x4),
+# 22 x 576 (8x8: 16 DP16KD) and 11 x 1152 (8x16: 32 DP16KD) to block RAM.
 LUTRAM_MAX_DEPTH = 32
+LUTRAM_MAX_BITS = 8192
 
 
 def _blocks(depth: int, width: int, shapes=_TDP) -> int:
     """Fewest DP16KD holding a depth×width memory (cascade in depth, side by side in width)."""
-    if depth <= LUTRAM_MAX_DEPTH:
+    if depth <= LUTRAM_MAX_DEPTH and depth * width <= LUTRAM_MAX_BITS:
         return 0
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
 
@@ -112,12 +115,16 @@ def _qmodel(model: str):
     return build_qmodel(model)
 
 
-def features(board: str, model: str, array: ArrayConfig | str, qmodel=None) -> dict[str, float]:
-    """The cost model's inputs for one configuration (from the schedule's memory plan)."""
+def features(board: str, model: str, array: ArrayConfig | str, qmodel=None,
+             remainder_tiles: bool | None = None) -> dict[str, float]:
+    """The cost model's inputs for one configuration (from the schedule's memory plan).
+    ``remainder_tiles`` overrides the array's own switch (a text array has it on)."""
     from hwgen.schedule.capacity import MemoryPlan
     from hwgen.schedule.lower import lower
 
     a = ArrayConfig.parse(array) if isinstance(array, str) else array
+    if remainder_tiles is not None:
+        a = replace(a, remainder_tiles=remainder_tiles)
     plan = MemoryPlan.of(lower(qmodel if qmodel is not None else _qmodel(model), a))
     acc_narrow = a.pes * (a.acc_width - plan.acc_width)
     acc_mux_bits = a.pes * plan.acc_width
@@ -208,7 +215,7 @@ def load_coeffs(board: str, path: Path | None = None) -> dict:
 
 
 def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | None = None,
-             qmodel=None) -> dict:
+             qmodel=None, remainder_tiles: bool | None = None) -> dict:
     """Predicted resources and Fmax of ``model`` on ``array`` (dict + a text rendering)."""
     from hwgen.boards.build import BOARDS
 
@@ -216,10 +223,14 @@ def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | No
         raise UsageError(f"--board {board!r}: known boards are {', '.join(BOARDS)}")
     coeffs = coeffs or load_coeffs(board)
     a = ArrayConfig.parse(array) if isinstance(array, str) else array
+    if remainder_tiles is not None:
+        a = replace(a, remainder_tiles=remainder_tiles)
     feats = features(board, model, a, qmodel)
     est = predict(coeffs, feats)
     avail = {"LUT4": 83_640, "FF": 83_640, "MULT18X18D": 156, "DP16KD": 208}
-    lines = [f"{model} on a {a} array, {BOARDS[board].description} (estimate, no tools run):"]
+    sched = "with" if a.remainder_tiles else "without"
+    lines = [f"{model} on a {a} array {sched} remainder tiles, {BOARDS[board].description} "
+             "(estimate, no tools run):"]
     for r in RESOURCES[:4]:
         lines.append(f"  {r:<11} {est[r]:>9,.0f} / {avail[r]:,} ({100 * est[r] / avail[r]:.0f} %)")
     lines.append(f"  {'Fmax':<11} {est['Fmax']:>9.1f} MHz (post-route, nextpnr)")

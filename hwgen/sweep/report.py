@@ -43,13 +43,20 @@ def rows(raw: dict) -> list[dict]:
     return out
 
 
+def _remainder_tiles(raw: dict) -> bool:
+    """The schedule the sweep's tasks ran. A raw file without the field predates the fix that
+    passes it to the tasks: they got the array as text, so remainder tiles were on."""
+    return raw.get("remainder_tiles", True)
+
+
 def _points(raw: dict, table: list[dict]) -> list[dict]:
     pts = []
     for row in table:
         if "LUT4" not in row:
             continue
         pts.append({"array": row["array"],
-                    "features": features(raw["board"], raw["model"], row["array"]),
+                    "features": features(raw["board"], raw["model"], row["array"],
+                                         remainder_tiles=_remainder_tiles(raw)),
                     "real": {**{k: row[k] for k in _RES}, "Fmax": row["fmax"]}})
     return pts
 
@@ -69,7 +76,8 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
         coeffs = load_coeffs(raw["board"])
         coeffs["source"] = f"shipped coefficients ({e})"
     for row in table:
-        f = features(raw["board"], raw["model"], row["array"])
+        f = features(raw["board"], raw["model"], row["array"],
+                     remainder_tiles=_remainder_tiles(raw))
         row["estimate"] = predict(coeffs, f)
         row["loo"] = coeffs.get("loo_predictions", {}).get(row["array"], {})
     return coeffs
@@ -159,7 +167,8 @@ def _errors(table: list[dict]) -> dict:
 def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict) -> str:
     lines = [f"# hwgen sweep: {raw['model']} on {raw['device']}", "",
              f"Command: `{raw['command']}` ({raw['finished']}/{raw['tasks']} Dask tasks on "
-             f"{raw['scheduler']}, {raw['wall_s'] / 60:.0f} min wall)", ""]
+             f"{raw['scheduler']}, {raw['wall_s'] / 60:.0f} min wall); every task scheduled "
+             f"{'with' if _remainder_tiles(raw) else 'without'} remainder tiles", ""]
     if raw["finished"] < raw["tasks"]:
         lines += ["**Partial: not every task has finished.**", ""]
     lines += _main_table(table)

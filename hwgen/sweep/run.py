@@ -117,13 +117,14 @@ def _preflight(opts: SweepOptions, wdir: str) -> None:
 
 
 def _submit_cycles(cl, opts: SweepOptions, wdir: str, fn) -> list:
-    return [cl.submit(fn, opts.model, str(a), opts.images, wdir, pure=False,
+    return [cl.submit(fn, opts.model, str(a), a.remainder_tiles, opts.images, wdir, pure=False,
                       key=f"cycles-{a}") for a in _by_size(opts.arrays)]
 
 
 def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:
     # priorities keep the smallest first (a scheduler with queuing may still interleave)
-    return [cl.submit(fn, opts.model, str(a), opts.board, opts.seeds, opts.images, wdir,
+    return [cl.submit(fn, opts.model, str(a), a.remainder_tiles, opts.board, opts.seeds,
+                      opts.images, wdir,
                       opts.freq_mhz, pure=False, key=f"build-{a}", priority=-i)
             for i, a in enumerate(_by_size(opts.arrays))]
 
@@ -177,6 +178,7 @@ def _raw(opts: SweepOptions, results: list[dict], wall: float, out: Path) -> dic
         "command": opts.command, "board": opts.board,
         "device": BOARDS[opts.board].description, "model": opts.model,
         "arrays": [str(a) for a in opts.arrays], "seeds": opts.seeds, "images": opts.images,
+        "remainder_tiles": opts.remainder_tiles,
         "build": opts.build, "scheduler": opts.scheduler or f"LocalCluster({opts.workers})",
         "finished": len(results), "tasks": len(opts.arrays) * (2 if opts.build else 1),
         "wall_s": wall, "tasks_results": results,

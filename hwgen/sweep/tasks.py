@@ -23,10 +23,15 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _flow(model: str, array: str, wdir: str, **kw):
+def _flow(model: str, array: str, remainder_tiles: bool, wdir: str, **kw):
+    from dataclasses import replace
+
+    from hwgen.config import ArrayConfig
     from hwgen.flow import BuildConfig, run
 
-    return run(BuildConfig(model=model, array=array, workdir=wdir, **kw))
+    # The array travels as text (the task key); the schedule switch travels beside it.
+    a = replace(ArrayConfig.parse(array), remainder_tiles=remainder_tiles)
+    return run(BuildConfig(model=model, array=a, workdir=wdir, **kw))
 
 
 def _failed(kind: str, array: str, t0: float, c0: float, e: BaseException) -> dict:
@@ -36,7 +41,7 @@ def _failed(kind: str, array: str, t0: float, c0: float, e: BaseException) -> di
             "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0}
 
 
-def cycles_task(model: str, array: str, n: int, wdir: str) -> dict:
+def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str) -> dict:
     """Dask task: ``n`` test images through the fast harness on ``array``; every logit checked
     against the golden model; cycles per inference and PE-busy from the design's counters
     (``hwgen.perf.model.summarize``, the figures ``hwgen sim``/``bench`` report). With
@@ -47,7 +52,8 @@ def cycles_task(model: str, array: str, n: int, wdir: str) -> dict:
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     try:
-        st = _flow(model, array, wdir, n=n, gap=0.0, steps=("import", "quantize", "schedule"))
+        st = _flow(model, array, remainder_tiles, wdir, n=n, gap=0.0,
+                   steps=("import", "quantize", "schedule"))
         images, labels = st.source.data.test(n)
         case = prepare_fast(st.qmodel, st.cfg.array, images, tag="_sweep")
         recs, wall = run_inline(case)
@@ -65,7 +71,7 @@ def cycles_task(model: str, array: str, n: int, wdir: str) -> dict:
     c = s["cycles"]
     ok = s["all_match"] and b2b.get("bit_exact_back_to_back", f"{n}/{n}") == f"{n}/{n}"
     return {
-        "kind": "cycles", "array": array, "ok": ok, "images": n,
+        "kind": "cycles", "array": array, "remainder_tiles": remainder_tiles, "ok": ok, "images": n,
         "bit_exact": f"{s['n_match']}/{s['n']}", **b2b,
         "error": None if ok else "RTL logits differ from the golden model",
         "cycles": c["total"],
@@ -77,22 +83,23 @@ def cycles_task(model: str, array: str, n: int, wdir: str) -> dict:
     }  # fmt: skip
 
 
-def build_task(model: str, array: str, board: str, seeds: int, n: int, wdir: str,
-               freq_mhz: float | None = None) -> dict:
+def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds: int, n: int,
+               wdir: str, freq_mhz: float | None = None) -> dict:
     """Dask task: the full board build of ``model`` on ``array`` (the flow's build step)."""
     from hwgen.flow import BUILD_STEPS
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     try:
-        rep = _flow(model, array, wdir, n=n, steps=BUILD_STEPS, board=board, seeds=seeds,
-                    freq_mhz=freq_mhz).board_report  # fmt: skip
+        rep = _flow(model, array, remainder_tiles, wdir, n=n, steps=BUILD_STEPS, board=board,
+                    seeds=seeds, freq_mhz=freq_mhz).board_report  # fmt: skip
     except Exception as e:
         r = _failed("build", array, t0, c0, e)
         r["fits"] = False if "does not fit the device" in r["error"] else None
         return r
     f = rep["fmax_post_route_mhz"]
     return {
-        "kind": "build", "array": array, "ok": True, "error": None, "fits": True,
+        "kind": "build", "array": array, "remainder_tiles": remainder_tiles, "ok": True,
+        "error": None, "fits": True,
         "resources": rep["resources"], "multipliers": rep["multipliers"],
         "fmax_mhz": {k: f[k] for k in ("seeds", "per_seed", "min", "median", "max")},
         "target_mhz": rep["target_mhz"], "meets_target": rep["meets_target"],
