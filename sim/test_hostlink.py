@@ -1,5 +1,6 @@
-"""HostTop end to end in Verilator: the real host driver talks to the whole design through a
-bit-level UART model (hwgen/sim/tb/hostlink_tb.py).
+"""HostTop end to end in Verilator, as the board builds it (Ecp5DspSim: the DSP and carry cells
+on their Verilog models, each unit on its own registered reset): the real host driver talks to
+the whole design through a bit-level UART model (hwgen/sim/tb/hostlink_tb.py).
 
 One build sized for two models (MemoryPlan.fit) runs: refusal of an inference before any and
 before a complete load, a corrupted frame (CRC error reply, no state change), a truncated frame
@@ -25,6 +26,7 @@ from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
 from hwgen.hostlink.top import HostTop
 from hwgen.paths import sim_build
+from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.rtl.top import FETCH_CYCLES
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
@@ -81,8 +83,9 @@ def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
         "rows": array.rows, "cols": array.cols, "n_again": n_again, "read_timeout_bits": 100_000,
         "max_payload": top.max_payload,
     }  # fmt: skip
+    # the board's netlist: MULT18X18D/CCU2C on their models, each unit on its own reset
     run_unit(top, toplevel="hosttop", test_module="hwgen.sim.tb.hostlink_tb", name=name,
-             params=params)  # fmt: skip
+             params=params, platform=Ecp5DspSim())  # fmt: skip
     log = json.loads(results.read_text())
     assert log["a1"] == a["logits"].tolist() and len(log["a1"]) == 20
     assert log["b"] == b["logits"].tolist()

@@ -6,7 +6,7 @@ import os
 import shutil
 
 from hwgen.rtl.ecp5_dsp import Ecp5Multipliers
-from hwgen.rtl.traits import SmallDevice, SmallDeviceSim
+from hwgen.rtl.traits import LargeDevice, SmallDevice, SmallDeviceSim
 
 __all__ = ["make"]
 
@@ -18,7 +18,7 @@ def _exe(env: str, default: str) -> str:
 def _ulx3s_cls():
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-    class Ulx3s85F(Ecp5Multipliers, ULX3S_85F_Platform):
+    class Ulx3s85F(LargeDevice, Ecp5Multipliers, ULX3S_85F_Platform):
         """ULX3S-85F; every Multiplier becomes MULT18X18D (156 on the device), then LUTs."""
 
         dsp_budget = 156

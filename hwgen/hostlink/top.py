@@ -31,6 +31,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.rtl.regslice import RegSlice
+from hwgen.rtl.resets import add_unit
 from hwgen.rtl.top import (
     IMAGE_LAYOUT,
     LOGIT_LAYOUT,
@@ -134,20 +135,21 @@ class HostTop(wiring.Component):
 
     def elaborate(self, platform) -> Module:  # noqa: C901 - one dispatcher FSM
         m = Module()
-        m.submodules.accel = acc = Accelerator(self.plan)
-        m.submodules.rx = rx = UartRx(self.cpb)
-        m.submodules.tx = tx = UartTx(self.cpb)
+        # each unit on its own registered reset on a large device (hwgen.rtl.resets)
+        acc = add_unit(m, "accel", Accelerator(self.plan), platform)
+        rx = add_unit(m, "rx", UartRx(self.cpb), platform)
+        tx = add_unit(m, "tx", UartTx(self.cpb), platform)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         m.d.comb += [acc.dbg_stop.eq(0), acc.dbg_buf.eq(0), acc.dbg_addr.eq(0)]
         # The Accelerator's three streams pass register slices (timing: the core's `ready`
         # and `valid` reach the dispatcher and the reply framer from flip-flops, never
         # through the core's logic; hwgen/rtl/regslice.py). A slice holds up to two beats.
-        m.submodules.w_slice = w_sl = RegSlice(WEIGHT_LAYOUT)
-        m.submodules.i_slice = i_sl = RegSlice(IMAGE_LAYOUT)
-        m.submodules.o_slice = o_sl = RegSlice(LOGIT_LAYOUT)
+        w_sl = add_unit(m, "w_slice", RegSlice(WEIGHT_LAYOUT), platform)
+        i_sl = add_unit(m, "i_slice", RegSlice(IMAGE_LAYOUT), platform)
+        o_sl = add_unit(m, "o_slice", RegSlice(LOGIT_LAYOUT), platform)
         # and the reply framer's bytes pass one into the UART transmitter (its `ready` is a
         # bit-counter compare; the framer's state and CRC then start from the slice's flag)
-        m.submodules.t_slice = t_sl = RegSlice(unsigned(8))
+        t_sl = add_unit(m, "t_slice", RegSlice(unsigned(8)), platform)
         wiring.connect(m, t_sl.o, tx.i)
         wiring.connect(m, w_sl.o, acc.weights)
         wiring.connect(m, i_sl.o, acc.image)

@@ -35,6 +35,7 @@ from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, sig
 from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
+from .traits import LargeDevice
 
 __all__ = [
     "DSP_LATENCY",
@@ -189,9 +190,10 @@ def _wide(mult: Multiplier) -> Module:
     return m
 
 
-class Ecp5DspSim(Ecp5Multipliers):
-    """A stand-in platform for simulation: only the multiplier hook (the rest of the design
-    ignores the platform), so Verilator runs the DSP instances on ``MULT18X18D_MODEL``."""
+class Ecp5DspSim(LargeDevice, Ecp5Multipliers):
+    """A stand-in platform for simulation: the ULX3S's multiplier hook and traits (no other
+    platform resource), so Verilator runs the board's netlist: the DSP instances on
+    ``MULT18X18D_MODEL``, each unit on its own registered reset."""
 
     def __init__(self, dsp_budget: int = 156) -> None:
         self.dsp_budget = dsp_budget

@@ -56,11 +56,13 @@ from amaranth.lib.wiring import In, Out
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
+from .attrs import UNSHARED
 from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
 from .bankmem import BankedMemory
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
+from .resets import add_unit
 from .sequencer import Sequencer
 from .systolic import SystolicArray
 from .traits import trait
@@ -230,7 +232,7 @@ class Accelerator(wiring.Component):
             ],
             beat_regions=(0,),  # the program memory holds beats (see above)
         )
-        m.submodules.loader = loader
+        add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
         # no beat is taken while the controller is busy: the running inference reads these
         # memories (a weights_restart mid-run only rewinds the loader)
@@ -259,7 +261,7 @@ class Accelerator(wiring.Component):
 
         # ---------------- compute pipeline
         seq = Sequencer(cols=C, rows=R)
-        m.submodules.seq = seq
+        add_unit(m, "seq", seq, platform)
         wb = WriteBack(
             rows=R,
             cols=C,
@@ -273,11 +275,11 @@ class Accelerator(wiring.Component):
         # Submodules elaborate in the order they are added, and a board's multiplier hook
         # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs
         # each, huge and slow in LUTs) come before the PEs (int8: a small LUT multiplier).
-        m.submodules.wb = wb
+        add_unit(m, "wb", wb, platform)
         # The PE accumulators are plan.acc_width bits (the program's overflow bound, checked
         # by MemoryPlan.check); their results sign-extend into the 32-bit write-back below.
         array = SystolicArray(replace(cfg, acc_width=plan.acc_width))
-        m.submodules.array = array
+        add_unit(m, "array", array, platform)
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc)]
         # direct mode per tile (a linear layer, or a conv's remainder tile): registered with
         # the token, then FEEDER_LATENCY - direct_latency more, so that it reaches the PEs
@@ -290,7 +292,7 @@ class Accelerator(wiring.Component):
         feeders = []
         for i in range(R):
             f = RowFeeder(index=i, cols=C, addr_width=AW)
-            m.submodules[f"feed{i}"] = f
+            add_unit(m, f"feed{i}", f, platform)
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
                              f.cfg_in.eq(feed_cfg(m, desc, seq.rem))]
@@ -333,12 +335,12 @@ class Accelerator(wiring.Component):
         # ---------------- data and result transfers (hwgen/rtl/transfer.py)
         img = ImageWriter(cols=C, addr_width=AW)
         slot = ImageSlot()  # the input region: loaded also while the previous image runs
-        m.submodules.image_slot = slot
+        add_unit(m, "image_slot", slot, platform)
         # the result words come through row 0's stage-M registers (one flip-flop after the
         # block RAM, which the board moves into the block's output register)
         snd = LogitSender(cols=C, addr_width=AW, read_latency=RESULT_READ_LATENCY)
-        m.submodules.image_in = img
-        m.submodules.logits_out = snd
+        add_unit(m, "image_in", img, platform)
+        add_unit(m, "logits_out", snd, platform)
         m.d.comb += [
             img.i_stream.valid.eq(self.image.valid),
             img.i_stream.payload.eq(self.image.payload),
@@ -368,8 +370,9 @@ class Accelerator(wiring.Component):
         fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
         fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
         rom_q = Signal(32, reset_less=True)
-        seq_start = Signal()
-        wb_start = Signal()
+        # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
+        seq_start = Signal(attrs=UNSHARED)
+        wb_start = Signal(attrs=UNSHARED)
         # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
         # layer; a flag, not a compare)
         settle = Signal(3)
@@ -509,8 +512,13 @@ class Accelerator(wiring.Component):
                      snd.len_last.eq(out_len_m1)]
         # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
         # layer and the counters, and clears the status
+        # The cycle counters clear in LOAD_IN's first cycle, each from a flip-flop of its own
+        # (an accepted start, registered): timing — the start's LUT drove every counter bit.
+        # The two that count in that cycle (total, LOAD_IN) restart at 1 instead.
+        clr = [Signal(name=f"perf_clr{n}", attrs=UNSHARED) for n in range(len(counters))]
+        m.d.sync += [c.eq(0) for c in clr]
         begin = [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
-                 *(cnt.eq(0) for cnt in counters)]
+                 *(c.eq(1) for c in clr)]
 
         # The controller's states, one-hot: one flip-flop per state, so every transition
         # condition and state test below starts from a flip-flop, not from a decode of a
@@ -710,6 +718,9 @@ class Accelerator(wiring.Component):
             slot.enable.eq(en_r),
             slot.release.eq(rel_r),
         ]
+        for n, c in enumerate(clr):  # after the states' counts: the clear wins
+            with m.If(c):
+                m.d.sync += counters[n].eq(int(n <= 1))  # total and LOAD_IN count in it
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = st["OUT"]
         m.d.comb += [

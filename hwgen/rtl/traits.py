@@ -15,14 +15,17 @@ define any of these attributes; without them every unit keeps its default:
   registered output; the default 2 adds a register after it (hwgen.rtl.writeback).
 * ``perf_counter_width``: bits of each cycle counter (default 32). A narrower counter
   saturates at its maximum instead of wrapping, so a reading is never silently small.
+* ``local_resets``: each unit takes the design reset through a register of its own, a
+  cycle later (hwgen.rtl.resets; default False).
 
 :class:`SmallDevice` is the set the iCEBreaker (iCE40UP5K) uses; :class:`SmallDeviceSim` is its
-stand-in for simulation (no other platform resource).
+stand-in for simulation (no other platform resource). :class:`LargeDevice` is the set of the
+ULX3S (ECP5-85F) and of its simulation stand-in (hwgen.rtl.ecp5_dsp.Ecp5DspSim).
 """
 
 from __future__ import annotations
 
-__all__ = ["SmallDevice", "SmallDeviceSim", "trait"]
+__all__ = ["LargeDevice", "SmallDevice", "SmallDeviceSim", "trait"]
 
 
 def trait(platform, name: str, default: int) -> int:
@@ -44,3 +47,10 @@ class SmallDevice:
 
 class SmallDeviceSim(SmallDevice):
     """A stand-in platform for simulation: only the traits (no resources, no multiplier hook)."""
+
+
+class LargeDevice:
+    """Traits for a large FPGA (ECP5-85F): the design reset reaches each unit through a
+    register of its own (a net across the die would otherwise sit on the critical path)."""
+
+    local_resets = True

@@ -303,8 +303,12 @@ class LogitSender(wiring.Component):
         # SEND's copies (UNSHARED), one per word byte and one for the logit count: each
         # register group's enable is its own copy with `ready` (timing: send & ready was one
         # LUT in front of ~90 enables, with `ready` from the host link across the die)
-        send_w = [Signal(name=f"st_send_w{k}", attrs=UNSHARED) for k in range(C)]
-        send_n = Signal(name="st_send_n", attrs=UNSHARED)
+        # Reset-less: their next value is SEND's, from WAIT and SEND, which reset holds at 0, so
+        # they are 0 from the reset's second cycle (it lasts at least two; FPGA and simulation
+        # start them at 0) and no reset reaches their LUT (the 8x8 build's critical path).
+        send_w = [Signal(name=f"st_send_w{k}", attrs=UNSHARED, reset_less=True)
+                  for k in range(C)]
+        send_n = Signal(name="st_send_n", attrs=UNSHARED, reset_less=True)
         send_next = wait | (send & ~(take & (final | lane_oh[C - 1])))
         m.d.sync += [
             idle.eq((idle & ~self.start) | (take & final)),
