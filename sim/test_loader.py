@@ -3,22 +3,33 @@
 
 Random sequences of well-formed, short, long and `last`-less transfers, with random gaps,
 `restart` pulses and design resets (through a ResetInserter, which leaves the reset-less
-`loaded` alone). Each cycle: `ready` and `loaded` equal the model's; on each accepted beat the
-fault outputs equal the model's verdict; the words written to each memory equal the model's.
+`loaded` alone). Each cycle: `ready` and `loaded` equal the model's; the fault outputs equal
+the model's verdict (on an accepted beat, or the header check's); the words written to each
+memory equal the model's. The fixed-length loader (no header) runs one set of regions; the
+header loader runs random ones: region sizes and widths, beat regions, headers of one or two
+beats with counts up to, and past, each memory's depth, wrong magic and counts of 0.
 """
 
 from __future__ import annotations
 
+import collections
+import os
+
 import numpy as np
-from amaranth import Module, ResetInserter, Signal
+from amaranth import Module, ResetInserter, Signal, unsigned
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hwgen.rtl.loader import LoaderModel, WeightLoader, beats_per_word
 
 REGIONS = [(8, 3), (40, 2), (72, 2)]  # 1, 2 and 3 beats per word: 13 beats in all
+# the header test's seed (LOADER_SEED=n to try another; every failure message names it)
+SEED = int(os.environ.get("LOADER_SEED", "7"))
+
+Beat = tuple[int, int]  # (data, last)
 
 
-def transfers(rng: np.random.Generator, n: int) -> list[tuple[str, list[tuple[int, int]]]]:
+def transfers(rng: np.random.Generator, n: int) -> list[tuple[str, list[Beat]]]:
     """n transfers of random kinds: (kind, [(data, last), ...])."""
     total = sum(d * beats_per_word(w) for w, d in REGIONS)
     out = []
@@ -26,38 +37,49 @@ def transfers(rng: np.random.Generator, n: int) -> list[tuple[str, list[tuple[in
         kind = str(rng.choice(["ok", "ok", "short", "long", "nolast"]))
         length = {"ok": total, "short": int(rng.integers(1, total)), "nolast": total,
                   "long": total + int(rng.integers(1, 6))}[kind]  # fmt: skip
-        data = rng.integers(0, 1 << 32, length).tolist()
-        lasts = [0] * length
-        if kind != "nolast":
-            lasts[-1] = 1
-        out.append((kind, list(zip(data, lasts, strict=True))))
+        out.append((kind, _with_last(rng, length, kind != "nolast")))
     return out
 
 
-def test_loader_matches_model() -> None:
-    rng = np.random.default_rng(4)
-    loader = WeightLoader(regions=REGIONS)
+def _with_last(rng: np.random.Generator, length: int, last: bool) -> list[Beat]:
+    """length random beats, `last` on the final one if asked."""
+    data = rng.integers(0, 1 << 32, length).tolist()
+    lasts = [0] * length
+    if last and length:
+        lasts[-1] = 1
+    return list(zip(data, lasts, strict=True))
+
+
+def _writes(ctx, loader: WeightLoader, got: list[dict[int, int]]) -> None:
+    """This cycle's memory writes into got."""
+    for n in range(len(got)):
+        if ctx.get(getattr(loader, f"we{n}")):
+            got[n][ctx.get(getattr(loader, f"addr{n}"))] = ctx.get(getattr(loader, f"data{n}"))
+
+
+def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
+        rng: np.random.Generator, tag: str) -> collections.Counter:  # fmt: skip
+    """Streams `beats` into the loader with random gaps, restarts and resets, checking it
+    against the model every cycle (failures start with `tag`); returns the outcomes seen."""
     rst = Signal()
     top = Module()
     top.submodules.loader = ResetInserter(rst)(loader)
-    model = LoaderModel(REGIONS)
-    plan = transfers(rng, 40)
-    kinds = {k for k, _ in plan}
-    assert kinds == {"ok", "short", "long", "nolast"}, f"stimulus lacks a kind: {kinds}"
-    seen = {"short": 0, "long": 0, "loaded": 0, "reset": 0, "reset_loaded": 0, "restart": 0}
+    seen: collections.Counter = collections.Counter()
+    faults = ("short", "long", "header")
 
     async def bench(ctx) -> None:
-        got: list[dict[int, int]] = [{} for _ in REGIONS]
-        beats = [b for _, t in plan for b in t]
-        i = 0
-        cycle = 0
+        got: list[dict[int, int]] = [{} for _ in model.mems]
+        i = cycle = 0
         loaded_next = None  # the previous cycle's loaded_next: this cycle's loaded
         while i < len(beats):
-            at = f"cycle {cycle}, beat {i}"
+            at = f"{tag}, cycle {cycle}, beat {i}"
             act = rng.random()
-            # once loaded, restart (to go on) and reset (loaded must survive it) are frequent
-            restart = act < 0.01 or (model.loaded and act < 0.15)
-            reset = not restart and (act > 0.99 or (model.loaded and act > 0.85))
+            checking = model.check > 0
+            # once loaded, restart (to go on) and reset (loaded must survive it) are frequent;
+            # so are both in the header check (it must be dropped)
+            restart = act < 0.01 or (model.loaded and act < 0.15) or (checking and act < 0.1)
+            reset = not restart and (act > 0.99 or (model.loaded and act > 0.85)
+                                     or (checking and act > 0.95))  # fmt: skip
             offer = not (restart or reset) and rng.random() > 0.2
             ctx.set(loader.restart, int(restart))
             ctx.set(rst, int(reset))
@@ -65,47 +87,153 @@ def test_loader_matches_model() -> None:
             ctx.set(loader.i_stream.payload.data, beats[i][0])
             ctx.set(loader.i_stream.payload.last, beats[i][1])
             # writes seen now come from the previous cycle's beat: memories equal the model's
-            for n in range(len(REGIONS)):
-                if ctx.get(getattr(loader, f"we{n}")):
-                    got[n][ctx.get(getattr(loader, f"addr{n}"))] = ctx.get(
-                        getattr(loader, f"data{n}")
-                    )
+            _writes(ctx, loader, got)
             assert got == model.mems, f"{at}: memories differ from the model"
             assert ctx.get(loader.loaded) == model.loaded, f"{at}: loaded"
+            if model.loaded and model.header_layout is not None:
+                hdr = ctx.get(loader.header.as_value())
+                assert hdr == model.header, f"{at}: header {hdr:#x}, model {model.header:#x}"
             if loaded_next is not None:
                 assert model.loaded == loaded_next, f"{at}: the last cycle's loaded_next"
             ready = ctx.get(loader.i_stream.ready)
             assert ready == int(model.ready and not restart), f"{at}: ready {ready}"
-            short, long = ctx.get(loader.err_short), ctx.get(loader.err_long)
+            pulses = tuple(ctx.get(getattr(loader, f"err_{f}")) for f in faults)
+            verdict = None
             if offer and ready:
                 verdict = model.beat_in(*beats[i])
-                assert (short, long) == (verdict == "short", verdict == "long"), (
-                    f"{at}: faults short={short} long={long}, model says {verdict}"
-                )
-                if verdict:
-                    seen[verdict] += 1
                 seen["loaded"] += model.loaded  # only the final beat of a good transfer
                 i += 1
-            else:
-                assert (short, long) == (0, 0), f"{at}: a fault without a beat"
+            elif not restart:  # (a restart drops the check's verdict)
+                verdict = model.verdict
+            assert pulses == tuple(verdict == f for f in faults), (
+                f"{at}: faults {dict(zip(faults, pulses, strict=True))}, model says {verdict}"
+            )
+            if verdict:
+                seen[verdict] += 1
             if restart:
+                seen["restart_check" if checking else "restart"] += 1
                 model.restart()
-                seen["restart"] += 1
             if reset:
-                seen["reset_loaded" if model.loaded else "reset"] += 1
+                seen["reset_check" if checking else
+                     "reset_loaded" if model.loaded else "reset"] += 1  # fmt: skip
                 model.reset()
+            model.tick()
             loaded_next = ctx.get(loader.loaded_next)
             await ctx.tick()
             cycle += 1
         ctx.set(loader.i_stream.valid, 0)
-        for n in range(len(REGIONS)):
-            if ctx.get(getattr(loader, f"we{n}")):
-                got[n][ctx.get(getattr(loader, f"addr{n}"))] = ctx.get(getattr(loader, f"data{n}"))
-        assert got == model.mems, "memories differ from the model at the end"
+        _writes(ctx, loader, got)
+        assert got == model.mems, f"{tag}: memories differ from the model at the end"
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+    return seen
+
+
+def test_loader_matches_model() -> None:
+    rng = np.random.default_rng(4)
+    plan = transfers(rng, 40)
+    kinds = {k for k, _ in plan}
+    assert kinds == {"ok", "short", "long", "nolast"}, f"stimulus lacks a kind: {kinds}"
+    beats = [b for _, t in plan for b in t]
+    seen = run(WeightLoader(regions=REGIONS), LoaderModel(REGIONS), beats, rng, "no header")
     # the random run exercised every outcome
-    assert min(seen.values()) > 0, f"an outcome never happened: {seen}"
+    want = ("short", "long", "loaded", "reset", "reset_loaded", "restart")
+    assert all(seen[k] for k in want), f"an outcome never happened: {seen}"
+
+
+# ---------------------------------------------------------------- the header path
+
+
+class HeaderConfig:
+    """A random header loader: regions (field, width, depth), the header layout (magic, one
+    count field per region wide enough to count past its depth, maybe padding: one or two
+    beats, fields in random order), the magic and the beat regions."""
+
+    def __init__(self, rng: np.random.Generator, nreg: int = 0) -> None:
+        nreg = nreg or int(rng.integers(1, 4))
+        widths = [int(rng.choice([int(rng.integers(1, 33)), int(rng.integers(33, 100))]))
+                  for _ in range(nreg)]  # fmt: skip
+        self.regions = [(f"n{k}", w, int(rng.integers(1, 6))) for k, w in enumerate(widths)]
+        self.beat_regions = tuple(k for k, w in enumerate(widths) if w > 32 and rng.random() < 0.5)
+        fields = {"magic": unsigned(8)}
+        fields |= {f: unsigned(d.bit_length() + 1) for f, _, d in self.regions}
+        pad = int(rng.integers(0, 40))
+        if pad:
+            fields["pad"] = unsigned(pad)
+        order = rng.permutation(len(fields))
+        items = list(fields.items())
+        self.layout = data.StructLayout(dict(items[k] for k in order))
+        self.magic = int(rng.integers(0, 256))
+
+    def loader(self) -> WeightLoader:
+        return WeightLoader(regions=self.regions, header=self.layout, magic=self.magic,
+                            beat_regions=self.beat_regions)  # fmt: skip
+
+    def model(self) -> LoaderModel:
+        return LoaderModel(self.regions, self.layout, self.magic, self.beat_regions)
+
+    def __repr__(self) -> str:
+        return f"regions {self.regions}, beat regions {self.beat_regions}, magic {self.magic}"
+
+
+HEADER_KINDS = ["ok", "ok", "short", "long", "nolast", "magic", "deep", "zero", "alone"]
+
+
+def header_transfer(rng: np.random.Generator, cfg: HeaderConfig, kind: str) -> list[Beat]:
+    """One transfer of a kind: a good one, cut short, too long, without `last`, or with a
+    wrong magic / a count past its depth / a count of 0, or the header alone."""
+    counts = [int(rng.integers(1, d + 1)) for _, _, d in cfg.regions]
+    magic = cfg.magic
+    k = int(rng.integers(len(counts)))
+    if kind == "magic":
+        magic ^= 1 << int(rng.integers(8))
+    elif kind == "deep":  # one past the depth (the boundary) or up to the field's largest
+        top = 1 << cfg.layout[f"n{k}"].width
+        counts[k] = cfg.regions[k][2] + 1 if rng.random() < 0.5 else int(
+            rng.integers(cfg.regions[k][2] + 1, top))
+    elif kind == "zero":
+        counts[k] = 0
+    values = {"magic": magic, **{f"n{n}": c for n, c in enumerate(counts)}}
+    if "pad" in cfg.layout.members:
+        values["pad"] = int(rng.integers(0, 1 << cfg.layout["pad"].width))
+    word = sum(v << cfg.layout[f].offset for f, v in values.items())
+    head = [word >> (32 * b) & 0xFFFF_FFFF for b in range(beats_per_word(cfg.layout.size))]
+    if kind == "alone":  # the header with `last` (good or not)
+        return [(v, int(b == len(head) - 1)) for b, v in enumerate(head)]
+    body = sum(c * beats_per_word(w) for c, (_, w, _) in zip(counts, cfg.regions, strict=True))
+    total = len(head) + body
+    length = {"short": int(rng.integers(1, max(total, 2))),
+              "long": total + int(rng.integers(1, 6))}.get(kind, total)  # fmt: skip
+    beats = _with_last(rng, length, kind != "nolast")
+    n_head = min(len(head), length)
+    return [(v, beats[b][1]) for b, v in enumerate(head[:n_head])] + beats[n_head:]
+
+
+def _header_run(rng: np.random.Generator, cfg: HeaderConfig, extra: int,
+                tag: str) -> collections.Counter:  # fmt: skip
+    """Every kind of transfer once and `extra` random ones, in random order, through run."""
+    kinds = HEADER_KINDS + [str(k) for k in rng.choice(HEADER_KINDS, extra)]
+    beats = [b for k in rng.permutation(kinds) for b in header_transfer(rng, cfg, str(k))]
+    return run(cfg.loader(), cfg.model(), beats, rng, f"seed {SEED}, {tag} ({cfg})")
+
+
+def test_header_loader_matches_model() -> None:
+    """Random header loaders, random transfers of every kind: every cycle as the model."""
+    rng = np.random.default_rng(SEED)
+    seen: collections.Counter = collections.Counter()
+    for c in range(6):
+        seen += _header_run(rng, HeaderConfig(rng), 30, f"loader {c}")
+    want = ("short", "long", "header", "loaded", "reset", "reset_loaded", "reset_check",
+            "restart", "restart_check")  # fmt: skip
+    assert all(seen[k] for k in want), f"seed {SEED}: an outcome never happened: {seen}"
+
+
+def test_header_loader_one_region() -> None:
+    """A header loader of one region: there is no queue of following regions' lengths
+    (the loader's elaboration used to index that empty queue)."""
+    rng = np.random.default_rng(SEED)
+    seen = _header_run(rng, HeaderConfig(rng, nreg=1), 30, "one region")
+    assert seen["loaded"], f"seed {SEED}: nothing loaded: {seen}"

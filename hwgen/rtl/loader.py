@@ -271,7 +271,9 @@ class WeightLoader(wiring.Component):
             """The region position's step at a word's end: the next region's start values
             from the queue, or the next word."""
             if region_end:
-                m.d.sync += [addr.eq(0), left2.eq(q_len[0]), lzero.eq(q_lz[0])]
+                m.d.sync += addr.eq(0)
+                if q_len:  # (none with one region: its end is the transfer's, `go` sets it)
+                    m.d.sync += [left2.eq(q_len[0]), lzero.eq(q_lz[0])]
                 m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
                 m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
             else:
@@ -393,12 +395,32 @@ def _times(v, k: int):
 
 class LoaderModel:
     """Golden model of the WeightLoader, one accepted beat at a time: which beats are taken,
-    what each memory holds, `loaded`, and which beat raised a length fault."""
+    what each memory holds, `loaded`, the loaded header, and which beat raised a length
+    fault. With a header, its check also takes `HEADER_CHECK_CYCLES` cycles: call `tick`
+    at every clock edge (after that cycle's beat, restart or reset) and read `verdict` for
+    the fault the check pulses in the current cycle. Arguments as WeightLoader's."""
 
-    def __init__(self, regions: list[tuple[int, int]]) -> None:
-        self.regions = regions
+    def __init__(
+        self,
+        regions: list[tuple[str, int, int]] | list[tuple[int, int]],
+        header: data.StructLayout | None = None,
+        magic: int = 0,
+        beat_regions: tuple[int, ...] = (),
+    ) -> None:
+        if header is None:
+            regions = [(None, w, d) for w, d in regions]
+        self.fields = [f for f, _, _ in regions]
+        self.depths = [d for _, _, d in regions]
+        # stored words per header count, and each stored word's width (as WeightLoader)
+        self.split = [beats_per_word(w) if n in beat_regions else 1
+                      for n, (_, w, _) in enumerate(regions)]  # fmt: skip
+        self.widths = [32 if n in beat_regions else w for n, (_, w, _) in enumerate(regions)]
+        self.header_layout = header
+        self.magic = magic
         self.mems: list[dict[int, int]] = [{} for _ in regions]
         self.loaded = False
+        self.header = 0  # the last good header's word (the loaded model's while `loaded`)
+        self.lengths = list(self.depths)  # stored words of each region (the header's counts)
         self.restart()
 
     def restart(self) -> None:
@@ -407,13 +429,20 @@ class LoaderModel:
 
     def reset(self) -> None:
         """A design reset: the transfer position rewinds, `loaded` (reset-less) stays."""
-        self.region = self.addr = self.beat = 0
-        self.words: list[int] = []
+        self._rewind()
         self.discard = False
+        # clock edges until the header check's verdict applies: ready is low while > 0, the
+        # verdict pulses while == 1 (the judging cycle)
+        self.check = 0
+
+    def _rewind(self) -> None:
+        self.region = -1 if self.header_layout is not None else 0  # -1: the header
+        self.addr = 0
+        self.words: list[int] = []
 
     @property
     def ready(self) -> bool:
-        return not self.loaded
+        return not self.loaded and self.check == 0
 
     def beat_in(self, data: int, last: bool) -> str | None:
         """One accepted beat; returns "short" / "long" when it raises that fault."""
@@ -421,28 +450,75 @@ class LoaderModel:
         if self.discard:
             self.discard = not last
             return None
-        w, depth = self.regions[self.region]
         self.words.append(data)
-        if len(self.words) < beats_per_word(w):
+        width = self.header_layout.size if self.region < 0 else self.widths[self.region]
+        if len(self.words) < beats_per_word(width):
             if last:
-                self.reset()
+                self._rewind()
                 return "short"
             return None
-        word = sum(b << (32 * i) for i, b in enumerate(self.words)) & ((1 << w) - 1)
-        self.mems[self.region][self.addr] = word
+        word = sum(b << (32 * i) for i, b in enumerate(self.words)) & ((1 << width) - 1)
         self.words = []
+        if self.region < 0:
+            # the header's last beat: checked in the following cycles (this cycle's edge,
+            # then the check's cycles)
+            self.pending, self.hdr_last = word, last
+            self.check = HEADER_CHECK_CYCLES + 1
+            return None
+        return self._store(word, last)
+
+    def _store(self, word: int, last: bool) -> str | None:
+        """A region's word: written, then the transfer's end or a fault if there is one."""
+        self.mems[self.region][self.addr] = word
         self.addr += 1
-        if self.addr == depth:
+        if self.addr == self.lengths[self.region]:
             self.addr = 0
             self.region += 1
-        if self.region == len(self.regions):
-            self.reset()
+        if self.region == len(self.depths):
+            self._rewind()
             if last:
                 self.loaded = True
                 return None
             self.discard = True
             return "long"
         if last:
-            self.reset()
+            self._rewind()
             return "short"
         return None
+
+    def _fields(self, word: int) -> dict[str, int]:
+        assert self.header_layout is not None
+        return {name: word >> f.offset & ((1 << f.width) - 1) for name, f in self.header_layout}
+
+    def _header_ok(self, word: int) -> bool:
+        got = self._fields(word)
+        return got["magic"] == self.magic and all(
+            0 < got[f] <= d for f, d in zip(self.fields, self.depths, strict=True))
+
+    @property
+    def verdict(self) -> str | None:
+        """The fault the header check pulses in this cycle: "header" (wrong magic, a count of
+        0 or past its memory's depth) or "short" (a good header with `last`)."""
+        if self.check != 1:
+            return None
+        if not self._header_ok(self.pending):
+            return "header"
+        return "short" if self.hdr_last else None
+
+    def tick(self) -> None:
+        """A clock edge: the header check advances; at its end the verdict applies."""
+        if self.check == 0:
+            return
+        self.check -= 1
+        if self.check:
+            return
+        if not self._header_ok(self.pending):
+            self._rewind()
+            self.discard = not self.hdr_last
+        elif self.hdr_last:
+            self._rewind()
+        else:  # a good header: its counts give the regions' lengths
+            fields = self._fields(self.pending)
+            self.header = self.pending
+            self.lengths = [fields[f] * k for f, k in zip(self.fields, self.split, strict=True)]
+            self.region = 0
