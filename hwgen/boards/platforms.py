@@ -8,7 +8,18 @@ import shutil
 from hwgen.rtl.ecp5_dsp import Ecp5Multipliers
 from hwgen.rtl.traits import LargeDevice, SmallDevice, SmallDeviceSim
 
-__all__ = ["make"]
+__all__ = ["ABC9_SCRIPT", "make"]
+
+# yosys's abc9 LUT mapping script (its default, ``&if {W} {D} {R} -v``) with a wire delay:
+# without one ABC sees only the LUT4 cells' pin delays (input D is the fastest), so once the
+# deepest path is fixed it relaxes every other cone into chains through D pins, up to that
+# depth; on the board each LUT-to-LUT net costs ~0.6-1.5 ns of routing. With ``-W 700`` (ps)
+# the 8x8 mnist_cnn netlist (f1befb3) has no flip-flop group whose input is 5 LUT levels deep
+# (6 before) and 6 at 4 (30 before), for 0.6 % more LUT4 (hwgen.boards.levels; 1,500 ps maps
+# the same; tests/test_levels.py).
+ABC9_SCRIPT_FILE = "abc9_wire_delay.abc"
+ABC9_SCRIPT = "\n".join(["&scorr", "&sweep", "&dc2", "&dch -f -r", "&ps", "&if -W 700 -v",
+                         "&mfs", ""])
 
 
 def _exe(env: str, default: str) -> str:
@@ -33,7 +44,11 @@ def _ulx3s_cls():
 
         def build_overrides(self) -> dict:
             # Every DSP is instantiated by the multiplier hook; anything else stays in LUTs.
-            return {"synth_opts": "-nodsp"}
+            # LUT mapping with a wire delay per net (ABC9_SCRIPT): see its comment.
+            if ABC9_SCRIPT_FILE not in self.extra_files:
+                self.add_file(ABC9_SCRIPT_FILE, ABC9_SCRIPT)
+            return {"synth_opts": "-nodsp",
+                    "script_after_read": f"scratchpad -set abc9.script {ABC9_SCRIPT_FILE}"}
 
         def nextpnr_command(self) -> list[str]:
             return [
