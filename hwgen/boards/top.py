@@ -21,6 +21,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from hwgen.errors import UsageError
 from hwgen.hostlink.top import HostTop
+from hwgen.rtl.resets import add_unit
 from hwgen.schedule.capacity import MemoryPlan
 
 from .pll import PllParams, ecp5_pll, ecp5_pll_params
@@ -126,7 +127,10 @@ class BoardTop(Elaboratable):
         if self.clock.pll is not None:
             self._pll_domain(m, platform)
         # else: the platform makes `sync` from its default clock, with its power-on reset
-        m.submodules.host = host = self.host
+        # HostTop's own logic on a registered reset too, its units one level further
+        # (hwgen.rtl.resets; seed 2 of e5e1174 failed on the synchronizer's net into a LUT
+        # in front of a host-link LSR pin, 7.02 ns)
+        host = add_unit(m, "host", self.host, platform)
         uart = platform.request("uart", 0)
         m.d.comb += [host.uart_rx.eq(uart.rx.i), uart.tx.o.eq(host.uart_tx)]
         flags = {"busy": host.led_busy, "done": host.led_done, "error": host.led_error,
