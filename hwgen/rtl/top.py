@@ -368,6 +368,9 @@ class Accelerator(wiring.Component):
         # register set with the transitions (timing: no adder in front of the block RAM)
         rom_addr = Signal.like(prog_addr)
         fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
+        # fetch_i < DESC_BEATS, a flag kept with fetch_i (timing: the compare's carry and
+        # LUTs sat in front of rom_addr's up/down select, 6.94 ns routed on b24ce83 seed 1)
+        fetch_more = Signal(init=1)
         fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
         rom_q = Signal(32, reset_less=True)
         # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
@@ -518,6 +521,7 @@ class Accelerator(wiring.Component):
         clr = [Signal(name=f"perf_clr{n}", attrs=UNSHARED) for n in range(len(counters))]
         m.d.sync += [c.eq(0) for c in clr]
         begin = [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
+                 fetch_more.eq(1),
                  *(c.eq(1) for c in clr)]
 
         # The controller's states, one-hot: one flip-flop per state, so every transition
@@ -604,12 +608,14 @@ class Accelerator(wiring.Component):
             # `desc`, rewritten every cycle) are then valid in their start cycle, so no
             # start branch computes from the descriptor (timing; +1 cycle per layer).
             m.d.sync += [count(total), fetch_i.eq(fetch_i + 1),
+                         fetch_more.eq(fetch_i < DESC_BEATS - 1),
                          fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
-            with m.If(fetch_i < DESC_BEATS):
+            with m.If(fetch_more):
                 m.d.sync += prog_addr.eq(prog_addr + 1)
                 m.d.comb += rom_inc.eq(1)
             with m.If(fetch_end):
-                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0)]
+                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0),
+                             fetch_more.eq(1)]
                 m.d.comb += rom_dec.eq(1)
                 # whether the run stops after this layer, registered for RUN's end test
                 m.d.sync += stop_r.eq((layer == n_last)
