@@ -146,13 +146,22 @@ class HostTop(wiring.Component):
         # through the core's logic; hwgen/rtl/regslice.py). A slice holds up to two beats.
         w_sl = add_unit(m, "w_slice", RegSlice(WEIGHT_LAYOUT), platform)
         i_sl = add_unit(m, "i_slice", RegSlice(IMAGE_LAYOUT), platform)
+        # The weights and the image pass a second slice at the core's side, so the die is
+        # crossed between two slices' flip-flops: with one slice either its `valid` reached
+        # the core's many loads across the die (the loader's enables, 5.3 ns of routing on
+        # one net, d0a3a0e seed 1) or the core's `ready` (a few LUTs of the write-back's port
+        # use for the image) reached the dispatcher's side (8.38 ns, b24ce83 seed 3).
+        wc_sl = add_unit(m, "w_slice_core", RegSlice(WEIGHT_LAYOUT), platform)
+        ic_sl = add_unit(m, "i_slice_core", RegSlice(IMAGE_LAYOUT), platform)
         o_sl = add_unit(m, "o_slice", RegSlice(LOGIT_LAYOUT), platform)
         # and the reply framer's bytes pass one into the UART transmitter (its `ready` is a
         # bit-counter compare; the framer's state and CRC then start from the slice's flag)
         t_sl = add_unit(m, "t_slice", RegSlice(unsigned(8)), platform)
         wiring.connect(m, t_sl.o, tx.i)
-        wiring.connect(m, w_sl.o, acc.weights)
-        wiring.connect(m, i_sl.o, acc.image)
+        wiring.connect(m, w_sl.o, wc_sl.i)
+        wiring.connect(m, wc_sl.o, acc.weights)
+        wiring.connect(m, i_sl.o, ic_sl.i)
+        wiring.connect(m, ic_sl.o, acc.image)
         wiring.connect(m, acc.logits, o_sl.i)
         # no_rw_check: the dispatcher reads a frame only once the parser has finished writing
         # it (the parser takes no byte while a command runs), so no collision bypass is built
@@ -564,7 +573,7 @@ class HostTop(wiring.Component):
             with m.Else():
                 # LOAD_PUSH's stream signals come from registers (timing): the loader's
                 # flags only change when it takes a beat, at least 8 cycles before here
-                # (the slice hands a beat over one or two cycles after it was pushed)
+                # (the slices hand a beat over two to four cycles after it was pushed)
                 refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
                 m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(rd_end),
                              w_end.eq(rd_end & cmd[Cmd.LOAD_LAST])]  # fmt: skip
@@ -580,9 +589,11 @@ class HostTop(wiring.Component):
                 with m.Else():
                     dsp.goto("LOAD_RD")
         with dsp.state("LOAD_CHECK"):  # the loader's flags for the frame's final beat
-            # once the slice has handed it over: its flags are set in the cycle its
-            # output register empties (load_bad registers them: LOAD_VERDICT reads it)
-            with m.If(~w_sl.o.valid):
+            # once the slices have handed it over: its flags are set in the cycle the core
+            # slice's output register empties (load_bad registers them: LOAD_VERDICT reads
+            # it). Beats move between the slices with no empty cycle, so both empty means
+            # the loader took the last one.
+            with m.If(~w_sl.o.valid & ~wc_sl.o.valid):
                 dsp.goto("LOAD_VERDICT")
         with dsp.state("LOAD_VERDICT"):
             with m.If(load_bad):

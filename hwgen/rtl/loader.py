@@ -184,13 +184,18 @@ class WeightLoader(wiring.Component):
         oks += [(new_hdr[field] != 0) & (new_hdr[field] <= dpt)
                 for field, _, dpt in (self.regions if has_hdr else [])]
         # The header is judged in three cycles: `checking` registers each field's verdict and
-        # each region's word count minus one (compares and adds from registers), `weighing`
-        # their AND, `judging` acts on it (timing: no compare, nor a wide AND behind one, in
-        # front of the state registers).
+        # each region's word count (compares and adds from registers), `weighing` their AND
+        # and the counts minus 3, `judging` acts on it (timing: no compare, nor a wide AND
+        # behind one, in front of the state registers).
         ok_f = Signal(len(oks))
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
+        # each region's word count, registered in `checking` (read in `weighing`)
+        words = [_times(new_hdr[f], k) for (f, _, _), k in zip(self.regions, self.split,
+                                                                strict=True)] if has_hdr else []
+        words_r = [Signal(len(w), name=f"words_r{n}", reset_less=True)
+                   for n, w in enumerate(words)]  # fmt: skip
 
         payload = self.i_stream.payload.data
         # a beat taken, or offered in a restart cycle (then not taken): the restart's rewind
@@ -352,13 +357,14 @@ class WeightLoader(wiring.Component):
         with m.If(checking):
             m.d.sync += [weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
-                words = [_times(new_hdr[f], k)
-                         for (f, _, _), k in zip(self.regions, self.split, strict=True)]
-                m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words, strict=True)]
-                m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words, strict=True)]
+                m.d.sync += [wr.eq(w) for wr, w in zip(words_r, words, strict=True)]
         with m.If(weighing):
             m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all()),
                          go.eq(ok_f.all() & ~hdr_last)]
+            if has_hdr:  # (from the registered counts: one carry chain per cycle, not the
+                # count's shifts-and-adds and the minus 3 in series, 6.88 ns routed on the 8x8)
+                m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words_r, strict=True)]
+                m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words_r, strict=True)]
         with m.If(judging):
             m.d.sync += judging.eq(0)
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header (err_short)

@@ -93,8 +93,9 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(self._split(m, d, aligned[0][0])),
-                     red.i_valid.eq(aligned[0][0])]
+        split, split_one = self._split(m, d, aligned[0][0])
+        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
+                     red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
         m.d.comb += [red.lane_valid[j].eq(aligned[j][0]) for j in range(C)]
         m.d.comb += [red.i_data[j].eq(aligned[j][1]) for j in range(C)]
@@ -332,11 +333,11 @@ class WriteBack(wiring.Component):
         return m
 
 
-    def _split(self, m: Module, d, valid) -> Signal:
-        """RowReduce's P - 1 for the row entering it: a linear layer's ksplit; in a conv
-        layer 0 (every row is one pixel) but in a remainder tile (the group's last pixel tile
-        of a layer with ``rem``) its K split. Counters of the deskewed rows, so the split is
-        a register when the tile's first row arrives."""
+    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal]:
+        """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
+        linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
+        tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
+        the deskewed rows, so the split is a register when the tile's first row arrives."""
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
@@ -348,25 +349,30 @@ class WriteBack(wiring.Component):
         pt_one = Signal(reset_less=True)
         pt_m3 = Signal.like(tl2, reset_less=True)
         split_last, split_other = Signal.like(split), Signal.like(split)
+        one = Signal(reset_less=True)  # split == 0
+        one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
                      split_last.eq(Mux(d.mode | d.rem, d.ksplit_m1, 0)),
-                     split_other.eq(Mux(d.mode, d.ksplit_m1, 0))]  # fmt: skip
+                     split_other.eq(Mux(d.mode, d.ksplit_m1, 0)),
+                     one_last.eq(~(d.mode | d.rem) | (d.ksplit_m1 == 0)),
+                     one_other.eq(~d.mode | (d.ksplit_m1 == 0))]  # fmt: skip
 
         def split_for(last_tile):
-            return split.eq(Mux(last_tile, split_last, split_other))
+            return [split.eq(Mux(last_tile, split_last, split_other)),
+                    one.eq(Mux(last_tile, one_last, one_other))]
 
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), split_for(pt_one)]
+            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
         with m.Elif(valid):
             with m.If(ii == R - 1):
                 m.d.sync += ii.eq(0)
                 with m.If(tp_end):
-                    m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), split_for(pt_one)]
+                    m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
                 with m.Else():
-                    m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), split_for(tl2[-1])]
+                    m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
                 m.d.sync += ii.eq(ii + 1)
-        return split
+        return split, one
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
