@@ -98,9 +98,9 @@ class ImageWriter(wiring.Component):
     in_len - 1 come from the loaded program's header (registered by the controller, so the
     loop-end tests compare registers) and hold during a transfer. Ready = `active`: every
     value taken is written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
-    `active` is the slot's OPEN & `window` (the buffer port is free): the position steps
-    with every value offered in the window, taken or not, so outside OPEN it runs off; OPEN
-    is entered only from CLEAR, whose `clear` reloads it (ImageSlot).
+    `active` is the slot's OPEN & `window` (the buffer port is free): the channel end and
+    `final` step with every value offered in the window, taken or not, so outside OPEN they
+    run off; OPEN is entered only from CLEAR, whose `clear` reloads them (ImageSlot).
     """
 
     def __init__(self, cols: int, addr_width: int, c_width: int = 12,
@@ -161,9 +161,7 @@ class ImageWriter(wiring.Component):
         with m.Elif(take):
             m.d.sync += count.eq(count + 1)
             with m.If(ch_end | lane_oh[C - 1]):  # the pixel's or the word's last: next word
-                m.d.sync += ptr.eq(ptr + 1)
-            with m.If(ch_end | lane_oh[C - 1]):
-                m.d.sync += lane_oh.eq(1)
+                m.d.sync += [ptr.eq(ptr + 1), lane_oh.eq(1)]
             with m.Else():
                 m.d.sync += lane_oh.eq(lane_oh << 1)
         # ch_end, cl2 and final step on every value offered in the `window`, not on `take`
