@@ -11,9 +11,18 @@ from amaranth import Module, Signal
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
+from hwgen.quant import fixedpoint
 from hwgen.rtl.requant import Requant, carry_all, carry_any, requant_golden
 from hwgen.sim.runner import run_unit
-from hwgen.sim.tb.requant_tb import FIELDS, corner_vectors, expected_trace, make_run
+from hwgen.sim.tb.requant_tb import (
+    EDGE_CLAMPS,
+    EDGE_FLOORS,
+    FIELDS,
+    clamp_edge_vectors,
+    corner_vectors,
+    expected_trace,
+    make_run,
+)
 
 SEED = 1
 
@@ -53,6 +62,23 @@ def test_requant_golden_corners() -> None:
         assert int(requant_golden(*args)) == w, args
     # expected_trace passes the vector fields positionally: keep them in golden argument order.
     assert FIELDS == ("acc", "bias", "mult", "shift", "lo", "hi")
+
+
+def test_clamp_edge_vectors_reach_the_edges() -> None:
+    """The directed clamp cases round floors across the int8 bounds and the byte boundaries
+    (stage D adds the round-up to the low byte only), with each clamp pair among them."""
+    vecs = clamp_edge_vectors()
+    pairs, clamps = set(), set()
+    for v in vecs:
+        floor = v["acc"] >> v["shift"]  # SRDHM(acc, 2**31 - 1) = acc here
+        y = int(fixedpoint.requantize(v["acc"], v["mult"], v["shift"], 0, -(2**31), 2**31 - 1))
+        assert y - floor in (0, 1), v
+        pairs.add((floor, y))
+        clamps.add((v["lo"], v["hi"]))
+    for f in EDGE_FLOORS:
+        assert {(f, f), (f, f + 1)} <= pairs, f  # each floor with and without a round-up
+    assert clamps == set(EDGE_CLAMPS)
+    assert len(clamp_edge_vectors(20)) < len(vecs)  # what a narrow acc port cannot carry
 
 
 # A component whose constructor raises is still an unused Elaboratable: collect it here,

@@ -48,6 +48,7 @@ def _image_run(cols: int, in_c: int, values: list[int], last_at: int, seed: int)
             ctx.set(dut.i_stream.valid, valid)
             ctx.set(dut.i_stream.payload, {"data": values[i], "last": int(i == last_at)})
             ctx.set(dut.active, active)
+            ctx.set(dut.window, active)  # (OPEN throughout: active == window)
             if ctx.get(dut.i_stream.ready) != active:
                 raise AssertionError("ready must equal active")
             if ctx.get(dut.we):

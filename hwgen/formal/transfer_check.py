@@ -2,12 +2,13 @@
 no value lost, duplicated or reordered, whatever the valid and ready patterns.
 
 :class:`ImageWriterHarness` drives :class:`~hwgen.rtl.transfer.ImageWriter` with a free image
-stream (valid, data and `last` free on every cycle), a free `active` (ImageSlot's `fill`:
-its OPEN state in a cycle the buffer port is free) and `clear` (its CLEAR state), and a free
+stream (valid, data and `last` free on every cycle), a free `open` (ImageSlot's OPEN
+state) and `window` (the buffer port is free; `active` = open & window, the slot's `fill`),
+a free `clear` (its CLEAR state), and a free
 header (`in_c` 1..MAX_C, `in_len` >= 1, constant over the trace). The environment follows
 the slot (hwgen/rtl/transfer.py): no `clear` while
-active, active only after a `clear`, and not active after the image ended until the next
-`clear`. Its reference counts
+open, open only in a cycle after `clear` or open (OPEN is entered from CLEAR), and not open
+after the image ended until the next `clear`. Its reference counts
 the values taken since `clear` (value k is channel ch of pixel p) and asserts, on every cycle:
 
 * ready exactly while active (a value offered otherwise stays with the sender);
@@ -56,8 +57,10 @@ class ImageWriterHarness(wiring.Component):
     def __init__(self, cols: int = 3, max_c: int = 5, unit: type = ImageWriter) -> None:
         self.cols, self.max_c, self.unit = cols, max_c, unit
         super().__init__({
-            "valid": In(1), "payload": In(IMAGE_LAYOUT), "active": In(1), "clear": In(1),
+            "valid": In(1), "payload": In(IMAGE_LAYOUT), "open": In(1), "window": In(1),
+            "clear": In(1),
         })  # fmt: skip
+        self.active = self.open & self.window  # (the slot's `fill`)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -71,23 +74,25 @@ class ImageWriterHarness(wiring.Component):
         s = dut.i_stream
         m.d.comb += [
             s.valid.eq(self.valid), s.payload.eq(self.payload), dut.active.eq(self.active),
-            dut.clear.eq(self.clear), dut.c_last.eq(in_c - 1), dut.len_last.eq(in_len - 1),
+            dut.window.eq(self.window), dut.clear.eq(self.clear), dut.c_last.eq(in_c - 1),
+            dut.len_last.eq(in_len - 1),
         ]  # fmt: skip
         self._environment(m, dut)
         self._scoreboard(m, dut, in_c, in_len)
         return m
 
     def _environment(self, m: Module, dut) -> None:
-        """The slot (ImageSlot): clear only while not filling; active only after a clear
-        (OPEN is entered only from CLEAR); not active once the image ended (the slot leaves
-        OPEN on the writer's end event)."""
-        ended, cleared = Signal(), Signal()
+        """The slot (ImageSlot): clear only while not open; open only in a cycle after
+        clear or open (OPEN is entered only from CLEAR); not open once the image ended (the
+        slot leaves OPEN on the writer's end event)."""
+        ended, after = Signal(), Signal()  # after: the previous cycle was clear or open
         with m.If(self.clear):
-            m.d.sync += [ended.eq(0), cleared.eq(1)]
+            m.d.sync += ended.eq(0)
         with m.Elif(dut.complete | dut.short | dut.long):
             m.d.sync += ended.eq(1)
-        m.d.comb += [Assume(~(self.clear & self.active)), Assume(~(self.active & ended)),
-                     Assume(~self.active | cleared)]  # fmt: skip
+        m.d.sync += after.eq(self.clear | self.open)
+        m.d.comb += [Assume(~(self.clear & self.open)), Assume(~(self.open & ended)),
+                     Assume(~self.open | after)]  # fmt: skip
 
     def _scoreboard(self, m: Module, dut, in_c, in_len) -> None:
         C = self.cols
@@ -123,8 +128,9 @@ class ImageSlotHarness(wiring.Component):
     with every controller input free on every cycle (`enable`, `window`, `take`, `release`;
     `window` only with `enable`, as the Accelerator grants it) and a free image stream. It
     asserts that the slot gives the writer the environment
-    ImageWriterHarness assumes (no `clear` while filling; filling only after a `clear`; not
-    after the image ended until the next `clear`), and the preload's safety: nothing is
+    ImageWriterHarness assumes (no `clear` while filling; OPEN only in a cycle after CLEAR or
+    OPEN; not OPEN after the image ended until the next `clear`), and the preload's safety:
+    nothing is
     written into the input region from the `take` of a good image until `release` (the run
     reads it meanwhile), and the stream is ready only while filling or discarding."""
 
@@ -148,7 +154,7 @@ class ImageSlotHarness(wiring.Component):
                      Assume((in_c >= 1) & (in_c <= 3)), Assume(in_len >= 1)]  # fmt: skip
         m.d.comb += [
             wr.i_stream.valid.eq(self.valid), wr.i_stream.payload.eq(self.payload),
-            wr.active.eq(slot.fill), wr.clear.eq(slot.clear),
+            wr.active.eq(slot.fill), wr.window.eq(self.window), wr.clear.eq(slot.clear),
             wr.c_last.eq(in_c - 1), wr.len_last.eq(in_len - 1),
             slot.enable.eq(self.enable), slot.window.eq(self.window), slot.take.eq(self.take),
             slot.release.eq(self.release), slot.last_in.eq(self.valid & self.payload.last),
@@ -167,8 +173,12 @@ class ImageSlotHarness(wiring.Component):
             m.d.sync += used.eq(1)
         with m.Elif(self.release):
             m.d.sync += used.eq(0)
+        # OPEN: the one state with no flag of its own (the harness's `used` is USED)
+        opn, after = ~slot.clear & ~slot.discard & ~slot.full & ~used, Signal()
+        m.d.sync += after.eq(slot.clear | opn)
         m.d.comb += [
             Assert(~(slot.clear & slot.fill)), Assert(~slot.fill | cleared),
+            Assert(~opn | after), Assert(~(opn & ended)), Assert(~slot.fill | opn),
             Assert(~(slot.fill & ended)), Assert(~(wr.we & used)),
             Assert(~(slot.fill & slot.discard)), Assert(~(slot.full & slot.fill)),
         ]  # fmt: skip

@@ -14,6 +14,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
 
 __all__ = ["TOKEN_LAYOUT", "PIXEL_LAYOUT", "Sequencer"]
@@ -95,10 +96,17 @@ class Sequencer(wiring.Component):
         tl = Signal(signed(21), reset_less=True)
         m.d.comb += self.rem.eq(rem_t)
         tail_len = self.rows + self.cols - 2
-        tail_on = Signal()
+        tail_on = Signal(attrs=UNSHARED)  # (and tail_c: see dir_on)
         tail_left = Signal(range(tail_len + 1))
+        # dir_on == running & (d.mode | rem_t) in every cycle, a flag set with rem_t at the
+        # tile steps (0 at the last, the stop step: g_end). dptr's enable, start | dir_on |
+        # tail_on, reads copies of the two flags (UNSHARED; timing: one LUT of three
+        # flip-flops, where running & (mode | rem_t) | tail_on with `start` was two levels,
+        # 6.69 ns routed on b24ce83; with the same flip-flops ABC reuses rd_direct's LUT).
+        dir_on, dir_c = Signal(attrs=UNSHARED), Signal(attrs=UNSHARED)
+        tail_c = Signal(attrs=UNSHARED)
         rd_direct = Signal()
-        m.d.comb += rd_direct.eq((running & (d.mode | rem_t)) | tail_on)
+        m.d.comb += rd_direct.eq(dir_on | tail_on)
 
         m.d.comb += self.busy.eq(running | self.start)
 
@@ -246,16 +254,11 @@ class Sequencer(wiring.Component):
         with m.If(self.start):
             m.d.sync += [running.eq(1), g.eq(0), tp.eq(0)]
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
-            m.d.sync += [elem.eq(1), gbase.eq(d.wbase), dptr.eq(Mux(d.mode, d.wbase, d.rem_wbase))]
+            m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
             m.d.sync += reset_pixel()
             m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
-                                        k_m1, int_m3, rk_m1, rint_m3)
+                                        k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode)
         with m.Else():
-            # Direct words: one per cycle of a direct tile (linear layer or remainder tile)
-            # and of the tail after an overlapped remainder tile, also past the layer's last
-            # tile. (The address register is reset-less: read only with a direct tile.)
-            with m.If(rd_direct):
-                m.d.sync += dptr.eq(dptr + 1)
             with m.If(tail_on):
                 m.d.sync += tail_left.eq(tail_left - 1)
             with m.If(t_end & rem_t & rem_ovl):
@@ -273,7 +276,7 @@ class Sequencer(wiring.Component):
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
                 m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl,
-                                            k_m1, int_m3, rk_m1, rint_m3)
+                                            k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
                     m.d.sync += [
@@ -293,7 +296,8 @@ class Sequencer(wiring.Component):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
                 m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
-                                            k_m1, int_m3, rk_m1, rint_m3)
+                                            k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode,
+                                            on=~g_end)  # (the stop step: g_end)
                 m.d.sync += reset_pixel()
             with m.If(stop):
                 m.d.sync += running.eq(0)
@@ -321,8 +325,13 @@ class Sequencer(wiring.Component):
         # The tail: on after an overlapped remainder tile's last cycle, for tail_len cycles;
         # off at start. Written as one AND-OR of flip-flops (no `If` chain: yosys then finds
         # no synchronous reset in it; timing, the start-or-reset LUT drove its LSR pin).
-        m.d.sync += tail_on.eq(~self.start & ((tail_on & (tail_left != 0))
-                                              | (t_end & rem_t & rem_ovl)))
+        tail_next = ~self.start & ((tail_on & (tail_left != 0)) | (t_end & rem_t & rem_ovl))
+        m.d.sync += [tail_on.eq(tail_next), tail_c.eq(tail_next)]
+        # Direct words: one per cycle of a direct tile (linear layer or remainder tile) and of
+        # the tail after an overlapped remainder tile, also past the layer's last tile; start
+        # loads the layer's first. (Reset-less: read only with a direct tile.)
+        with m.If(self.start | dir_c | tail_c):
+            m.d.sync += dptr.eq(Mux(self.start, Mux(d.mode, d.wbase, d.rem_wbase), dptr + 1))
         # The K loop restarts at start and at every tile step: kr == start | t_end in every
         # cycle, a flip-flop set from their next values (start_next; t_end's is
         # tgo & last_t, see above), so the counters'
@@ -335,10 +344,14 @@ class Sequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, k_m1, int_m3, rk_m1, rint_m3):
-        """At a tile step (t = 0 next): the next tile's remainder flag and loop ends."""
+    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, k_m1, int_m3, rk_m1, rint_m3, dir_on, mode,
+                   on=1):
+        """At a tile step (t = 0 next): the next tile's remainder flag, loop ends and
+        direct-word flags (``dir_on``, ``on``: not the stop step; the layer's mode is stable
+        while it runs)."""
         return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
-                tl.eq(Mux(rem_next, rint_m3, int_m3))]
+                tl.eq(Mux(rem_next, rint_m3, int_m3)),
+                *(f.eq((mode | rem_next) & on) for f in dir_on)]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
                rem_t):

@@ -346,6 +346,7 @@ class Accelerator(wiring.Component):
             img.i_stream.payload.eq(self.image.payload),
             self.image.ready.eq(img.i_stream.ready | slot.discard),
             img.active.eq(slot.fill),
+            img.window.eq(slot.window),
             img.clear.eq(slot.clear),
             slot.last_in.eq(self.image.valid & self.image.payload.last),
             slot.complete.eq(img.complete),

@@ -65,6 +65,29 @@ def corner_vectors(acc_width: int = 32) -> list[Vector]:
     return [v for v in vs if amin <= v["acc"] <= amax]  # what the acc port can carry
 
 
+# Floors around the int8 bounds and the byte boundaries of stage D's low-byte add (y =
+# floor + round-up: 127 -> 128, -129 -> -128, 255 -> 256, -1 -> 0, ...).
+EDGE_FLOORS = (126, 127, 128, 255, 256, 511, 512, -1, -2, -128, -129, -130, -256, -257, -258,
+               -512, -513, -514)
+EDGE_CLAMPS = ((-128, 127), (0, 127), (-5, 100), (10, 5))  # the last: lo > hi
+
+
+def clamp_edge_vectors(acc_width: int = 32) -> list[Vector]:
+    """Directed cases for the clamp: with M = 2**31 - 1, SRDHM(acc) = acc for |acc| < 2**30,
+    so acc = floor * 2**e + r gives RDBPOT's floor and, by r, no round-up (h - 1), a tie
+    (h: up iff acc >= 0) or a round-up (h + 1, h + h/2: half and sticky), h = 2**(e-1); e
+    from the fine shift alone to two whole bytes (sticky bits in the coarse stage)."""
+    amin, amax = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    vs = []
+    for e in (1, 2, 10, 20):
+        h = 1 << (e - 1)
+        for f in EDGE_FLOORS:
+            for r in sorted({h - 1, h, h + 1, h + (h >> 1)} - {2 * h}):
+                lo, hi = EDGE_CLAMPS[len(vs) % len(EDGE_CLAMPS)]
+                vs.append(_v(f * (1 << e) + r, 0, I32_MAX, e, lo, hi))
+    return [v for v in vs if amin <= v["acc"] <= amax]
+
+
 def random_vectors(rng: random.Random, n: int, acc_width: int = 32) -> list[Vector]:
     """Mostly in-range results (acc scaled to the shift), some uniform, many exact ties."""
     amin, amax = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
@@ -119,8 +142,10 @@ def expected_trace(vectors: list[Vector], cycles: list[int], latency: int) -> li
 
 
 def make_run(rng: random.Random, acc_width: int, n_random: int, gap_prob: float):
-    """One run: corner vectors then random ones; returns (vectors, beat cycles)."""
-    vecs = corner_vectors(acc_width) + random_vectors(rng, n_random, acc_width)
+    """One run: corner and clamp-edge vectors, then random ones; returns (vectors, beat
+    cycles)."""
+    vecs = (corner_vectors(acc_width) + clamp_edge_vectors(acc_width)
+            + random_vectors(rng, n_random, acc_width))
     return vecs, schedule(rng, len(vecs), gap_prob)
 
 
