@@ -351,11 +351,10 @@ class WriteBack(wiring.Component):
         split_last, split_other = Signal.like(split), Signal.like(split)
         one = Signal(reset_less=True)  # split == 0
         one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
+        s_last, s_other = Mux(d.mode | d.rem, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
-                     split_last.eq(Mux(d.mode | d.rem, d.ksplit_m1, 0)),
-                     split_other.eq(Mux(d.mode, d.ksplit_m1, 0)),
-                     one_last.eq(~(d.mode | d.rem) | (d.ksplit_m1 == 0)),
-                     one_other.eq(~d.mode | (d.ksplit_m1 == 0))]  # fmt: skip
+                     split_last.eq(s_last), split_other.eq(s_other),
+                     one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
 
         def split_for(last_tile):
             return [split.eq(Mux(last_tile, split_last, split_other)),
