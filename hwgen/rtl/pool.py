@@ -30,7 +30,7 @@ Pipeline (t = cycle the window's last pixel is accepted):
   t+1: line-buffer word (or the word just written) compared with and added to hacc
   t+2: vsum = the pick of the sum, the larger, or hacc (first row); written back unless last
        row; else registered
-  t+3: vsum >> avg_shift (shift 0 for max), its low byte and the round-up bit, registered
+  t+3: vsum >> avg_shift (shift 0 for max), its half bit and sticky bits, registered
   t+4: + the round-up (RDBPOT) -> output register
   t+5: output beat valid
 """
@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from hwgen.golden import ops
-from hwgen.rtl.requant import rdbpot_parts
+from hwgen.rtl.requant import rdbpot_round_up, rdbpot_split
 
 __all__ = ["Pool2d", "PoolMode", "pool_cfg_layout", "pool_golden"]
 
@@ -335,22 +335,27 @@ class Pool2d(wiring.Component):
         m.d.sync += [s3_valid.eq(s2_go & s2_vl), s3_sum.eq(vsum), s3_shift.eq(s2_shift)]
 
         # Average: RDBPOT by log2(k*k), in two stages (timing: the shift, the round-up
-        # decision and the add in one were three LUT levels and a chain, 7.4 ns routed on the
-        # 8x8): s4 the shifted sum's low byte and the round-up bit (each at most 3 LUT
-        # levels, like the shift alone); then the add, a short carry chain from flip-flops
-        # straight into the output register (the round-up LUT in front of it was 6.82 ns).
+        # decision and the add in one were three LUT levels and a carry chain, 7.4 ns routed
+        # on the 8x8): s4 the shifted sum, its half bit and sticky bits; then the round-up
+        # (one LUT) and the add (a short carry chain straight into the output register).
         # The rounded mean of int8 values is an int8, so the low byte is exact.
         # (the payload registers are reset-less: read only with valid, which keeps its reset)
         s4_valid = Signal()
-        s4_floor = [Signal(8, name=f"s4_floor{c}", reset_less=True) for c in range(self.lanes)]
-        s4_up = Signal(self.lanes, reset_less=True)
+        s4_floor = [Signal(lane, name=f"s4_floor{c}", reset_less=True) for c in range(self.lanes)]
+        s4_half = Signal(self.lanes, reset_less=True)
+        s4_neg = Signal(self.lanes, reset_less=True)
+        s4_sticky = []
         m.d.sync += s4_valid.eq(s3_valid)
         for c in range(self.lanes):
-            floor, up = rdbpot_parts(s3_sum[c], s3_shift)
-            m.d.sync += [s4_floor[c].eq(floor[:8]), s4_up[c].eq(up)]
+            floor, half, sticky = rdbpot_split(s3_sum[c], s3_shift)
+            st = Signal(len(sticky), name=f"s4_sticky{c}", reset_less=True)
+            s4_sticky.append(st)
+            m.d.sync += [s4_floor[c].eq(floor), s4_half[c].eq(half), st.eq(sticky),
+                         s4_neg[c].eq(s3_sum[c][-1])]  # fmt: skip
         o_data = Signal.like(self.o_stream.payload, reset_less=True)
         for c in range(self.lanes):
-            m.d.sync += o_data[c].eq(s4_floor[c] + s4_up[c])  # (truncated to the byte)
+            up = rdbpot_round_up(s4_neg[c], s4_half[c], s4_sticky[c])
+            m.d.sync += o_data[c].eq((s4_floor[c] + up)[:8])
         m.d.sync += self.o_stream.valid.eq(s4_valid)
         m.d.comb += self.o_stream.payload.eq(o_data)
         return m

@@ -19,8 +19,7 @@ ECP5 at 150 MHz):
  B    nudge + high half: (p + 2**30) >> 31, saturate                 1
  C1   rounding shift by e mod 8; sticky of the bits shifted out      1
  C2   rounding shift by 8*(e // 8); half bit; sticky per 8 bits      1
- D    round-up decision, + round-up bit on the low byte; floor's     1
-      other bits all zeros / all ones
+ D    round-up decision, + round-up bit                              1
  E1   clamp flags: y outside int8, low byte vs lo and hi, lo > hi    1
  E2   clamp to [lo, hi]: two muxes                                   1
 ====  =============================================================  ==========
@@ -126,11 +125,10 @@ def rdbpot_shift_fine(x: Value, e_lo: Value) -> tuple[Value, Value]:
 
 def rdbpot_shift_coarse(y: Value, e_hi: Value) -> tuple[Value, Value, Value]:
     """Second stage on the first's ``y``: ``(x >> e, half bit, sticky)`` for ``e = 8*e_hi +
-    e_lo``, shifting y by whole bytes. sticky is one bit per byte a shift can drop (a few bits
-    for the next stage to OR, not one wide OR here)."""
+    e_lo``, shifting y by whole bytes. sticky is one bit per byte shifted out (a few bits for
+    the next stage to OR, not one wide OR here)."""
     t = y.as_signed() >> Cat(Const(0, 3), e_hi)
-    n_bytes = min(len(y) // 8, 2 ** len(e_hi) - 1)  # byte n is dropped iff e_hi > n
-    sticky = Cat(*((e_hi > n) & y[8 * n : 8 * n + 8].any() for n in range(n_bytes)))
+    sticky = Cat(*((e_hi > n) & y[8 * n : 8 * n + 8].any() for n in range(len(y) // 8)))
     return t[1:].as_signed(), t[0], sticky
 
 
@@ -266,54 +264,38 @@ class Requant(wiring.Component):
         ]
 
         # C2: the rest of the shift, by whole bytes (a 4:1 mux), and one sticky bit per byte.
-        # The round-up is half & (q >= 0 | sticky), q = b_q: "q >= 0 or the fine sticky" is
-        # one more sticky bit, so that stage D's decision is one 5-input LUT (it was a LUT6,
-        # two levels, with q's sign and the fine sticky apart; the unreachable byte's sticky
-        # bit, a constant 0, is no longer made).
         floor, half, sticky = rdbpot_shift_coarse(c1_y, c1_side[:2])
         c_floor = Signal(signed(32), reset_less=True)
-        c_half = Signal(reset_less=True)
+        c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
         c_sticky = Signal(len(sticky) + 1, reset_less=True)
         c_lohi = Signal(16, reset_less=True, attrs=UNSHARED)  # equal in every lane
         c_valid = Signal()
         m.d[mid] += [
             c_floor.eq(floor),
             c_half.eq(half),
-            c_sticky.eq(Cat(sticky, ~c1_neg | c1_sticky.any())),
+            c_neg.eq(c1_neg),
+            c_sticky.eq(Cat(sticky, c1_sticky.any())),  # (stage D's decision: 7 inputs)
             c_lohi.eq(c1_side[2:]),
             c_valid.eq(c1_valid),
         ]
 
-        # D: the round-up, added to the floor's low byte only, and flags of the floor's other
-        # bits (all zeros / all ones, carry chains beside the add): the output is clamped to
-        # int8, so that is all E1 needs of y = floor + up. (The 32-bit add behind the round-up
-        # LUTs was 7.02 ns routed on the 8x8.) No overflow: e >= 1 whenever up is set.
-        up = c_half & c_sticky.any()
-        d_low = Signal(9, reset_less=True)  # floor[:8] + up, with its carry out
-        d_any = Signal(reset_less=True)  # floor[8:] != 0
-        d_ones = Signal(reset_less=True)  # floor[8:] all ones
-        d_neg = Signal(reset_less=True)  # floor < 0
+        # D: the round-up decision and add (no overflow: e >= 1 whenever up is set).
+        d_y = Signal(signed(32), reset_less=True)
         d_lohi = Signal(16, reset_less=True, attrs=UNSHARED)
         d_valid = Signal()
         m.d[mid] += [
-            d_low.eq(c_floor[:8] + up),
-            d_any.eq(carry_any(c_floor[8:])),
-            d_ones.eq(carry_all(c_floor[8:])),
-            d_neg.eq(c_floor[31]),
+            d_y.eq(c_floor + rdbpot_round_up(c_neg, c_half, c_sticky)),
             d_lohi.eq(c_lohi),
             d_valid.eq(c_valid),
         ]
 
-        # E1: flags for np.clip, each a short function: y outside int8 (one LUT of the D
-        # flags), byte compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit
-        # compare and the muxes after it were six LUT levels in one stage.
-        # With floor = 256*t + f (f = floor[:8]) and s = f + up in [0, 256]: y = 256*t + s,
-        # so y > 127 iff t >= 1 or (t == 0 and s >= 128), and y < -128 iff t <= -2 or
-        # (t == -1 and s < 128); s >= 128 is s[7] | s[8].
+        # E1: flags for np.clip, each a short function: y outside int8 (two wide ORs), byte
+        # compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit compare and
+        # the muxes after it were six LUT levels in one stage.
         lo = d_lohi[:8].as_signed()
         hi = d_lohi[8:].as_signed()
-        y8 = d_low[:8].as_signed()  # y's low byte
-        big = d_low[7] | d_low[8]
+        y8 = d_y[:8].as_signed()
+        top = d_y[7:]  # all equal iff y fits in int8
         e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True, attrs=UNSHARED)
         e_over = Signal(reset_less=True, name="e_over")
         e_under = Signal(reset_less=True, name="e_under")
@@ -324,10 +306,11 @@ class Requant(wiring.Component):
         m.d[mid] += [
             e_y8.eq(y8),
             e_lohi.eq(d_lohi),
-            # the byte compares as the sign of a subtraction, on the carry chain (timing:
-            # LUT trees and their routes were up to 9.1 ns into these flags on the routed 8x8)
-            e_over.eq(~d_neg & (d_any | big)),  # y > 127
-            e_under.eq(d_neg & ~(d_ones & big)),  # y < -128
+            # the wide OR/AND of y's top bits, and the byte compares as the sign of a
+            # subtraction, on the carry chain (timing: LUT trees and their routes were up
+            # to 9.1 ns into these flags on the routed 8x8)
+            e_over.eq(~d_y[31] & carry_any(top)),  # y > 127
+            e_under.eq(d_y[31] & ~carry_all(top)),  # y < -128
             e_gt.eq((hi - y8)[-1]),  # y8 > hi
             e_lt.eq((y8 - lo)[-1]),  # y8 < lo
             e_bad.eq((hi - lo)[-1]),  # lo > hi

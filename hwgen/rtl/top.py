@@ -503,7 +503,7 @@ class Accelerator(wiring.Component):
                          kept.weights_header.eq(0)]  # fmt: skip
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
 
-        m.d.sync += [seq_start.eq(0), wb_start.eq(0), snd_start.eq(0)]
+        m.d.sync += snd_start.eq(0)
         # The header's limits minus one, registered: the loop-end tests compare registers. The
         # header changes only in a model load, long before any start can use these.
         n_last = Signal.like(hdr.n_layers, reset_less=True)
@@ -615,8 +615,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += prog_addr.eq(prog_addr + 1)
                 m.d.comb += rom_inc.eq(1)
             with m.If(fetch_end):
-                m.d.sync += [seq_start.eq(1), wb_start.eq(1), settle.eq(0), fetch_i.eq(0),
-                             fetch_more.eq(1)]
+                m.d.sync += [settle.eq(0), fetch_i.eq(0), fetch_more.eq(1)]
                 m.d.comb += rom_dec.eq(1)
                 # whether the run stops after this layer, registered for RUN's end test
                 m.d.sync += stop_r.eq((layer == n_last)
@@ -671,9 +670,13 @@ class Accelerator(wiring.Component):
                                          | (run_stays & ~desc.preload)
                                          | (st["RUN"] & layer_done & stop_r & ~self.dbg_stop)
                                          | (st["OUT"] & ~snd.done)))
-        # seq_start's next value (FETCH's final cycle sets it): the sequencer registers its
-        # K-loop restart from it
-        m.d.comb += seq.start_next.eq(in_fetch & fetch_end)
+        # The layer's start pulses: FETCH's final cycle, i.e. fetch_end alone (it is set only
+        # in FETCH and cleared in FETCH's final cycle, so it implies FETCH). Timing: the
+        # start registers sit with their units, and a LUT of the controller's state in front
+        # of them was 6.71 ns routed (d0a3a0e seed 3); now one net from a flip-flop. The
+        # sequencer registers its K-loop restart from the same next value.
+        m.d.sync += [seq_start.eq(fetch_end), wb_start.eq(fetch_end)]
+        m.d.comb += seq.start_next.eq(fetch_end)
         # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
         # each slice's enable is its flip-flop alone, with no state decode in front of the
         # ~32 enables it drives (those registers spread over the die with their users)
