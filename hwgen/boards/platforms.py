@@ -42,11 +42,13 @@ def _ulx3s_cls():
             return (f"{self.dsps_used} MULT18X18D instantiated by the multiplier seam, "
                     f"{self.lut_multipliers} in LUTs")
 
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            # LUT mapping with a wire delay per net (ABC9_SCRIPT, used by build_overrides)
+            self.add_file(ABC9_SCRIPT_FILE, ABC9_SCRIPT)
+
         def build_overrides(self) -> dict:
             # Every DSP is instantiated by the multiplier hook; anything else stays in LUTs.
-            # LUT mapping with a wire delay per net (ABC9_SCRIPT): see its comment.
-            if ABC9_SCRIPT_FILE not in self.extra_files:
-                self.add_file(ABC9_SCRIPT_FILE, ABC9_SCRIPT)
             return {"synth_opts": "-nodsp",
                     "script_after_read": f"scratchpad -set abc9.script {ABC9_SCRIPT_FILE}"}
 

@@ -103,8 +103,13 @@ DESC_BEATS = beats_per_word(DESC_LAYOUT.size)  # 32-bit program words per descri
 FETCH_CYCLES = DESC_BEATS + 2
 
 
+# perf_sel indices of the cycle counters: the host driver and the testbenches read the same
+PERF_TOTAL, PERF_DATA_IN, PERF_RESULTS_OUT, PERF_LAYER0 = 0, 1, 2, 3
+
+
 def perf_index(name: str, layer: int = 0) -> int:
-    return {"total": 0, "input": 1, "output": 2, "layer": 3 + layer}[name]
+    return {"total": PERF_TOTAL, "input": PERF_DATA_IN, "output": PERF_RESULTS_OUT,
+            "layer": PERF_LAYER0 + layer}[name]
 
 
 def _bits(n: int) -> int:
@@ -393,7 +398,7 @@ class Accelerator(wiring.Component):
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
         # narrower one saturates (`count` below) rather than wrap.
         pw = trait(platform, "perf_counter_width", 32)
-        counters = Array(Signal(pw, name=f"perf{n}") for n in range(3 + self.n_layers))
+        counters = Array(Signal(pw, name=f"perf{n}") for n in range(PERF_LAYER0 + self.n_layers))
         # Registered read in two stages (perf_data follows perf_sel PERF_READ_LATENCY cycles
         # later): a 4:1 mux per group of four counters by the select's low bits, then the
         # group by its high bits (timing: the one-cycle 8-bit-select mux was 8 ns routed).
@@ -412,7 +417,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += self.perf_data.eq(r)
             with m.Default():
                 m.d.sync += self.perf_data.eq(0)
-        total = counters[0]
+        total = counters[PERF_TOTAL]
 
         def count(cnt):
             return cnt.eq(cnt + 1) if pw >= 32 else cnt.eq(cnt + ~cnt.all())
@@ -587,7 +592,7 @@ class Accelerator(wiring.Component):
             # image must end exactly on its in_len-th value: a short one is dropped unrun,
             # a long one once the slot has discarded it up to its `last`. Its fault is
             # flagged as soon as the slot knows it (the slot keeps it with the image).
-            m.d.sync += [count(total), count(counters[1])]
+            m.d.sync += [count(total), count(counters[PERF_DATA_IN])]
             # (in LOAD_IN the slot's image is this run's; its kept fault flags are
             # registered in the cycle the faulty value is taken, so the status flag rises
             # one cycle later, from flip-flops: timing)
@@ -626,7 +631,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
             for n in range(self.n_layers):  # one incrementer per counter, no shared mux
                 with m.If(layer_oh[n]):
-                    m.d.sync += count(counters[3 + n])
+                    m.d.sync += count(counters[PERF_LAYER0 + n])
             with m.If(~settle[2]):
                 m.d.sync += settle.eq(Cat(1, settle[:2]))
             # (layer_done includes settle[2]: RUN's first cycles see the previous layer)
@@ -644,7 +649,7 @@ class Accelerator(wiring.Component):
                     m.d.comb += rom_inc.eq(1)
                     m.d.sync += goto("RUN", "FETCH")
         with m.If(st["OUT"]):  # the result transfer (LogitSender)
-            m.d.sync += [count(total), count(counters[2])]
+            m.d.sync += [count(total), count(counters[PERF_RESULTS_OUT])]
             with m.If(snd.done):
                 m.d.sync += goto("OUT", "DONE")
                 m.d.sync += idle_next()
@@ -730,7 +735,8 @@ class Accelerator(wiring.Component):
         ]
         for n, c in enumerate(clr):  # after the states' counts: the clear wins
             with m.If(c):
-                m.d.sync += counters[n].eq(int(n <= 1))  # total and LOAD_IN count in it
+                # LOAD_IN's first cycle counts in the total and the data-in counter
+                m.d.sync += counters[n].eq(int(n in (PERF_TOTAL, PERF_DATA_IN)))
         # a start while busy is refused: before the result transfer, or with logits unread
         sending = st["OUT"]
         m.d.comb += [
