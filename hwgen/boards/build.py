@@ -345,7 +345,9 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     netpass = steps.timed("netlist pass (block-RAM output registers)",
                           lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
-           "cycles": summary["cycles"]["total"], "netlist_pass": netpass}
+           "cycles": summary["cycles"]["total"], "netlist_pass": netpass,
+           "pnr_command": [Path(w).name if i == 0 else w
+                           for i, w in enumerate(platform.nextpnr_command())]}
     return _place_route_pack(ctx, platform, steps)
 
 
@@ -441,6 +443,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "fit": list(job.fit),
         "target_mhz": clock_mhz,
         "command": job.command(),
+        "place_route_command": " ".join(ctx["pnr_command"]) + " --seed N",
         "complete": len(runs) == job.seeds,
         "bitstream": str(out / f"top.{suffix}"),
         "bitstream_seed": best_seed,
@@ -548,6 +551,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         "",
         *([] if rep["complete"] else ["**Partial: not every placement seed has run yet.**", ""]),
         f"Command: `{rep['command']}`  ",
+        f"Place and route: `{rep['place_route_command']}`  ",
         f"Bitstream: `{rep['bitstream']}`",
         "",
         "| resource | used | available |",
