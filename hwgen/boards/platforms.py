@@ -22,15 +22,6 @@ ABC9_SCRIPT = "\n".join(["&scorr", "&sweep", "&dc2", "&dch -f -r", "&ps", "&if -
                          "&mfs", ""])
 
 
-# nextpnr's HeAP placer on the ECP5: a stronger anchor to the legalised positions than its
-# default alpha 0.1. HeAP stops after five iterations without a better legal wirelength, and
-# on the 8x8 mnist_cnn netlist (7757539) the default stopped after 9-10 iterations in half the
-# seeds, at a legal wirelength of 459k-476k against 397k-408k in the others (those routed ~10 %
-# slower). With alpha 0.2 seeds 1-4 ran 12-21 iterations to 407k-421k; 0.3 was worse again
-# (435k-451k). docs/measurements.md, "Session 12".
-ECP5_PLACER_OPTIONS = ["--placer-heap-alpha", "0.2"]
-
-
 def _exe(env: str, default: str) -> str:
     return shutil.which(os.environ.get(env, default)) or default
 
@@ -69,7 +60,6 @@ def _ulx3s_cls():
                 "--speed", self.speed,
                 "--json", "top.json",
                 "--lpf", "top.lpf",
-                *ECP5_PLACER_OPTIONS,
             ]
 
         def netlist_pass(self, json_path) -> dict:
