@@ -345,21 +345,25 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     netpass = steps.timed("netlist pass (block-RAM output registers)",
                           lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
-           "cycles": summary["cycles"]["total"], "netlist_pass": netpass,
-           "pnr_command": [Path(w).name if i == 0 else w
-                           for i, w in enumerate(platform.nextpnr_command())]}
+           "cycles": summary["cycles"]["total"], "netlist_pass": netpass}
     return _place_route_pack(ctx, platform, steps)
+
+
+def _pnr_command(platform, s: int | str) -> list[str]:
+    """nextpnr's command line for seed ``s`` (the report shows it with ``s`` = "N")."""
+    return [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
+            "--detailed-timing-report", "--timing-allow-fail",  # every endpoint, by unit
+            *platform.nextpnr_outputs(f"s{s}")]
 
 
 def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
     """nextpnr per seed (Dask tasks when ``job.workers`` > 1 or a scheduler is given); after
     each seed the best bitstream so far and the report."""
     job = ctx["job"]
-    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
-                 [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
-                  "--detailed-timing-report", "--timing-allow-fail",  # every endpoint, by unit
-                  *platform.nextpnr_outputs(f"s{s}")])
-             for s in range(1, job.seeds + 1)}  # fmt: skip
+    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})", _pnr_command(platform, s))
+             for s in range(1, job.seeds + 1)}
+    cmd = _pnr_command(platform, "N")
+    ctx["pnr_command"] = " ".join([Path(cmd[0]).name, *cmd[1:]])
     state: dict = {"runs": [], "best_seed": None, "report": {}}
     if job.seeds > 1 and (job.workers > 1 or job.scheduler):
         _seeds_on_dask(seeds, ctx, platform, steps, state)
@@ -443,7 +447,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "fit": list(job.fit),
         "target_mhz": clock_mhz,
         "command": job.command(),
-        "place_route_command": " ".join(ctx["pnr_command"]) + " --seed N",
+        "place_route_command": ctx["pnr_command"],
         "complete": len(runs) == job.seeds,
         "bitstream": str(out / f"top.{suffix}"),
         "bitstream_seed": best_seed,
