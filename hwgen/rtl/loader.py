@@ -247,13 +247,16 @@ class WeightLoader(wiring.Component):
         # with no restart LUT on its LSR pin; timing)
         m.d.sync += loaded.eq(self.loaded_next)
         m.d.sync += go.eq(0)
-        # acc's slots take every beat offered outside the header check, taken or not (timing:
-        # each slot's enable is one LUT of flip-flops, not the take/discard decisions). That
-        # is harmless: a word is committed from acc in the cycle after its last beat was taken
-        # (an offered beat then lands at the end of that cycle), a beat not taken is offered
-        # again into the same slot, and a discard or rewind is followed by a word's first beat.
+        # acc's slot k takes the stream's payload in every cycle its beat_oh bit is set, valid
+        # or not (timing: each slot's 32 enables are one flip-flop, where a LUT of the stream's
+        # valid, the controller's busy gate and `stall` failed at 150 MHz in most routed 8x8
+        # seeds). A slot then holds what it took in the last cycle its bit was set, which is
+        # the edge its beat was taken at (beat_oh steps only on a taken beat). A word is
+        # committed from acc in the cycle after its last beat was taken, and a discard or
+        # rewind is followed by a word's first beat. beat_oh is 0 from the header's end to the
+        # judging cycle, so the header stays in acc until `go` (or the check) reads it.
         for k in range(max(bpw)):
-            with m.If(self.i_stream.valid & ~stall & beat_oh[k]):
+            with m.If(beat_oh[k]):
                 m.d.sync += acc[32 * k : 32 * k + 32].eq(payload)
 
         def step_beat(n_bpw: int) -> None:
@@ -318,11 +321,12 @@ class WeightLoader(wiring.Component):
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
         # The word's beat: back to the first after a word end or a `last` (every `last` ends
         # the transfer, the header or a discard; a fault on a beat is at one of them), else
-        # the next, in a discard too (then it is 1 again after the discard's `last`). Timing:
-        # no state, discard or fault term in its logic.
+        # the next, in a discard too (then it is 1 again after the discard's `last`); none
+        # from the header's last beat to the judging cycle. Timing: no fault term in its logic.
         with m.If(take):
             with m.If(wend | is_last):
-                m.d.sync += beat_oh.eq(1)
+                # (none at the header's end: its check keeps the header in acc)
+                m.d.sync += beat_oh.eq(~(at_hdr_end & ~discard))
             with m.Else():
                 m.d.sync += beat_oh.eq(beat_oh << 1)
         # the write address follows `addr` one cycle late, in every cycle (timing: no enable
@@ -366,7 +370,7 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words_r, strict=True)]
                 m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words_r, strict=True)]
         with m.If(judging):
-            m.d.sync += judging.eq(0)
+            m.d.sync += [judging.eq(0), beat_oh.eq(1)]
             with m.If(ok_r & hdr_last):  # a transfer that ends with its header (err_short)
                 m.d.sync += rewind
             with m.Elif(~ok_r):  # (err_header)
