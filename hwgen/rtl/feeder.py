@@ -64,8 +64,11 @@ FEED_CFG = data.StructLayout(
 
 def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
     """``tok`` one cycle later. Only valid, first and last are reset: the rest is read with
-    a valid token only, so those flip-flops stay off the reset net."""
-    ctl = Signal(3, name=f"{name}_ctl")
+    a valid token only, so those flip-flops stay off the reset net. The flags are this
+    register's own (UNSHARED): a row's `tok_r` and `p_tok` hold equal values, and merged
+    (opt_merge) one flip-flop drove both this row's stage A and the next row's pixel latch
+    across the die (feed1's `pix_out.ox` reset from feed0's `p_tok.first`, 7.05 ns routed)."""
+    ctl = Signal(3, name=f"{name}_ctl", attrs=UNSHARED)
     pay = Signal(TOKEN_LAYOUT, name=f"{name}_pay", reset_less=True)
     m.d.sync += [ctl.eq(Cat(tok.valid, tok.first, tok.last)), pay.eq(tok)]
     out = Signal(TOKEN_LAYOUT, name=name)
