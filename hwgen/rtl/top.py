@@ -526,9 +526,8 @@ class Accelerator(wiring.Component):
         # The two that count in that cycle (total, LOAD_IN) restart at 1 instead.
         clr = [Signal(name=f"perf_clr{n}", attrs=UNSHARED) for n in range(len(counters))]
         m.d.sync += [c.eq(0) for c in clr]
-        begin = [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0), fetch_i.eq(0),
-                 fetch_more.eq(1),
-                 *(c.eq(1) for c in clr)]
+        # (the layer and program positions are rewound while idle instead, below)
+        begin = [fetch_i.eq(0), fetch_more.eq(1), *(c.eq(1) for c in clr)]
 
         # The controller's states, one-hot: one flip-flop per state, so every transition
         # condition and state test below starts from a flip-flop, not from a decode of a
@@ -694,6 +693,12 @@ class Accelerator(wiring.Component):
         with m.Elif(rom_dec):
             m.d.sync += rom_addr.eq(rom_addr - 1)
         m.d.comb += rom_r.addr.eq(rom_addr)
+        # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
+        # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
+        # (the host link's `start` & weights_loaded) is not in their next values; rom_addr's
+        # and layer's PFUMX behind it failed in several routed 8x8 seeds (up to 7.59 ns).
+        with m.If(~busy_r):
+            m.d.sync += [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0)]
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
         # busy_r's next value, from the transitions above: an accepted start (IDLE or DONE is
