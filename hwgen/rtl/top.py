@@ -370,12 +370,14 @@ class Accelerator(wiring.Component):
         # flip-flop, not a decode of `layer` (timing)
         layer_oh = Signal(self.n_layers, init=1)
         prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
-        # the program memory's read address, prog_addr + in_fetch (see rom_q below), kept as a
-        # register set with the transitions (timing: no adder in front of the block RAM)
-        rom_addr = Signal.like(prog_addr)
+        # prog_addr + 1, a register kept with prog_addr: the program memory's read address
+        # is prog_addr + in_fetch, a 2:1 select of two registers by FETCH's flip-flop (see
+        # rom_q below). Timing: an up/down counter set with the transitions into and out of
+        # FETCH had layer_done -> 5 LUT levels in front of it, 7.8 ns routed on e38c5b2.
+        prog_p1 = Signal.like(prog_addr, init=1)
         fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
         # fetch_i < DESC_BEATS, a flag kept with fetch_i (timing: the compare's carry and
-        # LUTs sat in front of rom_addr's up/down select, 6.94 ns routed on b24ce83 seed 1)
+        # LUTs sat in front of the program address's steps, 6.94 ns routed on b24ce83 seed 1)
         fetch_more = Signal(init=1)
         fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
         rom_q = Signal(32, reset_less=True)
@@ -579,10 +581,6 @@ class Accelerator(wiring.Component):
             with m.Elif(self.start):
                 m.d.comb += flag.start_unloaded.eq(1)
 
-        # rom_addr == prog_addr + in_fetch is kept as an up/down counter: +1 into FETCH and
-        # with each beat step in it, -1 at FETCH's end (timing: no mux of prog_addr's adds
-        # in front of it; its steps are from rom_addr itself)
-        rom_inc, rom_dec = Signal(), Signal()
         # the states' blocks (one-hot: at most one is active)
         with m.If(st["IDLE"]):
             try_start("IDLE")
@@ -604,7 +602,6 @@ class Accelerator(wiring.Component):
                     m.d.sync += idle_next()
                 with m.Else():
                     m.d.sync += goto("LOAD_IN", "FETCH")
-                    m.d.comb += rom_inc.eq(1)
         with m.If(st["FETCH"]):
             # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
             # runs on through the layers) and written to its slice of `desc` in cycle
@@ -616,11 +613,9 @@ class Accelerator(wiring.Component):
                          fetch_more.eq(fetch_i < DESC_BEATS - 1),
                          fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
             with m.If(fetch_more):
-                m.d.sync += prog_addr.eq(prog_addr + 1)
-                m.d.comb += rom_inc.eq(1)
+                m.d.sync += [prog_addr.eq(prog_addr + 1), prog_p1.eq(prog_p1 + 1)]
             with m.If(fetch_end):
                 m.d.sync += [settle.eq(0), fetch_i.eq(0), fetch_more.eq(1)]
-                m.d.comb += rom_dec.eq(1)
                 # whether the run stops after this layer, registered for RUN's end test
                 m.d.sync += stop_r.eq((layer == n_last)
                                       | (self.dbg_stop & (layer == self.dbg_layers)))
@@ -645,7 +640,6 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
                                  *slot_ctl(1, 0)]  # fmt: skip
-                    m.d.comb += rom_inc.eq(1)
                     m.d.sync += goto("RUN", "FETCH")
         with m.If(st["OUT"]):  # the result transfer (LogitSender)
             m.d.sync += [count(total), count(counters[PERF_RESULTS_OUT])]
@@ -688,17 +682,13 @@ class Accelerator(wiring.Component):
             with m.If(fetch_sel[i]):
                 hi = min(32 * (i + 1), DESC_LAYOUT.size)
                 m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
-        with m.If(rom_inc):
-            m.d.sync += rom_addr.eq(rom_addr + 1)
-        with m.Elif(rom_dec):
-            m.d.sync += rom_addr.eq(rom_addr - 1)
-        m.d.comb += rom_r.addr.eq(rom_addr)
+        m.d.comb += rom_r.addr.eq(Mux(in_fetch, prog_p1, prog_addr))
         # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
         # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
-        # (the host link's `start` & weights_loaded) is not in their next values; rom_addr's
-        # and layer's PFUMX behind it failed in several routed 8x8 seeds (up to 7.59 ns).
+        # (the host link's `start` & weights_loaded) is not in their next values (the
+        # program address's and layer's PFUMX behind it failed in routed 8x8 seeds).
         with m.If(~busy_r):
-            m.d.sync += [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), rom_addr.eq(0)]
+            m.d.sync += [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), prog_p1.eq(1)]
         m.d.sync += [rom_q.eq(rom_r.data),
                      fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
         # busy_r's next value, from the transitions above: an accepted start (IDLE or DONE is
