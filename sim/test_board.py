@@ -80,6 +80,11 @@ def test_small_full_flow_build() -> None:
     for step in ("synthesis (yosys)", "place & route (nextpnr, seed 1/1)", "pack (bitstream)"):
         assert step in steps, step
     _netlist_has_host_top(rep)
+    # nextpnr times the build clock at the PLL's frequency (derived from its dividers), and
+    # every constraint it is given names a net that exists
+    pnr_log = (Path(rep["logs"]) / "nextpnr_s1.log").read_text()
+    assert "Derived frequency constraint of 150.0 MHz for net clk" in pnr_log
+    assert "ignoring clock constraint" not in pnr_log
     arr = ArrayConfig.parse("2x2")
     assert rep["multipliers"]["dsps_instantiated"] == arr.pes + 4 * arr.cols
     assert rep["top"]["clock_mhz"] == 150.0 and "EHXPLLL" in rep["top"]["clock"]
