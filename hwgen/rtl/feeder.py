@@ -209,11 +209,15 @@ class RowFeeder(wiring.Component):
         # adds above: add + compare in one cycle was a 7.9 ns path on the routed 8x8).
         # Direct mode has no padding; a K part past the input reads words whose weights are 0.
         m.d.comb += self.raddr.eq(a_addr)
-        oob = ~a_direct & ((a_iy < 0) | (a_iy >= d.in_h) | (a_ix < 0) | (a_ix >= d.in_w))
-        b_oob = Signal(reset_less=True)
+        # The row and column verdicts are registered apart and ORed into stage C's c_oob
+        # (timing: both compares' carry chains, their OR and the mode behind one PFUMX
+        # failed in every feeder of land13's routed seeds, up to 7.41 ns).
+        b_oob_y, b_oob_x = Signal(reset_less=True), Signal(reset_less=True)
         b_lane = Signal(8, reset_less=True)
         b_flags = Signal(3)
-        m.d.sync += [b_oob.eq(oob), b_lane.eq(a_lane), b_flags.eq(a_flags)]
+        m.d.sync += [b_oob_y.eq(~a_direct & ((a_iy < 0) | (a_iy >= d.in_h))),
+                     b_oob_x.eq(~a_direct & ((a_ix < 0) | (a_ix >= d.in_w))),
+                     b_lane.eq(a_lane), b_flags.eq(a_flags)]
         # --- stage M: the memory outputs straight into registers
         m_word0 = Signal(8 * self.cols, reset_less=True)
         m_word1 = Signal(8 * self.cols, reset_less=True)
@@ -240,7 +244,8 @@ class RowFeeder(wiring.Component):
         c_lo = [Signal(max(lo_bits, 1), name=f"c_lo{q}", **uns) for q in range(n_cand)]
         c_oob = [Signal(name=f"c_oob{q}", **uns) for q in range(n_cand)]
         for q in range(n_cand):
-            m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b_lane[:lo_bits]), c_oob[q].eq(b_oob)]
+            m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b_lane[:lo_bits]),
+                         c_oob[q].eq(b_oob_y | b_oob_x)]
         # --- stage C: buffer and the lane's low bits -> candidate bytes, padding zero. The
         # 16:1 byte select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed
         # 8x8; split, each stage is a 4:1 mux per bit (8 lanes).
