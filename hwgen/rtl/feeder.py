@@ -114,8 +114,15 @@ class RowFeeder(wiring.Component):
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
                 "pix_out": Out(PIXEL_LAYOUT),
-                # pix_out's pixel is the last of its output row (ox == last_ox): latched with
-                # it, so row i+1's step selects on a flip-flop, not on a compare
+                # row i+1's pixel-latch controls, registered here beside tok_out (timing:
+                # the latch's enable and its `ox` reset were a LUT of row i's token flags
+                # and wrap flag, routed across to row i+1, up to 6.8 ns on oob13):
+                # latch_out is high when row i+1's token is a tile's first (tok_out.valid &
+                # tok_out.first); wrap_out with it when the pixel this row latched in that
+                # cycle is the last of its output row (ox == last_ox), so row i+1 steps
+                # to the next output row
+                "latch_in": In(1),
+                "latch_out": Out(1),
                 "wrap_in": In(1),
                 "wrap_out": Out(1),
                 "raddr": Out(unsigned(addr_width)),
@@ -134,7 +141,8 @@ class RowFeeder(wiring.Component):
         """The assignments that chain this row after row ``prev`` (its token, pixel, wrap
         flag and per-layer constants, one cycle later)."""
         return [self.tok_in.eq(prev.tok_out), self.pix_in.eq(prev.pix_out),
-                self.wrap_in.eq(prev.wrap_out), self.cfg_in.eq(prev.cfg_out)]
+                self.latch_in.eq(prev.latch_out), self.wrap_in.eq(prev.wrap_out),
+                self.cfg_in.eq(prev.cfg_out)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -154,10 +162,13 @@ class RowFeeder(wiring.Component):
         prev = self.pix_in
         step = Signal(PIXEL_LAYOUT)
         wrap = Signal()  # step.ox == last_ox
+        latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
             # the sequencer already computed row 0's pixel (a register)
-            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == last_ox)]
+            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == last_ox),
+                         latch.eq(tok.valid & tok.first)]
         else:
+            m.d.comb += latch.eq(self.latch_in)
             with m.If(self.wrap_in):
                 m.d.comb += [
                     step.ox.eq(0),
@@ -177,10 +188,12 @@ class RowFeeder(wiring.Component):
         # Reset-less: each tile's first token latches it in every row (row i-1 first) before
         # any valid token reads it.
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
-        latched_wrap = Signal(reset_less=True)
-        with m.If(tok.valid & tok.first):
-            m.d.sync += [latched.eq(step), latched_wrap.eq(wrap)]
-        m.d.comb += [self.pix_out.eq(latched), self.wrap_out.eq(latched_wrap)]
+        with m.If(latch):
+            m.d.sync += latched.eq(step)
+        latch_out, wrap_out = Signal(), Signal()
+        m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(latch & wrap)]
+        m.d.comb += [self.pix_out.eq(latched), self.latch_out.eq(latch_out),
+                     self.wrap_out.eq(wrap_out)]
         p_tok = _token_reg(m, tok, "p_tok")
         # the mode of this token's tile (it may change with the next token: a remainder tile)
         p_direct = Signal(reset_less=True)

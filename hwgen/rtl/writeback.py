@@ -139,7 +139,11 @@ class WriteBack(wiring.Component):
         i_last, tp_end, g_end, p_step = (Signal(**rl) for _ in range(4))
         i_last_n, tp_end_n = Signal(), Signal()
         m.d.comb += [i_last_n.eq(i_last), tp_end_n.eq(tp_end)]
-        conv = d.mode == 0
+        # conv mode, a per-layer register here (timing: the descriptor's mode flip-flop sits
+        # with the controller, and was an input of g_end's and wptr's enable cones, which
+        # failed at 6.8-7.1 ns routed on oob13)
+        conv = Signal(reset_less=True)
+        m.d.sync += conv.eq(d.mode == 0)
 
         def first_row(rem_tile):
             """The next tile's first row: its row count, and whether it is also its last."""
@@ -181,7 +185,7 @@ class WriteBack(wiring.Component):
             m_word.eq(wptr),
             self.param_addr.eq(paddr),
         ]
-        with m.If(d.mode == 1):
+        with m.If(~conv):
             m.d.comb += m_word.eq(wptr + r)
 
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
