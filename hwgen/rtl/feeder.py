@@ -10,13 +10,16 @@ and moves one pixel right (wrapping to the next output row) — additions only. 
              port A or B of copy i//2, which rows 2k and 2k+1 share (see top.py); the
              bounds compare of (iy, ix) -> out-of-bounds (padding zero), registered
     stage M: register the memory's output words (nothing between block RAM and a flip-flop)
-    stage C: pick the buffer and the lane's low bits (a few candidate bytes), zeroed when
-             out of bounds, register
+    stage G: pick the buffer (a per-layer select), register (timing: the two words come
+             from two block RAMs' output registers, each by its own RAM; a 2:1 mux after
+             each route, not a LUT and a PFUMX behind both)
+    stage C: pick the lane's low bits (a few candidate bytes), zeroed when out of bounds,
+             register
     stage D: pick the candidate by the lane's high bits -> register -> row_in[i] (timing:
              stage C's multiplexers sit by the block RAMs, the PE's multiplier elsewhere on
              the die; the route between them gets a cycle of its own, with one small mux)
 
-so row_in[i] carries element k ``FEEDER_LATENCY`` = 6 cycles after the token reached the row.
+so row_in[i] carries element k ``FEEDER_LATENCY`` = 7 cycles after the token reached the row.
 In direct mode (linear layers) row i reads K part i % P of the input vector (P = ``ksplit``,
 hwgen.rtl.reduce): the same stepping with ``out_w`` replaced by P, ``step1`` the words per
 part, and no bounds check (past the input the weights are zero). The per-layer constants a row
@@ -39,7 +42,7 @@ from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
 __all__ = ["FEED_CFG", "ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY", "feed_cfg"]
 
-FEEDER_LATENCY = 6
+FEEDER_LATENCY = 7
 A = 24
 
 ROW_IN_LAYOUT = data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(8)})
@@ -259,19 +262,27 @@ class RowFeeder(wiring.Component):
         for q in range(n_cand):
             m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b_lane[:lo_bits]),
                          c_oob[q].eq(b_oob_y | b_oob_x)]
-        # --- stage C: buffer and the lane's low bits -> candidate bytes, padding zero. The
-        # 16:1 byte select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed
-        # 8x8; split, each stage is a 4:1 mux per bit (8 lanes).
+        # --- stage G: the buffer, one 2:1 mux per bit (the lane and flags wait beside it)
+        g_grp = [Signal(8 * group, name=f"g_grp{q}", reset_less=True) for q in range(n_cand)]
+        g_lo = [Signal(max(lo_bits, 1), name=f"g_lo{q}", **uns) for q in range(n_cand)]
+        g_oob = [Signal(name=f"g_oob{q}", **uns) for q in range(n_cand)]
+        g_lane = Signal(8, reset_less=True)
+        g_flags = Signal(3)
+        for q in range(n_cand):
+            sl = slice(8 * group * q, 8 * group * (q + 1))  # (zero-padded past the last lane)
+            m.d.sync += [g_grp[q].eq(Mux(c_src[q], m_word1[sl], m_word0[sl])),
+                         g_lo[q].eq(c_lo[q]), g_oob[q].eq(c_oob[q])]
+        m.d.sync += [g_lane.eq(m_lane), g_flags.eq(m_flags)]
+        # --- stage C: the lane's low bits -> candidate bytes, padding zero. The 16:1 byte
+        # select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed 8x8.
         c_cand = Signal(8 * n_cand, reset_less=True)
         c_hi = Signal(lane_bits - lo_bits, reset_less=True)
         c_flags = Signal(3)
         for q in range(n_cand):
-            sl = slice(8 * group * q, 8 * group * (q + 1))
-            grp = Signal(8 * group, name=f"c_grp{q}")  # (zero-padded past the last lane)
-            m.d.comb += grp.eq(Mux(c_src[q], m_word1[sl], m_word0[sl]))
-            byte = grp.word_select(c_lo[q][:lo_bits], 8) if lo_bits else grp
-            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(c_oob[q], 0, byte))
-        m.d.sync += [c_flags.eq(m_flags), c_hi.eq(m_lane[lo_bits:lane_bits])]
+            grp = g_grp[q]
+            byte = grp.word_select(g_lo[q][:lo_bits], 8) if lo_bits else grp
+            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(g_oob[q], 0, byte))
+        m.d.sync += [c_flags.eq(g_flags), c_hi.eq(g_lane[lo_bits:lane_bits])]
         # --- stage D: the candidate by the lane's high bits, into row_in[i]
         row_a = Signal(signed(8), reset_less=True)
         pick = c_cand.word_select(c_hi, 8) if n_cand > 1 else c_cand
