@@ -16,6 +16,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
 from .pool import Pool2d, PoolMode
 from .reduce import RowReduce
@@ -142,8 +143,11 @@ class WriteBack(wiring.Component):
         # conv mode, a per-layer register here (timing: the descriptor's mode flip-flop sits
         # with the controller, and was an input of g_end's and wptr's enable cones, which
         # failed at 6.8-7.1 ns routed on oob13)
-        conv = Signal(reset_less=True)
-        m.d.sync += conv.eq(d.mode == 0)
+        # (two copies: `conv` for the row position's flags and steps, `conv_w` for the
+        # written word's 24-bit add and select, so neither drives the other's loads)
+        conv = Signal(reset_less=True, attrs=UNSHARED)
+        conv_w = Signal(reset_less=True, attrs=UNSHARED)
+        m.d.sync += [conv.eq(d.mode == 0), conv_w.eq(d.mode == 0)]
 
         def first_row(rem_tile):
             """The next tile's first row: its row count, and whether it is also its last."""
@@ -185,7 +189,7 @@ class WriteBack(wiring.Component):
             m_word.eq(wptr),
             self.param_addr.eq(paddr),
         ]
-        with m.If(~conv):
+        with m.If(~conv_w):
             m.d.comb += m_word.eq(wptr + r)
 
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
@@ -244,8 +248,15 @@ class WriteBack(wiring.Component):
             # and desc is stable within a layer.
             pool_v = Signal()
             m.d.sync += pool_v.eq(q_wv_before & d.pool_en)
+            # The beat is registered once more beside the pool (timing: the requant lanes sit
+            # by their multipliers across the die, and their route with the pool's max
+            # compare in one cycle was 7.0 ns into `hacc` on s14's routed seed 2): one more
+            # cycle of latency, which the layer's tail waits out.
+            pool_vr = Signal()
+            pool_d = Signal(8 * C, reset_less=True)
+            m.d.sync += [pool_vr.eq(pool_v), pool_d.eq(q_data)]
             m.submodules.pool = pool
-            pool_latency = pool.latency
+            pool_latency = pool.latency + 1
             m.d.comb += [
                 pool.cfg.in_w.eq(d.out_w),
                 pool.cfg.in_h.eq(d.out_h),
@@ -253,8 +264,8 @@ class WriteBack(wiring.Component):
                 pool.cfg.mode.eq(d.pool_mode),
                 pool.cfg.avg_shift.eq(d.pool_shift),
                 pool.start.eq(self.start),
-                pool.i_stream.valid.eq(pool_v),
-                pool.i_stream.payload.as_value().eq(q_data),
+                pool.i_stream.valid.eq(pool_vr),
+                pool.i_stream.payload.as_value().eq(pool_d),
             ]
             # pooled pixels left in the group after this one, minus 2, counted down: the
             # group's last pooled pixel (pq_end) is its sign bit, no compare (timing)
