@@ -128,11 +128,7 @@ class WriteBack(wiring.Component):
         # descriptor): no reset needed, like every data register here whose valid flag has one.
         pt_one = Signal(reset_less=True)  # ptiles == 1
         pt_m3 = Signal.like(tl2, reset_less=True)
-        rem_r = Signal(reset_less=True)
-        rem_rows_m1 = Signal(range(R), reset_less=True)
-        rem_zero = Signal(reset_less=True)  # rem_rows_m1 == 0
-        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3), rem_r.eq(d.rem),
-                     rem_rows_m1.eq(d.rem_rows_m1), rem_zero.eq(d.rem_rows_m1 == 0)]
+        m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3)]
         # The row's position flags, kept with their counters and set from their next values
         # (timing: every counter's enable and reset is one LUT of flip-flops, no compare):
         # i_last (ileft == 0), tp_end (the group's last pixel tile), and their products
@@ -149,16 +145,35 @@ class WriteBack(wiring.Component):
         conv_w = Signal(reset_less=True, attrs=UNSHARED)
         m.d.sync += [conv.eq(d.mode == 0), conv_w.eq(d.mode == 0)]
 
+        # A group's first tile's first row (its row count and whether it is also its last),
+        # and a remainder tile's: per-layer registers from the descriptor (timing: rem,
+        # ptiles == 1 and rem_rows_m1 == 0 were three more inputs of g_end's cone, which
+        # failed at 6.9 ns on s14's routed seeds 2 and 3)
+        rem_first = d.rem & (d.ptiles == 1)  # a group's first tile is a remainder tile
+        il_first = Signal(reset_less=True)
+        il_rem = Signal(reset_less=True)
+        left_first = Signal.like(ileft, reset_less=True)
+        left_rem = Signal.like(ileft, reset_less=True)
+        m.d.sync += [il_first.eq(Mux(rem_first, d.rem_rows_m1 == 0, R == 1)),
+                     il_rem.eq(Mux(d.rem, d.rem_rows_m1 == 0, R == 1)),
+                     left_first.eq(Mux(rem_first, d.rem_rows_m1, R - 1)),
+                     left_rem.eq(Mux(d.rem, d.rem_rows_m1, R - 1))]
+
         def first_row(rem_tile):
-            """The next tile's first row: its row count, and whether it is also its last."""
-            m.d.sync += ileft.eq(Mux(rem_tile, rem_rows_m1, R - 1))
-            m.d.comb += i_last_n.eq(Mux(rem_tile, rem_zero, R == 1))
+            """The next tile's first row: ``rem_tile`` is None for a group's first tile, else
+            whether it is a remainder tile (the group's last, in a layer with ``rem``)."""
+            if rem_tile is None:
+                m.d.sync += ileft.eq(left_first)
+                m.d.comb += i_last_n.eq(il_first)
+            else:
+                m.d.sync += ileft.eq(Mux(rem_tile, left_rem, R - 1))
+                m.d.comb += i_last_n.eq(Mux(rem_tile, il_rem, R == 1))
 
         with m.If(self.start):
             m.d.sync += [tl2.eq(pt_m3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
             m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
             m.d.comb += tp_end_n.eq(pt_one)
-            first_row(rem_r & pt_one)
+            first_row(None)
         with m.Elif(row_valid):
             m.d.sync += [r.eq(r + 1)]
             with m.If(conv):
@@ -167,11 +182,11 @@ class WriteBack(wiring.Component):
                     with m.If(tp_end):
                         m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1)]
                         m.d.comb += tp_end_n.eq(pt_one)
-                        first_row(rem_r & pt_one)
+                        first_row(None)
                     with m.Else():
                         m.d.sync += [tl2.eq(tl2 - 1)]
                         m.d.comb += tp_end_n.eq(tl2[-1])
-                        first_row(rem_r & tl2[-1])
+                        first_row(tl2[-1])
                 with m.Else():
                     m.d.sync += ileft.eq(ileft - 1)
                     m.d.comb += i_last_n.eq(ileft == 1)
