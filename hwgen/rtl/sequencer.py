@@ -184,6 +184,14 @@ class Sequencer(wiring.Component):
         # tile's selects)
         tp_pen = Signal(**rl)
         m.d.sync += tp_pen.eq(tp == pt_m2)
+        # tl's load values, registers (timing: the remainder selects in front of tl's 21 bits
+        # with its step and load enables were 12 inputs, 6.87 ns routed on s14 seed 2): at
+        # start and a group step the group's first tile's (a per-layer register from the
+        # descriptor, which holds through the layer), at a pixel-tile step the next tile's
+        # (registered every cycle like tp_pen, and valid at every tile step for the same reason)
+        tl_first, tl_p = Signal.like(tl, **rl), Signal.like(tl, **rl)
+        m.d.sync += [tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
+                     tl_p.eq(Mux(rem_on & (tp == pt_m2), rint_m3, int_m3))]
 
         # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
@@ -256,8 +264,8 @@ class Sequencer(wiring.Component):
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
             m.d.sync += reset_pixel()
-            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
-                                        k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode)
+            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
+                                        k_m1, rk_m1, (dir_on, dir_c), d.mode)
         with m.Else():
             with m.If(tail_on):
                 m.d.sync += tail_left.eq(tail_left - 1)
@@ -275,8 +283,8 @@ class Sequencer(wiring.Component):
                 m.d.sync += [t.eq(t + 1), tl.eq(tl - 1)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
-                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl,
-                                            k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode)
+                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl, tl_p,
+                                            k_m1, rk_m1, (dir_on, dir_c), d.mode)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
                     m.d.sync += [
@@ -295,8 +303,8 @@ class Sequencer(wiring.Component):
             with m.If(g_step):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
-                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl,
-                                            k_m1, int_m3, rk_m1, rint_m3, (dir_on, dir_c), d.mode,
+                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
+                                            k_m1, rk_m1, (dir_on, dir_c), d.mode,
                                             on=~g_end)  # (the stop step: g_end)
                 m.d.sync += reset_pixel()
             with m.If(stop):
@@ -344,13 +352,12 @@ class Sequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, k_m1, int_m3, rk_m1, rint_m3, dir_on, mode,
-                   on=1):
+    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode, on=1):
         """At a tile step (t = 0 next): the next tile's remainder flag, loop ends and
         direct-word flags (``dir_on``, ``on``: not the stop step; the layer's mode is stable
         while it runs)."""
         return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
-                tl.eq(Mux(rem_next, rint_m3, int_m3)),
+                tl.eq(tl_load),
                 *(f.eq((mode | rem_next) & on) for f in dir_on)]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
