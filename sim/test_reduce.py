@@ -14,11 +14,11 @@ from hwgen.rtl.reduce import RowReduce, row_reduce_golden
 
 def test_row_reduce_golden() -> None:
     rows = [[1, 2], None, [3, 4], [5, 6], [7, 8], None]
-    out = row_reduce_golden(rows, 2)
-    assert out[3] == [4, 6] and out[5] == [12, 14]
+    out = row_reduce_golden(rows, 2)  # RowReduce.latency = 2 cycles after the last row
+    assert out[4] == [4, 6] and out[6] == [12, 14]
     assert sum(o is not None for o in out) == 2
-    assert row_reduce_golden([[1], [2]], 1) == [None, [1], [2]]
-    assert row_reduce_golden([[2**31 - 1], [1]], 2)[2] == [-(2**31)]  # wraps like the PEs
+    assert row_reduce_golden([[1], [2]], 1, latency=1) == [None, [1], [2]]
+    assert row_reduce_golden([[2**31 - 1], [1]], 2, latency=1)[2] == [-(2**31)]  # wraps
 
 
 def _run(cols: int, acc_width: int, splits: list[int | list[int]], gap_prob: float,
@@ -49,9 +49,9 @@ def _run(cols: int, acc_width: int, splits: list[int | list[int]], gap_prob: flo
             base = len(cycles)
             for t, o in enumerate(row_reduce_golden(rows, split, acc_width)):
                 if o is not None:
-                    outs[base + t] = o  # one register after the block's last row
+                    outs[base + t] = o  # RowReduce.latency after the block's last row
             cycles += [(0, split - 1, r) for r in rows]
-    cycles.append((0, 0, None))
+    cycles += [(0, 0, None)] * RowReduce.latency
     want = [outs.get(t) for t in range(len(cycles))]
     errors: list[str] = []
 

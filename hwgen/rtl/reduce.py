@@ -5,9 +5,10 @@ A linear layer with few outputs leaves most PEs idle at batch 1 (mnist_cnn fc1: 
 same C outputs over P disjoint parts of the input vector; the write-back sums them here,
 after the deskew, before the requant. ``split_m1`` = P - 1 (0: every row passes through).
 
-Timing: one register stage. A block's sum is on ``o_valid``/``o_data`` in the cycle after
-its P-th row arrived; other rows produce no output. Sums wrap modulo 2**acc_width like the
-PEs' accumulators (the quantizer's overflow proof bounds every partial sum and the total).
+Timing: two register stages (``RowReduce.latency``). A block's sum is on ``o_valid`` /
+``o_data`` two cycles after its P-th row arrived; other rows produce no output. Sums wrap
+modulo 2**acc_width like the PEs' accumulators (the quantizer's overflow proof bounds every
+partial sum and the total).
 ``start`` rewinds the block counter. ``split_m1`` may change between blocks (the write-back's
 remainder tiles): it must hold during a block, and ``split_one`` (split_m1 == 0, a register
 kept with it) must change with it.
@@ -56,6 +57,8 @@ class RowReduce(wiring.Component):
             }
         )
 
+    latency = 2  # cycles from a block's last row to its sum on o_valid/o_data
+
     def elaborate(self, platform) -> Module:
         m = Module()
         # (cnt and first are reset-less: `start` loads them before a layer's first row;
@@ -69,46 +72,43 @@ class RowReduce(wiring.Component):
         end_nz = Signal(reset_less=True)
         block_end = Signal()
         m.d.comb += block_end.eq(Mux(cnt_zero, self.split_one, end_nz))
-        # The sums are reset-less: read only with o_valid, and a block's first row (cnt = 0
-        # after reset and start) overwrites them.
-        sums = [Signal(signed(self.sum_width), name=f"sum{j}", reset_less=True)
-                for j in range(self.cols)]
-        m.d.comb += [self.o_data[j].eq(sums[j]) for j in range(self.cols)]
-        # o_valid is reset-less, so that its reset pin is `start` (a flip-flop) alone
-        # (timing: `rst | start` through a LUT, shared with the sequencer's registers of the
-        # same reset, drove it from across the die, 7.0 ns routed on the 8x8). After a reset
-        # it is 0 again from the second reset cycle on (i_valid is), and the write-back's
-        # registers behind it keep their reset: no ghost row, also if a row was in flight
-        # (the board's reset lasts at least two cycles: ResetSynchronizer, FPGA init 0).
-        o_valid = Signal(reset_less=True)
-        m.d.comb += self.o_valid.eq(o_valid)
-        m.d.sync += o_valid.eq(self.i_valid & block_end)
+        # first: this row is its block's first (cnt == 0), a flag set with cnt
+        first = Signal(init=1, reset_less=True)
+        # o_valid_c: the block ends with the row before (its sum is being added); reset-less,
+        # so that its reset pin is `start` (a flip-flop) alone (timing: `rst | start` through a
+        # LUT drove it from across the die, 7.0 ns routed on the 8x8). After a reset it is 0
+        # again from the second reset cycle on (i_valid is).
+        o_valid_c = Signal(reset_less=True)
+        m.d.sync += o_valid_c.eq(self.i_valid & block_end)
         with m.If(self.start):
-            m.d.sync += [cnt.eq(0), cnt_zero.eq(1), o_valid.eq(0)]
+            m.d.sync += [cnt.eq(0), cnt_zero.eq(1), first.eq(1), o_valid_c.eq(0)]
         with m.Elif(self.i_valid):
             m.d.sync += [cnt.eq(Mux(block_end, 0, cnt + 1)), cnt_zero.eq(block_end),
-                         end_nz.eq(cnt + 1 == self.split_m1)]
+                         end_nz.eq(cnt + 1 == self.split_m1), first.eq(block_end)]
+        # The sums run one cycle behind (timing): each lane adds its row, registered beside
+        # it, to its sum restarted by its own copies of `first`, one per half lane, each a
+        # register of the central flag. A copy's only input is then one flip-flop's net with
+        # a whole cycle to cross the die, and the placer keeps it by its adder (copies whose
+        # next value was the central LUT of cnt's flags sat 4.9 ns of routing from their
+        # adders on s15 seed 1, 7.94 ns). The sums are reset-less: read only with o_valid,
+        # and a block's first row overwrites them; a row in a start cycle is added all the
+        # same, and the next row overwrites it (start sets `first`).
+        o_valid = Signal()
+        m.d.sync += o_valid.eq(o_valid_c)
+        m.d.comb += self.o_valid.eq(o_valid)
         half = (self.sum_width + 1) // 2
-        for j, acc in enumerate(sums):
-            # cnt == 0, a flag set with cnt, one copy per half lane (timing: no compare
-            # before the adds, and each copy drives half of one lane's adder: one copy per
-            # lane was placed 4.5 ns of routing from its adder on e1cfc13, up to 8.1 ns)
-            firsts = [Signal(init=1, reset_less=True, name=f"first{j}_{h}", attrs=UNSHARED)
-                      for h in range(2)]
-            first = Signal(2)
-            m.d.comb += first.eq(Cat(*firsts))
-            with m.If(self.start):
-                m.d.sync += [f.eq(1) for f in firsts]
-            with m.Elif(self.i_valid):
-                m.d.sync += [f.eq(block_end) for f in firsts]
-            # The sums take every valid row, also in a start cycle (timing: their enable is
-            # the lane's valid flip-flop, no LUT in front of the lane's enables). A row in a
-            # start cycle is dropped all the same: start sets `first`, so the next row
-            # overwrites what it added, and o_valid stays low.
-            with m.If(self.lane_valid[j]):
-                # the block's first row restarts the sum (no separate clear cycle)
-                base = Cat(Mux(first[0], 0, acc[:half]), Mux(first[1], 0, acc[half:]))
-                m.d.sync += acc.eq(base.as_signed() + self.i_data[j])
+        for j in range(self.cols):
+            acc = Signal(signed(self.sum_width), name=f"sum{j}", reset_less=True)
+            m.d.comb += self.o_data[j].eq(acc)
+            lv = Signal(name=f"lv{j}", reset_less=True)
+            x = Signal(signed(self.acc_width), name=f"x{j}", reset_less=True)
+            f = [Signal(init=1, reset_less=True, name=f"first{j}_{h}", attrs=UNSHARED)
+                 for h in range(2)]
+            m.d.sync += [lv.eq(self.lane_valid[j]), x.eq(self.i_data[j]),
+                         *(c.eq(first) for c in f)]  # fmt: skip
+            with m.If(lv):
+                base = Cat(Mux(f[0], 0, acc[:half]), Mux(f[1], 0, acc[half:]))
+                m.d.sync += acc.eq(base.as_signed() + x)
         return m
 
 
@@ -117,18 +117,19 @@ def _wrap(v: int, bits: int) -> int:
 
 
 def row_reduce_golden(
-    rows: Sequence[Sequence[int] | None], split: int, acc_width: int = 32
+    rows: Sequence[Sequence[int] | None], split: int, acc_width: int = 32,
+    latency: int = RowReduce.latency,
 ) -> list[list[int] | None]:
     """Cycle model: ``rows[t]`` is the input in cycle t (None: not valid); returns the output
     in each cycle t (None: not valid): the wrapped sum of each block of ``split`` valid rows,
-    one cycle after the block's last row."""
-    out: list[list[int] | None] = [None] * (len(rows) + 1)
+    ``latency`` cycles after the block's last row."""
+    out: list[list[int] | None] = [None] * (len(rows) + latency)
     block: list[Sequence[int]] = []
     for t, row in enumerate(rows):
         if row is None:
             continue
         block.append(row)
         if len(block) == split:
-            out[t + 1] = [_wrap(sum(col), acc_width) for col in zip(*block, strict=True)]
+            out[t + latency] = [_wrap(sum(col), acc_width) for col in zip(*block, strict=True)]
             block = []
     return out
