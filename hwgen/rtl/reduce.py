@@ -95,8 +95,6 @@ class RowReduce(wiring.Component):
             # lane was placed 4.5 ns of routing from its adder on e1cfc13, up to 8.1 ns)
             firsts = [Signal(init=1, reset_less=True, name=f"first{j}_{h}", attrs=UNSHARED)
                       for h in range(2)]
-            first = Signal(2)
-            m.d.comb += first.eq(Cat(*firsts))
             with m.If(self.start):
                 m.d.sync += [f.eq(1) for f in firsts]
             with m.Elif(self.i_valid):
@@ -107,7 +105,7 @@ class RowReduce(wiring.Component):
             # overwrites what it added, and o_valid stays low.
             with m.If(self.lane_valid[j]):
                 # the block's first row restarts the sum (no separate clear cycle)
-                base = Cat(Mux(first[0], 0, acc[:half]), Mux(first[1], 0, acc[half:]))
+                base = Cat(Mux(firsts[0], 0, acc[:half]), Mux(firsts[1], 0, acc[half:]))
                 m.d.sync += acc.eq(base.as_signed() + self.i_data[j])
         return m
 
