@@ -36,6 +36,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.rtl.attrs import UNSHARED
+from hwgen.rtl.requant import carry_any
 
 __all__ = ["BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader", "beats_per_word"]
 
@@ -180,9 +181,11 @@ class WeightLoader(wiring.Component):
         if has_hdr:
             m.d.comb += self.header.eq(hdr)
         new_hdr = layout(acc[: layout.size])
+        # each region's two tests as verdicts of their own (ANDed in `weighing`; timing: the
+        # != 0 tree and the <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
         oks = [new_hdr.magic == self.magic]
-        oks += [(new_hdr[field] != 0) & (new_hdr[field] <= dpt)
-                for field, _, dpt in (self.regions if has_hdr else [])]
+        for field, _, dpt in self.regions if has_hdr else []:
+            oks += [carry_any(new_hdr[field]), new_hdr[field] <= dpt]
         # The header is judged in three cycles: `checking` registers each field's verdict and
         # each region's word count (compares and adds from registers), `weighing` their AND
         # and the counts minus 3, `judging` acts on it (timing: no compare, nor a wide AND
