@@ -12,7 +12,8 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hwgen.quant import fixedpoint
-from hwgen.rtl.requant import Requant, carry_all, carry_any, requant_golden
+from hwgen.rtl.carry import carry_all, carry_any
+from hwgen.rtl.requant import Requant, requant_golden
 from hwgen.sim.runner import run_unit
 from hwgen.sim.tb.requant_tb import (
     EDGE_CLAMPS,

@@ -36,7 +36,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.rtl.attrs import UNSHARED
-from hwgen.rtl.requant import carry_any
+from hwgen.rtl.carry import carry_any
 
 __all__ = ["BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader", "beats_per_word"]
 

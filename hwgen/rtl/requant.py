@@ -40,6 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.quant import fixedpoint
 from hwgen.rtl.attrs import UNSHARED
+from hwgen.rtl.carry import carry_all, carry_any
 from hwgen.rtl.mult import Multiplier
 
 __all__ = [
@@ -135,19 +136,6 @@ def rdbpot_shift_coarse(y: Value, e_hi: Value) -> tuple[Value, Value, Value]:
 def rdbpot_round_up(sign: Value, half: Value, sticky: Value) -> Value:
     """Second half: ties away from zero round up iff ``half and (x >= 0 or sticky)``."""
     return half & (~sign | sticky.any())
-
-
-def carry_any(v: Value) -> Value:
-    """``v != 0`` as the carry out of ``v + (2**n - 1)``: yosys maps the add onto the carry
-    chain (CCU2C on ECP5), one short local chain instead of a tree of LUT levels."""
-    n = len(v)
-    return (v.as_unsigned() + ((1 << n) - 1))[n]
-
-
-def carry_all(v: Value) -> Value:
-    """``v == 2**n - 1`` (all ones) as the carry out of ``v + 1`` (see :func:`carry_any`)."""
-    n = len(v)
-    return (v.as_unsigned() + 1)[n]
 
 
 def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> Signal:

@@ -28,7 +28,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
-from .requant import carry_any
+from .carry import carry_any
 
 __all__ = [
     "IMAGE_LAYOUT",
