@@ -348,7 +348,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = _config(
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
         board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
-        workers=args.workers, scheduler=args.scheduler,
+        workers=args.workers, scheduler=args.scheduler, stall_minutes=args.stall_minutes,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
 
@@ -366,6 +366,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{rep['cycles_per_inference']} cycles/inference = "
         f"{rep['us_per_inference_at_median_fmax']:.1f} us at the measured median Fmax"
     )
+    for g in f["stalled_seeds"]:  # the watchdog's doing, never silent
+        print(f"[hwgen build] seed {g['seed']} stopped after {g['minutes_without_progress']:g} "
+              f"min without nextpnr progress; replaced by seed {g['replaced_by']}")
     print(f"[hwgen build] top: {rep['top']['top']}, {rep['top']['uart']}")
     print(f"report: {rep['report_md']}, {rep['report_json']}")
     return 0
@@ -403,6 +406,11 @@ def _build_parser(sub) -> None:
                     help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
                     "oscillator)")  # fmt: skip
     sp.add_argument("--baud", type=int, default=115_200, help="host link UART (default 115200)")
+    sp.add_argument("--stall-minutes", type=float, default=30.0, metavar="M",
+                    help="stop a placement seed whose nextpnr log has not grown for M minutes "
+                    "(nextpnr's router1 sometimes stalls near the end of routing, for ever) and "
+                    "route the next unused seed instead; the report names it (default 30; "
+                    "0: never)")  # fmt: skip
     sp.add_argument("-n", type=int, default=2,
                     help="test images simulated for the cycle count (default 2)")  # fmt: skip
     sp.set_defaults(fn=cmd_build)

@@ -63,6 +63,9 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str
         (["--fit", "nope"], ["--fit", "'nope'"]),
         (["--model", "nope"], ["'nope'", "mnist_cnn"]),
         (["-n", "0"], ["-n 0", ">= 1"]),
+        (["--stall-minutes", "-1"], ["--stall-minutes -1", ">= 0"]),
+        (["--stall-minutes", "nan"], ["--stall-minutes nan", ">= 0"]),
+        (["--stall-minutes", "soon"], ["--stall-minutes", "'soon'"]),
     ],
 )
 def test_bad_build_options(tmp_path: Path, capsys, args: list[str], needles: list[str]) -> None:
@@ -195,3 +198,17 @@ def test_build_takes_a_model_file(ws: Path, monkeypatch) -> None:
                                 "-n", "3"])  # fmt: skip
     assert job.qmodel.layers[0].weight.shape == (4, 1, 3, 3) and len(job.images) == 3
     assert job.plan == MemoryPlan.of(job.program)
+
+
+@pytest.mark.parametrize("extra, minutes", [([], 30.0), (["--stall-minutes", "12.5"], 12.5),
+                                            (["--stall-minutes", "0"], 0.0)])
+def test_stall_minutes_reach_the_job(tmp_path: Path, monkeypatch, extra: list[str],
+                                     minutes: float) -> None:
+    """`--stall-minutes M` reaches the board build (the nextpnr seeds' watchdog), and the
+    reproducing command carries it when it is not the default."""
+    job = _job_of(monkeypatch, ["--workdir", str(tmp_path), "build", "--model", "tiny_cnn",
+                                "--array", "2x2", *extra])  # fmt: skip
+    assert job.stall_minutes == minutes
+    assert ("--stall-minutes" in job.command()) is bool(extra)
+    if extra:
+        assert f"--stall-minutes {extra[1]}" in job.command()

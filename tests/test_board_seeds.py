@@ -1,10 +1,12 @@
 """A board build's placement seeds as Dask tasks (``hwgen build --seeds S --workers W``), with
 a stand-in for nextpnr: every seed runs once, from a Dask worker process, and each one's result
-is folded in as it finishes; a failing seed is a BuildError naming its step. (The real nextpnr
+is folded in as it finishes; a failing seed is a BuildError naming its step; a seed whose log
+stops growing is stopped by the watchdog and replaced by the next unused seed. (The real nextpnr
 runs in sim/test_board.py, one seed: the same ``run_tool`` call either way.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,27 +15,42 @@ from types import SimpleNamespace
 import pytest
 
 from hwgen.boards import build as board_build
-from hwgen.boards.build import BuildError
+from hwgen.boards.build import BOARDS, BoardJob, BuildError
+from hwgen.config import ArrayConfig
 
-# The stand-in "nextpnr": writes its --report file with the seed and its parent's PID (the
-# Dask worker that ran it); `--seed 2` fails when FAIL_SEED says so.
-FAKE_PNR = """
-import json, os, sys
+# The stand-in "nextpnr": writes its --report file with the seed, its parent's PID (the Dask
+# worker that ran it) and an Fmax; `--seed 2` fails when FAIL_SEED says so, and a seed in
+# STALL_SEED ("all": every seed) prints a router line, writes its PID and sleeps (a minute).
+ROUTER_LINE = "Info:     140000 |    25255     108850 |  302   626 |        77|     362.87"
+FAKE_PNR = f"""
+import json, os, sys, time
 a = sys.argv[1:]
 seed, report = a[a.index("--seed") + 1], a[a.index("--report") + 1]
 print("placing seed", seed)
 if seed == os.environ.get("FAIL_SEED"):
     sys.exit(3)
-json.dump({"seed": int(seed), "ppid": os.getppid()}, open(report, "w"))
+if os.environ.get("STALL_SEED") in (seed, "all"):
+    print("{ROUTER_LINE}", flush=True)
+    open(f"stalled_s{{seed}}.pid", "w").write(str(os.getpid()))
+    time.sleep(60)  # (a broken watchdog: the test fails, it does not hang)
+    sys.exit(4)
+json.dump({{"seed": int(seed), "ppid": os.getppid(),
+           "fmax": {{"clk": {{"achieved": 100.0 + int(seed), "constraint": 150.0}}}}}},
+          open(report, "w"))
 """
 
 
 class _Platform:
+    bitstream_suffix = "bit"
+
     def nextpnr_command(self) -> list[str]:
         return [sys.executable, "-c", FAKE_PNR]
 
     def nextpnr_outputs(self, tag: str) -> list[str]:
         return ["--textcfg", f"top_{tag}.config"]
+
+    def pack_command(self, tag: str, name: str) -> list[str]:
+        return [sys.executable, "-c", f"open('{name}.bit', 'w').write('{tag}')"]
 
 
 def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int):
@@ -45,7 +62,7 @@ def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int):
         state["report"] = {"seeds": sorted(folded)}
 
     monkeypatch.setattr(board_build, "_seed_done", seed_done)
-    job = SimpleNamespace(seeds=seeds, workers=2, scheduler=None)
+    job = SimpleNamespace(seeds=seeds, workers=2, scheduler=None, stall_minutes=0)
     steps = board_build._Steps(tmp_path, lambda _msg: None)
     ctx = {"job": job, "out": tmp_path}
     report = board_build._place_route_pack(ctx, _Platform(), steps)
@@ -69,3 +86,71 @@ def test_a_failing_seed_names_its_step(tmp_path: Path, monkeypatch) -> None:
     failed = r"step 'place & route \(nextpnr, seed 2/2\)' failed \(exit 3\)"
     with pytest.raises(BuildError, match=failed):
         _place(tmp_path, monkeypatch, seeds=2)
+
+
+def _build(tmp_path: Path, monkeypatch, seeds: int, workers: int, stall: str,
+           minutes: float = 0.05):
+    """``_place_route_pack`` with the real per-seed fold-in and report, a ``minutes`` watchdog
+    (3 s) and STALL_SEED=``stall``: (report, log lines, steps)."""
+    monkeypatch.setenv("HWGEN_WORKDIR", str(tmp_path))
+    monkeypatch.setenv("STALL_SEED", stall)
+    monkeypatch.delenv("FAIL_SEED", raising=False)
+    job = BoardJob(board="ulx3s", qmodel=SimpleNamespace(name="fake"), program=None,
+                   plan=SimpleNamespace(array=ArrayConfig.parse("2x2")), images=[0],
+                   seeds=seeds, workers=workers, stall_minutes=minutes)  # fmt: skip
+    out = tmp_path / "build"
+    out.mkdir()
+    top = {"top": "HostTop", "clock": "PLL", "uart": "115200", "max_payload": 1024,
+           "leds": ["busy"], "memory_plan": "plan", "clock_mhz": 150.0}
+    ctx = {"job": job, "spec": BOARDS["ulx3s"], "out": out, "top": top,
+           "mults": {"how": "fake"}, "cycles": 1000}
+    lines: list[str] = []
+    steps = board_build._Steps(out, lines.append)
+    return board_build._place_route_pack(ctx, _Platform(), steps), lines, steps
+
+
+def _gone(pid_file: Path) -> None:
+    """The stalled stand-in was stopped (and reaped), not left sleeping."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def _check_stall(rep: dict, lines: list[str], seed: int, by: int, routed: list[int]) -> None:
+    f = rep["fmax_post_route_mhz"]
+    assert f["seeds"] == routed and rep["complete"]
+    assert f["per_seed"] == [100.0 + s for s in routed]
+    [st] = f["stalled_seeds"]
+    assert st["seed"] == seed and st["replaced_by"] == by
+    assert st["last_log_line"] == ROUTER_LINE.strip()
+    assert 0.05 <= st["minutes_without_progress"] < 0.5 and st["wall_s"] >= 3.0
+    assert json.loads(Path(rep["report_json"]).read_text())["fmax_post_route_mhz"] == f
+    md = Path(rep["report_md"]).read_text()
+    assert f"Seed {seed} was stopped: no nextpnr progress for" in md
+    assert f"`{ROUTER_LINE.strip()}`); replaced by seed {by}." in md
+    assert f"Min / median / max are over the {len(routed)} routed seeds." in md
+    said = [ln for ln in lines if "stopped, no nextpnr progress" in ln]
+    assert len(said) == 1 and f"seed {seed}" in said[0] and ROUTER_LINE.strip() in said[0]
+
+
+def test_a_stalled_seed_on_dask_is_replaced(tmp_path: Path, monkeypatch) -> None:
+    rep, lines, steps = _build(tmp_path, monkeypatch, seeds=3, workers=2, stall="2")
+    _check_stall(rep, lines, seed=2, by=4, routed=[1, 3, 4])
+    assert "place & route (nextpnr, seed 4, replaces seed 2)" in steps.times
+    assert "place & route (nextpnr, seed 2/3), stalled" in rep["step_seconds"]
+    _gone(tmp_path / "build" / "stalled_s2.pid")
+
+
+def test_a_stalled_seed_in_sequence_is_replaced(tmp_path: Path, monkeypatch) -> None:
+    rep, lines, _ = _build(tmp_path, monkeypatch, seeds=2, workers=1, stall="1")
+    _check_stall(rep, lines, seed=1, by=3, routed=[2, 3])
+    assert rep["bitstream_seed"] == 3
+    _gone(tmp_path / "build" / "stalled_s1.pid")
+
+
+def test_when_every_replacement_stalls_the_build_fails(tmp_path: Path, monkeypatch) -> None:
+    step = r"step 'place & route \(nextpnr, seed 2, replaces seed 1\)' stalled"
+    with pytest.raises(BuildError, match=step + r".*every replacement stalled"):
+        _build(tmp_path, monkeypatch, seeds=1, workers=1, stall="all", minutes=0.02)
+    for s in (1, 2):
+        _gone(tmp_path / "build" / f"stalled_s{s}.pid")
+    assert not (tmp_path / "build" / "nextpnr_s3.log").exists()  # one replacement per seed

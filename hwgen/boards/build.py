@@ -8,7 +8,10 @@ JSON report of each seed, cycles per inference from the RTL simulation of the sa
 behavioural model in place).
 
 Steps run one after the other with progress lines (step, elapsed); a failing tool names its
-step and keeps its log under ``build/boards/<board>_<model>_<array>[_fit-...]/``.
+step and keeps its log under ``build/boards/<board>_<model>_<array>[_fit-...]/``. A nextpnr
+seed whose log stops growing for ``BoardJob.stall_minutes`` (router1 sometimes stalls near the
+end of routing, burning CPU for ever) is stopped and replaced by the next unused seed; the
+report names it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hwgen.errors import HwgenError, UsageError
 from hwgen.paths import build_dir, reports, tools_on_path
@@ -36,8 +39,8 @@ from hwgen.schedule.program import Program
 from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil
 from .timing import summary as timing_summary
 
-__all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "build_board", "check_options",
-           "nextpnr_summary"]
+__all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "ToolRun", "build_board",
+           "check_options", "nextpnr_summary", "run_tool"]
 
 
 class BuildError(HwgenError):
@@ -103,7 +106,9 @@ class _Steps:
         self.times: dict[str, float] = {}
         self.cpu: dict[str, float] = {}  # CPU seconds per step (finished child processes + own)
 
-    def run(self, step: str, cmd: list[str], logfile: str, every: float = 30.0) -> None:
+    def run(self, step: str, cmd: list[str], logfile: str, every: float = 30.0,
+            stall_s: float = 0.0) -> ToolRun:
+        """Run a tool; a stalled run (see ``run_tool``) is returned for the caller to handle."""
         path = self.out / logfile
         self.log(f"build: {step}: started ({Path(cmd[0]).name}, log {path})")
         t = time.monotonic()
@@ -111,12 +116,16 @@ class _Steps:
         def beat() -> None:
             self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
 
-        self.finished(step, *run_tool(cmd, self.out, logfile, beat, every), path)
+        run = run_tool(cmd, self.out, logfile, beat, every, stall_s)
+        if not run.stalled:
+            self.finished(step, run, path)
+        return run
 
-    def finished(self, step: str, rc: int, dt: float, cpu: float, path: Path) -> None:
+    def finished(self, step: str, run: ToolRun, path: Path) -> None:
         """Record a finished tool run; a non-zero exit is a BuildError naming step and log."""
+        rc, dt = run.rc, run.wall_s
         self.times[step] = round(dt, 1)
-        self.cpu[step] = round(cpu, 1)
+        self.cpu[step] = round(run.cpu_s, 1)
         if rc != 0:
             text = path.read_text(errors="replace")
             tail = "".join(text.splitlines(True)[-5:])
@@ -152,21 +161,65 @@ def check_synthesis_log(path: Path) -> None:
             f"(first: {', '.join(nets[:3])}); the netlist cannot be placed; log {path}")
 
 
+class ToolRun(NamedTuple):
+    """One tool run: exit code, wall and CPU seconds; ``stalled``: the watchdog stopped it
+    after its log had not grown for ``quiet_s`` seconds."""
+
+    rc: int
+    wall_s: float
+    cpu_s: float
+    stalled: bool = False
+    quiet_s: float = 0.0
+
+
 def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] | None = None,
-             every: float = 30.0) -> tuple[int, float, float]:
+             every: float = 30.0, stall_s: float = 0.0) -> ToolRun:
     """Run one tool with its output in ``cwd/logfile``, calling ``beat`` every ``every``
-    seconds while it runs: exit code, wall seconds, CPU seconds of the tool."""
+    seconds while it runs. With ``stall_s`` > 0, a watchdog stops the tool (SIGTERM, SIGKILL
+    10 s later) once its log has not grown for ``stall_s`` seconds: a hung tool never hangs
+    the build."""
     t, cpu0 = time.monotonic(), _children_cpu()
+    # the log's size is checked every few seconds (one fstat), at most every 10 s
+    tick = min(every, 10.0, max(stall_s / 4, 0.1)) if stall_s > 0 else every
     with open(Path(cwd) / logfile, "w") as f:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        size, grew, next_beat = 0, t, t + every
         while True:
             try:
-                rc = proc.wait(timeout=every)
+                rc = proc.wait(timeout=tick)
                 break
             except subprocess.TimeoutExpired:
-                if beat is not None:
+                now = time.monotonic()
+                if beat is not None and now >= next_beat:
                     beat()
-    return rc, time.monotonic() - t, _children_cpu() - cpu0
+                    next_beat += every
+                if stall_s <= 0:
+                    continue
+                if (new := os.fstat(f.fileno()).st_size) != size:
+                    size, grew = new, now
+                elif now - grew >= stall_s:
+                    rc = _stop(proc)
+                    return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0, True,
+                                   now - grew)
+    return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0)
+
+
+def _stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if the tool is still there after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def _last_line(path: Path) -> str:
+    """The log's last non-blank line (read from its tail: nextpnr logs run to megabytes)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+        lines = f.read().decode(errors="replace").splitlines()
+    return next((ln.strip() for ln in reversed(lines) if ln.strip()), "")[:300]
 
 
 def _children_cpu() -> float:
@@ -253,6 +306,9 @@ def _simulate(job: BoardJob, platform) -> dict:
 
 
 DEFAULT_BAUD = 115_200
+# nextpnr's router1 prints a line every 1000 iterations; near the end of routing a block took
+# up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more
+DEFAULT_STALL_MINUTES = 30.0
 
 
 @dataclass(frozen=True)
@@ -271,6 +327,7 @@ class BoardJob:
     workers: int = 1  # seeds placed and routed at once (Dask LocalCluster workers)
     scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
     fit: tuple[str, ...] = ()  # models the plan was also sized for
+    stall_minutes: float = DEFAULT_STALL_MINUTES  # a seed's log this long unchanged: replace it
 
     @property
     def name(self) -> str:
@@ -286,10 +343,13 @@ class BoardJob:
             words += ["--remainder-tiles"]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
+        if self.stall_minutes != DEFAULT_STALL_MINUTES:
+            words += ["--stall-minutes", f"{self.stall_minutes:g}"]
         return " ".join([*words, "--baud", str(self.baud), "-n", str(len(self.images))])
 
 
-def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int) -> None:
+def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
+                  stall_minutes: float = DEFAULT_STALL_MINUTES) -> None:
     """Every board option a build needs, checked before any work (UsageError, one line)."""
     from .top import clock_plan, link_plan
 
@@ -299,6 +359,10 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int) -> 
         raise UsageError(f"--seeds {seeds!r}: must be an integer >= 1")
     if freq_mhz is not None and not (math.isfinite(freq_mhz) and freq_mhz > 0):
         raise UsageError(f"--freq {freq_mhz!r}: must be a positive number of MHz")
+    m = stall_minutes
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not (math.isfinite(m) and m >= 0):
+        raise UsageError(f"--stall-minutes {m!r}: must be a number of minutes >= 0 "
+                         "(0: no watchdog)")
     spec = BOARDS[board]
     clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz)
     link_plan(clock.mhz, baud)
@@ -310,7 +374,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     from .top import top_for
 
     spec = BOARDS[job.board]
-    check_options(job.board, job.seeds, job.freq_mhz, job.baud)
+    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes)
     job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
@@ -364,20 +428,64 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
              for s in range(1, job.seeds + 1)}
     cmd = _pnr_command(platform, "N")
     ctx["pnr_command"] = " ".join([Path(cmd[0]).name, *cmd[1:]])
-    state: dict = {"runs": [], "best_seed": None, "report": {}}
+    state: dict = {"runs": [], "best_seed": None, "report": {}, "stalled": []}
     if job.seeds > 1 and (job.workers > 1 or job.scheduler):
         _seeds_on_dask(seeds, ctx, platform, steps, state)
     else:
-        for s, (step, cmd) in seeds.items():
-            steps.run(step, cmd, f"nextpnr_s{s}.log", every=60)
-            _seed_done(s, ctx, platform, steps, state)
+        queue = list(seeds)
+        while queue:  # a stalled seed appends its replacement
+            s = queue.pop(0)
+            run = steps.run(*seeds[s], f"nextpnr_s{s}.log", every=60,
+                            stall_s=60 * job.stall_minutes)
+            if (new := _seed_result(s, run, seeds, ctx, platform, steps, state)) is not None:
+                queue.append(new)
     return state["report"]
 
 
-def _seed_task(out: str, cmd: list[str], logfile: str) -> tuple[int, float, float]:
-    """One seed's place and route on a Dask worker (the build directory must be shared):
-    exit code, wall seconds, CPU seconds."""
-    return run_tool(cmd, Path(out), logfile)
+def _seed_task(out: str, cmd: list[str], logfile: str, stall_s: float = 0.0) -> ToolRun:
+    """One seed's place and route on a Dask worker (the build directory must be shared)."""
+    return run_tool(cmd, Path(out), logfile, stall_s=stall_s)
+
+
+def _seed_result(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, steps: _Steps,
+                 state: dict) -> int | None:
+    """Fold in seed ``s``'s run (recorded by ``steps.finished`` unless it stalled); a stalled
+    seed gets a replacement, whose number is returned."""
+    if not run.stalled:
+        _seed_done(s, ctx, platform, steps, state)
+        return None
+    return _replace_stalled(s, run, seeds, ctx, platform, steps, state)
+
+
+def _replace_stalled(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, steps: _Steps,
+                     state: dict) -> int:
+    """Record stalled seed ``s`` and add the next unused seed in its place (at most
+    ``job.seeds`` replacements, then a BuildError naming the step)."""
+    job, step = ctx["job"], seeds[s][0]
+    path = ctx["out"] / f"nextpnr_s{s}.log"
+    minutes, line = run.quiet_s / 60, _last_line(path)
+    steps.times[f"{step}, stalled"] = round(run.wall_s, 1)
+    steps.cpu[f"{step}, stalled"] = round(run.cpu_s, 1)
+    stalled = state["stalled"]
+    spares = [x for x in seeds if x > job.seeds]
+    if len(spares) >= job.seeds:
+        gone = {x["seed"] for x in stalled} | {s}
+        every = "; every replacement stalled" if set(spares) <= gone else ""
+        raise BuildError(
+            f"step '{step}' stalled: no nextpnr progress for {minutes:.1f} min (last line: "
+            f"{line!r}); log {path}; the {len(spares)} replacement seed(s) "
+            f"({', '.join(map(str, spares))}) are used up{every}")
+    new = max(seeds) + 1
+    seeds[new] = (f"place & route (nextpnr, seed {new}, replaces seed {s})",
+                  _pnr_command(platform, new))
+    stalled.append({"seed": s, "minutes_without_progress": round(minutes, 1),
+                    "wall_s": round(run.wall_s, 1), "last_log_line": line, "replaced_by": new,
+                    "log": str(path)})
+    steps.log(f"build: {step}: stopped, no nextpnr progress for {minutes:.1f} min (last line: "
+              f"{line!r}); seed {new} replaces it")
+    if state["runs"]:  # the report says so now, not only after the replacement
+        _rewrite_report(ctx, platform, steps, state)
+    return new
 
 
 def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict) -> None:
@@ -393,8 +501,12 @@ def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict)
     steps.log(f"build: place & route: {job.seeds} seeds as Dask tasks on {where}")
     t0 = time.monotonic()
     with client(job.scheduler, n) as c:
-        futs = {c.submit(_seed_task, str(out), cmd, f"nextpnr_s{s}.log", pure=False): s
-                for s, (_, cmd) in seeds.items()}  # fmt: skip
+
+        def submit(s: int):
+            return c.submit(_seed_task, str(out), seeds[s][1], f"nextpnr_s{s}.log",
+                            60 * job.stall_minutes, pure=False)
+
+        futs = {submit(s): s for s in seeds}
         pending = set(futs)
         while pending:
             try:
@@ -404,17 +516,20 @@ def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict)
                           f"{time.monotonic() - t0:.0f} s")  # fmt: skip
                 continue
             for f in sorted(done, key=futs.get):
-                s = futs[f]
-                rc, dt, cpu = f.result()
-                steps.finished(seeds[s][0], rc, dt, cpu, out / f"nextpnr_s{s}.log")
-                _seed_done(s, ctx, platform, steps, state)
+                s, run = futs[f], f.result()
+                if not run.stalled:  # (a failed seed: BuildError)
+                    steps.finished(seeds[s][0], run, out / f"nextpnr_s{s}.log")
+                new = _seed_result(s, run, seeds, ctx, platform, steps, state)
+                if new is not None:
+                    fut = submit(new)
+                    futs[fut] = new
+                    pending.add(fut)
 
 
 def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
     """Fold seed ``s``'s nextpnr report in: pack the best seed so far and rewrite the report,
     so a long build has usable results (marked partial) after its first seed."""
-    job, out = ctx["job"], ctx["out"]
-    rep = nextpnr_summary(json.loads((out / f"report_s{s}.json").read_text()))
+    rep = nextpnr_summary(json.loads((ctx["out"] / f"report_s{s}.json").read_text()))
     rep["seed"] = s
     runs = state["runs"]
     runs.append(rep)
@@ -425,14 +540,21 @@ def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
         steps.run("pack (bitstream)", platform.pack_command(f"s{best['seed']}", "top"),
                   "pack.log")
         state["best_seed"] = best["seed"]
-    report = _report(ctx, runs, clock, steps, state["best_seed"], platform.bitstream_suffix)
-    paths = _write_report(report, job.name)
+    _rewrite_report(ctx, platform, steps, state)
+
+
+def _rewrite_report(ctx: dict, platform, steps: _Steps, state: dict) -> None:
+    """The report of the seeds routed so far (and the stalled ones), written and kept."""
+    runs = state["runs"]
+    report = _report(ctx, runs, _main_clock(runs[0]["fmax"]), steps, state["best_seed"],
+                     platform.bitstream_suffix, state["stalled"])
+    paths = _write_report(report, ctx["job"].name)
     report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
     state["report"] = report
 
 
 def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: int,
-            suffix: str) -> dict:
+            suffix: str, stalled: list[dict]) -> dict:
     job, spec, out = ctx["job"], ctx["spec"], ctx["out"]
     fmaxes = [r["fmax"][clock]["achieved_mhz"] for r in runs]
     median = statistics.median(fmaxes)
@@ -467,7 +589,9 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
             "median": median,
             "max": max(fmaxes),
             "all_clocks_per_seed": [r["fmax"] for r in runs],
+            "stalled_seeds": list(stalled),  # stopped by the watchdog, not in the figures
         },
+        "stall_minutes": job.stall_minutes,
         "critical_path": [
             {"seed": r["seed"], **p}
             for r in runs for p in r["critical_paths"]
@@ -543,6 +667,20 @@ def _timing_seeds_lines(per_seed: list[dict]) -> list[str]:
     ]
 
 
+def _stalled_lines(f: dict) -> list[str]:
+    """One sentence per seed the watchdog stopped (none when no seed stalled)."""
+    gone = f.get("stalled_seeds", [])
+    if not gone:
+        return []
+    return [
+        *[f"Seed {g['seed']} was stopped: no nextpnr progress for "
+          f"{g['minutes_without_progress']:g} min (its last line: `{g['last_log_line']}`); "
+          f"replaced by seed {g['replaced_by']}.  " for g in gone],
+        f"Min / median / max are over the {len(f['seeds'])} routed seeds.",
+        "",
+    ]
+
+
 def _write_report(rep: dict, name: str) -> dict[str, Path]:
     d = reports()
     d.mkdir(parents=True, exist_ok=True)
@@ -575,6 +713,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"min {f['min']:.2f} / median {f['median']:.2f} / max {f['max']:.2f} MHz — "
         f"{'meets' if rep['meets_target'] else 'FAILS'} the {rep['target_mhz']:g} MHz target",
         "",
+        *_stalled_lines(f),
         "Critical paths (per seed):",
         "",
         "| seed | start | end | logic levels | delay (ns) | routing (ns) |",

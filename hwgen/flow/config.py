@@ -57,6 +57,7 @@ class BuildConfig:
     seeds: int = 3
     freq_mhz: float | None = None
     baud: int = 115_200
+    stall_minutes: float = 30.0  # a nextpnr seed's log unchanged this long: replaced (0: never)
     # An in-memory source (hwgen.compile): not compared, not printed.
     module: Any = field(default=None, compare=False, repr=False)
     calib_data: Any = field(default=None, compare=False, repr=False)
@@ -96,7 +97,7 @@ class BuildConfig:
         if "build" in self.steps:  # the board options: checked before any work
             from hwgen.boards.build import check_options
 
-            check_options(self.board, self.seeds, self.freq_mhz, self.baud)
+            check_options(self.board, self.seeds, self.freq_mhz, self.baud, self.stall_minutes)
 
 
 def _int_at_least(name: str, v: object, lo: int) -> None:
