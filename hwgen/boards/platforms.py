@@ -63,10 +63,14 @@ def _ulx3s_cls():
             ]
 
         def netlist_pass(self, json_path) -> dict:
-            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg)."""
+            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg),
+            then the hard blocks' floorplan (hwgen.boards.floorplan)."""
+            from .floorplan import floorplan_in_file
             from .outreg import absorb_in_file
 
-            return absorb_in_file(json_path)
+            stats = absorb_in_file(json_path)
+            plan = floorplan_in_file(json_path, self.device)
+            return {**stats, **({"floorplan": plan} if plan else {})}
 
         def nextpnr_outputs(self, tag: str) -> list[str]:
             return ["--textcfg", f"top_{tag}.config"]

