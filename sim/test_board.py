@@ -10,6 +10,7 @@ three seeds) is slow. Every figure checked comes from the tools' own reports.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,13 @@ def test_small_full_flow_build() -> None:
     assert "ignoring clock constraint" not in pnr_log
     arr = ArrayConfig.parse("2x2")
     assert rep["multipliers"]["dsps_instantiated"] == arr.pes + 4 * arr.cols
+    # the floorplan pass gave every hard cell a bel, and nextpnr took them all (plus the I/O)
+    plan = rep["netlist_pass"]["floorplan"]
+    res = rep["resources"]
+    assert plan["hard_cells_placed"] == res["MULT18X18D"]["used"] + res["DP16KD"]["used"]
+    assert plan["array_multipliers_by_rule"] == arr.pes
+    placed = re.search(r"Placed (\d+) cells based on constraints", pnr_log)
+    assert placed and int(placed[1]) >= plan["hard_cells_placed"]
     assert rep["top"]["clock_mhz"] == 150.0 and "EHXPLLL" in rep["top"]["clock"]
 
 

@@ -42,6 +42,14 @@ def test_endpoints_keep_each_ones_worst_arrival() -> None:
     assert len(ends) == 5
 
 
+def test_an_input_pin_into_its_synchroniser_is_no_endpoint() -> None:
+    pin = {"driver": "pin_uart_0__rx.buf", "net": "rx", "event": "<async>", "endpoints": [
+        {"cell": "top.rx_sync_FF", "port": "M", "delay": [9.0, 9.0]}]}
+    report = {**REPORT, "detailed_net_timings": [*REPORT["detailed_net_timings"], pin]}
+    assert {(e.cell, e.port) for e in endpoints(report)} == {
+        (e.cell, e.port) for e in endpoints(REPORT)}
+
+
 def test_unit_is_the_hierarchy_never_the_leaf() -> None:
     assert unit_of("host.accel.wb.pool.hacc[0]_TRELLIS_FF_Q", 3) == "host.accel.wb"
     assert unit_of("host.accel.busy_TRELLIS_FF_Q", 3) == "host.accel"
