@@ -147,6 +147,19 @@ def test_deterministic_and_file_pass(tmp_path: Path) -> None:
     assert floorplan_in_file(path, "LFE5U-25F") == {}  # no site table: untouched
 
 
+def test_more_lanes_than_free_blocks_go_one_by_one() -> None:
+    # an 11x12 array by rule leaves three whole blocks free (and 24 sites): four lanes of
+    # four cannot each have a block, so their cells are placed alone, every one of them
+    cells = _netlist(rows=11, cols=12)
+    for k in range(1, 4):
+        for part in ("ll", "lh", "hl", "hh"):
+            cells[f"x.wb.lane{k}.mult.dsp_{part}"] = copy.deepcopy(
+                cells[f"x.wb.lane0.mult.dsp_{part}"])
+    stats = floorplan(cells, DEV)
+    assert stats["hard_cells_placed"] == 132 + 16 + 4 + 6
+    assert len(set(_bels(cells).values())) == 132 + 16 + 4 + 6
+
+
 def test_too_many_hard_cells_is_left_to_nextpnr() -> None:
     cells = _netlist()
     for k in range(len(DEV.ebr())):

@@ -142,8 +142,11 @@ class _Placer:
                 raise _NoRoom(f"{len(movable) + len(fixed)} {t} cells, "
                               f"{len(self.full[t])} sites")
             blocks = [list(range(b, b + 4)) for b in range(0, len(self.full[t]), 4)]
-            self.plan[t] = (*_groups(self.names, movable), fixed,
-                            [b for b in blocks if not fixed & set(b)])
+            free_blocks = [b for b in blocks if not fixed & set(b)]
+            grouped, single = _groups(self.names, movable)
+            if len(grouped) > len(free_blocks):  # e.g. 12 lanes beside a 12x12 array's PEs
+                grouped, single = [], [*single, *(i for g in grouped for i in g)]
+            self.plan[t] = (grouped, single, fixed, free_blocks)
         for i, s in self.where.items():
             self.pos[i] = self.sites[types[i]][s]
         self.soft = (self.deg > 0) & ~np.isin(types, [EBR, DSP])
