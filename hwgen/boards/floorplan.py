@@ -2,9 +2,9 @@
 
 Why: on the 85F the block RAMs sit in four rows of the die and the DSPs in three, and
 nextpnr's HeAP placer legalises them one by one after its analytic solve. Related blocks then
-land far apart (two copies of one activation buffer 48 rows apart, a requant lane's four
-multipliers in three DSP rows), and the logic between them is pulled across the die: the
-routed 8x8 builds failed on nets from one register to block RAMs spread over 40+ rows.
+land far apart and the logic between them is pulled across the die: on the routed 8x8
+(session 17) feed4 -> feed5's ``latch_out`` crossed 60 rows (4.58 ns of routing), and the
+failing cones were nets from one register to block RAMs spread over 40+ rows.
 
 What it does, on yosys's JSON netlist (after ``outreg``), writing a ``BEL`` attribute on every
 hard cell (nextpnr places those first, "Placed N cells based on constraints"):
