@@ -134,6 +134,7 @@ class _Placer:
         rng = np.random.default_rng(seed)
         self.pos = np.column_stack([c + rng.normal(0, 5, n) for c in dev.centre])
         self.where: dict[int, int] = dict(_array_sites(self.names, cells, dev))
+        self.by_rule = len(self.where)
         self.plan = {}
         for t in (EBR, DSP):
             fixed = {s for i, s in self.where.items() if types[i] == t}
@@ -212,8 +213,7 @@ def floorplan(cells: dict, dev: DeviceSites, seed: int = 1, rounds: int = 40,
     bels = placer.bels()
     for name, bel in bels.items():
         cells[name].setdefault("attributes", {})["BEL"] = bel
-    n_pe = len(_array_sites(placer.names, cells, dev))
-    return {"hard_cells_placed": len(bels), "array_multipliers_by_rule": n_pe,
+    return {"hard_cells_placed": len(bels), "array_multipliers_by_rule": placer.by_rule,
             "rounds": taken}
 
 
