@@ -1,7 +1,8 @@
 """The hard-block floorplan pass (hwgen.boards.floorplan) on a small synthetic netlist: every
 DP16KD and MULT18X18D gets its own legal bel, the PE multipliers sit by the rule (column j in
-one DSP block, rows four to a block), a buffer's or lane's cells share one block, each memory
-lands nearer the multipliers it is wired to than the others, and the pass is deterministic.
+one DSP block, rows four to a block; three rows a DSP row at 16 columns), a buffer's or
+lane's cells share one block, each memory lands nearer the multipliers it is wired to than
+the others, and the pass is deterministic.
 That the bel names are the 85F's own is checked by nextpnr in the board-flow test
 (tests/test_board_*.py builds tiny_cnn through this pass) and on the 8x8 in docs/measurements.md."""
 
@@ -104,6 +105,22 @@ def test_pe_multipliers_follow_the_rule() -> None:
             bel = cells[f"x.array.pe_{i}_{j}.mult.dsp"]["attributes"]["BEL"]
             z = (0, 1, 4, 5)[i % 4]
             assert bel == f"X{DEV.blocks[b0 + j] + z}/Y{DEV.dsp_rows[i // 4]}/MULT18_{z}"
+
+
+def test_wide_arrays_take_fewer_rows_per_dsp_row() -> None:
+    # 16 columns do not fit one block each (13 per DSP row): three array rows share a DSP
+    # row side by side, so row neighbours are adjacent sites and column neighbours 3 sites on
+    cells = _netlist(rows=6, cols=16)
+    assert floorplan(cells, DEV)["array_multipliers_by_rule"] == 96
+    bels = _bels(cells)
+    assert len(set(bels.values())) == len(bels)
+    xy = {(i, j): _xy(bels[f"x.array.pe_{i}_{j}.mult.dsp"]) for i in range(6) for j in range(16)}
+    for (i, j), (x, y) in xy.items():
+        assert y == DEV.dsp_rows[i // 3]
+        if j + 1 < 16:
+            assert 0 < xy[i, j + 1][0] - x <= 11  # 9, or 11 across the die's middle
+        if i % 3 < 2:
+            assert xy[i + 1, j] == (xy[i + 1, j][0], y) and 0 < xy[i + 1, j][0] - x <= 6
 
 
 def _block(bel: str) -> tuple[int, int]:

@@ -9,9 +9,10 @@ failing cones were nets from one register to block RAMs spread over 40+ rows.
 What it does, on yosys's JSON netlist (after ``outreg``), writing a ``BEL`` attribute on every
 hard cell (nextpnr places those first, "Placed N cells based on constraints"):
 
-* the PE array's multipliers by rule: column j in DSP block ``b0 + j`` (a block holds four
-  MULT18X18D), array rows in groups of four per DSP row, the middle rows first, so row and
-  column neighbours are one block or one site apart;
+* the PE array's multipliers by rule: up to 13 columns, column j in DSP block ``b0 + j`` (a
+  block holds four MULT18X18D) and array rows in groups of four per DSP row, the middle rows
+  first, so row and column neighbours are one site or one block apart; wider arrays take
+  fewer rows per DSP row (three up to 17 columns: the 8x16), side by side in x;
 * every other hard block by a quadratic placement of the whole netlist (each net a star from
   its driver, weight 1/sqrt(fan-out); soft cells at the weighted mean of their neighbours),
   alternating with an optimal assignment of hard blocks to free sites (least squared
@@ -88,22 +89,29 @@ def _graph(cells: dict) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _array_sites(names: list[str], cells: dict, dev: DeviceSites) -> dict[int, int]:
-    """PE multipliers (``.pe_{i}_{j}.``) -> DSP site index, or {} if the array cannot go so."""
+    """PE multipliers (``.pe_{i}_{j}.``) -> DSP site index, or {} if the array cannot go so.
+
+    A DSP row's sites, in x order, take ``k`` array rows side by side per column (k = 4 up
+    to 13 columns: a column's four rows in one block; k = 3 up to 17, ...), so a PE's row
+    neighbour is the next site and its column neighbour k sites on; array rows k at a time
+    per DSP row."""
     pe = {}
-    for k, n in enumerate(names):
-        m = re.search(r"\.pe_(\d+)_(\d+)\.", n)
-        if m and cells[n]["type"] == DSP:
-            pe[k] = (int(m[1]), int(m[2]))
+    for n, name in enumerate(names):
+        m = re.search(r"\.pe_(\d+)_(\d+)\.", name)
+        if m and cells[name]["type"] == DSP:
+            pe[n] = (int(m[1]), int(m[2]))
     if not pe:
         return {}
     rows = 1 + max(i for i, _ in pe.values())
     cols = 1 + max(j for _, j in pe.values())
-    if cols > len(dev.blocks) or -(-rows // 4) > len(dev.dsp_rows):
+    per_row = 4 * len(dev.blocks)
+    k = min(4, per_row // cols)
+    if k == 0 or -(-rows // k) > len(dev.dsp_rows):
         return {}
-    index = {(x, y): s for s, (x, y, _) in enumerate(dev.dsp())}
-    b0 = (len(dev.blocks) - cols) // 2
-    return {k: index[(dev.blocks[b0 + j] + (0, 1, 4, 5)[i % 4], dev.dsp_rows[i // 4])]
-            for k, (i, j) in pe.items()}
+    off = (per_row - k * cols) // 2
+    off -= off % 4 if k == 4 else 0  # a column's four rows in one whole block
+    # dev.dsp() lists the DSP rows in the order the array takes them, each row in x order
+    return {n: (i // k) * per_row + off + k * j + i % k for n, (i, j) in pe.items()}
 
 
 def _groups(names: list[str], cells: list[int]) -> tuple[list[list[int]], list[int]]:
