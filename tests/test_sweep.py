@@ -216,6 +216,12 @@ def test_report_writer(tmp_path) -> None:
     # _pct once shadowed the first and printed raw fractions and "None")
     est = md[md.index("## Estimator vs real"):]
     assert "None" not in est and re.search(r"\| [+-]\d+\.\d % \|", est), est
+    # the shipped column is what `hwgen estimate` says for the array, with its error
+    shipped = estimate("ulx3s", "mnist_cnn", "4x8")["estimate"]
+    assert row["shipped"] == pytest.approx(estimate("ulx3s", "mnist_cnn", "4x4")["estimate"])
+    err = 100 * (shipped["LUT4"] - 20_000) / 20_000
+    assert f"| {shipped['LUT4']:,.0f} | {err:+.1f} % |" in est
+    assert res["estimator_errors"]["LUT4"]["shipped_max"] is not None
     for png in ("sweep_resources.png", "sweep_perf.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 

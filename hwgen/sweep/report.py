@@ -75,11 +75,16 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
             return None
         coeffs = load_coeffs(raw["board"])
         coeffs["source"] = f"shipped coefficients ({e})"
+    # what `hwgen estimate` said before this sweep: out of sample unless the shipped fit
+    # already holds the array
+    shipped = load_coeffs(raw["board"]) if shipped_coeffs_path(raw["board"]).exists() else None
     for row in table:
         f = features(raw["board"], raw["model"], row["array"],
                      remainder_tiles=_remainder_tiles(raw))
         row["estimate"] = predict(coeffs, f)
         row["loo"] = coeffs.get("loo_predictions", {}).get(row["array"], {})
+        if shipped:
+            row["shipped"] = predict(shipped, f)
     return coeffs
 
 
@@ -137,30 +142,35 @@ def _main_table(table: list[dict]) -> list[str]:
 
 
 def _est_table(table: list[dict]) -> list[str]:
-    lines = ["| array | resource | real | estimate | error (in-sample) | error (leave-one-out) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| array | resource | real | estimate | error (in-sample) | error (leave-one-out) "
+             "| shipped estimate | its error |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         if "estimate" not in r or "LUT4" not in r:
             continue
         for k in RESOURCES:
             real = r["fmax"] if k == "Fmax" else r[k]
             est, loo = r["estimate"][k], r["loo"].get(k)
+            old = r.get("shipped", {}).get(k)
             spec = ".1f" if k == "Fmax" else ",.0f"
             lines.append(f"| {r['array']} | {k} | {format(real, spec)} | {format(est, spec)} "
-                         f"| {_pct(_err(est, real))} | {_pct(_err(loo, real))} |")
+                         f"| {_pct(_err(est, real))} | {_pct(_err(loo, real))} "
+                         f"| {_fmt(old, spec)} | {_pct(_err(old, real))} |")
     return lines
 
 
 def _errors(table: list[dict]) -> dict:
-    """Worst absolute relative error per resource, in-sample and leave-one-out."""
+    """Worst absolute relative error per resource: in-sample, leave-one-out, and of the
+    shipped coefficients (what `hwgen estimate` predicted before the sweep)."""
     out = {}
     for k in RESOURCES:
         real = [(r["fmax"] if k == "Fmax" else r[k], r) for r in table if "LUT4" in r and
                 "estimate" in r]
         ins = [abs(_err(r["estimate"][k], v)) for v, r in real if v]
         loo = [abs(_err(r["loo"][k], v)) for v, r in real if v and k in r["loo"]]
+        old = [abs(_err(r["shipped"][k], v)) for v, r in real if v and "shipped" in r]
         out[k] = {"in_sample_max": max(ins) if ins else None,
-                  "loo_max": max(loo) if loo else None}
+                  "loo_max": max(loo) if loo else None,
+                  "shipped_max": max(old) if old else None}
     return out
 
 
@@ -209,11 +219,13 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
         lines += ["## Estimator vs real", "", f"Coefficients: {coeffs['source']}.", "",
                   *_est_table(table), "",
                   "Worst |error| per resource: " + "; ".join(
-                      f"{k} {_pct(v['in_sample_max'])} in-sample, {_pct(v['loo_max'])} LOO"
-                      for k, v in errs.items()), "",
+                      f"{k} {_pct(v['in_sample_max'])} in-sample, {_pct(v['loo_max'])} LOO, "
+                      f"{_pct(v.get('shipped_max'))} shipped" for k, v in errs.items()), "",
                   "In-sample errors are measured on the points the coefficients were fitted "
                   "to; the leave-one-out error refits without the point (— : too few points "
-                  "for the form).", "",
+                  "for the form); the shipped estimate is what `hwgen estimate` predicted "
+                  "with the coefficients in the package before this sweep (out of sample "
+                  "for arrays they were not fitted on).", "",
                   "| resource | features | coefficients |", "|---|---|---|",
                   *[f"| {k} | {', '.join(coeffs['forms'][k])} | "
                     f"{', '.join(f'{c:.4g}' for c in coeffs['coeffs'][k])} |" for k in RESOURCES],
