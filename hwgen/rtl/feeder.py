@@ -121,9 +121,9 @@ class RowFeeder(wiring.Component):
                 # the latch's enable and its `ox` reset were a LUT of row i's token flags
                 # and wrap flag, routed across to row i+1, up to 6.8 ns on oob13):
                 # latch_out is high when row i+1's token is a tile's first (tok_out.valid &
-                # tok_out.first); wrap_out, read with it, is high when the pixel this row
-                # latched in that cycle is the last of its output row (ox == last_ox), so
-                # row i+1 steps to the next output row
+                # tok_out.first); wrap_out with it when the pixel this row latched in that
+                # cycle is the last of its output row (ox == last_ox), so row i+1 steps
+                # to the next output row
                 "latch_in": In(1),
                 "latch_out": Out(1),
                 "wrap_in": In(1),
@@ -193,12 +193,8 @@ class RowFeeder(wiring.Component):
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
         with m.If(latch):
             m.d.sync += latched.eq(step)
-        # wrap_out is the wrap flag alone: row i+1 reads it only in the cycle its latch_in
-        # is high, which is exactly when this row latched (timing: ANDed with `latch`, the
-        # flag was row i-1's latch_out routed across, 3 LUTs and a PFUMX: 7.39 ns routed on
-        # b0b9cbd seed 3)
         latch_out, wrap_out = Signal(), Signal()
-        m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(wrap)]
+        m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(latch & wrap)]
         m.d.comb += [self.pix_out.eq(latched), self.latch_out.eq(latch_out),
                      self.wrap_out.eq(wrap_out)]
         p_tok = _token_reg(m, tok, "p_tok")
