@@ -310,8 +310,10 @@ def test_tasks_run_the_schedule_they_are_given(monkeypatch, tmp_path, rt: bool) 
     seen = []
     monkeypatch.setattr(hwgen.flow, "run", lambda cfg: seen.append(cfg) or 1 / 0)
     assert tasks.cycles_task("tiny_cnn", "4x4", rt, 1, str(tmp_path))["ok"] is False
-    assert tasks.build_task("tiny_cnn", "4x8", rt, "ulx3s", 1, 1, str(tmp_path))["ok"] is False
+    assert tasks.build_task("tiny_cnn", "4x8", rt, "ulx3s", 3, 1, str(tmp_path))["ok"] is False
     assert [(str(c.array), c.array.remainder_tiles) for c in seen] == [("4x4", rt), ("4x8", rt)]
+    # a build task runs its seeds itself: a Dask worker cannot start a nested LocalCluster
+    assert (seen[1].seeds, seen[1].workers, seen[1].scheduler) == (3, 1, None)
 
 
 def test_block_ram_count_follows_what_yosys_mapped() -> None:

@@ -90,8 +90,12 @@ def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds:
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     try:
+        # workers=1: the seeds one after another inside this task. A Dask worker is a
+        # daemon process and cannot start the LocalCluster the build would open for them
+        # ("daemonic processes are not allowed to have children": every build of a
+        # `--seeds 2` sweep failed so); the sweep's parallelism is across arrays.
         rep = _flow(model, array, remainder_tiles, wdir, n=n, steps=BUILD_STEPS, board=board,
-                    seeds=seeds, freq_mhz=freq_mhz).board_report  # fmt: skip
+                    seeds=seeds, freq_mhz=freq_mhz, workers=1).board_report  # fmt: skip
     except Exception as e:
         r = _failed("build", array, t0, c0, e)
         r["fits"] = False if "does not fit the device" in r["error"] else None
