@@ -120,7 +120,7 @@ def test_wide_arrays_take_fewer_rows_per_dsp_row() -> None:
         if j + 1 < 16:
             assert 0 < xy[i, j + 1][0] - x <= 11  # 9, or 11 across the die's middle
         if i % 3 < 2:
-            assert xy[i + 1, j] == (xy[i + 1, j][0], y) and 0 < xy[i + 1, j][0] - x <= 6
+            assert xy[i + 1, j][1] == y and 0 < xy[i + 1, j][0] - x <= 6
 
 
 def _block(bel: str) -> tuple[int, int]:
