@@ -64,6 +64,9 @@ def _points(raw: dict, table: list[dict]) -> list[dict]:
 def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
     """Refit on this sweep's builds (written to reports/), or the shipped coefficients."""
     pts = _points(raw, table)
+    # the package's coefficients: what `hwgen estimate` said before this sweep (out of
+    # sample unless their fit already holds the array), and the fallback below
+    shipped = load_coeffs(raw["board"]) if shipped_coeffs_path(raw["board"]).exists() else None
     try:
         coeffs = fit(pts, raw["board"])
         coeffs["source"] = f"fitted on this sweep's {len(pts)} build(s) (in-sample)"
@@ -71,13 +74,9 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
         path.write_text(json.dumps(coeffs, indent=1))
         coeffs["path"] = str(path)
     except ValueError as e:  # too few builds to fit: the shipped fit, if any
-        if not shipped_coeffs_path(raw["board"]).exists():
+        if shipped is None:
             return None
-        coeffs = load_coeffs(raw["board"])
-        coeffs["source"] = f"shipped coefficients ({e})"
-    # what `hwgen estimate` said before this sweep: out of sample unless the shipped fit
-    # already holds the array
-    shipped = load_coeffs(raw["board"]) if shipped_coeffs_path(raw["board"]).exists() else None
+        coeffs = {**shipped, "source": f"shipped coefficients ({e})"}
     for row in table:
         f = features(raw["board"], raw["model"], row["array"],
                      remainder_tiles=_remainder_tiles(raw))
