@@ -130,3 +130,35 @@ def test_a_bound_past_the_built_width_is_refused() -> None:
     for bad in (15, 33):
         with pytest.raises(ValueError, match="acc_width must be in 16..32"):
             dataclasses.replace(plan, acc_width=bad)
+
+
+def test_block_ram_per_memory_and_the_parameters_past_the_budget() -> None:
+    """DP16KD per memory of mnist_cnn's plans; past the device's 208 the requant parameters
+    (11 words x 16 lanes x 72 bits, 32 blocks) go to LUT RAM, and the design does so."""
+    from amaranth.hdl import Fragment
+
+    from hwgen.rtl.top import Accelerator
+    from hwgen.rtl.writeback import PARAM_LANE_LAYOUT
+    from hwgen.schedule.capacity import PARAM_LANE_BITS
+
+    assert PARAM_LANE_LAYOUT.size == PARAM_LANE_BITS
+    qm = build_qmodel("mnist_cnn")
+    plan = {a: MemoryPlan.of(lower(qm, dataclasses.replace(ArrayConfig.parse(a),
+                                                           remainder_tiles=False)))
+            for a in ("8x16", "12x16")}
+    assert plan["8x16"].block_ram(208) == {"activations": 64, "conv_weights": 12,
+                                           "direct_weights": 57, "params": 32}
+    assert not plan["8x16"].params_in_lutram(208)
+    big = plan["12x16"].block_ram()
+    assert big["params"] == 32 and sum(big.values()) > 208
+    assert plan["12x16"].block_ram(208)["params"] == 0
+    assert plan["12x16"].params_in_lutram(208) and not plan["12x16"].params_in_lutram(None)
+
+    class Device:  # a platform that states only its block RAM
+        bram_budget = 208
+
+    for platform, lut in ((Device(), True), (None, False)):
+        acc = Accelerator(plan["12x16"])
+        Fragment.get(acc, platform)
+        assert acc.params_in_lutram is lut
+        assert acc.params.attrs["ram_style"] == ("distributed" if lut else "block")

@@ -319,12 +319,12 @@ def test_tasks_run_the_schedule_they_are_given(monkeypatch, tmp_path, rt: bool) 
 def test_block_ram_count_follows_what_yosys_mapped() -> None:
     """Requant parameter memories as the real builds mapped them (DP16KD per memory read from
     the netlists of the 8x8 and 8x16 builds of session 9)."""
-    from hwgen.sweep.estimate import _SDP, _blocks
+    from hwgen.schedule.capacity import dp16kd_blocks
 
-    assert _blocks(22, 288, _SDP) == 0  # 2x4/4x4: LUT RAM
-    assert _blocks(43, 288, _SDP) == 8  # 8x4
-    assert _blocks(22, 576, _SDP) == 16  # 8x8
-    assert _blocks(11, 1152, _SDP) == 32  # 8x16
+    assert dp16kd_blocks(22, 288, one_read_port=True) == 0  # 2x4/4x4: LUT RAM
+    assert dp16kd_blocks(43, 288, one_read_port=True) == 8  # 8x4
+    assert dp16kd_blocks(22, 576, one_read_port=True) == 16  # 8x8
+    assert dp16kd_blocks(11, 1152, one_read_port=True) == 32  # 8x16
 
 
 def test_estimate_follows_the_schedule_switch() -> None:

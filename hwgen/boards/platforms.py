@@ -33,6 +33,7 @@ def _ulx3s_cls():
         """ULX3S-85F; every Multiplier becomes MULT18X18D (156 on the device), then LUTs."""
 
         dsp_budget = 156
+        bram_budget = 208  # DP16KD: past it the requant parameters go to LUT RAM
         bitstream_suffix = "bit"
 
         def sim_platform(self):

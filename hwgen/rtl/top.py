@@ -178,14 +178,17 @@ class Accelerator(wiring.Component):
         # the weight memories are deep: explicit block-RAM banks with registered outputs
         convw = BankedMemory(width=8 * C, depth=plan.convw_depth)
         directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth)
-        # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells
+        # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
+        # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
+        self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
         params = memory.Memory(
             shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[],
-            attrs={"ram_style": "block", "no_rw_check": 1},  # written only by a model load
+            attrs={"ram_style": "distributed" if self.params_in_lutram else "block",
+                   "no_rw_check": 1},  # written only by a model load
         )
         m.submodules.convw = convw
         m.submodules.directw = directw
-        m.submodules.params = params
+        m.submodules.params = self.params = params
         params_r, params_w = params.read_port(), params.write_port()
 
         # Activation buffers: one physical copy per pair of rows. Copy k serves row 2k through

@@ -15,6 +15,9 @@ define any of these attributes; without them every unit keeps its default:
   registered output; the default 2 adds a register after it (hwgen.rtl.writeback).
 * ``perf_counter_width``: bits of each cycle counter (default 32). A narrower counter
   saturates at its maximum instead of wrapping, so a reading is never silently small.
+* ``bram_budget``: the device's block RAMs (DP16KD). A plan whose memories need more
+  (`hwgen.schedule.capacity.MemoryPlan.block_ram`) puts the requant parameters in LUT RAM
+  (default None: no device, block RAM).
 * ``local_resets``: each unit takes the design reset through a register of its own, a
   cycle later (hwgen.rtl.resets; default False).
 

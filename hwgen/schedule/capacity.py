@@ -22,7 +22,27 @@ from hwgen.config import ArrayConfig
 from .lower import ScheduleError, lower
 from .program import MODE_CONV, LayerPlan, Program, acc_bits_for
 
-__all__ = ["FitError", "MemoryPlan", "layer_extents", "lower_fit"]
+__all__ = ["FitError", "MemoryPlan", "dp16kd_blocks", "layer_extents", "lower_fit"]
+
+# ECP5 DP16KD aspect ratios (depth, width): true dual port up to 18 bits wide, 512x36 for a
+# memory with one read port
+_TDP = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18))
+_SDP = (*_TDP, (512, 36))
+# yosys's memory_libmap puts shallow, small memories in LUT RAM (TRELLIS_DPR16X4). Seen in the
+# builds: the requant parameters at 22 words x 288 bits went to LUT RAM; at 43 x 288 (8x4),
+# 22 x 576 (8x8: 16 DP16KD) and 11 x 1152 (8x16: 32 DP16KD) to block RAM.
+LUTRAM_MAX_DEPTH = 32
+LUTRAM_MAX_BITS = 8192
+PARAM_LANE_BITS = 72  # a requant lane's bias, multiplier and shift (hwgen.rtl.writeback)
+
+
+def dp16kd_blocks(depth: int, width: int, one_read_port: bool = False) -> int:
+    """Fewest DP16KD holding a depth×width memory (cascade in depth, side by side in width),
+    0 for a memory yosys puts in LUT RAM."""
+    if depth <= LUTRAM_MAX_DEPTH and depth * width <= LUTRAM_MAX_BITS:
+        return 0
+    shapes = _SDP if one_read_port else _TDP
+    return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
 class FitError(ScheduleError):
@@ -92,6 +112,28 @@ class MemoryPlan:
             pool_max_out_w=max(p.pool_max_out_w for p in plans),
             acc_width=max(p.acc_width for p in plans),
         )
+
+    def block_ram(self, budget: int | None = None) -> dict[str, int]:
+        """DP16KD per memory: activation buffers x2 x ceil(R/2) copies (each copy serves two
+        rows through its two ports), conv and direct weights, requant parameters. The
+        parameters (a few words, C lanes of 72 bits wide) go to LUT RAM when the rest would
+        not leave them room in a device of ``budget`` blocks (`params_in_lutram`)."""
+        a = self.array
+        copies = (a.rows + 1) // 2
+        out = {"activations": sum(copies * dp16kd_blocks(d, 8 * a.cols) for d in self.buf_depth),
+               "conv_weights": dp16kd_blocks(self.convw_depth, 8 * a.cols, True),
+               "direct_weights": dp16kd_blocks(self.directw_depth, 8 * a.pes, True),
+               "params": dp16kd_blocks(self.param_depth, PARAM_LANE_BITS * a.cols, True)}
+        if budget is not None and sum(out.values()) > budget:
+            out["params"] = 0
+        return out
+
+    def params_in_lutram(self, budget: int | None) -> bool:
+        """Whether the parameter memory goes to LUT RAM: only past the device's block RAM
+        (its read address then fans out to every LUT-RAM cell of the C lanes, a longer net
+        than a block's; `budget` None: a simulation, no device)."""
+        return (self.block_ram(budget)["params"] == 0
+                and self.block_ram()["params"] > 0)
 
     def text(self) -> str:
         a = self.array

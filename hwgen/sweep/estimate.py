@@ -22,7 +22,9 @@ Features of one configuration (model, array, board), all computed, none measured
 * ``bram_blocks``: the memory plan (``MemoryPlan.of(lower(model, array))``,
   hwgen.schedule.capacity) mapped onto DP16KD shapes (16K×1 .. 1K×18 true dual port, 512×36
   for the single-read memories): activation buffers ×2 × ⌈R/2⌉ copies, conv/direct weights,
-  requant parameters; memories of at most 32 words go to LUT RAM, as yosys maps them.
+  requant parameters (`MemoryPlan.block_ram`); memories of at most 32 words and 8 kbit go to
+  LUT RAM, as yosys maps them, and so do the parameters when the rest leaves them no room
+  (``BRAM_BUDGET``: the design puts them there, hwgen.rtl.top).
 
 Each resource is ``coeffs · features`` over its own feature list (the richest of
 ``FORM_CHOICES`` the measured points determine); the coefficients
@@ -64,37 +66,16 @@ LUT_PE_EXTRA = {"LUT4": 152.0 - 74.0, "FF": 188.0 - 124.0}
 ACC_BIT_SAVING = {"LUT4": (106.0 - 86.0) / 7, "FF": 3.0}
 ACC_MUX_LUT4 = 1.0  # dsp-plain - dsp: 106 - 74 = 32 at 32 bits, 86 - 61 = 25 at 25 bits
 DSP_BUDGET = {"ulx3s": 156}
-# DP16KD aspect ratios: (depth, width); true dual port up to 18 bits wide
-_TDP = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18))
-_SDP = (*_TDP, (512, 36))
+BRAM_BUDGET = {"ulx3s": 208}  # DP16KD (the parameters go to LUT RAM past it)
 
 
 def shipped_coeffs_path(board: str) -> Path:
     return Path(__file__).with_name(f"coeffs_{board}.json")
 
 
-# yosys's memory_libmap puts shallow, small memories in LUT RAM (TRELLIS_DPR16X4). Seen in the
-# builds: the requant parameters at 22 words x 288 bits went to LUT RAM; at 43 x 288 (8x4),
-# 22 x 576 (8x8: 16 DP16KD) and 11 x 1152 (8x16: 32 DP16KD) to block RAM.
-LUTRAM_MAX_DEPTH = 32
-LUTRAM_MAX_BITS = 8192
-
-
-def _blocks(depth: int, width: int, shapes=_TDP) -> int:
-    """Fewest DP16KD holding a depth×width memory (cascade in depth, side by side in width)."""
-    if depth <= LUTRAM_MAX_DEPTH and depth * width <= LUTRAM_MAX_BITS:
-        return 0
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in shapes)
-
-
-def bram_blocks(plan) -> int:
-    """DP16KD of a MemoryPlan's large memories (hwgen.schedule.capacity)."""
-    a = plan.array
-    copies = (a.rows + 1) // 2  # each copy serves two rows through its two ports
-    act = sum(copies * _blocks(d, 8 * a.cols) for d in plan.buf_depth)
-    return (act + _blocks(plan.convw_depth, 8 * a.cols, _SDP)
-            + _blocks(plan.directw_depth, 8 * a.pes, _SDP)
-            + _blocks(plan.param_depth, 72 * a.cols, _SDP))
+def bram_blocks(plan, budget: int | None = None) -> int:
+    """DP16KD of a MemoryPlan's memories (hwgen.schedule.capacity.MemoryPlan.block_ram)."""
+    return sum(plan.block_ram(budget).values())
 
 
 def _qmodel(model: str):
@@ -133,7 +114,8 @@ def features(board: str, model: str, array: ArrayConfig | str, qmodel=None,
     return {"one": 1.0, "pes": float(a.pes), "rows": float(a.rows), "cols": float(a.cols),
             "rows_plus_cols": float(a.rows + a.cols), "log2_pes": math.log2(a.pes),
             "dsp_demand": float(min(demand, budget)), "lut_mults": float(max(0, demand - budget)),
-            "bram_blocks": float(bram_blocks(plan)), "acc_narrow": float(acc_narrow),
+            "bram_blocks": float(bram_blocks(plan, BRAM_BUDGET[board])),
+            "acc_narrow": float(acc_narrow),
             "acc_mux_bits": float(acc_mux_bits)}  # fmt: skip
 
 
