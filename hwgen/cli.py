@@ -423,7 +423,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.from_json:  # re-render (and refit) from a finished or partial sweep
         from hwgen.sweep.report import rerender
 
-        res = rerender(Path(args.from_json))
+        res = rerender([Path(f) for f in args.from_json])
     else:
         opts = SweepOptions(
             arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
@@ -458,8 +458,10 @@ def _sweep_parser(sub) -> None:
                     help="LocalCluster worker processes (default 1: builds are CPU-heavy)")
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz for the builds (default: the board's)")
-    sp.add_argument("--from-json", default=None, metavar="sweep_raw.json",
-                    help="no tasks: rewrite the report (and refit) from a sweep's raw results")
+    sp.add_argument("--from-json", default=None, nargs="+", metavar="sweep_raw.json",
+                    help="no tasks: rewrite the report (and refit) from a sweep's raw results; "
+                    "several files (same board and model) make one report and one fit over "
+                    "all their builds, e.g. a sweep with --remainder-tiles beside one without")
     sp.set_defaults(fn=cmd_sweep)
 
 

@@ -26,8 +26,8 @@ Features of one configuration (model, array, board), all computed, none measured
   LUT RAM, as yosys maps them, and so do the parameters when the rest leaves them no room
   (``BRAM_BUDGET``: the design puts them there, hwgen.rtl.top).
 
-Each resource is ``coeffs · features`` over its own feature list (the richest of
-``FORM_CHOICES`` the measured points determine); the coefficients
+Each resource is ``coeffs · features`` over its own feature list (of ``FORM_CHOICES``, the
+one with the smallest worst leave-one-out error on the measured points); the coefficients
 live in ``coeffs_<board>.json`` (package data, written from a sweep by ``hwgen sweep``).
 """
 
@@ -47,7 +47,7 @@ __all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "bram_blocks", "estimate", "fea
            "load_coeffs", "predict", "shipped_coeffs_path"]
 
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
-# Each resource's forms, richest first: a fit takes the first one its points determine.
+# Each resource's forms, richest first: a fit takes the one its points check best (`_pick`).
 FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     # LUT4: the multipliers are DSPs, so rows (feeders) and columns (requant/pool lanes)
     # dominate; FF: every PE holds ~100 register bits (accumulator, result, drain)
@@ -152,31 +152,58 @@ def _faster_when_bigger(r: str, form: tuple[str, ...], x: np.ndarray, y: np.ndar
     return r == "Fmax" and "log2_pes" in form and _lstsq(x, y)[form.index("log2_pes")] > 0
 
 
+def _loo(x: np.ndarray, y: np.ndarray) -> dict[int, float]:
+    """Each point's leave-one-out prediction of the fitted part (the form refitted without
+    it), where the other points still determine the form."""
+    out = {}
+    for i in range(len(y)):
+        keep = [j for j in range(len(y)) if j != i]
+        if _determined(x[keep]):
+            out[i] = float(x[i] @ _lstsq(x[keep], y[keep]))
+    return out
+
+
+def _worst_loo(loo: dict[int, float], y: np.ndarray, fixed: list[float]) -> float:
+    return max(abs(v - y[i]) / abs(y[i] + fixed[i]) for i, v in loo.items())
+
+
+def _pick(r: str, choices, pts: list[dict]) -> tuple[tuple[str, ...], np.ndarray, dict]:
+    """The form of resource ``r`` the points support best: among those they determine (and,
+    for Fmax, not rising with the array), the smallest worst leave-one-out error; a form
+    no point can check (exactly determined) only when none can be checked. Ties: richer."""
+    fixed = [_fixed(r, p["features"]) for p in pts]
+    y = np.array([float(p["real"][r]) - f for p, f in zip(pts, fixed, strict=True)])
+    best = None
+    for form in choices:
+        x = np.array([[p["features"][f] for f in form] for p in pts])
+        if not _determined(x) or _faster_when_bigger(r, form, x, y):
+            continue
+        loo = _loo(x, y)
+        score = _worst_loo(loo, y, fixed) if loo else math.inf
+        if best is None or score < best[0]:
+            best = (score, form, x, loo)
+    if best is None:
+        raise ValueError(f"{r}: the measured arrays determine none of its forms")
+    _, form, x, loo = best
+    return form, _lstsq(x, y), {i: v + fixed[i] for i, v in loo.items()}
+
+
 def fit(points: list[dict], board: str) -> dict:
     """Least-squares coefficients per resource over measured ``points`` (each: ``array``,
-    ``features``, ``real`` {resource: value}), in the richest form of ``FORM_CHOICES`` the
-    points determine (R·C is linear in R and C when every array shares a side, e.g. 2x4, 4x4,
-    4x8: then LUT4/FF drop ``rows``); and each point's leave-one-out prediction (the same form
-    refitted without it) where the other points still determine the form."""
+    ``features``, ``real`` {resource: value}), in the form of ``FORM_CHOICES`` with the
+    smallest worst leave-one-out error (``_pick``; R·C is linear in R and C when every array
+    shares a side, e.g. 2x4, 4x4, 4x8: then LUT4/FF cannot take ``rows`` and ``pes`` both);
+    and each point's leave-one-out prediction in that form where the others determine it."""
     if len(points) < 2:
         raise ValueError(f"{len(points)} measured build(s): a fit needs at least 2")
     forms, coeffs, loo = {}, {}, {}
     for r, choices in FORM_CHOICES.items():
         pts = [p for p in points if p["real"].get(r) is not None]
-        y = np.array([float(p["real"][r]) - _fixed(r, p["features"]) for p in pts])
-        for form in choices:
-            x = np.array([[p["features"][f] for f in form] for p in pts])
-            if _determined(x) and not _faster_when_bigger(r, form, x, y):
-                break
-        else:
-            raise ValueError(f"{r}: the measured arrays determine none of its forms")
+        form, c, pred = _pick(r, choices, pts)
         forms[r] = list(form)
-        coeffs[r] = [round(float(v), 6) for v in _lstsq(x, y)]
-        for i, p in enumerate(pts):
-            keep = [j for j in range(len(pts)) if j != i]
-            if _determined(x[keep]):
-                loo.setdefault(p["array"], {})[r] = float(x[i] @ _lstsq(x[keep], y[keep])
-                                                          + _fixed(r, p["features"]))
+        coeffs[r] = [round(float(v), 6) for v in c]
+        for i, v in pred.items():
+            loo.setdefault(pts[i]["array"], {})[r] = v
     return {"board": board, "forms": forms, "coeffs": coeffs, "lut_pe_extra": LUT_PE_EXTRA,
             "acc_bit_saving": ACC_BIT_SAVING, "acc_mux_lut4": ACC_MUX_LUT4, "points": points,
             "loo_predictions": loo}

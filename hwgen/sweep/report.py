@@ -11,18 +11,35 @@ from hwgen.config import ArrayConfig
 
 from .estimate import RESOURCES, features, fit, load_coeffs, predict, shipped_coeffs_path
 
-__all__ = ["rerender", "rows", "write"]
+__all__ = ["merge", "rerender", "rows", "write"]
 
 _RES = ("LUT4", "FF", "MULT18X18D", "DP16KD")
 
 
+def _task_schedule(raw: dict, t: dict) -> bool:
+    """The schedule a task ran (a merged report mixes sweeps with and without)."""
+    return t.get("remainder_tiles", _remainder_tiles(raw))
+
+
+def _mixed(raw: dict) -> bool:
+    return len({_task_schedule(raw, t) for t in raw["tasks_results"]}) > 1
+
+
 def rows(raw: dict) -> list[dict]:
-    """One row per array (PE order): the cycle task and the build task merged."""
-    by: dict[str, dict] = {a: {"array": a, "pes": ArrayConfig.parse(a).pes} for a in raw["arrays"]}
+    """One row per array and schedule (PE order): the cycle task and the build task merged.
+    A row's ``label`` is its array, with " rt" for remainder tiles when the schedules mix."""
+    mixed, rt0 = _mixed(raw), _remainder_tiles(raw)
+
+    def row(a: str, rt: bool) -> dict:
+        return {"array": a, "pes": ArrayConfig.parse(a).pes, "remainder_tiles": rt,
+                "label": a + (" rt" if mixed and rt else "")}
+
+    by = {(a, rt0): row(a, rt0) for a in raw["arrays"]}
     for r in raw["tasks_results"]:
-        by[r["array"]][r["kind"]] = r
+        k = (r["array"], _task_schedule(raw, r))
+        by.setdefault(k, row(*k))[r["kind"]] = r
     out = []
-    for row in sorted(by.values(), key=lambda x: (x["pes"], x["array"])):
+    for row in sorted(by.values(), key=lambda x: (x["pes"], x["array"], x["remainder_tiles"])):
         c, b = row.get("cycles"), row.get("build")
         if c and c["ok"]:
             row.update(cycles_per_inference=c["cycles"], pe_busy=c["pe_busy"],
@@ -54,9 +71,9 @@ def _points(raw: dict, table: list[dict]) -> list[dict]:
     for row in table:
         if "LUT4" not in row:
             continue
-        pts.append({"array": row["array"],
+        pts.append({"array": row["label"],
                     "features": features(raw["board"], raw["model"], row["array"],
-                                         remainder_tiles=_remainder_tiles(raw)),
+                                         remainder_tiles=row["remainder_tiles"]),
                     "real": {**{k: row[k] for k in _RES}, "Fmax": row["fmax"]}})
     return pts
 
@@ -79,9 +96,9 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
         coeffs = {**shipped, "source": f"shipped coefficients ({e})"}
     for row in table:
         f = features(raw["board"], raw["model"], row["array"],
-                     remainder_tiles=_remainder_tiles(raw))
+                     remainder_tiles=row["remainder_tiles"])
         row["estimate"] = predict(coeffs, f)
-        row["loo"] = coeffs.get("loo_predictions", {}).get(row["array"], {})
+        row["loo"] = coeffs.get("loo_predictions", {}).get(row["label"], {})
         if shipped:
             row["shipped"] = predict(shipped, f)
     return coeffs
@@ -101,11 +118,11 @@ def _summary(table: list[dict]) -> dict:
     best = min((r for r in built if "us_per_inference" in r),
                key=lambda r: r["us_per_inference"], default=None)
     return {
-        "largest_fitting": max(built, key=lambda r: r["pes"])["array"] if built else None,
-        "largest_closing_timing": max(closes, key=lambda r: r["pes"])["array"] if closes else None,
+        "largest_fitting": max(built, key=lambda r: r["pes"])["label"] if built else None,
+        "largest_closing_timing": max(closes, key=lambda r: r["pes"])["label"] if closes else None,
         "target_mhz": built[0]["target_mhz"] if built else None,
         "best_us_per_inference": best["us_per_inference"] if best else None,
-        "best_array": best["array"] if best else None,
+        "best_array": best["label"] if best else None,
         "best_fmax": best["fmax"] if best else None,
     }
 
@@ -127,7 +144,7 @@ def _main_table(table: list[dict]) -> list[str]:
         fmax = (f"{r['fmax']:.1f} ({r['fmax_seeds']})" + ("" if r["meets_target"] else " ✗")
                 if "fmax" in r else "—")
         lines.append(
-            f"| {r['array']} | {r['pes']} | {_fmt(r.get('LUT4'), ',')} | {_fmt(r.get('FF'), ',')} "
+            f"| {r['label']} | {r['pes']} | {_fmt(r.get('LUT4'), ',')} | {_fmt(r.get('FF'), ',')} "
             f"| {_fmt(r.get('MULT18X18D'), '')} | {_fmt(r.get('DP16KD'), '')} | {fmax} "
             f"| {_fmt(r.get('cycles_per_inference'), ',.0f')} "
             f"| {_fmt(100 * r['pe_busy'] if 'pe_busy' in r else None, '.1f')}"
@@ -151,7 +168,7 @@ def _est_table(table: list[dict]) -> list[str]:
             est, loo = r["estimate"][k], r["loo"].get(k)
             old = r.get("shipped", {}).get(k)
             spec = ".1f" if k == "Fmax" else ",.0f"
-            lines.append(f"| {r['array']} | {k} | {format(real, spec)} | {format(est, spec)} "
+            lines.append(f"| {r['label']} | {k} | {format(real, spec)} | {format(est, spec)} "
                          f"| {_pct(_err(est, real))} | {_pct(_err(loo, real))} "
                          f"| {_fmt(old, spec)} | {_pct(_err(old, real))} |")
     return lines
@@ -173,11 +190,16 @@ def _errors(table: list[dict]) -> dict:
     return out
 
 
+def _schedules(raw: dict) -> str:
+    if _mixed(raw):
+        return "rows marked rt scheduled with remainder tiles, the others without"
+    return f"every task scheduled {'with' if _remainder_tiles(raw) else 'without'} remainder tiles"
+
+
 def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict) -> str:
     lines = [f"# hwgen sweep: {raw['model']} on {raw['device']}", "",
              f"Command: `{raw['command']}` ({raw['finished']}/{raw['tasks']} Dask tasks on "
-             f"{raw['scheduler']}, {raw['wall_s'] / 60:.0f} min wall); every task scheduled "
-             f"{'with' if _remainder_tiles(raw) else 'without'} remainder tiles", ""]
+             f"{raw['scheduler']}, {raw['wall_s'] / 60:.0f} min wall); " + _schedules(raw), ""]
     if raw["finished"] < raw["tasks"]:
         lines += ["**Partial: not every task has finished.**", ""]
     lines += _main_table(table)
@@ -188,20 +210,20 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
               "back (with ≥ 3 images): the images fed continuously, each loading while the one "
               "before computes; cycles from start to start from the second image on, the "
               "host's start pulse and counter reads included.", ""]
-    same = [r["array"] for r in table
+    same = [r["label"] for r in table
             if "cycles_per_inference" in r and "cycles_board_design" in r
             and r["cycles_per_inference"] == r["cycles_board_design"]]
-    differ = [f"{r['array']} ({r['cycles_board_design']:,.0f})" for r in table
+    differ = [f"{r['label']} ({r['cycles_board_design']:,.0f})" for r in table
               if "cycles_per_inference" in r and "cycles_board_design" in r
-              and r["array"] not in same]
+              and r["label"] not in same]
     if same or differ:
         lines += [f"The board build's own RTL run (its design, MULT18X18D behavioural model, "
                   f"cocotb) counted the same cycles on {', '.join(same) or 'no array'}"
                   + (f"; different on {', '.join(differ)}" if differ else "") + ".", ""]
     for r in table:
         bad = [t for t in (r.get("cycles"), r.get("build")) if t and not t["ok"]]
-        lines += [f"* {r['array']} {t['kind']} failed: {t['error']}" for t in bad]
-    crit = [(r["array"], r["build"]["critical_path"][0]) for r in table
+        lines += [f"* {r['label']} {t['kind']} failed: {t['error']}" for t in bad]
+    crit = [(r["label"], r["build"]["critical_path"][0]) for r in table
             if "LUT4" in r and r["build"].get("critical_path")]
     if crit:
         lines += ["Critical path of each build (nextpnr, the design clock):", "",
@@ -235,7 +257,7 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
 
 def _label(ax, rows_: list[dict], ys: list[float]) -> None:
     for r, y in zip(rows_, ys, strict=True):
-        ax.annotate(r["array"], (r["pes"], y), textcoords="offset points", xytext=(4, 4),
+        ax.annotate(r["label"], (r["pes"], y), textcoords="offset points", xytext=(4, 4),
                     fontsize=7)
 
 
@@ -302,14 +324,43 @@ def write(raw: dict, out: Path) -> dict:
     return {**res, "text": text, "paths": paths}
 
 
-def rerender(path: Path) -> dict:
-    """Rewrite the report from a raw results file (``reports/sweep_raw.json``)."""
+def merge(raws: list[dict], names: list[str]) -> dict:
+    """Several sweeps' raw results as one (same board and model): their tasks side by side,
+    each keeping the schedule it ran, so the report and the fit cover every build."""
     from hwgen.errors import UsageError
-    from hwgen.paths import reports
+
+    first = raws[0]
+    for raw, name in zip(raws, names, strict=True):
+        for k in ("board", "model"):
+            if raw[k] != first[k]:
+                raise UsageError(f"--from-json {name}: {k} {raw[k]!r}, not {names[0]}'s "
+                                 f"{first[k]!r}")
+    tasks = [{**t, "remainder_tiles": _task_schedule(raw, t)}
+             for raw in raws for t in raw["tasks_results"]]
+    arrays = [a for raw in raws for a in raw["arrays"]]
+    return {**first, "command": " + ".join(f"`{r['command']}`" for r in raws).strip("`"),
+            "arrays": list(dict.fromkeys(arrays)), "sources": names,
+            "seeds": max(r["seeds"] for r in raws), "images": min(r["images"] for r in raws),
+            "finished": sum(r["finished"] for r in raws), "tasks": sum(r["tasks"] for r in raws),
+            "wall_s": sum(r["wall_s"] for r in raws), "tasks_results": tasks}
+
+
+def _load(path: Path) -> dict:
+    from hwgen.errors import UsageError
 
     try:
         raw = json.loads(path.read_text())
-        raw["tasks_results"]
-    except (OSError, ValueError, KeyError) as e:
+        raw["tasks_results"], raw["board"], raw["model"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--from-json {path}: not a sweep's raw results ({e})") from None
+    return raw
+
+
+def rerender(paths: list[Path]) -> dict:
+    """Rewrite the report from raw results files (``reports/sweep_raw.json``), merged when
+    there are several (``merge``)."""
+    from hwgen.paths import reports
+
+    raws = [_load(p) for p in paths]
+    raw = raws[0] if len(raws) == 1 else merge(raws, [str(p) for p in paths])
     return write(raw, reports())
