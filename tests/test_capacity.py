@@ -137,11 +137,12 @@ def test_block_ram_per_memory_and_the_parameters_past_the_budget() -> None:
     (11 words x 16 lanes x 72 bits, 32 blocks) go to LUT RAM, and the design does so."""
     from amaranth.hdl import Fragment
 
+    from hwgen.rtl.bankmem import BANK_DEPTH
     from hwgen.rtl.top import Accelerator
     from hwgen.rtl.writeback import PARAM_LANE_LAYOUT
-    from hwgen.schedule.capacity import PARAM_LANE_BITS
+    from hwgen.schedule.capacity import PARAM_LANE_BITS, WEIGHT_BANK_DEPTH
 
-    assert PARAM_LANE_LAYOUT.size == PARAM_LANE_BITS
+    assert PARAM_LANE_LAYOUT.size == PARAM_LANE_BITS and BANK_DEPTH == WEIGHT_BANK_DEPTH
     qm = build_qmodel("mnist_cnn")
     plan = {a: MemoryPlan.of(lower(qm, dataclasses.replace(ArrayConfig.parse(a),
                                                            remainder_tiles=False)))
@@ -162,3 +163,16 @@ def test_block_ram_per_memory_and_the_parameters_past_the_budget() -> None:
         Fragment.get(acc, platform)
         assert acc.params_in_lutram is lut
         assert acc.params.attrs["ram_style"] == ("distributed" if lut else "block")
+
+
+def test_banked_weight_memories_count_their_banks() -> None:
+    """DP16KD of the weight memories as the builds mapped them (fourth sweep and session 20,
+    yosys): 12x8 direct weights, 1,142 words x 768 bits without remainder tiles and 2,054
+    with them, took 65 and 86 blocks (162 - 141 = 21 more), not the 66 and 110 of one
+    memory of that depth."""
+    from hwgen.schedule.capacity import banked_blocks
+
+    assert banked_blocks(1142, 768) == 43 + 22
+    assert banked_blocks(2054, 768) == 2 * 43  # the last 6 words: LUT RAM
+    assert banked_blocks(1644, 512) == 29 + 29  # 8x8
+    assert banked_blocks(2340, 64) == 2 * 4 + 2

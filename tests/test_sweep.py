@@ -26,7 +26,7 @@ from hwgen.sweep.estimate import (
     shipped_coeffs_path,
 )
 
-ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4")
+ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4", "8x8")
 
 
 @pytest.mark.parametrize("argv, what", [
@@ -87,10 +87,10 @@ def test_fit_recovers_known_coefficients_and_leave_one_out() -> None:
     got = fit(_synthetic_points(TRUE), "ulx3s")
     for r in RESOURCES:
         assert np.allclose(got["coeffs"][r], TRUE["coeffs"][r], rtol=1e-6, atol=1e-6), r
-    # leave-one-out: exact here because the data follow the model; 2x8 is the one array
-    # without a side of 4, so without it R, C and R*C are collinear: no LOO fit of LUT4/FF
+    # leave-one-out: exact here because the data follow the model (2x8 and 8x8 are the
+    # arrays without a side of 4: without both, R, C and R*C would be collinear)
     loo = got["loo_predictions"]
-    assert set(loo) == set(ARRAYS) and set(loo["2x8"]) == {"MULT18X18D", "DP16KD", "Fmax"}
+    assert set(loo) == set(ARRAYS) and all(set(v) == set(RESOURCES) for v in loo.values())
     for p in got["points"]:
         for r, v in loo[p["array"]].items():
             assert v == pytest.approx(p["real"][r])
@@ -102,7 +102,7 @@ def test_fit_needs_enough_points() -> None:
 
 
 def test_fit_falls_back_to_a_form_the_arrays_determine() -> None:
-    pts = [p for p in _synthetic_points(TRUE) if p["array"] != "2x8"]  # all share a side 4
+    pts = [p for p in _synthetic_points(TRUE) if p["array"] not in ("2x8", "8x8")]  # side 4
     got = fit(pts, "ulx3s")
     assert got["forms"]["LUT4"] == ["one", "rows", "cols"]  # R*C = 4R + 4C - 16 here
     assert got["forms"]["FF"] == ["one", "pes", "cols"]

@@ -22,7 +22,8 @@ from hwgen.config import ArrayConfig
 from .lower import ScheduleError, lower
 from .program import MODE_CONV, LayerPlan, Program, acc_bits_for
 
-__all__ = ["FitError", "MemoryPlan", "dp16kd_blocks", "layer_extents", "lower_fit"]
+__all__ = ["FitError", "MemoryPlan", "banked_blocks", "dp16kd_blocks", "layer_extents",
+           "lower_fit"]
 
 # ECP5 DP16KD aspect ratios (depth, width): true dual port up to 18 bits wide, 512x36 for a
 # memory with one read port
@@ -34,6 +35,7 @@ _SDP = (*_TDP, (512, 36))
 LUTRAM_MAX_DEPTH = 32
 LUTRAM_MAX_BITS = 8192
 PARAM_LANE_BITS = 72  # a requant lane's bias, multiplier and shift (hwgen.rtl.writeback)
+WEIGHT_BANK_DEPTH = 1024  # the weight memories' explicit banks (hwgen.rtl.bankmem.BANK_DEPTH)
 
 
 def dp16kd_blocks(depth: int, width: int, one_read_port: bool = False) -> int:
@@ -43,6 +45,15 @@ def dp16kd_blocks(depth: int, width: int, one_read_port: bool = False) -> int:
         return 0
     shapes = _SDP if one_read_port else _TDP
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
+
+
+def banked_blocks(depth: int, width: int) -> int:
+    """DP16KD of a weight memory built as explicit banks of WEIGHT_BANK_DEPTH words (each
+    full bank 1024x18 blocks side by side; the last, partial one as yosys maps a memory of
+    its depth: at 12x8 the remainder tiles' 2,054 direct words are two banks of 43 blocks and
+    6 words of LUT RAM, where one 2,054-deep memory would take 110)."""
+    full, rest = divmod(depth, WEIGHT_BANK_DEPTH)
+    return full * -(-width // 18) + (dp16kd_blocks(rest, width, True) if rest else 0)
 
 
 class FitError(ScheduleError):
@@ -121,8 +132,8 @@ class MemoryPlan:
         a = self.array
         copies = (a.rows + 1) // 2
         out = {"activations": sum(copies * dp16kd_blocks(d, 8 * a.cols) for d in self.buf_depth),
-               "conv_weights": dp16kd_blocks(self.convw_depth, 8 * a.cols, True),
-               "direct_weights": dp16kd_blocks(self.directw_depth, 8 * a.pes, True),
+               "conv_weights": banked_blocks(self.convw_depth, 8 * a.cols),
+               "direct_weights": banked_blocks(self.directw_depth, 8 * a.pes),
                "params": dp16kd_blocks(self.param_depth, PARAM_LANE_BITS * a.cols, True)}
         if budget is not None and sum(out.values()) > budget:
             out["params"] = 0

@@ -168,9 +168,11 @@ def _worst_loo(loo: dict[int, float], y: np.ndarray, fixed: list[float]) -> floa
 
 
 def _pick(r: str, choices, pts: list[dict]) -> tuple[tuple[str, ...], np.ndarray, dict]:
-    """The form of resource ``r`` the points support best: among those they determine (and,
-    for Fmax, not rising with the array), the smallest worst leave-one-out error; a form
-    no point can check (exactly determined) only when none can be checked. Ties: richer."""
+    """The form of resource ``r`` the points check best: among those they determine (and,
+    for Fmax, not rising with the array), the one that leaves the fewest points without a
+    leave-one-out prediction (a form exactly determined by its points checks none of them;
+    one that cannot predict a point could hide its worst error there), then the smallest
+    worst leave-one-out error. Ties: the richer form."""
     fixed = [_fixed(r, p["features"]) for p in pts]
     y = np.array([float(p["real"][r]) - f for p, f in zip(pts, fixed, strict=True)])
     best = None
@@ -179,7 +181,7 @@ def _pick(r: str, choices, pts: list[dict]) -> tuple[tuple[str, ...], np.ndarray
         if not _determined(x) or _faster_when_bigger(r, form, x, y):
             continue
         loo = _loo(x, y)
-        score = _worst_loo(loo, y, fixed) if loo else math.inf
+        score = (len(y) - len(loo), _worst_loo(loo, y, fixed) if loo else math.inf)
         if best is None or score < best[0]:
             best = (score, form, x, loo)
     if best is None:
