@@ -34,7 +34,9 @@ def rows(raw: dict) -> list[dict]:
         return {"array": a, "pes": ArrayConfig.parse(a).pes, "remainder_tiles": rt,
                 "label": a + (" rt" if mixed and rt else "")}
 
-    by = {(a, rt0): row(a, rt0) for a in raw["arrays"]}
+    # arrays without any result yet (a partial sweep) still get their row
+    done = {r["array"] for r in raw["tasks_results"]}
+    by = {(a, rt0): row(a, rt0) for a in raw["arrays"] if a not in done}
     for r in raw["tasks_results"]:
         k = (r["array"], _task_schedule(raw, r))
         by.setdefault(k, row(*k))[r["kind"]] = r
@@ -338,7 +340,7 @@ def merge(raws: list[dict], names: list[str]) -> dict:
     tasks = [{**t, "remainder_tiles": _task_schedule(raw, t)}
              for raw in raws for t in raw["tasks_results"]]
     arrays = [a for raw in raws for a in raw["arrays"]]
-    return {**first, "command": " + ".join(f"`{r['command']}`" for r in raws).strip("`"),
+    return {**first, "command": " + ".join(r["command"] for r in raws),
             "arrays": list(dict.fromkeys(arrays)), "sources": names,
             "seeds": max(r["seeds"] for r in raws), "images": min(r["images"] for r in raws),
             "finished": sum(r["finished"] for r in raws), "tasks": sum(r["tasks"] for r in raws),
