@@ -144,6 +144,11 @@ def test_a_stalled_seed_in_sequence_is_replaced(tmp_path: Path, monkeypatch) -> 
     rep, lines, _ = _build(tmp_path, monkeypatch, seeds=2, workers=1, stall="1")
     _check_stall(rep, lines, seed=1, by=3, routed=[2, 3])
     assert rep["bitstream_seed"] == 3
+    # the packed seed routed at 103 MHz under a 150 MHz PLL: said, never silent
+    b = rep["bitstream_on_board"]
+    assert b["fmax_mhz"] == 103.0 and not b["meets_clock"] and b["us_per_inference"] is None
+    assert "below its 150 MHz PLL clock: it will not run reliably on a board.** Rebuild with " \
+        "`--freq 103`" in Path(rep["report_md"]).read_text()
     _gone(tmp_path / "build" / "stalled_s1.pid")
 
 
@@ -154,3 +159,35 @@ def test_when_every_replacement_stalls_the_build_fails(tmp_path: Path, monkeypat
     for s in (1, 2):
         _gone(tmp_path / "build" / f"stalled_s{s}.pid")
     assert not (tmp_path / "build" / "nextpnr_s3.log").exists()  # one replacement per seed
+
+
+def test_a_bitstream_runs_at_its_pll_clock() -> None:
+    """Its µs on a board are cycles / PLL clock, and only when its own seed (the packed one,
+    not the median) routed at least that fast."""
+    b = board_build.on_board([148.0, 153.5, 147.2], [1, 2, 3], 2, 150.0, 35_786)
+    assert b["meets_clock"] and b["us_per_inference"] == pytest.approx(35_786 / 150.0)
+    assert "meets its 150 MHz PLL clock: 238.6 µs" in board_build.on_board_line(b)
+    slow = board_build.on_board([106.16], [1], 1, 150.0, 13_510)
+    assert not slow["meets_clock"] and "`--freq 106`" in board_build.on_board_line(slow)
+
+
+def test_build_command_warns_of_a_bitstream_slower_than_its_clock(monkeypatch, capsys) -> None:
+    """`hwgen build` prints the warning (the flow stubbed: a report like a real build's)."""
+    import types
+
+    import hwgen.flow
+    from hwgen.cli import main
+
+    f = {"seeds": [1], "per_seed": [106.16], "min": 106.16, "median": 106.16,
+         "max": 106.16, "stalled_seeds": []}
+    rep = {"bitstream": "top.bit", "fmax_post_route_mhz": f, "target_mhz": 150.0,
+           "meets_target": False, "cycles_per_inference": 13_510,
+           "us_per_inference_at_median_fmax": 13_510 / 106.16,
+           "bitstream_on_board": board_build.on_board([106.16], [1], 1, 150.0, 13_510),
+           "top": {"top": "HostTop", "uart": "115200"}, "report_md": "r.md",
+           "report_json": "r.json"}
+    monkeypatch.setattr(hwgen.flow, "run", lambda cfg: types.SimpleNamespace(board_report=rep))
+    assert main(["build", "--board", "ulx3s", "--array", "12x16"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the packed bitstream (seed 1) routed at 106.2 MHz, below its 150 MHz " \
+        "PLL clock" in out and "--freq 106 or lower" in out

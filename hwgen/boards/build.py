@@ -610,7 +610,31 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "step_seconds": dict(steps.times),
         "step_cpu_seconds": dict(steps.cpu),  # the tools, or this process + its children
         "logs": str(out),
+        "bitstream_on_board": on_board(fmaxes, [r["seed"] for r in runs], best_seed,
+                                       clock_mhz, cycles),
     }
+
+
+def on_board(per_seed: list[float], seeds: list[int], best_seed: int, pll_mhz: float,
+             cycles: float) -> dict:
+    """The packed bitstream on a board. It runs at its PLL's clock, not at a measured Fmax,
+    so it works only if its seed routed at least that fast; then an inference takes
+    cycles / PLL clock. Else `--freq` at or below its Fmax builds one that does."""
+    fmax = per_seed[seeds.index(best_seed)]
+    ok = fmax >= pll_mhz
+    return {"seed": best_seed, "fmax_mhz": fmax, "pll_mhz": pll_mhz, "meets_clock": ok,
+            "us_per_inference": cycles / pll_mhz if ok else None}
+
+
+def on_board_line(b: dict) -> str:
+    if b["meets_clock"]:
+        return (f"The packed bitstream (seed {b['seed']}, {b['fmax_mhz']:.2f} MHz) meets its "
+                f"{b['pll_mhz']:g} MHz PLL clock: {b['us_per_inference']:.1f} µs per inference "
+                "on the board.")
+    return (f"**The packed bitstream (seed {b['seed']}) routed at {b['fmax_mhz']:.2f} MHz, "
+            f"below its {b['pll_mhz']:g} MHz PLL clock: it will not run reliably on a board.** "
+            f"Rebuild with `--freq {math.floor(b['fmax_mhz'])}` (or lower) for one that does; "
+            "the µs above are what the design would take at its measured Fmax.")
 
 
 def _netlist_pass_lines(stats: dict) -> list[str]:
@@ -743,6 +767,8 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"Cycles per inference: {rep['cycles_per_inference']} ({rep['cycles_source']}).  ",
         f"{rep['us_per_inference_at_median_fmax']:.1f} µs/inference, "
         f"{rep['inferences_per_s_at_median_fmax']:.0f} inferences/s — {rep['clock_note']}.",
+        "",
+        on_board_line(rep["bitstream_on_board"]),
         "",
         "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
         "",
