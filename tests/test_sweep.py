@@ -208,7 +208,8 @@ def _cycles(a: str, cycles: float, busy: float = 0.9) -> dict:
 
 def _build(a: str, lut: int, fmax: float, target: float = 150.0) -> dict:
     res = {"LUT4": lut, "FF": lut // 2, "MULT18X18D": 32, "DP16KD": 80}
-    return {"kind": "build", "array": a, "ok": True, "error": None, "cycles": 1,
+    ob = {"seed": 1, "fmax_mhz": fmax, "pll_mhz": target, "meets_clock": fmax >= target}
+    return {"kind": "build", "array": a, "ok": True, "error": None, "cycles": 1, "on_board": ob,
             "resources": {k: {"used": v, "available": 1} for k, v in res.items()},
             "fmax_mhz": {"seeds": [1], "median": fmax}, "target_mhz": target,
             "meets_target": fmax >= target}
@@ -230,6 +231,10 @@ def test_report_writer(tmp_path) -> None:
     assert row["inferences_per_s"] == pytest.approx(160e6 / 150_000)
     assert row["per_klut"] == pytest.approx(160e6 / 150_000 / 10)
     assert "Largest built array that fits the device: **4x8**" in md and "4x4**" in md
+    # a bitstream runs at its PLL clock: 4x4 (160 MHz routed) at 150, 4x8 (100) not at all
+    assert "| 99.9 % |" not in md and "| 1,000.0 at 150 MHz |" in md
+    assert "| ✗ seed 1 100.0 < 150 MHz |" in md
+    assert "best bitstream at its PLL clock: **1,000.0 µs** on 4x4." in md
     assert json.loads((tmp_path / "sweep.json").read_text())["all_ok"] is True
     # estimate vs real: signed percentages, "—" where a form has too few points (a second
     # _pct once shadowed the first and printed raw fractions and "None")

@@ -58,6 +58,10 @@ def rows(raw: dict) -> list[dict]:
             cyc = row.get("cycles_per_inference", b["cycles"])
             row.update(us_per_inference=cyc / f, inferences_per_s=f * 1e6 / cyc,
                        per_klut=f * 1e6 / cyc / (b["resources"]["LUT4"]["used"] / 1e3))
+            if b.get("on_board"):  # the packed bitstream runs at its PLL clock, if it can
+                ob = b["on_board"]
+                row.update(on_board=ob, us_on_board=cyc / ob["pll_mhz"] if ob["meets_clock"]
+                           else None)
         out.append(row)
     return out
 
@@ -126,6 +130,8 @@ def _summary(table: list[dict]) -> dict:
         "best_us_per_inference": best["us_per_inference"] if best else None,
         "best_array": best["label"] if best else None,
         "best_fmax": best["fmax"] if best else None,
+        "best_bitstream": min(((r["us_on_board"], r["label"]) for r in built
+                               if r.get("us_on_board")), default=None),
     }
 
 
@@ -140,8 +146,8 @@ def _fmt(v, spec: str) -> str:
 def _main_table(table: list[dict]) -> list[str]:
     lines = ["| array | PEs | LUT4 | FF | MULT18X18D | DP16KD | Fmax MHz (seeds) | cycles | "
              "PE busy | µs/inference | inferences/s | inf/s per 1k LUT4 | "
-             "cycles back to back | PE busy back to back |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "cycles back to back | PE busy back to back | bitstream µs at its PLL clock |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         fmax = (f"{r['fmax']:.1f} ({r['fmax_seeds']})" + ("" if r["meets_target"] else " ✗")
                 if "fmax" in r else "—")
@@ -155,8 +161,18 @@ def _main_table(table: list[dict]) -> list[str]:
             f"| {_fmt(r.get('inferences_per_s'), ',.0f')} | {_fmt(r.get('per_klut'), ',.1f')} "
             f"| {_fmt(r.get('cycles_back_to_back'), ',.0f')} "
             f"| {_fmt(_percent(r.get('pe_busy_back_to_back')), '.1f')}"
-            f"{' %' if 'pe_busy_back_to_back' in r else ''} |")
+            f"{' %' if 'pe_busy_back_to_back' in r else ''} | {_on_board(r)} |")
     return lines
+
+
+def _on_board(r: dict) -> str:
+    """The packed bitstream on a board: its µs at the PLL clock, or why it has none."""
+    ob = r.get("on_board")
+    if not ob:
+        return "—"
+    if ob["meets_clock"]:
+        return f"{r['us_on_board']:,.1f} at {ob['pll_mhz']:g} MHz"
+    return f"✗ seed {ob['seed']} {ob['fmax_mhz']:.1f} < {ob['pll_mhz']:g} MHz"
 
 
 def _est_table(table: list[dict]) -> list[str]:
@@ -208,7 +224,9 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
     lines += ["", "Resources and Fmax: yosys + nextpnr (post-route, median over the seeds; ✗ = "
               "below the target clock); cycles: the design's counters in Verilator (fast harness, "
               f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
-              "measured Fmax. PE busy = executed MACs ÷ (PEs × cycles), I/O included. Back to "
+              "measured Fmax; a bitstream runs at its PLL clock, so the last column gives its "
+              "µs only where its packed seed routed at least that fast. PE busy = executed "
+              "MACs ÷ (PEs × cycles), I/O included. Back to "
               "back (with ≥ 3 images): the images fed continuously, each loading while the one "
               "before computes; cycles from start to start from the second image on, the "
               "host's start pulse and counter reads included.", ""]
@@ -237,7 +255,10 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
             f"also closes timing at the build's {s['target_mhz']:g} MHz target: "
             f"**{s['largest_closing_timing'] or 'none of the swept arrays'}**.  ",
             f"Best µs per inference: **{s['best_us_per_inference']:.1f} µs** on "
-            f"{s['best_array']} at its measured {s['best_fmax']:.1f} MHz.", ""]
+            f"{s['best_array']} at its measured {s['best_fmax']:.1f} MHz; best bitstream at "
+            "its PLL clock: " + (f"**{s['best_bitstream'][0]:,.1f} µs** on "
+                                 f"{s['best_bitstream'][1]}." if s["best_bitstream"] else
+                                 "none meets its clock."), ""]
     if coeffs:
         lines += ["## Estimator vs real", "", f"Coefficients: {coeffs['source']}.", "",
                   *_est_table(table), "",

@@ -110,6 +110,7 @@ def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds:
         "target_mhz": rep["target_mhz"], "meets_target": rep["meets_target"],
         "cycles": rep["cycles_per_inference"], "critical_path": rep["critical_path"][:1],
         "bitstream": rep["bitstream"], "report": rep["report_json"],
+        "on_board": rep["bitstream_on_board"],
         "tool_cpu_s": rep["step_cpu_seconds"], "complete": rep["complete"],
         "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
     }  # fmt: skip
