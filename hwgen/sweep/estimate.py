@@ -192,9 +192,9 @@ def _pick(r: str, choices, pts: list[dict]) -> tuple[tuple[str, ...], np.ndarray
 
 def fit(points: list[dict], board: str) -> dict:
     """Least-squares coefficients per resource over measured ``points`` (each: ``array``,
-    ``features``, ``real`` {resource: value}), in the form of ``FORM_CHOICES`` with the
-    smallest worst leave-one-out error (``_pick``; R·C is linear in R and C when every array
-    shares a side, e.g. 2x4, 4x4, 4x8: then LUT4/FF cannot take ``rows`` and ``pes`` both);
+    ``features``, ``real`` {resource: value}), in the form of ``FORM_CHOICES`` its points
+    check best by leave-one-out (``_pick``; R·C is linear in R and C when every array shares
+    a side, e.g. 2x4, 4x4, 4x8: then LUT4/FF cannot take ``rows`` and ``pes`` both);
     and each point's leave-one-out prediction in that form where the others determine it."""
     if len(points) < 2:
         raise ValueError(f"{len(points)} measured build(s): a fit needs at least 2")
