@@ -623,7 +623,8 @@ def on_board(per_seed: list[float], seeds: list[int], best_seed: int, pll_mhz: f
     fmax = per_seed[seeds.index(best_seed)]
     ok = fmax >= pll_mhz
     return {"seed": best_seed, "fmax_mhz": fmax, "pll_mhz": pll_mhz, "meets_clock": ok,
-            "us_per_inference": cycles / pll_mhz if ok else None}
+            "us_per_inference": cycles / pll_mhz if ok else None,
+            "rebuild_freq_mhz": None if ok else math.floor(fmax)}
 
 
 def on_board_line(b: dict) -> str:
@@ -633,7 +634,7 @@ def on_board_line(b: dict) -> str:
                 "on the board.")
     return (f"**The packed bitstream (seed {b['seed']}) routed at {b['fmax_mhz']:.2f} MHz, "
             f"below its {b['pll_mhz']:g} MHz PLL clock: it will not run reliably on a board.** "
-            f"Rebuild with `--freq {math.floor(b['fmax_mhz'])}` (or lower) for one that does; "
+            f"Rebuild with `--freq {b['rebuild_freq_mhz']}` (or lower) for one that does; "
             "the µs above are what the design would take at its measured Fmax.")
 
 
