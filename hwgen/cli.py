@@ -473,11 +473,22 @@ def _sweep_parser(sub) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Resources and Fmax predicted from the fitted per-unit cost model (no tools run)."""
-    from hwgen.sweep.estimate import estimate, load_coeffs
+    import json
 
+    from hwgen.sweep.estimate import add_builds, estimate, load_coeffs, loo_text
+
+    coeffs = load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None)
+    if args.add_build:  # refit with the given builds, then estimate with the refit
+        from hwgen.paths import reports
+
+        coeffs = add_builds(coeffs, [Path(f) for f in args.add_build])
+        out = Path(args.out) if args.out else reports() / f"estimate_coeffs_{args.board}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(coeffs, indent=1))
+        print(loo_text(coeffs))
+        print(f"refitted on {len(coeffs['points'])} build(s): {out}\n")
     t0 = time.perf_counter()
-    est = estimate(args.board, args.model, args.array,
-                   load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None),
+    est = estimate(args.board, args.model, args.array, coeffs,
                    remainder_tiles=args.remainder_tiles)
     print(est["text"])
     print(f"({1e3 * (time.perf_counter() - t0):.0f} ms)")
@@ -493,6 +504,13 @@ def _estimate_parser(sub) -> None:
     sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
     sp.add_argument("--coeffs", default=None, metavar="FILE.json",
                     help="coefficients written by `hwgen sweep` (default: the shipped fit)")
+    sp.add_argument("--add-build", nargs="+", default=None, metavar="REPORT.json",
+                    help="refit first, with these `hwgen build` reports "
+                    "(reports/board_<board>_<model>_<array>.json) added to the fit's real "
+                    "builds; prints each build's real, fitted and leave-one-out figures")
+    sp.add_argument("--out", default=None, metavar="FILE.json",
+                    help="where --add-build writes the refit "
+                    "(default reports/estimate_coeffs_<board>.json)")
     sp.set_defaults(fn=cmd_estimate)
 
 

