@@ -34,6 +34,10 @@ class ArrayConfig:
     # conv remainder tiles (hwgen.schedule.lower._remainder): fewer cycles, a larger
     # direct-weight memory (`hwgen ... --no-remainder-tiles` turns them off)
     remainder_tiles: bool = True
+    # their two-stream form (hwgen.schedule.lower._remainder_stream): two K parts in conv
+    # mode, rows part-major, part 1's weights from a second read of the conv-weight memory
+    # injected at row R/2; no direct words (no block RAM), R even, K split 2 only
+    remainder_stream: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):

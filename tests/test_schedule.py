@@ -163,3 +163,43 @@ def test_error_pool_after_linear() -> None:
     with pytest.raises(ScheduleError, match=r"'p2'.*must directly follow a conv"):
         lower(bad, ArrayConfig(4, 4))
     assert lin.name == "fc"
+
+
+@pytest.mark.parametrize("array", ["12x8", "12x16", "8x8", "8x16", "14x4"])
+def test_two_stream_remainder_tile_equals_golden(array: str) -> None:
+    """The two-stream remainder tile (ArrayConfig.remainder_stream): mnist_cnn conv2's last
+    pixel tile (4 pixels) as two parts of kernel rows {0, 1} and {2} in conv mode, rows
+    part-major: 192 cycles instead of 288, no direct words; the emulated program (part 1's
+    weights from the conv words after part 0's, the write-back's fold of row i + Q into
+    row i) equals the golden model on every layer."""
+    qm = build_qmodel("mnist_cnn")
+    a = ArrayConfig.parse(array, remainder_stream=True)
+    prog = lower(qm, a)
+    plain = lower(qm, ArrayConfig.parse(array, remainder_tiles=False))
+    conv2 = prog.layers[1]
+    Q, S = a.rows // 2, conv2.in_cw
+    assert (conv2.rem_split, conv2.rem_conv, conv2.rem_k_len, conv2.rem_k1) == (2, 1, 192, 96)
+    assert conv2.rem_interval == 192 and conv2.rem_span == 0
+    assert conv2.rem_step1 == S and conv2.rem_wrap == 2 * conv2.in_w * S - (Q - 1) * S
+    assert conv2.issue_cycles == conv2.groups * ((conv2.ptiles - 1) * 288 + 192)
+    assert prog.directw_depth == plain.directw_depth  # no pre-skewed words
+    assert prog.convw_depth == plain.convw_depth
+    assert "last tile two streams x2 parts" in prog.text()
+    images, _ = load_mnist_sample()
+    for x in quantize_input(images[:2]):
+        outs = dict(run(qm, x))
+        logits, snaps = emulate(prog, x)
+        assert np.array_equal(logits, outs[qm.layers[-1].name].reshape(-1))
+        got = buffer_to_chw(snaps[1], conv2.final_h, conv2.final_w, conv2.cout,
+                            conv2.dst_stride, conv2.dst_base)
+        assert np.array_equal(got, np.asarray(outs[conv2.covers[-1]])), array
+
+
+def test_two_stream_remainder_needs_an_even_row_count_and_room() -> None:
+    """No two-stream tile where rows are odd, where the 4 remainder pixels do not fit a
+    part's R/2 rows (6x4: Q = 3), or where the windows need padding."""
+    qm = build_qmodel("mnist_cnn")
+    for array in ("9x8", "6x4"):
+        assert lower(qm, ArrayConfig.parse(array, remainder_stream=True)).layers[1].rem_split == 0
+    tiny = lower(build_qmodel("tiny_cnn"), ArrayConfig(4, 4, remainder_stream=True))
+    assert [lay.rem_conv for lay in tiny.layers if lay.mode == 0][:2] == [0, 0]  # pad 1

@@ -76,6 +76,9 @@ DESC_LAYOUT = data.StructLayout(
         "preload": 1,  # the next image may be written into buffer 0 during this layer
         # conv: each group's last pixel tile in direct mode with a K split of ksplit_m1 + 1
         # over kernel rows (LayerPlan.rem_split; hwgen.schedule.lower._remainder)
+        # (a design with ArrayConfig.remainder_stream runs every remainder tile in the
+        # two-stream form, LayerPlan.rem_conv: ksplit_m1 is then R/2 - 1, the feeders'
+        # block; part 1's real length is k_len - rem_k_len)
         "rem": 1,
         "rem_k_len": unsigned(REM_BITS),
         "rem_interval": unsigned(REM_BITS),
@@ -160,7 +163,9 @@ def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
         "rows_limit": lay.rows_limit,
         "writes": writes,
         "rows_total": lay.rows_out(rows),
-        "ksplit_m1": (lay.rem_split or lay.ksplit) - 1,
+        # rows per feeder block - 1: a remainder tile's P parts of a pixel, or (two streams)
+        # its R/2 pixels of a part; a linear layer's K split
+        "ksplit_m1": (rows // 2 if lay.rem_conv else lay.rem_split or lay.ksplit) - 1,
         "pool_en": lay.pool_en,
         "pool_k": lay.pool_k,
         "pool_mode": lay.pool_mode,

@@ -55,13 +55,15 @@ def row_pixel_states(lay: LayerPlan, R: int) -> list[list[tuple[int, int, int]]]
         rows = []
         y, x, ry, rx, rb = oy, ox, iy0, ix0, base
         rem = lay.rem_split and tile == lay.ptiles - 1
+        # rows per block: P parts of a pixel, or (two streams) Q = R/2 pixels of a part
+        blk = R // lay.rem_split if lay.rem_conv else lay.rem_split
         if rem:
             x = 0
         for i in range(R):
-            if i > 0 and rem:  # the next K part (h kernel rows on), the next pixel after P
+            if i > 0 and rem:  # the next step within a block, rem_wrap after a block
                 x += 1
                 rb += lay.rem_step1
-                if x == lay.rem_split:
+                if x == blk:
                     x = 0
                     rb += lay.rem_wrap - lay.rem_step1
             elif i > 0 and lay.mode != MODE_CONV:  # direct: the next part, back after P rows
@@ -123,6 +125,8 @@ def _remainder_tile(prog: Program, lay: LayerPlan, src: np.ndarray, rows: list,
     reduced rows [R/P, C] (the write-back's RowReduce)."""
     R, C = prog.array.rows, prog.array.cols
     P, L = lay.rem_split, lay.rem_k_len
+    if lay.rem_conv:
+        return _stream_tile(prog, lay, src, rows, offs, g)
     w0 = lay.rem_wbase + g * lay.rem_span
     acc = np.zeros((R, C), dtype=np.int64)
     for i in range(R):
@@ -131,6 +135,25 @@ def _remainder_tile(prog: Program, lay: LayerPlan, src: np.ndarray, rows: list,
         for j in range(C):
             acc[i, j] = a @ prog.directw[w0 + i + j : w0 + i + j + L, i * C + j]
     return acc.reshape(R // P, P, C).sum(axis=1)
+
+
+def _stream_tile(prog: Program, lay: LayerPlan, src: np.ndarray, rows: list,
+                 offs: list, g: int) -> np.ndarray:
+    """Group g's two-stream remainder tile: row i runs part i // Q (Q = R/2) of pixel i % Q
+    with the conv words of that part (part 1's past rem_k1 gated to 0); returns the Q rows
+    the write-back's fold gives (row i + row i + Q)."""
+    R, L = prog.array.rows, lay.rem_k_len
+    Q = R // 2
+    gbase = lay.wbase + g * lay.k_len
+    w = [prog.convw[gbase : gbase + L],
+         np.zeros((L, prog.array.cols), dtype=np.int64)]
+    w[1][: lay.rem_k1] = prog.convw[gbase + L : gbase + L + lay.rem_k1]
+    acc = np.zeros((R, prog.array.cols), dtype=np.int64)
+    for i in range(R):
+        base = rows[i][2]
+        a = np.array([_read(src, base + off, lane) for (_, _, off, lane) in offs])
+        acc[i] = a @ w[i // Q]
+    return acc[:Q] + acc[Q:]
 
 
 def _write_rows(prog: Program, lay: LayerPlan, acc: np.ndarray, t: int, g: int, R: int,

@@ -61,6 +61,7 @@ class BufferLimits:
     # conv remainder tiles (_remainder): faster, but their pre-skewed weights grow the
     # direct-weight memory (mnist_cnn 8x8: 1,644 -> 3,292 words of R*C bytes)
     remainder_tiles: bool = True
+    remainder_stream: bool = False  # their two-stream form (_remainder_stream)
 
 
 def _ceil(a: int, b: int) -> int:
@@ -598,6 +599,35 @@ def _remainder(g: dict, S: int, in_w: int, R: int, C: int, interval: int, ptiles
     return best
 
 
+def _remainder_stream(g: dict, S: int, in_w: int, R: int, interval: int) -> dict:
+    """The two-stream remainder tile, or {} if it would not pay off or cannot be used.
+
+    Like ``_remainder``'s, but in conv mode: P = 2 parts of h = ceil(kh/2) kernel rows, the
+    rows ordered part-major (row i: pixel i % Q of the tile, part i // Q, Q = R/2), so each
+    part's rows are adjacent and the column weight chain gives them their skew. Part 0's
+    weights flow from row 0 as in any conv tile; part 1's (the next L conv words, the first
+    L1 = (kh - h)*kw*cin of them real, the rest gated to 0) come from a second read of the
+    conv-weight memory, Q cycles later, into row Q. The write-back adds row i + Q to row i.
+    The feeders step one pixel per row and, after Q rows, h input rows on and Q - 1 pixels
+    back; like ``_remainder``: no padding, the remainder pixels in one output row, and the
+    tile costs max(L, R) cycles instead of the interval."""
+    kh, kw, cin, s, pad, oh, ow = (g[k] for k in ("kh", "kw", "cin", "s", "pad", "oh", "ow"))
+    npx = oh * ow
+    rem, Q = npx % R, R // 2
+    first = npx - rem
+    if (rem == 0 or R % 2 or rem > Q or kh < 2 or pad != 0
+            or first // ow != (npx - 1) // ow):
+        return {}
+    h = _ceil(kh, 2)
+    L = h * kw * cin
+    ri = max(L, R, 2)
+    if ri >= interval or ri >= REM_FIELD_MAX:
+        return {}
+    return dict(rem_split=2, rem_conv=1, rem_k_len=L, rem_interval=ri,
+                rem_span=0, rem_wbase=0, rem_step1=s * S,
+                rem_wrap=h * in_w * S - (Q - 1) * s * S)
+
+
 def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) -> LayerPlan:
     R, C = img.R, img.C
     lay = it.lay
@@ -617,8 +647,10 @@ def _plan(it: _Instr, v: _View, dst: Region, img: _Images, lim: BufferLimits) ->
         interval = max(k_len, R, 2)  # >= 2: the sequencer's loop-end flags need it
         wbase = img.conv(g["wmat"], groups, k_len)
         rows_limit = oh * ow
+        if lim.remainder_tiles and lim.remainder_stream:
+            geo = _remainder_stream(g, S, v.w, R, interval)
         rem = _remainder(g, S, v.w, R, C, interval, ptiles) if lim.remainder_tiles else {}
-        if rem and img.used["directw"] < REM_WBASE_MAX:
+        if rem and not lim.remainder_stream and img.used["directw"] < REM_WBASE_MAX:
             rem_wbase = img.remainder(g["wmat"], rem, groups, kh, kw, cin, oh * ow)
             geo = {k: val for k, val in rem.items() if k != "h"} | {"rem_wbase": rem_wbase}
     else:
@@ -706,6 +738,8 @@ def lower(qm: QModel, array: ArrayConfig, limits: BufferLimits | None = None) ->
     lim = limits or BufferLimits()
     if not array.remainder_tiles:
         lim = replace(lim, remainder_tiles=False)
+    elif array.remainder_stream:
+        lim = replace(lim, remainder_stream=True)
     R, C = array.rows, array.cols
     if array.acc_width < 32:
         raise ScheduleError(f"accumulator width {array.acc_width} < 32: the int8 contract needs 32")

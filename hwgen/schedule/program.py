@@ -111,12 +111,22 @@ class LayerPlan:
     # sequencer issues it after rem_k_len cycles and reads the remaining words beside it
     # (rem_interval = rem_k_len), else rem_interval = rem_span.
     rem_split: int = 0
+    # the two-stream form (hwgen.schedule.lower._remainder_stream): rem_conv = 1, P = 2,
+    # rows part-major (row i: pixel i % (R/2), part i // (R/2)), conv mode; part 1's
+    # weights are conv words wbase + g*k_len + rem_k_len + k, the first rem_k1 of them real
+    # (kernel rows past kh are zero); the write-back adds row i + R/2 to row i
+    rem_conv: int = 0
     rem_k_len: int = 0
     rem_interval: int = 0
     rem_span: int = 0
     rem_wbase: int = 0
     rem_step1: int = 0
     rem_wrap: int = 0
+
+    @property
+    def rem_k1(self) -> int:
+        """A two-stream remainder tile's part 1: its real elements (the rest are zero)."""
+        return self.k_len - self.rem_k_len if self.rem_conv else 0
 
     @property
     def tiles(self) -> int:
@@ -244,6 +254,9 @@ def _rem(lay: LayerPlan) -> str:
     """The remainder tile, if the layer has one (direct mode, K split)."""
     if not lay.rem_split:
         return ""
+    if lay.rem_conv:
+        return (f"(last tile two streams x{lay.rem_split} parts K={lay.rem_k_len} "
+                f"{lay.rem_interval} cyc) ")
     return f"(last tile direct x{lay.rem_split} parts K={lay.rem_k_len} {lay.rem_interval} cyc) "
 
 
