@@ -11,10 +11,14 @@ from amaranth.sim import Simulator
 from hwgen.rtl.bankmem import READ_LATENCY, WRITE_LATENCY, BankedMemory, banked_golden
 
 
+@pytest.mark.parametrize("second", [False, True])
 @pytest.mark.parametrize(("width", "depth", "bank_depth"), [(8, 5, 512), (16, 40, 8), (12, 33, 16)])
-def test_reads_match_golden(width: int, depth: int, bank_depth: int) -> None:
+def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool) -> None:
+    """Both read ports (``second_read``: the second shares the write's block-RAM port)."""
     rng = random.Random(depth)
-    dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth)
+    dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second)
+    reads2 = [rng.randrange(depth) for _ in range(4 * depth)]
+    got2: list[int] = []
     writes = [(a, rng.getrandbits(width)) for a in rng.sample(range(depth), depth)]
     writes += [(rng.randrange(depth), rng.getrandbits(width)) for _ in range(depth)]
     reads = [rng.randrange(depth) for _ in range(3 * depth)] + list(range(depth))
@@ -32,8 +36,12 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int) -> None:
         for t in range(len(reads) + READ_LATENCY):
             if t < len(reads):
                 ctx.set(dut.r_addr, reads[t])
+                if second:
+                    ctx.set(dut.r2_addr, reads2[t])
             if t >= READ_LATENCY:
                 got.append(ctx.get(dut.r_data))
+                if second:
+                    got2.append(ctx.get(dut.r2_data))
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -41,6 +49,8 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int) -> None:
     sim.add_testbench(bench)
     sim.run()
     assert got == banked_golden(writes, reads, depth)
+    if second:
+        assert got2 == banked_golden(writes, reads2[: len(reads)], depth)
     assert dut.n_banks == -(-depth // dut.bank_depth)
 
 

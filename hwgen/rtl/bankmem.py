@@ -14,11 +14,17 @@ of that register, so every block's write enable, address and data come straight 
 flip-flops: timing) and lands at the end of cycle c + 1: it is seen by reads from cycle
 c + WRITE_LATENCY (2) on. A read of the word being written in the same cycle is undefined on
 the board (``no_rw_check``: no bypass logic after the block RAM) and must not be made.
+
+``second_read=True`` adds a second read port (``r2_addr`` / ``r2_data``, the same latency)
+on each bank's other block-RAM port: the write shares it (its address is the write's in a
+write cycle, else ``r2_addr``), as the activation buffers share theirs (hwgen.rtl.top), so
+the banks still take one DP16KD per 18 bits; a second read in a write cycle returns no
+defined word (weights are written only while no inference runs).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,7 +46,8 @@ def banked_golden(writes: list[tuple[int, int]], reads: list[int], depth: int) -
 class BankedMemory(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth``; see the module docstring."""
 
-    def __init__(self, *, width: int, depth: int, bank_depth: int = BANK_DEPTH) -> None:
+    def __init__(self, *, width: int, depth: int, bank_depth: int = BANK_DEPTH,
+                 second_read: bool = False) -> None:
         if width < 1 or depth < 1:
             raise ValueError(f"BankedMemory needs width and depth >= 1, not {width}x{depth}")
         if bank_depth < 1 or bank_depth & (bank_depth - 1):
@@ -48,16 +55,18 @@ class BankedMemory(wiring.Component):
         self.width, self.depth = width, depth
         self.bank_depth = min(bank_depth, 1 << max(0, (depth - 1).bit_length()))
         self.n_banks = -(-depth // self.bank_depth)
+        self.second_read = second_read
         aw = max(1, (depth - 1).bit_length())
-        super().__init__(
-            {
-                "w_en": In(1),
-                "w_addr": In(unsigned(aw)),
-                "w_data": In(unsigned(width)),
-                "r_addr": In(unsigned(aw)),
-                "r_data": Out(unsigned(width)),
-            }
-        )
+        ports = {
+            "w_en": In(1),
+            "w_addr": In(unsigned(aw)),
+            "w_data": In(unsigned(width)),
+            "r_addr": In(unsigned(aw)),
+            "r_data": Out(unsigned(width)),
+        }
+        if second_read:
+            ports |= {"r2_addr": In(unsigned(aw)), "r2_data": Out(unsigned(width))}
+        super().__init__(ports)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -65,6 +74,11 @@ class BankedMemory(wiring.Component):
         sel = Signal(range(max(2, self.n_banks)))
         sel_d = Signal.like(sel, reset_less=True)
         m.d.sync += [sel.eq(self.r_addr[lo:]), sel_d.eq(sel)]
+        if self.second_read:
+            sel2 = Signal.like(sel)
+            sel2_d = Signal.like(sel, reset_less=True)
+            m.d.sync += [sel2.eq(self.r2_addr[lo:]), sel2_d.eq(sel2)]
+            out2 = 0
         # the registered write (reset-less: a write accepted before a reset still lands)
         w_addr = Signal.like(self.w_addr, reset_less=True)
         w_data = Signal.like(self.w_data, reset_less=True)
@@ -85,13 +99,28 @@ class BankedMemory(wiring.Component):
             m.d.sync += w_en.eq(self.w_en & in_bank)
             m.d.comb += [
                 wp.en.eq(w_en),
-                wp.addr.eq(w_addr[:lo]),
                 wp.data.eq(w_data),
                 rp.addr.eq(self.r_addr[:lo]),
             ]
             m.d.sync += q.eq(rp.data)
             out = out | (q & (sel_d == b).replicate(self.width))
+            if not self.second_read:
+                m.d.comb += wp.addr.eq(w_addr[:lo])
+                continue
+            # the second read shares the write's port: one address, the write's in a write
+            # cycle (transparent only so that yosys maps both onto one block-RAM port)
+            rp2 = mem.read_port(transparent_for=(wp,))
+            shared = Signal(lo, name=f"a2_{b}")
+            m.d.comb += [shared.eq(Mux(w_en, w_addr[:lo], self.r2_addr[:lo])),
+                         wp.addr.eq(shared), rp2.addr.eq(shared)]
+            q2 = Signal(self.width, name=f"q2_{b}", reset_less=True)
+            m.d.sync += q2.eq(rp2.data)
+            out2 = out2 | (q2 & (sel2_d == b).replicate(self.width))
         r = Signal(self.width, reset_less=True)
         m.d.sync += r.eq(out)
         m.d.comb += self.r_data.eq(r)
+        if self.second_read:
+            r2 = Signal(self.width, reset_less=True)
+            m.d.sync += r2.eq(out2)
+            m.d.comb += self.r2_data.eq(r2)
         return m

@@ -9,6 +9,11 @@ Ports (R = cfg.rows, C = cfg.cols):
 * ``w_direct`` In  R·C × signed(w_width): direct-mode weights, index i·C + j feeds PE(i, j).
 * ``direct``   In  1: selects ``w_direct`` instead of the column flow, for the whole mesh.
 * ``col_out``  Out C × {valid, data: signed(acc_width)}: drained tile results.
+* ``col_w2``, ``w2_sel`` In C × signed(w_width), In C (only with ``inject_row`` = Q): a second
+  conv weight stream entering PE(Q, j) instead of the chain from PE(Q-1, j) where
+  ``w2_sel[j]`` is set (the two-stream remainder tiles, hwgen.schedule.lower._remainder_stream:
+  rows Q.. run another K part). Its timing is the chain's at row Q: element k's weight on
+  ``col_w2[j]`` (with ``w2_sel[j]``) at s+k+j-1+Q.
 
 Timing contract (cycle t = an input is held during t and sampled by the edge ending t; an
 output "at t" is readable during t). The caller applies every skew:
@@ -53,7 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,7 +99,7 @@ def systolic_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.nd
 class SystolicArray(wiring.Component):
     """Output-stationary ``cfg.rows`` × ``cfg.cols`` MAC mesh; see the module docstring."""
 
-    def __init__(self, cfg: ArrayConfig) -> None:
+    def __init__(self, cfg: ArrayConfig, inject_row: int | None = None) -> None:
         if not isinstance(cfg, ArrayConfig):
             raise TypeError(f"Array configuration must be an ArrayConfig, not {cfg!r}")
         for name in ("rows", "cols"):
@@ -104,15 +109,19 @@ class SystolicArray(wiring.Component):
         self.cfg = cfg
         self.arith = arith = Arithmetic.from_config(cfg)
         r, c = cfg.rows, cfg.cols
-        super().__init__(
-            {
-                "row_in": In(data.ArrayLayout(token_layout(arith.a_width), r)),
-                "col_w": In(data.ArrayLayout(arith.w_shape, c)),
-                "w_direct": In(data.ArrayLayout(arith.w_shape, r * c)),
-                "direct": In(1),
-                "col_out": Out(data.ArrayLayout(result_layout(arith.acc_width), c)),
-            }
-        )
+        if inject_row is not None and not 1 <= inject_row < r:
+            raise ValueError(f"inject_row must be in 1..{r - 1}, not {inject_row!r}")
+        self.inject_row = inject_row
+        ports = {
+            "row_in": In(data.ArrayLayout(token_layout(arith.a_width), r)),
+            "col_w": In(data.ArrayLayout(arith.w_shape, c)),
+            "w_direct": In(data.ArrayLayout(arith.w_shape, r * c)),
+            "direct": In(1),
+            "col_out": Out(data.ArrayLayout(result_layout(arith.acc_width), c)),
+        }
+        if inject_row is not None:
+            ports |= {"col_w2": In(data.ArrayLayout(arith.w_shape, c)), "w2_sel": In(c)}
+        super().__init__(ports)
 
     @property
     def result_latency(self) -> int:
@@ -184,8 +193,11 @@ class SystolicArray(wiring.Component):
                 if i == 0:
                     m.d.comb += [pe.w_in.eq(self.col_w[j]), pe.chain_in.valid.eq(0)]
                 else:
+                    w_up = pes[i - 1][j].w_out
+                    if i == self.inject_row:
+                        w_up = Mux(self.w2_sel[j], self.col_w2[j], w_up)
                     m.d.comb += [
-                        pe.w_in.eq(pes[i - 1][j].w_out),
+                        pe.w_in.eq(w_up),
                         pe.chain_in.eq(pes[i - 1][j].chain_out),
                     ]
         for j in range(c):
