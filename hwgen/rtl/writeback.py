@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
+from .fold import RowFold
 from .pool import Pool2d, PoolMode
 from .reduce import RowReduce
 from .requant import REQUANT_MULT_LATENCY, Requant
@@ -47,8 +48,12 @@ class WriteBack(wiring.Component):
         pool_max_out_w: int,
         requant_mult_latency: int = REQUANT_MULT_LATENCY,
         sum_width: int | None = None,
+        fold: bool = False,
     ) -> None:
         self.rows = rows
+        # two-stream remainder tiles (ArrayConfig.remainder_stream): a RowFold after the
+        # deskew adds row i + R/2 of such a tile to row i (hwgen.rtl.fold)
+        self.fold = fold
         self.cols = cols
         self.acc_width = acc_width
         # the row reduction's sums (the PE accumulators' width is enough, see RowReduce)
@@ -94,7 +99,9 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        split, split_one = self._split(m, d, aligned[0][0])
+        split, split_one, rem_tile, ii = self._split(m, d, aligned[0][0])
+        if self.fold:  # (the split is then constant through a layer: no remainder split)
+            aligned = self._fold(m, aligned, rem_tile, ii)
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
                      red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
@@ -363,11 +370,32 @@ class WriteBack(wiring.Component):
         return m
 
 
-    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal]:
+    def _fold(self, m: Module, aligned: list, rem_tile, ii) -> list:
+        """The RowFold between the deskew and the row reduction: a remainder tile's rows
+        0..Q-1 (part 0) are dropped, rows Q.. pass with the row Q cycles before added."""
+        C, Q = self.cols, self.rows // 2
+        fold = RowFold(cols=C, acc_width=self.acc_width, q=Q)
+        m.submodules.fold = fold
+        lower_half = ii < Q
+        m.d.comb += [fold.i_valid.eq(aligned[0][0]), fold.drop.eq(rem_tile & lower_half),
+                     fold.add.eq(rem_tile & ~lower_half)]
+        m.d.comb += [fold.i_data[j].eq(aligned[j][1]) for j in range(C)]
+        # each lane's copy of the valid, one cycle later like the fold's (equal values)
+        out = []
+        for j in range(C):
+            v = Signal(name=f"fold_v{j}")
+            m.d.sync += v.eq(aligned[j][0] & ~(rem_tile & lower_half))
+            out.append((v, fold.o_data[j]))
+        out[0] = (fold.o_valid, fold.o_data[0])
+        return out
+
+    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal, Signal, Signal]:
         """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
-        the deskewed rows, so the split is a register when the tile's first row arrives."""
+        the deskewed rows, so the split is a register when the tile's first row arrives.
+        Also returned: whether the entering row's tile is a remainder tile, and its row
+        index (the fold's: with ``fold`` the remainder tiles are folded, not split)."""
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
@@ -381,14 +409,19 @@ class WriteBack(wiring.Component):
         split_last, split_other = Signal.like(split), Signal.like(split)
         one = Signal(reset_less=True)  # split == 0
         one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
-        s_last, s_other = Mux(d.mode | d.rem, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
+        rem_split = d.rem & ~self.fold
+        s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
+        rem_tile = Signal(reset_less=True)  # the entering row's tile is a remainder tile
+        rem_on = Signal(reset_less=True)
+        m.d.sync += rem_on.eq(d.rem)
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
                      split_last.eq(s_last), split_other.eq(s_other),
                      one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
 
         def split_for(last_tile):
             return [split.eq(Mux(last_tile, split_last, split_other)),
-                    one.eq(Mux(last_tile, one_last, one_other))]
+                    one.eq(Mux(last_tile, one_last, one_other)),
+                    rem_tile.eq(last_tile & rem_on)]
 
         with m.If(self.start):
             m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
@@ -401,7 +434,7 @@ class WriteBack(wiring.Component):
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
                 m.d.sync += ii.eq(ii + 1)
-        return split, one
+        return split, one, rem_tile, ii
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
