@@ -37,30 +37,41 @@ PIXEL_LAYOUT = data.StructLayout(
 )
 
 
-class Sequencer(wiring.Component):
-    desc: In(DESC_LAYOUT)
+# The Sequencer's ports (a design with two-stream remainder tiles adds w2_*, __init__)
+_PORTS = {
+    "desc": In(DESC_LAYOUT),
     # one-cycle pulse; desc must be stable from the cycle before it until done (the per-layer
     # registers below are computed from desc in that cycle)
-    start: In(1)
+    "start": In(1),
     # high exactly in the cycle before `start` (the controller knows it a cycle ahead): the
     # K-loop restart flag is registered from it
-    start_next: In(1)
-    busy: Out(1)
-    tok: Out(TOKEN_LAYOUT)
-    pix: Out(PIXEL_LAYOUT)
-    convw_en: Out(1)
-    convw_addr: Out(unsigned(A))
-    directw_en: Out(1)
-    directw_addr: Out(unsigned(A))
+    "start_next": In(1),
+    "busy": Out(1),
+    "tok": Out(TOKEN_LAYOUT),
+    "pix": Out(PIXEL_LAYOUT),
+    "convw_en": Out(1),
+    "convw_addr": Out(unsigned(A)),
+    "directw_en": Out(1),
+    "directw_addr": Out(unsigned(A)),
     # the tile being issued is a conv layer's remainder tile (direct mode, K split; see
     # hwgen.schedule.lower._remainder): a register, valid in the cycle the token is issued
     # (so registered beside it, it lines up with `tok`)
-    rem: Out(1)
+    "rem": Out(1),
+}
 
-    def __init__(self, *, cols: int, rows: int) -> None:
+
+class Sequencer(wiring.Component):
+    def __init__(self, *, cols: int, rows: int, stream: bool = False) -> None:
         self.cols = cols
         self.rows = rows
-        super().__init__()
+        # two-stream remainder tiles (ArrayConfig.remainder_stream): a remainder tile is a
+        # conv tile of K part 0 (convw_addr) and part 1 (w2_addr: the next rem_k_len words,
+        # w2_zero past its k_len - rem_k_len real ones), both registered like the token
+        self.stream = stream
+        sig = dict(_PORTS)
+        if stream:
+            sig |= {"w2_on": Out(1), "w2_zero": Out(1), "w2_addr": Out(unsigned(A))}
+        super().__init__(wiring.Signature(sig))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -137,7 +148,7 @@ class Sequencer(wiring.Component):
             rk_m1.eq(d.rem_k_len - 1),
             rint_m3.eq(d.rem_interval - 3),
             rem_on.eq(d.rem),
-            rem_ovl.eq(d.rem_interval == d.rem_k_len),
+            rem_ovl.eq((d.rem_interval == d.rem_k_len) & (not self.stream)),
         ]
         m.d.sync += [
             k_m1.eq(d.k_len - 1),
@@ -243,6 +254,8 @@ class Sequencer(wiring.Component):
         iss = Signal()
         iss_next = (self.start | (running & ~stop)) & ~self.start_next
         m.d.sync += iss.eq(iss_next)
+        if self.stream:
+            self._part1(m, d, t, elem, rem_t, iss)
         # tgo == iss & ~t_end (a running cycle that is not a tile step: t counts on) in every
         # cycle, one flip-flop from their next values (t_end's is tgo & last_t). t_end and the
         # tile-step events are then plain ANDs of flip-flops, with no synchronous reset: the
@@ -261,6 +274,8 @@ class Sequencer(wiring.Component):
                                     iy0, ix0, base, gbase, rem_t)
         with m.If(self.start):
             m.d.sync += [running.eq(1), g.eq(0), tp.eq(0)]
+            if self.stream:
+                m.d.sync += self._g2[0].eq(d.wbase + d.rem_k_len)
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
             m.d.sync += reset_pixel()
@@ -274,6 +289,9 @@ class Sequencer(wiring.Component):
             # (elem implies running: it is cleared at the stop step)
             with m.If(elem & (t == cur_k_m1)):
                 m.d.sync += elem.eq(0)
+            if self.stream:
+                with m.If(elem & (t == self._g2[2])):
+                    m.d.sync += self._g2[1].eq(1)
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             # (t_end, p_step, g_step and stop are set from tgo above; t is reset by kr)
@@ -303,6 +321,8 @@ class Sequencer(wiring.Component):
             with m.If(g_step):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
+                if self.stream:
+                    m.d.sync += self._g2[0].eq(self._g2[0] + d.k_len)
                 m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
                                             k_m1, rk_m1, (dir_on, dir_c), d.mode,
                                             on=~g_end)  # (the stop step: g_end)
@@ -349,16 +369,19 @@ class Sequencer(wiring.Component):
         m.d.sync += kr.eq(self.start_next | (tgo & last_t))
         with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
             m.d.sync += [*reset_kloop(), t.eq(0)]
+            if self.stream:
+                m.d.sync += self._g2[1].eq(0)
         return m
 
-    @staticmethod
-    def _tile_ends(rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode, on=1):
+    def _tile_ends(self, rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode,
+                   on=1):
         """At a tile step (t = 0 next): the next tile's remainder flag, loop ends and
         direct-word flags (``dir_on``, ``on``: not the stop step; the layer's mode is stable
         while it runs)."""
+        direct_rem = 0 if self.stream else rem_next  # a two-stream remainder tile: conv mode
         return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
                 tl.eq(tl_load),
-                *(f.eq((mode | rem_next) & on) for f in dir_on)]
+                *(f.eq((mode | direct_rem) & on) for f in dir_on)]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
                rem_t):
@@ -376,6 +399,25 @@ class Sequencer(wiring.Component):
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
-            self.convw_en.eq(elem & (d.mode == 0) & ~rem_t),
+            # (a two-stream remainder tile reads its part 0 here, a direct one no conv word)
+            self.convw_en.eq(elem & (d.mode == 0) & (1 if self.stream else ~rem_t)),
             convw_addr.eq(gbase + t),
         ]
+
+    def _part1(self, m: Module, d, t, elem, rem_t, iss) -> None:
+        """Two-stream remainder tiles: part 1's conv word of every element (the group's
+        words from rem_k_len on) and whether it is past part 1's real ones, registered
+        with the token. g2base follows the group base (``gbase`` + rem_k_len), z1 is set
+        after element k_len - rem_k_len - 1 and cleared at each tile start."""
+        rl = {"reset_less": True}
+        g2base = Signal(unsigned(A), **rl)
+        k1_m1 = Signal(20, **rl)
+        z1 = Signal(**rl)
+        addr = Signal.like(self.w2_addr, **rl)
+        zero = Signal(**rl)
+        m.d.sync += k1_m1.eq(d.k_len - d.rem_k_len - 1)
+        m.d.comb += [self.w2_addr.eq(addr), self.w2_zero.eq(zero)]
+        self._g2 = (g2base, z1, k1_m1)
+        m.d.sync += self.w2_on.eq(0)
+        with m.If(iss):
+            m.d.sync += [self.w2_on.eq(elem & rem_t), addr.eq(g2base + t), zero.eq(z1)]

@@ -133,6 +133,15 @@ def _delay(m: Module, sig, n: int, name: str):
     return sig
 
 
+def _part1_delays(m: Module, seq, convw, q: int):
+    """Part 1's read R/2 cycles after part 0's (the chain's skew at row R/2), and its flags
+    beside the data."""
+    m.d.comb += convw.r2_addr.eq(_delay(m, seq.w2_addr, q, "w2a"))
+    on = _delay(m, seq.w2_on, q + WEIGHT_READ_LATENCY, "w2on")
+    zero = _delay(m, seq.w2_zero, q + WEIGHT_READ_LATENCY, "w2z")
+    return on, zero
+
+
 class Accelerator(wiring.Component):
     def __init__(self, plan: MemoryPlan | Program) -> None:
         if isinstance(plan, Program):
@@ -167,6 +176,17 @@ class Accelerator(wiring.Component):
             }
         )
 
+    def _part1_stream(self, m: Module, seq, convw, array, wlat: int) -> None:
+        """The second conv weight stream into row R/2 (two-stream remainder tiles): read
+        R/2 cycles after part 0's word, gated to 0 past part 1's real elements, then the same
+        column skew as the first stream."""
+        C = self.C
+        on, zero = _part1_delays(m, seq, convw, self.R // 2)
+        for j in range(C):
+            lane = Mux(zero, 0, convw.r2_data[8 * j : 8 * j + 8])
+            m.d.comb += [array.col_w2[j].eq(_delay(m, lane, wlat + j, f"cw2_{j}")),
+                         array.w2_sel[j].eq(_delay(m, on, wlat + j, f"w2s{j}"))]
+
     def elaborate(self, platform) -> Module:
         m = Module()
         plan = self.plan
@@ -176,7 +196,10 @@ class Accelerator(wiring.Component):
 
         # ---------------- memories
         # the weight memories are deep: explicit block-RAM banks with registered outputs
-        convw = BankedMemory(width=8 * C, depth=plan.convw_depth)
+        # two-stream remainder tiles (ArrayConfig.remainder_stream): part 1's weights are a
+        # second read of the conv-weight memory, on the port its write uses
+        stream = cfg.remainder_tiles and cfg.remainder_stream and R % 2 == 0
+        convw = BankedMemory(width=8 * C, depth=plan.convw_depth, second_read=stream)
         directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
@@ -269,7 +292,7 @@ class Accelerator(wiring.Component):
             ]
 
         # ---------------- compute pipeline
-        seq = Sequencer(cols=C, rows=R)
+        seq = Sequencer(cols=C, rows=R, stream=stream)
         add_unit(m, "seq", seq, platform)
         wb = WriteBack(
             rows=R,
@@ -280,6 +303,7 @@ class Accelerator(wiring.Component):
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
             sum_width=plan.acc_width,
+            fold=stream,
         )
         # Submodules elaborate in the order they are added, and a board's multiplier hook
         # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs
@@ -287,14 +311,15 @@ class Accelerator(wiring.Component):
         add_unit(m, "wb", wb, platform)
         # The PE accumulators are plan.acc_width bits (the program's overflow bound, checked
         # by MemoryPlan.check); their results sign-extend into the 32-bit write-back below.
-        array = SystolicArray(replace(cfg, acc_width=plan.acc_width))
+        array = SystolicArray(replace(cfg, acc_width=plan.acc_width),
+                              inject_row=R // 2 if stream else None)
         add_unit(m, "array", array, platform)
         m.d.comb += [seq.desc.eq(desc), wb.desc.eq(desc)]
         # direct mode per tile (a linear layer, or a conv's remainder tile): registered with
         # the token, then FEEDER_LATENCY - direct_latency more, so that it reaches the PEs
         # with the tile's first operands
         direct_q = Signal(name="direct_q", reset_less=True)
-        m.d.sync += direct_q.eq(desc.mode | seq.rem)
+        m.d.sync += direct_q.eq(desc.mode | (0 if stream else seq.rem))
         m.d.comb += array.direct.eq(
             _delay(m, direct_q, FEEDER_LATENCY - array.direct_latency, "direct"))
 
@@ -333,6 +358,8 @@ class Accelerator(wiring.Component):
             m.d.comb += array.col_w[j].eq(_delay(m, lane, wlat + j, f"cw{j}"))
         dword = _delay(m, directw.r_data, wlat, "dw")
         m.d.comb += array.w_direct.as_value().eq(dword)
+        if stream:
+            self._part1_stream(m, seq, convw, array, wlat)
 
         for j in range(C):
             m.d.comb += [

@@ -409,7 +409,7 @@ class WriteBack(wiring.Component):
         split_last, split_other = Signal.like(split), Signal.like(split)
         one = Signal(reset_less=True)  # split == 0
         one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
-        rem_split = d.rem & ~self.fold
+        rem_split = 0 if self.fold else d.rem  # (folded, not split: RowFold)
         s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
         rem_tile = Signal(reset_less=True)  # the entering row's tile is a remainder tile
         rem_on = Signal(reset_less=True)

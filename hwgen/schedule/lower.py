@@ -609,8 +609,8 @@ def _remainder_stream(g: dict, S: int, in_w: int, R: int, interval: int) -> dict
     L1 = (kh - h)*kw*cin of them real, the rest gated to 0) come from a second read of the
     conv-weight memory, Q cycles later, into row Q. The write-back adds row i + Q to row i.
     The feeders step one pixel per row and, after Q rows, h input rows on and Q - 1 pixels
-    back; like ``_remainder``: no padding, the remainder pixels in one output row, and the
-    tile costs max(L, R) cycles instead of the interval."""
+    back; like ``_remainder``: no padding, the remainder pixels in one output row, a K part
+    of at least R elements, and the tile costs L cycles instead of the interval."""
     kh, kw, cin, s, pad, oh, ow = (g[k] for k in ("kh", "kw", "cin", "s", "pad", "oh", "ow"))
     npx = oh * ow
     rem, Q = npx % R, R // 2
@@ -620,8 +620,10 @@ def _remainder_stream(g: dict, S: int, in_w: int, R: int, interval: int) -> dict
         return {}
     h = _ceil(kh, 2)
     L = h * kw * cin
-    ri = max(L, R, 2)
-    if ri >= interval or ri >= REM_FIELD_MAX:
+    # consecutive `last` tokens of a row must be >= R cycles apart (the drain): the tile
+    # before ends K cycles after it starts, so this tile's K part must be at least R long
+    ri = L
+    if L < max(R, 2) or ri >= interval or ri >= REM_FIELD_MAX:
         return {}
     return dict(rem_split=2, rem_conv=1, rem_k_len=L, rem_interval=ri,
                 rem_span=0, rem_wbase=0, rem_step1=s * S,
