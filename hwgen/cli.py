@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -389,6 +388,10 @@ def _remainder_switch(sp, on: bool) -> None:
                     help="schedule each group's last pixel tile in direct mode: fewer cycles, "
                          "a larger direct-weight memory (default: "
                          + ("on" if on else "off on boards, it costs block RAM and Fmax") + ")")
+    sp.add_argument("--remainder-stream", action="store_true",
+                    help="remainder tiles in their two-stream form (implies --remainder-tiles): "
+                         "two K parts in conv mode, part 1's weights from a second read of the "
+                         "conv-weight memory; no direct words, even row counts, K split 2")
 
 
 def _build_parser(sub) -> None:
@@ -593,8 +596,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if not getattr(args, "remainder_tiles", True) and hasattr(args, "array"):
-            args.array = replace(args.array, remainder_tiles=False)
+        if getattr(args, "remainder_stream", False):
+            args.remainder_tiles = "stream"
+        if hasattr(args, "array") and hasattr(args, "remainder_tiles"):
+            args.array = args.array.with_schedule(args.remainder_tiles)
         tools_on_path()
         if args.workdir is not None:
             from hwgen.paths import set_workdir

@@ -60,6 +60,20 @@ class ArrayConfig:
             )
 
     @property
+    def schedule(self) -> bool | str:
+        """The remainder-tile switch as one value: False, True (direct) or "stream"."""
+        return "stream" if self.remainder_tiles and self.remainder_stream else self.remainder_tiles
+
+    def with_schedule(self, schedule: bool | str) -> ArrayConfig:
+        """This array with the remainder-tile switch ``schedule`` (see ``schedule``)."""
+        from dataclasses import replace
+
+        if schedule not in (False, True, "stream"):
+            raise ValueError(f"remainder schedule must be False, True or 'stream', "
+                             f"not {schedule!r}")
+        return replace(self, remainder_tiles=bool(schedule), remainder_stream=schedule == "stream")
+
+    @property
     def pes(self) -> int:
         return self.rows * self.cols
 

@@ -341,6 +341,8 @@ class BoardJob:
             words += ["--fit", ",".join(self.fit)]
         if self.plan.array.remainder_tiles:
             words += ["--remainder-tiles"]
+        if self.plan.array.remainder_stream:
+            words += ["--remainder-stream"]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
         if self.stall_minutes != DEFAULT_STALL_MINUTES:
@@ -566,7 +568,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "device": spec.description,
         "model": job.qmodel.name,
         "array": str(job.plan.array),
-        "remainder_tiles": job.plan.array.remainder_tiles,
+        "remainder_tiles": job.plan.array.schedule,
         "fit": list(job.fit),
         "target_mhz": clock_mhz,
         "command": job.command(),

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +67,7 @@ LUT_PE_EXTRA = {"LUT4": 152.0 - 74.0, "FF": 188.0 - 124.0}
 ACC_BIT_SAVING = {"LUT4": (106.0 - 86.0) / 7, "FF": 3.0}
 ACC_MUX_LUT4 = 1.0  # dsp-plain - dsp: 106 - 74 = 32 at 32 bits, 86 - 61 = 25 at 25 bits
 DSP_BUDGET = {"ulx3s": 156}
+SCHEDULE_LABEL = {False: "", True: " rt", "stream": " rs"}  # a build's label by its schedule
 BRAM_BUDGET = {"ulx3s": 208}  # DP16KD (the parameters go to LUT RAM past it)
 
 
@@ -107,7 +107,7 @@ def features(board: str, model: str, array: ArrayConfig | str, qmodel=None,
 
     a = ArrayConfig.parse(array) if isinstance(array, str) else array
     if remainder_tiles is not None:
-        a = replace(a, remainder_tiles=remainder_tiles)
+        a = a.with_schedule(remainder_tiles)
     plan = MemoryPlan.of(lower(qmodel if qmodel is not None else _qmodel(model), a))
     acc_narrow = a.pes * (a.acc_width - plan.acc_width)
     acc_mux_bits = a.pes * plan.acc_width
@@ -239,11 +239,11 @@ def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | No
     coeffs = coeffs or load_coeffs(board)
     a = ArrayConfig.parse(array) if isinstance(array, str) else array
     if remainder_tiles is not None:
-        a = replace(a, remainder_tiles=remainder_tiles)
+        a = a.with_schedule(remainder_tiles)
     feats = features(board, model, a, qmodel)
     est = predict(coeffs, feats)
     avail = {"LUT4": 83_640, "FF": 83_640, "MULT18X18D": 156, "DP16KD": 208}
-    sched = "with" if a.remainder_tiles else "without"
+    sched = {False: "without", True: "with", "stream": "with two-stream"}[a.schedule]
     lines = [f"{model} on a {a} array {sched} remainder tiles, {BOARDS[board].description} "
              "(estimate, no tools run):"]
     for r in RESOURCES[:4]:
@@ -267,7 +267,7 @@ def point_from_report(rep: dict, qmodel=None) -> dict:
         board, model, array = rep["board"], rep["model"], rep["array"]
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"not a `hwgen build` report (no {e})") from None
-    return {"array": array + (" rt" if rt else ""),
+    return {"array": array + SCHEDULE_LABEL[rt],
             "features": features(board, model, array, qmodel, remainder_tiles=rt),
             "real": real, "target_mhz": rep.get("target_mhz"),
             "seeds": len(rep["fmax_post_route_mhz"].get("seeds", []))}

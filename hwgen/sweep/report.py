@@ -9,7 +9,15 @@ from pathlib import Path
 
 from hwgen.config import ArrayConfig
 
-from .estimate import RESOURCES, features, fit, load_coeffs, predict, shipped_coeffs_path
+from .estimate import (
+    RESOURCES,
+    SCHEDULE_LABEL,
+    features,
+    fit,
+    load_coeffs,
+    predict,
+    shipped_coeffs_path,
+)
 
 __all__ = ["merge", "rerender", "rows", "write"]
 
@@ -32,7 +40,7 @@ def rows(raw: dict) -> list[dict]:
 
     def row(a: str, rt: bool) -> dict:
         return {"array": a, "pes": ArrayConfig.parse(a).pes, "remainder_tiles": rt,
-                "label": a + (" rt" if mixed and rt else "")}
+                "label": a + (SCHEDULE_LABEL[rt] if mixed else "")}
 
     # arrays without any result yet (a partial sweep) still get their row
     done = {r["array"] for r in raw["tasks_results"]}
@@ -41,7 +49,7 @@ def rows(raw: dict) -> list[dict]:
         k = (r["array"], _task_schedule(raw, r))
         by.setdefault(k, row(*k))[r["kind"]] = r
     out = []
-    for row in sorted(by.values(), key=lambda x: (x["pes"], x["array"], x["remainder_tiles"])):
+    for row in sorted(by.values(), key=lambda x: (x["pes"], x["array"], str(x["remainder_tiles"]))):
         c, b = row.get("cycles"), row.get("build")
         if c and c["ok"]:
             row.update(cycles_per_inference=c["cycles"], pe_busy=c["pe_busy"],
@@ -210,8 +218,10 @@ def _errors(table: list[dict]) -> dict:
 
 def _schedules(raw: dict) -> str:
     if _mixed(raw):
-        return "rows marked rt scheduled with remainder tiles, the others without"
-    return f"every task scheduled {'with' if _remainder_tiles(raw) else 'without'} remainder tiles"
+        return ("rows marked rt scheduled with remainder tiles, rs with two-stream remainder "
+                "tiles, the others without")
+    how = {False: "without", True: "with", "stream": "with two-stream"}[_remainder_tiles(raw)]
+    return f"every task scheduled {how} remainder tiles"
 
 
 def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict) -> str:

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwgen.config import ArrayConfig
@@ -51,7 +51,8 @@ class SweepOptions:
     scheduler: str | None = None
     workers: int = 1
     freq_mhz: float | None = None
-    remainder_tiles: bool = False  # as `hwgen build`: off on boards unless asked
+    # as `hwgen build`: off on boards unless asked; "stream": the two-stream form
+    remainder_tiles: bool | str = False
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class SweepOptions:
         if isinstance(self.arrays, str):
             object.__setattr__(self, "arrays", parse_arrays(self.arrays))
         object.__setattr__(self, "arrays", tuple(
-            replace(a, remainder_tiles=self.remainder_tiles) for a in self.arrays))
+            a.with_schedule(self.remainder_tiles) for a in self.arrays))
         if not self.arrays:
             raise UsageError("--arrays: give at least one array, e.g. 2x2,4x4")
         for name in ("images", "workers"):
@@ -117,13 +118,13 @@ def _preflight(opts: SweepOptions, wdir: str) -> None:
 
 
 def _submit_cycles(cl, opts: SweepOptions, wdir: str, fn) -> list:
-    return [cl.submit(fn, opts.model, str(a), a.remainder_tiles, opts.images, wdir, pure=False,
+    return [cl.submit(fn, opts.model, str(a), a.schedule, opts.images, wdir, pure=False,
                       key=f"cycles-{a}") for a in _by_size(opts.arrays)]
 
 
 def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:
     # priorities keep the smallest first (a scheduler with queuing may still interleave)
-    return [cl.submit(fn, opts.model, str(a), a.remainder_tiles, opts.board, opts.seeds,
+    return [cl.submit(fn, opts.model, str(a), a.schedule, opts.board, opts.seeds,
                       opts.images, wdir,
                       opts.freq_mhz, pure=False, key=f"build-{a}", priority=-i)
             for i, a in enumerate(_by_size(opts.arrays))]

@@ -24,13 +24,11 @@ def cpu_seconds() -> float:
 
 
 def _flow(model: str, array: str, remainder_tiles: bool, wdir: str, **kw):
-    from dataclasses import replace
-
     from hwgen.config import ArrayConfig
     from hwgen.flow import BuildConfig, run
 
     # The array travels as text (the task key); the schedule switch travels beside it.
-    a = replace(ArrayConfig.parse(array), remainder_tiles=remainder_tiles)
+    a = ArrayConfig.parse(array).with_schedule(remainder_tiles)
     return run(BuildConfig(model=model, array=a, workdir=wdir, **kw))
 
 
