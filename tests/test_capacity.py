@@ -176,3 +176,19 @@ def test_banked_weight_memories_count_their_banks() -> None:
     assert banked_blocks(2054, 768) == 2 * 43  # the last 6 words: LUT RAM
     assert banked_blocks(1644, 512) == 29 + 29  # 8x8
     assert banked_blocks(2340, 64) == 2 * 4 + 2
+
+
+def test_two_stream_conv_weights_take_true_dual_port_blocks() -> None:
+    """With two-stream remainder tiles the conv-weight banks have a second read port on
+    their write's: yosys maps them as true dual port (18 bits a port), so the last, partial
+    bank cannot take the 512x36 shape (12x8 and 8x8: +2 DP16KD, 12x16: +4; the full banks
+    are the same). Seen in yosys's log of the 12x8 build: every convw bank via $__DP16KD_."""
+    from hwgen.schedule.lower import lower
+
+    qm = build_qmodel("mnist_cnn")
+    for array, extra in (("12x8", 2), ("8x8", 2), ("12x16", 4)):
+        a = ArrayConfig.parse(array, remainder_tiles=False)
+        off = MemoryPlan.of(lower(qm, a)).block_ram()
+        two = MemoryPlan.of(lower(qm, a.with_schedule("stream"))).block_ram()
+        assert two["conv_weights"] == off["conv_weights"] + extra, array
+        assert two["direct_weights"] == off["direct_weights"]  # no pre-skewed words

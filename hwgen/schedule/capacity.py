@@ -47,13 +47,15 @@ def dp16kd_blocks(depth: int, width: int, one_read_port: bool = False) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
-def banked_blocks(depth: int, width: int) -> int:
+def banked_blocks(depth: int, width: int, one_read_port: bool = True) -> int:
     """DP16KD of a weight memory built as explicit banks of WEIGHT_BANK_DEPTH words (each
     full bank 1024x18 blocks side by side; the last, partial one as yosys maps a memory of
     its depth: at 12x8 the remainder tiles' 2,054 direct words are two banks of 43 blocks and
-    6 words of LUT RAM, where one 2,054-deep memory would take 110)."""
+    6 words of LUT RAM, where one 2,054-deep memory would take 110). With a second read
+    port (two-stream remainder tiles, yosys's true dual-port mapping, 18 bits a port) the
+    last bank cannot use the 512x36 shape."""
     full, rest = divmod(depth, WEIGHT_BANK_DEPTH)
-    return full * -(-width // 18) + (dp16kd_blocks(rest, width, True) if rest else 0)
+    return full * -(-width // 18) + (dp16kd_blocks(rest, width, one_read_port) if rest else 0)
 
 
 class FitError(ScheduleError):
@@ -132,7 +134,9 @@ class MemoryPlan:
         a = self.array
         copies = (a.rows + 1) // 2
         out = {"activations": sum(copies * dp16kd_blocks(d, 8 * a.cols) for d in self.buf_depth),
-               "conv_weights": banked_blocks(self.convw_depth, 8 * a.cols),
+               "conv_weights": banked_blocks(self.convw_depth, 8 * a.cols,
+                                             not (a.remainder_tiles and a.remainder_stream
+                                                  and a.rows % 2 == 0)),
                "direct_weights": banked_blocks(self.directw_depth, 8 * a.pes),
                "params": dp16kd_blocks(self.param_depth, PARAM_LANE_BITS * a.cols, True)}
         if budget is not None and sum(out.values()) > budget:
