@@ -10,6 +10,8 @@ All outputs are registered; every consumer sees the same one-cycle issue latency
 """
 
 
+from typing import NamedTuple
+
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -58,6 +60,14 @@ _PORTS = {
     # (so registered beside it, it lines up with `tok`)
     "rem": Out(1),
 }
+
+
+class _Part1(NamedTuple):
+    """The part-1 stream's registers the main loop steps (see ``Sequencer._part1``)."""
+
+    g2base: Signal  # the group's part-1 base: gbase + rem_k_len
+    z1: Signal  # part 1's real elements are over in this tile
+    k1_m1: Signal  # k_len - rem_k_len - 1
 
 
 class Sequencer(wiring.Component):
@@ -254,8 +264,7 @@ class Sequencer(wiring.Component):
         iss = Signal()
         iss_next = (self.start | (running & ~stop)) & ~self.start_next
         m.d.sync += iss.eq(iss_next)
-        if self.stream:
-            self._part1(m, d, t, elem, rem_t, iss)
+        p1 = self._part1(m, d, t, elem, rem_t, iss) if self.stream else None
         # tgo == iss & ~t_end (a running cycle that is not a tile step: t counts on) in every
         # cycle, one flip-flop from their next values (t_end's is tgo & last_t). t_end and the
         # tile-step events are then plain ANDs of flip-flops, with no synchronous reset: the
@@ -275,7 +284,7 @@ class Sequencer(wiring.Component):
         with m.If(self.start):
             m.d.sync += [running.eq(1), g.eq(0), tp.eq(0)]
             if self.stream:
-                m.d.sync += self._g2[0].eq(d.wbase + d.rem_k_len)
+                m.d.sync += p1.g2base.eq(d.wbase + d.rem_k_len)
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
             m.d.sync += reset_pixel()
@@ -290,8 +299,8 @@ class Sequencer(wiring.Component):
             with m.If(elem & (t == cur_k_m1)):
                 m.d.sync += elem.eq(0)
             if self.stream:
-                with m.If(elem & (t == self._g2[2])):
-                    m.d.sync += self._g2[1].eq(1)
+                with m.If(elem & (t == p1.k1_m1)):
+                    m.d.sync += p1.z1.eq(1)
             # Tile steps (t_end implies running: t_end is set only while running and cleared
             # at every tile step, the last included).
             # (t_end, p_step, g_step and stop are set from tgo above; t is reset by kr)
@@ -322,7 +331,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
                 if self.stream:
-                    m.d.sync += self._g2[0].eq(self._g2[0] + d.k_len)
+                    m.d.sync += p1.g2base.eq(p1.g2base + d.k_len)
                 m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
                                             k_m1, rk_m1, (dir_on, dir_c), d.mode,
                                             on=~g_end)  # (the stop step: g_end)
@@ -370,7 +379,7 @@ class Sequencer(wiring.Component):
         with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
             m.d.sync += [*reset_kloop(), t.eq(0)]
             if self.stream:
-                m.d.sync += self._g2[1].eq(0)
+                m.d.sync += p1.z1.eq(0)
         return m
 
     def _tile_ends(self, rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode,
@@ -404,7 +413,7 @@ class Sequencer(wiring.Component):
             convw_addr.eq(gbase + t),
         ]
 
-    def _part1(self, m: Module, d, t, elem, rem_t, iss) -> None:
+    def _part1(self, m: Module, d, t, elem, rem_t, iss) -> _Part1:
         """Two-stream remainder tiles: part 1's conv word of every element (the group's
         words from rem_k_len on) and whether it is past part 1's real ones, registered
         with the token. g2base follows the group base (``gbase`` + rem_k_len), z1 is set
@@ -417,7 +426,7 @@ class Sequencer(wiring.Component):
         zero = Signal(**rl)
         m.d.sync += k1_m1.eq(d.k_len - d.rem_k_len - 1)
         m.d.comb += [self.w2_addr.eq(addr), self.w2_zero.eq(zero)]
-        self._g2 = (g2base, z1, k1_m1)
         m.d.sync += self.w2_on.eq(0)
         with m.If(iss):
             m.d.sync += [self.w2_on.eq(elem & rem_t), addr.eq(g2base + t), zero.eq(z1)]
+        return _Part1(g2base, z1, k1_m1)
