@@ -379,19 +379,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remainder_switch(sp, on: bool) -> None:
-    """--remainder-tiles / --no-remainder-tiles, on by default for simulation and off for
-    board builds and sweeps: on the ULX3S 8x8 they take the plan from 118 to 162 DP16KD, and
-    nextpnr then places at 58.5 instead of 70.5 MHz and stalls in routing
-    (docs/measurements.md, session 7)."""
+def _remainder_switch(sp, on: bool, stream: bool = False) -> None:
+    """--[no-]remainder-tiles and --[no-]remainder-stream: each group's ragged last pixel tile
+    scheduled on its own. Simulation defaults to the direct form (fewest cycles); boards and
+    sweeps to the two-stream form, which adds no direct-weight memory: the direct form took
+    the 8x8 from 118 to 162 DP16KD and placed it at 58.5 instead of 70.5 MHz
+    (docs/measurements.md, sessions 7 and 22)."""
+    form = "the two-stream form on boards" if stream else "the direct form"
     sp.add_argument("--remainder-tiles", action=argparse.BooleanOptionalAction, default=on,
-                    help="schedule each group's last pixel tile in direct mode: fewer cycles, "
-                         "a larger direct-weight memory (default: "
-                         + ("on" if on else "off on boards, it costs block RAM and Fmax") + ")")
-    sp.add_argument("--remainder-stream", action="store_true",
-                    help="remainder tiles in their two-stream form (implies --remainder-tiles): "
-                         "two K parts in conv mode, part 1's weights from a second read of the "
-                         "conv-weight memory; no direct words, even row counts, K split 2")
+                    help="schedule each group's last pixel tile on its own: fewer cycles "
+                         f"(default: on, {form})")
+    sp.add_argument("--remainder-stream", action=argparse.BooleanOptionalAction, default=stream,
+                    help="remainder tiles in their two-stream form: two K parts in conv mode, "
+                         "part 1's weights from a second read of the conv-weight memory; no "
+                         "direct words, even row counts, K split 2; --no-remainder-stream: the "
+                         "direct form (a direct-weight memory of its own; default: "
+                         + ("on" if stream else "off") + ")")
 
 
 def _build_parser(sub) -> None:
@@ -399,7 +402,7 @@ def _build_parser(sub) -> None:
     _model_args(sp)
     sp.add_argument("--board", choices=("ulx3s", "icebreaker"), default="ulx3s")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-    _remainder_switch(sp, on=False)
+    _remainder_switch(sp, on=True, stream=True)
     sp.add_argument(
         "--fit", type=_models, default=[], metavar="MODEL[,MODEL...]",
         help="also size the memories for these zoo models (one bitstream runs all of them)",
@@ -459,7 +462,7 @@ def _sweep_parser(sub) -> None:
                     "they also run back to back: steady-state cycles and PE busy)")
     sp.add_argument("--no-build", action="store_true",
                     help="RTL cycle measurements only (no yosys/nextpnr)")
-    _remainder_switch(sp, on=False)
+    _remainder_switch(sp, on=True, stream=True)
     sp.add_argument("--scheduler", default=None,
                     help="Dask scheduler address instead of a LocalCluster (docs/regress.md: "
                     "dask-jobqueue on Slurm/LSF); the work directory must be shared")
@@ -503,7 +506,7 @@ def _estimate_parser(sub) -> None:
                         "under a second (cost model fitted to real builds)")
     sp.add_argument("--board", default="ulx3s", help="board (default ulx3s)")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
-    _remainder_switch(sp, on=False)
+    _remainder_switch(sp, on=True, stream=True)
     sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
     sp.add_argument("--coeffs", default=None, metavar="FILE.json",
                     help="coefficients written by `hwgen sweep` (default: the shipped fit)")
@@ -593,13 +596,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _with_schedule(args: argparse.Namespace) -> argparse.Namespace:
+    """The two remainder switches as one schedule value (ArrayConfig.schedule) in
+    ``args.remainder_tiles``, and the array scheduled with it."""
+    if hasattr(args, "remainder_tiles"):
+        if args.remainder_tiles and args.remainder_stream:
+            args.remainder_tiles = "stream"
+        if hasattr(args, "array"):
+            args.array = args.array.with_schedule(args.remainder_tiles)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
-        if getattr(args, "remainder_stream", False):
-            args.remainder_tiles = "stream"
-        if hasattr(args, "array") and hasattr(args, "remainder_tiles"):
-            args.array = args.array.with_schedule(args.remainder_tiles)
+        args = _with_schedule(_parser().parse_args(argv))
         tools_on_path()
         if args.workdir is not None:
             from hwgen.paths import set_workdir

@@ -11,9 +11,9 @@ import pytest
 
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
-from hwgen.boards.build import BOARDS, check_options
+from hwgen.boards.build import BOARDS, SCHEDULE_FLAGS, check_options
 from hwgen.boards.top import clock_plan, link_plan
-from hwgen.cli import main
+from hwgen.cli import _parser, _with_schedule, main
 from hwgen.config import ArrayConfig
 from hwgen.errors import UsageError
 from hwgen.evaluate import build_qmodel
@@ -113,7 +113,7 @@ def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> N
     with pytest.raises(_Stop):
         main(["--workdir", str(tmp_path), "build", "--model", "digits_cnn", "--array", "2x2",
               "--fit", "tiny_cnn", "--baud", "1000000", "--seeds", "2"])  # fmt: skip
-    arr = replace(ArrayConfig.parse("2x2"), remainder_tiles=False)  # the board default
+    arr = ArrayConfig.parse("2x2").with_schedule("stream")  # the board default
     digits, tiny = (lower(build_qmodel(m), arr) for m in ("digits_cnn", "tiny_cnn"))
     plan = MemoryPlan.fit([digits, tiny])
     assert plan != MemoryPlan.of(digits)
@@ -174,20 +174,26 @@ def _job_of(monkeypatch, argv: list[str]):
     return seen["job"]
 
 
-@pytest.mark.parametrize("extra, on", [([], False), (["--remainder-tiles"], True)])
-def test_board_builds_schedule_without_remainder_tiles_unless_asked(
-        tmp_path: Path, monkeypatch, extra: list[str], on: bool) -> None:
-    """On a board the remainder tiles cost block RAM and Fmax, so `hwgen build` schedules
-    without them unless `--remainder-tiles` is given; the job's plan, program and its
-    reproducing command follow (tiny_cnn 4x4 has a remainder tile by default)."""
+@pytest.mark.parametrize("extra, schedule", [
+    ([], "stream"), (["--no-remainder-stream"], True), (["--no-remainder-tiles"], False)])
+def test_board_builds_schedule_two_stream_remainder_tiles_unless_asked(
+        tmp_path: Path, monkeypatch, extra: list[str], schedule: bool | str) -> None:
+    """On a board the direct-form remainder tiles cost block RAM and Fmax, so `hwgen build`
+    schedules them in the two-stream form unless told otherwise; the job's plan, program and
+    its reproducing command follow (tiny_cnn 4x4's conv3 has a remainder tile in either
+    form, so the three programs differ)."""
     job = _job_of(monkeypatch, ["--workdir", str(tmp_path), "build", "--model", "tiny_cnn",
                                 "--array", "4x4", *extra])  # fmt: skip
-    arr = replace(ArrayConfig.parse("4x4"), remainder_tiles=on)
-    assert job.plan.array.remainder_tiles is on
-    assert job.plan == MemoryPlan.of(lower(build_qmodel("tiny_cnn"), arr))
-    assert MemoryPlan.of(lower(build_qmodel("tiny_cnn"), replace(arr, remainder_tiles=not on))
-                         ) != job.plan
-    assert ("--remainder-tiles" in job.command()) is on
+    assert job.plan.array.schedule == schedule
+    q = build_qmodel("tiny_cnn")
+    plans = {s: MemoryPlan.of(lower(q, ArrayConfig.parse("4x4").with_schedule(s)))
+             for s in (False, True, "stream")}  # fmt: skip
+    assert job.plan == plans[schedule]
+    conv3 = next(lay for lay in job.program.layers if lay.name == "conv3")
+    assert (conv3.rem_split > 0, conv3.rem_conv) == (bool(schedule), int(schedule == "stream"))
+    assert " ".join(SCHEDULE_FLAGS[schedule]) in job.command()
+    again = _with_schedule(_parser().parse_args(job.command().split()[1:]))
+    assert again.array.schedule == schedule  # the command reproduces the schedule
 
 
 def test_build_takes_a_model_file(ws: Path, monkeypatch) -> None:

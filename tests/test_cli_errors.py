@@ -202,13 +202,17 @@ def test_no_remainder_tiles_switch(ws: Path) -> None:
     assert "conv3" in text and "last tile direct" not in text
 
 
-@pytest.mark.parametrize(("argv", "on"), [
+@pytest.mark.parametrize(("argv", "schedule"), [
     (["sim"], True), (["sim", "--no-remainder-tiles"], False), (["generate"], True),
-    (["bench", "--no-remainder-tiles"], False), (["build"], False),
-    (["build", "--remainder-tiles"], True), (["sweep", "--arrays", "2x4"], False),
-    (["sweep", "--arrays", "2x4", "--remainder-tiles"], True)])
-def test_remainder_tile_default_per_command(argv: list[str], on: bool) -> None:
-    """One switch, two spellings; on for simulation, off for board builds and sweeps."""
-    from hwgen.cli import _parser
+    (["sim", "--remainder-stream"], "stream"), (["bench", "--no-remainder-tiles"], False),
+    (["build"], "stream"), (["build", "--no-remainder-stream"], True),
+    (["build", "--no-remainder-tiles", "--remainder-stream"], False),
+    (["sweep", "--arrays", "2x4"], "stream"), (["sweep", "--arrays", "2x4",
+                                                "--no-remainder-tiles"], False),
+    (["estimate"], "stream"), (["estimate", "--no-remainder-stream"], True)])
+def test_remainder_tile_default_per_command(argv: list[str], schedule: bool | str) -> None:
+    """Two switches, one schedule: the direct form for simulation, the two-stream form for
+    board builds, sweeps and estimates; --no-remainder-tiles wins over either."""
+    from hwgen.cli import _parser, _with_schedule
 
-    assert _parser().parse_args(argv).remainder_tiles is on
+    assert _with_schedule(_parser().parse_args(argv)).remainder_tiles == schedule

@@ -50,14 +50,16 @@ def test_bad_options_are_one_line_exit_2(argv, what, capsys) -> None:
 
 
 def test_sweep_arrays_follow_the_board_remainder_tile_default() -> None:
-    """A sweep builds boards, so its arrays (RTL cycles, builds, estimates) schedule without
-    remainder tiles unless `--remainder-tiles`, like `hwgen build`."""
+    """A sweep builds boards, so its arrays (RTL cycles, builds, estimates) schedule the
+    two-stream remainder tiles unless told otherwise, like `hwgen build`."""
     from hwgen.sweep.run import SweepOptions
 
-    off = SweepOptions(arrays="4x4,8x8", build=False)
+    dflt = SweepOptions(arrays="4x4,8x8", build=False)
+    off = SweepOptions(arrays="4x4,8x8", build=False, remainder_tiles=False)
     on = SweepOptions(arrays="4x4,8x8", build=False, remainder_tiles=True)
-    assert [a.remainder_tiles for a in off.arrays] == [False, False]
-    assert [a.remainder_tiles for a in on.arrays] == [True, True]
+    assert [a.schedule for a in dflt.arrays] == ["stream", "stream"]
+    assert [a.schedule for a in off.arrays] == [False, False]
+    assert [a.schedule for a in on.arrays] == [True, True]
     assert [str(a) for a in on.arrays] == ["4x4", "8x8"]
 
 
@@ -343,9 +345,9 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
                             command="test")
         res = sweep(opts, cycles_fn=fake_cycles, build_fn=fake_build, preflight=False)
     out = capsys.readouterr().out
-    # Every task runs the sweep's schedule (off: the board default). The tasks once got the
-    # array as text, whose parse turns remainder tiles on, so the builds ran the other one.
-    assert sorted(SCHEDULES) == sorted((k, a, False) for k in ("cycles", "build")
+    # Every task runs the sweep's schedule (the board default: two-stream). The tasks once
+    # got the array as text, whose parse turns the direct form on: the builds ran another.
+    assert sorted(SCHEDULES) == sorted((k, a, "stream") for k in ("cycles", "build")
                                        for a in arrays.split(","))
     assert out.count("[sweep] [") == 10 and "10/10" in out
     kinds = [ln.split()[4] for ln in out.splitlines() if ln.startswith("[sweep] [")]

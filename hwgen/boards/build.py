@@ -309,6 +309,12 @@ DEFAULT_BAUD = 115_200
 # nextpnr's router1 prints a line every 1000 iterations; near the end of routing a block took
 # up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more
 DEFAULT_STALL_MINUTES = 30.0
+# the `hwgen build` switches that select each remainder-tile schedule (ArrayConfig.schedule)
+SCHEDULE_FLAGS: dict[bool | str, list[str]] = {
+    False: ["--no-remainder-tiles"],
+    True: ["--remainder-tiles", "--no-remainder-stream"],
+    "stream": ["--remainder-tiles", "--remainder-stream"],
+}
 
 
 @dataclass(frozen=True)
@@ -339,10 +345,8 @@ class BoardJob:
                  "--array", str(self.plan.array), "--seeds", str(self.seeds)]
         if self.fit:
             words += ["--fit", ",".join(self.fit)]
-        if self.plan.array.remainder_tiles:
-            words += ["--remainder-tiles"]
-        if self.plan.array.remainder_stream:
-            words += ["--remainder-stream"]
+        # the remainder-tile schedule spelt out, whatever the command's default
+        words += SCHEDULE_FLAGS[self.plan.array.schedule]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
         if self.stall_minutes != DEFAULT_STALL_MINUTES:

@@ -51,8 +51,8 @@ class SweepOptions:
     scheduler: str | None = None
     workers: int = 1
     freq_mhz: float | None = None
-    # as `hwgen build`: off on boards unless asked; "stream": the two-stream form
-    remainder_tiles: bool | str = False
+    # as `hwgen build`: the two-stream form on boards (False: none, True: the direct form)
+    remainder_tiles: bool | str = "stream"
     command: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
