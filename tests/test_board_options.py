@@ -4,7 +4,6 @@ board top is HostTop with a UART divider from the real build clock."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
