@@ -99,6 +99,25 @@ def test_network_bit_exact_past_the_dsp_budget() -> None:
     _assert_bit_exact(case, res, out, 2)
 
 
+class _FullBlockRam(Ecp5DspSim):
+    """A device whose block RAM leaves the requant parameters no room (as the 12x16 on the
+    85F): they go to LUT RAM, a memory and a registered address copy per lane."""
+
+    bram_budget = 1
+
+
+@pytest.mark.rtl
+def test_network_bit_exact_with_parameters_in_lut_ram() -> None:
+    """The parameter memory's LUT-RAM form (hwgen.rtl.parammem) in the whole design: every
+    logit bit-exact, on the board's multipliers, as the 12x16 build runs it."""
+    plat = _FullBlockRam()
+    case, res, out = _run("tiny_cnn", "4x2", 2, platform=plat)  # (33 words x 2 lanes)
+    text = case.verilog.read_text()
+    assert text.count('ram_style = "distributed"') == 2  # one per lane
+    assert 'ram_style = "block"' not in text
+    _assert_bit_exact(case, res, out, 2)
+
+
 class _NarrowCounters(SmallDeviceSim):
     perf_counter_width = 11  # tiny_cnn 4x4 takes more than 2,047 cycles per image
 

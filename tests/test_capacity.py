@@ -162,7 +162,7 @@ def test_block_ram_per_memory_and_the_parameters_past_the_budget() -> None:
         acc = Accelerator(plan["12x16"])
         Fragment.get(acc, platform)
         assert acc.params_in_lutram is lut
-        assert acc.params.attrs["ram_style"] == ("distributed" if lut else "block")
+        assert acc.params.ram_style == ("distributed" if lut else "block")
 
 
 def test_banked_weight_memories_count_their_banks() -> None:

@@ -62,6 +62,7 @@ from .bankmem import BankedMemory
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
+from .parammem import ParamMemory
 from .resets import add_unit
 from .sequencer import Sequencer
 from .systolic import SystolicArray
@@ -204,15 +205,12 @@ class Accelerator(wiring.Component):
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
         self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
-        params = memory.Memory(
-            shape=data.ArrayLayout(PARAM_LANE_LAYOUT, C), depth=plan.param_depth, init=[],
-            attrs={"ram_style": "distributed" if self.params_in_lutram else "block",
-                   "no_rw_check": 1},  # written only by a model load
-        )
+        # (in LUT RAM a memory per lane, each with its own registered address: hwgen.rtl.parammem)
+        params = ParamMemory(lane=PARAM_LANE_LAYOUT, lanes=C, depth=plan.param_depth,
+                             lutram=self.params_in_lutram)
         m.submodules.convw = convw
         m.submodules.directw = directw
         m.submodules.params = self.params = params
-        params_r, params_w = params.read_port(), params.write_port()
 
         # Activation buffers: one physical copy per pair of rows. Copy k serves row 2k through
         # port A (which the write shares: a buffer is never read while it is written) and row
@@ -260,7 +258,7 @@ class Accelerator(wiring.Component):
                 ("n_layers", DESC_LAYOUT.size, plan.max_layers),
                 ("convw_words", 8 * C, plan.convw_depth),
                 ("directw_words", 8 * R * C, plan.directw_depth),
-                ("param_words", len(params_w.data.as_value()), plan.param_depth),
+                ("param_words", PARAM_LANE_LAYOUT.size * C, plan.param_depth),
             ],
             beat_regions=(0,),  # the program memory holds beats (see above)
         )
@@ -278,13 +276,12 @@ class Accelerator(wiring.Component):
             self.prog_in_len.eq(hdr.in_len),
             self.prog_out_len.eq(hdr.out_len),
         ]
-        for n, port in ((0, rom_w), (3, params_w)):
-            m.d.comb += [
-                port.en.eq(getattr(loader, f"we{n}")),
-                port.addr.eq(getattr(loader, f"addr{n}")),
-                port.data.eq(getattr(loader, f"data{n}")),
-            ]
-        for n, mem in ((1, convw), (2, directw)):
+        m.d.comb += [
+            rom_w.en.eq(loader.we0),
+            rom_w.addr.eq(loader.addr0),
+            rom_w.data.eq(loader.data0),
+        ]
+        for n, mem in ((1, convw), (2, directw), (3, params)):
             m.d.comb += [
                 mem.w_en.eq(getattr(loader, f"we{n}")),
                 mem.w_addr.eq(getattr(loader, f"addr{n}")),
@@ -366,7 +363,7 @@ class Accelerator(wiring.Component):
                 wb.col_out[j].valid.eq(array.col_out[j].valid),
                 wb.col_out[j].data.eq(array.col_out[j].data),
             ]
-        m.d.comb += [params_r.addr.eq(wb.param_addr), wb.param_data.eq(params_r.data)]
+        m.d.comb += [params.r_addr.eq(wb.param_addr), wb.param_data.eq(params.r_data)]
 
         # ---------------- data and result transfers (hwgen/rtl/transfer.py)
         img = ImageWriter(cols=C, addr_width=AW)
