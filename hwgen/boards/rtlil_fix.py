@@ -26,31 +26,44 @@ def _walk(lines: list[str]) -> Iterator[tuple[int, str, str, list[str]]]:
 
 
 def no_rw_check_rtlil(text: str) -> tuple[str, int]:
-    """Give ``no_rw_check`` memories' non-transparent read ports X on a collision.
+    """Give ``no_rw_check`` memories' non-transparent synchronous read ports X on a collision.
 
     yosys's Verilog front end turns a memory's ``no_rw_check`` attribute into
     ``COLLISION_X_MASK`` bits on its read ports; its RTLIL front end (the Amaranth platform
     flow) does not, so every read port of such a memory would keep old-data collision
     semantics, which yosys emulates with a bypass multiplexer after the block RAM. This sets
     the mask on the ``$memrd_v2`` cells of those memories (ports that are transparent to a
-    write keep their semantics). Returns the new text and the number of ports changed.
+    write keep their semantics; an asynchronous port, ``CLK_ENABLE`` 0, has no collision to
+    mask, and yosys asserts on one that has a mask). Returns the new text and the number of
+    ports changed.
     """
     lines = text.split("\n")
     marked: set[tuple[str, str]] = set()  # (module, memory name)
-    cur_memid, changed, transparent = None, 0, False
+    port: dict | None = None  # the $memrd_v2 cell being read: its parameters so far
+    changed = 0
     for i, t, module, attrs in _walk(lines):
         if t.startswith("memory ") and "attribute \\no_rw_check 1" in attrs:
             marked.add((module, t.split()[-1]))
+        elif t.startswith("cell $memrd_v2 "):
+            port = {"module": module}
+        elif port is None:
+            continue
         elif t.startswith("parameter \\MEMID "):
-            cur_memid = t.split('"')[1].replace("\\\\", "\\")
+            port["memid"] = t.split('"')[1].replace("\\\\", "\\")
         elif t.startswith("parameter \\TRANSPARENCY_MASK "):
-            transparent = "1" in t.split("'")[-1]
-        elif t.startswith("parameter \\COLLISION_X_MASK ") and (module, cur_memid) in marked:
-            width = int(t.split()[-1].split("'")[0])
-            if not transparent:
-                mask = f"parameter \\COLLISION_X_MASK {width}'{'1' * width}"
-                lines[i] = lines[i].replace(t, mask)
+            port["transparent"] = "1" in t.split("'")[-1]
+        elif t.startswith("parameter \\CLK_ENABLE "):
+            port["sync"] = t.split()[-1].endswith("1")
+        elif t.startswith("parameter \\COLLISION_X_MASK "):
+            port["mask"] = (i, t, int(t.split()[-1].split("'")[0]))
+        elif t == "end":  # the cell's end: every parameter read
+            if ((port["module"], port.get("memid")) in marked and "mask" in port
+                    and port.get("sync", True) and not port.get("transparent", False)):
+                at, old, width = port["mask"]
+                lines[at] = lines[at].replace(
+                    old, f"parameter \\COLLISION_X_MASK {width}'{'1' * width}")
                 changed += 1
+            port = None
     return "\n".join(lines), changed
 
 
