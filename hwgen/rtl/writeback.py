@@ -99,9 +99,9 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        split, split_one, rem_tile, ii = self._split(m, d, aligned[0][0])
+        split, split_one, rem_tile, part0 = self._split(m, d, aligned[0][0])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
-            aligned = self._fold(m, aligned, rem_tile, ii)
+            aligned = self._fold(m, aligned, rem_tile, part0)
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
                      red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
@@ -370,13 +370,12 @@ class WriteBack(wiring.Component):
         return m
 
 
-    def _fold(self, m: Module, aligned: list, rem_tile, ii) -> list:
+    def _fold(self, m: Module, aligned: list, rem_tile, lower_half) -> list:
         """The RowFold between the deskew and the row reduction: a remainder tile's rows
         0..Q-1 (part 0) are dropped, rows Q.. pass with the row Q cycles before added."""
         C, Q = self.cols, self.rows // 2
         fold = RowFold(cols=C, acc_width=self.acc_width, q=Q)
         m.submodules.fold = fold
-        lower_half = ii < Q
         m.d.comb += [fold.i_valid.eq(aligned[0][0]), fold.drop.eq(rem_tile & lower_half),
                      fold.add.eq(rem_tile & ~lower_half)]
         m.d.comb += [fold.i_data[j].eq(aligned[j][1]) for j in range(C)]
@@ -394,11 +393,14 @@ class WriteBack(wiring.Component):
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
         the deskewed rows, so the split is a register when the tile's first row arrives.
-        Also returned: whether the entering row's tile is a remainder tile, and its row
-        index (the fold's: with ``fold`` the remainder tiles are folded, not split)."""
+        Also returned: whether the entering row's tile is a remainder tile, and whether the
+        row is in its tile's first R/2 rows (the fold's part 0: with ``fold`` the remainder
+        tiles are folded, not split), a flag kept with the row counter (timing: no compare
+        in front of the fold's add)."""
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
+        part0 = Signal(**rl)  # ii < R // 2
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
@@ -424,17 +426,18 @@ class WriteBack(wiring.Component):
                     rem_tile.eq(last_tile & rem_on)]
 
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
+            m.d.sync += [ii.eq(0), part0.eq(1), tl2.eq(pt_m3), tp_end.eq(pt_one),
+                         *split_for(pt_one)]
         with m.Elif(valid):
             with m.If(ii == R - 1):
-                m.d.sync += ii.eq(0)
+                m.d.sync += [ii.eq(0), part0.eq(1)]
                 with m.If(tp_end):
                     m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
                 with m.Else():
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
-                m.d.sync += ii.eq(ii + 1)
-        return split, one, rem_tile, ii
+                m.d.sync += [ii.eq(ii + 1), part0.eq(ii < R // 2 - 1)]
+        return split, one, rem_tile, part0
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
