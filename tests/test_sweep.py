@@ -435,3 +435,22 @@ def test_add_build_refits_with_a_build_report(tmp_path, capsys) -> None:
     assert main(["estimate", "--add-build", str(rep), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(rep) in err and "not a `hwgen build` report" in err
+
+
+def test_a_build_for_a_slower_clock_gives_no_fmax_point(tmp_path, capsys) -> None:
+    """A build placed for a clock below the board's target (`--freq 100`) adds its
+    resources to the fit but not its Fmax: nextpnr stops pressing once that clock is met,
+    so a refit's Fmax is the same with it as without it."""
+    shipped = load_coeffs("ulx3s")
+    slow = {**_build_report("12x16", "stream", 52_000, 99.0), "target_mhz": 100.0}
+    rep = tmp_path / "board.json"
+    rep.write_text(json.dumps(slow))
+    out = tmp_path / "refit.json"
+    assert main(["estimate", "--array", "12x16", "--add-build", str(rep), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    got = json.loads(out.read_text())
+    new = next(p for p in got["points"] if p["array"] == "12x16 rs")
+    assert new["real"]["Fmax"] is None and new["real"]["LUT4"] == 52_000
+    assert got["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
+    assert got["coeffs"]["LUT4"] != shipped["coeffs"]["LUT4"]
+    assert "| 12x16 rs | Fmax | — |" in text

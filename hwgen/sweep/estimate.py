@@ -260,13 +260,21 @@ def estimate(board: str, model: str, array: ArrayConfig | str, coeffs: dict | No
 def point_from_report(rep: dict, qmodel=None) -> dict:
     """A measured point from a ``hwgen build`` report (reports/board_<board>_<model>_<array>
     .json): its resources and median post-route Fmax, the features of its schedule."""
+    from hwgen.boards.build import BOARDS
+
     try:
         rt = rep.get("remainder_tiles", "--remainder-tiles" in rep["command"].split())
         real = {k: rep["resources"][k]["used"] for k in RESOURCES[:4]}
         real["Fmax"] = rep["fmax_post_route_mhz"]["median"]
         board, model, array = rep["board"], rep["model"], rep["array"]
+        target = rep.get("target_mhz")
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"not a `hwgen build` report (no {e})") from None
+    default = BOARDS[board].default_mhz if board in BOARDS else None
+    if target is not None and default is not None and target < default:
+        # placed for a slower clock (--freq), nextpnr stops pressing once that is met: its
+        # Fmax is no measure of the netlist's, so the Fmax fit leaves it out
+        real["Fmax"] = None
     return {"array": array + SCHEDULE_LABEL[rt],
             "features": features(board, model, array, qmodel, remainder_tiles=rt),
             "real": real, "target_mhz": rep.get("target_mhz"),
@@ -303,6 +311,9 @@ def loo_text(coeffs: dict) -> str:
         for r in RESOURCES:
             real, e, lo = p["real"][r], est[r], loo.get(p["array"], {}).get(r)
             f = "{:,.1f}" if r == "Fmax" else "{:,.0f}"
+            if real is None:  # (a build placed for a slower clock: no Fmax point)
+                lines.append(f"| {p['array']} | {r} | — | {f.format(e)} | — | — | — |")
+                continue
             lines.append(f"| {p['array']} | {r} | {f.format(real)} | {f.format(e)} | "
                          f"{100 * (e - real) / real:+.1f} % | "
                          + ("— | — |" if lo is None else
