@@ -45,7 +45,7 @@ def test_row_fold_matches_golden(rows: int, cols: int, acc: int, seed: int) -> N
             for j in range(cols):
                 ctx.set(dut.i_data[j], data[j])
             ctx.set(dut.drop, drop)
-            ctx.set(dut.add, add)
+            ctx.set(dut.add, (1 << cols) - 1 if add else 0)  # (every lane's copy)
             got.append([ctx.get(dut.o_data[j]) for j in range(cols)]
                        if ctx.get(dut.o_valid) else None)
             await ctx.tick()

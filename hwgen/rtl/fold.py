@@ -25,7 +25,9 @@ __all__ = ["RowFold", "row_fold_golden"]
 
 class RowFold(wiring.Component):
     """Ports: ``i_valid``/``i_data`` the deskewed rows, ``drop``/``add`` the row's part (with
-    the row), ``o_valid``/``o_data`` one cycle later."""
+    the row; ``add`` one bit per lane, equal values: each lane's adders take their own
+    flip-flop, not one flag routed to every lane across the die), ``o_valid``/``o_data`` one
+    cycle later."""
 
     latency = 1
 
@@ -34,7 +36,7 @@ class RowFold(wiring.Component):
             raise ValueError(f"RowFold q must be >= 1, not {q}")
         self.cols, self.acc_width, self.q = cols, acc_width, q
         lanes = data.ArrayLayout(signed(acc_width), cols)
-        super().__init__({"i_valid": In(1), "i_data": In(lanes), "drop": In(1), "add": In(1),
+        super().__init__({"i_valid": In(1), "i_data": In(lanes), "drop": In(1), "add": In(cols),
                           "o_valid": Out(1), "o_data": Out(lanes)})
 
     def elaborate(self, platform) -> Module:
@@ -62,7 +64,7 @@ class RowFold(wiring.Component):
             m.d.sync += old.eq(rp.data)
         o_data = Signal(lanes, reset_less=True)
         for j in range(self.cols):
-            m.d.sync += o_data[j].eq(self.i_data[j] + Mux(self.add, old[j], 0))
+            m.d.sync += o_data[j].eq(self.i_data[j] + Mux(self.add[j], old[j], 0))
         m.d.sync += self.o_valid.eq(self.i_valid & ~self.drop)
         m.d.comb += self.o_data.eq(o_data)
         return m

@@ -99,9 +99,9 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        split, split_one, rem_tile, part0 = self._split(m, d, aligned[0][0])
+        split, split_one, fold_flags = self._split(m, d, aligned[0][0])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
-            aligned = self._fold(m, aligned, rem_tile, part0)
+            aligned = self._fold(m, aligned, *fold_flags)
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
                      red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
@@ -370,37 +370,41 @@ class WriteBack(wiring.Component):
         return m
 
 
-    def _fold(self, m: Module, aligned: list, rem_tile, lower_half) -> list:
+    def _fold(self, m: Module, aligned: list, adds: list, drops: list) -> list:
         """The RowFold between the deskew and the row reduction: a remainder tile's rows
-        0..Q-1 (part 0) are dropped, rows Q.. pass with the row Q cycles before added."""
+        0..Q-1 (part 0) are dropped, rows Q.. pass with the row Q cycles before added.
+        ``adds`` / ``drops``: each lane's own copy of the entering row's flags."""
         C, Q = self.cols, self.rows // 2
         fold = RowFold(cols=C, acc_width=self.acc_width, q=Q)
         m.submodules.fold = fold
-        m.d.comb += [fold.i_valid.eq(aligned[0][0]), fold.drop.eq(rem_tile & lower_half),
-                     fold.add.eq(rem_tile & ~lower_half)]
+        m.d.comb += [fold.i_valid.eq(aligned[0][0]), fold.drop.eq(drops[0])]
+        m.d.comb += [fold.add[j].eq(adds[j]) for j in range(C)]
         m.d.comb += [fold.i_data[j].eq(aligned[j][1]) for j in range(C)]
         # each lane's copy of the valid, one cycle later like the fold's (equal values)
         out = []
         for j in range(C):
             v = Signal(name=f"fold_v{j}")
-            m.d.sync += v.eq(aligned[j][0] & ~(rem_tile & lower_half))
+            m.d.sync += v.eq(aligned[j][0] & ~drops[j])
             out.append((v, fold.o_data[j]))
         out[0] = (fold.o_valid, fold.o_data[0])
         return out
 
-    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal, Signal, Signal]:
+    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal, tuple[list, list]]:
         """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
         the deskewed rows, so the split is a register when the tile's first row arrives.
-        Also returned: whether the entering row's tile is a remainder tile, and whether the
-        row is in its tile's first R/2 rows (the fold's part 0: with ``fold`` the remainder
-        tiles are folded, not split), a flag kept with the row counter (timing: no compare
-        in front of the fold's add)."""
+        Also returned, for the fold (with ``fold`` the remainder tiles are folded, not
+        split): per lane, whether the entering row is a remainder tile's part-1 row (added)
+        or part-0 row (dropped), flags kept with the row counter, one flip-flop per lane
+        each (timing: no compare, nor one flag routed to every lane, in front of the fold's
+        adds: the routed 12x8's worst paths, 8.6 and 9.2 ns)."""
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
-        part0 = Signal(**rl)  # ii < R // 2
+        C, Q = self.cols, R // 2
+        adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(C)]
+        drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(C)]
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
@@ -420,24 +424,27 @@ class WriteBack(wiring.Component):
                      split_last.eq(s_last), split_other.eq(s_other),
                      one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
 
-        def split_for(last_tile):
+        def split_for(last_tile):  # (a tile's first row: part 0, dropped if remainder)
+            flags = [*(a.eq(0) for a in adds), *(x.eq(last_tile & rem_on) for x in drops)]
             return [split.eq(Mux(last_tile, split_last, split_other)),
                     one.eq(Mux(last_tile, one_last, one_other)),
-                    rem_tile.eq(last_tile & rem_on)]
+                    rem_tile.eq(last_tile & rem_on), *(flags if self.fold else [])]
 
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), part0.eq(1), tl2.eq(pt_m3), tp_end.eq(pt_one),
-                         *split_for(pt_one)]
+            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
         with m.Elif(valid):
             with m.If(ii == R - 1):
-                m.d.sync += [ii.eq(0), part0.eq(1)]
+                m.d.sync += ii.eq(0)
                 with m.If(tp_end):
                     m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
                 with m.Else():
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
-                m.d.sync += [ii.eq(ii + 1), part0.eq(ii < R // 2 - 1)]
-        return split, one, rem_tile, part0
+                m.d.sync += ii.eq(ii + 1)
+                if self.fold:  # the next row: part 0 while ii + 1 < Q
+                    m.d.sync += [*(a.eq(rem_tile & (ii >= Q - 1)) for a in adds),
+                                 *(x.eq(rem_tile & (ii < Q - 1)) for x in drops)]
+        return split, one, (adds, drops)
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
