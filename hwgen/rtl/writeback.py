@@ -403,8 +403,9 @@ class WriteBack(wiring.Component):
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
         C, Q = self.cols, R // 2
-        adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(C)]
-        drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(C)]
+        n = C if self.fold else 0  # (the flags exist only with a fold)
+        adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(n)]
+        drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(n)]
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
@@ -428,7 +429,7 @@ class WriteBack(wiring.Component):
             flags = [*(a.eq(0) for a in adds), *(x.eq(last_tile & rem_on) for x in drops)]
             return [split.eq(Mux(last_tile, split_last, split_other)),
                     one.eq(Mux(last_tile, one_last, one_other)),
-                    rem_tile.eq(last_tile & rem_on), *(flags if self.fold else [])]
+                    rem_tile.eq(last_tile & rem_on), *flags]
 
         with m.If(self.start):
             m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
@@ -441,9 +442,9 @@ class WriteBack(wiring.Component):
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
                 m.d.sync += ii.eq(ii + 1)
-                if self.fold:  # the next row: part 0 while ii + 1 < Q
-                    m.d.sync += [*(a.eq(rem_tile & (ii >= Q - 1)) for a in adds),
-                                 *(x.eq(rem_tile & (ii < Q - 1)) for x in drops)]
+                # the next row: part 0 while ii + 1 < Q
+                m.d.sync += [*(a.eq(rem_tile & (ii >= Q - 1)) for a in adds),
+                             *(x.eq(rem_tile & (ii < Q - 1)) for x in drops)]
         return split, one, (adds, drops)
 
 
