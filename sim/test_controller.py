@@ -11,8 +11,9 @@ inference. A monitor checks on every cycle:
   `done` holds until the next `start`; never both;
 * `image.ready` only with a model loaded or while busy, never during the result transfer; a
   value offered before `start` is taken (the preload) and counts for that run;
-* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`, and low for the one
-  cycle after the program header's last beat (the loader checks the header then);
+* `weights.ready` == ~`weights_loaded` & ~`weights_restart` & ~`busy`, and low in the cycle
+  after a header beat or a beat with `last` is taken (the loader's input stage acts on it
+  then) and in the header check's cycles after the header's last beat;
 * `error` stays low (every stream is well formed, every start is legal);
 * `logits`: no valid outside the result transfer; payload and valid hold while
   valid & ~ready; `last` exactly on the final logit;
@@ -45,7 +46,7 @@ from hwgen.emit.images import (
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
-from hwgen.rtl.loader import HEADER_CHECK_CYCLES, beats_per_word
+from hwgen.rtl.loader import ACT_LATENCY, HEADER_CHECK_CYCLES, beats_per_word
 from hwgen.rtl.top import (
     DBG_READ_LATENCY,
     FETCH_CYCLES,
@@ -133,6 +134,7 @@ class Driver:
         self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
         self.w_taken = 0  # weight beats accepted in the current transfer
         self.checking = 0  # stall cycles left after the header's last beat
+        self.w_hold = False  # the loader acts on a header beat or `last`: it takes none
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -152,11 +154,14 @@ class Driver:
         assert s["error"] == 0, f"{at}: error flagged on a well-formed sequence: {s}"
         # a restart cycle takes no beat (it would be lost in the rewind); none while busy
         want_w = (1 - s["w_loaded"]) & (1 - s["w_restart"]) & (1 - s["busy"])
-        want_w &= not self.checking
+        want_w &= not (self.checking or self.w_hold)
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         took = bool(g(d.weights.valid) and s["w_ready"])
+        last = g(self.weight_payload) >> 32 & 1
+        self.w_hold = took and (self.w_taken < self.hdr_beats or bool(last))
         if took and self.w_taken == self.hdr_beats - 1:
-            self.checking = HEADER_CHECK_CYCLES
+            # (the acting cycle, then the check's)
+            self.checking = HEADER_CHECK_CYCLES + 1
         elif self.checking:
             self.checking = 0 if s["w_restart"] else self.checking - 1
         self.w_taken = 0 if s["w_restart"] or s["w_loaded"] else self.w_taken + took
@@ -225,6 +230,8 @@ class Driver:
             if self.g(d.weights.valid) and s["w_ready"]:
                 i += 1
         self.ctx.set(d.weights.valid, 0)
+        for _ in range(ACT_LATENCY):  # the loader acts on the last beat taken
+            await self.cycle()
         return i
 
     async def restart_weights(self) -> None:

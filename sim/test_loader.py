@@ -3,11 +3,12 @@
 
 Random sequences of well-formed, short, long and `last`-less transfers, with random gaps,
 `restart` pulses and design resets (through a ResetInserter, which leaves the reset-less
-`loaded` alone). Each cycle: `ready` and `loaded` equal the model's; the fault outputs equal
-the model's verdict (on an accepted beat, or the header check's); the words written to each
-memory equal the model's. The fixed-length loader (no header) runs one set of regions; the
-header loader runs random ones: region sizes and widths, beat regions, headers of one or two
-beats with counts up to, and past, each memory's depth, wrong magic and counts of 0.
+`loaded` alone), also while a beat is staged. Each cycle: `ready` and `loaded` equal the
+model's; the fault outputs equal the model's verdict (on the staged beat, or the header
+check's); the words written to each memory equal the model's. The fixed-length loader (no
+header) runs one set of regions; the header loader runs random ones: region sizes and widths,
+beat regions, headers of one or two beats with counts up to, and past, each memory's depth,
+wrong magic and counts of 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from amaranth import Module, ResetInserter, Signal, unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from hwgen.rtl.loader import LoaderModel, WeightLoader, beats_per_word
+from hwgen.rtl.loader import HEADER_CHECK_CYCLES, LoaderModel, WeightLoader, beats_per_word
 
 REGIONS = [(8, 3), (40, 2), (72, 2)]  # 1, 2 and 3 beats per word: 13 beats in all
 # the header test's seed (LOADER_SEED=n to try another; every failure message names it)
@@ -71,21 +72,25 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
         got: list[dict[int, int]] = [{} for _ in model.mems]
         i = cycle = 0
         loaded_next = None  # the previous cycle's loaded_next: this cycle's loaded
-        while i < len(beats):
+        # after the last beat, quiet cycles: its staged beat and a header check play out
+        quiet = HEADER_CHECK_CYCLES + 3
+        while quiet:
+            quiet -= i == len(beats)
             at = f"{tag}, cycle {cycle}, beat {i}"
-            act = rng.random()
+            act = rng.random() if i < len(beats) else 0.5
             checking = model.check > 0
             # once loaded, restart (to go on) and reset (loaded must survive it) are frequent;
             # so are both in the header check (it must be dropped)
             restart = act < 0.01 or (model.loaded and act < 0.15) or (checking and act < 0.1)
             reset = not restart and (act > 0.99 or (model.loaded and act > 0.85)
                                      or (checking and act > 0.95))  # fmt: skip
-            offer = not (restart or reset) and rng.random() > 0.2
+            offer = i < len(beats) and not (restart or reset) and rng.random() > 0.2
+            beat = beats[min(i, len(beats) - 1)]
             ctx.set(loader.restart, int(restart))
             ctx.set(rst, int(reset))
             ctx.set(loader.i_stream.valid, int(offer))
-            ctx.set(loader.i_stream.payload.data, beats[i][0])
-            ctx.set(loader.i_stream.payload.last, beats[i][1])
+            ctx.set(loader.i_stream.payload.data, beat[0])
+            ctx.set(loader.i_stream.payload.last, beat[1])
             # writes seen now come from the previous cycle's beat: memories equal the model's
             _writes(ctx, loader, got)
             assert got == model.mems, f"{at}: memories differ from the model"
@@ -98,26 +103,23 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
             ready = ctx.get(loader.i_stream.ready)
             assert ready == int(model.ready and not restart), f"{at}: ready {ready}"
             pulses = tuple(ctx.get(getattr(loader, f"err_{f}")) for f in faults)
-            verdict = None
-            if offer and ready:
-                verdict = model.beat_in(*beats[i])
-                seen["loaded"] += model.loaded  # only the final beat of a good transfer
-                i += 1
-            elif not restart:  # (a restart drops the check's verdict)
-                verdict = model.verdict
+            take = offer and ready
+            staged, was_loaded = model.stage is not None, model.loaded
+            verdict = model.cycle(beat if take else None, restart=restart, reset=reset)
+            i += take
             assert pulses == tuple(verdict == f for f in faults), (
                 f"{at}: faults {dict(zip(faults, pulses, strict=True))}, model says {verdict}"
             )
+            seen["loaded"] += model.loaded and not was_loaded  # a good transfer's final beat
             if verdict:
                 seen[verdict] += 1
             if restart:
-                seen["restart_check" if checking else "restart"] += 1
-                model.restart()
+                seen["restart_check" if checking else
+                     "restart_staged" if staged else "restart"] += 1  # fmt: skip
             if reset:
                 seen["reset_check" if checking else
+                     "reset_staged" if staged else
                      "reset_loaded" if model.loaded else "reset"] += 1  # fmt: skip
-                model.reset()
-            model.tick()
             loaded_next = ctx.get(loader.loaded_next)
             await ctx.tick()
             cycle += 1
@@ -140,7 +142,8 @@ def test_loader_matches_model() -> None:
     beats = [b for _, t in plan for b in t]
     seen = run(WeightLoader(regions=REGIONS), LoaderModel(REGIONS), beats, rng, "no header")
     # the random run exercised every outcome
-    want = ("short", "long", "loaded", "reset", "reset_loaded", "restart")
+    want = ("short", "long", "loaded", "reset", "reset_loaded", "reset_staged", "restart",
+            "restart_staged")  # fmt: skip
     assert all(seen[k] for k in want), f"an outcome never happened: {seen}"
 
 
@@ -227,7 +230,7 @@ def test_header_loader_matches_model() -> None:
     for c in range(6):
         seen += _header_run(rng, HeaderConfig(rng), 30, f"loader {c}")
     want = ("short", "long", "header", "loaded", "reset", "reset_loaded", "reset_check",
-            "restart", "restart_check")  # fmt: skip
+            "reset_staged", "restart", "restart_check", "restart_staged")  # fmt: skip
     assert all(seen[k] for k in want), f"seed {SEED}: an outcome never happened: {seen}"
 
 
@@ -235,5 +238,5 @@ def test_header_loader_one_region() -> None:
     """A header loader of one region: there is no queue of following regions' lengths
     (the loader's elaboration used to index that empty queue)."""
     rng = np.random.default_rng(SEED)
-    seen = _header_run(rng, HeaderConfig(rng, nreg=1), 30, "one region")
+    seen = _header_run(rng, HeaderConfig(rng, nreg=1), 60, "one region")
     assert seen["loaded"], f"seed {SEED}: nothing loaded: {seen}"

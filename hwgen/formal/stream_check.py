@@ -7,19 +7,20 @@ is a free valid/ready stream of 32-bit beats, restricted only by the environment
 the beat layout has one) marks the final beat of the transfer. Backpressure is whatever the
 loader does with ``ready``; ``restart`` is free.
 
-The scoreboard counts the beats taken (``n_in``) and the memory writes (``n_wr``) since the
-last restart, and a *tagged value* — a free beat index and a free 32-bit value, both held
+The scoreboard counts the beats taken (``n_in``), the beats acted on (``n_act``: the loader
+acts on a beat ``ACT_LATENCY`` = 1 cycle after taking it, its input stage; a restart in
+between drops it) and the memory writes (``n_wr``) since the last restart, and a *tagged value* — a free beat index and a free 32-bit value, both held
 constant — stands for every beat at once: whenever the environment offers beat ``tag_idx``
 its data is ``tag_val``. On every cycle it asserts:
 
-* a write happens exactly one cycle after the beat that completes a word was taken (none
+* a write happens exactly one cycle after the beat that completes a word was acted on (none
   lost, none extra) and to exactly one memory;
 * the k-th write goes to the k-th word of the load order (region, address): no reordering,
   no duplicates;
 * the written word holds ``tag_val`` in the slot of the tagged beat, if the word is the
   tagged beat's: every beat lands where it belongs;
 * no beat is taken beyond the transfer, none in a restart cycle, and ``loaded`` is high
-  exactly when the whole transfer has been taken.
+  exactly when the whole transfer has been acted on.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from hwgen.rtl.loader import WeightLoader, beats_per_word
+from hwgen.rtl.loader import ACT_LATENCY, WeightLoader, beats_per_word
 
 # Amaranth 0.5 keeps its formal free values out of the public namespace (amaranth.hdl);
 # the project pins amaranth ~= 0.5.10.
@@ -39,6 +40,7 @@ from amaranth.hdl._ast import AnyConst  # noqa: E402  isort: skip
 
 __all__ = ["LoaderStreamHarness", "load_order"]
 
+assert ACT_LATENCY == 1, "the scoreboard's `staged` is one cycle: update it"
 _MAGIC = 0xA7  # the header magic the harness's loader is built with (any value works)
 
 
@@ -123,7 +125,9 @@ class LoaderStreamHarness(wiring.Component):
         accepted = s.valid & s.ready  # what the loader really took
 
         n_in = Signal(range(total + 2))  # beats taken since the last restart
+        n_act = Signal(range(total + 2))  # beats acted on since the last restart
         n_wr = Signal(range(total + 2))  # writes since the last restart
+        staged = Signal()  # a beat was taken last cycle: the loader acts on it now
         pending = Signal()  # a word was completed last cycle: its write is due now
 
         # --- environment rules
@@ -142,17 +146,19 @@ class LoaderStreamHarness(wiring.Component):
             m.d.comb += Assume(~(s.valid & (n_in == k)) | (beat_data == value))
 
         # --- scoreboard
-        word_end = Signal()
+        word_end = Signal()  # the beat acted on completes a word
         for b, (r, _, k) in enumerate(order):
             if r >= 0 and k == beats_per_word(self.regions[r][0]) - 1:  # a header writes nothing
-                with m.If(n_in == b):
+                with m.If(n_act == b):
                     m.d.comb += word_end.eq(1)
         with m.If(self.restart):
-            m.d.sync += [n_in.eq(0), n_wr.eq(0), pending.eq(0)]
+            m.d.sync += [n_in.eq(0), n_act.eq(0), n_wr.eq(0), staged.eq(0), pending.eq(0)]
         with m.Else():
             with m.If(take):
                 m.d.sync += n_in.eq(n_in + 1)
-            m.d.sync += pending.eq(take & word_end)
+            m.d.sync += [staged.eq(take), pending.eq(staged & word_end)]
+            with m.If(staged):
+                m.d.sync += n_act.eq(n_act + 1)
             with m.If(pending):
                 m.d.sync += n_wr.eq(n_wr + 1)
 
@@ -184,7 +190,7 @@ class LoaderStreamHarness(wiring.Component):
             Assert(~(accepted & (n_in >= total))),
         ]
         loaded_due = Signal()
-        done_next = (n_in == total) | (take & (n_in == total - 1))
+        done_next = (n_act == total) | (staged & (n_act == total - 1))
         m.d.sync += loaded_due.eq(~self.restart & done_next)
         m.d.comb += Assert(dut.loaded == loaded_due)
         return m

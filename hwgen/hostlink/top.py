@@ -30,6 +30,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.loader import ACT_LATENCY
 from hwgen.rtl.regslice import RegSlice
 from hwgen.rtl.resets import add_unit
 from hwgen.rtl.top import (
@@ -58,6 +59,9 @@ from .protocol import (
     Status,
 )
 from .uart import UartRx, UartTx, crc16_update
+
+# the dispatcher's LOAD_SETTLE waits the one cycle the loader takes to act on a beat
+assert ACT_LATENCY == 1, "LOAD_SETTLE waits ACT_LATENCY cycles: update it"
 
 __all__ = ["HostTop", "info_payload"]
 
@@ -194,8 +198,9 @@ class HostTop(wiring.Component):
         # the dispatcher (one-hot, below) waits for a frame: its WAIT flip-flop (timing: `got`
         # is one LUT from two registers)
         dsp = _OneHot(m, "dispatch", [
-            "WAIT", "LOAD_RD", "LOAD_WAIT", "LOAD_ACC", "LOAD_PUSH", "LOAD_CHECK", "LOAD_VERDICT",
-            "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH", "ANSWER", "REPLY"])  # fmt: skip
+            "WAIT", "LOAD_RD", "LOAD_WAIT", "LOAD_ACC", "LOAD_PUSH", "LOAD_CHECK", "LOAD_SETTLE",
+            "LOAD_VERDICT", "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH", "ANSWER",
+            "REPLY"])  # fmt: skip
         in_wait = dsp.flag["WAIT"]
         byte = rx.o.payload  # a register in UartRx, held until the next byte
         got = rx.o.valid & in_wait
@@ -502,8 +507,8 @@ class HostTop(wiring.Component):
         # the reply's length for CYCLES and INFER, registered (they change only with a load)
         cyc_len, out_len = Signal(16, name="cyc_len"), Signal(16, name="out_len")
         m.d.sync += [cyc_len.eq(4 * (3 + acc.prog_layers)), out_len.eq(acc.prog_out_len)]
-        # the loader's verdict on a frame's final beat, registered (read in LOAD_VERDICT, the
-        # cycle after LOAD_CHECK saw the weight slice empty: the flags were final then)
+        # the loader's verdict on a frame's final beat, registered (read in LOAD_VERDICT, two
+        # cycles after LOAD_CHECK saw the weight slices empty: the flags were final then)
         load_bad = Signal(name="load_bad")
         m.d.sync += load_bad.eq(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded))
 
@@ -593,12 +598,15 @@ class HostTop(wiring.Component):
                 with m.Else():
                     dsp.goto("LOAD_RD")
         with dsp.state("LOAD_CHECK"):  # the loader's flags for the frame's final beat
-            # once the slices have handed it over: its flags are set in the cycle the core
-            # slice's output register empties (load_bad registers them: LOAD_VERDICT reads
-            # it). Beats move between the slices with no empty cycle, so both empty means
-            # the loader took the last one.
+            # once the slices have handed it over: the loader acts on it in the cycle the
+            # core slice's output register empties (its input stage), so its fault flags are
+            # set in that cycle and `loaded` at the edge after it (LOAD_SETTLE); load_bad
+            # registers them there, LOAD_VERDICT reads it. Beats move between the slices with
+            # no empty cycle, so both empty means the loader took the last one.
             with m.If(~w_sl.o.valid & ~wc_sl.o.valid):
-                dsp.goto("LOAD_VERDICT")
+                dsp.goto("LOAD_SETTLE")
+        with dsp.state("LOAD_SETTLE"):  # (ACT_LATENCY == 1 cycle: asserted at the top)
+            dsp.goto("LOAD_VERDICT")
         with dsp.state("LOAD_VERDICT"):
             with m.If(load_bad):
                 answer("load")

@@ -14,7 +14,14 @@ checks exercise.
   counts words). The program's descriptors are kept that way: a narrow block RAM instead of a
   memory, an assembly register and a read register as wide as a descriptor (iCE40 has no LUT
   RAM, so those were flip-flops).
-* `restart` rewinds to the header and drops `loaded`.
+* A beat taken is held in an input stage and acted on in the next cycle (timing: the
+  stream's `valid` drives the stage only). Still a beat a cycle, except that no beat is taken
+  in the cycle that acts on a header beat or a beat with `last` (either may stop the loader),
+  so what is taken is exactly what the loader without a stage would take. Every "arrives"
+  below is that acting cycle; the fault pulses come in it.
+* `restart` rewinds to the header and drops `loaded` (and a staged beat). A design reset
+  rewinds too, after acting on a staged beat (whose word is written, and which may set
+  `loaded`: those are reset-less).
 * `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
   is taken until `restart`. It is a reset-less register, as is the header: the memories keep
   their contents through a design reset, so a loaded model stays usable after one.
@@ -38,10 +45,14 @@ from amaranth.lib.wiring import In, Out
 from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.carry import carry_any
 
-__all__ = ["BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader", "beats_per_word"]
+__all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader",
+           "beats_per_word"]  # fmt: skip
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 HEADER_CHECK_CYCLES = 3  # stall cycles after the header's last beat (checking, weighing, judging)
+# cycles from taking a beat to acting on it (the input stage): `loaded` rises, and a fault
+# pulses, ACT_LATENCY cycles after the clock edge that took the beat
+ACT_LATENCY = 1
 
 
 def beats_per_word(width: int) -> int:
@@ -108,7 +119,9 @@ class WeightLoader(wiring.Component):
         beat_oh = Signal(max(bpw), init=1)
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
-        commit = [Signal(name=f"commit{n}") for n in range(nreg)]
+        # (reset-less: a word whose last beat is acted on in a design reset's cycle is still
+        # written, as `loaded`, reset-less too, may rise in that cycle)
+        commit = [Signal(name=f"commit{n}", reset_less=True) for n in range(nreg)]
         # one copy of the write address register per memory (timing: each drives its own
         # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
         commit_addr = [Signal(range(max(d, 2)), name=f"commit_addr{n}", attrs=UNSHARED,
@@ -165,11 +178,32 @@ class WeightLoader(wiring.Component):
                        *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
                        *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
 
+        # The input stage (timing): a beat taken is held in flip-flops and acted on in the
+        # next cycle, so every decision below starts from the stage's flip-flops, never from
+        # the stream's `valid` (which came from a register slice across the die through the
+        # controller's busy gate, one LUT shared by ~100 enables: 7.46 ns routed on the 8x8).
+        # `valid` now reaches only the stage. A staged beat is always acted on in the next
+        # cycle, so the stage is one entry and still a beat a cycle: the cycle that acts on a
+        # beat that may stop the loader takes none (a beat with `last` ends the
+        # transfer or a discard, a header beat may start the header check), so `ready` stays
+        # exact. `bv` (a beat is staged) has copies of its own for the position and the
+        # write enables (UNSHARED: each drives its group's enables, not all of them).
+        bv = Signal()
+        bv_pos = Signal(attrs=UNSHARED)
+        bv_com = Signal(attrs=UNSHARED)
+        b_data = Signal(32, reset_less=True)
+        b_last = Signal(reset_less=True)
+        # == stall | (a staged beat that may stop the loader), one flip-flop for `ready`
+        blocked = Signal()
+        accept = self.i_stream.valid & self.i_stream.ready
+        m.d.sync += [bv.eq(accept), bv_pos.eq(accept), bv_com.eq(accept),
+                     b_data.eq(self.i_stream.payload.data),
+                     b_last.eq(self.i_stream.payload.last)]  # fmt: skip
         m.d.comb += [
             self.loaded.eq(loaded),
-            # no beat is taken in a restart cycle (it would be dropped by the rewind) nor
-            # while the header is checked
-            self.i_stream.ready.eq(~loaded & ~self.restart & ~stall),
+            # no beat is taken in a restart cycle (it would be dropped by the rewind), while
+            # the header is checked, nor in a cycle that acts on a beat that may stop
+            self.i_stream.ready.eq(~loaded & ~self.restart & ~blocked),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
@@ -200,15 +234,16 @@ class WeightLoader(wiring.Component):
         words_r = [Signal(len(w), name=f"words_r{n}", reset_less=True)
                    for n, w in enumerate(words)]  # fmt: skip
 
-        payload = self.i_stream.payload.data
-        # a beat taken, or offered in a restart cycle (then not taken): the restart's rewind
-        # comes last and wins, the write enables and fault pulses are gated with ~restart, so
-        # the registers' enables need no restart term (timing)
-        take = self.i_stream.valid & ~loaded & ~stall
-        is_last = self.i_stream.payload.last
+        payload = b_data
+        # the beat acted on: the staged one (never while loaded or stalled, see `ready`). In
+        # a restart cycle it is dropped: the restart's rewind comes last and wins, the write
+        # enables and fault pulses are gated with ~restart, so the registers' enables need no
+        # restart term (timing)
+        take = bv
+        is_last = b_last
         # live == ~stall & ~discard in every cycle, one flip-flop set from their next values
-        # (timing: a beat taken outside a discard, `beat` below, is then one LUT of the
-        # stream's valid and two flip-flops, not five inputs in front of every decision).
+        # (timing: a beat acted on outside a discard, `beat` below, is then one LUT of
+        # flip-flops, not five inputs in front of every decision).
         # (`loaded`, reset-less, stays out of it: live's design reset is then its init.)
         # Its next value: a restart clears both; while live, the final expected beat
         # without `last` starts a discard and the header's last beat the header check;
@@ -217,7 +252,7 @@ class WeightLoader(wiring.Component):
         # header check never meet: a header's end is taken outside a discard and only the
         # check's verdict starts one.)
         live = Signal(init=1)
-        offered = self.i_stream.valid & ~loaded  # (== take while live or in a discard)
+        offered = bv  # (== take)
         beat = offered & live  # == take & ~discard
         m.d.sync += live.eq(
             self.restart
@@ -231,26 +266,26 @@ class WeightLoader(wiring.Component):
         m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
                      at_hdr_end.eq(st[0] & wend)]  # fmt: skip
         # a word's write enable: its last beat taken in region n outside a discard, not in a
-        # restart cycle. One AND of flip-flops and the stream's valid, written as such (no
+        # restart cycle. One AND of flip-flops (bv_com: its own copy), written as such (no
         # `If` chain, so yosys finds no synchronous reset in it: timing, the restart/design
         # reset LUT drove its LSR pin)
         for n, c in enumerate(commit):
-            m.d.sync += c.eq(beat & st[n + 1] & wend & ~self.restart)
+            m.d.sync += c.eq(bv_com & live & st[n + 1] & wend & ~self.restart)
         # (as the branches below set it: the final beat with `last` sets it, a restart clears)
-        # Two LUT levels over kept wires, one of the loader's flip-flops and one of the
-        # stream's side (timing: ABC chained it behind `beat`'s LUTs, the controller's
-        # busy gate on `valid` -> three LUTs -> `loaded`, 7.67 ns routed on the 8x8).
+        # Two LUT levels over kept wires (timing: ABC chained it behind `beat`'s LUTs, the
+        # controller's busy gate on `valid` -> three LUTs -> `loaded`, 7.67 ns routed on the
+        # 8x8, before the input stage).
         fin_here = Signal(attrs={"keep": 1})  # the next beat taken would be the final one
-        fin_in = Signal(attrs={"keep": 1})  # a beat with `last` offered, no restart
+        fin_in = Signal(attrs={"keep": 1})  # a staged beat with `last`, no restart
         m.d.comb += [fin_here.eq(live & in_last & wend & lzero),
-                     fin_in.eq(self.i_stream.valid & is_last & ~self.restart),
+                     fin_in.eq(bv & is_last & ~self.restart),
                      self.loaded_next.eq((~self.restart & loaded)
                                          | (fin_in & fin_here & ~loaded))]  # fmt: skip
         # (written as its next value, not through the branches below: an AND-OR of flip-flops
         # with no restart LUT on its LSR pin; timing)
         m.d.sync += loaded.eq(self.loaded_next)
         m.d.sync += go.eq(0)
-        # acc's slot k takes the stream's payload in every cycle its beat_oh bit is set, valid
+        # acc's slot k takes the staged payload in every cycle its beat_oh bit is set, staged
         # or not (timing: each slot's 32 enables are one flip-flop, where a LUT of the stream's
         # valid, the controller's busy gate and `stall` failed at 150 MHz in most routed 8x8
         # seeds). A slot then holds what it took in the last cycle its bit was set, which is
@@ -338,13 +373,13 @@ class WeightLoader(wiring.Component):
         # it takes the word's address (addr steps at that edge, commit_addr keeps the old)
         m.d.sync += [ca.eq(addr) for ca in commit_addr]
         if has_hdr:
-            # With a header the region position steps at every word end offered, in any state,
+            # With a header the region position steps at every word end staged, in any state,
             # in a discard, in the header check and while loaded too (timing: its enables are
-            # valid & ~busy & wend [& lzero] | go, no state decode, discard, fault, loaded or
+            # bv_pos & wend [& lzero] | go, no state decode, discard, fault, loaded or
             # stall term, in front of ~50 enables). Outside a region that is harmless: `go`
             # sets it before a region's first word, and in a region (no stall, no discard, not
-            # loaded: the final beat rewinds) a word end offered is a word end taken.
-            with m.If(self.i_stream.valid & wend):
+            # loaded: the final beat rewinds) a word end staged is a word end acted on.
+            with m.If(bv_pos & wend):
                 with m.If(lzero):
                     step_position(True)
                 with m.Else():
@@ -359,8 +394,9 @@ class WeightLoader(wiring.Component):
         # fault's rewind never meets the header's end (only a restart does) and a beat is
         # never taken while stalled, so these are the branches' values.
         hdr_end = beat & at_hdr_end
-        m.d.sync += [checking.eq(~self.restart & hdr_end),
-                     stall.eq(~self.restart & ((stall & ~judging) | hdr_end))]
+        stall_next = ~self.restart & ((stall & ~judging) | hdr_end)
+        m.d.sync += [checking.eq(~self.restart & hdr_end), stall.eq(stall_next),
+                     blocked.eq(stall_next | (accept & (self.i_stream.payload.last | st[0])))]
         with m.If(checking):
             m.d.sync += [weighing.eq(1), ok_f.eq(Cat(*oks))]
             if has_hdr:  # (checking is never set without a header)
@@ -414,11 +450,10 @@ def _times(v, k: int):
 
 
 class LoaderModel:
-    """Golden model of the WeightLoader, one accepted beat at a time: which beats are taken,
-    what each memory holds, `loaded`, the loaded header, and which beat raised a length
-    fault. With a header, its check also takes `HEADER_CHECK_CYCLES` cycles: call `tick`
-    at every clock edge (after that cycle's beat, restart or reset) and read `verdict` for
-    the fault the check pulses in the current cycle. Arguments as WeightLoader's."""
+    """Golden model of the WeightLoader, one clock cycle at a time (`cycle`): which beats are
+    taken (`ready`), what each memory holds, `loaded`, the loaded header, and the fault pulsed
+    in each cycle. A beat taken is acted on in the next cycle (the input stage); with a
+    header, its check takes `HEADER_CHECK_CYCLES` more. Arguments as WeightLoader's."""
 
     def __init__(
         self,
@@ -454,6 +489,8 @@ class LoaderModel:
         # clock edges until the header check's verdict applies: ready is low while > 0, the
         # verdict pulses while == 1 (the judging cycle)
         self.check = 0
+        self.stage: tuple[int, int] | None = None  # the beat taken in the last cycle
+        self.hold = False  # it may stop the loader: no beat taken while it is acted on
 
     def _rewind(self) -> None:
         self.region = -1 if self.header_layout is not None else 0  # -1: the header
@@ -462,11 +499,32 @@ class LoaderModel:
 
     @property
     def ready(self) -> bool:
-        return not self.loaded and self.check == 0
+        return not self.loaded and self.check == 0 and not self.hold
 
-    def beat_in(self, data: int, last: bool) -> str | None:
-        """One accepted beat; returns "short" / "long" when it raises that fault."""
-        assert self.ready
+    def cycle(self, beat: tuple[int, int] | None = None, *, restart: bool = False,
+              reset: bool = False) -> str | None:
+        """One clock cycle: `beat` (data, last) taken in it (`ready` must be high), a
+        `restart` or a design `reset` in it. Returns the fault pulsed in the cycle: the
+        staged beat's ("short" / "long") or the header check's (`verdict`); a restart drops
+        both, a reset comes after them."""
+        assert beat is None or (self.ready and not restart)
+        # (a header beat or `last` may stop the loader: from the state before this cycle)
+        hold = beat is not None and (bool(beat[1]) or self.region < 0)
+        staged, self.stage = self.stage, None
+        fault = None
+        if restart:
+            self.restart()
+        else:
+            fault = self._act(*staged) if staged is not None else self.verdict
+            if reset:
+                self.reset()
+        self._tick()
+        if not (restart or reset):
+            self.stage, self.hold = beat, hold
+        return fault
+
+    def _act(self, data: int, last: bool) -> str | None:
+        """The staged beat, acted on; returns "short" / "long" when it raises that fault."""
         if self.discard:
             self.discard = not last
             return None
@@ -525,7 +583,7 @@ class LoaderModel:
             return "header"
         return "short" if self.hdr_last else None
 
-    def tick(self) -> None:
+    def _tick(self) -> None:
         """A clock edge: the header check advances; at its end the verdict applies."""
         if self.check == 0:
             return

@@ -308,6 +308,9 @@ int main(int argc, char** argv) {
         s, beats.size(), [&](size_t i, bool last) { set_weight_beat(t, beats[i], last); },
         [&](int v) { t->weights___05Fvalid = v; }, [&] { return t->weights___05Fready != 0; },
         a.max_cycles);
+    // the loader acts on the final beat in the next cycle (its input stage, ACT_LATENCY in
+    // hwgen/rtl/loader.py); weights_loaded rises at the edge after that
+    s.tick();
     s.tick();
     if (!loaded || !t->weights_loaded) {
         std::fprintf(stderr, "accel_harness: weights_loaded is low after %ld beats\n", n_beats);

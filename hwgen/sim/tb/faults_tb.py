@@ -18,6 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
+from hwgen.rtl.loader import ACT_LATENCY
 from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env
 
@@ -118,6 +119,8 @@ class Bench:
         beats = with_last(self.beats[model], WEIGHT_BITS)
         n = await self.send("weights", beats)
         assert n == len(beats), f"model {model}: {n}/{len(beats)} weight beats taken"
+        for _ in range(ACT_LATENCY):  # (the loader acts on the final beat then)
+            await RisingEdge(self.dut.clk)
         await ReadOnly()
         assert int(self.dut.weights_loaded.value) == 1, f"model {model}: weights_loaded low"
         await RisingEdge(self.dut.clk)

@@ -14,6 +14,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS
+from hwgen.rtl.loader import ACT_LATENCY
 from hwgen.sim.tb.accel_tb import StreamSource, read_perf, run_image
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
@@ -36,7 +37,8 @@ async def models_back_to_back(dut) -> None:
         await RisingEdge(dut.clk)
         dut.weights_restart.value = 0
         await wsrc.send(data["beats"].tolist())
-        await RisingEdge(dut.clk)
+        for _ in range(1 + ACT_LATENCY):  # (the loader acts on the final beat ACT_LATENCY later)
+            await RisingEdge(dut.clk)
         assert int(dut.weights_loaded.value) == 1, f"{case['name']}: not loaded"
         assert int(dut.prog_layers.value) == case["layers"], "header: layer count"
         for n, values in enumerate(data["images"]):
