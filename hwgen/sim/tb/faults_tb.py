@@ -88,7 +88,8 @@ class Bench:
 
     async def send(self, prefix: str, payloads: list[int], max_stall: int = 2000) -> int:
         """Offer payloads in order, one per cycle when ready; returns how many were taken
-        (stops early when one waits `max_stall` cycles)."""
+        (stops early when one waits `max_stall` cycles). Weights return once the loader has
+        acted on the last beat taken (ACT_LATENCY cycles later: its input stage)."""
         d = self.dut
         valid = getattr(d, f"{prefix}__valid")
         payload = getattr(d, f"{prefix}__payload")
@@ -111,6 +112,9 @@ class Bench:
                 return taken
             taken += 1
         valid.value = 0
+        if prefix == "weights":
+            for _ in range(ACT_LATENCY):
+                await RisingEdge(d.clk)
         return taken
 
     async def load(self, model: str, *, restart: bool = True) -> None:
@@ -119,8 +123,6 @@ class Bench:
         beats = with_last(self.beats[model], WEIGHT_BITS)
         n = await self.send("weights", beats)
         assert n == len(beats), f"model {model}: {n}/{len(beats)} weight beats taken"
-        for _ in range(ACT_LATENCY):  # (the loader acts on the final beat then)
-            await RisingEdge(self.dut.clk)
         await ReadOnly()
         assert int(self.dut.weights_loaded.value) == 1, f"model {model}: weights_loaded low"
         await RisingEdge(self.dut.clk)
