@@ -39,6 +39,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	@mkdir -p reports
+	$(VENV)/bin/ruff check hwgen sim tests models scripts
 	$(PYTEST) -n $(JOBS) -m "not slow" --junitxml=reports/junit.xml
 
 test-slow: $(STAMP)
@@ -82,7 +83,7 @@ sweep: $(STAMP)
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hwgen sim tests models
+	$(VENV)/bin/ruff check hwgen sim tests models scripts
 
 clean:
 	rm -rf sim_build rtl_out reports build

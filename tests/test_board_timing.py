@@ -50,6 +50,14 @@ def test_an_input_pin_into_its_synchroniser_is_no_endpoint() -> None:
         (e.cell, e.port) for e in endpoints(REPORT)}
 
 
+def test_an_output_pad_is_no_endpoint() -> None:
+    pad = {"driver": "host.uart.tx_TRELLIS_FF_Q", "net": "tx", "endpoints": [
+        {"cell": "pin_uart_0__tx.buf", "port": "I", "delay": [9.0, 9.0]}]}
+    report = {**REPORT, "detailed_net_timings": [*REPORT["detailed_net_timings"], pad]}
+    assert {(e.cell, e.port) for e in endpoints(report)} == {
+        (e.cell, e.port) for e in endpoints(REPORT)}
+
+
 def test_unit_is_the_hierarchy_never_the_leaf() -> None:
     assert unit_of("host.accel.wb.pool.hacc[0]_TRELLIS_FF_Q", 3) == "host.accel.wb"
     assert unit_of("host.accel.busy_TRELLIS_FF_Q", 3) == "host.accel"

@@ -9,9 +9,10 @@ loader does with ``ready``; ``restart`` is free.
 
 The scoreboard counts the beats taken (``n_in``), the beats acted on (``n_act``: the loader
 acts on a beat ``ACT_LATENCY`` = 1 cycle after taking it, its input stage; a restart in
-between drops it) and the memory writes (``n_wr``) since the last restart, and a *tagged value* — a free beat index and a free 32-bit value, both held
-constant — stands for every beat at once: whenever the environment offers beat ``tag_idx``
-its data is ``tag_val``. On every cycle it asserts:
+between drops it) and the memory writes (``n_wr``) since the last restart, and a *tagged
+value* — a free beat index and a free 32-bit value, both held constant — stands for every
+beat at once: whenever the environment offers beat ``tag_idx`` its data is ``tag_val``.
+On every cycle it asserts:
 
 * a write happens exactly one cycle after the beat that completes a word was acted on (none
   lost, none extra) and to exactly one memory;

@@ -495,14 +495,18 @@ class Accelerator(wiring.Component):
             w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
             w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
             w_en = Signal(C, name=f"act{b}_wen")
-            w_any = Signal(name=f"act{b}_wany")
+            # w_any: port A's address select, one flip-flop per copy (UNSHARED; timing: a single
+            # one fanned out to every copy's address mux across the die was the 12x8 build's
+            # worst path, 61 endpoints on act1_2/act1_3 at 130.67 MHz)
+            w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
+                     for k in range(len(bufs[b]))]
             w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
             # w_any: any lane written, from the two writers' enables (the image's lanes are
             # one-hot, never zero) rather than an OR over the lanes (timing)
             any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
-            m.d.sync += [w_en.eq(w_en_c), w_any.eq(any_c), w_addr.eq(w_addr_c),
-                         w_data.eq(w_data_c)]  # fmt: skip
+            m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
+                         w_addr.eq(w_addr_c), w_data.eq(w_data_c)]  # fmt: skip
             # the write-back first: an image value is taken only in a cycle without its
             # write to buffer 0 (`image_window` below), so the two never meet here
             with m.If(wb_we[b]):
@@ -519,7 +523,7 @@ class Accelerator(wiring.Component):
                 a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
                 row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
                 m.d.comb += [
-                    a_addr.eq(Mux(w_any, w_addr, row_a)),
+                    a_addr.eq(Mux(w_any[k], w_addr, row_a)),
                     ra.addr.eq(a_addr),
                     wp.addr.eq(a_addr),
                     wp.data.eq(w_data),

@@ -402,6 +402,9 @@ class WriteBack(wiring.Component):
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
+        # ii == R - 1, kept as a flip-flop beside the counter (timing: the compare sat in front
+        # of every flag and split register the tile's end loads)
+        ii_end = Signal(**rl)
         C, Q = self.cols, R // 2
         n = C if self.fold else 0  # (the flags exist only with a fold)
         adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(n)]
@@ -432,16 +435,17 @@ class WriteBack(wiring.Component):
                     rem_tile.eq(last_tile & rem_on), *flags]
 
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
+            m.d.sync += [ii.eq(0), ii_end.eq(R == 1), tl2.eq(pt_m3), tp_end.eq(pt_one),
+                         *split_for(pt_one)]  # fmt: skip
         with m.Elif(valid):
-            with m.If(ii == R - 1):
-                m.d.sync += ii.eq(0)
+            with m.If(ii_end):
+                m.d.sync += [ii.eq(0), ii_end.eq(R == 1)]
                 with m.If(tp_end):
                     m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
                 with m.Else():
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
-                m.d.sync += ii.eq(ii + 1)
+                m.d.sync += [ii.eq(ii + 1), ii_end.eq(ii == R - 2)]
                 # the next row: part 0 while ii + 1 < Q
                 m.d.sync += [*(a.eq(rem_tile & (ii >= Q - 1)) for a in adds),
                              *(x.eq(rem_tile & (ii < Q - 1)) for x in drops)]
