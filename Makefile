@@ -37,9 +37,8 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: lint
 	@mkdir -p reports
-	$(VENV)/bin/ruff check hwgen sim tests models scripts
 	$(PYTEST) -n $(JOBS) -m "not slow" --junitxml=reports/junit.xml
 
 test-slow: $(STAMP)

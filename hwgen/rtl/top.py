@@ -495,15 +495,14 @@ class Accelerator(wiring.Component):
             w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
             w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
             w_en = Signal(C, name=f"act{b}_wen")
-            # w_any: port A's address select, one flip-flop per copy (UNSHARED; timing: a single
-            # one fanned out to every copy's address mux across the die was the 12x8 build's
-            # worst path, 61 endpoints on act1_2/act1_3 at 130.67 MHz)
+            # w_any: port A's address select, any lane written, from the two writers' enables
+            # (the image's lanes are one-hot, never zero) rather than an OR over the lanes; one
+            # flip-flop per copy (UNSHARED). Timing: one shared fanned out to every copy's
+            # address mux across the die (the 12x8's worst path, 61 endpoints, 130.67 MHz).
             w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
                      for k in range(len(bufs[b]))]
             w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
-            # w_any: any lane written, from the two writers' enables (the image's lanes are
-            # one-hot, never zero) rather than an OR over the lanes (timing)
             any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
             m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
                          w_addr.eq(w_addr_c), w_data.eq(w_data_c)]  # fmt: skip

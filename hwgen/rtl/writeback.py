@@ -439,12 +439,12 @@ class WriteBack(wiring.Component):
             return [split.eq(Mux(last_tile, split_last, split_other)),
                     one.eq(Mux(last_tile, one_last, one_other)), *flags]
 
+        row0 = [ii.eq(0), ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in p1s)]  # a tile's first
         with m.If(self.start):
-            m.d.sync += [ii.eq(0), ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in p1s),
-                         tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]  # fmt: skip
+            m.d.sync += [*row0, tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
         with m.Elif(valid):
             with m.If(ii_end):
-                m.d.sync += [ii.eq(0), ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in p1s)]
+                m.d.sync += row0
                 with m.If(tp_end):
                     m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
                 with m.Else():
