@@ -84,6 +84,7 @@ class WriteBack(wiring.Component):
         # a small device may ask for a shorter product (hwgen.rtl.traits)
         mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
         fold = bool(trait(platform, "requant_fold", False))
+        lut_ram = bool(trait(platform, "lut_ram", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
         # --- deskew: column j waits C-1-j cycles
@@ -241,7 +242,8 @@ class WriteBack(wiring.Component):
         # --- C requant lanes
         lanes = []
         for j in range(C):
-            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold)
+            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold,
+                         lut_ram=lut_ram)
             m.submodules[f"requant{j}"] = rq
             prm = prm_r[j]
             m.d.comb += [
@@ -458,14 +460,15 @@ class WriteBack(wiring.Component):
         set from the lane's copies of the row counter's end, of the tile's remainder flag and
         of "the next row is part 1". The next tile's remainder flag comes from a register
         per lane written every cycle (tp_end and tl2 change only at a tile's first row, and a
-        tile has R >= 2 rows, so it is current at the next tile step). Timing: no compare,
+        tile has R >= 2 rows, so it is current at the next tile step); the layer's first
+        tile's is loaded a cycle after start. Timing: no compare,
         nor one flag or enable routed to every lane, in front of the fold's adds (the routed
         12x8's worst paths of sessions 22-24, 8.4-9.2 ns; the 8x16's column-0 valid as every
         lane's enable, 8.71 ns)."""
         R, C, Q = self.rows, self.cols, self.rows // 2
         rl = {"reset_less": True}
-        rem_on = Signal(reset_less=True)
-        m.d.sync += rem_on.eq(d.rem)
+        rem_on, rem_first = Signal(reset_less=True), Signal(reset_less=True)
+        m.d.sync += [rem_on.eq(d.rem), rem_first.eq(d.rem & (d.ptiles == 1))]
         adds, drops = [], []
         for j in range(C):
             def lane(name, j=j):
@@ -473,12 +476,16 @@ class WriteBack(wiring.Component):
 
             add, drop, rem, p1 = lane("add"), lane("drop"), lane("rem"), lane("p1")
             end = lane("end")  # ii == R - 1
-            rem_next, rem_first = lane("rem_next"), lane("rem_first")
-            # (rem_first from the descriptor, like pt_one: valid at start)
-            m.d.sync += [rem_next.eq(rem_on & next_last), rem_first.eq(d.rem & (d.ptiles == 1))]
+            # `start` a cycle later, and the first tile's and the next tile's remainder flags,
+            # the lane's own registers (no row arrives in the two cycles after start; timing:
+            # the descriptor's flip-flops, by the controller, into each lane's first-tile
+            # flag were 7.75 ns routed on the 12x8)
+            st1, rem_next, rem_first1 = lane("st1"), lane("rem_next"), lane("rem_first")
+            m.d.sync += [st1.eq(self.start), rem_next.eq(rem_on & next_last),
+                         rem_first1.eq(rem_first)]  # fmt: skip
             first = [end.eq(R == 1), p1.eq(Q <= 1), add.eq(0)]  # a tile's first row
-            with m.If(self.start):
-                m.d.sync += [*first, rem.eq(rem_first), drop.eq(rem_first)]
+            with m.If(st1):
+                m.d.sync += [*first, rem.eq(rem_first1), drop.eq(rem_first1)]
             with m.Elif(valids[j]):
                 with m.If(end):
                     m.d.sync += [*first, rem.eq(rem_next), drop.eq(rem_next)]
