@@ -97,16 +97,13 @@ def test_requant_params() -> None:
 
 
 @pytest.mark.parametrize(
-    "acc_width,mult_latency,gap_prob,fold,lut_ram",
-    [(32, 4, 0.0, False, False), (32, 1, 0.3, False, False), (40, 3, 0.0, False, False),
-     (20, 4, 0.5, False, False),
-     (32, 1, 0.3, True, False),  # the iCEBreaker's lane (hwgen.rtl.traits.SmallDevice)
-     # the ULX3S's (LargeDevice: the side data in LUT RAM), at its depth and a shorter one
-     (25, 6, 0.0, False, True), (32, 6, 0.4, False, True), (32, 2, 0.3, False, True)],
+    "acc_width,mult_latency,gap_prob,fold",
+    [(32, 4, 0.0, False), (32, 1, 0.3, False), (40, 3, 0.0, False), (20, 4, 0.5, False),
+     (32, 1, 0.3, True)],  # the iCEBreaker's lane (hwgen.rtl.traits.SmallDevice)
 )
 def test_requant_amaranth_sim(acc_width: int, mult_latency: int, gap_prob: float,
-                              fold: bool, lut_ram: bool) -> None:
-    dut = Requant(acc_width=acc_width, mult_latency=mult_latency, fold=fold, lut_ram=lut_ram)
+                              fold: bool) -> None:
+    dut = Requant(acc_width=acc_width, mult_latency=mult_latency, fold=fold)
     assert dut.latency == mult_latency + (2 if fold else 7)
     rng = random.Random(SEED * 1000 + acc_width + mult_latency)
     vecs, cycles = make_run(rng, acc_width, 1500, gap_prob)
@@ -136,10 +133,10 @@ def test_requant_amaranth_sim(acc_width: int, mult_latency: int, gap_prob: float
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("acc_width,mult_latency,lut_ram", [(32, 4, False), (32, 6, True)])
-def test_requant_rtl(acc_width: int, mult_latency: int, lut_ram: bool) -> None:
-    dut = Requant(acc_width=acc_width, mult_latency=mult_latency, lut_ram=lut_ram)
-    name = f"requant_a{acc_width}_l{mult_latency}" + ("_ram" if lut_ram else "")
+@pytest.mark.parametrize("acc_width,mult_latency", [(32, 4)])
+def test_requant_rtl(acc_width: int, mult_latency: int) -> None:
+    dut = Requant(acc_width=acc_width, mult_latency=mult_latency)
+    name = f"requant_a{acc_width}_l{mult_latency}"
     params = {"acc_width": acc_width, "latency": dut.latency, "n_random": 6000}
     run_unit(
         dut, toplevel="requant", test_module="hwgen.sim.tb.requant_tb", name=name, params=params,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.quant import fixedpoint
@@ -147,27 +147,6 @@ def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> S
     return sig
 
 
-def _delay_ram(m: Module, sig: Signal, cycles: int) -> Signal:
-    """``sig`` ``cycles`` (>= 2) cycles later from a small LUT RAM instead of a chain of
-    registers: a circular buffer written with ``sig`` in every cycle and read ``cycles - 1``
-    slots behind the write into one output register (the slot of a value is written again
-    only ``depth`` >= ``cycles`` cycles later). The two pointers step together from their
-    initial values, so they need no reset. (For a device with LUT RAM: 21 side bits x 6
-    stages were 126 of a lane's flip-flops.)"""
-    depth = 1 << (cycles - 1).bit_length()  # a power of two >= cycles: the pointers wrap
-    mem = memory.Memory(shape=sig.shape(), depth=depth, init=[],
-                        attrs={"ram_style": "distributed"})
-    m.submodules[f"{sig.name}_ram"] = mem
-    wp, rp = mem.write_port(), mem.read_port(domain="comb")
-    bits = (depth - 1).bit_length()
-    wptr = Signal(bits, init=cycles - 1, reset_less=True, name=f"{sig.name}_wptr")
-    rptr = Signal(bits, init=0, reset_less=True, name=f"{sig.name}_rptr")
-    out = Signal.like(sig, name=f"{sig.name}_d{cycles}", reset_less=True)
-    m.d.sync += [wptr.eq(wptr + 1), rptr.eq(rptr + 1), out.eq(rp.data)]
-    m.d.comb += [wp.en.eq(1), wp.addr.eq(wptr), wp.data.eq(sig), rp.addr.eq(rptr)]
-    return out
-
-
 class Requant(wiring.Component):
     """Streaming requant lane (``i_stream`` -> ``o_stream``), see the module docstring.
 
@@ -178,7 +157,7 @@ class Requant(wiring.Component):
     """
 
     def __init__(self, *, acc_width: int = 32, mult_latency: int = REQUANT_MULT_LATENCY,
-                 fold: bool = False, lut_ram: bool = False) -> None:
+                 fold: bool = False) -> None:
         if not isinstance(acc_width, int) or not 1 <= acc_width <= 62:
             raise ValueError(f"Accumulator width must be an integer in 1..62, not {acc_width!r}")
         if not isinstance(mult_latency, int) or mult_latency < 1:
@@ -188,9 +167,6 @@ class Requant(wiring.Component):
         # fold: stages B, C1, C2, D and E1 without their registers (one long path into E2),
         # for a slow clock on a device short of flip-flops (hwgen.rtl.traits)
         self.fold = fold
-        # lut_ram: the side data beside the product in a LUT-RAM delay, not a register chain
-        # (a device with LUT RAM, hwgen.rtl.traits; the same values and latency)
-        self.lut_ram = lut_ram
         super().__init__(
             {
                 "i_stream": In(stream.Signature(requant_in_layout(acc_width), always_ready=True)),
@@ -243,7 +219,7 @@ class Requant(wiring.Component):
         ovf = Signal()
         m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
         m_ovf = _delay(m, ovf, L - 1)
-        m_side = _delay_ram(m, a_side, L) if self.lut_ram and L >= 2 else _delay(m, a_side, L)
+        m_side = _delay(m, a_side, L)
         # valid keeps its reset so that no ghost beat leaves the pipe after a reset.
         m_valid = _delay(m, a_valid, L, reset_less=False)
 

@@ -19,9 +19,6 @@ define any of these attributes; without them every unit keeps its default:
 * ``bram_budget``: the device's block RAMs (DP16KD). A plan whose memories need more
   (`hwgen.schedule.capacity.MemoryPlan.block_ram`) puts the requant parameters in LUT RAM
   (default None: no device, block RAM).
-* ``lut_ram``: the device has LUT RAM (distributed RAM): long delay lines of side data are
-  small circular buffers in it instead of register chains (hwgen.rtl.requant; default
-  False).
 * ``local_resets``: each unit takes the design reset through a register of its own, a
   cycle later (hwgen.rtl.resets; default False).
 
@@ -58,8 +55,6 @@ class SmallDeviceSim(SmallDevice):
 
 class LargeDevice:
     """Traits for a large FPGA (ECP5-85F): the design reset reaches each unit through a
-    register of its own (a net across the die would otherwise sit on the critical path), and
-    LUT RAM holds the requant lanes' side data."""
+    register of its own (a net across the die would otherwise sit on the critical path)."""
 
     local_resets = True
-    lut_ram = True

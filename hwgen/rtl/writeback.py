@@ -84,7 +84,6 @@ class WriteBack(wiring.Component):
         # a small device may ask for a shorter product (hwgen.rtl.traits)
         mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
         fold = bool(trait(platform, "requant_fold", False))
-        lut_ram = bool(trait(platform, "lut_ram", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
         # --- deskew: column j waits C-1-j cycles
@@ -242,8 +241,7 @@ class WriteBack(wiring.Component):
         # --- C requant lanes
         lanes = []
         for j in range(C):
-            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold,
-                         lut_ram=lut_ram)
+            rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold)
             m.submodules[f"requant{j}"] = rq
             prm = prm_r[j]
             m.d.comb += [
