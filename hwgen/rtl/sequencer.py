@@ -213,6 +213,7 @@ class Sequencer(wiring.Component):
         tl_first, tl_p = Signal.like(tl, **rl), Signal.like(tl, **rl)
         m.d.sync += [tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
                      tl_p.eq(Mux(rem_on & (tp == pt_m2), rint_m3, int_m3))]
+
         # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
         # offset add is selected by flip-flops, not by two 12-bit compares)
         c_end, kx_end = Signal(reset_less=True), Signal(reset_less=True)
@@ -273,15 +274,6 @@ class Sequencer(wiring.Component):
         m.d.sync += tgo.eq(iss_next & ~(tgo & last_t))
         m.d.sync += [t_end.eq(tgo & last_t), p_step.eq(tgo & last_t & ~tp_end),
                      g_step.eq(tgo & last_t & tp_end), stop.eq(tgo & last_t & tp_end & g_end)]
-        # tl is written in every cycle, with no enable (timing: start | tgo | p_step | g_step,
-        # one LUT routed to its 21 CE pins, was 7.03 ns on the routed 12x8 of session 24):
-        # counting while tgo, else the next tile's value. A cycle that is neither a counting
-        # one nor a tile step (idle, or the stop step) loads a value nothing reads: last_t is
-        # read only with tgo, which follows a start or a tile step, and those load it.
-        # (A start cycle has tgo and p_step low: tgo's next value is cleared by start_next,
-        # and p_step follows only a counting cycle, none of which precede start in a layer.)
-        m.d.sync += tl.eq(Mux(tgo, tl - 1, Mux(p_step, tl_p, tl_first)))
-
         # the token's valid: an AND with iss (no synchronous-reset LUT with the design reset
         # in front of its LSR pin, 7.7 ns routed on feed0's tok_in); first/last are read only
         # with valid (the feeders mask them), so they are held data like the rest (tok_d)
@@ -296,7 +288,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
             m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
             m.d.sync += reset_pixel()
-            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1,
+            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
                                         k_m1, rk_m1, (dir_on, dir_c), d.mode)
         with m.Else():
             with m.If(tail_on):
@@ -315,10 +307,10 @@ class Sequencer(wiring.Component):
             with m.If(t_end):
                 m.d.sync += elem.eq(~stop)
             with m.If(tgo):
-                m.d.sync += t.eq(t + 1)
+                m.d.sync += [t.eq(t + 1), tl.eq(tl - 1)]
             with m.If(p_step):
                 m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
-                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1,
+                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl, tl_p,
                                             k_m1, rk_m1, (dir_on, dir_c), d.mode)
                 # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
                 with m.If(ox_wraps):
@@ -340,7 +332,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
                 if self.stream:
                     m.d.sync += p1.g2base.eq(p1.g2base + d.k_len)
-                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1,
+                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
                                             k_m1, rk_m1, (dir_on, dir_c), d.mode,
                                             on=~g_end)  # (the stop step: g_end)
                 m.d.sync += reset_pixel()
@@ -390,12 +382,14 @@ class Sequencer(wiring.Component):
                 m.d.sync += p1.z1.eq(0)
         return m
 
-    def _tile_ends(self, rem_next, rem_t, cur_k_m1, k_m1, rk_m1, dir_on, mode, on=1):
+    def _tile_ends(self, rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode,
+                   on=1):
         """At a tile step (t = 0 next): the next tile's remainder flag, loop ends and
         direct-word flags (``dir_on``, ``on``: not the stop step; the layer's mode is stable
         while it runs)."""
         direct_rem = 0 if self.stream else rem_next  # a two-stream remainder tile: conv mode
         return [rem_t.eq(rem_next), cur_k_m1.eq(Mux(rem_next, rk_m1, k_m1)),
+                tl.eq(tl_load),
                 *(f.eq((mode | direct_rem) & on) for f in dir_on)]
 
     def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,

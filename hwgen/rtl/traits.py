@@ -12,8 +12,7 @@ define any of these attributes; without them every unit keeps its default:
   rounding shift, round-up add, clamp compares) without their registers, one long path
   (default False).
 * ``param_read_latency``: 1 takes the requant parameters straight from the block RAM's
-  registered output; the default 3 adds two registers after it, the RAM's output register
-  and one in the fabric (hwgen.rtl.writeback).
+  registered output; the default 2 adds a register after it (hwgen.rtl.writeback).
 * ``perf_counter_width``: bits of each cycle counter (default 32). A narrower counter
   saturates at its maximum instead of wrapping, so a reading is never silently small.
 * ``bram_budget``: the device's block RAMs (DP16KD). A plan whose memories need more

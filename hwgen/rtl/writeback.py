@@ -27,8 +27,7 @@ from .traits import trait
 __all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layout"]
 
 A = 24
-# address -> block RAM (registered read) -> its output register -> a fabric register -> requant
-PARAM_READ_LATENCY = 3
+PARAM_READ_LATENCY = 2  # address -> block RAM (registered read) -> register -> requant
 PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
 
 
@@ -100,7 +99,7 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        split, split_one, fold_flags = self._split(m, d, [v for v, _ in aligned])
+        split, split_one, fold_flags = self._split(m, d, aligned[0][0])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
             aligned = self._fold(m, aligned, *fold_flags)
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
@@ -215,8 +214,8 @@ class WriteBack(wiring.Component):
         with m.If(~conv_w):
             m.d.comb += m_word.eq(wptr + r)
 
-        # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then registers
-        # after it): delay data and metadata to meet it
+        # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
+        # straight after it): delay data and metadata to meet it
         p_valid, p_wvalid, p_word = row_valid, m_wvalid, m_word
         p_acc = [aligned[j][1] for j in range(C)]
         for s in range(prl):
@@ -227,16 +226,8 @@ class WriteBack(wiring.Component):
             m.d.sync += [nv.eq(p_valid), nwv.eq(p_wvalid), nw.eq(p_word)]
             m.d.sync += [na[j].eq(p_acc[j]) for j in range(C)]
             p_valid, p_wvalid, p_word, p_acc = nv, nwv, nw, na
-        # The word: the block RAM's registered read, then prl - 1 registers. The first becomes
-        # the RAM's output register (hwgen.boards.outreg); the second sits between the RAM and
-        # the requant lanes, which are by their multipliers across the die (timing: the RAM's
-        # output straight into stage A, 4.9 ns of routing, was the worst path of the routed
-        # 8x8 and 12x8 of session 24).
-        prm_r = self.param_data
-        for s in range(prl - 1):
-            nxt = Signal.like(self.param_data, name=f"prm_r{s}", reset_less=True)
-            m.d.sync += nxt.eq(prm_r)
-            prm_r = nxt
+        prm_r = Signal.like(self.param_data, reset_less=True)
+        m.d["sync" if prl > 1 else "comb"] += prm_r.eq(self.param_data)
 
         # --- C requant lanes
         lanes = []
@@ -398,21 +389,26 @@ class WriteBack(wiring.Component):
         out[0] = (fold.o_valid, fold.o_data[0])
         return out
 
-    def _split(self, m: Module, d, valids: list) -> tuple[Signal, Signal, tuple[list, list]]:
+    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal, tuple[list, list]]:
         """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
-        the deskewed rows (``valids``: each column's deskewed valid, equal values), so the
-        split is a register when the tile's first row arrives. Also returned, for the fold
-        (with ``fold`` the remainder tiles are folded, not split): per lane, whether the
-        entering row is a remainder tile's part-1 row (added) or part-0 row (dropped), see
-        ``_fold_flags``."""
-        R, valid = self.rows, valids[0]
+        the deskewed rows, so the split is a register when the tile's first row arrives.
+        Also returned, for the fold (with ``fold`` the remainder tiles are folded, not
+        split): per lane, whether the entering row is a remainder tile's part-1 row (added)
+        or part-0 row (dropped), flags kept with the row counter, one flip-flop per lane
+        each (timing: no compare, nor one flag routed to every lane, in front of the fold's
+        adds: the routed 12x8's worst paths, 8.6 and 9.2 ns)."""
+        R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
         ii = Signal(range(R), **rl)  # row of the tile entering
         # ii == R - 1, kept as a flip-flop beside the counter (timing: the compare sat in front
         # of every flag and split register the tile's end loads)
         ii_end = Signal(**rl)
+        C, Q = self.cols, R // 2
+        n = C if self.fold else 0  # (the flags exist only with a fold)
+        adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(n)]
+        drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(n)]
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
@@ -425,15 +421,25 @@ class WriteBack(wiring.Component):
         one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
         rem_split = 0 if self.fold else d.rem  # (folded, not split: RowFold)
         s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
+        # per lane: the entering row's tile is a remainder tile, and ii >= Q - 1 (the next
+        # row is a part-1 row, set with the counter). Each lane's own copies (timing: one
+        # `rem_tile` flag, and the compare, routed to every lane's add/drop flip-flops was
+        # the 12x8's 8.39 ns, session 23)
+        rems = [Signal(name=f"fold_rem{j}", attrs=UNSHARED, **rl) for j in range(n)]
+        p1s = [Signal(name=f"fold_p1{j}", attrs=UNSHARED, **rl) for j in range(n)]
+        rem_on = Signal(reset_less=True)
+        m.d.sync += rem_on.eq(d.rem)
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
                      split_last.eq(s_last), split_other.eq(s_other),
                      one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
 
-        def split_for(last_tile):  # (a tile's first row)
+        def split_for(last_tile):  # (a tile's first row: part 0, dropped if remainder)
+            flags = [*(a.eq(0) for a in adds), *(x.eq(last_tile & rem_on) for x in drops),
+                     *(r.eq(last_tile & rem_on) for r in rems)]
             return [split.eq(Mux(last_tile, split_last, split_other)),
-                    one.eq(Mux(last_tile, one_last, one_other))]
+                    one.eq(Mux(last_tile, one_last, one_other)), *flags]
 
-        row0 = [ii.eq(0), ii_end.eq(R == 1)]  # a tile's first
+        row0 = [ii.eq(0), ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in p1s)]  # a tile's first
         with m.If(self.start):
             m.d.sync += [*row0, tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
         with m.Elif(valid):
@@ -445,56 +451,12 @@ class WriteBack(wiring.Component):
                     m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
             with m.Else():
                 # (constant compares written as constants: Verilator's lint rejects them)
-                m.d.sync += [ii.eq(ii + 1), ii_end.eq(ii == R - 2 if R > 1 else 0)]
-        if not self.fold:
-            return split, one, ([], [])
-        # the next tile's "is the group's last": what tp_end loads at the next tile step
-        next_last = Mux(tp_end, pt_one, tl2[-1])
-        return split, one, self._fold_flags(m, d, valids, ii, next_last)
-
-    def _fold_flags(self, m: Module, d, valids: list, ii, next_last) -> tuple[list, list]:
-        """Per lane j, flip-flops of its own, enabled by its own column's deskewed valid:
-        ``add`` (the entering row is a remainder tile's part-1 row) and ``drop`` (part 0),
-        set from the lane's copies of the row counter's end, of the tile's remainder flag and
-        of "the next row is part 1". The next tile's remainder flag comes from a register
-        per lane written every cycle (tp_end and tl2 change only at a tile's first row, and a
-        tile has R >= 2 rows, so it is current at the next tile step); the layer's first
-        tile's is loaded a cycle after start. Timing: no compare,
-        nor one flag or enable routed to every lane, in front of the fold's adds (the routed
-        12x8's worst paths of sessions 22-24, 8.4-9.2 ns; the 8x16's column-0 valid as every
-        lane's enable, 8.71 ns)."""
-        R, C, Q = self.rows, self.cols, self.rows // 2
-        rl = {"reset_less": True}
-        rem_on, rem_first = Signal(reset_less=True), Signal(reset_less=True)
-        m.d.sync += [rem_on.eq(d.rem), rem_first.eq(d.rem & (d.ptiles == 1))]
-        adds, drops = [], []
-        for j in range(C):
-            def lane(name, j=j):
-                return Signal(name=f"fold_{name}{j}", attrs=UNSHARED, **rl)
-
-            add, drop, rem, p1 = lane("add"), lane("drop"), lane("rem"), lane("p1")
-            end = lane("end")  # ii == R - 1
-            # `start` a cycle later, and the first tile's and the next tile's remainder flags,
-            # the lane's own registers (no row arrives in the two cycles after start; timing:
-            # the descriptor's flip-flops, by the controller, into each lane's first-tile
-            # flag were 7.75 ns routed on the 12x8)
-            st1, rem_next, rem_first1 = lane("st1"), lane("rem_next"), lane("rem_first")
-            m.d.sync += [st1.eq(self.start), rem_next.eq(rem_on & next_last),
-                         rem_first1.eq(rem_first)]  # fmt: skip
-            first = [end.eq(R == 1), p1.eq(Q <= 1), add.eq(0)]  # a tile's first row
-            with m.If(st1):
-                m.d.sync += [*first, rem.eq(rem_first1), drop.eq(rem_first1)]
-            with m.Elif(valids[j]):
-                with m.If(end):
-                    m.d.sync += [*first, rem.eq(rem_next), drop.eq(rem_next)]
-                with m.Else():
-                    # the next row: part 0 while ii + 1 < Q (constant compares as constants)
-                    m.d.sync += [end.eq(ii == R - 2 if R > 1 else 0),
-                                 p1.eq(ii >= Q - 2 if Q > 2 else 1),
-                                 add.eq(rem & p1), drop.eq(rem & ~p1)]  # fmt: skip
-            adds.append(add)
-            drops.append(drop)
-        return adds, drops
+                m.d.sync += [ii.eq(ii + 1), ii_end.eq(ii == R - 2 if R > 1 else 0),
+                             *(p.eq(ii >= Q - 2 if Q > 2 else 1) for p in p1s)]  # fmt: skip
+                # the next row: part 0 while ii + 1 < Q
+                for a, x, r, p in zip(adds, drops, rems, p1s, strict=True):
+                    m.d.sync += [a.eq(r & p), x.eq(r & ~p)]
+        return split, one, (adds, drops)
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
