@@ -42,6 +42,12 @@ def _check_report(rep: dict, seeds: int) -> None:
     # the multiplier seam placed every product on MULT18X18D (PEs + 4 per requant lane)
     assert res["MULT18X18D"]["used"] == rep["multipliers"]["dsps_instantiated"] > 0
     assert rep["multipliers"]["lut_multipliers"] == 0
+    # the cells by unit (hwgen.boards.cells) add up to what nextpnr placed
+    total = rep["cells_by_unit"][-1]
+    assert total["unit"] == "total" and total["FF"] == res["FF"]["used"]
+    assert total["DSP"] == res["MULT18X18D"]["used"] and total["BRAM"] == res["DP16KD"]["used"]
+    assert 0.8 * res["LUT4"]["used"] < total["LUT4"] <= res["LUT4"]["used"]  # + pass-throughs
+    assert any(r["unit"].endswith("pe_*_*") for r in rep["cells_by_unit"])
     f = rep["fmax_post_route_mhz"]
     assert len(f["per_seed"]) == seeds and f["min"] <= f["median"] <= f["max"]
     assert f["min"] > 10.0

@@ -135,8 +135,8 @@ def _delay(m: Module, sig, n: int, name: str):
 
 
 def _part1_delays(m: Module, seq, convw, q: int):
-    """Part 1's read R/2 cycles after part 0's (the chain's skew at row R/2), and its flags
-    beside the data."""
+    """Part 1's read R/2 cycles after part 0's (the chain's skew at row R/2; ``q`` includes
+    part 0's address wait), and its flags beside the data."""
     m.d.comb += convw.r2_addr.eq(_delay(m, seq.w2_addr, q, "w2a"))
     on = _delay(m, seq.w2_on, q + WEIGHT_READ_LATENCY, "w2on")
     zero = _delay(m, seq.w2_zero, q + WEIGHT_READ_LATENCY, "w2z")
@@ -182,11 +182,11 @@ class Accelerator(wiring.Component):
         R/2 cycles after part 0's word, gated to 0 past part 1's real elements, then the same
         column skew as the first stream."""
         C = self.C
-        on, zero = _part1_delays(m, seq, convw, self.R // 2)
+        on, zero = _part1_delays(m, seq, convw, self.R // 2 + wlat)
         for j in range(C):
             lane = Mux(zero, 0, convw.r2_data[8 * j : 8 * j + 8])
-            m.d.comb += [array.col_w2[j].eq(_delay(m, lane, wlat + j, f"cw2_{j}")),
-                         array.w2_sel[j].eq(_delay(m, on, wlat + j, f"w2s{j}"))]
+            m.d.comb += [array.col_w2[j].eq(_delay(m, lane, j, f"cw2_{j}")),
+                         array.w2_sel[j].eq(_delay(m, on, j, f"w2s{j}"))]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -340,21 +340,21 @@ class Accelerator(wiring.Component):
             ]
             feeders.append(f)
 
-        # Weights: read in the sequencer's cycle c, data in c+W (W = READ_LATENCY of the
-        # banked memories); row 0's operand reaches the array at c+FEEDER_LATENCY and its
-        # weight is due weight_lead cycles earlier, so conv lane j waits
-        # FEEDER_LATENCY-W-lead+j more cycles (the column skew) and the pre-skewed direct word
-        # FEEDER_LATENCY-W-lead.
-        m.d.comb += [
-            convw.r_addr.eq(seq.convw_addr),
-            directw.r_addr.eq(seq.directw_addr),
-        ]
+        # Weights: the sequencer names a word in its cycle c; row 0's operand reaches the
+        # array at c+FEEDER_LATENCY and its weight is due weight_lead cycles earlier. The
+        # memories return a word READ_LATENCY (W) cycles after its address, so the address
+        # waits the rest, wlat = FEEDER_LATENCY-W-lead cycles (an address, not the word: the
+        # direct word is 8*R*C bits, 1,536 at 12x16), and conv lane j j more (the column
+        # skew; the direct word is pre-skewed).
         wlat = FEEDER_LATENCY - WEIGHT_READ_LATENCY - array.weight_lead
+        m.d.comb += [
+            convw.r_addr.eq(_delay(m, seq.convw_addr, wlat, "cwa")),
+            directw.r_addr.eq(_delay(m, seq.directw_addr, wlat, "dwa")),
+        ]
         for j in range(C):
             lane = convw.r_data[8 * j : 8 * j + 8]
-            m.d.comb += array.col_w[j].eq(_delay(m, lane, wlat + j, f"cw{j}"))
-        dword = _delay(m, directw.r_data, wlat, "dw")
-        m.d.comb += array.w_direct.as_value().eq(dword)
+            m.d.comb += array.col_w[j].eq(_delay(m, lane, j, f"cw{j}"))
+        m.d.comb += array.w_direct.as_value().eq(directw.r_data)
         if stream:
             self._part1_stream(m, seq, convw, array, wlat)
 
