@@ -11,12 +11,16 @@ from amaranth.sim import Simulator
 from hwgen.rtl.bankmem import READ_LATENCY, WRITE_LATENCY, BankedMemory, banked_golden
 
 
+@pytest.mark.parametrize("from_regs", [False, True])
 @pytest.mark.parametrize("second", [False, True])
 @pytest.mark.parametrize(("width", "depth", "bank_depth"), [(8, 5, 512), (16, 40, 8), (12, 33, 16)])
-def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool) -> None:
-    """Both read ports (``second_read``: the second shares the write's block-RAM port)."""
+def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool,
+                            from_regs: bool) -> None:
+    """Both read ports (``second_read``: the second shares the write's block-RAM port), the
+    write registered or not (``write_from_registers``)."""
     rng = random.Random(depth)
-    dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second)
+    dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second,
+                       write_from_registers=from_regs)
     reads2 = [rng.randrange(depth) for _ in range(4 * depth)]
     got2: list[int] = []
     writes = [(a, rng.getrandbits(width)) for a in rng.sample(range(depth), depth)]
@@ -31,7 +35,7 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
             ctx.set(dut.w_data, v)
             await ctx.tick()
         ctx.set(dut.w_en, 0)
-        for _ in range(WRITE_LATENCY - 1):  # the last write lands
+        for _ in range(dut.write_latency - 1):  # the last write lands
             await ctx.tick()
         for t in range(len(reads) + READ_LATENCY):
             if t < len(reads):
@@ -54,11 +58,14 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
     assert dut.n_banks == -(-depth // dut.bank_depth)
 
 
+@pytest.mark.parametrize(("from_regs", "latency"), [(False, WRITE_LATENCY), (True, 1)])
 @pytest.mark.parametrize("bank_depth", [512, 8])
-def test_write_latency(bank_depth: int) -> None:
-    """A write in cycle c is read back by a read made in cycle c + WRITE_LATENCY; a read made
-    in cycle c (before it lands) still returns the old word."""
-    dut = BankedMemory(width=8, depth=16, bank_depth=bank_depth)
+def test_write_latency(bank_depth: int, from_regs: bool, latency: int) -> None:
+    """A write in cycle c is read back by a read made in cycle c + write_latency (2, or 1
+    without the write register); a read made in cycle c (before it lands) still returns the
+    old word."""
+    dut = BankedMemory(width=8, depth=16, bank_depth=bank_depth, write_from_registers=from_regs)
+    assert dut.write_latency == latency
     got: list[int] = []
 
     async def bench(ctx) -> None:
@@ -68,9 +75,9 @@ def test_write_latency(bank_depth: int) -> None:
         ctx.set(dut.r_addr, 9)  # cycle c: read before the write
         await ctx.tick()
         ctx.set(dut.w_en, 0)
-        for _ in range(WRITE_LATENCY - 1):
+        for _ in range(latency - 1):
             await ctx.tick()
-        for _ in range(READ_LATENCY):  # cycle c + WRITE_LATENCY: the same address again
+        for _ in range(READ_LATENCY):  # cycle c + latency: the same address again
             got.append(ctx.get(dut.r_data))
             await ctx.tick()
         got.append(ctx.get(dut.r_data))
@@ -79,8 +86,8 @@ def test_write_latency(bank_depth: int) -> None:
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    # r_data in cycle c + 3 is the read of cycle c (old word 0); in c + 2 + 3 the new word
-    assert got[READ_LATENCY - WRITE_LATENCY] == 0
+    # r_data in cycle c + 3 is the read of cycle c (old word 0); in c + latency + 3 the new
+    assert got[READ_LATENCY - latency] == 0
     assert got[-1] == 0x5A
 
 

@@ -14,6 +14,10 @@ of that register, so every block's write enable, address and data come straight 
 flip-flops: timing) and lands at the end of cycle c + 1: it is seen by reads from cycle
 c + WRITE_LATENCY (2) on. A read of the word being written in the same cycle is undefined on
 the board (``no_rw_check``: no bypass logic after the block RAM) and must not be made.
+``write_from_registers=True`` drops that write register, for a caller whose ``w_en``,
+``w_addr`` and ``w_data`` are flip-flops already (the loader's commit, address and assembly
+register, hwgen.rtl.loader): the write lands at the end of cycle c (``write_latency`` 1) and
+the word is not stored twice (1,536 flip-flops for the 12x16's direct weights).
 
 ``second_read=True`` adds a second read port (``r2_addr`` / ``r2_data``, the same latency)
 on each bank's other block-RAM port: the write shares it (its address is the write's in a
@@ -47,7 +51,7 @@ class BankedMemory(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth``; see the module docstring."""
 
     def __init__(self, *, width: int, depth: int, bank_depth: int = BANK_DEPTH,
-                 second_read: bool = False) -> None:
+                 second_read: bool = False, write_from_registers: bool = False) -> None:
         if width < 1 or depth < 1:
             raise ValueError(f"BankedMemory needs width and depth >= 1, not {width}x{depth}")
         if bank_depth < 1 or bank_depth & (bank_depth - 1):
@@ -56,6 +60,7 @@ class BankedMemory(wiring.Component):
         self.bank_depth = min(bank_depth, 1 << max(0, (depth - 1).bit_length()))
         self.n_banks = -(-depth // self.bank_depth)
         self.second_read = second_read
+        self.write_from_registers = write_from_registers
         aw = max(1, (depth - 1).bit_length())
         ports = {
             "w_en": In(1),
@@ -68,6 +73,11 @@ class BankedMemory(wiring.Component):
             ports |= {"r2_addr": In(unsigned(aw)), "r2_data": Out(unsigned(width))}
         super().__init__(ports)
 
+    @property
+    def write_latency(self) -> int:
+        """A write in cycle c is seen by reads from cycle c + write_latency on."""
+        return 1 if self.write_from_registers else WRITE_LATENCY
+
     def elaborate(self, platform) -> Module:
         m = Module()
         lo = max(1, (self.bank_depth - 1).bit_length()) if self.n_banks > 1 else len(self.r_addr)
@@ -79,10 +89,14 @@ class BankedMemory(wiring.Component):
             sel2_d = Signal.like(sel, reset_less=True)
             m.d.sync += [sel2.eq(self.r2_addr[lo:]), sel2_d.eq(sel2)]
             out2 = 0
-        # the registered write (reset-less: a write accepted before a reset still lands)
-        w_addr = Signal.like(self.w_addr, reset_less=True)
-        w_data = Signal.like(self.w_data, reset_less=True)
-        m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
+        # the registered write (reset-less: a write accepted before a reset still lands),
+        # unless the caller's write signals are flip-flops already
+        if self.write_from_registers:
+            w_addr, w_data = self.w_addr, self.w_data
+        else:
+            w_addr = Signal.like(self.w_addr, reset_less=True)
+            w_data = Signal.like(self.w_data, reset_less=True)
+            m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
         out = 0
         for b in range(self.n_banks):
             words = min(self.bank_depth, self.depth - b * self.bank_depth)
@@ -94,9 +108,9 @@ class BankedMemory(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             wp, rp = mem.write_port(), mem.read_port()
             q = Signal(self.width, name=f"q{b}", reset_less=True)  # -> the block's output reg
-            w_en = Signal(name=f"w_en{b}", reset_less=True)
             in_bank = (self.w_addr[lo:] == b) if self.n_banks > 1 else 1
-            m.d.sync += w_en.eq(self.w_en & in_bank)
+            w_en = Signal(name=f"w_en{b}", reset_less=True)
+            m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
             m.d.comb += [
                 wp.en.eq(w_en),
                 wp.data.eq(w_data),

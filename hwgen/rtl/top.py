@@ -200,8 +200,12 @@ class Accelerator(wiring.Component):
         # two-stream remainder tiles (ArrayConfig.remainder_stream): part 1's weights are a
         # second read of the conv-weight memory, on the port its write uses
         stream = cfg.remainder_tiles and cfg.remainder_stream and R % 2 == 0
-        convw = BankedMemory(width=8 * C, depth=plan.convw_depth, second_read=stream)
-        directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth)
+        # (written from the loader's commit, address and assembly flip-flops: no second copy
+        # of the word in front of the block RAMs)
+        convw = BankedMemory(width=8 * C, depth=plan.convw_depth, second_read=stream,
+                             write_from_registers=True)
+        directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth,
+                               write_from_registers=True)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
         self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
