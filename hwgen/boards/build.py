@@ -686,9 +686,9 @@ def _cells_lines(rows: list[dict]) -> list[str]:
         return []
     return ["## Where the cells are (synthesized netlist by unit, most flip-flops first)", "",
             *cells_table_lines(rows, top=15), "",
-            "(LUT4: one per LUT4 cell, two per carry cell; nextpnr adds pass-through LUTs when "
-            "it packs (12,204 against 10,874 at 4x4): its total above is the reference. The "
-            "flip-flops, DSPs and block RAMs add up to its figures.)", ""]
+            "(LUT4: one per LUT cell, two per ECP5 carry cell; nextpnr adds pass-through LUTs "
+            "when it packs, so its total above is the reference. The flip-flops, DSPs and "
+            "block RAMs add up to its figures.)", ""]
 
 
 def _timing_lines(rep: dict) -> list[str]:

@@ -113,7 +113,7 @@ def table_lines(rows: list[dict], top: int = 25) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hwgen.boards.cells",
-        description="Flip-flops, LUT4 (as nextpnr counts them), LUT RAM, DSPs and block RAM "
+        description="Flip-flops, LUT4 (LUT cells, two per carry cell), LUT RAM, DSPs and block RAM "
                     "per unit of a synthesized yosys JSON netlist (a board build's "
                     "build/boards/<name>/top.json); repeated units (pe_*_*) on one row.")
     ap.add_argument("netlist", type=Path, help="yosys JSON netlist (top.json)")
