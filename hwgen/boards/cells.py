@@ -24,7 +24,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-__all__ = ["COLUMNS", "by_unit", "main", "table_lines", "unit_of_cell"]
+__all__ = ["COLUMNS", "by_unit", "main", "scopes_of", "table_lines", "unit_of_cell"]
 
 # cell type -> (column, weight)
 KINDS: dict[str, tuple[str, int]] = {
@@ -64,16 +64,25 @@ def unit_of_cell(name: str, scopes: frozenset[str], depth: int) -> tuple[str, st
     return _DIGITS.sub("*", inst), inst
 
 
-def by_unit(netlist: dict, depth: int = 4) -> list[dict]:
-    """Per unit group: instances and cells of each column (``COLUMNS``), most flip-flops
-    first; the last row is the total. Units are the instances yosys's ``flatten`` recorded
-    (``$scopeinfo`` cells)."""
+def _top_cells(netlist: dict) -> dict:
     top = next((m for m, v in netlist["modules"].items()
                 if v.get("attributes", {}).get("top")), None)
     if top is None:
         raise ValueError("the netlist has no top module")
-    cells = netlist["modules"][top]["cells"]
-    scopes = frozenset(k for k, c in cells.items() if c["type"] == "$scopeinfo")
+    return netlist["modules"][top]["cells"]
+
+
+def scopes_of(netlist: dict) -> frozenset[str]:
+    """The instance paths yosys's ``flatten`` recorded (``$scopeinfo`` cells): the units."""
+    return frozenset(k for k, c in _top_cells(netlist).items() if c["type"] == "$scopeinfo")
+
+
+def by_unit(netlist: dict, depth: int = 4) -> list[dict]:
+    """Per unit group: instances and cells of each column (``COLUMNS``), most flip-flops
+    first; the last row is the total. Units are the instances yosys's ``flatten`` recorded
+    (``$scopeinfo`` cells)."""
+    cells = _top_cells(netlist)
+    scopes = scopes_of(netlist)
     counts: dict[str, Counter] = defaultdict(Counter)
     insts: dict[str, set[str]] = defaultdict(set)
     for name, cell in cells.items():

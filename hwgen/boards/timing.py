@@ -13,6 +13,8 @@ import collections
 import re
 from dataclasses import dataclass
 
+from .cells import unit_of_cell
+
 LEAF_INDEX = re.compile(r"_TRELLIS_FF_Q.*|_SB_DFF.*|\d+")  # one row per register, not per bit
 PAD_PREFIX = "pin_"  # an I/O pad's cell: no input/output delay is constrained on the board
 
@@ -48,20 +50,20 @@ def endpoints(report: dict) -> list[Endpoint]:
     return list(worst.values())
 
 
-def unit_of(cell: str, depth: int) -> str:
-    """The hierarchy a cell sits in, at most ``depth`` levels (never the cell's own leaf)."""
-    parts = cell.split(".")
-    return ".".join(parts[: max(1, min(depth, len(parts) - 1))])
+def unit_of(cell: str, depth: int, scopes: frozenset[str] = frozenset()) -> str:
+    """The unit a cell sits in, at most ``depth`` levels: named as the cells-by-unit table
+    names it (hwgen.boards.cells; ``scopes`` are the netlist's instance paths)."""
+    return unit_of_cell(cell, scopes, depth)[1]
 
 
-def by_unit(eps: list[Endpoint], period_ns: float, depth: int = 3, per_unit: int = 3
-            ) -> list[dict]:
+def by_unit(eps: list[Endpoint], period_ns: float, depth: int = 3, per_unit: int = 3,
+            scopes: frozenset[str] = frozenset()) -> list[dict]:
     """Units with endpoints later than ``period_ns``, most endpoints first: how many, the
     worst arrival, and the worst few distinct registers (bits of one register count once)."""
     groups: dict[str, list[Endpoint]] = collections.defaultdict(list)
     for e in eps:
         if e.arrival_ns > period_ns:
-            groups[unit_of(e.cell, depth)].append(e)
+            groups[unit_of(e.cell, depth, scopes)].append(e)
     rows = []
     for unit, es in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         es.sort(key=lambda e: -e.arrival_ns)
@@ -84,9 +86,11 @@ def _distinct(es: list[Endpoint], unit: str, n: int) -> list[dict]:
     return out
 
 
-def summary(report: dict, period_ns: float, depth: int = 3, units: int = 12) -> dict:
-    """Endpoint counts against the period and the worst ``units`` units, for a build report;
-    empty when the report has no detailed timing."""
+def summary(report: dict, period_ns: float, depth: int = 3, units: int = 12,
+            scopes: frozenset[str] = frozenset()) -> dict:
+    """Endpoint counts against the period and the worst ``units`` units (``scopes``: the
+    netlist's instance paths, hwgen.boards.cells.scopes_of), for a build report; empty when
+    the report has no detailed timing."""
     eps = endpoints(report)
     if not eps:
         return {}
@@ -95,5 +99,5 @@ def summary(report: dict, period_ns: float, depth: int = 3, units: int = 12) -> 
         "endpoints": len(eps),
         "endpoints_over": sum(e.arrival_ns > period_ns for e in eps),
         "worst_ns": round(max(e.arrival_ns for e in eps), 3),
-        "units": by_unit(eps, period_ns, depth)[:units],
+        "units": by_unit(eps, period_ns, depth, scopes=scopes)[:units],
     }
