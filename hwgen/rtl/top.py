@@ -505,11 +505,15 @@ class Accelerator(wiring.Component):
             # address mux across the die (the 12x8's worst path, 61 endpoints, 130.67 MHz).
             w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
                      for k in range(len(bufs[b]))]
-            w_addr = Signal(AW, name=f"act{b}_waddr", reset_less=True)
+            # the write address likewise, one copy per buffer copy (UNSHARED; timing: one
+            # shared reached a far copy's address pins across the die, 8.75 ns of routing,
+            # the 12x16's critical path at 102.43 MHz)
+            w_addr = [Signal(AW, name=f"act{b}_{k}_waddr", reset_less=True, attrs=UNSHARED)
+                      for k in range(len(bufs[b]))]
             w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
             any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
             m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
-                         w_addr.eq(w_addr_c), w_data.eq(w_data_c)]  # fmt: skip
+                         *(wa.eq(w_addr_c) for wa in w_addr), w_data.eq(w_data_c)]
             # the write-back first: an image value is taken only in a cycle without its
             # write to buffer 0 (`image_window` below), so the two never meet here
             with m.If(wb_we[b]):
@@ -526,7 +530,7 @@ class Accelerator(wiring.Component):
                 a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
                 row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
                 m.d.comb += [
-                    a_addr.eq(Mux(w_any[k], w_addr, row_a)),
+                    a_addr.eq(Mux(w_any[k], w_addr[k], row_a)),
                     ra.addr.eq(a_addr),
                     wp.addr.eq(a_addr),
                     wp.data.eq(w_data),
