@@ -47,7 +47,8 @@ host link needs to frame a transfer).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
@@ -69,6 +70,9 @@ from .systolic import SystolicArray
 from .traits import trait
 from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageSlot, ImageWriter, LogitSender
 from .writeback import PARAM_LANE_LAYOUT, WriteBack
+
+if TYPE_CHECKING:
+    from amaranth.hdl import ValueLike
 
 __all__ = [
     "Accelerator",
@@ -143,6 +147,220 @@ def _part1_delays(m: Module, seq, convw, q: int):
     return on, zero
 
 
+# an activation buffer copy's ports: (port A read, port B read or None, write port)
+_Copy = tuple[memory.ReadPort, memory.ReadPort | None, memory.WritePort]
+
+
+def _rport(bufs: list[list[_Copy]], b: int, i: int) -> memory.ReadPort:
+    """The read port row i uses in buffer b."""
+    ra, rb, _ = bufs[b][i // 2]
+    return ra if i % 2 == 0 else rb
+
+
+def _count(cnt: Signal):  # -> an Assign statement (not public in amaranth.hdl)
+    """A cycle counter's step: +1, saturating (not wrapping) when narrower than 32 bits."""
+    return cnt.eq(cnt + 1) if len(cnt) >= 32 else cnt.eq(cnt + ~cnt.all())
+
+
+@dataclass(frozen=True)
+class _Ctl:
+    """The controller's registers besides its states (built by `_controller_regs`)."""
+
+    layer: Signal
+    layer_oh: Signal
+    prog_addr: Signal
+    prog_p1: Signal
+    fetch_i: Signal
+    fetch_more: Signal
+    fetch_sel: Signal
+    rom_q: Signal
+    seq_start: Signal
+    wb_start: Signal
+    settle: Signal
+    fetch_end: Signal
+    layer_done: Signal
+    units_done: Signal
+    snd_start: Signal
+
+
+@dataclass(frozen=True)
+class _Fsm:
+    """The controller's one-hot states and the flags its transitions keep (`_fsm_regs`)."""
+
+    st: dict[str, Signal]
+    busy_r: Signal
+    stop_r: Signal
+    win_r: Signal
+    rel_r: Signal
+    en_r: Signal
+    en_next: Signal
+
+    def goto(self, cur: str, nxt: str) -> list:
+        """The transition from state ``cur`` to state ``nxt``."""
+        return [self.st[cur].eq(0), self.st[nxt].eq(1)]
+
+    def idle_next(self) -> list:
+        """A transition into DONE: not busy, the slot's release as idle (the enable
+        stays high in DONE's first cycle: busy_r was)."""
+        return self.slot_ctl(1, 1)  # (busy_r: see its equation, `Accelerator._busy`)
+
+    def slot_ctl(self, win: ValueLike, rel: ValueLike) -> list:
+        """The image slot's release flag (rel_r) in the next state."""
+        # (win: see win_r's equation, Accelerator._layer_end)
+        return [self.rel_r.eq(rel)]
+
+
+def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
+                     snd: LogitSender) -> _Ctl:
+    """The controller's registers: layer and program positions, FETCH's and RUN's flags."""
+    layer = Signal(range(max(n_layers, 2)))
+    # layer_oh[n] == (layer == n), kept with `layer`: each layer counter's enable is a
+    # flip-flop, not a decode of `layer` (timing)
+    layer_oh = Signal(n_layers, init=1)
+    prog_addr = Signal(range(n_layers * DESC_BEATS + 1))  # next program beat to read
+    # prog_addr + 1, a register kept with prog_addr: the program memory's read address
+    # is prog_addr + in_fetch, a 2:1 select of two registers by FETCH's flip-flop (see
+    # rom_q, _program_fetch). Timing: an up/down counter set with the transitions into and out of
+    # FETCH had layer_done -> 5 LUT levels in front of it, 7.8 ns routed on e38c5b2.
+    prog_p1 = Signal.like(prog_addr, init=1)
+    fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
+    # fetch_i < DESC_BEATS, a flag kept with fetch_i (timing: the compare's carry and
+    # LUTs sat in front of the program address's steps, 6.94 ns routed on b24ce83 seed 1)
+    fetch_more = Signal(init=1)
+    fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (_program_fetch)
+    rom_q = Signal(32, reset_less=True)
+    # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
+    seq_start = Signal(attrs=UNSHARED)
+    wb_start = Signal(attrs=UNSHARED)
+    # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
+    # layer; a flag, not a compare)
+    settle = Signal(3)
+    fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1), a flag
+    # the layer is over (sequencer idle, write-back done) and RUN is past its settle
+    # cycles, registered (== settle[2] & the registered ~seq.busy & wb.done): the
+    # controller's RUN exit and the result transfer's start come from this one flip-flop
+    # (timing), and it also waits out the write-back's extra write register (see the
+    # buffers in `elaborate`). Set in `_layer_end`, from settle[2]'s next value.
+    layer_done = Signal()
+    # ~seq.busy & wb.done, registered (timing: their flip-flops sit with their units, and
+    # ANDed with the controller's FETCH/RUN flags they were 4 LUT levels and 5.8 ns of
+    # routing in front of layer_done, 7.30 ns routed on oob13 seed 2). One cycle more per
+    # layer; settle[2] still covers RUN's first cycles (this register then holds RUN1's
+    # values, when the sequencer runs and the write-back's flags are cleared).
+    units_done = Signal()
+    snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
+    m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
+    return _Ctl(layer=layer, layer_oh=layer_oh, prog_addr=prog_addr, prog_p1=prog_p1,
+                fetch_i=fetch_i, fetch_more=fetch_more, fetch_sel=fetch_sel, rom_q=rom_q,
+                seq_start=seq_start, wb_start=wb_start, settle=settle, fetch_end=fetch_end,
+                layer_done=layer_done, units_done=units_done, snd_start=snd_start)
+
+
+def _row0_read_addr(m: Module, feeder0: RowFeeder, AW: int) -> tuple[Signal, Signal]:
+    """Row 0's registered port-A read address (rd_addr0) and its next value (rd_next0)."""
+    # Row 0's port-A read address is a register of its own (rd_addr0, set here): the
+    # alternatives are muxed a cycle ahead (feeder 0's stage-A address before its
+    # register), so only the write mux sits in front of copy 0's port A, as for the others.
+    rd_addr0 = Signal(AW, reset_less=True)
+    rd_next0 = Signal(AW)
+    m.d.comb += rd_next0.eq(feeder0.raddr_next)
+    m.d.sync += rd_addr0.eq(rd_next0)
+    return rd_addr0, rd_next0
+
+
+def _writeback_regs(m: Module, wb: WriteBack, desc: data.View
+                    ) -> tuple[list[Signal], Signal, Signal, Signal]:
+    """The write-back's write, registered once in front of the buffers' write muxes."""
+    wb_we = [Signal(name=f"wb_we{b}") for b in range(2)]  # the write-back writes buffer b
+    wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
+    wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
+    # wb_we0_img: wb_we[0]'s own copy for the image slot's window (UNSHARED; timing: the
+    # one by buffer 0's write mux reached the slot across the die, 4.58 ns of routing in
+    # front of three LUTs into the image slices' reset, 7.52 ns on s16 seed 2)
+    wb_we0_img = Signal(name="wb_we0_img", attrs=UNSHARED)
+    m.d.sync += [*(wb_we[b].eq(wb.wr_en & (desc.dst == b)) for b in range(2)),
+                 wb_we0_img.eq(wb.wr_en & (desc.dst == 0)),
+                 wb_wa.eq(wb.wr_addr), wb_wd.eq(wb.wr_data)]  # fmt: skip
+    return wb_we, wb_wa, wb_wd, wb_we0_img
+
+
+def _header_limits(m: Module, hdr: data.View, img: ImageWriter, snd: LogitSender) -> Signal:
+    """The header's limits minus one, registered, for the loop-end tests; returns n_last."""
+    # The header's limits minus one, registered: the loop-end tests compare registers. The
+    # header changes only in a model load, long before any start can use these.
+    n_last = Signal.like(hdr.n_layers, reset_less=True)
+    in_c_m1 = Signal.like(hdr.in_c, reset_less=True)
+    in_len_m1 = Signal.like(hdr.in_len, reset_less=True)
+    out_len_m1 = Signal.like(hdr.out_len, reset_less=True)
+    m.d.sync += [n_last.eq(hdr.n_layers - 1), in_c_m1.eq(hdr.in_c - 1),
+                 in_len_m1.eq(hdr.in_len - 1), out_len_m1.eq(hdr.out_len - 1)]
+    m.d.comb += [img.c_last.eq(in_c_m1), img.len_last.eq(in_len_m1),
+                 snd.len_last.eq(out_len_m1)]
+    return n_last
+
+
+def _start_clears(m: Module, ctl: _Ctl, counters: Array) -> tuple[list[Signal], list]:
+    """The cycle counters' clear flip-flops (clr), and `begin`: what an accepted start does."""
+    # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
+    # layer and the counters, and clears the status
+    # The cycle counters clear in LOAD_IN's first cycle, each from a flip-flop of its own
+    # (an accepted start, registered): timing — the start's LUT drove every counter bit.
+    # The two that count in that cycle (total, LOAD_IN) restart at 1 instead.
+    clr = [Signal(name=f"perf_clr{n}", attrs=UNSHARED) for n in range(len(counters))]
+    m.d.sync += [c.eq(0) for c in clr]
+    # (the layer and program positions are rewound while idle instead, _program_fetch)
+    begin = [ctl.fetch_i.eq(0), ctl.fetch_more.eq(1), *(c.eq(1) for c in clr)]
+    return clr, begin
+
+
+def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot, wb_we0_img: Signal) -> None:
+    """The image slot's window, enable and release, from the controller's flip-flops."""
+    # The image slot (the preload): the image's buffer-0 write shares port A with row
+    # reads, the result transfer and the write-back, so a value is taken only when none
+    # of them uses it: while idle, loading or fetching, or running a layer marked
+    # `preload` (it does not read buffer 0; the input region is no longer read) in a
+    # cycle without a write-back to buffer 0. Writes land one cycle later (registered);
+    # a layer's first read comes later than that after FETCH. The controller's part is
+    # win_r / rel_r (flip-flops, see `_fsm_regs`).
+    image_window = Signal()
+    m.d.comb += [
+        image_window.eq(fsm.win_r & ~wb_we0_img),  # (implies en_r: see win_r)
+        slot.window.eq(image_window),
+        # no new model while idle: a preloaded image is dropped (busy: the run goes on)
+        slot.enable.eq(fsm.en_r),
+        slot.release.eq(fsm.rel_r),
+    ]
+
+
+def _counter_clears(m: Module, counters: Array, clr: list[Signal]) -> None:
+    """The cycle counters' clears (after the states' counts: the clear wins)."""
+    for n, c in enumerate(clr):  # after the states' counts: the clear wins
+        with m.If(c):
+            # LOAD_IN's first cycle counts in the total and the data-in counter
+            m.d.sync += counters[n].eq(int(n in (PERF_TOTAL, PERF_DATA_IN)))
+
+
+def _load_in(m: Module, fsm: _Fsm, counters: Array, slot: ImageSlot, flag: Signal) -> None:
+    """State LOAD_IN: waits for the image slot's whole image, then FETCH (or DONE)."""
+    # Waits for the slot to hold a whole image (at once if it was preloaded). The
+    # image must end exactly on its in_len-th value: a short one is dropped unrun,
+    # a long one once the slot has discarded it up to its `last`. Its fault is
+    # flagged as soon as the slot knows it (the slot keeps it with the image).
+    m.d.sync += [_count(counters[PERF_TOTAL]), _count(counters[PERF_DATA_IN])]
+    # (in LOAD_IN the slot's image is this run's; its kept fault flags are
+    # registered in the cycle the faulty value is taken, so the status flag rises
+    # one cycle later, from flip-flops: timing)
+    m.d.comb += [flag.image_short.eq(slot.bad_short),
+                 flag.image_long.eq(slot.bad_long),
+                 slot.take.eq(slot.full)]
+    with m.If(slot.full):
+        with m.If(slot.bad_short | slot.bad_long):
+            m.d.sync += fsm.goto("LOAD_IN", "DONE")
+            m.d.sync += fsm.idle_next()
+        with m.Else():
+            m.d.sync += fsm.goto("LOAD_IN", "FETCH")
+
+
 class Accelerator(wiring.Component):
     def __init__(self, plan: MemoryPlan | Program) -> None:
         if isinstance(plan, Program):
@@ -189,13 +407,64 @@ class Accelerator(wiring.Component):
                          array.w2_sel[j].eq(_delay(m, on, j, f"w2s{j}"))]
 
     def elaborate(self, platform) -> Module:
+        """The whole accelerator, piece by piece (the order of the pieces fixes the netlist)."""
         m = Module()
+        # ---------------- memories
+        convw, directw, params, stream = self._weight_memories(m, platform)
+        bufs = self._act_buffers(m)
+        rom_r, rom_w, desc = self._program_memory(m)
+        # ---------------- model transfer
+        loader = self._model_transfer(m, platform, rom_w, convw, directw, params)
+        hdr = loader.header  # the loaded program's header (valid while weights_loaded)
+        # ---------------- compute pipeline
+        seq, wb, array = self._compute_units(m, platform, desc, stream)
+        feeders = self._feeders(m, platform, seq, array, desc, bufs)
+        self._weight_reads(m, seq, array, convw, directw, stream)
+        self._writeback_inputs(m, array, wb, params)
+        # ---------------- data and result transfers (hwgen/rtl/transfer.py)
+        img, slot, snd = self._transfers(m, platform, hdr, desc, feeders)
+
+        # ---------------- controller
+        ctl = _controller_regs(m, self.n_layers, seq, wb, snd)
+        counters = self._perf_counters(m, platform)
+
+        # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
+        # through port A, whose address is the write's while it writes, else row 2k's read.
+        # The write-back's write is registered twice: once here (`wb_we`: the image slot's
+        # window then knows a cycle ahead, from a flip-flop, that the write-back takes port A)
+        # and once more after the mux with the image's write (timing: port A's address select
+        # and the write enables come from flip-flops). It lands two cycles later, which nothing
+        # can see: within a layer the written buffer is not the one read, and a layer's results
+        # are read only after the controller has seen `layer_done` (registered from the
+        # write-back's done, itself a cycle after the final write) and fetched or started the
+        # result transfer.
+        rd_addr0, rd_next0 = _row0_read_addr(m, feeders[0], self.addr_width)
+        wb_we, wb_wa, wb_wd, wb_we0_img = _writeback_regs(m, wb, desc)
+        for b in range(2):
+            self._buffer_writes(m, b, bufs[b], wb_we, wb_wa, wb_wd, img, rd_addr0, feeders)
+        self._debug_read(m, bufs)
+
+        flag, kept = self._status(m, loader)
+        m.d.sync += ctl.snd_start.eq(0)
+        n_last = _header_limits(m, hdr, img, snd)
+        clr, begin = _start_clears(m, ctl, counters)
+        fsm = self._fsm_regs(m, loader)
+        self._fsm_states(m, ctl, fsm, desc, counters, n_last, slot, snd, begin, kept, flag)
+        self._layer_end(m, ctl, fsm, seq, wb, snd, desc)
+        self._program_fetch(m, ctl, fsm, desc, rom_r)
+        self._busy(m, ctl, fsm, slot, snd)
+        self._row0_read_select(m, fsm, rd_next0, snd)
+        _image_window(m, fsm, slot, wb_we0_img)
+        _counter_clears(m, counters, clr)
+        self._start_refusals(m, fsm, flag)
+        return m
+
+    def _weight_memories(self, m: Module, platform
+                         ) -> tuple[BankedMemory, BankedMemory, ParamMemory, bool]:
+        """The weight and parameter memories, and `stream` (part 1's weights a second read)."""
         plan = self.plan
         cfg = plan.array
         R, C = self.R, self.C
-        AW = self.addr_width
-
-        # ---------------- memories
         # the weight memories are deep: explicit block-RAM banks with registered outputs
         # two-stream remainder tiles (ArrayConfig.remainder_stream): part 1's weights are a
         # second read of the conv-weight memory, on the port its write uses
@@ -215,7 +484,11 @@ class Accelerator(wiring.Component):
         m.submodules.convw = convw
         m.submodules.directw = directw
         m.submodules.params = self.params = params
+        return convw, directw, params, stream
 
+    def _act_buffers(self, m: Module) -> list[list[_Copy]]:
+        """The two activation buffers, one block-RAM copy per pair of rows each."""
+        R, C = self.R, self.C
         # Activation buffers: one physical copy per pair of rows. Copy k serves row 2k through
         # port A (which the write shares: a buffer is never read while it is written) and row
         # 2k+1 through port B, so one ECP5 DP16KD (true dual port) holds both read ports and
@@ -229,8 +502,8 @@ class Accelerator(wiring.Component):
             for k in range((R + 1) // 2):
                 # no_rw_check: port B never reads the word port A writes in that cycle (see
                 # above), so yosys adds no collision bypass after the block RAM
-                mem = memory.Memory(shape=unsigned(8 * C), depth=plan.buf_depth[b], init=[],
-                                    attrs={"no_rw_check": 1})
+                mem = memory.Memory(shape=unsigned(8 * C), depth=self.plan.buf_depth[b],
+                                    init=[], attrs={"no_rw_check": 1})
                 m.submodules[f"act{b}_{k}"] = mem
                 wp = mem.write_port(granularity=8)
                 ra = mem.read_port(transparent_for=(wp,))
@@ -239,22 +512,27 @@ class Accelerator(wiring.Component):
                 rb = mem.read_port() if 2 * k + 1 < R else None
                 copies.append((ra, rb, wp))
             bufs.append(copies)
+        return bufs
 
-        def rport(b: int, i: int):
-            """The read port row i uses in buffer b."""
-            ra, rb, _ = bufs[b][i // 2]
-            return ra if i % 2 == 0 else rb
-
+    def _program_memory(self, m: Module
+                        ) -> tuple[memory.ReadPort, memory.WritePort, data.View]:
+        """The program memory (descriptor beats) and `desc`, the layer's descriptor."""
         # the program: one descriptor per layer, loaded with the weights and stored as its
         # DESC_BEATS 32-bit beats (a narrow block RAM; a descriptor-wide memory would be
         # flip-flops on a device without LUT RAM). FETCH copies a layer's beats into `desc`.
-        rom = memory.Memory(shape=unsigned(32), depth=plan.max_layers * DESC_BEATS, init=[],
-                            attrs={"no_rw_check": 1})  # written only by a model load
+        rom = memory.Memory(shape=unsigned(32), depth=self.plan.max_layers * DESC_BEATS,
+                            init=[], attrs={"no_rw_check": 1})  # written only by a model load
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
         desc = Signal(DESC_LAYOUT, reset_less=True)
+        return rom_r, rom_w, desc
 
-        # ---------------- model transfer
+    def _model_transfer(self, m: Module, platform, rom_w: memory.WritePort,
+                        convw: BankedMemory, directw: BankedMemory,
+                        params: ParamMemory) -> WeightLoader:
+        """The weight loader, on the `weights` stream, writing the program and the memories."""
+        plan = self.plan
+        R, C = self.R, self.C
         loader = WeightLoader(
             header=HEADER_LAYOUT,
             magic=HEADER_MAGIC,
@@ -264,7 +542,7 @@ class Accelerator(wiring.Component):
                 ("directw_words", 8 * R * C, plan.directw_depth),
                 ("param_words", PARAM_LANE_LAYOUT.size * C, plan.param_depth),
             ],
-            beat_regions=(0,),  # the program memory holds beats (see above)
+            beat_regions=(0,),  # the program memory holds beats (_program_memory)
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -291,15 +569,21 @@ class Accelerator(wiring.Component):
                 mem.w_addr.eq(getattr(loader, f"addr{n}")),
                 mem.w_data.eq(getattr(loader, f"data{n}")),
             ]
+        return loader
 
-        # ---------------- compute pipeline
+    def _compute_units(self, m: Module, platform, desc: data.View, stream: bool
+                       ) -> tuple[Sequencer, WriteBack, SystolicArray]:
+        """The sequencer, the write-back and the systolic array, and the array's direct mode."""
+        plan = self.plan
+        cfg = plan.array
+        R, C = self.R, self.C
         seq = Sequencer(cols=C, rows=R, stream=stream)
         add_unit(m, "seq", seq, platform)
         wb = WriteBack(
             rows=R,
             cols=C,
             acc_width=cfg.acc_width,
-            addr_width=AW,
+            addr_width=self.addr_width,
             param_addr_width=_bits(plan.param_depth),
             pool_max_k=plan.pool_max_k,
             pool_max_out_w=plan.pool_max_out_w,
@@ -323,10 +607,14 @@ class Accelerator(wiring.Component):
         m.d.sync += direct_q.eq(desc.mode | (0 if stream else seq.rem))
         m.d.comb += array.direct.eq(
             _delay(m, direct_q, FEEDER_LATENCY - array.direct_latency, "direct"))
+        return seq, wb, array
 
+    def _feeders(self, m: Module, platform, seq: Sequencer, array: SystolicArray,
+                 desc: data.View, bufs: list[list[_Copy]]) -> list[RowFeeder]:
+        """The row feeders, a chain from the sequencer's token, reading the buffers."""
         feeders = []
-        for i in range(R):
-            f = RowFeeder(index=i, cols=C, addr_width=AW)
+        for i in range(self.R):
+            f = RowFeeder(index=i, cols=self.C, addr_width=self.addr_width)
             add_unit(m, f"feed{i}", f, platform)
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
@@ -335,15 +623,19 @@ class Accelerator(wiring.Component):
                 prev = feeders[-1]
                 m.d.comb += f.follow(prev)
             m.d.comb += [
-                f.rdata0.eq(rport(0, i).data),
-                f.rdata1.eq(rport(1, i).data),
+                f.rdata0.eq(_rport(bufs, 0, i).data),
+                f.rdata1.eq(_rport(bufs, 1, i).data),
                 array.row_in[i].valid.eq(f.row.valid),
                 array.row_in[i].first.eq(f.row.first),
                 array.row_in[i].last.eq(f.row.last),
                 array.row_in[i].a.eq(f.row.a),
             ]
             feeders.append(f)
+        return feeders
 
+    def _weight_reads(self, m: Module, seq: Sequencer, array: SystolicArray,
+                      convw: BankedMemory, directw: BankedMemory, stream: bool) -> None:
+        """The weight memories' read addresses and their words into the array."""
         # Weights: the sequencer names a word in its cycle c; row 0's operand reaches the
         # array at c+FEEDER_LATENCY and its weight is due weight_lead cycles earlier. The
         # memories return a word READ_LATENCY (W) cycles after its address, so the address
@@ -355,21 +647,27 @@ class Accelerator(wiring.Component):
             convw.r_addr.eq(_delay(m, seq.convw_addr, wlat, "cwa")),
             directw.r_addr.eq(_delay(m, seq.directw_addr, wlat, "dwa")),
         ]
-        for j in range(C):
+        for j in range(self.C):
             lane = convw.r_data[8 * j : 8 * j + 8]
             m.d.comb += array.col_w[j].eq(_delay(m, lane, j, f"cw{j}"))
         m.d.comb += array.w_direct.as_value().eq(directw.r_data)
         if stream:
             self._part1_stream(m, seq, convw, array, wlat)
 
-        for j in range(C):
+    def _writeback_inputs(self, m: Module, array: SystolicArray, wb: WriteBack,
+                          params: ParamMemory) -> None:
+        """The array's column outputs and the parameter reads into the write-back."""
+        for j in range(self.C):
             m.d.comb += [
                 wb.col_out[j].valid.eq(array.col_out[j].valid),
                 wb.col_out[j].data.eq(array.col_out[j].data),
             ]
         m.d.comb += [params.r_addr.eq(wb.param_addr), wb.param_data.eq(params.r_data)]
 
-        # ---------------- data and result transfers (hwgen/rtl/transfer.py)
+    def _transfers(self, m: Module, platform, hdr: data.View, desc: data.View,
+                   feeders: list[RowFeeder]) -> tuple[ImageWriter, ImageSlot, LogitSender]:
+        """The data and result transfers: the image writer and slot, the logit sender."""
+        C, AW = self.C, self.addr_width
         img = ImageWriter(cols=C, addr_width=AW)
         slot = ImageSlot()  # the input region: loaded also while the previous image runs
         add_unit(m, "image_slot", slot, platform)
@@ -400,48 +698,12 @@ class Accelerator(wiring.Component):
             self.logits.payload.eq(snd.o_stream.payload),
             snd.o_stream.ready.eq(self.logits.ready),
         ]
+        return img, slot, snd
 
-        # ---------------- controller
-        layer = Signal(range(max(self.n_layers, 2)))
-        # layer_oh[n] == (layer == n), kept with `layer`: each layer counter's enable is a
-        # flip-flop, not a decode of `layer` (timing)
-        layer_oh = Signal(self.n_layers, init=1)
-        prog_addr = Signal(range(self.n_layers * DESC_BEATS + 1))  # next program beat to read
-        # prog_addr + 1, a register kept with prog_addr: the program memory's read address
-        # is prog_addr + in_fetch, a 2:1 select of two registers by FETCH's flip-flop (see
-        # rom_q below). Timing: an up/down counter set with the transitions into and out of
-        # FETCH had layer_done -> 5 LUT levels in front of it, 7.8 ns routed on e38c5b2.
-        prog_p1 = Signal.like(prog_addr, init=1)
-        fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
-        # fetch_i < DESC_BEATS, a flag kept with fetch_i (timing: the compare's carry and
-        # LUTs sat in front of the program address's steps, 6.94 ns routed on b24ce83 seed 1)
-        fetch_more = Signal(init=1)
-        fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (see rom_q below)
-        rom_q = Signal(32, reset_less=True)
-        # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
-        seq_start = Signal(attrs=UNSHARED)
-        wb_start = Signal(attrs=UNSHARED)
-        # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
-        # layer; a flag, not a compare)
-        settle = Signal(3)
-        fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1), a flag
-        # the layer is over (sequencer idle, write-back done) and RUN is past its settle
-        # cycles, registered (== settle[2] & the registered ~seq.busy & wb.done): the
-        # controller's RUN exit and the result transfer's start come from this one flip-flop
-        # (timing), and it also waits out the write-back's extra write register (see the
-        # buffers below). Set below, from settle[2]'s next value.
-        layer_done = Signal()
-        # ~seq.busy & wb.done, registered (timing: their flip-flops sit with their units, and
-        # ANDed with the controller's FETCH/RUN flags they were 4 LUT levels and 5.8 ns of
-        # routing in front of layer_done, 7.30 ns routed on oob13 seed 2). One cycle more per
-        # layer; settle[2] still covers RUN's first cycles (this register then holds RUN1's
-        # values, when the sequencer runs and the write-back's flags are cleared).
-        units_done = Signal()
-        snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
-        m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
-
+    def _perf_counters(self, m: Module, platform) -> Array:
+        """The cycle counters and their registered two-stage read (perf_sel -> perf_data)."""
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
-        # narrower one saturates (`count` below) rather than wrap.
+        # narrower one saturates (`_count`) rather than wrap.
         pw = trait(platform, "perf_counter_width", 32)
         counters = Array(Signal(pw, name=f"perf{n}") for n in range(PERF_LAYER0 + self.n_layers))
         # Registered read in two stages (perf_data follows perf_sel PERF_READ_LATENCY cycles
@@ -462,88 +724,68 @@ class Accelerator(wiring.Component):
                     m.d.sync += self.perf_data.eq(r)
             with m.Default():
                 m.d.sync += self.perf_data.eq(0)
-        total = counters[PERF_TOTAL]
+        return counters
 
-        def count(cnt):
-            return cnt.eq(cnt + 1) if pw >= 32 else cnt.eq(cnt + ~cnt.all())
-
-        # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
-        # through port A, whose address is the write's while it writes, else row 2k's read.
-        # The write-back's write is registered twice: once here (`wb_we`: the image slot's
-        # window then knows a cycle ahead, from a flip-flop, that the write-back takes port A)
-        # and once more after the mux with the image's write (timing: port A's address select
-        # and the write enables come from flip-flops). It lands two cycles later, which nothing
-        # can see: within a layer the written buffer is not the one read, and a layer's results
-        # are read only after the controller has seen `layer_done` (registered from the
-        # write-back's done, itself a cycle after the final write) and fetched or started the
-        # result transfer.
-        # Row 0's port-A read address is a register of its own (rd_addr0, set below): the
-        # alternatives are muxed a cycle ahead (feeder 0's stage-A address before its
-        # register), so only the write mux sits in front of copy 0's port A, as for the others.
-        rd_addr0 = Signal(AW, reset_less=True)
-        rd_next0 = Signal(AW)
-        m.d.comb += rd_next0.eq(feeders[0].raddr_next)
-        m.d.sync += rd_addr0.eq(rd_next0)
-        wb_we = [Signal(name=f"wb_we{b}") for b in range(2)]  # the write-back writes buffer b
-        wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
-        wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
-        # wb_we0_img: wb_we[0]'s own copy for the image slot's window (UNSHARED; timing: the
-        # one by buffer 0's write mux reached the slot across the die, 4.58 ns of routing in
-        # front of three LUTs into the image slices' reset, 7.52 ns on s16 seed 2)
-        wb_we0_img = Signal(name="wb_we0_img", attrs=UNSHARED)
-        m.d.sync += [*(wb_we[b].eq(wb.wr_en & (desc.dst == b)) for b in range(2)),
-                     wb_we0_img.eq(wb.wr_en & (desc.dst == 0)),
-                     wb_wa.eq(wb.wr_addr), wb_wd.eq(wb.wr_data)]  # fmt: skip
-        for b in range(2):
-            w_en_c = Signal(C, name=f"act{b}_wen_c")
-            w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
-            w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
-            w_en = Signal(C, name=f"act{b}_wen")
-            # w_any: port A's address select, any lane written, from the two writers' enables
-            # (the image's lanes are one-hot, never zero) rather than an OR over the lanes; one
-            # flip-flop per copy (UNSHARED). Timing: one shared fanned out to every copy's
-            # address mux across the die (the 12x8's worst path, 61 endpoints, 130.67 MHz).
-            w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
-                     for k in range(len(bufs[b]))]
-            # the write address likewise, one copy per buffer copy (UNSHARED; timing: one
-            # shared reached a far copy's address pins across the die, 8.75 ns of routing,
-            # the 12x16's critical path at 102.43 MHz)
-            w_addr = [Signal(AW, name=f"act{b}_{k}_waddr", reset_less=True, attrs=UNSHARED)
-                      for k in range(len(bufs[b]))]
-            w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
-            any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
-            m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
-                         *(wa.eq(w_addr_c) for wa in w_addr), w_data.eq(w_data_c)]
-            # the write-back first: an image value is taken only in a cycle without its
-            # write to buffer 0 (`image_window` below), so the two never meet here
-            with m.If(wb_we[b]):
-                m.d.comb += [w_addr_c.eq(wb_wa), w_data_c.eq(wb_wd),
-                             w_en_c.eq((1 << C) - 1)]  # fmt: skip
-            if b == 0:
-                with m.Elif(img.we):
-                    m.d.comb += [
-                        w_addr_c.eq(img.addr),
-                        w_data_c.eq(Cat(*([img.data] * C))),
-                        w_en_c.eq(img.lanes),
-                    ]
-            for k, (ra, rb, wp) in enumerate(bufs[b]):
-                a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
-                row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
+    def _buffer_writes(self, m: Module, b: int, copies: list[_Copy],
+                       wb_we: list[Signal], wb_wa: Signal, wb_wd: Signal, img: ImageWriter,
+                       rd_addr0: Signal, feeders: list[RowFeeder]) -> None:
+        """Buffer b's registered write (write-back, or image in buffer 0) and copy addresses."""
+        C, AW = self.C, self.addr_width
+        w_en_c = Signal(C, name=f"act{b}_wen_c")
+        w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
+        w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
+        w_en = Signal(C, name=f"act{b}_wen")
+        # w_any: port A's address select, any lane written, from the two writers' enables
+        # (the image's lanes are one-hot, never zero) rather than an OR over the lanes; one
+        # flip-flop per copy (UNSHARED). Timing: one shared fanned out to every copy's
+        # address mux across the die (the 12x8's worst path, 61 endpoints, 130.67 MHz).
+        w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
+                 for k in range(len(copies))]
+        # the write address likewise, one copy per buffer copy (UNSHARED; timing: one
+        # shared reached a far copy's address pins across the die, 8.75 ns of routing,
+        # the 12x16's critical path at 102.43 MHz)
+        w_addr = [Signal(AW, name=f"act{b}_{k}_waddr", reset_less=True, attrs=UNSHARED)
+                  for k in range(len(copies))]
+        w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
+        any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
+        m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
+                     *(wa.eq(w_addr_c) for wa in w_addr), w_data.eq(w_data_c)]
+        # the write-back first: an image value is taken only in a cycle without its
+        # write to buffer 0 (`_image_window`), so the two never meet here
+        with m.If(wb_we[b]):
+            m.d.comb += [w_addr_c.eq(wb_wa), w_data_c.eq(wb_wd),
+                         w_en_c.eq((1 << C) - 1)]  # fmt: skip
+        if b == 0:
+            with m.Elif(img.we):
                 m.d.comb += [
-                    a_addr.eq(Mux(w_any[k], w_addr[k], row_a)),
-                    ra.addr.eq(a_addr),
-                    wp.addr.eq(a_addr),
-                    wp.data.eq(w_data),
-                    wp.en.eq(w_en),
+                    w_addr_c.eq(img.addr),
+                    w_data_c.eq(Cat(*([img.data] * C))),
+                    w_en_c.eq(img.lanes),
                 ]
-                if rb is not None:
-                    m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
+        for k, (ra, rb, wp) in enumerate(copies):
+            a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
+            row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
+            m.d.comb += [
+                a_addr.eq(Mux(w_any[k], w_addr[k], row_a)),
+                ra.addr.eq(a_addr),
+                wp.addr.eq(a_addr),
+                wp.data.eq(w_data),
+                wp.en.eq(w_en),
+            ]
+            if rb is not None:
+                m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
+
+    def _debug_read(self, m: Module, bufs: list[list[_Copy]]) -> None:
+        """`dbg_data`: row 0's read of the buffer `dbg_buf` selects."""
+        C = self.C
         dbg_sel = _delay(m, self.dbg_buf, DBG_READ_LATENCY, "dbg_sel")
         m.d.comb += self.dbg_data.eq(
-            (rport(0, 0).data & ~(dbg_sel.replicate(8 * C)))
-            | (rport(1, 0).data & dbg_sel.replicate(8 * C))
+            (_rport(bufs, 0, 0).data & ~(dbg_sel.replicate(8 * C)))
+            | (_rport(bufs, 1, 0).data & dbg_sel.replicate(8 * C))
         )
 
+    def _status(self, m: Module, loader: WeightLoader) -> tuple[Signal, Signal]:
+        """The sticky error flags (`status`, `error`); returns this cycle's `flag` and `kept`."""
         # ---- status: sticky error flags, set by `flag`, cleared by an accepted start (all)
         # and by weights_restart (the weight flags)
         status = Signal(STATUS_LAYOUT)
@@ -564,42 +806,20 @@ class Accelerator(wiring.Component):
             m.d.comb += [kept.weights_short.eq(0), kept.weights_long.eq(0),
                          kept.weights_header.eq(0)]  # fmt: skip
         m.d.sync += status.eq(kept.as_value() | flag.as_value())
+        return flag, kept
 
-        m.d.sync += snd_start.eq(0)
-        # The header's limits minus one, registered: the loop-end tests compare registers. The
-        # header changes only in a model load, long before any start can use these.
-        n_last = Signal.like(hdr.n_layers, reset_less=True)
-        in_c_m1 = Signal.like(hdr.in_c, reset_less=True)
-        in_len_m1 = Signal.like(hdr.in_len, reset_less=True)
-        out_len_m1 = Signal.like(hdr.out_len, reset_less=True)
-        m.d.sync += [n_last.eq(hdr.n_layers - 1), in_c_m1.eq(hdr.in_c - 1),
-                     in_len_m1.eq(hdr.in_len - 1), out_len_m1.eq(hdr.out_len - 1)]
-        m.d.comb += [img.c_last.eq(in_c_m1), img.len_last.eq(in_len_m1),
-                     snd.len_last.eq(out_len_m1)]
-        # an accepted start (from IDLE or DONE, weights loaded) rewinds the input pointer, the
-        # layer and the counters, and clears the status
-        # The cycle counters clear in LOAD_IN's first cycle, each from a flip-flop of its own
-        # (an accepted start, registered): timing — the start's LUT drove every counter bit.
-        # The two that count in that cycle (total, LOAD_IN) restart at 1 instead.
-        clr = [Signal(name=f"perf_clr{n}", attrs=UNSHARED) for n in range(len(counters))]
-        m.d.sync += [c.eq(0) for c in clr]
-        # (the layer and program positions are rewound while idle instead, below)
-        begin = [fetch_i.eq(0), fetch_more.eq(1), *(c.eq(1) for c in clr)]
-
+    def _fsm_regs(self, m: Module, loader: WeightLoader) -> _Fsm:
+        """The controller's one-hot states and its busy, stop and image-slot flip-flops."""
         # The controller's states, one-hot: one flip-flop per state, so every transition
-        # condition and state test below starts from a flip-flop, not from a decode of a
+        # condition and state test (`_fsm_states`) starts from a flip-flop, not from a decode of a
         # binary state register (timing: busy/win_r/rel_r's enables were five LUT levels).
         states = ("IDLE", "LOAD_IN", "FETCH", "RUN", "OUT", "DONE")
         st = {n: Signal(name=f"st_{n.lower()}", init=n == "IDLE") for n in states}
-
-        def goto(cur: str, nxt: str) -> list:
-            return [st[cur].eq(0), st[nxt].eq(1)]
-
-        busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions below
+        busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions (_busy)
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
         # The image slot's controller inputs as flip-flops (timing: no state decode in front
-        # of the image writer's enables; see image_window below): win_r == (IDLE | LOAD_IN |
-        # FETCH | DONE | RUN & desc.preload) & en_r (its next value written out below, from
+        # of the image writer's enables; see `_image_window`): win_r == (IDLE | LOAD_IN |
+        # FETCH | DONE | RUN & desc.preload) & en_r (its next value written out in _layer_end, from
         # the transitions' flip-flops; it includes the slot's enable, so the writer's take is
         # one LUT of flip-flops) and rel_r == IDLE | DONE | RUN & desc.preload (kept by the
         # transitions), in every cycle.
@@ -618,119 +838,128 @@ class Accelerator(wiring.Component):
         en_next = Signal()
         m.d.comb += en_next.eq(busy_r | (loader.loaded & (~loader.restart | self.start)))
         m.d.sync += en_r.eq(en_next)
+        return _Fsm(st=st, busy_r=busy_r, stop_r=stop_r, win_r=win_r, rel_r=rel_r,
+                     en_r=en_r, en_next=en_next)
 
-        def idle_next() -> list:
-            """A transition into DONE: not busy, the slot's release as idle (the enable
-            stays high in DONE's first cycle: busy_r was)."""
-            return slot_ctl(1, 1)  # (busy_r: see its equation below)
+    def _try_start(self, m: Module, fsm: _Fsm, cur: str, begin: list, kept: Signal,
+                   flag: Signal) -> None:
+        """A start in state ``cur`` (IDLE or DONE): accepted with weights loaded, else flagged."""
+        with m.If(self.start & self.weights_loaded):
+            m.d.sync += begin
+            m.d.comb += kept.eq(0)
+            m.d.sync += fsm.goto(cur, "LOAD_IN")
+            m.d.sync += fsm.slot_ctl(1, 0)
+        with m.Elif(self.start):
+            m.d.comb += flag.start_unloaded.eq(1)
 
-        def slot_ctl(win, rel) -> list:  # (win: see win_r's equation below)
-            return [rel_r.eq(rel)]
-
-        def try_start(cur: str) -> None:
-            with m.If(self.start & self.weights_loaded):
-                m.d.sync += begin
-                m.d.comb += kept.eq(0)
-                m.d.sync += goto(cur, "LOAD_IN")
-                m.d.sync += slot_ctl(1, 0)
-            with m.Elif(self.start):
-                m.d.comb += flag.start_unloaded.eq(1)
-
-        # the states' blocks (one-hot: at most one is active)
+    def _fsm_states(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View, counters: Array,
+                    n_last: Signal, slot: ImageSlot, snd: LogitSender, begin: list,
+                    kept: Signal, flag: Signal) -> None:
+        """The controller's state blocks (one-hot: at most one is active)."""
+        st = fsm.st
         with m.If(st["IDLE"]):
-            try_start("IDLE")
+            self._try_start(m, fsm, "IDLE", begin, kept, flag)
         with m.If(st["LOAD_IN"]):
-            # Waits for the slot to hold a whole image (at once if it was preloaded). The
-            # image must end exactly on its in_len-th value: a short one is dropped unrun,
-            # a long one once the slot has discarded it up to its `last`. Its fault is
-            # flagged as soon as the slot knows it (the slot keeps it with the image).
-            m.d.sync += [count(total), count(counters[PERF_DATA_IN])]
-            # (in LOAD_IN the slot's image is this run's; its kept fault flags are
-            # registered in the cycle the faulty value is taken, so the status flag rises
-            # one cycle later, from flip-flops: timing)
-            m.d.comb += [flag.image_short.eq(slot.bad_short),
-                         flag.image_long.eq(slot.bad_long),
-                         slot.take.eq(slot.full)]
-            with m.If(slot.full):
-                with m.If(slot.bad_short | slot.bad_long):
-                    m.d.sync += goto("LOAD_IN", "DONE")
-                    m.d.sync += idle_next()
-                with m.Else():
-                    m.d.sync += goto("LOAD_IN", "FETCH")
+            _load_in(m, fsm, counters, slot, flag)
         with m.If(st["FETCH"]):
-            # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
-            # runs on through the layers) and written to its slice of `desc` in cycle
-            # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
-            # and starts the layer: the units' per-layer registers (constants derived from
-            # `desc`, rewritten every cycle) are then valid in their start cycle, so no
-            # start branch computes from the descriptor (timing; +1 cycle per layer).
-            m.d.sync += [count(total), fetch_i.eq(fetch_i + 1),
-                         fetch_more.eq(fetch_i < DESC_BEATS - 1),
-                         fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
-            with m.If(fetch_more):
-                m.d.sync += [prog_addr.eq(prog_addr + 1), prog_p1.eq(prog_p1 + 1)]
-            with m.If(fetch_end):
-                m.d.sync += [settle.eq(0), fetch_i.eq(0), fetch_more.eq(1)]
-                # whether the run stops after this layer, registered for RUN's end test
-                m.d.sync += stop_r.eq((layer == n_last)
-                                      | (self.dbg_stop & (layer == self.dbg_layers)))
-                m.d.sync += slot_ctl(desc.preload, desc.preload)
-                m.d.sync += goto("FETCH", "RUN")
+            self._fetch(m, ctl, fsm, desc, counters, n_last)
         with m.If(st["RUN"]):
-            m.d.sync += [count(total), *slot_ctl(desc.preload, desc.preload)]
-            for n in range(self.n_layers):  # one incrementer per counter, no shared mux
-                with m.If(layer_oh[n]):
-                    m.d.sync += count(counters[PERF_LAYER0 + n])
-            with m.If(~settle[2]):
-                m.d.sync += settle.eq(Cat(1, settle[:2]))
-            # (layer_done includes settle[2]: RUN's first cycles see the previous layer)
-            with m.If(layer_done):
-                with m.If(stop_r):
-                    with m.If(self.dbg_stop):
-                        m.d.sync += goto("RUN", "DONE")
-                        m.d.sync += idle_next()
-                    with m.Else():
-                        m.d.sync += [snd_start.eq(1), *slot_ctl(0, 0)]
-                        m.d.sync += goto("RUN", "OUT")
-                with m.Else():
-                    m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
-                                 *slot_ctl(1, 0)]  # fmt: skip
-                    m.d.sync += goto("RUN", "FETCH")
+            self._run(m, ctl, fsm, desc, counters)
         with m.If(st["OUT"]):  # the result transfer (LogitSender)
-            m.d.sync += [count(total), count(counters[PERF_RESULTS_OUT])]
+            m.d.sync += [_count(counters[PERF_TOTAL]), _count(counters[PERF_RESULTS_OUT])]
             with m.If(snd.done):
-                m.d.sync += goto("OUT", "DONE")
-                m.d.sync += idle_next()
+                m.d.sync += fsm.goto("OUT", "DONE")
+                m.d.sync += fsm.idle_next()
         with m.If(st["DONE"]):
             m.d.comb += self.done.eq(1)
-            try_start("DONE")
-        # The program is read through a register (rom_q, which the board moves into the block
-        # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
-        # addressed in cycle i-1 (beat 0 all through the state before) and written to its
-        # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
-        # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
+            self._try_start(m, fsm, "DONE", begin, kept, flag)
+
+    def _fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View, counters: Array,
+               n_last: Signal) -> None:
+        """State FETCH: the layer's descriptor beats into `desc`, then RUN."""
+        # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
+        # runs on through the layers) and written to its slice of `desc` in cycle
+        # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
+        # and starts the layer: the units' per-layer registers (constants derived from
+        # `desc`, rewritten every cycle) are then valid in their start cycle, so no
+        # start branch computes from the descriptor (timing; +1 cycle per layer).
+        fetch_i, fetch_more, fetch_end = ctl.fetch_i, ctl.fetch_more, ctl.fetch_end
+        layer = ctl.layer
+        m.d.sync += [_count(counters[PERF_TOTAL]), fetch_i.eq(fetch_i + 1),
+                     fetch_more.eq(fetch_i < DESC_BEATS - 1),
+                     fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
+        with m.If(fetch_more):
+            m.d.sync += [ctl.prog_addr.eq(ctl.prog_addr + 1), ctl.prog_p1.eq(ctl.prog_p1 + 1)]
+        with m.If(fetch_end):
+            m.d.sync += [ctl.settle.eq(0), fetch_i.eq(0), fetch_more.eq(1)]
+            # whether the run stops after this layer, registered for RUN's end test
+            m.d.sync += fsm.stop_r.eq((layer == n_last)
+                                      | (self.dbg_stop & (layer == self.dbg_layers)))
+            m.d.sync += fsm.slot_ctl(desc.preload, desc.preload)
+            m.d.sync += fsm.goto("FETCH", "RUN")
+
+    def _run(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View, counters: Array) -> None:
+        """State RUN: the layer runs (counted per layer), then FETCH, OUT or DONE."""
+        settle, layer, layer_oh = ctl.settle, ctl.layer, ctl.layer_oh
+        m.d.sync += [_count(counters[PERF_TOTAL]), *fsm.slot_ctl(desc.preload, desc.preload)]
+        for n in range(self.n_layers):  # one incrementer per counter, no shared mux
+            with m.If(layer_oh[n]):
+                m.d.sync += _count(counters[PERF_LAYER0 + n])
+        with m.If(~settle[2]):
+            m.d.sync += settle.eq(Cat(1, settle[:2]))
+        # (layer_done includes settle[2]: RUN's first cycles see the previous layer)
+        with m.If(ctl.layer_done):
+            with m.If(fsm.stop_r):
+                with m.If(self.dbg_stop):
+                    m.d.sync += fsm.goto("RUN", "DONE")
+                    m.d.sync += fsm.idle_next()
+                with m.Else():
+                    m.d.sync += [ctl.snd_start.eq(1), *fsm.slot_ctl(0, 0)]
+                    m.d.sync += fsm.goto("RUN", "OUT")
+            with m.Else():
+                m.d.sync += [layer.eq(layer + 1), layer_oh.eq(layer_oh << 1),
+                             *fsm.slot_ctl(1, 0)]  # fmt: skip
+                m.d.sync += fsm.goto("RUN", "FETCH")
+
+    def _layer_end(self, m: Module, ctl: _Ctl, fsm: _Fsm, seq: Sequencer, wb: WriteBack,
+                   snd: LogitSender, desc: data.View) -> None:
+        """`layer_done`, the image window's next value (win_r) and the layer's start pulses."""
+        st = fsm.st
+        settle, fetch_end, layer_done = ctl.settle, ctl.fetch_end, ctl.layer_done
         in_fetch = st["FETCH"]
-        # layer_done (see above): settle[2]'s next value is 0 at FETCH's end, settle[1]'s
+        # layer_done (`_controller_regs`): settle[2]'s next value is 0 at FETCH's end, settle[1]'s
         # in RUN's settle shift, else held
         settle2_next = (st["RUN"] & settle[1]) | (settle[2] & ~fetch_end)  # (fetch_end => FETCH)
-        m.d.sync += units_done.eq(~seq.busy & wb.done)
-        m.d.sync += layer_done.eq(units_done & settle2_next)
-        # win_r's next value, from the transitions above (the state part is 0 only in OUT
+        m.d.sync += ctl.units_done.eq(~seq.busy & wb.done)
+        m.d.sync += layer_done.eq(ctl.units_done & settle2_next)
+        # win_r's next value, from the transitions (`_fsm_states`; the state part is 0 only in OUT
         # and in a RUN of a layer without `preload`; FETCH and LOAD_IN are entered with it
         # high) and en_r's, as one AND-OR of flip-flops (timing: no state-machine priority
         # chain in front of it)
         run_stays = st["RUN"] & ~layer_done
-        m.d.sync += win_r.eq(en_next & ~((in_fetch & fetch_end & ~desc.preload)
-                                         | (run_stays & ~desc.preload)
-                                         | (st["RUN"] & layer_done & stop_r & ~self.dbg_stop)
-                                         | (st["OUT"] & ~snd.done)))
+        m.d.sync += fsm.win_r.eq(fsm.en_next & ~((in_fetch & fetch_end & ~desc.preload)
+                                                 | (run_stays & ~desc.preload)
+                                                 | (st["RUN"] & layer_done & fsm.stop_r
+                                                    & ~self.dbg_stop)
+                                                 | (st["OUT"] & ~snd.done)))
         # The layer's start pulses: FETCH's final cycle, i.e. fetch_end alone (it is set only
         # in FETCH and cleared in FETCH's final cycle, so it implies FETCH). Timing: the
         # start registers sit with their units, and a LUT of the controller's state in front
         # of them was 6.71 ns routed (d0a3a0e seed 3); now one net from a flip-flop. The
         # sequencer registers its K-loop restart from the same next value.
-        m.d.sync += [seq_start.eq(fetch_end), wb_start.eq(fetch_end)]
+        m.d.sync += [ctl.seq_start.eq(fetch_end), ctl.wb_start.eq(fetch_end)]
         m.d.comb += seq.start_next.eq(fetch_end)
+
+    def _program_fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View,
+                       rom_r: memory.ReadPort) -> None:
+        """The program memory's read address, `desc`'s slice writes and the positions' rewind."""
+        # The program is read through a register (rom_q, which the board moves into the block
+        # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
+        # addressed in cycle i-1 (beat 0 all through the state before) and written to its
+        # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
+        # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
+        in_fetch = fsm.st["FETCH"]
+        fetch_sel, rom_q = ctl.fetch_sel, ctl.rom_q
         # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
         # each slice's enable is its flip-flop alone, with no state decode in front of the
         # ~32 enables it drives (those registers spread over the die with their users)
@@ -738,60 +967,52 @@ class Accelerator(wiring.Component):
             with m.If(fetch_sel[i]):
                 hi = min(32 * (i + 1), DESC_LAYOUT.size)
                 m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
-        m.d.comb += rom_r.addr.eq(Mux(in_fetch, prog_p1, prog_addr))
+        m.d.comb += rom_r.addr.eq(Mux(in_fetch, ctl.prog_p1, ctl.prog_addr))
         # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
         # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
         # (the host link's `start` & weights_loaded) is not in their next values (the
         # program address's and layer's PFUMX behind it failed in routed 8x8 seeds).
-        with m.If(~busy_r):
-            m.d.sync += [layer.eq(0), layer_oh.eq(1), prog_addr.eq(0), prog_p1.eq(1)]
+        with m.If(~fsm.busy_r):
+            m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1), ctl.prog_addr.eq(0),
+                         ctl.prog_p1.eq(1)]
         m.d.sync += [rom_q.eq(rom_r.data),
-                     fetch_sel.eq(Cat(in_fetch & (fetch_i == 0), fetch_sel[:-1]))]
-        # busy_r's next value, from the transitions above: an accepted start (IDLE or DONE is
-        # ~busy_r) sets it, a transition into DONE clears it; one AND-OR of flip-flops (timing:
-        # no state-machine priority chain in front of it)
+                     fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == 0), fetch_sel[:-1]))]
+
+    def _busy(self, m: Module, ctl: _Ctl, fsm: _Fsm, slot: ImageSlot, snd: LogitSender) -> None:
+        """busy_r's next value and the `busy` output."""
+        st, busy_r = fsm.st, fsm.busy_r
+        # busy_r's next value, from the transitions (_fsm_states): an accepted start (IDLE or
+        # DONE is ~busy_r) sets it, a transition into DONE clears it; one AND-OR of flip-flops
+        # (timing: no state-machine priority chain in front of it)
         # (to_done: a kept wire, so ABC does not merge it with win_r's cone, which reads the
         # same flip-flops: that sharing made busy_r five LUT levels deep)
         to_done = Signal(attrs={"keep": 1})
         m.d.comb += to_done.eq((st["LOAD_IN"] & slot.full & (slot.bad_short | slot.bad_long))
-                               | (st["RUN"] & layer_done & stop_r & self.dbg_stop)
+                               | (st["RUN"] & ctl.layer_done & fsm.stop_r & self.dbg_stop)
                                | (st["OUT"] & snd.done))
         m.d.sync += busy_r.eq((~busy_r & self.start & self.weights_loaded)
                               | (busy_r & ~to_done))
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
+
+    def _row0_read_select(self, m: Module, fsm: _Fsm, rd_next0: Signal,
+                          snd: LogitSender) -> None:
+        """Row 0's next read address: the debug port, the result transfer or feeder 0."""
         # Row 0's read address (copy 0, port A), registered: the debug port while idle
         # (IDLE/DONE), the result transfer while it reads (only in OUT), else feeder 0.
         # Selected by two flip-flop-driven signals, not by the controller's state decode
         # (timing); the debug and result reads take one cycle more for the register.
-        with m.If(~busy_r):
+        with m.If(~fsm.busy_r):
             m.d.comb += rd_next0.eq(self.dbg_addr)
         with m.Elif(snd.reading):
             m.d.comb += rd_next0.eq(snd.raddr)
-        # The image slot (the preload): the image's buffer-0 write shares port A with row
-        # reads, the result transfer and the write-back, so a value is taken only when none
-        # of them uses it: while idle, loading or fetching, or running a layer marked
-        # `preload` (it does not read buffer 0; the input region is no longer read) in a
-        # cycle without a write-back to buffer 0. Writes land one cycle later (registered);
-        # a layer's first read comes later than that after FETCH. The controller's part is
-        # win_r / rel_r (flip-flops, see above).
-        image_window = Signal()
-        m.d.comb += [
-            image_window.eq(win_r & ~wb_we0_img),  # (implies en_r: see win_r)
-            slot.window.eq(image_window),
-            # no new model while idle: a preloaded image is dropped (busy: the run goes on)
-            slot.enable.eq(en_r),
-            slot.release.eq(rel_r),
-        ]
-        for n, c in enumerate(clr):  # after the states' counts: the clear wins
-            with m.If(c):
-                # LOAD_IN's first cycle counts in the total and the data-in counter
-                m.d.sync += counters[n].eq(int(n in (PERF_TOTAL, PERF_DATA_IN)))
+
+    def _start_refusals(self, m: Module, fsm: _Fsm, flag: Signal) -> None:
+        """The flags of a start refused while busy."""
         # a start while busy is refused: before the result transfer, or with logits unread
-        sending = st["OUT"]
+        sending = fsm.st["OUT"]
         m.d.comb += [
             flag.start_busy.eq(self.start & self.busy & ~sending),
             flag.start_unread.eq(self.start & sending),
         ]
-        return m
