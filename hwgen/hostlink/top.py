@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import struct
 from contextlib import contextmanager
+from typing import NamedTuple
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.build import Platform
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -108,6 +110,145 @@ class _OneHot:
         self.m.d.sync += [self.flag[self._now].eq(0), self.flag[s].eq(1)]
 
 
+class _Units(NamedTuple):
+    """The units the link's logic drives: the Accelerator, the UART receiver, the slices."""
+
+    acc: Accelerator
+    rx: UartRx
+    w_sl: RegSlice  # the weights, host side (the dispatcher pushes beats)
+    wc_sl: RegSlice  # the weights, core side (LOAD_CHECK waits for both to be empty)
+    i_sl: RegSlice  # the image, host side
+    o_sl: RegSlice  # the logits, host side (the reply framer pops bytes)
+    t_sl: RegSlice  # the reply's bytes into the UART transmitter
+
+
+class _Parser(NamedTuple):
+    """The frame parser's input byte, state machine and registers (HostTop._frame_parser)."""
+
+    byte: Signal  # the received byte (a register in UartRx)
+    got: Value  # a byte arrived and the dispatcher waits for a frame
+    pfsm: _OneHot
+    p_cmd: Signal
+    p_len: Signal
+    p_cnt: Signal
+    p_crc: Signal
+    lo_ok: Signal
+    idle_left: Signal
+    expired: Signal
+    p_len_m1: Signal
+    p_end: Signal
+    f_valid: Signal
+    f_status: Signal
+    f_ok: Signal
+    too_long: Signal
+    tmo_fire: Signal
+
+
+class _Frame(NamedTuple):
+    """A received frame as the dispatcher sees it (HostTop._frame_parser)."""
+
+    p_cmd: Signal
+    p_len: Signal
+    p_len_m1: Signal  # p_len - 1, registered
+    f_valid: Signal  # one-cycle pulse: a frame ended (f_status says how)
+    f_status: Signal
+    f_ok: Signal  # f_status == OK (a pulse, read with f_valid)
+    f_go_load: Signal  # f_ok and go_load (a pulse, read with f_valid)
+    f_go_feed: Signal  # f_ok and go_feed (a pulse, read with f_valid)
+    go_load: Signal  # the dispatcher's registered decisions (HostTop._frame_decode)
+    go_feed: Signal
+
+
+class _Reply(NamedTuple):
+    """The reply framer's fields and the status it reports (HostTop._reply_framer)."""
+
+    r_start: Signal  # pulse: send a reply with r_status, r_cmd, r_len from src_*
+    r_status: Signal
+    r_cmd: Signal
+    r_len: Signal
+    src_info: Signal  # the payload source, one-hot (none set: a reply without payload)
+    src_status: Signal
+    src_cycles: Signal
+    src_logits: Signal
+    r_idx: Signal
+    r_crc: Signal
+    r_busy: Signal
+    info: bytes  # the INFO reply's payload (info_payload)
+    status_word: Signal
+    status_snap: Signal
+    last_err: Signal
+    accel_error: Value
+
+
+class _ReplyBytes(NamedTuple):
+    """The reply's next byte and the index tests, registered (HostTop._reply_bytes)."""
+
+    pay_r: Signal
+    pay_valid_r: Signal
+    fresh: Signal
+    hdr_sr: Signal
+    hdr_r: Value
+    settling: Signal
+    idx_first: Signal
+    hdr_end: Signal
+    pay_end: Signal
+
+
+class _Streams(NamedTuple):
+    """The dispatcher's read pointer and stream registers (HostTop._dispatch_regs)."""
+
+    rd_ptr: Signal
+    beat: Signal
+    nbyte: Signal
+    img_byte: Signal
+    w_valid: Signal
+    w_refuse: Signal
+    w_last: Signal
+    fb_q: Signal
+    rd_end: Signal
+    w_end: Signal
+    i_valid: Signal
+    i_last: Signal
+
+
+class _Decode(NamedTuple):
+    """The frame's command and length tests and the decisions made of them, registered."""
+
+    cmd: dict[Cmd, Signal]
+    bad_len: Signal
+    unloaded: Signal
+    unknown: Signal
+    cyc_len: Signal
+    out_len: Signal
+    load_bad: Signal
+
+
+class _Answer:
+    """The dispatcher's replies: one-hot flags (`ans`, one per kind), set as it decides."""
+
+    def __init__(self, m: Module, dsp: _OneHot, kinds: dict[str, tuple]) -> None:
+        """A flag per kind of reply (`kinds`: status, payload length, source) and ans_err."""
+        self.m, self.dsp, self.kinds = m, dsp, kinds
+        self.ans = {k: Signal(name=f"ans_{k}") for k in kinds}
+        # the reply's status is an error (last_err takes it)
+        self.ans_err = Signal(name="ans_err")
+        m.d.sync += [a.eq(0) for a in self.ans.values()]
+        m.d.sync += self.ans_err.eq(0)
+
+    def __call__(self, kind: str, cond: Value | None = None) -> None:
+        """Reply with `kind`: the flags now, the fields next cycle (ANSWER)."""
+        m, kinds = self.m, self.kinds
+        sets = [self.ans[kind].eq(1)]
+        if kind == "frame" or (isinstance(kinds[kind][0], int) and kinds[kind][0]):
+            sets.append(self.ans_err.eq(1))
+        if cond is None:
+            m.d.sync += sets
+            self.dsp.goto("ANSWER")
+        else:  # (outside the FSM: WAIT's frame decisions, from f_valid)
+            with m.If(cond):
+                m.d.sync += sets
+
+
 class HostTop(wiring.Component):
     def __init__(
         self,
@@ -137,8 +278,26 @@ class HostTop(wiring.Component):
             }
         )
 
-    def elaborate(self, platform) -> Module:  # noqa: C901 - one dispatcher FSM
+    def elaborate(self, platform) -> Module:
+        """The units, then the frame parser, the reply framer, the dispatcher and the LEDs."""
         m = Module()
+        # (the pieces run in this order: the netlist's names follow the order in which signals
+        # and statements are made, so moving one changes the RTLIL though not the logic)
+        u = self._units(m, platform)
+        fb_w, fb_r = self._frame_buffer(m)
+        f, dsp = self._frame_parser(m, u.rx, fb_w)
+        r = self._reply_framer(m, u)
+        self._dispatcher(m, u, fb_r, f, r, dsp)
+        m.d.comb += [
+            self.led_busy.eq(u.acc.busy),
+            self.led_done.eq(u.acc.done),
+            self.led_error.eq((r.last_err != 0) | r.accel_error),
+            self.led_loaded.eq(u.acc.weights_loaded),
+        ]
+        return m
+
+    def _units(self, m: Module, platform: Platform | None) -> _Units:
+        """The Accelerator, the UART and the register slices of the streams, connected."""
         # each unit on its own registered reset on a large device (hwgen.rtl.resets)
         acc = add_unit(m, "accel", Accelerator(self.plan), platform)
         rx = add_unit(m, "rx", UartRx(self.cpb), platform)
@@ -171,6 +330,10 @@ class HostTop(wiring.Component):
         wiring.connect(m, ic_sl.o, acc.image)
         wiring.connect(m, acc.logits, oc_sl.i)
         wiring.connect(m, oc_sl.o, o_sl.i)
+        return _Units(acc, rx, w_sl, wc_sl, i_sl, o_sl, t_sl)
+
+    def _frame_buffer(self, m: Module) -> tuple[memory.WritePort, memory.ReadPort]:
+        """The frame buffer: the parser's write port and the dispatcher's read port."""
         # no_rw_check: the dispatcher reads a frame only once the parser has finished writing
         # it (the parser takes no byte while a command runs), so no collision bypass is built
         # after the block RAM and fb_q below can become its output register on the board
@@ -178,8 +341,14 @@ class HostTop(wiring.Component):
                              attrs={"no_rw_check": 1})
         m.submodules.fbuf = fbuf
         fb_w, fb_r = fbuf.write_port(), fbuf.read_port()
+        return fb_w, fb_r
 
-        # ---------------- frame parser
+    # ---------------- frame parser
+
+    def _frame_parser(
+        self, m: Module, rx: UartRx, fb_w: memory.WritePort
+    ) -> tuple[_Frame, _OneHot]:
+        """The frame parser (and the dispatcher's state machine, whose WAIT gates its input)."""
         p_cmd = Signal(8)
         p_len = Signal(16)
         p_cnt = Signal(16)
@@ -215,11 +384,21 @@ class HostTop(wiring.Component):
         tmo_fire = Signal(name="tmo_fire")  # the frame in progress times out (f_* below)
         # the parser, one-hot (timing: its enables start from its state's flip-flop)
         pfsm = _OneHot(m, "parse", ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1"])
+        p = _Parser(byte, got, pfsm, p_cmd, p_len, p_cnt, p_crc, lo_ok, idle_left, expired,
+                    p_len_m1, p_end, f_valid, f_status, f_ok, too_long, tmo_fire)
+        crc_init, crc_en, crc_check, f_go_load, f_go_feed, go_load, go_feed = (
+            self._frame_check(m, p))
+        self._parser_states(m, p, fb_w, crc_init, crc_en, crc_check)
+        self._parser_timeout(m, p)
+        m.d.sync += p_len_m1.eq(p_len - 1)
+        frame = _Frame(p_cmd, p_len, p_len_m1, f_valid, f_status, f_ok, f_go_load, f_go_feed,
+                       go_load, go_feed)
+        return frame, dsp
 
-        def timeout() -> None:  # the Elif after a state's byte test (tmo_fire, below)
-            with m.Elif(expired):
-                pfsm.goto("SYNC")
-
+    def _frame_check(self, m: Module, p: _Parser) -> tuple[Signal, ...]:
+        """The frame's CRC and verdict; returns its CRC controls and the f_go_* / go_* flags."""
+        byte, p_crc, lo_ok, too_long = p.byte, p.p_crc, p.lo_ok, p.too_long
+        f_valid, f_status, f_ok = p.f_valid, p.f_status, p.f_ok
         # The CRC runs a cycle behind the bytes, from registers (timing): `crc_byte` is the
         # byte taken, `crc_en` (a flip-flop) says it is a CRC byte or that the parser waits
         # for a sync byte, and `crc_init` (a flip-flop) the latter (p_crc restarts). The next
@@ -241,13 +420,25 @@ class HostTop(wiring.Component):
         crc_good = hi_eq & lo_ok & ~too_long
         m.d.sync += [f_ok.eq(crc_check & crc_good), f_go_load.eq(crc_check & crc_good & go_load),
                      f_go_feed.eq(crc_check & crc_good & go_feed)]  # fmt: skip
-        with m.If(crc_check | tmo_fire):
+        with m.If(crc_check | p.tmo_fire):
             m.d.sync += [
                 f_valid.eq(1),
                 f_status.eq(Mux(crc_check, Mux(hi_eq & lo_ok, Mux(too_long, Status.LENGTH,
                                                                   Status.OK), Status.CRC),
                                 Status.TIMEOUT)),
             ]  # fmt: skip
+        return crc_init, crc_en, crc_check, f_go_load, f_go_feed, go_load, go_feed
+
+    def _parser_states(
+        self, m: Module, p: _Parser, fb_w: memory.WritePort, crc_init: Signal, crc_en: Signal,
+        crc_check: Signal,
+    ) -> None:
+        """The parser's states: sync byte, command, length, payload into fbuf, the CRC's bytes."""
+        pfsm, got, byte, p_len, p_cnt, p_end = p.pfsm, p.got, p.byte, p.p_len, p.p_cnt, p.p_end
+
+        def timeout() -> None:  # the Elif after a state's byte test (tmo_fire, below)
+            with m.Elif(p.expired):
+                pfsm.goto("SYNC")
 
         def crc_next() -> list:  # this state's byte, when taken, goes into the CRC
             return [crc_en.eq(1)]
@@ -257,7 +448,7 @@ class HostTop(wiring.Component):
             with m.If(got & (byte == REQ_SYNC)):
                 pfsm.goto("CMD")
         for st, nxt, action in (
-            ("CMD", "LEN0", [p_cmd.eq(byte)]),
+            ("CMD", "LEN0", [p.p_cmd.eq(byte)]),
             ("LEN0", "LEN1", [p_len[:8].eq(byte)]),
         ):
             with pfsm.state(st):
@@ -279,11 +470,11 @@ class HostTop(wiring.Component):
                 m.d.comb += fb_w.en.eq(p_cnt < self.max_payload)
                 # (p_len_m1 has settled: a byte comes >= 40 cycles after LEN1's)
                 m.d.sync += [p_cnt.eq(p_cnt + 1), *crc_next(),
-                             p_end.eq(p_cnt == p_len_m1)]  # fmt: skip
+                             p_end.eq(p_cnt == p.p_len_m1)]  # fmt: skip
             timeout()
         with pfsm.state("CRC0"):
             with m.If(got):
-                m.d.sync += lo_ok.eq(byte == p_crc[:8])
+                m.d.sync += p.lo_ok.eq(byte == p.p_crc[:8])
                 pfsm.goto("CRC1")
             timeout()
         with pfsm.state("CRC1"):
@@ -291,19 +482,26 @@ class HostTop(wiring.Component):
                 m.d.sync += crc_check.eq(1)  # f_valid next cycle (hi_eq then holds)
                 pfsm.goto("SYNC")
             timeout()
+
+    def _parser_timeout(self, m: Module, p: _Parser) -> None:
+        """The inter-byte timeout: idle_left counts down, `expired` and tmo_fire from its sign."""
+        pfsm, got, expired, idle_left = p.pfsm, p.got, p.expired, p.idle_left
         # a frame that stops arriving mid-way is dropped with a TIMEOUT reply
         reload = pfsm.flag["SYNC"] | got
         # the timeout as the states test it (in PAYLOAD after p_end, which never meets
         # `expired`: p_end comes the cycle after a byte), from the flags alone
-        m.d.comb += tmo_fire.eq(~pfsm.flag["SYNC"] & ~got & expired)
+        m.d.comb += p.tmo_fire.eq(~pfsm.flag["SYNC"] & ~got & expired)
         with m.If(reload):
             m.d.sync += idle_left.eq(self.timeout - 2)
         with m.Elif(~idle_left[-1]):
             m.d.sync += idle_left.eq(idle_left - 1)
         m.d.sync += expired.eq(idle_left[-1] & ~reload)
-        m.d.sync += p_len_m1.eq(p_len - 1)
 
-        # ---------------- reply framer
+    # ---------------- reply framer
+
+    def _reply_framer(self, m: Module, u: _Units) -> _Reply:
+        """The reply framer: its fields and the status word, then its bytes and its states."""
+        acc = u.acc
         # The dispatcher answers through one-hot flags (`ans`, flip-flops, one per kind of
         # reply) set in the cycle it decides; in the next cycle (dispatch state ANSWER) the
         # reply's fields are loaded from them, each an AND-OR of constants and registers, and
@@ -334,13 +532,20 @@ class HostTop(wiring.Component):
             | (last_err << ST_LAST_ERROR_SHIFT)
             | (accel_status << ST_ACCEL_STATUS_SHIFT)
         )
+        r = _Reply(r_start, r_status, r_cmd, r_len, src_info, src_status, src_cycles, src_logits,
+                   r_idx, r_crc, r_busy, info, status_word, status_snap, last_err, accel_error)
+        b = self._reply_bytes(m, acc, u.o_sl, r)
+        self._reply_sender(m, u, r, b)
+        return r
+
+    def _reply_bytes(self, m: Module, acc: Accelerator, o_sl: RegSlice, r: _Reply) -> _ReplyBytes:
+        """The reply's next byte (payload: two register stages; header: a shift register)."""
+        r_idx = r.r_idx
         # the counter select is registered here, so the path into the accelerator's counter
         # mux starts at a flip-flop beside it (timing); `fresh` below waits for it
         perf_sel = Signal(8)
         m.d.sync += perf_sel.eq(r_idx[2:10])
         m.d.comb += acc.perf_sel.eq(perf_sel)
-        st = acc.status
-        weight_fault = st.weights_short | st.weights_long | st.weights_header
         # The payload byte, in two register stages (timing: no wide mux in one cycle): each
         # source's byte is picked by r_idx into a register of its own, then pay_r is their
         # AND-OR with the one-hot source flags.
@@ -353,20 +558,20 @@ class HostTop(wiring.Component):
         # quarter by r_idx[4:6], registered alongside)
         info_x = [Signal(8, name=f"info_x{j}") for j in range(4)]
         info_hi = Signal(2, name="info_hi")
-        padded = info + bytes(64 - len(info))
+        padded = r.info + bytes(64 - len(r.info))
         for j in range(4):
             bits = [sum(((padded[16 * j + i] >> k) & 1) << i for i in range(16)) for k in range(8)]
             m.d.sync += info_x[j].eq(Cat(Const(t, 16).bit_select(r_idx[:4], 1) for t in bits))
         m.d.sync += [info_hi.eq(r_idx[4:6]), info_q.eq(Array(info_x)[info_hi])]
-        m.d.sync += [stat_q.eq(status_snap.word_select(r_idx[:2], 8)),
+        m.d.sync += [stat_q.eq(r.status_snap.word_select(r_idx[:2], 8)),
                      perf_q.eq(acc.perf_data.word_select(r_idx[:2], 8)),
                      logit_q.eq(o_sl.o.payload.data), logit_v.eq(o_sl.o.valid)]  # fmt: skip
         pay_r = Signal(8, name="pay_r")
         pay_valid_r, fresh = Signal(name="pay_valid_r"), Signal(name="fresh")
         m.d.sync += [
-            pay_r.eq(Mux(src_info, info_q, 0) | Mux(src_status, stat_q, 0)
-                     | Mux(src_cycles, perf_q, 0) | Mux(src_logits, logit_q, 0)),
-            pay_valid_r.eq(~src_logits | logit_v),
+            pay_r.eq(Mux(r.src_info, info_q, 0) | Mux(r.src_status, stat_q, 0)
+                     | Mux(r.src_cycles, perf_q, 0) | Mux(r.src_logits, logit_q, 0)),
+            pay_valid_r.eq(~r.src_logits | logit_v),
         ]  # fmt: skip
         # The header is a shift register, loaded with r_start and moved a byte per byte sent:
         # the byte to send is its low byte (no mux on r_idx).
@@ -386,8 +591,16 @@ class HostTop(wiring.Component):
         pay_end = Signal(name="pay_end")
         pay_eq = Signal(2, name="pay_eq")
         m.d.sync += [idx_first.eq(r_idx == 0), hdr_end.eq(r_idx == 4),
-                     pay_eq.eq(Cat(r_idx[:8] == r_len[:8], r_idx[8:] == r_len[8:])),
+                     pay_eq.eq(Cat(r_idx[:8] == r.r_len[:8], r_idx[8:] == r.r_len[8:])),
                      pay_end.eq(pay_eq.all())]  # fmt: skip
+        return _ReplyBytes(pay_r, pay_valid_r, fresh, hdr_sr, hdr_r, settling, idx_first,
+                           hdr_end, pay_end)
+
+    def _reply_sender(self, m: Module, u: _Units, r: _Reply, b: _ReplyBytes) -> None:
+        """The framer's states: header, payload and CRC, a byte at a time into t_slice."""
+        t_sl, r_idx, r_crc, r_start = u.t_sl, r.r_idx, r.r_crc, r.r_start
+        fresh, settling, hdr_sr, hdr_r = b.fresh, b.settling, b.hdr_sr, b.hdr_r
+        pay_r, hdr_end, pay_end = b.pay_r, b.hdr_end, b.pay_end
         # The reply's CRC runs a cycle behind the bytes sent, from registers (as the parser's):
         # r_crc_byte, r_crc_en (a step, or the framer was idle) and r_crc_init (it was idle).
         # The next byte is offered >= 5 cycles later, the CRC itself only after `fresh`.
@@ -400,13 +613,13 @@ class HostTop(wiring.Component):
         pop = Signal(name="pop")
         sent_hdr, sent_pay = Signal(name="sent_hdr"), Signal(name="sent_pay")
         m.d.sync += [pop.eq(0), sent_hdr.eq(0), sent_pay.eq(0)]
-        m.d.comb += o_sl.o.ready.eq(pop)
+        m.d.comb += u.o_sl.o.ready.eq(pop)
         rfsm = _OneHot(m, "reply", ["IDLE", "HDR", "PAY", "CRC0", "CRC1"])
         with rfsm.state("IDLE"):
             m.d.sync += [r_crc_en.eq(1), r_crc_init.eq(1)]
             with m.If(r_start):
                 m.d.sync += [r_idx.eq(0), fresh.eq(0), settling.eq(0),
-                             hdr_sr.eq(Cat(Const(REP_SYNC, 8), r_status, r_cmd, r_len))]
+                             hdr_sr.eq(Cat(Const(REP_SYNC, 8), r.r_status, r.r_cmd, r.r_len))]
                 rfsm.goto("HDR")
         # A byte taken by the slice (`sent_hdr` / `sent_pay`, flip-flops) moves the framer on
         # a cycle later (timing: the wide enables of r_idx, hdr_sr and r_crc start from
@@ -414,7 +627,7 @@ class HostTop(wiring.Component):
         # meanwhile. `can_send`: the payload byte is there and is not past the end,
         # registered (valid whenever `fresh` is).
         can_send = Signal(name="can_send")
-        m.d.sync += can_send.eq(pay_valid_r & ~pay_end)
+        m.d.sync += can_send.eq(b.pay_valid_r & ~pay_end)
         with rfsm.state("HDR"):
             m.d.comb += [t_sl.i.valid.eq(fresh), t_sl.i.payload.eq(hdr_r)]
             with m.If(t_sl.i.ready & fresh):
@@ -430,11 +643,11 @@ class HostTop(wiring.Component):
                 m.d.sync += [fresh.eq(0), sent_pay.eq(1)]
         with m.If(sent_hdr):  # (only in HDR)
             m.d.sync += [r_idx.eq(Mux(hdr_end, 0, r_idx + 1)), fresh.eq(0), settling.eq(0),
-                         hdr_sr.eq(hdr_sr[8:]), r_crc_en.eq(~idx_first),
+                         hdr_sr.eq(hdr_sr[8:]), r_crc_en.eq(~b.idx_first),
                          r_crc_byte.eq(hdr_r)]  # fmt: skip
         with m.If(sent_pay):  # (only in PAY)
             m.d.sync += [r_idx.eq(r_idx + 1), r_crc_en.eq(1), r_crc_byte.eq(pay_r),
-                         pop.eq(src_logits), fresh.eq(0), settling.eq(0)]  # fmt: skip
+                         pop.eq(r.src_logits), fresh.eq(0), settling.eq(0)]  # fmt: skip
         with rfsm.state("CRC0"):
             m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[:8])]
             with m.If(t_sl.i.ready):
@@ -443,9 +656,38 @@ class HostTop(wiring.Component):
             m.d.comb += [t_sl.i.valid.eq(1), t_sl.i.payload.eq(r_crc[8:])]
             with m.If(t_sl.i.ready):
                 rfsm.goto("IDLE")
-        m.d.comb += r_busy.eq(~rfsm.flag["IDLE"] | r_start)
+        m.d.comb += r.r_busy.eq(~rfsm.flag["IDLE"] | r_start)
 
-        # ---------------- dispatcher
+    # ---------------- dispatcher
+
+    def _dispatcher(
+        self, m: Module, u: _Units, fb_r: memory.ReadPort, f: _Frame, r: _Reply, dsp: _OneHot
+    ) -> None:
+        """The command dispatcher: its registers and frame checks, then its states in groups."""
+        acc = u.acc
+        s = self._dispatch_regs(m, u, fb_r, f.p_len_m1)
+        m.d.sync += [r.r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
+        # the loader's fault flags: a beat is refused (LOAD_ACC), the load fails (load_bad)
+        st = acc.status
+        weight_fault = st.weights_short | st.weights_long | st.weights_header
+        d = self._frame_decode(m, acc, f, weight_fault)
+        answer = _Answer(m, dsp, self._reply_kinds(f.f_status, r, d))
+        self._frame_decisions(m, acc, f, r, s, d, answer)
+        with dsp.state("WAIT"):
+            with m.If(f.f_go_load):
+                dsp.goto("LOAD_RD")
+            with m.Elif(f.f_go_feed):
+                dsp.goto("FEED_RD")
+            with m.Elif(f.f_valid):
+                dsp.goto("ANSWER")
+        self._load_states(m, dsp, u, s, d, answer, weight_fault)
+        self._feed_states(m, dsp, u.i_sl, s, answer)
+        self._answer_states(m, dsp, f, r, answer)
+
+    def _dispatch_regs(
+        self, m: Module, u: _Units, fb_r: memory.ReadPort, p_len_m1: Signal
+    ) -> _Streams:
+        """The dispatcher's read pointer, the frame buffer's output and the streams' drivers."""
         rd_ptr = Signal(16)
         # beat and img_byte are reset-less (off the reset net): the accelerator reads them only
         # with w_valid / i_valid, set after all of the beat's bytes (nbyte resets to 0) or the
@@ -474,10 +716,16 @@ class HostTop(wiring.Component):
         # when the beat is taken, so they are high only in those states.
         w_end = Signal()  # the beat in `beat` ends the load (its frame is LOAD_LAST)
         i_valid, i_last = Signal(name="i_valid"), Signal(name="i_last")
-        m.d.comb += [w_sl.i.valid.eq(w_valid), *_drive(w_sl.i.payload, beat, w_end),
-                     i_sl.i.valid.eq(i_valid), *_drive(i_sl.i.payload, img_byte, i_last)]
-        m.d.sync += [r_start.eq(0), acc.weights_restart.eq(0), acc.start.eq(0)]
+        m.d.comb += [u.w_sl.i.valid.eq(w_valid), *_drive(u.w_sl.i.payload, beat, w_end),
+                     u.i_sl.i.valid.eq(i_valid), *_drive(u.i_sl.i.payload, img_byte, i_last)]
+        return _Streams(rd_ptr, beat, nbyte, img_byte, w_valid, w_refuse, w_last, fb_q, rd_end,
+                        w_end, i_valid, i_last)
 
+    def _frame_decode(
+        self, m: Module, acc: Accelerator, f: _Frame, weight_fault: Value
+    ) -> _Decode:
+        """The frame's command and length tests, and the dispatch decisions made of them."""
+        p_cmd, p_len = f.p_cmd, f.p_len
         # The frame's command and length tests, registered while the frame's last bytes
         # arrive (p_cmd and p_len are set hundreds of cycles before f_valid), and the
         # decisions made of them registered once more (the accelerator's weights_loaded only
@@ -497,8 +745,8 @@ class HostTop(wiring.Component):
         bad_len, unloaded = Signal(name="bad_len"), Signal(name="unloaded")
         unknown = Signal(name="unknown")
         m.d.sync += [
-            go_load.eq(is_load & ~load_len_bad),
-            go_feed.eq(cmd[Cmd.INFER] & acc.weights_loaded & ~infer_len_bad),
+            f.go_load.eq(is_load & ~load_len_bad),
+            f.go_feed.eq(cmd[Cmd.INFER] & acc.weights_loaded & ~infer_len_bad),
             bad_len.eq((is_load & load_len_bad)
                        | (cmd[Cmd.INFER] & acc.weights_loaded & infer_len_bad)),
             unloaded.eq(cmd[Cmd.INFER] & ~acc.weights_loaded),
@@ -511,71 +759,63 @@ class HostTop(wiring.Component):
         # cycles after LOAD_CHECK saw the weight slices empty: the flags were final then)
         load_bad = Signal(name="load_bad")
         m.d.sync += load_bad.eq(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded))
+        return _Decode(cmd, bad_len, unloaded, unknown, cyc_len, out_len, load_bad)
 
-        # the kinds of reply: status, payload length, payload source flag
-        kinds = {
+    def _reply_kinds(self, f_status: Signal, r: _Reply, d: _Decode) -> dict[str, tuple]:
+        """The kinds of reply: status, payload length, payload source flag."""
+        return {
             "frame": (f_status, 0, None),  # the frame was bad (its status is never OK)
-            "info": (Status.OK, len(info), src_info),
-            "status": (Status.OK, 4, src_status),
-            "cycles": (Status.OK, cyc_len, src_cycles),
+            "info": (Status.OK, len(r.info), r.src_info),
+            "status": (Status.OK, 4, r.src_status),
+            "cycles": (Status.OK, d.cyc_len, r.src_cycles),
             "ok": (Status.OK, 0, None),
             "length": (Status.LENGTH, 0, None),
             "not_loaded": (Status.NOT_LOADED, 0, None),
             "command": (Status.COMMAND, 0, None),
             "load": (Status.LOAD, 0, None),
-            "logits": (Status.OK, out_len, src_logits),
+            "logits": (Status.OK, d.out_len, r.src_logits),
         }
-        ans = {k: Signal(name=f"ans_{k}") for k in kinds}
-        ans_err = Signal(name="ans_err")  # the reply's status is an error (last_err takes it)
-        m.d.sync += [a.eq(0) for a in ans.values()]
-        m.d.sync += ans_err.eq(0)
 
-        def answer(kind: str, cond=None) -> None:
-            """Reply with `kind`: the flags now, the fields next cycle (ANSWER)."""
-            sets = [ans[kind].eq(1)]
-            if kind == "frame" or (isinstance(kinds[kind][0], int) and kinds[kind][0]):
-                sets.append(ans_err.eq(1))
-            if cond is None:
-                m.d.sync += sets
-                dsp.goto("ANSWER")
-            else:  # (outside the FSM: WAIT's frame decisions, from f_valid)
-                with m.If(cond):
-                    m.d.sync += sets
-
+    def _frame_decisions(
+        self, m: Module, acc: Accelerator, f: _Frame, r: _Reply, s: _Streams, d: _Decode,
+        answer: _Answer,
+    ) -> None:
+        """WAIT's frame decisions, from f_valid: replies, the status snapshot, the starts."""
+        cmd, f_valid, f_ok = d.cmd, f.f_valid, f.f_ok
         # A frame's decisions, outside the FSM: f_valid pulses only while the dispatcher
         # waits (the parser takes bytes only then), so no state decode is needed.
         fv_ok = f_valid & f_ok
         with m.If(f_valid):
-            m.d.sync += [rd_ptr.eq(0), nbyte.eq(0)]
+            m.d.sync += [s.rd_ptr.eq(0), s.nbyte.eq(0)]
         answer("frame", f_valid & ~f_ok)
         answer("info", fv_ok & cmd[Cmd.INFO])
         answer("status", fv_ok & cmd[Cmd.STATUS])
         answer("cycles", fv_ok & cmd[Cmd.CYCLES])
         answer("ok", fv_ok & cmd[Cmd.LOAD_BEGIN])
-        answer("length", fv_ok & bad_len)
-        answer("not_loaded", fv_ok & unloaded)
-        answer("command", fv_ok & unknown)
+        answer("length", fv_ok & d.bad_len)
+        answer("not_loaded", fv_ok & d.unloaded)
+        answer("command", fv_ok & d.unknown)
         with m.If(fv_ok & cmd[Cmd.STATUS]):
             # the reply carries this snapshot; reading it clears the last error
-            m.d.sync += [status_snap.eq(status_word), last_err.eq(0)]
+            m.d.sync += [r.status_snap.eq(r.status_word), r.last_err.eq(0)]
         with m.If(fv_ok & cmd[Cmd.LOAD_BEGIN]):
             m.d.sync += acc.weights_restart.eq(1)
-        with m.If(f_go_feed):
+        with m.If(f.f_go_feed):
             m.d.sync += acc.start.eq(1)
 
-        with dsp.state("WAIT"):
-            with m.If(f_go_load):
-                dsp.goto("LOAD_RD")
-            with m.Elif(f_go_feed):
-                dsp.goto("FEED_RD")
-            with m.Elif(f_valid):
-                dsp.goto("ANSWER")
+    def _load_states(
+        self, m: Module, dsp: _OneHot, u: _Units, s: _Streams, d: _Decode, answer: _Answer,
+        weight_fault: Value,
+    ) -> None:
+        """LOAD_*: the frame's bytes, four to a beat, into the weights stream; the verdict."""
+        acc, beat, nbyte, rd_ptr, rd_end = u.acc, s.beat, s.nbyte, s.rd_ptr, s.rd_end
+        w_valid, w_refuse, w_last = s.w_valid, s.w_refuse, s.w_last
         with dsp.state("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
             dsp.goto("LOAD_WAIT")
         with dsp.state("LOAD_WAIT"):
             dsp.goto("LOAD_ACC")
         with dsp.state("LOAD_ACC"):
-            m.d.sync += [beat.word_select(nbyte, 8).eq(fb_q), nbyte.eq(nbyte + 1),
+            m.d.sync += [beat.word_select(nbyte, 8).eq(s.fb_q), nbyte.eq(nbyte + 1),
                          rd_ptr.eq(rd_ptr + 1)]  # fmt: skip
             with m.If(nbyte != 3):
                 dsp.goto("LOAD_RD")
@@ -585,13 +825,13 @@ class HostTop(wiring.Component):
                 # (the slices hand a beat over two to four cycles after it was pushed)
                 refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
                 m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(rd_end),
-                             w_end.eq(rd_end & cmd[Cmd.LOAD_LAST])]  # fmt: skip
+                             s.w_end.eq(rd_end & d.cmd[Cmd.LOAD_LAST])]  # fmt: skip
                 dsp.goto("LOAD_PUSH")
         with dsp.state("LOAD_PUSH"):
             with m.If(w_refuse):
                 m.d.sync += w_refuse.eq(0)
                 answer("load")
-            with m.Elif(w_sl.i.ready):
+            with m.Elif(u.w_sl.i.ready):
                 m.d.sync += w_valid.eq(0)
                 with m.If(w_last):
                     dsp.goto("LOAD_CHECK")
@@ -603,21 +843,27 @@ class HostTop(wiring.Component):
             # set in that cycle and `loaded` at the edge after it (LOAD_SETTLE); load_bad
             # registers them there, LOAD_VERDICT reads it. Beats move between the slices with
             # no empty cycle, so both empty means the loader took the last one.
-            with m.If(~w_sl.o.valid & ~wc_sl.o.valid):
+            with m.If(~u.w_sl.o.valid & ~u.wc_sl.o.valid):
                 dsp.goto("LOAD_SETTLE")
         with dsp.state("LOAD_SETTLE"):  # (ACT_LATENCY == 1 cycle: asserted at the top)
             dsp.goto("LOAD_VERDICT")
         with dsp.state("LOAD_VERDICT"):
-            with m.If(load_bad):
+            with m.If(d.load_bad):
                 answer("load")
             with m.Else():
                 answer("ok")
+
+    def _feed_states(
+        self, m: Module, dsp: _OneHot, i_sl: RegSlice, s: _Streams, answer: _Answer
+    ) -> None:
+        """FEED_*: the frame's bytes, one at a time, into the image stream; then the logits."""
+        rd_ptr, i_valid, i_last = s.rd_ptr, s.i_valid, s.i_last
         with dsp.state("FEED_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
             dsp.goto("FEED_WAIT")
         with dsp.state("FEED_WAIT"):
             dsp.goto("FEED_LATCH")
         with dsp.state("FEED_LATCH"):  # a register between the two block RAMs (timing)
-            m.d.sync += [img_byte.eq(fb_q), i_valid.eq(1), i_last.eq(rd_end)]
+            m.d.sync += [s.img_byte.eq(s.fb_q), i_valid.eq(1), i_last.eq(s.rd_end)]
             dsp.goto("FEED_PUSH")
         with dsp.state("FEED_PUSH"):
             with m.If(i_sl.i.ready):
@@ -626,6 +872,12 @@ class HostTop(wiring.Component):
                     answer("logits")
                 with m.Else():
                     dsp.goto("FEED_RD")
+
+    def _answer_states(
+        self, m: Module, dsp: _OneHot, f: _Frame, r: _Reply, answer: _Answer
+    ) -> None:
+        """ANSWER loads the reply's fields from the one-hot flags; REPLY waits for the framer."""
+        kinds, ans = answer.kinds, answer.ans
         with dsp.state("ANSWER"):  # the reply's fields from the one-hot flags (AND-OR)
             status_next = Const(0, 8)
             len_next = Const(0, 16)
@@ -634,21 +886,13 @@ class HostTop(wiring.Component):
                     status_next = status_next | Mux(ans[k], status, 0)
                 if not isinstance(length, int) or length:
                     len_next = len_next | Mux(ans[k], length, 0)
-            m.d.sync += [r_start.eq(1), r_status.eq(status_next), r_cmd.eq(p_cmd),
-                         r_len.eq(len_next)]  # fmt: skip
+            m.d.sync += [r.r_start.eq(1), r.r_status.eq(status_next), r.r_cmd.eq(f.p_cmd),
+                         r.r_len.eq(len_next)]  # fmt: skip
             m.d.sync += [flag.eq(ans[k]) for k, (_, _, flag) in kinds.items()
                          if flag is not None]  # fmt: skip
-            with m.If(ans_err):
-                m.d.sync += last_err.eq(status_next)
+            with m.If(answer.ans_err):
+                m.d.sync += r.last_err.eq(status_next)
             dsp.goto("REPLY")
         with dsp.state("REPLY"):
-            with m.If(~r_busy):
+            with m.If(~r.r_busy):
                 dsp.goto("WAIT")
-
-        m.d.comb += [
-            self.led_busy.eq(acc.busy),
-            self.led_done.eq(acc.done),
-            self.led_error.eq((last_err != 0) | accel_error),
-            self.led_loaded.eq(acc.weights_loaded),
-        ]
-        return m
