@@ -38,7 +38,9 @@ checks exercise.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,6 +59,101 @@ ACT_LATENCY = 1
 
 def beats_per_word(width: int) -> int:
     return -(-width // 32)
+
+
+@dataclass(frozen=True)
+class _Regs:
+    """The transfer's registers (built by `WeightLoader._transfer_regs`)."""
+
+    st: Signal  # the state, one-hot: bit 0 the header, bit n+1 region n
+    addr: Signal  # the word's address in its region
+    acc: Signal  # the word's beats
+    beat_oh: Signal  # the word's beat, one-hot
+    commit: list[Signal]  # each memory's write enable
+    commit_addr: list[Signal]  # each memory's write address
+    loaded: Signal
+    hdr: data.View  # the loaded model's header
+    discard: Signal  # dropping the tail of a refused transfer up to its `last`
+
+    @property
+    def in_last(self) -> Value:
+        """In the last region."""
+        return self.st[-1]
+
+
+@dataclass(frozen=True)
+class _Check:
+    """The header check's flags (`WeightLoader._control_regs`)."""
+
+    checking: Signal
+    weighing: Signal
+    judging: Signal
+    stall: Signal
+    hdr_last: Signal  # the header's last beat carried `last`
+    go: Signal  # the judging cycle of a good header that does not end the transfer
+
+
+@dataclass(frozen=True)
+class _Pos:
+    """The region position besides addr (`WeightLoader._position_regs`)."""
+
+    left2: Signal  # (words left in the region after this one) - 2
+    len_m3: list[Signal]  # each region's length - 3
+    lz: list[Signal]  # each region's length == 1
+    q_len: list[Signal]  # the following regions' len_m3, a queue
+    q_lz: list[Signal]  # the following regions' lz, a queue
+    wend: Signal  # this beat completes a word
+    lzero: Signal  # no word left in the region after this one
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The input stage: the beat taken in the last cycle (`WeightLoader._input_stage`)."""
+
+    bv: Signal  # a beat is staged
+    bv_pos: Signal  # bv's copy for the region position
+    bv_com: Signal  # bv's copy for the write enables
+    b_data: Signal
+    b_last: Signal
+    blocked: Signal  # `ready`'s flip-flop (see `WeightLoader._check_steps`)
+    accept: Value  # a beat is taken in this cycle
+
+    @property
+    def take(self) -> Signal:
+        """The beat acted on: the staged one (never while loaded or stalled, see `ready`)."""
+        # In a restart cycle it is dropped: the restart's rewind comes last and wins, the
+        # write enables and fault pulses are gated with ~restart, so the registers' enables
+        # need no restart term (timing)
+        return self.bv
+
+    @property
+    def is_last(self) -> Signal:
+        """The staged beat's `last`."""
+        return self.b_last
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """The header check's tests and registered verdicts (`WeightLoader._header_regs`)."""
+
+    new_hdr: data.View  # the header in acc
+    oks: list[Value]  # each field's test
+    ok_f: Signal  # the tests, registered
+    ok_r: Signal  # their AND, registered
+    words_m3: list[Signal]  # each region's word count - 3
+    words_one: list[Signal]  # each region's word count == 1
+    words: list[Value]  # each region's word count from the header in acc
+    words_r: list[Signal]  # the counts, registered
+
+
+@dataclass(frozen=True)
+class _Beat:
+    """The staged beat's flags (`WeightLoader._beat_flags`)."""
+
+    live: Signal  # ~stall & ~discard
+    beat: Value  # a beat acted on outside a discard
+    at_final: Signal  # the final expected beat of the transfer
+    at_hdr_end: Signal  # the header's last beat
 
 
 class WeightLoader(wiring.Component):
@@ -100,16 +197,66 @@ class WeightLoader(wiring.Component):
             ports[f"data{n}"] = Out(unsigned(w))
         super().__init__(ports)
 
+    @property
+    def _has_hdr(self) -> bool:
+        """Whether the transfer starts with a header word."""
+        return self.header_layout is not None
+
+    @property
+    def _first(self) -> int:
+        """The state a transfer starts in (0: the header, n + 1: region n)."""
+        return 0 if self._has_hdr else 1
+
+    @property
+    def _bpw(self) -> list[int]:
+        """Beats per word of each state: the header's, then each region's."""
+        bpw = [beats_per_word(self.header_layout.size) if self._has_hdr else 1]
+        bpw += [beats_per_word(w) for w, _ in self.mem_shape]
+        return bpw
+
     def elaborate(self, platform) -> Module:
+        """The loader, piece by piece (the order of the pieces fixes the netlist)."""
         m = Module()
+        r = self._transfer_regs()
+        chk, pos = self._control_regs(m, r.addr)
+        rewind = self._rewind(r, chk, pos)
+        stg = self._input_stage(m)
+        self._outputs(m, r, stg)
+        hv = self._header_regs(m, r)
+        bt = self._beat_flags(m, r, chk, pos, stg, hv)
+        self._commits(m, r, pos, stg, bt)
+        self._loaded(m, r, pos, stg, bt)
+        m.d.sync += chk.go.eq(0)
+        self._assemble(m, r, stg)
+
+        # `take` implies ~restart and ~stall (see `ready`), so a beat never meets the header
+        # check's states, and the restart's rewind comes last (it wins): no state's branch
+        # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
+        # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
+        # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+        self._beat_step(m, r, pos, stg, bt)
+        self._position_steps(m, r, pos, stg)
+        with m.If(stg.take & r.discard & stg.is_last):  # (a discard's end)
+            m.d.sync += r.discard.eq(0)
+        with m.If(bt.beat):
+            self._on_beat(m, r, chk, pos, stg, bt, rewind)
+        self._check_steps(m, r, chk, stg, hv, bt)
+        self._judge(m, r, chk, hv, rewind)
+        self._faults(m, chk, stg, hv, bt)
+        self._on_go(m, r, chk, pos, hv)
+        with m.If(self.restart):
+            # (the write enables are gated with ~restart in `_commits`: nothing is written)
+            m.d.sync += [*rewind, r.beat_oh.eq(1), r.discard.eq(0)]
+        return m
+
+    def _transfer_regs(self) -> _Regs:
+        """The state, the word's assembly and write registers, `loaded`, `hdr`, `discard`."""
         nreg = len(self.regions)
-        has_hdr = self.header_layout is not None
-        first = 0 if has_hdr else 1  # the state a transfer starts in
+        has_hdr = self._has_hdr
+        bpw = self._bpw
         # the state, one-hot (timing: no decode in front of the per-state enables): bit 0 the
         # header, bit n+1 region n
-        st = Signal(nreg + 1, init=1 << first)
-        bpw = [beats_per_word(self.header_layout.size) if has_hdr else 1]
-        bpw += [beats_per_word(w) for w, _ in self.mem_shape]
+        st = Signal(nreg + 1, init=1 << self._first)
         # (with a header `go` loads it before a region reads it: reset-less, so its reset pin
         # is `go` alone, not a design-reset-or-go LUT; timing)
         addr = Signal(range(max(d for _, d in self.mem_shape) + 1), reset_less=has_hdr)
@@ -131,6 +278,10 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
+        return _Regs(st, addr, acc, beat_oh, commit, commit_addr, loaded, hdr, discard)
+
+    def _control_regs(self, m: Module, addr: Signal) -> tuple[_Check, _Pos]:
+        """The header check's flags, the region position (`_position_regs`) and `go`."""
         # The header is checked in the three cycles after its last beat (`checking`,
         # `weighing`, `judging`, no beat taken): the compares start from registers, not from
         # the payload, and each field's verdict is registered before their AND.
@@ -139,6 +290,14 @@ class WeightLoader(wiring.Component):
         judging = Signal()  # the cycle after `weighing`: the verdict, registered, is applied
         stall = Signal()  # checking | weighing | judging, one flip-flop for `ready`
         hdr_last = Signal()  # the header's last beat carried `last`
+        pos = self._position_regs(m, addr)
+        go = Signal()  # the judging cycle of a good header that does not end the transfer
+        return _Check(checking, weighing, judging, stall, hdr_last, go), pos
+
+    def _position_regs(self, m: Module, addr: Signal) -> _Pos:
+        """The words left in the region, the following regions' start values, wend, lzero."""
+        nreg = len(self.regions)
+        has_hdr = self._has_hdr
         # left2 = (words left in the region after this one) - 2, counted down (timing): the
         # next `lzero` (left == 1 before a step) is its sign bit, no compare. Each region
         # starts at len_m3 = length - 3 (left = length - 1), lzero = lz (length == 1); both
@@ -162,27 +321,33 @@ class WeightLoader(wiring.Component):
                 for i in range(nreg - 1)]  # fmt: skip
         # wend: this beat completes a word (beat == bpw[state] - 1); lzero: left == 0. Both
         # kept as flags, set with beat / state / left: the per-beat decisions start from them.
-        wend = Signal(init=bpw[first] == 1)
+        wend = Signal(init=self._bpw[self._first] == 1)
         lzero = Signal(init=has_hdr or self.regions[0][2] == 1)
-        in_last = st[nreg]  # in the last region
-        go = Signal()  # the judging cycle of a good header that does not end the transfer
-        # (checking and stall have equations of their own, below)
-        rewind = [st.eq(1 << first), weighing.eq(0), judging.eq(0), go.eq(0),
-                  wend.eq(bpw[first] == 1)]  # fmt: skip
-        if not has_hdr:
+        return _Pos(left2, len_m3, lz, q_len, q_lz, wend, lzero)
+
+    def _rewind(self, r: _Regs, chk: _Check, pos: _Pos) -> list:
+        """The statements that rewind the loader to a transfer's start."""
+        first = self._first
+        # (checking and stall have equations of their own, in `_check_steps`)
+        rewind = [r.st.eq(1 << first), chk.weighing.eq(0), chk.judging.eq(0), chk.go.eq(0),
+                  pos.wend.eq(self._bpw[first] == 1)]  # fmt: skip
+        if not self._has_hdr:
             # With a header the region position (addr, left2, lzero, the queue) is not read
             # in the header state (nor in its check) and is set by `go` (a good header's
             # verdict): a rewind leaves it alone (timing: no fault / restart term in those
             # registers' enables).
-            rewind += [addr.eq(0), left2.eq(len_m3[0]), lzero.eq(lz[0]),
-                       *(q.eq(v) for q, v in zip(q_len, len_m3[1:], strict=True)),
-                       *(q.eq(v) for q, v in zip(q_lz, lz[1:], strict=True))]  # fmt: skip
+            rewind += [r.addr.eq(0), pos.left2.eq(pos.len_m3[0]), pos.lzero.eq(pos.lz[0]),
+                       *(q.eq(v) for q, v in zip(pos.q_len, pos.len_m3[1:], strict=True)),
+                       *(q.eq(v) for q, v in zip(pos.q_lz, pos.lz[1:], strict=True))]  # fmt: skip
+        return rewind
 
+    def _input_stage(self, m: Module) -> _Stage:
+        """The input stage: the beat taken, held in flip-flops for the next cycle."""
         # The input stage (timing): a beat taken is held in flip-flops and acted on in the
-        # next cycle, so every decision below starts from the stage's flip-flops, never from
-        # the stream's `valid` (which came from a register slice across the die through the
-        # controller's busy gate, one LUT shared by ~100 enables: 7.46 ns routed on the 8x8).
-        # `valid` now reaches only the stage. A staged beat is always acted on in the next
+        # next cycle, so every decision of the loader starts from the stage's flip-flops, never
+        # from the stream's `valid` (which came from a register slice across the die through
+        # the controller's busy gate, one LUT shared by ~100 enables: 7.46 ns routed on the
+        # 8x8). `valid` now reaches only the stage. A staged beat is always acted on in the next
         # cycle, so the stage is one entry and still a beat a cycle: the cycle that acts on a
         # beat that may stop the loader takes none (a beat with `last` ends the
         # transfer or a discard, a header beat may start the header check), so `ready` stays
@@ -199,22 +364,31 @@ class WeightLoader(wiring.Component):
         m.d.sync += [bv.eq(accept), bv_pos.eq(accept), bv_com.eq(accept),
                      b_data.eq(self.i_stream.payload.data),
                      b_last.eq(self.i_stream.payload.last)]  # fmt: skip
+        return _Stage(bv, bv_pos, bv_com, b_data, b_last, blocked, accept)
+
+    def _outputs(self, m: Module, r: _Regs, stg: _Stage) -> None:
+        """`loaded`, the stream's `ready` and the memories' write ports."""
         m.d.comb += [
-            self.loaded.eq(loaded),
+            self.loaded.eq(r.loaded),
             # no beat is taken in a restart cycle (it would be dropped by the rewind), while
             # the header is checked, nor in a cycle that acts on a beat that may stop
-            self.i_stream.ready.eq(~loaded & ~self.restart & ~blocked),
+            self.i_stream.ready.eq(~r.loaded & ~self.restart & ~stg.blocked),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
-                getattr(self, f"we{n}").eq(commit[n]),
-                getattr(self, f"addr{n}").eq(commit_addr[n]),
-                getattr(self, f"data{n}").eq(acc[:w]),
+                getattr(self, f"we{n}").eq(r.commit[n]),
+                getattr(self, f"addr{n}").eq(r.commit_addr[n]),
+                getattr(self, f"data{n}").eq(r.acc[:w]),
             ]
 
+    def _header_regs(self, m: Module, r: _Regs) -> _Verdict:
+        """The header check's tests on the header in acc and its registered verdicts."""
+        has_hdr = self._has_hdr
+        nreg = len(self.regions)
         if has_hdr:
-            m.d.comb += self.header.eq(hdr)
-        new_hdr = layout(acc[: layout.size])
+            m.d.comb += self.header.eq(r.hdr)
+        layout = r.hdr.shape()
+        new_hdr = layout(r.acc[: layout.size])
         # each region's two tests as verdicts of their own (ANDed in `weighing`; timing: the
         # != 0 tree and the <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
         oks = [new_hdr.magic == self.magic]
@@ -224,6 +398,7 @@ class WeightLoader(wiring.Component):
         # each region's word count (compares and adds from registers), `weighing` their AND
         # and the counts minus 3, `judging` acts on it (timing: no compare, nor a wide AND
         # behind one, in front of the state registers).
+        aw = len(r.addr) + 2
         ok_f = Signal(len(oks))
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
@@ -233,14 +408,11 @@ class WeightLoader(wiring.Component):
                                                                 strict=True)] if has_hdr else []
         words_r = [Signal(len(w), name=f"words_r{n}", reset_less=True)
                    for n, w in enumerate(words)]  # fmt: skip
+        return _Verdict(new_hdr, oks, ok_f, ok_r, words_m3, words_one, words, words_r)
 
-        payload = b_data
-        # the beat acted on: the staged one (never while loaded or stalled, see `ready`). In
-        # a restart cycle it is dropped: the restart's rewind comes last and wins, the write
-        # enables and fault pulses are gated with ~restart, so the registers' enables need no
-        # restart term (timing)
-        take = bv
-        is_last = b_last
+    def _beat_flags(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
+                    hv: _Verdict) -> _Beat:
+        """`live` and the flags of the staged beat that every decision reads."""
         # live == ~stall & ~discard in every cycle, one flip-flop set from their next values
         # (timing: a beat acted on outside a discard, `beat` below, is then one LUT of
         # flip-flops, not five inputs in front of every decision).
@@ -252,39 +424,50 @@ class WeightLoader(wiring.Component):
         # header check never meet: a header's end is taken outside a discard and only the
         # check's verdict starts one.)
         live = Signal(init=1)
-        offered = bv  # (== take)
+        offered = stg.bv  # (== take)
         beat = offered & live  # == take & ~discard
+        is_last = stg.is_last
         m.d.sync += live.eq(
             self.restart
-            | (live & ~(offered & wend & ((in_last & lzero & ~is_last) | st[0])))
-            | (stall & judging & (ok_r | hdr_last))
-            | (discard & offered & is_last))
+            | (live & ~(offered & pos.wend & ((r.in_last & pos.lzero & ~is_last) | r.st[0])))
+            | (chk.stall & chk.judging & (hv.ok_r | chk.hdr_last))
+            | (r.discard & offered & is_last))
         # this beat, if taken, is the final expected one of the transfer / the header's last:
         # both from flip-flops only, so `take` selects at the end of each decision (timing)
         at_final = Signal()
         at_hdr_end = Signal()
-        m.d.comb += [at_final.eq(~discard & in_last & wend & lzero),
-                     at_hdr_end.eq(st[0] & wend)]  # fmt: skip
+        m.d.comb += [at_final.eq(~r.discard & r.in_last & pos.wend & pos.lzero),
+                     at_hdr_end.eq(r.st[0] & pos.wend)]  # fmt: skip
+        return _Beat(live, beat, at_final, at_hdr_end)
+
+    def _commits(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage, bt: _Beat) -> None:
+        """Each memory's write enable."""
         # a word's write enable: its last beat taken in region n outside a discard, not in a
         # restart cycle. One AND of flip-flops (bv_com: its own copy), written as such (no
         # `If` chain, so yosys finds no synchronous reset in it: timing, the restart/design
         # reset LUT drove its LSR pin)
-        for n, c in enumerate(commit):
-            m.d.sync += c.eq(bv_com & live & st[n + 1] & wend & ~self.restart)
-        # (as the branches below set it: the final beat with `last` sets it, a restart clears)
+        for n, c in enumerate(r.commit):
+            m.d.sync += c.eq(stg.bv_com & bt.live & r.st[n + 1] & pos.wend & ~self.restart)
+
+    def _loaded(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage, bt: _Beat) -> None:
+        """`loaded` and its next value, `loaded_next`."""
+        # (as the branches of `_on_beat` and the restart would set it: the final beat with
+        # `last` sets it, a restart clears)
         # Two LUT levels over kept wires (timing: ABC chained it behind `beat`'s LUTs, the
         # controller's busy gate on `valid` -> three LUTs -> `loaded`, 7.67 ns routed on the
         # 8x8, before the input stage).
         fin_here = Signal(attrs={"keep": 1})  # the next beat taken would be the final one
         fin_in = Signal(attrs={"keep": 1})  # a staged beat with `last`, no restart
-        m.d.comb += [fin_here.eq(live & in_last & wend & lzero),
-                     fin_in.eq(bv & is_last & ~self.restart),
-                     self.loaded_next.eq((~self.restart & loaded)
-                                         | (fin_in & fin_here & ~loaded))]  # fmt: skip
-        # (written as its next value, not through the branches below: an AND-OR of flip-flops
-        # with no restart LUT on its LSR pin; timing)
-        m.d.sync += loaded.eq(self.loaded_next)
-        m.d.sync += go.eq(0)
+        m.d.comb += [fin_here.eq(bt.live & r.in_last & pos.wend & pos.lzero),
+                     fin_in.eq(stg.bv & stg.is_last & ~self.restart),
+                     self.loaded_next.eq((~self.restart & r.loaded)
+                                         | (fin_in & fin_here & ~r.loaded))]  # fmt: skip
+        # (written as its next value, not through the branches of `_on_beat`: an AND-OR of
+        # flip-flops with no restart LUT on its LSR pin; timing)
+        m.d.sync += r.loaded.eq(self.loaded_next)
+
+    def _assemble(self, m: Module, r: _Regs, stg: _Stage) -> None:
+        """acc's slots take the staged payload."""
         # acc's slot k takes the staged payload in every cycle its beat_oh bit is set, staged
         # or not (timing: each slot's 32 enables are one flip-flop, where a LUT of the stream's
         # valid, the controller's busy gate and `stall` failed at 150 MHz in most routed 8x8
@@ -293,150 +476,168 @@ class WeightLoader(wiring.Component):
         # committed from acc in the cycle after its last beat was taken, and a discard or
         # rewind is followed by a word's first beat. beat_oh is 0 from the header's end to the
         # judging cycle, so the header stays in acc until `go` (or the check) reads it.
-        for k in range(max(bpw)):
-            with m.If(beat_oh[k]):
-                m.d.sync += acc[32 * k : 32 * k + 32].eq(payload)
+        for k in range(max(self._bpw)):
+            with m.If(r.beat_oh[k]):
+                m.d.sync += r.acc[32 * k : 32 * k + 32].eq(stg.b_data)
 
-        def step_beat(n_bpw: int) -> None:
-            # (called only when the beat is not the word's last: n_bpw >= 2)
-            m.d.sync += wend.eq(beat_oh[n_bpw - 2])
-
-        def on_beat() -> None:
-            """A beat taken outside a discard: assemble, commit, step the region."""
-            # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
-            with m.If(st[0]):  # (never set without a header)
-                with m.If(wend):
-                    m.d.sync += hdr_last.eq(is_last)  # (and checking, stall; `go` sets addr)
-                with m.Else():
-                    step_beat(bpw[0])
-            for n in range(nreg):
-                with m.If(st[n + 1]):
-                    region_beat(n)
-            with m.If(at_final):
-                m.d.sync += rewind
-                with m.If(~is_last):  # (with `last`: loaded, set above; err_long below)
-                    m.d.sync += discard.eq(1)
-            # (a header's last beat with `last` is judged in the judging cycle)
-            with m.Elif(is_last & ~at_hdr_end):  # (err_short below)
-                m.d.sync += rewind
-
-        def step_position(region_end: bool) -> None:
-            """The region position's step at a word's end: the next region's start values
-            from the queue, or the next word."""
-            if region_end:
-                m.d.sync += addr.eq(0)
-                if q_len:  # (none with one region: its end is the transfer's, `go` sets it)
-                    m.d.sync += [left2.eq(q_len[0]), lzero.eq(q_lz[0])]
-                m.d.sync += [a.eq(b) for a, b in zip(q_len, q_len[1:], strict=False)]
-                m.d.sync += [a.eq(b) for a, b in zip(q_lz, q_lz[1:], strict=False)]
-            else:
-                m.d.sync += [addr.eq(addr + 1), left2.eq(left2 - 1)]
-                # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
-                m.d.sync += lzero.eq(left2[-1])
-
-        def region_beat(n: int) -> None:
-            """A beat of region n: the word's end commits it and steps the address."""
-            with m.If(wend):  # (commit[n] is set above)
-                with m.If(lzero):  # the region's last word
-                    # (the last region's end is the transfer's end: the rewind below sets st)
-                    if n != nreg - 1:
-                        m.d.sync += [st.eq(1 << (n + 2)), wend.eq(bpw[n + 2] == 1)]
-                        if not has_hdr:
-                            step_position(True)
-                    elif not has_hdr:
-                        m.d.sync += addr.eq(0)
-                with m.Else():
-                    m.d.sync += wend.eq(bpw[n + 1] == 1)
-                    if not has_hdr:
-                        step_position(False)
-            with m.Else():
-                step_beat(bpw[n + 1])
-
-        # `take` implies ~restart and ~stall (see `ready`), so a beat never meets the header
-        # check's states, and the restart's rewind comes last (it wins): no state's branch
-        # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
-        # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
-        # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
+    def _beat_step(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage, bt: _Beat) -> None:
+        """The word's beat (beat_oh) steps on a beat taken."""
         # The word's beat: back to the first after a word end or a `last` (every `last` ends
         # the transfer, the header or a discard; a fault on a beat is at one of them), else
         # the next, in a discard too (then it is 1 again after the discard's `last`); none
         # from the header's last beat to the judging cycle. Timing: no fault term in its logic.
-        with m.If(take):
-            with m.If(wend | is_last):
+        with m.If(stg.take):
+            with m.If(pos.wend | stg.is_last):
                 # (none at the header's end: its check keeps the header in acc)
-                m.d.sync += beat_oh.eq(~(at_hdr_end & ~discard))
+                m.d.sync += r.beat_oh.eq(~(bt.at_hdr_end & ~r.discard))
             with m.Else():
-                m.d.sync += beat_oh.eq(beat_oh << 1)
+                m.d.sync += r.beat_oh.eq(r.beat_oh << 1)
+
+    def _position_steps(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage) -> None:
+        """The write address copies follow addr; with a header, the region position steps."""
         # the write address follows `addr` one cycle late, in every cycle (timing: no enable
         # nor reset on its copies, whose ~50 flip-flops spread over the die with their
         # memories); it is read only beside a write enable, which is set at the edge where
         # it takes the word's address (addr steps at that edge, commit_addr keeps the old)
-        m.d.sync += [ca.eq(addr) for ca in commit_addr]
-        if has_hdr:
+        m.d.sync += [ca.eq(r.addr) for ca in r.commit_addr]
+        if self._has_hdr:
             # With a header the region position steps at every word end staged, in any state,
             # in a discard, in the header check and while loaded too (timing: its enables are
             # bv_pos & wend [& lzero] | go, no state decode, discard, fault, loaded or
             # stall term, in front of ~50 enables). Outside a region that is harmless: `go`
             # sets it before a region's first word, and in a region (no stall, no discard, not
             # loaded: the final beat rewinds) a word end staged is a word end acted on.
-            with m.If(bv_pos & wend):
-                with m.If(lzero):
-                    step_position(True)
+            with m.If(stg.bv_pos & pos.wend):
+                with m.If(pos.lzero):
+                    _step_position(m, r, pos, True)
                 with m.Else():
-                    step_position(False)
-        with m.If(take & discard & is_last):  # (a discard's end)
-            m.d.sync += discard.eq(0)
-        with m.If(beat):
-            on_beat()
+                    _step_position(m, r, pos, False)
+
+    def _on_beat(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage, bt: _Beat,
+                 rewind: list) -> None:
+        """A beat taken outside a discard: assemble, commit, step the region."""
+        # (one `If` per one-hot state bit, not an If/Elif chain: they are exclusive)
+        with m.If(r.st[0]):  # (never set without a header)
+            with m.If(pos.wend):
+                # (and checking, stall: `_check_steps`; `go` sets addr)
+                m.d.sync += chk.hdr_last.eq(stg.is_last)
+            with m.Else():
+                _step_beat(m, r, pos, self._bpw[0])
+        for n in range(len(self.regions)):
+            with m.If(r.st[n + 1]):
+                self._region_beat(m, r, pos, n)
+        with m.If(bt.at_final):
+            m.d.sync += rewind
+            # (with `last`: loaded, set in `_loaded`; err_long in `_faults`)
+            with m.If(~stg.is_last):
+                m.d.sync += r.discard.eq(1)
+        # (a header's last beat with `last` is judged in the judging cycle)
+        with m.Elif(stg.is_last & ~bt.at_hdr_end):  # (err_short: `_faults`)
+            m.d.sync += rewind
+
+    def _region_beat(self, m: Module, r: _Regs, pos: _Pos, n: int) -> None:
+        """A beat of region n: the word's end commits it and steps the address."""
+        nreg = len(self.regions)
+        bpw = self._bpw
+        with m.If(pos.wend):  # (commit[n] is set in `_commits`)
+            with m.If(pos.lzero):  # the region's last word
+                # (the last region's end is the transfer's end: `_on_beat`'s rewind sets st)
+                if n != nreg - 1:
+                    m.d.sync += [r.st.eq(1 << (n + 2)), pos.wend.eq(bpw[n + 2] == 1)]
+                    if not self._has_hdr:
+                        _step_position(m, r, pos, True)
+                elif not self._has_hdr:
+                    m.d.sync += r.addr.eq(0)
+            with m.Else():
+                m.d.sync += pos.wend.eq(bpw[n + 1] == 1)
+                if not self._has_hdr:
+                    _step_position(m, r, pos, False)
+        with m.Else():
+            _step_beat(m, r, pos, bpw[n + 1])
+
+    def _check_steps(self, m: Module, r: _Regs, chk: _Check, stg: _Stage, hv: _Verdict,
+                     bt: _Beat) -> None:
+        """The header check's first two cycles, started by the header's end."""
         # The header's end (its last beat taken outside a discard) starts the check: checking
         # for one cycle, stall until judging's end. Written as their next values, one AND-OR
         # of flip-flops each (timing: no branch chain in front of `ready`'s flip-flop). A
         # fault's rewind never meets the header's end (only a restart does) and a beat is
         # never taken while stalled, so these are the branches' values.
-        hdr_end = beat & at_hdr_end
-        stall_next = ~self.restart & ((stall & ~judging) | hdr_end)
-        m.d.sync += [checking.eq(~self.restart & hdr_end), stall.eq(stall_next),
-                     blocked.eq(stall_next | (accept & (self.i_stream.payload.last | st[0])))]
-        with m.If(checking):
-            m.d.sync += [weighing.eq(1), ok_f.eq(Cat(*oks))]
-            if has_hdr:  # (checking is never set without a header)
-                m.d.sync += [wr.eq(w) for wr, w in zip(words_r, words, strict=True)]
-        with m.If(weighing):
-            m.d.sync += [weighing.eq(0), judging.eq(1), ok_r.eq(ok_f.all()),
-                         go.eq(ok_f.all() & ~hdr_last)]
-            if has_hdr:  # (from the registered counts: one carry chain per cycle, not the
+        hdr_end = bt.beat & bt.at_hdr_end
+        stall_next = ~self.restart & ((chk.stall & ~chk.judging) | hdr_end)
+        accept = stg.accept
+        m.d.sync += [chk.checking.eq(~self.restart & hdr_end), chk.stall.eq(stall_next),
+                     stg.blocked.eq(stall_next | (accept & (self.i_stream.payload.last
+                                                            | r.st[0])))]  # fmt: skip
+        with m.If(chk.checking):
+            m.d.sync += [chk.weighing.eq(1), hv.ok_f.eq(Cat(*hv.oks))]
+            if self._has_hdr:  # (checking is never set without a header)
+                m.d.sync += [wr.eq(w) for wr, w in zip(hv.words_r, hv.words, strict=True)]
+        with m.If(chk.weighing):
+            m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(hv.ok_f.all()),
+                         chk.go.eq(hv.ok_f.all() & ~chk.hdr_last)]
+            if self._has_hdr:  # (from the registered counts: one carry chain per cycle, not the
                 # count's shifts-and-adds and the minus 3 in series, 6.88 ns routed on the 8x8)
-                m.d.sync += [wm.eq(w - 3) for wm, w in zip(words_m3, words_r, strict=True)]
-                m.d.sync += [wo.eq(w == 1) for wo, w in zip(words_one, words_r, strict=True)]
-        with m.If(judging):
-            m.d.sync += [judging.eq(0), beat_oh.eq(1)]
-            with m.If(ok_r & hdr_last):  # a transfer that ends with its header (err_short)
+                m.d.sync += [wm.eq(w - 3) for wm, w in zip(hv.words_m3, hv.words_r, strict=True)]
+                m.d.sync += [wo.eq(w == 1) for wo, w in zip(hv.words_one, hv.words_r,
+                                                            strict=True)]  # fmt: skip
+
+    def _judge(self, m: Module, r: _Regs, chk: _Check, hv: _Verdict, rewind: list) -> None:
+        """The judging cycle: a refused header, or one that ends the transfer, rewinds."""
+        with m.If(chk.judging):
+            m.d.sync += [chk.judging.eq(0), r.beat_oh.eq(1)]
+            with m.If(hv.ok_r & chk.hdr_last):  # a transfer that ends with its header (err_short)
                 m.d.sync += rewind
-            with m.Elif(~ok_r):  # (err_header)
-                m.d.sync += [*rewind, discard.eq(~hdr_last)]
-        # The fault pulses, as the branches above raise them, written out as AND-ORs (no `If`
-        # chain: a register of them then has no synchronous reset LUT; timing). A beat and
-        # the judging cycle never meet (judging is in the header check's stall).
+            with m.Elif(~hv.ok_r):  # (err_header)
+                m.d.sync += [*rewind, r.discard.eq(~chk.hdr_last)]
+
+    def _faults(self, m: Module, chk: _Check, stg: _Stage, hv: _Verdict, bt: _Beat) -> None:
+        """The fault pulses."""
+        # The fault pulses, as the branches of `_on_beat` and `_judge` raise them, written out
+        # as AND-ORs (no `If` chain: a register of them then has no synchronous reset LUT;
+        # timing). A beat and the judging cycle never meet (judging is in the header check's
+        # stall).
+        beat, is_last, at_final = bt.beat, stg.is_last, bt.at_final
         m.d.comb += [
             self.err_long.eq(~self.restart & beat & at_final & ~is_last),
-            self.err_short.eq(~self.restart & ((beat & ~at_final & is_last & ~at_hdr_end)
-                                               | (judging & ok_r & hdr_last))),
-            self.err_header.eq(~self.restart & judging & ~ok_r),
+            self.err_short.eq(~self.restart & ((beat & ~at_final & is_last & ~bt.at_hdr_end)
+                                               | (chk.judging & hv.ok_r & chk.hdr_last))),
+            self.err_header.eq(~self.restart & chk.judging & ~hv.ok_r),
         ]
+
+    def _on_go(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, hv: _Verdict) -> None:
+        """A good header's verdict: the header is kept and the first region starts."""
         # go == judging & ok_r & ~hdr_last, one flip-flop (timing: it enables the region
         # position's registers)
-        with m.If(go):
-            m.d.sync += [hdr.eq(new_hdr), st.eq(0b10), wend.eq(bpw[1] == 1), addr.eq(0)]
-            if has_hdr:  # (judging is never set without a header)
-                m.d.sync += [left2.eq(words_m3[0]), lzero.eq(words_one[0])]
-                m.d.sync += [lm.eq(wm) for lm, wm in zip(len_m3, words_m3, strict=True)]
-                m.d.sync += [a.eq(b) for a, b in zip(lz, words_one, strict=True)]
-                m.d.sync += [q.eq(w) for q, w in zip(q_len, words_m3[1:], strict=True)]
-                m.d.sync += [q.eq(w) for q, w in zip(q_lz, words_one[1:], strict=True)]
-        with m.If(self.restart):
-            # (the write enables are gated with ~restart above: nothing is written)
-            m.d.sync += [*rewind, beat_oh.eq(1), discard.eq(0)]
-        return m
+        with m.If(chk.go):
+            m.d.sync += [r.hdr.eq(hv.new_hdr), r.st.eq(0b10), pos.wend.eq(self._bpw[1] == 1),
+                         r.addr.eq(0)]  # fmt: skip
+            if self._has_hdr:  # (judging is never set without a header)
+                m.d.sync += [pos.left2.eq(hv.words_m3[0]), pos.lzero.eq(hv.words_one[0])]
+                m.d.sync += [lm.eq(wm) for lm, wm in zip(pos.len_m3, hv.words_m3, strict=True)]
+                m.d.sync += [a.eq(b) for a, b in zip(pos.lz, hv.words_one, strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(pos.q_len, hv.words_m3[1:], strict=True)]
+                m.d.sync += [q.eq(w) for q, w in zip(pos.q_lz, hv.words_one[1:], strict=True)]
+
+
+def _step_beat(m: Module, r: _Regs, pos: _Pos, n_bpw: int) -> None:
+    """A beat that is not the word's last: wend for the next."""
+    # (called only when the beat is not the word's last: n_bpw >= 2)
+    m.d.sync += pos.wend.eq(r.beat_oh[n_bpw - 2])
+
+
+def _step_position(m: Module, r: _Regs, pos: _Pos, region_end: bool) -> None:
+    """The region position's step at a word's end: the next region's (from the queue) or word."""
+    if region_end:
+        m.d.sync += r.addr.eq(0)
+        if pos.q_len:  # (none with one region: its end is the transfer's, `go` sets it)
+            m.d.sync += [pos.left2.eq(pos.q_len[0]), pos.lzero.eq(pos.q_lz[0])]
+        m.d.sync += [a.eq(b) for a, b in zip(pos.q_len, pos.q_len[1:], strict=False)]
+        m.d.sync += [a.eq(b) for a, b in zip(pos.q_lz, pos.q_lz[1:], strict=False)]
+    else:
+        m.d.sync += [r.addr.eq(r.addr + 1), pos.left2.eq(pos.left2 - 1)]
+        # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
+        m.d.sync += pos.lzero.eq(pos.left2[-1])
 
 
 def _times(v, k: int):

@@ -12,7 +12,7 @@ All outputs are registered; every consumer sees the same one-cycle issue latency
 
 from typing import NamedTuple
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,7 +43,7 @@ PIXEL_LAYOUT = data.StructLayout(
 _PORTS = {
     "desc": In(DESC_LAYOUT),
     # one-cycle pulse; desc must be stable from the cycle before it until done (the per-layer
-    # registers below are computed from desc in that cycle)
+    # registers, `Sequencer._layer_regs`, are computed from desc in that cycle)
     "start": In(1),
     # high exactly in the cycle before `start` (the controller knows it a cycle ahead): the
     # K-loop restart flag is registered from it
@@ -70,6 +70,127 @@ class _Part1(NamedTuple):
     k1_m1: Signal  # k_len - rem_k_len - 1
 
 
+# The name of a signal the name tracer misses (Amaranth's default): kw_one, kw_m3, kx_end and
+# kx_l2 had it while Sequencer.elaborate was one function (the tracer misses the second of a
+# tuple assignment to closure variables), and keep it so the netlist stays identical.
+_UNNAMED = "$signal"
+
+
+class _Loops(NamedTuple):
+    """The loop counters and positions, and `running` (see ``Sequencer._counters``)."""
+
+    t: Signal
+    g: Signal
+    tp: Signal
+    ky: Signal
+    kx: Signal
+    lane: Signal
+    off: Signal
+    ox: Signal
+    iy0: Signal
+    ix0: Signal
+    base: Signal
+    gbase: Signal
+    dptr: Signal
+    running: Signal
+
+
+class _Tile(NamedTuple):
+    """The current tile's registers and the direct-word flags (``Sequencer._tile_regs``)."""
+
+    rem_t: Signal  # a remainder tile
+    cur_k_m1: Signal  # the tile's K - 1
+    tl: Signal  # interval - 3 - t of the tile, counted down
+    tail_on: Signal
+    tail_left: Signal
+    dir_on: Signal
+    dir_c: Signal
+    tail_c: Signal
+    rd_direct: Signal
+
+
+class _Layer(NamedTuple):
+    """The per-layer constants, registered from the descriptor (``Sequencer._layer_regs``)."""
+
+    k_m1: Signal
+    pt_m2: Signal
+    g_m2: Signal
+    pt_one: Signal
+    g_one: Signal
+    cin_one: Signal
+    kw_one: Signal
+    cin_m3: Signal
+    kw_m3: Signal
+    k_row: Signal
+    c_step: Signal
+    wrap_dix: Signal
+    wrap_diy: Signal
+    wrap_dbase: Signal
+    rk_m1: Signal
+    int_m3: Signal
+    rint_m3: Signal
+    rem_on: Signal
+    rem_ovl: Signal
+
+
+class _Ends(NamedTuple):
+    """The loop-end flags, tile-step events and next tile's loads (``Sequencer._loop_ends``)."""
+
+    t_end: Signal
+    tp_end: Signal
+    g_end: Signal
+    elem: Signal
+    last_t: Value  # t == interval - 2
+    p_step: Signal
+    g_step: Signal
+    stop: Signal
+    nox: Signal
+    nox_wrap: Signal
+    ox_wraps: Signal
+    tp_pen: Signal  # tp == ptiles - 2
+    tl_first: Signal  # tl's load at start and a group step
+    tl_p: Signal  # tl's load at a pixel-tile step
+
+
+class _KFlags(NamedTuple):
+    """The K loop's end flags and down-counters (``_kloop_flags``)."""
+
+    c_end: Signal
+    kx_end: Signal
+    c_l2: Signal
+    kx_l2: Signal
+    lane_end: Signal
+
+
+def _kloop_flags(C: int) -> _KFlags:
+    """The K loop's end flags, and the counters they are read from."""
+    rl = {"reset_less": True}
+    # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
+    # offset add is selected by flip-flops, not by two 12-bit compares)
+    c_end, kx_end = Signal(reset_less=True), Signal(name=_UNNAMED, reset_less=True)
+    # the channels / kernel columns left after the current one, minus 2, counted down:
+    # the next end flag is the counter's sign bit (no 12-bit compare in front of it)
+    # (start loads them)
+    c_l2, kx_l2 = Signal(signed(14), **rl), Signal(signed(14), name=_UNNAMED, **rl)
+    # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
+    # the offset's reset/step selects)
+    lane_end = Signal(init=C == 1, reset_less=True)
+    return _KFlags(c_end, kx_end, c_l2, kx_l2, lane_end)
+
+
+def _reset_kloop(lp: _Loops, kf: _KFlags, lay: _Layer, C: int) -> list:
+    """The K loop's restart: every counter and end flag at the loop's first element."""
+    return [lp.ky.eq(0), lp.kx.eq(0), lp.lane.eq(0), kf.lane_end.eq(C == 1), lp.off.eq(0),
+            kf.c_end.eq(lay.cin_one), kf.c_l2.eq(lay.cin_m3), kf.kx_end.eq(lay.kw_one),
+            kf.kx_l2.eq(lay.kw_m3)]  # fmt: skip
+
+
+def _reset_pixel(lp: _Loops, d: data.View) -> list:
+    """Row 0's pixel at the group's first tile."""
+    return [lp.ox.eq(0), lp.iy0.eq(d.init_pos), lp.ix0.eq(d.init_pos),
+            lp.base.eq(d.init_base)]  # fmt: skip
+
+
 class Sequencer(wiring.Component):
     def __init__(self, *, cols: int, rows: int, stream: bool = False) -> None:
         self.cols = cols
@@ -83,11 +204,33 @@ class Sequencer(wiring.Component):
             sig |= {"w2_on": Out(1), "w2_zero": Out(1), "w2_addr": Out(unsigned(A))}
         super().__init__(wiring.Signature(sig))
 
+    @property
+    def _tail_len(self) -> int:
+        """The tail's length in cycles: R + C - 2."""
+        return self.rows + self.cols - 2
+
     def elaborate(self, platform) -> Module:
+        """The issue stage, piece by piece (the order of the pieces fixes the netlist)."""
         m = Module()
         d = self.desc
-        C = self.cols
+        lp = self._counters()
+        tile = self._tile_regs(m, lp.running)
+        lay = self._layer_regs(m, d)
+        ends = self._loop_ends(m, d, lp, tile, lay)
+        kf = _kloop_flags(self.cols)
+        held = self._outputs(m, lp, tile)
+        tgo, p1 = self._issue_regs(m, d, lp, tile, ends, held)
+        with m.If(self.start):
+            self._on_start(m, d, lp, tile, lay, ends, p1)
+        with m.Else():
+            self._steps(m, d, lp, tile, lay, ends, p1, tgo)
+        self._kloop(m, lp, kf, lay, ends.elem)
+        self._tail_and_direct(m, d, lp, tile, lay, ends)
+        self._kloop_restart(m, lp, kf, lay, ends, tgo, p1)
+        return m
 
+    def _counters(self) -> _Loops:
+        """The loop counters and positions (reset-less), and `running`."""
         # The loop counters and positions are reset-less: `start` (t, g, tp, the pixel, the
         # weight pointers) and the K-loop restart `kr` (ky, kx, lane, off and their end
         # flags) load them before any issue reads them (timing: their synchronous reset is
@@ -107,6 +250,10 @@ class Sequencer(wiring.Component):
         gbase = Signal(unsigned(A), **nr)
         dptr = Signal(unsigned(A), **nr)
         running = Signal()
+        return _Loops(t, g, tp, ky, kx, lane, off, ox, iy0, ix0, base, gbase, dptr, running)
+
+    def _tile_regs(self, m: Module, running: Signal) -> _Tile:
+        """The current tile's flag and loop ends, the tail's and direct words' flags, busy."""
         # Per tile: the remainder tile's flag and the loop ends of the current tile (its K
         # and interval differ from the layer's), registers set at the tile steps.
         rem_t = Signal()
@@ -116,9 +263,8 @@ class Sequencer(wiring.Component):
         # front of t_end/stop/kr). Loaded at every tile step with the next tile's value.
         tl = Signal(signed(21), reset_less=True)
         m.d.comb += self.rem.eq(rem_t)
-        tail_len = self.rows + self.cols - 2
         tail_on = Signal(attrs=UNSHARED)  # (and tail_c: see dir_on)
-        tail_left = Signal(range(tail_len + 1))
+        tail_left = Signal(range(self._tail_len + 1))
         # dir_on == running & (d.mode | rem_t) in every cycle, a flag set with rem_t at the
         # tile steps (0 at the last, the stop step: g_end). dptr's enable, start | dir_on |
         # tail_on, reads copies of the two flags (UNSHARED; timing: one LUT of three
@@ -130,7 +276,10 @@ class Sequencer(wiring.Component):
         m.d.comb += rd_direct.eq(dir_on | tail_on)
 
         m.d.comb += self.busy.eq(running | self.start)
+        return _Tile(rem_t, cur_k_m1, tl, tail_on, tail_left, dir_on, dir_c, tail_c, rd_direct)
 
+    def _layer_regs(self, m: Module, d: data.View) -> _Layer:
+        """The per-layer constants, registered from the descriptor in every cycle."""
         # Per-layer constants derived from the descriptor, registered every cycle. The
         # controller holds the whole descriptor in `desc` for a cycle before `start`, so they
         # are valid in the start cycle: the start branch, the loop-end tests and the tile
@@ -140,10 +289,10 @@ class Sequencer(wiring.Component):
         k_m1 = Signal(20, **rl)
         pt_m2, g_m2 = Signal(16, **rl), Signal(12, **rl)
         pt_one, g_one = Signal(**rl), Signal(**rl)
-        cin_one, kw_one = Signal(**rl), Signal(**rl)  # cin == 1, kw == 1
+        cin_one, kw_one = Signal(**rl), Signal(name=_UNNAMED, **rl)  # cin == 1, kw == 1
         # (all ones when cin / kw is 1: never equal)
         # the K loop's channel and kernel-x counts minus 3 (the down-counters' start values)
-        cin_m3, kw_m3 = Signal(signed(14), **rl), Signal(signed(14), **rl)
+        cin_m3, kw_m3 = Signal(signed(14), **rl), Signal(signed(14), name=_UNNAMED, **rl)
         k_row = Signal(signed(A), **rl)
         c_step = Signal(unsigned(12), **rl)
         wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
@@ -177,15 +326,22 @@ class Sequencer(wiring.Component):
             wrap_diy.eq(d.tile_diy + d.stride),
             wrap_dbase.eq(d.tile_dbase + d.wrap_delta),
         ]
+        return _Layer(k_m1, pt_m2, g_m2, pt_one, g_one, cin_one, kw_one, cin_m3, kw_m3, k_row,
+                      c_step, wrap_dix, wrap_diy, wrap_dbase, rk_m1, int_m3, rint_m3, rem_on,
+                      rem_ovl)  # fmt: skip
 
+    def _loop_ends(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer
+                   ) -> _Ends:
+        """The loop-end flags, the tile-step events and the next tile's precomputed values."""
+        rl = {"reset_less": True}
         # Loop-end flags, registered one step ahead (t == interval-1, tp == ptiles-1,
         # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
         t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
-        last_t = tl[-1]  # t == interval - 2 (valid while running and not t_end)
-        # The tile-step events, registered with t_end (so each enable below is one flag, not
-        # a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
+        last_t = tile.tl[-1]  # t == interval - 2 (valid while running and not t_end)
+        # The tile-step events, registered with t_end (so each enable, `_steps`, is one flag,
+        # not a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
         p_step, g_step, stop = Signal(), Signal(), Signal()
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
@@ -194,9 +350,9 @@ class Sequencer(wiring.Component):
         ow_dx = Signal(signed(len(d.out_w) + 1), **rl)
         m.d.sync += [
             ow_dx.eq(d.out_w - d.dx),
-            nox.eq(ox + d.dx),
-            nox_wrap.eq(ox - ow_dx),
-            ox_wraps.eq(ox >= ow_dx),
+            nox.eq(lp.ox + d.dx),
+            nox_wrap.eq(lp.ox - ow_dx),
+            ox_wraps.eq(lp.ox >= ow_dx),
         ]
 
         # tp == ptiles - 2 (the next tile step ends the group's pixel tiles), registered every
@@ -204,34 +360,21 @@ class Sequencer(wiring.Component):
         # it is valid at every tile step (timing: no 16-bit compare in front of the remainder
         # tile's selects)
         tp_pen = Signal(**rl)
-        m.d.sync += tp_pen.eq(tp == pt_m2)
+        m.d.sync += tp_pen.eq(lp.tp == lay.pt_m2)
         # tl's load values, registers (timing: the remainder selects in front of tl's 21 bits
         # with its step and load enables were 12 inputs, 6.87 ns routed on s14 seed 2): at
         # start and a group step the group's first tile's (a per-layer register from the
         # descriptor, which holds through the layer), at a pixel-tile step the next tile's
         # (registered every cycle like tp_pen, and valid at every tile step for the same reason)
-        tl_first, tl_p = Signal.like(tl, **rl), Signal.like(tl, **rl)
+        tl_first, tl_p = Signal.like(tile.tl, **rl), Signal.like(tile.tl, **rl)
         m.d.sync += [tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
-                     tl_p.eq(Mux(rem_on & (tp == pt_m2), rint_m3, int_m3))]
+                     tl_p.eq(Mux(lay.rem_on & (lp.tp == lay.pt_m2), lay.rint_m3, lay.int_m3))]
+        return _Ends(t_end, tp_end, g_end, elem, last_t, p_step, g_step, stop, nox, nox_wrap,
+                     ox_wraps, tp_pen, tl_first, tl_p)  # fmt: skip
 
-        # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
-        # offset add is selected by flip-flops, not by two 12-bit compares)
-        c_end, kx_end = Signal(reset_less=True), Signal(reset_less=True)
-        # the channels / kernel columns left after the current one, minus 2, counted down:
-        # the next end flag is the counter's sign bit (no 12-bit compare in front of it)
-        c_l2, kx_l2 = Signal(signed(14), **rl), Signal(signed(14), **rl)  # (start loads them)
-        # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
-        # the offset's reset/step selects)
-        lane_end = Signal(init=C == 1, reset_less=True)
-
-        def reset_kloop():
-            return [ky.eq(0), kx.eq(0), lane.eq(0), lane_end.eq(C == 1), off.eq(0),
-                    c_end.eq(cin_one), c_l2.eq(cin_m3), kx_end.eq(kw_one),
-                    kx_l2.eq(kw_m3)]  # fmt: skip
-
-        def reset_pixel():
-            return [ox.eq(0), iy0.eq(d.init_pos), ix0.eq(d.init_pos), base.eq(d.init_base)]
-
+    def _outputs(self, m: Module, lp: _Loops, tile: _Tile
+                 ) -> tuple[data.View, data.View, Signal]:
+        """The registered outputs and their defaults; returns the issue's held registers."""
         # Registered outputs (default: nothing issued this cycle). Only the token's valid and
         # the enables are reset; the token's first/last and data, the pixel and the weight
         # addresses are reset-less (read with a valid token or an enable only).
@@ -253,134 +396,177 @@ class Sequencer(wiring.Component):
         held = (tok_d, pix_d, convw_addr)
         m.d.sync += [
             self.convw_en.eq(0),
-            self.directw_en.eq(rd_direct),
-            directw_addr.eq(dptr),
+            self.directw_en.eq(tile.rd_direct),
+            directw_addr.eq(lp.dptr),
         ]
+        return held
 
+    def _issue_regs(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, ends: _Ends,
+                    held: tuple[data.View, data.View, Signal]
+                    ) -> tuple[Signal, _Part1 | None]:
+        """iss, tgo and the tile-step events from them, and the issue; returns tgo, part 1."""
         # iss == running & ~start in every cycle, a flip-flop set from their next values
         # (start's is start_next): the issued token's flags are reset by this one flip-flop
         # (timing: start | ~running was a LUT in front of the token flags' and the pixel's
         # LSR pins, 7.3 ns routed on the 8x8). running's next value is start | running & ~stop.
         iss = Signal()
-        iss_next = (self.start | (running & ~stop)) & ~self.start_next
+        iss_next = (self.start | (lp.running & ~ends.stop)) & ~self.start_next
         m.d.sync += iss.eq(iss_next)
-        p1 = self._part1(m, d, t, elem, rem_t, iss) if self.stream else None
+        p1 = self._part1(m, d, lp.t, ends.elem, tile.rem_t, iss) if self.stream else None
         # tgo == iss & ~t_end (a running cycle that is not a tile step: t counts on) in every
         # cycle, one flip-flop from their next values (t_end's is tgo & last_t). t_end and the
         # tile-step events are then plain ANDs of flip-flops, with no synchronous reset: the
         # design reset → (start | t_end | ~running) LUT → their LSR pins was the critical path
         # of every seed of the 8x8 build of 560e7b1 (8.6-8.9 ns routed).
         tgo = Signal()
+        last_t = ends.last_t
         m.d.sync += tgo.eq(iss_next & ~(tgo & last_t))
-        m.d.sync += [t_end.eq(tgo & last_t), p_step.eq(tgo & last_t & ~tp_end),
-                     g_step.eq(tgo & last_t & tp_end), stop.eq(tgo & last_t & tp_end & g_end)]
+        m.d.sync += [ends.t_end.eq(tgo & last_t), ends.p_step.eq(tgo & last_t & ~ends.tp_end),
+                     ends.g_step.eq(tgo & last_t & ends.tp_end),
+                     ends.stop.eq(tgo & last_t & ends.tp_end & ends.g_end)]  # fmt: skip
         # the token's valid: an AND with iss (no synchronous-reset LUT with the design reset
         # in front of its LSR pin, 7.7 ns routed on feed0's tok_in); first/last are read only
         # with valid (the feeders mask them), so they are held data like the rest (tok_d)
-        m.d.sync += self.tok.valid.eq(iss & elem)
+        m.d.sync += self.tok.valid.eq(iss & ends.elem)
         with m.If(iss):
-            m.d.sync += self._issue(d, held, elem, t, cur_k_m1, off, lane, ky, kx, ox,
-                                    iy0, ix0, base, gbase, rem_t)
-        with m.If(self.start):
-            m.d.sync += [running.eq(1), g.eq(0), tp.eq(0)]
-            if self.stream:
-                m.d.sync += p1.g2base.eq(d.wbase + d.rem_k_len)
-            m.d.sync += [tp_end.eq(pt_one), g_end.eq(g_one)]  # (t_end: 0, tgo is low)
-            m.d.sync += [elem.eq(1), gbase.eq(d.wbase)]
-            m.d.sync += reset_pixel()
-            m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
-                                        k_m1, rk_m1, (dir_on, dir_c), d.mode)
+            m.d.sync += self._issue(d, held, ends.elem, lp.t, tile.cur_k_m1, lp.off, lp.lane,
+                                    lp.ky, lp.kx, lp.ox, lp.iy0, lp.ix0, lp.base, lp.gbase,
+                                    tile.rem_t)  # fmt: skip
+        return tgo, p1
+
+    def _on_start(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                  ends: _Ends, p1: _Part1 | None) -> None:
+        """`start`: the layer's first group, tile and pixel."""
+        m.d.sync += [lp.running.eq(1), lp.g.eq(0), lp.tp.eq(0)]
+        if self.stream:
+            m.d.sync += p1.g2base.eq(d.wbase + d.rem_k_len)
+        m.d.sync += [ends.tp_end.eq(lay.pt_one), ends.g_end.eq(lay.g_one)]  # (t_end: 0, tgo is low)
+        m.d.sync += [ends.elem.eq(1), lp.gbase.eq(d.wbase)]
+        m.d.sync += _reset_pixel(lp, d)
+        m.d.sync += self._tile_ends(lay.rem_on & lay.pt_one, tile.rem_t, tile.cur_k_m1, tile.tl,
+                                    ends.tl_first, lay.k_m1, lay.rk_m1,
+                                    (tile.dir_on, tile.dir_c), d.mode)  # fmt: skip
+
+    def _steps(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+               ends: _Ends, p1: _Part1 | None, tgo: Signal) -> None:
+        """A cycle that is not a start: the tail's count, the element flags, the tile steps."""
+        with m.If(tile.tail_on):
+            m.d.sync += tile.tail_left.eq(tile.tail_left - 1)
+        with m.If(ends.t_end & tile.rem_t & lay.rem_ovl):
+            m.d.sync += tile.tail_left.eq(self._tail_len - 1)
+        # (elem implies running: it is cleared at the stop step)
+        with m.If(ends.elem & (lp.t == tile.cur_k_m1)):
+            m.d.sync += ends.elem.eq(0)
+        if self.stream:
+            with m.If(ends.elem & (lp.t == p1.k1_m1)):
+                m.d.sync += p1.z1.eq(1)
+        # Tile steps (t_end implies running: t_end is set only while running and cleared
+        # at every tile step, the last included).
+        # (t_end, p_step, g_step and stop are set from tgo in `_issue_regs`; t is reset by kr,
+        # `_kloop_restart`)
+        with m.If(ends.t_end):
+            m.d.sync += ends.elem.eq(~ends.stop)
+        with m.If(tgo):
+            m.d.sync += [lp.t.eq(lp.t + 1), tile.tl.eq(tile.tl - 1)]
+        with m.If(ends.p_step):
+            self._pixel_step(m, d, lp, tile, lay, ends)
+        with m.If(ends.g_step):
+            self._group_step(m, d, lp, tile, lay, ends, p1)
+        with m.If(ends.stop):
+            m.d.sync += lp.running.eq(0)
+
+    def _pixel_step(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                    ends: _Ends) -> None:
+        """A pixel-tile step: the next tile of the group, R pixels on."""
+        m.d.sync += [lp.tp.eq(lp.tp + 1), ends.tp_end.eq(ends.tp_pen)]
+        m.d.sync += self._tile_ends(lay.rem_on & ends.tp_pen, tile.rem_t, tile.cur_k_m1, tile.tl,
+                                    ends.tl_p, lay.k_m1, lay.rk_m1, (tile.dir_on, tile.dir_c),
+                                    d.mode)  # fmt: skip
+        # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
+        with m.If(ends.ox_wraps):
+            m.d.sync += [
+                lp.ox.eq(ends.nox_wrap),
+                lp.ix0.eq(lp.ix0 + lay.wrap_dix),
+                lp.iy0.eq(lp.iy0 + lay.wrap_diy),
+                lp.base.eq(lp.base + lay.wrap_dbase),
+            ]
         with m.Else():
-            with m.If(tail_on):
-                m.d.sync += tail_left.eq(tail_left - 1)
-            with m.If(t_end & rem_t & rem_ovl):
-                m.d.sync += tail_left.eq(tail_len - 1)
-            # (elem implies running: it is cleared at the stop step)
-            with m.If(elem & (t == cur_k_m1)):
-                m.d.sync += elem.eq(0)
-            if self.stream:
-                with m.If(elem & (t == p1.k1_m1)):
-                    m.d.sync += p1.z1.eq(1)
-            # Tile steps (t_end implies running: t_end is set only while running and cleared
-            # at every tile step, the last included).
-            # (t_end, p_step, g_step and stop are set from tgo above; t is reset by kr)
-            with m.If(t_end):
-                m.d.sync += elem.eq(~stop)
-            with m.If(tgo):
-                m.d.sync += [t.eq(t + 1), tl.eq(tl - 1)]
-            with m.If(p_step):
-                m.d.sync += [tp.eq(tp + 1), tp_end.eq(tp_pen)]
-                m.d.sync += self._tile_ends(rem_on & tp_pen, rem_t, cur_k_m1, tl, tl_p,
-                                            k_m1, rk_m1, (dir_on, dir_c), d.mode)
-                # Row 0 moves R pixels on: (ox, window origin, base) += per-tile steps.
-                with m.If(ox_wraps):
-                    m.d.sync += [
-                        ox.eq(nox_wrap),
-                        ix0.eq(ix0 + wrap_dix),
-                        iy0.eq(iy0 + wrap_diy),
-                        base.eq(base + wrap_dbase),
-                    ]
-                with m.Else():
-                    m.d.sync += [
-                        ox.eq(nox),
-                        ix0.eq(ix0 + d.tile_dix),
-                        iy0.eq(iy0 + d.tile_diy),
-                        base.eq(base + d.tile_dbase),
-                    ]
-            with m.If(g_step):
-                m.d.sync += [tp.eq(0), tp_end.eq(pt_one), g.eq(g + 1)]
-                m.d.sync += [gbase.eq(gbase + d.k_len), g_end.eq(g == g_m2)]
-                if self.stream:
-                    m.d.sync += p1.g2base.eq(p1.g2base + d.k_len)
-                m.d.sync += self._tile_ends(rem_on & pt_one, rem_t, cur_k_m1, tl, tl_first,
-                                            k_m1, rk_m1, (dir_on, dir_c), d.mode,
-                                            on=~g_end)  # (the stop step: g_end)
-                m.d.sync += reset_pixel()
-            with m.If(stop):
-                m.d.sync += running.eq(0)
+            m.d.sync += [
+                lp.ox.eq(ends.nox),
+                lp.ix0.eq(lp.ix0 + d.tile_dix),
+                lp.iy0.eq(lp.iy0 + d.tile_diy),
+                lp.base.eq(lp.base + d.tile_dbase),
+            ]
+
+    def _group_step(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                    ends: _Ends, p1: _Part1 | None) -> None:
+        """A group step: the next group's first tile and pixel, its weights k_len words on."""
+        m.d.sync += [lp.tp.eq(0), ends.tp_end.eq(lay.pt_one), lp.g.eq(lp.g + 1)]
+        m.d.sync += [lp.gbase.eq(lp.gbase + d.k_len), ends.g_end.eq(lp.g == lay.g_m2)]
+        if self.stream:
+            m.d.sync += p1.g2base.eq(p1.g2base + d.k_len)
+        m.d.sync += self._tile_ends(lay.rem_on & lay.pt_one, tile.rem_t, tile.cur_k_m1, tile.tl,
+                                    ends.tl_first, lay.k_m1, lay.rk_m1,
+                                    (tile.dir_on, tile.dir_c), d.mode,
+                                    on=~ends.g_end)  # (the stop step: g_end)
+        m.d.sync += _reset_pixel(lp, d)
+
+    def _kloop(self, m: Module, lp: _Loops, kf: _KFlags, lay: _Layer, elem: Signal) -> None:
+        """The K loop's step at each element."""
+        C = self.cols
         # K loop: (ky, kx, c), c innermost; off tracks the word offset in the window. Outside
-        # the start branch's Else: in a start cycle kr (below, last) restarts every one of
-        # these registers anyway, so their enables are elem and the loop flags alone (timing:
-        # `start` in them made ky's clock enable three LUT levels, 7.58 ns routed on the 8x8).
+        # the start branch's Else (`_steps`): in a start cycle kr (`_kloop_restart`, last)
+        # restarts every one of these registers anyway, so their enables are elem and the
+        # loop flags alone (timing: `start` in them made ky's clock enable three LUT levels,
+        # 7.58 ns routed on the 8x8).
         with m.If(elem):
-            with m.If(c_end):
-                m.d.sync += [lane.eq(0), lane_end.eq(C == 1), c_end.eq(cin_one),
-                             c_l2.eq(cin_m3)]  # fmt: skip
-                with m.If(kx_end):
-                    m.d.sync += [kx.eq(0), ky.eq(ky + 1), off.eq(off + k_row),
-                                 kx_end.eq(kw_one), kx_l2.eq(kw_m3)]  # fmt: skip
+            with m.If(kf.c_end):
+                m.d.sync += [lp.lane.eq(0), kf.lane_end.eq(C == 1), kf.c_end.eq(lay.cin_one),
+                             kf.c_l2.eq(lay.cin_m3)]  # fmt: skip
+                with m.If(kf.kx_end):
+                    m.d.sync += [lp.kx.eq(0), lp.ky.eq(lp.ky + 1), lp.off.eq(lp.off + lay.k_row),
+                                 kf.kx_end.eq(lay.kw_one), kf.kx_l2.eq(lay.kw_m3)]  # fmt: skip
                 with m.Else():
                     # (not the end: at least one column left, so kx_l2 >= -1)
-                    m.d.sync += [kx.eq(kx + 1), off.eq(off + c_step), kx_end.eq(kx_l2[-1]),
-                                 kx_l2.eq(kx_l2 - 1)]  # fmt: skip
+                    m.d.sync += [lp.kx.eq(lp.kx + 1), lp.off.eq(lp.off + lay.c_step),
+                                 kf.kx_end.eq(kf.kx_l2[-1]), kf.kx_l2.eq(kf.kx_l2 - 1)]  # fmt: skip
             with m.Else():
-                m.d.sync += [c_end.eq(c_l2[-1]), c_l2.eq(c_l2 - 1)]
-                with m.If(lane_end):
-                    m.d.sync += [lane.eq(0), lane_end.eq(C == 1), off.eq(off + 1)]
+                m.d.sync += [kf.c_end.eq(kf.c_l2[-1]), kf.c_l2.eq(kf.c_l2 - 1)]
+                with m.If(kf.lane_end):
+                    m.d.sync += [lp.lane.eq(0), kf.lane_end.eq(C == 1), lp.off.eq(lp.off + 1)]
                 with m.Else():
-                    m.d.sync += [lane.eq(lane + 1), lane_end.eq(lane == C - 2)]
+                    m.d.sync += [lp.lane.eq(lp.lane + 1), kf.lane_end.eq(lp.lane == C - 2)]
+
+    def _tail_and_direct(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                         ends: _Ends) -> None:
+        """The tail after an overlapped remainder tile, and the direct-word pointer."""
         # The tail: on after an overlapped remainder tile's last cycle, for tail_len cycles;
         # off at start. Written as one AND-OR of flip-flops (no `If` chain: yosys then finds
         # no synchronous reset in it; timing, the start-or-reset LUT drove its LSR pin).
-        tail_next = ~self.start & ((tail_on & (tail_left != 0)) | (t_end & rem_t & rem_ovl))
-        m.d.sync += [tail_on.eq(tail_next), tail_c.eq(tail_next)]
+        tail_next = ~self.start & ((tile.tail_on & (tile.tail_left != 0))
+                                   | (ends.t_end & tile.rem_t & lay.rem_ovl))  # fmt: skip
+        m.d.sync += [tile.tail_on.eq(tail_next), tile.tail_c.eq(tail_next)]
         # Direct words: one per cycle of a direct tile (linear layer or remainder tile) and of
         # the tail after an overlapped remainder tile, also past the layer's last tile; start
         # loads the layer's first. (Reset-less: read only with a direct tile.)
-        with m.If(self.start | dir_c | tail_c):
-            m.d.sync += dptr.eq(Mux(self.start, Mux(d.mode, d.wbase, d.rem_wbase), dptr + 1))
+        with m.If(self.start | tile.dir_c | tile.tail_c):
+            m.d.sync += lp.dptr.eq(Mux(self.start, Mux(d.mode, d.wbase, d.rem_wbase),
+                                       lp.dptr + 1))  # fmt: skip
+
+    def _kloop_restart(self, m: Module, lp: _Loops, kf: _KFlags, lay: _Layer, ends: _Ends,
+                       tgo: Signal, p1: _Part1 | None) -> None:
+        """kr: the K loop's restart at start and at every tile step (last: it wins)."""
         # The K loop restarts at start and at every tile step: kr == start | t_end in every
         # cycle, a flip-flop set from their next values (start_next; t_end's is
-        # tgo & last_t, see above), so the counters'
+        # tgo & last_t, see `_issue_regs`), so the counters'
         # synchronous reset is kr alone (timing: start | t_end was two LUTs in front of
         # ~90 LSR pins, 7.9 ns routed on the 8x8). Last: it wins over the K-loop steps.
         kr = Signal()
-        m.d.sync += kr.eq(self.start_next | (tgo & last_t))
+        m.d.sync += kr.eq(self.start_next | (tgo & ends.last_t))
         with m.If(kr):  # (t restarts with the K loop: its reset is kr alone)
-            m.d.sync += [*reset_kloop(), t.eq(0)]
+            m.d.sync += [*_reset_kloop(lp, kf, lay, self.cols), lp.t.eq(0)]
             if self.stream:
                 m.d.sync += p1.z1.eq(0)
-        return m
 
     def _tile_ends(self, rem_next, rem_t, cur_k_m1, tl, tl_load, k_m1, rk_m1, dir_on, mode,
                    on=1):
