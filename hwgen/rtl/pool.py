@@ -37,10 +37,14 @@ Pipeline (t = cycle the window's last pixel is accepted):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Value
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
@@ -81,6 +85,93 @@ def pool_golden(x: np.ndarray, k: int, mode: PoolMode | int | str) -> np.ndarray
         return np.zeros((h // k, w // k, c), dtype=np.int64)
     op = ops.maxpool_int if mode is PoolMode.MAX else ops.avgpool_int
     return np.moveaxis(op(np.moveaxis(x, -1, 0), k, k), 0, -1)
+
+
+def _combine(avg: Value, a: Value, b: Value) -> Value:
+    """hacc's step: ``a + b`` (avg) or the larger of ``a`` and ``b`` (max)."""
+    # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
+    # a > b as the sign of b - a: one carry chain (yosys maps a `>` beside the `+` of
+    # the same operands into LUT levels).
+    # The max's pick is an AND-OR, not a mux: with `a` the register being written
+    # (hacc), yosys would turn "keep a" into the register's clock enable, and the
+    # compare's carry chain would sit in front of ~100 enables (timing).
+    n = len(a)
+    keep = (b - a)[-1].replicate(n)
+    b_n = Cat(b, b[-1].replicate(n - len(b)))  # b sign-extended to a's width
+    larger = ((a.as_unsigned() & keep) | (b_n & ~keep)).as_signed()
+    return Mux(avg, a + b, larger)
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """The next pixel's position counters (`Pool2d._counters`)."""
+
+    xl2: Signal
+    yl2: Signal
+    kl3: Signal
+    vl3: Signal
+    ox: Signal
+    wleft: Signal
+    vleft: Signal
+
+
+@dataclass(frozen=True)
+class _Consts:
+    """The per-layer constants, registered (`Pool2d._layer_consts`)."""
+
+    in_w_m3: Signal
+    in_h_m3: Signal
+    k_m3: Signal
+    w_one: Signal
+    h_one: Signal
+    k_one: Signal
+    in_w_mk: Signal
+    in_h_mk: Signal
+
+
+@dataclass(frozen=True)
+class _Flags:
+    """The position's flags and the loop ends' next values (`Pool2d._flags`)."""
+
+    h_first: Signal
+    v_first: Signal
+    x_last: Signal
+    y_last: Signal
+    h_last: Signal
+    v_last: Signal
+    h_step: Signal
+    v_step: Signal
+    x_last_n: Signal
+    y_last_n: Signal
+    h_last_n: Signal
+    v_last_n: Signal
+
+
+class _S1(NamedTuple):
+    """Stage 1's registers (`Pool2d._stage1`)."""
+
+    go: Signal
+    vf: Signal
+    vl: Signal
+    col: Signal
+    avg: Signal
+    shift: Signal
+    fwd: Signal
+
+
+class _S2(NamedTuple):
+    """Stage 2's registers (`Pool2d._stage2`)."""
+
+    go: Signal
+    vf: Signal
+    vl: Signal
+    col: Signal
+    avg: Signal
+    shift: Signal
+    a: Signal
+    h: Signal
+    add: Signal
+    gt: Signal
 
 
 class Pool2d(wiring.Component):
@@ -129,27 +220,35 @@ class Pool2d(wiring.Component):
         return 5
 
     def elaborate(self, platform) -> Module:
+        """Position counters and flags, horizontal partial, line buffer, vertical pick, RDBPOT."""
         m = Module()
         cfg = self.cfg
-        k = cfg.k
         inp = self.i_stream
         lane = signed(self.sum_width)
         partials = data.ArrayLayout(lane, self.lanes)
         is_avg = cfg.mode == PoolMode.AVG
 
-        def combine(avg, a, b):
-            # Widths: a sum of up to max_kernel**2 int8 fits lane (assignment truncates).
-            # a > b as the sign of b - a: one carry chain (yosys maps a `>` beside the `+` of
-            # the same operands into LUT levels).
-            # The max's pick is an AND-OR, not a mux: with `a` the register being written
-            # (hacc), yosys would turn "keep a" into the register's clock enable, and the
-            # compare's carry chain would sit in front of ~100 enables (timing).
-            n = len(a)
-            keep = (b - a)[-1].replicate(n)
-            b_n = Cat(b, b[-1].replicate(n - len(b)))  # b sign-extended to a's width
-            larger = ((a.as_unsigned() & keep) | (b_n & ~keep)).as_signed()
-            return Mux(avg, a + b, larger)
+        cnt = self._counters()
+        c = self._layer_consts(m)
+        fl = self._flags(m)
+        # the current window ends inside the map (wend <= in_w, vend <= in_h)
+        w_in, v_in = ~cnt.wleft[-1], ~cnt.vleft[-1]
+        # Counters are meaningless until the first start: beats before it are ignored.
+        armed = Signal()
+        active = inp.valid & ~self.start & armed & w_in & v_in
+        self._position_steps(m, cnt, c, fl, armed)
 
+        hacc = self._hacc(m, partials, fl.h_first, is_avg)
+        rd, wr = self._line_buffer(m, partials, cnt.ox)
+        s1 = self._stage1(m, is_avg, active, fl, cnt.ox, rd, wr)
+        s2, s3_sum = self._stage2(m, partials, s1, hacc, rd)
+        s3_valid, s3_shift = self._vertical_pick(m, partials, s2, wr, s3_sum)
+        self._rdbpot(m, lane, s3_valid, s3_sum, s3_shift)
+        return m
+
+    def _counters(self) -> _Counters:
+        """The next pixel's position counters (reset-less: `start` loads them)."""
+        k = self.cfg.k
         # Position of the next pixel. wleft/vleft: in_w - wend / in_h - vend, with wend/vend
         # the exclusive end of the current window's columns/rows, counted down by k: the
         # pixel is inside an output window iff both are >= 0, i.e. their sign bits are clear
@@ -157,8 +256,8 @@ class Pool2d(wiring.Component):
         # minus 2, counted down: the next x_last/y_last is their sign bit (no compare).
         dw = self.dim_width
         # (the position is reset-less: `start` loads all of it, and beats before the first
-        # start are ignored, see `armed`; timing: the reset pins are `start` with a flag,
-        # without the design reset beside it)
+        # start are ignored, see `armed` in `elaborate`; timing: the reset pins are `start`
+        # with a flag, without the design reset beside it)
         rl = {"reset_less": True}
         xl2 = Signal(signed(dw + 2), **rl)
         yl2 = Signal(signed(dw + 2), **rl)
@@ -168,10 +267,15 @@ class Pool2d(wiring.Component):
         ox = Signal(range(self.buf_depth), **rl)
         wleft = Signal(signed(dw + 2), **rl)
         vleft = Signal(signed(dw + 2), **rl)
+        return _Counters(xl2, yl2, kl3, vl3, ox, wleft, vleft)
 
+    def _layer_consts(self, m: Module) -> _Consts:
+        """Per-layer constants from ``cfg``, registered every cycle."""
+        cfg, k, dw = self.cfg, self.cfg.k, self.dim_width
+        rl = {"reset_less": True}
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
-        # after it): the loop tests below compare registers, no add in front of a compare.
-        # (Registered every cycle and read after start: no reset needed.)
+        # after it): the loop tests (`_counter_steps`) compare registers, no add in front of a
+        # compare. (Registered every cycle and read after start: no reset needed.)
         in_w_m3, in_h_m3 = Signal(signed(dw + 2), **rl), Signal(signed(dw + 2), **rl)
         k_m3 = Signal(signed(len(k) + 2), **rl)
         w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
@@ -181,16 +285,22 @@ class Pool2d(wiring.Component):
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
             in_w_mk.eq(cfg.in_w - k), in_h_mk.eq(cfg.in_h - k),
         ]
+        return _Consts(in_w_m3, in_h_m3, k_m3, w_one, h_one, k_one, in_w_mk, in_h_mk)
+
+    def _flags(self, m: Module) -> _Flags:
+        """The position's flags: window starts, loop ends, their products, and next values."""
+        rl = {"reset_less": True}
         # the pixel is the first of its window's row / of its window (kx == 0 / ky == 0),
         # flags: the pixel before ended a window's row / the row before ended the window
         h_first, v_first = Signal(**rl), Signal(**rl)
         # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
-        # kx == k - 1, ky == k - 1): each branch below is decided by flip-flops, not by a wide
-        # compare in front of the counters' muxes (timing). They are set from their next
-        # values (`_n`), and so are the products that enable or reset the counters: each
-        # counter's enable and reset is then one LUT of flip-flops (timing: `valid` and
-        # `start`, with a flag): h_step (x_last | h_last: the window's column ends) and
-        # v_step (x_last & (y_last | v_last): the window's row ends with this row).
+        # kx == k - 1, ky == k - 1): each branch of `_counter_steps` and `_next_flags` is
+        # decided by flip-flops, not by a wide compare in front of the counters' muxes
+        # (timing). They are set from their next values (`_n`), and so are the products that
+        # enable or reset the counters: each counter's enable and reset is then one LUT of
+        # flip-flops (timing: `valid` and `start`, with a flag): h_step (x_last | h_last: the
+        # window's column ends) and v_step (x_last & (y_last | v_last): the window's row
+        # ends with this row).
         x_last, y_last, h_last, v_last = (Signal(**rl) for _ in range(4))
         h_step, v_step = Signal(**rl), Signal(**rl)
         x_last_n, y_last_n, h_last_n, v_last_n = Signal(), Signal(), Signal(), Signal()
@@ -199,67 +309,82 @@ class Pool2d(wiring.Component):
         m.d.sync += [x_last.eq(x_last_n), y_last.eq(y_last_n), h_last.eq(h_last_n),
                      v_last.eq(v_last_n), h_step.eq(x_last_n | h_last_n),
                      v_step.eq(x_last_n & (y_last_n | v_last_n))]  # fmt: skip
-        # the current window ends inside the map (wend <= in_w, vend <= in_h)
-        w_in, v_in = ~wleft[-1], ~vleft[-1]
-        # Counters are meaningless until the first start: beats before it are ignored.
-        armed = Signal()
-        active = inp.valid & ~self.start & armed & w_in & v_in
+        return _Flags(h_first, v_first, x_last, y_last, h_last, v_last, h_step, v_step,
+                      x_last_n, y_last_n, h_last_n, v_last_n)
 
+    def _position_steps(self, m: Module, cnt: _Counters, c: _Consts, fl: _Flags,
+                        armed: Signal) -> None:
+        """`start` loads the position and arms the unit; each beat steps it."""
+        cfg, k = self.cfg, self.cfg.k
         with m.If(self.start):
             m.d.sync += [
                 armed.eq(1),
-                xl2.eq(cfg.in_w - 3),
-                yl2.eq(cfg.in_h - 3),
-                kl3.eq(k - 3),
-                vl3.eq(k - 3),
-                h_first.eq(1),
-                v_first.eq(1),
-                ox.eq(0),
-                wleft.eq(cfg.in_w - k),
-                vleft.eq(cfg.in_h - k),
+                cnt.xl2.eq(cfg.in_w - 3),
+                cnt.yl2.eq(cfg.in_h - 3),
+                cnt.kl3.eq(k - 3),
+                cnt.vl3.eq(k - 3),
+                fl.h_first.eq(1),
+                fl.v_first.eq(1),
+                cnt.ox.eq(0),
+                cnt.wleft.eq(cfg.in_w - k),
+                cnt.vleft.eq(cfg.in_h - k),
             ]
             m.d.comb += [
-                x_last_n.eq(cfg.in_w == 1),
-                y_last_n.eq(cfg.in_h == 1),
-                h_last_n.eq(k == 1),
-                v_last_n.eq(k == 1),
+                fl.x_last_n.eq(cfg.in_w == 1),
+                fl.y_last_n.eq(cfg.in_h == 1),
+                fl.h_last_n.eq(k == 1),
+                fl.v_last_n.eq(k == 1),
             ]
-        with m.Elif(inp.valid):
+        with m.Elif(self.i_stream.valid):
             # (each register under one flag: its enable or reset is that flag with `valid`
-            # and `start`; the flags' next values below)
-            m.d.sync += xl2.eq(Mux(x_last, in_w_m3, xl2 - 1))
-            with m.If(h_step):  # the window's column ends (with the row, or not)
-                m.d.sync += [kl3.eq(k_m3), ox.eq(Mux(x_last, 0, ox + 1)),
-                             wleft.eq(Mux(x_last, in_w_mk, wleft - k))]  # fmt: skip
-            with m.Else():
-                m.d.sync += kl3.eq(kl3 - 1)
-            m.d.sync += h_first.eq(h_step)
-            with m.If(x_last):  # end of row
-                m.d.sync += yl2.eq(Mux(y_last, in_h_m3, yl2 - 1))
-            with m.If(v_step):  # the window's row ends (with the map, or not)
-                m.d.sync += [vl3.eq(k_m3), vleft.eq(Mux(y_last, in_h_mk, vleft - k))]
-            with m.Elif(x_last):
-                m.d.sync += vl3.eq(vl3 - 1)
-            with m.If(x_last):
-                m.d.sync += v_first.eq(v_step)
-            # the flags' next values
-            with m.If(x_last):
-                m.d.comb += [x_last_n.eq(w_one), h_last_n.eq(k_one)]
-                with m.If(y_last):
-                    m.d.comb += [y_last_n.eq(h_one), v_last_n.eq(k_one)]
-                with m.Else():
-                    m.d.comb += y_last_n.eq(yl2[-1])
-                    with m.If(v_last):
-                        m.d.comb += v_last_n.eq(k_one)
-                    with m.Else():
-                        m.d.comb += v_last_n.eq(vl3[-1])
-            with m.Else():
-                m.d.comb += x_last_n.eq(xl2[-1])
-                with m.If(h_last):
-                    m.d.comb += h_last_n.eq(k_one)
-                with m.Else():
-                    m.d.comb += h_last_n.eq(kl3[-1])
+            # and `start`; the flags' next values in `_next_flags`)
+            self._counter_steps(m, cnt, c, fl)
+            self._next_flags(m, cnt, c, fl)
 
+    def _counter_steps(self, m: Module, cnt: _Counters, c: _Consts, fl: _Flags) -> None:
+        """A beat's counter steps, each under one flag."""
+        k = self.cfg.k
+        m.d.sync += cnt.xl2.eq(Mux(fl.x_last, c.in_w_m3, cnt.xl2 - 1))
+        with m.If(fl.h_step):  # the window's column ends (with the row, or not)
+            m.d.sync += [cnt.kl3.eq(c.k_m3), cnt.ox.eq(Mux(fl.x_last, 0, cnt.ox + 1)),
+                         cnt.wleft.eq(Mux(fl.x_last, c.in_w_mk, cnt.wleft - k))]  # fmt: skip
+        with m.Else():
+            m.d.sync += cnt.kl3.eq(cnt.kl3 - 1)
+        m.d.sync += fl.h_first.eq(fl.h_step)
+        with m.If(fl.x_last):  # end of row
+            m.d.sync += cnt.yl2.eq(Mux(fl.y_last, c.in_h_m3, cnt.yl2 - 1))
+        with m.If(fl.v_step):  # the window's row ends (with the map, or not)
+            m.d.sync += [cnt.vl3.eq(c.k_m3),
+                         cnt.vleft.eq(Mux(fl.y_last, c.in_h_mk, cnt.vleft - k))]  # fmt: skip
+        with m.Elif(fl.x_last):
+            m.d.sync += cnt.vl3.eq(cnt.vl3 - 1)
+        with m.If(fl.x_last):
+            m.d.sync += fl.v_first.eq(fl.v_step)
+
+    def _next_flags(self, m: Module, cnt: _Counters, c: _Consts, fl: _Flags) -> None:
+        """The loop-end flags' next values after a beat."""
+        # the flags' next values
+        with m.If(fl.x_last):
+            m.d.comb += [fl.x_last_n.eq(c.w_one), fl.h_last_n.eq(c.k_one)]
+            with m.If(fl.y_last):
+                m.d.comb += [fl.y_last_n.eq(c.h_one), fl.v_last_n.eq(c.k_one)]
+            with m.Else():
+                m.d.comb += fl.y_last_n.eq(cnt.yl2[-1])
+                with m.If(fl.v_last):
+                    m.d.comb += fl.v_last_n.eq(c.k_one)
+                with m.Else():
+                    m.d.comb += fl.v_last_n.eq(cnt.vl3[-1])
+        with m.Else():
+            m.d.comb += fl.x_last_n.eq(cnt.xl2[-1])
+            with m.If(fl.h_last):
+                m.d.comb += fl.h_last_n.eq(c.k_one)
+            with m.Else():
+                m.d.comb += fl.h_last_n.eq(cnt.kl3[-1])
+
+    def _hacc(self, m: Module, partials: data.ArrayLayout, h_first: Signal,
+              is_avg: Value) -> Signal:
+        """The current window row's horizontal partial, hacc."""
+        inp = self.i_stream
         # Horizontal partial of the current window. It takes every beat (timing: its enable
         # is the input's valid flip-flop, no LUT in front of its ~100 enables; that decode
         # was 8.0 ns routed on the 8x8): a beat outside a window, before the first start or
@@ -270,15 +395,24 @@ class Pool2d(wiring.Component):
         with m.If(inp.valid):
             for c in range(self.lanes):
                 m.d.sync += hacc[c].eq(
-                    Mux(h_first, inp.payload[c], combine(is_avg, hacc[c], inp.payload[c]))
+                    Mux(h_first, inp.payload[c], _combine(is_avg, hacc[c], inp.payload[c]))
                 )
+        return hacc
 
+    def _line_buffer(self, m: Module, partials: data.ArrayLayout, ox: Signal
+                     ) -> tuple[ReadPort, WritePort]:
+        """The line buffer of vertical partials, read at the pixel's output column."""
         # Line buffer of vertical partials, one row per output column.
         m.submodules.linebuf = mem = Memory(shape=partials, depth=self.buf_depth, init=[])
-        rd = mem.read_port()  # sync, 1 cycle; not transparent (s1_fwd below)
+        rd = mem.read_port()  # sync, 1 cycle; not transparent (s1_fwd, `_stage1`)
         wr = mem.write_port()
         m.d.comb += rd.addr.eq(ox)
+        return rd, wr
 
+    def _stage1(self, m: Module, is_avg: Value, active: Value, fl: _Flags, ox: Signal,
+                rd: ReadPort, wr: WritePort) -> _S1:
+        """Stage 1: a window row finished; its flags, column, mode and shift registered."""
+        cfg = self.cfg
         s1_go = Signal()  # a window row finished last cycle: hacc is complete
         s1_vf = Signal(reset_less=True)
         s1_vl = Signal(reset_less=True)
@@ -293,47 +427,60 @@ class Pool2d(wiring.Component):
         m.d.sync += [
             s1_avg.eq(is_avg),
             s1_shift.eq(Mux(is_avg, cfg.avg_shift, 0)),  # max: RDBPOT by 0 = identity
-            s1_go.eq(active & h_last),
-            s1_vf.eq(v_first),
-            s1_vl.eq(v_last),
+            s1_go.eq(active & fl.h_last),
+            s1_vf.eq(fl.v_first),
+            s1_vl.eq(fl.v_last),
             s1_col.eq(ox),
             s1_fwd.eq(wr.en & (wr.addr == rd.addr)),
         ]
+        return _S1(s1_go, s1_vf, s1_vl, s1_col, s1_avg, s1_shift, s1_fwd)
 
+    def _stage2(self, m: Module, partials: data.ArrayLayout, s1: _S1, hacc: Signal,
+                rd: ReadPort) -> tuple[_S2, Signal]:
+        """Stage 2: the vertical partial's compare and sum with hacc (and s3_sum, forwarded)."""
         # s2: the vertical partial's compare and sum, registered; the mux that picks from
         # them is the next stage (compare and muxes in one were the pool's deepest path).
         s3_sum = Signal(partials, reset_less=True)
         above = Signal(partials)
-        m.d.comb += above.eq(Mux(s1_fwd, s3_sum, rd.data))
+        m.d.comb += above.eq(Mux(s1.fwd, s3_sum, rd.data))
         s2_go = Signal()
         s2_vf, s2_vl = Signal(reset_less=True), Signal(reset_less=True)
-        s2_col = Signal.like(s1_col, reset_less=True)
+        s2_col = Signal.like(s1.col, reset_less=True)
         s2_avg = Signal(reset_less=True)
-        s2_shift = Signal.like(s1_shift, reset_less=True)
+        s2_shift = Signal.like(s1.shift, reset_less=True)
         s2_a, s2_h, s2_add = (Signal(partials, reset_less=True) for _ in range(3))
         s2_gt = Signal(self.lanes, reset_less=True)  # above > hacc, per lane
         m.d.sync += [
-            s2_go.eq(s1_go), s2_vf.eq(s1_vf), s2_vl.eq(s1_vl), s2_col.eq(s1_col),
-            s2_avg.eq(s1_avg), s2_shift.eq(s1_shift), s2_a.eq(above), s2_h.eq(hacc),
+            s2_go.eq(s1.go), s2_vf.eq(s1.vf), s2_vl.eq(s1.vl), s2_col.eq(s1.col),
+            s2_avg.eq(s1.avg), s2_shift.eq(s1.shift), s2_a.eq(above), s2_h.eq(hacc),
         ]
         for c in range(self.lanes):
-            # above > hacc as the sign of one subtraction (see combine)
+            # above > hacc as the sign of one subtraction (see `_combine`)
             m.d.sync += [s2_gt[c].eq((hacc[c] - above[c])[-1]), s2_add[c].eq(above[c] + hacc[c])]
+        s2 = _S2(s2_go, s2_vf, s2_vl, s2_col, s2_avg, s2_shift, s2_a, s2_h, s2_add, s2_gt)
+        return s2, s3_sum
 
+    def _vertical_pick(self, m: Module, partials: data.ArrayLayout, s2: _S2, wr: WritePort,
+                       s3_sum: Signal) -> tuple[Signal, Signal]:
+        """vsum, written back unless the window's last row, else registered (stage 3)."""
         vsum = Signal(partials)
         for c in range(self.lanes):
-            pick = Mux(s2_avg, s2_add[c], Mux(s2_gt[c], s2_a[c], s2_h[c]))
-            m.d.comb += vsum[c].eq(Mux(s2_vf, s2_h[c], pick))
+            pick = Mux(s2.avg, s2.add[c], Mux(s2.gt[c], s2.a[c], s2.h[c]))
+            m.d.comb += vsum[c].eq(Mux(s2.vf, s2.h[c], pick))
         m.d.comb += [
-            wr.addr.eq(s2_col),
+            wr.addr.eq(s2.col),
             wr.data.eq(vsum),
-            wr.en.eq(s2_go & ~s2_vl),
+            wr.en.eq(s2.go & ~s2.vl),
         ]
 
         s3_valid = Signal()
-        s3_shift = Signal.like(s1_shift, reset_less=True)
-        m.d.sync += [s3_valid.eq(s2_go & s2_vl), s3_sum.eq(vsum), s3_shift.eq(s2_shift)]
+        s3_shift = Signal.like(s2.shift, reset_less=True)
+        m.d.sync += [s3_valid.eq(s2.go & s2.vl), s3_sum.eq(vsum), s3_shift.eq(s2.shift)]
+        return s3_valid, s3_shift
 
+    def _rdbpot(self, m: Module, lane: Shape, s3_valid: Signal, s3_sum: Signal,
+                s3_shift: Signal) -> None:
+        """Stages 4 and 5: the window's sum RDBPOT-shifted (by 0 for max) to the output."""
         # Average: RDBPOT by log2(k*k), in two stages (timing: the shift, the round-up
         # decision and the add in one were three LUT levels and a carry chain, 7.4 ns routed
         # on the 8x8): s4 the shifted sum, its half bit and sticky bits; then the round-up
@@ -358,4 +505,3 @@ class Pool2d(wiring.Component):
             m.d.sync += o_data[c].eq((s4_floor[c] + up)[:8])
         m.d.sync += self.o_stream.valid.eq(s4_valid)
         m.d.comb += self.o_stream.payload.eq(o_data)
-        return m

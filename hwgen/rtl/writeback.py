@@ -12,7 +12,11 @@ place, at its channel-word offset inside the shared region (hwgen.schedule.alloc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,6 +37,98 @@ PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "
 
 def col_out_layout(acc_width: int, cols: int) -> data.ArrayLayout:
     return data.ArrayLayout(data.StructLayout({"valid": 1, "data": signed(acc_width)}), cols)
+
+
+@dataclass(frozen=True)
+class _Pos:
+    """The replayed position of the row leaving the row reduction (`WriteBack._position_regs`)."""
+
+    rows: int
+    ileft: Signal
+    tl2: Signal
+    g: Signal
+    r: Signal
+    wptr: Signal
+    gptr: Signal
+    m_wvalid: Signal
+    m_word: Signal
+    paddr: Signal
+    pt_one: Signal
+    pt_m3: Signal
+    i_last: Signal
+    tp_end: Signal
+    g_end: Signal
+    p_step: Signal
+    i_last_n: Signal
+    tp_end_n: Signal
+    conv: Signal
+    conv_w: Signal
+    il_first: Signal
+    il_rem: Signal
+    left_first: Signal
+    left_rem: Signal
+
+    def first_row(self, m: Module, rem_tile: Value | None) -> None:
+        """The next tile's first row: ``rem_tile`` is None for a group's first tile, else
+        whether it is a remainder tile (the group's last, in a layer with ``rem``)."""
+        R = self.rows
+        if rem_tile is None:
+            m.d.sync += self.ileft.eq(self.left_first)
+            m.d.comb += self.i_last_n.eq(self.il_first)
+        else:
+            m.d.sync += self.ileft.eq(Mux(rem_tile, self.left_rem, R - 1))
+            m.d.comb += self.i_last_n.eq(Mux(rem_tile, self.il_rem, R == 1))
+
+
+class _Beat(NamedTuple):
+    """A row after the parameter read's delay, with its parameters (`WriteBack._param_delay`)."""
+
+    valid: Signal
+    wvalid: Signal
+    word: Signal
+    acc: list[Signal]
+    prm: Signal
+
+
+class _Quant(NamedTuple):
+    """The requant lanes' output word, its address and valids (`WriteBack._lane_delay`)."""
+
+    valid: Value
+    word: Signal
+    data: Signal
+    wv_before: Signal  # q_wvalid a cycle ahead (the pool's input valid, `WriteBack._pool`)
+
+
+@dataclass(frozen=True)
+class _SplitRegs:
+    """The row reduction's split, its row counter and the fold's flags (`WriteBack._split`)."""
+
+    ii: Signal
+    ii_end: Signal
+    adds: list[Signal]
+    drops: list[Signal]
+    tl2: Signal
+    tp_end: Signal
+    split: Signal
+    pt_one: Signal
+    pt_m3: Signal
+    split_last: Signal
+    split_other: Signal
+    one: Signal
+    one_last: Signal
+    one_other: Signal
+    rems: list[Signal]
+    p1s: list[Signal]
+    rem_on: Signal
+
+    def split_for(self, last_tile: Value) -> list:
+        """The split and fold flags loaded for a tile's first row."""
+        # (a tile's first row: part 0, dropped if remainder)
+        flags = [*(a.eq(0) for a in self.adds),
+                 *(x.eq(last_tile & self.rem_on) for x in self.drops),
+                 *(r.eq(last_tile & self.rem_on) for r in self.rems)]
+        return [self.split.eq(Mux(last_tile, self.split_last, self.split_other)),
+                self.one.eq(Mux(last_tile, self.one_last, self.one_other)), *flags]
 
 
 class WriteBack(wiring.Component):
@@ -77,14 +173,33 @@ class WriteBack(wiring.Component):
         )
 
     def elaborate(self, platform) -> Module:
+        """Deskew, reduce, replay the position, read parameters, requantize, pool, write."""
         m = Module()
         d = self.desc
-        R, C = self.rows, self.cols
         # a small device may ask for a shorter product (hwgen.rtl.traits)
         mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
         fold = bool(trait(platform, "requant_fold", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
+        aligned = self._deskew(m)
+        aligned, row_valid = self._reduce(m, d, aligned)
+        pos = self._position_regs(m, d)
+        self._position_steps(m, d, pos, row_valid)
+        self._written_word(m, d, pos, row_valid)
+        p = self._param_delay(m, prl, row_valid, pos, aligned)
+        lanes = self._requant_lanes(m, d, p, mult_latency, fold)
+        lq = lanes[0].latency
+        q = self._lane_delay(m, lanes, p)
+        pool_latency = self._writes(m, d, q)
+        writes_all, rows_zero, rows_m2 = self._write_count(m, d)
+        tail_len = prl + lq + pool_latency + 2
+        rows_all, tail_zero = self._row_count(m, row_valid, rows_zero, rows_m2, tail_len)
+        m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
+        return m
+
+    def _deskew(self, m: Module) -> list[tuple[Value, Value]]:
+        """Each column's (valid, data), column j delayed C-1-j cycles: one row per cycle."""
+        C = self.cols
         # --- deskew: column j waits C-1-j cycles
         aligned = []
         for j in range(C):
@@ -95,6 +210,12 @@ class WriteBack(wiring.Component):
                 m.d.sync += [nv.eq(v), nx.eq(x)]
                 v, x = nv, nx
             aligned.append((v, x))
+        return aligned
+
+    def _reduce(self, m: Module, d: data.View, aligned: list[tuple[Value, Value]]
+                ) -> tuple[list[tuple[Value, Value]], Value]:
+        """The deskewed rows through the fold (if any) and the row reduction; and row_valid."""
+        C = self.cols
         # --- row reduction (direct mode with a K split: sum each block of P rows; else a
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
@@ -109,7 +230,11 @@ class WriteBack(wiring.Component):
         m.d.comb += [red.i_data[j].eq(aligned[j][1]) for j in range(C)]
         aligned = [(red.o_valid, red.o_data[j]) for j in range(C)]
         row_valid = red.o_valid
+        return aligned, row_valid
 
+    def _position_regs(self, m: Module, d: data.View) -> _Pos:
+        """The row position's counters, flags and per-layer registers, and the written word."""
+        R = self.rows
         # --- replay the loop order to find each row's address and parameter word
         # rows of the current tile after this one, counted down: 0 at its last (reduced)
         # row, R - 1 or R/P - 1 (a remainder tile) at its first
@@ -141,7 +266,7 @@ class WriteBack(wiring.Component):
         # i_last (ileft == 0), tp_end (the group's last pixel tile), and their products
         # g_end (conv: this row ends the group) and p_step (the parameter address steps).
         i_last, tp_end, g_end, p_step = (Signal(**rl) for _ in range(4))
-        i_last_n, tp_end_n = Signal(), Signal()
+        i_last_n, tp_end_n = (Signal() for _ in range(2))  # (unnamed, like i_last's four)
         m.d.comb += [i_last_n.eq(i_last), tp_end_n.eq(tp_end)]
         # conv mode, a per-layer register here (timing: the descriptor's mode flip-flop sits
         # with the controller, and was an input of g_end's and wptr's enable cones, which
@@ -151,7 +276,14 @@ class WriteBack(wiring.Component):
         conv = Signal(reset_less=True, attrs=UNSHARED)
         conv_w = Signal(reset_less=True, attrs=UNSHARED)
         m.d.sync += [conv.eq(d.mode == 0), conv_w.eq(d.mode == 0)]
+        first = self._first_row_regs(m, d, ileft)
+        return _Pos(R, ileft, tl2, g, r, wptr, gptr, m_wvalid, m_word, paddr, pt_one, pt_m3,
+                    i_last, tp_end, g_end, p_step, i_last_n, tp_end_n, conv, conv_w, *first)
 
+    def _first_row_regs(self, m: Module, d: data.View, ileft: Signal
+                        ) -> tuple[Signal, Signal, Signal, Signal]:
+        """Per-layer registers of a tile's first row: il_first, il_rem, left_first, left_rem."""
+        R = self.rows
         # A group's first tile's first row (its row count and whether it is also its last),
         # and a remainder tile's: per-layer registers from the descriptor (timing: rem,
         # ptiles == 1 and rem_rows_m1 == 0 were three more inputs of g_end's cone, which
@@ -165,58 +297,58 @@ class WriteBack(wiring.Component):
                      il_rem.eq(Mux(d.rem, d.rem_rows_m1 == 0, R == 1)),
                      left_first.eq(Mux(rem_first, d.rem_rows_m1, R - 1)),
                      left_rem.eq(Mux(d.rem, d.rem_rows_m1, R - 1))]
+        return il_first, il_rem, left_first, left_rem
 
-        def first_row(rem_tile):
-            """The next tile's first row: ``rem_tile`` is None for a group's first tile, else
-            whether it is a remainder tile (the group's last, in a layer with ``rem``)."""
-            if rem_tile is None:
-                m.d.sync += ileft.eq(left_first)
-                m.d.comb += i_last_n.eq(il_first)
-            else:
-                m.d.sync += ileft.eq(Mux(rem_tile, left_rem, R - 1))
-                m.d.comb += i_last_n.eq(Mux(rem_tile, il_rem, R == 1))
-
+    def _position_steps(self, m: Module, d: data.View, pos: _Pos, row_valid: Value) -> None:
+        """The row position's steps: start loads it, each row steps it; its flags' updates."""
         with m.If(self.start):
-            m.d.sync += [tl2.eq(pt_m3), g.eq(0), r.eq(0), paddr.eq(d.pbase)]
-            m.d.sync += [wptr.eq(d.dst_base), gptr.eq(d.dst_base)]
-            m.d.comb += tp_end_n.eq(pt_one)
-            first_row(None)
+            m.d.sync += [pos.tl2.eq(pos.pt_m3), pos.g.eq(0), pos.r.eq(0), pos.paddr.eq(d.pbase)]
+            m.d.sync += [pos.wptr.eq(d.dst_base), pos.gptr.eq(d.dst_base)]
+            m.d.comb += pos.tp_end_n.eq(pos.pt_one)
+            pos.first_row(m, None)
         with m.Elif(row_valid):
-            m.d.sync += [r.eq(r + 1)]
-            with m.If(conv):
-                m.d.sync += wptr.eq(wptr + d.dst_cw)
-                with m.If(i_last):
-                    with m.If(tp_end):
-                        m.d.sync += [tl2.eq(pt_m3), g.eq(g + 1)]
-                        m.d.comb += tp_end_n.eq(pt_one)
-                        first_row(None)
+            m.d.sync += [pos.r.eq(pos.r + 1)]
+            with m.If(pos.conv):
+                m.d.sync += pos.wptr.eq(pos.wptr + d.dst_cw)
+                with m.If(pos.i_last):
+                    with m.If(pos.tp_end):
+                        m.d.sync += [pos.tl2.eq(pos.pt_m3), pos.g.eq(pos.g + 1)]
+                        m.d.comb += pos.tp_end_n.eq(pos.pt_one)
+                        pos.first_row(m, None)
                     with m.Else():
-                        m.d.sync += [tl2.eq(tl2 - 1)]
-                        m.d.comb += tp_end_n.eq(tl2[-1])
-                        first_row(tl2[-1])
+                        m.d.sync += [pos.tl2.eq(pos.tl2 - 1)]
+                        m.d.comb += pos.tp_end_n.eq(pos.tl2[-1])
+                        pos.first_row(m, pos.tl2[-1])
                 with m.Else():
-                    m.d.sync += ileft.eq(ileft - 1)
-                    m.d.comb += i_last_n.eq(ileft == 1)
+                    m.d.sync += pos.ileft.eq(pos.ileft - 1)
+                    m.d.comb += pos.i_last_n.eq(pos.ileft == 1)
             # the group's end (conv) or every row (direct) steps the parameter address; the
             # group's end restarts the group's pixels at its next word
-            with m.If(p_step):
-                m.d.sync += paddr.eq(paddr + 1)
-            with m.If(g_end):
-                m.d.sync += [r.eq(0), wptr.eq(gptr + 1), gptr.eq(gptr + 1)]
-        m.d.sync += [i_last.eq(i_last_n), tp_end.eq(tp_end_n),
-                     g_end.eq(conv & i_last_n & tp_end_n),
-                     p_step.eq(~conv | (i_last_n & tp_end_n))]  # fmt: skip
-        m.d.comb += [
-            m_wvalid.eq(row_valid & (r < d.rows_limit)),
-            m_word.eq(wptr),
-            self.param_addr.eq(paddr),
-        ]
-        with m.If(~conv_w):
-            m.d.comb += m_word.eq(wptr + r)
+            with m.If(pos.p_step):
+                m.d.sync += pos.paddr.eq(pos.paddr + 1)
+            with m.If(pos.g_end):
+                m.d.sync += [pos.r.eq(0), pos.wptr.eq(pos.gptr + 1), pos.gptr.eq(pos.gptr + 1)]
+        m.d.sync += [pos.i_last.eq(pos.i_last_n), pos.tp_end.eq(pos.tp_end_n),
+                     pos.g_end.eq(pos.conv & pos.i_last_n & pos.tp_end_n),
+                     pos.p_step.eq(~pos.conv | (pos.i_last_n & pos.tp_end_n))]  # fmt: skip
 
+    def _written_word(self, m: Module, d: data.View, pos: _Pos, row_valid: Value) -> None:
+        """The row's word and write valid (none past rows_limit), and the parameter address."""
+        m.d.comb += [
+            pos.m_wvalid.eq(row_valid & (pos.r < d.rows_limit)),
+            pos.m_word.eq(pos.wptr),
+            self.param_addr.eq(pos.paddr),
+        ]
+        with m.If(~pos.conv_w):
+            m.d.comb += pos.m_word.eq(pos.wptr + pos.r)
+
+    def _param_delay(self, m: Module, prl: int, row_valid: Value, pos: _Pos,
+                     aligned: list[tuple[Value, Value]]) -> _Beat:
+        """The row and its word delayed to meet its parameters, and the parameters' register."""
+        C = self.cols
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
         # straight after it): delay data and metadata to meet it
-        p_valid, p_wvalid, p_word = row_valid, m_wvalid, m_word
+        p_valid, p_wvalid, p_word = row_valid, pos.m_wvalid, pos.m_word
         p_acc = [aligned[j][1] for j in range(C)]
         for s in range(prl):
             nv, nwv = Signal(name=f"p_valid{s}"), Signal(name=f"p_wvalid{s}")
@@ -228,16 +360,20 @@ class WriteBack(wiring.Component):
             p_valid, p_wvalid, p_word, p_acc = nv, nwv, nw, na
         prm_r = Signal.like(self.param_data, reset_less=True)
         m.d["sync" if prl > 1 else "comb"] += prm_r.eq(self.param_data)
+        return _Beat(p_valid, p_wvalid, p_word, p_acc, prm_r)
 
+    def _requant_lanes(self, m: Module, d: data.View, p: _Beat, mult_latency: int,
+                       fold: bool) -> list[Requant]:
+        """The C requant lanes, each with its column's sum and its channel's parameters."""
         # --- C requant lanes
         lanes = []
-        for j in range(C):
+        for j in range(self.cols):
             rq = Requant(acc_width=self.acc_width, mult_latency=mult_latency, fold=fold)
             m.submodules[f"requant{j}"] = rq
-            prm = prm_r[j]
+            prm = p.prm[j]
             m.d.comb += [
-                rq.i_stream.valid.eq(p_valid),
-                rq.i_stream.payload.acc.eq(p_acc[j]),
+                rq.i_stream.valid.eq(p.valid),
+                rq.i_stream.payload.acc.eq(p.acc[j]),
                 rq.i_stream.payload.bias.eq(prm.bias),
                 rq.i_stream.payload.mult.eq(prm.mult),
                 rq.i_stream.payload.shift.eq(prm.shift),
@@ -245,8 +381,12 @@ class WriteBack(wiring.Component):
                 rq.i_stream.payload.hi.eq(d.act_hi),
             ]
             lanes.append(rq)
+        return lanes
+
+    def _lane_delay(self, m: Module, lanes: list[Requant], p: _Beat) -> _Quant:
+        """The word and its valid delayed beside the lanes; the lanes' bytes as one word."""
         lq = lanes[0].latency
-        q_wvalid, q_word = p_wvalid, p_word
+        q_wvalid, q_word = p.wvalid, p.word
         q_wv_before = q_wvalid  # q_wvalid a cycle ahead
         for s in range(lq):
             nv = Signal(name=f"q_wv{s}")
@@ -255,58 +395,19 @@ class WriteBack(wiring.Component):
             q_wv_before = q_wvalid
             q_wvalid, q_word = nv, nw
         q_valid = lanes[0].o_stream.valid & q_wvalid
-        q_data = Signal(8 * C)
-        for j in range(C):
+        q_data = Signal(8 * self.cols)
+        for j in range(self.cols):
             m.d.comb += q_data[8 * j : 8 * j + 8].eq(lanes[j].o_stream.payload)
+        return _Quant(q_valid, q_word, q_data, q_wv_before)
 
+    def _writes(self, m: Module, d: data.View, q: _Quant) -> int:
+        """The buffer writes: the pool's in a pooling layer, else the lanes' (-> pool latency)."""
         # --- fused pool, or straight to the buffer. A program without pools gets no pool unit
         # (pool_max_out_w == 0): its widths would be zero.
         pool_latency = 0
         if self.pool_max_out_w:
-            pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
-            # The pool's input valid, q_valid & pool_en, from a flip-flop set a cycle ahead
-            # (timing: it enables and resets the pool's counters and hacc). q_wvalid implies
-            # the lanes' valid (both are row_valid's delay, q_wvalid also r < rows_limit),
-            # and desc is stable within a layer.
-            pool_v = Signal()
-            m.d.sync += pool_v.eq(q_wv_before & d.pool_en)
-            # The beat is registered once more beside the pool (timing: the requant lanes sit
-            # by their multipliers across the die, and their route with the pool's max
-            # compare in one cycle was 7.0 ns into `hacc` on s14's routed seed 2): one more
-            # cycle of latency, which the layer's tail waits out.
-            pool_vr = Signal()
-            pool_d = Signal(8 * C, reset_less=True)
-            m.d.sync += [pool_vr.eq(pool_v), pool_d.eq(q_data)]
-            m.submodules.pool = pool
-            pool_latency = pool.latency + 1
-            m.d.comb += [
-                pool.cfg.in_w.eq(d.out_w),
-                pool.cfg.in_h.eq(d.out_h),
-                pool.cfg.k.eq(d.pool_k),
-                pool.cfg.mode.eq(d.pool_mode),
-                pool.cfg.avg_shift.eq(d.pool_shift),
-                pool.start.eq(self.start),
-                pool.i_stream.valid.eq(pool_vr),
-                pool.i_stream.payload.as_value().eq(pool_d),
-            ]
-            # pooled pixels left in the group after this one, minus 2, counted down: the
-            # group's last pooled pixel (pq_end) is its sign bit, no compare (timing)
-            pl2 = Signal(signed(18), **rl)  # (reset-less like the position above)
-            pq_end = Signal(**rl)
-            pptr = Signal(A, **rl)
-            pgptr = Signal(A, **rl)  # dst_base + the pooled group's index
-            pc_m3 = Signal.like(pl2, reset_less=True)  # per-layer registers (see pt_one)
-            pc_one = Signal(reset_less=True)
-            m.d.sync += [pc_m3.eq(d.pool_count - 3), pc_one.eq(d.pool_count == 1)]
-            with m.If(self.start):
-                m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(d.dst_base),
-                             pgptr.eq(d.dst_base)]  # fmt: skip
-            with m.Elif(pool.o_stream.valid):
-                with m.If(pq_end):
-                    m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(pgptr + 1),
-                                 pgptr.eq(pgptr + 1)]  # fmt: skip
-                with m.Else():
-                    m.d.sync += [pl2.eq(pl2 - 1), pq_end.eq(pl2[-1]), pptr.eq(pptr + d.dst_cw)]
+            pool, pool_latency = self._pool(m, d, q)
+            pptr = self._pooled_word(m, d, pool)
             with m.If(d.pool_en):
                 m.d.comb += [
                     self.wr_en.eq(pool.o_stream.valid),
@@ -314,17 +415,77 @@ class WriteBack(wiring.Component):
                     self.wr_data.eq(pool.o_stream.payload.as_value()),
                 ]
             with m.Else():
-                m.d.comb += [
-                    self.wr_en.eq(q_valid),
-                    self.wr_addr.eq(q_word),
-                    self.wr_data.eq(q_data),
-                ]
+                self._write_lanes(m, q)
         else:
-            m.d.comb += [
-                self.wr_en.eq(q_valid),
-                self.wr_addr.eq(q_word),
-                self.wr_data.eq(q_data),
-            ]
+            self._write_lanes(m, q)
+        return pool_latency
+
+    def _write_lanes(self, m: Module, q: _Quant) -> None:
+        """The requant lanes' word straight to the buffer."""
+        m.d.comb += [
+            self.wr_en.eq(q.valid),
+            self.wr_addr.eq(q.word),
+            self.wr_data.eq(q.data),
+        ]
+
+    def _pool(self, m: Module, d: data.View, q: _Quant) -> tuple[Pool2d, int]:
+        """The fused pool unit, fed the lanes' word a registered cycle later (-> its latency)."""
+        C = self.cols
+        pool = Pool2d(lanes=C, max_kernel=self.pool_max_k, max_out_width=self.pool_max_out_w)
+        # The pool's input valid, q_valid & pool_en, from a flip-flop set a cycle ahead
+        # (timing: it enables and resets the pool's counters and hacc). q_wvalid implies
+        # the lanes' valid (both are row_valid's delay, q_wvalid also r < rows_limit),
+        # and desc is stable within a layer.
+        pool_v = Signal()
+        m.d.sync += pool_v.eq(q.wv_before & d.pool_en)
+        # The beat is registered once more beside the pool (timing: the requant lanes sit
+        # by their multipliers across the die, and their route with the pool's max
+        # compare in one cycle was 7.0 ns into `hacc` on s14's routed seed 2): one more
+        # cycle of latency, which the layer's tail waits out.
+        pool_vr = Signal()
+        pool_d = Signal(8 * C, reset_less=True)
+        m.d.sync += [pool_vr.eq(pool_v), pool_d.eq(q.data)]
+        m.submodules.pool = pool
+        pool_latency = pool.latency + 1
+        m.d.comb += [
+            pool.cfg.in_w.eq(d.out_w),
+            pool.cfg.in_h.eq(d.out_h),
+            pool.cfg.k.eq(d.pool_k),
+            pool.cfg.mode.eq(d.pool_mode),
+            pool.cfg.avg_shift.eq(d.pool_shift),
+            pool.start.eq(self.start),
+            pool.i_stream.valid.eq(pool_vr),
+            pool.i_stream.payload.as_value().eq(pool_d),
+        ]
+        return pool, pool_latency
+
+    def _pooled_word(self, m: Module, d: data.View, pool: Pool2d) -> Signal:
+        """The pooled pixel's word (pptr), replaying the pooled groups' order."""
+        rl = {"reset_less": True}
+        # pooled pixels left in the group after this one, minus 2, counted down: the
+        # group's last pooled pixel (pq_end) is its sign bit, no compare (timing)
+        pl2 = Signal(signed(18), **rl)  # (reset-less like the position in `_position_regs`)
+        pq_end = Signal(**rl)
+        pptr = Signal(A, **rl)
+        pgptr = Signal(A, **rl)  # dst_base + the pooled group's index
+        # per-layer registers (see pt_one, `_position_regs`)
+        pc_m3 = Signal.like(pl2, reset_less=True)
+        pc_one = Signal(reset_less=True)
+        m.d.sync += [pc_m3.eq(d.pool_count - 3), pc_one.eq(d.pool_count == 1)]
+        with m.If(self.start):
+            m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(d.dst_base),
+                         pgptr.eq(d.dst_base)]  # fmt: skip
+        with m.Elif(pool.o_stream.valid):
+            with m.If(pq_end):
+                m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(pgptr + 1),
+                             pgptr.eq(pgptr + 1)]  # fmt: skip
+            with m.Else():
+                m.d.sync += [pl2.eq(pl2 - 1), pq_end.eq(pl2[-1]), pptr.eq(pptr + d.dst_cw)]
+        return pptr
+
+    def _write_count(self, m: Module, d: data.View) -> tuple[Signal, Signal, Signal]:
+        """The writes still to come and writes_all; the rows' start values (rows_zero, rows_m2)."""
+        rl = {"reset_less": True}
         # The end tests are flags kept with their counters (timing: `done` feeds the
         # controller's state from flip-flops, not from wide compares). The writes and rows
         # still to come are counted down from n - 2: the one that ends the count is the one
@@ -334,27 +495,32 @@ class WriteBack(wiring.Component):
         # (the counts are reset-less: read only after start loads them; the flags keep
         # their reset, so `done` is high after a reset)
         writes_l2 = Signal(signed(A + 2), **rl)  # writes left - 2
-        # their start values, per-layer registers (see pt_one)
+        # their start values, per-layer registers (see pt_one, `_position_regs`)
         wr_zero, wr_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
         rows_zero, rows_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
         m.d.sync += [wr_zero.eq(d.writes == 0), wr_m2.eq(d.writes - 2),
                      rows_zero.eq(d.rows_total == 0), rows_m2.eq(d.rows_total - 2)]
         # The writes are counted a cycle after they leave (timing: the count's enable is
         # start | a flip-flop, not the write enable's mux). writes_all is then set one cycle
-        # later, which `done` does not see: the tail below ends at least two cycles after
-        # the last write (tail_len's + 2).
+        # later, which `done` does not see: the tail (`_row_count`) ends at least two cycles
+        # after the last write (tail_len's + 2).
         wr_seen = Signal()
         m.d.sync += wr_seen.eq(self.wr_en)
         with m.If(self.start):
             m.d.sync += [writes_all.eq(wr_zero), writes_l2.eq(wr_m2)]
         with m.Elif(wr_seen):
             m.d.sync += [writes_all.eq(writes_l2[-1]), writes_l2.eq(writes_l2 - 1)]
+        return writes_all, rows_zero, rows_m2
+
+    def _row_count(self, m: Module, row_valid: Value, rows_zero: Signal, rows_m2: Signal,
+                   tail_len: int) -> tuple[Signal, Signal]:
+        """Every row of the layer seen (rows_all), and the pipelines behind it empty (tail_zero)."""
+        rl = {"reset_less": True}
         # The layer is over when every row of every tile has left the array, the requant and
         # pool pipelines behind it are empty, and every expected word was written. Rows of
         # the last tiles may produce no write (floor-cropped pools), so writes alone are not
         # enough: the next layer must not see them.
         rows_l2 = Signal(signed(A + 2), **rl)  # rows left - 2
-        tail_len = prl + lq + pool_latency + 2
         tail = Signal(range(tail_len + 1), **rl)  # (read only while ~tail_zero)
         rows_all = Signal(init=1)  # every row of the layer seen
         tail_zero = Signal(init=1)  # tail == 0
@@ -366,9 +532,7 @@ class WriteBack(wiring.Component):
                          rows_all.eq(rows_l2[-1])]  # fmt: skip
         with m.Elif(rows_all & ~tail_zero):
             m.d.sync += [tail.eq(tail - 1), tail_zero.eq(tail == 1)]
-        m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
-        return m
-
+        return rows_all, tail_zero
 
     def _fold(self, m: Module, aligned: list, adds: list, drops: list) -> list:
         """The RowFold between the deskew and the row reduction: a remainder tile's rows
@@ -389,7 +553,8 @@ class WriteBack(wiring.Component):
         out[0] = (fold.o_valid, fold.o_data[0])
         return out
 
-    def _split(self, m: Module, d, valid) -> tuple[Signal, Signal, tuple[list, list]]:
+    def _split(self, m: Module, d: data.View, valid: Value
+               ) -> tuple[Signal, Signal, tuple[list, list]]:
         """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
@@ -400,25 +565,26 @@ class WriteBack(wiring.Component):
         each (timing: no compare, nor one flag routed to every lane, in front of the fold's
         adds: the routed 12x8's worst paths, 8.6 and 9.2 ns)."""
         R = self.rows
-        rl = {"reset_less": True}  # (loaded by start, like the position in elaborate)
+        rl = {"reset_less": True}  # (loaded by start, like the position in `_position_regs`)
         ii = Signal(range(R), **rl)  # row of the tile entering
         # ii == R - 1, kept as a flip-flop beside the counter (timing: the compare sat in front
         # of every flag and split register the tile's end loads)
         ii_end = Signal(**rl)
-        C, Q = self.cols, R // 2
+        C = self.cols
         n = C if self.fold else 0  # (the flags exist only with a fold)
         adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(n)]
         drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(n)]
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
-        # per-layer registers (valid at start, see elaborate): ptiles == 1, ptiles - 3, and
-        # the split of a group's last pixel tile / of its other tiles
+        # per-layer registers (valid at start, see `_position_regs`): ptiles == 1, ptiles - 3,
+        # and the split of a group's last pixel tile / of its other tiles
         pt_one = Signal(reset_less=True)
         pt_m3 = Signal.like(tl2, reset_less=True)
-        split_last, split_other = Signal.like(split), Signal.like(split)
+        # (these four are unnamed, `$like`/`$signal`, in the netlist: made by a generator)
+        split_last, split_other = (Signal.like(split) for _ in range(2))
         one = Signal(reset_less=True)  # split == 0
-        one_last, one_other = Signal(reset_less=True), Signal(reset_less=True)
+        one_last, one_other = (Signal(reset_less=True) for _ in range(2))
         rem_split = 0 if self.fold else d.rem  # (folded, not split: RowFold)
         s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
         # per lane: the entering row's tile is a remainder tile, and ii >= Q - 1 (the next
@@ -432,31 +598,34 @@ class WriteBack(wiring.Component):
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
                      split_last.eq(s_last), split_other.eq(s_other),
                      one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
+        s = _SplitRegs(ii, ii_end, adds, drops, tl2, tp_end, split, pt_one, pt_m3, split_last,
+                       split_other, one, one_last, one_other, rems, p1s, rem_on)
+        self._split_steps(m, s, valid)
+        return split, one, (adds, drops)
 
-        def split_for(last_tile):  # (a tile's first row: part 0, dropped if remainder)
-            flags = [*(a.eq(0) for a in adds), *(x.eq(last_tile & rem_on) for x in drops),
-                     *(r.eq(last_tile & rem_on) for r in rems)]
-            return [split.eq(Mux(last_tile, split_last, split_other)),
-                    one.eq(Mux(last_tile, one_last, one_other)), *flags]
-
-        row0 = [ii.eq(0), ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in p1s)]  # a tile's first
+    def _split_steps(self, m: Module, s: _SplitRegs, valid: Value) -> None:
+        """The split's row counter and flags: start loads them, each entering row steps them."""
+        R = self.rows
+        Q = R // 2
+        row0 = [s.ii.eq(0), s.ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in s.p1s)]  # a tile's first
         with m.If(self.start):
-            m.d.sync += [*row0, tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
+            m.d.sync += [*row0, s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one), *s.split_for(s.pt_one)]
         with m.Elif(valid):
-            with m.If(ii_end):
+            with m.If(s.ii_end):
                 m.d.sync += row0
-                with m.If(tp_end):
-                    m.d.sync += [tl2.eq(pt_m3), tp_end.eq(pt_one), *split_for(pt_one)]
+                with m.If(s.tp_end):
+                    m.d.sync += [s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one),
+                                 *s.split_for(s.pt_one)]  # fmt: skip
                 with m.Else():
-                    m.d.sync += [tl2.eq(tl2 - 1), tp_end.eq(tl2[-1]), *split_for(tl2[-1])]
+                    m.d.sync += [s.tl2.eq(s.tl2 - 1), s.tp_end.eq(s.tl2[-1]),
+                                 *s.split_for(s.tl2[-1])]  # fmt: skip
             with m.Else():
                 # (constant compares written as constants: Verilator's lint rejects them)
-                m.d.sync += [ii.eq(ii + 1), ii_end.eq(ii == R - 2 if R > 1 else 0),
-                             *(p.eq(ii >= Q - 2 if Q > 2 else 1) for p in p1s)]  # fmt: skip
+                m.d.sync += [s.ii.eq(s.ii + 1), s.ii_end.eq(s.ii == R - 2 if R > 1 else 0),
+                             *(p.eq(s.ii >= Q - 2 if Q > 2 else 1) for p in s.p1s)]  # fmt: skip
                 # the next row: part 0 while ii + 1 < Q
-                for a, x, r, p in zip(adds, drops, rems, p1s, strict=True):
+                for a, x, r, p in zip(s.adds, s.drops, s.rems, s.p1s, strict=True):
                     m.d.sync += [a.eq(r & p), x.eq(r & ~p)]
-        return split, one, (adds, drops)
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
