@@ -33,6 +33,8 @@ clock, hwgen.rtl.traits) drops the registers of B, C1, C2, D and E1: latency mul
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -147,6 +149,77 @@ def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> S
     return sig
 
 
+class _A(NamedTuple):
+    """Stage A's registers (`Requant._stage_a`)."""
+
+    sum: Signal
+    mult: Signal
+    mult_any: Signal
+    side: Signal
+    valid: Signal
+
+
+class _M(NamedTuple):
+    """The product and its side data, delayed to match (`Requant._stage_m`)."""
+
+    prod: Value
+    ovf: Signal
+    side: Signal
+    valid: Signal
+
+
+class _B(NamedTuple):
+    """Stage B's registers, the side data split (`_stage_b`)."""
+
+    q: Signal
+    shift: Value
+    lo: Value
+    hi: Value
+    valid: Signal
+
+
+class _C1(NamedTuple):
+    """Stage C1's registers (`_stage_c1`)."""
+
+    y: Signal
+    sticky: Signal
+    neg: Signal
+    side: Signal
+    valid: Signal
+
+
+class _C2(NamedTuple):
+    """Stage C2's registers (`_stage_c2`)."""
+
+    floor: Signal
+    half: Signal
+    neg: Signal
+    sticky: Signal
+    lohi: Signal
+    valid: Signal
+
+
+class _D(NamedTuple):
+    """Stage D's registers (`_stage_d`)."""
+
+    y: Signal
+    lohi: Signal
+    valid: Signal
+
+
+class _E1(NamedTuple):
+    """Stage E1's registers: y's low byte, lo and hi, the clamp flags (`_stage_e1`)."""
+
+    y8: Signal
+    lohi: Signal
+    over: Signal
+    under: Signal
+    gt: Signal
+    lt: Signal
+    bad: Signal
+    valid: Signal
+
+
 class Requant(wiring.Component):
     """Streaming requant lane (``i_stream`` -> ``o_stream``), see the module docstring.
 
@@ -180,11 +253,22 @@ class Requant(wiring.Component):
         return self.mult_latency + (2 if self.fold else 7)
 
     def elaborate(self, platform) -> Module:
+        """Stages A, M, B, C1, C2, D, E1 and E2 in order (see the module docstring)."""
         m = Module()
-        p = self.i_stream.payload
-        L = self.mult_latency
+        a = self._stage_a(m)
+        mo = self._stage_m(m, a)
+        mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
+        b = _stage_b(m, mid, mo)
+        c1 = _stage_c1(m, mid, b)
+        c2 = _stage_c2(m, mid, c1)
+        d = _stage_d(m, mid, c2)
+        e = _stage_e1(m, mid, d)
+        self._stage_e2(m, e)
+        return m
 
-        # A: 32-bit sum (wraps modulo 2**32 like the golden).
+    def _stage_a(self, m: Module) -> _A:
+        """A: the 32-bit sum (wraps modulo 2**32 like the golden) and the operand flags."""
+        p = self.i_stream.payload
         a_sum = Signal(signed(32), reset_less=True)
         a_mult = Signal(signed(32), reset_less=True)
         a_side = Signal(Cat(p.shift, p.lo, p.hi).shape(), reset_less=True)
@@ -196,8 +280,8 @@ class Requant(wiring.Component):
         # 16-bit halves, each a short carry chain (carry_any) straight into a flip-flop, the
         # multiplier's one stage ahead, on the input (timing: the 32-bit all-ones test on
         # a_mult, an inverter and a 17-cell chain after a register that also drives four
-        # DSPs, was 7.4 ns routed on the 8x8). Then one LUT per stage: mult == INT32_MIN
-        # from its flags, and the overflow from that and the sum's flags.
+        # DSPs, was 7.4 ns routed on the 8x8). Then one LUT per stage (`_stage_m`): mult ==
+        # INT32_MIN from its flags, and the overflow from that and the sum's flags.
         a_mult_any = Signal(2, reset_less=True)  # mult[:16] != 0, mult[16:31] != 0
         m.d.sync += [
             a_sum.eq(s),
@@ -206,112 +290,131 @@ class Requant(wiring.Component):
             a_side.eq(Cat(p.shift, p.lo, p.hi)),
             a_valid.eq(self.i_stream.valid),
         ]
+        return _A(a_sum, a_mult, a_mult_any, a_side, a_valid)
 
-        # M: the product, with everything else delayed to match.
+    def _stage_m(self, m: Module, a: _A) -> _M:
+        """M: the product, with everything else delayed to match."""
+        L = self.mult_latency
         m.submodules.mult = mult = Multiplier(a_width=32, b_width=32, latency=L)
-        m.d.comb += [mult.a.eq(a_sum), mult.b.eq(a_mult)]
+        m.d.comb += [mult.a.eq(a.sum), mult.b.eq(a.mult)]
         mult_min = Signal(reset_less=True)  # mult == INT32_MIN
         sum_any = Signal(2, reset_less=True)  # sum[:16] != 0, sum[16:31] != 0
         sum_neg = Signal(reset_less=True)
-        m.d.sync += [mult_min.eq(a_mult[31] & ~a_mult_any.any()),
-                     sum_any.eq(Cat(carry_any(a_sum[:16]), carry_any(a_sum[16:31]))),
-                     sum_neg.eq(a_sum[31])]  # fmt: skip
+        m.d.sync += [mult_min.eq(a.mult[31] & ~a.mult_any.any()),
+                     sum_any.eq(Cat(carry_any(a.sum[:16]), carry_any(a.sum[16:31]))),
+                     sum_neg.eq(a.sum[31])]  # fmt: skip
         ovf = Signal()
         m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
         m_ovf = _delay(m, ovf, L - 1)
-        m_side = _delay(m, a_side, L)
+        m_side = _delay(m, a.side, L)
         # valid keeps its reset so that no ghost beat leaves the pipe after a reset.
-        m_valid = _delay(m, a_valid, L, reset_less=False)
+        m_valid = _delay(m, a.valid, L, reset_less=False)
+        return _M(mult.p, m_ovf, m_side, m_valid)
 
-        # B: SRDHM = (p + 2**30) >> 31 = (p >> 31) + p[30]; saturate INT32_MIN*INT32_MIN.
-        b_q = Signal(signed(32), reset_less=True)
-        b_side = Signal.like(m_side, reset_less=True)
-        b_valid = Signal()
-        prod = mult.p
-        high = (prod >> 31) + prod[30]
-        mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
-        m.d[mid] += [
-            b_q.eq(Mux(m_ovf, INT32_MAX, high[:32].as_signed())),
-            b_side.eq(m_side),
-            b_valid.eq(m_valid),
-        ]
-        b_shift, b_lo, b_hi = b_side[:5], b_side[5:13], b_side[13:21]
-
-        # C1: rounding shift by e mod 8 (an 8:1 mux per bit) and the OR of the bits it drops.
-        y1, s1 = rdbpot_shift_fine(b_q, b_shift[:3])
-        c1_y = Signal(signed(len(y1)), reset_less=True)
-        c1_sticky, c1_neg = Signal(len(s1), reset_less=True), Signal(reset_less=True)
-        c1_side = Signal(18, reset_less=True, attrs=UNSHARED)  # e // 8, lo, hi
-        c1_valid = Signal()
-        m.d[mid] += [
-            c1_y.eq(y1),
-            c1_sticky.eq(s1),
-            c1_neg.eq(b_q[31]),
-            c1_side.eq(Cat(b_shift[3:], b_lo, b_hi)),
-            c1_valid.eq(b_valid),
-        ]
-
-        # C2: the rest of the shift, by whole bytes (a 4:1 mux), and one sticky bit per byte.
-        floor, half, sticky = rdbpot_shift_coarse(c1_y, c1_side[:2])
-        c_floor = Signal(signed(32), reset_less=True)
-        c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
-        c_sticky = Signal(len(sticky) + 1, reset_less=True)
-        c_lohi = Signal(16, reset_less=True, attrs=UNSHARED)  # equal in every lane
-        c_valid = Signal()
-        m.d[mid] += [
-            c_floor.eq(floor),
-            c_half.eq(half),
-            c_neg.eq(c1_neg),
-            c_sticky.eq(Cat(sticky, c1_sticky.any())),  # (stage D's decision: 7 inputs)
-            c_lohi.eq(c1_side[2:]),
-            c_valid.eq(c1_valid),
-        ]
-
-        # D: the round-up decision and add (no overflow: e >= 1 whenever up is set).
-        d_y = Signal(signed(32), reset_less=True)
-        d_lohi = Signal(16, reset_less=True, attrs=UNSHARED)
-        d_valid = Signal()
-        m.d[mid] += [
-            d_y.eq(c_floor + rdbpot_round_up(c_neg, c_half, c_sticky)),
-            d_lohi.eq(c_lohi),
-            d_valid.eq(c_valid),
-        ]
-
-        # E1: flags for np.clip, each a short function: y outside int8 (two wide ORs), byte
-        # compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit compare and
-        # the muxes after it were six LUT levels in one stage.
-        lo = d_lohi[:8].as_signed()
-        hi = d_lohi[8:].as_signed()
-        y8 = d_y[:8].as_signed()
-        top = d_y[7:]  # all equal iff y fits in int8
-        e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True, attrs=UNSHARED)
-        e_over = Signal(reset_less=True, name="e_over")
-        e_under = Signal(reset_less=True, name="e_under")
-        e_gt = Signal(reset_less=True, name="e_gt")
-        e_lt = Signal(reset_less=True, name="e_lt")
-        e_bad = Signal(reset_less=True, attrs=UNSHARED)
-        e_valid = Signal()
-        m.d[mid] += [
-            e_y8.eq(y8),
-            e_lohi.eq(d_lohi),
-            # the wide OR/AND of y's top bits, and the byte compares as the sign of a
-            # subtraction, on the carry chain (timing: LUT trees and their routes were up
-            # to 9.1 ns into these flags on the routed 8x8)
-            e_over.eq(~d_y[31] & carry_any(top)),  # y > 127
-            e_under.eq(d_y[31] & ~carry_all(top)),  # y < -128
-            e_gt.eq((hi - y8)[-1]),  # y8 > hi
-            e_lt.eq((y8 - lo)[-1]),  # y8 < lo
-            e_bad.eq((hi - lo)[-1]),  # lo > hi
-            e_valid.eq(d_valid),
-        ]
-
-        # E2: clamp as np.clip = min(max(y, lo), hi): y > hi and y < lo from the flags, then
-        # two muxes.
-        above = e_bad | e_over | (~e_under & e_gt)
-        below = e_under | (~e_over & e_lt)
-        out = Mux(above, e_lohi[8:], Mux(below, e_lohi[:8], e_y8))
+    def _stage_e2(self, m: Module, e: _E1) -> None:
+        """E2: the clamp (np.clip), into the output register."""
+        # np.clip = min(max(y, lo), hi): y > hi and y < lo from the flags, then two muxes.
+        above = e.bad | e.over | (~e.under & e.gt)
+        below = e.under | (~e.over & e.lt)
+        out = Mux(above, e.lohi[8:], Mux(below, e.lohi[:8], e.y8))
         # The payload register is reset-less (read only with valid, which keeps its reset).
         o_data = Signal(signed(8), reset_less=True)
-        m.d.sync += [o_data.eq(out), self.o_stream.valid.eq(e_valid)]
+        m.d.sync += [o_data.eq(out), self.o_stream.valid.eq(e.valid)]
         m.d.comb += self.o_stream.payload.eq(o_data)
-        return m
+
+
+def _stage_b(m: Module, mid: str, mo: _M) -> _B:
+    """B: SRDHM = (p + 2**30) >> 31 = (p >> 31) + p[30]; saturate INT32_MIN*INT32_MIN."""
+    b_q = Signal(signed(32), reset_less=True)
+    b_side = Signal.like(mo.side, reset_less=True)
+    b_valid = Signal()
+    prod = mo.prod
+    high = (prod >> 31) + prod[30]
+    m.d[mid] += [
+        b_q.eq(Mux(mo.ovf, INT32_MAX, high[:32].as_signed())),
+        b_side.eq(mo.side),
+        b_valid.eq(mo.valid),
+    ]
+    return _B(b_q, b_side[:5], b_side[5:13], b_side[13:21], b_valid)
+
+
+def _stage_c1(m: Module, mid: str, b: _B) -> _C1:
+    """C1: rounding shift by e mod 8 (an 8:1 mux per bit) and the OR of the bits it drops."""
+    y1, s1 = rdbpot_shift_fine(b.q, b.shift[:3])
+    c1_y = Signal(signed(len(y1)), reset_less=True)
+    c1_sticky, c1_neg = Signal(len(s1), reset_less=True), Signal(reset_less=True)
+    c1_side = Signal(18, reset_less=True, attrs=UNSHARED)  # e // 8, lo, hi
+    c1_valid = Signal()
+    m.d[mid] += [
+        c1_y.eq(y1),
+        c1_sticky.eq(s1),
+        c1_neg.eq(b.q[31]),
+        c1_side.eq(Cat(b.shift[3:], b.lo, b.hi)),
+        c1_valid.eq(b.valid),
+    ]
+    return _C1(c1_y, c1_sticky, c1_neg, c1_side, c1_valid)
+
+
+def _stage_c2(m: Module, mid: str, c1: _C1) -> _C2:
+    """C2: the rest of the shift, by whole bytes (a 4:1 mux), and one sticky bit per byte."""
+    floor, half, sticky = rdbpot_shift_coarse(c1.y, c1.side[:2])
+    c_floor = Signal(signed(32), reset_less=True)
+    c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
+    c_sticky = Signal(len(sticky) + 1, reset_less=True)
+    c_lohi = Signal(16, reset_less=True, attrs=UNSHARED)  # equal in every lane
+    c_valid = Signal()
+    m.d[mid] += [
+        c_floor.eq(floor),
+        c_half.eq(half),
+        c_neg.eq(c1.neg),
+        c_sticky.eq(Cat(sticky, c1.sticky.any())),  # (stage D's decision: 7 inputs)
+        c_lohi.eq(c1.side[2:]),
+        c_valid.eq(c1.valid),
+    ]
+    return _C2(c_floor, c_half, c_neg, c_sticky, c_lohi, c_valid)
+
+
+def _stage_d(m: Module, mid: str, c: _C2) -> _D:
+    """D: the round-up decision and add (no overflow: e >= 1 whenever up is set)."""
+    d_y = Signal(signed(32), reset_less=True)
+    d_lohi = Signal(16, reset_less=True, attrs=UNSHARED)
+    d_valid = Signal()
+    m.d[mid] += [
+        d_y.eq(c.floor + rdbpot_round_up(c.neg, c.half, c.sticky)),
+        d_lohi.eq(c.lohi),
+        d_valid.eq(c.valid),
+    ]
+    return _D(d_y, d_lohi, d_valid)
+
+
+def _stage_e1(m: Module, mid: str, d: _D) -> _E1:
+    """E1: the clamp flags, each a short function of y, lo and hi."""
+    # Flags for np.clip, each a short function: y outside int8 (two wide ORs), byte
+    # compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit compare and
+    # the muxes after it were six LUT levels in one stage.
+    d_y, d_lohi = d.y, d.lohi
+    lo = d_lohi[:8].as_signed()
+    hi = d_lohi[8:].as_signed()
+    y8 = d_y[:8].as_signed()
+    top = d_y[7:]  # all equal iff y fits in int8
+    e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True, attrs=UNSHARED)
+    e_over = Signal(reset_less=True, name="e_over")
+    e_under = Signal(reset_less=True, name="e_under")
+    e_gt = Signal(reset_less=True, name="e_gt")
+    e_lt = Signal(reset_less=True, name="e_lt")
+    e_bad = Signal(reset_less=True, attrs=UNSHARED)
+    e_valid = Signal()
+    m.d[mid] += [
+        e_y8.eq(y8),
+        e_lohi.eq(d_lohi),
+        # the wide OR/AND of y's top bits, and the byte compares as the sign of a
+        # subtraction, on the carry chain (timing: LUT trees and their routes were up
+        # to 9.1 ns into these flags on the routed 8x8)
+        e_over.eq(~d_y[31] & carry_any(top)),  # y > 127
+        e_under.eq(d_y[31] & ~carry_all(top)),  # y < -128
+        e_gt.eq((hi - y8)[-1]),  # y8 > hi
+        e_lt.eq((y8 - lo)[-1]),  # y8 < lo
+        e_bad.eq((hi - lo)[-1]),  # lo > hi
+        e_valid.eq(d.valid),
+    ]
+    return _E1(e_y8, e_lohi, e_over, e_under, e_gt, e_lt, e_bad, e_valid)
