@@ -30,10 +30,12 @@ cycles from ``start`` to ``done``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 
 from hwgen.config import ArrayConfig
@@ -43,6 +45,36 @@ from hwgen.rtl.systolic import SystolicArray
 __all__ = ["ShareGemm", "CTRL_WIDTH", "gemm_layout", "share_gemm_golden"]
 
 CTRL_WIDTH = 16
+
+
+class _Ports(NamedTuple):
+    """The memory ports: A and B read and written; O's accumulate read, host read, write."""
+
+    a_rp: ReadPort
+    b_rp: ReadPort
+    a_wp: WritePort
+    b_wp: WritePort
+    o_acc_rp: ReadPort
+    o_rd: ReadPort
+    o_wp: WritePort
+
+
+class _Load(NamedTuple):
+    """The load port's burst register and the word it writes this cycle (`ShareGemm._load`)."""
+
+    sreg: Signal
+    addr: Signal
+    sel: Signal
+    we: Value
+
+
+class _Issue(NamedTuple):
+    """The run state the tokens and the drain read (`ShareGemm._issue`)."""
+
+    running: Signal
+    issuing: Signal
+    t: Signal
+    done: Signal
 
 
 class ShareGemm(wiring.Component):
@@ -70,7 +102,20 @@ class ShareGemm(wiring.Component):
         })
 
     def elaborate(self, platform) -> Module:
+        """Memories and array, the host ports, then issue, skew and drain."""
         m = Module()
+        ports, arr = self._memories(m)
+        ld = self._load(m, ports)
+        self._read(m, ports.o_rd)
+        iss = self._issue(m, ports)
+        self._tokens(m, arr, ports.a_rp, iss)
+        self._weights(m, arr, ports.b_rp)
+        m.d.comb += arr.direct.eq(0)
+        self._drain(m, arr, ports, ld, iss)
+        return m
+
+    def _memories(self, m: Module) -> tuple[_Ports, SystolicArray]:
+        """The A, B and O memories, the array, and the memory ports."""
         cfg, k = self.cfg, self.k
         r, c = cfg.rows, cfg.cols
         a_depth, b_depth, o_depth = self.depths
@@ -83,10 +128,14 @@ class ShareGemm(wiring.Component):
         o_acc_rp = omem.read_port(domain="comb")
         o_rd = omem.read_port()
         o_wp = omem.write_port()
+        return _Ports(a_rp, b_rp, a_wp, b_wp, o_acc_rp, o_rd, o_wp), arr
 
+    def _load(self, m: Module, ports: _Ports) -> _Load:
+        """The load port's burst register, writing A and B (O: `_drain`) one word a cycle."""
+        r, c, k = self.cfg.rows, self.cfg.cols, self.k
         # ---- host port: a burst of up to ``burst`` words is latched in one cycle and written
-        # one word per cycle (the host then waits for ``ld_idle``); reads fill a burst
-        # register the same way. One host transaction per burst, not per word.
+        # one word per cycle (the host then waits for ``ld_idle``); reads (`_read`) fill a
+        # burst register the same way. One host transaction per burst, not per word.
         wbits = self.word
         sreg = Signal(self.burst * wbits, reset_less=True)
         l_cnt = Signal(range(self.burst + 1))
@@ -99,11 +148,16 @@ class ShareGemm(wiring.Component):
         with m.Elif(l_cnt != 0):
             m.d.sync += [sreg.eq(sreg >> wbits), l_cnt.eq(l_cnt - 1), l_addr.eq(l_addr + 1)]
         l_we = l_cnt != 0
+        a_wp, b_wp = ports.a_wp, ports.b_wp
         m.d.comb += [
             a_wp.addr.eq(l_addr), a_wp.data.eq(sreg[: r * k]), a_wp.en.eq(l_we & (l_sel == 0)),
             b_wp.addr.eq(l_addr), b_wp.data.eq(sreg[: c * k]), b_wp.en.eq(l_we & (l_sel == 1)),
         ]
-        obits = c * k
+        return _Load(sreg, l_addr, l_sel, l_we)
+
+    def _read(self, m: Module, o_rd: ReadPort) -> None:
+        """The host read of O: ``rd_count`` words shifted into ``rd_data`` one per cycle."""
+        obits = self.cfg.cols * self.k
         rreg = Signal(self.burst * obits, reset_less=True)
         r_cnt = Signal(range(self.burst + 1))  # words still to read
         r_pend = Signal()  # a read issued last cycle: its data arrives now
@@ -118,7 +172,9 @@ class ShareGemm(wiring.Component):
         with m.If(r_pend):  # shift in at the top: after n words they are the top n slots
             m.d.sync += rreg.eq(Cat(rreg[obits:], o_rd.data))
 
-        # ---- issue: for nt: for mt: for t < max(K, R)
+    def _issue(self, m: Module, ports: _Ports) -> _Issue:
+        """The issue counters: for nt: for mt: for t < max(K, R), A and B read addresses."""
+        r = self.cfg.rows
         running = Signal()
         issuing = Signal()
         t = Signal(CTRL_WIDTH)
@@ -130,7 +186,7 @@ class ShareGemm(wiring.Component):
         cycles = Signal(32)
         done = Signal()
         m.d.comb += [self.busy.eq(running), self.done.eq(done), self.cycles.eq(cycles),
-                     a_rp.addr.eq(a_base + t), b_rp.addr.eq(b_base + t)]
+                     ports.a_rp.addr.eq(a_base + t), ports.b_rp.addr.eq(b_base + t)]
         with m.If(self.start):
             m.d.sync += [running.eq(1), issuing.eq(1), done.eq(0), cycles.eq(0), t.eq(0),
                          mt.eq(0), nt.eq(0), a_base.eq(0), b_base.eq(0),
@@ -146,13 +202,17 @@ class ShareGemm(wiring.Component):
                                  b_base.eq(b_base + self.k_len)]
                     with m.If(nt == self.n_tiles - 1):
                         m.d.sync += issuing.eq(0)
+        return _Issue(running, issuing, t, done)
 
+    def _tokens(self, m: Module, arr: SystolicArray, a_rp: ReadPort, iss: _Issue) -> None:
+        """Row i's token: lane i of the A word, delayed i + the array's weight lead."""
+        k = self.k
         # token control, registered to meet the memories' one-cycle read
         tok = token_layout(k)
         v1, f1, l1 = Signal(), Signal(), Signal()
-        m.d.sync += [v1.eq(issuing & ~self.start & (t < self.k_len)), f1.eq(t == 0),
-                     l1.eq(t == self.k_len - 1)]
-        for i in range(r):
+        m.d.sync += [v1.eq(iss.issuing & ~self.start & (iss.t < self.k_len)), f1.eq(iss.t == 0),
+                     l1.eq(iss.t == self.k_len - 1)]
+        for i in range(self.cfg.rows):
             cur = Signal(tok, name=f"tok{i}_d0")
             m.d.comb += [cur.valid.eq(v1), cur.first.eq(f1), cur.last.eq(l1),
                          cur.a.eq(a_rp.data[i * k : (i + 1) * k])]
@@ -161,16 +221,23 @@ class ShareGemm(wiring.Component):
                 m.d.sync += nxt.eq(cur)
                 cur = nxt
             m.d.comb += arr.row_in[i].eq(cur)
-        for j in range(c):
+
+    def _weights(self, m: Module, arr: SystolicArray, b_rp: ReadPort) -> None:
+        """Column j's weight: lane j of the B word, delayed j cycles (the column skew)."""
+        k = self.k
+        for j in range(self.cfg.cols):
             cur = b_rp.data[j * k : (j + 1) * k]
             for s in range(j):  # column skew
                 nxt = Signal(k, name=f"w{j}_d{s + 1}", reset_less=True)
                 m.d.sync += nxt.eq(cur)
                 cur = nxt
             m.d.comb += arr.col_w[j].eq(cur)
-        m.d.comb += arr.direct.eq(0)
 
-        # ---- drain: deskew the columns, add each row into O
+    def _drain(self, m: Module, arr: SystolicArray, ports: _Ports, ld: _Load,
+               iss: _Issue) -> None:
+        """Drain: deskew the columns, add each row into O (else O takes the load port)."""
+        c, k = self.cfg.cols, self.k
+        o_acc_rp, o_wp = ports.o_acc_rp, ports.o_wp
         lanes, row_valid = [], None
         for j in range(c):
             v, d = arr.col_out[j].valid, arr.col_out[j].data
@@ -185,18 +252,17 @@ class ShareGemm(wiring.Component):
         o_addr = Signal(2 * CTRL_WIDTH)
         summed = Cat(*[(o_acc_rp.data[j * k : (j + 1) * k] + lanes[j])[:k] for j in range(c)])
         m.d.comb += o_acc_rp.addr.eq(o_addr)
-        with m.If(running):
+        with m.If(iss.running):
             m.d.comb += [o_wp.addr.eq(o_addr), o_wp.data.eq(summed), o_wp.en.eq(row_valid)]
         with m.Else():
-            m.d.comb += [o_wp.addr.eq(l_addr), o_wp.data.eq(sreg[: c * k]),
-                         o_wp.en.eq(l_we & (l_sel == 2))]
+            m.d.comb += [o_wp.addr.eq(ld.addr), o_wp.data.eq(ld.sreg[: c * k]),
+                         o_wp.en.eq(ld.we & (ld.sel == 2))]
         with m.If(self.start):
             m.d.sync += o_addr.eq(0)
-        with m.Elif(running & row_valid):
+        with m.Elif(iss.running & row_valid):
             m.d.sync += o_addr.eq(o_addr + 1)
-        with m.If(running & ~self.start & ~issuing & (o_addr == self.rows_total)):
-            m.d.sync += [running.eq(0), done.eq(1)]
-        return m
+        with m.If(iss.running & ~self.start & ~iss.issuing & (o_addr == self.rows_total)):
+            m.d.sync += [iss.running.eq(0), iss.done.eq(1)]
 
 
 def share_gemm_golden(x, y, o, k: int) -> np.ndarray:
