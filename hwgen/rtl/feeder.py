@@ -32,6 +32,9 @@ least i+2 cycles after it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -104,6 +107,93 @@ def feed_cfg(m: Module, desc, rem) -> data.View:
     return cfg
 
 
+# stage C's and G's per-candidate data registers: each its own flip-flops (see `_selects`)
+_UNS = {"reset_less": True, "attrs": UNSHARED}
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    """How stages C and D pick a lane's byte (`_lanes`): the low bits within a candidate
+    group of bytes, the high bits among the ``n_cand`` candidates."""
+
+    lane_bits: int
+    lo_bits: int
+    group: int  # lanes per candidate
+    n_cand: int
+
+
+def _lanes(cols: int) -> _Lanes:
+    """The lane split of a row of ``cols`` bytes."""
+    lane_bits = max(1, (cols - 1).bit_length())
+    lo_bits = lane_bits // 2
+    group = 1 << lo_bits  # lanes per candidate
+    n_cand = -(-cols // group)
+    return _Lanes(lane_bits, lo_bits, group, n_cand)
+
+
+class _P(NamedTuple):
+    """Stage P's registers (`RowFeeder._stage_p`)."""
+
+    latched: data.View
+    tok: data.View
+    direct: Signal
+
+
+class _A(NamedTuple):
+    """Stage A's registers (`RowFeeder._stage_a`)."""
+
+    addr: Signal
+    iy: Signal
+    ix: Signal
+    direct: Signal
+    lane: Signal
+    flags: Signal
+
+
+class _B(NamedTuple):
+    """Stage B's registers (`RowFeeder._stage_b`)."""
+
+    oob_y: Signal
+    oob_x: Signal
+    lane: Signal
+    flags: Signal
+
+
+class _M(NamedTuple):
+    """Stage M's registers (`RowFeeder._stage_m`)."""
+
+    word0: Signal
+    word1: Signal
+    lane: Signal
+    flags: Signal
+
+
+class _Sel(NamedTuple):
+    """Stage C's select registers, one per candidate (`RowFeeder._selects`)."""
+
+    src: list[Signal]
+    lo: list[Signal]
+    oob: list[Signal]
+
+
+class _G(NamedTuple):
+    """Stage G's registers (`RowFeeder._stage_g`)."""
+
+    grp: list[Signal]
+    lo: list[Signal]
+    oob: list[Signal]
+    lane: Signal
+    flags: Signal
+
+
+class _C(NamedTuple):
+    """Stage C's registers (`RowFeeder._stage_c`)."""
+
+    cand: Signal
+    hi: Signal
+    flags: Signal
+
+
 class RowFeeder(wiring.Component):
     def __init__(self, *, index: int, cols: int, addr_width: int) -> None:
         self.index = index
@@ -148,18 +238,32 @@ class RowFeeder(wiring.Component):
                 self.cfg_in.eq(prev.cfg_out)]
 
     def elaborate(self, platform) -> Module:
+        """The forwarding registers, then stages P, A, B, M, G, C and D (module docstring)."""
         m = Module()
-        d = self.cfg_in
-        tok = self.tok_in
+        self._forward(m)
+        p = self._stage_p(m)
+        a = self._stage_a(m, p)
+        b = self._stage_b(m, a)
+        mw = self._stage_m(m, b)
+        ln = _lanes(self.cols)
+        sel = self._selects(m, b, ln)
+        g = self._stage_g(m, mw, sel, ln)
+        c = self._stage_c(m, g, ln)
+        self._stage_d(m, c, ln)
+        return m
 
+    def _forward(self, m: Module) -> None:
+        """The token and the per-layer constants to the next row, one cycle later."""
         # The token moves on to the next row one cycle later (the systolic skew), and so do
         # the per-layer constants.
         cfg_r = Signal(FEED_CFG, reset_less=True)  # per-layer constants: no reset needed
-        m.d.sync += cfg_r.eq(d)
-        m.d.comb += [self.tok_out.eq(_token_reg(m, tok, "tok_r")), self.cfg_out.eq(cfg_r)]
-        last_ox, wrap_base, wrap_x, src = d.last_ox, d.wrap_base, d.wrap_x, d.src
+        m.d.sync += cfg_r.eq(self.cfg_in)
+        m.d.comb += [self.tok_out.eq(_token_reg(m, self.tok_in, "tok_r")),
+                     self.cfg_out.eq(cfg_r)]
 
-        # --- stage P: pixel of this row for the current tile (latched on its first token)
+    def _step(self, m: Module) -> tuple[data.View, Signal, Signal]:
+        """Stage P's next pixel, its wrap flag and the latch enable (for `_stage_p`)."""
+        d, tok = self.cfg_in, self.tok_in
         # Row i-1 latched its pixel one cycle earlier with the same tile's constants (they
         # travel with the skew), so its wrap flag is this row's `prev.ox == last_ox`.
         prev = self.pix_in
@@ -168,16 +272,16 @@ class RowFeeder(wiring.Component):
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
             # the sequencer already computed row 0's pixel (a register)
-            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == last_ox),
+            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == d.last_ox),
                          latch.eq(tok.valid & tok.first)]
         else:
             m.d.comb += latch.eq(self.latch_in)
             with m.If(self.wrap_in):
                 m.d.comb += [
                     step.ox.eq(0),
-                    step.ix0.eq(prev.ix0 + wrap_x),
+                    step.ix0.eq(prev.ix0 + d.wrap_x),
                     step.iy0.eq(prev.iy0 + d.stride),
-                    step.base.eq(prev.base + wrap_base),
+                    step.base.eq(prev.base + d.wrap_base),
                     wrap.eq(d.last_ox_zero),
                 ]
             with m.Else():
@@ -188,6 +292,13 @@ class RowFeeder(wiring.Component):
                     step.base.eq(prev.base + d.step1),
                     wrap.eq(prev.ox == d.last_ox_m1),
                 ]
+        return step, wrap, latch
+
+    def _stage_p(self, m: Module) -> _P:
+        """Stage P: the row's pixel, latched on a tile's first token; the token registered."""
+        tok = self.tok_in
+        # --- stage P: pixel of this row for the current tile (latched on its first token)
+        step, wrap, latch = self._step(m)
         # Reset-less: each tile's first token latches it in every row (row i-1 first) before
         # any valid token reads it.
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
@@ -200,12 +311,15 @@ class RowFeeder(wiring.Component):
         p_tok = _token_reg(m, tok, "p_tok")
         # the mode of this token's tile (it may change with the next token: a remainder tile)
         p_direct = Signal(reset_less=True)
-        m.d.sync += p_direct.eq(d.mode)
+        m.d.sync += p_direct.eq(self.cfg_in.mode)
+        return _P(latched, p_tok, p_direct)
 
+    def _stage_a(self, m: Module, p: _P) -> _A:
+        """Stage A: the read address (``raddr_next``) and the window position, registered."""
         # --- stage A: address and window position. From here on the data (address,
         # position, lane, byte) is reset-less and only the flags (valid, first, last) are reset.
         addr = Signal(signed(A + 1))
-        m.d.comb += addr.eq(latched.base + p_tok.off)
+        m.d.comb += addr.eq(p.latched.base + p.tok.off)
         m.d.comb += self.raddr_next.eq(addr)
         a_addr = Signal(self.addr_width, reset_less=True)
         a_iy = Signal(signed(17), reset_less=True)
@@ -215,25 +329,35 @@ class RowFeeder(wiring.Component):
         a_flags = Signal(3)
         m.d.sync += [
             a_addr.eq(addr),
-            a_iy.eq(latched.iy0 + p_tok.ky),
-            a_ix.eq(latched.ix0 + p_tok.kx),
-            a_direct.eq(p_direct),
-            a_lane.eq(p_tok.lane),
-            a_flags.eq(Mux(p_tok.valid, p_tok.as_value()[:3], 0)),
+            a_iy.eq(p.latched.iy0 + p.tok.ky),
+            a_ix.eq(p.latched.ix0 + p.tok.kx),
+            a_direct.eq(p.direct),
+            a_lane.eq(p.tok.lane),
+            a_flags.eq(Mux(p.tok.valid, p.tok.as_value()[:3], 0)),
         ]
-        # --- stage B: registered memory read; the bounds compare beside it (not after the
-        # adds above: add + compare in one cycle was a 7.9 ns path on the routed 8x8).
-        # Direct mode has no padding; a K part past the input reads words whose weights are 0.
-        m.d.comb += self.raddr.eq(a_addr)
+        return _A(a_addr, a_iy, a_ix, a_direct, a_lane, a_flags)
+
+    def _stage_b(self, m: Module, a: _A) -> _B:
+        """Stage B: the memory read (``raddr``) and the bounds compares, registered."""
+        d = self.cfg_in
+        # --- stage B: registered memory read; the bounds compare beside it (not after
+        # stage A's adds, `_stage_a`: add + compare in one cycle was a 7.9 ns path on the
+        # routed 8x8). Direct mode has no padding; a K part past the input reads words whose
+        # weights are 0.
+        m.d.comb += self.raddr.eq(a.addr)
         # The row and column verdicts are registered apart and ORed into stage C's c_oob
         # (timing: both compares' carry chains, their OR and the mode behind one PFUMX
         # failed in every feeder of land13's routed seeds, up to 7.41 ns).
         b_oob_y, b_oob_x = Signal(reset_less=True), Signal(reset_less=True)
         b_lane = Signal(8, reset_less=True)
         b_flags = Signal(3)
-        m.d.sync += [b_oob_y.eq(~a_direct & ((a_iy < 0) | (a_iy >= d.in_h))),
-                     b_oob_x.eq(~a_direct & ((a_ix < 0) | (a_ix >= d.in_w))),
-                     b_lane.eq(a_lane), b_flags.eq(a_flags)]
+        m.d.sync += [b_oob_y.eq(~a.direct & ((a.iy < 0) | (a.iy >= d.in_h))),
+                     b_oob_x.eq(~a.direct & ((a.ix < 0) | (a.ix >= d.in_w))),
+                     b_lane.eq(a.lane), b_flags.eq(a.flags)]
+        return _B(b_oob_y, b_oob_x, b_lane, b_flags)
+
+    def _stage_m(self, m: Module, b: _B) -> _M:
+        """Stage M: the memory's output words registered (``word0``/``word1``)."""
         # --- stage M: the memory outputs straight into registers
         m_word0 = Signal(8 * self.cols, reset_less=True)
         m_word1 = Signal(8 * self.cols, reset_less=True)
@@ -242,55 +366,70 @@ class RowFeeder(wiring.Component):
         m.d.sync += [
             m_word0.eq(self.rdata0),
             m_word1.eq(self.rdata1),
-            m_lane.eq(b_lane),
-            m_flags.eq(b_flags),
+            m_lane.eq(b.lane),
+            m_flags.eq(b.flags),
         ]
         m.d.comb += [self.word0.eq(m_word0), self.word1.eq(m_word1)]
-        lane_bits = max(1, (self.cols - 1).bit_length())
-        lo_bits = lane_bits // 2
-        group = 1 << lo_bits  # lanes per candidate
-        n_cand = -(-self.cols // group)
+        return _M(m_word0, m_word1, m_lane, m_flags)
+
+    def _selects(self, m: Module, b: _B, ln: _Lanes) -> _Sel:
+        """Stage C's selects (buffer, lane's low bits, padding), one copy per candidate."""
+        src = self.cfg_in.src
         # Stage C's selects, one copy per candidate byte beside stage M (timing: the buffer
         # select `src` came from row i-1's constants and, with the lane's low bits and the
         # padding flag, each drove all 8 * n_cand byte bits of the row: 32+ loads per net on
         # the 8x8). `src` is a per-layer constant, here one cycle later than cfg_in: the
-        # layer's first token reaches stage C several cycles after that (see the docstring).
-        uns = {"reset_less": True, "attrs": UNSHARED}
-        c_src = [Signal(name=f"c_src{q}", **uns) for q in range(n_cand)]
-        c_lo = [Signal(max(lo_bits, 1), name=f"c_lo{q}", **uns) for q in range(n_cand)]
-        c_oob = [Signal(name=f"c_oob{q}", **uns) for q in range(n_cand)]
+        # layer's first token reaches stage C several cycles after that (see the module
+        # docstring).
+        n_cand, lo_bits = ln.n_cand, ln.lo_bits
+        c_src = [Signal(name=f"c_src{q}", **_UNS) for q in range(n_cand)]
+        c_lo = [Signal(max(lo_bits, 1), name=f"c_lo{q}", **_UNS) for q in range(n_cand)]
+        c_oob = [Signal(name=f"c_oob{q}", **_UNS) for q in range(n_cand)]
         for q in range(n_cand):
-            m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b_lane[:lo_bits]),
-                         c_oob[q].eq(b_oob_y | b_oob_x)]
+            m.d.sync += [c_src[q].eq(src), c_lo[q].eq(b.lane[:lo_bits]),
+                         c_oob[q].eq(b.oob_y | b.oob_x)]
+        return _Sel(c_src, c_lo, c_oob)
+
+    def _stage_g(self, m: Module, mw: _M, sel: _Sel, ln: _Lanes) -> _G:
+        """Stage G: each candidate's group of bytes from the selected buffer, registered."""
+        n_cand, lo_bits, group = ln.n_cand, ln.lo_bits, ln.group
         # --- stage G: the buffer, one 2:1 mux per bit (the lane and flags wait beside it)
         g_grp = [Signal(8 * group, name=f"g_grp{q}", reset_less=True) for q in range(n_cand)]
-        g_lo = [Signal(max(lo_bits, 1), name=f"g_lo{q}", **uns) for q in range(n_cand)]
-        g_oob = [Signal(name=f"g_oob{q}", **uns) for q in range(n_cand)]
+        g_lo = [Signal(max(lo_bits, 1), name=f"g_lo{q}", **_UNS) for q in range(n_cand)]
+        g_oob = [Signal(name=f"g_oob{q}", **_UNS) for q in range(n_cand)]
         g_lane = Signal(8, reset_less=True)
         g_flags = Signal(3)
         for q in range(n_cand):
             sl = slice(8 * group * q, 8 * group * (q + 1))  # (zero-padded past the last lane)
-            m.d.sync += [g_grp[q].eq(Mux(c_src[q], m_word1[sl], m_word0[sl])),
-                         g_lo[q].eq(c_lo[q]), g_oob[q].eq(c_oob[q])]
-        m.d.sync += [g_lane.eq(m_lane), g_flags.eq(m_flags)]
+            m.d.sync += [g_grp[q].eq(Mux(sel.src[q], mw.word1[sl], mw.word0[sl])),
+                         g_lo[q].eq(sel.lo[q]), g_oob[q].eq(sel.oob[q])]
+        m.d.sync += [g_lane.eq(mw.lane), g_flags.eq(mw.flags)]
+        return _G(g_grp, g_lo, g_oob, g_lane, g_flags)
+
+    def _stage_c(self, m: Module, g: _G, ln: _Lanes) -> _C:
+        """Stage C: each candidate's byte by the lane's low bits, zero if out of bounds."""
+        lo_bits = ln.lo_bits
         # --- stage C: the lane's low bits -> candidate bytes, padding zero. The 16:1 byte
         # select (+ buffer, + padding) in one cycle was a 9.3 ns path on the routed 8x8.
-        c_cand = Signal(8 * n_cand, reset_less=True)
-        c_hi = Signal(lane_bits - lo_bits, reset_less=True)
+        c_cand = Signal(8 * ln.n_cand, reset_less=True)
+        c_hi = Signal(ln.lane_bits - lo_bits, reset_less=True)
         c_flags = Signal(3)
-        for q in range(n_cand):
-            grp = g_grp[q]
-            byte = grp.word_select(g_lo[q][:lo_bits], 8) if lo_bits else grp
-            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(g_oob[q], 0, byte))
-        m.d.sync += [c_flags.eq(g_flags), c_hi.eq(g_lane[lo_bits:lane_bits])]
+        for q in range(ln.n_cand):
+            grp = g.grp[q]
+            byte = grp.word_select(g.lo[q][:lo_bits], 8) if lo_bits else grp
+            m.d.sync += c_cand[8 * q : 8 * (q + 1)].eq(Mux(g.oob[q], 0, byte))
+        m.d.sync += [c_flags.eq(g.flags), c_hi.eq(g.lane[lo_bits : ln.lane_bits])]
+        return _C(c_cand, c_hi, c_flags)
+
+    def _stage_d(self, m: Module, c: _C, ln: _Lanes) -> None:
+        """Stage D: the candidate by the lane's high bits, registered into ``row``."""
         # --- stage D: the candidate by the lane's high bits, into row_in[i]
         row_a = Signal(signed(8), reset_less=True)
-        pick = c_cand.word_select(c_hi, 8) if n_cand > 1 else c_cand
+        pick = c.cand.word_select(c.hi, 8) if ln.n_cand > 1 else c.cand
         m.d.sync += [
-            self.row.valid.eq(c_flags[0]),
-            self.row.first.eq(c_flags[1]),
-            self.row.last.eq(c_flags[2]),
+            self.row.valid.eq(c.flags[0]),
+            self.row.first.eq(c.flags[1]),
+            self.row.last.eq(c.flags[2]),
             row_a.eq(pick),
         ]
         m.d.comb += self.row.a.eq(row_a)
-        return m

@@ -35,9 +35,12 @@ only; the wide data registers are reset-less.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,6 +90,10 @@ def pe_golden(a: npt.ArrayLike, w: npt.ArrayLike, acc_width: int) -> np.ndarray:
     if acc_width > 62 or a_.dtype == object or w_.dtype == object:
         a_, w_ = a_.astype(object), w_.astype(object)
     return wrap_signed((a_ * w_).sum(axis=1), acc_width)
+
+
+# A platform's ``accumulate`` hook (hwgen.rtl.ecp5_dsp.Ecp5Multipliers.accumulate).
+_AccumulateHook = Callable[..., Value]
 
 
 def _check_width(value: object, what: str) -> None:
@@ -156,9 +163,18 @@ class PE(wiring.Component):
         return 1
 
     def elaborate(self, platform) -> Module:
+        """Forwarding registers, multiplier, accumulator halves, result and drain chain."""
         m = Module()
         m.submodules.mult = mult = self.arith.multiplier(self.mult_latency)
+        a_valid, a_dat, w_reg = self._forward(m)
+        m.d.comb += [mult.a.eq(self.a_in.a), mult.b.eq(w_reg)]
+        valid, fl = self._control(m, a_valid, a_dat)
+        result = self._accumulate(m, platform, mult.p, valid, fl)
+        self._drain(m, result)
+        return m
 
+    def _forward(self, m: Module) -> tuple[Signal, Signal, Signal]:
+        """The token, weight, load pulse and ``direct`` registers, forwarded to the outputs."""
         # Forwarding registers: the token to the right, the weight down, the load pulse right.
         # The weight register is also the multiplier's operand: it takes ``w_direct`` or
         # ``w_in`` (one cycle ahead of the token, ``weight_lead``), so the DSP's inputs come
@@ -189,19 +205,24 @@ class PE(wiring.Component):
             self.ld_out.eq(ld_reg),
             self.direct_out.eq(direct_r),
         ]
+        return a_valid, a_dat, w_reg
 
-        m.d.comb += [mult.a.eq(self.a_in.a), mult.b.eq(w_reg)]
-
+    def _control(self, m: Module, a_valid: Signal, a_dat: Signal) -> tuple[Value, Value]:
+        """The token's valid and first/last at the product (the multiplier's last stage)."""
         # Control bits follow the product down the multiplier pipeline; the forwarding
-        # register above is its first stage. Split like it (valid reset, first/last not):
-        # each stage then equals the next PE's forwarding register bit for bit, and yosys
-        # merges the two.
+        # register (`_forward`) is its first stage. Split like it (valid reset, first/last
+        # not): each stage then equals the next PE's forwarding register bit for bit, and
+        # yosys merges the two.
         valid, fl = a_valid, a_dat[:2]
         for stage in range(1, self.mult_latency):
             nv = Signal(name=f"ctl_v{stage + 1}")
             nfl = Signal(2, name=f"ctl_fl{stage + 1}", reset_less=True)
             m.d.sync += [nv.eq(valid), nfl.eq(fl)]
             valid, fl = nv, nfl
+        return valid, fl
+
+    def _accumulate(self, m: Module, platform, p: Value, valid: Value, fl: Value) -> Signal:
+        """The two accumulator halves and the result register, latched on a tile's last."""
         first = fl[0]
 
         # Accumulate (wraps: modulo 2**acc_width) in two halves, so that no carry chain
@@ -216,15 +237,8 @@ class PE(wiring.Component):
         # the ``first`` multiplexer and the carries inside the carry cells (hwgen.rtl.ecp5_dsp).
         hook = getattr(platform, "accumulate", None)
         p_ext = Signal(arith.acc_shape)
-        m.d.comb += p_ext.eq(mult.p)  # sign-extended (or wrapped) to the accumulator
-        lo = Signal(lo_w, reset_less=True)
-        lo_next = Signal(lo_w + 1)  # with the carry out
-        if hook is not None:
-            m.d.comb += lo_next.eq(hook(m, lo, first, p_ext[:lo_w], carry_out=True))
-        else:
-            m.d.comb += lo_next.eq(arith.accumulate(lo, first, p_ext[:lo_w]))
-        with m.If(valid):
-            m.d.sync += lo.eq(lo_next[:lo_w])
+        m.d.comb += p_ext.eq(p)  # sign-extended (or wrapped) to the accumulator
+        lo, lo_next = self._low_half(m, hook, p_ext[:lo_w], first, valid)
         # the high half's stage: the token's control, the carry and the product's high bits
         # (for int8 products all copies of the sign: yosys keeps one flip-flop)
         valid2 = Signal(name="ctl_v_hi")
@@ -233,22 +247,45 @@ class PE(wiring.Component):
         m.d.sync += [valid2.eq(valid), fl2.eq(fl), carry.eq(lo_next[lo_w])]
         result = Signal(self.arith.acc_shape, reset_less=True)
         if hi_w:
-            p_hi = Signal(hi_w, name="p_hi", reset_less=True)
-            hi = Signal(hi_w, reset_less=True)
-            hi_next = Signal(hi_w)
-            m.d.sync += p_hi.eq(p_ext[lo_w:])
-            if hook is not None:
-                m.d.comb += hi_next.eq(hook(m, hi, fl2[0], p_hi, carry=carry))
-            else:
-                m.d.comb += hi_next.eq(arith.accumulate(hi, fl2[0], p_hi, carry))
-            with m.If(valid2):
-                m.d.sync += hi.eq(hi_next)
-            whole = Cat(lo, hi_next)
+            whole = Cat(lo, self._high_half(m, hook, p_ext[lo_w:], fl2, valid2, carry))
         else:
             whole = lo
         with m.If(valid2 & fl2[1]):
             m.d.sync += result.eq(whole)
+        return result
 
+    def _low_half(self, m: Module, hook: _AccumulateHook | None, p_lo: Value, first: Value,
+                  valid: Value) -> tuple[Signal, Signal]:
+        """The accumulator's low half and its next value with the carry out (one bit more)."""
+        lo_w = self.arith.lo_width
+        lo = Signal(lo_w, reset_less=True)
+        lo_next = Signal(lo_w + 1)  # with the carry out
+        if hook is not None:
+            m.d.comb += lo_next.eq(hook(m, lo, first, p_lo, carry_out=True))
+        else:
+            m.d.comb += lo_next.eq(self.arith.accumulate(lo, first, p_lo))
+        with m.If(valid):
+            m.d.sync += lo.eq(lo_next[:lo_w])
+        return lo, lo_next
+
+    def _high_half(self, m: Module, hook: _AccumulateHook | None, p_high: Value, fl2: Signal,
+                   valid2: Signal, carry: Signal) -> Signal:
+        """The accumulator's high half (one edge after the low half); returns its next value."""
+        hi_w = self.acc_width - self.arith.lo_width
+        p_hi = Signal(hi_w, name="p_hi", reset_less=True)
+        hi = Signal(hi_w, reset_less=True)
+        hi_next = Signal(hi_w)
+        m.d.sync += p_hi.eq(p_high)
+        if hook is not None:
+            m.d.comb += hi_next.eq(hook(m, hi, fl2[0], p_hi, carry=carry))
+        else:
+            m.d.comb += hi_next.eq(self.arith.accumulate(hi, fl2[0], p_hi, carry))
+        with m.If(valid2):
+            m.d.sync += hi.eq(hi_next)
+        return hi_next
+
+    def _drain(self, m: Module, result: Signal) -> None:
+        """The drain chain register: ``result`` on ``ld_in``, else ``chain_in`` passed down."""
         # Drain chain register: load the result on ld_in, else pass chain_in down.
         c_valid = Signal()
         c_data = Signal(self.arith.acc_shape, reset_less=True)
@@ -257,4 +294,3 @@ class PE(wiring.Component):
         with m.Else():
             m.d.sync += [c_valid.eq(self.chain_in.valid), c_data.eq(self.chain_in.data)]
         m.d.comb += [self.chain_out.valid.eq(c_valid), self.chain_out.data.eq(c_data)]
-        return m
