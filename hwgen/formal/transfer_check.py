@@ -68,7 +68,8 @@ class ImageWriterHarness(wiring.Component):
         m.submodules.dut = dut = self.unit(cols=C, addr_width=ADDR_WIDTH, c_width=C_WIDTH,
                                            len_width=LEN_WIDTH)
         m.d.comb += Assume(~ResetSignal())  # the design reset is out of scope; `clear` is in
-        in_c, in_len = Signal(C_WIDTH), Signal(LEN_WIDTH)
+        in_c = Signal(C_WIDTH)
+        in_len = Signal(LEN_WIDTH)
         m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH))]
         m.d.comb += [Assume((in_c >= 1) & (in_c <= self.max_c)), Assume(in_len >= 1)]
         s = dut.i_stream
@@ -85,7 +86,8 @@ class ImageWriterHarness(wiring.Component):
         """The slot (ImageSlot): clear only while not open; open only in a cycle after
         clear or open (OPEN is entered only from CLEAR); not open once the image ended (the
         slot leaves OPEN on the writer's end event)."""
-        ended, after = Signal(), Signal()  # after: the previous cycle was clear or open
+        ended = Signal()
+        after = Signal()  # the previous cycle was clear or open
         with m.If(self.clear):
             m.d.sync += ended.eq(0)
         with m.Elif(dut.complete | dut.short | dut.long):
@@ -97,7 +99,9 @@ class ImageWriterHarness(wiring.Component):
     def _scoreboard(self, m: Module, dut, in_c, in_len) -> None:
         C = self.cols
         # values taken since `clear`, the current pixel's channel and its first word
-        k, ch, base = Signal(LEN_WIDTH), Signal(C_WIDTH), Signal(8)
+        k = Signal(LEN_WIDTH)
+        ch = Signal(C_WIDTH)
+        base = Signal(8)
         take = self.valid & self.active
         with m.If(self.clear):
             m.d.sync += [k.eq(0), ch.eq(0), base.eq(0)]
@@ -149,7 +153,8 @@ class ImageSlotHarness(wiring.Component):
         m.d.comb += Assume(~ResetSignal())
         # the Accelerator grants the window only with enable (the slot relies on it)
         m.d.comb += Assume(~self.window | self.enable)
-        in_c, in_len = Signal(C_WIDTH), Signal(LEN_WIDTH)
+        in_c = Signal(C_WIDTH)
+        in_len = Signal(LEN_WIDTH)
         m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH)),
                      Assume((in_c >= 1) & (in_c <= 3)), Assume(in_len >= 1)]  # fmt: skip
         m.d.comb += [
@@ -164,7 +169,9 @@ class ImageSlotHarness(wiring.Component):
         return m
 
     def _check(self, m: Module, slot, wr) -> None:
-        ended, cleared, used = Signal(), Signal(), Signal()
+        ended = Signal()
+        cleared = Signal()
+        used = Signal()
         with m.If(slot.clear):
             m.d.sync += [ended.eq(0), cleared.eq(1)]
         with m.Elif(wr.complete | wr.short | wr.long):
@@ -196,13 +203,16 @@ class LogitSenderHarness(wiring.Component):
         C = self.cols
         m.submodules.dut = dut = self.unit(cols=C, addr_width=ADDR_WIDTH, len_width=LEN_WIDTH)
         m.d.comb += Assume(~ResetSignal())
-        out_len, base = Signal(LEN_WIDTH), Signal(ADDR_WIDTH - 1)
-        tag_addr, tag_word = Signal(ADDR_WIDTH + 1), Signal(8 * C)
+        out_len = Signal(LEN_WIDTH)
+        base = Signal(ADDR_WIDTH - 1)
+        tag_addr = Signal(ADDR_WIDTH + 1)
+        tag_word = Signal(8 * C)
         m.d.comb += [out_len.eq(AnyConst(LEN_WIDTH)), tag_addr.eq(AnyConst(ADDR_WIDTH + 1)),
                      tag_word.eq(AnyConst(8 * C)), base.eq(AnyConst(ADDR_WIDTH - 1)),
                      Assume(out_len >= 1), dut.base.eq(base)]  # fmt: skip
         # The buffer: a registered read; the tagged word stands for every word.
-        raddr_q, reading_q = Signal.like(dut.raddr), Signal()
+        raddr_q = Signal.like(dut.raddr)
+        reading_q = Signal()
         m.d.sync += [raddr_q.eq(dut.raddr), reading_q.eq(dut.reading)]
         hit = reading_q & (raddr_q == tag_addr)
         m.d.comb += [
@@ -217,7 +227,8 @@ class LogitSenderHarness(wiring.Component):
     def _scoreboard(self, m: Module, dut, out_len, tag_addr, tag_word, base) -> None:
         C = self.cols
         s = dut.o_stream
-        n, xfer = Signal(LEN_WIDTH), Signal()  # logits taken since `start`; inside a transfer
+        n = Signal(LEN_WIDTH)  # logits taken since `start`
+        xfer = Signal()  # inside a transfer
         take = s.valid & self.ready
         with m.If(self.start):
             m.d.sync += [n.eq(0), xfer.eq(1)]
@@ -225,7 +236,8 @@ class LogitSenderHarness(wiring.Component):
             m.d.sync += n.eq(n + 1)
             with m.If(n == out_len - 1):
                 m.d.sync += xfer.eq(0)
-        held, held_payload = Signal(), Signal.like(s.payload)
+        held = Signal()
+        held_payload = Signal.like(s.payload)
         m.d.sync += [held.eq(s.valid & ~self.ready), held_payload.eq(s.payload)]
         same = Value.cast(s.payload) == Value.cast(held_payload)
         m.d.comb += [

@@ -64,7 +64,8 @@ class UartRx(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cpb = self.cpb
-        s1, rx = Signal(init=1), Signal(init=1)
+        s1 = Signal(init=1)
+        rx = Signal(init=1)
         m.d.sync += [s1.eq(self.rx), rx.eq(s1)]  # synchronizer
         # counted down to -1 (each load one lower than a count down to 0: the same timing),
         # so a sample is the counter's sign bit (timing: no compare in front of the enables)

@@ -304,7 +304,8 @@ class RowFeeder(wiring.Component):
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
         with m.If(latch):
             m.d.sync += latched.eq(step)
-        latch_out, wrap_out = Signal(), Signal()
+        latch_out = Signal()
+        wrap_out = Signal()
         m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(latch & wrap)]
         m.d.comb += [self.pix_out.eq(latched), self.latch_out.eq(latch_out),
                      self.wrap_out.eq(wrap_out)]
@@ -348,7 +349,8 @@ class RowFeeder(wiring.Component):
         # The row and column verdicts are registered apart and ORed into stage C's c_oob
         # (timing: both compares' carry chains, their OR and the mode behind one PFUMX
         # failed in every feeder of land13's routed seeds, up to 7.41 ns).
-        b_oob_y, b_oob_x = Signal(reset_less=True), Signal(reset_less=True)
+        b_oob_y = Signal(reset_less=True)
+        b_oob_x = Signal(reset_less=True)
         b_lane = Signal(8, reset_less=True)
         b_flags = Signal(3)
         m.d.sync += [b_oob_y.eq(~a.direct & ((a.iy < 0) | (a.iy >= d.in_h))),

@@ -276,10 +276,14 @@ class Pool2d(wiring.Component):
         # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
         # after it): the loop tests (`_counter_steps`) compare registers, no add in front of a
         # compare. (Registered every cycle and read after start: no reset needed.)
-        in_w_m3, in_h_m3 = Signal(signed(dw + 2), **rl), Signal(signed(dw + 2), **rl)
+        in_w_m3 = Signal(signed(dw + 2), **rl)
+        in_h_m3 = Signal(signed(dw + 2), **rl)
         k_m3 = Signal(signed(len(k) + 2), **rl)
-        w_one, h_one, k_one = Signal(**rl), Signal(**rl), Signal(**rl)  # == 1: in_w, in_h, k
-        in_w_mk, in_h_mk = Signal(signed(dw + 1), **rl), Signal(signed(dw + 1), **rl)
+        w_one = Signal(**rl)  # in_w == 1
+        h_one = Signal(**rl)  # in_h == 1
+        k_one = Signal(**rl)  # k == 1
+        in_w_mk = Signal(signed(dw + 1), **rl)
+        in_h_mk = Signal(signed(dw + 1), **rl)
         m.d.sync += [
             in_w_m3.eq(cfg.in_w - 3), in_h_m3.eq(cfg.in_h - 3), k_m3.eq(k - 3),
             w_one.eq(cfg.in_w == 1), h_one.eq(cfg.in_h == 1), k_one.eq(k == 1),
@@ -292,7 +296,8 @@ class Pool2d(wiring.Component):
         rl = {"reset_less": True}
         # the pixel is the first of its window's row / of its window (kx == 0 / ky == 0),
         # flags: the pixel before ended a window's row / the row before ended the window
-        h_first, v_first = Signal(**rl), Signal(**rl)
+        h_first = Signal(**rl)
+        v_first = Signal(**rl)
         # The loop ends are flags set with their counters (x == in_w - 1, y == in_h - 1,
         # kx == k - 1, ky == k - 1): each branch of `_counter_steps` and `_next_flags` is
         # decided by flip-flops, not by a wide compare in front of the counters' muxes
@@ -301,9 +306,16 @@ class Pool2d(wiring.Component):
         # flip-flops (timing: `valid` and `start`, with a flag): h_step (x_last | h_last: the
         # window's column ends) and v_step (x_last & (y_last | v_last): the window's row
         # ends with this row).
-        x_last, y_last, h_last, v_last = (Signal(**rl) for _ in range(4))
-        h_step, v_step = Signal(**rl), Signal(**rl)
-        x_last_n, y_last_n, h_last_n, v_last_n = Signal(), Signal(), Signal(), Signal()
+        x_last = Signal(**rl)
+        y_last = Signal(**rl)
+        h_last = Signal(**rl)
+        v_last = Signal(**rl)
+        h_step = Signal(**rl)
+        v_step = Signal(**rl)
+        x_last_n = Signal()
+        y_last_n = Signal()
+        h_last_n = Signal()
+        v_last_n = Signal()
         m.d.comb += [x_last_n.eq(x_last), y_last_n.eq(y_last), h_last_n.eq(h_last),
                      v_last_n.eq(v_last)]  # fmt: skip
         m.d.sync += [x_last.eq(x_last_n), y_last.eq(y_last_n), h_last.eq(h_last_n),
@@ -444,11 +456,14 @@ class Pool2d(wiring.Component):
         above = Signal(partials)
         m.d.comb += above.eq(Mux(s1.fwd, s3_sum, rd.data))
         s2_go = Signal()
-        s2_vf, s2_vl = Signal(reset_less=True), Signal(reset_less=True)
+        s2_vf = Signal(reset_less=True)
+        s2_vl = Signal(reset_less=True)
         s2_col = Signal.like(s1.col, reset_less=True)
         s2_avg = Signal(reset_less=True)
         s2_shift = Signal.like(s1.shift, reset_less=True)
-        s2_a, s2_h, s2_add = (Signal(partials, reset_less=True) for _ in range(3))
+        s2_a = Signal(partials, reset_less=True)
+        s2_h = Signal(partials, reset_less=True)
+        s2_add = Signal(partials, reset_less=True)
         s2_gt = Signal(self.lanes, reset_less=True)  # above > hacc, per lane
         m.d.sync += [
             s2_go.eq(s1.go), s2_vf.eq(s1.vf), s2_vl.eq(s1.vl), s2_col.eq(s1.col),

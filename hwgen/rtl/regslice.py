@@ -57,7 +57,8 @@ class RegSlice(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        o_valid, s_valid = Signal(), Signal()
+        o_valid = Signal()
+        s_valid = Signal()
         # payload registers are read only with their valid: no reset (timing, reset net)
         o_data = Signal(self.layout, reset_less=True)
         s_data = Signal(self.layout, reset_less=True)

@@ -342,7 +342,8 @@ def _stage_c1(m: Module, mid: str, b: _B) -> _C1:
     """C1: rounding shift by e mod 8 (an 8:1 mux per bit) and the OR of the bits it drops."""
     y1, s1 = rdbpot_shift_fine(b.q, b.shift[:3])
     c1_y = Signal(signed(len(y1)), reset_less=True)
-    c1_sticky, c1_neg = Signal(len(s1), reset_less=True), Signal(reset_less=True)
+    c1_sticky = Signal(len(s1), reset_less=True)
+    c1_neg = Signal(reset_less=True)
     c1_side = Signal(18, reset_less=True, attrs=UNSHARED)  # e // 8, lo, hi
     c1_valid = Signal()
     m.d[mid] += [
@@ -359,7 +360,8 @@ def _stage_c2(m: Module, mid: str, c1: _C1) -> _C2:
     """C2: the rest of the shift, by whole bytes (a 4:1 mux), and one sticky bit per byte."""
     floor, half, sticky = rdbpot_shift_coarse(c1.y, c1.side[:2])
     c_floor = Signal(signed(32), reset_less=True)
-    c_half, c_neg = Signal(reset_less=True), Signal(reset_less=True)
+    c_half = Signal(reset_less=True)
+    c_neg = Signal(reset_less=True)
     c_sticky = Signal(len(sticky) + 1, reset_less=True)
     c_lohi = Signal(16, reset_less=True, attrs=UNSHARED)  # equal in every lane
     c_valid = Signal()
@@ -397,7 +399,8 @@ def _stage_e1(m: Module, mid: str, d: _D) -> _E1:
     hi = d_lohi[8:].as_signed()
     y8 = d_y[:8].as_signed()
     top = d_y[7:]  # all equal iff y fits in int8
-    e_y8, e_lohi = Signal(8, reset_less=True), Signal(16, reset_less=True, attrs=UNSHARED)
+    e_y8 = Signal(8, reset_less=True)
+    e_lohi = Signal(16, reset_less=True, attrs=UNSHARED)
     e_over = Signal(reset_less=True, name="e_over")
     e_under = Signal(reset_less=True, name="e_under")
     e_gt = Signal(reset_less=True, name="e_gt")

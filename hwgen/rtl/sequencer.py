@@ -70,12 +70,6 @@ class _Part1(NamedTuple):
     k1_m1: Signal  # k_len - rem_k_len - 1
 
 
-# The name of a signal the name tracer misses (Amaranth's default): kw_one, kw_m3, kx_end and
-# kx_l2 had it while Sequencer.elaborate was one function (the tracer misses the second of a
-# tuple assignment to closure variables), and keep it so the netlist stays identical.
-_UNNAMED = "$signal"
-
-
 class _Loops(NamedTuple):
     """The loop counters and positions, and `running` (see ``Sequencer._counters``)."""
 
@@ -167,11 +161,11 @@ def _kloop_flags(C: int) -> _KFlags:
     rl = {"reset_less": True}
     # c == cin - 1 and kx == kw - 1 (c: the channel), kept as flags (timing: the K loop's
     # offset add is selected by flip-flops, not by two 12-bit compares)
-    c_end, kx_end = Signal(reset_less=True), Signal(name=_UNNAMED, reset_less=True)
+    c_end, kx_end = Signal(name="c_end", **rl), Signal(name="kx_end", **rl)
     # the channels / kernel columns left after the current one, minus 2, counted down:
     # the next end flag is the counter's sign bit (no 12-bit compare in front of it)
     # (start loads them)
-    c_l2, kx_l2 = Signal(signed(14), **rl), Signal(signed(14), name=_UNNAMED, **rl)
+    c_l2, kx_l2 = Signal(signed(14), name="c_l2", **rl), Signal(signed(14), name="kx_l2", **rl)
     # lane == C - 1, a flag set with lane (timing: no compare in front of the lane's and
     # the offset's reset/step selects)
     lane_end = Signal(init=C == 1, reset_less=True)
@@ -270,7 +264,8 @@ class Sequencer(wiring.Component):
         # tail_on, reads copies of the two flags (UNSHARED; timing: one LUT of three
         # flip-flops, where running & (mode | rem_t) | tail_on with `start` was two levels,
         # 6.69 ns routed on b24ce83; with the same flip-flops ABC reuses rd_direct's LUT).
-        dir_on, dir_c = Signal(attrs=UNSHARED), Signal(attrs=UNSHARED)
+        dir_on = Signal(attrs=UNSHARED)
+        dir_c = Signal(attrs=UNSHARED)
         tail_c = Signal(attrs=UNSHARED)
         rd_direct = Signal()
         m.d.comb += rd_direct.eq(dir_on | tail_on)
@@ -287,18 +282,23 @@ class Sequencer(wiring.Component):
         # (Rewritten every cycle, so reset-less: off the reset net.)
         rl = {"reset_less": True}
         k_m1 = Signal(20, **rl)
-        pt_m2, g_m2 = Signal(16, **rl), Signal(12, **rl)
-        pt_one, g_one = Signal(**rl), Signal(**rl)
-        cin_one, kw_one = Signal(**rl), Signal(name=_UNNAMED, **rl)  # cin == 1, kw == 1
-        # (all ones when cin / kw is 1: never equal)
+        pt_m2 = Signal(16, **rl)
+        g_m2 = Signal(12, **rl)
+        pt_one = Signal(**rl)
+        g_one = Signal(**rl)
+        # cin == 1, kw == 1 (all ones when cin / kw is 1: never equal)
+        cin_one, kw_one = Signal(name="cin_one", **rl), Signal(name="kw_one", **rl)
         # the K loop's channel and kernel-x counts minus 3 (the down-counters' start values)
-        cin_m3, kw_m3 = Signal(signed(14), **rl), Signal(signed(14), name=_UNNAMED, **rl)
+        cin_m3 = Signal(signed(14), name="cin_m3", **rl)
+        kw_m3 = Signal(signed(14), name="kw_m3", **rl)
         k_row = Signal(signed(A), **rl)
         c_step = Signal(unsigned(12), **rl)
-        wrap_dix, wrap_diy = Signal(signed(17), **rl), Signal(signed(17), **rl)
+        wrap_dix = Signal(signed(17), **rl)
+        wrap_diy = Signal(signed(17), **rl)
         wrap_dbase = Signal(signed(A + 1), **rl)
         rk_m1 = Signal(20, **rl)
-        int_m3, rint_m3 = Signal(signed(21), **rl), Signal(signed(21), **rl)
+        int_m3 = Signal(signed(21), **rl)
+        rint_m3 = Signal(signed(21), **rl)
         rem_on = Signal(**rl)
         # the remainder tile is issued after its K part, the next tile beside its last
         # R + C - 2 weight words (hwgen.schedule.lower._remainder)
@@ -338,15 +338,22 @@ class Sequencer(wiring.Component):
         # g == groups-1, t < k_len): the wide compares feed these flags, not the enables.
         # Needs interval >= 2 (hwgen.schedule.lower guarantees it): a tile step's effects are
         # registered before the next one.
-        t_end, tp_end, g_end, elem = Signal(), Signal(), Signal(), Signal()
+        t_end = Signal()
+        tp_end = Signal()
+        g_end = Signal()
+        elem = Signal()
         last_t = tile.tl[-1]  # t == interval - 2 (valid while running and not t_end)
         # The tile-step events, registered with t_end (so each enable, `_steps`, is one flag,
         # not a chain of nested conditions): t_end & ~tp_end, t_end & tp_end, and the last step.
-        p_step, g_step, stop = Signal(), Signal(), Signal()
+        p_step = Signal()
+        g_step = Signal()
+        stop = Signal()
         # next tile step's x position, precomputed from ox (which changes only at tile steps)
         # (ox + dx >= out_w is ox >= out_w - dx, with out_w - dx a per-layer register: one
         # carry chain per flag, not an add in front of a compare)
-        nox, nox_wrap, ox_wraps = Signal(12, **rl), Signal(12, **rl), Signal(**rl)
+        nox = Signal(12, **rl)
+        nox_wrap = Signal(12, **rl)
+        ox_wraps = Signal(**rl)
         ow_dx = Signal(signed(len(d.out_w) + 1), **rl)
         m.d.sync += [
             ow_dx.eq(d.out_w - d.dx),
@@ -366,7 +373,8 @@ class Sequencer(wiring.Component):
         # start and a group step the group's first tile's (a per-layer register from the
         # descriptor, which holds through the layer), at a pixel-tile step the next tile's
         # (registered every cycle like tp_pen, and valid at every tile step for the same reason)
-        tl_first, tl_p = Signal.like(tile.tl, **rl), Signal.like(tile.tl, **rl)
+        tl_first = Signal.like(tile.tl, **rl)
+        tl_p = Signal.like(tile.tl, **rl)
         m.d.sync += [tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
                      tl_p.eq(Mux(lay.rem_on & (lp.tp == lay.pt_m2), lay.rint_m3, lay.int_m3))]
         return _Ends(t_end, tp_end, g_end, elem, last_t, p_step, g_step, stop, nox, nox_wrap,

@@ -209,7 +209,9 @@ class ShareGemm(wiring.Component):
         k = self.k
         # token control, registered to meet the memories' one-cycle read
         tok = token_layout(k)
-        v1, f1, l1 = Signal(), Signal(), Signal()
+        v1 = Signal()
+        f1 = Signal()
+        l1 = Signal()
         m.d.sync += [v1.eq(iss.issuing & ~self.start & (iss.t < self.k_len)), f1.eq(iss.t == 0),
                      l1.eq(iss.t == self.k_len - 1)]
         for i in range(self.cfg.rows):

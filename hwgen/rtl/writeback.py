@@ -265,8 +265,9 @@ class WriteBack(wiring.Component):
         # (timing: every counter's enable and reset is one LUT of flip-flops, no compare):
         # i_last (ileft == 0), tp_end (the group's last pixel tile), and their products
         # g_end (conv: this row ends the group) and p_step (the parameter address steps).
-        i_last, tp_end, g_end, p_step = (Signal(**rl) for _ in range(4))
-        i_last_n, tp_end_n = (Signal() for _ in range(2))  # (unnamed, like i_last's four)
+        i_last, tp_end, g_end, p_step = (
+            Signal(name=n, **rl) for n in ("i_last", "tp_end", "g_end", "p_step"))
+        i_last_n, tp_end_n = Signal(name="i_last_n"), Signal(name="tp_end_n")
         m.d.comb += [i_last_n.eq(i_last), tp_end_n.eq(tp_end)]
         # conv mode, a per-layer register here (timing: the descriptor's mode flip-flop sits
         # with the controller, and was an input of g_end's and wptr's enable cones, which
@@ -496,8 +497,10 @@ class WriteBack(wiring.Component):
         # their reset, so `done` is high after a reset)
         writes_l2 = Signal(signed(A + 2), **rl)  # writes left - 2
         # their start values, per-layer registers (see pt_one, `_position_regs`)
-        wr_zero, wr_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
-        rows_zero, rows_m2 = Signal(reset_less=True), Signal.like(writes_l2, reset_less=True)
+        wr_zero = Signal(reset_less=True)
+        wr_m2 = Signal.like(writes_l2, reset_less=True)
+        rows_zero = Signal(reset_less=True)
+        rows_m2 = Signal.like(writes_l2, reset_less=True)
         m.d.sync += [wr_zero.eq(d.writes == 0), wr_m2.eq(d.writes - 2),
                      rows_zero.eq(d.rows_total == 0), rows_m2.eq(d.rows_total - 2)]
         # The writes are counted a cycle after they leave (timing: the count's enable is
@@ -581,10 +584,10 @@ class WriteBack(wiring.Component):
         # and the split of a group's last pixel tile / of its other tiles
         pt_one = Signal(reset_less=True)
         pt_m3 = Signal.like(tl2, reset_less=True)
-        # (these four are unnamed, `$like`/`$signal`, in the netlist: made by a generator)
-        split_last, split_other = (Signal.like(split) for _ in range(2))
+        split_last = Signal.like(split, name="split_last")
+        split_other = Signal.like(split, name="split_other")
         one = Signal(reset_less=True)  # split == 0
-        one_last, one_other = (Signal(reset_less=True) for _ in range(2))
+        one_last, one_other = Signal(name="one_last", **rl), Signal(name="one_other", **rl)
         rem_split = 0 if self.fold else d.rem  # (folded, not split: RowFold)
         s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
         # per lane: the entering row's tile is a remainder tile, and ii >= Q - 1 (the next
