@@ -21,6 +21,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
+from .delay import DelayLine
 from .descriptor import DESC_LAYOUT
 from .fold import RowFold
 from .pool import Pool2d, PoolMode
@@ -32,6 +33,9 @@ __all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layo
 
 A = 24
 PARAM_READ_LATENCY = 2  # address -> block RAM (registered read) -> register -> requant
+# deskew delays of this many cycles or more wait in LUT RAM (hwgen.rtl.delay): at 4 cycles a
+# 25-bit word costs 7 TRELLIS_DPR16X4 and 27 flip-flops, where the chain is 100 flip-flops
+DESKEW_RAM_FROM = 4
 PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
 
 
@@ -181,7 +185,7 @@ class WriteBack(wiring.Component):
         fold = bool(trait(platform, "requant_fold", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
-        aligned = self._deskew(m)
+        aligned = self._deskew(m, trait(platform, "deskew_ram_from", DESKEW_RAM_FROM))
         aligned, row_valid = self._reduce(m, d, aligned)
         pos = self._position_regs(m, d)
         self._position_steps(m, d, pos, row_valid)
@@ -197,18 +201,23 @@ class WriteBack(wiring.Component):
         m.d.comb += self.done.eq(rows_all & tail_zero & writes_all)
         return m
 
-    def _deskew(self, m: Module) -> list[tuple[Value, Value]]:
-        """Each column's (valid, data), column j delayed C-1-j cycles: one row per cycle."""
+    def _deskew(self, m: Module, ram_from: int) -> list[tuple[Value, Value]]:
+        """Each column's (valid, data), column j delayed C-1-j cycles: one row per cycle. The
+        valid bits in flip-flop chains (reset clears them), the data in `DelayLine`s (LUT RAM
+        from ``ram_from`` cycles on)."""
         C = self.cols
-        # --- deskew: column j waits C-1-j cycles
         aligned = []
         for j in range(C):
             v, x = self.col_out[j].valid, self.col_out[j].data
             for s in range(C - 1 - j):
                 nv = Signal(name=f"dsk_v{j}_{s}")
-                nx = Signal(signed(self.acc_width), name=f"dsk_d{j}_{s}", reset_less=True)
-                m.d.sync += [nv.eq(v), nx.eq(x)]
-                v, x = nv, nx
+                m.d.sync += nv.eq(v)
+                v = nv
+            if C - 1 - j:
+                line = DelayLine(signed(self.acc_width), C - 1 - j, ram_from=ram_from)
+                m.submodules[f"dsk{j}"] = line
+                m.d.comb += line.i.eq(x)
+                x = line.o
             aligned.append((v, x))
         return aligned
 
