@@ -1,7 +1,8 @@
 """A fixed delay of a data word: ``o`` in cycle t is ``i`` of cycle t - ``depth``.
 
 The write-back's deskew delays column j of the array by C-1-j cycles: as flip-flop chains,
-C(C-1)/2 x acc_width flip-flops (3,000 of the 12x16's 61,600). A long delay is cheaper as a
+C(C-1)/2 x acc_width flip-flops (3,000 of the 12x16's 61,600); the conv weight lanes' column
+skew and the requant lanes' side data are delays too. A long delay is cheaper as a
 circular buffer in LUT RAM (on the ECP5 a TRELLIS_DPR16X4 holds 16 words of 4 bits, a
 chain of 16 such words 64 flip-flops): ``depth - 1`` words written at ``ptr`` every cycle,
 the same slot read (asynchronously, before the write lands: the word of ``depth - 1``
@@ -20,7 +21,12 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DelayLine", "delay_golden"]
+__all__ = ["DELAY_RAM_FROM", "DelayLine", "delay_golden"]
+
+# delays of this many cycles or more in LUT RAM by default (hwgen.rtl.traits
+# ``delay_ram_from``): at 4 cycles a 25-bit word costs 7 TRELLIS_DPR16X4 and 27 flip-flops,
+# where the chain is 100 flip-flops
+DELAY_RAM_FROM = 4
 
 
 class DelayLine(wiring.Component):

@@ -43,7 +43,9 @@ from amaranth.lib.wiring import In, Out
 from hwgen.quant import fixedpoint
 from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.carry import carry_all, carry_any
+from hwgen.rtl.delay import DELAY_RAM_FROM, DelayLine
 from hwgen.rtl.mult import Multiplier
+from hwgen.rtl.traits import trait
 
 __all__ = [
     "REQUANT_MULT_LATENCY",
@@ -256,7 +258,7 @@ class Requant(wiring.Component):
         """Stages A, M, B, C1, C2, D, E1 and E2 in order (see the module docstring)."""
         m = Module()
         a = self._stage_a(m)
-        mo = self._stage_m(m, a)
+        mo = self._stage_m(m, a, trait(platform, "delay_ram_from", DELAY_RAM_FROM))
         mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
         b = _stage_b(m, mid, mo)
         c1 = _stage_c1(m, mid, b)
@@ -292,7 +294,7 @@ class Requant(wiring.Component):
         ]
         return _A(a_sum, a_mult, a_mult_any, a_side, a_valid)
 
-    def _stage_m(self, m: Module, a: _A) -> _M:
+    def _stage_m(self, m: Module, a: _A, ram_from: int) -> _M:
         """M: the product, with everything else delayed to match."""
         L = self.mult_latency
         m.submodules.mult = mult = Multiplier(a_width=32, b_width=32, latency=L)
@@ -306,7 +308,10 @@ class Requant(wiring.Component):
         ovf = Signal()
         m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
         m_ovf = _delay(m, ovf, L - 1)
-        m_side = _delay(m, a.side, L)
+        # the side data (shift, clamp bounds: 21 bits) in LUT RAM past a few cycles
+        m.submodules.side_delay = side = DelayLine(a.side.shape(), L, ram_from=ram_from)
+        m.d.comb += side.i.eq(a.side)
+        m_side = side.o
         # valid keeps its reset so that no ghost beat leaves the pipe after a reset.
         m_valid = _delay(m, a.valid, L, reset_less=False)
         return _M(mult.p, m_ovf, m_side, m_valid)

@@ -60,6 +60,7 @@ from hwgen.schedule.program import Program
 from .attrs import UNSHARED
 from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
 from .bankmem import BankedMemory
+from .delay import DELAY_RAM_FROM, DelayLine
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
@@ -136,6 +137,18 @@ def _delay(m: Module, sig, n: int, name: str):
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
+
+
+def _skew(m: Module, sig, n: int, name: str, ram_from: int):
+    """A weight lane's column skew, ``sig`` ``n`` cycles later: the first cycle a register (a
+    block RAM's read data goes into its output register, hwgen.boards.outreg), the rest a
+    `DelayLine` (LUT RAM from ``ram_from`` cycles on)."""
+    if n < 2:
+        return _delay(m, sig, n, name)
+    first = _delay(m, sig, 1, name)
+    m.submodules[f"{name}_line"] = line = DelayLine(first.shape(), n - 1, ram_from=ram_from)
+    m.d.comb += line.i.eq(first)
+    return line.o
 
 
 def _part1_delays(m: Module, seq, convw, q: int):
@@ -395,7 +408,7 @@ class Accelerator(wiring.Component):
             }
         )
 
-    def _part1_stream(self, m: Module, seq, convw, array, wlat: int) -> None:
+    def _part1_stream(self, m: Module, seq, convw, array, wlat: int, ram_from: int) -> None:
         """The second conv weight stream into row R/2 (two-stream remainder tiles): read
         R/2 cycles after part 0's word, gated to 0 past part 1's real elements, then the same
         column skew as the first stream."""
@@ -403,7 +416,7 @@ class Accelerator(wiring.Component):
         on, zero = _part1_delays(m, seq, convw, self.R // 2 + wlat)
         for j in range(C):
             lane = Mux(zero, 0, convw.r2_data[8 * j : 8 * j + 8])
-            m.d.comb += [array.col_w2[j].eq(_delay(m, lane, j, f"cw2_{j}")),
+            m.d.comb += [array.col_w2[j].eq(_skew(m, lane, j, f"cw2_{j}", ram_from)),
                          array.w2_sel[j].eq(_delay(m, on, j, f"w2s{j}"))]
 
     def elaborate(self, platform) -> Module:
@@ -419,7 +432,8 @@ class Accelerator(wiring.Component):
         # ---------------- compute pipeline
         seq, wb, array = self._compute_units(m, platform, desc, stream)
         feeders = self._feeders(m, platform, seq, array, desc, bufs)
-        self._weight_reads(m, seq, array, convw, directw, stream)
+        ram_from = trait(platform, "delay_ram_from", DELAY_RAM_FROM)
+        self._weight_reads(m, seq, array, convw, directw, stream, ram_from)
         self._writeback_inputs(m, array, wb, params)
         # ---------------- data and result transfers (hwgen/rtl/transfer.py)
         img, slot, snd = self._transfers(m, platform, hdr, desc, feeders)
@@ -634,7 +648,8 @@ class Accelerator(wiring.Component):
         return feeders
 
     def _weight_reads(self, m: Module, seq: Sequencer, array: SystolicArray,
-                      convw: BankedMemory, directw: BankedMemory, stream: bool) -> None:
+                      convw: BankedMemory, directw: BankedMemory, stream: bool,
+                      ram_from: int) -> None:
         """The weight memories' read addresses and their words into the array."""
         # Weights: the sequencer names a word in its cycle c; row 0's operand reaches the
         # array at c+FEEDER_LATENCY and its weight is due weight_lead cycles earlier. The
@@ -649,10 +664,10 @@ class Accelerator(wiring.Component):
         ]
         for j in range(self.C):
             lane = convw.r_data[8 * j : 8 * j + 8]
-            m.d.comb += array.col_w[j].eq(_delay(m, lane, j, f"cw{j}"))
+            m.d.comb += array.col_w[j].eq(_skew(m, lane, j, f"cw{j}", ram_from))
         m.d.comb += array.w_direct.as_value().eq(directw.r_data)
         if stream:
-            self._part1_stream(m, seq, convw, array, wlat)
+            self._part1_stream(m, seq, convw, array, wlat, ram_from)
 
     def _writeback_inputs(self, m: Module, array: SystolicArray, wb: WriteBack,
                           params: ParamMemory) -> None:

@@ -18,9 +18,10 @@ define any of these attributes; without them every unit keeps its default:
 * ``bram_budget``: the device's block RAMs (DP16KD). A plan whose memories need more
   (`hwgen.schedule.capacity.MemoryPlan.block_ram`) puts the requant parameters in LUT RAM
   (default None: no device, block RAM).
-* ``deskew_ram_from``: the write-back's deskew keeps a column's data delay of this many
-  cycles or more in LUT RAM (default :data:`hwgen.rtl.writeback.DESKEW_RAM_FROM`, 4; 0:
-  flip-flop chains only, for a device without LUT RAM, whose memories yosys would build
+* ``delay_ram_from``: fixed delays of data words (the write-back's deskew, the conv weight
+  lanes' column skew, the requant lanes' side data) of this many cycles or more wait in LUT
+  RAM (:class:`hwgen.rtl.delay.DelayLine`; default :data:`hwgen.rtl.delay.DELAY_RAM_FROM`, 4;
+  0: flip-flop chains only, for a device without LUT RAM, whose memories yosys would build
   from flip-flops and multiplexers).
 * ``local_resets``: each unit takes the design reset through a register of its own, a
   cycle later (hwgen.rtl.resets; default False).
@@ -50,7 +51,7 @@ class SmallDevice:
     requant_fold = True
     param_read_latency = 1
     perf_counter_width = 24  # 16.7 M cycles: 1.4 s at 12 MHz
-    deskew_ram_from = 0  # no LUT RAM on the iCE40
+    delay_ram_from = 0  # no LUT RAM on the iCE40
 
 
 class SmallDeviceSim(SmallDevice):

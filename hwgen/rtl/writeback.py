@@ -21,7 +21,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
-from .delay import DelayLine
+from .delay import DELAY_RAM_FROM, DelayLine
 from .descriptor import DESC_LAYOUT
 from .fold import RowFold
 from .pool import Pool2d, PoolMode
@@ -33,9 +33,6 @@ __all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layo
 
 A = 24
 PARAM_READ_LATENCY = 2  # address -> block RAM (registered read) -> register -> requant
-# deskew delays of this many cycles or more wait in LUT RAM (hwgen.rtl.delay): at 4 cycles a
-# 25-bit word costs 7 TRELLIS_DPR16X4 and 27 flip-flops, where the chain is 100 flip-flops
-DESKEW_RAM_FROM = 4
 PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
 
 
@@ -185,7 +182,7 @@ class WriteBack(wiring.Component):
         fold = bool(trait(platform, "requant_fold", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
-        aligned = self._deskew(m, trait(platform, "deskew_ram_from", DESKEW_RAM_FROM))
+        aligned = self._deskew(m, trait(platform, "delay_ram_from", DELAY_RAM_FROM))
         aligned, row_valid = self._reduce(m, d, aligned)
         pos = self._position_regs(m, d)
         self._position_steps(m, d, pos, row_valid)
