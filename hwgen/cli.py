@@ -419,8 +419,9 @@ def _build_parser(sub) -> None:
                     "oscillator)")  # fmt: skip
     sp.add_argument("--baud", type=int, default=115_200, help="host link UART (default 115200)")
     sp.add_argument("--stall-minutes", type=float, default=30.0, metavar="M",
-                    help="stop a placement seed whose nextpnr log has not grown for M minutes "
-                    "(nextpnr's router1 sometimes stalls near the end of routing, for ever) and "
+                    help="stop a placement seed whose nextpnr log shows no progress for M minutes "
+                    "(no new line, or router1 lines without fewer arcs left than before: "
+                    "router1 sometimes stalls near the end of routing, for ever) and "
                     "route the next unused seed instead; the report names it (default 30; "
                     "0: never)")  # fmt: skip
     sp.add_argument("-n", type=int, default=2,

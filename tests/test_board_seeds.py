@@ -32,7 +32,10 @@ if seed == os.environ.get("FAIL_SEED"):
 if os.environ.get("STALL_SEED") in (seed, "all"):
     print("{ROUTER_LINE}", flush=True)
     open(f"stalled_s{{seed}}.pid", "w").write(str(os.getpid()))
-    time.sleep(60)  # (a broken watchdog: the test fails, it does not hang)
+    for _ in range(200):  # (a broken watchdog: the test fails, it does not hang)
+        time.sleep(0.3)
+        if os.environ.get("STALL_REPEAT"):  # router1 stalled but printing: the same count
+            print("{ROUTER_LINE}", flush=True)
     sys.exit(4)
 json.dump({{"seed": int(seed), "ppid": os.getppid(),
            "fmax": {{"clk": {{"achieved": 100.0 + int(seed), "constraint": 150.0}}}}}},
@@ -89,11 +92,12 @@ def test_a_failing_seed_names_its_step(tmp_path: Path, monkeypatch) -> None:
 
 
 def _build(tmp_path: Path, monkeypatch, seeds: int, workers: int, stall: str,
-           minutes: float = 0.05):
+           minutes: float = 0.05, repeat: bool = False):
     """``_place_route_pack`` with the real per-seed fold-in and report, a ``minutes`` watchdog
     (3 s) and STALL_SEED=``stall``: (report, log lines, steps)."""
     monkeypatch.setenv("HWGEN_WORKDIR", str(tmp_path))
     monkeypatch.setenv("STALL_SEED", stall)
+    monkeypatch.setenv("STALL_REPEAT", "1" if repeat else "")
     monkeypatch.delenv("FAIL_SEED", raising=False)
     job = BoardJob(board="ulx3s", qmodel=SimpleNamespace(name="fake"), program=None,
                    plan=SimpleNamespace(array=ArrayConfig.parse("2x2")), images=[0],
@@ -138,6 +142,24 @@ def test_a_stalled_seed_on_dask_is_replaced(tmp_path: Path, monkeypatch) -> None
     assert "place & route (nextpnr, seed 4, replaces seed 2)" in steps.times
     assert "place & route (nextpnr, seed 2/3), stalled" in rep["step_seconds"]
     _gone(tmp_path / "build" / "stalled_s2.pid")
+
+
+def test_a_router_printing_no_fewer_arcs_counts_as_stalled(tmp_path: Path, monkeypatch) -> None:
+    """router1 near the end of a stalled route still prints a line every few minutes; a log
+    that grows by such lines without a new low of arcs left is no progress."""
+    rep, lines, _ = _build(tmp_path, monkeypatch, seeds=2, workers=1, stall="1", repeat=True)
+    _check_stall(rep, lines, seed=1, by=3, routed=[2, 3])
+    _gone(tmp_path / "build" / "stalled_s1.pid")
+
+
+def test_progressed_wants_a_new_low_of_arcs_left() -> None:
+    best = [float("inf")]
+    assert board_build._progressed("Info: Routing..\n", best) and best == [float("inf")]
+    assert board_build._progressed(ROUTER_LINE + "\n", best) and best == [77]
+    assert not board_build._progressed(ROUTER_LINE + "\n", best)
+    fewer = ROUTER_LINE.replace("       77|", "       76|")
+    assert board_build._progressed(fewer + "\n", best) and best == [76]
+    assert not board_build._progressed("", best)
 
 
 def test_a_stalled_seed_in_sequence_is_replaced(tmp_path: Path, monkeypatch) -> None:

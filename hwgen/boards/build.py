@@ -179,14 +179,15 @@ def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] |
              every: float = 30.0, stall_s: float = 0.0) -> ToolRun:
     """Run one tool with its output in ``cwd/logfile``, calling ``beat`` every ``every``
     seconds while it runs. With ``stall_s`` > 0, a watchdog stops the tool (SIGTERM, SIGKILL
-    10 s later) once its log has not grown for ``stall_s`` seconds: a hung tool never hangs
-    the build."""
+    10 s later) once its log has shown no progress for ``stall_s`` seconds (no new output, or
+    router1 lines without a new low of arcs left, `_progressed`): a hung tool never hangs the
+    build."""
     t, cpu0 = time.monotonic(), _children_cpu()
     # the log's size is checked every few seconds (one fstat), at most every 10 s
     tick = min(every, 10.0, max(stall_s / 4, 0.1)) if stall_s > 0 else every
-    with open(Path(cwd) / logfile, "w") as f:
+    with open(Path(cwd) / logfile, "w") as f, open(Path(cwd) / logfile, "rb") as tail:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
-        size, grew, next_beat = 0, t, t + every
+        size, grew, next_beat, best = 0, t, t + every, [float("inf")]
         while True:
             try:
                 rc = proc.wait(timeout=tick)
@@ -199,12 +200,34 @@ def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] |
                 if stall_s <= 0:
                     continue
                 if (new := os.fstat(f.fileno()).st_size) != size:
-                    size, grew = new, now
-                elif now - grew >= stall_s:
+                    size = new
+                    if _progressed(tail.read().decode(errors="replace"), best):
+                        grew = now
+                if now - grew >= stall_s:
                     rc = _stop(proc)
                     return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0, True,
                                    now - grew)
     return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0)
+
+
+# router1's progress line, every 1,000 iterations: "Info: 401000 | 65016 319153 | 263 673 |
+# 619| 307.60 3115.27|", the fourth group the arcs left to route
+ROUTER1_LINE = re.compile(r"^Info:\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+(\d+)\|",
+                          re.MULTILINE)
+
+
+def _progressed(new_text: str, best: list[float]) -> bool:
+    """Is the log's new text progress? Any output is, but router1's progress lines only with
+    fewer arcs left than ever before (``best[0]``, updated): near the end of routing a stalled
+    router1 still prints a line every few minutes, its count going up and down (session 28:
+    619 -> 636 after 1,000 iterations that took 11 min)."""
+    counts = [int(n) for n in ROUTER1_LINE.findall(new_text)]
+    if not counts:
+        return bool(new_text)
+    if min(counts) < best[0]:
+        best[0] = min(counts)
+        return True
+    return False
 
 
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
@@ -311,7 +334,8 @@ def _simulate(job: BoardJob, platform) -> dict:
 
 DEFAULT_BAUD = 115_200
 # nextpnr's router1 prints a line every 1000 iterations; near the end of routing a block took
-# up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more
+# up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more,
+# or kept printing lines without fewer arcs left (`_progressed`)
 DEFAULT_STALL_MINUTES = 30.0
 # the `hwgen build` switches that select each remainder-tile schedule (ArrayConfig.schedule)
 SCHEDULE_FLAGS: dict[bool | str, list[str]] = {
