@@ -1,7 +1,7 @@
 """RowFold: bit-exact with row_fold_golden on every cycle, in the Amaranth simulator: tiles of
 R consecutive rows with gaps between them, plain tiles passed through, two-stream tiles
 (rows 0..Q-1 dropped, rows Q..R-1 plus the row Q before), garbage on invalid cycles, wrapping
-sums."""
+sums; the delay both as LUT RAM and as a register chain."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
+from hwgen.rtl.delay import DELAY_RAM_FROM
 from hwgen.rtl.fold import RowFold, row_fold_golden
 
 
@@ -23,10 +24,13 @@ def test_row_fold_golden() -> None:
 
 @pytest.mark.parametrize(("rows", "cols", "acc", "seed"), [(4, 3, 32, 1), (12, 2, 25, 2),
                                                            (2, 4, 20, 3), (16, 1, 32, 4)])
-def test_row_fold_matches_golden(rows: int, cols: int, acc: int, seed: int) -> None:
+@pytest.mark.parametrize("ram_from", [DELAY_RAM_FROM, 0])  # LUT RAM from Q = 4 on / chains
+def test_row_fold_matches_golden(rows: int, cols: int, acc: int, seed: int,
+                                 ram_from: int) -> None:
     rng = random.Random(seed)
     q = rows // 2
-    dut = RowFold(cols=cols, acc_width=acc, q=q)
+    dut = RowFold(cols=cols, acc_width=acc, q=q, ram_from=ram_from)
+    assert dut.ram_from == ram_from
     lo, hi = -(1 << (acc - 1)), (1 << (acc - 1)) - 1
     seq: list[tuple[list[int] | None, bool, bool]] = []
     for _ in range(12):

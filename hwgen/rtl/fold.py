@@ -3,10 +3,10 @@
 The two-stream remainder tile (hwgen.schedule.lower._remainder_stream) orders its rows
 part-major: row i computes part 0 of pixel i, row i + Q part 1 of the same pixel. After the
 deskew a tile's rows arrive on consecutive cycles, so row i + Q comes exactly Q cycles after
-row i: the fold keeps every row for Q cycles in a small delay memory (LUT RAM on the ECP5, a
-circular buffer written every cycle, the partner row read and registered a cycle ahead)
-and, on a row marked ``add``, outputs it plus the row of Q cycles before; a row marked
-``drop`` (part 0) is not passed on. Other rows pass through.
+row i: the fold delays every row Q cycles (a `DelayLine`: a LUT-RAM circular buffer ending
+in a register from ``ram_from`` cycles on, else a register chain) and, on a row marked
+``add``, outputs it plus the row of Q cycles before; a row marked ``drop`` (part 0) is not
+passed on. Other rows pass through.
 
 Timing: one register stage (``RowFold.latency``). Sums wrap modulo 2**acc_width like the
 PE accumulators (the quantizer's overflow proof bounds every partial and total sum).
@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from .delay import DELAY_RAM_FROM, DelayLine
 
 __all__ = ["RowFold", "row_fold_golden"]
 
@@ -31,10 +33,11 @@ class RowFold(wiring.Component):
 
     latency = 1
 
-    def __init__(self, *, cols: int, acc_width: int, q: int) -> None:
+    def __init__(self, *, cols: int, acc_width: int, q: int,
+                 ram_from: int = DELAY_RAM_FROM) -> None:
         if q < 1:
             raise ValueError(f"RowFold q must be >= 1, not {q}")
-        self.cols, self.acc_width, self.q = cols, acc_width, q
+        self.cols, self.acc_width, self.q, self.ram_from = cols, acc_width, q, ram_from
         lanes = data.ArrayLayout(signed(acc_width), cols)
         super().__init__({"i_valid": In(1), "i_data": In(lanes), "drop": In(1), "add": In(cols),
                           "o_valid": Out(1), "o_data": Out(lanes)})
@@ -42,26 +45,12 @@ class RowFold(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         lanes = data.ArrayLayout(signed(self.acc_width), self.cols)
-        # the row of Q cycles before the next one, registered (timing: the sum's carry chain
-        # starts from flip-flops, not behind the LUT-RAM read; on the routed 12x8 the row
-        # index compare, that read and the 25-bit add were 8.6 ns, 25 levels)
-        old = Signal(lanes, reset_less=True)
-        if self.q == 1:  # the row of one cycle ago is this cycle's
-            m.d.sync += old.eq(self.i_data)
-        else:
-            # a Q-word circular buffer written at `ptr` every cycle; `nxt` (= ptr + 1 mod Q,
-            # its own register) is the slot the next cycle's partner row was written to, read
-            # before this cycle's write lands (a different slot)
-            mem = memory.Memory(shape=lanes, depth=self.q, init=[],
-                                attrs={"ram_style": "distributed"})
-            m.submodules.delay = mem
-            wp, rp = mem.write_port(), mem.read_port(domain="comb")
-            ptr = Signal(range(self.q), reset_less=True)
-            nxt = Signal(range(self.q), init=1, reset_less=True)
-            m.d.sync += [ptr.eq(nxt), nxt.eq(Mux(nxt == self.q - 1, 0, nxt + 1))]
-            m.d.comb += [wp.en.eq(1), wp.addr.eq(ptr), wp.data.eq(self.i_data),
-                         rp.addr.eq(nxt)]  # fmt: skip
-            m.d.sync += old.eq(rp.data)
+        # the row of Q cycles before, from a register (timing: the sum's carry chain starts
+        # from flip-flops, not behind the LUT-RAM read; on the routed 12x8 the row index
+        # compare, that read and the 25-bit add were 8.6 ns, 25 levels)
+        m.submodules.delay = line = DelayLine(lanes, self.q, ram_from=self.ram_from)
+        m.d.comb += line.i.eq(self.i_data)
+        old = lanes(line.o)
         o_data = Signal(lanes, reset_less=True)
         for j in range(self.cols):
             m.d.sync += o_data[j].eq(self.i_data[j] + Mux(self.add[j], old[j], 0))

@@ -182,8 +182,9 @@ class WriteBack(wiring.Component):
         fold = bool(trait(platform, "requant_fold", False))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
 
-        aligned = self._deskew(m, trait(platform, "delay_ram_from", DELAY_RAM_FROM))
-        aligned, row_valid = self._reduce(m, d, aligned)
+        ram_from = trait(platform, "delay_ram_from", DELAY_RAM_FROM)
+        aligned = self._deskew(m, ram_from)
+        aligned, row_valid = self._reduce(m, d, aligned, ram_from)
         pos = self._position_regs(m, d)
         self._position_steps(m, d, pos, row_valid)
         self._written_word(m, d, pos, row_valid)
@@ -218,8 +219,8 @@ class WriteBack(wiring.Component):
             aligned.append((v, x))
         return aligned
 
-    def _reduce(self, m: Module, d: data.View, aligned: list[tuple[Value, Value]]
-                ) -> tuple[list[tuple[Value, Value]], Value]:
+    def _reduce(self, m: Module, d: data.View, aligned: list[tuple[Value, Value]],
+                ram_from: int) -> tuple[list[tuple[Value, Value]], Value]:
         """The deskewed rows through the fold (if any) and the row reduction; and row_valid."""
         C = self.cols
         # --- row reduction (direct mode with a K split: sum each block of P rows; else a
@@ -228,7 +229,7 @@ class WriteBack(wiring.Component):
         m.submodules.reduce = red
         split, split_one, fold_flags = self._split(m, d, aligned[0][0])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
-            aligned = self._fold(m, aligned, *fold_flags)
+            aligned = self._fold(m, aligned, *fold_flags, ram_from=ram_from)
         m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
                      red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
@@ -543,12 +544,12 @@ class WriteBack(wiring.Component):
             m.d.sync += [tail.eq(tail - 1), tail_zero.eq(tail == 1)]
         return rows_all, tail_zero
 
-    def _fold(self, m: Module, aligned: list, adds: list, drops: list) -> list:
+    def _fold(self, m: Module, aligned: list, adds: list, drops: list, *, ram_from: int) -> list:
         """The RowFold between the deskew and the row reduction: a remainder tile's rows
         0..Q-1 (part 0) are dropped, rows Q.. pass with the row Q cycles before added.
         ``adds`` / ``drops``: each lane's own copy of the entering row's flags."""
         C, Q = self.cols, self.rows // 2
-        fold = RowFold(cols=C, acc_width=self.acc_width, q=Q)
+        fold = RowFold(cols=C, acc_width=self.acc_width, q=Q, ram_from=ram_from)
         m.submodules.fold = fold
         m.d.comb += [fold.i_valid.eq(aligned[0][0]), fold.drop.eq(drops[0])]
         m.d.comb += [fold.add[j].eq(adds[j]) for j in range(C)]
