@@ -348,6 +348,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
         board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
         workers=args.workers, scheduler=args.scheduler, stall_minutes=args.stall_minutes,
+        router=args.router,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
 
@@ -424,6 +425,10 @@ def _build_parser(sub) -> None:
                     "router1 sometimes stalls near the end of routing, for ever) and "
                     "route the next unused seed instead; the report names it (default 30; "
                     "0: never)")  # fmt: skip
+    sp.add_argument("--router", choices=("router1", "router2"), default="router1",
+                    help="nextpnr's router for every seed: router1 (rip-up and reroute, arc "
+                    "by arc; the default) or router2 (negotiated congestion over all "
+                    "nets)")  # fmt: skip
     sp.add_argument("-n", type=int, default=2,
                     help="test images simulated for the cycle count (default 2)")  # fmt: skip
     sp.set_defaults(fn=cmd_build)

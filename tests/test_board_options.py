@@ -65,6 +65,7 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str
         (["--stall-minutes", "-1"], ["--stall-minutes -1", ">= 0"]),
         (["--stall-minutes", "nan"], ["--stall-minutes nan", ">= 0"]),
         (["--stall-minutes", "soon"], ["--stall-minutes", "'soon'"]),
+        (["--router", "router3"], ["--router", "'router3'", "router2"]),
     ],
 )
 def test_bad_build_options(tmp_path: Path, capsys, args: list[str], needles: list[str]) -> None:
@@ -91,6 +92,8 @@ def test_clock_and_uart_follow_the_real_clock() -> None:
     check_options("icebreaker", 1, None, 115_200)
     with pytest.raises(UsageError, match="--seeds"):
         check_options("ulx3s", 0, None, 115_200)
+    with pytest.raises(UsageError, match="--router 'router3': nextpnr's routers are router1"):
+        check_options("ulx3s", 1, None, 115_200, router="router3")
 
 
 def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -217,3 +220,16 @@ def test_stall_minutes_reach_the_job(tmp_path: Path, monkeypatch, extra: list[st
     assert ("--stall-minutes" in job.command()) is bool(extra)
     if extra:
         assert f"--stall-minutes {extra[1]}" in job.command()
+
+
+@pytest.mark.parametrize("extra, router", [([], "router1"), (["--router", "router2"], "router2")])
+def test_router_reaches_the_job_and_nextpnr(tmp_path: Path, monkeypatch, extra: list[str],
+                                            router: str) -> None:
+    """`--router R` reaches the board build and every seed's nextpnr command line; the
+    reproducing command carries it when it is not the default."""
+    job = _job_of(monkeypatch, ["--workdir", str(tmp_path), "build", "--model", "tiny_cnn",
+                                "--array", "2x2", *extra])  # fmt: skip
+    assert job.router == router
+    assert ("--router" in job.command()) is bool(extra)
+    cmd = board_build._pnr_command(BOARDS["ulx3s"].platform(), 3, job.router)
+    assert cmd[cmd.index("--router") + 1] == router and cmd[cmd.index("--seed") + 1] == "3"

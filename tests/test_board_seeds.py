@@ -65,7 +65,8 @@ def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int):
         state["report"] = {"seeds": sorted(folded)}
 
     monkeypatch.setattr(board_build, "_seed_done", seed_done)
-    job = SimpleNamespace(seeds=seeds, workers=2, scheduler=None, stall_minutes=0)
+    job = SimpleNamespace(seeds=seeds, workers=2, scheduler=None, stall_minutes=0,
+                          router="router1")
     steps = board_build._Steps(tmp_path, lambda _msg: None)
     ctx = {"job": job, "out": tmp_path}
     report = board_build._place_route_pack(ctx, _Platform(), steps)

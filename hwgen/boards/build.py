@@ -337,6 +337,10 @@ DEFAULT_BAUD = 115_200
 # up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more,
 # or kept printing lines without fewer arcs left (`_progressed`)
 DEFAULT_STALL_MINUTES = 30.0
+# nextpnr's routers (`--router`): router1 (rip-up and reroute, arc by arc; the default) or
+# router2 (negotiated congestion over all nets at once)
+ROUTERS = ("router1", "router2")
+DEFAULT_ROUTER = "router1"
 # the `hwgen build` switches that select each remainder-tile schedule (ArrayConfig.schedule)
 SCHEDULE_FLAGS: dict[bool | str, list[str]] = {
     False: ["--no-remainder-tiles"],
@@ -362,6 +366,7 @@ class BoardJob:
     scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
     fit: tuple[str, ...] = ()  # models the plan was also sized for
     stall_minutes: float = DEFAULT_STALL_MINUTES  # a seed's log this long unchanged: replace it
+    router: str = DEFAULT_ROUTER  # nextpnr's router for every seed (ROUTERS)
 
     @property
     def name(self) -> str:
@@ -379,11 +384,14 @@ class BoardJob:
             words += ["--freq", f"{self.freq_mhz:g}"]
         if self.stall_minutes != DEFAULT_STALL_MINUTES:
             words += ["--stall-minutes", f"{self.stall_minutes:g}"]
+        if self.router != DEFAULT_ROUTER:
+            words += ["--router", self.router]
         return " ".join([*words, "--baud", str(self.baud), "-n", str(len(self.images))])
 
 
 def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
-                  stall_minutes: float = DEFAULT_STALL_MINUTES) -> None:
+                  stall_minutes: float = DEFAULT_STALL_MINUTES,
+                  router: str = DEFAULT_ROUTER) -> None:
     """Every board option a build needs, checked before any work (UsageError, one line)."""
     from .top import clock_plan, link_plan
 
@@ -397,6 +405,8 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
     if isinstance(m, bool) or not isinstance(m, (int, float)) or not (math.isfinite(m) and m >= 0):
         raise UsageError(f"--stall-minutes {m!r}: must be a number of minutes >= 0 "
                          "(0: no watchdog)")
+    if router not in ROUTERS:
+        raise UsageError(f"--router {router!r}: nextpnr's routers are {', '.join(ROUTERS)}")
     spec = BOARDS[board]
     clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz)
     link_plan(clock.mhz, baud)
@@ -408,7 +418,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     from .top import top_for
 
     spec = BOARDS[job.board]
-    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes)
+    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router)
     job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
@@ -461,9 +471,10 @@ def _netlist_pass(platform, netlist: dict, path: Path) -> dict:
     return stats
 
 
-def _pnr_command(platform, s: int | str) -> list[str]:
+def _pnr_command(platform, s: int | str, router: str = DEFAULT_ROUTER) -> list[str]:
     """nextpnr's command line for seed ``s`` (the report shows it with ``s`` = "N")."""
-    return [*platform.nextpnr_command(), "--seed", str(s), "--report", f"report_s{s}.json",
+    return [*platform.nextpnr_command(), "--seed", str(s), "--router", router,
+            "--report", f"report_s{s}.json",
             "--detailed-timing-report", "--timing-allow-fail",  # every endpoint, by unit
             *platform.nextpnr_outputs(f"s{s}")]
 
@@ -472,9 +483,9 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
     """nextpnr per seed (Dask tasks when ``job.workers`` > 1 or a scheduler is given); after
     each seed the best bitstream so far and the report."""
     job = ctx["job"]
-    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})", _pnr_command(platform, s))
-             for s in range(1, job.seeds + 1)}
-    cmd = _pnr_command(platform, "N")
+    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
+                 _pnr_command(platform, s, job.router)) for s in range(1, job.seeds + 1)}
+    cmd = _pnr_command(platform, "N", job.router)
     ctx["pnr_command"] = " ".join([Path(cmd[0]).name, *cmd[1:]])
     state: dict = {"runs": [], "best_seed": None, "report": {}, "stalled": []}
     if job.seeds > 1 and (job.workers > 1 or job.scheduler):
@@ -525,7 +536,7 @@ def _replace_stalled(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, ste
             f"({', '.join(map(str, spares))}) are used up{every}")
     new = max(seeds) + 1
     seeds[new] = (f"place & route (nextpnr, seed {new}, replaces seed {s})",
-                  _pnr_command(platform, new))
+                  _pnr_command(platform, new, job.router))
     stalled.append({"seed": s, "minutes_without_progress": round(minutes, 1),
                     "wall_s": round(run.wall_s, 1), "last_log_line": line, "replaced_by": new,
                     "log": str(path)})
@@ -643,6 +654,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
             "stalled_seeds": list(stalled),  # stopped by the watchdog, not in the figures
         },
         "stall_minutes": job.stall_minutes,
+        "router": job.router,
         "critical_path": [
             {"seed": r["seed"], **p}
             for r in runs for p in r["critical_paths"]

@@ -58,6 +58,7 @@ class BuildConfig:
     freq_mhz: float | None = None
     baud: int = 115_200
     stall_minutes: float = 30.0  # a nextpnr seed's log unchanged this long: replaced (0: never)
+    router: str = "router1"  # nextpnr's router (router1 or router2)
     # An in-memory source (hwgen.compile): not compared, not printed.
     module: Any = field(default=None, compare=False, repr=False)
     calib_data: Any = field(default=None, compare=False, repr=False)
@@ -97,7 +98,8 @@ class BuildConfig:
         if "build" in self.steps:  # the board options: checked before any work
             from hwgen.boards.build import check_options
 
-            check_options(self.board, self.seeds, self.freq_mhz, self.baud, self.stall_minutes)
+            check_options(self.board, self.seeds, self.freq_mhz, self.baud, self.stall_minutes,
+                          self.router)
 
 
 def _int_at_least(name: str, v: object, lo: int) -> None:
