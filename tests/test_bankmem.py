@@ -1,19 +1,28 @@
 """BankedMemory: every word read back equals the golden memory, READ_LATENCY cycles after its
-address, across bank boundaries, for single- and multi-bank sizes."""
+address, across bank boundaries, for single- and multi-bank sizes, words wider than one copy
+of the bank select."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from amaranth.sim import Simulator
 
-from hwgen.rtl.bankmem import READ_LATENCY, WRITE_LATENCY, BankedMemory, banked_golden
+from hwgen.rtl.bankmem import (
+    READ_LATENCY,
+    SEL_COPY_BITS,
+    WRITE_LATENCY,
+    BankedMemory,
+    banked_golden,
+)
 
 
 @pytest.mark.parametrize("from_regs", [False, True])
 @pytest.mark.parametrize("second", [False, True])
-@pytest.mark.parametrize(("width", "depth", "bank_depth"), [(8, 5, 512), (16, 40, 8), (12, 33, 16)])
+@pytest.mark.parametrize(("width", "depth", "bank_depth"),
+                         [(8, 5, 512), (16, 40, 8), (12, 33, 16), (80, 20, 8)])
 def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool,
                             from_regs: bool) -> None:
     """Both read ports (``second_read``: the second shares the write's block-RAM port), the
@@ -96,3 +105,19 @@ def test_bad_sizes() -> None:
         BankedMemory(width=8, depth=10, bank_depth=6)
     with pytest.raises(ValueError, match="width and depth"):
         BankedMemory(width=0, depth=10)
+
+
+@pytest.mark.parametrize("second", [False, True])
+def test_bank_select_copied_per_part_of_the_word(second: bool) -> None:
+    """An 80-bit word in 3 banks: its select register in 3 UNSHARED copies (36 + 36 + 8 bits),
+    per read port; one bank: no select copies at all."""
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(BankedMemory(width=80, depth=20, bank_depth=8, second_read=second))
+    n = -(-80 // SEL_COPY_BITS)
+    for name in ["sel_d", *(["sel2_d"] if second else [])]:
+        copies = re.findall(rf"^ *wire width 2 \\{name}(\d+)$", text, flags=re.M)
+        assert sorted(map(int, copies)) == list(range(n)), (name, copies)
+    assert text.count("hwgen_nomerge") >= n * (1 + second)
+    one = rtlil.convert(BankedMemory(width=80, depth=8, bank_depth=8, second_read=second))
+    assert "sel_d0" not in one

@@ -24,19 +24,27 @@ on each bank's other block-RAM port: the write shares it (its address is the wri
 write cycle, else ``r2_addr``), as the activation buffers share theirs (hwgen.rtl.top), so
 the banks still take one DP16KD per 18 bits; a second read in a write cycle returns no
 defined word (weights are written only while no inference runs).
+
+The registered bank select is copied once per ``SEL_COPY_BITS`` of the word (UNSHARED): the
+direct-weight memory is 8·R·C bits wide (768 at 12x8: 43 DP16KD per bank, across the die), and its
+one select register fed every output bit's multiplexer, the most congested net of the routed
+12x8 (router2's congestion by net, session 29).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+
+from .attrs import UNSHARED
 
 __all__ = ["BankedMemory", "READ_LATENCY", "WRITE_LATENCY", "banked_golden"]
 
 READ_LATENCY = 3
 WRITE_LATENCY = 2  # a write in cycle c is seen by reads from cycle c + 2 on
 BANK_DEPTH = 1024  # one ECP5 DP16KD holds 1,024 words of 18 bits (x18: both ports usable)
+SEL_COPY_BITS = 36  # output bits per copy of the bank select (two DP16KD side by side)
 
 
 def banked_golden(writes: list[tuple[int, int]], reads: list[int], depth: int) -> list[int]:
@@ -82,12 +90,12 @@ class BankedMemory(wiring.Component):
         m = Module()
         lo = max(1, (self.bank_depth - 1).bit_length()) if self.n_banks > 1 else len(self.r_addr)
         sel = Signal(range(max(2, self.n_banks)))
-        sel_d = Signal.like(sel, reset_less=True)
-        m.d.sync += [sel.eq(self.r_addr[lo:]), sel_d.eq(sel)]
+        m.d.sync += sel.eq(self.r_addr[lo:])
+        sel_d = self._sel_copies(m, sel, "sel_d")
         if self.second_read:
             sel2 = Signal.like(sel)
-            sel2_d = Signal.like(sel, reset_less=True)
-            m.d.sync += [sel2.eq(self.r2_addr[lo:]), sel2_d.eq(sel2)]
+            m.d.sync += sel2.eq(self.r2_addr[lo:])
+            sel2_d = self._sel_copies(m, sel2, "sel2_d")
             out2 = 0
         # the registered write (reset-less: a write accepted before a reset still lands),
         # unless the caller's write signals are flip-flops already
@@ -117,7 +125,7 @@ class BankedMemory(wiring.Component):
                 rp.addr.eq(self.r_addr[:lo]),
             ]
             m.d.sync += q.eq(rp.data)
-            out = out | (q & (sel_d == b).replicate(self.width))
+            out = out | self._select(q, sel_d, b)
             if not self.second_read:
                 m.d.comb += wp.addr.eq(w_addr[:lo])
                 continue
@@ -129,7 +137,7 @@ class BankedMemory(wiring.Component):
                          wp.addr.eq(shared), rp2.addr.eq(shared)]
             q2 = Signal(self.width, name=f"q2_{b}", reset_less=True)
             m.d.sync += q2.eq(rp2.data)
-            out2 = out2 | (q2 & (sel2_d == b).replicate(self.width))
+            out2 = out2 | self._select(q2, sel2_d, b)
         r = Signal(self.width, reset_less=True)
         m.d.sync += r.eq(out)
         m.d.comb += self.r_data.eq(r)
@@ -138,3 +146,17 @@ class BankedMemory(wiring.Component):
             m.d.sync += r2.eq(out2)
             m.d.comb += self.r2_data.eq(r2)
         return m
+
+    def _sel_copies(self, m: Module, sel: Signal, name: str) -> list[Signal]:
+        """``sel`` one cycle later, one copy per ``SEL_COPY_BITS`` of the word."""
+        n = -(-self.width // SEL_COPY_BITS) if self.n_banks > 1 else 1
+        copies = [Signal.like(sel, name=f"{name}{k}" if n > 1 else name, reset_less=True,
+                              attrs=UNSHARED if n > 1 else {}) for k in range(n)]
+        m.d.sync += [c.eq(sel) for c in copies]
+        return copies
+
+    def _select(self, q: Signal, sel_d: list[Signal], b: int) -> Value:
+        """``q`` where its part's select copy is ``b``, else 0."""
+        k = SEL_COPY_BITS
+        parts = [q[i * k:(i + 1) * k] for i in range(len(sel_d))] if len(sel_d) > 1 else [q]
+        return Cat(p & (s == b).replicate(len(p)) for p, s in zip(parts, sel_d, strict=True))
