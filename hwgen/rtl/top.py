@@ -70,7 +70,7 @@ from .sequencer import Sequencer
 from .systolic import SystolicArray
 from .traits import trait
 from .transfer import IMAGE_LAYOUT, LOGIT_LAYOUT, ImageSlot, ImageWriter, LogitSender
-from .writeback import PARAM_LANE_LAYOUT, WriteBack
+from .writeback import PARAM_LANE_LAYOUT, START_LAYOUT, WriteBack
 
 if TYPE_CHECKING:
     from amaranth.hdl import ValueLike
@@ -188,7 +188,7 @@ class _Ctl:
     fetch_sel: Signal
     rom_q: Signal
     seq_start: Signal
-    wb_start: Signal
+    wb_start: list[Signal]  # one per part of the write-back (START_LAYOUT)
     settle: Signal
     fetch_end: Signal
     layer_done: Signal
@@ -244,7 +244,7 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     rom_q = Signal(32, reset_less=True)
     # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
     seq_start = Signal(attrs=UNSHARED)
-    wb_start = Signal(attrs=UNSHARED)
+    wb_start = [Signal(name=f"wb_start_{u}", attrs=UNSHARED) for u in START_LAYOUT.members]
     # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
     # layer; a flag, not a compare)
     settle = Signal(3)
@@ -262,7 +262,7 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     # values, when the sequencer runs and the write-back's flags are cleared).
     units_done = Signal()
     snd_start = Signal()  # the result transfer's start, a registered pulse (timing)
-    m.d.comb += [seq.start.eq(seq_start), wb.start.eq(wb_start), snd.start.eq(snd_start)]
+    m.d.comb += [seq.start.eq(seq_start), wb.start.eq(Cat(wb_start)), snd.start.eq(snd_start)]
     return _Ctl(layer=layer, layer_oh=layer_oh, prog_addr=prog_addr, prog_p1=prog_p1,
                 fetch_i=fetch_i, fetch_more=fetch_more, fetch_sel=fetch_sel, rom_q=rom_q,
                 seq_start=seq_start, wb_start=wb_start, settle=settle, fetch_end=fetch_end,
@@ -962,7 +962,7 @@ class Accelerator(wiring.Component):
         # start registers sit with their units, and a LUT of the controller's state in front
         # of them was 6.71 ns routed (d0a3a0e seed 3); now one net from a flip-flop. The
         # sequencer registers its K-loop restart from the same next value.
-        m.d.sync += [ctl.seq_start.eq(fetch_end), ctl.wb_start.eq(fetch_end)]
+        m.d.sync += [ctl.seq_start.eq(fetch_end), *(w.eq(fetch_end) for w in ctl.wb_start)]
         m.d.comb += seq.start_next.eq(fetch_end)
 
     def _program_fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View,

@@ -29,11 +29,17 @@ from .reduce import RowReduce
 from .requant import REQUANT_MULT_LATENCY, Requant
 from .traits import trait
 
-__all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "col_out_layout"]
+__all__ = ["WriteBack", "PARAM_LANE_LAYOUT", "PARAM_READ_LATENCY", "START_LAYOUT",
+           "col_out_layout"]
 
 A = 24
 PARAM_READ_LATENCY = 2  # address -> block RAM (registered read) -> register -> requant
 PARAM_LANE_LAYOUT = data.StructLayout({"bias": signed(32), "mult": signed(32), "shift": 8})
+# the layer's start pulse, one copy per part of the write-back that it loads (equal values,
+# each its own flip-flop in the controller: one start register drove every part's loads
+# across the die, the second most congested net of the routed 12x8, session 29)
+START_LAYOUT = data.StructLayout({u: 1 for u in ("reduce", "position", "pool", "pooled",
+                                                 "writes", "rows", "split")})
 
 
 def col_out_layout(acc_width: int, cols: int) -> data.ArrayLayout:
@@ -162,7 +168,7 @@ class WriteBack(wiring.Component):
         super().__init__(
             {
                 "desc": In(DESC_LAYOUT),
-                "start": In(1),
+                "start": In(START_LAYOUT),
                 "col_out": In(col_out_layout(acc_width, cols)),
                 "param_addr": Out(unsigned(param_addr_width)),
                 "param_data": In(data.ArrayLayout(PARAM_LANE_LAYOUT, cols)),
@@ -230,7 +236,7 @@ class WriteBack(wiring.Component):
         split, split_one, fold_flags = self._split(m, d, aligned[0][0])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
             aligned = self._fold(m, aligned, *fold_flags, ram_from=ram_from)
-        m.d.comb += [red.start.eq(self.start), red.split_m1.eq(split),
+        m.d.comb += [red.start.eq(self.start.reduce), red.split_m1.eq(split),
                      red.split_one.eq(split_one), red.i_valid.eq(aligned[0][0])]
         # each lane's sums are enabled by its own column's deskewed valid (equal values)
         m.d.comb += [red.lane_valid[j].eq(aligned[j][0]) for j in range(C)]
@@ -309,7 +315,7 @@ class WriteBack(wiring.Component):
 
     def _position_steps(self, m: Module, d: data.View, pos: _Pos, row_valid: Value) -> None:
         """The row position's steps: start loads it, each row steps it; its flags' updates."""
-        with m.If(self.start):
+        with m.If(self.start.position):
             m.d.sync += [pos.tl2.eq(pos.pt_m3), pos.g.eq(0), pos.r.eq(0), pos.paddr.eq(d.pbase)]
             m.d.sync += [pos.wptr.eq(d.dst_base), pos.gptr.eq(d.dst_base)]
             m.d.comb += pos.tp_end_n.eq(pos.pt_one)
@@ -461,7 +467,7 @@ class WriteBack(wiring.Component):
             pool.cfg.k.eq(d.pool_k),
             pool.cfg.mode.eq(d.pool_mode),
             pool.cfg.avg_shift.eq(d.pool_shift),
-            pool.start.eq(self.start),
+            pool.start.eq(self.start.pool),
             pool.i_stream.valid.eq(pool_vr),
             pool.i_stream.payload.as_value().eq(pool_d),
         ]
@@ -480,7 +486,7 @@ class WriteBack(wiring.Component):
         pc_m3 = Signal.like(pl2, reset_less=True)
         pc_one = Signal(reset_less=True)
         m.d.sync += [pc_m3.eq(d.pool_count - 3), pc_one.eq(d.pool_count == 1)]
-        with m.If(self.start):
+        with m.If(self.start.pooled):
             m.d.sync += [pl2.eq(pc_m3), pq_end.eq(pc_one), pptr.eq(d.dst_base),
                          pgptr.eq(d.dst_base)]  # fmt: skip
         with m.Elif(pool.o_stream.valid):
@@ -516,7 +522,7 @@ class WriteBack(wiring.Component):
         # after the last write (tail_len's + 2).
         wr_seen = Signal()
         m.d.sync += wr_seen.eq(self.wr_en)
-        with m.If(self.start):
+        with m.If(self.start.writes):
             m.d.sync += [writes_all.eq(wr_zero), writes_l2.eq(wr_m2)]
         with m.Elif(wr_seen):
             m.d.sync += [writes_all.eq(writes_l2[-1]), writes_l2.eq(writes_l2 - 1)]
@@ -534,7 +540,7 @@ class WriteBack(wiring.Component):
         tail = Signal(range(tail_len + 1), **rl)  # (read only while ~tail_zero)
         rows_all = Signal(init=1)  # every row of the layer seen
         tail_zero = Signal(init=1)  # tail == 0
-        with m.If(self.start):
+        with m.If(self.start.rows):
             m.d.sync += [rows_l2.eq(rows_m2), tail.eq(tail_len), tail_zero.eq(0),
                          rows_all.eq(rows_zero)]  # fmt: skip
         with m.Elif(row_valid):
@@ -618,7 +624,7 @@ class WriteBack(wiring.Component):
         R = self.rows
         Q = R // 2
         row0 = [s.ii.eq(0), s.ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in s.p1s)]  # a tile's first
-        with m.If(self.start):
+        with m.If(self.start.split):
             m.d.sync += [*row0, s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one), *s.split_for(s.pt_one)]
         with m.Elif(valid):
             with m.If(s.ii_end):
