@@ -1,6 +1,6 @@
 """BankedMemory: every word read back equals the golden memory, READ_LATENCY cycles after its
-address, across bank boundaries, for single- and multi-bank sizes, words wider than one copy
-of the bank select."""
+address (one more with ``read_addr_copies``), across bank boundaries, for single- and multi-bank
+sizes, words wider than one copy of the bank select."""
 
 from __future__ import annotations
 
@@ -19,17 +19,20 @@ from hwgen.rtl.bankmem import (
 )
 
 
+@pytest.mark.parametrize("copies", [False, True])
 @pytest.mark.parametrize("from_regs", [False, True])
 @pytest.mark.parametrize("second", [False, True])
 @pytest.mark.parametrize(("width", "depth", "bank_depth"),
                          [(8, 5, 512), (16, 40, 8), (12, 33, 16), (80, 20, 8)])
 def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool,
-                            from_regs: bool) -> None:
+                            from_regs: bool, copies: bool) -> None:
     """Both read ports (``second_read``: the second shares the write's block-RAM port), the
-    write registered or not (``write_from_registers``)."""
+    write registered or not (``write_from_registers``), the read address copied per part of
+    the word or not (``read_addr_copies``: the first port one cycle later)."""
     rng = random.Random(depth)
     dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second,
-                       write_from_registers=from_regs)
+                       write_from_registers=from_regs, read_addr_copies=copies)
+    assert dut.read_latency == READ_LATENCY + copies
     reads2 = [rng.randrange(depth) for _ in range(4 * depth)]
     got2: list[int] = []
     writes = [(a, rng.getrandbits(width)) for a in rng.sample(range(depth), depth)]
@@ -46,15 +49,16 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
         ctx.set(dut.w_en, 0)
         for _ in range(dut.write_latency - 1):  # the last write lands
             await ctx.tick()
-        for t in range(len(reads) + READ_LATENCY):
+        lat = dut.read_latency  # (the second port's is READ_LATENCY)
+        for t in range(len(reads) + lat):
             if t < len(reads):
                 ctx.set(dut.r_addr, reads[t])
                 if second:
                     ctx.set(dut.r2_addr, reads2[t])
-            if t >= READ_LATENCY:
+            if t >= lat:
                 got.append(ctx.get(dut.r_data))
-                if second:
-                    got2.append(ctx.get(dut.r2_data))
+            if second and READ_LATENCY <= t < len(reads) + READ_LATENCY:
+                got2.append(ctx.get(dut.r2_data))
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -121,3 +125,21 @@ def test_bank_select_copied_per_part_of_the_word(second: bool) -> None:
     assert text.count("hwgen_nomerge") >= n * (1 + second)
     one = rtlil.convert(BankedMemory(width=80, depth=8, bank_depth=8, second_read=second))
     assert "sel_d0" not in one
+
+
+def test_read_address_copied_per_part_of_the_word() -> None:
+    """``read_addr_copies``: an 80-bit word in 3 parts (36 + 36 + 8 bits), each with its own
+    UNSHARED read-address register and its own memory per bank; without it, one memory per
+    bank and no copies."""
+    from amaranth.back import rtlil
+
+    n = -(-80 // SEL_COPY_BITS)
+    text = rtlil.convert(BankedMemory(width=80, depth=20, bank_depth=8, read_addr_copies=True))
+    assert sorted(map(int, re.findall(r"^ *wire width 5 \\r_addr(\d+)$", text, flags=re.M))) \
+        == list(range(n))
+    mems = re.findall(r"^ *memory width (\d+) size \d+ \\bank(\d+_\d+)$", text, flags=re.M)
+    assert sorted(mems) == sorted((str(w), f"{b}_{k}") for b in range(3)
+                                  for k, w in enumerate([36, 36, 8]))
+    plain = rtlil.convert(BankedMemory(width=80, depth=20, bank_depth=8))
+    assert "r_addr0" not in plain
+    assert len(re.findall(r"^ *memory width 80 size \d+ \\bank\d+$", plain, flags=re.M)) == 3

@@ -29,6 +29,13 @@ The registered bank select is copied once per ``SEL_COPY_BITS`` of the word (UNS
 direct-weight memory is 8·R·C bits wide (768 at 12x8: 43 DP16KD per bank, across the die), and its
 one select register fed every output bit's multiplexer, the most congested net of the routed
 12x8 (router2's congestion by net, session 29).
+
+``read_addr_copies=True`` registers the read address once more inside, one copy per
+``SEL_COPY_BITS`` of the word (UNSHARED), each bank split into parts of that width with their
+own block RAMs: each part's address pins are then driven by a flip-flop of its own, not all
+by one register across the die (the direct-weight word's read address, the next congested
+nets after the select). The read latency is one cycle longer (``read_latency``); the write
+and the second read are as before.
 """
 
 from __future__ import annotations
@@ -59,7 +66,8 @@ class BankedMemory(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth``; see the module docstring."""
 
     def __init__(self, *, width: int, depth: int, bank_depth: int = BANK_DEPTH,
-                 second_read: bool = False, write_from_registers: bool = False) -> None:
+                 second_read: bool = False, write_from_registers: bool = False,
+                 read_addr_copies: bool = False) -> None:
         if width < 1 or depth < 1:
             raise ValueError(f"BankedMemory needs width and depth >= 1, not {width}x{depth}")
         if bank_depth < 1 or bank_depth & (bank_depth - 1):
@@ -69,6 +77,7 @@ class BankedMemory(wiring.Component):
         self.n_banks = -(-depth // self.bank_depth)
         self.second_read = second_read
         self.write_from_registers = write_from_registers
+        self.read_addr_copies = read_addr_copies
         aw = max(1, (depth - 1).bit_length())
         ports = {
             "w_en": In(1),
@@ -86,11 +95,26 @@ class BankedMemory(wiring.Component):
         """A write in cycle c is seen by reads from cycle c + write_latency on."""
         return 1 if self.write_from_registers else WRITE_LATENCY
 
+    @property
+    def read_latency(self) -> int:
+        """The word at ``r_addr`` in cycle c is on ``r_data`` in cycle c + read_latency."""
+        return READ_LATENCY + int(self.read_addr_copies)
+
+    def _parts(self) -> list[tuple[int, int]]:
+        """The word's bit ranges with block RAMs (and a read address copy) of their own: one
+        per ``SEL_COPY_BITS`` with ``read_addr_copies``, else the whole word."""
+        if not self.read_addr_copies:
+            return [(0, self.width)]
+        k = SEL_COPY_BITS
+        return [(i, min(i + k, self.width)) for i in range(0, self.width, k)]
+
     def elaborate(self, platform) -> Module:
         m = Module()
         lo = max(1, (self.bank_depth - 1).bit_length()) if self.n_banks > 1 else len(self.r_addr)
+        parts = self._parts()
+        r_addr = self._read_addr(m, len(parts))
         sel = Signal(range(max(2, self.n_banks)))
-        m.d.sync += sel.eq(self.r_addr[lo:])
+        m.d.sync += sel.eq(r_addr[0][lo:])
         sel_d = self._sel_copies(m, sel, "sel_d")
         if self.second_read:
             sel2 = Signal.like(sel)
@@ -108,36 +132,15 @@ class BankedMemory(wiring.Component):
         out = 0
         for b in range(self.n_banks):
             words = min(self.bank_depth, self.depth - b * self.bank_depth)
-            # no_rw_check: a read of the word written in the same cycle is never made (weights
-            # are written only while no inference runs), so yosys need not add a bypass mux
-            # between the block's read data and the register after it
-            mem = memory.Memory(shape=unsigned(self.width), depth=words, init=[],
-                                attrs={"no_rw_check": 1})
-            m.submodules[f"bank{b}"] = mem
-            wp, rp = mem.write_port(), mem.read_port()
-            q = Signal(self.width, name=f"q{b}", reset_less=True)  # -> the block's output reg
             in_bank = (self.w_addr[lo:] == b) if self.n_banks > 1 else 1
             w_en = Signal(name=f"w_en{b}", reset_less=True)
             m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
-            m.d.comb += [
-                wp.en.eq(w_en),
-                wp.data.eq(w_data),
-                rp.addr.eq(self.r_addr[:lo]),
-            ]
-            m.d.sync += q.eq(rp.data)
-            out = out | self._select(q, sel_d, b)
-            if not self.second_read:
-                m.d.comb += wp.addr.eq(w_addr[:lo])
-                continue
-            # the second read shares the write's port: one address, the write's in a write
-            # cycle (transparent only so that yosys maps both onto one block-RAM port)
-            rp2 = mem.read_port(transparent_for=(wp,))
-            shared = Signal(lo, name=f"a2_{b}")
-            m.d.comb += [shared.eq(Mux(w_en, w_addr[:lo], self.r2_addr[:lo])),
-                         wp.addr.eq(shared), rp2.addr.eq(shared)]
-            q2 = Signal(self.width, name=f"q2_{b}", reset_less=True)
-            m.d.sync += q2.eq(rp2.data)
-            out2 = out2 | self._select(q2, sel2_d, b)
+            qs = [self._part(m, f"{b}" if len(parts) == 1 else f"{b}_{k}", words, hi - at,
+                             w_en, w_addr[:lo], w_data[at:hi], r_addr[k][:lo], lo)
+                  for k, (at, hi) in enumerate(parts)]  # fmt: skip
+            out = out | self._select(Cat(q for q, _ in qs), sel_d, b)
+            if self.second_read:
+                out2 = out2 | self._select(Cat(q2 for _, q2 in qs), sel2_d, b)
         r = Signal(self.width, reset_less=True)
         m.d.sync += r.eq(out)
         m.d.comb += self.r_data.eq(r)
@@ -146,6 +149,43 @@ class BankedMemory(wiring.Component):
             m.d.sync += r2.eq(out2)
             m.d.comb += self.r2_data.eq(r2)
         return m
+
+    def _read_addr(self, m: Module, n: int) -> list[Value]:
+        """The read address of each part: ``r_addr`` itself, or with ``read_addr_copies`` a
+        registered copy per part (UNSHARED: equal values, each drives its own blocks)."""
+        if not self.read_addr_copies:
+            return [self.r_addr]
+        copies = [Signal.like(self.r_addr, name=f"r_addr{k}", reset_less=True, attrs=UNSHARED)
+                  for k in range(n)]  # fmt: skip
+        m.d.sync += [c.eq(self.r_addr) for c in copies]
+        return copies
+
+    def _part(self, m: Module, tag: str, words: int, width: int, w_en: Signal, w_addr: Value,
+              w_data: Value, r_addr: Value, lo: int) -> tuple[Signal, Signal | None]:
+        """One bank's block RAMs for one part of the word: its registered read data (and the
+        second read's)."""
+        # no_rw_check: a read of the word written in the same cycle is never made (weights
+        # are written only while no inference runs), so yosys need not add a bypass mux
+        # between the block's read data and the register after it
+        mem = memory.Memory(shape=unsigned(width), depth=words, init=[],
+                            attrs={"no_rw_check": 1})
+        m.submodules[f"bank{tag}"] = mem
+        wp, rp = mem.write_port(), mem.read_port()
+        q = Signal(width, name=f"q{tag}", reset_less=True)  # -> the block's output register
+        m.d.comb += [wp.en.eq(w_en), wp.data.eq(w_data), rp.addr.eq(r_addr)]
+        m.d.sync += q.eq(rp.data)
+        if not self.second_read:
+            m.d.comb += wp.addr.eq(w_addr)
+            return q, None
+        # the second read shares the write's port: one address, the write's in a write
+        # cycle (transparent only so that yosys maps both onto one block-RAM port)
+        rp2 = mem.read_port(transparent_for=(wp,))
+        shared = Signal(lo, name=f"a2_{tag}")
+        m.d.comb += [shared.eq(Mux(w_en, w_addr, self.r2_addr[:lo])),
+                     wp.addr.eq(shared), rp2.addr.eq(shared)]
+        q2 = Signal(width, name=f"q2_{tag}", reset_less=True)
+        m.d.sync += q2.eq(rp2.data)
+        return q, q2
 
     def _sel_copies(self, m: Module, sel: Signal, name: str) -> list[Signal]:
         """``sel`` one cycle later, one copy per ``SEL_COPY_BITS`` of the word."""
