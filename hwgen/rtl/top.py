@@ -487,8 +487,9 @@ class Accelerator(wiring.Component):
         # of the word in front of the block RAMs)
         convw = BankedMemory(width=8 * C, depth=plan.convw_depth, second_read=stream,
                              write_from_registers=True)
+        # (its read address copied per part of the word: 8*R*C bits, up to 86 blocks a bank)
         directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth,
-                               write_from_registers=True)
+                               write_from_registers=True, read_addr_copies=True)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
         self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
@@ -656,11 +657,13 @@ class Accelerator(wiring.Component):
         # memories return a word READ_LATENCY (W) cycles after its address, so the address
         # waits the rest, wlat = FEEDER_LATENCY-W-lead cycles (an address, not the word: the
         # direct word is 8*R*C bits, 1,536 at 12x16), and conv lane j j more (the column
-        # skew; the direct word is pre-skewed).
+        # skew; the direct word is pre-skewed). The direct-weight memory registers its
+        # address copies itself (read_addr_copies): one cycle of its latency is one of wlat.
         wlat = FEEDER_LATENCY - WEIGHT_READ_LATENCY - array.weight_lead
+        dlat = wlat - (directw.read_latency - WEIGHT_READ_LATENCY)
         m.d.comb += [
             convw.r_addr.eq(_delay(m, seq.convw_addr, wlat, "cwa")),
-            directw.r_addr.eq(_delay(m, seq.directw_addr, wlat, "dwa")),
+            directw.r_addr.eq(_delay(m, seq.directw_addr, dlat, "dwa")),
         ]
         for j in range(self.C):
             lane = convw.r_data[8 * j : 8 * j + 8]
