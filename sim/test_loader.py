@@ -17,6 +17,7 @@ import collections
 import os
 
 import numpy as np
+import pytest
 from amaranth import Module, ResetInserter, Signal, unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
@@ -52,10 +53,14 @@ def _with_last(rng: np.random.Generator, length: int, last: bool) -> list[Beat]:
 
 
 def _writes(ctx, loader: WeightLoader, got: list[dict[int, int]]) -> None:
-    """This cycle's memory writes into got."""
+    """This cycle's memory writes into got (every copy of a write address equal)."""
     for n in range(len(got)):
         if ctx.get(getattr(loader, f"we{n}")):
-            got[n][ctx.get(getattr(loader, f"addr{n}"))] = ctx.get(getattr(loader, f"data{n}"))
+            port = getattr(loader, f"addr{n}")
+            copies = [ctx.get(port[k]) for k in range(len(port))] if loader.addr_copies[n] > 1 \
+                else [ctx.get(port)]
+            assert len(set(copies)) == 1, f"memory {n}: write address copies differ: {copies}"
+            got[n][copies[0]] = ctx.get(getattr(loader, f"data{n}"))
 
 
 def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
@@ -134,13 +139,17 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
     return seen
 
 
-def test_loader_matches_model() -> None:
+@pytest.mark.parametrize("copies", [{}, {1: 2, 2: 3}])
+def test_loader_matches_model(copies: dict[int, int]) -> None:
+    """(``addr_copies``: regions 1 and 2 with 2 and 3 copies of their write address)"""
     rng = np.random.default_rng(4)
     plan = transfers(rng, 40)
     kinds = {k for k, _ in plan}
     assert kinds == {"ok", "short", "long", "nolast"}, f"stimulus lacks a kind: {kinds}"
     beats = [b for _, t in plan for b in t]
-    seen = run(WeightLoader(regions=REGIONS), LoaderModel(REGIONS), beats, rng, "no header")
+    loader = WeightLoader(regions=REGIONS, addr_copies=copies)
+    assert all(len(getattr(loader, f"addr{n}")) == k for n, k in copies.items())  # arrays
+    seen = run(loader, LoaderModel(REGIONS), beats, rng, "no header")
     # the random run exercised every outcome
     want = ("short", "long", "loaded", "reset", "reset_loaded", "reset_staged", "restart",
             "restart_staged")  # fmt: skip

@@ -19,19 +19,22 @@ from hwgen.rtl.bankmem import (
 )
 
 
-@pytest.mark.parametrize("copies", [False, True])
-@pytest.mark.parametrize("from_regs", [False, True])
+@pytest.mark.parametrize(("from_regs", "copies", "w_copies"),
+                         [(False, False, False), (True, False, False), (False, True, False),
+                          (True, True, False), (True, True, True)])  # fmt: skip
 @pytest.mark.parametrize("second", [False, True])
 @pytest.mark.parametrize(("width", "depth", "bank_depth"),
                          [(8, 5, 512), (16, 40, 8), (12, 33, 16), (80, 20, 8)])
 def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool,
-                            from_regs: bool, copies: bool) -> None:
+                            from_regs: bool, copies: bool, w_copies: bool) -> None:
     """Both read ports (``second_read``: the second shares the write's block-RAM port), the
     write registered or not (``write_from_registers``), the read address copied per part of
-    the word or not (``read_addr_copies``: the first port one cycle later)."""
+    the word or not (``read_addr_copies``: the first port one cycle later), the write address
+    given per part (``write_addr_copies``, with the caller's registers only)."""
     rng = random.Random(depth)
     dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second,
-                       write_from_registers=from_regs, read_addr_copies=copies)
+                       write_from_registers=from_regs, read_addr_copies=copies,
+                       write_addr_copies=w_copies)
     assert dut.read_latency == READ_LATENCY + copies
     reads2 = [rng.randrange(depth) for _ in range(4 * depth)]
     got2: list[int] = []
@@ -43,7 +46,8 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
     async def bench(ctx) -> None:
         for a, v in writes:
             ctx.set(dut.w_en, 1)
-            ctx.set(dut.w_addr, a)
+            for port in dut.w_addr if w_copies else [dut.w_addr]:
+                ctx.set(port, a)
             ctx.set(dut.w_data, v)
             await ctx.tick()
         ctx.set(dut.w_en, 0)
@@ -109,6 +113,8 @@ def test_bad_sizes() -> None:
         BankedMemory(width=8, depth=10, bank_depth=6)
     with pytest.raises(ValueError, match="width and depth"):
         BankedMemory(width=0, depth=10)
+    with pytest.raises(ValueError, match="write_addr_copies needs"):
+        BankedMemory(width=8, depth=10, read_addr_copies=True, write_addr_copies=True)
 
 
 @pytest.mark.parametrize("second", [False, True])

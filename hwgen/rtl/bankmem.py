@@ -35,7 +35,9 @@ one select register fed every output bit's multiplexer, the most congested net o
 own block RAMs: each part's address pins are then driven by a flip-flop of its own, not all
 by one register across the die (the direct-weight word's read address, the next congested
 nets after the select). The read latency is one cycle longer (``read_latency``); the write
-and the second read are as before.
+and the second read are as before. ``write_addr_copies=True`` (with both of those) takes the
+write address as one flip-flop copy per part from the caller (the loader's, hwgen.rtl.loader
+``addr_copies``): ``w_addr`` is then an array, each part's blocks and bank decode on its own.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class BankedMemory(wiring.Component):
 
     def __init__(self, *, width: int, depth: int, bank_depth: int = BANK_DEPTH,
                  second_read: bool = False, write_from_registers: bool = False,
-                 read_addr_copies: bool = False) -> None:
+                 read_addr_copies: bool = False, write_addr_copies: bool = False) -> None:
         if width < 1 or depth < 1:
             raise ValueError(f"BankedMemory needs width and depth >= 1, not {width}x{depth}")
         if bank_depth < 1 or bank_depth & (bank_depth - 1):
@@ -78,10 +80,14 @@ class BankedMemory(wiring.Component):
         self.second_read = second_read
         self.write_from_registers = write_from_registers
         self.read_addr_copies = read_addr_copies
+        if write_addr_copies and not (write_from_registers and read_addr_copies):
+            raise ValueError("write_addr_copies needs write_from_registers and read_addr_copies")
+        self.write_addr_copies = write_addr_copies
         aw = max(1, (depth - 1).bit_length())
+        w_addr = In(unsigned(aw))
         ports = {
             "w_en": In(1),
-            "w_addr": In(unsigned(aw)),
+            "w_addr": w_addr.array(self.n_parts) if write_addr_copies else w_addr,
             "w_data": In(unsigned(width)),
             "r_addr": In(unsigned(aw)),
             "r_data": Out(unsigned(width)),
@@ -99,6 +105,11 @@ class BankedMemory(wiring.Component):
     def read_latency(self) -> int:
         """The word at ``r_addr`` in cycle c is on ``r_data`` in cycle c + read_latency."""
         return READ_LATENCY + int(self.read_addr_copies)
+
+    @property
+    def n_parts(self) -> int:
+        """Parts of the word with block RAMs of their own (``_parts``)."""
+        return len(self._parts())
 
     def _parts(self) -> list[tuple[int, int]]:
         """The word's bit ranges with block RAMs (and a read address copy) of their own: one
@@ -121,22 +132,13 @@ class BankedMemory(wiring.Component):
             m.d.sync += sel2.eq(self.r2_addr[lo:])
             sel2_d = self._sel_copies(m, sel2, "sel2_d")
             out2 = 0
-        # the registered write (reset-less: a write accepted before a reset still lands),
-        # unless the caller's write signals are flip-flops already
-        if self.write_from_registers:
-            w_addr, w_data = self.w_addr, self.w_data
-        else:
-            w_addr = Signal.like(self.w_addr, reset_less=True)
-            w_data = Signal.like(self.w_data, reset_less=True)
-            m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
+        w_addrs, w_data = self._write_regs(m, len(parts))
         out = 0
         for b in range(self.n_banks):
             words = min(self.bank_depth, self.depth - b * self.bank_depth)
-            in_bank = (self.w_addr[lo:] == b) if self.n_banks > 1 else 1
-            w_en = Signal(name=f"w_en{b}", reset_less=True)
-            m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
+            w_ens = self._bank_enables(m, b, lo)
             qs = [self._part(m, f"{b}" if len(parts) == 1 else f"{b}_{k}", words, hi - at,
-                             w_en, w_addr[:lo], w_data[at:hi], r_addr[k][:lo], lo)
+                             w_ens[k], w_addrs[k][:lo], w_data[at:hi], r_addr[k][:lo], lo)
                   for k, (at, hi) in enumerate(parts)]  # fmt: skip
             out = out | self._select(Cat(q for q, _ in qs), sel_d, b)
             if self.second_read:
@@ -149,6 +151,34 @@ class BankedMemory(wiring.Component):
             m.d.sync += r2.eq(out2)
             m.d.comb += self.r2_data.eq(r2)
         return m
+
+    def _write_regs(self, m: Module, n: int) -> tuple[list[Value], Value]:
+        """The write address of each of the ``n`` parts (its own copy with
+        ``write_addr_copies``) and the data: registered here
+        (reset-less: a write accepted before a reset still lands), unless the caller's are
+        flip-flops already (``write_from_registers``)."""
+        if self.write_addr_copies:
+            return [self.w_addr[k] for k in range(n)], self.w_data
+        if self.write_from_registers:
+            return [self.w_addr] * n, self.w_data
+        w_addr = Signal.like(self.w_addr, reset_less=True)
+        w_data = Signal.like(self.w_data, reset_less=True)
+        m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
+        return [w_addr] * n, w_data
+
+    def _bank_enables(self, m: Module, b: int, lo: int) -> list[Signal]:
+        """Bank ``b``'s write enable of each part, decoded from the part's write address copy
+        with ``write_addr_copies`` (the decode beside the part's blocks), else one for all;
+        registered with the write unless ``write_from_registers``."""
+        addrs = ([self.w_addr[k] for k in range(self.n_parts)] if self.write_addr_copies
+                 else [self.w_addr])  # fmt: skip
+        out = []
+        for k, a in enumerate(addrs):
+            in_bank = (a[lo:] == b) if self.n_banks > 1 else 1
+            w_en = Signal(name=f"w_en{b}" + (f"_{k}" if k else ""), reset_less=True)
+            m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
+            out.append(w_en)
+        return out * (self.n_parts // len(out))
 
     def _read_addr(self, m: Module, n: int) -> list[Value]:
         """The read address of each part: ``r_addr`` itself, or with ``read_addr_copies`` a

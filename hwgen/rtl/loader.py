@@ -70,7 +70,7 @@ class _Regs:
     acc: Signal  # the word's beats
     beat_oh: Signal  # the word's beat, one-hot
     commit: list[Signal]  # each memory's write enable
-    commit_addr: list[Signal]  # each memory's write address
+    commit_addr: list[list[Signal]]  # each memory's write address, its copies
     loaded: Signal
     hdr: data.View  # the loaded model's header
     discard: Signal  # dropping the tail of a refused transfer up to its `last`
@@ -164,11 +164,15 @@ class WeightLoader(wiring.Component):
         header: data.StructLayout | None = None,
         magic: int = 0,
         beat_regions: tuple[int, ...] = (),
+        addr_copies: dict[int, int] | None = None,
     ) -> None:
         """header: layout of the first word (with a `magic` field); regions: (header field
         giving the word count, word width in bits, memory depth) of each memory, in load order;
         without a header, (word width, depth): every region is as long as its memory.
-        beat_regions: indices of regions stored one 32-bit beat per address (see above)."""
+        beat_regions: indices of regions stored one 32-bit beat per address (see above).
+        addr_copies: region index -> copies of its write address register (UNSHARED, equal
+        values): its `addr{n}` port is then an array, one copy per group of block RAMs."""
+        self.addr_copies = [(addr_copies or {}).get(n, 1) for n in range(len(regions))]
         self.header_layout = header
         self.magic = magic
         if header is None:
@@ -193,7 +197,9 @@ class WeightLoader(wiring.Component):
             ports["header"] = Out(header)
         for n, (w, dpt) in enumerate(self.mem_shape):
             ports[f"we{n}"] = Out(1)
-            ports[f"addr{n}"] = Out(range(max(dpt, 2)))
+            k = self.addr_copies[n]
+            ports[f"addr{n}"] = Out(range(max(dpt, 2))) if k == 1 else \
+                Out(range(max(dpt, 2))).array(k)
             ports[f"data{n}"] = Out(unsigned(w))
         super().__init__(ports)
 
@@ -271,8 +277,10 @@ class WeightLoader(wiring.Component):
         commit = [Signal(name=f"commit{n}", reset_less=True) for n in range(nreg)]
         # one copy of the write address register per memory (timing: each drives its own
         # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
-        commit_addr = [Signal(range(max(d, 2)), name=f"commit_addr{n}", attrs=UNSHARED,
-                              reset_less=True)
+        # (and `addr_copies` copies of a memory's: one per group of its block RAMs)
+        commit_addr = [[Signal(range(max(d, 2)), name=f"commit_addr{n}" + (f"_{k}" if k else ""),
+                               attrs=UNSHARED, reset_less=True)
+                        for k in range(self.addr_copies[n])]
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
@@ -377,9 +385,16 @@ class WeightLoader(wiring.Component):
         for n, (w, _) in enumerate(self.mem_shape):
             m.d.comb += [
                 getattr(self, f"we{n}").eq(r.commit[n]),
-                getattr(self, f"addr{n}").eq(r.commit_addr[n]),
+                *self._addr_port(n, r.commit_addr[n]),
                 getattr(self, f"data{n}").eq(r.acc[:w]),
             ]
+
+    def _addr_port(self, n: int, copies: list[Signal]) -> list:
+        """Memory ``n``'s write address port from its register copies."""
+        port = getattr(self, f"addr{n}")
+        if len(copies) == 1:
+            return [port.eq(copies[0])]
+        return [port[k].eq(c) for k, c in enumerate(copies)]
 
     def _header_regs(self, m: Module, r: _Regs) -> _Verdict:
         """The header check's tests on the header in acc and its registered verdicts."""
@@ -499,7 +514,7 @@ class WeightLoader(wiring.Component):
         # nor reset on its copies, whose ~50 flip-flops spread over the die with their
         # memories); it is read only beside a write enable, which is set at the edge where
         # it takes the word's address (addr steps at that edge, commit_addr keeps the old)
-        m.d.sync += [ca.eq(r.addr) for ca in r.commit_addr]
+        m.d.sync += [ca.eq(r.addr) for copies in r.commit_addr for ca in copies]
         if self._has_hdr:
             # With a header the region position steps at every word end staged, in any state,
             # in a discard, in the header check and while loaded too (timing: its enables are

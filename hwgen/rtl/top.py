@@ -131,6 +131,11 @@ DBG_READ_LATENCY = 2  # `dbg_data`: row 0's registered port-A address, then the 
 PERF_READ_LATENCY = 2
 
 
+def _copies(port) -> list:
+    """A port's signals: an array port's (copies of one value), else the port itself."""
+    return list(port) if isinstance(port, list) else [port]
+
+
 def _delay(m: Module, sig, n: int, name: str):
     for s in range(n):
         nxt = Signal.like(sig, name=f"{name}_{s}", reset_less=True)
@@ -487,9 +492,11 @@ class Accelerator(wiring.Component):
         # of the word in front of the block RAMs)
         convw = BankedMemory(width=8 * C, depth=plan.convw_depth, second_read=stream,
                              write_from_registers=True)
-        # (its read address copied per part of the word: 8*R*C bits, up to 86 blocks a bank)
+        # (its read and write addresses copied per part of the word: 8*R*C bits, up to 86
+        # blocks a bank)
         directw = BankedMemory(width=8 * R * C, depth=plan.directw_depth,
-                               write_from_registers=True, read_addr_copies=True)
+                               write_from_registers=True, read_addr_copies=True,
+                               write_addr_copies=True)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
         self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
@@ -558,6 +565,7 @@ class Accelerator(wiring.Component):
                 ("param_words", PARAM_LANE_LAYOUT.size * C, plan.param_depth),
             ],
             beat_regions=(0,),  # the program memory holds beats (_program_memory)
+            addr_copies={2: directw.n_parts},  # one per part of the direct-weight word
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -579,9 +587,12 @@ class Accelerator(wiring.Component):
             rom_w.data.eq(loader.data0),
         ]
         for n, mem in ((1, convw), (2, directw), (3, params)):
+            # (the direct weights' write address in copies, one per part of the word)
+            m.d.comb += [d.eq(a) for d, a in zip(_copies(mem.w_addr),
+                                                 _copies(getattr(loader, f"addr{n}")),
+                                                 strict=True)]  # fmt: skip
             m.d.comb += [
                 mem.w_en.eq(getattr(loader, f"we{n}")),
-                mem.w_addr.eq(getattr(loader, f"addr{n}")),
                 mem.w_data.eq(getattr(loader, f"data{n}")),
             ]
         return loader
