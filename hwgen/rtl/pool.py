@@ -49,6 +49,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
 from hwgen.golden import ops
+from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.requant import rdbpot_round_up, rdbpot_split
 
 __all__ = ["Pool2d", "PoolMode", "pool_cfg_layout", "pool_golden"]
@@ -238,7 +239,7 @@ class Pool2d(wiring.Component):
         active = inp.valid & ~self.start & armed & w_in & v_in
         self._position_steps(m, cnt, c, fl, armed)
 
-        hacc = self._hacc(m, partials, fl.h_first, is_avg)
+        hacc = self._hacc(m, partials, fl.h_first, self._lane_modes(m, is_avg))
         rd, wr = self._line_buffer(m, partials, cnt.ox)
         s1 = self._stage1(m, is_avg, active, fl, cnt.ox, rd, wr)
         s2, s3_sum = self._stage2(m, partials, s1, hacc, rd)
@@ -393,9 +394,21 @@ class Pool2d(wiring.Component):
             with m.Else():
                 m.d.comb += fl.h_last_n.eq(cnt.kl3[-1])
 
+    def _lane_modes(self, m: Module, is_avg: Value) -> list[Signal]:
+        """``is_avg`` registered every cycle, one copy per lane (UNSHARED; timing: the mode
+        bit of ``cfg`` drove every lane's add-or-max logic, one of the most congested nets of
+        the routed 12x8). Like the other per-layer constants (`_layer_consts`) it is valid
+        from the cycle after `start`; it is read only on a window row's second beat or later
+        (a row's first beat is taken as it is), at `start` + 2 at the earliest. The last beat
+        of the layer before, in the cycle before `start` at the latest, still sees its own."""
+        avg = [Signal(name=f"avg{c}", reset_less=True, attrs=UNSHARED)
+               for c in range(self.lanes)]  # fmt: skip
+        m.d.sync += [a.eq(is_avg) for a in avg]
+        return avg
+
     def _hacc(self, m: Module, partials: data.ArrayLayout, h_first: Signal,
-              is_avg: Value) -> Signal:
-        """The current window row's horizontal partial, hacc."""
+              avg: list[Signal]) -> Signal:
+        """The current window row's horizontal partial, hacc (lane c's mode: ``avg[c]``)."""
         inp = self.i_stream
         # Horizontal partial of the current window. It takes every beat (timing: its enable
         # is the input's valid flip-flop, no LUT in front of its ~100 enables; that decode
@@ -407,7 +420,7 @@ class Pool2d(wiring.Component):
         with m.If(inp.valid):
             for c in range(self.lanes):
                 m.d.sync += hacc[c].eq(
-                    Mux(h_first, inp.payload[c], _combine(is_avg, hacc[c], inp.payload[c]))
+                    Mux(h_first, inp.payload[c], _combine(avg[c], hacc[c], inp.payload[c]))
                 )
         return hacc
 
