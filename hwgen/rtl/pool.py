@@ -157,17 +157,17 @@ class _S1(NamedTuple):
     col: Signal
     avg: Signal
     shift: Signal
-    fwd: Signal
+    fwd: list[Signal]  # per lane (UNSHARED copies)
 
 
 class _S2(NamedTuple):
     """Stage 2's registers (`Pool2d._stage2`)."""
 
     go: Signal
-    vf: Signal
+    vf: list[Signal]  # per lane (UNSHARED copies)
     vl: Signal
     col: Signal
-    avg: Signal
+    avg: list[Signal]  # per lane (UNSHARED copies)
     shift: Signal
     a: Signal
     h: Signal
@@ -448,7 +448,10 @@ class Pool2d(wiring.Component):
         s1_shift = Signal.like(cfg.avg_shift, reset_less=True)
         # The read met a write of its own column (in_w = 2, back-to-back beats) and so returned
         # the old word; the new one is s3_sum now.
-        s1_fwd = Signal(reset_less=True)
+        # (one copy per lane, UNSHARED: one flip-flop drove every lane's `above` mux, the
+        # routed 12x8's worst path on seed 2, 4.49 ns of routing to a far lane)
+        s1_fwd = [Signal(name=f"s1_fwd{c}", reset_less=True, attrs=UNSHARED)
+                  for c in range(self.lanes)]  # fmt: skip
         m.d.sync += [
             s1_avg.eq(is_avg),
             s1_shift.eq(Mux(is_avg, cfg.avg_shift, 0)),  # max: RDBPOT by 0 = identity
@@ -456,7 +459,7 @@ class Pool2d(wiring.Component):
             s1_vf.eq(fl.v_first),
             s1_vl.eq(fl.v_last),
             s1_col.eq(ox),
-            s1_fwd.eq(wr.en & (wr.addr == rd.addr)),
+            *(f.eq(wr.en & (wr.addr == rd.addr)) for f in s1_fwd),
         ]
         return _S1(s1_go, s1_vf, s1_vl, s1_col, s1_avg, s1_shift, s1_fwd)
 
@@ -467,20 +470,25 @@ class Pool2d(wiring.Component):
         # them is the next stage (compare and muxes in one were the pool's deepest path).
         s3_sum = Signal(partials, reset_less=True)
         above = Signal(partials)
-        m.d.comb += above.eq(Mux(s1.fwd, s3_sum, rd.data))
+        m.d.comb += [above[c].eq(Mux(s1.fwd[c], s3_sum[c], rd.data[c]))
+                     for c in range(self.lanes)]  # fmt: skip
         s2_go = Signal()
-        s2_vf = Signal(reset_less=True)
+        # (the picks' selects, one copy per lane, UNSHARED: each drove every lane's mux)
+        s2_vf = [Signal(name=f"s2_vf{c}", reset_less=True, attrs=UNSHARED)
+                 for c in range(self.lanes)]  # fmt: skip
         s2_vl = Signal(reset_less=True)
         s2_col = Signal.like(s1.col, reset_less=True)
-        s2_avg = Signal(reset_less=True)
+        s2_avg = [Signal(name=f"s2_avg{c}", reset_less=True, attrs=UNSHARED)
+                  for c in range(self.lanes)]  # fmt: skip
         s2_shift = Signal.like(s1.shift, reset_less=True)
         s2_a = Signal(partials, reset_less=True)
         s2_h = Signal(partials, reset_less=True)
         s2_add = Signal(partials, reset_less=True)
         s2_gt = Signal(self.lanes, reset_less=True)  # above > hacc, per lane
         m.d.sync += [
-            s2_go.eq(s1.go), s2_vf.eq(s1.vf), s2_vl.eq(s1.vl), s2_col.eq(s1.col),
-            s2_avg.eq(s1.avg), s2_shift.eq(s1.shift), s2_a.eq(above), s2_h.eq(hacc),
+            s2_go.eq(s1.go), s2_vl.eq(s1.vl), s2_col.eq(s1.col),
+            *(v.eq(s1.vf) for v in s2_vf), *(a.eq(s1.avg) for a in s2_avg),
+            s2_shift.eq(s1.shift), s2_a.eq(above), s2_h.eq(hacc),
         ]
         for c in range(self.lanes):
             # above > hacc as the sign of one subtraction (see `_combine`)
@@ -493,8 +501,8 @@ class Pool2d(wiring.Component):
         """vsum, written back unless the window's last row, else registered (stage 3)."""
         vsum = Signal(partials)
         for c in range(self.lanes):
-            pick = Mux(s2.avg, s2.add[c], Mux(s2.gt[c], s2.a[c], s2.h[c]))
-            m.d.comb += vsum[c].eq(Mux(s2.vf, s2.h[c], pick))
+            pick = Mux(s2.avg[c], s2.add[c], Mux(s2.gt[c], s2.a[c], s2.h[c]))
+            m.d.comb += vsum[c].eq(Mux(s2.vf[c], s2.h[c], pick))
         m.d.comb += [
             wr.addr.eq(s2.col),
             wr.data.eq(vsum),
