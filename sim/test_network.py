@@ -9,6 +9,7 @@ waveform (see sim/runner.py).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,7 +79,10 @@ def test_network_bit_exact_on_mult18x18d_model(model: str, array: str, n: int) -
     case, res, out = _run(model, array, n, platform=plat)
     a = ArrayConfig.parse(array)
     assert plat.dsps_used == a.pes + 4 * a.cols and plat.lut_multipliers == 0
-    assert "MULT18X18D #(" in case.verilog.read_text()
+    text = case.verilog.read_text()
+    assert "MULT18X18D #(" in text
+    # parameters in block RAM on a large device: one more register on their way (param_hop)
+    assert re.search(r"reg \[\d+:0\] prm_o0\b", text)
     _assert_bit_exact(case, res, out, n)
 
 
@@ -119,6 +123,7 @@ def test_network_bit_exact_with_parameters_in_lut_ram() -> None:
     params = params[: params.index("endmodule")]
     assert params.count('ram_style = "distributed"') == 2
     assert 'ram_style = "block"' not in text
+    assert "prm_o0" not in text  # (no param_hop: LUT-RAM parameters sit by their lanes)
     _assert_bit_exact(case, res, out, 2)
 
 

@@ -615,6 +615,7 @@ class Accelerator(wiring.Component):
             pool_max_out_w=plan.pool_max_out_w,
             sum_width=plan.acc_width,
             fold=stream,
+            param_hop=bool(trait(platform, "param_hop", False)) and not self.params_in_lutram,
         )
         # Submodules elaborate in the order they are added, and a board's multiplier hook
         # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs

@@ -25,6 +25,9 @@ define any of these attributes; without them every unit keeps its default:
   from flip-flops and multiplexers).
 * ``local_resets``: each unit takes the design reset through a register of its own, a
   cycle later (hwgen.rtl.resets; default False).
+* ``param_hop``: requant parameters in block RAM pass one more register on their way to the
+  lanes (the block's output register, then one the placer can put by the lanes; a cycle
+  later; default False). Not for parameters in LUT RAM, which sit by their lanes already.
 
 :class:`SmallDevice` is the set the iCEBreaker (iCE40UP5K) uses; :class:`SmallDeviceSim` is its
 stand-in for simulation (no other platform resource). :class:`LargeDevice` is the set of the
@@ -60,6 +63,9 @@ class SmallDeviceSim(SmallDevice):
 
 class LargeDevice:
     """Traits for a large FPGA (ECP5-85F): the design reset reaches each unit through a
-    register of its own (a net across the die would otherwise sit on the critical path)."""
+    register of its own, and block-RAM parameters through a second register (a net across
+    the die would otherwise sit on the critical path: the parameter block's output to a far
+    requant lane's first carry chain was the routed 12x8's worst path, session 29)."""
 
     local_resets = True
+    param_hop = True

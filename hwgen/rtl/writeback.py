@@ -152,8 +152,12 @@ class WriteBack(wiring.Component):
         requant_mult_latency: int = REQUANT_MULT_LATENCY,
         sum_width: int | None = None,
         fold: bool = False,
+        param_hop: bool = False,
     ) -> None:
         self.rows = rows
+        # one more register on the parameters' way from the block RAM to the lanes (a cycle
+        # later; hwgen.rtl.traits `param_hop`)
+        self.param_hop = param_hop
         # two-stream remainder tiles (ArrayConfig.remainder_stream): a RowFold after the
         # deskew adds row i + R/2 of such a tile to row i (hwgen.rtl.fold)
         self.fold = fold
@@ -186,7 +190,7 @@ class WriteBack(wiring.Component):
         # a small device may ask for a shorter product (hwgen.rtl.traits)
         mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
         fold = bool(trait(platform, "requant_fold", False))
-        prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY)
+        prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY) + int(self.param_hop)
 
         ram_from = trait(platform, "delay_ram_from", DELAY_RAM_FROM)
         aligned = self._deskew(m, ram_from)
@@ -361,7 +365,7 @@ class WriteBack(wiring.Component):
         """The row and its word delayed to meet its parameters, and the parameters' register."""
         C = self.cols
         # --- PARAM_READ_LATENCY cycles for the parameter read (block RAM, then a register
-        # straight after it): delay data and metadata to meet it
+        # straight after it; one more with param_hop): delay data and metadata to meet it
         p_valid, p_wvalid, p_word = row_valid, pos.m_wvalid, pos.m_word
         p_acc = [aligned[j][1] for j in range(C)]
         for s in range(prl):
@@ -373,7 +377,12 @@ class WriteBack(wiring.Component):
             m.d.sync += [na[j].eq(p_acc[j]) for j in range(C)]
             p_valid, p_wvalid, p_word, p_acc = nv, nwv, nw, na
         prm_r = Signal.like(self.param_data, reset_less=True)
-        m.d["sync" if prl > 1 else "comb"] += prm_r.eq(self.param_data)
+        src = self.param_data
+        for s in range(prl - 2):  # (param_hop) the block's output register, then prm_r
+            hop = Signal.like(self.param_data, name=f"prm_o{s}", reset_less=True)
+            m.d.sync += hop.eq(src)
+            src = hop
+        m.d["sync" if prl > 1 else "comb"] += prm_r.eq(src)
         return _Beat(p_valid, p_wvalid, p_word, p_acc, prm_r)
 
     def _requant_lanes(self, m: Module, d: data.View, p: _Beat, mult_latency: int,
