@@ -157,10 +157,8 @@ class BankedMemory(wiring.Component):
         ``write_addr_copies``) and the data: registered here
         (reset-less: a write accepted before a reset still lands), unless the caller's are
         flip-flops already (``write_from_registers``)."""
-        if self.write_addr_copies:
-            return [self.w_addr[k] for k in range(n)], self.w_data
         if self.write_from_registers:
-            return [self.w_addr] * n, self.w_data
+            return self._w_addr_inputs(), self.w_data
         w_addr = Signal.like(self.w_addr, reset_less=True)
         w_data = Signal.like(self.w_data, reset_less=True)
         m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
@@ -170,15 +168,21 @@ class BankedMemory(wiring.Component):
         """Bank ``b``'s write enable of each part, decoded from the part's write address copy
         with ``write_addr_copies`` (the decode beside the part's blocks), else one for all;
         registered with the write unless ``write_from_registers``."""
-        addrs = ([self.w_addr[k] for k in range(self.n_parts)] if self.write_addr_copies
-                 else [self.w_addr])  # fmt: skip
+        copies = self._w_addr_inputs()[: self.n_parts if self.write_addr_copies else 1]
         out = []
-        for k, a in enumerate(addrs):
+        for k, a in enumerate(copies):
             in_bank = (a[lo:] == b) if self.n_banks > 1 else 1
             w_en = Signal(name=f"w_en{b}" + (f"_{k}" if k else ""), reset_less=True)
             m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
             out.append(w_en)
         return out * (self.n_parts // len(out))
+
+    def _w_addr_inputs(self) -> list[Value]:
+        """The write address input of each part: its own copy with ``write_addr_copies``,
+        else ``w_addr`` for every part."""
+        if self.write_addr_copies:
+            return [self.w_addr[k] for k in range(self.n_parts)]
+        return [self.w_addr] * self.n_parts
 
     def _read_addr(self, m: Module, n: int) -> list[Value]:
         """The read address of each part: ``r_addr`` itself, or with ``read_addr_copies`` a
