@@ -348,7 +348,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
         board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
         workers=args.workers, scheduler=args.scheduler, stall_minutes=args.stall_minutes,
-        router=args.router,
+        router=args.router, resources_only=args.resources_only,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
 
@@ -358,6 +358,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 1
     assert rep is not None
+    if rep.get("resources_only"):
+        return _print_resources(rep)
     f = rep["fmax_post_route_mhz"]
     print(
         f"[hwgen build] {rep['bitstream']}: post-route Fmax min/median/max "
@@ -376,6 +378,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"[hwgen build] seed {g['seed']} stopped after {g['minutes_without_progress']:g} "
               f"min without nextpnr progress; replaced by seed {g['replaced_by']}")
     print(f"[hwgen build] top: {rep['top']['top']}, {rep['top']['uart']}")
+    print(f"report: {rep['report_md']}, {rep['report_json']}")
+    return 0
+
+
+def _print_resources(rep: dict) -> int:
+    res = rep["resources"].items()
+    used = ", ".join(f"{k} {v['used']:,}/{v['available']:,}" for k, v in res)
+    print(f"[hwgen build] resources after packing (no placement, no Fmax): {used}")
     print(f"report: {rep['report_md']}, {rep['report_json']}")
     return 0
 
@@ -429,6 +439,10 @@ def _build_parser(sub) -> None:
                     help="nextpnr's router for every seed: router1 (rip-up and reroute, arc "
                     "by arc; the default) or router2 (negotiated congestion over all "
                     "nets)")  # fmt: skip
+    sp.add_argument("--resources-only", action="store_true",
+                    help="yosys and nextpnr's packer only: LUT4/FF/DSP/BRAM in minutes, no "
+                    "simulation, placement, Fmax or bitstream; writes reports/board_<board>_"
+                    "<model>_<array>_resources.md/.json (for `hwgen estimate --add-build`)")
     sp.add_argument("-n", type=int, default=2,
                     help="test images simulated for the cycle count (default 2)")  # fmt: skip
     sp.set_defaults(fn=cmd_build)

@@ -102,6 +102,24 @@ def test_small_full_flow_build() -> None:
     placed = re.search(r"Placed (\d+) cells based on constraints", pnr_log)
     assert placed and int(placed[1]) >= plan["hard_cells_placed"]
     assert rep["top"]["clock_mhz"] == 150.0 and "EHXPLLL" in rep["top"]["clock"]
+    _resources_only_counts_as_the_routed_build(rep)
+
+
+def _resources_only_counts_as_the_routed_build(routed: dict) -> None:
+    """`hwgen build --resources-only` (yosys + nextpnr's packer, hwgen.boards.resources):
+    every resource as the routed build of the same design counts it, no simulation, no
+    placement, no bitstream; its own report, not the routed build's."""
+    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1, resources_only=True)
+    assert rep["resources_only"] and rep["resources"] == routed["resources"]
+    assert rep["cells_by_unit"][-1]["FF"] == rep["resources"]["FF"]["used"]
+    steps = set(rep["step_seconds"])
+    assert "synthesis (yosys)" in steps and not any(
+        s.startswith(("simulate", "place & route", "pack (bitstream)")) for s in steps)
+    assert rep["report_json"].endswith("board_ulx3s_tiny_cnn_2x2_resources.json")
+    assert rep["report_json"] != routed["report_json"] and Path(routed["report_json"]).exists()
+    assert "--resources-only" in rep["command"]
+    assert not list(Path(rep["logs"]).glob("*.bit"))
+    assert "no Fmax" in Path(rep["report_md"]).read_text()
 
 
 @pytest.mark.board

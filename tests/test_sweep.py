@@ -454,3 +454,32 @@ def test_a_build_for_a_slower_clock_gives_no_fmax_point(tmp_path, capsys) -> Non
     assert got["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
     assert got["coeffs"]["LUT4"] != shipped["coeffs"]["LUT4"]
     assert "| 12x16 rs | Fmax | — |" in text
+
+
+def test_resources_only_build_keeps_the_routed_fmax_it_replaces(tmp_path, capsys) -> None:
+    """A `hwgen build --resources-only` report (nextpnr's packer, no Fmax) is a resource point:
+    it replaces the point of its array and schedule, keeps that point's routed Fmax (marked,
+    and the refit's Fmax unchanged), and alone gives no Fmax point."""
+    shipped = load_coeffs("ulx3s")
+    packed = _build_report("8x8", "stream", 21_000, 0.0)
+    del packed["fmax_post_route_mhz"]
+    packed["resources_only"] = True
+    rep = tmp_path / "board.json"
+    rep.write_text(json.dumps(packed))
+    out = tmp_path / "refit.json"
+    assert main(["estimate", "--add-build", str(rep), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    got = json.loads(out.read_text())
+    old = next(p for p in shipped["points"] if p["array"] == "8x8 rs")
+    new = next(p for p in got["points"] if p["array"] == "8x8 rs")
+    assert new["real"]["LUT4"] == 21_000 and new["real"]["Fmax"] == old["real"]["Fmax"]
+    assert new["resources_from"] == "nextpnr --pack-only" and "fmax_from" in new
+    assert got["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
+    assert got["coeffs"]["LUT4"] != shipped["coeffs"]["LUT4"]
+    assert "| 8x8 rs † | Fmax |" in text and "| 8x8 rs | LUT4 | 21,000 |" in text
+    # an array the fit has no routed build of: resources only
+    rep.write_text(json.dumps({**packed, "array": "16x8"}))
+    assert main(["estimate", "--add-build", str(rep), "--out", str(out)]) == 0
+    capsys.readouterr()
+    p16 = next(p for p in json.loads(out.read_text())["points"] if p["array"] == "16x8 rs")
+    assert p16["real"]["Fmax"] is None and "fmax_from" not in p16

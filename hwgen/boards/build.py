@@ -367,11 +367,17 @@ class BoardJob:
     fit: tuple[str, ...] = ()  # models the plan was also sized for
     stall_minutes: float = DEFAULT_STALL_MINUTES  # a seed's log this long unchanged: replace it
     router: str = DEFAULT_ROUTER  # nextpnr's router for every seed (ROUTERS)
+    resources_only: bool = False  # yosys + nextpnr's packer: resources, no Fmax, no cycles
 
     @property
     def name(self) -> str:
         fit = "_fit-" + "-".join(self.fit) if self.fit else ""
         return f"{self.board}_{self.qmodel.name}_{self.plan.array}{fit}"
+
+    @property
+    def report_name(self) -> str:
+        """reports/board_<this>.md/.json (a resources-only build does not replace a full one)."""
+        return self.name + ("_resources" if self.resources_only else "")
 
     def command(self) -> str:
         words = ["hwgen", "build", "--board", self.board, "--model", self.qmodel.name,
@@ -386,6 +392,8 @@ class BoardJob:
             words += ["--stall-minutes", f"{self.stall_minutes:g}"]
         if self.router != DEFAULT_ROUTER:
             words += ["--router", self.router]
+        if self.resources_only:
+            words += ["--resources-only"]
         return " ".join([*words, "--baud", str(self.baud), "-n", str(len(self.images))])
 
 
@@ -414,7 +422,9 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
 
 def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     """Simulate, elaborate, synthesise, place and route (per seed) and pack ``job``; returns
-    the report dict (also written to reports/board_<name>.md/.json after every seed)."""
+    the report dict (also written to reports/board_<name>.md/.json after every seed). With
+    ``job.resources_only``: no simulation, no placement, the resources of nextpnr's packer
+    (hwgen.boards.resources)."""
     from .top import top_for
 
     spec = BOARDS[job.board]
@@ -424,15 +434,26 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
         from .ice40 import check_fit
 
         check_fit(job.plan, job.program.model)  # the numbers, before any tool runs
-    out = build_dir() / "boards" / job.name
+    out = build_dir() / "boards" / job.report_name
     out.mkdir(parents=True, exist_ok=True)
     steps = _Steps(out, log)
     platform = spec.platform()
     top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud)
-    summary = steps.timed(
+    summary = None if job.resources_only else steps.timed(
         f"simulate ({len(job.images)} image(s), Verilator, the board's design)",
         lambda: _simulate(job, spec.platform()),
     )
+    ctx = _synthesize(job, platform, top, out, steps)
+    ctx["cycles"] = summary["cycles"]["total"] if summary else None
+    if job.resources_only:
+        from .resources import pack_only
+
+        return pack_only(ctx, platform, steps)
+    return _place_route_pack(ctx, platform, steps)
+
+
+def _synthesize(job: BoardJob, platform, top, out: Path, steps: _Steps) -> dict:
+    """Elaborate ``top``, run yosys and the netlist pass; the context every later step reads."""
 
     def _prepare() -> dict:
         platform.reset_dsp_count()
@@ -457,10 +478,9 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
                           lambda: _netlist_pass(platform, netlist, out / "top.json"))
     cells = steps.timed("cells by unit (the synthesized netlist)",
                         lambda: cells_by_unit(netlist))
-    ctx = {"job": job, "spec": spec, "out": out, "top": top.info(), "mults": mults,
-           "cycles": summary["cycles"]["total"], "netlist_pass": netpass, "cells": cells,
-           "scopes": scopes_of(netlist)}
-    return _place_route_pack(ctx, platform, steps)
+    return {"job": job, "spec": BOARDS[job.board], "out": out, "top": top.info(),
+            "mults": mults, "netlist_pass": netpass, "cells": cells,
+            "scopes": scopes_of(netlist)}
 
 
 def _netlist_pass(platform, netlist: dict, path: Path) -> dict:
@@ -608,7 +628,7 @@ def _rewrite_report(ctx: dict, platform, steps: _Steps, state: dict) -> None:
     runs = state["runs"]
     report = _report(ctx, runs, _main_clock(runs[0]["fmax"]), steps, state["best_seed"],
                      platform.bitstream_suffix, state["stalled"])
-    paths = _write_report(report, ctx["job"].name)
+    paths = _write_report(report, ctx["job"].report_name)
     report.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
     state["report"] = report
 

@@ -59,6 +59,7 @@ class BuildConfig:
     baud: int = 115_200
     stall_minutes: float = 30.0  # a nextpnr seed's log unchanged this long: replaced (0: never)
     router: str = "router1"  # nextpnr's router (router1 or router2)
+    resources_only: bool = False  # yosys + nextpnr's packer only (hwgen.boards.resources)
     # An in-memory source (hwgen.compile): not compared, not printed.
     module: Any = field(default=None, compare=False, repr=False)
     calib_data: Any = field(default=None, compare=False, repr=False)

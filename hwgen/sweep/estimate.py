@@ -265,7 +265,8 @@ def point_from_report(rep: dict, qmodel=None) -> dict:
     try:
         rt = rep.get("remainder_tiles", "--remainder-tiles" in rep["command"].split())
         real = {k: rep["resources"][k]["used"] for k in RESOURCES[:4]}
-        real["Fmax"] = rep["fmax_post_route_mhz"]["median"]
+        packed = bool(rep.get("resources_only"))  # `hwgen build --resources-only`: no Fmax
+        real["Fmax"] = None if packed else rep["fmax_post_route_mhz"]["median"]
         board, model, array = rep["board"], rep["model"], rep["array"]
         target = rep.get("target_mhz")
     except (KeyError, TypeError, AttributeError) as e:
@@ -275,10 +276,24 @@ def point_from_report(rep: dict, qmodel=None) -> dict:
         # placed for a slower clock (--freq), nextpnr stops pressing once that is met: its
         # Fmax is no measure of the netlist's, so the Fmax fit leaves it out
         real["Fmax"] = None
-    return {"array": array + SCHEDULE_LABEL[rt],
-            "features": features(board, model, array, qmodel, remainder_tiles=rt),
-            "real": real, "target_mhz": rep.get("target_mhz"),
-            "seeds": len(rep["fmax_post_route_mhz"].get("seeds", []))}
+    point = {"array": array + SCHEDULE_LABEL[rt],
+             "features": features(board, model, array, qmodel, remainder_tiles=rt),
+             "real": real, "target_mhz": rep.get("target_mhz")}
+    if packed:
+        point["resources_from"] = "nextpnr --pack-only"
+    else:
+        point["seeds"] = len(rep["fmax_post_route_mhz"].get("seeds", []))
+    return point
+
+
+def _merged(old: dict | None, new: dict) -> dict:
+    """``new`` in place of ``old`` (same array and schedule). A resources-only point keeps the
+    routed Fmax of the point it replaces, marked as from an earlier build (its netlist is
+    older than the resources' but the Fmax fit has no newer routed point to use)."""
+    if old is None or "resources_from" not in new or old["real"].get("Fmax") is None:
+        return new
+    return {**new, "real": {**new["real"], "Fmax": old["real"]["Fmax"]},
+            "fmax_from": "an earlier routed build of this array"}
 
 
 def add_builds(coeffs: dict, reports: list[Path]) -> dict:
@@ -296,9 +311,10 @@ def add_builds(coeffs: dict, reports: list[Path]) -> dict:
             new.append(point_from_report(rep))
         except UsageError as e:
             raise UsageError(f"--add-build {p}: {e}") from None
+    olds = {q["array"]: q for q in coeffs.get("points", [])}
     labels = {q["array"] for q in new}
-    points = [q for q in coeffs.get("points", []) if q["array"] not in labels] + new
-    return fit(points, coeffs["board"])
+    points = [q for q in coeffs.get("points", []) if q["array"] not in labels]
+    return fit(points + [_merged(olds.get(q["array"]), q) for q in new], coeffs["board"])
 
 
 def loo_text(coeffs: dict) -> str:
@@ -311,12 +327,16 @@ def loo_text(coeffs: dict) -> str:
         for r in RESOURCES:
             real, e, lo = p["real"][r], est[r], loo.get(p["array"], {}).get(r)
             f = "{:,.1f}" if r == "Fmax" else "{:,.0f}"
+            mark = " †" if r == "Fmax" and p.get("fmax_from") else ""
             if real is None:  # (a build placed for a slower clock: no Fmax point)
                 lines.append(f"| {p['array']} | {r} | — | {f.format(e)} | — | — | — |")
                 continue
-            lines.append(f"| {p['array']} | {r} | {f.format(real)} | {f.format(e)} | "
+            lines.append(f"| {p['array']}{mark} | {r} | {f.format(real)} | {f.format(e)} | "
                          f"{100 * (e - real) / real:+.1f} % | "
                          + ("— | — |" if lo is None else
                             f"{f.format(lo)} | {100 * (lo - real) / real:+.1f} % |"))
     forms = ", ".join(f"{r}: {' + '.join(coeffs['forms'][r])}" for r in RESOURCES)
+    if any(p.get("fmax_from") for p in coeffs["points"]):
+        lines += ["", "† resources of a `--resources-only` build, Fmax of an earlier routed "
+                  "build of the array (an older netlist)"]
     return "\n".join([*lines, "", f"forms: {forms}"])

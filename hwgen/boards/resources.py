@@ -1,0 +1,89 @@
+"""A resources-only board build: yosys and nextpnr's packer, no placement, no routing.
+
+nextpnr's ``--pack-only`` report counts the same LUT4 / FF / MULT18X18D / DP16KD as a routed
+build's (checked on the 4x4: every figure equal), in seconds after synthesis instead of an hour
+or more of place and route. The estimator (hwgen.sweep.estimate) takes these reports as
+resource points of today's design; Fmax needs a routed build and is left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hwgen.paths import reports
+
+from .build import _cells_lines, _netlist_pass_lines, _top_lines
+
+__all__ = ["PACK_STEP", "pack_only", "resources_report", "write_report"]
+
+PACK_STEP = "pack only (nextpnr --pack-only: resources, no placement)"
+
+
+def pack_only(ctx: dict, platform, steps) -> dict:
+    """nextpnr's packer on the synthesized netlist of ``ctx`` (hwgen.boards.build); the
+    report dict, also written to reports/board_<name>_resources.md/.json."""
+    out: Path = ctx["out"]
+    cmd = [*platform.nextpnr_command(), "--pack-only", "--report", "report_pack.json"]
+    steps.run(PACK_STEP, cmd, "nextpnr_pack.log")
+    util = json.loads((out / "report_pack.json").read_text())["utilization"]
+    rep = resources_report(ctx, util, steps)
+    paths = write_report(rep, ctx["job"].report_name)
+    rep.update(report_md=str(paths["md"]), report_json=str(paths["json"]))
+    return rep
+
+
+def resources_report(ctx: dict, util: dict, steps) -> dict:
+    job, spec = ctx["job"], ctx["spec"]
+    return {
+        "board": spec.name,
+        "device": spec.description,
+        "model": job.qmodel.name,
+        "array": str(job.plan.array),
+        "remainder_tiles": job.plan.array.schedule,
+        "fit": list(job.fit),
+        "target_mhz": ctx["top"]["clock_mhz"],
+        "command": job.command(),
+        "resources_only": True,
+        "resources_source": "nextpnr --pack-only (after packing, before placement)",
+        "top": ctx["top"],
+        "resources": {
+            label: {"used": util.get(key, {}).get("used", 0),
+                    "available": util.get(key, {}).get("available")}
+            for label, key in spec.resources
+        },
+        "multipliers": ctx["mults"],
+        "netlist_pass": ctx.get("netlist_pass", {}),
+        "cells_by_unit": ctx.get("cells", []),
+        "step_seconds": dict(steps.times),
+        "step_cpu_seconds": dict(steps.cpu),
+        "logs": str(ctx["out"]),
+    }
+
+
+def write_report(rep: dict, name: str) -> dict[str, Path]:
+    d = reports()
+    d.mkdir(parents=True, exist_ok=True)
+    jpath, mpath = d / f"board_{name}.json", d / f"board_{name}.md"
+    jpath.write_text(json.dumps(rep, indent=1))
+    lines = [
+        f"# Board resources: {rep['model']} on a {rep['array']} array, {rep['device']}",
+        "",
+        f"Command: `{rep['command']}`  ",
+        f"Resources: {rep['resources_source']}; no placement, so no Fmax and no bitstream "
+        "(`hwgen build` without `--resources-only` routes and measures them).",
+        "",
+        "| resource | used | available |",
+        "| --- | ---: | ---: |",
+        *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
+        "",
+        f"Multipliers: {rep['multipliers']['how']}.",
+        *_netlist_pass_lines(rep.get("netlist_pass") or {}),
+        "",
+        *_top_lines(rep),
+        *_cells_lines(rep.get("cells_by_unit") or []),
+        "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
+        "",
+    ]
+    mpath.write_text("\n".join(lines))
+    return {"json": jpath, "md": mpath}
