@@ -176,6 +176,24 @@ def test_more_lanes_than_free_blocks_go_one_by_one() -> None:
     assert len(set(_bels(cells).values())) == 132 + 16 + 4 + 6
 
 
+def test_small_groups_share_their_blocks_when_the_singles_need_the_sites() -> None:
+    # 40 two-cell memories take a block each (80 sites of 160) and leave 48 sites in the 12
+    # blocks left: 100 single block RAMs fit the 208 sites only in the groups' spare ones
+    cells = _netlist()
+    for k in range(40):
+        for part in range(2):
+            cells[f"x.pair{k}.0.{part}"] = copy.deepcopy(cells["x.buf.0.0"])
+    for k in range(90):
+        cells[f"x.one{k}.0.0"] = copy.deepcopy(cells["x.buf.0.0"])
+    stats = floorplan(cells, DEV)
+    ebr = [k for k, c in cells.items() if c["type"] == "DP16KD"]
+    assert len(ebr) == 4 + 6 + 80 + 90 <= len(DEV.ebr())
+    bels = _bels(cells)
+    assert stats["hard_cells_placed"] == len(bels) and len(set(bels.values())) == len(bels)
+    assert set(ebr) <= set(bels)
+    assert all(len({_block(bels[f"x.pair{k}.0.{p}"]) for p in range(2)}) == 1 for k in range(40))
+
+
 def test_too_many_hard_cells_is_left_to_nextpnr() -> None:
     cells = _netlist()
     for k in range(len(DEV.ebr())):

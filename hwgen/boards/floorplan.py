@@ -178,6 +178,10 @@ class _Placer:
             for g, c in zip(grouped, col, strict=True):
                 self.where.update(zip(g, free_blocks[c], strict=False))  # a group may be < 4
                 taken |= set(free_blocks[c])
+            if len(single) > len(self.full[t]) - len(taken):
+                # a group's spare sites stay empty unless the singles need them (12x16: the
+                # memories split per 36-bit part leave 200 DP16KD in groups of two or three)
+                taken = set(fixed) | {self.where[i] for g in grouped for i in g}
         free = np.array([s for s in range(len(self.full[t])) if s not in taken], int)
         if single:
             want = np.array([self._want(pull, [i]) for i in single])
