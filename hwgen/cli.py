@@ -504,10 +504,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from hwgen.sweep.estimate import add_builds, estimate, load_coeffs, loo_text
 
     coeffs = load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None)
+    if args.replace_resources and not args.add_build:
+        raise UsageError("--replace-resources: needs --add-build (the builds to fit on)")
     if args.add_build:  # refit with the given builds, then estimate with the refit
         from hwgen.paths import reports
 
-        coeffs = add_builds(coeffs, [Path(f) for f in args.add_build])
+        coeffs = add_builds(coeffs, [Path(f) for f in args.add_build],
+                            replace_resources=args.replace_resources)
         out = Path(args.out) if args.out else reports() / f"estimate_coeffs_{args.board}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(coeffs, indent=1))
@@ -534,6 +537,10 @@ def _estimate_parser(sub) -> None:
                     help="refit first, with these `hwgen build` reports "
                     "(reports/board_<board>_<model>_<array>.json) added to the fit's real "
                     "builds; prints each build's real, fitted and leave-one-out figures")
+    sp.add_argument("--replace-resources", action="store_true",
+                    help="with --add-build: fit LUT4/FF/DSP/BRAM on the added builds alone "
+                    "(today's design, e.g. `hwgen build --resources-only` reports); the earlier "
+                    "builds keep only their Fmax points")
     sp.add_argument("--out", default=None, metavar="FILE.json",
                     help="where --add-build writes the refit "
                     "(default reports/estimate_coeffs_<board>.json)")

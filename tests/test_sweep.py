@@ -483,3 +483,29 @@ def test_resources_only_build_keeps_the_routed_fmax_it_replaces(tmp_path, capsys
     capsys.readouterr()
     p16 = next(p for p in json.loads(out.read_text())["points"] if p["array"] == "16x8 rs")
     assert p16["real"]["Fmax"] is None and "fmax_from" not in p16
+
+
+def test_replace_resources_fits_them_on_the_added_builds_alone(tmp_path, capsys) -> None:
+    """`--replace-resources`: LUT4/FF/DSP/BRAM fitted on the added (today's) builds only, the
+    earlier points kept as Fmax points; without --add-build it is a one-line usage error."""
+    shipped = load_coeffs("ulx3s")
+    paths = []
+    for k, arr in enumerate(("4x4", "8x8", "12x8", "8x16", "12x16")):
+        rep = {**_build_report(arr, "stream", 10_000 + 300 * k * k, 0.0), "resources_only": True}
+        del rep["fmax_post_route_mhz"]
+        paths.append(tmp_path / f"{arr}.json")
+        paths[-1].write_text(json.dumps(rep))
+    out = tmp_path / "refit.json"
+    argv = ["estimate", "--replace-resources", "--out", str(out), "--add-build", *map(str, paths)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    got = json.loads(out.read_text())
+    with_lut4 = {p["array"] for p in got["points"] if p["real"]["LUT4"] is not None}
+    assert with_lut4 == {f"{a} rs" for a in ("4x4", "8x8", "12x8", "8x16", "12x16")}
+    fmax = {p["array"]: p["real"]["Fmax"] for p in got["points"]}
+    assert all(fmax[p["array"]] == p["real"]["Fmax"] for p in shipped["points"])
+    assert got["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
+    assert "left out of the fit" in text
+    assert main(["estimate", "--replace-resources"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--replace-resources" in err and "--add-build" in err

@@ -296,9 +296,17 @@ def _merged(old: dict | None, new: dict) -> dict:
             "fmax_from": "an earlier routed build of this array"}
 
 
-def add_builds(coeffs: dict, reports: list[Path]) -> dict:
+def _fmax_only(p: dict) -> dict:
+    """Point ``p`` without its resources (an earlier design's): an Fmax point only."""
+    return {**p, "real": {**{r: None for r in RESOURCES[:4]}, "Fmax": p["real"].get("Fmax")},
+            "resources_dropped": True}
+
+
+def add_builds(coeffs: dict, reports: list[Path], replace_resources: bool = False) -> dict:
     """``coeffs`` refitted with the builds of ``reports`` added to its measured points (a
-    build of an array and schedule already there replaces that point)."""
+    build of an array and schedule already there replaces that point). ``replace_resources``:
+    the resources are fitted on the added builds alone (today's design), the earlier points
+    keep only their Fmax."""
     new = []
     for p in reports:
         try:
@@ -314,6 +322,8 @@ def add_builds(coeffs: dict, reports: list[Path]) -> dict:
     olds = {q["array"]: q for q in coeffs.get("points", [])}
     labels = {q["array"] for q in new}
     points = [q for q in coeffs.get("points", []) if q["array"] not in labels]
+    if replace_resources:
+        points = [_fmax_only(q) for q in points if q["real"].get("Fmax") is not None]
     return fit(points + [_merged(olds.get(q["array"]), q) for q in new], coeffs["board"])
 
 
@@ -336,6 +346,9 @@ def loo_text(coeffs: dict) -> str:
                          + ("— | — |" if lo is None else
                             f"{f.format(lo)} | {100 * (lo - real) / real:+.1f} % |"))
     forms = ", ".join(f"{r}: {' + '.join(coeffs['forms'][r])}" for r in RESOURCES)
+    if any(p.get("resources_dropped") for p in coeffs["points"]):
+        lines += ["", "— resources: an earlier design's, left out of the fit "
+                  "(`--replace-resources`)"]
     if any(p.get("fmax_from") for p in coeffs["points"]):
         lines += ["", "† resources of a `--resources-only` build, Fmax of an earlier routed "
                   "build of the array (an older netlist)"]
