@@ -635,34 +635,17 @@ def _rewrite_report(ctx: dict, platform, steps: _Steps, state: dict) -> None:
 
 def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: int,
             suffix: str, stalled: list[dict]) -> dict:
-    job, spec, out = ctx["job"], ctx["spec"], ctx["out"]
+    job, out = ctx["job"], ctx["out"]
     fmaxes = [r["fmax"][clock]["achieved_mhz"] for r in runs]
     median = statistics.median(fmaxes)
-    util = runs[0]["utilization"]
     cycles = ctx["cycles"]
     clock_mhz = ctx["top"]["clock_mhz"]
     return {
-        "board": spec.name,
-        "device": spec.description,
-        "model": job.qmodel.name,
-        "array": str(job.plan.array),
-        "remainder_tiles": job.plan.array.schedule,
-        "fit": list(job.fit),
-        "target_mhz": clock_mhz,
-        "command": job.command(),
+        **report_common(ctx, runs[0]["utilization"], steps),
         "place_route_command": ctx["pnr_command"],
         "complete": len(runs) == job.seeds,
         "bitstream": str(out / f"top.{suffix}"),
         "bitstream_seed": best_seed,
-        "top": ctx["top"],
-        "resources": {
-            label: {"used": util.get(key, {}).get("used", 0),
-                    "available": util.get(key, {}).get("available")}
-            for label, key in spec.resources
-        },
-        "multipliers": ctx["mults"],
-        "netlist_pass": ctx.get("netlist_pass", {}),
-        "cells_by_unit": ctx.get("cells", []),  # after synthesis and the netlist pass
         "clock": clock,
         "fmax_post_route_mhz": {
             "seeds": [r["seed"] for r in runs],
@@ -690,11 +673,36 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
         "clock_note": f"throughput at the measured post-route median Fmax ({median:.1f} MHz, "
                       f"nextpnr, {len(runs)} seed(s)); the design clock is set to "
                       f"{clock_mhz:g} MHz",
-        "step_seconds": dict(steps.times),
-        "step_cpu_seconds": dict(steps.cpu),  # the tools, or this process + its children
-        "logs": str(out),
         "bitstream_on_board": on_board(fmaxes, [r["seed"] for r in runs], best_seed,
                                        clock_mhz, cycles),
+    }
+
+
+def report_common(ctx: dict, util: dict, steps: _Steps) -> dict:
+    """What every build report holds: the job, the top, nextpnr's resource counts
+    (``util``, its report's "utilization"), the multipliers, the cells by unit, the times."""
+    job, spec = ctx["job"], ctx["spec"]
+    return {
+        "board": spec.name,
+        "device": spec.description,
+        "model": job.qmodel.name,
+        "array": str(job.plan.array),
+        "remainder_tiles": job.plan.array.schedule,
+        "fit": list(job.fit),
+        "target_mhz": ctx["top"]["clock_mhz"],
+        "command": job.command(),
+        "top": ctx["top"],
+        "resources": {
+            label: {"used": util.get(key, {}).get("used", 0),
+                    "available": util.get(key, {}).get("available")}
+            for label, key in spec.resources
+        },
+        "multipliers": ctx["mults"],
+        "netlist_pass": ctx.get("netlist_pass", {}),
+        "cells_by_unit": ctx.get("cells", []),  # after synthesis and the netlist pass
+        "step_seconds": dict(steps.times),
+        "step_cpu_seconds": dict(steps.cpu),  # the tools, or this process + its children
+        "logs": str(ctx["out"]),
     }
 
 
@@ -719,6 +727,21 @@ def on_board_line(b: dict) -> str:
             f"below its {b['pll_mhz']:g} MHz PLL clock: it will not run reliably on a board.** "
             f"Rebuild with `--freq {b['rebuild_freq_mhz']}` (or lower) for one that does; "
             "the µs above are what the design would take at its measured Fmax.")
+
+
+def resources_lines(rep: dict) -> list[str]:
+    """The resources, the multipliers, the netlist pass, the top and the cells by unit."""
+    return [
+        "| resource | used | available |",
+        "| --- | ---: | ---: |",
+        *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
+        "",
+        f"Multipliers: {rep['multipliers']['how']}.",
+        *_netlist_pass_lines(rep.get("netlist_pass") or {}),
+        "",
+        *_top_lines(rep),
+        *_cells_lines(rep.get("cells_by_unit") or []),
+    ]
 
 
 def _netlist_pass_lines(stats: dict) -> list[str]:
@@ -831,15 +854,7 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"Place and route: `{rep['place_route_command']}`  ",
         f"Bitstream: `{rep['bitstream']}`",
         "",
-        "| resource | used | available |",
-        "| --- | ---: | ---: |",
-        *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
-        "",
-        f"Multipliers: {rep['multipliers']['how']}.",
-        *_netlist_pass_lines(rep.get("netlist_pass") or {}),
-        "",
-        *_top_lines(rep),
-        *_cells_lines(rep.get("cells_by_unit") or []),
+        *resources_lines(rep),
         f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",
         "",
         "| seed | Fmax (MHz) |",

@@ -1,9 +1,10 @@
 """A resources-only board build: yosys and nextpnr's packer, no placement, no routing.
 
 nextpnr's ``--pack-only`` report counts the same LUT4 / FF / MULT18X18D / DP16KD as a routed
-build's (checked on the 4x4: every figure equal), in seconds after synthesis instead of an hour
-or more of place and route. The estimator (hwgen.sweep.estimate) takes these reports as
-resource points of today's design; Fmax needs a routed build and is left out.
+build's (every figure equal on the 4x4 and on tiny_cnn 2x2, sim/test_board.py), in seconds
+after synthesis instead of an hour or more of place and route. The estimator
+(hwgen.sweep.estimate) takes these reports as resource points of today's design; Fmax needs a
+routed build and is left out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from hwgen.paths import reports
 
-from .build import _cells_lines, _netlist_pass_lines, _top_lines
+from .build import report_common, resources_lines
 
 __all__ = ["PACK_STEP", "pack_only", "resources_report", "write_report"]
 
@@ -34,31 +35,10 @@ def pack_only(ctx: dict, platform, steps) -> dict:
 
 
 def resources_report(ctx: dict, util: dict, steps) -> dict:
-    job, spec = ctx["job"], ctx["spec"]
-    return {
-        "board": spec.name,
-        "device": spec.description,
-        "model": job.qmodel.name,
-        "array": str(job.plan.array),
-        "remainder_tiles": job.plan.array.schedule,
-        "fit": list(job.fit),
-        "target_mhz": ctx["top"]["clock_mhz"],
-        "command": job.command(),
-        "resources_only": True,
-        "resources_source": "nextpnr --pack-only (after packing, before placement)",
-        "top": ctx["top"],
-        "resources": {
-            label: {"used": util.get(key, {}).get("used", 0),
-                    "available": util.get(key, {}).get("available")}
-            for label, key in spec.resources
-        },
-        "multipliers": ctx["mults"],
-        "netlist_pass": ctx.get("netlist_pass", {}),
-        "cells_by_unit": ctx.get("cells", []),
-        "step_seconds": dict(steps.times),
-        "step_cpu_seconds": dict(steps.cpu),
-        "logs": str(ctx["out"]),
-    }
+    """The build report's common part (hwgen.boards.build.report_common), marked
+    resources-only: no seeds, no Fmax, no cycles, no bitstream."""
+    return {**report_common(ctx, util, steps), "resources_only": True,
+            "resources_source": "nextpnr --pack-only (after packing, before placement)"}
 
 
 def write_report(rep: dict, name: str) -> dict[str, Path]:
@@ -73,15 +53,7 @@ def write_report(rep: dict, name: str) -> dict[str, Path]:
         f"Resources: {rep['resources_source']}; no placement, so no Fmax and no bitstream "
         "(`hwgen build` without `--resources-only` routes and measures them).",
         "",
-        "| resource | used | available |",
-        "| --- | ---: | ---: |",
-        *[f"| {k} | {v['used']} | {v['available']} |" for k, v in rep["resources"].items()],
-        "",
-        f"Multipliers: {rep['multipliers']['how']}.",
-        *_netlist_pass_lines(rep.get("netlist_pass") or {}),
-        "",
-        *_top_lines(rep),
-        *_cells_lines(rep.get("cells_by_unit") or []),
+        *resources_lines(rep),
         "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
         "",
     ]
