@@ -50,7 +50,8 @@ RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
 FORM_CHOICES: dict[str, tuple[tuple[str, ...], ...]] = {
     # LUT4: the multipliers are DSPs, so rows (feeders) and columns (requant/pool lanes)
     # dominate; FF: every PE holds ~100 register bits (accumulator, result, drain)
-    "LUT4": (("one", "pes", "rows", "cols"), ("one", "rows", "cols"), ("one", "pes")),
+    "LUT4": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "rows", "cols"),
+             ("one", "pes")),
     "FF": (("one", "pes", "rows", "cols"), ("one", "pes", "cols"), ("one", "pes")),
     "MULT18X18D": (("dsp_demand",),),
     "DP16KD": (("one", "bram_blocks"), ("bram_blocks",)),
@@ -148,12 +149,14 @@ def _determined(x: np.ndarray) -> bool:
     return len(x) >= x.shape[1] and np.linalg.matrix_rank(x) == x.shape[1]
 
 
-def _faster_when_bigger(r: str, form: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> bool:
+def _against_size(r: str, form: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> bool:
     """A fitted Fmax that rises with the array is seed noise (more logic never shortens the
-    critical path): then the next, flatter form is taken. (Every Fmax feature but ``one``
-    grows with the array.)"""
+    critical path), and so is a resource that falls with a row or a column (each adds a
+    feeder, a lane or PEs): then the next, flatter form is taken. (Every feature but
+    ``one`` grows with the array.)"""
     c = _lstsq(x, y)
-    return r == "Fmax" and any(c[i] > 0 for i, f in enumerate(form) if f != "one")
+    sign = 1 if r == "Fmax" else -1
+    return any(sign * c[i] > 0 for i, f in enumerate(form) if f != "one")
 
 
 def _loo(x: np.ndarray, y: np.ndarray) -> dict[int, float]:
@@ -172,17 +175,17 @@ def _worst_loo(loo: dict[int, float], y: np.ndarray, fixed: list[float]) -> floa
 
 
 def _pick(r: str, choices, pts: list[dict]) -> tuple[tuple[str, ...], np.ndarray, dict]:
-    """The form of resource ``r`` the points check best: among those they determine (and,
-    for Fmax, not rising with the array), the one that leaves the fewest points without a
-    leave-one-out prediction (a form exactly determined by its points checks none of them;
-    one that cannot predict a point could hide its worst error there), then the smallest
-    worst leave-one-out error. Ties: the richer form."""
+    """The form of resource ``r`` the points check best: among those they determine (and
+    not going against the array's size, `_against_size`), the one that leaves the fewest
+    points without a leave-one-out prediction (a form exactly determined by its points
+    checks none of them; one that cannot predict a point could hide its worst error there),
+    then the smallest worst leave-one-out error. Ties: the richer form."""
     fixed = [_fixed(r, p["features"]) for p in pts]
     y = np.array([float(p["real"][r]) - f for p, f in zip(pts, fixed, strict=True)])
     best = None
     for form in choices:
         x = np.array([[p["features"][f] for f in form] for p in pts])
-        if not _determined(x) or _faster_when_bigger(r, form, x, y):
+        if not _determined(x) or _against_size(r, form, x, y):
             continue
         loo = _loo(x, y)
         score = (len(y) - len(loo), _worst_loo(loo, y, fixed) if loo else math.inf)
