@@ -252,8 +252,21 @@ class WeightLoader(wiring.Component):
         self._on_go(m, r, chk, pos, hv)
         with m.If(self.restart):
             # (the write enables are gated with ~restart in `_commits`: nothing is written)
-            m.d.sync += [*rewind, r.beat_oh.eq(1), r.discard.eq(0)]
+            m.d.sync += [*rewind, r.discard.eq(0)]
+        self._restart_beat(m, r)
         return m
+
+    def _restart_beat(self, m: Module, r: _Regs) -> None:
+        """A restart's rewind of the word's beat, one cycle late from a local register."""
+        # Timing: `restart` comes from across the die (12x16 seed 2: weights_restart -> the
+        # beat_oh set/reset LUT, 8.58 ns routed). One cycle late is exact: no beat is taken
+        # in a restart cycle (`ready`), so the first beat after it is staged, and reads
+        # beat_oh, two cycles after the restart at the earliest; meanwhile beat_oh only steers
+        # acc's slots, which a word's beats overwrite before its commit reads them.
+        restart_r = Signal()
+        m.d.sync += restart_r.eq(self.restart)
+        with m.If(restart_r):
+            m.d.sync += r.beat_oh.eq(1)
 
     def _transfer_regs(self) -> _Regs:
         """The state, the word's assembly and write registers, `loaded`, `hdr`, `discard`."""
