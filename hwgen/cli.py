@@ -459,7 +459,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         opts = SweepOptions(
             arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
-            images=args.n, build=not args.no_build, scheduler=args.scheduler,
+            images=args.n, build=not args.no_build, resources_only=args.resources_only,
+            scheduler=args.scheduler,
             workers=args.workers, freq_mhz=args.freq, remainder_tiles=args.remainder_tiles,
             command="hwgen " + " ".join(sys.argv[1:]),
         )  # fmt: skip
@@ -482,6 +483,10 @@ def _sweep_parser(sub) -> None:
                     "they also run back to back: steady-state cycles and PE busy)")
     sp.add_argument("--no-build", action="store_true",
                     help="RTL cycle measurements only (no yosys/nextpnr)")
+    sp.add_argument("--resources-only", action="store_true",
+                    help="builds stop after nextpnr's packer (as `hwgen build "
+                    "--resources-only`): LUT4/FF/DSP/BRAM of every array in minutes and the "
+                    "estimator's resources refitted on them; no Fmax, µs or bitstream")
     _remainder_switch(sp, on=True, stream=True)
     sp.add_argument("--scheduler", default=None,
                     help="Dask scheduler address instead of a LocalCluster (docs/regress.md: "

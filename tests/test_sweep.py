@@ -39,6 +39,7 @@ ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4", "8x8")
     (["sweep", "--arrays", "4x4", "--workers", "0"], "--workers 0"),
     (["sweep", "--arrays", "4x4", "--freq", "-5"], "--freq -5.0"),
     (["sweep", "--from-json", "/nonexistent/raw.json"], "--from-json /nonexistent/raw.json"),
+    (["sweep", "--arrays", "4x4", "--no-build", "--resources-only"], "--resources-only"),
     (["estimate", "--array", "4y4"], "argument --array"),
     (["estimate", "--board", "icebreaker", "--array", "4x4"], "--board 'icebreaker'"),
     (["estimate", "--add-build", "/nonexistent/b.json"], "--add-build /nonexistent/b.json"),
@@ -321,10 +322,42 @@ def fake_cycles(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
     return _cycles(array, 2_000_000 / a.pes)
 
 
-def fake_build(model, array, remainder_tiles, board, seeds, n, wdir, freq_mhz=None) -> dict:
+def fake_build(model, array, remainder_tiles, board, seeds, n, wdir, freq_mhz=None,
+               resources_only=False) -> dict:
     SCHEDULES.append(("build", array, remainder_tiles))
     a = ArrayConfig.parse(array)
-    return _build(array, 5_000 + 400 * a.pes, 120.0 - a.pes)
+    b = _build(array, 5_000 + 400 * a.pes, 120.0 - a.pes)
+    return _packed(b) if resources_only else b
+
+
+def _packed(b: dict) -> dict:
+    """A routed fake build as a resources-only one (the keys `build_task` leaves out)."""
+    routed = ("fmax_mhz", "target_mhz", "meets_target", "cycles", "on_board")
+    return {**{k: v for k, v in b.items() if k not in routed}, "resources_only": True}
+
+
+def test_report_of_resources_only_builds(tmp_path) -> None:
+    """`hwgen sweep --resources-only`: resources and the refit on them, no Fmax anywhere
+    (no Fmax row in estimate vs real, no µs, no timing verdict), cycles as usual."""
+    from hwgen.sweep.report import write
+
+    raw = {**_raw([_cycles("4x4", 150_000), _packed(_build("4x4", 10_000, 160.0)),
+                   _cycles("4x8", 75_000), _packed(_build("4x8", 20_000, 100.0))]),
+           "resources_only": True}
+    res = write(raw, tmp_path)
+    md = (tmp_path / "sweep.md").read_text()
+    assert "| 4x8 | 32 | 20,000 | 10,000 | 32 | 80 | — | 75,000 | 90.0 % | — " in md, md
+    assert "(packed, not placed): **4x8**" in md and "nextpnr's packer" in md
+    est = md[md.index("## Estimator vs real"):]
+    assert "| 4x8 | LUT4 | 20,000 |" in est and "| 4x8 | Fmax |" not in est
+    assert "Fmax on the shipped coefficients' routed builds" in est
+    # the Fmax fit is the shipped one (its routed 4x4 and 4x8 points keep their Fmax)
+    shipped = load_coeffs("ulx3s")
+    assert res["coefficients"]["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
+    s = res["summary"]
+    assert s["largest_fitting"] == "4x8" and s["target_mhz"] is None
+    assert s["best_us_per_inference"] is None and "us_per_inference" not in res["rows"][1]
+    assert res["estimator_errors"]["Fmax"]["in_sample_max"] is None
 
 
 def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> None:
@@ -361,6 +394,31 @@ def test_sweep_driver_on_dask_with_fake_tasks(tmp_path, monkeypatch, capsys) -> 
 
     again = rerender([tmp_path / "reports" / "sweep_raw.json"])
     assert again["rows"] == json.loads(json.dumps(res["rows"], default=str))
+
+
+def test_sweep_driver_passes_resources_only_to_the_builds(tmp_path, monkeypatch,
+                                                         capsys) -> None:
+    from distributed import LocalCluster
+
+    from hwgen.paths import set_workdir
+    from hwgen.sweep.run import SweepOptions, sweep
+
+    monkeypatch.setenv("HWGEN_WORKDIR", str(tmp_path))
+    set_workdir(tmp_path)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as lc:
+        opts = SweepOptions(arrays="2x4,4x4,4x8", model="tiny_cnn", resources_only=True,
+                            scheduler=lc.scheduler_address, command="test")
+        res = sweep(opts, cycles_fn=fake_cycles, build_fn=fake_build, preflight=False)
+    out = capsys.readouterr().out
+    assert out.count("packed only") == 3 and "Fmax" not in out.split("Estimator")[0]
+    assert res["all_ok"] and res["resources_only"] is True
+    assert all(r["build"]["resources_only"] and "fmax" not in r for r in res["rows"])
+    coeffs = json.loads((tmp_path / "reports" / "estimate_coeffs_ulx3s.json").read_text())
+    # resources from the sweep's three builds alone; Fmax from the shipped routed points
+    res_pts = [p for p in coeffs["points"] if p["real"]["LUT4"] is not None]
+    assert sorted(p["array"] for p in res_pts) == ["2x4", "4x4", "4x8"]
+    assert all(p["resources_from"] == "nextpnr --pack-only" for p in res_pts)
 
 
 @pytest.mark.parametrize("rt", [False, True])
@@ -510,3 +568,14 @@ def test_replace_resources_fits_them_on_the_added_builds_alone(tmp_path, capsys)
     assert main(["estimate", "--replace-resources"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--replace-resources" in err and "--add-build" in err
+
+
+def test_two_added_builds_of_one_array_make_one_point() -> None:
+    """Of two builds of the same array and schedule, the later is the point (both once
+    stayed, so the array weighed twice in the fit)."""
+    from hwgen.sweep.estimate import point_from_report, refit_with
+
+    shipped = load_coeffs("ulx3s")
+    new = [point_from_report(_build_report("12x16", False, n, 100.0)) for n in (50_000, 52_000)]
+    pts = [p for p in refit_with(shipped, new)["points"] if p["array"] == new[0]["array"]]
+    assert len(pts) == 1 and pts[0]["real"]["LUT4"] == 52_000

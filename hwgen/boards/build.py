@@ -839,12 +839,17 @@ def _stalled_lines(f: dict) -> list[str]:
     ]
 
 
-def _write_report(rep: dict, name: str) -> dict[str, Path]:
+def write_json(rep: dict, name: str) -> tuple[Path, Path]:
+    """reports/board_<name>.json written; the paths of it and of its .md beside it."""
     d = reports()
     d.mkdir(parents=True, exist_ok=True)
     jpath = d / f"board_{name}.json"
-    mpath = d / f"board_{name}.md"
     jpath.write_text(json.dumps(rep, indent=1))
+    return jpath, d / f"board_{name}.md"
+
+
+def _write_report(rep: dict, name: str) -> dict[str, Path]:
+    jpath, mpath = write_json(rep, name)
     f = rep["fmax_post_route_mhz"]
     lines = [
         f"# Board build: {rep['model']} on a {rep['array']} array, {rep['device']}",

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hwgen.paths import reports
-
-from .build import report_common, resources_lines
+from .build import report_common, resources_lines, write_json
 
 __all__ = ["PACK_STEP", "pack_only", "resources_report", "write_report"]
 
@@ -42,10 +40,7 @@ def resources_report(ctx: dict, util: dict, steps) -> dict:
 
 
 def write_report(rep: dict, name: str) -> dict[str, Path]:
-    d = reports()
-    d.mkdir(parents=True, exist_ok=True)
-    jpath, mpath = d / f"board_{name}.json", d / f"board_{name}.md"
-    jpath.write_text(json.dumps(rep, indent=1))
+    jpath, mpath = write_json(rep, name)
     lines = [
         f"# Board resources: {rep['model']} on a {rep['array']} array, {rep['device']}",
         "",

@@ -42,8 +42,8 @@ import numpy as np
 from hwgen.config import ArrayConfig
 from hwgen.errors import UsageError
 
-__all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "bram_blocks", "estimate", "features", "fit",
-           "load_coeffs", "predict", "shipped_coeffs_path"]
+__all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "add_builds", "bram_blocks", "estimate",
+           "features", "fit", "load_coeffs", "predict", "refit_with", "shipped_coeffs_path"]
 
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
 # Each resource's forms, richest first: a fit takes the one its points check best (`_pick`).
@@ -322,6 +322,14 @@ def add_builds(coeffs: dict, reports: list[Path], replace_resources: bool = Fals
             new.append(point_from_report(rep))
         except UsageError as e:
             raise UsageError(f"--add-build {p}: {e}") from None
+    return refit_with(coeffs, new, replace_resources)
+
+
+def refit_with(coeffs: dict, new: list[dict], replace_resources: bool = False) -> dict:
+    """``coeffs`` refitted with measured points ``new`` added (one of an array and schedule
+    already there replaces it; of two new ones, the later). ``replace_resources``: the
+    resources are fitted on ``new`` alone, the earlier points keep only their Fmax."""
+    new = list({q["array"]: q for q in new}.values())
     olds = {q["array"]: q for q in coeffs.get("points", [])}
     labels = {q["array"] for q in new}
     points = [q for q in coeffs.get("points", []) if q["array"] not in labels]

@@ -16,6 +16,7 @@ from .estimate import (
     fit,
     load_coeffs,
     predict,
+    refit_with,
     shipped_coeffs_path,
 )
 
@@ -58,20 +59,26 @@ def rows(raw: dict) -> list[dict]:
                 row.update(cycles_back_to_back=c["steady_cycles"],
                            pe_busy_back_to_back=c["steady_pe_busy"])
         if b and b["ok"]:
-            f = b["fmax_mhz"]["median"]
             row.update({k: b["resources"][k]["used"] for k in _RES})
-            row.update(cycles_board_design=b["cycles"])  # the build's own run (DSP model)
-            row.update(fmax=f, fmax_seeds=len(b["fmax_mhz"]["seeds"]),
-                       meets_target=b["meets_target"], target_mhz=b["target_mhz"])
-            cyc = row.get("cycles_per_inference", b["cycles"])
-            row.update(us_per_inference=cyc / f, inferences_per_s=f * 1e6 / cyc,
-                       per_klut=f * 1e6 / cyc / (b["resources"]["LUT4"]["used"] / 1e3))
-            if b.get("on_board"):  # the packed bitstream runs at its PLL clock, if it can
-                ob = b["on_board"]
-                row.update(on_board=ob, us_on_board=cyc / ob["pll_mhz"] if ob["meets_clock"]
-                           else None)
+            if b.get("fmax_mhz"):  # (none from a resources-only build: packed, not placed)
+                _routed_figures(row, b)
         out.append(row)
     return out
+
+
+def _routed_figures(row: dict, b: dict) -> None:
+    """A routed build's Fmax, the µs and inferences/s at it, its bitstream's clock."""
+    f = b["fmax_mhz"]["median"]
+    row.update(cycles_board_design=b["cycles"])  # the build's own run (DSP model)
+    row.update(fmax=f, fmax_seeds=len(b["fmax_mhz"]["seeds"]),
+               meets_target=b["meets_target"], target_mhz=b["target_mhz"])
+    cyc = row.get("cycles_per_inference", b["cycles"])
+    row.update(us_per_inference=cyc / f, inferences_per_s=f * 1e6 / cyc,
+               per_klut=f * 1e6 / cyc / (b["resources"]["LUT4"]["used"] / 1e3))
+    if b.get("on_board"):  # the packed bitstream runs at its PLL clock, if it can
+        ob = b["on_board"]
+        row.update(on_board=ob, us_on_board=cyc / ob["pll_mhz"] if ob["meets_clock"]
+                   else None)
 
 
 def _remainder_tiles(raw: dict) -> bool:
@@ -88,7 +95,9 @@ def _points(raw: dict, table: list[dict]) -> list[dict]:
         pts.append({"array": row["label"],
                     "features": features(raw["board"], raw["model"], row["array"],
                                          remainder_tiles=row["remainder_tiles"]),
-                    "real": {**{k: row[k] for k in _RES}, "Fmax": row["fmax"]}})
+                    "real": {**{k: row[k] for k in _RES}, "Fmax": row.get("fmax")}})
+        if row["build"].get("resources_only"):  # (keeps a routed Fmax point it replaces)
+            pts[-1]["resources_from"] = "nextpnr --pack-only"
     return pts
 
 
@@ -99,8 +108,7 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
     # sample unless their fit already holds the array), and the fallback below
     shipped = load_coeffs(raw["board"]) if shipped_coeffs_path(raw["board"]).exists() else None
     try:
-        coeffs = fit(pts, raw["board"])
-        coeffs["source"] = f"fitted on this sweep's {len(pts)} build(s) (in-sample)"
+        coeffs = _refit(raw, pts, shipped)
         path = out / f"estimate_coeffs_{raw['board']}.json"
         path.write_text(json.dumps(coeffs, indent=1))
         coeffs["path"] = str(path)
@@ -118,6 +126,19 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
     return coeffs
 
 
+def _refit(raw: dict, pts: list[dict], shipped: dict | None) -> dict:
+    """This sweep's builds fitted; resources-only builds (no Fmax) take the Fmax fit of the
+    shipped coefficients' routed builds."""
+    if shipped is None or any(p["real"]["Fmax"] is not None for p in pts):
+        coeffs = fit(pts, raw["board"])
+        coeffs["source"] = f"fitted on this sweep's {len(pts)} build(s) (in-sample)"
+        return coeffs
+    coeffs = refit_with(shipped, pts, replace_resources=True)
+    coeffs["source"] = (f"resources fitted on this sweep's {len(pts)} resources-only build(s) "
+                        "(in-sample); Fmax on the shipped coefficients' routed builds")
+    return coeffs
+
+
 def _err(est: float | None, real: float | None) -> float | None:
     return None if est is None or not real else (est - real) / real
 
@@ -128,13 +149,14 @@ def _pct(x: float | None) -> str:
 
 def _summary(table: list[dict]) -> dict:
     built = [r for r in table if "LUT4" in r]
-    closes = [r for r in built if r["meets_target"]]
+    routed = [r for r in built if "fmax" in r]
+    closes = [r for r in routed if r["meets_target"]]
     best = min((r for r in built if "us_per_inference" in r),
                key=lambda r: r["us_per_inference"], default=None)
     return {
         "largest_fitting": max(built, key=lambda r: r["pes"])["label"] if built else None,
         "largest_closing_timing": max(closes, key=lambda r: r["pes"])["label"] if closes else None,
-        "target_mhz": built[0]["target_mhz"] if built else None,
+        "target_mhz": routed[0]["target_mhz"] if routed else None,
         "best_us_per_inference": best["us_per_inference"] if best else None,
         "best_array": best["label"] if best else None,
         "best_fmax": best["fmax"] if best else None,
@@ -190,7 +212,9 @@ def _est_table(table: list[dict]) -> list[str]:
         if "estimate" not in r or "LUT4" not in r:
             continue
         for k in RESOURCES:
-            real = r["fmax"] if k == "Fmax" else r[k]
+            real = r.get("fmax") if k == "Fmax" else r[k]
+            if real is None:  # (a resources-only build: no Fmax)
+                continue
             est, loo = r["estimate"][k], r["loo"].get(k)
             old = r.get("shipped", {}).get(k)
             spec = ".1f" if k == "Fmax" else ",.0f"
@@ -205,7 +229,7 @@ def _errors(table: list[dict]) -> dict:
     shipped coefficients (what `hwgen estimate` predicted before the sweep)."""
     out = {}
     for k in RESOURCES:
-        real = [(r["fmax"] if k == "Fmax" else r[k], r) for r in table if "LUT4" in r and
+        real = [(r.get("fmax") if k == "Fmax" else r[k], r) for r in table if "LUT4" in r and
                 "estimate" in r]
         ins = [abs(_err(r["estimate"][k], v)) for v, r in real if v]
         loo = [abs(_err(r["loo"][k], v)) for v, r in real if v and k in r["loo"]]
@@ -231,7 +255,9 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
     if raw["finished"] < raw["tasks"]:
         lines += ["**Partial: not every task has finished.**", ""]
     lines += _main_table(table)
-    lines += ["", "Resources and Fmax: yosys + nextpnr (post-route, median over the seeds; ✗ = "
+    how = ("nextpnr's packer (`--resources-only`: no placement, so no Fmax)"
+           if raw.get("resources_only") else "nextpnr")
+    lines += ["", f"Resources and Fmax: yosys + {how} (post-route, median over the seeds; ✗ = "
               "below the target clock); cycles: the design's counters in Verilator (fast harness, "
               f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
               "measured Fmax; a bitstream runs at its PLL clock, so the last column gives its "
@@ -259,7 +285,11 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
         lines += ["Critical path of each build (nextpnr, the design clock):", "",
                   *[f"* {a}: `{p['start']}` → `{p['end']}`, {p['logic_levels']} logic levels, "
                     f"{p['delay_ns']} ns ({p['routing_ns']} ns routing)" for a, p in crit], ""]
-    if s["largest_fitting"]:
+    if s["largest_fitting"] and not s["target_mhz"]:  # resources-only builds
+        lines += [f"Largest built array that fits the device (packed, not placed): "
+                  f"**{s['largest_fitting']}**; no Fmax, µs nor bitstream without place and "
+                  "route (a sweep without `--resources-only` measures them).", ""]
+    elif s["largest_fitting"]:
         lines += [
             f"Largest built array that fits the device: **{s['largest_fitting']}**; largest that "
             f"also closes timing at the build's {s['target_mhz']:g} MHz target: "
@@ -323,13 +353,14 @@ def _plots(table: list[dict], out: Path) -> dict[str, Path]:
     a1.set_ylabel("cycles / inference")
     a1.set_xscale("log", base=2)
     a1.set_title("RTL cycles (Verilator)")
-    a2.plot([r["pes"] for r in built], [r["us_per_inference"] for r in built], "o",
+    routed = [r for r in built if "fmax" in r]
+    a2.plot([r["pes"] for r in routed], [r["us_per_inference"] for r in routed], "o",
             label="µs/inference at measured Fmax")
-    _label(a2, built, [r["us_per_inference"] for r in built])
+    _label(a2, routed, [r["us_per_inference"] for r in routed])
     a2.set_xlabel("PEs")
     a2.set_ylabel("µs / inference")
     a2b = a2.twinx()
-    a2b.plot([r["pes"] for r in built], [r["fmax"] for r in built], "s", color="C1")
+    a2b.plot([r["pes"] for r in routed], [r["fmax"] for r in routed], "s", color="C1")
     a2b.set_ylabel("post-route Fmax (MHz)", color="C1")
     a2.set_title("latency and Fmax")
     fig.tight_layout()

@@ -48,6 +48,8 @@ class SweepOptions:
     seeds: int = 1
     images: int = 1  # test images per RTL cycle measurement
     build: bool = True
+    # the builds stop after nextpnr's packer: resources in minutes, no Fmax (estimator points)
+    resources_only: bool = False
     scheduler: str | None = None
     workers: int = 1
     freq_mhz: float | None = None
@@ -69,6 +71,9 @@ class SweepOptions:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"--{name} {v!r}: must be an integer >= 1")
         check_options(self.board, self.seeds, self.freq_mhz, DEFAULT_BAUD)
+        if self.resources_only and not self.build:
+            raise UsageError("--resources-only with --no-build: the resources come from the "
+                             "builds; drop one of them")
         if BOARDS[self.board].family != "ecp5":
             raise UsageError(f"--board {self.board}: the sweep and its estimator cover ECP5 "
                              "boards (ulx3s)")
@@ -97,9 +102,11 @@ def _brief(r: dict) -> str:
         return (f"{r['bit_exact']} bit-exact, {r['cycles']:,.0f} cycles, PE busy "
                 f"{100 * r['pe_busy']:.1f} % ({r.get('cpu_s', 0):.0f} CPU-s)")
     res = r["resources"]
+    fmax = ("packed only" if r.get("resources_only") else
+            f"Fmax {r['fmax_mhz']['median']:.1f} MHz")
     return (f"LUT4 {res['LUT4']['used']:,} FF {res['FF']['used']:,} "
-            f"DSP {res['MULT18X18D']['used']} BRAM {res['DP16KD']['used']}, Fmax "
-            f"{r['fmax_mhz']['median']:.1f} MHz ({r.get('cpu_s', 0):.0f} CPU-s)")
+            f"DSP {res['MULT18X18D']['used']} BRAM {res['DP16KD']['used']}, {fmax} "
+            f"({r.get('cpu_s', 0):.0f} CPU-s)")
 
 
 def _preflight(opts: SweepOptions, wdir: str) -> None:
@@ -125,8 +132,8 @@ def _submit_cycles(cl, opts: SweepOptions, wdir: str, fn) -> list:
 def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:
     # priorities keep the smallest first (a scheduler with queuing may still interleave)
     return [cl.submit(fn, opts.model, str(a), a.schedule, opts.board, opts.seeds,
-                      opts.images, wdir,
-                      opts.freq_mhz, pure=False, key=f"build-{a}", priority=-i)
+                      opts.images, wdir, opts.freq_mhz, resources_only=opts.resources_only,
+                      pure=False, key=f"build-{a}", priority=-i)
             for i, a in enumerate(_by_size(opts.arrays))]
 
 
@@ -180,7 +187,8 @@ def _raw(opts: SweepOptions, results: list[dict], wall: float, out: Path) -> dic
         "device": BOARDS[opts.board].description, "model": opts.model,
         "arrays": [str(a) for a in opts.arrays], "seeds": opts.seeds, "images": opts.images,
         "remainder_tiles": opts.remainder_tiles,
-        "build": opts.build, "scheduler": opts.scheduler or f"LocalCluster({opts.workers})",
+        "build": opts.build, "resources_only": opts.resources_only,
+        "scheduler": opts.scheduler or f"LocalCluster({opts.workers})",
         "finished": len(results), "tasks": len(opts.arrays) * (2 if opts.build else 1),
         "wall_s": wall, "tasks_results": results,
     }  # fmt: skip

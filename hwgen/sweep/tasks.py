@@ -82,8 +82,9 @@ def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
 
 
 def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds: int, n: int,
-               wdir: str, freq_mhz: float | None = None) -> dict:
-    """Dask task: the full board build of ``model`` on ``array`` (the flow's build step)."""
+               wdir: str, freq_mhz: float | None = None, resources_only: bool = False) -> dict:
+    """Dask task: the full board build of ``model`` on ``array`` (the flow's build step), or
+    with ``resources_only`` yosys and nextpnr's packer alone (resources, no Fmax)."""
     from hwgen.flow import BUILD_STEPS
 
     t0, c0 = time.perf_counter(), cpu_seconds()
@@ -93,22 +94,30 @@ def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds:
         # ("daemonic processes are not allowed to have children": every build of a
         # `--seeds 2` sweep failed so); the sweep's parallelism is across arrays.
         rep = _flow(model, array, remainder_tiles, wdir, n=n, steps=BUILD_STEPS, board=board,
-                    seeds=seeds, freq_mhz=freq_mhz, workers=1).board_report  # fmt: skip
+                    seeds=seeds, freq_mhz=freq_mhz, workers=1,
+                    resources_only=resources_only).board_report  # fmt: skip
     except Exception as e:
         r = _failed("build", array, t0, c0, e)
         r["fits"] = False if "does not fit the device" in r["error"] else None
         return r
+    out = {
+        "kind": "build", "array": array, "remainder_tiles": remainder_tiles, "ok": True,
+        "error": None, "fits": True, "resources_only": resources_only,
+        "resources": rep["resources"], "multipliers": rep["multipliers"],
+        "report": rep["report_json"], "tool_cpu_s": rep["step_cpu_seconds"],
+        "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+    }  # fmt: skip
+    return out if resources_only else {**out, **_routed(rep)}
+
+
+def _routed(rep: dict) -> dict:
+    """A routed build's figures: Fmax per seed, cycles, the critical path, the bitstream."""
     f = rep["fmax_post_route_mhz"]
     return {
-        "kind": "build", "array": array, "remainder_tiles": remainder_tiles, "ok": True,
-        "error": None, "fits": True,
-        "resources": rep["resources"], "multipliers": rep["multipliers"],
         "fmax_mhz": {k: f[k] for k in ("seeds", "per_seed", "min", "median", "max",
                                        "stalled_seeds")},
         "target_mhz": rep["target_mhz"], "meets_target": rep["meets_target"],
         "cycles": rep["cycles_per_inference"], "critical_path": rep["critical_path"][:1],
-        "bitstream": rep["bitstream"], "report": rep["report_json"],
-        "on_board": rep["bitstream_on_board"],
-        "tool_cpu_s": rep["step_cpu_seconds"], "complete": rep["complete"],
-        "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+        "bitstream": rep["bitstream"], "on_board": rep["bitstream_on_board"],
+        "complete": rep["complete"],
     }  # fmt: skip
