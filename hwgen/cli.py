@@ -387,6 +387,10 @@ def _print_resources(rep: dict) -> int:
     used = ", ".join(f"{k} {v['used']:,}/{v['available']:,}" for k, v in res)
     print(f"[hwgen build] resources after packing (no placement, no Fmax): {used}")
     print(f"report: {rep['report_md']}, {rep['report_json']}")
+    if rep["over"]:  # as a routed build of it would: placement fails
+        print(f"hwgen: error: the design does not fit the device: {', '.join(rep['over'])} "
+              "(after packing)", file=sys.stderr)
+        return 1
     return 0
 
 

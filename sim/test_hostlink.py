@@ -28,6 +28,7 @@ from hwgen.hostlink.top import HostTop
 from hwgen.paths import sim_build
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
 from hwgen.rtl.top import FETCH_CYCLES
+from hwgen.rtl.traits import SmallDeviceSim
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
 from hwgen.sim.runner import run_unit
@@ -48,10 +49,14 @@ def _case(qm, array, images) -> dict:
 
 
 @pytest.mark.rtl
-def test_hostlink_end_to_end() -> None:
+@pytest.mark.parametrize("platform", [Ecp5DspSim(), SmallDeviceSim()], ids=["ecp5", "small"])
+def test_hostlink_end_to_end(platform) -> None:
+    """On the ULX3S's netlist, and with the small device's traits (the iCEBreaker's: no
+    register slices on the streams, narrower cycle counters, folded requant lanes)."""
     rng = np.random.default_rng(11)
     qb = tiny_model()
-    _run("tiny_cnn", qb, rng.integers(0, 256, (3, *qb.in_shape)).astype(np.uint8), "4x4", 0)
+    _run("tiny_cnn", qb, rng.integers(0, 256, (3, *qb.in_shape)).astype(np.uint8), "4x4", 0,
+         platform)
 
 
 @pytest.mark.rtl
@@ -62,14 +67,17 @@ def test_hostlink_mnist_8x8() -> None:
     _run("mnist_cnn", build_qmodel("tiny_cnn"), mnist[20:23], "8x8", 3)
 
 
-def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
-    """A: 20 MNIST images; B loaded between; A reloaded for `n_again` more images."""
+def _run(model_a: str, qb, images_b, array_text: str, n_again: int,
+         platform=None) -> None:
+    """A: 20 MNIST images; B loaded between; A reloaded for `n_again` more images.
+    ``platform``: the simulation stand-in (default Ecp5DspSim, the ULX3S's netlist)."""
+    platform = platform or Ecp5DspSim()
     array = ArrayConfig.parse(array_text)
     mnist, _ = load_mnist_sample()
     a = _case(build_qmodel(model_a), array, mnist[:20])
     b = _case(qb, array, images_b)
     plan = MemoryPlan.fit([a["prog"], b["prog"]])
-    name = f"hostlink_{model_a}_{array}"
+    name = f"hostlink_{model_a}_{array}_{type(platform).__name__}"
     work = sim_build() / name
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "cases.pkl", "wb") as f:
@@ -83,9 +91,10 @@ def _run(model_a: str, qb, images_b, array_text: str, n_again: int) -> None:
         "rows": array.rows, "cols": array.cols, "n_again": n_again, "read_timeout_bits": 100_000,
         "max_payload": top.max_payload,
     }  # fmt: skip
-    # the board's netlist: MULT18X18D/CCU2C on their models, each unit on its own reset
+    # Ecp5DspSim: the board's netlist, MULT18X18D/CCU2C on their models, each unit on its own
+    # reset; SmallDeviceSim: the iCEBreaker's traits
     run_unit(top, toplevel="hosttop", test_module="hwgen.sim.tb.hostlink_tb", name=name,
-             params=params, platform=Ecp5DspSim())  # fmt: skip
+             params=params, platform=platform)  # fmt: skip
     log = json.loads(results.read_text())
     assert log["a1"] == a["logits"].tolist() and len(log["a1"]) == 20
     assert log["b"] == b["logits"].tolist()

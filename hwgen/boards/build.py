@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from hwgen.errors import HwgenError, UsageError
 from hwgen.paths import build_dir, reports, tools_on_path
+from hwgen.rtl.traits import trait
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
@@ -461,7 +462,9 @@ def _synthesize(job: BoardJob, platform, top, out: Path, steps: _Steps) -> dict:
         plan.extract(out)
         il = out / "top.il"  # no_rw_check memories: no collision bypass (boards/outreg.py)
         text, n_ports = no_rw_check_rtlil(il.read_text())
-        text, n_keep = keep_marked_registers(text)  # one register per unit (NOMERGE)
+        n_keep = 0
+        if trait(platform, "unshared_copies", True):
+            text, n_keep = keep_marked_registers(text)  # one register per unit (NOMERGE)
         text, n_names = plain_wire_names(text)  # no `x[1]` names: yosys misreads them
         il.write_text(text)
         return {"dsps_instantiated": platform.dsps_used, "no_rw_check_read_ports": n_ports,

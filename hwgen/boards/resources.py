@@ -35,8 +35,12 @@ def pack_only(ctx: dict, platform, steps) -> dict:
 def resources_report(ctx: dict, util: dict, steps) -> dict:
     """The build report's common part (hwgen.boards.build.report_common), marked
     resources-only: no seeds, no Fmax, no cycles, no bitstream."""
-    return {**report_common(ctx, util, steps), "resources_only": True,
-            "resources_source": "nextpnr --pack-only (after packing, before placement)"}
+    rep = {**report_common(ctx, util, steps), "resources_only": True,
+           "resources_source": "nextpnr --pack-only (after packing, before placement)"}
+    # (placement would fail on these: the packed count is what the device must hold)
+    rep["over"] = [f"{k} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items()
+                   if v["available"] is not None and v["used"] > v["available"]]
+    return rep
 
 
 def write_report(rep: dict, name: str) -> dict[str, Path]:
@@ -48,6 +52,7 @@ def write_report(rep: dict, name: str) -> dict[str, Path]:
         f"Resources: {rep['resources_source']}; no placement, so no Fmax and no bitstream "
         "(`hwgen build` without `--resources-only` routes and measures them).",
         "",
+        *([f"**Does not fit the device: {', '.join(rep['over'])}.**", ""] if rep["over"] else []),
         *resources_lines(rep),
         "Step times (s, wall): " + ", ".join(f"{k} {v:g}" for k, v in rep["step_seconds"].items()),
         "",

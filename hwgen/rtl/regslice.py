@@ -21,6 +21,8 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.traits import trait
+
 __all__ = ["RegSlice", "SliceState", "slice_step"]
 
 # (output register, skid register): a payload, or None while empty
@@ -57,6 +59,10 @@ class RegSlice(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        if not trait(platform, "stream_slices", True):  # (a small device: a plain wire)
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
+                         self.i.ready.eq(self.o.ready)]  # fmt: skip
+            return m
         o_valid = Signal()
         s_valid = Signal()
         # payload registers are read only with their valid: no reset (timing, reset net)

@@ -28,6 +28,11 @@ define any of these attributes; without them every unit keeps its default:
 * ``param_hop``: requant parameters in block RAM pass one more register on their way to the
   lanes (the block's output register, then one the placer can put by the lanes; a cycle
   later; default False). Not for parameters in LUT RAM, which sit by their lanes already.
+* ``stream_slices``: the register slices on the host link's streams
+  (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
+  plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
+* ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
+  True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
 :class:`SmallDevice` is the set the iCEBreaker (iCE40UP5K) uses; :class:`SmallDeviceSim` is its
 stand-in for simulation (no other platform resource). :class:`LargeDevice` is the set of the
@@ -53,8 +58,10 @@ class SmallDevice:
     requant_mult_latency = 1
     requant_fold = True
     param_read_latency = 1
-    perf_counter_width = 24  # 16.7 M cycles: 1.4 s at 12 MHz
+    perf_counter_width = 18  # 262,143 cycles: 21.8 ms at 12 MHz (digits_tiny: 17,296)
     delay_ram_from = 0  # no LUT RAM on the iCE40
+    stream_slices = False
+    unshared_copies = False
 
 
 class SmallDeviceSim(SmallDevice):
