@@ -433,6 +433,27 @@ def test_tasks_run_the_schedule_they_are_given(monkeypatch, tmp_path, rt: bool) 
     assert [(str(c.array), c.array.remainder_tiles) for c in seen] == [("4x4", rt), ("4x8", rt)]
     # a build task runs its seeds itself: a Dask worker cannot start a nested LocalCluster
     assert (seen[1].seeds, seen[1].workers, seen[1].scheduler) == (3, 1, None)
+    assert seen[1].resources_only is False
+
+
+def test_resources_only_build_task_reports_a_packed_build(monkeypatch, tmp_path) -> None:
+    """The build task of `hwgen sweep --resources-only`: the flow's build step told so, its
+    resources-only report read (no Fmax, cycles nor bitstream in it)."""
+    import types
+
+    import hwgen.flow
+    from hwgen.sweep import tasks
+
+    res = {k: {"used": 1, "available": 2} for k in ("LUT4", "FF", "MULT18X18D", "DP16KD")}
+    rep = {"resources": res, "multipliers": {}, "report_json": "r.json", "resources_only": True,
+           "step_cpu_seconds": {}}
+    seen = []
+    monkeypatch.setattr(hwgen.flow, "run", lambda cfg: seen.append(cfg)
+                        or types.SimpleNamespace(board_report=rep))
+    r = tasks.build_task("tiny_cnn", "4x8", "stream", "ulx3s", 1, 1, str(tmp_path),
+                         resources_only=True)
+    assert seen[0].resources_only is True
+    assert r["ok"] and r["resources_only"] and r["resources"] == res and "fmax_mhz" not in r
 
 
 def test_block_ram_count_follows_what_yosys_mapped() -> None:
