@@ -46,6 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.carry import carry_any
+from hwgen.rtl.traits import trait
 
 __all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader",
            "beats_per_word"]  # fmt: skip
@@ -228,7 +229,7 @@ class WeightLoader(wiring.Component):
         rewind = self._rewind(r, chk, pos)
         stg = self._input_stage(m)
         self._outputs(m, r, stg)
-        hv = self._header_regs(m, r)
+        hv = self._header_regs(m, r, trait(platform, "carry_chains", True))
         bt = self._beat_flags(m, r, chk, pos, stg, hv)
         self._commits(m, r, pos, stg, bt)
         self._loaded(m, r, pos, stg, bt)
@@ -409,7 +410,7 @@ class WeightLoader(wiring.Component):
             return [port.eq(copies[0])]
         return [port[k].eq(c) for k, c in enumerate(copies)]
 
-    def _header_regs(self, m: Module, r: _Regs) -> _Verdict:
+    def _header_regs(self, m: Module, r: _Regs, chain: bool) -> _Verdict:
         """The header check's tests on the header in acc and its registered verdicts."""
         has_hdr = self._has_hdr
         nreg = len(self.regions)
@@ -421,7 +422,7 @@ class WeightLoader(wiring.Component):
         # != 0 tree and the <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
         oks = [new_hdr.magic == self.magic]
         for field, _, dpt in self.regions if has_hdr else []:
-            oks += [carry_any(new_hdr[field]), new_hdr[field] <= dpt]
+            oks += [carry_any(new_hdr[field], chain), new_hdr[field] <= dpt]
         # The header is judged in three cycles: `checking` registers each field's verdict and
         # each region's word count (compares and adds from registers), `weighing` their AND
         # and the counts minus 3, `judging` acts on it (timing: no compare, nor a wide AND

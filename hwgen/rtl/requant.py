@@ -257,18 +257,19 @@ class Requant(wiring.Component):
     def elaborate(self, platform) -> Module:
         """Stages A, M, B, C1, C2, D, E1 and E2 in order (see the module docstring)."""
         m = Module()
-        a = self._stage_a(m)
-        mo = self._stage_m(m, a, trait(platform, "delay_ram_from", DELAY_RAM_FROM))
+        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
+        a = self._stage_a(m, chain)
+        mo = self._stage_m(m, a, trait(platform, "delay_ram_from", DELAY_RAM_FROM), chain)
         mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
         b = _stage_b(m, mid, mo)
         c1 = _stage_c1(m, mid, b)
         c2 = _stage_c2(m, mid, c1)
         d = _stage_d(m, mid, c2)
-        e = _stage_e1(m, mid, d)
+        e = _stage_e1(m, mid, d, chain)
         self._stage_e2(m, e)
         return m
 
-    def _stage_a(self, m: Module) -> _A:
+    def _stage_a(self, m: Module, chain: bool) -> _A:
         """A: the 32-bit sum (wraps modulo 2**32 like the golden) and the operand flags."""
         p = self.i_stream.payload
         a_sum = Signal(signed(32), reset_less=True)
@@ -288,13 +289,13 @@ class Requant(wiring.Component):
         m.d.sync += [
             a_sum.eq(s),
             a_mult.eq(p.mult),
-            a_mult_any.eq(Cat(carry_any(p.mult[:16]), carry_any(p.mult[16:31]))),
+            a_mult_any.eq(Cat(carry_any(p.mult[:16], chain), carry_any(p.mult[16:31], chain))),
             a_side.eq(Cat(p.shift, p.lo, p.hi)),
             a_valid.eq(self.i_stream.valid),
         ]
         return _A(a_sum, a_mult, a_mult_any, a_side, a_valid)
 
-    def _stage_m(self, m: Module, a: _A, ram_from: int) -> _M:
+    def _stage_m(self, m: Module, a: _A, ram_from: int, chain: bool) -> _M:
         """M: the product, with everything else delayed to match."""
         L = self.mult_latency
         m.submodules.mult = mult = Multiplier(a_width=32, b_width=32, latency=L)
@@ -303,7 +304,8 @@ class Requant(wiring.Component):
         sum_any = Signal(2, reset_less=True)  # sum[:16] != 0, sum[16:31] != 0
         sum_neg = Signal(reset_less=True)
         m.d.sync += [mult_min.eq(a.mult[31] & ~a.mult_any.any()),
-                     sum_any.eq(Cat(carry_any(a.sum[:16]), carry_any(a.sum[16:31]))),
+                     sum_any.eq(Cat(carry_any(a.sum[:16], chain),
+                                    carry_any(a.sum[16:31], chain))),
                      sum_neg.eq(a.sum[31])]  # fmt: skip
         ovf = Signal()
         m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
@@ -394,7 +396,7 @@ def _stage_d(m: Module, mid: str, c: _C2) -> _D:
     return _D(d_y, d_lohi, d_valid)
 
 
-def _stage_e1(m: Module, mid: str, d: _D) -> _E1:
+def _stage_e1(m: Module, mid: str, d: _D, chain: bool) -> _E1:
     """E1: the clamp flags, each a short function of y, lo and hi."""
     # Flags for np.clip, each a short function: y outside int8 (two wide ORs), byte
     # compares of y's low byte, lo > hi (np.clip then gives hi). One 32-bit compare and
@@ -418,8 +420,8 @@ def _stage_e1(m: Module, mid: str, d: _D) -> _E1:
         # the wide OR/AND of y's top bits, and the byte compares as the sign of a
         # subtraction, on the carry chain (timing: LUT trees and their routes were up
         # to 9.1 ns into these flags on the routed 8x8)
-        e_over.eq(~d_y[31] & carry_any(top)),  # y > 127
-        e_under.eq(d_y[31] & ~carry_all(top)),  # y < -128
+        e_over.eq(~d_y[31] & carry_any(top, chain)),  # y > 127
+        e_under.eq(d_y[31] & ~carry_all(top, chain)),  # y < -128
         e_gt.eq((hi - y8)[-1]),  # y8 > hi
         e_lt.eq((y8 - lo)[-1]),  # y8 < lo
         e_bad.eq((hi - lo)[-1]),  # lo > hi

@@ -31,6 +31,9 @@ define any of these attributes; without them every unit keeps its default:
 * ``stream_slices``: the register slices on the host link's streams
   (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
   plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
+* ``carry_chains``: wide zero / all-ones tests as the carry out of an add
+  (:mod:`hwgen.rtl.carry`; default True); False: plain reductions (an iCE40 carry bit takes a
+  logic cell, a LUT tree a third of that; ~155 logic cells on digits_tiny 1x1).
 * ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
   True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
@@ -62,6 +65,7 @@ class SmallDevice:
     delay_ram_from = 0  # no LUT RAM on the iCE40
     stream_slices = False
     unshared_copies = False
+    carry_chains = False
 
 
 class SmallDeviceSim(SmallDevice):

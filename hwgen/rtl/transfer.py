@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
 from .carry import carry_any
+from .traits import trait
 
 __all__ = [
     "IMAGE_LAYOUT",
@@ -128,6 +129,7 @@ class ImageWriter(wiring.Component):
         # (The position and the flags are reset-less: `clear`, which the slot gives before it
         # fills, loads them; their synchronous reset is then `clear` alone, a flip-flop.)
         nr = {"reset_less": True}
+        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
         ptr = Signal.like(self.addr, **nr)  # word of the next value
         # its lane, one-hot (lane_oh[C-1]: the word's last lane, a flip-flop)
         lane_oh = Signal(C, init=1, **nr)
@@ -173,7 +175,7 @@ class ImageWriter(wiring.Component):
             m.d.sync += [*first_ch, final.eq((self.len_last - 1)[-1]),
                          len_m2.eq(self.len_last - 1)]
         with m.Elif(s.valid & self.window):
-            m.d.sync += final.eq(~carry_any(count ^ len_m2))
+            m.d.sync += final.eq(~carry_any(count ^ len_m2, chain))
             with m.If(ch_end):
                 m.d.sync += first_ch
             with m.Else():
@@ -340,11 +342,12 @@ class LogitSender(wiring.Component):
             m.d.sync += [n.eq(0), lane_oh.eq(1), final.eq(len_m1[-1])]  # len_last == 0
         with m.If(wait):
             m.d.sync += word.eq(self.rdata)
-        self._send(m, s, n, lane_oh, ptr, word, final, len_m1, send_w, send_n)
+        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
+        self._send(m, s, n, lane_oh, ptr, word, final, len_m1, send_w, send_n, chain)
         return m
 
     def _send(self, m: Module, s, n, lane_oh, ptr, word, final, len_m1, send_w,
-              send_n) -> None:
+              send_n, chain: bool) -> None:
         """SEND's data steps: a taken logit shifts the word one lane on (no lane
         multiplexer); the word's last one (not the final logit) moves the address on.
         (``send_w[k]``/``send_n``: copies of SEND, see elaborate.)"""
@@ -354,7 +357,7 @@ class LogitSender(wiring.Component):
                 nxt = word[8 * k + 8 : 8 * k + 16] if k < C - 1 else 0
                 m.d.sync += word[8 * k : 8 * k + 8].eq(nxt)
         with m.If(send_n & s.ready):
-            m.d.sync += [n.eq(n + 1), final.eq(~carry_any(n ^ len_m1)),
+            m.d.sync += [n.eq(n + 1), final.eq(~carry_any(n ^ len_m1, chain)),
                          lane_oh.eq(Mux(lane_oh[C - 1], 1, lane_oh << 1))]  # fmt: skip
         with m.If(s.ready & s.valid & ~final & lane_oh[C - 1]):
             m.d.sync += ptr.eq(ptr + 1)
