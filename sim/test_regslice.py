@@ -99,3 +99,31 @@ def test_full_throughput() -> None:
     assert not log["errors"], log["errors"][:5]
     assert log["got"] == beats
     assert log["cycles"] == len(beats) + 1 and log["i_ready_low"] == 0
+
+
+def test_small_device_slice_is_a_wire() -> None:
+    """With the small device's traits (``stream_slices`` False) the slice is a plain wire:
+    valid, payload and ready pass in the same cycle, no register in between."""
+    from amaranth.hdl import Fragment
+
+    from hwgen.rtl.traits import SmallDeviceSim
+
+    dut = RegSlice(IMAGE_LAYOUT)
+    rng = random.Random(3)
+    errors: list[str] = []
+
+    async def bench(ctx) -> None:
+        for t in range(100):
+            v, r, d = rng.random() < 0.5, rng.random() < 0.5, rng.getrandbits(IMAGE_LAYOUT.size)
+            ctx.set(dut.i.valid, v)
+            ctx.set(Value.cast(dut.i.payload), d)
+            ctx.set(dut.o.ready, r)
+            got = (ctx.get(dut.o.valid), ctx.get(Value.cast(dut.o.payload)), ctx.get(dut.i.ready))
+            if got != (v, d, r):
+                errors.append(f"cycle {t}: {got} != {(v, d, r)}")
+            await ctx.delay(1e-8)
+
+    sim = Simulator(Fragment.get(dut, SmallDeviceSim()))  # (no clock: nothing is clocked)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not errors, errors[:5]
