@@ -254,6 +254,16 @@ def test_report_writer(tmp_path) -> None:
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_without_builds_estimates_with_the_shipped_fit(tmp_path) -> None:
+    """`--no-build`: nothing to refit, every row estimated with the shipped coefficients."""
+    from hwgen.sweep.report import write
+
+    res = write({**_raw([_cycles("4x4", 150_000)], arrays=("4x4",)), "build": False}, tmp_path)
+    assert res["coefficients"]["source"].startswith("shipped coefficients")
+    assert res["rows"][0]["estimate"] == pytest.approx(
+        estimate("ulx3s", "mnist_cnn", "4x4")["estimate"])
+
+
 def test_report_back_to_back_columns(tmp_path) -> None:
     """A cycle task with the back-to-back figures (-n >= 3) fills the last two columns."""
     from hwgen.sweep.report import write

@@ -128,8 +128,8 @@ def _estimates(raw: dict, table: list[dict], out: Path) -> dict | None:
 
 def _refit(raw: dict, pts: list[dict], shipped: dict | None) -> dict:
     """This sweep's builds fitted; resources-only builds (no Fmax) take the Fmax fit of the
-    shipped coefficients' routed builds."""
-    if shipped is None or any(p["real"]["Fmax"] is not None for p in pts):
+    shipped coefficients' routed builds. (No builds: `fit` says so, the caller falls back.)"""
+    if shipped is None or not pts or any(p["real"]["Fmax"] is not None for p in pts):
         coeffs = fit(pts, raw["board"])
         coeffs["source"] = f"fitted on this sweep's {len(pts)} build(s) (in-sample)"
         return coeffs
