@@ -764,10 +764,7 @@ class Accelerator(wiring.Component):
         w_en_c = Signal(C, name=f"act{b}_wen_c")
         w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
         w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
-        # the lane enables likewise, one register per copy (UNSHARED; timing: one shared
-        # reached a far copy's WEA through its bank-select LUT, 10.5 ns of routing, the
-        # critical path of the 12x16 at 87.73 MHz, session 31)
-        w_en = [Signal(C, name=f"act{b}_{k}_wen", attrs=UNSHARED) for k in range(len(copies))]
+        w_en = Signal(C, name=f"act{b}_wen")
         # w_any: port A's address select, any lane written, from the two writers' enables
         # (the image's lanes are one-hot, never zero) rather than an OR over the lanes; one
         # flip-flop per copy (UNSHARED). Timing: one shared fanned out to every copy's
@@ -781,7 +778,7 @@ class Accelerator(wiring.Component):
                   for k in range(len(copies))]
         w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
         any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
-        m.d.sync += [*(we.eq(w_en_c) for we in w_en), *(wa.eq(any_c) for wa in w_any),
+        m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
                      *(wa.eq(w_addr_c) for wa in w_addr), w_data.eq(w_data_c)]
         # the write-back first: an image value is taken only in a cycle without its
         # write to buffer 0 (`_image_window`), so the two never meet here
@@ -803,7 +800,7 @@ class Accelerator(wiring.Component):
                 ra.addr.eq(a_addr),
                 wp.addr.eq(a_addr),
                 wp.data.eq(w_data),
-                wp.en.eq(w_en[k]),
+                wp.en.eq(w_en),
             ]
             if rb is not None:
                 m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
