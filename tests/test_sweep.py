@@ -358,6 +358,7 @@ def test_report_of_resources_only_builds(tmp_path) -> None:
     md = (tmp_path / "sweep.md").read_text()
     assert "| 4x8 | 32 | 20,000 | 10,000 | 32 | 80 | — | 75,000 | 90.0 % | — " in md, md
     assert "(packed, not placed): **4x8**" in md and "nextpnr's packer" in md
+    assert "post-route" not in md.split("## Estimator")[0]
     est = md[md.index("## Estimator vs real"):]
     assert "| 4x8 | LUT4 | 20,000 |" in est and "| 4x8 | Fmax |" not in est
     assert "Fmax on the shipped coefficients' routed builds" in est

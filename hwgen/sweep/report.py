@@ -255,10 +255,10 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
     if raw["finished"] < raw["tasks"]:
         lines += ["**Partial: not every task has finished.**", ""]
     lines += _main_table(table)
-    how = ("nextpnr's packer (`--resources-only`: no placement, so no Fmax)"
-           if raw.get("resources_only") else "nextpnr")
-    lines += ["", f"Resources and Fmax: yosys + {how} (post-route, median over the seeds; ✗ = "
-              "below the target clock); cycles: the design's counters in Verilator (fast harness, "
+    how = ("Resources: yosys + nextpnr's packer (`--resources-only`: no placement, so no Fmax, "
+           "µs or bitstream)" if raw.get("resources_only") else "Resources and Fmax: yosys + "
+           "nextpnr (post-route, median over the seeds; ✗ = below the target clock)")
+    lines += ["", f"{how}; cycles: the design's counters in Verilator (fast harness, "
               f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
               "measured Fmax; a bitstream runs at its PLL clock, so the last column gives its "
               "µs only where its packed seed routed at least that fast. PE busy = executed "
