@@ -19,10 +19,12 @@ import os
 import numpy as np
 import pytest
 from amaranth import Module, ResetInserter, Signal, unsigned
+from amaranth.hdl import Fragment
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hwgen.rtl.loader import HEADER_CHECK_CYCLES, LoaderModel, WeightLoader, beats_per_word
+from hwgen.rtl.traits import SmallDeviceSim
 
 REGIONS = [(8, 3), (40, 2), (72, 2)]  # 1, 2 and 3 beats per word: 13 beats in all
 # the header test's seed (LOADER_SEED=n to try another; every failure message names it)
@@ -64,9 +66,10 @@ def _writes(ctx, loader: WeightLoader, got: list[dict[int, int]]) -> None:
 
 
 def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
-        rng: np.random.Generator, tag: str) -> collections.Counter:  # fmt: skip
+        rng: np.random.Generator, tag: str, platform=None) -> collections.Counter:  # fmt: skip
     """Streams `beats` into the loader with random gaps, restarts and resets, checking it
-    against the model every cycle (failures start with `tag`); returns the outcomes seen."""
+    against the model every cycle (failures start with `tag`); returns the outcomes seen.
+    ``platform``: the traits it is elaborated with (hwgen.rtl.traits; default none)."""
     rst = Signal()
     top = Module()
     top.submodules.loader = ResetInserter(rst)(loader)
@@ -132,7 +135,7 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
         _writes(ctx, loader, got)
         assert got == model.mems, f"{tag}: memories differ from the model at the end"
 
-    sim = Simulator(top)
+    sim = Simulator(Fragment.get(top, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -225,19 +228,21 @@ def header_transfer(rng: np.random.Generator, cfg: HeaderConfig, kind: str) -> l
 
 
 def _header_run(rng: np.random.Generator, cfg: HeaderConfig, extra: int,
-                tag: str) -> collections.Counter:  # fmt: skip
+                tag: str, platform=None) -> collections.Counter:  # fmt: skip
     """Every kind of transfer once and `extra` random ones, in random order, through run."""
     kinds = HEADER_KINDS + [str(k) for k in rng.choice(HEADER_KINDS, extra)]
     beats = [b for k in rng.permutation(kinds) for b in header_transfer(rng, cfg, str(k))]
-    return run(cfg.loader(), cfg.model(), beats, rng, f"seed {SEED}, {tag} ({cfg})")
+    return run(cfg.loader(), cfg.model(), beats, rng, f"seed {SEED}, {tag} ({cfg})", platform)
 
 
-def test_header_loader_matches_model() -> None:
-    """Random header loaders, random transfers of every kind: every cycle as the model."""
+@pytest.mark.parametrize("platform", [None, SmallDeviceSim()], ids=["default", "small"])
+def test_header_loader_matches_model(platform) -> None:
+    """Random header loaders, random transfers of every kind: every cycle as the model; with
+    the small device's traits too (no carry-chain tests, no registered word counts)."""
     rng = np.random.default_rng(SEED)
     seen: collections.Counter = collections.Counter()
     for c in range(6):
-        seen += _header_run(rng, HeaderConfig(rng), 30, f"loader {c}")
+        seen += _header_run(rng, HeaderConfig(rng), 30, f"loader {c}", platform)
     want = ("short", "long", "header", "loaded", "reset", "reset_loaded", "reset_check",
             "reset_staged", "restart", "restart_check", "restart_staged")  # fmt: skip
     assert all(seen[k] for k in want), f"seed {SEED}: an outcome never happened: {seen}"

@@ -247,7 +247,7 @@ class WeightLoader(wiring.Component):
             m.d.sync += r.discard.eq(0)
         with m.If(bt.beat):
             self._on_beat(m, r, chk, pos, stg, bt, rewind)
-        self._check_steps(m, r, chk, stg, hv, bt)
+        self._check_steps(m, r, chk, stg, hv, bt, trait(platform, "path_registers", True))
         self._judge(m, r, chk, hv, rewind)
         self._faults(m, chk, stg, hv, bt)
         self._on_go(m, r, chk, pos, hv)
@@ -585,7 +585,7 @@ class WeightLoader(wiring.Component):
             _step_beat(m, r, pos, bpw[n + 1])
 
     def _check_steps(self, m: Module, r: _Regs, chk: _Check, stg: _Stage, hv: _Verdict,
-                     bt: _Beat) -> None:
+                     bt: _Beat, counts_r: bool) -> None:
         """The header check's first two cycles, started by the header's end."""
         # The header's end (its last beat taken outside a discard) starts the check: checking
         # for one cycle, stall until judging's end. Written as their next values, one AND-OR
@@ -600,15 +600,17 @@ class WeightLoader(wiring.Component):
                                                             | r.st[0])))]  # fmt: skip
         with m.If(chk.checking):
             m.d.sync += [chk.weighing.eq(1), hv.ok_f.eq(Cat(*hv.oks))]
-            if self._has_hdr:  # (checking is never set without a header)
+            if self._has_hdr and counts_r:  # (checking is never set without a header)
                 m.d.sync += [wr.eq(w) for wr, w in zip(hv.words_r, hv.words, strict=True)]
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(hv.ok_f.all()),
                          chk.go.eq(hv.ok_f.all() & ~chk.hdr_last)]
             if self._has_hdr:  # (from the registered counts: one carry chain per cycle, not the
-                # count's shifts-and-adds and the minus 3 in series, 6.88 ns routed on the 8x8)
-                m.d.sync += [wm.eq(w - 3) for wm, w in zip(hv.words_m3, hv.words_r, strict=True)]
-                m.d.sync += [wo.eq(w == 1) for wo, w in zip(hv.words_one, hv.words_r,
+                # count's shifts-and-adds and the minus 3 in series, 6.88 ns routed on the 8x8;
+                # without `path_registers`, from acc's header, which stays until `go`)
+                words = hv.words_r if counts_r else hv.words
+                m.d.sync += [wm.eq(w - 3) for wm, w in zip(hv.words_m3, words, strict=True)]
+                m.d.sync += [wo.eq(w == 1) for wo, w in zip(hv.words_one, words,
                                                             strict=True)]  # fmt: skip
 
     def _judge(self, m: Module, r: _Regs, chk: _Check, hv: _Verdict, rewind: list) -> None:

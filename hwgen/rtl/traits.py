@@ -34,6 +34,9 @@ define any of these attributes; without them every unit keeps its default:
 * ``carry_chains``: wide zero / all-ones tests as the carry out of an add
   (:mod:`hwgen.rtl.carry`; default True); False: plain reductions (an iCE40 carry bit takes a
   logic cell, a LUT tree a third of that; ~155 logic cells on digits_tiny 1x1).
+* ``path_registers``: registers that only shorten a path, holding a value that is also
+  stable at its source (the loader's registered header word counts; default True); False
+  reads the source (no cycle changes).
 * ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
   True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
@@ -66,6 +69,7 @@ class SmallDevice:
     stream_slices = False
     unshared_copies = False
     carry_chains = False
+    path_registers = False
 
 
 class SmallDeviceSim(SmallDevice):
