@@ -470,7 +470,7 @@ class Accelerator(wiring.Component):
         fsm = self._fsm_regs(m, loader)
         self._fsm_states(m, ctl, fsm, desc, counters, n_last, slot, snd, begin, kept, flag)
         self._layer_end(m, ctl, fsm, seq, wb, snd, desc)
-        self._program_fetch(m, ctl, fsm, desc, rom_r)
+        self._program_fetch(m, ctl, fsm, desc, rom_r, trait(platform, "bram_output_register", True))
         self._busy(m, ctl, fsm, slot, snd)
         self._row0_read_select(m, fsm, rd_next0, snd)
         _image_window(m, fsm, slot, wb_we0_img)
@@ -981,7 +981,7 @@ class Accelerator(wiring.Component):
         m.d.comb += seq.start_next.eq(fetch_end)
 
     def _program_fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View,
-                       rom_r: memory.ReadPort) -> None:
+                       rom_r: memory.ReadPort, outreg: bool) -> None:
         """The program memory's read address, `desc`'s slice writes and the positions' rewind."""
         # The program is read through a register (rom_q, which the board moves into the block
         # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
@@ -993,11 +993,16 @@ class Accelerator(wiring.Component):
         # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
         # each slice's enable is its flip-flop alone, with no state decode in front of the
         # ~32 enables it drives (those registers spread over the die with their users)
+        # A device whose block RAMs have no output register (the iCE40; trait
+        # `bram_output_register`) reads beat i at `prog_addr` in cycle i instead, and its
+        # word is in the read port's data in cycle i+1: the same slice writes, no rom_q.
+        word = rom_q if outreg else rom_r.data
         for i in range(DESC_BEATS):
             with m.If(fetch_sel[i]):
                 hi = min(32 * (i + 1), DESC_LAYOUT.size)
-                m.d.sync += desc.as_value()[32 * i : hi].eq(rom_q[: hi - 32 * i])
-        m.d.comb += rom_r.addr.eq(Mux(in_fetch, ctl.prog_p1, ctl.prog_addr))
+                m.d.sync += desc.as_value()[32 * i : hi].eq(word[: hi - 32 * i])
+        m.d.comb += rom_r.addr.eq(Mux(in_fetch, ctl.prog_p1, ctl.prog_addr) if outreg
+                                  else ctl.prog_addr)
         # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
         # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
         # (the host link's `start` & weights_loaded) is not in their next values (the

@@ -37,6 +37,10 @@ define any of these attributes; without them every unit keeps its default:
 * ``path_registers``: registers that only shorten a path, holding a value that is also
   stable at its source (the loader's registered header word counts; default True); False
   reads the source (no cycle changes).
+* ``bram_output_register``: the board moves a block RAM's read register into the block
+  (the ECP5's DP16KD output register; default True): the program memory is read through one
+  (``rom_q``). False (the iCE40's SB_RAM40 has none): read a cycle later without it, the
+  same cycles.
 * ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
   True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
@@ -70,6 +74,7 @@ class SmallDevice:
     unshared_copies = False
     carry_chains = False
     path_registers = False
+    bram_output_register = False
 
 
 class SmallDeviceSim(SmallDevice):
