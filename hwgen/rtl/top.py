@@ -50,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -449,18 +449,22 @@ class Accelerator(wiring.Component):
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
         # through port A, whose address is the write's while it writes, else row 2k's read.
-        # The write-back's write is registered twice: once here (`wb_we`: the image slot's
-        # window then knows a cycle ahead, from a flip-flop, that the write-back takes port A)
-        # and once more after the mux with the image's write (timing: port A's address select
-        # and the write enables come from flip-flops). It lands two cycles later, which nothing
-        # can see: within a layer the written buffer is not the one read, and a layer's results
+        # The write-back's write is registered here (`wb_we`: the image slot's window then
+        # knows a cycle ahead, from a flip-flop, that the write-back takes port A) and again
+        # after the mux with the image's write, then once more per copy with `copy_trees`
+        # (timing: port A's address select and the write enables come from flip-flops of
+        # their own near each copy). It lands two (three) cycles later, which nothing can
+        # see: within a layer the written buffer is not the one read, and a layer's results
         # are read only after the controller has seen `layer_done` (registered from the
         # write-back's done, itself a cycle after the final write) and fetched or started the
-        # result transfer.
+        # result transfer. Measured margin (session 33): the back-to-back image overlap and
+        # the network tests still pass with eight more write stages.
         rd_addr0, rd_next0 = _row0_read_addr(m, feeders[0], self.addr_width)
         wb_we, wb_wa, wb_wd, wb_we0_img = _writeback_regs(m, wb, desc)
+        trees = trait(platform, "copy_trees", True)
         for b in range(2):
-            self._buffer_writes(m, b, bufs[b], wb_we, wb_wa, wb_wd, img, rd_addr0, feeders)
+            self._buffer_writes(m, b, bufs[b], wb_we, wb_wa, wb_wd, img, rd_addr0, feeders,
+                                trees)
         self._debug_read(m, bufs)
 
         flag, kept = self._status(m, loader)
@@ -758,28 +762,15 @@ class Accelerator(wiring.Component):
 
     def _buffer_writes(self, m: Module, b: int, copies: list[_Copy],
                        wb_we: list[Signal], wb_wa: Signal, wb_wd: Signal, img: ImageWriter,
-                       rd_addr0: Signal, feeders: list[RowFeeder]) -> None:
+                       rd_addr0: Signal, feeders: list[RowFeeder], tree: bool) -> None:
         """Buffer b's registered write (write-back, or image in buffer 0) and copy addresses."""
         C, AW = self.C, self.addr_width
         w_en_c = Signal(C, name=f"act{b}_wen_c")
         w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
         w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
-        w_en = Signal(C, name=f"act{b}_wen")
-        # w_any: port A's address select, any lane written, from the two writers' enables
-        # (the image's lanes are one-hot, never zero) rather than an OR over the lanes; one
-        # flip-flop per copy (UNSHARED). Timing: one shared fanned out to every copy's
-        # address mux across the die (the 12x8's worst path, 61 endpoints, 130.67 MHz).
-        w_any = [Signal(name=f"act{b}_{k}_wany", attrs=UNSHARED)
-                 for k in range(len(copies))]
-        # the write address likewise, one copy per buffer copy (UNSHARED; timing: one
-        # shared reached a far copy's address pins across the die, 8.75 ns of routing,
-        # the 12x16's critical path at 102.43 MHz)
-        w_addr = [Signal(AW, name=f"act{b}_{k}_waddr", reset_less=True, attrs=UNSHARED)
-                  for k in range(len(copies))]
-        w_data = Signal(8 * C, name=f"act{b}_wdata", reset_less=True)
+        # any lane written, from the two writers' enables (the image's lanes are one-hot,
+        # never zero) rather than an OR over the lanes
         any_c = wb_we[b] | img.we if b == 0 else wb_we[b]
-        m.d.sync += [w_en.eq(w_en_c), *(wa.eq(any_c) for wa in w_any),
-                     *(wa.eq(w_addr_c) for wa in w_addr), w_data.eq(w_data_c)]
         # the write-back first: an image value is taken only in a cycle without its
         # write to buffer 0 (`_image_window`), so the two never meet here
         with m.If(wb_we[b]):
@@ -792,6 +783,8 @@ class Accelerator(wiring.Component):
                     w_data_c.eq(Cat(*([img.data] * C))),
                     w_en_c.eq(img.lanes),
                 ]
+        w_en, w_any, w_addr, w_data = self._write_copies(
+            m, f"act{b}", len(copies), tree, w_en_c, any_c, w_addr_c, w_data_c)
         for k, (ra, rb, wp) in enumerate(copies):
             a_addr = Signal(AW, name=f"act{b}_{k}_addr_a")
             row_a = rd_addr0 if k == 0 else feeders[2 * k].raddr
@@ -800,10 +793,43 @@ class Accelerator(wiring.Component):
                 ra.addr.eq(a_addr),
                 wp.addr.eq(a_addr),
                 wp.data.eq(w_data),
-                wp.en.eq(w_en),
+                wp.en.eq(w_en[k]),
             ]
             if rb is not None:
                 m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
+
+    @staticmethod
+    def _write_copies(m: Module, name: str, n: int, tree: bool, en_c: Value, any_c: Value,
+                      addr_c: Value, data_c: Value
+                      ) -> tuple[list[Signal], list[Signal], list[Signal], Signal]:
+        """A buffer's write registered for its n copies: per copy (enable, port A's address
+        select, address) and the shared data.
+
+        w_any and the address have one flip-flop per copy (UNSHARED; timing: one shared
+        fanned out to every copy's address mux across the die: the 12x8's worst path, 61
+        endpoints, 130.67 MHz; a shared address reached a far copy's pins, 8.75 ns of
+        routing, the 12x16's at 102.43 MHz). With ``tree`` the write is first registered
+        once by its sources and the per-copy registers take those flip-flops (D = Q), a cycle
+        later: copies fed from one shared next-value cone put its LUTs and the long route in
+        front of every copy (the 12x16's critical path, session 32: 89.0 / 73.1 MHz)."""
+        C, AW = len(en_c), len(addr_c)
+        w_data = Signal(len(data_c), name=f"{name}_wdata", reset_less=True)
+        w_en = Signal(C, name=f"{name}_wen")
+        w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED) for k in range(n)]
+        w_addr = [Signal(AW, name=f"{name}_{k}_waddr", reset_less=True, attrs=UNSHARED)
+                  for k in range(n)]
+        if not tree:
+            m.d.sync += [w_en.eq(en_c), *(wa.eq(any_c) for wa in w_any),
+                         *(wa.eq(addr_c) for wa in w_addr), w_data.eq(data_c)]
+            return [w_en] * n, w_any, w_addr, w_data
+        any1 = Signal(name=f"{name}_wany")
+        addr1 = Signal(AW, name=f"{name}_waddr", reset_less=True)
+        data1 = Signal(len(data_c), name=f"{name}_wdata1", reset_less=True)
+        en_k = [Signal(C, name=f"{name}_{k}_wen", attrs=UNSHARED) for k in range(n)]
+        m.d.sync += [w_en.eq(en_c), any1.eq(any_c), addr1.eq(addr_c), data1.eq(data_c),
+                     *(e.eq(w_en) for e in en_k), *(wa.eq(any1) for wa in w_any),
+                     *(wa.eq(addr1) for wa in w_addr), w_data.eq(data1)]
+        return en_k, w_any, w_addr, w_data
 
     def _debug_read(self, m: Module, bufs: list[list[_Copy]]) -> None:
         """`dbg_data`: row 0's read of the buffer `dbg_buf` selects."""

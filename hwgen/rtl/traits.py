@@ -41,6 +41,11 @@ define any of these attributes; without them every unit keeps its default:
   (the ECP5's DP16KD output register; default True): the program memory is read through one
   (``rom_q``). False (the iCE40's SB_RAM40 has none): read a cycle later without it, the
   same cycles.
+* ``copy_trees``: an activation buffer's write (enable, port A's select, address, data) is
+  registered once by its sources, then once per buffer copy (D = Q, UNSHARED), a cycle later
+  (default True: a copy's registers sit by it, no next-value logic in front of the long
+  route to it); False: one stage, per-copy select and address registers fed from the mux
+  (fewer flip-flops; the iCE40 has one copy at 1x1 and no die to cross at 12 MHz).
 * ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
   True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
@@ -75,6 +80,7 @@ class SmallDevice:
     carry_chains = False
     path_registers = False
     bram_output_register = False
+    copy_trees = False
 
 
 class SmallDeviceSim(SmallDevice):
