@@ -745,6 +745,12 @@ class Accelerator(wiring.Component):
         # group by its high bits (timing: the one-cycle 8-bit-select mux was 8 ns routed).
         # A select past the last counter reads 0.
         n_cnt = len(counters)
+        if not trait(platform, "perf_read_registers", True):
+            # a small device at a slow clock (trait `perf_read_registers`): one combinational
+            # mux, valid from perf_sel's cycle on (a stopped counter reads the same)
+            m.d.comb += self.perf_data.eq(Array(list(counters) + [Const(0, pw)])[
+                             Mux(self.perf_sel < n_cnt, self.perf_sel, n_cnt)])
+            return counters
         groups = [counters[g : g + 4] for g in range(0, n_cnt, 4)]
         grp_r = [Signal(pw, name=f"perf_grp{g}", reset_less=True) for g in range(len(groups))]
         hi_r = Signal(6, reset_less=True)  # the select's high bits, beside stage 1

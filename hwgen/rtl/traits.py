@@ -46,6 +46,12 @@ define any of these attributes; without them every unit keeps its default:
   (default True: a copy's registers sit by it, no next-value logic in front of the long
   route to it); False: one stage, per-copy select and address registers fed from the mux
   (fewer flip-flops; the iCE40 has one copy at 1x1 and no die to cross at 12 MHz).
+* ``perf_read_registers``: the cycle counters are read through two register stages (a 4:1
+  mux per group of four, then the group; default True, PERF_READ_LATENCY). False: one
+  combinational mux, so ``perf_data`` is valid from the cycle ``perf_sel`` is and still
+  after PERF_READ_LATENCY cycles; a stopped counter (the host's and testbenches' reads,
+  after a run) reads the same, a running one up to that many cycles newer (~16 logic
+  cells).
 * ``unshared_copies``: the board flow keeps each ``UNSHARED`` register copy apart (default
   True, hwgen.rtl.attrs); False lets yosys merge equal copies.
 
@@ -81,6 +87,7 @@ class SmallDevice:
     path_registers = False
     bram_output_register = False
     copy_trees = False
+    perf_read_registers = False
 
 
 class SmallDeviceSim(SmallDevice):
