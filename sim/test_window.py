@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
-from amaranth import Module, Value, unsigned
+from amaranth import Fragment, Module, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator, SimulatorContext
@@ -31,6 +31,7 @@ from hwgen.quant.qmodel import QAdd, QConcat, QConv, QFlatten, QLinear, QMaxPool
 from hwgen.rtl.descriptor import DESC_LAYOUT, pack_descriptor
 from hwgen.rtl.feeder import FEEDER_LATENCY, ROW_IN_LAYOUT, RowFeeder, feed_cfg
 from hwgen.rtl.sequencer import Sequencer
+from hwgen.rtl.traits import SmallDeviceSim, trait
 from hwgen.schedule.emulate import _window_offsets, row_pixel_states
 from hwgen.schedule.lower import lower
 from hwgen.schedule.program import MODE_CONV, MODE_DIRECT, LayerPlan, Program
@@ -91,7 +92,8 @@ class WindowHarness(wiring.Component):
             m.submodules[f"feed{i}"] = f
             if prev is None:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem))]
+                             f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem, trait(
+                                 platform, "path_registers", True)))]
             else:
                 m.d.comb += f.follow(prev)
             for b in range(2):
@@ -359,9 +361,10 @@ ARRAYS = ("4x4", "3x5", "8x8", "5x3", "1x1")
 # ---------------------------------------------------------------- simulation
 
 
-def run_program(prog: Program, seed: int) -> dict[str, int]:
+def run_program(prog: Program, seed: int, platform=None) -> dict[str, int]:
     """Run every layer of `prog` (then layer 0 again, to check nothing leaks from the previous
-    layer) through the harness; assert every row token and weight read. Returns stats."""
+    layer) through the harness; assert every row token and weight read. Returns stats.
+    ``platform``: the traits it is elaborated with (hwgen.rtl.traits; default none)."""
     R, C = prog.array.rows, prog.array.cols
     rng = np.random.default_rng(seed)
     images = [rng.integers(-128, 128, (prog.buf_depth[b], C)) for b in range(2)]
@@ -434,7 +437,7 @@ def run_program(prog: Program, seed: int) -> dict[str, int]:
                 ctx.set(dut.start, 0)
                 stats["cycles"] += 1
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -451,6 +454,18 @@ def test_window_streams(model: str, array: str) -> None:
     st = run_program(prog, seed=zlib.crc32(f"{model}/{array}".encode()))  # fixed per case
     print(f"{model} {array}: {st['cycles']} cycles, {st['tokens']} row tokens, "
           f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+
+
+SMALL_CASES = [(model, arr) for model in MODELS for arr in ("4x4", "3x5", "1x1")]
+
+
+@pytest.mark.parametrize("model,array", SMALL_CASES)
+def test_window_streams_small_device(model: str, array: str) -> None:
+    """The small device's forms (hwgen.rtl.traits: `path_registers` off, the sequencer's tile
+    loads from its per-layer registers, row 0's plain constants from the descriptor): the
+    same token, operand and weight read in every cycle."""
+    prog = lower(MODELS[model](), ArrayConfig.parse(array))
+    run_program(prog, seed=zlib.crc32(f"{model}/{array}".encode()), platform=SmallDeviceSim())
 
 
 def test_cases_cover_the_brief() -> None:

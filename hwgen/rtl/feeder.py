@@ -82,20 +82,28 @@ def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
     return out
 
 
-def feed_cfg(m: Module, desc, rem) -> data.View:
+def feed_cfg(m: Module, desc, rem, path_regs: bool = True) -> data.View:
     """Row 0's registered copy of the per-layer constants, from the descriptor; ``rem`` (the
     sequencer's remainder-tile flag, a register) switches to a conv layer's remainder tile's
     stepping: direct mode, K part i % P at rem_step1 words per row, rem_wrap to the next
     pixel. Registered beside the sequencer's token, so each row switches with its first
-    token of the tile."""
+    token of the tile. Without ``path_regs`` (trait `path_registers`, a small device) the
+    plain copies (src, in_h, in_w, stride) are the descriptor's own flip-flops: it holds
+    them through the layer, from the cycle before the sequencer's start."""
     cfg = Signal(FEED_CFG, name="feed_cfg0", reset_less=True)
     direct = desc.mode | rem
-    m.d.sync += [
-        cfg.mode.eq(direct),
+    copies = [
         cfg.src.eq(desc.src),
         cfg.in_h.eq(desc.in_h),
         cfg.in_w.eq(desc.in_w),
         cfg.stride.eq(desc.stride),
+    ]
+    if not path_regs:
+        m.d.comb += copies
+        copies = []
+    m.d.sync += [
+        cfg.mode.eq(direct),
+        *copies,
         cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
         # direct mode: rows wrap back to the first K part after ksplit rows
         cfg.last_ox.eq(Mux(direct, desc.ksplit_m1, desc.out_w - 1)),

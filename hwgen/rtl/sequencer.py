@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
+from .traits import trait
 
 __all__ = ["TOKEN_LAYOUT", "PIXEL_LAYOUT", "Sequencer"]
 
@@ -210,7 +211,7 @@ class Sequencer(wiring.Component):
         lp = self._counters()
         tile = self._tile_regs(m, lp.running)
         lay = self._layer_regs(m, d)
-        ends = self._loop_ends(m, d, lp, tile, lay)
+        ends = self._loop_ends(m, d, lp, tile, lay, trait(platform, "path_registers", True))
         kf = _kloop_flags(self.cols)
         held = self._outputs(m, lp, tile)
         tgo, p1 = self._issue_regs(m, d, lp, tile, ends, held)
@@ -330,8 +331,8 @@ class Sequencer(wiring.Component):
                       c_step, wrap_dix, wrap_diy, wrap_dbase, rk_m1, int_m3, rint_m3, rem_on,
                       rem_ovl)  # fmt: skip
 
-    def _loop_ends(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer
-                   ) -> _Ends:
+    def _loop_ends(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                   path_regs: bool = True) -> _Ends:
         """The loop-end flags, the tile-step events and the next tile's precomputed values."""
         rl = {"reset_less": True}
         # Loop-end flags, registered one step ahead (t == interval-1, tp == ptiles-1,
@@ -375,8 +376,16 @@ class Sequencer(wiring.Component):
         # (registered every cycle like tp_pen, and valid at every tile step for the same reason)
         tl_first = Signal.like(tile.tl, **rl)
         tl_p = Signal.like(tile.tl, **rl)
-        m.d.sync += [tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
-                     tl_p.eq(Mux(lay.rem_on & (lp.tp == lay.pt_m2), lay.rint_m3, lay.int_m3))]
+        if path_regs:
+            m.d.sync += [
+                tl_first.eq(Mux(d.rem & (d.ptiles == 1), d.rem_interval - 3, d.interval - 3)),
+                tl_p.eq(Mux(lay.rem_on & (lp.tp == lay.pt_m2), lay.rint_m3, lay.int_m3))]
+        else:
+            # a small device (trait `path_registers`): both from the per-layer registers, the
+            # way cur_k_m1 loads (the same values at start and at every tile step: the layer
+            # registers hold from the cycle before start, tp_pen at every tile step)
+            m.d.comb += [tl_first.eq(Mux(lay.rem_on & lay.pt_one, lay.rint_m3, lay.int_m3)),
+                         tl_p.eq(Mux(lay.rem_on & tp_pen, lay.rint_m3, lay.int_m3))]
         return _Ends(t_end, tp_end, g_end, elem, last_t, p_step, g_step, stop, nox, nox_wrap,
                      ox_wraps, tp_pen, tl_first, tl_p)  # fmt: skip
 

@@ -649,7 +649,8 @@ class Accelerator(wiring.Component):
             add_unit(m, f"feed{i}", f, platform)
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, desc, seq.rem))]
+                             f.cfg_in.eq(feed_cfg(m, desc, seq.rem,
+                                                      trait(platform, "path_registers", True)))]
             else:
                 prev = feeders[-1]
                 m.d.comb += f.follow(prev)

@@ -35,8 +35,11 @@ define any of these attributes; without them every unit keeps its default:
   (:mod:`hwgen.rtl.carry`; default True); False: plain reductions (an iCE40 carry bit takes a
   logic cell, a LUT tree a third of that; ~155 logic cells on digits_tiny 1x1).
 * ``path_registers``: registers that only shorten a path, holding a value that is also
-  stable at its source (the loader's registered header word counts; default True); False
-  reads the source (no cycle changes).
+  stable at its source (default True); False reads the source (no cycle changes): the
+  loader's registered header word counts; the sequencer's tile-length loads ``tl_first`` /
+  ``tl_p``, from its per-layer registers as ``cur_k_m1`` loads (~40 logic cells on
+  digits_tiny 1x1); row 0's feeder copies of the descriptor's src, in_h, in_w and stride,
+  the descriptor's own flip-flops (~11).
 * ``bram_output_register``: the board moves a block RAM's read register into the block
   (the ECP5's DP16KD output register; default True): the program memory is read through one
   (``rom_q``). False (the iCE40's SB_RAM40 has none): read a cycle later without it, the
