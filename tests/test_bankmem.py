@@ -8,6 +8,8 @@ import random
 import re
 
 import pytest
+from amaranth import Fragment
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from hwgen.rtl.bankmem import (
@@ -17,6 +19,7 @@ from hwgen.rtl.bankmem import (
     BankedMemory,
     banked_golden,
 )
+from hwgen.rtl.traits import SmallDeviceSim
 
 
 @pytest.mark.parametrize(("from_regs", "copies", "w_copies"),
@@ -25,12 +28,15 @@ from hwgen.rtl.bankmem import (
 @pytest.mark.parametrize("second", [False, True])
 @pytest.mark.parametrize(("width", "depth", "bank_depth"),
                          [(8, 5, 512), (16, 40, 8), (12, 33, 16), (80, 20, 8)])
+@pytest.mark.parametrize("platform", [None, SmallDeviceSim()], ids=["default", "small"])
 def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: bool,
-                            from_regs: bool, copies: bool, w_copies: bool) -> None:
+                            from_regs: bool, copies: bool, w_copies: bool, platform) -> None:
     """Both read ports (``second_read``: the second shares the write's block-RAM port), the
     write registered or not (``write_from_registers``), the read address copied per part of
     the word or not (``read_addr_copies``: the first port one cycle later), the write address
-    given per part (``write_addr_copies``, with the caller's registers only)."""
+    given per part (``write_addr_copies``, with the caller's registers only); with the small
+    device's traits (no block-RAM output register: the address registered instead where that
+    is fewer bits) the same words at the same latency."""
     rng = random.Random(depth)
     dut = BankedMemory(width=width, depth=depth, bank_depth=bank_depth, second_read=second,
                        write_from_registers=from_regs, read_addr_copies=copies,
@@ -65,7 +71,7 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
                 got2.append(ctx.get(dut.r2_data))
             await ctx.tick()
 
-    sim = Simulator(dut)
+    sim = Simulator(Fragment.get(dut, platform))
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -149,3 +155,17 @@ def test_read_address_copied_per_part_of_the_word() -> None:
     plain = rtlil.convert(BankedMemory(width=80, depth=20, bank_depth=8))
     assert "r_addr0" not in plain
     assert len(re.findall(r"^ *memory width 80 size \d+ \\bank\d+$", plain, flags=re.M)) == 3
+
+
+def test_small_device_registers_the_address_not_the_banks_words() -> None:
+    """Without a block-RAM output register (the small device's traits) a memory of more word
+    bits over its banks than address bits registers the read address once more and no bank's
+    word (q*); one of fewer (a single narrow bank) keeps its word register."""
+    four = BankedMemory(width=8, depth=40, bank_depth=16)  # 4 banks x 8 bits > 6 address bits
+    text = rtlil.convert(four, platform=SmallDeviceSim())
+    assert "r_late0" in text and not re.search(r"wire width 8 \\q\d", text)
+    assert re.search(r"wire width 8 \\q\d", rtlil.convert(BankedMemory(width=8, depth=40,
+                                                                     bank_depth=16)))
+    one = BankedMemory(width=8, depth=300, bank_depth=512)  # 8 bits, 9 address bits
+    text = rtlil.convert(one, platform=SmallDeviceSim())
+    assert "r_late" not in text and re.search(r"wire width 8 \\q0", text)

@@ -47,6 +47,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
+from .traits import trait
 
 __all__ = ["BankedMemory", "READ_LATENCY", "WRITE_LATENCY", "banked_golden"]
 
@@ -124,13 +125,19 @@ class BankedMemory(wiring.Component):
         lo = max(1, (self.bank_depth - 1).bit_length()) if self.n_banks > 1 else len(self.r_addr)
         parts = self._parts()
         r_addr = self._read_addr(m, len(parts))
+        r2_addr = self.r2_addr if self.second_read else None
+        late = self._late(platform)
+        if late:  # the read addresses registered once more, for the banks' own output words
+            r_addr = [self._reg(m, a, f"r_late{k}") for k, a in enumerate(r_addr)]
+            if self.second_read:
+                r2_addr = self._reg(m, r2_addr, "r2_late")
         sel = Signal(range(max(2, self.n_banks)))
         m.d.sync += sel.eq(r_addr[0][lo:])
-        sel_d = self._sel_copies(m, sel, "sel_d")
+        sel_d = [sel] * self._n_sel() if late else self._sel_copies(m, sel, "sel_d")
         if self.second_read:
             sel2 = Signal.like(sel)
-            m.d.sync += sel2.eq(self.r2_addr[lo:])
-            sel2_d = self._sel_copies(m, sel2, "sel2_d")
+            m.d.sync += sel2.eq(r2_addr[lo:])
+            sel2_d = [sel2] * self._n_sel() if late else self._sel_copies(m, sel2, "sel2_d")
             out2 = 0
         w_addrs, w_data = self._write_regs(m, len(parts))
         out = 0
@@ -138,7 +145,8 @@ class BankedMemory(wiring.Component):
             words = min(self.bank_depth, self.depth - b * self.bank_depth)
             w_ens = self._bank_enables(m, b, lo)
             qs = [self._part(m, f"{b}" if len(parts) == 1 else f"{b}_{k}", words, hi - at,
-                             w_ens[k], w_addrs[k][:lo], w_data[at:hi], r_addr[k][:lo], lo)
+                             w_ens[k], w_addrs[k][:lo], w_data[at:hi], r_addr[k][:lo], lo,
+                             r2_addr, late)
                   for k, (at, hi) in enumerate(parts)]  # fmt: skip
             out = out | self._select(Cat(q for q, _ in qs), sel_d, b)
             if self.second_read:
@@ -151,6 +159,25 @@ class BankedMemory(wiring.Component):
             m.d.sync += r2.eq(out2)
             m.d.comb += self.r2_data.eq(r2)
         return m
+
+    def _late(self, platform) -> bool:
+        """The small form (trait `bram_output_register` off: a block RAM with no output
+        register, whose register after it is a flip-flop of its own): the read address is
+        registered once more and each bank's read data goes straight into the select, the
+        same read latency, where that stores fewer bits (more word bits over the banks than
+        address bits)."""
+        if trait(platform, "bram_output_register", True):
+            return False
+        reads = 2 if self.second_read else 1
+        addr_bits = len(self.r_addr) * (self.n_parts + reads - 1)
+        return self.width * self.n_banks * reads > addr_bits
+
+    @staticmethod
+    def _reg(m: Module, v: Value, name: str) -> Signal:
+        """``v`` one cycle later (reset-less)."""
+        r = Signal(len(v), name=name, reset_less=True)
+        m.d.sync += r.eq(v)
+        return r
 
     def _write_regs(self, m: Module, n: int) -> tuple[list[Value], Value]:
         """The write address of each of the ``n`` parts (its own copy with
@@ -195,9 +222,10 @@ class BankedMemory(wiring.Component):
         return copies
 
     def _part(self, m: Module, tag: str, words: int, width: int, w_en: Signal, w_addr: Value,
-              w_data: Value, r_addr: Value, lo: int) -> tuple[Signal, Signal | None]:
+              w_data: Value, r_addr: Value, lo: int, r2_addr: Value | None = None,
+              late: bool = False) -> tuple[Value, Value | None]:
         """One bank's block RAMs for one part of the word: its registered read data (and the
-        second read's)."""
+        second read's; ``late``: the block's read data itself)."""
         # no_rw_check: a read of the word written in the same cycle is never made (weights
         # are written only while no inference runs), so yosys need not add a bypass mux
         # between the block's read data and the register after it
@@ -207,7 +235,10 @@ class BankedMemory(wiring.Component):
         wp, rp = mem.write_port(), mem.read_port()
         q = Signal(width, name=f"q{tag}", reset_less=True)  # -> the block's output register
         m.d.comb += [wp.en.eq(w_en), wp.data.eq(w_data), rp.addr.eq(r_addr)]
-        m.d.sync += q.eq(rp.data)
+        if late:
+            q = rp.data
+        else:
+            m.d.sync += q.eq(rp.data)
         if not self.second_read:
             m.d.comb += wp.addr.eq(w_addr)
             return q, None
@@ -215,15 +246,21 @@ class BankedMemory(wiring.Component):
         # cycle (transparent only so that yosys maps both onto one block-RAM port)
         rp2 = mem.read_port(transparent_for=(wp,))
         shared = Signal(lo, name=f"a2_{tag}")
-        m.d.comb += [shared.eq(Mux(w_en, w_addr, self.r2_addr[:lo])),
+        m.d.comb += [shared.eq(Mux(w_en, w_addr, r2_addr[:lo])),
                      wp.addr.eq(shared), rp2.addr.eq(shared)]
+        if late:
+            return q, rp2.data
         q2 = Signal(width, name=f"q2_{tag}", reset_less=True)
         m.d.sync += q2.eq(rp2.data)
         return q, q2
 
+    def _n_sel(self) -> int:
+        """Copies of the bank select: one per ``SEL_COPY_BITS`` of the word."""
+        return -(-self.width // SEL_COPY_BITS) if self.n_banks > 1 else 1
+
     def _sel_copies(self, m: Module, sel: Signal, name: str) -> list[Signal]:
         """``sel`` one cycle later, one copy per ``SEL_COPY_BITS`` of the word."""
-        n = -(-self.width // SEL_COPY_BITS) if self.n_banks > 1 else 1
+        n = self._n_sel()
         copies = [Signal.like(sel, name=f"{name}{k}" if n > 1 else name, reset_less=True,
                               attrs=UNSHARED if n > 1 else {}) for k in range(n)]
         m.d.sync += [c.eq(sel) for c in copies]

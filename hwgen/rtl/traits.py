@@ -43,7 +43,10 @@ define any of these attributes; without them every unit keeps its default:
 * ``bram_output_register``: the board moves a block RAM's read register into the block
   (the ECP5's DP16KD output register; default True): the program memory is read through one
   (``rom_q``). False (the iCE40's SB_RAM40 has none): read a cycle later without it, the
-  same cycles.
+  same cycles; and a banked weight memory (:class:`hwgen.rtl.bankmem.BankedMemory`) whose
+  banks' words are more bits than its read address registers the address once more and
+  selects from the blocks' own read data, the same read latency (the 1x1's conv weights,
+  4 banks x 8 bits for 12 address bits: ~29 logic cells).
 * ``copy_trees``: an activation buffer's write (enable, port A's select, address, data) is
   registered once by its sources, then once per buffer copy (D = Q, UNSHARED), a cycle later
   (default True: a copy's registers sit by it, no next-value logic in front of the long
