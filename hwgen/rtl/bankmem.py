@@ -166,7 +166,7 @@ class BankedMemory(wiring.Component):
         registered once more and each bank's read data goes straight into the select, the
         same read latency, where that stores fewer bits (more word bits over the banks than
         address bits)."""
-        if trait(platform, "bram_output_register", True):
+        if trait(platform, "bram_output_register"):
             return False
         reads = 2 if self.second_read else 1
         addr_bits = len(self.r_addr) * (self.n_parts + reads - 1)

@@ -229,7 +229,7 @@ class WeightLoader(wiring.Component):
         rewind = self._rewind(r, chk, pos)
         stg = self._input_stage(m)
         self._outputs(m, r, stg)
-        hv = self._header_regs(m, r, trait(platform, "carry_chains", True))
+        hv = self._header_regs(m, r, trait(platform, "carry_chains"))
         bt = self._beat_flags(m, r, chk, pos, stg, hv)
         self._commits(m, r, pos, stg, bt)
         self._loaded(m, r, pos, stg, bt)
@@ -247,7 +247,7 @@ class WeightLoader(wiring.Component):
             m.d.sync += r.discard.eq(0)
         with m.If(bt.beat):
             self._on_beat(m, r, chk, pos, stg, bt, rewind)
-        self._check_steps(m, r, chk, stg, hv, bt, trait(platform, "path_registers", True))
+        self._check_steps(m, r, chk, stg, hv, bt, trait(platform, "path_registers"))
         self._judge(m, r, chk, hv, rewind)
         self._faults(m, chk, stg, hv, bt)
         self._on_go(m, r, chk, pos, hv)

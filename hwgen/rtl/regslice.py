@@ -59,7 +59,7 @@ class RegSlice(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        if not trait(platform, "stream_slices", True):  # (a small device: a plain wire)
+        if not trait(platform, "stream_slices"):  # (a small device: a plain wire)
             m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
                          self.i.ready.eq(self.o.ready)]  # fmt: skip
             return m

@@ -257,7 +257,7 @@ class Requant(wiring.Component):
     def elaborate(self, platform) -> Module:
         """Stages A, M, B, C1, C2, D, E1 and E2 in order (see the module docstring)."""
         m = Module()
-        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
+        chain = trait(platform, "carry_chains")  # (hwgen.rtl.carry)
         a = self._stage_a(m, chain)
         mo = self._stage_m(m, a, trait(platform, "delay_ram_from", DELAY_RAM_FROM), chain)
         mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1

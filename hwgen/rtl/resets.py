@@ -29,7 +29,7 @@ def add_unit(m: Module, name: str, unit, platform):
     """``m.submodules[name] = unit``, on its own registered reset if the platform asks for it.
 
     Returns ``unit`` (its ports are used as before: a renamed domain changes no signal)."""
-    if not trait(platform, "local_resets", False):
+    if not trait(platform, "local_resets"):
         m.submodules[name] = unit
         return unit
     dom = f"sync_{name}"

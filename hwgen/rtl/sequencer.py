@@ -211,7 +211,7 @@ class Sequencer(wiring.Component):
         lp = self._counters()
         tile = self._tile_regs(m, lp.running)
         lay = self._layer_regs(m, d)
-        ends = self._loop_ends(m, d, lp, tile, lay, trait(platform, "path_registers", True))
+        ends = self._loop_ends(m, d, lp, tile, lay, trait(platform, "path_registers"))
         kf = _kloop_flags(self.cols)
         held = self._outputs(m, lp, tile)
         tgo, p1 = self._issue_regs(m, d, lp, tile, ends, held)

@@ -461,7 +461,7 @@ class Accelerator(wiring.Component):
         # the network tests still pass with eight more write stages.
         rd_addr0, rd_next0 = _row0_read_addr(m, feeders[0], self.addr_width)
         wb_we, wb_wa, wb_wd, wb_we0_img = _writeback_regs(m, wb, desc)
-        trees = trait(platform, "copy_trees", True)
+        trees = trait(platform, "copy_trees")
         for b in range(2):
             self._buffer_writes(m, b, bufs[b], wb_we, wb_wa, wb_wd, img, rd_addr0, feeders,
                                 trees)
@@ -474,7 +474,7 @@ class Accelerator(wiring.Component):
         fsm = self._fsm_regs(m, loader)
         self._fsm_states(m, ctl, fsm, desc, counters, n_last, slot, snd, begin, kept, flag)
         self._layer_end(m, ctl, fsm, seq, wb, snd, desc)
-        self._program_fetch(m, ctl, fsm, desc, rom_r, trait(platform, "bram_output_register", True))
+        self._program_fetch(m, ctl, fsm, desc, rom_r, trait(platform, "bram_output_register"))
         self._busy(m, ctl, fsm, slot, snd)
         self._row0_read_select(m, fsm, rd_next0, snd)
         _image_window(m, fsm, slot, wb_we0_img)
@@ -503,7 +503,7 @@ class Accelerator(wiring.Component):
                                write_addr_copies=True)
         # block RAM, not LUT RAM: a LUT-RAM read fans the address out to hundreds of cells;
         # LUT RAM only where the device's block RAM is full without it (a 12x16 on the 85F)
-        self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget", None))
+        self.params_in_lutram = plan.params_in_lutram(trait(platform, "bram_budget"))
         # (in LUT RAM a memory per lane, each with its own registered address: hwgen.rtl.parammem)
         params = ParamMemory(lane=PARAM_LANE_LAYOUT, lanes=C, depth=plan.param_depth,
                              lutram=self.params_in_lutram)
@@ -619,7 +619,7 @@ class Accelerator(wiring.Component):
             pool_max_out_w=plan.pool_max_out_w,
             sum_width=plan.acc_width,
             fold=stream,
-            param_hop=bool(trait(platform, "param_hop", False)) and not self.params_in_lutram,
+            param_hop=bool(trait(platform, "param_hop")) and not self.params_in_lutram,
         )
         # Submodules elaborate in the order they are added, and a board's multiplier hook
         # hands out DSP blocks in that order: the requant lanes' 32x32 products (four DSPs
@@ -650,7 +650,7 @@ class Accelerator(wiring.Component):
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
                              f.cfg_in.eq(feed_cfg(m, desc, seq.rem,
-                                                      trait(platform, "path_registers", True)))]
+                                                      trait(platform, "path_registers")))]
             else:
                 prev = feeders[-1]
                 m.d.comb += f.follow(prev)
@@ -739,14 +739,14 @@ class Accelerator(wiring.Component):
         """The cycle counters and their registered two-stage read (perf_sel -> perf_data)."""
         # Cycle counters, 32 bits unless the platform asks for fewer (hwgen.rtl.traits); a
         # narrower one saturates (`_count`) rather than wrap.
-        pw = trait(platform, "perf_counter_width", 32)
+        pw = trait(platform, "perf_counter_width")
         counters = Array(Signal(pw, name=f"perf{n}") for n in range(PERF_LAYER0 + self.n_layers))
         # Registered read in two stages (perf_data follows perf_sel PERF_READ_LATENCY cycles
         # later): a 4:1 mux per group of four counters by the select's low bits, then the
         # group by its high bits (timing: the one-cycle 8-bit-select mux was 8 ns routed).
         # A select past the last counter reads 0.
         n_cnt = len(counters)
-        if not trait(platform, "perf_read_registers", True):
+        if not trait(platform, "perf_read_registers"):
             # a small device at a slow clock (trait `perf_read_registers`): one combinational
             # mux, valid from perf_sel's cycle on (a stopped counter reads the same)
             m.d.comb += self.perf_data.eq(Array(list(counters) + [Const(0, pw)])[
@@ -1043,8 +1043,9 @@ class Accelerator(wiring.Component):
         with m.If(~fsm.busy_r):
             m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1), ctl.prog_addr.eq(0),
                          ctl.prog_p1.eq(1)]
-        m.d.sync += [rom_q.eq(rom_r.data),
-                     fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == 0), fetch_sel[:-1]))]
+        if outreg:
+            m.d.sync += rom_q.eq(rom_r.data)
+        m.d.sync += fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == 0), fetch_sel[:-1]))
 
     def _busy(self, m: Module, ctl: _Ctl, fsm: _Fsm, slot: ImageSlot, snd: LogitSender) -> None:
         """busy_r's next value and the `busy` output."""

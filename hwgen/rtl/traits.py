@@ -68,13 +68,35 @@ ULX3S (ECP5-85F) and of its simulation stand-in (hwgen.rtl.ecp5_dsp.Ecp5DspSim).
 
 from __future__ import annotations
 
-__all__ = ["LargeDevice", "SmallDevice", "SmallDeviceSim", "trait"]
+__all__ = ["DEFAULTS", "LargeDevice", "SmallDevice", "SmallDeviceSim", "trait"]
 
 
-def trait(platform, name: str, default: int) -> int:
-    """``platform.<name>`` if the platform defines it, else ``default``."""
+# The value of each switch and size above on a platform that does not define it (the large
+# device's, mostly); the latencies whose default is a unit's own constant are passed instead.
+DEFAULTS: dict[str, object] = {
+    "requant_fold": False,
+    "perf_counter_width": 32,
+    "bram_budget": None,
+    "local_resets": False,
+    "param_hop": False,
+    "stream_slices": True,
+    "carry_chains": True,
+    "path_registers": True,
+    "bram_output_register": True,
+    "copy_trees": True,
+    "perf_read_registers": True,
+    "unshared_copies": True,
+}
+_TABLE = object()
+
+
+def trait(platform, name: str, default: object = _TABLE):
+    """``platform.<name>`` if the platform defines it, else ``default`` (given, or from
+    :data:`DEFAULTS`)."""
     value = getattr(platform, name, None)
-    return default if value is None else value
+    if value is not None:
+        return value
+    return DEFAULTS[name] if default is _TABLE else default
 
 
 class SmallDevice:

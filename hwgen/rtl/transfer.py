@@ -129,7 +129,7 @@ class ImageWriter(wiring.Component):
         # (The position and the flags are reset-less: `clear`, which the slot gives before it
         # fills, loads them; their synchronous reset is then `clear` alone, a flip-flop.)
         nr = {"reset_less": True}
-        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
+        chain = trait(platform, "carry_chains")  # (hwgen.rtl.carry)
         ptr = Signal.like(self.addr, **nr)  # word of the next value
         # its lane, one-hot (lane_oh[C-1]: the word's last lane, a flip-flop)
         lane_oh = Signal(C, init=1, **nr)
@@ -342,7 +342,7 @@ class LogitSender(wiring.Component):
             m.d.sync += [n.eq(0), lane_oh.eq(1), final.eq(len_m1[-1])]  # len_last == 0
         with m.If(wait):
             m.d.sync += word.eq(self.rdata)
-        chain = trait(platform, "carry_chains", True)  # (hwgen.rtl.carry)
+        chain = trait(platform, "carry_chains")  # (hwgen.rtl.carry)
         self._send(m, s, n, lane_oh, ptr, word, final, len_m1, send_w, send_n, chain)
         return m
 

@@ -189,7 +189,7 @@ class WriteBack(wiring.Component):
         d = self.desc
         # a small device may ask for a shorter product (hwgen.rtl.traits)
         mult_latency = trait(platform, "requant_mult_latency", self.requant_mult_latency)
-        fold = bool(trait(platform, "requant_fold", False))
+        fold = bool(trait(platform, "requant_fold"))
         prl = trait(platform, "param_read_latency", PARAM_READ_LATENCY) + int(self.param_hop)
 
         ram_from = trait(platform, "delay_ram_from", DELAY_RAM_FROM)
