@@ -127,7 +127,7 @@ def _groups(names: list[str], cells: list[int]) -> tuple[list[list[int]], list[i
     return grouped, single
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Plan:
     """One kind of hard cell: its groups by the slots they take, the cells placed alone."""
 
