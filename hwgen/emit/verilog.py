@@ -15,6 +15,7 @@ from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import beats_per_word
 from hwgen.rtl.top import Accelerator
 from hwgen.schedule.capacity import MemoryPlan
+from hwgen.schedule.fields import DESC_CLASSES
 from hwgen.schedule.program import Program
 
 __all__ = ["write_rtl", "write_design", "manifest", "design_manifest", "lint", "LINT_WAIVERS"]
@@ -90,6 +91,9 @@ def design_manifest(plan: MemoryPlan) -> dict:
             "pool_max_k": plan.pool_max_k,
             "pool_max_out_w": plan.pool_max_out_w,
             "pe_accumulator_bits": plan.acc_width,
+            # the descriptor register's magnitude bits per field class (None: full widths)
+            "descriptor_class_bits": None if plan.desc_bits is None
+            else dict(zip(DESC_CLASSES, plan.desc_bits, strict=True)),
         },
         "ports": {
             "weights": "stream in, {data: u32, last} beats (bit 32 = last on the final beat; "

@@ -131,11 +131,14 @@ class Board:
             f = struct.unpack(INFO_FORMAT, self.transact(Cmd.INFO))
             if f[0] != INFO_MAGIC:
                 raise LinkError(f"INFO magic {f[0]!r} != {INFO_MAGIC!r}")
-            _, _ver, rows, cols, acc, self._max_payload, layers, b0, b1, cw, dw, pw, pk, pow_ = f
+            _, _ver, rows, cols, acc, self._max_payload, layers, b0, b1, cw, dw, pw, pk, pow_ = (
+                f[:14])
+            classes = tuple(f[14:])  # the descriptor's bits per class (0s: full widths)
             self._plan = MemoryPlan(
                 array=ArrayConfig(rows, cols), buf_depth=(b0, b1), convw_depth=cw,
                 directw_depth=dw, param_depth=pw, max_layers=layers, pool_max_k=pk,
                 pool_max_out_w=pow_, acc_width=acc or 32,
+                desc_bits=classes if any(classes) else None,
             )  # fmt: skip
         return self._plan
 

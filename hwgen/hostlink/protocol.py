@@ -55,10 +55,11 @@ ST_ACCEL_STATUS_SHIFT = 16  # bits 16..31: the Accelerator's status flags (STATU
 
 # INFO payload: magic, version, rows, cols, PE accumulator bits (0 from designs built before
 # the field existed: 32), max payload, max layers, activation buffer 0/1
-# words, conv weight words, direct weight words, param words, pool max k, pool max out width
-INFO_FORMAT = "<4sBBBBHHIIIIIHH"
+# words, conv weight words, direct weight words, param words, pool max k, pool max out width,
+# the descriptor register's bits per field class (MemoryPlan.desc_bits, 0s: full widths)
+INFO_FORMAT = "<4sBBBBHHIIIIIHHBBB"
 INFO_MAGIC = b"HWGN"
-INFO_VERSION = 1
+INFO_VERSION = 2
 
 
 def crc16(data: bytes) -> int:

@@ -75,6 +75,7 @@ def info_payload(plan: MemoryPlan, max_payload: int) -> bytes:
         plan.max_layers,
         plan.buf_depth[0], plan.buf_depth[1], plan.convw_depth, plan.directw_depth,
         plan.param_depth, plan.pool_max_k, plan.pool_max_out_w,
+        *(plan.desc_bits or (0, 0, 0)),
     )  # fmt: skip
 
 

@@ -6,9 +6,10 @@ that the hardware only ever adds: no multiplier or divider sits in the address p
 
 from __future__ import annotations
 
-from amaranth import Shape, signed, unsigned
+from amaranth import Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
+from hwgen.schedule.fields import DESC_CLASSES, descriptor_fields
 from hwgen.schedule.program import LayerPlan, Program
 
 from .reduce import SPLIT_BITS
@@ -18,7 +19,9 @@ __all__ = [
     "HEADER_LAYOUT",
     "HEADER_MAGIC",
     "HEADER_REGIONS",
+    "beat_writes",
     "check_fields",
+    "narrow_fields",
     "pack_descriptor",
     "pack_header",
 ]
@@ -90,6 +93,34 @@ DESC_LAYOUT = data.StructLayout(
 )
 
 
+def narrow_fields(bits: tuple[int, ...] | None) -> dict[str, Signal]:
+    """The descriptor register, one reset-less register per field: a classed field keeps
+    min(its width, its class's magnitude bits + its sign bit) (``bits`` in DESC_CLASSES
+    order; None: every field its full width)."""
+    keep = {}
+    if bits is not None:
+        keep = {f: b for names, b in zip(DESC_CLASSES.values(), bits, strict=True) for f in names}
+    regs = {}
+    for name, fld in DESC_LAYOUT:
+        shape = Shape.cast(fld.shape)
+        w = min(shape.width, keep.get(name, shape.width) + shape.signed)
+        regs[name] = Signal(Shape(w, shape.signed), name=f"desc_{name}", reset_less=True)
+    return regs
+
+
+def beat_writes(regs: dict[str, Signal], i: int, word: Value) -> list:
+    """The assignments that load program beat i (32 bits of the layout, `word`) into the
+    narrowed registers: each register's bits that lie in that beat."""
+    out = []
+    lo, hi = 32 * i, 32 * (i + 1)
+    for name, fld in DESC_LAYOUT:
+        reg = regs[name]
+        a, b = max(fld.offset, lo), min(fld.offset + len(reg), hi)
+        if a < b:
+            out.append(reg[a - fld.offset : b - fld.offset].eq(word[a - lo : b - lo]))
+    return out
+
+
 def _fits(shape, v: int) -> bool:
     lo = -(1 << (shape.width - 1)) if shape.signed else 0
     hi = (1 << (shape.width - 1 if shape.signed else shape.width)) - 1
@@ -112,74 +143,9 @@ def check_fields(name: str, fields: dict[str, int], layout: data.StructLayout) -
 
 def pack_descriptor(lay: LayerPlan, rows: int) -> dict[str, int]:
     """The instruction word's fields (checked against their widths)."""
-    fields = _descriptor_fields(lay, rows)
+    fields = descriptor_fields(lay, rows)
     check_fields(lay.name, fields, DESC_LAYOUT)
     return fields
-
-
-def _descriptor_fields(lay: LayerPlan, rows: int) -> dict[str, int]:
-    s = lay.stride
-    if lay.pool_en:
-        writes = lay.groups * lay.pool_out_h * lay.pool_out_w
-    elif lay.mode == 0:
-        writes = lay.groups * lay.out_h * lay.out_w
-    else:
-        writes = lay.out_cw
-    return {
-        "mode": lay.mode,
-        "src": lay.src,
-        "dst": lay.dst,
-        "in_h": lay.in_h,
-        "in_w": lay.in_w,
-        "cin": lay.cin,
-        "in_cw": lay.in_cw,
-        "kh": lay.kh,
-        "kw": lay.kw,
-        "stride": s,
-        "out_w": lay.out_w,
-        "out_h": lay.out_h,
-        "out_cw": lay.out_cw,
-        "groups": lay.groups,
-        "ptiles": lay.ptiles,
-        "k_len": lay.k_len,
-        "interval": lay.interval,
-        "init_pos": -lay.pad,
-        "init_base": (-lay.pad * lay.in_w - lay.pad) * lay.in_cw + lay.in_base,
-        "dx": lay.dx,
-        "tile_dix": lay.dx * s,
-        "tile_diy": lay.dy * s,
-        "tile_dbase": lay.dx * lay.step1 + lay.dy * s * lay.in_w * lay.in_cw,
-        "wrap_ix": lay.out_w * s,
-        "step1": lay.step1,
-        "wrap_delta": lay.wrap_delta,
-        "row_jump": lay.row_jump,
-        "c_step": lay.c_step,
-        "dst_base": lay.dst_base,
-        "dst_cw": lay.dst_stride,
-        "wbase": lay.wbase,
-        "pbase": lay.pbase,
-        "act_lo": lay.act_lo,
-        "act_hi": lay.act_hi,
-        "rows_limit": lay.rows_limit,
-        "writes": writes,
-        "rows_total": lay.rows_out(rows),
-        # rows per feeder block - 1: a remainder tile's P parts of a pixel, or (two streams)
-        # its R/2 pixels of a part; a linear layer's K split
-        "ksplit_m1": (rows // 2 if lay.rem_conv else lay.rem_split or lay.ksplit) - 1,
-        "pool_en": lay.pool_en,
-        "pool_k": lay.pool_k,
-        "pool_mode": lay.pool_mode,
-        "pool_shift": lay.pool_shift,
-        "pool_count": lay.pool_out_h * lay.pool_out_w if lay.pool_en else 0,
-        "preload": lay.preload,
-        "rem": int(lay.rem_split > 0),
-        "rem_k_len": lay.rem_k_len,
-        "rem_interval": lay.rem_interval,
-        "rem_rows_m1": rows // lay.rem_split - 1 if lay.rem_split else 0,
-        "rem_wbase": lay.rem_wbase,
-        "rem_step1": lay.rem_step1,
-        "rem_wrap": lay.rem_wrap,
-    }
 
 
 # The program header: the first word of every model transfer. It gives the controller the

@@ -61,7 +61,7 @@ from .attrs import UNSHARED
 from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
 from .bankmem import BankedMemory
 from .delay import DELAY_RAM_FROM, DelayLine
-from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC
+from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC, beat_writes, narrow_fields
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
 from .parammem import ParamMemory
@@ -430,7 +430,7 @@ class Accelerator(wiring.Component):
         # ---------------- memories
         convw, directw, params, stream = self._weight_memories(m, platform)
         bufs = self._act_buffers(m)
-        rom_r, rom_w, desc = self._program_memory(m)
+        rom_r, rom_w, desc, desc_regs = self._program_memory(m)
         # ---------------- model transfer
         loader = self._model_transfer(m, platform, rom_w, convw, directw, params)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -474,7 +474,8 @@ class Accelerator(wiring.Component):
         fsm = self._fsm_regs(m, loader)
         self._fsm_states(m, ctl, fsm, desc, counters, n_last, slot, snd, begin, kept, flag)
         self._layer_end(m, ctl, fsm, seq, wb, snd, desc)
-        self._program_fetch(m, ctl, fsm, desc, rom_r, trait(platform, "bram_output_register"))
+        self._program_fetch(m, ctl, fsm, desc_regs, rom_r,
+                            trait(platform, "bram_output_register"))
         self._busy(m, ctl, fsm, slot, snd)
         self._row0_read_select(m, fsm, rd_next0, snd)
         _image_window(m, fsm, slot, wb_we0_img)
@@ -540,9 +541,10 @@ class Accelerator(wiring.Component):
             bufs.append(copies)
         return bufs
 
-    def _program_memory(self, m: Module
-                        ) -> tuple[memory.ReadPort, memory.WritePort, data.View]:
-        """The program memory (descriptor beats) and `desc`, the layer's descriptor."""
+    def _program_memory(self, m: Module) -> tuple[memory.ReadPort, memory.WritePort,
+                                                  data.View, dict[str, Signal]]:
+        """The program memory (descriptor beats), `desc`, the layer's descriptor, and its
+        register (a narrowed register per field, `narrow_fields`)."""
         # the program: one descriptor per layer, loaded with the weights and stored as its
         # DESC_BEATS 32-bit beats (a narrow block RAM; a descriptor-wide memory would be
         # flip-flops on a device without LUT RAM). FETCH copies a layer's beats into `desc`.
@@ -550,8 +552,12 @@ class Accelerator(wiring.Component):
                             init=[], attrs={"no_rw_check": 1})  # written only by a model load
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
-        desc = Signal(DESC_LAYOUT, reset_less=True)
-        return rom_r, rom_w, desc
+        # `desc` is the layout's view of the descriptor register, whose classed fields keep
+        # only the plan's bits (hwgen.schedule.fields; the plan refuses a wider program)
+        desc = Signal(DESC_LAYOUT)
+        regs = narrow_fields(self.plan.desc_bits)
+        m.d.comb += [desc[f].eq(r) for f, r in regs.items()]
+        return rom_r, rom_w, desc, regs
 
     def _model_transfer(self, m: Module, platform, rom_w: memory.WritePort,
                         convw: BankedMemory, directw: BankedMemory,
@@ -1013,9 +1019,10 @@ class Accelerator(wiring.Component):
         m.d.sync += [ctl.seq_start.eq(fetch_end), *(w.eq(fetch_end) for w in ctl.wb_start)]
         m.d.comb += seq.start_next.eq(fetch_end)
 
-    def _program_fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View,
+    def _program_fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc_regs: dict[str, Signal],
                        rom_r: memory.ReadPort, outreg: bool) -> None:
-        """The program memory's read address, `desc`'s slice writes and the positions' rewind."""
+        """The program memory's read address, the descriptor register's slice writes and the
+        positions' rewind."""
         # The program is read through a register (rom_q, which the board moves into the block
         # RAM's output register), so the address runs one beat ahead in FETCH: beat i is
         # addressed in cycle i-1 (beat 0 all through the state before) and written to its
@@ -1032,8 +1039,7 @@ class Accelerator(wiring.Component):
         word = rom_q if outreg else rom_r.data
         for i in range(DESC_BEATS):
             with m.If(fetch_sel[i]):
-                hi = min(32 * (i + 1), DESC_LAYOUT.size)
-                m.d.sync += desc.as_value()[32 * i : hi].eq(word[: hi - 32 * i])
+                m.d.sync += beat_writes(desc_regs, i, word)
         m.d.comb += rom_r.addr.eq(Mux(in_fetch, ctl.prog_p1, ctl.prog_addr) if outreg
                                   else ctl.prog_addr)
         # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),

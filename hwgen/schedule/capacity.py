@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from hwgen.config import ArrayConfig
 
+from .fields import DESC_CLASSES, class_bits, descriptor_fields, magnitude_bits
 from .lower import ScheduleError, lower
 from .program import MODE_CONV, LayerPlan, Program, acc_bits_for
 
@@ -75,6 +76,9 @@ class MemoryPlan:
     pool_max_k: int = 2
     pool_max_out_w: int = 1  # the fused pool's line buffer length
     acc_width: int = 32  # PE accumulator bits (the requant lanes stay array.acc_width = 32)
+    # the descriptor register's magnitude bits per field class (hwgen.schedule.fields,
+    # DESC_CLASSES order); None: the layout's full widths
+    desc_bits: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         a = self.array
@@ -88,6 +92,10 @@ class MemoryPlan:
                 raise ValueError(f"MemoryPlan.{name} must be >= 1, not {getattr(self, name)}")
         if min(self.buf_depth) < 1:
             raise ValueError(f"MemoryPlan.buf_depth must be >= 1, not {self.buf_depth}")
+        if self.desc_bits is not None and (len(self.desc_bits) != len(DESC_CLASSES)
+                                           or min(self.desc_bits) < 1):
+            raise ValueError(f"MemoryPlan.desc_bits must be {len(DESC_CLASSES)} widths >= 1 "
+                             f"({', '.join(DESC_CLASSES)}), not {self.desc_bits}")
 
     @classmethod
     def of(cls, prog: Program) -> MemoryPlan:
@@ -102,6 +110,7 @@ class MemoryPlan:
             pool_max_k=prog.pool_max_k,
             pool_max_out_w=prog.pool_max_out_w,
             acc_width=prog.acc_bits,
+            desc_bits=class_bits([prog]),
         )
 
     @classmethod
@@ -124,6 +133,7 @@ class MemoryPlan:
             pool_max_k=max(p.pool_max_k for p in plans),
             pool_max_out_w=max(p.pool_max_out_w for p in plans),
             acc_width=max(p.acc_width for p in plans),
+            desc_bits=_widest([p.desc_bits for p in plans]),
         )
 
     def block_ram(self, budget: int | None = None) -> dict[str, int]:
@@ -158,7 +168,9 @@ class MemoryPlan:
             f"conv weights {self.convw_depth} words; direct "
             f"weights {self.directw_depth} words; params {self.param_depth} words; "
             f"{self.max_layers} layers; pool k<={self.pool_max_k}, pooled width<="
-            f"{self.pool_max_out_w}; PE accumulators {self.acc_width} bits"
+            f"{self.pool_max_out_w}; PE accumulators {self.acc_width} bits; descriptor "
+            + ("full widths" if self.desc_bits is None else ", ".join(
+                f"{c} {b}" for c, b in zip(DESC_CLASSES, self.desc_bits, strict=True)) + " bits")
         )
 
     def check(self, prog: Program) -> Program:
@@ -202,7 +214,29 @@ class MemoryPlan:
                     f"{at}: pooled width {lay.pool_out_w} > the pool line buffer of "
                     f"{self.pool_max_out_w}"
                 )
+            self._check_fields(at, lay)
         return prog
+
+    def _check_fields(self, at: str, lay: LayerPlan) -> None:
+        """Every classed descriptor field within the design's bits for its class."""
+        if self.desc_bits is None:
+            return
+        fields = descriptor_fields(lay, self.array.rows)
+        for (cls, names), bits in zip(DESC_CLASSES.items(), self.desc_bits, strict=True):
+            for f in names:
+                if magnitude_bits(fields[f]) > bits:
+                    raise FitError(
+                        f"{at}: descriptor field {f} = {fields[f]} needs "
+                        f"{magnitude_bits(fields[f])} bits, the design keeps {bits} for "
+                        f"{cls} fields"
+                    )
+
+
+def _widest(bits: list[tuple[int, ...] | None]) -> tuple[int, ...] | None:
+    """The element-wise maximum of class widths (None, the full widths, if any is None)."""
+    if any(b is None for b in bits):
+        return None
+    return tuple(max(col) for col in zip(*bits, strict=True))
 
 
 def _need(at: str, what: str, mem: str, need: int, have: int) -> None:
