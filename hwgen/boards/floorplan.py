@@ -234,12 +234,8 @@ class _Placer:
             # a group's spare sites stay empty unless the singles need them (12x16: the
             # memories split per 36-bit part leave 200 DP16KD in groups of two or three)
             taken = set(p.fixed) | {self.where[i] for g in groups for i in g}
-        free = np.array([s for s in range(len(self.full[t])) if s not in taken], int)
-        if p.single:
-            want = np.array([self._want(pull, [i]) for i in p.single])
-            _, col = linear_sum_assignment(((want[:, None] - self.sites[t][free][None]) ** 2)
-                                           .sum(-1))
-            self.where.update(zip(p.single, (int(s) for s in free[col]), strict=True))
+        free = [[s] for s in range(len(self.full[t])) if s not in taken]
+        self._slots(t, [[i] for i in p.single], free, pull)  # the singles: one-site slots
         for i in [*p.single, *(i for g in groups for i in g)]:
             self.pos[i] = self.sites[t][self.where[i]]
 
