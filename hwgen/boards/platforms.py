@@ -84,6 +84,12 @@ def _ulx3s_cls():
     return Ulx3s85F
 
 
+# synth_ice40's map_ffs step: the flip-flop cells the iCE40 has (yosys's own list)
+_ICE40_FF_CELLS = ("$_DFF_?_ 0", "$_DFFE_?P_ 0", "$_DFF_?P?_ 0", "$_DFFE_?P?P_ 0",
+                   "$_SDFF_?P?_ 0", "$_SDFFCE_?P?P_ 0", "$_DLATCH_?_ x")
+ICE40_MIN_CONTROL = 8  # flip-flops a clock enable / sync reset net must drive to use the pin
+
+
 def _icebreaker_cls():
     from amaranth_boards.icebreaker import ICEBreakerPlatform
 
@@ -109,7 +115,18 @@ def _icebreaker_cls():
             pass
 
         def build_overrides(self) -> dict:
-            return {"synth_opts": "-dsp"}
+            # synth_ice40 up to its flip-flop mapping, which is then run with thresholds:
+            # a clock enable or synchronous reset shared by fewer than ICE40_MIN_CONTROL
+            # flip-flops becomes LUT logic. An iCE40 PLB's eight cells share one enable and
+            # one set/reset net, and the default (any sharing) left digits_tiny 1x1 with
+            # 161 control sets, 41 of one flip-flop: it did not place at 4,885 / 5,280 LC
+            # (analytic and annealing placers); with 8 it is 105 sets at 4,887 LC and
+            # places and routes (docs/measurements.md, session 36)
+            cells = " ".join(f"-cell {c}" for c in _ICE40_FF_CELLS)
+            n = ICE40_MIN_CONTROL
+            return {"synth_opts": "-dsp -run :map_ffs",
+                    "script_after_synth": f"dfflegalize {cells} -mince {n} -minsrst {n}\n"
+                                          "synth_ice40 -dsp -top top -run map_ffs:"}
 
         def nextpnr_command(self) -> list[str]:
             return [
