@@ -15,13 +15,14 @@ from hwgen.paths import tools_on_path
 from hwgen.rtl.attrs import NOMERGE
 
 
-def _flip_flops(tmp_path: Path, marked: bool) -> tuple[int, int]:
-    """(cells marked, TRELLIS_FF count) for two 4-bit registers of the same input."""
+def _flip_flops(tmp_path: Path, marked: bool, both: bool = True) -> tuple[int, int]:
+    """(cells marked, TRELLIS_FF count) for two 4-bit registers of the same input (the
+    second unmarked unless ``both``)."""
     m = Module()
     d, q = Signal(4), Signal(8)
     attrs = {NOMERGE: 1} if marked else {}
     a = Signal(4, attrs=attrs, reset_less=True)
-    b = Signal(4, attrs=attrs, reset_less=True)
+    b = Signal(4, attrs=attrs if both else {}, reset_less=True)
     m.d.sync += [a.eq(d), b.eq(d)]
     m.d.comb += q.eq(a.as_unsigned() * 16 + b)
     text, n = keep_marked_registers(rtlil.convert(m, name="two", ports=[d, q]))
@@ -39,3 +40,8 @@ def test_marked_registers_are_not_merged(tmp_path: Path) -> None:
 
 def test_unmarked_registers_are_merged(tmp_path: Path) -> None:
     assert _flip_flops(tmp_path, marked=False) == (0, 4)
+
+
+def test_one_marked_copy_is_merged_into_the_other(tmp_path: Path) -> None:
+    # `keep` keeps a cell, but an unmarked twin is still merged into it: mark every copy
+    assert _flip_flops(tmp_path, marked=True, both=False) == (1, 4)

@@ -289,13 +289,14 @@ class WeightLoader(wiring.Component):
         acc = Signal(max(bpw) * 32, reset_less=True)  # every word's beats fill it first
         # the word's beat, one-hot (acc's slot enables are a flip-flop ANDed with the beat's
         # valid; the word end is one of its bits)
-        beat_oh = Signal(max(bpw), init=1)
-        # with `copy_trees`, its copy for `wend`'s select (timing: beat_oh's bits sit by acc's
-        # slots across the die, 12x16 seed 2: beat_oh[46] -> wend, 6.58 ns of 7.83 routed);
-        # a copy of its own (UNSHARED), up to the last bit `wend` reads (bpw - 2)
-        beat_w = beat_oh
-        if copies and max(bpw) >= 2:
-            beat_w = Signal(max(bpw) - 1, init=1, attrs=UNSHARED)
+        # with `copy_trees`, a copy for `wend`'s select (timing: beat_oh's bits sit by acc's
+        # slots across the die, 12x16 seed 2: beat_oh[46] -> wend, 6.58 ns of 7.83 routed),
+        # up to the last bit `wend` reads (bpw - 2). Both UNSHARED: yosys merges a marked
+        # register into an unmarked one of the same next value (tests/test_nomerge.py; the
+        # 12x16 of 4e43b88 had one register again, the same path at 95.41 MHz)
+        two = copies and max(bpw) >= 2
+        beat_oh = Signal(max(bpw), init=1, attrs=UNSHARED if two else {})
+        beat_w = Signal(max(bpw) - 1, init=1, attrs=UNSHARED) if two else beat_oh
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
         # (reset-less: a word whose last beat is acted on in a design reset's cycle is still
