@@ -296,7 +296,7 @@ class WeightLoader(wiring.Component):
         # 12x16 of 4e43b88 had one register again, the same path at 95.41 MHz)
         two = copies and max(bpw) >= 2
         beat_oh = Signal(max(bpw), init=1, attrs=UNSHARED if two else {})
-        beat_w = Signal(max(bpw) - 1, init=1, attrs=UNSHARED) if two else beat_oh
+        beat_w = Signal(max(bpw) - 1, init=1, name="beat_w", attrs=UNSHARED) if two else beat_oh
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
         # (reset-less: a word whose last beat is acted on in a design reset's cycle is still
