@@ -15,6 +15,8 @@ from test_capacity import _FakePort  # (tests/ is on sys.path: pytest's rootdir 
 from hwgen.config import ArrayConfig
 from hwgen.evaluate import build_qmodel
 from hwgen.hostlink.driver import Board
+from hwgen.hostlink.protocol import Cmd, Status, reply
+from hwgen.hostlink.top import info_payload
 from hwgen.rtl.descriptor import DESC_LAYOUT, beat_writes, narrow_fields, pack_descriptor
 from hwgen.rtl.loader import beats_per_word
 from hwgen.schedule.capacity import FitError, MemoryPlan
@@ -65,6 +67,10 @@ def test_info_carries_the_class_bits() -> None:
     tiny, _ = _progs()
     for plan in (MemoryPlan.of(tiny), dataclasses.replace(MemoryPlan.of(tiny), desc_bits=None)):
         assert Board(_FakePort(plan)).plan() == plan
+    # a version-1 design's INFO (no class bits): the full widths
+    old = _FakePort(MemoryPlan.of(tiny))
+    old.pending = reply(Status.OK, Cmd.INFO, info_payload(MemoryPlan.of(tiny), 1024)[:-3])
+    assert Board(old).plan() == dataclasses.replace(MemoryPlan.of(tiny), desc_bits=None)
 
 
 def _load(prog, bits) -> list[dict[str, int]]:

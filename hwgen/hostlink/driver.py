@@ -128,7 +128,10 @@ class Board:
     def plan(self) -> MemoryPlan:
         """The design's memory plan, read from the board (INFO)."""
         if self._plan is None:
-            f = struct.unpack(INFO_FORMAT, self.transact(Cmd.INFO))
+            raw = self.transact(Cmd.INFO)
+            # (a version-1 design's reply is shorter: its missing fields read 0, full widths)
+            raw += bytes(max(0, struct.calcsize(INFO_FORMAT) - len(raw)))
+            f = struct.unpack(INFO_FORMAT, raw)
             if f[0] != INFO_MAGIC:
                 raise LinkError(f"INFO magic {f[0]!r} != {INFO_MAGIC!r}")
             _, _ver, rows, cols, acc, self._max_payload, layers, b0, b1, cw, dw, pw, pk, pow_ = (
