@@ -387,8 +387,9 @@ class WeightLoader(wiring.Component):
         # beat that may stop the loader takes none (a beat with `last` ends the
         # transfer or a discard, a header beat may start the header check), so `ready` stays
         # exact. `bv` (a beat is staged) has copies of its own for the position and the
-        # write enables (UNSHARED: each drives its group's enables, not all of them).
-        bv = Signal()
+        # write enables (UNSHARED: each drives its group's enables, not all of them; `bv`
+        # too, else yosys merges it into a marked copy, tests/test_nomerge.py).
+        bv = Signal(attrs=UNSHARED)
         bv_pos = Signal(attrs=UNSHARED)
         bv_com = Signal(attrs=UNSHARED)
         b_data = Signal(32, reset_less=True)

@@ -289,7 +289,9 @@ def _row0_read_addr(m: Module, feeder0: RowFeeder, AW: int) -> tuple[Signal, Sig
 def _writeback_regs(m: Module, wb: WriteBack, desc: data.View
                     ) -> tuple[list[Signal], Signal, Signal, Signal]:
     """The write-back's write, registered once in front of the buffers' write muxes."""
-    wb_we = [Signal(name=f"wb_we{b}") for b in range(2)]  # the write-back writes buffer b
+    # the write-back writes buffer b (UNSHARED: wb_we0_img below has wb_we0's next value,
+    # and yosys merges an unmarked twin into a marked copy, tests/test_nomerge.py)
+    wb_we = [Signal(name=f"wb_we{b}", attrs=UNSHARED) for b in range(2)]
     wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
     wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
     # wb_we0_img: wb_we[0]'s own copy for the image slot's window (UNSHARED; timing: the
