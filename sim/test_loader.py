@@ -57,12 +57,17 @@ def _with_last(rng: np.random.Generator, length: int, last: bool) -> list[Beat]:
 def _writes(ctx, loader: WeightLoader, got: list[dict[int, int]]) -> None:
     """This cycle's memory writes into got (every copy of a write address equal)."""
     for n in range(len(got)):
-        if ctx.get(getattr(loader, f"we{n}")):
-            port = getattr(loader, f"addr{n}")
-            copies = [ctx.get(port[k]) for k in range(len(port))] if loader.addr_copies[n] > 1 \
-                else [ctx.get(port)]
-            assert len(set(copies)) == 1, f"memory {n}: write address copies differ: {copies}"
-            got[n][copies[0]] = ctx.get(getattr(loader, f"data{n}"))
+        we, addr = (_copy_values(ctx, loader, f"{p}{n}") for p in ("we", "addr"))
+        assert len(set(we)) == 1, f"memory {n}: write enable copies differ: {we}"
+        if we[0]:
+            assert len(set(addr)) == 1, f"memory {n}: write address copies differ: {addr}"
+            got[n][addr[0]] = ctx.get(getattr(loader, f"data{n}"))
+
+
+def _copy_values(ctx, loader: WeightLoader, name: str) -> list[int]:
+    """A port's value in each of its copies (one, or an array with ``addr_copies``)."""
+    port = getattr(loader, name)
+    return [ctx.get(c) for c in port] if isinstance(port, list) else [ctx.get(port)]
 
 
 def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
@@ -144,14 +149,16 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
 
 @pytest.mark.parametrize("copies", [{}, {1: 2, 2: 3}])
 def test_loader_matches_model(copies: dict[int, int]) -> None:
-    """(``addr_copies``: regions 1 and 2 with 2 and 3 copies of their write address)"""
+    """(``addr_copies``: regions 1 and 2 with 2 and 3 copies of their write address and
+    enable)"""
     rng = np.random.default_rng(4)
     plan = transfers(rng, 40)
     kinds = {k for k, _ in plan}
     assert kinds == {"ok", "short", "long", "nolast"}, f"stimulus lacks a kind: {kinds}"
     beats = [b for _, t in plan for b in t]
     loader = WeightLoader(regions=REGIONS, addr_copies=copies)
-    assert all(len(getattr(loader, f"addr{n}")) == k for n, k in copies.items())  # arrays
+    assert all(len(getattr(loader, f"{p}{n}")) == k for n, k in copies.items()
+               for p in ("addr", "we"))  # arrays
     seen = run(loader, LoaderModel(REGIONS), beats, rng, "no header")
     # the random run exercised every outcome
     want = ("short", "long", "loaded", "reset", "reset_loaded", "reset_staged", "restart",

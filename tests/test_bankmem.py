@@ -51,12 +51,14 @@ def test_reads_match_golden(width: int, depth: int, bank_depth: int, second: boo
 
     async def bench(ctx) -> None:
         for a, v in writes:
-            ctx.set(dut.w_en, 1)
+            for port in dut.w_en if w_copies else [dut.w_en]:
+                ctx.set(port, 1)
             for port in dut.w_addr if w_copies else [dut.w_addr]:
                 ctx.set(port, a)
             ctx.set(dut.w_data, v)
             await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        for port in dut.w_en if w_copies else [dut.w_en]:
+            ctx.set(port, 0)
         for _ in range(dut.write_latency - 1):  # the last write lands
             await ctx.tick()
         lat = dut.read_latency  # (the second port's is READ_LATENCY)

@@ -36,8 +36,10 @@ own block RAMs: each part's address pins are then driven by a flip-flop of its o
 by one register across the die (the direct-weight word's read address, the next congested
 nets after the select). The read latency is one cycle longer (``read_latency``); the write
 and the second read are as before. ``write_addr_copies=True`` (with both of those) takes the
-write address as one flip-flop copy per part from the caller (the loader's, hwgen.rtl.loader
-``addr_copies``): ``w_addr`` is then an array, each part's blocks and bank decode on its own.
+write address and enable as one flip-flop copy per part from the caller (the loader's,
+hwgen.rtl.loader ``addr_copies``): ``w_addr`` and ``w_en`` are then arrays, each part's
+blocks and bank decode on its own (the 12x16's one write enable reached 43 DP16KD across the
+die, 9.20 ns routed on 4e43b88 seed 2).
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ class BankedMemory(wiring.Component):
             raise ValueError("write_addr_copies needs write_from_registers and read_addr_copies")
         self.write_addr_copies = write_addr_copies
         aw = max(1, (depth - 1).bit_length())
-        w_addr = In(unsigned(aw))
+        w_addr, w_en = In(unsigned(aw)), In(1)
         ports = {
-            "w_en": In(1),
+            "w_en": w_en.array(self.n_parts) if write_addr_copies else w_en,
             "w_addr": w_addr.array(self.n_parts) if write_addr_copies else w_addr,
             "w_data": In(unsigned(width)),
             "r_addr": In(unsigned(aw)),
@@ -195,12 +197,13 @@ class BankedMemory(wiring.Component):
         """Bank ``b``'s write enable of each part, decoded from the part's write address copy
         with ``write_addr_copies`` (the decode beside the part's blocks), else one for all;
         registered with the write unless ``write_from_registers``."""
-        copies = self._w_addr_inputs()[: self.n_parts if self.write_addr_copies else 1]
+        n = self.n_parts if self.write_addr_copies else 1
         out = []
-        for k, a in enumerate(copies):
+        for k, (en, a) in enumerate(zip(self._w_en_inputs()[:n], self._w_addr_inputs()[:n],
+                                        strict=True)):
             in_bank = (a[lo:] == b) if self.n_banks > 1 else 1
             w_en = Signal(name=f"w_en{b}" + (f"_{k}" if k else ""), reset_less=True)
-            m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(self.w_en & in_bank)
+            m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(en & in_bank)
             out.append(w_en)
         return out * (self.n_parts // len(out))
 
@@ -210,6 +213,12 @@ class BankedMemory(wiring.Component):
         if self.write_addr_copies:
             return [self.w_addr[k] for k in range(self.n_parts)]
         return [self.w_addr] * self.n_parts
+
+    def _w_en_inputs(self) -> list[Value]:
+        """The write enable input of each part, likewise (``w_en`` copies)."""
+        if self.write_addr_copies:
+            return [self.w_en[k] for k in range(self.n_parts)]
+        return [self.w_en] * self.n_parts
 
     def _read_addr(self, m: Module, n: int) -> list[Value]:
         """The read address of each part: ``r_addr`` itself, or with ``read_addr_copies`` a

@@ -599,14 +599,13 @@ class Accelerator(wiring.Component):
             rom_w.data.eq(loader.data0),
         ]
         for n, mem in ((1, convw), (2, directw), (3, params)):
-            # (the direct weights' write address in copies, one per part of the word)
-            m.d.comb += [d.eq(a) for d, a in zip(_copies(mem.w_addr),
-                                                 _copies(getattr(loader, f"addr{n}")),
-                                                 strict=True)]  # fmt: skip
-            m.d.comb += [
-                mem.w_en.eq(getattr(loader, f"we{n}")),
-                mem.w_data.eq(getattr(loader, f"data{n}")),
-            ]
+            # (the direct weights' write address and enable in copies, one per part of the
+            # word)
+            for mem_port, port in ((mem.w_addr, f"addr{n}"), (mem.w_en, f"we{n}")):
+                m.d.comb += [d.eq(a) for d, a in zip(_copies(mem_port),
+                                                     _copies(getattr(loader, port)),
+                                                     strict=True)]  # fmt: skip
+            m.d.comb += mem.w_data.eq(getattr(loader, f"data{n}"))
         return loader
 
     def _compute_units(self, m: Module, platform, desc: data.View, stream: bool
