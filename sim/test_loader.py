@@ -19,11 +19,18 @@ import os
 import numpy as np
 import pytest
 from amaranth import Module, ResetInserter, Signal, unsigned
+from amaranth.back import rtlil
 from amaranth.hdl import Fragment
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from hwgen.rtl.loader import HEADER_CHECK_CYCLES, LoaderModel, WeightLoader, beats_per_word
+from hwgen.rtl.loader import (
+    HEADER_CHECK_CYCLES,
+    SLOT_GROUP,
+    LoaderModel,
+    WeightLoader,
+    beats_per_word,
+)
 from hwgen.rtl.traits import SmallDeviceSim
 
 REGIONS = [(8, 3), (40, 2), (72, 2)]  # 1, 2 and 3 beats per word: 13 beats in all
@@ -33,9 +40,10 @@ SEED = int(os.environ.get("LOADER_SEED", "7"))
 Beat = tuple[int, int]  # (data, last)
 
 
-def transfers(rng: np.random.Generator, n: int) -> list[tuple[str, list[Beat]]]:
+def transfers(rng: np.random.Generator, n: int,
+              regions: list[tuple[int, int]] = REGIONS) -> list[tuple[str, list[Beat]]]:
     """n transfers of random kinds: (kind, [(data, last), ...])."""
-    total = sum(d * beats_per_word(w) for w, d in REGIONS)
+    total = sum(d * beats_per_word(w) for w, d in regions)
     out = []
     for _ in range(n):
         kind = str(rng.choice(["ok", "ok", "short", "long", "nolast"]))
@@ -164,6 +172,23 @@ def test_loader_matches_model(copies: dict[int, int]) -> None:
     want = ("short", "long", "loaded", "reset", "reset_loaded", "reset_staged", "restart",
             "restart_staged")  # fmt: skip
     assert all(seen[k] for k in want), f"an outcome never happened: {seen}"
+
+
+WIDE = [(8, 2), (600, 2), (72, 1)]  # 19 beats a word: three copies of the staged data
+
+
+@pytest.mark.parametrize("platform", [None, SmallDeviceSim()], ids=["default", "small"])
+def test_wide_words_fill_every_slot_group(platform) -> None:
+    """Words wider than SLOT_GROUP beats: each group of acc's slots takes the staged beat
+    from its own data copy (``copy_trees``; one register on a small device), and every
+    word is written as the model's."""
+    copies = -(-beats_per_word(600) // SLOT_GROUP) if platform is None else 1
+    text = rtlil.convert(WeightLoader(regions=WIDE), platform=platform)
+    assert [f"b_data_{k}" in text for k in range(1, 4)] == [k < copies for k in range(1, 4)]
+    rng = np.random.default_rng(11)
+    beats = [b for _, t in transfers(rng, 12, WIDE) for b in t]
+    seen = run(WeightLoader(regions=WIDE), LoaderModel(WIDE), beats, rng, "wide", platform)
+    assert seen["loaded"], f"nothing loaded: {seen}"
 
 
 # ---------------------------------------------------------------- the header path
