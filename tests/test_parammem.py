@@ -27,6 +27,41 @@ def _cycles(seed: int) -> list[tuple[int | None, int | None, int]]:
     return cyc
 
 
+def _set_copies(ctx, port, value: int) -> None:
+    """Set a write port and every copy of it (LUT RAM: an array, one copy per lane)."""
+    for p in port if isinstance(port, list) else [port]:
+        ctx.set(p, value)
+
+
+def test_each_lut_ram_lane_writes_from_its_own_copy() -> None:
+    """In LUT RAM lane j is written by copy j of the write enable and address alone."""
+    dut = ParamMemory(lane=LANE, lanes=LANES, depth=DEPTH, lutram=True)
+    assert len(dut.w_en) == len(dut.w_addr) == LANES == dut.write_copies
+    got: list[list[int]] = []
+
+    async def bench(ctx) -> None:
+        ctx.set(dut.w_data.as_value(), (1 << (LANE.size * LANES)) - 1)  # every lane all ones
+        for j in range(LANES):  # word 1 of lane j only, the other copies at word 2, disabled
+            for k in range(LANES):
+                ctx.set(dut.w_en[k], k == j)
+                ctx.set(dut.w_addr[k], 1 if k == j else 2)
+            await ctx.tick()
+            _set_copies(ctx, dut.w_en, 0)
+            for addr in (1, 2):
+                ctx.set(dut.r_addr, addr)
+                await ctx.tick()
+                got.append([ctx.get(dut.r_data[k].as_value()) for k in range(LANES)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    ones = (1 << LANE.size) - 1
+    for j in range(LANES):
+        assert got[2 * j] == [ones if k <= j else 0 for k in range(LANES)], f"lane {j}, word 1"
+        assert got[2 * j + 1] == [0] * LANES, f"lane {j}, word 2"
+
+
 @pytest.mark.parametrize("lutram", [False, True])
 def test_param_memory_matches_its_golden(lutram: bool) -> None:
     dut = ParamMemory(lane=LANE, lanes=LANES, depth=DEPTH, lutram=lutram)
@@ -36,8 +71,8 @@ def test_param_memory_matches_its_golden(lutram: bool) -> None:
 
     async def bench(ctx) -> None:
         for w_addr, r_addr, word in cycles:
-            ctx.set(dut.w_en, w_addr is not None)
-            ctx.set(dut.w_addr, w_addr or 0)
+            _set_copies(ctx, dut.w_en, w_addr is not None)
+            _set_copies(ctx, dut.w_addr, w_addr or 0)
             ctx.set(dut.w_data.as_value(), word)
             ctx.set(dut.r_addr, r_addr if r_addr is not None else 0)
             got.append(ctx.get(dut.r_data.as_value()))

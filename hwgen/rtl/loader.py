@@ -79,11 +79,6 @@ class _Regs:
     discard: Signal  # dropping the tail of a refused transfer up to its `last`
 
     @property
-    def beats(self) -> tuple[Signal, Signal]:
-        """The word's beat and its copy: every step assigns both alike."""
-        return (self.beat_oh,) if self.beat_w is self.beat_oh else (self.beat_oh, self.beat_w)
-
-    @property
     def in_last(self) -> Value:
         """In the last region."""
         return self.st[-1]
@@ -237,10 +232,11 @@ class WeightLoader(wiring.Component):
         """The loader, piece by piece (the order of the pieces fixes the netlist)."""
         m = Module()
         copies = trait(platform, "copy_trees")
+        groups = -(-max(self._bpw) // SLOT_GROUP) if copies else 1  # of acc's slots
         r = self._transfer_regs(copies)
         chk, pos = self._control_regs(m, r.addr)
         rewind = self._rewind(r, chk, pos)
-        stg = self._input_stage(m, -(-max(self._bpw) // SLOT_GROUP) if copies else 1)
+        stg = self._input_stage(m, groups)
         self._outputs(m, r, stg)
         hv = self._header_regs(m, r, trait(platform, "carry_chains"))
         bt = self._beat_flags(m, r, chk, pos, stg, hv)
@@ -254,7 +250,7 @@ class WeightLoader(wiring.Component):
         # sits behind the others' conditions (timing). The check's registers (ok_f, words_m3,
         # hdr, ...) may then be written in a restart cycle; nothing reads them before the next
         # header's check rewrites them (`hdr` is the loaded model's only while `loaded`).
-        self._beat_step(m, r, pos, stg, bt)
+        self._beat_steps(m, r, chk, pos, stg, groups)
         self._position_steps(m, r, pos, stg)
         with m.If(stg.take & r.discard & stg.is_last):  # (a discard's end)
             m.d.sync += r.discard.eq(0)
@@ -267,20 +263,7 @@ class WeightLoader(wiring.Component):
         with m.If(self.restart):
             # (the write enables are gated with ~restart in `_commits`: nothing is written)
             m.d.sync += [*rewind, r.discard.eq(0)]
-        self._restart_beat(m, r)
         return m
-
-    def _restart_beat(self, m: Module, r: _Regs) -> None:
-        """A restart's rewind of the word's beat, one cycle late from a local register."""
-        # Timing: `restart` comes from across the die (12x16 seed 2: weights_restart -> the
-        # beat_oh set/reset LUT, 8.58 ns routed). One cycle late is exact: no beat is taken
-        # in a restart cycle (`ready`), so the first beat after it is staged, and reads
-        # beat_oh, two cycles after the restart at the earliest; meanwhile beat_oh only steers
-        # acc's slots, which a word's beats overwrite before its commit reads them.
-        restart_r = Signal()
-        m.d.sync += restart_r.eq(self.restart)
-        with m.If(restart_r):
-            m.d.sync += [b.eq(1) for b in r.beats]
 
     def _transfer_regs(self, copies: bool) -> _Regs:
         """The state, the word's assembly and write registers, `loaded`, `hdr`, `discard`."""
@@ -537,23 +520,52 @@ class WeightLoader(wiring.Component):
         # the edge its beat was taken at (beat_oh steps only on a taken beat). A word is
         # committed from acc in the cycle after its last beat was taken, and a discard or
         # rewind is followed by a word's first beat. beat_oh is 0 from the header's end to the
-        # judging cycle, so the header stays in acc until `go` (or the check) reads it.
+        # cycle after judging, so the header stays in acc until `go` (or the check) reads it.
         for k in range(max(self._bpw)):
             with m.If(r.beat_oh[k]):
                 m.d.sync += r.acc[32 * k : 32 * k + 32].eq(stg.data_for(k))
 
-    def _beat_step(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage, bt: _Beat) -> None:
-        """The word's beat (beat_oh) steps on a beat taken."""
-        # The word's beat: back to the first after a word end or a `last` (every `last` ends
-        # the transfer, the header or a discard; a fault on a beat is at one of them), else
-        # the next, in a discard too (then it is 1 again after the discard's `last`); none
-        # from the header's last beat to the judging cycle. Timing: no fault term in its logic.
-        with m.If(stg.take):
-            with m.If(pos.wend | stg.is_last):
-                # (none at the header's end: its check keeps the header in acc)
-                m.d.sync += [b.eq(~(bt.at_hdr_end & ~r.discard)) for b in r.beats]
-            with m.Else():
-                m.d.sync += [b.eq(b << 1) for b in r.beats]
+    def _beat_steps(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
+                    groups: int) -> None:
+        """The word's beat (beat_oh, and beat_w alike) steps on a beat taken."""
+        # A shift register that wraps by itself: bit k takes bit k - 1, except at the first
+        # bit past a word's end (k == bpw of the state: blocked by that state's bit), and
+        # bit 0 takes `wend` (a word's end; none at the header's end, whose check keeps the
+        # header in acc). So a word's end needs no reset: no broadcast LUT in front of every
+        # bit's set/reset pin (timing: the 12x16 of 4e43b88, restart_r's LUT to beat_oh's 95
+        # reset pins across the die, 9.71 ns). In a discard the beat runs off or wraps (no
+        # word is written). The rare rewinds (a restart, the judging cycle, a `last` beat)
+        # come one cycle late from a register, copied per group of bits (UNSHARED) with the
+        # group's copy of the beat's valid: exact, as no beat is taken in those cycles nor in
+        # the next (`ready`), and the beat only steers acc's slots, which a word's beats
+        # overwrite before its commit reads them. (A header ending with `last` has its slot 0
+        # overwritten from the cycle after `checking` read it: it is refused, never kept.)
+        bpw = self._bpw
+        hdr_st = r.st[0] if self._has_hdr else 0  # (the header state, never set without one)
+        rewind_next = self.restart | chk.judging | (stg.bv & stg.is_last)
+        first = pos.wend & ~(hdr_st & ~r.discard)  # (the header state's word end: none)
+
+        def step(reg: Signal, k: int) -> Value:
+            if k == 0:
+                return first
+            ends = [r.st[n] for n in range(len(bpw)) if bpw[n] == k and (n or self._has_hdr)]
+            return reg[k - 1] & ~Cat(*ends).any() if ends else reg[k - 1]
+
+        width = len(r.beat_oh)
+        spans = [(r.beat_oh, g * SLOT_GROUP, min(width, (g + 1) * SLOT_GROUP), f"{g}")
+                 for g in range(groups)]
+        if groups == 1:
+            spans = [(r.beat_oh, 0, width, "")]
+        if r.beat_w is not r.beat_oh:
+            spans.append((r.beat_w, 0, len(r.beat_w), "_w"))
+        for reg, lo, hi, tag in spans:
+            rew = Signal(name=f"beat_rewind{tag}", attrs=UNSHARED if len(spans) > 1 else {})
+            ce = Signal(name=f"beat_valid{tag}", attrs=UNSHARED if len(spans) > 1 else {})
+            m.d.sync += [rew.eq(rewind_next), ce.eq(stg.accept)]  # (ce: bv's copy)
+            with m.If(rew):
+                m.d.sync += reg[lo:hi].eq(int(lo == 0))  # (the first beat)
+            with m.Elif(ce):
+                m.d.sync += reg[lo:hi].eq(Cat(step(reg, k) for k in range(lo, hi)))
 
     def _position_steps(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage) -> None:
         """The write address copies follow addr; with a header, the region position steps."""
@@ -649,7 +661,7 @@ class WeightLoader(wiring.Component):
     def _judge(self, m: Module, r: _Regs, chk: _Check, hv: _Verdict, rewind: list) -> None:
         """The judging cycle: a refused header, or one that ends the transfer, rewinds."""
         with m.If(chk.judging):
-            m.d.sync += [chk.judging.eq(0), *(b.eq(1) for b in r.beats)]
+            m.d.sync += chk.judging.eq(0)  # (the beat's rewind: `_beat_steps`)
             with m.If(hv.ok_r & chk.hdr_last):  # a transfer that ends with its header (err_short)
                 m.d.sync += rewind
             with m.Elif(~hv.ok_r):  # (err_header)

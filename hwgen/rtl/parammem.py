@@ -8,7 +8,10 @@ cells) fans its read address out across the die: address -> LUT RAM -> the read 
 was 7.99 ns routed on the 12x16 (docs/sweep.md, session 20). There each lane has a memory of
 its own, read asynchronously through its own copy of the address, registered (``UNSHARED``,
 so the board flow keeps the copies apart, each beside its lane's cells): the same one cycle
-from address to data, the address's fan-out now a register-to-register hop.
+from address to data, the address's fan-out now a register-to-register hop. The write enable
+and address come likewise as a copy per lane (``w_en`` and ``w_addr`` are then arrays, the
+loader's ``addr_copies``): one write address reached all 288 cells, 8.65 ns on the 12x16 of
+4e43b88.
 
 Writes come only from the model load, never in a cycle that reads (``no_rw_check``).
 Golden: ``param_memory_golden``.
@@ -54,8 +57,16 @@ class ParamMemory(wiring.Component):
         self.ram_style = "distributed" if lutram else "block"
         word = data.ArrayLayout(lane, lanes)
         addr = range(max(depth, 2))
-        super().__init__({"w_en": In(1), "w_addr": In(addr), "w_data": In(word),
+        k = self.write_copies
+        w_en, w_addr = In(1), In(addr)
+        super().__init__({"w_en": w_en.array(k) if k > 1 else w_en,
+                          "w_addr": w_addr.array(k) if k > 1 else w_addr, "w_data": In(word),
                           "r_addr": In(addr), "r_data": Out(word)})  # fmt: skip
+
+    @property
+    def write_copies(self) -> int:
+        """Copies of the write enable and address the memory takes: one per lane in LUT RAM."""
+        return self.lanes if self.lutram else 1
 
     def _memory(self, shape) -> memory.Memory:
         return memory.Memory(shape=shape, depth=self.depth, init=[],
@@ -65,19 +76,26 @@ class ParamMemory(wiring.Component):
         m = Module()
         if not self.lutram:  # one memory, the block RAM's registered read
             m.submodules.mem = mem = self._memory(data.ArrayLayout(self.lane, self.lanes))
-            self._write(m, mem, self.w_data)
+            self._write(m, mem, self.w_data, self.w_en, self.w_addr)
             r = mem.read_port()
             m.d.comb += [r.addr.eq(self.r_addr), self.r_data.eq(r.data)]
             return m
         for j in range(self.lanes):  # a memory and a registered address copy per lane
             m.submodules[f"lane{j}"] = mem = self._memory(self.lane)
-            self._write(m, mem, self.w_data[j])
+            k = j if self.write_copies > 1 else 0  # (one lane: a single copy)
+            self._write(m, mem, self.w_data[j], *self._copy(k))
             a = Signal.like(self.r_addr, name=f"r_addr{j}", reset_less=True, attrs=UNSHARED)
             r = mem.read_port(domain="comb")
             m.d.sync += a.eq(self.r_addr)
             m.d.comb += [r.addr.eq(a), self.r_data[j].eq(r.data)]
         return m
 
-    def _write(self, m: Module, mem: memory.Memory, word) -> None:
+    def _copy(self, k: int) -> tuple:
+        """The write enable and address, copy ``k`` (the ports themselves with one copy)."""
+        if self.write_copies == 1:
+            return self.w_en, self.w_addr
+        return self.w_en[k], self.w_addr[k]
+
+    def _write(self, m: Module, mem: memory.Memory, word, en, addr) -> None:
         w = mem.write_port()
-        m.d.comb += [w.en.eq(self.w_en), w.addr.eq(self.w_addr), w.data.eq(word)]
+        m.d.comb += [w.en.eq(en), w.addr.eq(addr), w.data.eq(word)]

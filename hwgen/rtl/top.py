@@ -577,7 +577,8 @@ class Accelerator(wiring.Component):
                 ("param_words", PARAM_LANE_LAYOUT.size * C, plan.param_depth),
             ],
             beat_regions=(0,),  # the program memory holds beats (_program_memory)
-            addr_copies={2: directw.n_parts},  # one per part of the direct-weight word
+            # one per part of the direct-weight word, one per lane of LUT-RAM parameters
+            addr_copies={2: directw.n_parts, 3: params.write_copies},
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
