@@ -155,6 +155,7 @@ class _A(NamedTuple):
     """Stage A's registers (`Requant._stage_a`)."""
 
     sum: Signal
+    sum_f: Signal  # the sum's copy for its flags (or `sum` itself)
     mult: Signal
     mult_any: Signal
     side: Signal
@@ -258,7 +259,7 @@ class Requant(wiring.Component):
         """Stages A, M, B, C1, C2, D, E1 and E2 in order (see the module docstring)."""
         m = Module()
         chain = trait(platform, "carry_chains")  # (hwgen.rtl.carry)
-        a = self._stage_a(m, chain)
+        a = self._stage_a(m, chain, trait(platform, "copy_trees"))
         mo = self._stage_m(m, a, trait(platform, "delay_ram_from", DELAY_RAM_FROM), chain)
         mid = "comb" if self.fold else "sync"  # the domain of stages B, C1, C2, D and E1
         b = _stage_b(m, mid, mo)
@@ -269,10 +270,10 @@ class Requant(wiring.Component):
         self._stage_e2(m, e)
         return m
 
-    def _stage_a(self, m: Module, chain: bool) -> _A:
+    def _stage_a(self, m: Module, chain: bool, copy: bool) -> _A:
         """A: the 32-bit sum (wraps modulo 2**32 like the golden) and the operand flags."""
         p = self.i_stream.payload
-        a_sum = Signal(signed(32), reset_less=True)
+        a_sum = Signal(signed(32), reset_less=True, attrs=UNSHARED if copy else {})
         a_mult = Signal(signed(32), reset_less=True)
         a_side = Signal(Cat(p.shift, p.lo, p.hi).shape(), reset_less=True)
         a_valid = Signal()
@@ -286,6 +287,13 @@ class Requant(wiring.Component):
         # DSPs, was 7.4 ns routed on the 8x8). Then one LUT per stage (`_stage_m`): mult ==
         # INT32_MIN from its flags, and the overflow from that and the sum's flags.
         a_mult_any = Signal(2, reset_less=True)  # mult[:16] != 0, mult[16:31] != 0
+        # with `copy_trees`, the sum's low 31 bits once more for its flags' chains (UNSHARED,
+        # both: timing, a_sum also drives four DSPs, and its chain into sum_any was 8.91 ns
+        # routed on the 12x16 of 4e43b88)
+        a_sum_f = a_sum
+        if copy:
+            a_sum_f = Signal(31, name="a_sum_f", reset_less=True, attrs=UNSHARED)
+            m.d.sync += a_sum_f.eq(s[:31])
         m.d.sync += [
             a_sum.eq(s),
             a_mult.eq(p.mult),
@@ -293,7 +301,7 @@ class Requant(wiring.Component):
             a_side.eq(Cat(p.shift, p.lo, p.hi)),
             a_valid.eq(self.i_stream.valid),
         ]
-        return _A(a_sum, a_mult, a_mult_any, a_side, a_valid)
+        return _A(a_sum, a_sum_f, a_mult, a_mult_any, a_side, a_valid)
 
     def _stage_m(self, m: Module, a: _A, ram_from: int, chain: bool) -> _M:
         """M: the product, with everything else delayed to match."""
@@ -304,8 +312,8 @@ class Requant(wiring.Component):
         sum_any = Signal(2, reset_less=True)  # sum[:16] != 0, sum[16:31] != 0
         sum_neg = Signal(reset_less=True)
         m.d.sync += [mult_min.eq(a.mult[31] & ~a.mult_any.any()),
-                     sum_any.eq(Cat(carry_any(a.sum[:16], chain),
-                                    carry_any(a.sum[16:31], chain))),
+                     sum_any.eq(Cat(carry_any(a.sum_f[:16], chain),
+                                    carry_any(a.sum_f[16:31], chain))),
                      sum_neg.eq(a.sum[31])]  # fmt: skip
         ovf = Signal()
         m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())

@@ -35,6 +35,11 @@ def corner_vectors(acc_width: int = 32) -> list[Vector]:
         _v(I32_MIN, 0, I32_MIN, 0),  # SRDHM saturates to INT32_MAX -> 127
         _v(I32_MIN, 0, I32_MIN, 31),  # 2**31-1 >> 31 rounds to 1
         _v(I32_MAX, 0, I32_MIN, 31),
+        # M = INT32_MIN with a sum that is INT32_MIN only in one half (the overflow's flags)
+        _v(0, I32_MIN, I32_MIN, 0),  # the sum INT32_MIN from the bias: saturates
+        _v(1, I32_MIN, I32_MIN, 31),  # a low-half bit: no saturation
+        _v(0, I32_MIN + (1 << 20), I32_MIN, 31),  # a high-half bit
+        _v(-5, 0, I32_MIN, 0),  # a negative sum with both halves set
         _v(1, 0, half, 0),  # SRDHM tie +0.5 -> 1 (toward +inf)
         _v(-1, 0, half, 0),  # SRDHM tie -0.5 -> 0 (toward +inf)
         _v(3, 0, half, 0),  # 1.5 -> 2
