@@ -538,8 +538,8 @@ class WeightLoader(wiring.Component):
         # come one cycle late from a register, copied per group of bits (UNSHARED) with the
         # group's copy of the beat's valid: exact, as no beat is taken in those cycles nor in
         # the next (`ready`), and the beat only steers acc's slots, which a word's beats
-        # overwrite before its commit reads them. (A header ending with `last` has its slot 0
-        # overwritten from the cycle after `checking` read it: it is refused, never kept.)
+        # overwrite before its commit reads them. (A header ending with `last` is refused,
+        # never kept: its slot 0 may change from the judging cycle on, after the check read it.)
         bpw = self._bpw
         hdr_st = r.st[0] if self._has_hdr else 0  # (the header state, never set without one)
         rewind_next = self.restart | chk.judging | (stg.bv & stg.is_last)
@@ -551,11 +551,10 @@ class WeightLoader(wiring.Component):
             ends = [r.st[n] for n in range(len(bpw)) if bpw[n] == k and (n or self._has_hdr)]
             return reg[k - 1] & ~Cat(*ends).any() if ends else reg[k - 1]
 
+        # (register, its bits lo..hi, name tag): beat_oh's groups, then beat_w
         width = len(r.beat_oh)
         spans = [(r.beat_oh, g * SLOT_GROUP, min(width, (g + 1) * SLOT_GROUP), f"{g}")
-                 for g in range(groups)]
-        if groups == 1:
-            spans = [(r.beat_oh, 0, width, "")]
+                 for g in range(groups)] if groups > 1 else [(r.beat_oh, 0, width, "")]
         if r.beat_w is not r.beat_oh:
             spans.append((r.beat_w, 0, len(r.beat_w), "_w"))
         for reg, lo, hi, tag in spans:
