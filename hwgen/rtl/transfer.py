@@ -137,6 +137,11 @@ class ImageWriter(wiring.Component):
         # sign bit: cl2 = c_last - 2 - ch (timing: no 12-bit compare in front of the steps)
         ch_end = Signal(**nr)
         cl2 = Signal(signed(len(self.c_last) + 1), **nr)
+        # word_end == ch_end | lane_oh[C-1] (the next value taken ends its word), a flag kept
+        # with its next value (timing: the pointer's enable is then one LUT of flip-flops
+        # that sit with it; from ch_end, placed by the channel counter, through two LUTs it
+        # was the 12x16's critical path, 9.07 ns of routing on ce17011 seed 2)
+        word_end = Signal(**nr)
         s = self.i_stream
         take = Signal()
         m.d.comb += [
@@ -157,12 +162,13 @@ class ImageWriter(wiring.Component):
         final = Signal(**nr)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
         # a pixel's channel 0. (x == 0 as the sign of x - 1, a carry chain, not a LUT tree)
-        first_ch = [ch_end.eq((self.c_last - 1)[-1]), cl2.eq(self.c_last - 2)]
+        one_c = (self.c_last - 1)[-1]  # in_c == 1: every channel is a pixel's last
+        first_ch = [ch_end.eq(one_c), cl2.eq(self.c_last - 2)]
         with m.If(self.clear):
             m.d.sync += [ptr.eq(0), lane_oh.eq(1), count.eq(0)]
         with m.Elif(take):
             m.d.sync += count.eq(count + 1)
-            with m.If(ch_end | lane_oh[C - 1]):  # the pixel's or the word's last: next word
+            with m.If(word_end):  # the pixel's or the word's last: next word
                 m.d.sync += [ptr.eq(ptr + 1), lane_oh.eq(1)]
             with m.Else():
                 m.d.sync += lane_oh.eq(lane_oh << 1)
@@ -171,15 +177,20 @@ class ImageWriter(wiring.Component):
         # before OPEN (see the docstring). Timing: their enable, which also loads them at
         # `clear`, is then one LUT of flip-flops, not the slot's OPEN and the controller's
         # window before an OR with `clear` (two levels, cl2's 6.68 ns routed on b24ce83).
+        # (word_end steps with them: in OPEN, where lane_oh steps too, the same edges)
+        lane_last = lane_oh[C - 2] if C > 1 else 1  # lane_oh[C-1] after a step in the word
         with m.If(self.clear):
             m.d.sync += [*first_ch, final.eq((self.len_last - 1)[-1]),
-                         len_m2.eq(self.len_last - 1)]
+                         len_m2.eq(self.len_last - 1), word_end.eq(one_c | (C == 1))]
         with m.Elif(s.valid & self.window):
             m.d.sync += final.eq(~carry_any(count ^ len_m2, chain))
             with m.If(ch_end):
                 m.d.sync += first_ch
             with m.Else():
                 m.d.sync += [ch_end.eq(cl2[-1]), cl2.eq(cl2 - 1)]
+            # the next value's pixel end (as ch_end's above) or word end (lane_oh's, below)
+            m.d.sync += word_end.eq(Mux(ch_end, one_c, cl2[-1])
+                                    | Mux(word_end, C == 1, lane_last))
         last = s.payload.last
         m.d.comb += [
             self.complete.eq(take & final & last),
