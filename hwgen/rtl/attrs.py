@@ -9,7 +9,13 @@ so each unit keeps its own. Simulation ignores the attribute.
 
 from __future__ import annotations
 
-__all__ = ["NOMERGE", "UNSHARED"]
+__all__ = ["NOMERGE", "UNSHARED", "copies_of"]
 
 NOMERGE = "hwgen_nomerge"
 UNSHARED = {NOMERGE: 1}
+
+
+def copies_of(port) -> list:
+    """A port's signals: an array port's (copies of one value, one per group of loads), else
+    the port itself."""
+    return list(port) if isinstance(port, list) else [port]

@@ -48,7 +48,7 @@ from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .attrs import UNSHARED
+from .attrs import UNSHARED, copies_of
 from .traits import trait
 
 __all__ = ["BankedMemory", "READ_LATENCY", "WRITE_LATENCY", "banked_golden"]
@@ -187,7 +187,7 @@ class BankedMemory(wiring.Component):
         (reset-less: a write accepted before a reset still lands), unless the caller's are
         flip-flops already (``write_from_registers``)."""
         if self.write_from_registers:
-            return self._w_addr_inputs(), self.w_data
+            return self._write_inputs(self.w_addr), self.w_data
         w_addr = Signal.like(self.w_addr, reset_less=True)
         w_data = Signal.like(self.w_data, reset_less=True)
         m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
@@ -199,26 +199,18 @@ class BankedMemory(wiring.Component):
         registered with the write unless ``write_from_registers``."""
         n = self.n_parts if self.write_addr_copies else 1
         out = []
-        for k, (en, a) in enumerate(zip(self._w_en_inputs()[:n], self._w_addr_inputs()[:n],
-                                        strict=True)):
+        ens, addrs = self._write_inputs(self.w_en)[:n], self._write_inputs(self.w_addr)[:n]
+        for k, (en, a) in enumerate(zip(ens, addrs, strict=True)):
             in_bank = (a[lo:] == b) if self.n_banks > 1 else 1
             w_en = Signal(name=f"w_en{b}" + (f"_{k}" if k else ""), reset_less=True)
             m.d["comb" if self.write_from_registers else "sync"] += w_en.eq(en & in_bank)
             out.append(w_en)
         return out * (self.n_parts // len(out))
 
-    def _w_addr_inputs(self) -> list[Value]:
-        """The write address input of each part: its own copy with ``write_addr_copies``,
-        else ``w_addr`` for every part."""
-        if self.write_addr_copies:
-            return [self.w_addr[k] for k in range(self.n_parts)]
-        return [self.w_addr] * self.n_parts
-
-    def _w_en_inputs(self) -> list[Value]:
-        """The write enable input of each part, likewise (``w_en`` copies)."""
-        if self.write_addr_copies:
-            return [self.w_en[k] for k in range(self.n_parts)]
-        return [self.w_en] * self.n_parts
+    def _write_inputs(self, port) -> list[Value]:
+        """A write input (``w_en`` or ``w_addr``) of each part: its own copy with
+        ``write_addr_copies``, else the one port for every part."""
+        return copies_of(port) if self.write_addr_copies else [port] * self.n_parts
 
     def _read_addr(self, m: Module, n: int) -> list[Value]:
         """The read address of each part: ``r_addr`` itself, or with ``read_addr_copies`` a

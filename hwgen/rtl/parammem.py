@@ -23,7 +23,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.attrs import UNSHARED
+from hwgen.rtl.attrs import UNSHARED, copies_of
 
 __all__ = ["READ_LATENCY", "ParamMemory", "param_memory_golden"]
 
@@ -83,18 +83,13 @@ class ParamMemory(wiring.Component):
         for j in range(self.lanes):  # a memory and a registered address copy per lane
             m.submodules[f"lane{j}"] = mem = self._memory(self.lane)
             k = j if self.write_copies > 1 else 0  # (one lane: a single copy)
-            self._write(m, mem, self.w_data[j], *self._copy(k))
+            en, addr = copies_of(self.w_en)[k], copies_of(self.w_addr)[k]
+            self._write(m, mem, self.w_data[j], en, addr)
             a = Signal.like(self.r_addr, name=f"r_addr{j}", reset_less=True, attrs=UNSHARED)
             r = mem.read_port(domain="comb")
             m.d.sync += a.eq(self.r_addr)
             m.d.comb += [r.addr.eq(a), self.r_data[j].eq(r.data)]
         return m
-
-    def _copy(self, k: int) -> tuple:
-        """The write enable and address, copy ``k`` (the ports themselves with one copy)."""
-        if self.write_copies == 1:
-            return self.w_en, self.w_addr
-        return self.w_en[k], self.w_addr[k]
 
     def _write(self, m: Module, mem: memory.Memory, word, en, addr) -> None:
         w = mem.write_port()

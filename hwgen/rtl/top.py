@@ -57,7 +57,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
-from .attrs import UNSHARED
+from .attrs import UNSHARED, copies_of
 from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
 from .bankmem import BankedMemory
 from .delay import DELAY_RAM_FROM, DelayLine
@@ -129,11 +129,6 @@ DBG_READ_LATENCY = 2  # `dbg_data`: row 0's registered port-A address, then the 
 # `perf_data`: the counter select's low bits pick within groups of four (registered), then
 # the high bits pick the group (registered): no wide mux in one cycle
 PERF_READ_LATENCY = 2
-
-
-def _copies(port) -> list:
-    """A port's signals: an array port's (copies of one value), else the port itself."""
-    return list(port) if isinstance(port, list) else [port]
 
 
 def _delay(m: Module, sig, n: int, name: str):
@@ -603,8 +598,8 @@ class Accelerator(wiring.Component):
             # (the direct weights' write address and enable in copies, one per part of the
             # word)
             for mem_port, port in ((mem.w_addr, f"addr{n}"), (mem.w_en, f"we{n}")):
-                m.d.comb += [d.eq(a) for d, a in zip(_copies(mem_port),
-                                                     _copies(getattr(loader, port)),
+                m.d.comb += [d.eq(a) for d, a in zip(copies_of(mem_port),
+                                                     copies_of(getattr(loader, port)),
                                                      strict=True)]  # fmt: skip
             m.d.comb += mem.w_data.eq(getattr(loader, f"data{n}"))
         return loader
