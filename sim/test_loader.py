@@ -24,6 +24,7 @@ from amaranth.hdl import Fragment
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from hwgen.rtl.attrs import copies_of
 from hwgen.rtl.loader import (
     HEADER_CHECK_CYCLES,
     SLOT_GROUP,
@@ -74,8 +75,7 @@ def _writes(ctx, loader: WeightLoader, got: list[dict[int, int]]) -> None:
 
 def _copy_values(ctx, loader: WeightLoader, name: str) -> list[int]:
     """A port's value in each of its copies (one, or an array with ``addr_copies``)."""
-    port = getattr(loader, name)
-    return [ctx.get(c) for c in port] if isinstance(port, list) else [ctx.get(port)]
+    return [ctx.get(c) for c in copies_of(getattr(loader, name))]
 
 
 def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],

@@ -9,6 +9,7 @@ import pytest
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from hwgen.rtl.attrs import copies_of
 from hwgen.rtl.parammem import READ_LATENCY, ParamMemory, param_memory_golden
 
 LANE = data.StructLayout({"m": 32, "s": 6, "z": 10})  # a lane record, as wide as it likes
@@ -29,7 +30,7 @@ def _cycles(seed: int) -> list[tuple[int | None, int | None, int]]:
 
 def _set_copies(ctx, port, value: int) -> None:
     """Set a write port and every copy of it (LUT RAM: an array, one copy per lane)."""
-    for p in port if isinstance(port, list) else [port]:
+    for p in copies_of(port):
         ctx.set(p, value)
 
 
