@@ -266,17 +266,34 @@ def load(path_dir: str | os.PathLike) -> QModel:
     """Read and fully validate an artifact written by ``save``."""
     d = Path(path_dir)
     man = read_manifest(d)
-    mpath = d / MANIFEST
-    ck = _Checker(mpath)
+    ck = _Checker(d / MANIFEST)
+    npz, data = _read_npz(ck, d, man)
+    table = _check_table(ck, npz, man, data)
+    name = ck.get(man, "model", str, "manifest")
+    in_shape = ck.shape(man, "in_shape", "manifest")
+    in_scale = ck.get(man, "in_scale", (int, float), "manifest")
+    if not (0 < in_scale < float("inf")):
+        raise ck.fail("manifest", f"in_scale {in_scale!r} must be positive and finite")
+    layers: list[QLayer] = []
+    names: set[str] = set()
+    shapes: dict[str, tuple[int, ...]] = {INPUT: in_shape}
+    for i, entry in enumerate(ck.get(man, "layers", list, "manifest")):
+        prev = layers[-1].out_shape if layers else in_shape
+        layers.append(_layer(ck, i, entry, names, shapes, prev, table, data))
+    if not layers:
+        raise ck.fail("manifest", "no layers")
+    return QModel(name=name, in_shape=in_shape, in_scale=float(in_scale), layers=tuple(layers))
 
-    # -- the npz file: present, right size, right hash, readable ---------------------------
+
+def _read_npz(ck: _Checker, d: Path, man: dict) -> tuple[Path, dict[str, np.ndarray]]:
+    """The npz file: present, of the listed size and hash, readable; its path and arrays."""
     npz_info = ck.get(man, "npz", dict, "manifest")
     fname = ck.get(npz_info, "file", str, "npz")
     if Path(fname).name != fname:
         raise ck.fail("npz", f"file name {fname!r} must be a plain name in the artifact dir")
     npz = d / fname
     if not npz.is_file():
-        raise ArtifactError(f"{npz}: missing (listed in {mpath})")
+        raise ArtifactError(f"{npz}: missing (listed in {ck.mpath})")
     size = npz.stat().st_size
     want_size = ck.get(npz_info, "bytes", int, "npz")
     if size != want_size:
@@ -286,11 +303,13 @@ def load(path_dir: str | os.PathLike) -> QModel:
         raise ArtifactError(f"{npz}: sha256 mismatch ({digest} != manifest {npz_info['sha256']})")
     try:
         with np.load(npz, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            return npz, {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ArtifactError(f"{npz}: not a readable npz ({type(e).__name__}: {e})") from None
 
-    # -- array table: every listed array present with its dtype and shape, nothing extra ----
+
+def _check_table(ck: _Checker, npz: Path, man: dict, data: dict[str, np.ndarray]) -> dict:
+    """The array table: every listed array present with its dtype and shape, nothing extra."""
     table = ck.get(man, "arrays", dict, "manifest")
     for key, spec in table.items():
         where = f"array {key!r}"
@@ -304,73 +323,78 @@ def load(path_dir: str | os.PathLike) -> QModel:
     for key in data:
         if key not in table:
             raise ArtifactError(f"{npz}: array {key!r} is not listed in the manifest")
+    return table
 
-    # -- model and layers ------------------------------------------------------------------
-    name = ck.get(man, "model", str, "manifest")
-    in_shape = ck.shape(man, "in_shape", "manifest")
-    in_scale = ck.get(man, "in_scale", (int, float), "manifest")
-    if not (0 < in_scale < float("inf")):
-        raise ck.fail("manifest", f"in_scale {in_scale!r} must be positive and finite")
-    layers: list[QLayer] = []
-    names: set[str] = set()
-    shapes: dict[str, tuple[int, ...]] = {INPUT: in_shape}
-    shape = in_shape
-    for i, entry in enumerate(ck.get(man, "layers", list, "manifest")):
-        lname = ck.get(entry, "name", str, f"layers[{i}]")
-        where = f"layer {lname}"
-        if lname in names:
-            raise ck.fail(where, "duplicate layer name")
-        names.add(lname)
-        kind = ck.get(entry, "kind", str, where)
-        if kind not in _KINDS:
-            raise ck.fail(where, f"unknown layer kind {kind!r}")
-        ins, outs = ck.shape(entry, "in_shape", where), ck.shape(entry, "out_shape", where)
-        inputs = tuple(entry.get("inputs", ()))
-        for src in inputs:
-            if not isinstance(src, str) or src not in shapes:
-                raise ck.fail(where, f"input {src!r} is not the model input or an earlier layer")
-        n_in = {"QAdd": 2, "QConcat": len(inputs)}.get(kind, 1)
-        if (inputs and len(inputs) != n_in) or (kind in ("QAdd", "QConcat") and len(inputs) < 2):
-            raise ck.fail(where, f"{kind} with inputs {list(inputs)}")
-        first = shapes[inputs[0]] if inputs else shape
-        if ins != first:
-            what = f"the output of {inputs[0]}" if inputs else "previous output"
-            raise ck.fail(where, f"in_shape {ins} != {what} {first}")
-        shapes[lname] = shape = outs
-        params_in = ck.get(entry, "params", dict, where)
-        params: dict[str, Any] = {}
-        for p in _PARAMS[kind]:
-            typ = (int, float) if p in _FLOAT_PARAMS else int
-            params[p] = ck.get(params_in, p, typ, f"{where} params")
-            if p in _FLOAT_PARAMS:
-                params[p] = float(params[p])
-        for p in ("kernel", "stride"):
-            if p in params and params[p] < 1:
-                raise ck.fail(where, f"{p} = {params[p]} must be >= 1")
-        if params.get("padding", 0) < 0:
-            raise ck.fail(where, f"padding = {params['padding']} must be >= 0")
-        arrs: dict[str, np.ndarray] = {}
-        if kind in _MACS:
-            lo, hi = params["act_min"], params["act_max"]
-            if not (-128 <= lo <= hi <= 127):
-                raise ck.fail(where, f"activation clamp [{lo}, {hi}] is not inside int8")
-            refs = ck.get(entry, "arrays", dict, where)
-            want = _expected_shapes(kind, ins, outs, params)
-            for field in _ARRAYS:
-                fwhere = f"{where} field {field}"
-                key = ck.get(refs, field, str, where)
-                if key not in table:
-                    raise ck.fail(fwhere, f"array {key!r} is not in the array table")
-                a = data[key]
-                if str(a.dtype) != _DTYPES[field]:
-                    raise ck.fail(fwhere, f"dtype {a.dtype}, must be {_DTYPES[field]}")
-                if a.shape != want[field]:
-                    raise ck.fail(fwhere, f"shape {a.shape}, expected {want[field]}")
-                _check_array(ck, fwhere, field, a)
-                arrs[field] = a
-        layers.append(
-            _KINDS[kind](name=lname, in_shape=ins, out_shape=outs, inputs=inputs, **params, **arrs)
-        )
-    if not layers:
-        raise ck.fail("manifest", "no layers")
-    return QModel(name=name, in_shape=in_shape, in_scale=float(in_scale), layers=tuple(layers))
+
+def _layer(ck: _Checker, i: int, entry: dict, names: set[str],
+           shapes: dict[str, tuple[int, ...]], prev: tuple[int, ...], table: dict,
+           data: dict[str, np.ndarray]) -> QLayer:
+    """Layer entry i: its name, kind, inputs and shapes checked against the layers before
+    (``names`` and ``shapes`` take it), then its parameters and arrays."""
+    lname = ck.get(entry, "name", str, f"layers[{i}]")
+    where = f"layer {lname}"
+    if lname in names:
+        raise ck.fail(where, "duplicate layer name")
+    names.add(lname)
+    kind = ck.get(entry, "kind", str, where)
+    if kind not in _KINDS:
+        raise ck.fail(where, f"unknown layer kind {kind!r}")
+    ins, outs = ck.shape(entry, "in_shape", where), ck.shape(entry, "out_shape", where)
+    inputs = tuple(entry.get("inputs", ()))
+    for src in inputs:
+        if not isinstance(src, str) or src not in shapes:
+            raise ck.fail(where, f"input {src!r} is not the model input or an earlier layer")
+    n_in = {"QAdd": 2, "QConcat": len(inputs)}.get(kind, 1)
+    if (inputs and len(inputs) != n_in) or (kind in ("QAdd", "QConcat") and len(inputs) < 2):
+        raise ck.fail(where, f"{kind} with inputs {list(inputs)}")
+    first = shapes[inputs[0]] if inputs else prev
+    if ins != first:
+        what = f"the output of {inputs[0]}" if inputs else "previous output"
+        raise ck.fail(where, f"in_shape {ins} != {what} {first}")
+    shapes[lname] = outs
+    params = _layer_params(ck, where, kind, ck.get(entry, "params", dict, where))
+    arrs = _layer_arrays(ck, where, kind, entry, ins, outs, params, table, data)
+    return _KINDS[kind](name=lname, in_shape=ins, out_shape=outs, inputs=inputs, **params, **arrs)
+
+
+def _layer_params(ck: _Checker, where: str, kind: str, params_in: dict) -> dict[str, Any]:
+    """A layer's scalar parameters, typed and range-checked."""
+    params: dict[str, Any] = {}
+    for p in _PARAMS[kind]:
+        typ = (int, float) if p in _FLOAT_PARAMS else int
+        params[p] = ck.get(params_in, p, typ, f"{where} params")
+        if p in _FLOAT_PARAMS:
+            params[p] = float(params[p])
+    for p in ("kernel", "stride"):
+        if p in params and params[p] < 1:
+            raise ck.fail(where, f"{p} = {params[p]} must be >= 1")
+    if params.get("padding", 0) < 0:
+        raise ck.fail(where, f"padding = {params['padding']} must be >= 0")
+    return params
+
+
+def _layer_arrays(ck: _Checker, where: str, kind: str, entry: dict, ins: tuple[int, ...],
+                  outs: tuple[int, ...], params: dict[str, Any], table: dict,
+                  data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A MAC layer's arrays (weights, bias, multipliers, …) by field, each checked; else none."""
+    if kind not in _MACS:
+        return {}
+    lo, hi = params["act_min"], params["act_max"]
+    if not (-128 <= lo <= hi <= 127):
+        raise ck.fail(where, f"activation clamp [{lo}, {hi}] is not inside int8")
+    refs = ck.get(entry, "arrays", dict, where)
+    want = _expected_shapes(kind, ins, outs, params)
+    arrs: dict[str, np.ndarray] = {}
+    for field in _ARRAYS:
+        fwhere = f"{where} field {field}"
+        key = ck.get(refs, field, str, where)
+        if key not in table:
+            raise ck.fail(fwhere, f"array {key!r} is not in the array table")
+        a = data[key]
+        if str(a.dtype) != _DTYPES[field]:
+            raise ck.fail(fwhere, f"dtype {a.dtype}, must be {_DTYPES[field]}")
+        if a.shape != want[field]:
+            raise ck.fail(fwhere, f"shape {a.shape}, expected {want[field]}")
+        _check_array(ck, fwhere, field, a)
+        arrs[field] = a
+    return arrs
