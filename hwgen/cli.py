@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -525,8 +526,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(coeffs, indent=1))
         print(loo_text(coeffs))
         print(f"refitted on {len(coeffs['points'])} build(s): {out}\n")
+    if args.model_arg and args.model and args.model_arg != args.model:
+        raise UsageError(f"model: given twice, {args.model_arg!r} and --model {args.model!r}")
     t0 = time.perf_counter()
-    est = estimate(args.board, args.model, args.array, coeffs,
+    est = estimate(args.board, args.model_arg or args.model or "mnist_cnn", args.array, coeffs,
                    remainder_tiles=args.remainder_tiles)
     print(est["text"])
     print(f"({1e3 * (time.perf_counter() - t0):.0f} ms)")
@@ -539,7 +542,9 @@ def _estimate_parser(sub) -> None:
     sp.add_argument("--board", default="ulx3s", help="board (default ulx3s)")
     sp.add_argument("--array", type=_array, default=ArrayConfig(), help="RxC (default 8x8)")
     _remainder_switch(sp, on=True, stream=True)
-    sp.add_argument("--model", default="mnist_cnn", help="zoo model (default mnist_cnn)")
+    sp.add_argument("model_arg", nargs="?", default=None, metavar="MODEL",
+                    help="zoo model (default mnist_cnn; the same as --model)")
+    sp.add_argument("--model", default=None, help="zoo model (default mnist_cnn)")
     sp.add_argument("--coeffs", default=None, metavar="FILE.json",
                     help="coefficients written by `hwgen sweep` (default: the shipped fit)")
     sp.add_argument("--add-build", nargs="+", default=None, metavar="REPORT.json",
@@ -656,6 +661,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())  # always one line
         print(f"hwgen: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`hwgen ... | head`): no traceback; stdout is pointed at
+        # devnull so the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command a pipe stopped
 
 
 if __name__ == "__main__":

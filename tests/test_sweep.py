@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -43,6 +45,8 @@ ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4", "8x8")
     (["estimate", "--array", "4y4"], "argument --array"),
     (["estimate", "--board", "icebreaker", "--array", "4x4"], "--board 'icebreaker'"),
     (["estimate", "--add-build", "/nonexistent/b.json"], "--add-build /nonexistent/b.json"),
+    (["estimate", "tiny_cnn", "--model", "mnist_cnn"], "given twice"),
+    (["estimate", "nosuch"], "'nosuch'"),
 ])  # fmt: skip
 def test_bad_options_are_one_line_exit_2(argv, what, capsys) -> None:
     assert main(argv) == 2
@@ -196,6 +200,26 @@ def test_shipped_estimator_is_monotone_and_fast(capsys) -> None:
     assert time.perf_counter() - t0 < 1.0
     out = capsys.readouterr().out
     assert "LUT4" in out and "DP16KD" in out and "Fmax" in out
+
+
+def test_estimate_takes_the_model_as_issue_11_writes_it(capsys) -> None:
+    """`hwgen estimate --board ulx3s --array RxC [MODEL]`: the positional model is --model's."""
+    assert main(["estimate", "--board", "ulx3s", "--array", "4x4", "tiny_cnn"]) == 0
+    pos = capsys.readouterr().out
+    assert main(["estimate", "--board", "ulx3s", "--array", "4x4", "--model", "tiny_cnn"]) == 0
+    opt = capsys.readouterr().out
+    assert pos.startswith("tiny_cnn on a 4x4 array")
+    assert pos.splitlines()[:-1] == opt.splitlines()[:-1]  # (the last line: the time taken)
+
+
+def test_a_closed_pipe_is_no_traceback() -> None:
+    """`hwgen estimate | head -1` style: the reader goes away before the output is written."""
+    p = subprocess.Popen([sys.executable, "-m", "hwgen.cli", "estimate", "--array", "12x16"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before the CLI has imported anything: its first print meets EPIPE
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141, err
+    assert "Traceback" not in err, err
 
 
 def _raw(results: list[dict], arrays=("4x4", "4x8")) -> dict:
