@@ -172,6 +172,7 @@ class WeightLoader(wiring.Component):
         magic: int = 0,
         beat_regions: tuple[int, ...] = (),
         addr_copies: dict[int, int] | None = None,
+        write_stage: tuple[int, ...] = (),
     ) -> None:
         """header: layout of the first word (with a `magic` field); regions: (header field
         giving the word count, word width in bits, memory depth) of each memory, in load order;
@@ -179,8 +180,15 @@ class WeightLoader(wiring.Component):
         beat_regions: indices of regions stored one 32-bit beat per address (see above).
         addr_copies: region index -> copies of its write address and write enable registers
         (UNSHARED, equal values): its `addr{n}` and `we{n}` ports are then arrays, one copy
-        per group of block RAMs."""
+        per group of block RAMs.
+        write_stage: regions whose writes pass one more register stage (`_write_stage`): they
+        land a cycle later, from a word register of their own; never the last region (so
+        every such write lands before `loaded` rises, see `_write_stage`)."""
         self.addr_copies = [(addr_copies or {}).get(n, 1) for n in range(len(regions))]
+        if any(not 0 <= n < len(regions) - 1 for n in write_stage):
+            raise ValueError(f"write_stage {write_stage}: regions 0..{len(regions) - 2} only "
+                             "(the last region's writes must land before `loaded`)")
+        self.write_stage = tuple(sorted(set(write_stage)))
         self.header_layout = header
         self.magic = magic
         if header is None:
@@ -293,16 +301,18 @@ class WeightLoader(wiring.Component):
         # written, as `loaded`, reset-less too, may rise in that cycle)
         # (and `addr_copies` copies of a memory's, all UNSHARED: the 12x16's one direct-weight
         # enable reached 43 DP16KD across the die, 9.20 ns routed on 4e43b88 seed 2)
+        # (with a write stage the copies are the stage's: one register here)
+        k1 = [1 if n in self.write_stage else k for n, k in enumerate(self.addr_copies)]
         commit = [[Signal(name=f"commit{n}" + (f"_{k}" if k else ""), reset_less=True,
-                          attrs=UNSHARED if self.addr_copies[n] > 1 else {})
-                   for k in range(self.addr_copies[n])]
+                          attrs=UNSHARED if k1[n] > 1 else {})
+                   for k in range(k1[n])]
                   for n in range(nreg)]  # fmt: skip
         # one copy of the write address register per memory (timing: each drives its own
         # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
         # (and `addr_copies` copies of a memory's: one per group of its block RAMs)
         commit_addr = [[Signal(range(max(d, 2)), name=f"commit_addr{n}" + (f"_{k}" if k else ""),
                                attrs=UNSHARED, reset_less=True)
-                        for k in range(self.addr_copies[n])]
+                        for k in range(k1[n])]
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
         loaded = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
@@ -412,11 +422,41 @@ class WeightLoader(wiring.Component):
             self.i_stream.ready.eq(~r.loaded & ~self.restart & ~stg.blocked),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
+            we, addr, word = r.commit[n], r.commit_addr[n], r.acc[:w]
+            if n in self.write_stage:
+                we, addr, word = self._write_stage(m, n, we[0], addr[0], word)
             m.d.comb += [
-                *self._copy_port(f"we{n}", r.commit[n]),
-                *self._copy_port(f"addr{n}", r.commit_addr[n]),
-                getattr(self, f"data{n}").eq(r.acc[:w]),
+                *self._copy_port(f"we{n}", we),
+                *self._copy_port(f"addr{n}", addr),
+                getattr(self, f"data{n}").eq(word),
             ]
+
+    def _write_stage(self, m: Module, n: int, we: Signal, addr: Signal, word: Value
+                     ) -> tuple[list[Signal], list[Signal], Signal]:
+        """Region n's write one cycle later: its enable and address copies (UNSHARED, one
+        per group of block RAMs) from one register each, its word from a register of its own.
+
+        Why (timing): the enable's copies sat behind one LUT of the staged beat's flags, and
+        acc's slots by the block RAMs they fed, so a one-hot bit, the staged data and that
+        LUT crossed the die to them (the 12x16's direct weights, 43 parts: the LUT to their
+        enables 8.94 ns, beat_oh to the slots' enables 8.04 ns routed on ce17011 seed 2). Now
+        each crossing starts at a flip-flop and ends at one (D = Q), and acc stays by the
+        loader. Exact: the word register takes acc in every cycle, so in the cycle after
+        the commit it holds the word (the next word's first beat overwrites slot 0 only at
+        the commit cycle's edge); the copies are reset-less like the commit (a word acted
+        on in a design reset's cycle is still written). A later region's word takes at least
+        one more beat, acted on no earlier than the cycle after this region's last, so the
+        delayed write is made no later than the last region's: in the cycle `loaded` rises
+        in at the latest, as without the stage."""
+        k = self.addr_copies[n]
+        attrs = UNSHARED if k > 1 else {}
+        we_d = [Signal(name=f"we{n}_d" + (f"_{i}" if i else ""), reset_less=True, attrs=attrs)
+                for i in range(k)]
+        addr_d = [Signal.like(addr, name=f"addr{n}_d" + (f"_{i}" if i else ""), attrs=UNSHARED)
+                  for i in range(k)]
+        word_d = Signal(len(word), name=f"data{n}_d", reset_less=True)
+        m.d.sync += [*(c.eq(we) for c in we_d), *(c.eq(addr) for c in addr_d), word_d.eq(word)]
+        return we_d, addr_d, word_d
 
     def _copy_port(self, name: str, copies: list[Signal]) -> list:
         """A memory's write enable or address port from its register copies."""

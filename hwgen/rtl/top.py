@@ -574,6 +574,9 @@ class Accelerator(wiring.Component):
             beat_regions=(0,),  # the program memory holds beats (_program_memory)
             # one per part of the direct-weight word, one per lane of LUT-RAM parameters
             addr_copies={2: directw.n_parts, 3: params.write_copies},
+            # the direct weights (a word of R*C bytes across the die) a cycle later, from
+            # a word register by their block RAMs (hwgen.rtl.loader `_write_stage`)
+            write_stage=(2,) if trait(platform, "copy_trees") else (),
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
