@@ -440,14 +440,14 @@ class WeightLoader(wiring.Component):
         acc's slots by the block RAMs they fed, so a one-hot bit, the staged data and that
         LUT crossed the die to them (the 12x16's direct weights, 43 parts: the LUT to their
         enables 8.94 ns, beat_oh to the slots' enables 8.04 ns routed on ce17011 seed 2). Now
-        each crossing starts at a flip-flop and ends at one (D = Q), and acc stays by the
-        loader. Exact: the word register takes acc in every cycle, so in the cycle after
-        the commit it holds the word (the next word's first beat overwrites slot 0 only at
-        the commit cycle's edge); the copies are reset-less like the commit (a word acted
-        on in a design reset's cycle is still written). A later region's word takes at least
-        one more beat, acted on no earlier than the cycle after this region's last, so the
-        delayed write is made no later than the last region's: in the cycle `loaded` rises
-        in at the latest, as without the stage."""
+        each crossing starts at a flip-flop and ends at one (D = Q), and acc's slots need
+        not sit by this region's block RAMs. Exact: the word register takes acc in every
+        cycle, so in the cycle after the commit it holds the word (the next word's first
+        beat overwrites slot 0 only at the commit cycle's edge); the copies are reset-less
+        like the commit (a word acted on in a design reset's cycle is still written). A
+        later region's word takes at least one more beat, acted on no earlier than the cycle
+        after this region's last, so the delayed write is made no later than the last
+        region's: in the cycle `loaded` rises in at the latest, as without the stage."""
         k = self.addr_copies[n]
         attrs = UNSHARED if k > 1 else {}
         we_d = [Signal(name=f"we{n}_d" + (f"_{i}" if i else ""), reset_less=True, attrs=attrs)
