@@ -16,9 +16,13 @@ Features of one configuration (model, array, board), all computed, none measured
   register; ~2.9 LUT4 in the PE the shipped coefficients were fitted to);
 * ``acc_mux_bits`` = R·C · the accumulator bits: the ECP5 hook's accumulate puts the
   ``first`` multiplexer inside the carry cells, one LUT4 less per bit (``ACC_MUX_LUT4``)
-  than the PE of the fitted builds. All three are fixed terms: ``fit`` takes them out of
-  the measured figures before the least squares, ``predict`` adds them back (a sweep file
-  without a feature counts it as 0: builds from before it);
+  than the PE of the fitted builds;
+* ``write_stage_bits`` = 8·R·C + the direct-weight address bits + 1: the loader's write stage
+  for the direct weights (session 38, hwgen.rtl.loader ``_write_stage``) adds a word
+  register and one more enable and address register, one FF a bit. All four are fixed
+  terms: ``fit`` takes them out of the measured figures before the least squares,
+  ``predict`` adds them back (a sweep file without a feature counts it as 0: builds from
+  before it);
 * ``bram_blocks``: the memory plan (``MemoryPlan.of(lower(model, array))``,
   hwgen.schedule.capacity) mapped onto DP16KD shapes (16K×1 .. 1K×18 true dual port, 512×36
   for the single-read memories): activation buffers ×2 × ⌈R/2⌉ copies, conv/direct weights,
@@ -119,7 +123,9 @@ def features(board: str, model: str, array: ArrayConfig | str, qmodel=None,
             "dsp_demand": float(min(demand, budget)), "lut_mults": float(max(0, demand - budget)),
             "bram_blocks": float(bram_blocks(plan, BRAM_BUDGET[board])),
             "acc_narrow": float(acc_narrow),
-            "acc_mux_bits": float(acc_mux_bits)}  # fmt: skip
+            "acc_mux_bits": float(acc_mux_bits),
+            "write_stage_bits": float(8 * a.pes + max(plan.directw_depth - 1, 1).bit_length()
+                                      + 1)}  # fmt: skip
 
 
 def _fixed(r: str, feats: dict[str, float]) -> float:
@@ -127,7 +133,8 @@ def _fixed(r: str, feats: dict[str, float]) -> float:
     accumulators (features absent from old sweep files mean none: 32-bit builds)."""
     return (LUT_PE_EXTRA.get(r, 0.0) * feats.get("lut_mults", 0.0)
             - ACC_BIT_SAVING.get(r, 0.0) * feats.get("acc_narrow", 0.0)
-            - (ACC_MUX_LUT4 if r == "LUT4" else 0.0) * feats.get("acc_mux_bits", 0.0))
+            - (ACC_MUX_LUT4 if r == "LUT4" else 0.0) * feats.get("acc_mux_bits", 0.0)
+            + (1.0 if r == "FF" else 0.0) * feats.get("write_stage_bits", 0.0))
 
 
 def predict(coeffs: dict, feats: dict[str, float]) -> dict[str, float]:
