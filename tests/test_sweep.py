@@ -217,7 +217,8 @@ def test_a_closed_pipe_is_no_traceback() -> None:
     p = subprocess.Popen([sys.executable, "-m", "hwgen.cli", "estimate", "--array", "12x16"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()  # before the CLI has imported anything: its first print meets EPIPE
-    err = p.stderr.read().decode()
+    with p.stderr:
+        err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141, err
     assert "Traceback" not in err, err
 
