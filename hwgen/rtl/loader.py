@@ -59,6 +59,11 @@ HEADER_CHECK_CYCLES = 3  # stall cycles after the header's last beat (checking, 
 ACT_LATENCY = 1
 
 
+def _copy_name(name: str, k: int) -> str:
+    """Copy k of a register: the first keeps the name, the others take a suffix."""
+    return f"{name}_{k}" if k else name
+
+
 def beats_per_word(width: int) -> int:
     return -(-width // 32)
 
@@ -303,14 +308,14 @@ class WeightLoader(wiring.Component):
         # enable reached 43 DP16KD across the die, 9.20 ns routed on 4e43b88 seed 2)
         # (with a write stage the copies are the stage's: one register here)
         k1 = [1 if n in self.write_stage else k for n, k in enumerate(self.addr_copies)]
-        commit = [[Signal(name=f"commit{n}" + (f"_{k}" if k else ""), reset_less=True,
+        commit = [[Signal(name=_copy_name(f"commit{n}", k), reset_less=True,
                           attrs=UNSHARED if k1[n] > 1 else {})
                    for k in range(k1[n])]
                   for n in range(nreg)]  # fmt: skip
         # one copy of the write address register per memory (timing: each drives its own
         # block RAMs' address pins, not every memory's; kept apart on the board, UNSHARED)
         # (and `addr_copies` copies of a memory's: one per group of its block RAMs)
-        commit_addr = [[Signal(range(max(d, 2)), name=f"commit_addr{n}" + (f"_{k}" if k else ""),
+        commit_addr = [[Signal(range(max(d, 2)), name=_copy_name(f"commit_addr{n}", k),
                                attrs=UNSHARED, reset_less=True)
                         for k in range(k1[n])]
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
@@ -401,7 +406,7 @@ class WeightLoader(wiring.Component):
         # the data in copies, one per group of acc's slots, all UNSHARED (timing: one register
         # fed every slot of a 48-beat word across the die, 9.41 ns routed on the 12x16 of
         # 4e43b88 seed 2; a copy can sit between the stream's slice and its slots)
-        b_data = [Signal(32, name="b_data" + (f"_{k}" if k else ""), reset_less=True,
+        b_data = [Signal(32, name=_copy_name("b_data", k), reset_less=True,
                          attrs=UNSHARED if n_data > 1 else {})
                   for k in range(n_data)]  # fmt: skip
         b_last = Signal(reset_less=True)
@@ -450,9 +455,9 @@ class WeightLoader(wiring.Component):
         region's: in the cycle `loaded` rises in at the latest, as without the stage."""
         k = self.addr_copies[n]
         attrs = UNSHARED if k > 1 else {}
-        we_d = [Signal(name=f"we{n}_d" + (f"_{i}" if i else ""), reset_less=True, attrs=attrs)
+        we_d = [Signal(name=_copy_name(f"we{n}_d", i), reset_less=True, attrs=attrs)
                 for i in range(k)]
-        addr_d = [Signal.like(addr, name=f"addr{n}_d" + (f"_{i}" if i else ""), attrs=UNSHARED)
+        addr_d = [Signal.like(addr, name=_copy_name(f"addr{n}_d", i), attrs=UNSHARED)
                   for i in range(k)]
         word_d = Signal(len(word), name=f"data{n}_d", reset_less=True)
         m.d.sync += [*(c.eq(we) for c in we_d), *(c.eq(addr) for c in addr_d), word_d.eq(word)]
