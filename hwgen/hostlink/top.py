@@ -127,7 +127,7 @@ class _Parser(NamedTuple):
     """The frame parser's input byte, state machine and registers (HostTop._frame_parser)."""
 
     byte: Signal  # the received byte (a register in UartRx)
-    got: Value  # a byte arrived and the dispatcher waits for a frame
+    got: Signal  # a byte arrived while the dispatcher waited (registered)
     pfsm: _OneHot
     p_cmd: Signal
     p_len: Signal
@@ -365,15 +365,18 @@ class HostTop(wiring.Component):
         f_valid = Signal()  # one-cycle pulse: a frame ended (f_status says how)
         f_status = Signal(8)
         f_ok = Signal()  # f_status == OK
-        # the dispatcher (one-hot, below) waits for a frame: its WAIT flip-flop (timing: `got`
-        # is one LUT from two registers)
+        # the dispatcher (one-hot, below) waits for a frame: its WAIT flip-flop
         dsp = _OneHot(m, "dispatch", [
             "WAIT", "LOAD_RD", "LOAD_WAIT", "LOAD_ACC", "LOAD_PUSH", "LOAD_CHECK", "LOAD_SETTLE",
             "LOAD_VERDICT", "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH", "ANSWER",
             "REPLY"])  # fmt: skip
         in_wait = dsp.flag["WAIT"]
         byte = rx.o.payload  # a register in UartRx, held until the next byte
-        got = rx.o.valid & in_wait
+        # a byte arrived while the dispatcher waits, registered: the parser takes it a cycle
+        # later (the byte holds >= 40 cycles), so its enables start at a flip-flop the placer
+        # can put beside the parser rather than at the dispatcher's WAIT (timing)
+        got = Signal(name="got")
+        m.d.sync += got.eq(rx.o.valid & in_wait)
         # the write's address and data are always the parser's (only its enable is decided
         # in PAYLOAD): the block RAM's address pins come from p_cnt's flip-flops (timing)
         m.d.comb += [fb_w.addr.eq(p_cnt), fb_w.data.eq(byte)]
