@@ -88,11 +88,11 @@ class WindowHarness(wiring.Component):
         words = [_pack(im, C) for im in self.images]
         prev = None
         for i in range(self.R):
-            f = RowFeeder(index=i, cols=C, addr_width=self.addr_width)
+            f = RowFeeder(index=i, rows=self.R, cols=C, addr_width=self.addr_width)
             m.submodules[f"feed{i}"] = f
             if prev is None:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem, trait(
+                             f.cfg_in.eq(feed_cfg(m, self.desc, seq.rem, self.R, trait(
                                  platform, "path_registers", True)))]
             else:
                 m.d.comb += f.follow(prev)

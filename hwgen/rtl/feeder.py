@@ -2,7 +2,9 @@
 
 Row i handles output pixel p0+i of a tile. Its token arrives one cycle after row i-1's (that
 is the systolic skew) and on a tile's first element it takes row i-1's freshly latched pixel
-and moves one pixel right (wrapping to the next output row) — additions only. Then:
+and moves one pixel right (wrapping to the next output row) — additions only. Whether a
+pixel ends its output row travels with it as a one-hot distance (``dist_onehot``), shifted a
+bit per row, so the wrap is one LUT from flip-flops rather than a compare of x positions. Then:
 
     stage P: on a first token, latch the row's pixel (step from row i-1's); token registered
     stage A: addr = base + off, (iy, ix) = origin + (ky, kx)
@@ -23,11 +25,11 @@ so row_in[i] carries element k ``FEEDER_LATENCY`` = 7 cycles after the token rea
 In direct mode (linear layers) row i reads K part i % P of the input vector (P = ``ksplit``,
 hwgen.rtl.reduce): the same stepping with ``out_w`` replaced by P, ``step1`` the words per
 part, and no bounds check (past the input the weights are zero). The per-layer constants a row
-needs (``FEED_CFG``: descriptor fields and ``out_w - 1``, ``step1 + wrap_delta``,
-``stride - wrap_ix``) travel down the rows with the systolic skew: row 0 registers them from
-the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no descriptor net fans out to
-every row. Row i's copy is valid i+1 cycles after the descriptor; its first token comes at
-least i+2 cycles after it.
+needs (``feed_cfg_layout``: descriptor fields and ``out_w - 1`` with its one-hot distance,
+``step1 + wrap_delta``, ``stride - wrap_ix``) travel down the rows with the systolic skew:
+row 0 registers them from the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no
+descriptor net fans out to every row. Row i's copy is valid i+1 cycles after the descriptor;
+its first token comes at least i+2 cycles after it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from .attrs import UNSHARED
 from .descriptor import DESC_LAYOUT
 from .sequencer import PIXEL_LAYOUT, TOKEN_LAYOUT
 
-__all__ = ["FEED_CFG", "ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY", "feed_cfg"]
+__all__ = ["ROW_IN_LAYOUT", "RowFeeder", "FEEDER_LATENCY", "dist_bits", "dist_onehot",
+           "feed_cfg", "feed_cfg_layout"]
 
 FEEDER_LATENCY = 7
 A = 24
@@ -51,21 +54,39 @@ A = 24
 ROW_IN_LAYOUT = data.StructLayout({"valid": 1, "first": 1, "last": 1, "a": signed(8)})
 
 _F = DESC_LAYOUT.members
-FEED_CFG = data.StructLayout(
-    {
-        "mode": _F["mode"],
-        "src": _F["src"],
-        "in_h": _F["in_h"],
-        "in_w": _F["in_w"],
-        "stride": _F["stride"],
-        "step1": _F["step1"],
-        "last_ox": unsigned(12),
-        "last_ox_m1": unsigned(12),  # last_ox - 1 (mod 2**12), for the wrap flag
-        "last_ox_zero": 1,  # last_ox == 0
-        "wrap_base": signed(A),
-        "wrap_x": signed(17),
-    }
-)
+
+
+def feed_cfg_layout(rows: int) -> data.StructLayout:
+    """The per-layer constants a row needs, for an array of ``rows`` rows."""
+    return data.StructLayout(
+        {
+            "mode": _F["mode"],
+            "src": _F["src"],
+            "in_h": _F["in_h"],
+            "in_w": _F["in_w"],
+            "stride": _F["stride"],
+            "step1": _F["step1"],
+            "last_ox": unsigned(12),  # (row 0 only: its distance from the sequencer's ox)
+            # the distance of an output row's first pixel to its last (last_ox), one-hot
+            # (`dist_onehot`): a wrapping row's new distance
+            "wrap_dist": unsigned(dist_bits(rows)),
+            "wrap_base": signed(A),
+            "wrap_x": signed(17),
+        }
+    )
+
+
+def dist_bits(rows: int) -> int:
+    """The one-hot distance's width: a tile's last row (``rows`` - 1 shifts from row 0) has
+    no next row to tell of a wrap, so a distance of ``rows`` - 1 or more is never read."""
+    return max(rows - 1, 1)
+
+
+def dist_onehot(left, rows: int) -> Cat:
+    """``left`` (the pixels to the output row's last) one-hot in ``dist_bits(rows)`` bits:
+    bit k for left == k, none for a longer distance. Row i's distance is row i-1's shifted
+    down a bit (a wrap reloads it) and its bit 0 is row i's wrap flag, read by row i+1."""
+    return Cat(*(left == k for k in range(dist_bits(rows))))
 
 
 def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
@@ -82,7 +103,7 @@ def _token_reg(m: Module, tok: data.View, name: str) -> data.View:
     return out
 
 
-def feed_cfg(m: Module, desc, rem, path_regs: bool = True) -> data.View:
+def feed_cfg(m: Module, desc, rem, rows: int, path_regs: bool = True) -> data.View:
     """Row 0's registered copy of the per-layer constants, from the descriptor; ``rem`` (the
     sequencer's remainder-tile flag, a register) switches to a conv layer's remainder tile's
     stepping: direct mode, K part i % P at rem_step1 words per row, rem_wrap to the next
@@ -90,8 +111,9 @@ def feed_cfg(m: Module, desc, rem, path_regs: bool = True) -> data.View:
     token of the tile. Without ``path_regs`` (trait `path_registers`, a small device) the
     plain copies (src, in_h, in_w, stride) are the descriptor's own flip-flops: it holds
     them through the layer, from the cycle before the sequencer's start."""
-    cfg = Signal(FEED_CFG, name="feed_cfg0", reset_less=True)
+    cfg = Signal(feed_cfg_layout(rows), name="feed_cfg0", reset_less=True)
     direct = desc.mode | rem
+    last_ox = Mux(direct, desc.ksplit_m1, desc.out_w - 1)
     copies = [
         cfg.src.eq(desc.src),
         cfg.in_h.eq(desc.in_h),
@@ -106,9 +128,8 @@ def feed_cfg(m: Module, desc, rem, path_regs: bool = True) -> data.View:
         *copies,
         cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
         # direct mode: rows wrap back to the first K part after ksplit rows
-        cfg.last_ox.eq(Mux(direct, desc.ksplit_m1, desc.out_w - 1)),
-        cfg.last_ox_m1.eq(Mux(direct, desc.ksplit_m1 - 1, desc.out_w - 2)),
-        cfg.last_ox_zero.eq(Mux(direct, desc.ksplit_m1 == 0, desc.out_w == 1)),
+        cfg.last_ox.eq(last_ox),
+        cfg.wrap_dist.eq(dist_onehot(last_ox, rows)),
         cfg.wrap_base.eq(Mux(rem, desc.rem_wrap, desc.step1 + desc.wrap_delta)),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
     ]
@@ -203,25 +224,31 @@ class _C(NamedTuple):
 
 
 class RowFeeder(wiring.Component):
-    def __init__(self, *, index: int, cols: int, addr_width: int) -> None:
+    def __init__(self, *, index: int, rows: int, cols: int, addr_width: int) -> None:
         self.index = index
+        self.rows = rows
         self.cols = cols
         self.addr_width = addr_width
+        cfg = feed_cfg_layout(rows)
         super().__init__(
             {
-                "cfg_in": In(FEED_CFG),  # this row's constants (feed_cfg or row i-1's cfg_out)
-                "cfg_out": Out(FEED_CFG),  # cfg_in one cycle later, for row i+1
+                "cfg_in": In(cfg),  # this row's constants (feed_cfg or row i-1's cfg_out)
+                "cfg_out": Out(cfg),  # cfg_in one cycle later, for row i+1
                 "tok_in": In(TOKEN_LAYOUT),
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
-                "pix_out": Out(PIXEL_LAYOUT),
+                "pix_out": Out(PIXEL_LAYOUT),  # (its `ox`: row 0's only)
+                # the latched pixel's distance to its output row's last, one-hot
+                # (`dist_onehot`; row 0 computes its own from the sequencer's ox)
+                "dist_in": In(dist_bits(rows)),
+                "dist_out": Out(dist_bits(rows)),
                 # row i+1's pixel-latch controls, registered here beside tok_out (timing:
                 # the latch's enable and its `ox` reset were a LUT of row i's token flags
                 # and wrap flag, routed across to row i+1, up to 6.8 ns on oob13):
                 # latch_out is high when row i+1's token is a tile's first (tok_out.valid &
                 # tok_out.first); wrap_out with it when the pixel this row latched in that
-                # cycle is the last of its output row (ox == last_ox), so row i+1 steps
-                # to the next output row
+                # cycle is the last of its output row (distance 0), so row i+1 steps to the
+                # next output row
                 "latch_in": In(1),
                 "latch_out": Out(1),
                 "wrap_in": In(1),
@@ -242,6 +269,7 @@ class RowFeeder(wiring.Component):
         """The assignments that chain this row after row ``prev`` (its token, pixel, wrap
         flag and per-layer constants, one cycle later)."""
         return [self.tok_in.eq(prev.tok_out), self.pix_in.eq(prev.pix_out),
+                self.dist_in.eq(prev.dist_out),
                 self.latch_in.eq(prev.latch_out), self.wrap_in.eq(prev.wrap_out),
                 self.cfg_in.eq(prev.cfg_out)]
 
@@ -264,58 +292,62 @@ class RowFeeder(wiring.Component):
         """The token and the per-layer constants to the next row, one cycle later."""
         # The token moves on to the next row one cycle later (the systolic skew), and so do
         # the per-layer constants.
-        cfg_r = Signal(FEED_CFG, reset_less=True)  # per-layer constants: no reset needed
+        # (per-layer constants: no reset needed)
+        cfg_r = Signal(feed_cfg_layout(self.rows), reset_less=True)
         m.d.sync += cfg_r.eq(self.cfg_in)
         m.d.comb += [self.tok_out.eq(_token_reg(m, self.tok_in, "tok_r")),
                      self.cfg_out.eq(cfg_r)]
 
-    def _step(self, m: Module) -> tuple[data.View, Signal, Signal]:
-        """Stage P's next pixel, its wrap flag and the latch enable (for `_stage_p`)."""
+    def _step(self, m: Module) -> tuple[data.View, Signal, Signal, Signal]:
+        """Stage P's next pixel, its distance and wrap flag, and the latch enable."""
         d, tok = self.cfg_in, self.tok_in
         # Row i-1 latched its pixel one cycle earlier with the same tile's constants (they
-        # travel with the skew), so its wrap flag is this row's `prev.ox == last_ox`.
+        # travel with the skew). The wrap flag (this row's pixel ends its output row) is
+        # bit 0 of the one-hot distance, a shift of row i-1's (timing: one LUT from flip-
+        # flops across the rows, not a 12-bit compare of row i-1's ox, 8.47 ns routed)
         prev = self.pix_in
         step = Signal(PIXEL_LAYOUT)
-        wrap = Signal()  # step.ox == last_ox
+        dist = Signal(dist_bits(self.rows))
+        wrap = Signal()  # step is its output row's last pixel
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
-            # the sequencer already computed row 0's pixel (a register)
-            m.d.comb += [step.eq(prev), wrap.eq(prev.ox == d.last_ox),
-                         latch.eq(tok.valid & tok.first)]
-        else:
-            m.d.comb += latch.eq(self.latch_in)
-            with m.If(self.wrap_in):
-                m.d.comb += [
-                    step.ox.eq(0),
-                    step.ix0.eq(prev.ix0 + d.wrap_x),
-                    step.iy0.eq(prev.iy0 + d.stride),
-                    step.base.eq(prev.base + d.wrap_base),
-                    wrap.eq(d.last_ox_zero),
-                ]
-            with m.Else():
-                m.d.comb += [
-                    step.ox.eq(prev.ox + 1),
-                    step.ix0.eq(prev.ix0 + d.stride),
-                    step.iy0.eq(prev.iy0),
-                    step.base.eq(prev.base + d.step1),
-                    wrap.eq(prev.ox == d.last_ox_m1),
-                ]
-        return step, wrap, latch
+            # the sequencer already computed row 0's pixel (a register; ox <= last_ox)
+            m.d.comb += [step.eq(prev), dist.eq(dist_onehot(d.last_ox - prev.ox, self.rows)),
+                         wrap.eq(prev.ox == d.last_ox), latch.eq(tok.valid & tok.first)]
+            return step, dist, wrap, latch
+        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0])]
+        with m.If(self.wrap_in):
+            m.d.comb += [
+                step.ix0.eq(prev.ix0 + d.wrap_x),
+                step.iy0.eq(prev.iy0 + d.stride),
+                step.base.eq(prev.base + d.wrap_base),
+                dist.eq(d.wrap_dist),
+            ]
+        with m.Else():
+            m.d.comb += [
+                step.ix0.eq(prev.ix0 + d.stride),
+                step.iy0.eq(prev.iy0),
+                step.base.eq(prev.base + d.step1),
+                dist.eq(self.dist_in[1:]),
+            ]
+        return step, dist, wrap, latch
 
     def _stage_p(self, m: Module) -> _P:
         """Stage P: the row's pixel, latched on a tile's first token; the token registered."""
         tok = self.tok_in
         # --- stage P: pixel of this row for the current tile (latched on its first token)
-        step, wrap, latch = self._step(m)
+        step, dist, wrap, latch = self._step(m)
         # Reset-less: each tile's first token latches it in every row (row i-1 first) before
         # any valid token reads it.
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
+        latched_dist = Signal(dist_bits(self.rows), reset_less=True)
         with m.If(latch):
-            m.d.sync += latched.eq(step)
+            m.d.sync += [latched.eq(step), latched_dist.eq(dist)]
         latch_out = Signal()
         wrap_out = Signal()
         m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(latch & wrap)]
-        m.d.comb += [self.pix_out.eq(latched), self.latch_out.eq(latch_out),
+        m.d.comb += [self.pix_out.eq(latched), self.dist_out.eq(latched_dist),
+                     self.latch_out.eq(latch_out),
                      self.wrap_out.eq(wrap_out)]
         p_tok = _token_reg(m, tok, "p_tok")
         # the mode of this token's tile (it may change with the next token: a remainder tile)

@@ -651,11 +651,11 @@ class Accelerator(wiring.Component):
         """The row feeders, a chain from the sequencer's token, reading the buffers."""
         feeders = []
         for i in range(self.R):
-            f = RowFeeder(index=i, cols=self.C, addr_width=self.addr_width)
+            f = RowFeeder(index=i, rows=self.R, cols=self.C, addr_width=self.addr_width)
             add_unit(m, f"feed{i}", f, platform)
             if i == 0:
                 m.d.comb += [f.tok_in.eq(seq.tok), f.pix_in.eq(seq.pix),
-                             f.cfg_in.eq(feed_cfg(m, desc, seq.rem,
+                             f.cfg_in.eq(feed_cfg(m, desc, seq.rem, self.R,
                                                       trait(platform, "path_registers")))]
             else:
                 prev = feeders[-1]
