@@ -237,7 +237,7 @@ class RowFeeder(wiring.Component):
                 "tok_in": In(TOKEN_LAYOUT),
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
-                "pix_out": Out(PIXEL_LAYOUT),  # (its `ox`: row 0's only)
+                "pix_out": Out(PIXEL_LAYOUT),  # (its `ox`: row 0's, unread past row 0)
                 # the latched pixel's distance to its output row's last, one-hot
                 # (`dist_onehot`; row 0 computes its own from the sequencer's ox)
                 "dist_in": In(dist_bits(rows)),
@@ -315,7 +315,8 @@ class RowFeeder(wiring.Component):
             m.d.comb += [step.eq(prev), dist.eq(dist_onehot(d.last_ox - prev.ox, self.rows)),
                          wrap.eq(prev.ox == d.last_ox), latch.eq(tok.valid & tok.first)]
             return step, dist, wrap, latch
-        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0])]
+        # (ox: row 0's passed on, read by no row after it; synthesis removes the copies)
+        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0]), step.ox.eq(prev.ox)]
         with m.If(self.wrap_in):
             m.d.comb += [
                 step.ix0.eq(prev.ix0 + d.wrap_x),
