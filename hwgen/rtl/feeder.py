@@ -311,7 +311,8 @@ class RowFeeder(wiring.Component):
         wrap = Signal()  # step is its output row's last pixel
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
-            # the sequencer already computed row 0's pixel (a register; ox <= last_ox)
+            # the sequencer already computed row 0's pixel (a register; ox <= last_ox); its
+            # wrap flag is dist[0] by a direct compare (no subtract in front of wrap_out)
             m.d.comb += [step.eq(prev), dist.eq(dist_onehot(d.last_ox - prev.ox, self.rows)),
                          wrap.eq(prev.ox == d.last_ox), latch.eq(tok.valid & tok.first)]
             return step, dist, wrap, latch
