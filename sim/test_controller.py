@@ -19,7 +19,7 @@ inference. A monitor checks on every cycle:
   valid & ~ready; `last` exactly on the final logit;
 
 and after each run: logits == `hwgen.golden.run.run` and the perf-counter identity
-total == input + output + sum(layers) + FETCH_CYCLES per executed layer, each term
+total == input + output + sum(layers) + fetch_cycles() per executed layer, each term
 also measured independently from the ports.
 """
 
@@ -49,12 +49,12 @@ from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
 from hwgen.rtl.loader import ACT_LATENCY, HEADER_CHECK_CYCLES, beats_per_word
 from hwgen.rtl.top import (
     DBG_READ_LATENCY,
-    FETCH_CYCLES,
     LOGIT_LAYOUT,
     PERF_READ_LATENCY,
     RESULT_READ_LATENCY,
     STATUS_LAYOUT,
     Accelerator,
+    fetch_cycles,
     perf_index,
 )
 from hwgen.schedule.lower import lower
@@ -321,7 +321,7 @@ class Driver:
 def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
     """Counter identity from top.py's FSM: every state but IDLE/DONE counts in `total`;
     LOAD_IN in `input`; OUT (the sender's start cycle, READ/WAIT/SEND) in `output`; RUN in
-    its layer's counter; FETCH (FETCH_CYCLES per layer) only in `total`."""
+    its layer's counter; FETCH (fetch_cycles per layer) only in `total`."""
     p = r.perf
     C = prog.array.cols
     total, inp, out = p[perf_index("total")], p[perf_index("input")], p[perf_index("output")]
@@ -349,9 +349,10 @@ def check_perf(prog: Program, r: RunRecord, layers_run: int, what: str) -> None:
             )
         else:
             assert c == 0, f"{what}: layer {li} counter {c} but the run stopped earlier"
-    assert total == inp + out + sum(lays) + FETCH_CYCLES * layers_run, (
+    fetch = fetch_cycles(None)
+    assert total == inp + out + sum(lays) + fetch * layers_run, (
         f"{what}: total {total} != input {inp} + output {out} + layers {lays} + "
-        f"{FETCH_CYCLES}x{layers_run}"
+        f"{fetch}x{layers_run}"
     )
 
 

@@ -27,7 +27,7 @@ from hwgen.golden.run import predict
 from hwgen.hostlink.top import HostTop
 from hwgen.paths import sim_build
 from hwgen.rtl.ecp5_dsp import Ecp5DspSim
-from hwgen.rtl.top import FETCH_CYCLES
+from hwgen.rtl.top import fetch_cycles
 from hwgen.rtl.traits import SmallDeviceSim
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.lower import lower
@@ -100,13 +100,13 @@ def _run(model_a: str, qb, images_b, array_text: str, n_again: int,
     assert log["b"] == b["logits"].tolist()
     assert log["a2"] == a["logits"][:n_again].tolist()
     for key, case in (("a1_cycles", a), ("b_cycles", b)):
-        _check_cycles(log[key], len(case["prog"].layers), key)
+        _check_cycles(log[key], len(case["prog"].layers), fetch_cycles(platform), key)
 
 
-def _check_cycles(c: dict, n_layers: int, what: str) -> None:
+def _check_cycles(c: dict, n_layers: int, fetch: int, what: str) -> None:
     """The CYCLES reply read every counter byte right: the controller's counter identity
     (every state but IDLE/DONE counts in the total; FETCH only there) holds."""
     assert len(c["layers"]) == n_layers, f"{what}: {c}"
     assert all(x > 0 for x in c["layers"]) and c["input"] > 0 and c["output"] > 0, f"{what}: {c}"
-    parts = c["input"] + c["output"] + sum(c["layers"]) + FETCH_CYCLES * n_layers
+    parts = c["input"] + c["output"] + sum(c["layers"]) + fetch * n_layers
     assert c["total"] == parts, f"{what}: total {c['total']} != the parts' {parts}: {c}"

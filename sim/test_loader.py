@@ -307,3 +307,14 @@ def test_header_loader_one_region() -> None:
     rng = np.random.default_rng(SEED)
     seen = _header_run(rng, HeaderConfig(rng, nreg=1), 60, "one region")
     assert seen["loaded"], f"seed {SEED}: nothing loaded: {seen}"
+
+
+def test_header_loader_counts_of_many_beats() -> None:
+    """Beat regions of 7 and 21 beats a word (the program's descriptor is 21): the word
+    count, field x beats, is a tree of three shifted terms (`_times_minus`)."""
+    rng = np.random.default_rng(SEED)
+    cfg = HeaderConfig(rng, nreg=2)
+    cfg.regions = [(f, 32 * k, d) for (f, _, d), k in zip(cfg.regions, (7, 21), strict=True)]
+    cfg.beat_regions = (0, 1)
+    seen = _header_run(rng, cfg, 30, "7 and 21 beats")
+    assert seen["loaded"], f"seed {SEED}: nothing loaded: {seen}"

@@ -492,11 +492,12 @@ class WeightLoader(wiring.Component):
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
-        # each region's word count, registered in `checking` (read in `weighing`)
+        # each region's word count (without `path_registers`), and its header field,
+        # registered in `checking` (read in `weighing`)
         words = [_times(new_hdr[f], k) for (f, _, _), k in zip(self.regions, self.split,
                                                                 strict=True)] if has_hdr else []
-        words_r = [Signal(len(w), name=f"words_r{n}", reset_less=True)
-                   for n, w in enumerate(words)]  # fmt: skip
+        words_r = [Signal(len(new_hdr[f]), name=f"words_r{n}", reset_less=True)
+                   for n, (f, _, _) in enumerate(self.regions)] if has_hdr else []
         return _Verdict(new_hdr, oks, ok_f, ok_r, words_m3, words_one, words, words_r)
 
     def _beat_flags(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
@@ -690,17 +691,29 @@ class WeightLoader(wiring.Component):
         with m.If(chk.checking):
             m.d.sync += [chk.weighing.eq(1), hv.ok_f.eq(Cat(*hv.oks))]
             if self._has_hdr and counts_r:  # (checking is never set without a header)
-                m.d.sync += [wr.eq(w) for wr, w in zip(hv.words_r, hv.words, strict=True)]
+                fields = [hv.new_hdr[f] for f, _, _ in self.regions]
+                m.d.sync += [wr.eq(f) for wr, f in zip(hv.words_r, fields, strict=True)]
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(hv.ok_f.all()),
                          chk.go.eq(hv.ok_f.all() & ~chk.hdr_last)]
-            if self._has_hdr:  # (from the registered counts: one carry chain per cycle, not the
-                # count's shifts-and-adds and the minus 3 in series, 6.88 ns routed on the 8x8;
-                # without `path_registers`, from acc's header, which stays until `go`)
-                words = hv.words_r if counts_r else hv.words
-                m.d.sync += [wm.eq(w - 3) for wm, w in zip(hv.words_m3, words, strict=True)]
-                m.d.sync += [wo.eq(w == 1) for wo, w in zip(hv.words_one, words,
-                                                            strict=True)]  # fmt: skip
+            if self._has_hdr:
+                self._weigh_counts(m, hv, counts_r)
+
+    def _weigh_counts(self, m: Module, hv: _Verdict, counts_r: bool) -> None:
+        """Each region's word count minus 3 and "is one", in `weighing`."""
+        # From the header fields registered in `checking` (timing: acc's header slots sit
+        # by the memories they fill, across the die, and the route from them into the
+        # program's count, 21 x n_layers, was 8.27 ns on the 12x16 of 9ea76c6 seed 2): here
+        # the count's shifts and adds as a tree with the minus 3 from flip-flops of their own
+        # (in series and from acc they were 6.88 ns routed on the 8x8). Without
+        # `path_registers`, from acc's header, which stays until `go`.
+        for n, k in enumerate(self.split):
+            if counts_r:
+                m3, one = _times_minus(hv.words_r[n], k, 3), hv.words_r[n] == 1
+            else:
+                m3, one = hv.words[n] - 3, hv.words[n] == 1
+            # (a count k * field with k > 1 is never 1)
+            m.d.sync += [hv.words_m3[n].eq(m3), hv.words_one[n].eq(one if k == 1 else 0)]
 
     def _judge(self, m: Module, r: _Regs, chk: _Check, hv: _Verdict, rewind: list) -> None:
         """The judging cycle: a refused header, or one that ends the transfer, rewinds."""
@@ -758,6 +771,17 @@ def _step_position(m: Module, r: _Regs, pos: _Pos, region_end: bool) -> None:
         m.d.sync += [r.addr.eq(r.addr + 1), pos.left2.eq(pos.left2 - 1)]
         # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
         m.d.sync += pos.lzero.eq(pos.left2[-1])
+
+
+def _times_minus(v, k: int, c: int):
+    """``v * k - c`` for constants ``k`` >= 1, ``c``: the shifted terms and ``- c`` summed as
+    a tree (fewer adders in series than ``_times(v, k) - c``)."""
+    parts = [v << i for i in range(k.bit_length()) if k >> i & 1]
+    parts[0] = parts[0] - c
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)] + (
+            parts[len(parts) & ~1 :])
+    return parts[0]
 
 
 def _times(v, k: int):

@@ -78,12 +78,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Accelerator",
     "DESC_BEATS",
-    "FETCH_CYCLES",
     "IMAGE_LAYOUT",
     "LOGIT_LAYOUT",
     "PERF_READ_LATENCY",
     "STATUS_LAYOUT",
     "WEIGHT_LAYOUT",
+    "fetch_cycles",
     "perf_index",
 ]
 
@@ -104,9 +104,13 @@ STATUS_LAYOUT = data.StructLayout(
 
 
 DESC_BEATS = beats_per_word(DESC_LAYOUT.size)  # 32-bit program words per descriptor
-# controller cycles per layer outside its RUN counter: the beats' reads, then one cycle with
-# the whole descriptor in `desc` before the layer starts (see FETCH)
-FETCH_CYCLES = DESC_BEATS + 2
+
+
+def fetch_cycles(platform) -> int:
+    """Controller cycles per layer outside its RUN counter (FETCH) on ``platform``: the
+    beats' reads, one more with the program word's extra register (trait ``program_hop``),
+    then one cycle with the whole descriptor in `desc` before the layer starts."""
+    return DESC_BEATS + 2 + int(bool(trait(platform, "program_hop")))
 
 
 # perf_sel indices of the cycle counters: the host driver and the testbenches read the same
@@ -187,6 +191,9 @@ class _Ctl:
     fetch_more: Signal
     fetch_sel: Signal
     rom_q: Signal
+    hop: int  # registers after rom_q in front of the descriptor (trait `program_hop`)
+    rom_h: Signal  # that register (with hop)
+    addr_busy: Signal  # the program address's own copy of busy_r (`_program_fetch`)
     seq_start: Signal
     wb_start: list[Signal]  # one per part of the write-back (START_LAYOUT)
     settle: Signal
@@ -208,9 +215,12 @@ class _Fsm:
     en_r: Signal
     en_next: Signal
 
+    twins: dict[str, Signal]  # a state's flip-flop copy (UNSHARED), kept by `goto`
+
     def goto(self, cur: str, nxt: str) -> list:
         """The transition from state ``cur`` to state ``nxt``."""
-        return [self.st[cur].eq(0), self.st[nxt].eq(1)]
+        return [s.eq(v) for n, v in ((cur, 0), (nxt, 1))
+                for s in (self.st[n], *([self.twins[n]] if n in self.twins else []))]
 
     def idle_next(self) -> list:
         """A transition into DONE: not busy, the slot's release as idle (the enable
@@ -224,7 +234,7 @@ class _Fsm:
 
 
 def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
-                     snd: LogitSender) -> _Ctl:
+                     snd: LogitSender, hop: int) -> _Ctl:
     """The controller's registers: layer and program positions, FETCH's and RUN's flags."""
     layer = Signal(range(max(n_layers, 2)))
     # layer_oh[n] == (layer == n), kept with `layer`: each layer counter's enable is a
@@ -236,19 +246,27 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     # rom_q, _program_fetch). Timing: an up/down counter set with the transitions into and out of
     # FETCH had layer_done -> 5 LUT levels in front of it, 7.8 ns routed on e38c5b2.
     prog_p1 = Signal.like(prog_addr, init=1)
-    fetch_i = Signal(range(DESC_BEATS + 2))  # FETCH's cycle
+    fetch_i = Signal(range(DESC_BEATS + 2 + hop))  # FETCH's cycle
     # fetch_i < DESC_BEATS, a flag kept with fetch_i (timing: the compare's carry and
     # LUTs sat in front of the program address's steps, 6.94 ns routed on b24ce83 seed 1)
     fetch_more = Signal(init=1)
     fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (_program_fetch)
     rom_q = Signal(32, reset_less=True)
+    rom_h = Signal(32, reset_less=True)
+    # The program address's registers sit by the program block; its select, steps and
+    # rewind read copies of FETCH's flip-flop (`_Fsm.twins`) and busy_r kept by their next
+    # values, not the controller's own across the die (timing: st_fetch -> 6.63 ns of
+    # routing -> the address select, 8.45 ns on the 12x16 of 9ea76c6 seed 2; st_fetch &
+    # fetch_more -> the steps' enable 8.21 ns, busy_r -> the rewind 7.97 ns). (fetch_more
+    # has no other reader.)
+    addr_busy = Signal(attrs=UNSHARED)
     # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
     seq_start = Signal(attrs=UNSHARED)
     wb_start = [Signal(name=f"wb_start_{u}", attrs=UNSHARED) for u in START_LAYOUT.members]
     # RUN's first three cycles, shifted in (settle[2]: RUN's end test may look at the
     # layer; a flag, not a compare)
     settle = Signal(3)
-    fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1), a flag
+    fetch_end = Signal()  # FETCH's final cycle (fetch_i == DESC_BEATS + 1 + hop), a flag
     # the layer is over (sequencer idle, write-back done) and RUN is past its settle
     # cycles, registered (== settle[2] & the registered ~seq.busy & wb.done): the
     # controller's RUN exit and the result transfer's start come from this one flip-flop
@@ -265,6 +283,7 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     m.d.comb += [seq.start.eq(seq_start), wb.start.eq(Cat(wb_start)), snd.start.eq(snd_start)]
     return _Ctl(layer=layer, layer_oh=layer_oh, prog_addr=prog_addr, prog_p1=prog_p1,
                 fetch_i=fetch_i, fetch_more=fetch_more, fetch_sel=fetch_sel, rom_q=rom_q,
+                hop=hop, rom_h=rom_h, addr_busy=addr_busy,
                 seq_start=seq_start, wb_start=wb_start, settle=settle, fetch_end=fetch_end,
                 layer_done=layer_done, units_done=units_done, snd_start=snd_start)
 
@@ -441,7 +460,8 @@ class Accelerator(wiring.Component):
         img, slot, snd = self._transfers(m, platform, hdr, desc, feeders)
 
         # ---------------- controller
-        ctl = _controller_regs(m, self.n_layers, seq, wb, snd)
+        hop = int(bool(trait(platform, "program_hop")))
+        ctl = _controller_regs(m, self.n_layers, seq, wb, snd, hop)
         counters = self._perf_counters(m, platform)
 
         # buffer connections: row i reads port i%2 of copy i//2; a write goes to every copy
@@ -575,8 +595,10 @@ class Accelerator(wiring.Component):
             # one per part of the direct-weight word, one per lane of LUT-RAM parameters
             addr_copies={2: directw.n_parts, 3: params.write_copies},
             # the direct weights (a word of R*C bytes across the die) a cycle later, from
-            # a word register by their block RAMs (hwgen.rtl.loader `_write_stage`)
-            write_stage=(2,) if trait(platform, "copy_trees") else (),
+            # a word register by their block RAMs (hwgen.rtl.loader `_write_stage`), and
+            # the program (acc's slots -> the program block's data pins, 8.16 ns routed on
+            # the 12x16 of 9ea76c6 seed 2)
+            write_stage=(0, 2) if trait(platform, "copy_trees") else (),
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -911,8 +933,10 @@ class Accelerator(wiring.Component):
         en_next = Signal()
         m.d.comb += en_next.eq(busy_r | (loader.loaded & (~loader.restart | self.start)))
         m.d.sync += en_r.eq(en_next)
+        # FETCH's copy for the program address (`_program_fetch`, beside `_Ctl.addr_busy`)
+        twins = {"FETCH": Signal(name="st_fetch_addr", attrs=UNSHARED)}
         return _Fsm(st=st, busy_r=busy_r, stop_r=stop_r, win_r=win_r, rel_r=rel_r,
-                     en_r=en_r, en_next=en_next)
+                     en_r=en_r, en_next=en_next, twins=twins)
 
     def _try_start(self, m: Module, fsm: _Fsm, cur: str, begin: list, kept: Signal,
                    flag: Signal) -> None:
@@ -950,19 +974,18 @@ class Accelerator(wiring.Component):
     def _fetch(self, m: Module, ctl: _Ctl, fsm: _Fsm, desc: data.View, counters: Array,
                n_last: Signal) -> None:
         """State FETCH: the layer's descriptor beats into `desc`, then RUN."""
-        # FETCH_CYCLES cycles: beat i is read in cycle i (address `prog_addr`, which
+        # fetch_cycles() cycles: beat i is read in cycle i (address `prog_addr`, which
         # runs on through the layers) and written to its slice of `desc` in cycle
-        # i+1. The final cycle (DESC_BEATS + 1) has the whole descriptor in `desc`
-        # and starts the layer: the units' per-layer registers (constants derived from
-        # `desc`, rewritten every cycle) are then valid in their start cycle, so no
-        # start branch computes from the descriptor (timing; +1 cycle per layer).
+        # i+1 (i+2 with the hop, `_program_fetch`). The final cycle (DESC_BEATS + 1 + hop)
+        # has the whole descriptor in `desc` and starts the layer: the units' per-layer
+        # registers (constants derived from `desc`, rewritten every cycle) are then valid
+        # in their start cycle, so no start branch computes from the descriptor (timing;
+        # +1 cycle per layer).
         fetch_i, fetch_more, fetch_end = ctl.fetch_i, ctl.fetch_more, ctl.fetch_end
         layer = ctl.layer
         m.d.sync += [_count(counters[PERF_TOTAL]), fetch_i.eq(fetch_i + 1),
                      fetch_more.eq(fetch_i < DESC_BEATS - 1),
-                     fetch_end.eq(fetch_i == DESC_BEATS)]  # fmt: skip
-        with m.If(fetch_more):
-            m.d.sync += [ctl.prog_addr.eq(ctl.prog_addr + 1), ctl.prog_p1.eq(ctl.prog_p1 + 1)]
+                     fetch_end.eq(fetch_i == DESC_BEATS + ctl.hop)]  # fmt: skip
         with m.If(fetch_end):
             m.d.sync += [ctl.settle.eq(0), fetch_i.eq(0), fetch_more.eq(1)]
             # whether the run stops after this layer, registered for RUN's end test
@@ -1032,7 +1055,9 @@ class Accelerator(wiring.Component):
         # addressed in cycle i-1 (beat 0 all through the state before) and written to its
         # slice of `desc` in cycle i+1, as before. fetch_sel[i] (a one-hot shift register)
         # is that cycle's enable: fetch_i == i+1, with no decode in front of the slices.
-        in_fetch = fsm.st["FETCH"]
+        # With the hop (rom_h: a fabric register the placer can put among the descriptor's
+        # fields, away from the block's slow clock-to-out) each beat lands a cycle later.
+        in_fetch, addr_fetch = fsm.st["FETCH"], fsm.twins["FETCH"]
         fetch_sel, rom_q = ctl.fetch_sel, ctl.rom_q
         # fetch_sel is non-zero only inside FETCH, so the slice writes sit outside the FSM:
         # each slice's enable is its flip-flop alone, with no state decode in front of the
@@ -1041,21 +1066,27 @@ class Accelerator(wiring.Component):
         # `bram_output_register`) reads beat i at `prog_addr` in cycle i instead, and its
         # word is in the read port's data in cycle i+1: the same slice writes, no rom_q.
         word = rom_q if outreg else rom_r.data
+        if ctl.hop:
+            m.d.sync += ctl.rom_h.eq(word)
+            word = ctl.rom_h
         for i in range(DESC_BEATS):
             with m.If(fetch_sel[i]):
                 m.d.sync += beat_writes(desc_regs, i, word)
-        m.d.comb += rom_r.addr.eq(Mux(in_fetch, ctl.prog_p1, ctl.prog_addr) if outreg
+        m.d.comb += rom_r.addr.eq(Mux(addr_fetch, ctl.prog_p1, ctl.prog_addr) if outreg
                                   else ctl.prog_addr)
+        with m.If(addr_fetch & ctl.fetch_more):  # FETCH's first DESC_BEATS cycles
+            m.d.sync += [ctl.prog_addr.eq(ctl.prog_addr + 1), ctl.prog_p1.eq(ctl.prog_p1 + 1)]
         # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
         # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
         # (the host link's `start` & weights_loaded) is not in their next values (the
         # program address's and layer's PFUMX behind it failed in routed 8x8 seeds).
         with m.If(~fsm.busy_r):
-            m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1), ctl.prog_addr.eq(0),
-                         ctl.prog_p1.eq(1)]
+            m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1)]
+        with m.If(~ctl.addr_busy):
+            m.d.sync += [ctl.prog_addr.eq(0), ctl.prog_p1.eq(1)]
         if outreg:
             m.d.sync += rom_q.eq(rom_r.data)
-        m.d.sync += fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == 0), fetch_sel[:-1]))
+        m.d.sync += fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == ctl.hop), fetch_sel[:-1]))
 
     def _busy(self, m: Module, ctl: _Ctl, fsm: _Fsm, slot: ImageSlot, snd: LogitSender) -> None:
         """busy_r's next value and the `busy` output."""
@@ -1069,8 +1100,8 @@ class Accelerator(wiring.Component):
         m.d.comb += to_done.eq((st["LOAD_IN"] & slot.full & (slot.bad_short | slot.bad_long))
                                | (st["RUN"] & ctl.layer_done & fsm.stop_r & self.dbg_stop)
                                | (st["OUT"] & snd.done))
-        m.d.sync += busy_r.eq((~busy_r & self.start & self.weights_loaded)
-                              | (busy_r & ~to_done))
+        busy_next = (~busy_r & self.start & self.weights_loaded) | (busy_r & ~to_done)
+        m.d.sync += [busy_r.eq(busy_next), ctl.addr_busy.eq(busy_next)]
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)

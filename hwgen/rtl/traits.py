@@ -28,6 +28,11 @@ define any of these attributes; without them every unit keeps its default:
 * ``param_hop``: requant parameters in block RAM pass one more register on their way to the
   lanes (the block's output register, then one the placer can put by the lanes; a cycle
   later; default False). Not for parameters in LUT RAM, which sit by their lanes already.
+* ``program_hop``: the program memory's read word passes one more register on its way to
+  the descriptor register, whose fields sit by the units that read them across the die
+  (one FETCH cycle more per layer, :func:`hwgen.rtl.top.fetch_cycles`; default True, so the
+  generic simulation and the sweep's cycle runs count the board's cycles; False on the
+  small device, ~32 logic cells).
 * ``stream_slices``: the register slices on the host link's streams
   (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
   plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
@@ -81,6 +86,7 @@ DEFAULTS: dict[str, object] = {
     "bram_budget": None,
     "local_resets": False,
     "param_hop": False,
+    "program_hop": True,
     "stream_slices": True,
     "carry_chains": True,
     "path_registers": True,
@@ -116,6 +122,7 @@ class SmallDevice:
     carry_chains = False
     path_registers = False
     bram_output_register = False
+    program_hop = False
     copy_trees = False
     perf_read_registers = False
 
