@@ -241,7 +241,7 @@ class Pool2d(wiring.Component):
 
         hacc = self._hacc(m, partials, fl.h_first, self._lane_modes(m, is_avg))
         rd, wr = self._line_buffer(m, partials, cnt.ox)
-        s1 = self._stage1(m, is_avg, active, fl, cnt.ox, rd, wr)
+        s1 = self._stage1(m, is_avg, active, fl, cnt.ox, wr)
         s2, s3_sum = self._stage2(m, partials, s1, hacc, rd)
         s3_valid, s3_shift = self._vertical_pick(m, partials, s2, wr, s3_sum)
         self._rdbpot(m, lane, s3_valid, s3_sum, s3_shift)
@@ -435,7 +435,7 @@ class Pool2d(wiring.Component):
         return rd, wr
 
     def _stage1(self, m: Module, is_avg: Value, active: Value, fl: _Flags, ox: Signal,
-                rd: ReadPort, wr: WritePort) -> _S1:
+                wr: WritePort) -> _S1:
         """Stage 1: a window row finished; its flags, column, mode and shift registered."""
         cfg = self.cfg
         s1_go = Signal()  # a window row finished last cycle: hacc is complete
@@ -452,6 +452,14 @@ class Pool2d(wiring.Component):
         # routed 12x8's worst path on seed 2, 4.49 ns of routing to a far lane)
         s1_fwd = [Signal(name=f"s1_fwd{c}", reset_less=True, attrs=UNSHARED)
                   for c in range(self.lanes)]  # fmt: skip
+        # A write meets a window row's end of its own column only if in_w = 2: then every
+        # column is 0 (out_w = 1); with in_w >= 3 a column's row ends are >= 3 beats apart,
+        # and two row ends 2 beats apart are of different columns. So the flag is the write
+        # enable and "in_w = 2", a per-layer register per lane (like `_lane_modes`), not the
+        # address compare (timing: its LUTs fanned out to every lane, 8.38 ns on the 12x16).
+        w_two = [Signal(name=f"w_two{c}", reset_less=True, attrs=UNSHARED)
+                 for c in range(self.lanes)]  # fmt: skip
+        m.d.sync += [w.eq(cfg.in_w == 2) for w in w_two]
         m.d.sync += [
             s1_avg.eq(is_avg),
             s1_shift.eq(Mux(is_avg, cfg.avg_shift, 0)),  # max: RDBPOT by 0 = identity
@@ -459,7 +467,7 @@ class Pool2d(wiring.Component):
             s1_vf.eq(fl.v_first),
             s1_vl.eq(fl.v_last),
             s1_col.eq(ox),
-            *(f.eq(wr.en & (wr.addr == rd.addr)) for f in s1_fwd),
+            *(f.eq(wr.en & w) for f, w in zip(s1_fwd, w_two, strict=True)),
         ]
         return _S1(s1_go, s1_vf, s1_vl, s1_col, s1_avg, s1_shift, s1_fwd)
 

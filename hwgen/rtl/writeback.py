@@ -112,8 +112,6 @@ class _SplitRegs:
 
     ii: Signal
     ii_end: Signal
-    adds: list[Signal]
-    drops: list[Signal]
     tl2: Signal
     tp_end: Signal
     split: Signal
@@ -124,21 +122,14 @@ class _SplitRegs:
     one: Signal
     one_last: Signal
     one_other: Signal
-    rems: list[Signal]
-    p1s: list[Signal]
     rem_on: Signal
     rem_first: Signal  # a layer's first tile is a remainder tile (ptiles == 1 and rem)
     rem_next: list[Signal]  # per lane: the next tile is one (`WriteBack._split_steps`)
 
-    def split_for(self, last_tile: Value, rem_tile: list[Value]) -> list:
-        """The split and fold flags loaded for a tile's first row (``rem_tile``: per lane,
-        the tile is a remainder tile)."""
-        # (a tile's first row: part 0, dropped if remainder)
-        flags = [*(a.eq(0) for a in self.adds),
-                 *(x.eq(r1) for x, r1 in zip(self.drops, rem_tile, strict=True)),
-                 *(r.eq(r1) for r, r1 in zip(self.rems, rem_tile, strict=True))]
+    def split_for(self, last_tile: Value) -> list:
+        """The split loaded for a tile's first row."""
         return [self.split.eq(Mux(last_tile, self.split_last, self.split_other)),
-                self.one.eq(Mux(last_tile, self.one_last, self.one_other)), *flags]
+                self.one.eq(Mux(last_tile, self.one_last, self.one_other))]
 
 
 class WriteBack(wiring.Component):
@@ -240,7 +231,7 @@ class WriteBack(wiring.Component):
         # one-register pass-through)
         red = RowReduce(cols=C, acc_width=self.acc_width, sum_width=self.sum_width)
         m.submodules.reduce = red
-        split, split_one, fold_flags = self._split(m, d, aligned[0][0])
+        split, split_one, fold_flags = self._split(m, d, [v for v, _ in aligned])
         if self.fold:  # (the split is then constant through a layer: no remainder split)
             aligned = self._fold(m, aligned, *fold_flags, ram_from=ram_from)
         m.d.comb += [red.start.eq(self.start.reduce), red.split_m1.eq(split),
@@ -581,27 +572,22 @@ class WriteBack(wiring.Component):
         out[0] = (fold.o_valid, fold.o_data[0])
         return out
 
-    def _split(self, m: Module, d: data.View, valid: Value
+    def _split(self, m: Module, d: data.View, valids: list[Value]
                ) -> tuple[Signal, Signal, tuple[list, list]]:
         """RowReduce's P - 1 for the row entering it, and P == 1 as a flag kept with it: a
         linear layer's ksplit; in a conv layer 0 (every row is one pixel) but in a remainder
         tile (the group's last pixel tile of a layer with ``rem``) its K split. Counters of
-        the deskewed rows, so the split is a register when the tile's first row arrives.
-        Also returned, for the fold (with ``fold`` the remainder tiles are folded, not
-        split): per lane, whether the entering row is a remainder tile's part-1 row (added)
-        or part-0 row (dropped), flags kept with the row counter, one flip-flop per lane
-        each (timing: no compare, nor one flag routed to every lane, in front of the fold's
-        adds: the routed 12x8's worst paths, 8.6 and 9.2 ns)."""
+        the deskewed rows (``valids``: each lane's, equal values), so the split is a register
+        when the tile's first row arrives. Also returned, for the fold (with ``fold`` the
+        remainder tiles are folded, not split): per lane, whether the entering row is a
+        remainder tile's part-1 row (added) or part-0 row (dropped) (`_fold_flags`)."""
         R = self.rows
         rl = {"reset_less": True}  # (loaded by start, like the position in `_position_regs`)
         ii = Signal(range(R), **rl)  # row of the tile entering
         # ii == R - 1, kept as a flip-flop beside the counter (timing: the compare sat in front
         # of every flag and split register the tile's end loads)
         ii_end = Signal(**rl)
-        C = self.cols
-        n = C if self.fold else 0  # (the flags exist only with a fold)
-        adds = [Signal(name=f"fold_add{j}", attrs=UNSHARED, **rl) for j in range(n)]
-        drops = [Signal(name=f"fold_drop{j}", attrs=UNSHARED, **rl) for j in range(n)]
+        n = self.cols if self.fold else 0  # (the flags exist only with a fold)
         tl2 = Signal(signed(18), **rl)  # tiles left in the group after this one, minus 2
         tp_end = Signal(**rl)  # this is the group's last pixel tile
         split = Signal(unsigned(len(d.ksplit_m1)), reset_less=True)
@@ -615,12 +601,6 @@ class WriteBack(wiring.Component):
         one_last, one_other = Signal(name="one_last", **rl), Signal(name="one_other", **rl)
         rem_split = 0 if self.fold else d.rem  # (folded, not split: RowFold)
         s_last, s_other = Mux(d.mode | rem_split, d.ksplit_m1, 0), Mux(d.mode, d.ksplit_m1, 0)
-        # per lane: the entering row's tile is a remainder tile, and ii >= Q - 1 (the next
-        # row is a part-1 row, set with the counter). Each lane's own copies (timing: one
-        # `rem_tile` flag, and the compare, routed to every lane's add/drop flip-flops was
-        # the 12x8's 8.39 ns, session 23)
-        rems = [Signal(name=f"fold_rem{j}", attrs=UNSHARED, **rl) for j in range(n)]
-        p1s = [Signal(name=f"fold_p1{j}", attrs=UNSHARED, **rl) for j in range(n)]
         rem_on = Signal(reset_less=True)
         rem_first = Signal(reset_less=True)
         rem_next = [Signal(name=f"fold_rnext{j}", attrs=UNSHARED, **rl) for j in range(n)]
@@ -628,40 +608,69 @@ class WriteBack(wiring.Component):
         m.d.sync += [pt_one.eq(d.ptiles == 1), pt_m3.eq(d.ptiles - 3),
                      split_last.eq(s_last), split_other.eq(s_other),
                      one_last.eq(s_last == 0), one_other.eq(s_other == 0)]  # fmt: skip
-        s = _SplitRegs(ii, ii_end, adds, drops, tl2, tp_end, split, pt_one, pt_m3, split_last,
-                       split_other, one, one_last, one_other, rems, p1s, rem_on, rem_first,
-                       rem_next)
-        self._split_steps(m, s, valid)
-        return split, one, (adds, drops)
+        s = _SplitRegs(ii, ii_end, tl2, tp_end, split, pt_one, pt_m3, split_last, split_other,
+                       one, one_last, one_other, rem_on, rem_first, rem_next)
+        self._split_steps(m, s, valids[0])
+        flags = [self._fold_flags(m, s, j, valids[j]) for j in range(n)]
+        return split, one, ([a for a, _ in flags], [x for _, x in flags])
 
     def _split_steps(self, m: Module, s: _SplitRegs, valid: Value) -> None:
-        """The split's row counter and flags: start loads them, each entering row steps them."""
+        """The split's row counter and tile flags: start loads them, each entering row steps
+        them."""
         R = self.rows
-        Q = R // 2
-        row0 = [s.ii.eq(0), s.ii_end.eq(R == 1), *(p.eq(Q <= 1) for p in s.p1s)]  # a tile's first
+        row0 = [s.ii.eq(0), s.ii_end.eq(R == 1)]  # a tile's first
         # Each lane's copy of "the next tile is a remainder tile", a cycle behind tp_end and
         # tl2 (read at a tile's last row, >= 2 cycles after they change: R >= 2 with a fold)
         # (timing: one mux of them and rem_on routed to every lane's flags, 8.28 ns)
         m.d.sync += [x.eq(Mux(s.tp_end, s.pt_one, s.tl2[-1]) & s.rem_on) for x in s.rem_next]
         with m.If(self.start.split):
-            m.d.sync += [*row0, s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one),
-                         *s.split_for(s.pt_one, [s.rem_first] * len(s.drops))]  # fmt: skip
+            m.d.sync += [*row0, s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one), *s.split_for(s.pt_one)]
         with m.Elif(valid):
             with m.If(s.ii_end):
                 m.d.sync += row0
                 with m.If(s.tp_end):
                     m.d.sync += [s.tl2.eq(s.pt_m3), s.tp_end.eq(s.pt_one),
-                                 *s.split_for(s.pt_one, s.rem_next)]  # fmt: skip
+                                 *s.split_for(s.pt_one)]  # fmt: skip
                 with m.Else():
                     m.d.sync += [s.tl2.eq(s.tl2 - 1), s.tp_end.eq(s.tl2[-1]),
-                                 *s.split_for(s.tl2[-1], s.rem_next)]  # fmt: skip
+                                 *s.split_for(s.tl2[-1])]  # fmt: skip
             with m.Else():
                 # (constant compares written as constants: Verilator's lint rejects them)
-                m.d.sync += [s.ii.eq(s.ii + 1), s.ii_end.eq(s.ii == R - 2 if R > 1 else 0),
-                             *(p.eq(s.ii >= Q - 2 if Q > 2 else 1) for p in s.p1s)]  # fmt: skip
+                m.d.sync += [s.ii.eq(s.ii + 1), s.ii_end.eq(s.ii == R - 2 if R > 1 else 0)]
+
+    def _fold_flags(self, m: Module, s: _SplitRegs, j: int, valid: Value
+                    ) -> tuple[Signal, Signal]:
+        """Lane j's fold flags for the entering row: a remainder tile's part-1 row (add) or
+        part-0 row (drop). Flip-flops of the lane's own: its row counter, its tile-end flag,
+        its copy of start and its own column's deskewed valid enable them (timing: one
+        flip-flop each of ii_end, start and lane 0's valid in front of 16 lanes' flag
+        enables was the 12x16's 8.09-8.91 ns, session 40; a shared compare in front of the
+        flags, the routed 12x8's 8.6 and 9.2 ns). Its start is a cycle late: exact, since a
+        layer's first row reaches the deskew more than R + C cycles after its start, and the
+        layer before has no row left by then (start resets the shared counter too)."""
+        R, Q = self.rows, self.rows // 2
+        u = {"attrs": UNSHARED, "reset_less": True}
+        add, drop = Signal(name=f"fold_add{j}", **u), Signal(name=f"fold_drop{j}", **u)
+        rem = Signal(name=f"fold_rem{j}", **u)  # the entering row's tile is a remainder tile
+        p1 = Signal(name=f"fold_p1{j}", **u)  # ii >= Q - 1: the next row is a part-1 row
+        ii = Signal(range(R), name=f"fold_ii{j}", **u)
+        end = Signal(name=f"fold_end{j}", **u)  # ii == R - 1
+        start = Signal(name=f"fold_start{j}", attrs=UNSHARED)
+        m.d.sync += start.eq(self.start.split)
+        # a tile's first row: part 0, dropped if remainder
+        first = [ii.eq(0), end.eq(R == 1), p1.eq(Q <= 1), add.eq(0)]
+        with m.If(start):
+            m.d.sync += [*first, drop.eq(s.rem_first), rem.eq(s.rem_first)]
+        with m.Elif(valid):
+            with m.If(end):
+                m.d.sync += [*first, drop.eq(s.rem_next[j]), rem.eq(s.rem_next[j])]
+            with m.Else():
+                # (constant compares written as constants: Verilator's lint rejects them)
+                m.d.sync += [ii.eq(ii + 1), end.eq(ii == R - 2 if R > 1 else 0),
+                             p1.eq(ii >= Q - 2 if Q > 2 else 1)]
                 # the next row: part 0 while ii + 1 < Q
-                for a, x, r, p in zip(s.adds, s.drops, s.rems, s.p1s, strict=True):
-                    m.d.sync += [a.eq(r & p), x.eq(r & ~p)]
+                m.d.sync += [add.eq(rem & p1), drop.eq(rem & ~p1)]
+        return add, drop
 
 
 # PoolMode values are the schedule's POOL_MAX / POOL_AVG
