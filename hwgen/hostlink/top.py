@@ -503,11 +503,16 @@ class HostTop(wiring.Component):
         # the timeout as the states test it (in PAYLOAD after p_end, which never meets
         # `expired`: p_end comes the cycle after a byte), from the flags alone
         m.d.comb += p.tmo_fire.eq(~pfsm.flag["SYNC"] & ~got & expired)
-        with m.If(reload):
-            m.d.sync += idle_left.eq(self.timeout - 2)
+        # the reload a cycle late, from its own flip-flop (timing: the LUT of SYNC and `got`
+        # on the counter's set/reset pins was the 12x16's 8.81 ns, session 40), to one less:
+        # the count reaches -1 in the same cycle; `expired` ignores the cycle in between
+        reload_d = Signal(name="idle_reload")
+        m.d.sync += reload_d.eq(reload)
+        with m.If(reload_d):
+            m.d.sync += idle_left.eq(self.timeout - 3)
         with m.Elif(~idle_left[-1]):
             m.d.sync += idle_left.eq(idle_left - 1)
-        m.d.sync += expired.eq(idle_left[-1] & ~reload)
+        m.d.sync += expired.eq(idle_left[-1] & ~reload & ~reload_d)
 
     # ---------------- reply framer
 
@@ -896,6 +901,8 @@ class HostTop(wiring.Component):
     ) -> None:
         """ANSWER loads the reply's fields from the one-hot flags; REPLY waits for the framer."""
         kinds, ans = answer.kinds, answer.ans
+        err_w = Signal(name="err_w")  # an error reply's status is in r_status: last_err takes it
+        m.d.sync += err_w.eq(0)
         with dsp.state("ANSWER"):  # the reply's fields from the one-hot flags (AND-OR)
             status_next = Const(0, 8)
             len_next = Const(0, 16)
@@ -908,9 +915,13 @@ class HostTop(wiring.Component):
                          r.r_len.eq(len_next)]  # fmt: skip
             m.d.sync += [flag.eq(ans[k]) for k, (_, _, flag) in kinds.items()
                          if flag is not None]  # fmt: skip
-            with m.If(answer.ans_err):
-                m.d.sync += r.last_err.eq(status_next)
+            m.d.sync += err_w.eq(answer.ans_err)
             dsp.goto("REPLY")
+        # last_err takes an error reply's status from r_status, a cycle after ANSWER (timing:
+        # the status's AND-OR in front of its enable was the 12x16's 8.83 ns, session 40);
+        # the next frame's decisions (a STATUS clears it) come in WAIT, after REPLY
+        with m.If(err_w):
+            m.d.sync += r.last_err.eq(r.r_status)
         with dsp.state("REPLY"):
             with m.If(~r.r_busy):
                 dsp.goto("WAIT")
