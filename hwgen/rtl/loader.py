@@ -150,8 +150,9 @@ class _Verdict:
     """The header check's tests and registered verdicts (`WeightLoader._header_regs`)."""
 
     new_hdr: data.View  # the header in acc
-    oks: list[Value]  # each field's test
-    ok_f: Signal  # the tests, registered
+    oks: list[Value]  # each field's test (of the fields registered in `checking`: fields_r)
+    ok_f: Signal | None  # the tests, registered (without fields_r)
+    magic_r: Signal | None  # the magic, registered in `checking` (with fields_r)
     ok_r: Signal  # their AND, registered
     words_m3: list[Signal]  # each region's word count - 3
     words_one: list[Signal]  # each region's word count == 1
@@ -252,7 +253,8 @@ class WeightLoader(wiring.Component):
         rewind = self._rewind(r, chk, pos)
         stg = self._input_stage(m, groups)
         self._outputs(m, r, stg)
-        hv = self._header_regs(m, r, trait(platform, "carry_chains"))
+        hv = self._header_regs(m, r, trait(platform, "carry_chains"),
+                               trait(platform, "path_registers"))
         bt = self._beat_flags(m, r, chk, pos, stg, hv)
         self._commits(m, r, pos, stg, bt)
         self._loaded(m, r, pos, stg, bt)
@@ -476,25 +478,22 @@ class WeightLoader(wiring.Component):
             return [port.eq(copies[0])]
         return [port[k].eq(c) for k, c in enumerate(copies)]
 
-    def _header_regs(self, m: Module, r: _Regs, chain: bool) -> _Verdict:
-        """The header check's tests on the header in acc and its registered verdicts."""
+    def _header_regs(self, m: Module, r: _Regs, chain: bool, fields_r: bool) -> _Verdict:
+        """The header check's tests and its registered verdicts."""
         has_hdr = self._has_hdr
         nreg = len(self.regions)
         if has_hdr:
             m.d.comb += self.header.eq(r.hdr)
         layout = r.hdr.shape()
         new_hdr = layout(r.acc[: layout.size])
-        # each region's two tests as verdicts of their own (ANDed in `weighing`; timing: the
-        # != 0 tree and the <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
-        oks = [new_hdr.magic == self.magic]
-        for field, _, dpt in self.regions if has_hdr else []:
-            oks += [carry_any(new_hdr[field], chain), new_hdr[field] <= dpt]
-        # The header is judged in three cycles: `checking` registers each field's verdict and
-        # each region's word count (compares and adds from registers), `weighing` their AND
-        # and the counts minus 3, `judging` acts on it (timing: no compare, nor a wide AND
-        # behind one, in front of the state registers).
+        # The header is judged in three cycles. With ``fields_r`` (trait `path_registers`):
+        # `checking` registers the magic and each region's field (words_r), `weighing` tests
+        # those flip-flops and ANDs the verdicts, and computes the counts minus 3 (timing:
+        # acc's header slots sit by the memories they fill, across the die; the tests from
+        # them, registered in `checking`, were 8.46 ns on the 12x16 of c1085d0 seed 1).
+        # Without: `checking` registers each test of the header in acc (ok_f), `weighing`
+        # their AND. `judging` acts on the verdict.
         aw = len(r.addr) + 2
-        ok_f = Signal(len(oks))
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
         words_one = [Signal(name=f"words_one_{n}") for n in range(nreg)]
@@ -504,7 +503,19 @@ class WeightLoader(wiring.Component):
                                                                 strict=True)] if has_hdr else []
         words_r = [Signal(len(new_hdr[f]), name=f"words_r{n}", reset_less=True)
                    for n, (f, _, _) in enumerate(self.regions)] if has_hdr else []
-        return _Verdict(new_hdr, oks, ok_f, ok_r, words_m3, words_one, words, words_r)
+        magic_r = Signal.like(new_hdr.magic, name="magic_r", reset_less=True) if fields_r \
+            else None
+        magic = new_hdr.magic if magic_r is None else magic_r
+        fields = [new_hdr[f] if magic_r is None else words_r[n]
+                  for n, (f, _, _) in enumerate(self.regions)] if has_hdr else []
+        # each region's two tests as verdicts of their own (timing: the != 0 tree and the
+        # <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
+        oks = [magic == self.magic]
+        for f, (_, _, dpt) in zip(fields, self.regions if has_hdr else [], strict=True):
+            oks += [carry_any(f, chain), f <= dpt]
+        ok_f = Signal(len(oks)) if magic_r is None else None
+        return _Verdict(new_hdr, oks, ok_f, magic_r, ok_r, words_m3, words_one, words,
+                        words_r)
 
     def _beat_flags(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
                     hv: _Verdict) -> _Beat:
@@ -700,13 +711,18 @@ class WeightLoader(wiring.Component):
                      stg.blocked.eq(stall_next | (accept & (self.i_stream.payload.last
                                                             | r.st[0])))]  # fmt: skip
         with m.If(chk.checking):
-            m.d.sync += [chk.weighing.eq(1), hv.ok_f.eq(Cat(*hv.oks))]
+            m.d.sync += chk.weighing.eq(1)
+            if hv.ok_f is not None:
+                m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
+            else:
+                m.d.sync += hv.magic_r.eq(hv.new_hdr.magic)
             if self._has_hdr and counts_r:  # (checking is never set without a header)
                 fields = [hv.new_hdr[f] for f, _, _ in self.regions]
                 m.d.sync += [wr.eq(f) for wr, f in zip(hv.words_r, fields, strict=True)]
+        verdict = Cat(*hv.oks).all() if hv.ok_f is None else hv.ok_f.all()
         with m.If(chk.weighing):
-            m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(hv.ok_f.all()),
-                         chk.go.eq(hv.ok_f.all() & ~chk.hdr_last)]
+            m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(verdict),
+                         chk.go.eq(verdict & ~chk.hdr_last)]
             if self._has_hdr:
                 self._weigh_counts(m, hv, counts_r)
 

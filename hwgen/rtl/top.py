@@ -301,21 +301,16 @@ def _row0_read_addr(m: Module, feeder0: RowFeeder, AW: int) -> tuple[Signal, Sig
 
 
 def _writeback_regs(m: Module, wb: WriteBack, desc: data.View
-                    ) -> tuple[list[Signal], Signal, Signal, Signal]:
+                    ) -> tuple[list[Signal], Signal, Signal]:
     """The write-back's write, registered once in front of the buffers' write muxes."""
-    # the write-back writes buffer b (UNSHARED: wb_we0_img below has wb_we0's next value,
-    # and yosys merges an unmarked twin into a marked copy, tests/test_nomerge.py)
+    # the write-back writes buffer b (UNSHARED: each sits by its buffer's write mux)
     wb_we = [Signal(name=f"wb_we{b}", attrs=UNSHARED) for b in range(2)]
     wb_wa = Signal.like(wb.wr_addr, name="wb_wa", reset_less=True)
     wb_wd = Signal.like(wb.wr_data, name="wb_wd", reset_less=True)
-    # wb_we0_img: wb_we[0]'s own copy for the image slot's window (UNSHARED; timing: the
-    # one by buffer 0's write mux reached the slot across the die, 4.58 ns of routing in
-    # front of three LUTs into the image slices' reset, 7.52 ns on s16 seed 2)
-    wb_we0_img = Signal(name="wb_we0_img", attrs=UNSHARED)
+    # (the image slot's window reads wb_we[0]'s next value in win_r: `_layer_end`)
     m.d.sync += [*(wb_we[b].eq(wb.wr_en & (desc.dst == b)) for b in range(2)),
-                 wb_we0_img.eq(wb.wr_en & (desc.dst == 0)),
                  wb_wa.eq(wb.wr_addr), wb_wd.eq(wb.wr_data)]  # fmt: skip
-    return wb_we, wb_wa, wb_wd, wb_we0_img
+    return wb_we, wb_wa, wb_wd
 
 
 def _header_limits(m: Module, hdr: data.View, img: ImageWriter, snd: LogitSender) -> Signal:
@@ -347,7 +342,7 @@ def _start_clears(m: Module, ctl: _Ctl, counters: Array) -> tuple[list[Signal], 
     return clr, begin
 
 
-def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot, wb_we0_img: Signal) -> None:
+def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot) -> None:
     """The image slot's window, enable and release, from the controller's flip-flops."""
     # The image slot (the preload): the image's buffer-0 write shares port A with row
     # reads, the result transfer and the write-back, so a value is taken only when none
@@ -355,11 +350,9 @@ def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot, wb_we0_img: Signal) -> 
     # `preload` (it does not read buffer 0; the input region is no longer read) in a
     # cycle without a write-back to buffer 0. Writes land one cycle later (registered);
     # a layer's first read comes later than that after FETCH. The controller's part is
-    # win_r / rel_r (flip-flops, see `_fsm_regs`).
-    image_window = Signal()
+    # win_r / rel_r (flip-flops, see `_fsm_regs`); win_r includes the write-back's part.
     m.d.comb += [
-        image_window.eq(fsm.win_r & ~wb_we0_img),  # (implies en_r: see win_r)
-        slot.window.eq(image_window),
+        slot.window.eq(fsm.win_r),  # (implies en_r: see win_r)
         # no new model while idle: a preloaded image is dropped (busy: the run goes on)
         slot.enable.eq(fsm.en_r),
         slot.release.eq(fsm.rel_r),
@@ -477,7 +470,7 @@ class Accelerator(wiring.Component):
         # result transfer. Measured margin (session 33): the back-to-back image overlap and
         # the network tests still pass with eight more write stages.
         rd_addr0, rd_next0 = _row0_read_addr(m, feeders[0], self.addr_width)
-        wb_we, wb_wa, wb_wd, wb_we0_img = _writeback_regs(m, wb, desc)
+        wb_we, wb_wa, wb_wd = _writeback_regs(m, wb, desc)
         trees = trait(platform, "copy_trees")
         for b in range(2):
             self._buffer_writes(m, b, bufs[b], wb_we, wb_wa, wb_wd, img, rd_addr0, feeders,
@@ -495,7 +488,7 @@ class Accelerator(wiring.Component):
                             trait(platform, "bram_output_register"))
         self._busy(m, ctl, fsm, slot, snd)
         self._row0_read_select(m, fsm, rd_next0, snd)
-        _image_window(m, fsm, slot, wb_we0_img)
+        _image_window(m, fsm, slot)
         _counter_clears(m, counters, clr)
         self._start_refusals(m, fsm, flag)
         return m
@@ -914,10 +907,10 @@ class Accelerator(wiring.Component):
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
         # The image slot's controller inputs as flip-flops (timing: no state decode in front
         # of the image writer's enables; see `_image_window`): win_r == (IDLE | LOAD_IN |
-        # FETCH | DONE | RUN & desc.preload) & en_r (its next value written out in _layer_end, from
-        # the transitions' flip-flops; it includes the slot's enable, so the writer's take is
-        # one LUT of flip-flops) and rel_r == IDLE | DONE | RUN & desc.preload (kept by the
-        # transitions), in every cycle.
+        # FETCH | DONE | RUN & desc.preload) & en_r & ~wb_we[0] (its next value written out in
+        # _layer_end, from the transitions' flip-flops; it includes the slot's enable and the
+        # write-back's buffer-0 write, so it is the image window itself) and rel_r == IDLE |
+        # DONE | RUN & desc.preload (kept by the transitions), in every cycle.
         win_r = Signal(init=1)
         rel_r = Signal(init=1)
         # The slot's enable, en_r == busy_r | (weights_loaded, one cycle late when it rises
@@ -1031,13 +1024,17 @@ class Accelerator(wiring.Component):
         # win_r's next value, from the transitions (`_fsm_states`; the state part is 0 only in OUT
         # and in a RUN of a layer without `preload`; FETCH and LOAD_IN are entered with it
         # high) and en_r's, as one AND-OR of flip-flops (timing: no state-machine priority
-        # chain in front of it)
+        # chain in front of it); and not while the write-back writes buffer 0 in the next
+        # cycle (its write is registered once, `_writeback_regs`: wb.wr_en now is the
+        # buffer-0 write mux's next cycle). Timing: the image window is then one flip-flop
+        # (the writer's enables were a LUT of it and that write's twin, 8.65 ns, c1085d0).
         run_stays = st["RUN"] & ~layer_done
-        m.d.sync += fsm.win_r.eq(fsm.en_next & ~((in_fetch & fetch_end & ~desc.preload)
-                                                 | (run_stays & ~desc.preload)
-                                                 | (st["RUN"] & layer_done & fsm.stop_r
-                                                    & ~self.dbg_stop)
-                                                 | (st["OUT"] & ~snd.done)))
+        wb_next0 = wb.wr_en & (desc.dst == 0)
+        m.d.sync += fsm.win_r.eq(fsm.en_next & ~wb_next0
+                                 & ~((in_fetch & fetch_end & ~desc.preload)
+                                     | (run_stays & ~desc.preload)
+                                     | (st["RUN"] & layer_done & fsm.stop_r & ~self.dbg_stop)
+                                     | (st["OUT"] & ~snd.done)))
         # The layer's start pulses: FETCH's final cycle, i.e. fetch_end alone (it is set only
         # in FETCH and cleared in FETCH's final cycle, so it implies FETCH). Timing: the
         # start registers sit with their units, and a LUT of the controller's state in front

@@ -99,9 +99,10 @@ class ImageWriter(wiring.Component):
     in_len - 1 come from the loaded program's header (registered by the controller, so the
     loop-end tests compare registers) and hold during a transfer. Ready = `active`: every
     value taken is written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
-    `active` is the slot's OPEN & `window` (the buffer port is free): the channel end and
-    `final` step with every value offered in the window, taken or not, so outside OPEN they
-    run off; OPEN is entered only from CLEAR, whose `clear` reloads them (ImageSlot).
+    `active` is the slot's OPEN & `window` (the buffer port is free): the position (pointer,
+    lane, count, channel end, `final`) steps with every value offered in the window, taken
+    or not, so outside OPEN it runs off; OPEN is entered only from CLEAR, whose `clear`
+    reloads it (ImageSlot).
     """
 
     def __init__(self, cols: int, addr_width: int, c_width: int = 12,
@@ -158,31 +159,33 @@ class ImageWriter(wiring.Component):
         # (An up-counter: a down-counter's sign bit would be a shallower D, but the formal
         # check of the length events then needs ~10x the solver time. The compare is the
         # carry out of an add, `carry_any`: one carry chain, not a tree of LUT levels.)
-        count = Signal.like(self.len_last, **nr)  # values taken since `clear`
+        count = Signal.like(self.len_last, **nr)  # values offered in the window since `clear`
         final = Signal(**nr)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
         # a pixel's channel 0. (x == 0 as the sign of x - 1, a carry chain, not a LUT tree)
         one_c = (self.c_last - 1)[-1]  # in_c == 1: every channel is a pixel's last
         first_ch = [ch_end.eq(one_c), cl2.eq(self.c_last - 2)]
+        # Every position register steps on each value offered in the `window`, not on
+        # `take` (= window & OPEN): in OPEN the two are equal, and outside it `clear`
+        # reloads them before OPEN (see the docstring), so a write (only in OPEN) sees the
+        # same pointer. Timing: their enables, which also load them at `clear`, are then one
+        # LUT of flip-flops (clear, valid, window, word_end), not the slot's OPEN as well
+        # (the pointer's and count's enables were the 12x16's worst paths, 8.65 / 8.60 ns,
+        # c1085d0; cl2's 6.68 ns on b24ce83 before it stepped so).
+        step = s.valid & self.window
         with m.If(self.clear):
             m.d.sync += [ptr.eq(0), lane_oh.eq(1), count.eq(0)]
-        with m.Elif(take):
+        with m.Elif(step):
             m.d.sync += count.eq(count + 1)
             with m.If(word_end):  # the pixel's or the word's last: next word
                 m.d.sync += [ptr.eq(ptr + 1), lane_oh.eq(1)]
             with m.Else():
                 m.d.sync += lane_oh.eq(lane_oh << 1)
-        # ch_end, cl2 and final step on every value offered in the `window`, not on `take`
-        # (= window & OPEN): in OPEN the two are equal, and outside it `clear` reloads them
-        # before OPEN (see the docstring). Timing: their enable, which also loads them at
-        # `clear`, is then one LUT of flip-flops, not the slot's OPEN and the controller's
-        # window before an OR with `clear` (two levels, cl2's 6.68 ns routed on b24ce83).
-        # (word_end steps with them: in OPEN, where lane_oh steps too, the same edges)
         lane_last = lane_oh[C - 2] if C > 1 else 1  # lane_oh[C-1] after a step in the word
         with m.If(self.clear):
             m.d.sync += [*first_ch, final.eq((self.len_last - 1)[-1]),
                          len_m2.eq(self.len_last - 1), word_end.eq(one_c | (C == 1))]
-        with m.Elif(s.valid & self.window):
+        with m.Elif(step):
             m.d.sync += final.eq(~carry_any(count ^ len_m2, chain))
             with m.If(ch_end):
                 m.d.sync += first_ch
