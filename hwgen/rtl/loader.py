@@ -736,7 +736,7 @@ class WeightLoader(wiring.Component):
         # `path_registers`, from acc's header, which stays until `go`.
         for n, k in enumerate(self.split):
             if counts_r:
-                m3, one = _times_minus(hv.words_r[n], k, 3), hv.words_r[n] == 1
+                m3, one = _times(hv.words_r[n], k, 3), hv.words_r[n] == 1
             else:
                 m3, one = hv.words[n] - 3, hv.words[n] == 1
             # (a count k * field with k > 1 is never 1)
@@ -800,25 +800,17 @@ def _step_position(m: Module, r: _Regs, pos: _Pos, region_end: bool) -> None:
         m.d.sync += pos.lzero.eq(pos.left2[-1])
 
 
-def _times_minus(v, k: int, c: int):
-    """``v * k - c`` for constants ``k`` >= 1, ``c``: the shifted terms and ``- c`` summed as
-    a tree (fewer adders in series than ``_times(v, k) - c``)."""
+def _times(v, k: int, c: int = 0):
+    """``v * k - c`` for constants ``k`` >= 1, ``c``: shifts and adds (no multiplier cell
+    for yosys to map onto a DSP block), the shifted terms and ``- c`` summed as a tree
+    (fewer adders in series than a chain, and than ``- c`` after it)."""
     parts = [v << i for i in range(k.bit_length()) if k >> i & 1]
-    parts[0] = parts[0] - c
+    if c:
+        parts[0] = parts[0] - c
     while len(parts) > 1:
         parts = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)] + (
             parts[len(parts) & ~1 :])
     return parts[0]
-
-
-def _times(v, k: int):
-    """``v * k`` for a constant ``k`` as shifts and adds (no multiplier cell for yosys to
-    map onto a DSP block)."""
-    terms = [v << i for i in range(k.bit_length()) if k >> i & 1]
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
 
 
 class LoaderModel:
