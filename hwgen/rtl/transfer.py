@@ -257,9 +257,14 @@ class ImageSlot(wiring.Component):
             ful.eq(ends_in | (dis & self.last_in) | (ful & ~take & en)),
             usd.eq((ful & take & ~bad) | (usd & ~rel)),
             # the kept faults: set by the faulty value, cleared in CLEAR
-            self.bad_short.eq(~clr & (self.bad_short | self.short)),
-            self.bad_long.eq(~clr & (self.bad_long | self.long)),
+            self.bad_short.eq(self.bad_short | self.short),
+            self.bad_long.eq(self.bad_long | self.long),
         ]
+        # (the clear as a branch of its own: yosys maps it onto the flip-flops' synchronous
+        # set/reset pin, so their D is one input narrower; timing: the short/long events
+        # are the image stream's valid, the slot's OPEN, the window, `final` and `last`)
+        with m.If(clr):
+            m.d.sync += [self.bad_short.eq(0), self.bad_long.eq(0)]
         return m
 
 
