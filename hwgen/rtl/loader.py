@@ -151,6 +151,7 @@ class _Verdict:
 
     new_hdr: data.View  # the header in acc
     oks: list[Value]  # each field's test (of the fields registered in `checking`: fields_r)
+    fields_r: bool  # the fields registered in `checking` (magic_r, words_r), tested after
     ok_f: Signal | None  # the tests, registered (without fields_r)
     magic_r: Signal | None  # the magic, registered in `checking` (with fields_r)
     ok_r: Signal  # their AND, registered
@@ -272,7 +273,7 @@ class WeightLoader(wiring.Component):
             m.d.sync += r.discard.eq(0)
         with m.If(bt.beat):
             self._on_beat(m, r, chk, pos, stg, bt, rewind)
-        self._check_steps(m, r, chk, stg, hv, bt, trait(platform, "path_registers"))
+        self._check_steps(m, r, chk, stg, hv, bt)
         self._judge(m, r, chk, hv, rewind)
         self._faults(m, chk, stg, hv, bt)
         self._on_go(m, r, chk, pos, hv)
@@ -505,17 +506,17 @@ class WeightLoader(wiring.Component):
                    for n, (f, _, _) in enumerate(self.regions)] if has_hdr else []
         magic_r = Signal.like(new_hdr.magic, name="magic_r", reset_less=True) if fields_r \
             else None
-        magic = new_hdr.magic if magic_r is None else magic_r
-        fields = [new_hdr[f] if magic_r is None else words_r[n]
-                  for n, (f, _, _) in enumerate(self.regions)] if has_hdr else []
+        magic = magic_r if fields_r else new_hdr.magic
+        fields = (words_r if fields_r else [new_hdr[f] for f, _, _ in self.regions]) \
+            if has_hdr else []
         # each region's two tests as verdicts of their own (timing: the != 0 tree and the
         # <= carry chain ANDed before ok_f was 7.18 ns routed on s16 seed 1)
         oks = [magic == self.magic]
         for f, (_, _, dpt) in zip(fields, self.regions if has_hdr else [], strict=True):
             oks += [carry_any(f, chain), f <= dpt]
-        ok_f = Signal(len(oks)) if magic_r is None else None
-        return _Verdict(new_hdr, oks, ok_f, magic_r, ok_r, words_m3, words_one, words,
-                        words_r)
+        ok_f = None if fields_r else Signal(len(oks))
+        return _Verdict(new_hdr, oks, fields_r, ok_f, magic_r, ok_r, words_m3, words_one,
+                        words, words_r)
 
     def _beat_flags(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
                     hv: _Verdict) -> _Beat:
@@ -697,7 +698,7 @@ class WeightLoader(wiring.Component):
             _step_beat(m, r, pos, bpw[n + 1])
 
     def _check_steps(self, m: Module, r: _Regs, chk: _Check, stg: _Stage, hv: _Verdict,
-                     bt: _Beat, counts_r: bool) -> None:
+                     bt: _Beat) -> None:
         """The header check's first two cycles, started by the header's end."""
         # The header's end (its last beat taken outside a discard) starts the check: checking
         # for one cycle, stall until judging's end. Written as their next values, one AND-OR
@@ -712,21 +713,21 @@ class WeightLoader(wiring.Component):
                                                             | r.st[0])))]  # fmt: skip
         with m.If(chk.checking):
             m.d.sync += chk.weighing.eq(1)
-            if hv.ok_f is not None:
+            if not hv.fields_r:
                 m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
             else:
                 m.d.sync += hv.magic_r.eq(hv.new_hdr.magic)
-            if self._has_hdr and counts_r:  # (checking is never set without a header)
-                fields = [hv.new_hdr[f] for f, _, _ in self.regions]
-                m.d.sync += [wr.eq(f) for wr, f in zip(hv.words_r, fields, strict=True)]
-        verdict = Cat(*hv.oks).all() if hv.ok_f is None else hv.ok_f.all()
+                if self._has_hdr:  # (checking is never set without a header)
+                    fields = [hv.new_hdr[f] for f, _, _ in self.regions]
+                    m.d.sync += [wr.eq(f) for wr, f in zip(hv.words_r, fields, strict=True)]
+        verdict = Cat(*hv.oks).all() if hv.fields_r else hv.ok_f.all()
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(verdict),
                          chk.go.eq(verdict & ~chk.hdr_last)]
             if self._has_hdr:
-                self._weigh_counts(m, hv, counts_r)
+                self._weigh_counts(m, hv)
 
-    def _weigh_counts(self, m: Module, hv: _Verdict, counts_r: bool) -> None:
+    def _weigh_counts(self, m: Module, hv: _Verdict) -> None:
         """Each region's word count minus 3 and "is one", in `weighing`."""
         # From the header fields registered in `checking` (timing: acc's header slots sit
         # by the memories they fill, across the die, and the route from them into the
@@ -735,7 +736,7 @@ class WeightLoader(wiring.Component):
         # (in series and from acc they were 6.88 ns routed on the 8x8). Without
         # `path_registers`, from acc's header, which stays until `go`.
         for n, k in enumerate(self.split):
-            if counts_r:
+            if hv.fields_r:
                 m3, one = _times(hv.words_r[n], k, 3), hv.words_r[n] == 1
             else:
                 m3, one = hv.words[n] - 3, hv.words[n] == 1
