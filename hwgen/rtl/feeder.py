@@ -28,8 +28,9 @@ part, and no bounds check (past the input the weights are zero). The per-layer c
 needs (``feed_cfg_layout``: descriptor fields and ``out_w - 1`` with its one-hot distance,
 ``step1 + wrap_delta``, ``stride - wrap_ix``) travel down the rows with the systolic skew:
 row 0 registers them from the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no
-descriptor net fans out to every row. Row i's copy is valid i+1 cycles after the descriptor;
-its first token comes at least i+2 cycles after it.
+descriptor net fans out to every row. Row i's copy is valid i+1 cycles after the descriptor
+(``wrap_dist``, read by rows i >= 1 only, i+2 cycles: `_wrap_dists`); its first token comes at
+least i+2 cycles after it.
 """
 
 from __future__ import annotations
@@ -130,15 +131,27 @@ def feed_cfg(m: Module, desc, rem, rows: int, path_regs: bool = True) -> data.Vi
         cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
         # direct mode: rows wrap back to the first K part after ksplit rows
         cfg.last_ox.eq(last_ox),
-        # (each source's one-hot, then the select: out_w - 1 == k as out_w == k + 1, so no
-        # subtract and mux in front of the compares; feed 0's wrap_dist D was 8.31 ns on the
-        # 12x16 of c1085d0 seed 2)
-        cfg.wrap_dist.eq(Mux(direct, dist_onehot(desc.ksplit_m1, rows),
-                             dist_onehot(desc.out_w, rows, 1))),
+        cfg.wrap_dist.eq(Mux(direct, *_wrap_dists(m, desc, rows))),
         cfg.wrap_base.eq(Mux(rem, desc.rem_wrap, desc.step1 + desc.wrap_delta)),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
     ]
     return cfg
+
+
+def _wrap_dists(m: Module, desc, rows: int) -> tuple[Signal, Signal]:
+    """Each source's one-hot wrap distance, registered from the descriptor alone (direct
+    mode's ``ksplit_m1``; a conv's ``out_w - 1``, compared as ``out_w == k + 1``), so that
+    `feed_cfg` only selects. Timing: the compares share their LUTs with the write-back's
+    (the pool's ``in_w == 1``) by the descriptor; compare, route and select in one cycle
+    were feed 0's wrap_dist D, 8.28 ns on the 12x16 of cee1cc6 seed 1. The extra cycle is
+    free: row 0 never reads wrap_dist (its distance comes from ``last_ox``), and row i >= 1
+    reads it on its tile's first token, at least i + 2 cycles after the descriptor, when
+    its copy (i + 2 cycles after it now) is valid."""
+    direct = Signal(dist_bits(rows), name="wrap_dist_direct", reset_less=True)
+    conv = Signal(dist_bits(rows), name="wrap_dist_conv", reset_less=True)
+    m.d.sync += [direct.eq(dist_onehot(desc.ksplit_m1, rows)),
+                 conv.eq(dist_onehot(desc.out_w, rows, 1))]
+    return direct, conv
 
 
 # stage C's and G's per-candidate data registers: each its own flip-flops (see `_selects`)

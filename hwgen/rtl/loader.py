@@ -53,7 +53,8 @@ __all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 SLOT_GROUP = 8  # acc slots per copy of the staged beat's data (with `copy_trees`)
-HEADER_CHECK_CYCLES = 3  # stall cycles after the header's last beat (checking, weighing, judging)
+HEADER_CHECK_CYCLES = 4  # stall cycles after the header's last beat (checking, testing,
+#                           weighing, judging)
 # cycles from taking a beat to acting on it (the input stage): `loaded` rises, and a fault
 # pulses, ACT_LATENCY cycles after the clock edge that took the beat
 ACT_LATENCY = 1
@@ -95,6 +96,7 @@ class _Check:
     """The header check's flags (`WeightLoader._control_regs`)."""
 
     checking: Signal
+    testing: Signal
     weighing: Signal
     judging: Signal
     stall: Signal
@@ -152,7 +154,7 @@ class _Verdict:
     new_hdr: data.View  # the header in acc
     oks: list[Value]  # each field's test (of the fields registered in `checking`: fields_r)
     fields_r: bool  # the fields registered in `checking` (magic_r, words_r), tested after
-    ok_f: Signal | None  # the tests, registered (without fields_r)
+    ok_f: Signal  # the tests, registered (in `checking` from acc, or `testing`: fields_r)
     magic_r: Signal | None  # the magic, registered in `checking` (with fields_r)
     ok_r: Signal  # their AND, registered
     words_m3: list[Signal]  # each region's word count - 3
@@ -336,17 +338,19 @@ class WeightLoader(wiring.Component):
 
     def _control_regs(self, m: Module, addr: Signal) -> tuple[_Check, _Pos]:
         """The header check's flags, the region position (`_position_regs`) and `go`."""
-        # The header is checked in the three cycles after its last beat (`checking`,
-        # `weighing`, `judging`, no beat taken): the compares start from registers, not from
-        # the payload, and each field's verdict is registered before their AND.
+        # The header is checked in the four cycles after its last beat (`checking`,
+        # `testing`, `weighing`, `judging`, no beat taken): the compares start from
+        # registers, not from the payload, and each field's verdict is registered before
+        # their AND.
         checking = Signal()
-        weighing = Signal()  # the cycle after `checking`: the fields' verdicts are ANDed
+        testing = Signal()  # the cycle after `checking` (the tests of registered fields)
+        weighing = Signal()  # the cycle after `testing`: the fields' verdicts are ANDed
         judging = Signal()  # the cycle after `weighing`: the verdict, registered, is applied
-        stall = Signal()  # checking | weighing | judging, one flip-flop for `ready`
+        stall = Signal()  # checking | testing | weighing | judging, one flip-flop for `ready`
         hdr_last = Signal()  # the header's last beat carried `last`
         pos = self._position_regs(m, addr)
         go = Signal()  # the judging cycle of a good header that does not end the transfer
-        return _Check(checking, weighing, judging, stall, hdr_last, go), pos
+        return _Check(checking, testing, weighing, judging, stall, hdr_last, go), pos
 
     def _position_regs(self, m: Module, addr: Signal) -> _Pos:
         """The words left in the region, the following regions' start values, wend, lzero."""
@@ -383,7 +387,8 @@ class WeightLoader(wiring.Component):
         """The statements that rewind the loader to a transfer's start."""
         first = self._first
         # (checking and stall have equations of their own, in `_check_steps`)
-        rewind = [r.st.eq(1 << first), chk.weighing.eq(0), chk.judging.eq(0), chk.go.eq(0),
+        rewind = [r.st.eq(1 << first), chk.testing.eq(0), chk.weighing.eq(0),
+                  chk.judging.eq(0), chk.go.eq(0),
                   pos.wend.eq(self._bpw[first] == 1)]  # fmt: skip
         if not self._has_hdr:
             # With a header the region position (addr, left2, lzero, the queue) is not read
@@ -487,13 +492,14 @@ class WeightLoader(wiring.Component):
             m.d.comb += self.header.eq(r.hdr)
         layout = r.hdr.shape()
         new_hdr = layout(r.acc[: layout.size])
-        # The header is judged in three cycles. With ``fields_r`` (trait `path_registers`):
-        # `checking` registers the magic and each region's field (words_r), `weighing` tests
-        # those flip-flops and ANDs the verdicts, and computes the counts minus 3 (timing:
-        # acc's header slots sit by the memories they fill, across the die; the tests from
-        # them, registered in `checking`, were 8.46 ns on the 12x16 of c1085d0 seed 1).
-        # Without: `checking` registers each test of the header in acc (ok_f), `weighing`
-        # their AND. `judging` acts on the verdict.
+        # The header is judged in four cycles. With ``fields_r`` (trait `path_registers`):
+        # `checking` registers the magic and each region's field (words_r), `testing` each
+        # test of those flip-flops (ok_f), `weighing` their AND and the counts minus 3
+        # (timing: acc's header slots sit by the memories they fill, across the die; the
+        # tests from them, registered in `checking`, were 8.46 ns on the 12x16 of c1085d0
+        # seed 1; tests and AND in `weighing`, `go` D 7.95 ns on cee1cc6 seed 1). Without:
+        # `checking` registers each test of the header in acc (ok_f), `weighing` their AND
+        # (`testing` waits). `judging` acts on the verdict.
         aw = len(r.addr) + 2
         ok_r = Signal()
         words_m3 = [Signal(signed(aw), name=f"words_m3_{n}") for n in range(nreg)]
@@ -514,7 +520,7 @@ class WeightLoader(wiring.Component):
         oks = [magic == self.magic]
         for f, (_, _, dpt) in zip(fields, self.regions if has_hdr else [], strict=True):
             oks += [carry_any(f, chain), f <= dpt]
-        ok_f = None if fields_r else Signal(len(oks))
+        ok_f = Signal(len(oks))
         return _Verdict(new_hdr, oks, fields_r, ok_f, magic_r, ok_r, words_m3, words_one,
                         words, words_r)
 
@@ -699,7 +705,7 @@ class WeightLoader(wiring.Component):
 
     def _check_steps(self, m: Module, r: _Regs, chk: _Check, stg: _Stage, hv: _Verdict,
                      bt: _Beat) -> None:
-        """The header check's first two cycles, started by the header's end."""
+        """The header check's first three cycles, started by the header's end."""
         # The header's end (its last beat taken outside a discard) starts the check: checking
         # for one cycle, stall until judging's end. Written as their next values, one AND-OR
         # of flip-flops each (timing: no branch chain in front of `ready`'s flip-flop). A
@@ -712,7 +718,7 @@ class WeightLoader(wiring.Component):
                      stg.blocked.eq(stall_next | (accept & (self.i_stream.payload.last
                                                             | r.st[0])))]  # fmt: skip
         with m.If(chk.checking):
-            m.d.sync += chk.weighing.eq(1)
+            m.d.sync += chk.testing.eq(1)
             if not hv.fields_r:
                 m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
             else:
@@ -720,7 +726,11 @@ class WeightLoader(wiring.Component):
                 if self._has_hdr:  # (checking is never set without a header)
                     fields = [hv.new_hdr[f] for f, _, _ in self.regions]
                     m.d.sync += [wr.eq(f) for wr, f in zip(hv.words_r, fields, strict=True)]
-        verdict = Cat(*hv.oks).all() if hv.fields_r else hv.ok_f.all()
+        with m.If(chk.testing):
+            m.d.sync += [chk.testing.eq(0), chk.weighing.eq(1)]
+            if hv.fields_r:
+                m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
+        verdict = hv.ok_f.all()
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(verdict),
                          chk.go.eq(verdict & ~chk.hdr_last)]
