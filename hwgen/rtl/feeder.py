@@ -29,8 +29,9 @@ needs (``feed_cfg_layout``: descriptor fields and ``out_w - 1`` with its one-hot
 ``step1 + wrap_delta``, ``stride - wrap_ix``) travel down the rows with the systolic skew:
 row 0 registers them from the descriptor, row i from row i-1 (``cfg_in``/``cfg_out``), so no
 descriptor net fans out to every row. Row i's copy is valid i+1 cycles after the descriptor
-(``wrap_dist``, read by rows i >= 1 only, i+2 cycles: `_wrap_dists`); its first token comes at
-least i+2 cycles after it.
+(``wrap_dist``, read by rows i >= 1 only, i+2 cycles: `_wrap_dists`); its first token comes
+i+3 cycles after it (the start a cycle after the descriptor, then the sequencer's two issue
+cycles: sim/test_window.py checks every row's stream at that cycle).
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ def _wrap_dists(m: Module, desc, rows: int) -> tuple[Signal, Signal]:
     (the pool's ``in_w == 1``) by the descriptor; compare, route and select in one cycle
     were feed 0's wrap_dist D, 8.28 ns on the 12x16 of cee1cc6 seed 1. The extra cycle is
     free: row 0 never reads wrap_dist (its distance comes from ``last_ox``), and row i >= 1
-    reads it on its tile's first token, at least i + 2 cycles after the descriptor, when
-    its copy (i + 2 cycles after it now) is valid."""
+    reads it on its tile's first token, i + 3 cycles after the descriptor; its copy is
+    valid i + 2 cycles after it, a cycle to spare (two cycles later, sim/test_window.py
+    fails: a mutation, session 43)."""
     direct = Signal(dist_bits(rows), name="wrap_dist_direct", reset_less=True)
     conv = Signal(dist_bits(rows), name="wrap_dist_conv", reset_less=True)
     m.d.sync += [direct.eq(dist_onehot(desc.ksplit_m1, rows)),
