@@ -156,6 +156,7 @@ class _A(NamedTuple):
 
     sum: Signal
     sum_f: Signal  # the sum's copy for its flags (or `sum` itself)
+    lag: int  # the cycles sum_f comes after sum (0 or 1)
     mult: Signal
     mult_any: Signal
     side: Signal
@@ -289,11 +290,15 @@ class Requant(wiring.Component):
         a_mult_any = Signal(2, reset_less=True)  # mult[:16] != 0, mult[16:31] != 0
         # with `copy_trees`, the sum's low 31 bits once more for its flags' chains (UNSHARED,
         # both: timing, a_sum also drives four DSPs, and its chain into sum_any was 8.91 ns
-        # routed on the 12x16 of 4e43b88)
-        a_sum_f = a_sum
+        # routed on the 12x16 of 4e43b88), a register after a_sum where the product leaves
+        # a cycle for it (mult_latency >= 2): the adder's sum then has one register, which
+        # the packer puts in its carry cells (timing: two, and one of them sat by the DSPs,
+        # the chain into it 8.07 ns on the 12x16 of c1085d0 seed 2)
+        a_sum_f, lag = a_sum, 0
         if copy:
             a_sum_f = Signal(31, name="a_sum_f", reset_less=True, attrs=UNSHARED)
-            m.d.sync += a_sum_f.eq(s[:31])
+            lag = int(self.mult_latency >= 2)
+            m.d.sync += a_sum_f.eq(a_sum[:31] if lag else s[:31])
         m.d.sync += [
             a_sum.eq(s),
             a_mult.eq(p.mult),
@@ -301,7 +306,7 @@ class Requant(wiring.Component):
             a_side.eq(Cat(p.shift, p.lo, p.hi)),
             a_valid.eq(self.i_stream.valid),
         ]
-        return _A(a_sum, a_sum_f, a_mult, a_mult_any, a_side, a_valid)
+        return _A(a_sum, a_sum_f, lag, a_mult, a_mult_any, a_side, a_valid)
 
     def _stage_m(self, m: Module, a: _A, ram_from: int, chain: bool) -> _M:
         """M: the product, with everything else delayed to match."""
@@ -316,8 +321,10 @@ class Requant(wiring.Component):
                                     carry_any(a.sum_f[16:31], chain))),
                      sum_neg.eq(a.sum[31])]  # fmt: skip
         ovf = Signal()
-        m.d.comb += ovf.eq(mult_min & sum_neg & ~sum_any.any())
-        m_ovf = _delay(m, ovf, L - 1)
+        # (sum_any comes a.lag cycles after the other two)
+        m.d.comb += ovf.eq(_delay(m, mult_min, a.lag) & _delay(m, sum_neg, a.lag)
+                           & ~sum_any.any())
+        m_ovf = _delay(m, ovf, L - 1 - a.lag)
         # the side data (shift, clamp bounds: 21 bits) in LUT RAM past a few cycles
         m.submodules.side_delay = side = DelayLine(a.side.shape(), L, ram_from=ram_from)
         m.d.comb += side.i.eq(a.side)
