@@ -1,7 +1,9 @@
 """Streaming 2-D pooling (max or power-of-two average), C channel lanes, fused after requant.
 
 One unit serves every layer: the geometry comes from ``cfg`` at run time (valid from the
-``start`` cycle on and held constant during the layer), and a one-cycle ``start`` pulse resets
+cycle before ``start`` on and held constant during the layer, as the controller holds the
+descriptor a cycle before a layer's start; so the layer before's last beat comes two cycles
+before ``start`` at the latest), and a one-cycle ``start`` pulse resets
 the position counters before each layer (beats before the first start after reset are
 ignored). Window k x k, stride k, floor mode: rows and columns at or beyond ``out * k`` are
 dropped. 1 <= k <= max_kernel, ``in_w // k <= max_out_width``; avg needs k a power of two and
@@ -274,9 +276,9 @@ class Pool2d(wiring.Component):
         """Per-layer constants from ``cfg``, registered every cycle."""
         cfg, k, dw = self.cfg, self.cfg.k, self.dim_width
         rl = {"reset_less": True}
-        # Per-layer constants, registered (cfg is stable from `start` on; the first beat comes
-        # after it): the loop tests (`_counter_steps`) compare registers, no add in front of a
-        # compare. (Registered every cycle and read after start: no reset needed.)
+        # Per-layer constants, registered (cfg is stable from the cycle before `start` on):
+        # the start's loads and the loop tests (`_counter_steps`) read registers, no add in
+        # front of a compare. (Registered every cycle, read from start on: no reset needed.)
         in_w_m3 = Signal(signed(dw + 2), **rl)
         in_h_m3 = Signal(signed(dw + 2), **rl)
         k_m3 = Signal(signed(len(k) + 2), **rl)
@@ -328,25 +330,28 @@ class Pool2d(wiring.Component):
     def _position_steps(self, m: Module, cnt: _Counters, c: _Consts, fl: _Flags,
                         armed: Signal) -> None:
         """`start` loads the position and arms the unit; each beat steps it."""
-        cfg, k = self.cfg, self.cfg.k
+        # The start loads the per-layer registers (`_layer_consts`: cfg is valid from the
+        # cycle before start), no subtract or compare on cfg (timing: the compares on the
+        # descriptor shared their LUTs with feed 0's, and the start value of v_step, three
+        # of them ANDed, was M 7.64 ns on the 12x16 of cee1cc6 seed 1)
         with m.If(self.start):
             m.d.sync += [
                 armed.eq(1),
-                cnt.xl2.eq(cfg.in_w - 3),
-                cnt.yl2.eq(cfg.in_h - 3),
-                cnt.kl3.eq(k - 3),
-                cnt.vl3.eq(k - 3),
+                cnt.xl2.eq(c.in_w_m3),
+                cnt.yl2.eq(c.in_h_m3),
+                cnt.kl3.eq(c.k_m3),
+                cnt.vl3.eq(c.k_m3),
                 fl.h_first.eq(1),
                 fl.v_first.eq(1),
                 cnt.ox.eq(0),
-                cnt.wleft.eq(cfg.in_w - k),
-                cnt.vleft.eq(cfg.in_h - k),
+                cnt.wleft.eq(c.in_w_mk),
+                cnt.vleft.eq(c.in_h_mk),
             ]
             m.d.comb += [
-                fl.x_last_n.eq(cfg.in_w == 1),
-                fl.y_last_n.eq(cfg.in_h == 1),
-                fl.h_last_n.eq(k == 1),
-                fl.v_last_n.eq(k == 1),
+                fl.x_last_n.eq(c.w_one),
+                fl.y_last_n.eq(c.h_one),
+                fl.h_last_n.eq(c.k_one),
+                fl.v_last_n.eq(c.k_one),
             ]
         with m.Elif(self.i_stream.valid):
             # (each register under one flag: its enable or reset is that flag with `valid`
@@ -398,9 +403,9 @@ class Pool2d(wiring.Component):
         """``is_avg`` registered every cycle, one copy per lane (UNSHARED; timing: the mode
         bit of ``cfg`` drove every lane's add-or-max logic, one of the most congested nets of
         the routed 12x8). Like the other per-layer constants (`_layer_consts`) it is valid
-        from the cycle after `start`; it is read only on a window row's second beat or later
-        (a row's first beat is taken as it is), at `start` + 2 at the earliest. The last beat
-        of the layer before, in the cycle before `start` at the latest, still sees its own."""
+        from `start` on; it is read only on a window row's second beat or later (a row's
+        first beat is taken as it is), at `start` + 2 at the earliest. The last beat of the
+        layer before, two cycles before `start` at the latest, still sees its own."""
         avg = [Signal(name=f"avg{c}", reset_less=True, attrs=UNSHARED)
                for c in range(self.lanes)]  # fmt: skip
         m.d.sync += [a.eq(is_avg) for a in avg]
@@ -442,8 +447,8 @@ class Pool2d(wiring.Component):
         s1_vf = Signal(reset_less=True)
         s1_vl = Signal(reset_less=True)
         s1_col = Signal.like(ox, reset_less=True)
-        # The mode and shift ride with the data: the next layer's cfg may arrive with its
-        # start pulse while this layer's last windows are still in the pipe.
+        # The mode and shift ride with the data: the next layer's cfg may arrive (a cycle
+        # before its start pulse) while this layer's last windows are still in the pipe.
         s1_avg = Signal(reset_less=True)
         s1_shift = Signal.like(cfg.avg_shift, reset_less=True)
         # The read met a write of its own column (in_w = 2, back-to-back beats) and so returned

@@ -99,6 +99,9 @@ def build_run(
         cfg = layer.cfg()
         # Sometimes a (junk) beat rides on the start cycle: the unit must drop it.
         junk = [rng.randint(-128, 127) for _ in range(lanes)] if rng.random() < 0.3 else None
+        # cfg is valid from the cycle before start (the controller's descriptor): the
+        # layer before's last beat comes two cycles before start at the latest
+        run.cycles.append(Cycle(cfg))
         run.cycles.append(Cycle(cfg, start=True, pixel=junk))
         if gap_prob:
             run.cycles += [Cycle(cfg) for _ in range(rng.randint(0, 2))]
