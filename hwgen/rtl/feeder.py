@@ -68,8 +68,7 @@ def feed_cfg_layout(rows: int) -> data.StructLayout:
             "in_w": _F["in_w"],
             "stride": _F["stride"],
             "step1": _F["step1"],
-            "last_ox": unsigned(12),  # (row 0 only: its distance from the sequencer's ox)
-            # the distance of an output row's first pixel to its last (last_ox), one-hot
+            # the distance of an output row's first pixel to its last, one-hot
             # (`dist_onehot`): a wrapping row's new distance
             "wrap_dist": unsigned(dist_bits(rows)),
             "wrap_base": signed(A),
@@ -121,7 +120,6 @@ def feed_cfg(m: Module, desc, rem, rows: int, path_regs: bool = True) -> data.Vi
     them through the layer, from the cycle before the sequencer's start."""
     cfg = Signal(feed_cfg_layout(rows), name="feed_cfg0", reset_less=True)
     direct = desc.mode | rem
-    last_ox = Mux(direct, desc.ksplit_m1, desc.out_w - 1)
     copies = [
         cfg.src.eq(desc.src),
         cfg.in_h.eq(desc.in_h),
@@ -135,8 +133,6 @@ def feed_cfg(m: Module, desc, rem, rows: int, path_regs: bool = True) -> data.Vi
         cfg.mode.eq(direct),
         *copies,
         cfg.step1.eq(Mux(rem, desc.rem_step1, desc.step1)),
-        # direct mode: rows wrap back to the first K part after ksplit rows
-        cfg.last_ox.eq(last_ox),
         cfg.wrap_dist.eq(Mux(direct, *_wrap_dists(m, desc, rows))),
         cfg.wrap_base.eq(Mux(rem, desc.rem_wrap, desc.step1 + desc.wrap_delta)),
         cfg.wrap_x.eq(desc.stride - desc.wrap_ix),
@@ -150,7 +146,7 @@ def _wrap_dists(m: Module, desc, rows: int) -> tuple[Signal, Signal]:
     `feed_cfg` only selects. Timing: the compares share their LUTs with the write-back's
     (the pool's ``in_w == 1``) by the descriptor; compare, route and select in one cycle
     were feed 0's wrap_dist D, 8.28 ns on the 12x16 of cee1cc6 seed 1. The extra cycle is
-    free: row 0 never reads wrap_dist (its distance comes from ``last_ox``), and row i >= 1
+    free: row 0 never reads wrap_dist (its distance is the sequencer's ``left``), and row i >= 1
     reads it on its tile's first token, i + 3 cycles after the descriptor; its copy is
     valid i + 2 cycles after it, a cycle to spare (two cycles later, sim/test_window.py
     fails: a mutation, session 43)."""
@@ -262,9 +258,9 @@ class RowFeeder(wiring.Component):
                 "tok_in": In(TOKEN_LAYOUT),
                 "pix_in": In(PIXEL_LAYOUT),  # sequencer (row 0) or row i-1's latched pixel
                 "tok_out": Out(TOKEN_LAYOUT),
-                "pix_out": Out(PIXEL_LAYOUT),  # (its `ox`: row 0's, unread past row 0)
+                "pix_out": Out(PIXEL_LAYOUT),  # (its `left`: row 0's, unread past row 0)
                 # the latched pixel's distance to its output row's last, one-hot
-                # (`dist_onehot`; row 0 computes its own from the sequencer's ox)
+                # (`dist_onehot`; row 0 computes its own from the sequencer's `left`)
                 "dist_in": In(dist_bits(rows)),
                 "dist_out": Out(dist_bits(rows)),
                 # row i+1's pixel-latch controls, registered here beside tok_out (timing:
@@ -342,13 +338,13 @@ class RowFeeder(wiring.Component):
         wrap = Signal()  # step is its output row's last pixel
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
-            # the sequencer already computed row 0's pixel (a register; ox <= last_ox); its
-            # wrap flag is dist[0] by a direct compare (no subtract in front of wrap_out)
-            m.d.comb += [step.eq(prev), dist.eq(dist_onehot(d.last_ox - prev.ox, self.rows)),
-                         wrap.eq(prev.ox == d.last_ox), latch.eq(tok.valid & tok.first)]
+            # the sequencer already computed row 0's pixel and its distance to its output
+            # row's last, `left` (registers): its one-hot distance and wrap flag are compares
+            m.d.comb += [step.eq(prev), dist.eq(dist_onehot(prev.left, self.rows)),
+                         wrap.eq(prev.left == 0), latch.eq(tok.valid & tok.first)]
             return step, dist, wrap, latch
-        # (ox: row 0's passed on, read by no row after it; synthesis removes the copies)
-        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0]), step.ox.eq(prev.ox),
+        # (left: row 0's passed on, read by no row after it; synthesis removes the copies)
+        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0]), step.left.eq(prev.left),
                      step.ix0.eq(prev.ix0 + self.inc_in.ix),
                      step.iy0.eq(prev.iy0 + self.inc_in.iy),
                      step.base.eq(prev.base + self.inc_in.base),

@@ -36,7 +36,11 @@ TOKEN_LAYOUT = data.StructLayout(
 )
 # Window origin of a row's output pixel; only meaningful with a `first` token.
 PIXEL_LAYOUT = data.StructLayout(
-    {"ox": unsigned(12), "iy0": signed(16), "ix0": signed(16), "base": signed(A)}
+    # left: the pixels from row 0's to its output row's last (the layer's last x position,
+    # direct mode's last K part, minus ox): row 0's wrap flag and one-hot distance are
+    # compares of a flip-flop (timing: a subtract in front of them was feed 0's
+    # latched_dist D, 7.78 ns on the 12x16 of 74c9adf seed 2)
+    {"left": unsigned(12), "iy0": signed(16), "ix0": signed(16), "base": signed(A)}
 )
 
 
@@ -126,6 +130,7 @@ class _Layer(NamedTuple):
     rint_m3: Signal
     rem_on: Signal
     rem_ovl: Signal
+    last_ox: Signal
 
 
 class _Ends(NamedTuple):
@@ -214,7 +219,7 @@ class Sequencer(wiring.Component):
         ends = self._loop_ends(m, d, lp, tile, lay, trait(platform, "path_registers"))
         kf = _kloop_flags(self.cols)
         held = self._outputs(m, lp, tile)
-        tgo, p1 = self._issue_regs(m, d, lp, tile, ends, held)
+        tgo, p1 = self._issue_regs(m, d, lp, tile, lay, ends, held)
         with m.If(self.start):
             self._on_start(m, d, lp, tile, lay, ends, p1)
         with m.Else():
@@ -304,6 +309,9 @@ class Sequencer(wiring.Component):
         # the remainder tile is issued after its K part, the next tile beside its last
         # R + C - 2 weight words (hwgen.schedule.lower._remainder)
         rem_ovl = Signal(**rl)
+        # a tile's last x position: direct mode's last K part, a conv's last output column
+        last_ox = Signal(12, **rl)
+        m.d.sync += last_ox.eq(Mux(d.mode, d.ksplit_m1, d.out_w - 1))
         m.d.sync += [
             rk_m1.eq(d.rem_k_len - 1),
             rint_m3.eq(d.rem_interval - 3),
@@ -329,7 +337,7 @@ class Sequencer(wiring.Component):
         ]
         return _Layer(k_m1, pt_m2, g_m2, pt_one, g_one, cin_one, kw_one, cin_m3, kw_m3, k_row,
                       c_step, wrap_dix, wrap_diy, wrap_dbase, rk_m1, int_m3, rint_m3, rem_on,
-                      rem_ovl)  # fmt: skip
+                      rem_ovl, last_ox)  # fmt: skip
 
     def _loop_ends(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
                    path_regs: bool = True) -> _Ends:
@@ -418,8 +426,8 @@ class Sequencer(wiring.Component):
         ]
         return held
 
-    def _issue_regs(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, ends: _Ends,
-                    held: tuple[data.View, data.View, Signal]
+    def _issue_regs(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
+                    ends: _Ends, held: tuple[data.View, data.View, Signal]
                     ) -> tuple[Signal, _Part1 | None]:
         """iss, tgo and the tile-step events from them, and the issue; returns tgo, part 1."""
         # iss == running & ~start in every cycle, a flip-flop set from their next values
@@ -445,9 +453,12 @@ class Sequencer(wiring.Component):
         # in front of its LSR pin, 7.7 ns routed on feed0's tok_in); first/last are read only
         # with valid (the feeders mask them), so they are held data like the rest (tok_d)
         m.d.sync += self.tok.valid.eq(iss & ends.elem)
+        # row 0's distance to its output row's last pixel (a remainder tile's row 0 is K
+        # part 0 of ksplit)
+        left = Mux(tile.rem_t, d.ksplit_m1, lay.last_ox - lp.ox)
         with m.If(iss):
             m.d.sync += self._issue(d, held, ends.elem, lp.t, tile.cur_k_m1, lp.off, lp.lane,
-                                    lp.ky, lp.kx, lp.ox, lp.iy0, lp.ix0, lp.base, lp.gbase,
+                                    lp.ky, lp.kx, left, lp.iy0, lp.ix0, lp.base, lp.gbase,
                                     tile.rem_t)  # fmt: skip
         return tgo, p1
 
@@ -595,7 +606,7 @@ class Sequencer(wiring.Component):
                 tl.eq(tl_load),
                 *(f.eq((mode | direct_rem) & on) for f in dir_on)]
 
-    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, ox, iy0, ix0, base, gbase,
+    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, left, iy0, ix0, base, gbase,
                rem_t):
         """The registered outputs of one running cycle: row 0's token and weight reads
         (``held``: the reset-less registers behind the data outputs)."""
@@ -607,7 +618,7 @@ class Sequencer(wiring.Component):
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
             tok_d.kx.eq(kx),
-            pix_d.ox.eq(Mux(rem_t, 0, ox)),  # a remainder tile's row 0 is K part 0
+            pix_d.left.eq(left),
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
