@@ -13,7 +13,7 @@ import pytest
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
 from hwgen.boards.build import BOARDS, SCHEDULE_FLAGS, check_options
-from hwgen.boards.platforms import _ICE40_FF_CELLS
+from hwgen.boards.platforms import _ICE40_FF_CELLS, ICE40_MIN_CONTROL
 from hwgen.boards.top import clock_plan, link_plan
 from hwgen.cli import _parser, _with_schedule, main
 from hwgen.config import ArrayConfig
@@ -257,4 +257,5 @@ def test_icebreaker_flip_flop_mapping_follows_yosys() -> None:
     assert tuple(theirs) == _ICE40_FF_CELLS
     overrides = BOARDS["icebreaker"].platform().build_overrides()
     assert overrides["script_after_synth"].startswith(
-        "dfflegalize " + " ".join(f"-cell {c}" for c in theirs) + " -mince 8 -minsrst 8")
+        "dfflegalize " + " ".join(f"-cell {c}" for c in theirs)
+        + f" -mince {ICE40_MIN_CONTROL} -minsrst {ICE40_MIN_CONTROL}")

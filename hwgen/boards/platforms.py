@@ -87,7 +87,10 @@ def _ulx3s_cls():
 # synth_ice40's map_ffs step: the flip-flop cells the iCE40 has (yosys's own list)
 _ICE40_FF_CELLS = ("$_DFF_?_ 0", "$_DFFE_?P_ 0", "$_DFF_?P?_ 0", "$_DFFE_?P?P_ 0",
                    "$_SDFF_?P?_ 0", "$_SDFFCE_?P?P_ 0", "$_DLATCH_?_ x")
-ICE40_MIN_CONTROL = 8  # flip-flops a clock enable / sync reset net must drive to use the pin
+# flip-flops a clock enable / sync reset net must drive to use the pin (8 until session 44:
+# digits_tiny 1x1 then had 104 control sets at ~4,800-4,825 LC and nextpnr-ice40's HeAP
+# legaliser hung on every seed tried; 12: 68 sets at 4,870 LC, seeds 1-3 place in < 1 min)
+ICE40_MIN_CONTROL = 12
 
 
 def _icebreaker_cls():
@@ -121,7 +124,7 @@ def _icebreaker_cls():
             # one set/reset net, and the default (any sharing) left digits_tiny 1x1 with
             # 161 control sets, 41 of one flip-flop: it did not place at 4,885 / 5,280 LC
             # (analytic and annealing placers); with 8 it is 105 sets at 4,887 LC and
-            # places and routes (docs/measurements.md, session 36)
+            # places and routes (docs/measurements.md, session 36); 12 since session 44
             cells = " ".join(f"-cell {c}" for c in _ICE40_FF_CELLS)
             n = ICE40_MIN_CONTROL
             return {"synth_opts": "-dsp -run :map_ffs",
