@@ -341,10 +341,11 @@ class RowFeeder(wiring.Component):
             # the sequencer already computed row 0's pixel and its distance to its output
             # row's last, `left` (registers): its one-hot distance and wrap flag are compares
             m.d.comb += [step.eq(prev), dist.eq(dist_onehot(prev.left, self.rows)),
-                         wrap.eq(prev.left == 0), latch.eq(tok.valid & tok.first)]
+                         wrap.eq(prev.row_end), latch.eq(tok.valid & tok.first)]
             return step, dist, wrap, latch
         # (left: row 0's passed on, read by no row after it; synthesis removes the copies)
         m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0]), step.left.eq(prev.left),
+                     step.row_end.eq(prev.row_end),
                      step.ix0.eq(prev.ix0 + self.inc_in.ix),
                      step.iy0.eq(prev.iy0 + self.inc_in.iy),
                      step.base.eq(prev.base + self.inc_in.base),

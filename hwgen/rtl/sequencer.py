@@ -40,7 +40,10 @@ PIXEL_LAYOUT = data.StructLayout(
     # direct mode's last K part, minus ox): row 0's wrap flag and one-hot distance are
     # compares of a flip-flop (timing: a subtract in front of them was feed 0's
     # latched_dist D, 7.78 ns on the 12x16 of 74c9adf seed 2)
-    {"left": unsigned(12), "iy0": signed(16), "ix0": signed(16), "base": signed(A)}
+    # (row_end: left == 0, registered beside it: row 0's wrap flag selects its step for row
+    # 1, 45 flip-flops; the compare in front of that select was 8.65 ns on ad6745c seed 1)
+    {"left": unsigned(12), "row_end": 1, "iy0": signed(16), "ix0": signed(16),
+     "base": signed(A)}
 )
 
 
@@ -456,10 +459,11 @@ class Sequencer(wiring.Component):
         # row 0's distance to its output row's last pixel (a remainder tile's row 0 is K
         # part 0 of ksplit)
         left = Mux(tile.rem_t, d.ksplit_m1, lay.last_ox - lp.ox)
+        row_end = Mux(tile.rem_t, d.ksplit_m1 == 0, lp.ox == lay.last_ox)
         with m.If(iss):
             m.d.sync += self._issue(d, held, ends.elem, lp.t, tile.cur_k_m1, lp.off, lp.lane,
-                                    lp.ky, lp.kx, left, lp.iy0, lp.ix0, lp.base, lp.gbase,
-                                    tile.rem_t)  # fmt: skip
+                                    lp.ky, lp.kx, (left, row_end), lp.iy0, lp.ix0, lp.base,
+                                    lp.gbase, tile.rem_t)  # fmt: skip
         return tgo, p1
 
     def _on_start(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
@@ -618,7 +622,8 @@ class Sequencer(wiring.Component):
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
             tok_d.kx.eq(kx),
-            pix_d.left.eq(left),
+            pix_d.left.eq(left[0]),
+            pix_d.row_end.eq(left[1]),
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
