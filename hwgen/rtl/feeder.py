@@ -339,8 +339,10 @@ class RowFeeder(wiring.Component):
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
             # the sequencer already computed row 0's pixel and its distance to its output
-            # row's last, `left` (registers): its one-hot distance and wrap flag are compares
-            m.d.comb += [step.eq(prev), dist.eq(dist_onehot(prev.left, self.rows)),
+            # row's last, `left` (registers): its one-hot distance is compares of `left`,
+            # its bit 0 (the wrap flag, left == 0) the sequencer's `row_end` flip-flop
+            onehot = dist_onehot(prev.left, self.rows)
+            m.d.comb += [step.eq(prev), dist.eq(Cat(prev.row_end, onehot[1:])),
                          wrap.eq(prev.row_end), latch.eq(tok.valid & tok.first)]
             return step, dist, wrap, latch
         # (left: row 0's passed on, read by no row after it; synthesis removes the copies)

@@ -462,8 +462,8 @@ class Sequencer(wiring.Component):
         row_end = Mux(tile.rem_t, d.ksplit_m1 == 0, lp.ox == lay.last_ox)
         with m.If(iss):
             m.d.sync += self._issue(d, held, ends.elem, lp.t, tile.cur_k_m1, lp.off, lp.lane,
-                                    lp.ky, lp.kx, (left, row_end), lp.iy0, lp.ix0, lp.base,
-                                    lp.gbase, tile.rem_t)  # fmt: skip
+                                    lp.ky, lp.kx, left, row_end, lp.iy0, lp.ix0,
+                                    lp.base, lp.gbase, tile.rem_t)  # fmt: skip
         return tgo, p1
 
     def _on_start(self, m: Module, d: data.View, lp: _Loops, tile: _Tile, lay: _Layer,
@@ -610,8 +610,8 @@ class Sequencer(wiring.Component):
                 tl.eq(tl_load),
                 *(f.eq((mode | direct_rem) & on) for f in dir_on)]
 
-    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, left, iy0, ix0, base, gbase,
-               rem_t):
+    def _issue(self, d, held, elem, t, k_m1, off, lane, ky, kx, left, row_end, iy0, ix0, base,
+               gbase, rem_t):
         """The registered outputs of one running cycle: row 0's token and weight reads
         (``held``: the reset-less registers behind the data outputs)."""
         tok_d, pix_d, convw_addr = held
@@ -622,8 +622,8 @@ class Sequencer(wiring.Component):
             tok_d.lane.eq(lane),
             tok_d.ky.eq(ky),
             tok_d.kx.eq(kx),
-            pix_d.left.eq(left[0]),
-            pix_d.row_end.eq(left[1]),
+            pix_d.left.eq(left),
+            pix_d.row_end.eq(row_end),
             pix_d.iy0.eq(iy0),
             pix_d.ix0.eq(ix0),
             pix_d.base.eq(base),
