@@ -121,7 +121,8 @@ def test_image_slot_matches_golden() -> None:
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert {"CLEAR00", "OPEN00", "DISCARD01", "FULL00", "FULL10", "FULL01", "USED00"} <= seen
+    assert {"CLEAR00", "OPEN00", "LONG01", "DISCARD01", "FULL00", "FULL10", "FULL01",
+            "USED00"} <= seen
 
 
 def _send_run(cols: int, words: np.ndarray, out_len: int, seed: int,

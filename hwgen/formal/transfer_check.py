@@ -180,14 +180,18 @@ class ImageSlotHarness(wiring.Component):
             m.d.sync += used.eq(1)
         with m.Elif(self.release):
             m.d.sync += used.eq(0)
+        # LONG: the cycle after a long image's final value (the slot's registered event)
+        long_r = Signal()
+        m.d.sync += long_r.eq(wr.long)
         # OPEN: the one state with no flag of its own (the harness's `used` is USED)
-        opn, after = ~slot.clear & ~slot.discard & ~slot.full & ~used, Signal()
+        opn, after = ~slot.clear & ~slot.discard & ~slot.full & ~used & ~long_r, Signal()
         m.d.sync += after.eq(slot.clear | opn)
         m.d.comb += [
             Assert(~(slot.clear & slot.fill)), Assert(~slot.fill | cleared),
             Assert(~opn | after), Assert(~(opn & ended)), Assert(~slot.fill | opn),
             Assert(~(slot.fill & ended)), Assert(~(wr.we & used)),
             Assert(~(slot.fill & slot.discard)), Assert(~(slot.full & slot.fill)),
+            Assert(~long_r | (~slot.fill & ~slot.discard & slot.bad_long)),
         ]  # fmt: skip
 
 

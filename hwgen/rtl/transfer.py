@@ -72,7 +72,9 @@ def slot_step(state: str, bad: tuple[int, int], i: dict[str, int]) -> tuple[dict
         elif i["short"]:
             nxt, bad = "FULL", (1, bad[1])
         elif i["long"]:
-            nxt, bad = "DISCARD", (bad[0], 1)
+            nxt, bad = "LONG", (bad[0], 1)
+    elif state == "LONG":  # (the long event registered: DISCARD a cycle later)
+        nxt = "DISCARD"
     elif state == "DISCARD":
         out["discard"] = 1
         nxt = "FULL" if i["last_in"] else "DISCARD"
@@ -207,7 +209,8 @@ class ImageSlot(wiring.Component):
     """The input region as a one-image slot (see the module docstring); drives an ImageWriter.
 
     States: CLEAR (one cycle: rewinds the writer), OPEN (the writer is `fill`-ed in every
-    cycle the controller grants the buffer port, `window`), DISCARD (a long image: values
+    cycle the controller grants the buffer port, `window`), LONG (one cycle after a long
+    image's final value: nothing taken), DISCARD (a long image: values
     are taken and dropped up to their `last`, no write), FULL (an image ended: `full`; kept
     faults `bad_short`/`bad_long`), USED (a run reads the region). The controller `take`s a
     full slot: a faulty image is dropped (CLEAR), a good one is USED until `release` (the run
@@ -245,26 +248,36 @@ class ImageSlot(wiring.Component):
         clr, opn = Signal(init=1, name="in_clear"), Signal(name="in_open")
         dis, ful, usd = Signal(name="in_discard"), Signal(name="in_full"), Signal(name="in_used")
         en, take, rel = self.enable, self.take, self.release
+        # The fault events a cycle later (timing: an event is the image stream's valid, the
+        # slot's OPEN, the window, `final` and `last`; in front of DISCARD's and the kept
+        # faults' next values it was two LUT levels behind the stream's valid across the
+        # die, `discard` / `bad_long` D 8.39 / 8.38 ns on the 12x16 of ad6745c seed 1). So a
+        # long image's slot spends one cycle in no state (LONG) before DISCARD; the kept
+        # faults read as set from the cycle after the event, as before (flag | event_r).
+        long_r, short_r = Signal(name="in_long_r"), Signal(name="in_short_r")
+        kept_short, kept_long = Signal(name="in_bad_short"), Signal(name="in_bad_long")
         ends_in = self.complete | self.short  # the image ended on this value: FULL
         bad = self.bad_short | self.bad_long
         m.d.comb += [self.clear.eq(clr), self.fill.eq(opn & self.window), self.discard.eq(dis),
-                     self.full.eq(ful)]  # fmt: skip
+                     self.full.eq(ful), self.bad_short.eq(kept_short | short_r),
+                     self.bad_long.eq(kept_long | long_r)]  # fmt: skip
         m.d.sync += [
             clr.eq((clr & ~en) | (opn & ~en) | (ful & take & bad) | (ful & ~take & ~en)
                    | (usd & rel)),
             opn.eq((clr & en) | (opn & en & ~ends_in & ~self.long)),
-            dis.eq(self.long | (dis & ~self.last_in)),
+            long_r.eq(self.long), short_r.eq(self.short),
+            dis.eq(long_r | (dis & ~self.last_in)),
             ful.eq(ends_in | (dis & self.last_in) | (ful & ~take & en)),
             usd.eq((ful & take & ~bad) | (usd & ~rel)),
-            # the kept faults: set by the faulty value, cleared in CLEAR
-            self.bad_short.eq(self.bad_short | self.short),
-            self.bad_long.eq(self.bad_long | self.long),
+            # the kept faults: set by the faulty value's event, cleared in CLEAR
+            kept_short.eq(kept_short | short_r),
+            kept_long.eq(kept_long | long_r),
         ]
         # (the clear as a branch of its own: yosys maps it onto the flip-flops' synchronous
-        # set/reset pin, so their D is one input narrower; timing: the short/long events
-        # are the image stream's valid, the slot's OPEN, the window, `final` and `last`)
+        # set/reset pin, so their D is one input narrower. An event_r is never set in CLEAR:
+        # events come only while OPEN, and OPEN goes to FULL or LONG)
         with m.If(clr):
-            m.d.sync += [self.bad_short.eq(0), self.bad_long.eq(0)]
+            m.d.sync += [kept_short.eq(0), kept_long.eq(0)]
         return m
 
 
