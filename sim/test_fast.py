@@ -13,6 +13,8 @@ from hwgen.datasets import load_mnist_sample
 from hwgen.emit.images import program_beats
 from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
+from hwgen.regress.gen import ConvSpec, LinearSpec, NetSpec, quantized
+from hwgen.regress.gen import images as spec_images
 from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim import fast
 from hwgen.sim.fast import build_harness, prepare_fast, simulate_fast, stream_defines, waveform_for
@@ -153,6 +155,25 @@ def test_two_stream_remainder_tiles_bit_exact() -> None:
     """tiny_cnn's conv3 (25 pixels, pad 0) on 4x4: its last pixel tile in two K parts, part 1
     from the conv memory's second read into row 2, folded in the write-back."""
     _two_stream("tiny_cnn", "4x4", 3)
+
+
+@pytest.mark.rtl
+def test_two_stream_remainder_tile_alone() -> None:
+    """A conv layer whose only pixel tile is a two-stream remainder tile (1x2 output pixels on
+    8 rows: the write-back's fold flags of a layer's first tile, `rem_first`), back to back
+    and one by one, every logit equal to the golden model's."""
+    spec = NetSpec(seed=45, in_ch=4, h=2, w=3, rows=8, cols=4,
+                   convs=(ConvSpec(cout=4, k=2, stride=1, pad=0, relu=True),),
+                   linears=(LinearSpec(n=4, relu=False),))  # fmt: skip
+    qm, imgs = quantized(spec), spec_images(spec, 3, 1)
+    a = ArrayConfig.parse("8x4", remainder_stream=True)
+    case = prepare_fast(qm, a, imgs, tag="_rs1")
+    assert any(lay.ptiles == 1 and lay.rem_conv for lay in case.prog.layers)
+    want = predict(qm, imgs).reshape(3, -1).tolist()
+    for b2b in (False, True):
+        recs, _ = fast.run_inline(case, back_to_back=b2b)
+        assert [r["logits"] for r in recs] == want, b2b
+        assert all(r["match"] and r["status"] == 0 for r in recs)
 
 
 @pytest.mark.slow
