@@ -161,6 +161,7 @@ class _Verdict:
     words_one: list[Signal]  # each region's word count == 1
     words: list[Value]  # each region's word count from the header in acc
     words_r: list[Signal]  # the counts, registered
+    words_p: list[tuple[Signal, Signal]]  # with fields_r: each count - 3 in two parts (testing)
 
 
 @dataclass(frozen=True)
@@ -521,8 +522,11 @@ class WeightLoader(wiring.Component):
         for f, (_, _, dpt) in zip(fields, self.regions if has_hdr else [], strict=True):
             oks += [carry_any(f, chain), f <= dpt]
         ok_f = Signal(len(oks))
+        words_p = [(Signal(signed(aw), name=f"words_p0_{n}", reset_less=True),
+                    Signal(signed(aw), name=f"words_p1_{n}", reset_less=True))
+                   for n in range(nreg)] if fields_r and has_hdr else []
         return _Verdict(new_hdr, oks, fields_r, ok_f, magic_r, ok_r, words_m3, words_one,
-                        words, words_r)
+                        words, words_r, words_p)
 
     def _beat_flags(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
                     hv: _Verdict) -> _Beat:
@@ -730,6 +734,10 @@ class WeightLoader(wiring.Component):
             m.d.sync += [chk.testing.eq(0), chk.weighing.eq(1)]
             if hv.fields_r:
                 m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
+                for (p0, p1), v, k in zip(hv.words_p, hv.words_r, self.split if
+                                          self._has_hdr else [], strict=True):
+                    m.d.sync += [p.eq(x) for p, x in zip((p0, p1), _times_parts(v, k, 3),
+                                                         strict=True)]
         verdict = hv.ok_f.all()
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(verdict),
@@ -743,11 +751,16 @@ class WeightLoader(wiring.Component):
         # by the memories they fill, across the die, and the route from them into the
         # program's count, 21 x n_layers, was 8.27 ns on the 12x16 of 9ea76c6 seed 2): here
         # the count's shifts and adds as a tree with the minus 3 from flip-flops of their own
-        # (in series and from acc they were 6.88 ns routed on the 8x8). Without
-        # `path_registers`, from acc's header, which stays until `go`.
+        # (in series and from acc they were 6.88 ns routed on the 8x8), in two cycles:
+        # `testing` registers count - 3 as two parts, `weighing` adds them (timing: the
+        # program's 21 x field - 3 in one cycle, three carry chains in series, was the
+        # critical path of the 4x4, 8x8 and 12x8 builds of session 45, 7.17-7.33 ns, and
+        # 7.66-7.91 ns on the 12x16). Without `path_registers`, from acc's header, which
+        # stays until `go`.
         for n, k in enumerate(self.split):
             if hv.fields_r:
-                m3, one = _times(hv.words_r[n], k, 3), hv.words_r[n] == 1
+                p0, p1 = hv.words_p[n]
+                m3, one = p0 + p1, hv.words_r[n] == 1
             else:
                 m3, one = hv.words[n] - 3, hv.words[n] == 1
             # (a count k * field with k > 1 is never 1)
@@ -809,6 +822,14 @@ def _step_position(m: Module, r: _Regs, pos: _Pos, region_end: bool) -> None:
         m.d.sync += [r.addr.eq(r.addr + 1), pos.left2.eq(pos.left2 - 1)]
         # left >= 1 here, so left2 >= -1: left == 1 iff left2 < 0
         m.d.sync += pos.lzero.eq(pos.left2[-1])
+
+
+def _times_parts(v, k: int, c: int = 0) -> tuple:
+    """``v * k - c`` as two values to add, each one carry chain deep from ``v``: ``v`` (if
+    ``k`` is odd) minus ``c``, and the other shifted terms (``_times`` of ``k`` without its
+    bit 0: for the program's 21 beats a word, v * 4 + v * 16, one add)."""
+    low = (v if k & 1 else 0) - c
+    return low, (_times(v, k & ~1) if k & ~1 else 0)
 
 
 def _times(v, k: int, c: int = 0):
