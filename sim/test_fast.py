@@ -136,18 +136,22 @@ def _two_stream(model: str, array: str, n: int) -> dict:
     """Back to back and one by one, every logit of every image equal to the golden model's,
     on a design with two-stream remainder tiles (ArrayConfig.remainder_stream)."""
     images, _ = load_mnist_sample()
-    qm = build_qmodel(model)
+    return _two_stream_run(build_qmodel(model), array, images[:n], "_rs")[0]
+
+
+def _two_stream_run(qm, array: str, images, tag: str) -> tuple[dict, object]:
+    """`_two_stream` of any quantized model and images: (records by back-to-back, case)."""
     a = ArrayConfig.parse(array, remainder_stream=True)
-    case = prepare_fast(qm, a, images[:n], tag="_rs")
+    case = prepare_fast(qm, a, images, tag=tag)
     assert any(lay.rem_conv for lay in case.prog.layers)  # the form is exercised
-    want = predict(qm, images[:n]).reshape(n, -1)
+    want = predict(qm, images).reshape(len(images), -1)
     out = {}
     for b2b in (False, True):
         recs, _ = fast.run_inline(case, back_to_back=b2b)
         assert [r["logits"] for r in recs] == want.tolist(), (array, b2b)
         assert all(r["match"] and r["status"] == 0 for r in recs)
         out[b2b] = recs
-    return out
+    return out, case
 
 
 @pytest.mark.rtl
@@ -165,15 +169,8 @@ def test_two_stream_remainder_tile_alone() -> None:
     spec = NetSpec(seed=45, in_ch=4, h=2, w=3, rows=8, cols=4,
                    convs=(ConvSpec(cout=4, k=2, stride=1, pad=0, relu=True),),
                    linears=(LinearSpec(n=4, relu=False),))  # fmt: skip
-    qm, imgs = quantized(spec), spec_images(spec, 3, 1)
-    a = ArrayConfig.parse("8x4", remainder_stream=True)
-    case = prepare_fast(qm, a, imgs, tag="_rs1")
+    _, case = _two_stream_run(quantized(spec), "8x4", spec_images(spec, 3, 1), "_rs1")
     assert any(lay.ptiles == 1 and lay.rem_conv for lay in case.prog.layers)
-    want = predict(qm, imgs).reshape(3, -1).tolist()
-    for b2b in (False, True):
-        recs, _ = fast.run_inline(case, back_to_back=b2b)
-        assert [r["logits"] for r in recs] == want, b2b
-        assert all(r["match"] and r["status"] == 0 for r in recs)
 
 
 @pytest.mark.slow

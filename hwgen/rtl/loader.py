@@ -734,10 +734,10 @@ class WeightLoader(wiring.Component):
             m.d.sync += [chk.testing.eq(0), chk.weighing.eq(1)]
             if hv.fields_r:
                 m.d.sync += hv.ok_f.eq(Cat(*hv.oks))
-                for (p0, p1), v, k in zip(hv.words_p, hv.words_r, self.split if
-                                          self._has_hdr else [], strict=True):
-                    m.d.sync += [p.eq(x) for p, x in zip((p0, p1), _times_parts(v, k, 3),
-                                                         strict=True)]
+                if self._has_hdr:  # (testing is never set without a header)
+                    for (p0, p1), v, k in zip(hv.words_p, hv.words_r, self.split, strict=True):
+                        lo, hi = _times_parts(v, k, 3)
+                        m.d.sync += [p0.eq(lo), p1.eq(hi)]
         verdict = hv.ok_f.all()
         with m.If(chk.weighing):
             m.d.sync += [chk.weighing.eq(0), chk.judging.eq(1), hv.ok_r.eq(verdict),
