@@ -179,3 +179,25 @@ def test_two_stream_remainder_tile_alone() -> None:
 def test_two_stream_remainder_tiles_mnist(array: str) -> None:
     """mnist_cnn conv2's 4-pixel remainder (192 cycles a group instead of 288)."""
     _two_stream("mnist_cnn", array, 3)
+
+
+@pytest.mark.rtl
+def testboard_traits_count_the_board_builds_cycles() -> None:
+    """`hwgen sweep`'s cycle tasks simulate the board's design (its traits, the generic `*`):
+    every counter equals the board build's own RTL run (cocotb on the ULX3S platform's
+    design, MULT18X18D behavioural model, no gaps). They counted the generic design before,
+    one cycle a layer fewer where the parameters sit in block RAM (``param_hop``)."""
+    from hwgen.boards.platforms import make
+    from hwgen.sim.network import prepare, simulate
+    from hwgen.sweep.tasks import board_traits
+
+    images, _ = load_mnist_sample()
+    qm, a = build_qmodel("tiny_cnn"), ArrayConfig.parse("4x4").with_schedule("stream")
+    board = make("ulx3s").sim_platform()
+    ref = prepare(qm, a, images[:2], gap=0.0, tag="_nogap_board", platform=board)
+    res, out, _ = simulate(ref)
+    assert res.failed == 0 and len(out["images"]) == 2, res.results_xml
+    case = prepare_fast(qm, a, images[:2], tag="_ulx3s_traits", platform=board_traits("ulx3s"))
+    recs, _ = fast.run_inline(case)
+    assert all(r["match"] for r in recs) and "MULT18X18D" not in case.verilog.read_text()
+    assert [r["cycles"] for r in recs] == [r["cycles"] for r in out["images"]]

@@ -351,7 +351,9 @@ def test_report_merges_sweeps_with_either_schedule(tmp_path, capsys) -> None:
 SCHEDULES: list[tuple[str, str, bool]] = []  # (task kind, array, remainder tiles) as run
 
 
-def fake_cycles(model: str, array: str, remainder_tiles: bool, n: int, wdir: str) -> dict:
+def fake_cycles(model: str, array: str, remainder_tiles: bool, n: int, wdir: str,
+                board: str | None = None) -> dict:
+    assert board == "ulx3s", board  # the cycles of the design the builds place
     SCHEDULES.append(("cycles", array, remainder_tiles))
     a = ArrayConfig.parse(array)
     return _cycles(array, 2_000_000 / a.pes)

@@ -249,7 +249,7 @@ class Design:
     accuracy pass): Amaranth writes the Verilog, Verilator and g++ run as subprocesses."""
 
     def __init__(self, qm, array, *, tag: str = "", rtl_root: Path | None = None,
-                 build: bool = True) -> None:  # fmt: skip
+                 build: bool = True, platform=None) -> None:  # fmt: skip
         from hwgen.paths import sim_build
         from hwgen.schedule.lower import lower
 
@@ -259,6 +259,7 @@ class Design:
         self.work.mkdir(parents=True, exist_ok=True)
         self._rtl_root = rtl_root or self.work / "rtl"
         self._build = build
+        self._platform = platform
         self._out: dict = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -267,7 +268,8 @@ class Design:
         from hwgen.emit.verilog import write_rtl
 
         try:
-            self._out["verilog"] = v = write_rtl(self.prog, out_dir=self._rtl_root) / "accel.v"
+            out = write_rtl(self.prog, out_dir=self._rtl_root, platform=self._platform)
+            self._out["verilog"] = v = out / "accel.v"
             if self._build:
                 self._out["exe"] = build_harness(v)
         except Exception as e:  # re-raised in the caller's thread by wait()
@@ -282,22 +284,25 @@ class Design:
 
 
 def start_design(qm, array, *, n_images: int = 0, tag: str = "",
-                 rtl_root: Path | None = None) -> Design:  # fmt: skip
+                 rtl_root: Path | None = None, platform=None) -> Design:  # fmt: skip
     """Start writing the Verilog and building the harness for a run of ``n_images`` (a
-    profile-guided build needs the stimuli: then only the Verilog is made here)."""
-    return Design(qm, array, tag=tag, rtl_root=rtl_root, build=not pgo(n_images))
+    profile-guided build needs the stimuli: then only the Verilog is made here).
+    ``platform``: a simulation stand-in whose traits shape the design (e.g.
+    ``hwgen.rtl.traits.traits_of`` a board's platform; no hooks: the harness has no models)."""
+    return Design(qm, array, tag=tag, rtl_root=rtl_root, build=not pgo(n_images),
+                  platform=platform)
 
 
 def prepare_fast(
     qm, array, images_uint8, *, tag: str = "", rtl_root: Path | None = None,
-    golden=None, design: Design | None = None,
+    golden=None, design: Design | None = None, platform=None,
 ) -> FastCase:  # fmt: skip
     """Verilog, binary stimuli and golden logits for a bulk run; the harness builds meanwhile.
 
     ``golden``: the golden model's int8 logits of these images when the caller has them
     (the flow's accuracy pass), else they are computed (cached). ``design``: a
-    ``start_design`` already under way for (qm, array). Returns when the golden file is
-    written and the harness is compiled.
+    ``start_design`` already under way for (qm, array). ``platform``: as ``start_design``'s.
+    Returns when the golden file is written and the harness is compiled.
     """
     import numpy as np
 
@@ -305,7 +310,7 @@ def prepare_fast(
     from hwgen.quant.inputs import quantize_images
 
     d = design or start_design(qm, array, n_images=len(images_uint8), tag=tag,
-                               rtl_root=rtl_root)  # fmt: skip
+                               rtl_root=rtl_root, platform=platform)  # fmt: skip
     prog, work = d.prog, d.work
     c, h, w = prog.in_shape
     xq = quantize_images(images_uint8, qm.in_scale)  # uint8 pixels or float inputs

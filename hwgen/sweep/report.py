@@ -248,6 +248,16 @@ def _schedules(raw: dict) -> str:
     return f"every task scheduled {how} remainder tiles"
 
 
+def _cycles_design(raw: dict) -> str:
+    """Which design the cycle tasks simulated: the board's (its traits; sweeps since session
+    46) or the generic one (older sweeps' JSON has no ``design``)."""
+    kinds = {t.get("design", "generic") for t in raw["tasks_results"] if t["kind"] == "cycles"}
+    if kinds == {raw["board"]}:
+        return (f"the {raw['board']} design (its traits, the generic `*` in place of its "
+                "multipliers: the same latency)")
+    return "the generic design" if kinds == {"generic"} else "the board's or the generic design"
+
+
 def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict) -> str:
     lines = [f"# hwgen sweep: {raw['model']} on {raw['device']}", "",
              f"Command: `{raw['command']}` ({raw['finished']}/{raw['tasks']} Dask tasks on "
@@ -258,11 +268,11 @@ def _text(raw: dict, table: list[dict], s: dict, coeffs: dict | None, errs: dict
     how = ("Resources: yosys + nextpnr's packer (`--resources-only`: no placement, so no Fmax, "
            "µs or bitstream)" if raw.get("resources_only") else "Resources and Fmax: yosys + "
            "nextpnr (post-route, median over the seeds; ✗ = below the target clock)")
-    lines += ["", f"{how}; cycles: the design's counters in Verilator (fast harness, "
-              f"{raw['images']} image(s), every logit bit-exact); µs and inferences/s at the "
-              "measured Fmax; a bitstream runs at its PLL clock, so the last column gives its "
-              "µs only where its packed seed routed at least that fast. PE busy = executed "
-              "MACs ÷ (PEs × cycles), I/O included. Back to "
+    lines += ["", f"{how}; cycles: the counters of {_cycles_design(raw)} in Verilator (fast "
+              f"harness, {raw['images']} image(s), every logit bit-exact); µs and inferences/s "
+              "at the measured Fmax; a bitstream runs at its PLL clock, so the last column "
+              "gives its µs only where its packed seed routed at least that fast. PE busy = "
+              "executed MACs ÷ (PEs × cycles), I/O included. Back to "
               "back (with ≥ 3 images): the images fed continuously, each loading while the one "
               "before computes; cycles from start to start from the second image on, the "
               "host's start pulse and counter reads included.", ""]

@@ -125,8 +125,8 @@ def _preflight(opts: SweepOptions, wdir: str) -> None:
 
 
 def _submit_cycles(cl, opts: SweepOptions, wdir: str, fn) -> list:
-    return [cl.submit(fn, opts.model, str(a), a.schedule, opts.images, wdir, pure=False,
-                      key=f"cycles-{a}") for a in _by_size(opts.arrays)]
+    return [cl.submit(fn, opts.model, str(a), a.schedule, opts.images, wdir, board=opts.board,
+                      pure=False, key=f"cycles-{a}") for a in _by_size(opts.arrays)]
 
 
 def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:

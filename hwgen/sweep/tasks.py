@@ -13,7 +13,7 @@ import resource
 import time
 import traceback
 
-__all__ = ["build_task", "cycles_task", "cpu_seconds"]
+__all__ = ["board_traits", "build_task", "cycles_task", "cpu_seconds"]
 
 
 def cpu_seconds() -> float:
@@ -39,12 +39,15 @@ def _failed(kind: str, array: str, t0: float, c0: float, e: BaseException) -> di
             "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0}
 
 
-def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str) -> dict:
+def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str,
+                board: str | None = None) -> dict:
     """Dask task: ``n`` test images through the fast harness on ``array``; every logit checked
     against the golden model; cycles per inference and PE-busy from the design's counters
     (``hwgen.perf.model.summarize``, the figures ``hwgen sim``/``bench`` report). With
     n >= 3 the images also run back to back (each loads while the previous one computes):
-    ``steady_cycles`` (start to start from the second image on) and ``steady_pe_busy``."""
+    ``steady_cycles`` (start to start from the second image on) and ``steady_pe_busy``.
+    With a ``board`` the design is the board's (its traits: ``traits_of`` its simulation
+    platform), so the cycles are those its build's RTL run counts."""
     from hwgen.perf.model import summarize
     from hwgen.sim.fast import prepare_fast, run_inline
 
@@ -53,7 +56,8 @@ def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
         st = _flow(model, array, remainder_tiles, wdir, n=n, gap=0.0,
                    steps=("import", "quantize", "schedule"))
         images, labels = st.source.data.test(n)
-        case = prepare_fast(st.qmodel, st.cfg.array, images, tag="_sweep")
+        case = prepare_fast(st.qmodel, st.cfg.array, images, tag=f"_sweep_{board or 'generic'}",
+                            platform=board_traits(board))  # fmt: skip
         recs, wall = run_inline(case)
         if len(recs) != n:
             raise RuntimeError(f"{len(recs)}/{n} images produced a result; see {case.work}")
@@ -70,6 +74,7 @@ def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
     ok = s["all_match"] and b2b.get("bit_exact_back_to_back", f"{n}/{n}") == f"{n}/{n}"
     return {
         "kind": "cycles", "array": array, "remainder_tiles": remainder_tiles, "ok": ok, "images": n,
+        "design": board or "generic",
         "bit_exact": f"{s['n_match']}/{s['n']}", **b2b,
         "error": None if ok else "RTL logits differ from the golden model",
         "cycles": c["total"],
@@ -79,6 +84,16 @@ def cycles_task(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
         "layers": [{k: lay[k] for k in ("name", "cycles", "utilisation")} for lay in c["layers"]],
         "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
     }  # fmt: skip
+
+
+def board_traits(board: str | None):
+    """The traits of ``board``'s design (hwgen.rtl.traits), or None: the generic design."""
+    if board is None:
+        return None
+    from hwgen.boards.platforms import make
+    from hwgen.rtl.traits import traits_of
+
+    return traits_of(make(board).sim_platform())
 
 
 def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds: int, n: int,
