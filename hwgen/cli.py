@@ -511,16 +511,19 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     """Resources and Fmax predicted from the fitted per-unit cost model (no tools run)."""
     import json
 
-    from hwgen.sweep.estimate import add_builds, estimate, load_coeffs, loo_text
+    from hwgen.sweep.estimate import add_builds, drop_points, estimate, load_coeffs, loo_text
 
     coeffs = load_coeffs(args.board, Path(args.coeffs) if args.coeffs else None)
     if args.replace_resources and not args.add_build:
         raise UsageError("--replace-resources: needs --add-build (the builds to fit on)")
-    if args.add_build:  # refit with the given builds, then estimate with the refit
+    if args.drop_point or args.add_build:  # refit, then estimate with the refit
         from hwgen.paths import reports
 
-        coeffs = add_builds(coeffs, [Path(f) for f in args.add_build],
-                            replace_resources=args.replace_resources)
+        if args.drop_point:
+            coeffs = drop_points(coeffs, args.drop_point)
+        if args.add_build:
+            coeffs = add_builds(coeffs, [Path(f) for f in args.add_build],
+                                replace_resources=args.replace_resources)
         out = Path(args.out) if args.out else reports() / f"estimate_coeffs_{args.board}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(coeffs, indent=1))
@@ -555,8 +558,12 @@ def _estimate_parser(sub) -> None:
                     help="with --add-build: fit LUT4/FF/DSP/BRAM on the added builds alone "
                     "(today's design, e.g. `hwgen build --resources-only` reports); the earlier "
                     "builds keep only their Fmax points")
+    sp.add_argument("--drop-point", nargs="+", default=None, metavar="LABEL",
+                    help="refit first without these measured points, named as the fit names "
+                    "them (\"12x16\", \"12x8 rt\": builds of an older design); before "
+                    "--add-build")
     sp.add_argument("--out", default=None, metavar="FILE.json",
-                    help="where --add-build writes the refit "
+                    help="where --add-build / --drop-point write the refit "
                     "(default reports/estimate_coeffs_<board>.json)")
     sp.set_defaults(fn=cmd_estimate)
 

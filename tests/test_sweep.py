@@ -554,6 +554,27 @@ def test_add_build_refits_with_a_build_report(tmp_path, capsys) -> None:
     assert len(err.splitlines()) == 1 and str(rep) in err and "not a `hwgen build` report" in err
 
 
+def test_drop_point_refits_without_it(tmp_path, capsys) -> None:
+    """`hwgen estimate --drop-point LABEL...` refits without those measured points (an older
+    design's builds) before any --add-build: the points are gone, the fit is that of the
+    others, and an unknown label is one line naming it and the fit's points, exit 2."""
+    from hwgen.sweep.estimate import fit
+
+    shipped = load_coeffs("ulx3s")
+    out = tmp_path / "refit.json"
+    drop = ["12x16", "12x8 rt"]
+    assert main(["estimate", "--drop-point", *drop, "--out", str(out)]) == 0
+    assert "refitted on" in capsys.readouterr().out
+    got = json.loads(out.read_text())
+    keep = [p for p in shipped["points"] if p["array"] not in drop]
+    assert [p["array"] for p in got["points"]] == [p["array"] for p in keep]
+    assert got["coeffs"] == fit(keep, "ulx3s")["coeffs"] != shipped["coeffs"]
+    assert main(["estimate", "--drop-point", "13x16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--drop-point '13x16': no such point" in err
+    assert "12x8 rt" in err
+
+
 def test_a_build_for_a_slower_clock_gives_no_fmax_point(tmp_path, capsys) -> None:
     """A build placed for a clock below the board's target (`--freq 100`) adds its
     resources to the fit but not its Fmax: nextpnr stops pressing once that clock is met,

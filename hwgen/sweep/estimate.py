@@ -46,8 +46,9 @@ import numpy as np
 from hwgen.config import ArrayConfig
 from hwgen.errors import UsageError
 
-__all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "add_builds", "bram_blocks", "estimate",
-           "features", "fit", "load_coeffs", "predict", "refit_with", "shipped_coeffs_path"]
+__all__ = ["FORMS", "FORM_CHOICES", "RESOURCES", "add_builds", "bram_blocks", "drop_points",
+           "estimate", "features", "fit", "load_coeffs", "predict", "refit_with",
+           "shipped_coeffs_path"]
 
 RESOURCES = ("LUT4", "FF", "MULT18X18D", "DP16KD", "Fmax")
 # Each resource's forms, richest first: a fit takes the one its points check best (`_pick`).
@@ -330,6 +331,18 @@ def add_builds(coeffs: dict, reports: list[Path], replace_resources: bool = Fals
         except UsageError as e:
             raise UsageError(f"--add-build {p}: {e}") from None
     return refit_with(coeffs, new, replace_resources)
+
+
+def drop_points(coeffs: dict, labels: list[str]) -> dict:
+    """``coeffs`` refitted without the measured points ``labels`` (e.g. "12x16", "12x8 rt":
+    builds of an older design, whose Fmax today's netlist no longer has)."""
+    have = [q["array"] for q in coeffs.get("points", [])]
+    for label in labels:
+        if label not in have:
+            raise UsageError(f"--drop-point {label!r}: no such point in the fit "
+                             f"(its points: {', '.join(have)})")
+    keep = [q for q in coeffs["points"] if q["array"] not in labels]
+    return fit(keep, coeffs["board"])
 
 
 def refit_with(coeffs: dict, new: list[dict], replace_resources: bool = False) -> dict:
