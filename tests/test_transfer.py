@@ -39,6 +39,7 @@ def _image_run(cols: int, in_c: int, values: list[int], last_at: int, seed: int)
     async def bench(ctx) -> None:
         ctx.set(dut.c_last, in_c - 1)
         ctx.set(dut.len_last, len(values) - 1)
+        await ctx.tick()  # (the header holds from a cycle before `clear`: ImageWriter)
         ctx.set(dut.clear, 1)
         await ctx.tick()
         ctx.set(dut.clear, 0)

@@ -85,9 +85,14 @@ class ImageWriterHarness(wiring.Component):
     def _environment(self, m: Module, dut) -> None:
         """The slot (ImageSlot): clear only while not open; open only in a cycle after
         clear or open (OPEN is entered only from CLEAR); not open once the image ended (the
-        slot leaves OPEN on the writer's end event)."""
+        slot leaves OPEN on the writer's end event). The header holds from a cycle before
+        the first clear (the writer registers values derived from it): no clear in the
+        trace's first cycle."""
         ended = Signal()
         after = Signal()  # the previous cycle was clear or open
+        later = Signal()  # not the trace's first cycle
+        m.d.sync += later.eq(1)
+        m.d.comb += Assume(later | ~self.clear)
         with m.If(self.clear):
             m.d.sync += ended.eq(0)
         with m.Elif(dut.complete | dut.short | dut.long):

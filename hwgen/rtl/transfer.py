@@ -23,7 +23,7 @@ streams: hwgen/formal/transfer_check.py.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -98,8 +98,11 @@ class ImageWriter(wiring.Component):
     """Data transfer: image stream -> buffer-0 writes (see the module docstring).
 
     `clear` (an accepted start) rewinds the counters; `c_last` = in_c - 1 and `len_last` =
-    in_len - 1 come from the loaded program's header (registered by the controller, so the
-    loop-end tests compare registers) and hold during a transfer. Ready = `active`: every
+    in_len - 1 come from the loaded program's header (registered by the controller) and hold
+    from a cycle before `clear` to the transfer's end: the writer registers what its steps
+    and `clear` need of them (c_last - 2, in_c == 1, len_last - 1, in_len == 1), so each
+    step's logic starts from flip-flops, not from a subtraction's carry chain (the header
+    changes only in a model load, long before the slot opens). Ready = `active`: every
     value taken is written in the same cycle (`we`, `addr`, one-hot `lanes`, `data`).
     `active` is the slot's OPEN & `window` (the buffer port is free): the position (pointer,
     lane, count, channel end, `final`) steps with every value offered in the window, taken
@@ -163,10 +166,17 @@ class ImageWriter(wiring.Component):
         # carry out of an add, `carry_any`: one carry chain, not a tree of LUT levels.)
         count = Signal.like(self.len_last, **nr)  # values offered in the window since `clear`
         final = Signal(**nr)
+        # The limits' derived values (see the docstring): len_m2 = len_last - 1, one_len
+        # (in_len == 1), one_c (in_c == 1: every channel is a pixel's last), cl2_0 (cl2 at a
+        # pixel's channel 0); registered unless the platform's `path_registers` trait says
+        # not (hwgen.rtl.traits). (x == 0 as the sign of x - 1, a carry chain)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
-        # a pixel's channel 0. (x == 0 as the sign of x - 1, a carry chain, not a LUT tree)
-        one_c = (self.c_last - 1)[-1]  # in_c == 1: every channel is a pixel's last
-        first_ch = [ch_end.eq(one_c), cl2.eq(self.c_last - 2)]
+        m.d.sync += len_m2.eq(self.len_last - 1)
+        held = _holder(m, trait(platform, "path_registers"))
+        one_len = held((self.len_last - 1)[-1], "one_len")
+        one_c = held((self.c_last - 1)[-1], "one_c")
+        cl2_0 = held((self.c_last - 2).as_signed(), "cl2_0")
+        first_ch = [ch_end.eq(one_c), cl2.eq(cl2_0)]
         # Every position register steps on each value offered in the `window`, not on
         # `take` (= window & OPEN): in OPEN the two are equal, and outside it `clear`
         # reloads them before OPEN (see the docstring), so a write (only in OPEN) sees the
@@ -185,8 +195,7 @@ class ImageWriter(wiring.Component):
                 m.d.sync += lane_oh.eq(lane_oh << 1)
         lane_last = lane_oh[C - 2] if C > 1 else 1  # lane_oh[C-1] after a step in the word
         with m.If(self.clear):
-            m.d.sync += [*first_ch, final.eq((self.len_last - 1)[-1]),
-                         len_m2.eq(self.len_last - 1), word_end.eq(one_c | (C == 1))]
+            m.d.sync += [*first_ch, final.eq(one_len), word_end.eq(one_c | (C == 1))]
         with m.Elif(step):
             m.d.sync += final.eq(~carry_any(count ^ len_m2, chain))
             with m.If(ch_end):
@@ -203,6 +212,20 @@ class ImageWriter(wiring.Component):
             self.short.eq(take & ~final & last),
         ]
         return m
+
+
+def _holder(m: Module, registered: bool):
+    """``held(value, name)``: ``value`` through a reset-less register of its own, or as it
+    is when not ``registered``."""
+
+    def held(v: Value, name: str) -> Value:
+        if not registered:
+            return v
+        r = Signal.like(v, name=name, reset_less=True)
+        m.d.sync += r.eq(v)
+        return r
+
+    return held
 
 
 class ImageSlot(wiring.Component):
