@@ -194,6 +194,7 @@ class _Ctl:
     hop: int  # registers after rom_q in front of the descriptor (trait `program_hop`)
     rom_h: Signal  # that register (with hop)
     addr_busy: Signal  # the program address's own copy of busy_r (`_program_fetch`)
+    layer_busy: Signal  # the layer registers' own copy of busy_r (`_program_fetch`)
     seq_start: Signal
     wb_start: list[Signal]  # one per part of the write-back (START_LAYOUT)
     settle: Signal
@@ -260,6 +261,10 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     # fetch_more -> the steps' enable 8.21 ns, busy_r -> the rewind 7.97 ns). (fetch_more
     # has no other reader.)
     addr_busy = Signal(attrs=UNSHARED)
+    # and the layer registers' rewind its own (their reset pins: ~busy_r, which the 12x16 of
+    # 92cb18e seed 1 placed by the host link, 3.69 + 3.41 ns of routing, 120.6 MHz; there
+    # busy_r and addr_busy were one flip-flop, busy_r now UNSHARED too)
+    layer_busy = Signal(attrs=UNSHARED)
     # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
     seq_start = Signal(attrs=UNSHARED)
     wb_start = [Signal(name=f"wb_start_{u}", attrs=UNSHARED) for u in START_LAYOUT.members]
@@ -283,7 +288,7 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     m.d.comb += [seq.start.eq(seq_start), wb.start.eq(Cat(wb_start)), snd.start.eq(snd_start)]
     return _Ctl(layer=layer, layer_oh=layer_oh, prog_addr=prog_addr, prog_p1=prog_p1,
                 fetch_i=fetch_i, fetch_more=fetch_more, fetch_sel=fetch_sel, rom_q=rom_q,
-                hop=hop, rom_h=rom_h, addr_busy=addr_busy,
+                hop=hop, rom_h=rom_h, addr_busy=addr_busy, layer_busy=layer_busy,
                 seq_start=seq_start, wb_start=wb_start, settle=settle, fetch_end=fetch_end,
                 layer_done=layer_done, units_done=units_done, snd_start=snd_start)
 
@@ -793,7 +798,7 @@ class Accelerator(wiring.Component):
                        rd_addr0: Signal, feeders: list[RowFeeder], tree: bool) -> None:
         """Buffer b's registered write (write-back, or image in buffer 0) and copy addresses."""
         C, AW = self.C, self.addr_width
-        w_en_c = Signal(C, name=f"act{b}_wen_c")
+        w_en_c = Signal(C, name=f"act{b}_wen_c") if b == 0 else None
         w_addr_c = Signal(AW, name=f"act{b}_waddr_c")
         w_data_c = Signal(8 * C, name=f"act{b}_wdata_c")
         # any lane written, from the two writers' enables (the image's lanes are one-hot,
@@ -812,9 +817,8 @@ class Accelerator(wiring.Component):
                 w_data_c.eq(Mux(wb_we[b], wb_wd, Cat(*([img.data] * C)))),
                 w_en_c.eq(Mux(wb_we[b], (1 << C) - 1, img.lanes & img.we.replicate(C))),
             ]
-        else:
-            m.d.comb += [w_addr_c.eq(wb_wa), w_data_c.eq(wb_wd),
-                         w_en_c.eq(wb_we[b].replicate(C))]  # fmt: skip
+        else:  # every lane or none: the lane enables are the copies' `w_any` (below)
+            m.d.comb += [w_addr_c.eq(wb_wa), w_data_c.eq(wb_wd)]
         w_en, w_any, w_addr, w_data = self._write_copies(
             m, f"act{b}", len(copies), tree, w_en_c, any_c, w_addr_c, w_data_c)
         for k, (ra, rb, wp) in enumerate(copies):
@@ -831,11 +835,15 @@ class Accelerator(wiring.Component):
                 m.d.comb += rb.addr.eq(feeders[2 * k + 1].raddr)
 
     @staticmethod
-    def _write_copies(m: Module, name: str, n: int, tree: bool, en_c: Value, any_c: Value,
-                      addr_c: Value, data_c: Value
-                      ) -> tuple[list[Signal], list[Signal], list[Signal], Signal]:
-        """A buffer's write registered for its n copies: per copy (enable, port A's address
-        select, address) and the shared data.
+    def _write_copies(m: Module, name: str, n: int, tree: bool, en_c: Value | None,
+                      any_c: Value, addr_c: Value, data_c: Value
+                      ) -> tuple[list[Value], list[Signal], list[Signal], Signal]:
+        """A buffer's write registered for its n copies: per copy (lane enables, port A's
+        address select, address) and the shared data. ``en_c`` None: every lane is written
+        with ``any_c`` (the write-back's buffer), and each copy's lane enables are its own
+        `w_any` flip-flop (the same cycle; timing: a shared lane-enable register, which yosys
+        merges with the equal `wany` one, reached all 96 lane-enable flip-flops of the six
+        copies, 7.70 ns on the 12x16 of 92cb18e seed 1).
 
         w_any and the address have one flip-flop per copy (UNSHARED; timing: one shared
         fanned out to every copy's address mux across the die: the 12x8's worst path, 61
@@ -844,23 +852,27 @@ class Accelerator(wiring.Component):
         once by its sources and the per-copy registers take those flip-flops (D = Q), a cycle
         later: copies fed from one shared next-value cone put its LUTs and the long route in
         front of every copy (the 12x16's critical path, session 32: 89.0 / 73.1 MHz)."""
-        C, AW = len(en_c), len(addr_c)
+        AW = len(addr_c)
         w_data = Signal(len(data_c), name=f"{name}_wdata", reset_less=True)
-        w_en = Signal(C, name=f"{name}_wen")
         w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED) for k in range(n)]
         w_addr = [Signal(AW, name=f"{name}_{k}_waddr", reset_less=True, attrs=UNSHARED)
                   for k in range(n)]
+        if tree:
+            any1 = Signal(name=f"{name}_wany")
+            addr1 = Signal(AW, name=f"{name}_waddr", reset_less=True)
+            data1 = Signal(len(data_c), name=f"{name}_wdata1", reset_less=True)
+            m.d.sync += [any1.eq(any_c), addr1.eq(addr_c), data1.eq(data_c)]
+            any_c, addr_c, data_c = any1, addr1, data1
+        m.d.sync += [*(wa.eq(any_c) for wa in w_any), *(wa.eq(addr_c) for wa in w_addr),
+                     w_data.eq(data_c)]
+        if en_c is None:
+            return [wa.replicate(len(data_c) // 8) for wa in w_any], w_any, w_addr, w_data
+        w_en = Signal(len(en_c), name=f"{name}_wen")
+        m.d.sync += w_en.eq(en_c)
         if not tree:
-            m.d.sync += [w_en.eq(en_c), *(wa.eq(any_c) for wa in w_any),
-                         *(wa.eq(addr_c) for wa in w_addr), w_data.eq(data_c)]
             return [w_en] * n, w_any, w_addr, w_data
-        any1 = Signal(name=f"{name}_wany")
-        addr1 = Signal(AW, name=f"{name}_waddr", reset_less=True)
-        data1 = Signal(len(data_c), name=f"{name}_wdata1", reset_less=True)
-        en_k = [Signal(C, name=f"{name}_{k}_wen", attrs=UNSHARED) for k in range(n)]
-        m.d.sync += [w_en.eq(en_c), any1.eq(any_c), addr1.eq(addr_c), data1.eq(data_c),
-                     *(e.eq(w_en) for e in en_k), *(wa.eq(any1) for wa in w_any),
-                     *(wa.eq(addr1) for wa in w_addr), w_data.eq(data1)]
+        en_k = [Signal(len(en_c), name=f"{name}_{k}_wen", attrs=UNSHARED) for k in range(n)]
+        m.d.sync += [e.eq(w_en) for e in en_k]
         return en_k, w_any, w_addr, w_data
 
     def _debug_read(self, m: Module, bufs: list[list[_Copy]]) -> None:
@@ -903,7 +915,10 @@ class Accelerator(wiring.Component):
         # binary state register (timing: busy/win_r/rel_r's enables were five LUT levels).
         states = ("IDLE", "LOAD_IN", "FETCH", "RUN", "OUT", "DONE")
         st = {n: Signal(name=f"st_{n.lower()}", init=n == "IDLE") for n in states}
-        busy_r = Signal()  # == ~(state IDLE or DONE), kept by the transitions (_busy)
+        # == ~(state IDLE or DONE), kept by the transitions (_busy); UNSHARED: its copies
+        # (_Ctl.addr_busy, layer_busy) are kept apart, and an unmarked equal register
+        # would be merged into one of them
+        busy_r = Signal(attrs=UNSHARED)
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
         # The image slot's controller inputs as flip-flops (timing: no state decode in front
         # of the image writer's enables; see `_image_window`): win_r == (IDLE | LOAD_IN |
@@ -1077,7 +1092,7 @@ class Accelerator(wiring.Component):
         # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
         # (the host link's `start` & weights_loaded) is not in their next values (the
         # program address's and layer's PFUMX behind it failed in routed 8x8 seeds).
-        with m.If(~fsm.busy_r):
+        with m.If(~ctl.layer_busy):
             m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1)]
         with m.If(~ctl.addr_busy):
             m.d.sync += [ctl.prog_addr.eq(0), ctl.prog_p1.eq(1)]
@@ -1098,7 +1113,8 @@ class Accelerator(wiring.Component):
                                | (st["RUN"] & ctl.layer_done & fsm.stop_r & self.dbg_stop)
                                | (st["OUT"] & snd.done))
         busy_next = (~busy_r & self.start & self.weights_loaded) | (busy_r & ~to_done)
-        m.d.sync += [busy_r.eq(busy_next), ctl.addr_busy.eq(busy_next)]
+        m.d.sync += [busy_r.eq(busy_next), ctl.addr_busy.eq(busy_next),
+                     ctl.layer_busy.eq(busy_next)]
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
