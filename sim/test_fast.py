@@ -182,7 +182,7 @@ def test_two_stream_remainder_tiles_mnist(array: str) -> None:
 
 
 @pytest.mark.rtl
-def testboard_traits_count_the_board_builds_cycles() -> None:
+def test_board_traits_count_the_board_builds_cycles() -> None:
     """`hwgen sweep`'s cycle tasks simulate the board's design (its traits, the generic `*`):
     every counter equals the board build's own RTL run (cocotb on the ULX3S platform's
     design, MULT18X18D behavioural model, no gaps). They counted the generic design before,

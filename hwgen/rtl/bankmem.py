@@ -49,6 +49,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED, copies_of
+from .delay import registered
 from .traits import trait
 
 __all__ = ["BankedMemory", "READ_LATENCY", "WRITE_LATENCY", "banked_golden"]
@@ -130,9 +131,9 @@ class BankedMemory(wiring.Component):
         r2_addr = self.r2_addr if self.second_read else None
         late = self._late(platform)
         if late:  # the read addresses registered once more, for the banks' own output words
-            r_addr = [self._reg(m, a, f"r_late{k}") for k, a in enumerate(r_addr)]
+            r_addr = [registered(m, a, f"r_late{k}") for k, a in enumerate(r_addr)]
             if self.second_read:
-                r2_addr = self._reg(m, r2_addr, "r2_late")
+                r2_addr = registered(m, r2_addr, "r2_late")
         sel = Signal(range(max(2, self.n_banks)))
         m.d.sync += sel.eq(r_addr[0][lo:])
         sel_d = [sel] * self._n_sel() if late else self._sel_copies(m, sel, "sel_d")
@@ -173,13 +174,6 @@ class BankedMemory(wiring.Component):
         reads = 2 if self.second_read else 1
         addr_bits = len(self.r_addr) * (self.n_parts + reads - 1)
         return self.width * self.n_banks * reads > addr_bits
-
-    @staticmethod
-    def _reg(m: Module, v: Value, name: str) -> Signal:
-        """``v`` one cycle later (reset-less)."""
-        r = Signal(len(v), name=name, reset_less=True)
-        m.d.sync += r.eq(v)
-        return r
 
     def _write_regs(self, m: Module, n: int) -> tuple[list[Value], Value]:
         """The write address of each of the ``n`` parts (its own copy with

@@ -21,7 +21,7 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DELAY_RAM_FROM", "DelayLine", "delay_golden"]
+__all__ = ["DELAY_RAM_FROM", "DelayLine", "delay_golden", "registered"]
 
 # delays of this many cycles or more in LUT RAM by default (hwgen.rtl.traits
 # ``delay_ram_from``): at 4 cycles a 25-bit word costs 7 TRELLIS_DPR16X4 and 27 flip-flops,
@@ -62,6 +62,16 @@ class DelayLine(wiring.Component):
         m.d.comb += [wp.en.eq(1), wp.addr.eq(ptr), wp.data.eq(self.i), rp.addr.eq(ptr)]
         m.d.sync += out.eq(rp.data)  # the word written n cycles ago, before this write
         return m
+
+
+def registered(m, v, name: str, on: bool = True):
+    """``v`` one cycle later through a reset-less register named ``name``, or ``v`` itself
+    when not ``on`` (a platform trait that leaves a path register out)."""
+    if not on:
+        return v
+    r = Signal(v.shape(), name=name, reset_less=True)
+    m.d.sync += r.eq(v)
+    return r
 
 
 def delay_golden(seq: Sequence[int], depth: int, fill: int | None = None) -> list[int | None]:

@@ -75,8 +75,10 @@ ULX3S (ECP5-85F) and of its simulation stand-in (hwgen.rtl.ecp5_dsp.Ecp5DspSim).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULTS", "NAMES", "LargeDevice", "SmallDevice", "SmallDeviceSim", "Traits",
-           "trait", "traits_of"]
+from types import SimpleNamespace
+
+__all__ = ["DEFAULTS", "NAMES", "LargeDevice", "SmallDevice", "SmallDeviceSim", "trait",
+           "traits_of"]
 
 
 # The value of each switch and size above on a platform that does not define it (the large
@@ -112,22 +114,12 @@ def trait(platform, name: str, default: object = _TABLE):
     return DEFAULTS[name] if default is _TABLE else default
 
 
-class Traits:
-    """A simulation stand-in carrying only a platform's traits (:func:`traits_of`)."""
-
-    def __init__(self, **values: object) -> None:
-        self.__dict__.update(values)
-
-    def __repr__(self) -> str:
-        return f"Traits({', '.join(f'{k}={v!r}' for k, v in sorted(vars(self).items()))})"
-
-
-def traits_of(platform) -> Traits:
+def traits_of(platform) -> SimpleNamespace:
     """The traits ``platform`` defines, without its hooks (multipliers, accumulators) or
     resources: the board's design with the generic ``*``, which has the same latency and is
     bit-identical (hwgen.rtl.mult), for a cycle count of the board's design in the fast
     harness (``hwgen sweep``'s cycle tasks)."""
-    return Traits(**{k: getattr(platform, k) for k in NAMES
+    return SimpleNamespace(**{k: getattr(platform, k) for k in NAMES
                      if getattr(platform, k, None) is not None})
 
 

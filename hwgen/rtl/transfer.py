@@ -23,12 +23,13 @@ streams: hwgen/formal/transfer_check.py.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .attrs import UNSHARED
 from .carry import carry_any
+from .delay import registered
 from .traits import trait
 
 __all__ = [
@@ -172,10 +173,10 @@ class ImageWriter(wiring.Component):
         # not (hwgen.rtl.traits). (x == 0 as the sign of x - 1, a carry chain)
         len_m2 = Signal(len(self.len_last) + 1, reset_less=True)
         m.d.sync += len_m2.eq(self.len_last - 1)
-        held = _holder(m, trait(platform, "path_registers"))
-        one_len = held((self.len_last - 1)[-1], "one_len")
-        one_c = held((self.c_last - 1)[-1], "one_c")
-        cl2_0 = held((self.c_last - 2).as_signed(), "cl2_0")
+        on = trait(platform, "path_registers")
+        one_len = registered(m, (self.len_last - 1)[-1], "one_len", on)
+        one_c = registered(m, (self.c_last - 1)[-1], "one_c", on)
+        cl2_0 = registered(m, (self.c_last - 2).as_signed(), "cl2_0", on)
         first_ch = [ch_end.eq(one_c), cl2.eq(cl2_0)]
         # Every position register steps on each value offered in the `window`, not on
         # `take` (= window & OPEN): in OPEN the two are equal, and outside it `clear`
@@ -212,20 +213,6 @@ class ImageWriter(wiring.Component):
             self.short.eq(take & ~final & last),
         ]
         return m
-
-
-def _holder(m: Module, registered: bool):
-    """``held(value, name)``: ``value`` through a reset-less register of its own, or as it
-    is when not ``registered``."""
-
-    def held(v: Value, name: str) -> Value:
-        if not registered:
-            return v
-        r = Signal.like(v, name=name, reset_less=True)
-        m.d.sync += r.eq(v)
-        return r
-
-    return held
 
 
 class ImageSlot(wiring.Component):
