@@ -193,7 +193,7 @@ class _Ctl:
     rom_q: Signal
     hop: int  # registers after rom_q in front of the descriptor (trait `program_hop`)
     rom_h: Signal  # that register (with hop)
-    addr_busy: Signal  # the program address's own copy of busy_r (`_program_fetch`)
+    addr_idle: Signal  # the program address rewinds (`_program_fetch`)
     layer_busy: Signal  # the layer registers' own copy of busy_r (`_program_fetch`)
     seq_start: Signal
     wb_start: list[Signal]  # one per part of the write-back (START_LAYOUT)
@@ -254,16 +254,16 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     fetch_sel = Signal(DESC_BEATS)  # FETCH writes desc slice i (_program_fetch)
     rom_q = Signal(32, reset_less=True)
     rom_h = Signal(32, reset_less=True)
-    # The program address's registers sit by the program block; its select, steps and
-    # rewind read copies of FETCH's flip-flop (`_Fsm.twins`) and busy_r kept by their next
-    # values, not the controller's own across the die (timing: st_fetch -> 6.63 ns of
-    # routing -> the address select, 8.45 ns on the 12x16 of 9ea76c6 seed 2; st_fetch &
-    # fetch_more -> the steps' enable 8.21 ns, busy_r -> the rewind 7.97 ns). (fetch_more
-    # has no other reader.)
-    addr_busy = Signal(attrs=UNSHARED)
-    # and the layer registers' rewind its own (their reset pins: ~busy_r, which the 12x16 of
-    # 92cb18e seed 1 placed by the host link, 3.69 + 3.41 ns of routing, 120.6 MHz; there
-    # busy_r and addr_busy were one flip-flop, busy_r now UNSHARED too)
+    # The program address's registers sit by the program block; its select and steps read
+    # a copy of FETCH's flip-flop (`_Fsm.twins`) kept by their next values, not the
+    # controller's own across the die (timing: st_fetch -> 6.63 ns of routing -> the address
+    # select, 8.45 ns on the 12x16 of 9ea76c6 seed 2; st_fetch & fetch_more -> the steps'
+    # enable 8.21 ns), and its rewind a flag of its own (`_program_fetch`). (fetch_more has
+    # no other reader.)
+    addr_idle = Signal(init=1)
+    # The layer registers' rewind reads busy_r's own copy (their reset pins: ~busy_r, which
+    # the 12x16 of 92cb18e seed 1 placed by the host link, 3.69 + 3.41 ns of routing,
+    # 120.6 MHz; there busy_r and its copy were one flip-flop, busy_r now UNSHARED too)
     layer_busy = Signal(attrs=UNSHARED)
     # UNSHARED: the same next value, but each drives its own unit's ~400 loads (timing)
     seq_start = Signal(attrs=UNSHARED)
@@ -288,7 +288,7 @@ def _controller_regs(m: Module, n_layers: int, seq: Sequencer, wb: WriteBack,
     m.d.comb += [seq.start.eq(seq_start), wb.start.eq(Cat(wb_start)), snd.start.eq(snd_start)]
     return _Ctl(layer=layer, layer_oh=layer_oh, prog_addr=prog_addr, prog_p1=prog_p1,
                 fetch_i=fetch_i, fetch_more=fetch_more, fetch_sel=fetch_sel, rom_q=rom_q,
-                hop=hop, rom_h=rom_h, addr_busy=addr_busy, layer_busy=layer_busy,
+                hop=hop, rom_h=rom_h, addr_idle=addr_idle, layer_busy=layer_busy,
                 seq_start=seq_start, wb_start=wb_start, settle=settle, fetch_end=fetch_end,
                 layer_done=layer_done, units_done=units_done, snd_start=snd_start)
 
@@ -915,9 +915,9 @@ class Accelerator(wiring.Component):
         # binary state register (timing: busy/win_r/rel_r's enables were five LUT levels).
         states = ("IDLE", "LOAD_IN", "FETCH", "RUN", "OUT", "DONE")
         st = {n: Signal(name=f"st_{n.lower()}", init=n == "IDLE") for n in states}
-        # == ~(state IDLE or DONE), kept by the transitions (_busy); UNSHARED: its copies
-        # (_Ctl.addr_busy, layer_busy) are kept apart, and an unmarked equal register
-        # would be merged into one of them
+        # == ~(state IDLE or DONE), kept by the transitions (_busy); UNSHARED: its copy
+        # (_Ctl.layer_busy) is kept apart, and an unmarked equal register would be merged
+        # into it
         busy_r = Signal(attrs=UNSHARED)
         stop_r = Signal()  # the layer being run is the last (or the debug stop's)
         # The image slot's controller inputs as flip-flops (timing: no state decode in front
@@ -941,7 +941,7 @@ class Accelerator(wiring.Component):
         en_next = Signal()
         m.d.comb += en_next.eq(busy_r | (loader.loaded & (~loader.restart | self.start)))
         m.d.sync += en_r.eq(en_next)
-        # FETCH's copy for the program address (`_program_fetch`, beside `_Ctl.addr_busy`)
+        # FETCH's copy for the program address (`_program_fetch`, beside `_Ctl.addr_idle`)
         twins = {"FETCH": Signal(name="st_fetch_addr", attrs=UNSHARED)}
         return _Fsm(st=st, busy_r=busy_r, stop_r=stop_r, win_r=win_r, rel_r=rel_r,
                      en_r=en_r, en_next=en_next, twins=twins)
@@ -1086,16 +1086,24 @@ class Accelerator(wiring.Component):
                 m.d.sync += beat_writes(desc_regs, i, word)
         m.d.comb += rom_r.addr.eq(Mux(addr_fetch, ctl.prog_p1, ctl.prog_addr) if outreg
                                   else ctl.prog_addr)
-        with m.If(addr_fetch & ctl.fetch_more):  # FETCH's first DESC_BEATS cycles
-            m.d.sync += [ctl.prog_addr.eq(ctl.prog_addr + 1), ctl.prog_p1.eq(ctl.prog_p1 + 1)]
-        # The layer and program positions rewind in every idle cycle (IDLE or DONE: ~busy_r),
-        # where nothing reads them, so a run starts from layer 0. Timing: the accepted start
-        # (the host link's `start` & weights_loaded) is not in their next values (the
-        # program address's and layer's PFUMX behind it failed in routed 8x8 seeds).
+        # The layer rewinds in every idle cycle (IDLE or DONE: ~busy_r), where nothing reads
+        # it, so a run starts from layer 0. Timing: the accepted start (the host link's
+        # `start` & weights_loaded) is not in its next value (the program address's and
+        # layer's PFUMX behind it failed in routed 8x8 seeds).
         with m.If(~ctl.layer_busy):
             m.d.sync += [ctl.layer.eq(0), ctl.layer_oh.eq(1)]
-        with m.If(~ctl.addr_busy):
+        # The program address rewinds while `addr_idle`: a cycle after any state but FETCH
+        # and a RUN with more layers to come, i.e. while nothing will read it before a
+        # rewind has set it to 0 again (the ROM's read in the cycle before FETCH, FETCH's
+        # steps). Its next value is one LUT of three flip-flops (timing: busy_r's copy,
+        # whose next value was the transitions' AND-OR, was the 12x16's 8.07 ns, session 46).
+        # One cycle late, it also holds in FETCH's first cycle after LOAD_IN, where the
+        # address is already 0 and the step below takes priority over it.
+        m.d.sync += ctl.addr_idle.eq(~in_fetch & ~(fsm.st["RUN"] & ~fsm.stop_r))
+        with m.If(ctl.addr_idle):
             m.d.sync += [ctl.prog_addr.eq(0), ctl.prog_p1.eq(1)]
+        with m.If(addr_fetch & ctl.fetch_more):  # FETCH's first DESC_BEATS cycles
+            m.d.sync += [ctl.prog_addr.eq(ctl.prog_addr + 1), ctl.prog_p1.eq(ctl.prog_p1 + 1)]
         if outreg:
             m.d.sync += rom_q.eq(rom_r.data)
         m.d.sync += fetch_sel.eq(Cat(in_fetch & (ctl.fetch_i == ctl.hop), fetch_sel[:-1]))
@@ -1113,8 +1121,7 @@ class Accelerator(wiring.Component):
                                | (st["RUN"] & ctl.layer_done & fsm.stop_r & self.dbg_stop)
                                | (st["OUT"] & snd.done))
         busy_next = (~busy_r & self.start & self.weights_loaded) | (busy_r & ~to_done)
-        m.d.sync += [busy_r.eq(busy_next), ctl.addr_busy.eq(busy_next),
-                     ctl.layer_busy.eq(busy_next)]
+        m.d.sync += [busy_r.eq(busy_next), ctl.layer_busy.eq(busy_next)]
         # busy_r is set and cleared with every transition into or out of IDLE/DONE, so it equals
         # ~(IDLE | DONE) in every cycle, from a flip-flop: it gates the weight stream's ready
         m.d.comb += self.busy.eq(busy_r)
