@@ -120,7 +120,7 @@ def traits_of(platform) -> SimpleNamespace:
     bit-identical (hwgen.rtl.mult), for a cycle count of the board's design in the fast
     harness (``hwgen sweep``'s cycle tasks)."""
     return SimpleNamespace(**{k: getattr(platform, k) for k in NAMES
-                     if getattr(platform, k, None) is not None})
+                              if getattr(platform, k, None) is not None})
 
 
 class SmallDevice:
