@@ -46,7 +46,7 @@ from hwgen.emit.images import (
 from hwgen.golden.run import run
 from hwgen.quant.qmodel import QConv, QFlatten, QLinear, QMaxPool, QModel
 from hwgen.rtl.descriptor import DESC_LAYOUT, HEADER_LAYOUT
-from hwgen.rtl.loader import ACT_LATENCY, HEADER_CHECK_CYCLES, beats_per_word
+from hwgen.rtl.loader import HEADER_CHECK_CYCLES, LOADED_LATENCY, beats_per_word
 from hwgen.rtl.top import (
     DBG_READ_LATENCY,
     LOGIT_LAYOUT,
@@ -134,7 +134,9 @@ class Driver:
         self.hdr_beats = beats_per_word(HEADER_LAYOUT.size)
         self.w_taken = 0  # weight beats accepted in the current transfer
         self.checking = 0  # stall cycles left after the header's last beat
-        self.w_hold = False  # the loader acts on a header beat or `last`: it takes none
+        # cycles the loader takes no beat: it acts on a header beat, or on `last` (the final
+        # beat here) and `loaded` rises a cycle after that (`done`)
+        self.w_hold = 0
 
     def g(self, sig: ValueLike) -> int:
         return self.ctx.get(sig)
@@ -158,7 +160,10 @@ class Driver:
         assert s["w_ready"] == want_w, f"{at}: weights.ready != ~loaded & ~restart & ~busy: {s}"
         took = bool(g(d.weights.valid) and s["w_ready"])
         last = g(self.weight_payload) >> 32 & 1
-        self.w_hold = took and (self.w_taken < self.hdr_beats or bool(last))
+        if took:
+            self.w_hold = LOADED_LATENCY if last else int(self.w_taken < self.hdr_beats)
+        else:
+            self.w_hold = 0 if s["w_restart"] else max(self.w_hold - 1, 0)
         if took and self.w_taken == self.hdr_beats - 1:
             # (the acting cycle, then the check's)
             self.checking = HEADER_CHECK_CYCLES + 1
@@ -230,7 +235,7 @@ class Driver:
             if self.g(d.weights.valid) and s["w_ready"]:
                 i += 1
         self.ctx.set(d.weights.valid, 0)
-        for _ in range(ACT_LATENCY):  # the loader acts on the last beat taken
+        for _ in range(LOADED_LATENCY):  # the loader acts on the last beat, `loaded` rises
             await self.cycle()
         return i
 

@@ -106,8 +106,11 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
             # once loaded, restart (to go on) and reset (loaded must survive it) are frequent;
             # so are both in the header check (it must be dropped)
             restart = act < 0.01 or (model.loaded and act < 0.15) or (checking and act < 0.1)
+            # (and between transfers, so a plain reset is seen at any seed)
+            idle = model.stage is None and not model.words and model.addr == 0
             reset = not restart and (act > 0.99 or (model.loaded and act > 0.85)
-                                     or (checking and act > 0.95))  # fmt: skip
+                                     or (checking and act > 0.95)
+                                     or (idle and act > 0.95))  # fmt: skip
             offer = i < len(beats) and not (restart or reset) and rng.random() > 0.2
             beat = beats[min(i, len(beats) - 1)]
             ctx.set(loader.restart, int(restart))
@@ -122,6 +125,9 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
             assert got == want, f"{at}: memories differ from the model"
             lagged = now
             assert ctx.get(loader.loaded) == model.loaded, f"{at}: loaded"
+            # the contract the controller relies on: every write made by the cycle `loaded`
+            # rises in (a write stage's too)
+            assert not model.loaded or got == now, f"{at}: loaded before a write was made"
             if model.loaded and model.header_layout is not None:
                 hdr = ctx.get(loader.header.as_value())
                 assert hdr == model.header, f"{at}: header {hdr:#x}, model {model.header:#x}"
@@ -161,21 +167,25 @@ def run(loader: WeightLoader, model: LoaderModel, beats: list[Beat],
     return seen
 
 
-@pytest.mark.parametrize("copies,stage", [({}, ()), ({1: 2, 2: 3}, ()), ({1: 2, 2: 3}, (1,)),
-                                          ({}, (0, 1))])
-def test_loader_matches_model(copies: dict[int, int], stage: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("copies,stage,narrow", [
+    ({}, (), ()), ({1: 2, 2: 3}, (), ()), ({1: 2, 2: 3}, (1,), ()), ({}, (0, 1, 2), ()),
+    ({1: 2, 2: 3}, (1, 2), (2,)), ({}, (1, 2), (1, 2))])
+def test_loader_matches_model(copies: dict[int, int], stage: tuple[int, ...],
+                              narrow: tuple[int, ...]) -> None:
     """(``addr_copies``: regions 1 and 2 with 2 and 3 copies of their write address and
     enable; ``write_stage``: those regions' writes a cycle later, from registers of their
-    own)"""
+    own, the last region's too; ``narrow_stage``: of its word only the first beat's)"""
     rng = np.random.default_rng(4)
     plan = transfers(rng, 40)
     kinds = {k for k, _ in plan}
     assert kinds == {"ok", "short", "long", "nolast"}, f"stimulus lacks a kind: {kinds}"
     beats = [b for _, t in plan for b in t]
-    loader = WeightLoader(regions=REGIONS, addr_copies=copies, write_stage=stage)
+    loader = WeightLoader(regions=REGIONS, addr_copies=copies, write_stage=stage,
+                          narrow_stage=narrow)  # fmt: skip
     assert all(len(getattr(loader, f"{p}{n}")) == k for n, k in copies.items()
                for p in ("addr", "we"))  # arrays
-    seen = run(loader, LoaderModel(REGIONS), beats, rng, f"no header, stage {stage}")
+    seen = run(loader, LoaderModel(REGIONS), beats, rng,
+               f"no header, stage {stage}, narrow {narrow}")
     # the random run exercised every outcome
     want = ("short", "long", "loaded", "reset", "reset_loaded", "reset_staged", "restart",
             "restart_staged")  # fmt: skip
@@ -199,12 +209,17 @@ def test_wide_words_fill_every_slot_group(platform) -> None:
     assert seen["loaded"], f"nothing loaded: {seen}"
 
 
-def test_write_stage_is_never_the_last_region() -> None:
-    """The last region's writes land with `loaded`: a stage there would land after it."""
-    with pytest.raises(ValueError, match="write_stage"):
-        WeightLoader(regions=REGIONS, write_stage=(2,))
-    text = rtlil.convert(WeightLoader(regions=REGIONS, addr_copies={1: 2}, write_stage=(1,)))
-    assert all(f"we1_d{k}" in text for k in ("", "_1")) and "data1_d" in text
+def test_write_stage_arguments() -> None:
+    """A stage on a region that is not there, or a narrow stage without a stage, is refused;
+    a stage's registers are named for their region, a narrow one's word register is 32 bits
+    (the first beat's slot) and a full one's the word's width."""
+    for stage, narrow, match in (((3,), (), "write_stage"), ((2,), (1,), "narrow_stage")):
+        with pytest.raises(ValueError, match=match):
+            WeightLoader(regions=REGIONS, write_stage=stage, narrow_stage=narrow)
+    text = rtlil.convert(WeightLoader(regions=REGIONS, addr_copies={1: 2}, write_stage=(1, 2),
+                                      narrow_stage=(2,)))  # fmt: skip
+    assert all(f"we1_d{k}" in text for k in ("", "_1"))
+    assert "wire width 40 \\data1_d" in text and "wire width 32 \\data2_d" in text
 
 
 # ---------------------------------------------------------------- the header path
@@ -230,21 +245,23 @@ class HeaderConfig:
         items = list(fields.items())
         self.layout = data.StructLayout(dict(items[k] for k in order))
         self.magic = int(rng.integers(0, 256))
-        # regions with a write stage (never the last), from the magic's bits: no draw of
-        # its own, so each seed's stimulus is as before
-        self.write_stage = tuple(k for k in range(nreg - 1) if self.magic >> k & 1)
+        # regions with a write stage (the last one's too), and of those the narrow ones, from
+        # the magic's bits: no draw of their own, so each seed's stimulus is as before
+        self.write_stage = tuple(k for k in range(nreg) if self.magic >> k & 1)
+        self.narrow_stage = tuple(k for k in self.write_stage if self.magic >> (4 + k) & 1)
 
     def loader(self) -> WeightLoader:
         return WeightLoader(regions=self.regions, header=self.layout, magic=self.magic,
                             beat_regions=self.beat_regions,
-                            write_stage=self.write_stage)  # fmt: skip
+                            write_stage=self.write_stage,
+                            narrow_stage=self.narrow_stage)  # fmt: skip
 
     def model(self) -> LoaderModel:
         return LoaderModel(self.regions, self.layout, self.magic, self.beat_regions)
 
     def __repr__(self) -> str:
         return (f"regions {self.regions}, beat regions {self.beat_regions}, "
-                f"write stage {self.write_stage}, magic {self.magic}")
+                f"write stage {self.write_stage}, narrow {self.narrow_stage}, magic {self.magic}")
 
 
 HEADER_KINDS = ["ok", "ok", "short", "long", "nolast", "magic", "deep", "zero", "alone"]

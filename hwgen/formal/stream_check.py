@@ -21,7 +21,7 @@ On every cycle it asserts:
 * the written word holds ``tag_val`` in the slot of the tagged beat, if the word is the
   tagged beat's: every beat lands where it belongs;
 * no beat is taken beyond the transfer, none in a restart cycle, and ``loaded`` is high
-  exactly when the whole transfer has been acted on.
+  exactly from the cycle after the whole transfer has been acted on (``LOADED_LATENCY``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from hwgen.rtl.loader import ACT_LATENCY, WeightLoader, beats_per_word
+from hwgen.rtl.loader import ACT_LATENCY, LOADED_LATENCY, WeightLoader, beats_per_word
 
 # Amaranth 0.5 keeps its formal free values out of the public namespace (amaranth.hdl);
 # the project pins amaranth ~= 0.5.10.
@@ -42,6 +42,7 @@ from amaranth.hdl._ast import AnyConst  # noqa: E402  isort: skip
 __all__ = ["LoaderStreamHarness", "load_order"]
 
 assert ACT_LATENCY == 1, "the scoreboard's `staged` is one cycle: update it"
+assert LOADED_LATENCY == ACT_LATENCY + 1, "`loaded_due` lags `done_due` one cycle: update it"
 _MAGIC = 0xA7  # the header magic the harness's loader is built with (any value works)
 
 
@@ -190,8 +191,10 @@ class LoaderStreamHarness(wiring.Component):
             Assert(~(accepted & self.restart)),  # a beat taken in a restart cycle is lost
             Assert(~(accepted & (n_in >= total))),
         ]
-        loaded_due = Signal()
+        done_due = Signal()  # the whole transfer acted on
+        loaded_due = Signal()  # and a cycle more
         done_next = (n_act == total) | (staged & (n_act == total - 1))
-        m.d.sync += loaded_due.eq(~self.restart & done_next)
+        m.d.sync += [done_due.eq(~self.restart & done_next),
+                     loaded_due.eq(~self.restart & done_due)]  # fmt: skip
         m.d.comb += Assert(dut.loaded == loaded_due)
         return m

@@ -32,7 +32,7 @@ from amaranth.build import Platform
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.loader import ACT_LATENCY
+from hwgen.rtl.loader import ACT_LATENCY, LOADED_LATENCY
 from hwgen.rtl.regslice import RegSlice
 from hwgen.rtl.resets import add_unit
 from hwgen.rtl.top import (
@@ -62,8 +62,9 @@ from .protocol import (
 )
 from .uart import UartRx, UartTx, crc16_update
 
-# the dispatcher's LOAD_SETTLE waits the one cycle the loader takes to act on a beat
-assert ACT_LATENCY == 1, "LOAD_SETTLE waits ACT_LATENCY cycles: update it"
+# the dispatcher's LOAD_SETTLE waits the one cycle the loader takes to act on a beat, and
+# LOAD_LOADED the one more `loaded` takes to rise
+assert ACT_LATENCY == 1 and LOADED_LATENCY == 2, "LOAD_SETTLE, LOAD_LOADED: update them"
 
 __all__ = ["HostTop", "info_payload"]
 
@@ -384,8 +385,8 @@ class HostTop(wiring.Component):
         # the dispatcher (one-hot, below) waits for a frame: its WAIT flip-flop
         dsp = _OneHot(m, "dispatch", [
             "WAIT", "LOAD_RD", "LOAD_WAIT", "LOAD_ACC", "LOAD_PUSH", "LOAD_CHECK", "LOAD_SETTLE",
-            "LOAD_VERDICT", "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH", "ANSWER",
-            "REPLY"])  # fmt: skip
+            "LOAD_LOADED", "LOAD_VERDICT", "FEED_RD", "FEED_WAIT", "FEED_LATCH", "FEED_PUSH",
+            "ANSWER", "REPLY"])  # fmt: skip
         in_wait = dsp.flag["WAIT"]
         byte = rx.o.payload  # a register in UartRx, held until the next byte
         # a byte arrived while the dispatcher waits, registered: the parser takes it a cycle
@@ -791,8 +792,9 @@ class HostTop(wiring.Component):
         # the reply's length for CYCLES and INFER, registered (they change only with a load)
         cyc_len, out_len = Signal(16, name="cyc_len"), Signal(16, name="out_len")
         m.d.sync += [cyc_len.eq(4 * (3 + acc.prog_layers)), out_len.eq(acc.prog_out_len)]
-        # the loader's verdict on a frame's final beat, registered (read in LOAD_VERDICT, two
-        # cycles after LOAD_CHECK saw the weight slices empty: the flags were final then)
+        # the loader's verdict on a frame's final beat, registered (read in LOAD_VERDICT,
+        # three cycles after LOAD_CHECK saw the weight slices empty: the flags were final
+        # two cycles after it, `loaded` too)
         load_bad = Signal(name="load_bad")
         m.d.sync += load_bad.eq(weight_fault | (cmd[Cmd.LOAD_LAST] & ~acc.weights_loaded))
         return _Decode(cmd, bad_len, unloaded, unknown, cyc_len, out_len, load_bad)
@@ -876,12 +878,15 @@ class HostTop(wiring.Component):
         with dsp.state("LOAD_CHECK"):  # the loader's flags for the frame's final beat
             # once the slices have handed it over: the loader acts on it in the cycle the
             # core slice's output register empties (its input stage), so its fault flags are
-            # set in that cycle and `loaded` at the edge after it (LOAD_SETTLE); load_bad
-            # registers them there, LOAD_VERDICT reads it. Beats move between the slices with
-            # no empty cycle, so both empty means the loader took the last one.
+            # set in that cycle and `loaded` two edges after it (LOAD_SETTLE, LOAD_LOADED);
+            # load_bad registers them in LOAD_LOADED, LOAD_VERDICT reads it. Beats move
+            # between the slices with no empty cycle, so both empty means the loader took
+            # the last one.
             with m.If(~u.w_sl.o.valid & ~u.wc_sl.o.valid):
                 dsp.goto("LOAD_SETTLE")
         with dsp.state("LOAD_SETTLE"):  # (ACT_LATENCY == 1 cycle: asserted at the top)
+            dsp.goto("LOAD_LOADED")
+        with dsp.state("LOAD_LOADED"):  # (LOADED_LATENCY == 2 cycles: likewise)
             dsp.goto("LOAD_VERDICT")
         with dsp.state("LOAD_VERDICT"):
             with m.If(d.load_bad):

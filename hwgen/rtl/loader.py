@@ -22,9 +22,11 @@ checks exercise.
 * `restart` rewinds to the header and drops `loaded` (and a staged beat). A design reset
   rewinds too, after acting on a staged beat (whose word is written, and which may set
   `loaded`: those are reset-less).
-* `loaded` goes high when the final expected beat arrives with `last`; from then on no beat
-  is taken until `restart`. It is a reset-less register, as is the header: the memories keep
-  their contents through a design reset, so a loaded model stays usable after one.
+* `loaded` goes high in the cycle after the final expected beat arrives with `last` (so a
+  write stage's delayed write, even the last region's, is made no later than that cycle);
+  from the arrival on no beat is taken until `restart`. It is a reset-less register, as is
+  the header: the memories keep their contents through a design reset, so a loaded model
+  stays usable after one.
 * The header is checked in the three cycles after its last beat arrives (three stall
   cycles: the field compares start from registers, each field's verdict is registered, then
   their AND, then the loader acts on it): a wrong magic,
@@ -48,16 +50,19 @@ from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.carry import carry_any
 from hwgen.rtl.traits import trait
 
-__all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LoaderModel", "WeightLoader",
-           "beats_per_word"]  # fmt: skip
+__all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LOADED_LATENCY", "LoaderModel",
+           "WeightLoader", "beats_per_word"]  # fmt: skip
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 SLOT_GROUP = 8  # acc slots per copy of the staged beat's data (with `copy_trees`)
 HEADER_CHECK_CYCLES = 4  # stall cycles after the header's last beat (checking, testing,
 #                           weighing, judging)
-# cycles from taking a beat to acting on it (the input stage): `loaded` rises, and a fault
-# pulses, ACT_LATENCY cycles after the clock edge that took the beat
+# cycles from taking a beat to acting on it (the input stage): a fault pulses ACT_LATENCY
+# cycles after the clock edge that took the beat
 ACT_LATENCY = 1
+# `loaded` rises LOADED_LATENCY cycles after the edge that took the final beat: one cycle
+# after the beat is acted on, the cycle the last region's write stage writes in
+LOADED_LATENCY = ACT_LATENCY + 1
 
 
 def _copy_name(name: str, k: int) -> str:
@@ -81,7 +86,7 @@ class _Regs:
     beat_hi: Signal  # its copy by the slots' upper halves (or beat_oh itself)
     commit: list[list[Signal]]  # each memory's write enable, its copies
     commit_addr: list[list[Signal]]  # each memory's write address, its copies
-    loaded: Signal
+    done: Signal  # the final beat was acted on (`loaded` follows it a cycle later)
     hdr: data.View  # the loaded model's header
     discard: Signal  # dropping the tail of a refused transfer up to its `last`
 
@@ -184,6 +189,7 @@ class WeightLoader(wiring.Component):
         beat_regions: tuple[int, ...] = (),
         addr_copies: dict[int, int] | None = None,
         write_stage: tuple[int, ...] = (),
+        narrow_stage: tuple[int, ...] = (),
     ) -> None:
         """header: layout of the first word (with a `magic` field); regions: (header field
         giving the word count, word width in bits, memory depth) of each memory, in load order;
@@ -193,13 +199,18 @@ class WeightLoader(wiring.Component):
         (UNSHARED, equal values): its `addr{n}` and `we{n}` ports are then arrays, one copy
         per group of block RAMs.
         write_stage: regions whose writes pass one more register stage (`_write_stage`): they
-        land a cycle later, from a word register of their own; never the last region (so
-        every such write lands before `loaded` rises, see `_write_stage`)."""
+        land a cycle later, from a word register of their own (still no later than the cycle
+        `loaded` rises in).
+        narrow_stage: those of them whose word register holds only the word's first beat (the
+        only part of acc a later beat can change before the delayed write reads it)."""
         self.addr_copies = [(addr_copies or {}).get(n, 1) for n in range(len(regions))]
-        if any(not 0 <= n < len(regions) - 1 for n in write_stage):
-            raise ValueError(f"write_stage {write_stage}: regions 0..{len(regions) - 2} only "
-                             "(the last region's writes must land before `loaded`)")
+        for name, given in (("write_stage", write_stage), ("narrow_stage", narrow_stage)):
+            if any(not 0 <= n < len(regions) for n in given):
+                raise ValueError(f"{name} {given}: regions 0..{len(regions) - 1} only")
+        if not set(narrow_stage) <= set(write_stage):
+            raise ValueError(f"narrow_stage {narrow_stage}: not all in write_stage {write_stage}")
         self.write_stage = tuple(sorted(set(write_stage)))
+        self.narrow_stage = tuple(sorted(set(narrow_stage)))
         self.header_layout = header
         self.magic = magic
         if header is None:
@@ -330,11 +341,11 @@ class WeightLoader(wiring.Component):
                                attrs=UNSHARED, reset_less=True)
                         for k in range(k1[n])]
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
-        loaded = Signal(reset_less=True)  # survives a design reset, like the memories
+        done = Signal(reset_less=True)  # survives a design reset, like the memories
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        return _Regs(st, addr, acc, beat_oh, beat_w, beat_hi, commit, commit_addr, loaded, hdr,
+        return _Regs(st, addr, acc, beat_oh, beat_w, beat_hi, commit, commit_addr, done, hdr,
                      discard)
 
     def _control_regs(self, m: Module, addr: Signal) -> tuple[_Check, _Pos]:
@@ -434,12 +445,11 @@ class WeightLoader(wiring.Component):
         return _Stage(bv, bv_pos, bv_com, b_data, b_last, blocked, accept)
 
     def _outputs(self, m: Module, r: _Regs, stg: _Stage) -> None:
-        """`loaded`, the stream's `ready` and the memories' write ports."""
+        """The stream's `ready` and the memories' write ports."""
         m.d.comb += [
-            self.loaded.eq(r.loaded),
             # no beat is taken in a restart cycle (it would be dropped by the rewind), while
             # the header is checked, nor in a cycle that acts on a beat that may stop
-            self.i_stream.ready.eq(~r.loaded & ~self.restart & ~stg.blocked),
+            self.i_stream.ready.eq(~r.done & ~self.restart & ~stg.blocked),
         ]
         for n, (w, _) in enumerate(self.mem_shape):
             we, addr, word = r.commit[n], r.commit_addr[n], r.acc[:w]
@@ -452,7 +462,7 @@ class WeightLoader(wiring.Component):
             ]
 
     def _write_stage(self, m: Module, n: int, we: Signal, addr: Signal, word: Value
-                     ) -> tuple[list[Signal], list[Signal], Signal]:
+                     ) -> tuple[list[Signal], list[Signal], Value]:
         """Region n's write one cycle later: its enable and address copies (UNSHARED, one
         per group of block RAMs) from one register each, its word from a register of its own.
 
@@ -464,19 +474,25 @@ class WeightLoader(wiring.Component):
         not sit by this region's block RAMs. Exact: the word register takes acc in every
         cycle, so in the cycle after the commit it holds the word (the next word's first
         beat overwrites slot 0 only at the commit cycle's edge); the copies are reset-less
-        like the commit (a word acted on in a design reset's cycle is still written). A
-        later region's word takes at least one more beat, acted on no earlier than the cycle
-        after this region's last, so the delayed write is made no later than the last
-        region's: in the cycle `loaded` rises in at the latest, as without the stage."""
+        like the commit (a word acted on in a design reset's cycle is still written). The
+        delayed write is made in the cycle after the word's last beat was acted on, at the
+        latest the cycle `loaded` rises in (LOADED_LATENCY), as the other regions' writes.
+        A narrow stage (`narrow_stage`) registers slot 0 only and takes the rest from acc:
+        slot k > 0 takes a beat no earlier than two edges after the commit's (beat_oh steps
+        one cycle after a beat is acted on), so it still holds the word when it is written
+        (timing: the parameter word, 72 bits a lane, needs no 1,152-bit register for the
+        enable's stage)."""
         k = self.addr_copies[n]
         attrs = UNSHARED if k > 1 else {}
         we_d = [Signal(name=_copy_name(f"we{n}_d", i), reset_less=True, attrs=attrs)
                 for i in range(k)]
         addr_d = [Signal.like(addr, name=_copy_name(f"addr{n}_d", i), attrs=UNSHARED)
                   for i in range(k)]
-        word_d = Signal(len(word), name=f"data{n}_d", reset_less=True)
-        m.d.sync += [*(c.eq(we) for c in we_d), *(c.eq(addr) for c in addr_d), word_d.eq(word)]
-        return we_d, addr_d, word_d
+        kept = min(32, len(word)) if n in self.narrow_stage else len(word)
+        head_d = Signal(kept, name=f"data{n}_d", reset_less=True)
+        m.d.sync += [*(c.eq(we) for c in we_d), *(c.eq(addr) for c in addr_d),
+                     head_d.eq(word[:kept])]  # fmt: skip
+        return we_d, addr_d, Cat(head_d, word[kept:])
 
     def _copy_port(self, name: str, copies: list[Signal]) -> list:
         """A memory's write enable or address port from its register copies."""
@@ -569,7 +585,7 @@ class WeightLoader(wiring.Component):
                          for c in copies]
 
     def _loaded(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage, bt: _Beat) -> None:
-        """`loaded` and its next value, `loaded_next`."""
+        """`done`; `loaded`, a cycle after it, and its next value, `loaded_next`."""
         # (as the branches of `_on_beat` and the restart would set it: the final beat with
         # `last` sets it, a restart clears)
         # Two LUT levels over kept wires (timing: ABC chained it behind `beat`'s LUTs, the
@@ -578,12 +594,16 @@ class WeightLoader(wiring.Component):
         fin_here = Signal(attrs={"keep": 1})  # the next beat taken would be the final one
         fin_in = Signal(attrs={"keep": 1})  # a staged beat with `last`, no restart
         m.d.comb += [fin_here.eq(bt.live & r.in_last & pos.wend & pos.lzero),
-                     fin_in.eq(stg.bv & stg.is_last & ~self.restart),
-                     self.loaded_next.eq((~self.restart & r.loaded)
-                                         | (fin_in & fin_here & ~r.loaded))]  # fmt: skip
+                     fin_in.eq(stg.bv & stg.is_last & ~self.restart)]  # fmt: skip
         # (written as its next value, not through the branches of `_on_beat`: an AND-OR of
         # flip-flops with no restart LUT on its LSR pin; timing)
-        m.d.sync += r.loaded.eq(self.loaded_next)
+        m.d.sync += r.done.eq((~self.restart & r.done) | (fin_in & fin_here & ~r.done))
+        # `loaded` follows `done` a cycle later (LOADED_LATENCY), so every write stage's
+        # delayed write, the last region's too, is made by the cycle it rises in; a restart
+        # drops both at one edge (no beat is taken from `done` on: `ready`)
+        loaded = Signal(reset_less=True)  # survives a design reset, like `done`
+        m.d.comb += [self.loaded_next.eq(~self.restart & r.done), self.loaded.eq(loaded)]
+        m.d.sync += loaded.eq(self.loaded_next)
 
     def _assemble(self, m: Module, r: _Regs, stg: _Stage) -> None:
         """acc's slots take the staged payload."""
@@ -848,8 +868,9 @@ def _times(v, k: int, c: int = 0):
 class LoaderModel:
     """Golden model of the WeightLoader, one clock cycle at a time (`cycle`): which beats are
     taken (`ready`), what each memory holds, `loaded`, the loaded header, and the fault pulsed
-    in each cycle. A beat taken is acted on in the next cycle (the input stage); with a
-    header, its check takes `HEADER_CHECK_CYCLES` more. Arguments as WeightLoader's."""
+    in each cycle. A beat taken is acted on in the next cycle (the input stage), `loaded`
+    rises in the cycle after the final one's; with a header, its check takes
+    `HEADER_CHECK_CYCLES` more. Arguments as WeightLoader's."""
 
     def __init__(
         self,
@@ -869,14 +890,15 @@ class LoaderModel:
         self.header_layout = header
         self.magic = magic
         self.mems: list[dict[int, int]] = [{} for _ in regions]
-        self.loaded = False
+        self.done = False  # the final beat was acted on
+        self.loaded = False  # `done` a cycle later
         self.header = 0  # the last good header's word (the loaded model's while `loaded`)
         self.lengths = list(self.depths)  # stored words of each region (the header's counts)
         self.restart()
 
     def restart(self) -> None:
         self.reset()
-        self.loaded = False
+        self.done = self.loaded = False
 
     def reset(self) -> None:
         """A design reset: the transfer position rewinds, `loaded` (reset-less) stays."""
@@ -895,7 +917,7 @@ class LoaderModel:
 
     @property
     def ready(self) -> bool:
-        return not self.loaded and self.check == 0 and not self.hold
+        return not self.done and self.check == 0 and not self.hold
 
     def cycle(self, beat: tuple[int, int] | None = None, *, restart: bool = False,
               reset: bool = False) -> str | None:
@@ -908,6 +930,7 @@ class LoaderModel:
         hold = beat is not None and (bool(beat[1]) or self.region < 0)
         staged, self.stage = self.stage, None
         fault = None
+        loaded = self.done and not restart  # (`loaded` takes `done` at this cycle's edge)
         if restart:
             self.restart()
         else:
@@ -915,6 +938,7 @@ class LoaderModel:
             if reset:
                 self.reset()
         self._tick()
+        self.loaded = loaded
         if not (restart or reset):
             self.stage, self.hold = beat, hold
         return fault
@@ -951,7 +975,7 @@ class LoaderModel:
         if self.region == len(self.depths):
             self._rewind()
             if last:
-                self.loaded = True
+                self.done = True
                 return None
             self.discard = True
             return "long"

@@ -593,10 +593,13 @@ class Accelerator(wiring.Component):
             # one per part of the direct-weight word, one per lane of LUT-RAM parameters
             addr_copies={2: directw.n_parts, 3: params.write_copies},
             # the direct weights (a word of R*C bytes across the die) a cycle later, from
-            # a word register by their block RAMs (hwgen.rtl.loader `_write_stage`), and
-            # the program (acc's slots -> the program block's data pins, 8.16 ns routed on
-            # the 12x16 of 9ea76c6 seed 2)
-            write_stage=(0, 2) if trait(platform, "copy_trees") else (),
+            # a word register by their block RAMs (hwgen.rtl.loader `_write_stage`), the
+            # program (acc's slots -> the program block's data pins, 8.16 ns routed on
+            # the 12x16 of 9ea76c6 seed 2) and the parameters (the enable's AND -> a lane's
+            # enable copy, 8.56 ns routed on the 12x16 of 467296e seed 1; a narrow stage:
+            # the word's first beat only, not 72 bits a lane)
+            write_stage=(0, 2, 3) if trait(platform, "copy_trees") else (),
+            narrow_stage=(3,) if trait(platform, "copy_trees") else (),
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)

@@ -18,7 +18,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
-from hwgen.rtl.loader import ACT_LATENCY
+from hwgen.rtl.loader import LOADED_LATENCY
 from hwgen.rtl.top import DBG_READ_LATENCY, PERF_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
@@ -136,7 +136,7 @@ async def network(dut) -> None:
     t0 = time.perf_counter()
     wsrc = StreamSource(dut, "weights", dut.clk, rng, gap, WEIGHT_BITS)
     await wsrc.send(beats.tolist())
-    for _ in range(1 + ACT_LATENCY):  # (the loader acts on the final beat ACT_LATENCY later)
+    for _ in range(1 + LOADED_LATENCY):  # (`loaded` rises LOADED_LATENCY after the final beat)
         await RisingEdge(dut.clk)
     assert int(dut.weights_loaded.value) == 1, "weights_loaded is low after the whole image"
     assert int(dut.error.value) == 0, f"error after the model transfer: status {dut.status.value}"

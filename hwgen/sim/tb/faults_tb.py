@@ -18,7 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS, with_last
-from hwgen.rtl.loader import ACT_LATENCY
+from hwgen.rtl.loader import LOADED_LATENCY
 from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim.tb.common import load_params, rng_from_env
 
@@ -89,7 +89,8 @@ class Bench:
     async def send(self, prefix: str, payloads: list[int], max_stall: int = 2000) -> int:
         """Offer payloads in order, one per cycle when ready; returns how many were taken
         (stops early when one waits `max_stall` cycles). Weights return once the loader has
-        acted on the last beat taken (ACT_LATENCY cycles later: its input stage)."""
+        acted on the last beat taken and `loaded` has risen if it will (LOADED_LATENCY
+        cycles later)."""
         d = self.dut
         valid = getattr(d, f"{prefix}__valid")
         payload = getattr(d, f"{prefix}__payload")
@@ -113,7 +114,7 @@ class Bench:
             taken += 1
         valid.value = 0
         if prefix == "weights":
-            for _ in range(ACT_LATENCY):
+            for _ in range(LOADED_LATENCY):
                 await RisingEdge(d.clk)
         return taken
 

@@ -14,7 +14,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from hwgen.emit.images import IMAGE_BITS, WEIGHT_BITS
-from hwgen.rtl.loader import ACT_LATENCY
+from hwgen.rtl.loader import LOADED_LATENCY
 from hwgen.sim.tb.accel_tb import StreamSource, read_perf, run_image
 from hwgen.sim.tb.common import load_params, rng_from_env, start_clock_and_reset
 
@@ -37,7 +37,7 @@ async def models_back_to_back(dut) -> None:
         await RisingEdge(dut.clk)
         dut.weights_restart.value = 0
         await wsrc.send(data["beats"].tolist())
-        for _ in range(1 + ACT_LATENCY):  # (the loader acts on the final beat ACT_LATENCY later)
+        for _ in range(1 + LOADED_LATENCY):  # (`loaded` rises LOADED_LATENCY after the last beat)
             await RisingEdge(dut.clk)
         assert int(dut.weights_loaded.value) == 1, f"{case['name']}: not loaded"
         assert int(dut.prog_layers.value) == case["layers"], "header: layer count"
