@@ -15,6 +15,7 @@ from hwgen.evaluate import build_qmodel
 from hwgen.golden.run import predict
 from hwgen.regress.gen import ConvSpec, LinearSpec, NetSpec, quantized
 from hwgen.regress.gen import images as spec_images
+from hwgen.rtl.loader import LOADED_LATENCY
 from hwgen.rtl.top import PERF_READ_LATENCY
 from hwgen.sim import fast
 from hwgen.sim.fast import build_harness, prepare_fast, simulate_fast, stream_defines, waveform_for
@@ -112,10 +113,12 @@ def test_stream_defines_follow_the_port_widths() -> None:
            "  output error;\n")  # fmt: skip
     assert stream_defines(old + "endmodule\n") == [
         "-DHWGEN_IMAGE_LAST=0", "-DHWGEN_WEIGHTS_LAST=0", "-DHWGEN_HAS_ERROR=0",
-        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}",
+        f"-DHWGEN_LOADED_LATENCY={LOADED_LATENCY}"]  # fmt: skip
     assert stream_defines(new + "endmodule\n") == [
         "-DHWGEN_IMAGE_LAST=1", "-DHWGEN_WEIGHTS_LAST=1", "-DHWGEN_HAS_ERROR=1",
-        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}"]  # fmt: skip
+        f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}",
+        f"-DHWGEN_LOADED_LATENCY={LOADED_LATENCY}"]  # fmt: skip
 
 
 @pytest.mark.rtl

@@ -96,7 +96,8 @@ def _top_ports(verilog_text: str) -> dict[str, tuple[str, int]]:
 
 def stream_defines(verilog_text: str) -> list[str]:
     """C++ defines for the harness's stream framing, read from the top's port widths, and
-    the counter read latency."""
+    the counter read latency and the loader's `loaded` latency."""
+    from hwgen.rtl.loader import LOADED_LATENCY
     from hwgen.rtl.top import PERF_READ_LATENCY
 
     p = _top_ports(verilog_text)
@@ -105,6 +106,7 @@ def stream_defines(verilog_text: str) -> list[str]:
         f"-DHWGEN_WEIGHTS_LAST={int(p['weights__payload'][1] > 32)}",
         f"-DHWGEN_HAS_ERROR={int('error' in p)}",
         f"-DHWGEN_PERF_LATENCY={PERF_READ_LATENCY}",
+        f"-DHWGEN_LOADED_LATENCY={LOADED_LATENCY}",
     ]
 
 

@@ -43,6 +43,9 @@
 #ifndef HWGEN_WEIGHTS_LAST
 #define HWGEN_WEIGHTS_LAST 0
 #endif
+#ifndef HWGEN_LOADED_LATENCY  // edges from taking the final weight beat to weights_loaded
+#define HWGEN_LOADED_LATENCY 2  // (hwgen.rtl.loader.LOADED_LATENCY)
+#endif
 
 // Verilator mangles "__" in a port name to "___05F": image__payload is top->image___05Fpayload.
 
@@ -308,10 +311,10 @@ int main(int argc, char** argv) {
         s, beats.size(), [&](size_t i, bool last) { set_weight_beat(t, beats[i], last); },
         [&](int v) { t->weights___05Fvalid = v; }, [&] { return t->weights___05Fready != 0; },
         a.max_cycles);
-    // the loader acts on the final beat in the next cycle (its input stage, ACT_LATENCY in
-    // hwgen/rtl/loader.py); weights_loaded rises at the edge after that
-    s.tick();
-    s.tick();
+    // weights_loaded rises HWGEN_LOADED_LATENCY edges after the one that took the final beat
+    // (LOADED_LATENCY in hwgen/rtl/loader.py), then one idle edge, as the cocotb bench
+    // (accel_tb): the image slot opens the cycle after weights_loaded rises
+    for (int k = 0; k < HWGEN_LOADED_LATENCY + 1; ++k) s.tick();
     if (!loaded || !t->weights_loaded) {
         std::fprintf(stderr, "accel_harness: weights_loaded is low after %ld beats\n", n_beats);
         return 1;
