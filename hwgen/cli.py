@@ -347,8 +347,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
-        board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
-        workers=args.workers, scheduler=args.scheduler, stall_minutes=args.stall_minutes,
+        board=args.board, seeds=args.seeds, freq_mhz=args.freq, pnr_freq_mhz=args.pnr_freq,
+        baud=args.baud, workers=args.workers, scheduler=args.scheduler,
+        stall_minutes=args.stall_minutes,
         router=args.router, resources_only=args.resources_only,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
@@ -433,6 +434,10 @@ def _build_parser(sub) -> None:
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
                     "oscillator)")  # fmt: skip
+    sp.add_argument("--pnr-freq", type=float, default=None, metavar="MHZ",
+                    help="place and route for this clock, at least --freq (ECP5): nextpnr's "
+                    "timing-driven placement works harder for a tighter target; the bitstream "
+                    "still runs at --freq (e.g. --freq 130 --pnr-freq 150)")  # fmt: skip
     sp.add_argument("--baud", type=int, default=115_200, help="host link UART (default 115200)")
     sp.add_argument("--stall-minutes", type=float, default=30.0, metavar="M",
                     help="stop a placement seed whose nextpnr log shows no progress for M minutes "
