@@ -471,7 +471,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
             images=args.n, build=not args.no_build, resources_only=args.resources_only,
             scheduler=args.scheduler,
-            workers=args.workers, freq_mhz=args.freq, remainder_tiles=args.remainder_tiles,
+            workers=args.workers, freq_mhz=args.freq, pnr_freq_mhz=args.pnr_freq,
+            remainder_tiles=args.remainder_tiles,
             command="hwgen " + " ".join(sys.argv[1:]),
         )  # fmt: skip
         res = sweep(opts)
@@ -505,6 +506,9 @@ def _sweep_parser(sub) -> None:
                     help="LocalCluster worker processes (default 1: builds are CPU-heavy)")
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz for the builds (default: the board's)")
+    sp.add_argument("--pnr-freq", type=float, default=None, metavar="MHZ",
+                    help="as `hwgen build --pnr-freq`: the builds placed and routed for this "
+                    "tighter clock (ECP5), the PLL at --freq")
     sp.add_argument("--from-json", default=None, nargs="+", metavar="sweep_raw.json",
                     help="no tasks: rewrite the report (and refit) from a sweep's raw results; "
                     "several files (same board and model) make one report and one fit over "
