@@ -9,14 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from amaranth import Cat, Module, Signal
-from amaranth.back import rtlil
 
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
 from hwgen.boards.build import BOARDS, SCHEDULE_FLAGS, check_options
 from hwgen.boards.platforms import _ICE40_FF_CELLS, ICE40_MIN_CONTROL
-from hwgen.boards.pll import ecp5_pll
 from hwgen.boards.top import clock_plan, link_plan
 from hwgen.cli import _parser, _with_schedule, main
 from hwgen.config import ArrayConfig
@@ -72,10 +69,6 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str
         (["--stall-minutes", "nan"], ["--stall-minutes nan", ">= 0"]),
         (["--stall-minutes", "soon"], ["--stall-minutes", "'soon'"]),
         (["--router", "router3"], ["--router", "'router3'", "router2"]),
-        (["--pnr-freq", "120"], ["--pnr-freq 120", "below the 150 MHz design clock"]),
-        (["--freq", "100", "--pnr-freq", "90"], ["--pnr-freq 90", "below the 100 MHz"]),
-        (["--pnr-freq", "-1"], ["--pnr-freq -1", "positive"]),
-        (["--board", "icebreaker", "--pnr-freq", "20"], ["--pnr-freq 20", "no PLL"]),
     ],
 )
 def test_bad_build_options(tmp_path: Path, capsys, args: list[str], needles: list[str]) -> None:
@@ -106,37 +99,14 @@ def test_clock_and_uart_follow_the_real_clock() -> None:
         check_options("ulx3s", 1, None, 115_200, router="router3")
 
 
-def test_pnr_freq_tightens_only_the_constraint() -> None:
-    """`--pnr-freq`: nextpnr's clock constraint (the PLL's FREQUENCY_PIN_CLKOP) is the
-    tighter one; the PLL's dividers, the design clock and the UART divider stay the PLL's."""
-    plain, tight = clock_plan("ecp5", 25.0, 130.0), clock_plan("ecp5", 25.0, 130.0, 150.0)
-    assert (tight.mhz, tight.pll, tight.pnr_mhz) == (plain.mhz, plain.pll, 150.0)
-    assert "placed and routed for 150 MHz" in tight.text() and "routed" not in plain.text()
-    texts = []
-    for ck in (plain, tight):
-        m = Module()
-        clkin = Signal(name="clkin")
-        clk, lock = ecp5_pll(m, clkin, ck.pll, ck.pnr_mhz)
-        out = Signal(2)
-        m.d.comb += out.eq(Cat(clk, lock))
-        texts.append(rtlil.convert(m, ports=[clkin, out]))
-    freq = [re.findall(r'FREQUENCY_PIN_CLKOP "([0-9.]+)"', t) for t in texts]
-    assert freq == [["130"], ["150"]], freq
-    divs = [re.findall(r"parameter \\(CLK\w+_DIV) (\d+)", t) for t in texts]
-    assert divs[0] == divs[1] and divs[0], divs  # the same PLL
-    top = board_top.top_for(BOARDS["ulx3s"], MemoryPlan.of(lower(build_qmodel("tiny_cnn"),
-                            ArrayConfig.parse("2x2"))), 130.0, 115_200, 150.0)  # fmt: skip
-    assert top.link.clocks_per_bit == round(130e6 / 115_200) and top.info()["pnr_mhz"] == 150.0
-
-
 def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> None:
     """`hwgen build --fit`: the flow's build step builds HostTop from MemoryPlan.fit (stopped
     before the simulation; no tool runs)."""
     seen: dict = {}
     real_top_for = board_top.top_for
 
-    def spy_top_for(spec, plan, freq, baud, pnr=None):
-        seen["top"] = real_top_for(spec, plan, freq, baud, pnr)
+    def spy_top_for(spec, plan, freq, baud):
+        seen["top"] = real_top_for(spec, plan, freq, baud)
         return seen["top"]
 
     def stop(job, platform):

@@ -362,7 +362,6 @@ class BoardJob:
     labels: Any = None
     seeds: int = 3
     freq_mhz: float | None = None
-    pnr_freq_mhz: float | None = None  # the clock nextpnr routes for, if tighter (`--pnr-freq`)
     baud: int = DEFAULT_BAUD
     workers: int = 1  # seeds placed and routed at once (Dask LocalCluster workers)
     scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
@@ -390,8 +389,6 @@ class BoardJob:
         words += SCHEDULE_FLAGS[self.plan.array.schedule]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
-        if self.pnr_freq_mhz is not None:
-            words += ["--pnr-freq", f"{self.pnr_freq_mhz:g}"]
         if self.stall_minutes != DEFAULT_STALL_MINUTES:
             words += ["--stall-minutes", f"{self.stall_minutes:g}"]
         if self.router != DEFAULT_ROUTER:
@@ -403,7 +400,7 @@ class BoardJob:
 
 def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
                   stall_minutes: float = DEFAULT_STALL_MINUTES,
-                  router: str = DEFAULT_ROUTER, pnr_freq_mhz: float | None = None) -> None:
+                  router: str = DEFAULT_ROUTER) -> None:
     """Every board option a build needs, checked before any work (UsageError, one line)."""
     from .top import clock_plan, link_plan
 
@@ -420,7 +417,7 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
     if router not in ROUTERS:
         raise UsageError(f"--router {router!r}: nextpnr's routers are {', '.join(ROUTERS)}")
     spec = BOARDS[board]
-    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz, pnr_freq_mhz)
+    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz)
     link_plan(clock.mhz, baud)
 
 
@@ -432,8 +429,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     from .top import top_for
 
     spec = BOARDS[job.board]
-    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router,
-                  job.pnr_freq_mhz)
+    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router)
     job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
@@ -443,7 +439,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     steps = _Steps(out, log)
     platform = spec.platform()
-    top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud, job.pnr_freq_mhz)
+    top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud)
     summary = None if job.resources_only else steps.timed(
         f"simulate ({len(job.images)} image(s), Verilator, the board's design)",
         lambda: _simulate(job, spec.platform()),

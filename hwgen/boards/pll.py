@@ -45,18 +45,15 @@ def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
     return best
 
 
-def ecp5_pll(m: Module, clkin, params: PllParams,
-             constraint_mhz: float | None = None) -> tuple[Signal, Signal]:
-    """Instantiate an EHXPLLL; returns (clock out, lock). ``constraint_mhz``: the output
-    clock nextpnr places and routes for, if tighter than the PLL's (the dividers set the
-    real clock; only the constraint changes)."""
+def ecp5_pll(m: Module, clkin, params: PllParams) -> tuple[Signal, Signal]:
+    """Instantiate an EHXPLLL; returns (clock out, lock)."""
     clkop = Signal(name="pll_clkop")
     lock = Signal(name="pll_lock")
     m.submodules.pll = Instance(
         "EHXPLLL",
         # nextpnr derives the output clock constraint from these; the rest is ecppll's setup
         a_FREQUENCY_PIN_CLKI=f"{params.fin_mhz:g}",
-        a_FREQUENCY_PIN_CLKOP=f"{constraint_mhz or params.fout_mhz:g}",
+        a_FREQUENCY_PIN_CLKOP=f"{params.fout_mhz:g}",
         a_ICP_CURRENT="12",
         a_LPF_RESISTOR="8",
         a_MFG_ENABLE_FILTEROPAMP="1",
