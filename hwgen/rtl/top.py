@@ -580,6 +580,7 @@ class Accelerator(wiring.Component):
         """The weight loader, on the `weights` stream, writing the program and the memories."""
         plan = self.plan
         R, C = self.R, self.C
+        staged = trait(platform, "copy_trees")  # (the write stages below, on the board)
         loader = WeightLoader(
             header=HEADER_LAYOUT,
             magic=HEADER_MAGIC,
@@ -598,8 +599,8 @@ class Accelerator(wiring.Component):
             # the 12x16 of 9ea76c6 seed 2) and the parameters (the enable's AND -> a lane's
             # enable copy, 8.56 ns routed on the 12x16 of 467296e seed 1; a narrow stage:
             # the word's first beat only, not 72 bits a lane)
-            write_stage=(0, 2, 3) if trait(platform, "copy_trees") else (),
-            narrow_stage=(3,) if trait(platform, "copy_trees") else (),
+            write_stage=(0, 2, 3) if staged else (),
+            narrow_stage=(3,) if staged else (),
         )
         add_unit(m, "loader", loader, platform)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
