@@ -347,8 +347,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
-        board=args.board, seeds=args.seeds, freq_mhz=args.freq, baud=args.baud,
-        workers=args.workers, scheduler=args.scheduler, stall_minutes=args.stall_minutes,
+        board=args.board, seeds=args.seeds, freq_mhz=args.freq, pnr_freq_mhz=args.pnr_freq,
+        baud=args.baud, workers=args.workers, scheduler=args.scheduler,
+        stall_minutes=args.stall_minutes,
         router=args.router, resources_only=args.resources_only,
     )  # fmt: skip
     from hwgen.boards.build import BuildError
@@ -433,6 +434,10 @@ def _build_parser(sub) -> None:
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
                     "oscillator)")  # fmt: skip
+    sp.add_argument("--pnr-freq", type=float, default=None, metavar="MHZ",
+                    help="place and route for this clock, at least --freq (ECP5): nextpnr's "
+                    "timing-driven placement works harder for a tighter target; the bitstream "
+                    "still runs at --freq (e.g. --freq 130 --pnr-freq 150)")  # fmt: skip
     sp.add_argument("--baud", type=int, default=115_200, help="host link UART (default 115200)")
     sp.add_argument("--stall-minutes", type=float, default=30.0, metavar="M",
                     help="stop a placement seed whose nextpnr log shows no progress for M minutes "
@@ -466,7 +471,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             arrays=args.arrays, board=args.board, model=args.model, seeds=args.seeds,
             images=args.n, build=not args.no_build, resources_only=args.resources_only,
             scheduler=args.scheduler,
-            workers=args.workers, freq_mhz=args.freq, remainder_tiles=args.remainder_tiles,
+            workers=args.workers, freq_mhz=args.freq, pnr_freq_mhz=args.pnr_freq,
+            remainder_tiles=args.remainder_tiles,
             command="hwgen " + " ".join(sys.argv[1:]),
         )  # fmt: skip
         res = sweep(opts)
@@ -500,6 +506,9 @@ def _sweep_parser(sub) -> None:
                     help="LocalCluster worker processes (default 1: builds are CPU-heavy)")
     sp.add_argument("--freq", type=float, default=None,
                     help="PLL clock in MHz for the builds (default: the board's)")
+    sp.add_argument("--pnr-freq", type=float, default=None, metavar="MHZ",
+                    help="as `hwgen build --pnr-freq`: the builds placed and routed for this "
+                    "tighter clock (ECP5), the PLL at --freq")
     sp.add_argument("--from-json", default=None, nargs="+", metavar="sweep_raw.json",
                     help="no tasks: rewrite the report (and refit) from a sweep's raw results; "
                     "several files (same board and model) make one report and one fit over "

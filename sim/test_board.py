@@ -80,17 +80,22 @@ def _netlist_has_host_top(rep: dict) -> None:
 
 @pytest.mark.board
 def test_small_full_flow_build() -> None:
-    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1)
+    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1, freq_mhz=125.0, pnr_freq_mhz=150.0)
     _check_report(rep, 1)
     assert rep["complete"] and rep["fmax_post_route_mhz"]["seeds"] == [1]
     steps = rep["step_seconds"]
     for step in ("synthesis (yosys)", "place & route (nextpnr, seed 1/1)", "pack (bitstream)"):
         assert step in steps, step
     _netlist_has_host_top(rep)
-    # nextpnr times the build clock at the PLL's frequency (derived from its dividers), and
-    # every constraint it is given names a net that exists
+    # `--pnr-freq 150`: nextpnr times the build clock at 150 MHz, over the 125 MHz it
+    # derives from the PLL's dividers; every constraint it is given names a net that exists
     pnr_log = (Path(rep["logs"]) / "nextpnr_s1.log").read_text()
-    assert "Derived frequency constraint of 150.0 MHz for net clk" in pnr_log
+    assert "constraining clock net 'clk' to 150.00 MHz" in pnr_log
+    # (its warning prints the two figures the other way round: "Overriding derived
+    # constraint of 150.0 MHz on net clk with user-specified constraint of 125.0 MHz")
+    assert re.search(r"Overriding derived constraint of [\d.]+ MHz on net clk", pnr_log)
+    assert re.search(r"Max frequency for clock '\$glbnet\$clk': [\d.]+ MHz \((PASS|FAIL) at "
+                     r"150\.0\d MHz\)", pnr_log)
     assert "ignoring clock constraint" not in pnr_log
     arr = ArrayConfig.parse("2x2")
     assert rep["multipliers"]["dsps_instantiated"] == arr.pes + 4 * arr.cols
@@ -101,7 +106,9 @@ def test_small_full_flow_build() -> None:
     assert plan["array_multipliers_by_rule"] == arr.pes
     placed = re.search(r"Placed (\d+) cells based on constraints", pnr_log)
     assert placed and int(placed[1]) >= plan["hard_cells_placed"]
-    assert rep["top"]["clock_mhz"] == 150.0 and "EHXPLLL" in rep["top"]["clock"]
+    assert (rep["top"]["clock_mhz"], rep["top"]["pnr_mhz"], rep["target_mhz"]) == (125, 150, 125)
+    assert "EHXPLLL" in rep["top"]["clock"] and "routed for 150 MHz" in rep["top"]["clock"]
+    assert rep["meets_target"] == (rep["fmax_post_route_mhz"]["median"] >= 125.0)
     _resources_only_counts_as_the_routed_build(rep)
 
 
@@ -109,7 +116,7 @@ def _resources_only_counts_as_the_routed_build(routed: dict) -> None:
     """`hwgen build --resources-only` (yosys + nextpnr's packer, hwgen.boards.resources):
     every resource as the routed build of the same design counts it, no simulation, no
     placement, no bitstream; its own report, not the routed build's."""
-    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1, resources_only=True)
+    rep = build("ulx3s", "tiny_cnn", "2x2", seeds=1, n=1, resources_only=True, freq_mhz=125.0)
     assert rep["resources_only"] and rep["resources"] == routed["resources"]
     assert rep["cells_by_unit"][-1]["FF"] == rep["resources"]["FF"]["used"]
     steps = set(rep["step_seconds"])

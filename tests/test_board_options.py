@@ -13,6 +13,7 @@ import pytest
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
 from hwgen.boards.build import BOARDS, SCHEDULE_FLAGS, check_options
+from hwgen.boards.clock_net import clock_lpf, pll_output_net
 from hwgen.boards.platforms import _ICE40_FF_CELLS, ICE40_MIN_CONTROL
 from hwgen.boards.top import clock_plan, link_plan
 from hwgen.cli import _parser, _with_schedule, main
@@ -69,6 +70,10 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str
         (["--stall-minutes", "nan"], ["--stall-minutes nan", ">= 0"]),
         (["--stall-minutes", "soon"], ["--stall-minutes", "'soon'"]),
         (["--router", "router3"], ["--router", "'router3'", "router2"]),
+        (["--pnr-freq", "120"], ["--pnr-freq 120", "below the 150 MHz design clock"]),
+        (["--freq", "100", "--pnr-freq", "90"], ["--pnr-freq 90", "below the 100 MHz"]),
+        (["--pnr-freq", "-1"], ["--pnr-freq -1", "positive"]),
+        (["--board", "icebreaker", "--pnr-freq", "20"], ["--pnr-freq 20", "no PLL"]),
     ],
 )
 def test_bad_build_options(tmp_path: Path, capsys, args: list[str], needles: list[str]) -> None:
@@ -99,14 +104,61 @@ def test_clock_and_uart_follow_the_real_clock() -> None:
         check_options("ulx3s", 1, None, 115_200, router="router3")
 
 
+def test_pnr_freq_tightens_only_the_constraint() -> None:
+    """`--pnr-freq`: the PLL's dividers, the design clock and the UART divider stay the
+    PLL's; only the clock nextpnr is told changes (an LPF on the PLL's output net, below)."""
+    plain, tight = clock_plan("ecp5", 25.0, 130.0), clock_plan("ecp5", 25.0, 130.0, 150.0)
+    assert (tight.mhz, tight.pll, tight.pnr_mhz) == (plain.mhz, plain.pll, 150.0)
+    assert "placed and routed for 150 MHz" in tight.text() and "routed" not in plain.text()
+    top = board_top.top_for(BOARDS["ulx3s"], MemoryPlan.of(lower(build_qmodel("tiny_cnn"),
+                            ArrayConfig.parse("2x2"))), 130.0, 115_200, 150.0)  # fmt: skip
+    assert top.link.clocks_per_bit == round(130e6 / 115_200) and top.info()["pnr_mhz"] == 150.0
+
+
+def _pll_netlist(names: dict[str, list]) -> dict:
+    cells = {"pll": {"type": "EHXPLLL", "connections": {"CLKI": [2], "CLKOP": [7]}},
+             "ff": {"type": "TRELLIS_FF", "connections": {"CLK": [7], "Q": [8]}}}
+    netnames = {n: {"hide_name": int(n.startswith("$")), "bits": b} for n, b in names.items()}
+    return {"modules": {"top": {"cells": cells, "netnames": netnames}}}
+
+
+def test_pll_output_net_is_the_name_nextpnr_gives_it() -> None:
+    """The LPF names the PLL output's net as nextpnr does (its prefer_netlabel: fewest `$`,
+    then fewest `.`, then alphabetical); a bus holding the bit is not a one-bit name."""
+    net = _pll_netlist({"rst_sync.clk": [7], "clk": [7], "$auto$x": [7], "bus": [7, 8],
+                        "a.b": [8]})
+    assert pll_output_net(net) == "clk"
+    assert pll_output_net(_pll_netlist({"rst_sync.clk": [7], "$a": [7]})) == "rst_sync.clk"
+    assert pll_output_net(_pll_netlist({"$b": [7], "$a": [7]})) == "$a"
+    with pytest.raises(ValueError, match="has no name"):
+        pll_output_net(_pll_netlist({"bus": [7, 8]}))
+    two = _pll_netlist({"clk": [7]})
+    two["modules"]["top"]["cells"]["pll2"] = {"type": "EHXPLLL", "connections": {"CLKOP": [9]}}
+    with pytest.raises(ValueError, match="2 EHXPLLL CLKOP"):
+        pll_output_net(two)
+    assert clock_lpf("clk", 150.0) == 'FREQUENCY NET "clk" 150 MHz;\n'
+
+
+def test_a_build_timed_at_another_clock_fails(tmp_path: Path) -> None:
+    """nextpnr's report names the clock it timed: one other than the build asked for (an
+    ignored constraint) is a BuildError naming the seed, not a report of wrong figures."""
+    ctx = {"top": {"clock_mhz": 130.0, "pnr_mhz": 150.0}, "out": tmp_path}
+    fmax = {"$glbnet$clk": {"achieved_mhz": 140.0, "constraint_mhz": 130.01}}
+    with pytest.raises(board_build.BuildError, match="seed 2: .* at 130.01 MHz, not the 150"):
+        board_build._check_constraint(fmax, ctx, 2)
+    board_build._check_constraint(fmax, {**ctx, "top": {"clock_mhz": 130.0}}, 2)
+    fmax["$glbnet$clk"]["constraint_mhz"] = 150.0
+    board_build._check_constraint(fmax, ctx, 2)
+
+
 def test_fit_plan_reaches_the_host_top(tmp_path: Path, capsys, monkeypatch) -> None:
     """`hwgen build --fit`: the flow's build step builds HostTop from MemoryPlan.fit (stopped
     before the simulation; no tool runs)."""
     seen: dict = {}
     real_top_for = board_top.top_for
 
-    def spy_top_for(spec, plan, freq, baud):
-        seen["top"] = real_top_for(spec, plan, freq, baud)
+    def spy_top_for(spec, plan, freq, baud, pnr=None):
+        seen["top"] = real_top_for(spec, plan, freq, baud, pnr)
         return seen["top"]
 
     def stop(job, platform):

@@ -40,6 +40,7 @@ ARRAYS = ("2x4", "4x2", "2x8", "4x4", "4x8", "8x4", "8x8")
     (["sweep", "--arrays", "4x4", "-n", "0"], "--images 0"),
     (["sweep", "--arrays", "4x4", "--workers", "0"], "--workers 0"),
     (["sweep", "--arrays", "4x4", "--freq", "-5"], "--freq -5.0"),
+    (["sweep", "--arrays", "4x4", "--pnr-freq", "100"], "below the 150 MHz design clock"),
     (["sweep", "--from-json", "/nonexistent/raw.json"], "--from-json /nonexistent/raw.json"),
     (["sweep", "--arrays", "4x4", "--no-build", "--resources-only"], "--resources-only"),
     (["estimate", "--array", "4y4"], "argument --array"),
@@ -360,7 +361,7 @@ def fake_cycles(model: str, array: str, remainder_tiles: bool, n: int, wdir: str
 
 
 def fake_build(model, array, remainder_tiles, board, seeds, n, wdir, freq_mhz=None,
-               resources_only=False) -> dict:
+               resources_only=False, pnr_freq_mhz=None) -> dict:
     SCHEDULES.append(("build", array, remainder_tiles))
     a = ArrayConfig.parse(array)
     b = _build(array, 5_000 + 400 * a.pes, 120.0 - a.pes)
@@ -593,6 +594,13 @@ def test_a_build_for_a_slower_clock_gives_no_fmax_point(tmp_path, capsys) -> Non
     assert got["coeffs"]["Fmax"] == shipped["coeffs"]["Fmax"]
     assert got["coeffs"]["LUT4"] != shipped["coeffs"]["LUT4"]
     assert "| 16x8 rs | Fmax | — |" in text
+    # placed for the board's clock with --pnr-freq while its PLL runs slower: a point
+    fast = {**slow, "top": {"pnr_mhz": 150.0}}
+    rep.write_text(json.dumps(fast))
+    assert main(["estimate", "--array", "16x8", "--add-build", str(rep), "--out", str(out)]) == 0
+    capsys.readouterr()
+    got = json.loads(out.read_text())
+    assert next(p for p in got["points"] if p["array"] == "16x8 rs")["real"]["Fmax"] == 99.0
 
 
 def test_resources_only_build_keeps_the_routed_fmax_it_replaces(tmp_path, capsys) -> None:

@@ -40,6 +40,7 @@ from hwgen.schedule.program import Program
 from .cells import by_unit as cells_by_unit
 from .cells import scopes_of
 from .cells import table_lines as cells_table_lines
+from .clock_net import PNR_LPF, clock_lpf, pll_output_net
 from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil, plain_wire_names
 from .timing import summary as timing_summary
 
@@ -265,9 +266,11 @@ def _overfull(log: str) -> str:
     return ", ".join(dict.fromkeys(over))
 
 
-def nextpnr_summary(report: dict, scopes: frozenset[str] = frozenset()) -> dict:
+def nextpnr_summary(report: dict, scopes: frozenset[str] = frozenset(),
+                    design_mhz: float | None = None) -> dict:
     """Fmax per clock and the critical path of each clock from a nextpnr ``--report`` JSON;
-    late endpoints by unit (``scopes``: the netlist's instance paths)."""
+    late endpoints by unit (``scopes``: the netlist's instance paths), late against
+    ``design_mhz`` (the clock the bitstream runs at), else against nextpnr's constraint."""
     fmax = {
         clk: {"achieved_mhz": v["achieved"], "constraint_mhz": v["constraint"]}
         for clk, v in report.get("fmax", {}).items()
@@ -291,7 +294,8 @@ def nextpnr_summary(report: dict, scopes: frozenset[str] = frozenset()) -> dict:
                 ),
             }
         )
-    period = 1000 / fmax[_main_clock(fmax)]["constraint_mhz"] if fmax else 0.0
+    mhz = design_mhz or (fmax[_main_clock(fmax)]["constraint_mhz"] if fmax else 0.0)
+    period = 1000 / mhz if mhz else 0.0
     return {"fmax": fmax, "critical_paths": paths, "utilization": report.get("utilization", {}),
             "timing": timing_summary(report, period, scopes=scopes) if period else {}}
 
@@ -362,6 +366,7 @@ class BoardJob:
     labels: Any = None
     seeds: int = 3
     freq_mhz: float | None = None
+    pnr_freq_mhz: float | None = None  # the clock nextpnr routes for, if tighter (`--pnr-freq`)
     baud: int = DEFAULT_BAUD
     workers: int = 1  # seeds placed and routed at once (Dask LocalCluster workers)
     scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
@@ -389,6 +394,8 @@ class BoardJob:
         words += SCHEDULE_FLAGS[self.plan.array.schedule]
         if self.freq_mhz is not None:
             words += ["--freq", f"{self.freq_mhz:g}"]
+        if self.pnr_freq_mhz is not None:
+            words += ["--pnr-freq", f"{self.pnr_freq_mhz:g}"]
         if self.stall_minutes != DEFAULT_STALL_MINUTES:
             words += ["--stall-minutes", f"{self.stall_minutes:g}"]
         if self.router != DEFAULT_ROUTER:
@@ -400,7 +407,7 @@ class BoardJob:
 
 def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
                   stall_minutes: float = DEFAULT_STALL_MINUTES,
-                  router: str = DEFAULT_ROUTER) -> None:
+                  router: str = DEFAULT_ROUTER, pnr_freq_mhz: float | None = None) -> None:
     """Every board option a build needs, checked before any work (UsageError, one line)."""
     from .top import clock_plan, link_plan
 
@@ -417,7 +424,7 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
     if router not in ROUTERS:
         raise UsageError(f"--router {router!r}: nextpnr's routers are {', '.join(ROUTERS)}")
     spec = BOARDS[board]
-    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz)
+    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz or spec.default_mhz, pnr_freq_mhz)
     link_plan(clock.mhz, baud)
 
 
@@ -429,7 +436,8 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     from .top import top_for
 
     spec = BOARDS[job.board]
-    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router)
+    check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router,
+                  job.pnr_freq_mhz)
     job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
@@ -439,7 +447,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     steps = _Steps(out, log)
     platform = spec.platform()
-    top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud)
+    top = top_for(spec, job.plan, job.freq_mhz or spec.default_mhz, job.baud, job.pnr_freq_mhz)
     summary = None if job.resources_only else steps.timed(
         f"simulate ({len(job.images)} image(s), Verilator, the board's design)",
         lambda: _simulate(job, spec.platform()),
@@ -483,7 +491,23 @@ def _synthesize(job: BoardJob, platform, top, out: Path, steps: _Steps) -> dict:
                         lambda: cells_by_unit(netlist))
     return {"job": job, "spec": BOARDS[job.board], "out": out, "top": top.info(),
             "mults": mults, "netlist_pass": netpass, "cells": cells,
-            "scopes": scopes_of(netlist)}
+            "scopes": scopes_of(netlist), "pnr_args": _pnr_clock(top, netlist, out, steps)}
+
+
+def _pnr_clock(top, netlist: dict, out: Path, steps: _Steps) -> list[str]:
+    """`--pnr-freq`: an LPF timing the PLL's output net at the tighter clock (nextpnr's extra
+    arguments; none without it). hwgen.boards.clock_net says why the net is found here."""
+    mhz = top.clock.pnr_mhz
+    if mhz is None:
+        return []
+    try:
+        net = pll_output_net(netlist)
+    except ValueError as e:
+        raise BuildError(f"--pnr-freq {mhz:g}: {e}") from None
+    (out / PNR_LPF).write_text(clock_lpf(net, mhz))
+    steps.log(f"build: nextpnr times the PLL's output net {net!r} at {mhz:g} MHz "
+              f"({PNR_LPF}); the PLL runs at {top.clock.mhz:g} MHz")
+    return ["--lpf", PNR_LPF]
 
 
 def _netlist_pass(platform, netlist: dict, path: Path) -> dict:
@@ -494,9 +518,11 @@ def _netlist_pass(platform, netlist: dict, path: Path) -> dict:
     return stats
 
 
-def _pnr_command(platform, s: int | str, router: str = DEFAULT_ROUTER) -> list[str]:
-    """nextpnr's command line for seed ``s`` (the report shows it with ``s`` = "N")."""
-    return [*platform.nextpnr_command(), "--seed", str(s), "--router", router,
+def _pnr_command(platform, s: int | str, router: str = DEFAULT_ROUTER,
+                 extra: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """nextpnr's command line for seed ``s`` (the report shows it with ``s`` = "N");
+    ``extra``: the build's own arguments (``--pnr-freq``'s LPF)."""
+    return [*platform.nextpnr_command(), *extra, "--seed", str(s), "--router", router,
             "--report", f"report_s{s}.json",
             "--detailed-timing-report", "--timing-allow-fail",  # every endpoint, by unit
             *platform.nextpnr_outputs(f"s{s}")]
@@ -506,9 +532,11 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
     """nextpnr per seed (Dask tasks when ``job.workers`` > 1 or a scheduler is given); after
     each seed the best bitstream so far and the report."""
     job = ctx["job"]
+    extra = ctx.get("pnr_args", [])
     seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
-                 _pnr_command(platform, s, job.router)) for s in range(1, job.seeds + 1)}
-    cmd = _pnr_command(platform, "N", job.router)
+                 _pnr_command(platform, s, job.router, extra))
+             for s in range(1, job.seeds + 1)}
+    cmd = _pnr_command(platform, "N", job.router, extra)
     ctx["pnr_command"] = " ".join([Path(cmd[0]).name, *cmd[1:]])
     state: dict = {"runs": [], "best_seed": None, "report": {}, "stalled": []}
     if job.seeds > 1 and (job.workers > 1 or job.scheduler):
@@ -559,7 +587,7 @@ def _replace_stalled(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, ste
             f"({', '.join(map(str, spares))}) are used up{every}")
     new = max(seeds) + 1
     seeds[new] = (f"place & route (nextpnr, seed {new}, replaces seed {s})",
-                  _pnr_command(platform, new, job.router))
+                  _pnr_command(platform, new, job.router, ctx.get("pnr_args", [])))
     stalled.append({"seed": s, "minutes_without_progress": round(minutes, 1),
                     "wall_s": round(run.wall_s, 1), "last_log_line": line, "replaced_by": new,
                     "log": str(path)})
@@ -612,8 +640,9 @@ def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
     """Fold seed ``s``'s nextpnr report in: pack the best seed so far and rewrite the report,
     so a long build has usable results (marked partial) after its first seed."""
     rep = nextpnr_summary(json.loads((ctx["out"] / f"report_s{s}.json").read_text()),
-                          ctx.get("scopes", frozenset()))
+                          ctx.get("scopes", frozenset()), ctx["top"]["clock_mhz"])
     rep["seed"] = s
+    _check_constraint(rep["fmax"], ctx, s)
     runs = state["runs"]
     runs.append(rep)
     runs.sort(key=lambda r: r["seed"])
@@ -624,6 +653,17 @@ def _seed_done(s: int, ctx: dict, platform, steps: _Steps, state: dict) -> None:
                   "pack.log")
         state["best_seed"] = best["seed"]
     _rewrite_report(ctx, platform, steps, state)
+
+
+def _check_constraint(fmax: dict, ctx: dict, s: int) -> None:
+    """The clock nextpnr timed is the one the build asked for (`--pnr-freq`'s, else the
+    design clock): a constraint it ignored would make every figure of the report wrong."""
+    want = ctx["top"].get("pnr_mhz") or ctx["top"]["clock_mhz"]
+    clock = _main_clock(fmax)
+    got = fmax[clock]["constraint_mhz"]
+    if abs(got - want) > 0.01 * want:
+        raise BuildError(f"seed {s}: nextpnr timed clock {clock!r} at {got:g} MHz, not the "
+                         f"{want:g} MHz asked for (log {ctx['out'] / f'nextpnr_s{s}.log'})")
 
 
 def _rewrite_report(ctx: dict, platform, steps: _Steps, state: dict) -> None:

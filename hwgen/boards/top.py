@@ -14,6 +14,7 @@ busy / done / error / weights loaded (in the board's order, ``BoardSpec.leds``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from amaranth import ClockDomain, Elaboratable, Module
@@ -38,13 +39,16 @@ class ClockPlan:
     osc_mhz: float  # the board oscillator
     mhz: float  # the clock the design runs at (PLL output, or the oscillator)
     pll: PllParams | None  # None: the oscillator drives the design directly
+    # the clock nextpnr places and routes for, when tighter than `mhz` (`--pnr-freq`)
+    pnr_mhz: float | None = None
 
     def text(self) -> str:
         if self.pll is None:
             return f"{self.mhz:g} MHz (the oscillator, no PLL)"
         p = self.pll
+        pnr = f"; placed and routed for {self.pnr_mhz:g} MHz" if self.pnr_mhz else ""
         return (f"{self.mhz:g} MHz (EHXPLLL from {self.osc_mhz:g} MHz: CLKI_DIV {p.clki_div}, "
-                f"CLKFB_DIV {p.clkfb_div}, CLKOP_DIV {p.clkop_div}, VCO {p.fvco_mhz:g} MHz)")
+                f"CLKFB_DIV {p.clkfb_div}, CLKOP_DIV {p.clkop_div}, VCO {p.fvco_mhz:g} MHz{pnr})")
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,15 @@ class LinkPlan:
                 f"{self.actual_baud:.0f} baud, {100 * self.error:+.3f} %)")
 
 
-def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None) -> ClockPlan:
+def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None,
+               pnr_mhz: float | None = None) -> ClockPlan:
     """The build clock: an ECP5 PLL setting nearest ``freq_mhz``; iCE40 runs at the
-    oscillator (``freq_mhz`` must be None or equal to it)."""
+    oscillator (``freq_mhz`` must be None or equal to it). ``pnr_mhz``: the clock nextpnr is
+    told the PLL gives (ECP5 only, at least the PLL's): a tighter target makes its
+    timing-driven placement work harder (the 12x16 routed at 130.8 MHz placed for 150, at
+    116.8-123.5 placed for 120/125), while the bitstream runs at the PLL's clock."""
+    if pnr_mhz is not None:
+        _check_pnr(family, osc_mhz, freq_mhz, pnr_mhz)
     if family == "ecp5":
         assert freq_mhz is not None
         try:
@@ -73,11 +83,23 @@ def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None) -> ClockPlan
         if abs(pll.fout_mhz - freq_mhz) > 0.01 * freq_mhz:
             raise UsageError(f"--freq {freq_mhz:g}: the nearest EHXPLLL output from "
                              f"{osc_mhz:g} MHz is {pll.fout_mhz:g} MHz")
-        return ClockPlan(osc_mhz, pll.fout_mhz, pll)
+        return ClockPlan(osc_mhz, pll.fout_mhz, pll, pnr_mhz)
     if freq_mhz is not None and freq_mhz != osc_mhz:
         raise UsageError(f"--freq {freq_mhz:g}: the {family} board top runs at its "
                          f"{osc_mhz:g} MHz oscillator (no PLL)")
     return ClockPlan(osc_mhz, osc_mhz, None)
+
+
+def _check_pnr(family: str, osc_mhz: float, freq_mhz: float | None, pnr_mhz: float) -> None:
+    """``--pnr-freq``: a number of MHz, on a board with a PLL, at least the design clock."""
+    if not (math.isfinite(pnr_mhz) and pnr_mhz > 0):
+        raise UsageError(f"--pnr-freq {pnr_mhz!r}: must be a positive number of MHz")
+    if family != "ecp5":
+        raise UsageError(f"--pnr-freq {pnr_mhz:g}: the {family} board top has no PLL, so its "
+                         "clock constraint is the oscillator's")
+    if freq_mhz is not None and pnr_mhz < freq_mhz:
+        raise UsageError(f"--pnr-freq {pnr_mhz:g}: below the {freq_mhz:g} MHz design clock "
+                         "(--freq): the bitstream would run faster than it was routed for")
 
 
 def link_plan(clock_mhz: float, baud: int) -> LinkPlan:
@@ -114,6 +136,7 @@ class BoardTop(Elaboratable):
             "top": "HostTop (UART host link, docs/hostlink.md)",
             "clock": self.clock.text(),
             "clock_mhz": self.clock.mhz,
+            "pnr_mhz": self.clock.pnr_mhz,  # (None: placed and routed for clock_mhz)
             "uart": self.link.text(),
             "baud": self.link.baud,
             "clocks_per_bit": self.link.clocks_per_bit,
@@ -152,7 +175,8 @@ class BoardTop(Elaboratable):
         m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
 
 
-def top_for(spec, plan: MemoryPlan, freq_mhz: float | None, baud: int) -> BoardTop:
+def top_for(spec, plan: MemoryPlan, freq_mhz: float | None, baud: int,
+            pnr_mhz: float | None = None) -> BoardTop:
     """The board top of ``spec`` (a BoardSpec) for a design sized by ``plan``."""
-    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz)
+    clock = clock_plan(spec.family, spec.osc_mhz, freq_mhz, pnr_mhz)
     return BoardTop(plan, clock, link_plan(clock.mhz, baud), spec.leds)

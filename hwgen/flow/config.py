@@ -56,6 +56,7 @@ class BuildConfig:
     board: str = "ulx3s"
     seeds: int = 3
     freq_mhz: float | None = None
+    pnr_freq_mhz: float | None = None  # nextpnr's target when tighter than the PLL's (ECP5)
     baud: int = 115_200
     stall_minutes: float = 30.0  # a nextpnr seed's log unchanged this long: replaced (0: never)
     router: str = "router1"  # nextpnr's router (router1 or router2)
@@ -100,7 +101,7 @@ class BuildConfig:
             from hwgen.boards.build import check_options
 
             check_options(self.board, self.seeds, self.freq_mhz, self.baud, self.stall_minutes,
-                          self.router)
+                          self.router, self.pnr_freq_mhz)
 
 
 def _int_at_least(name: str, v: object, lo: int) -> None:

@@ -350,7 +350,8 @@ def step_build(st: BuildState) -> None:
         images, labels = src.data.test(cfg.n)
     job = BoardJob(board=cfg.board, qmodel=st.qmodel, program=st.program, plan=design_plan(st),
                    images=images, labels=labels, seeds=cfg.seeds, freq_mhz=cfg.freq_mhz,
-                   baud=cfg.baud, fit=cfg.fit, workers=cfg.workers, scheduler=cfg.scheduler,
+                   pnr_freq_mhz=cfg.pnr_freq_mhz, baud=cfg.baud, fit=cfg.fit,
+                   workers=cfg.workers, scheduler=cfg.scheduler,
                    stall_minutes=cfg.stall_minutes, router=cfg.router,
                    resources_only=cfg.resources_only)  # fmt: skip
     st.board_report = build_board(job, log=st.log)

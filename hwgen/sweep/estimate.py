@@ -279,7 +279,8 @@ def point_from_report(rep: dict, qmodel=None) -> dict:
         packed = bool(rep.get("resources_only"))  # `hwgen build --resources-only`: no Fmax
         real["Fmax"] = None if packed else rep["fmax_post_route_mhz"]["median"]
         board, model, array = rep["board"], rep["model"], rep["array"]
-        target = rep.get("target_mhz")
+        # the clock nextpnr placed for: `--pnr-freq`'s when given, else the PLL's
+        target = (rep.get("top") or {}).get("pnr_mhz") or rep.get("target_mhz")
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"not a `hwgen build` report (no {e})") from None
     default = BOARDS[board].default_mhz if board in BOARDS else None

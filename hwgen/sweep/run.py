@@ -53,6 +53,7 @@ class SweepOptions:
     scheduler: str | None = None
     workers: int = 1
     freq_mhz: float | None = None
+    pnr_freq_mhz: float | None = None  # as `hwgen build --pnr-freq`
     # as `hwgen build`: the two-stream form on boards (False: none, True: the direct form)
     remainder_tiles: bool | str = "stream"
     command: str = field(default="", compare=False)
@@ -70,7 +71,8 @@ class SweepOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"--{name} {v!r}: must be an integer >= 1")
-        check_options(self.board, self.seeds, self.freq_mhz, DEFAULT_BAUD)
+        check_options(self.board, self.seeds, self.freq_mhz, DEFAULT_BAUD,
+                      pnr_freq_mhz=self.pnr_freq_mhz)
         if self.resources_only and not self.build:
             raise UsageError("--resources-only with --no-build: the resources come from the "
                              "builds; drop one of them")
@@ -133,7 +135,7 @@ def _submit_builds(cl, opts: SweepOptions, wdir: str, fn) -> list:
     # priorities keep the smallest first (a scheduler with queuing may still interleave)
     return [cl.submit(fn, opts.model, str(a), a.schedule, opts.board, opts.seeds,
                       opts.images, wdir, opts.freq_mhz, resources_only=opts.resources_only,
-                      pure=False, key=f"build-{a}", priority=-i)
+                      pnr_freq_mhz=opts.pnr_freq_mhz, pure=False, key=f"build-{a}", priority=-i)
             for i, a in enumerate(_by_size(opts.arrays))]
 
 

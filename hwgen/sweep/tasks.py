@@ -97,7 +97,8 @@ def board_traits(board: str | None):
 
 
 def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds: int, n: int,
-               wdir: str, freq_mhz: float | None = None, resources_only: bool = False) -> dict:
+               wdir: str, freq_mhz: float | None = None, resources_only: bool = False,
+               pnr_freq_mhz: float | None = None) -> dict:
     """Dask task: the full board build of ``model`` on ``array`` (the flow's build step), or
     with ``resources_only`` yosys and nextpnr's packer alone (resources, no Fmax)."""
     from hwgen.flow import BUILD_STEPS
@@ -109,7 +110,7 @@ def build_task(model: str, array: str, remainder_tiles: bool, board: str, seeds:
         # ("daemonic processes are not allowed to have children": every build of a
         # `--seeds 2` sweep failed so); the sweep's parallelism is across arrays.
         rep = _flow(model, array, remainder_tiles, wdir, n=n, steps=BUILD_STEPS, board=board,
-                    seeds=seeds, freq_mhz=freq_mhz, workers=1,
+                    seeds=seeds, freq_mhz=freq_mhz, pnr_freq_mhz=pnr_freq_mhz, workers=1,
                     resources_only=resources_only).board_report  # fmt: skip
     except Exception as e:
         r = _failed("build", array, t0, c0, e)
