@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from amaranth import signed
+from amaranth import Module, Signal, signed
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
-from hwgen.rtl.delay import DelayLine, delay_golden
+from hwgen.rtl.delay import DelayLine, chain, delay_golden
 
 
 def test_delay_golden() -> None:
@@ -25,6 +25,32 @@ def test_delay_golden() -> None:
         delay_golden([1], 0)
     with pytest.raises(ValueError, match="DelayLine depth must be an integer >= 1"):
         DelayLine(8, 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_chain_matches_golden(n: int) -> None:
+    """`chain`: one register per name (named as given, reset-less unless asked), ``v`` ``n``
+    cycles later on every cycle."""
+    m = Module()
+    i = Signal(signed(9))
+    o = chain(m, i, [f"c_{k}" for k in range(n)])
+    kept = chain(m, i, [None], reset_less=False)
+    assert o.name == f"c_{n - 1}" and o.reset_less and not kept.reset_less
+    rng = random.Random(n)
+    seq = [rng.randint(-256, 255) for _ in range(30)]
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        for x in seq:
+            ctx.set(i, x)
+            got.append(ctx.get(o))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[n:] == delay_golden(seq, n)[n:]
 
 
 @pytest.mark.parametrize("ram_from", [0, 3])

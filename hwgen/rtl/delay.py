@@ -21,7 +21,7 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DELAY_RAM_FROM", "DelayLine", "delay_golden", "registered"]
+__all__ = ["DELAY_RAM_FROM", "DelayLine", "chain", "delay_golden", "registered"]
 
 # delays of this many cycles or more in LUT RAM by default (hwgen.rtl.traits
 # ``delay_ram_from``): at 4 cycles a 25-bit word costs 7 TRELLIS_DPR16X4 and 27 flip-flops,
@@ -72,6 +72,17 @@ def registered(m, v, name: str, on: bool = True):
     r = Signal(v.shape(), name=name, reset_less=True)
     m.d.sync += r.eq(v)
     return r
+
+
+def chain(m, v, names: Sequence[str | None], *, reset_less: bool = True):
+    """``v`` ``len(names)`` cycles later through a chain of registers, one per name (None:
+    the name Amaranth gives it); a short delay that stays in flip-flops (`DelayLine` puts a
+    long one in LUT RAM)."""
+    for name in names:
+        nxt = Signal.like(v, name=name, reset_less=reset_less)
+        m.d.sync += nxt.eq(v)
+        v = nxt
+    return v
 
 
 def delay_golden(seq: Sequence[int], depth: int, fill: int | None = None) -> list[int | None]:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 
+from .delay import chain
 from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
@@ -89,11 +90,7 @@ def mult18x18d(m: Module, a, b, name: str) -> Signal:
 
 
 def _delay(m: Module, sig: Signal, n: int) -> Signal:
-    for _ in range(n):
-        nxt = Signal.like(sig, reset_less=True)
-        m.d.sync += nxt.eq(sig)
-        sig = nxt
-    return sig
+    return chain(m, sig, [None] * n)
 
 
 class Ecp5Multipliers:

@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.quant import fixedpoint
 from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.carry import carry_all, carry_any
-from hwgen.rtl.delay import DELAY_RAM_FROM, DelayLine
+from hwgen.rtl.delay import DELAY_RAM_FROM, DelayLine, chain
 from hwgen.rtl.mult import Multiplier
 from hwgen.rtl.traits import trait
 
@@ -144,11 +144,10 @@ def rdbpot_round_up(sign: Value, half: Value, sticky: Value) -> Value:
 
 def _delay(m: Module, sig: Signal, cycles: int, *, reset_less: bool = True) -> Signal:
     """``sig`` through ``cycles`` registers (side data riding beside the multiplier)."""
+    names = [sig.name]
     for n in range(cycles):
-        r = Signal.like(sig, name=f"{sig.name}_d{n + 1}", reset_less=reset_less)
-        m.d.sync += r.eq(sig)
-        sig = r
-    return sig
+        names.append(f"{names[-1]}_d{n + 1}")  # (x_d1, x_d1_d2, ...: the names it always had)
+    return chain(m, sig, names[1:], reset_less=reset_less)
 
 
 class _A(NamedTuple):

@@ -60,7 +60,7 @@ from hwgen.schedule.program import Program
 from .attrs import UNSHARED, copies_of
 from .bankmem import READ_LATENCY as WEIGHT_READ_LATENCY
 from .bankmem import BankedMemory
-from .delay import DELAY_RAM_FROM, DelayLine
+from .delay import DELAY_RAM_FROM, DelayLine, chain
 from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC, beat_writes, narrow_fields
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
@@ -136,11 +136,7 @@ PERF_READ_LATENCY = 2
 
 
 def _delay(m: Module, sig, n: int, name: str):
-    for s in range(n):
-        nxt = Signal.like(sig, name=f"{name}_{s}", reset_less=True)
-        m.d.sync += nxt.eq(sig)
-        sig = nxt
-    return sig
+    return chain(m, sig, [f"{name}_{s}" for s in range(n)])
 
 
 def _skew(m: Module, sig, n: int, name: str, ram_from: int):
