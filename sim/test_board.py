@@ -109,6 +109,7 @@ def test_small_full_flow_build() -> None:
     assert (rep["top"]["clock_mhz"], rep["top"]["pnr_mhz"], rep["target_mhz"]) == (125, 150, 125)
     assert "EHXPLLL" in rep["top"]["clock"] and "routed for 150 MHz" in rep["top"]["clock"]
     assert rep["meets_target"] == (rep["fmax_post_route_mhz"]["median"] >= 125.0)
+    assert "target 125 MHz, placed and routed for 150 MHz)" in Path(rep["report_md"]).read_text()
     _resources_only_counts_as_the_routed_build(rep)
 
 

@@ -903,7 +903,9 @@ def _write_report(rep: dict, name: str) -> dict[str, Path]:
         f"Bitstream: `{rep['bitstream']}`",
         "",
         *resources_lines(rep),
-        f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz)",
+        f"## Post-route Fmax (nextpnr, clock `{rep['clock']}`, target {rep['target_mhz']:g} MHz"
+        + (f", placed and routed for {pnr:g} MHz" if (pnr := rep["top"].get("pnr_mhz")) else "")
+        + ")",
         "",
         "| seed | Fmax (MHz) |",
         "| ---: | ---: |",
