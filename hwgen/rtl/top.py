@@ -440,7 +440,7 @@ class Accelerator(wiring.Component):
         # ---------------- memories
         convw, directw, params, stream = self._weight_memories(m, platform)
         bufs = self._act_buffers(m)
-        rom_r, rom_w, desc, desc_regs = self._program_memory(m)
+        rom_r, rom_w, desc, desc_regs = self._program_memory(m, platform)
         # ---------------- model transfer
         loader = self._model_transfer(m, platform, rom_w, convw, directw, params)
         hdr = loader.header  # the loaded program's header (valid while weights_loaded)
@@ -552,15 +552,20 @@ class Accelerator(wiring.Component):
             bufs.append(copies)
         return bufs
 
-    def _program_memory(self, m: Module) -> tuple[memory.ReadPort, memory.WritePort,
-                                                  data.View, dict[str, Signal]]:
+    def _program_memory(self, m: Module, platform) -> tuple[memory.ReadPort, memory.WritePort,
+                                                            data.View, dict[str, Signal]]:
         """The program memory (descriptor beats), `desc`, the layer's descriptor, and its
         register (a narrowed register per field, `narrow_fields`)."""
         # the program: one descriptor per layer, loaded with the weights and stored as its
         # DESC_BEATS 32-bit beats (a narrow block RAM; a descriptor-wide memory would be
         # flip-flops on a device without LUT RAM). FETCH copies a layer's beats into `desc`.
+        # (trait `program_lut_ram`: in LUT RAM, which the placer puts by its readers; the
+        # same read register and cycles)
+        attrs = {"no_rw_check": 1}  # written only by a model load
+        if trait(platform, "program_lut_ram"):
+            attrs["ram_style"] = "distributed"
         rom = memory.Memory(shape=unsigned(32), depth=self.plan.max_layers * DESC_BEATS,
-                            init=[], attrs={"no_rw_check": 1})  # written only by a model load
+                            init=[], attrs=attrs)
         m.submodules.program = rom
         rom_r, rom_w = rom.read_port(), rom.write_port()
         # `desc` is the layout's view of the descriptor register, whose classed fields keep

@@ -33,6 +33,12 @@ define any of these attributes; without them every unit keeps its default:
   (one FETCH cycle more per layer, :func:`hwgen.rtl.top.fetch_cycles`; default True, so the
   generic simulation and the sweep's cycle runs count the board's cycles; False on the
   small device, ~32 logic cells).
+* ``program_lut_ram``: the program memory (4 layers x 21 beats x 32 bits for mnist_cnn) in
+  LUT RAM rather than a block RAM (default False). Only the mapping changes: the same
+  synchronous read port, registers and cycles. On the ECP5-85F the block RAMs are nearly all
+  taken (200 / 208 at 12x16) and the program's got a site at the die's edge: FETCH's address
+  select and the program address's steps crossed the die to it (8.06 / 8.23 ns, the 12x16
+  of 3fdf715 at 125 MHz); in LUT RAM it sits by the controller and the descriptor.
 * ``stream_slices``: the register slices on the host link's streams
   (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
   plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
@@ -90,6 +96,7 @@ DEFAULTS: dict[str, object] = {
     "local_resets": False,
     "param_hop": False,
     "program_hop": True,
+    "program_lut_ram": False,
     "stream_slices": True,
     "carry_chains": True,
     "path_registers": True,
@@ -155,3 +162,4 @@ class LargeDevice:
 
     local_resets = True
     param_hop = True
+    program_lut_ram = True
