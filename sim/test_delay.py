@@ -27,6 +27,23 @@ def test_delay_golden() -> None:
         DelayLine(8, 0)
 
 
+def _outputs(dut, i, o, seq: list[int]) -> list[int]:
+    """``o`` in each cycle of the Amaranth simulation of ``dut`` with ``i`` driven by ``seq``."""
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        for x in seq:
+            ctx.set(i, x)
+            got.append(ctx.get(o))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_chain_matches_golden(n: int) -> None:
     """`chain`: one register per name (named as given, reset-less unless asked), ``v`` ``n``
@@ -38,19 +55,7 @@ def test_chain_matches_golden(n: int) -> None:
     assert o.name == f"c_{n - 1}" and o.reset_less and not kept.reset_less
     rng = random.Random(n)
     seq = [rng.randint(-256, 255) for _ in range(30)]
-    got: list[int] = []
-
-    async def bench(ctx) -> None:
-        for x in seq:
-            ctx.set(i, x)
-            got.append(ctx.get(o))
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert got[n:] == delay_golden(seq, n)[n:]
+    assert _outputs(m, i, o, seq)[n:] == delay_golden(seq, n)[n:]
 
 
 @pytest.mark.parametrize("ram_from", [0, 3])
@@ -60,20 +65,8 @@ def test_delay_line_matches_golden(depth: int, ram_from: int) -> None:
     dut = DelayLine(signed(25), depth, ram_from=ram_from)
     assert dut.in_ram == (ram_from > 0 and depth >= 3)
     seq = [rng.randint(-(1 << 24), (1 << 24) - 1) for _ in range(4 * depth + 20)]
-    want = delay_golden(seq, depth)
-    got: list[int] = []
-
-    async def bench(ctx) -> None:
-        for x in seq:
-            ctx.set(dut.i, x)
-            got.append(ctx.get(dut.o))
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert got[depth:] == want[depth:]
+    got = _outputs(dut, dut.i, dut.o, seq)
+    assert got[depth:] == delay_golden(seq, depth)[depth:]
     assert len(got) - depth > 3 * depth  # the buffer wrapped around more than once
 
 
