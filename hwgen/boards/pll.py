@@ -51,7 +51,8 @@ def ecp5_pll(m: Module, clkin, params: PllParams) -> tuple[Signal, Signal]:
     lock = Signal(name="pll_lock")
     m.submodules.pll = Instance(
         "EHXPLLL",
-        # nextpnr derives the output clock constraint from these; the rest is ecppll's setup
+        # ecppll's setup (nextpnr derives the output's constraint from the dividers, not
+        # from FREQUENCY_PIN_CLKOP: hwgen.boards.clock_net)
         a_FREQUENCY_PIN_CLKI=f"{params.fin_mhz:g}",
         a_FREQUENCY_PIN_CLKOP=f"{params.fout_mhz:g}",
         a_ICP_CURRENT="12",

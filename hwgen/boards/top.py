@@ -168,10 +168,10 @@ class BoardTop(Elaboratable):
         clk, lock = ecp5_pll(m, clk_in.i, self.clock.pll)
         m.domains.sync = cd = ClockDomain("sync")
         m.d.comb += cd.clk.eq(clk)
-        # No clock constraint of our own: nextpnr derives the build clock's from the PLL's
-        # dividers and its input's (the oscillator's, from the platform). One on the PLL
-        # output's signal was ignored ("net 'pll_clkop' does not exist in design"): that
-        # name does not survive synthesis.
+        # No clock constraint here: nextpnr derives the build clock's from the PLL's dividers
+        # and its input's (the oscillator's, from the platform); `--pnr-freq`'s is written
+        # after synthesis on the net's name there (hwgen.boards.clock_net: this signal's
+        # name does not survive synthesis).
         m.submodules.rst_sync = ResetSynchronizer(~lock, domain="sync")
 
 
