@@ -347,7 +347,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = _config(
         args, array=args.array, n=args.n, fit=tuple(args.fit), steps=BUILD_STEPS,
-        board=args.board, seeds=args.seeds, freq_mhz=args.freq, pnr_freq_mhz=args.pnr_freq,
+        board=args.board, seeds=args.seeds, first_seed=args.first_seed, freq_mhz=args.freq,
+        pnr_freq_mhz=args.pnr_freq,
         baud=args.baud, workers=args.workers, scheduler=args.scheduler,
         stall_minutes=args.stall_minutes,
         router=args.router, resources_only=args.resources_only,
@@ -425,6 +426,10 @@ def _build_parser(sub) -> None:
         help="also size the memories for these zoo models (one bitstream runs all of them)",
     )  # fmt: skip
     sp.add_argument("--seeds", type=int, default=3, help="placement seeds (default 3)")
+    sp.add_argument("--first-seed", type=int, default=1, metavar="S",
+                    help="nextpnr seed of the first placement, then S+1, ... (default 1): "
+                    "--seeds 2 --first-seed 3 tries seeds 3 and 4 after a build of 1 and 2 "
+                    "(the report covers this build's seeds)")  # fmt: skip
     sp.add_argument("--workers", type=_positive, default=2,
                     help="seeds placed and routed at once, as Dask tasks on a LocalCluster "
                     "(default 2; 1 runs them one after the other)")  # fmt: skip

@@ -56,6 +56,7 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *needles: str) -> str
     "args,needles",
     [
         (["--seeds", "0"], ["--seeds 0", ">= 1"]),
+        (["--first-seed", "0"], ["--first-seed 0", ">= 1"]),
         (["--freq", "2000"], ["--freq 2000", "nearest EHXPLLL output", "800 MHz"]),
         (["--freq", "-5"], ["--freq -5", "positive"]),
         (["--board", "icebreaker", "--freq", "24"], ["--freq 24", "12 MHz oscillator"]),

@@ -56,7 +56,8 @@ class _Platform:
         return [sys.executable, "-c", f"open('{name}.bit', 'w').write('{tag}')"]
 
 
-def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int):
+def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int,
+           first: int = 1):
     """``_place_route_pack`` on 2 LocalCluster workers: (report, seeds folded in, steps)."""
     folded: list[int] = []
 
@@ -66,7 +67,8 @@ def _place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int):
 
     monkeypatch.setattr(board_build, "_seed_done", seed_done)
     job = SimpleNamespace(seeds=seeds, workers=2, scheduler=None, stall_minutes=0,
-                          router="router1")
+                          router="router1", first_seed=first,
+                          seed_numbers=range(first, first + seeds))
     steps = board_build._Steps(tmp_path, lambda _msg: None)
     ctx = {"job": job, "out": tmp_path}
     report = board_build._place_route_pack(ctx, _Platform(), steps)
@@ -93,7 +95,7 @@ def test_a_failing_seed_names_its_step(tmp_path: Path, monkeypatch) -> None:
 
 
 def _build(tmp_path: Path, monkeypatch, seeds: int, workers: int, stall: str,
-           minutes: float = 0.05, repeat: bool = False):
+           minutes: float = 0.05, repeat: bool = False, first: int = 1):
     """``_place_route_pack`` with the real per-seed fold-in and report, a ``minutes`` watchdog
     (3 s) and STALL_SEED=``stall``: (report, log lines, steps)."""
     monkeypatch.setenv("HWGEN_WORKDIR", str(tmp_path))
@@ -102,7 +104,8 @@ def _build(tmp_path: Path, monkeypatch, seeds: int, workers: int, stall: str,
     monkeypatch.delenv("FAIL_SEED", raising=False)
     job = BoardJob(board="ulx3s", qmodel=SimpleNamespace(name="fake"), program=None,
                    plan=SimpleNamespace(array=ArrayConfig.parse("2x2")), images=[0],
-                   seeds=seeds, workers=workers, stall_minutes=minutes)  # fmt: skip
+                   seeds=seeds, workers=workers, stall_minutes=minutes,
+                   first_seed=first)  # fmt: skip
     out = tmp_path / "build"
     out.mkdir()
     top = {"top": "HostTop", "clock": "PLL", "uart": "115200", "max_payload": 1024,
@@ -143,6 +146,24 @@ def test_a_stalled_seed_on_dask_is_replaced(tmp_path: Path, monkeypatch) -> None
     assert "place & route (nextpnr, seed 4, replaces seed 2)" in steps.times
     assert "place & route (nextpnr, seed 2/3), stalled" in rep["step_seconds"]
     _gone(tmp_path / "build" / "stalled_s2.pid")
+
+
+def test_first_seed_places_new_seeds(tmp_path: Path, monkeypatch) -> None:
+    """--seeds 2 --first-seed 3: nextpnr's seeds 3 and 4 (after a build of 1 and 2), named so
+    in the steps; a stalled one is replaced by the next seed past them (5)."""
+    report, folded, steps = _place(tmp_path, monkeypatch, seeds=2, first=3)
+    assert sorted(folded) == [3, 4] and report == {"seeds": [3, 4]}
+    assert not (tmp_path / "nextpnr_s1.log").exists()
+    for i, s in ((1, 3), (2, 4)):
+        assert f'"seed": {s}' in (tmp_path / f"report_s{s}.json").read_text()
+        assert f"place & route (nextpnr, seed {s}, {i} of 2)" in steps.times
+
+
+def test_first_seed_replacement_is_past_the_range(tmp_path: Path, monkeypatch) -> None:
+    rep, lines, _ = _build(tmp_path, monkeypatch, seeds=2, workers=1, stall="3", first=3)
+    _check_stall(rep, lines, seed=3, by=5, routed=[4, 5])
+    assert "--seeds 2 --first-seed 3 " in rep["command"]
+    _gone(tmp_path / "build" / "stalled_s3.pid")
 
 
 def test_a_router_printing_no_fewer_arcs_counts_as_stalled(tmp_path: Path, monkeypatch) -> None:

@@ -367,6 +367,7 @@ class BoardJob:
     seeds: int = 3
     freq_mhz: float | None = None
     pnr_freq_mhz: float | None = None  # the clock nextpnr routes for, if tighter (`--pnr-freq`)
+    first_seed: int = 1  # seeds first_seed .. first_seed + seeds - 1 (`--first-seed`)
     baud: int = DEFAULT_BAUD
     workers: int = 1  # seeds placed and routed at once (Dask LocalCluster workers)
     scheduler: str | None = None  # or a Dask scheduler address (a shared build directory)
@@ -381,6 +382,11 @@ class BoardJob:
         return f"{self.board}_{self.qmodel.name}_{self.plan.array}{fit}"
 
     @property
+    def seed_numbers(self) -> range:
+        """nextpnr's --seed of each placement (a later build can try new ones)."""
+        return range(self.first_seed, self.first_seed + self.seeds)
+
+    @property
     def report_name(self) -> str:
         """reports/board_<this>.md/.json (a resources-only build does not replace a full one)."""
         return self.name + ("_resources" if self.resources_only else "")
@@ -388,6 +394,8 @@ class BoardJob:
     def command(self) -> str:
         words = ["hwgen", "build", "--board", self.board, "--model", self.qmodel.name,
                  "--array", str(self.plan.array), "--seeds", str(self.seeds)]
+        if self.first_seed != 1:
+            words += ["--first-seed", str(self.first_seed)]
         if self.fit:
             words += ["--fit", ",".join(self.fit)]
         # the remainder-tile schedule spelt out, whatever the command's default
@@ -407,7 +415,8 @@ class BoardJob:
 
 def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
                   stall_minutes: float = DEFAULT_STALL_MINUTES,
-                  router: str = DEFAULT_ROUTER, pnr_freq_mhz: float | None = None) -> None:
+                  router: str = DEFAULT_ROUTER, pnr_freq_mhz: float | None = None,
+                  first_seed: int = 1) -> None:
     """Every board option a build needs, checked before any work (UsageError, one line)."""
     from .top import clock_plan, link_plan
 
@@ -415,6 +424,8 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
         raise UsageError(f"--board {board!r}: known boards are {', '.join(BOARDS)}")
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UsageError(f"--seeds {seeds!r}: must be an integer >= 1")
+    if not isinstance(first_seed, int) or isinstance(first_seed, bool) or first_seed < 1:
+        raise UsageError(f"--first-seed {first_seed!r}: must be an integer >= 1")
     if freq_mhz is not None and not (math.isfinite(freq_mhz) and freq_mhz > 0):
         raise UsageError(f"--freq {freq_mhz!r}: must be a positive number of MHz")
     m = stall_minutes
@@ -437,7 +448,7 @@ def build_board(job: BoardJob, log: Callable[[str], None] = print) -> dict:
 
     spec = BOARDS[job.board]
     check_options(job.board, job.seeds, job.freq_mhz, job.baud, job.stall_minutes, job.router,
-                  job.pnr_freq_mhz)
+                  job.pnr_freq_mhz, job.first_seed)
     job.plan.check(job.program)
     if spec.family == "ice40":
         from .ice40 import check_fit
@@ -533,9 +544,9 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
     each seed the best bitstream so far and the report."""
     job = ctx["job"]
     extra = ctx.get("pnr_args", [])
-    seeds = {s: (f"place & route (nextpnr, seed {s}/{job.seeds})",
+    seeds = {s: (f"place & route (nextpnr, seed {s}{_of(job, i)})",
                  _pnr_command(platform, s, job.router, extra))
-             for s in range(1, job.seeds + 1)}
+             for i, s in enumerate(job.seed_numbers, 1)}
     cmd = _pnr_command(platform, "N", job.router, extra)
     ctx["pnr_command"] = " ".join([Path(cmd[0]).name, *cmd[1:]])
     state: dict = {"runs": [], "best_seed": None, "report": {}, "stalled": []}
@@ -550,6 +561,11 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
             if (new := _seed_result(s, run, seeds, ctx, platform, steps, state)) is not None:
                 queue.append(new)
     return state["report"]
+
+
+def _of(job: BoardJob, i: int) -> str:
+    """A seed's place in the build: "/3" (seeds 1..3), or ", 2 of 3" (from --first-seed)."""
+    return f"/{job.seeds}" if job.first_seed == 1 else f", {i} of {job.seeds}"
 
 
 def _seed_task(out: str, cmd: list[str], logfile: str, stall_s: float = 0.0) -> ToolRun:
@@ -577,7 +593,7 @@ def _replace_stalled(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, ste
     steps.times[f"{step}, stalled"] = round(run.wall_s, 1)
     steps.cpu[f"{step}, stalled"] = round(run.cpu_s, 1)
     stalled = state["stalled"]
-    spares = [x for x in seeds if x > job.seeds]
+    spares = [x for x in seeds if x not in job.seed_numbers]
     if len(spares) >= job.seeds:
         gone = {x["seed"] for x in stalled} | {s}
         every = "; every replacement stalled" if set(spares) <= gone else ""

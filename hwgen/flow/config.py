@@ -55,6 +55,7 @@ class BuildConfig:
     # build step (hwgen.boards): board, placement seeds, PLL clock (None: the board's), UART
     board: str = "ulx3s"
     seeds: int = 3
+    first_seed: int = 1  # nextpnr --seed of the first placement (then +1 each)
     freq_mhz: float | None = None
     pnr_freq_mhz: float | None = None  # nextpnr's target when tighter than the PLL's (ECP5)
     baud: int = 115_200
@@ -101,7 +102,7 @@ class BuildConfig:
             from hwgen.boards.build import check_options
 
             check_options(self.board, self.seeds, self.freq_mhz, self.baud, self.stall_minutes,
-                          self.router, self.pnr_freq_mhz)
+                          self.router, self.pnr_freq_mhz, self.first_seed)
 
 
 def _int_at_least(name: str, v: object, lo: int) -> None:

@@ -349,7 +349,8 @@ def step_build(st: BuildState) -> None:
     if images is None:
         images, labels = src.data.test(cfg.n)
     job = BoardJob(board=cfg.board, qmodel=st.qmodel, program=st.program, plan=design_plan(st),
-                   images=images, labels=labels, seeds=cfg.seeds, freq_mhz=cfg.freq_mhz,
+                   images=images, labels=labels, seeds=cfg.seeds, first_seed=cfg.first_seed,
+                   freq_mhz=cfg.freq_mhz,
                    pnr_freq_mhz=cfg.pnr_freq_mhz, baud=cfg.baud, fit=cfg.fit,
                    workers=cfg.workers, scheduler=cfg.scheduler,
                    stall_minutes=cfg.stall_minutes, router=cfg.router,
