@@ -16,6 +16,7 @@ import pytest
 
 from hwgen.boards import build as board_build
 from hwgen.boards.build import BOARDS, BoardJob, BuildError
+from hwgen.boards.pnr_log import phase, phase_of, progressed
 from hwgen.config import ArrayConfig
 
 # The stand-in "nextpnr": writes its --report file with the seed, its parent's PID (the Dask
@@ -176,12 +177,41 @@ def test_a_router_printing_no_fewer_arcs_counts_as_stalled(tmp_path: Path, monke
 
 def test_progressed_wants_a_new_low_of_arcs_left() -> None:
     best = [float("inf")]
-    assert board_build._progressed("Info: Routing..\n", best) and best == [float("inf")]
-    assert board_build._progressed(ROUTER_LINE + "\n", best) and best == [77]
-    assert not board_build._progressed(ROUTER_LINE + "\n", best)
+    assert progressed("Info: Routing..\n", best) and best == [float("inf")]
+    assert progressed(ROUTER_LINE + "\n", best) and best == [77]
+    assert not progressed(ROUTER_LINE + "\n", best)
     fewer = ROUTER_LINE.replace("       77|", "       76|")
-    assert board_build._progressed(fewer + "\n", best) and best == [76]
-    assert not board_build._progressed("", best)
+    assert progressed(fewer + "\n", best) and best == [76]
+    assert not progressed("", best)
+
+
+def test_phase_reads_where_nextpnr_is(tmp_path: Path) -> None:
+    """The progress lines' phase of a seed, from its log as it grows (nextpnr 0.11's lines)."""
+    log = "Info: Packing IOs..\n"
+    assert phase(log) == "packing"
+    log += "Info: Creating initial analytic placement for 51641 cells, random placement\n"
+    assert phase(log) == "placing (analytic)"
+    log += "Info: Running simulated annealing placer for refinement.\n"
+    assert phase(log) == "placing (annealing)"
+    log += ("Info: Max frequency for clock '$glbnet$clk': 92.69 MHz (FAIL at 150.01 MHz)\n"
+            "Info: Routing globals...\nInfo: Routing..\nInfo: Routing 263988 arcs.\n")
+    assert phase(log) == "routing (placed at 92.7 MHz est.)"
+    log += ROUTER_LINE + "\n" + ROUTER_LINE.replace("       77|", "   164064|") + "\n"
+    assert phase(log) == "routing, 164,064 of 263,988 arcs left (placed at 92.7 MHz est.)"
+    assert phase("") == "starting" and phase_of(tmp_path / "none.log") == "starting"
+    (tmp_path / "s.log").write_text(log)
+    assert phase_of(tmp_path / "s.log") == phase(log)
+
+
+def test_heartbeat_names_the_phase(tmp_path: Path) -> None:
+    """A running tool's heartbeat line carries its log's phase (``status``)."""
+    lines: list[str] = []
+    steps = board_build._Steps(tmp_path, lines.append)
+    tool = "import time; print('Info: Packing IOs..', flush=True); time.sleep(1.5)"
+    steps.run("place & route (nextpnr, seed 1/1)", [sys.executable, "-c", tool], "p.log",
+              every=0.4, status=phase_of)
+    beats = [ln for ln in lines if ": running, " in ln]
+    assert beats and all(ln.endswith(" s: packing") for ln in beats), lines
 
 
 def test_a_stalled_seed_in_sequence_is_replaced(tmp_path: Path, monkeypatch) -> None:

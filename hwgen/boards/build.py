@@ -41,6 +41,7 @@ from .cells import by_unit as cells_by_unit
 from .cells import scopes_of
 from .cells import table_lines as cells_table_lines
 from .clock_net import PNR_LPF, clock_lpf, pll_output_net
+from .pnr_log import last_line, phase_of, progressed
 from .rtlil_fix import keep_marked_registers, no_rw_check_rtlil, plain_wire_names
 from .timing import summary as timing_summary
 
@@ -112,14 +113,16 @@ class _Steps:
         self.cpu: dict[str, float] = {}  # CPU seconds per step (finished child processes + own)
 
     def run(self, step: str, cmd: list[str], logfile: str, every: float = 30.0,
-            stall_s: float = 0.0) -> ToolRun:
-        """Run a tool; a stalled run (see ``run_tool``) is returned for the caller to handle."""
+            stall_s: float = 0.0, status: Callable[[Path], str] | None = None) -> ToolRun:
+        """Run a tool; a stalled run (see ``run_tool``) is returned for the caller to handle.
+        ``status`` reads the tool's log for the heartbeat (nextpnr's phase)."""
         path = self.out / logfile
         self.log(f"build: {step}: started ({Path(cmd[0]).name}, log {path})")
         t = time.monotonic()
 
         def beat() -> None:
-            self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s")
+            where = f": {status(path)}" if status else ""
+            self.log(f"build: {step}: running, {time.monotonic() - t:.0f} s{where}")
 
         run = run_tool(cmd, self.out, logfile, beat, every, stall_s)
         if not run.stalled:
@@ -182,7 +185,7 @@ def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] |
     """Run one tool with its output in ``cwd/logfile``, calling ``beat`` every ``every``
     seconds while it runs. With ``stall_s`` > 0, a watchdog stops the tool (SIGTERM, SIGKILL
     10 s later) once its log has shown no progress for ``stall_s`` seconds (no new output, or
-    router1 lines without a new low of arcs left, `_progressed`): a hung tool never hangs the
+    router1 lines without a new low of arcs left, `pnr_log.progressed`): a hung tool never hangs the
     build."""
     t, cpu0 = time.monotonic(), _children_cpu()
     # the log's size is checked every few seconds (one fstat), at most every 10 s
@@ -203,33 +206,13 @@ def run_tool(cmd: list[str], cwd: Path, logfile: str, beat: Callable[[], None] |
                     continue
                 if (new := os.fstat(f.fileno()).st_size) != size:
                     size = new
-                    if _progressed(tail.read().decode(errors="replace"), best):
+                    if progressed(tail.read().decode(errors="replace"), best):
                         grew = now
                 if now - grew >= stall_s:
                     rc = _stop(proc)
                     return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0, True,
                                    now - grew)
     return ToolRun(rc, time.monotonic() - t, _children_cpu() - cpu0)
-
-
-# router1's progress line, every 1,000 iterations: "Info: 401000 | 65016 319153 | 263 673 |
-# 619| 307.60 3115.27|", the fourth group the arcs left to route
-ROUTER1_LINE = re.compile(r"^Info:\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+(\d+)\|",
-                          re.MULTILINE)
-
-
-def _progressed(new_text: str, best: list[float]) -> bool:
-    """Is the log's new text progress? Any output is, but router1's progress lines only with
-    fewer arcs left than ever before (``best[0]``, updated): near the end of routing a stalled
-    router1 still prints a line every few minutes, its count going up and down (session 28:
-    619 -> 636 after 1,000 iterations that took 11 min)."""
-    counts = [int(n) for n in ROUTER1_LINE.findall(new_text)]
-    if not counts:
-        return bool(new_text)
-    if min(counts) < best[0]:
-        best[0] = min(counts)
-        return True
-    return False
 
 
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
@@ -240,14 +223,6 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
-
-
-def _last_line(path: Path) -> str:
-    """The log's last non-blank line (read from its tail: nextpnr logs run to megabytes)."""
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-        lines = f.read().decode(errors="replace").splitlines()
-    return next((ln.strip() for ln in reversed(lines) if ln.strip()), "")[:300]
 
 
 def _children_cpu() -> float:
@@ -340,7 +315,7 @@ def _simulate(job: BoardJob, platform) -> dict:
 DEFAULT_BAUD = 115_200
 # nextpnr's router1 prints a line every 1000 iterations; near the end of routing a block took
 # up to 12 min on a loaded machine, and a stalled one printed nothing for 26-36 min and more,
-# or kept printing lines without fewer arcs left (`_progressed`)
+# or kept printing lines without fewer arcs left (`pnr_log.progressed`)
 DEFAULT_STALL_MINUTES = 30.0
 # nextpnr's routers (`--router`): router1 (rip-up and reroute, arc by arc; the default) or
 # router2 (negotiated congestion over all nets at once)
@@ -557,7 +532,7 @@ def _place_route_pack(ctx: dict, platform, steps: _Steps) -> dict:
         while queue:  # a stalled seed appends its replacement
             s = queue.pop(0)
             run = steps.run(*seeds[s], f"nextpnr_s{s}.log", every=60,
-                            stall_s=60 * job.stall_minutes)
+                            stall_s=60 * job.stall_minutes, status=phase_of)
             if (new := _seed_result(s, run, seeds, ctx, platform, steps, state)) is not None:
                 queue.append(new)
     return state["report"]
@@ -589,7 +564,7 @@ def _replace_stalled(s: int, run: ToolRun, seeds: dict, ctx: dict, platform, ste
     ``job.seeds`` replacements, then a BuildError naming the step)."""
     job, step = ctx["job"], seeds[s][0]
     path = ctx["out"] / f"nextpnr_s{s}.log"
-    minutes, line = run.quiet_s / 60, _last_line(path)
+    minutes, line = run.quiet_s / 60, last_line(path)
     steps.times[f"{step}, stalled"] = round(run.wall_s, 1)
     steps.cpu[f"{step}, stalled"] = round(run.cpu_s, 1)
     stalled = state["stalled"]
@@ -638,8 +613,10 @@ def _seeds_on_dask(seeds: dict, ctx: dict, platform, steps: _Steps, state: dict)
             try:
                 done, pending = wait(pending, timeout=60, return_when="FIRST_COMPLETED")
             except TimeoutError:  # (distributed raises it when nothing finished in time)
+                each = "; ".join(f"seed {futs[f]} {phase_of(out / f'nextpnr_s{futs[f]}.log')}"
+                                 for f in sorted(pending, key=futs.get))
                 steps.log(f"build: place & route: {len(pending)} seed(s) running, "
-                          f"{time.monotonic() - t0:.0f} s")  # fmt: skip
+                          f"{time.monotonic() - t0:.0f} s: {each}")  # fmt: skip
                 continue
             for f in sorted(done, key=futs.get):
                 s, run = futs[f], f.result()
