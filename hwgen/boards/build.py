@@ -397,10 +397,9 @@ def check_options(board: str, seeds: int, freq_mhz: float | None, baud: int,
 
     if board not in BOARDS:
         raise UsageError(f"--board {board!r}: known boards are {', '.join(BOARDS)}")
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise UsageError(f"--seeds {seeds!r}: must be an integer >= 1")
-    if not isinstance(first_seed, int) or isinstance(first_seed, bool) or first_seed < 1:
-        raise UsageError(f"--first-seed {first_seed!r}: must be an integer >= 1")
+    for name, v in (("--seeds", seeds), ("--first-seed", first_seed)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UsageError(f"{name} {v!r}: must be an integer >= 1")
     if freq_mhz is not None and not (math.isfinite(freq_mhz) and freq_mhz > 0):
         raise UsageError(f"--freq {freq_mhz!r}: must be a positive number of MHz")
     m = stall_minutes
