@@ -375,8 +375,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not b["meets_clock"]:  # a bitstream runs at its PLL clock, not at a measured Fmax
         print(f"[hwgen build] warning: the packed bitstream (seed {b['seed']}) routed at "
               f"{b['fmax_mhz']:.1f} MHz, below its {b['pll_mhz']:g} MHz PLL clock: it will not "
-              f"run reliably on a board; --freq {b['rebuild_freq_mhz']} or lower builds "
-              "one that does")
+              f"run reliably on a board; {b['rebuild_advice']}")
     for g in f["stalled_seeds"]:  # the watchdog's doing, never silent
         print(f"[hwgen build] seed {g['seed']} stopped after {g['minutes_without_progress']:g} "
               f"min without nextpnr progress; replaced by seed {g['replaced_by']}")

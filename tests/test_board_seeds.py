@@ -17,6 +17,7 @@ import pytest
 from hwgen.boards import build as board_build
 from hwgen.boards.build import BOARDS, BoardJob, BuildError
 from hwgen.boards.pnr_log import phase, phase_of, progressed
+from hwgen.boards.top import clock_plan
 from hwgen.config import ArrayConfig
 
 # The stand-in "nextpnr": writes its --report file with the seed, its parent's PID (the Dask
@@ -112,7 +113,7 @@ def _build(tmp_path: Path, monkeypatch, seeds: int, workers: int, stall: str,
     top = {"top": "HostTop", "clock": "PLL", "uart": "115200", "max_payload": 1024,
            "leds": ["busy"], "memory_plan": "plan", "clock_mhz": 150.0}
     ctx = {"job": job, "spec": BOARDS["ulx3s"], "out": out, "top": top,
-           "mults": {"how": "fake"}, "cycles": 1000}
+           "clock": clock_plan("ecp5", 25.0, 150.0), "mults": {"how": "fake"}, "cycles": 1000}
     lines: list[str] = []
     steps = board_build._Steps(out, lines.append)
     return board_build._place_route_pack(ctx, _Platform(), steps), lines, steps
@@ -221,8 +222,10 @@ def test_a_stalled_seed_in_sequence_is_replaced(tmp_path: Path, monkeypatch) -> 
     # the packed seed routed at 103 MHz under a 150 MHz PLL: said, never silent
     b = rep["bitstream_on_board"]
     assert b["fmax_mhz"] == 103.0 and not b["meets_clock"] and b["us_per_inference"] is None
-    assert "below its 150 MHz PLL clock: it will not run reliably on a board.** Rebuild with " \
-        "`--freq 103`" in Path(rep["report_md"]).read_text()
+    # the fastest PLL output at or below 103 MHz from 25 MHz is 100 (25 / 8 * 33 = 103.125)
+    assert b["rebuild_freq_mhz"] == 100.0
+    assert "below its 150 MHz PLL clock: it will not run reliably on a board.** --freq 100 " \
+        "(or lower) builds one that does" in Path(rep["report_md"]).read_text()
     _gone(tmp_path / "build" / "stalled_s1.pid")
 
 
@@ -238,11 +241,19 @@ def test_when_every_replacement_stalls_the_build_fails(tmp_path: Path, monkeypat
 def test_a_bitstream_runs_at_its_pll_clock() -> None:
     """Its µs on a board are cycles / PLL clock, and only when its own seed (the packed one,
     not the median) routed at least that fast."""
-    b = board_build.on_board([148.0, 153.5, 147.2], [1, 2, 3], 2, 150.0, 35_786)
+    at_most = clock_plan("ecp5", 25.0, 150.0).at_most
+    b = board_build.on_board([148.0, 153.5, 147.2], [1, 2, 3], 2, 150.0, 35_786, at_most)
     assert b["meets_clock"] and b["us_per_inference"] == pytest.approx(35_786 / 150.0)
     assert "meets its 150 MHz PLL clock: 238.6 µs" in board_build.on_board_line(b)
-    slow = board_build.on_board([106.16], [1], 1, 150.0, 13_510)
-    assert not slow["meets_clock"] and "`--freq 106`" in board_build.on_board_line(slow)
+    assert b["rebuild_freq_mhz"] is None and b["rebuild_advice"] is None
+    # the advice is a clock the PLL really gives at or below the Fmax: not 106 (106.25)
+    slow = board_build.on_board([106.16], [1], 1, 150.0, 13_510, at_most)
+    assert not slow["meets_clock"] and slow["rebuild_freq_mhz"] == 105.0
+    assert "--freq 105 (or lower)" in board_build.on_board_line(slow)
+    # no clock that slow (the iCEBreaker's oscillator is its only clock): said so
+    ice = board_build.on_board([11.2], [1], 1, 12.0, 9_000, clock_plan("ice40", 12.0, None).at_most)
+    assert ice["rebuild_freq_mhz"] is None
+    assert "the design must route faster" in board_build.on_board_line(ice)
 
 
 def test_build_command_warns_of_a_bitstream_slower_than_its_clock(monkeypatch, capsys) -> None:
@@ -257,11 +268,12 @@ def test_build_command_warns_of_a_bitstream_slower_than_its_clock(monkeypatch, c
     rep = {"bitstream": "top.bit", "fmax_post_route_mhz": f, "target_mhz": 150.0,
            "meets_target": False, "cycles_per_inference": 13_510,
            "us_per_inference_at_median_fmax": 13_510 / 106.16,
-           "bitstream_on_board": board_build.on_board([106.16], [1], 1, 150.0, 13_510),
+           "bitstream_on_board": board_build.on_board(
+               [106.16], [1], 1, 150.0, 13_510, clock_plan("ecp5", 25.0, 150.0).at_most),
            "top": {"top": "HostTop", "uart": "115200"}, "report_md": "r.md",
            "report_json": "r.json"}
     monkeypatch.setattr(hwgen.flow, "run", lambda cfg: types.SimpleNamespace(board_report=rep))
     assert main(["build", "--board", "ulx3s", "--array", "12x16"]) == 0
     out = capsys.readouterr().out
     assert "warning: the packed bitstream (seed 1) routed at 106.2 MHz, below its 150 MHz " \
-        "PLL clock" in out and "--freq 106 or lower" in out
+        "PLL clock" in out and "--freq 105 (or lower) builds one that does" in out

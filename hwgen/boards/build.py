@@ -475,6 +475,7 @@ def _synthesize(job: BoardJob, platform, top, out: Path, steps: _Steps) -> dict:
     cells = steps.timed("cells by unit (the synthesized netlist)",
                         lambda: cells_by_unit(netlist))
     return {"job": job, "spec": BOARDS[job.board], "out": out, "top": top.info(),
+            "clock": top.clock,
             "mults": mults, "netlist_pass": netpass, "cells": cells,
             "scopes": scopes_of(netlist), "pnr_args": _pnr_clock(top, netlist, out, steps)}
 
@@ -709,7 +710,7 @@ def _report(ctx: dict, runs: list[dict], clock: str, steps: _Steps, best_seed: i
                       f"nextpnr, {len(runs)} seed(s)); the design clock is set to "
                       f"{clock_mhz:g} MHz",
         "bitstream_on_board": on_board(fmaxes, [r["seed"] for r in runs], best_seed,
-                                       clock_mhz, cycles),
+                                       clock_mhz, cycles, ctx["clock"].at_most),
     }
 
 
@@ -742,15 +743,27 @@ def report_common(ctx: dict, util: dict, steps: _Steps) -> dict:
 
 
 def on_board(per_seed: list[float], seeds: list[int], best_seed: int, pll_mhz: float,
-             cycles: float) -> dict:
+             cycles: float, at_most: Callable[[float], float | None]) -> dict:
     """The packed bitstream on a board. It runs at its PLL's clock, not at a measured Fmax,
     so it works only if its seed routed at least that fast; then an inference takes
-    cycles / PLL clock. Else `--freq` at or below its Fmax builds one that does."""
+    cycles / PLL clock. Else `--freq` at the fastest clock the board gives at or below its
+    Fmax (``at_most``: ClockPlan.at_most) builds one that does (None: no such clock)."""
     fmax = per_seed[seeds.index(best_seed)]
     ok = fmax >= pll_mhz
+    rebuild = None if ok else at_most(fmax)
     return {"seed": best_seed, "fmax_mhz": fmax, "pll_mhz": pll_mhz, "meets_clock": ok,
             "us_per_inference": cycles / pll_mhz if ok else None,
-            "rebuild_freq_mhz": None if ok else math.floor(fmax)}
+            "rebuild_freq_mhz": rebuild, "rebuild_advice": _rebuild_advice(ok, rebuild)}
+
+
+def _rebuild_advice(ok: bool, rebuild: float | None) -> str | None:
+    """What builds a bitstream that runs at its clock, after one that does not."""
+    if ok:
+        return None
+    if rebuild is None:
+        return ("no clock of this board is that slow: the design must route faster "
+                "(another seed, a smaller array)")
+    return f"--freq {rebuild:g} (or lower) builds one that does"
 
 
 def on_board_line(b: dict) -> str:
@@ -760,7 +773,7 @@ def on_board_line(b: dict) -> str:
                 "on the board.")
     return (f"**The packed bitstream (seed {b['seed']}) routed at {b['fmax_mhz']:.2f} MHz, "
             f"below its {b['pll_mhz']:g} MHz PLL clock: it will not run reliably on a board.** "
-            f"Rebuild with `--freq {b['rebuild_freq_mhz']}` (or lower) for one that does; "
+            f"{b['rebuild_advice'][0].upper()}{b['rebuild_advice'][1:]}; "
             "the µs above are what the design would take at its measured Fmax.")
 
 

@@ -1,4 +1,4 @@
-"""ECP5 EHXPLLL: divider search (the algorithm of Trellis' ``ecppll``) and the instance."""
+"""ECP5 EHXPLLL: divider search (Trellis' ``ecppll``'s, bounded above) and the instance."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ class PllParams:
 
 
 def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
-    """Dividers giving the output closest to ``fout_mhz`` (feedback from CLKOP), VCO near 600."""
+    """Dividers giving the fastest output at or below ``fout_mhz`` (feedback from CLKOP),
+    VCO nearest 600 MHz among equals. Never above: a build's timing is checked against the
+    clock asked for, so a faster one (ecppll's nearest: 123.9 MHz gives 125) would run a
+    bitstream past what it was routed for."""
     best: PllParams | None = None
     for idiv in range(1, 129):
         fpfd = fin_mhz / idiv
@@ -32,17 +35,25 @@ def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
         for fbdiv in range(1, 81):
             for odiv in range(1, 129):
                 fvco = fpfd * fbdiv * odiv
-                if not VCO_MHZ[0] <= fvco <= VCO_MHZ[1]:
+                if not VCO_MHZ[0] <= fvco <= VCO_MHZ[1] or fpfd * fbdiv > fout_mhz * _UP:
                     continue
                 cand = PllParams(idiv, fbdiv, odiv, fin_mhz, fpfd * fbdiv, fvco)
-                if best is None or (
-                    abs(cand.fout_mhz - fout_mhz),
-                    abs(cand.fvco_mhz - 600),
-                ) < (abs(best.fout_mhz - fout_mhz), abs(best.fvco_mhz - 600)):
+                if best is None or _better(cand, best):
                     best = cand
     if best is None:
-        raise ValueError(f"no EHXPLLL setting makes {fout_mhz} MHz from {fin_mhz} MHz")
+        raise ValueError(f"no EHXPLLL setting makes {fout_mhz:g} MHz or less from "
+                         f"{fin_mhz:g} MHz")
     return best
+
+
+_UP = 1 + 1e-9  # (an output equal to the request, up to float rounding: 25 / 3 * 15)
+
+
+def _better(a: PllParams, b: PllParams) -> bool:
+    """Faster output first (to a Hz: 25 / 3 * 15 is 125 too), then the VCO nearer 600 MHz,
+    then the first found (the smallest input divider)."""
+    return ((-round(a.fout_mhz, 6), abs(a.fvco_mhz - 600))
+            < (-round(b.fout_mhz, 6), abs(b.fvco_mhz - 600)))
 
 
 def ecp5_pll(m: Module, clkin, params: PllParams) -> tuple[Signal, Signal]:

@@ -42,6 +42,17 @@ class ClockPlan:
     # the clock nextpnr places and routes for, when tighter than `mhz` (`--pnr-freq`)
     pnr_mhz: float | None = None
 
+    def at_most(self, mhz: float) -> float | None:
+        """The fastest clock this board's top runs at that is not above ``mhz`` (for a
+        rebuild whose bitstream must run at a measured Fmax): a PLL output, or the
+        oscillator; None if there is none."""
+        if self.pll is None:
+            return self.osc_mhz if self.osc_mhz <= mhz else None
+        try:
+            return ecp5_pll_params(self.osc_mhz, mhz).fout_mhz
+        except ValueError:
+            return None
+
     def text(self) -> str:
         if self.pll is None:
             return f"{self.mhz:g} MHz (the oscillator, no PLL)"
@@ -67,7 +78,8 @@ class LinkPlan:
 
 def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None,
                pnr_mhz: float | None = None) -> ClockPlan:
-    """The build clock: an ECP5 PLL setting nearest ``freq_mhz``; iCE40 runs at the
+    """The build clock: the fastest ECP5 PLL setting not above ``freq_mhz`` (and within 1 %
+    of it); iCE40 runs at the
     oscillator (``freq_mhz`` must be None or equal to it). ``pnr_mhz``: the clock nextpnr is
     told the PLL gives (ECP5 only, at least the PLL's): a tighter target makes its
     timing-driven placement work harder (the 12x16 routed at 130.8 MHz placed for 150, at
@@ -81,8 +93,8 @@ def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None,
         except ValueError as e:
             raise UsageError(f"--freq {freq_mhz:g}: {e}") from None
         if abs(pll.fout_mhz - freq_mhz) > 0.01 * freq_mhz:
-            raise UsageError(f"--freq {freq_mhz:g}: the nearest EHXPLLL output from "
-                             f"{osc_mhz:g} MHz is {pll.fout_mhz:g} MHz")
+            raise UsageError(f"--freq {freq_mhz:g}: the fastest EHXPLLL output at or below "
+                             f"it from {osc_mhz:g} MHz is {pll.fout_mhz:g} MHz")
         return ClockPlan(osc_mhz, pll.fout_mhz, pll, pnr_mhz)
     if freq_mhz is not None and freq_mhz != osc_mhz:
         raise UsageError(f"--freq {freq_mhz:g}: the {family} board top runs at its "
