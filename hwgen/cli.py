@@ -435,9 +435,10 @@ def _build_parser(sub) -> None:
     sp.add_argument("--scheduler", default=None,
                     help="Dask scheduler address for the seeds instead of a LocalCluster "
                     "(its workers must see this build directory)")  # fmt: skip
-    sp.add_argument("--freq", type=float, default=None,
+    sp.add_argument("--freq", type=float, default=None, metavar="MHZ",
                     help="PLL clock in MHz (default: the board's; iCEBreaker: its 12 MHz "
-                    "oscillator)")  # fmt: skip
+                    "oscillator): the fastest output of the 25 MHz PLL at or below it, "
+                    "never above (e.g. 121.875, 125, 130)")  # fmt: skip
     sp.add_argument("--pnr-freq", type=float, default=None, metavar="MHZ",
                     help="place and route for this clock, at least --freq (ECP5): nextpnr's "
                     "timing-driven placement works harder for a tighter target; the bitstream "
