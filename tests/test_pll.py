@@ -44,3 +44,10 @@ def test_exact_clocks_keep_their_dividers() -> None:
 def test_no_output_that_slow_is_an_error() -> None:
     with pytest.raises(ValueError, match="no EHXPLLL setting makes 1 MHz or less"):
         ecp5_pll_params(25.0, 1.0)
+
+
+def test_an_output_printed_to_six_digits_names_itself() -> None:
+    """The build's advice prints a clock with `:g` (135.714 for 25 / 7 * 38): given back as
+    `--freq`, it is that output, not the next one below."""
+    for out in OUTS:
+        assert round(ecp5_pll_params(25.0, float(f"{out:g}")).fout_mhz, 6) == out

@@ -23,7 +23,8 @@ class PllParams:
 
 
 def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
-    """Dividers giving the fastest output at or below ``fout_mhz`` (feedback from CLKOP),
+    """Dividers giving the fastest output at or below ``fout_mhz`` (to 10 ppm: ``_UP``;
+    feedback from CLKOP),
     VCO nearest 600 MHz among equals. Never above: a build's timing is checked against the
     clock asked for, so a faster one (ecppll's nearest: 123.9 MHz gives 125) would run a
     bitstream past what it was routed for."""
@@ -46,7 +47,10 @@ def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
     return best
 
 
-_UP = 1 + 1e-9  # (an output equal to the request, up to float rounding: 25 / 3 * 15)
+# An output equal to the request counts as at or below it up to 10 ppm: float rounding
+# (25 / 3 * 15) and a clock written to six digits (135.714 for 25 / 7 * 38, as `:g` and the
+# build's rebuild advice print it) both name that output.
+_UP = 1 + 1e-5
 
 
 def _better(a: PllParams, b: PllParams) -> bool:
