@@ -747,7 +747,9 @@ def on_board(per_seed: list[float], seeds: list[int], best_seed: int, pll_mhz: f
     """The packed bitstream on a board. It runs at its PLL's clock, not at a measured Fmax,
     so it works only if its seed routed at least that fast; then an inference takes
     cycles / PLL clock. Else `--freq` at the fastest clock the board gives at or below its
-    Fmax (``at_most``: ClockPlan.at_most) builds one that does (None: no such clock)."""
+    Fmax (``at_most``: ClockPlan.at_most) is the clock to rebuild at (None: no such clock);
+    the rebuild places anew (its netlist differs: the UART divider follows the clock), so
+    its own Fmax decides again."""
     fmax = per_seed[seeds.index(best_seed)]
     ok = fmax >= pll_mhz
     rebuild = None if ok else at_most(fmax)
@@ -763,7 +765,8 @@ def _rebuild_advice(ok: bool, rebuild: float | None) -> str | None:
     if rebuild is None:
         return ("no clock of this board is that slow: the design must route faster "
                 "(another seed, a smaller array)")
-    return f"--freq {rebuild:g} (or lower) builds one that does"
+    return (f"--freq {rebuild:g} is the fastest clock this seed would meet; a rebuild at it "
+            "places anew (the UART divider follows the clock), so check its Fmax again")
 
 
 def on_board_line(b: dict) -> str:
