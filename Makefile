@@ -25,7 +25,7 @@ help:
 	@echo "make rtl MODEL=... ARRAY=RxC                 write Verilog + manifest to rtl_out/<model>/"
 	@echo "make bench                                   cycles, utilisation and simulation speed -> reports/bench.json"
 	@echo "make regress [N=200] [SEED=s] [SCHEDULER=tcp://host:8786]  random CNNs in RTL on Dask (SEED alone: rerun that case)"
-	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [FIRST_SEED=1] [WORKERS=2] [FREQ=120] [PNR_FREQ=150] [FIT=M2,M3] [STALL=30] [ROUTER=router2]  FPGA bitstream (UART host top) + Fmax/resource report; seeds run as WORKERS Dask tasks at a time"
+	@echo "make bitstream MODEL=... BOARD=ulx3s [ARRAY=8x8] [SEEDS=3] [FIRST_SEED=1] [WORKERS=2] [FREQ=MHz] [PNR_FREQ=MHz] [FIT=M2,M3] [STALL=30] [ROUTER=router2]  FPGA bitstream (UART host top) + Fmax/resource report; seeds run as WORKERS Dask tasks at a time"
 	@echo "                                             STALL=M: a seed whose nextpnr log is silent M minutes (router1 stall) is stopped and replaced (0: never)"
 	@echo "make bitstream MODEL=digits_tiny BOARD=icebreaker ARRAY=1x1           the iCEBreaker (iCE40UP5K) build: the zoo model that fits"
 	@echo "make sweep [ARRAYS=4x4,8x8,12x8,8x16] [SEEDS=1] [WORKERS=1] [N=3] [SCHEDULER=tcp://...]  cycles + board build per array as Dask tasks -> reports/sweep.{md,json,png}"

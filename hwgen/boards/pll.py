@@ -24,10 +24,9 @@ class PllParams:
 
 def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> PllParams:
     """Dividers giving the fastest output at or below ``fout_mhz`` (to 10 ppm: ``_UP``;
-    feedback from CLKOP),
-    VCO nearest 600 MHz among equals. Never above: a build's timing is checked against the
-    clock asked for, so a faster one (ecppll's nearest: 123.9 MHz gives 125) would run a
-    bitstream past what it was routed for."""
+    feedback from CLKOP), the VCO nearest 600 MHz among equals. Never above: a build's
+    timing is checked against the clock asked for, so a faster one (ecppll's nearest: 123.9
+    MHz gives 125) would run a bitstream past what it was routed for."""
     best: PllParams | None = None
     for idiv in range(1, 129):
         fpfd = fin_mhz / idiv

@@ -79,11 +79,11 @@ class LinkPlan:
 def clock_plan(family: str, osc_mhz: float, freq_mhz: float | None,
                pnr_mhz: float | None = None) -> ClockPlan:
     """The build clock: the fastest ECP5 PLL setting not above ``freq_mhz`` (and within 1 %
-    of it); iCE40 runs at the
-    oscillator (``freq_mhz`` must be None or equal to it). ``pnr_mhz``: the clock nextpnr is
-    told the PLL gives (ECP5 only, at least the PLL's): a tighter target makes its
-    timing-driven placement work harder (the 12x16 routed at 130.8 MHz placed for 150, at
-    116.8-123.5 placed for 120/125), while the bitstream runs at the PLL's clock."""
+    of it); iCE40 runs at the oscillator (``freq_mhz`` must be None or equal to it).
+    ``pnr_mhz``: the clock nextpnr is told the PLL gives (ECP5 only, at least the PLL's): a
+    tighter target makes its timing-driven placement work harder (the 12x16 routed at 130.8
+    MHz placed for 150, at 116.8-123.5 placed for 120/125), while the bitstream runs at the
+    PLL's clock."""
     if pnr_mhz is not None:
         _check_pnr(family, osc_mhz, freq_mhz, pnr_mhz)
     if family == "ecp5":
