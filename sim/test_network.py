@@ -125,9 +125,11 @@ def test_network_bit_exact_with_parameters_in_lut_ram() -> None:
     assert 'ram_style = "block"' not in text
     assert "prm_o0" not in text  # (no param_hop: LUT-RAM parameters sit by their lanes)
     # the large device's program memory (trait program_lut_ram) is LUT RAM too: the same
-    # read register and cycles, every logit bit-exact
+    # cycles, read at the program address itself (no block RAM output register, rom_q),
+    # every logit bit-exact
     assert re.search(r'ram_style = "distributed" \*\)\n(\s*\(\*[^\n]*\*\)\n)*\s*'
                      r"reg \[31:0\] \\program ", text)
+    assert "rom_q" not in text
     _assert_bit_exact(case, res, out, 2)
 
 

@@ -34,8 +34,9 @@ define any of these attributes; without them every unit keeps its default:
   generic simulation and the sweep's cycle runs count the board's cycles; False on the
   small device, ~32 logic cells).
 * ``program_lut_ram``: the program memory (4 layers x 21 beats x 32 bits for mnist_cnn) in
-  LUT RAM rather than a block RAM (default False). Only the mapping changes: the same
-  synchronous read port, registers and cycles. On the ECP5-85F the block RAMs are nearly all
+  LUT RAM rather than a block RAM (default False). The same synchronous read port and
+  cycles; the read address is the program address's register itself (no prefetch through a
+  block RAM output register, which LUT RAM has not). On the ECP5-85F the block RAMs are nearly all
   taken (200 / 208 at 12x16) and the program's got a site at the die's edge: FETCH's address
   select and the program address's steps crossed the die to it (8.06 / 8.23 ns, the 12x16
   of 3fdf715 at 125 MHz); in LUT RAM it sits by the controller and the descriptor.
