@@ -4,6 +4,8 @@ hwgen/rtl/models/MULT18X18D.v)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hwgen.config import ArrayConfig
@@ -55,7 +57,7 @@ def test_mult_all_int8_pairs(impl: str) -> None:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("latency", [WIDE_LATENCY, WIDE_LATENCY + 2])
+@pytest.mark.parametrize("latency", [WIDE_LATENCY, WIDE_LATENCY + 1, WIDE_LATENCY + 2])
 def test_mult_ecp5_wide(latency: int) -> None:
     """The requant lanes' 32x32 product on four MULT18X18D plus two adds."""
     platform = Ecp5DspSim()
@@ -79,5 +81,10 @@ def test_ecp5_hook_instantiates_dsps_and_falls_back_to_luts() -> None:
     wide = build_verilog(Multiplier(a_width=32, b_width=32, latency=WIDE_LATENCY), "w", plat)
     assert "MULT18X18D #(" not in wide.split("module MULT18X18D")[0]  # 2 + 4 > 5: LUTs
     assert plat.dsps_used == 2 and plat.lut_multipliers == 1
+    # an edge past WIDE_LATENCY: the operands' own register in front of the four DSPs
+    for lat, regs in ((WIDE_LATENCY, False), (WIDE_LATENCY + 1, True)):
+        v = build_verilog(Multiplier(a_width=32, b_width=32, latency=lat), f"x{lat}",
+                          Ecp5DspSim()).split("module MULT18X18D")[0]
+        assert bool(re.search(r"reg \[\d+:0\] a_r\b", v)) is regs, lat
     short = build_verilog(Multiplier(a_width=8, b_width=8, latency=2), "s", Ecp5DspSim())
     assert "MULT18X18D #(" not in short.split("module MULT18X18D")[0]  # too short for a DSP

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hwgen.rtl.requant import REQUANT_MULT_LATENCY
 from hwgen.rtl.traits import DEFAULTS, LargeDevice, SmallDevice, trait
 
 # latencies whose default is a unit's own constant (the caller passes it)
@@ -20,6 +21,9 @@ def test_platform_value_wins_over_the_table() -> None:
     assert trait(SmallDevice(), "copy_trees") is False
     assert trait(SmallDevice(), "perf_counter_width") == 18
     assert trait(LargeDevice(), "local_resets") is True
+    # the large device's requant product: one edge past the lane's default, its operands'
+    # register (hwgen.rtl.ecp5_dsp)
+    assert trait(LargeDevice(), "requant_mult_latency", 6) == REQUANT_MULT_LATENCY + 1
 
 
 def test_missing_value_comes_from_the_table_or_the_caller() -> None:

@@ -9,7 +9,8 @@ asks it for its implementation (``get_multiplier``, the pattern of Amaranth's ``
   latency 4: one, so that its accumulate starts at a flip-flop);
 * operands of at most 35 bits (the requant lanes' 32x32 product): four MULT18X18D on 17-bit
   halves, then three fabric stages — a register on each product, the middle sum ``lh + hl``
-  and the final add — so latency ``>= 6``;
+  and the final add — so latency ``>= 6``; a seventh edge is a register on the operands,
+  the block's own copy, which the placer puts by its four DSPs;
 * once the device's DSP blocks are used up (``dsp_budget``), operands of at most 18 bits:
   :func:`hwgen.rtl.lut_mult.lut_multiplier`, row pairs on instantiated CCU2C carry cells
   (:mod:`hwgen.rtl.ecp5_carry`, the ANDs inside the cells) and a tree of two-operand adds
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 
+from .attrs import UNSHARED
 from .delay import chain
 from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
@@ -169,6 +171,12 @@ def _wide(mult: Multiplier) -> Module:
     ``hh<<34 | ll`` is a concatenation): two adds after the DSPs."""
     m = Module()
     a, b = _operands(m, mult)
+    # With an edge to spare, the operands' own register first (UNSHARED: the requant lane's
+    # sum also has a copy of its own; timing: the sum's register sits by its adder, and its
+    # route to the lane's floorplanned DSPs was 7.85 ns on the 12x16 of 05d735f seed 4).
+    pre = int(mult.latency > WIDE_LATENCY)
+    if pre:
+        a, b = _registered(m, a, "a_r"), _registered(m, b, "b_r")
     al, bl = a[:_HALF].as_unsigned(), b[:_HALF].as_unsigned()
     ah, bh = (a >> _HALF), (b >> _HALF)
     # Stage 4: each product straight into a fabric register.
@@ -183,8 +191,14 @@ def _wide(mult: Multiplier) -> Module:
     # Stage 6: the final add.
     full = Signal(signed(len(mult.p)), reset_less=True)
     m.d.sync += full.eq(outer + (mid << _HALF))
-    m.d.comb += mult.p.eq(_delay(m, full, mult.latency - WIDE_LATENCY))
+    m.d.comb += mult.p.eq(_delay(m, full, mult.latency - WIDE_LATENCY - pre))
     return m
+
+
+def _registered(m: Module, v: Signal, name: str) -> Signal:
+    r = Signal.like(v, name=name, reset_less=True, attrs=UNSHARED)
+    m.d.sync += r.eq(v)
+    return r
 
 
 class Ecp5DspSim(LargeDevice, Ecp5Multipliers):

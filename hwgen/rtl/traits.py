@@ -5,9 +5,10 @@ A platform (or a simulation stand-in, so that Verilator runs the design the boar
 define any of these attributes; without them every unit keeps its default:
 
 * ``requant_mult_latency``: register edges of the requant lanes' 32x32 product
-  (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, six, sized for ECP5 at 150 MHz).
-  Every stage costs the product's width plus the side data in flip-flops, which a device
-  with 5,280 logic cells and a 12 MHz clock cannot spare.
+  (default :data:`hwgen.rtl.requant.REQUANT_MULT_LATENCY`, six, sized for ECP5 at 150 MHz;
+  the large device seven: a register on the operands by the lane's DSPs). Every stage
+  costs the product's width plus the side data in flip-flops, which a device with 5,280
+  logic cells and a 12 MHz clock cannot spare.
 * ``requant_fold``: stages B, C1, C2, D and E1 of the requant lane (rounding high half,
   rounding shift, round-up add, clamp compares) without their registers, one long path
   (default False).
@@ -164,3 +165,7 @@ class LargeDevice:
     local_resets = True
     param_hop = True
     program_lut_ram = True
+    # the requant lanes' product one edge past REQUANT_MULT_LATENCY (6; hwgen.rtl.requant
+    # imports this module): a register on the operands by the lane's four DSPs
+    # (hwgen.rtl.ecp5_dsp), one write-back cycle more per layer
+    requant_mult_latency = 7
