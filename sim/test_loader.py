@@ -199,10 +199,13 @@ WIDE = [(8, 2), (600, 2), (72, 1)]  # 19 beats a word: three copies of the stage
 def test_wide_words_fill_every_slot_group(platform) -> None:
     """Words wider than SLOT_GROUP beats: each group of acc's slots takes the staged beat
     from its own data copy (``copy_trees``; one register on a small device), and every
-    word is written as the model's."""
+    word is written as the model's; `ready` comes from copies of its registers."""
     copies = -(-beats_per_word(600) // SLOT_GROUP) if platform is None else 1
     text = rtlil.convert(WeightLoader(regions=WIDE), platform=platform)
     assert [f"b_data_{k}" in text for k in range(1, 4)] == [k < copies for k in range(1, 4)]
+    # and the stream's `ready` from copies of `done` and `blocked` (one each on a small device)
+    assert all((f"wire width 1 \\{c}\n" in text) == (platform is None)
+               for c in ("done_o", "blocked_o"))
     rng = np.random.default_rng(11)
     beats = [b for _, t in transfers(rng, 12, WIDE) for b in t]
     seen = run(WeightLoader(regions=WIDE), LoaderModel(WIDE), beats, rng, "wide", platform)

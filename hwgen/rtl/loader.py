@@ -87,6 +87,7 @@ class _Regs:
     commit: list[list[Signal]]  # each memory's write enable, its copies
     commit_addr: list[list[Signal]]  # each memory's write address, its copies
     done: Signal  # the final beat was acted on (`loaded` follows it a cycle later)
+    done_o: Signal  # its copy for the stream's `ready` (or `done` itself)
     hdr: data.View  # the loaded model's header
     discard: Signal  # dropping the tail of a refused transfer up to its `last`
 
@@ -132,6 +133,7 @@ class _Stage:
     b_data: list[Signal]  # the beat's data, a copy per group of SLOT_GROUP acc slots
     b_last: Signal
     blocked: Signal  # `ready`'s flip-flop (see `WeightLoader._check_steps`)
+    blocked_o: Signal  # its copy for the stream's `ready` (or `blocked` itself)
     accept: Value  # a beat is taken in this cycle
 
     @property
@@ -266,7 +268,7 @@ class WeightLoader(wiring.Component):
         r = self._transfer_regs(copies)
         chk, pos = self._control_regs(m, r.addr)
         rewind = self._rewind(r, chk, pos)
-        stg = self._input_stage(m, groups)
+        stg = self._input_stage(m, groups, r, copies)
         self._outputs(m, r, stg)
         hv = self._header_regs(m, r, trait(platform, "carry_chains"),
                                trait(platform, "path_registers"))
@@ -341,12 +343,16 @@ class WeightLoader(wiring.Component):
                                attrs=UNSHARED, reset_less=True)
                         for k in range(k1[n])]
                        for n, (_, d) in enumerate(self.mem_shape)]  # fmt: skip
-        done = Signal(reset_less=True)  # survives a design reset, like the memories
+        done = Signal(reset_less=True, attrs=UNSHARED if copies else {})  # survives a design
+        # reset, like the memories; with `copy_trees` a copy for the stream's `ready` (see
+        # `_outputs`)
+        done_o = (Signal(reset_less=True, name="done_o", attrs=UNSHARED) if copies
+                  else done)
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        return _Regs(st, addr, acc, beat_oh, beat_w, beat_hi, commit, commit_addr, done, hdr,
-                     discard)
+        return _Regs(st, addr, acc, beat_oh, beat_w, beat_hi, commit, commit_addr, done, done_o,
+                     hdr, discard)
 
     def _control_regs(self, m: Module, addr: Signal) -> tuple[_Check, _Pos]:
         """The header check's flags, the region position (`_position_regs`) and `go`."""
@@ -412,7 +418,7 @@ class WeightLoader(wiring.Component):
                        *(q.eq(v) for q, v in zip(pos.q_lz, pos.lz[1:], strict=True))]  # fmt: skip
         return rewind
 
-    def _input_stage(self, m: Module, n_data: int) -> _Stage:
+    def _input_stage(self, m: Module, n_data: int, r: _Regs, copies: bool) -> _Stage:
         """The input stage: the beat taken, held in flip-flops for the next cycle (its data
         in ``n_data`` copies)."""
         # The input stage (timing): a beat taken is held in flip-flops and acted on in the
@@ -437,20 +443,25 @@ class WeightLoader(wiring.Component):
                   for k in range(n_data)]  # fmt: skip
         b_last = Signal(reset_less=True)
         # == stall | (a staged beat that may stop the loader), one flip-flop for `ready`
-        blocked = Signal()
-        accept = self.i_stream.valid & self.i_stream.ready
+        blocked = Signal(attrs=UNSHARED if copies else {})
+        blocked_o = Signal(name="blocked_o", attrs=UNSHARED) if copies else blocked
+        # `ready` as the loader reads it, from `done` and `blocked`; the stream's own from
+        # their copies (`_outputs`)
+        accept = self.i_stream.valid & ~r.done & ~self.restart & ~blocked
         m.d.sync += [bv.eq(accept), bv_pos.eq(accept), bv_com.eq(accept),
                      *(d.eq(self.i_stream.payload.data) for d in b_data),
                      b_last.eq(self.i_stream.payload.last)]  # fmt: skip
-        return _Stage(bv, bv_pos, bv_com, b_data, b_last, blocked, accept)
+        return _Stage(bv, bv_pos, bv_com, b_data, b_last, blocked, blocked_o, accept)
 
     def _outputs(self, m: Module, r: _Regs, stg: _Stage) -> None:
         """The stream's `ready` and the memories' write ports."""
-        m.d.comb += [
-            # no beat is taken in a restart cycle (it would be dropped by the rewind), while
-            # the header is checked, nor in a cycle that acts on a beat that may stop
-            self.i_stream.ready.eq(~r.done & ~self.restart & ~stg.blocked),
-        ]
+        # no beat is taken in a restart cycle (it would be dropped by the rewind), while
+        # the header is checked, nor in a cycle that acts on a beat that may stop. From
+        # copies of `done` and `blocked` that drive nothing else (timing: the placer keeps the
+        # originals by the loader's logic, and `restart` came from the host across the die to
+        # their LUT, then back to the core-side weight slice's enables, 8.27-9.24 ns routed on
+        # the 12x16 seeds 3, 5 and 6 of 05d735f; the copies can sit by the slice)
+        m.d.comb += self.i_stream.ready.eq(~r.done_o & ~self.restart & ~stg.blocked_o)
         for n, (w, _) in enumerate(self.mem_shape):
             we, addr, word = r.commit[n], r.commit_addr[n], r.acc[:w]
             if n in self.write_stage:
@@ -597,7 +608,8 @@ class WeightLoader(wiring.Component):
                      fin_in.eq(stg.bv & stg.is_last & ~self.restart)]  # fmt: skip
         # (written as its next value, not through the branches of `_on_beat`: an AND-OR of
         # flip-flops with no restart LUT on its LSR pin; timing)
-        m.d.sync += r.done.eq((~self.restart & r.done) | (fin_in & fin_here & ~r.done))
+        done_next = (~self.restart & r.done) | (fin_in & fin_here & ~r.done)
+        m.d.sync += [d.eq(done_next) for d in _distinct(r.done, r.done_o)]
         # `loaded` follows `done` a cycle later (LOADED_LATENCY), so every write stage's
         # delayed write, the last region's too, is made by the cycle it rises in; a restart
         # drops both at one edge (no beat is taken from `done` on: `ready`)
@@ -738,9 +750,9 @@ class WeightLoader(wiring.Component):
         hdr_end = bt.beat & bt.at_hdr_end
         stall_next = ~self.restart & ((chk.stall & ~chk.judging) | hdr_end)
         accept = stg.accept
+        blocked_next = stall_next | (accept & (self.i_stream.payload.last | r.st[0]))
         m.d.sync += [chk.checking.eq(~self.restart & hdr_end), chk.stall.eq(stall_next),
-                     stg.blocked.eq(stall_next | (accept & (self.i_stream.payload.last
-                                                            | r.st[0])))]  # fmt: skip
+                     *(b.eq(blocked_next) for b in _distinct(stg.blocked, stg.blocked_o))]
         with m.If(chk.checking):
             m.d.sync += chk.testing.eq(1)
             if not hv.fields_r:
@@ -822,6 +834,11 @@ class WeightLoader(wiring.Component):
                 m.d.sync += [a.eq(b) for a, b in zip(pos.lz, hv.words_one, strict=True)]
                 m.d.sync += [q.eq(w) for q, w in zip(pos.q_len, hv.words_m3[1:], strict=True)]
                 m.d.sync += [q.eq(w) for q, w in zip(pos.q_lz, hv.words_one[1:], strict=True)]
+
+
+def _distinct(reg: Signal, copy: Signal) -> list[Signal]:
+    """A register and its copy, or the register alone where there is no copy."""
+    return [reg] if copy is reg else [reg, copy]
 
 
 def _step_beat(m: Module, r: _Regs, pos: _Pos, n_bpw: int) -> None:
