@@ -64,12 +64,13 @@ class DelayLine(wiring.Component):
         return m
 
 
-def registered(m, v, name: str, on: bool = True):
-    """``v`` one cycle later through a reset-less register named ``name``, or ``v`` itself
-    when not ``on`` (a platform trait that leaves a path register out)."""
+def registered(m, v, name: str, on: bool = True, attrs: dict | None = None):
+    """``v`` one cycle later through a reset-less register named ``name`` (with ``attrs``,
+    e.g. UNSHARED), or ``v`` itself when not ``on`` (a platform trait that leaves a path
+    register out)."""
     if not on:
         return v
-    r = Signal(v.shape(), name=name, reset_less=True)
+    r = Signal(v.shape(), name=name, reset_less=True, attrs=attrs or {})
     m.d.sync += r.eq(v)
     return r
 

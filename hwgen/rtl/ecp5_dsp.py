@@ -34,7 +34,7 @@ from pathlib import Path
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 
 from .attrs import UNSHARED
-from .delay import chain
+from .delay import chain, registered
 from .ecp5_carry import CCU2C_MODEL, ccu2c_accumulate, ccu2c_pair
 from .lut_mult import LUT_MULT_LATENCY, lut_multiplier
 from .mult import Multiplier, generic_multiplier
@@ -174,9 +174,8 @@ def _wide(mult: Multiplier) -> Module:
     # With an edge to spare, the operands' own register first (UNSHARED: the requant lane's
     # sum also has a copy of its own; timing: the sum's register sits by its adder, and its
     # route to the lane's floorplanned DSPs was 7.85 ns on the 12x16 of 05d735f seed 4).
-    pre = int(mult.latency > WIDE_LATENCY)
-    if pre:
-        a, b = _registered(m, a, "a_r"), _registered(m, b, "b_r")
+    pre = mult.latency > WIDE_LATENCY
+    a, b = (registered(m, a, "a_r", pre, UNSHARED), registered(m, b, "b_r", pre, UNSHARED))
     al, bl = a[:_HALF].as_unsigned(), b[:_HALF].as_unsigned()
     ah, bh = (a >> _HALF), (b >> _HALF)
     # Stage 4: each product straight into a fabric register.
@@ -191,14 +190,8 @@ def _wide(mult: Multiplier) -> Module:
     # Stage 6: the final add.
     full = Signal(signed(len(mult.p)), reset_less=True)
     m.d.sync += full.eq(outer + (mid << _HALF))
-    m.d.comb += mult.p.eq(_delay(m, full, mult.latency - WIDE_LATENCY - pre))
+    m.d.comb += mult.p.eq(_delay(m, full, mult.latency - WIDE_LATENCY - int(pre)))
     return m
-
-
-def _registered(m: Module, v: Signal, name: str) -> Signal:
-    r = Signal.like(v, name=name, reset_less=True, attrs=UNSHARED)
-    m.d.sync += r.eq(v)
-    return r
 
 
 class Ecp5DspSim(LargeDevice, Ecp5Multipliers):

@@ -37,10 +37,11 @@ define any of these attributes; without them every unit keeps its default:
 * ``program_lut_ram``: the program memory (4 layers x 21 beats x 32 bits for mnist_cnn) in
   LUT RAM rather than a block RAM (default False). The same synchronous read port and
   cycles; the read address is the program address's register itself (no prefetch through a
-  block RAM output register, which LUT RAM has not). On the ECP5-85F the block RAMs are nearly all
-  taken (200 / 208 at 12x16) and the program's got a site at the die's edge: FETCH's address
-  select and the program address's steps crossed the die to it (8.06 / 8.23 ns, the 12x16
-  of 3fdf715 at 125 MHz); in LUT RAM it sits by the controller and the descriptor.
+  block RAM output register, which LUT RAM has not). On the ECP5-85F the block RAMs are
+  nearly all taken (200 / 208 at 12x16) and the program's got a site at the die's edge:
+  FETCH's address select and the program address's steps crossed the die to it (8.06 /
+  8.23 ns, the 12x16 of 3fdf715 at 125 MHz); in LUT RAM it sits by the controller and the
+  descriptor.
 * ``stream_slices``: the register slices on the host link's streams
   (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
   plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
