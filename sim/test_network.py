@@ -130,6 +130,16 @@ def test_network_bit_exact_with_parameters_in_lut_ram() -> None:
     assert re.search(r'ram_style = "distributed" \*\)\n(\s*\(\*[^\n]*\*\)\n)*\s*'
                      r"reg \[31:0\] \\program ", text)
     assert "rom_q" not in text
+    # the large device's image slice is the Accelerator's own (trait image_slice): its valid
+    # and that valid's copy for the image writer's steps are two registers
+    isl = text[text.index("module \\accel.image_slice"):]
+    isl = isl[: isl.index("endmodule")]
+    for reg in ("o__valid", "o_valid_copy"):  # (each kept apart by the board flow)
+        assert re.search(rf"\(\* hwgen_nomerge = 32'd1 \*\)\n\s*output {reg};\n\s*reg {reg} =",
+                         isl), reg
+    # the controller's window (win_r) and the writer's copy (win_w): two kept registers,
+    # named after the ports they drive
+    assert len(re.findall(r"hwgen_nomerge = 32'd1 \*\)\n\s*reg \\?window(\$\d+)? +=", text)) == 2
     _assert_bit_exact(case, res, out, 2)
 
 

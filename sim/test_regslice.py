@@ -33,11 +33,12 @@ def test_slice_step_golden() -> None:
 
 
 def _bench(layout: data.Layout, beats: list[int], p_valid: float, p_ready: float,
-           seed: int) -> dict:
+           seed: int, valid_copy: bool = False) -> dict:
     """Drive `beats` through a RegSlice: the source offers with probability p_valid (and holds
-    an offered beat until taken), the sink is ready with probability p_ready."""
+    an offered beat until taken), the sink is ready with probability p_ready. With
+    `valid_copy`, its o_valid_copy must equal o.valid in every cycle."""
     rng = random.Random(seed)
-    dut = RegSlice(layout)
+    dut = RegSlice(layout, valid_copy=valid_copy)
     log: dict = {"got": [], "errors": [], "cycles": 0, "i_ready_low": 0}
     mask = (1 << layout.size) - 1
 
@@ -55,6 +56,8 @@ def _bench(layout: data.Layout, beats: list[int], p_valid: float, p_ready: float
             want, st = slice_step(st, offered, beats[k] if offered else None, o_ready)
             got = {"i_ready": bool(ctx.get(dut.i.ready)), "o_valid": bool(ctx.get(dut.o.valid)),
                    "o_data": ctx.get(Value.cast(dut.o.payload))}  # fmt: skip
+            if valid_copy and ctx.get(dut.o_valid_copy) != got["o_valid"]:
+                log["errors"].append(f"cycle {cycles}: o_valid_copy != o.valid")
             if not got["o_valid"]:
                 got["o_data"] = None
             if got != want:
@@ -92,6 +95,24 @@ def test_random_backpressure(layout: data.Layout, p_valid: float, p_ready: float
         assert log["i_ready_low"] > 0
 
 
+@pytest.mark.parametrize(("p_valid", "p_ready", "seed"), [(0.5, 0.5, 6), (0.9, 0.3, 7)])
+def test_valid_copy(p_valid: float, p_ready: float, seed: int) -> None:
+    """The image's slice in the Accelerator: its valid's copy equals valid in every cycle,
+    each a flip-flop of its own (UNSHARED, so the board flow keeps both)."""
+    rng = random.Random(seed)
+    beats = [rng.getrandbits(IMAGE_LAYOUT.size) for _ in range(300)]
+    log = _bench(IMAGE_LAYOUT, beats, p_valid, p_ready, seed, valid_copy=True)
+    assert not log["errors"], log["errors"][:5]
+    assert log["got"] == beats
+    from amaranth.hdl import Fragment
+
+    from hwgen.rtl.attrs import NOMERGE
+
+    frag = Fragment.get(RegSlice(IMAGE_LAYOUT, valid_copy=True), None)
+    regs = {s.name: s for d in frag.statements.values() for st in d for s in st._lhs_signals()}
+    assert {n for n, s in regs.items() if s.attrs.get(NOMERGE)} == {"o_valid", "o_valid_copy"}
+
+
 def test_full_throughput() -> None:
     """Ready always high: a beat a cycle, one cycle of latency, upstream ready never low."""
     beats = list(range(200))
@@ -127,3 +148,28 @@ def test_small_device_slice_is_a_wire() -> None:
     sim.add_testbench(bench)
     sim.run()
     assert not errors, errors[:5]
+
+
+def test_unregistered_slice_is_a_wire() -> None:
+    """``registered=False`` (the Accelerator's image slice off the large device): a wire on
+    any platform, the valid's copy too."""
+    from amaranth.hdl import Fragment
+
+    dut = RegSlice(IMAGE_LAYOUT, valid_copy=True, registered=False)
+    frag = Fragment.get(dut, None)
+    assert not any(frag.statements.get("sync", [])), "a register in an unregistered slice"
+    errors: list[str] = []
+
+    async def bench(ctx) -> None:
+        for v in (0, 1, 1, 0):
+            ctx.set(dut.i.valid, v)
+            ctx.set(dut.o.ready, 1 - v)
+            got = (ctx.get(dut.o.valid), ctx.get(dut.o_valid_copy), ctx.get(dut.i.ready))
+            if got != (v, v, 1 - v):
+                errors.append(f"{got} != {(v, v, 1 - v)}")
+            await ctx.delay(1e-8)
+
+    sim = Simulator(frag)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not errors, errors

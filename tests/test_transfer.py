@@ -47,6 +47,7 @@ def _image_run(cols: int, in_c: int, values: list[int], last_at: int, seed: int)
         while i < len(values):
             valid, active = rng.random() < 0.7, rng.random() < 0.8
             ctx.set(dut.i_stream.valid, valid)
+            ctx.set(dut.step_valid, valid)  # (the Accelerator's copy of valid)
             ctx.set(dut.i_stream.payload, {"data": values[i], "last": int(i == last_at)})
             ctx.set(dut.active, active)
             ctx.set(dut.window, active)  # (OPEN throughout: active == window)

@@ -74,9 +74,9 @@ class ImageWriterHarness(wiring.Component):
         m.d.comb += [Assume((in_c >= 1) & (in_c <= self.max_c)), Assume(in_len >= 1)]
         s = dut.i_stream
         m.d.comb += [
-            s.valid.eq(self.valid), s.payload.eq(self.payload), dut.active.eq(self.active),
-            dut.window.eq(self.window), dut.clear.eq(self.clear), dut.c_last.eq(in_c - 1),
-            dut.len_last.eq(in_len - 1),
+            s.valid.eq(self.valid), dut.step_valid.eq(self.valid), s.payload.eq(self.payload),
+            dut.active.eq(self.active), dut.window.eq(self.window), dut.clear.eq(self.clear),
+            dut.c_last.eq(in_c - 1), dut.len_last.eq(in_len - 1),
         ]  # fmt: skip
         self._environment(m, dut)
         self._scoreboard(m, dut, in_c, in_len)
@@ -163,7 +163,8 @@ class ImageSlotHarness(wiring.Component):
         m.d.comb += [in_c.eq(AnyConst(C_WIDTH)), in_len.eq(AnyConst(LEN_WIDTH)),
                      Assume((in_c >= 1) & (in_c <= 3)), Assume(in_len >= 1)]  # fmt: skip
         m.d.comb += [
-            wr.i_stream.valid.eq(self.valid), wr.i_stream.payload.eq(self.payload),
+            wr.i_stream.valid.eq(self.valid), wr.step_valid.eq(self.valid),
+            wr.i_stream.payload.eq(self.payload),
             wr.active.eq(slot.fill), wr.window.eq(self.window), wr.clear.eq(slot.clear),
             wr.c_last.eq(in_c - 1), wr.len_last.eq(in_len - 1),
             slot.enable.eq(self.enable), slot.window.eq(self.window), slot.take.eq(self.take),

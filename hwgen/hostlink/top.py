@@ -42,6 +42,7 @@ from hwgen.rtl.top import (
     WEIGHT_LAYOUT,
     Accelerator,
 )
+from hwgen.rtl.traits import trait
 from hwgen.schedule.capacity import MemoryPlan
 from hwgen.schedule.program import Program
 
@@ -332,8 +333,14 @@ class HostTop(wiring.Component):
         # the core's many loads across the die (the loader's enables, 5.3 ns of routing on
         # one net, d0a3a0e seed 1) or the core's `ready` (a few LUTs of the write-back's port
         # use for the image) reached the dispatcher's side (8.38 ns, b24ce83 seed 3).
+        # (the image's core-side slice is the Accelerator's own where the platform says so,
+        # trait `image_slice`: its `valid` has a copy for the image writer)
         wc_sl = add_unit(m, "w_slice_core", RegSlice(WEIGHT_LAYOUT), platform)
-        ic_sl = add_unit(m, "i_slice_core", RegSlice(IMAGE_LAYOUT), platform)
+        core_image = acc.image
+        if not trait(platform, "image_slice"):
+            ic_sl = add_unit(m, "i_slice_core", RegSlice(IMAGE_LAYOUT), platform)
+            wiring.connect(m, ic_sl.o, acc.image)
+            core_image = ic_sl.i
         o_sl = add_unit(m, "o_slice", RegSlice(LOGIT_LAYOUT), platform)
         # and the logits one at the core's side too (timing: the host-side slice's `ready`
         # reached the result transfer's word register across the die, 6.70 ns on s15 seed 2)
@@ -344,8 +351,7 @@ class HostTop(wiring.Component):
         wiring.connect(m, t_sl.o, tx.i)
         wiring.connect(m, w_sl.o, wc_sl.i)
         wiring.connect(m, wc_sl.o, acc.weights)
-        wiring.connect(m, i_sl.o, ic_sl.i)
-        wiring.connect(m, ic_sl.o, acc.image)
+        wiring.connect(m, i_sl.o, core_image)
         wiring.connect(m, acc.logits, oc_sl.i)
         wiring.connect(m, oc_sl.o, o_sl.i)
         return _Units(acc, rx, w_sl, wc_sl, i_sl, o_sl, t_sl)

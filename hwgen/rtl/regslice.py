@@ -10,6 +10,10 @@ held (valid without ready) waits in the skid register, and `ready` drops for as 
 is full; the output takes the skid's beat first when it moves. Nothing is lost or
 duplicated, beats leave in order, and while downstream `ready` stays high a beat a cycle
 passes (one cycle of latency). Golden: `slice_step`.
+
+`valid_copy` adds `o_valid_copy`: the same value as `o.valid` from a register of its own
+(UNSHARED), for one consumer's loads that sit elsewhere (the image writer's position steps,
+hwgen/rtl/transfer.py), so their logic can sit by them rather than by the slice.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.rtl.attrs import UNSHARED
 from hwgen.rtl.traits import trait
 
 __all__ = ["RegSlice", "SliceState", "slice_step"]
@@ -48,22 +53,38 @@ def slice_step(state: SliceState, i_valid: bool, i_data: Any,
 
 class RegSlice(wiring.Component):
     """i (In stream) -> o (Out stream), every output from a flip-flop (see the module
-    docstring). `layout` is the payload's shape (a data layout or a plain shape)."""
+    docstring). `layout` is the payload's shape (a data layout or a plain shape);
+    `valid_copy` adds the output `o_valid_copy` (== o.valid, a register of its own).
+    `registered`: registers or a plain wire; None asks the platform (trait `stream_slices`)."""
 
-    def __init__(self, layout: ShapeLike) -> None:
+    def __init__(self, layout: ShapeLike, valid_copy: bool = False,
+                 registered: bool | None = None) -> None:
         self.layout = layout
-        super().__init__({
-            "i": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
-        })  # fmt: skip
+        self.valid_copy = valid_copy
+        self.registered = registered
+        ports = {"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))}
+        if valid_copy:
+            ports["o_valid_copy"] = Out(1)
+        super().__init__(ports)
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        if not trait(platform, "stream_slices"):  # (a small device: a plain wire)
+        registered = self.registered
+        if registered is None:
+            registered = trait(platform, "stream_slices")
+        if not registered:  # (a small device: a plain wire)
             m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
                          self.i.ready.eq(self.o.ready)]  # fmt: skip
+            if self.valid_copy:
+                m.d.comb += self.o_valid_copy.eq(self.i.valid)
             return m
-        o_valid = Signal()
+        # o_valid (and its copy): one next value, a flip-flop each (UNSHARED: hwgen.rtl.attrs)
+        attrs = UNSHARED if self.valid_copy else {}
+        copies = [Signal(name=n, attrs=attrs)
+                  for n in ("o_valid", "o_valid_copy")[: 1 + self.valid_copy]]
+        o_valid = copies[0]
+        if self.valid_copy:
+            m.d.comb += self.o_valid_copy.eq(copies[1])
         s_valid = Signal()
         # payload registers are read only with their valid: no reset (timing, reset net)
         o_data = Signal(self.layout, reset_less=True)
@@ -77,7 +98,7 @@ class RegSlice(wiring.Component):
             take.eq(self.i.valid & rdy),
         ]
         with m.If(~o_valid | self.o.ready):
-            m.d.sync += [o_valid.eq(s_valid | take),
+            m.d.sync += [*(v.eq(s_valid | take) for v in copies),
                          o_data.eq(Mux(s_valid, s_data, self.i.payload)),
                          s_valid.eq(0), rdy.eq(1)]  # fmt: skip
         with m.Elif(take):

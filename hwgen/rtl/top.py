@@ -65,6 +65,7 @@ from .descriptor import DESC_LAYOUT, HEADER_LAYOUT, HEADER_MAGIC, beat_writes, n
 from .feeder import FEEDER_LATENCY, RowFeeder, feed_cfg
 from .loader import BEAT_LAYOUT, WeightLoader, beats_per_word
 from .parammem import ParamMemory
+from .regslice import RegSlice
 from .resets import add_unit
 from .sequencer import Sequencer
 from .systolic import SystolicArray
@@ -208,6 +209,7 @@ class _Fsm:
     busy_r: Signal
     stop_r: Signal
     win_r: Signal
+    win_w: Signal  # win_r's copy for the image writer's steps (UNSHARED; `_image_window`)
     rel_r: Signal
     en_r: Signal
     en_next: Signal
@@ -343,7 +345,7 @@ def _start_clears(m: Module, ctl: _Ctl, counters: Array) -> tuple[list[Signal], 
     return clr, begin
 
 
-def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot) -> None:
+def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot, img: ImageWriter) -> None:
     """The image slot's window, enable and release, from the controller's flip-flops."""
     # The image slot (the preload): the image's buffer-0 write shares port A with row
     # reads, the result transfer and the write-back, so a value is taken only when none
@@ -354,6 +356,9 @@ def _image_window(m: Module, fsm: _Fsm, slot: ImageSlot) -> None:
     # win_r / rel_r (flip-flops, see `_fsm_regs`); win_r includes the write-back's part.
     m.d.comb += [
         slot.window.eq(fsm.win_r),  # (implies en_r: see win_r)
+        # the writer's steps read a copy (timing: their LUT then sits by the writer's
+        # position registers, not by the slot; see the image slice in `_transfers`)
+        img.window.eq(fsm.win_w),
         # no new model while idle: a preloaded image is dropped (busy: the run goes on)
         slot.enable.eq(fsm.en_r),
         slot.release.eq(fsm.rel_r),
@@ -494,7 +499,7 @@ class Accelerator(wiring.Component):
         self._program_fetch(m, ctl, fsm, desc_regs, rom_r, outreg)
         self._busy(m, ctl, fsm, slot, snd)
         self._row0_read_select(m, fsm, rd_next0, snd)
-        _image_window(m, fsm, slot)
+        _image_window(m, fsm, slot, img)
         _counter_clears(m, counters, clr)
         self._start_refusals(m, fsm, flag)
         return m
@@ -752,14 +757,26 @@ class Accelerator(wiring.Component):
         # the sender's word shift behind that route were 6.97 ns on s16 seed 3)
         res_word = Signal(8 * C, name="res_word", reset_less=True)
         m.d.sync += res_word.eq(Mux(hdr.out_buf, feeders[0].word1, feeders[0].word0))
+        # The image enters through a register slice here on a large device (trait
+        # `image_slice`; else a wire, and a host link puts its own slice in front): its
+        # `valid` has a copy for the writer's position steps, so their LUT (step = valid &
+        # window) sits by the ~70 position registers by buffer 0, not by the slice (timing:
+        # that LUT's net across the die to `final`'s enable, 8.84 ns, was the only path over
+        # 8 ns on the 12x16 of a097850 seed 1)
+        isl = RegSlice(IMAGE_LAYOUT, valid_copy=True, registered=trait(platform, "image_slice"))
+        add_unit(m, "image_slice", isl, platform)
+        image = isl.o
         m.d.comb += [
-            img.i_stream.valid.eq(self.image.valid),
-            img.i_stream.payload.eq(self.image.payload),
-            self.image.ready.eq(img.i_stream.ready | slot.discard),
+            isl.i.valid.eq(self.image.valid),
+            isl.i.payload.eq(self.image.payload),
+            self.image.ready.eq(isl.i.ready),
+            img.i_stream.valid.eq(image.valid),
+            img.step_valid.eq(isl.o_valid_copy),
+            img.i_stream.payload.eq(image.payload),
+            image.ready.eq(img.i_stream.ready | slot.discard),
             img.active.eq(slot.fill),
-            img.window.eq(slot.window),
             img.clear.eq(slot.clear),
-            slot.last_in.eq(self.image.valid & self.image.payload.last),
+            slot.last_in.eq(image.valid & image.payload.last),
             slot.complete.eq(img.complete),
             slot.short.eq(img.short),
             slot.long.eq(img.long),
@@ -936,7 +953,8 @@ class Accelerator(wiring.Component):
         # _layer_end, from the transitions' flip-flops; it includes the slot's enable and the
         # write-back's buffer-0 write, so it is the image window itself) and rel_r == IDLE |
         # DONE | RUN & desc.preload (kept by the transitions), in every cycle.
-        win_r = Signal(init=1)
+        win_r = Signal(init=1, attrs=UNSHARED)
+        win_w = Signal(init=1, attrs=UNSHARED)
         rel_r = Signal(init=1)
         # The slot's enable, en_r == busy_r | (weights_loaded, one cycle late when it rises
         # and at once when it falls) in every cycle: a flip-flop with one LUT of four
@@ -953,8 +971,8 @@ class Accelerator(wiring.Component):
         m.d.sync += en_r.eq(en_next)
         # FETCH's copy for the program address (`_program_fetch`, beside `_Ctl.addr_idle`)
         twins = {"FETCH": Signal(name="st_fetch_addr", attrs=UNSHARED)}
-        return _Fsm(st=st, busy_r=busy_r, stop_r=stop_r, win_r=win_r, rel_r=rel_r,
-                     en_r=en_r, en_next=en_next, twins=twins)
+        return _Fsm(st=st, busy_r=busy_r, stop_r=stop_r, win_r=win_r, win_w=win_w,
+                     rel_r=rel_r, en_r=en_r, en_next=en_next, twins=twins)
 
     def _try_start(self, m: Module, fsm: _Fsm, cur: str, begin: list, kept: Signal,
                    flag: Signal) -> None:
@@ -1055,11 +1073,12 @@ class Accelerator(wiring.Component):
         # (the writer's enables were a LUT of it and that write's twin, 8.65 ns, c1085d0).
         run_stays = st["RUN"] & ~layer_done
         wb_next0 = wb.wr_en & (desc.dst == 0)
-        m.d.sync += fsm.win_r.eq(fsm.en_next & ~wb_next0
-                                 & ~((in_fetch & fetch_end & ~desc.preload)
-                                     | (run_stays & ~desc.preload)
-                                     | (st["RUN"] & layer_done & fsm.stop_r & ~self.dbg_stop)
-                                     | (st["OUT"] & ~snd.done)))
+        win_next = (fsm.en_next & ~wb_next0
+                    & ~((in_fetch & fetch_end & ~desc.preload)
+                        | (run_stays & ~desc.preload)
+                        | (st["RUN"] & layer_done & fsm.stop_r & ~self.dbg_stop)
+                        | (st["OUT"] & ~snd.done)))
+        m.d.sync += [fsm.win_r.eq(win_next), fsm.win_w.eq(win_next)]
         # The layer's start pulses: FETCH's final cycle, i.e. fetch_end alone (it is set only
         # in FETCH and cleared in FETCH's final cycle, so it implies FETCH). Timing: the
         # start registers sit with their units, and a LUT of the controller's state in front

@@ -45,6 +45,11 @@ define any of these attributes; without them every unit keeps its default:
 * ``stream_slices``: the register slices on the host link's streams
   (:class:`hwgen.rtl.regslice.RegSlice`) are registers (default True); False makes each a
   plain wire (no die to cross at a slow clock; ~190 logic cells on the iCE40).
+* ``image_slice``: the Accelerator's image input passes a register slice of its own, whose
+  ``valid`` has a copy for the image writer's position steps (hwgen.rtl.top ``_transfers``;
+  default False: a wire, no cycle more). A host link then puts no second slice of its own at
+  the core's side (hwgen.hostlink.top). True on the large device: the steps' LUT sits by the
+  writer's ~70 position registers, not by the slice across the die.
 * ``carry_chains``: wide zero / all-ones tests as the carry out of an add
   (:mod:`hwgen.rtl.carry`; default True); False: plain reductions (an iCE40 carry bit takes a
   logic cell, a LUT tree a third of that; ~155 logic cells on digits_tiny 1x1).
@@ -101,6 +106,7 @@ DEFAULTS: dict[str, object] = {
     "program_hop": True,
     "program_lut_ram": False,
     "stream_slices": True,
+    "image_slice": False,
     "carry_chains": True,
     "path_registers": True,
     "bram_output_register": True,
@@ -165,6 +171,7 @@ class LargeDevice:
 
     local_resets = True
     param_hop = True
+    image_slice = True
     program_lut_ram = True
     # the requant lanes' product one edge past REQUANT_MULT_LATENCY (6; hwgen.rtl.requant
     # imports this module): a register on the operands by the lane's four DSPs

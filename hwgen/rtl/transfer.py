@@ -108,7 +108,10 @@ class ImageWriter(wiring.Component):
     `active` is the slot's OPEN & `window` (the buffer port is free): the position (pointer,
     lane, count, channel end, `final`) steps with every value offered in the window, taken
     or not, so outside OPEN it runs off; OPEN is entered only from CLEAR, whose `clear`
-    reloads it (ImageSlot).
+    reloads it (ImageSlot). The steps read `step_valid`, which must equal `i_stream.valid`
+    in every cycle: the Accelerator gives it from a register of its own (RegSlice's
+    `o_valid_copy`), and `window` from one of its own, so the steps' logic can sit by the
+    position registers.
     """
 
     def __init__(self, cols: int, addr_width: int, c_width: int = 12,
@@ -116,6 +119,7 @@ class ImageWriter(wiring.Component):
         self.cols = cols
         super().__init__({
             "i_stream": In(stream.Signature(IMAGE_LAYOUT)),
+            "step_valid": In(1),  # == i_stream.valid (a copy: see the docstring)
             "active": In(1),
             "window": In(1),  # (active implies window; see above)
             "clear": In(1),
@@ -185,7 +189,7 @@ class ImageWriter(wiring.Component):
         # LUT of flip-flops (clear, valid, window, word_end), not the slot's OPEN as well
         # (the pointer's and count's enables were the 12x16's worst paths, 8.65 / 8.60 ns,
         # c1085d0; cl2's 6.68 ns on b24ce83 before it stepped so).
-        step = s.valid & self.window
+        step = self.step_valid & self.window
         with m.If(self.clear):
             m.d.sync += [ptr.eq(0), lane_oh.eq(1), count.eq(0)]
         with m.Elif(step):
