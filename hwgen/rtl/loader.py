@@ -455,12 +455,14 @@ class WeightLoader(wiring.Component):
 
     def _outputs(self, m: Module, r: _Regs, stg: _Stage) -> None:
         """The stream's `ready` and the memories' write ports."""
-        # no beat is taken in a restart cycle (it would be dropped by the rewind), while
-        # the header is checked, nor in a cycle that acts on a beat that may stop. From
-        # copies of `done` and `blocked` that drive nothing else (timing: the placer keeps the
-        # originals by the loader's logic, and `restart` came from the host across the die to
-        # their LUT, then back to the core-side weight slice's enables, 8.27-9.24 ns routed on
-        # the 12x16 seeds 3, 5 and 6 of 05d735f; the copies can sit by the slice)
+        # no beat is taken in a restart cycle (it would be acted on in the next cycle, after
+        # the rewind, as the new transfer's, while beat_oh rewinds a cycle late:
+        # `_beat_steps`), while the header is checked, nor in a cycle that acts on a beat that
+        # may stop. From copies of `done` and `blocked` that drive nothing else (timing: the
+        # placer keeps the originals by the loader's logic, and `restart` came from the host
+        # across the die to their LUT, then back to the core-side weight slice's enables,
+        # 8.27-9.24 ns routed on the 12x16 seeds 3, 5 and 6 of 05d735f; the copies can sit
+        # by the slice)
         m.d.comb += self.i_stream.ready.eq(~r.done_o & ~self.restart & ~stg.blocked_o)
         for n, (w, _) in enumerate(self.mem_shape):
             we, addr, word = r.commit[n], r.commit_addr[n], r.acc[:w]
