@@ -79,11 +79,10 @@ class RegSlice(wiring.Component):
                 m.d.comb += self.o_valid_copy.eq(self.i.valid)
             return m
         # o_valid (and its copy): one next value, a flip-flop each (UNSHARED: hwgen.rtl.attrs)
-        attrs = UNSHARED if self.valid_copy else {}
-        copies = [Signal(name=n, attrs=attrs)
-                  for n in ("o_valid", "o_valid_copy")[: 1 + self.valid_copy]]
-        o_valid = copies[0]
+        o_valid = Signal(attrs=UNSHARED if self.valid_copy else {})
+        copies = [o_valid]
         if self.valid_copy:
+            copies.append(Signal(name="o_valid_copy", attrs=UNSHARED))
             m.d.comb += self.o_valid_copy.eq(copies[1])
         s_valid = Signal()
         # payload registers are read only with their valid: no reset (timing, reset net)

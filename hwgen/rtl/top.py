@@ -765,11 +765,9 @@ class Accelerator(wiring.Component):
         # 8 ns on the 12x16 of a097850 seed 1)
         isl = RegSlice(IMAGE_LAYOUT, valid_copy=True, registered=trait(platform, "image_slice"))
         add_unit(m, "image_slice", isl, platform)
+        wiring.connect(m, wiring.flipped(self.image), isl.i)
         image = isl.o
         m.d.comb += [
-            isl.i.valid.eq(self.image.valid),
-            isl.i.payload.eq(self.image.payload),
-            self.image.ready.eq(isl.i.ready),
             img.i_stream.valid.eq(image.valid),
             img.step_valid.eq(isl.o_valid_copy),
             img.i_stream.payload.eq(image.payload),
