@@ -4,7 +4,9 @@ Row i handles output pixel p0+i of a tile. Its token arrives one cycle after row
 is the systolic skew) and on a tile's first element it takes row i-1's freshly latched pixel
 and moves one pixel right (wrapping to the next output row) — additions only. Whether a
 pixel ends its output row travels with it as a one-hot distance (``dist_onehot``), shifted a
-bit per row, so the wrap is one LUT from flip-flops rather than a compare of x positions. Then:
+bit per row, so the wrap is one LUT from flip-flops rather than a compare of x positions; row
+i-1 registers row i's latch-and-wrap (``wraps``) from its own distance a cycle early, so the
+step row i+1 adds is selected straight from a flip-flop. Then:
 
     stage P: on a first token, latch the row's pixel (step from row i-1's); token registered
     stage A: addr = base + off, (iy, ix) = origin + (ky, kx)
@@ -146,8 +148,8 @@ def _wrap_dists(m: Module, desc, rows: int) -> tuple[Signal, Signal]:
     `feed_cfg` only selects. Timing: the compares share their LUTs with the write-back's
     (the pool's ``in_w == 1``) by the descriptor; compare, route and select in one cycle
     were feed 0's wrap_dist D, 8.28 ns on the 12x16 of cee1cc6 seed 1. The extra cycle is
-    free: row 0 never reads wrap_dist (its distance is the sequencer's ``left``), and row i >= 1
-    reads it on its tile's first token, i + 3 cycles after the descriptor; its copy is
+    free: row i reads it on its tile's first token (row 0 for row 1's wrap flag, `wraps_out`;
+    row i >= 1 for its own distance), i + 3 cycles after the descriptor; its copy is
     valid i + 2 cycles after it, a cycle to spare (two cycles later, sim/test_window.py
     fails: a mutation, session 43)."""
     direct = Signal(dist_bits(rows), name="wrap_dist_direct", reset_less=True)
@@ -274,6 +276,13 @@ class RowFeeder(wiring.Component):
                 "latch_out": Out(1),
                 "wrap_in": In(1),
                 "wrap_out": Out(1),
+                # row i+1's `wraps` (its latch and its wrap flag: it steps to the next output
+                # row), computed here a cycle early from this row's distance, so row i+1's
+                # step select (`inc_out`) is a flip-flop's fan-out (timing: latch_out -> the
+                # wrap LUT -> feed 6's inc_out.base D, 8.43 ns on the 12x16 of 823c12c, the
+                # register pulled to a die corner by its ~80 clock-enable loads)
+                "wraps_in": In(1),
+                "wraps_out": Out(1),
                 # with them, the step row i+1 adds to this row's latched pixel (INC_LAYOUT),
                 # selected by wrap_out's flag here (timing: row i+1's add and a select by
                 # the flag from row i in one cycle, feed 6's base D 8.19 ns at 125 MHz)
@@ -297,6 +306,7 @@ class RowFeeder(wiring.Component):
         return [self.tok_in.eq(prev.tok_out), self.pix_in.eq(prev.pix_out),
                 self.dist_in.eq(prev.dist_out),
                 self.latch_in.eq(prev.latch_out), self.wrap_in.eq(prev.wrap_out),
+                self.wraps_in.eq(prev.wraps_out),
                 self.inc_in.eq(prev.inc_out),
                 self.cfg_in.eq(prev.cfg_out)]
 
@@ -326,16 +336,18 @@ class RowFeeder(wiring.Component):
                      self.cfg_out.eq(cfg_r)]
 
     def _step(self, m: Module) -> tuple[data.View, Signal, Signal, Signal]:
-        """Stage P's next pixel, its distance and wrap flag, and the latch enable."""
+        """Stage P's next pixel, its distance, `wraps` (latch & wrap flag) and the latch
+        enable."""
         d, tok = self.cfg_in, self.tok_in
         # Row i-1 latched its pixel one cycle earlier with the same tile's constants (they
         # travel with the skew). The wrap flag (this row's pixel ends its output row) is
         # bit 0 of the one-hot distance, a shift of row i-1's (timing: one LUT from flip-
-        # flops across the rows, not a 12-bit compare of row i-1's ox, 8.47 ns routed)
+        # flops across the rows, not a 12-bit compare of row i-1's ox, 8.47 ns routed);
+        # row i-1 registers it, ANDed with the latch, as `wraps_in`
         prev = self.pix_in
         step = Signal(PIXEL_LAYOUT)
         dist = Signal(dist_bits(self.rows))
-        wrap = Signal()  # step is its output row's last pixel
+        wraps = Signal()  # latch, and step is its output row's last pixel
         latch = Signal()  # this row's token is a tile's first: latch `step`
         if self.index == 0:
             # the sequencer already computed row 0's pixel and its distance to its output
@@ -343,22 +355,23 @@ class RowFeeder(wiring.Component):
             # its bit 0 (the wrap flag, left == 0) the sequencer's `row_end` flip-flop
             onehot = dist_onehot(prev.left, self.rows)
             m.d.comb += [step.eq(prev), dist.eq(Cat(prev.row_end, onehot[1:])),
-                         wrap.eq(prev.row_end), latch.eq(tok.valid & tok.first)]
-            return step, dist, wrap, latch
+                         latch.eq(tok.valid & tok.first), wraps.eq(latch & prev.row_end)]
+            return step, dist, wraps, latch
         # (left: row 0's passed on, read by no row after it; synthesis removes the copies)
-        m.d.comb += [latch.eq(self.latch_in), wrap.eq(dist[0]), step.left.eq(prev.left),
+        # (wraps: row i-1's register of latch & dist[0], `_stage_p`)
+        m.d.comb += [latch.eq(self.latch_in), wraps.eq(self.wraps_in), step.left.eq(prev.left),
                      step.row_end.eq(prev.row_end),
                      step.ix0.eq(prev.ix0 + self.inc_in.ix),
                      step.iy0.eq(prev.iy0 + self.inc_in.iy),
                      step.base.eq(prev.base + self.inc_in.base),
                      dist.eq(Mux(self.wrap_in, d.wrap_dist, self.dist_in[1:]))]
-        return step, dist, wrap, latch
+        return step, dist, wraps, latch
 
     def _stage_p(self, m: Module) -> _P:
         """Stage P: the row's pixel, latched on a tile's first token; the token registered."""
         tok = self.tok_in
         # --- stage P: pixel of this row for the current tile (latched on its first token)
-        step, dist, wrap, latch = self._step(m)
+        step, dist, wraps, latch = self._step(m)
         # Reset-less: each tile's first token latches it in every row (row i-1 first) before
         # any valid token reads it.
         latched = Signal(PIXEL_LAYOUT, reset_less=True)
@@ -368,15 +381,20 @@ class RowFeeder(wiring.Component):
         latch_out = Signal()
         wrap_out = Signal()
         inc = Signal(INC_LAYOUT, name="inc_r", reset_less=True)
+        wraps_out = Signal()
         d = self.cfg_in  # row i+1's constants one cycle later (they travel with the skew)
-        wraps = latch & wrap
+        # row i+1's wrap flag when it latches next cycle: bit 0 of its distance, which is
+        # this one's shifted down a bit or, after a wrap here, the constants' (see `_step`)
+        nxt = Mux(wraps, d.wrap_dist[0], dist[1] if len(dist) > 1 else 0)
         m.d.sync += [latch_out.eq(tok.valid & tok.first), wrap_out.eq(wraps),
+                     wraps_out.eq(latch & nxt),
                      inc.base.eq(Mux(wraps, d.wrap_base, d.step1)),
                      inc.ix.eq(Mux(wraps, d.wrap_x, d.stride)),
                      inc.iy.eq(Mux(wraps, d.stride, 0))]
         m.d.comb += [self.pix_out.eq(latched), self.dist_out.eq(latched_dist),
                      self.latch_out.eq(latch_out),
-                     self.wrap_out.eq(wrap_out), self.inc_out.eq(inc)]
+                     self.wrap_out.eq(wrap_out), self.wraps_out.eq(wraps_out),
+                     self.inc_out.eq(inc)]
         p_tok = _token_reg(m, tok, "p_tok")
         # the mode of this token's tile (it may change with the next token: a remainder tile)
         p_direct = Signal(reset_less=True)
