@@ -876,10 +876,18 @@ class Accelerator(wiring.Component):
         routing, the 12x16's at 102.43 MHz). With ``tree`` the write is first registered
         once by its sources and the per-copy registers take those flip-flops (D = Q), a cycle
         later: copies fed from one shared next-value cone put its LUTs and the long route in
-        front of every copy (the 12x16's critical path, session 32: 89.0 / 73.1 MHz)."""
+        front of every copy (the 12x16's critical path, session 32: 89.0 / 73.1 MHz).
+
+        The tree's per-copy flags are reset-less: they copy a flip-flop that has the reset,
+        and with a reset of their own yosys builds their D as one LUT (source AND NOT reset)
+        shared by every copy, so the copies hung off one LUT again (session 54: that LUT by
+        copy 5, copy 1's lane enable 8.13 ns on the 12x16 of 823c12c). After a reset a copy
+        holds its flip-flop's last value one cycle more: a write in flight lands as if the
+        reset came a cycle later (buffers keep their contents through a reset anyway)."""
         AW = len(addr_c)
         w_data = Signal(len(data_c), name=f"{name}_wdata", reset_less=True)
-        w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED) for k in range(n)]
+        w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED, reset_less=tree)
+                 for k in range(n)]
         w_addr = [Signal(AW, name=f"{name}_{k}_waddr", reset_less=True, attrs=UNSHARED)
                   for k in range(n)]
         if tree:
@@ -896,7 +904,8 @@ class Accelerator(wiring.Component):
         m.d.sync += w_en.eq(en_c)
         if not tree:
             return [w_en] * n, w_any, w_addr, w_data
-        en_k = [Signal(len(en_c), name=f"{name}_{k}_wen", attrs=UNSHARED) for k in range(n)]
+        en_k = [Signal(len(en_c), name=f"{name}_{k}_wen", attrs=UNSHARED, reset_less=True)
+                for k in range(n)]
         m.d.sync += [e.eq(w_en) for e in en_k]
         return en_k, w_any, w_addr, w_data
 
