@@ -318,12 +318,15 @@ class WeightLoader(wiring.Component):
         # register into an unmarked one of the same next value (tests/test_nomerge.py; the
         # 12x16 of 4e43b88 had one register again, the same path at 95.41 MHz)
         two = copies and max(bpw) >= 2
-        beat_oh = Signal(max(bpw), init=1, attrs=UNSHARED if two else {})
+        # (with the copies, beat_oh and beat_hi are reset-less: a design reset rewinds them a
+        # cycle late, through their groups' rewind registers, `_beat_steps`)
+        beat_oh = Signal(max(bpw), init=1, attrs=UNSHARED if two else {}, reset_less=two)
         beat_w = Signal(max(bpw) - 1, init=1, name="beat_w", attrs=UNSHARED) if two else beat_oh
         # and a copy for the upper 16 bits of every slot (timing: one bit enabled a slot's 32
         # flip-flops, spread by the write stage's word across the die, 2.1 to 8.27 ns on one
         # net of the 12x16 of d4883f5 seed 2)
-        beat_hi = Signal(max(bpw), init=1, name="beat_hi", attrs=UNSHARED) if two else beat_oh
+        beat_hi = (Signal(max(bpw), init=1, name="beat_hi", attrs=UNSHARED, reset_less=True)
+                   if two else beat_oh)
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
         # (reset-less: a word whose last beat is acted on in a design reset's cycle is still
@@ -651,6 +654,13 @@ class WeightLoader(wiring.Component):
         # the next (`ready`), and the beat only steers acc's slots, which a word's beats
         # overwrite before its commit reads them. (A header ending with `last` is refused,
         # never kept: its slot 0 may change from the judging cycle on, after the check read it.)
+        # With a copy for `wend` (beat_w) the slot-steering registers take a design reset the
+        # same way, a cycle late: a reset sets their rewind registers (init 1). Their own
+        # reset was a LUT of the unit's reset and the group's rewind in front of each group's
+        # set/reset pins, and the reset flip-flop crossed the die to them (session 54: 8.07
+        # ns, the 12x16 of b78cb87 seed 1's worst path). Exact too: in the cycle after a
+        # reset no beat is staged (the staging registers reset), and only beat_w, reset as
+        # before, reaches `wend` (sim/test_loader.py's resets fail with rewinds left at 0).
         bpw = self._bpw
         hdr_st = r.st[0] if self._has_hdr else 0  # (the header state, never set without one)
         rewind_next = self.restart | chk.judging | (stg.bv & stg.is_last)
@@ -671,7 +681,9 @@ class WeightLoader(wiring.Component):
         if r.beat_w is not r.beat_oh:
             spans.append((r.beat_w, 0, len(r.beat_w), "_w"))
         for reg, lo, hi, tag in spans:
-            rew = Signal(name=f"beat_rewind{tag}", attrs=UNSHARED if len(spans) > 1 else {})
+            late = reg is not r.beat_w  # (reset-less: a reset sets `rew` instead)
+            rew = Signal(name=f"beat_rewind{tag}", attrs=UNSHARED if len(spans) > 1 else {},
+                         init=int(late))
             ce = Signal(name=f"beat_valid{tag}", attrs=UNSHARED if len(spans) > 1 else {})
             m.d.sync += [rew.eq(rewind_next), ce.eq(stg.accept)]  # (ce: bv's copy)
             with m.If(rew):
