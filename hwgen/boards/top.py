@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, Elaboratable, Module
+from amaranth import ClockDomain, Elaboratable, Module, Signal, Value
 from amaranth.lib.cdc import ResetSynchronizer
 
 from hwgen.errors import UsageError
@@ -27,7 +27,8 @@ from hwgen.schedule.capacity import MemoryPlan
 
 from .pll import PllParams, ecp5_pll, ecp5_pll_params
 
-__all__ = ["BoardTop", "ClockPlan", "LinkPlan", "clock_plan", "link_plan", "top_for"]
+__all__ = ["BoardTop", "ClockPlan", "LED_STAGES", "LinkPlan", "clock_plan", "led_pipe", "link_plan",
+           "top_for"]
 
 MAX_BAUD_ERROR = 0.02  # 8N1 tolerates ~4 % between both ends: keep our side within 2 %
 
@@ -130,6 +131,23 @@ def link_plan(clock_mhz: float, baud: int) -> LinkPlan:
     return LinkPlan(baud, cpb, actual, err)
 
 
+LED_STAGES = 2
+
+
+def led_pipe(m: Module, flag: Value, name: str) -> Signal:
+    """``flag`` ``LED_STAGES`` cycles later, through reset-less flip-flops. Nobody sees a
+    LED a few cycles late, and the stages let the placer cross the die from the flag's unit
+    to the pin: one register by the pin, with the design reset on its set/reset pin, was the
+    12x16's worst path (b78cb87 seed 2: the reset synchronizer to `led_2`'s LSR, 7.59 ns;
+    seed 1: the loader's `loaded` to `led_3`, 7.85)."""
+    q = flag
+    for k in range(LED_STAGES):
+        r = Signal(name=f"{name}_r{k}", reset_less=True)
+        m.d.sync += r.eq(q)
+        q = r
+    return q
+
+
 class BoardTop(Elaboratable):
     """Clock + reset + HostTop(plan) on the FTDI UART + four status LEDs."""
 
@@ -171,7 +189,7 @@ class BoardTop(Elaboratable):
         flags = {"busy": host.led_busy, "done": host.led_done, "error": host.led_error,
                  "loaded": host.led_loaded}
         for i, what in enumerate(self.leds):
-            m.d.sync += platform.request("led", i).o.eq(flags[what])
+            m.d.comb += platform.request("led", i).o.eq(led_pipe(m, flags[what], f"led{i}"))
         return m
 
     def _pll_domain(self, m: Module, platform) -> None:
