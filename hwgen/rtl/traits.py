@@ -67,12 +67,14 @@ define any of these attributes; without them every unit keeps its default:
   selects from the blocks' own read data, the same read latency (the 1x1's conv weights,
   4 banks x 8 bits for 12 address bits: ~29 logic cells).
 * ``copy_trees``: an activation buffer's write (enable, port A's select, address, data) is
-  registered once by its sources, then once per buffer copy (D = Q, UNSHARED), a cycle later
-  (default True: a copy's registers sit by it, no next-value logic in front of the long
-  route to it); False: one stage, per-copy select and address registers fed from the mux
+  registered once by its sources, then once per buffer copy (D = Q, UNSHARED, reset-less: a
+  reset of their own is one shared LUT in front of every copy), a cycle later (default
+  True: a copy's registers sit by it, no next-value logic in front of the long route to
+  it); False: one stage, per-copy select and address registers fed from the mux
   (fewer flip-flops; the iCE40 has one copy at 1x1 and no die to cross at 12 MHz). Also
   the weight loader's copy of its word-beat register that its word-end select reads
-  (hwgen.rtl.loader; True) or none.
+  (hwgen.rtl.loader; True: the slot-steering copies then take a reset a cycle late through
+  their rewind registers) or none.
 * ``perf_read_registers``: the cycle counters are read through two register stages (a 4:1
   mux per group of four, then the group; default True, PERF_READ_LATENCY). False: one
   combinational mux, so ``perf_data`` is valid from the cycle ``perf_sel`` is and still
