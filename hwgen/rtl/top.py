@@ -853,7 +853,7 @@ class Accelerator(wiring.Component):
                 a_addr.eq(Mux(w_any[k], w_addr[k], row_a)),
                 ra.addr.eq(a_addr),
                 wp.addr.eq(a_addr),
-                wp.data.eq(w_data),
+                wp.data.eq(w_data[k]),
                 wp.en.eq(w_en[k]),
             ]
             if rb is not None:
@@ -862,9 +862,9 @@ class Accelerator(wiring.Component):
     @staticmethod
     def _write_copies(m: Module, name: str, n: int, tree: bool, en_c: Value | None,
                       any_c: Value, addr_c: Value, data_c: Value
-                      ) -> tuple[list[Value], list[Signal], list[Signal], Signal]:
+                      ) -> tuple[list[Value], list[Signal], list[Signal], list[Signal]]:
         """A buffer's write registered for its n copies: per copy (lane enables, port A's
-        address select, address) and the shared data. ``en_c`` None: every lane is written
+        address select, address, data). ``en_c`` None: every lane is written
         with ``any_c`` (the write-back's buffer), and each copy's lane enables are its own
         `w_any` flip-flop (the same cycle; timing: a shared lane-enable register, which yosys
         merges with the equal `wany` one, reached all 96 lane-enable flip-flops of the six
@@ -877,6 +877,9 @@ class Accelerator(wiring.Component):
         once by its sources and the per-copy registers take those flip-flops (D = Q), a cycle
         later: copies fed from one shared next-value cone put its LUTs and the long route in
         front of every copy (the 12x16's critical path, session 32: 89.0 / 73.1 MHz).
+        With ``tree`` the data has a flip-flop per copy too (one register's bit went to six
+        copies' block RAMs across the die: 6.71 ns of routing, the worst path of the 12x16
+        of 5da058b seed 1 at 134.21 MHz, and seed 2's at 113.58 MHz); without, one register.
 
         The tree's per-copy flags are reset-less: they copy a flip-flop that has the reset,
         and with a reset of their own yosys builds their D as one LUT (source AND NOT reset)
@@ -884,8 +887,12 @@ class Accelerator(wiring.Component):
         copy 5, copy 1's lane enable 8.13 ns on the 12x16 of 823c12c). After a reset a copy
         holds its flip-flop's last value one cycle more: a write in flight lands as if the
         reset came a cycle later (buffers keep their contents through a reset anyway)."""
-        AW = len(addr_c)
-        w_data = Signal(len(data_c), name=f"{name}_wdata", reset_less=True)
+        AW, DW = len(addr_c), len(data_c)
+        if tree:
+            w_data = [Signal(DW, name=f"{name}_{k}_wdata", reset_less=True, attrs=UNSHARED)
+                      for k in range(n)]
+        else:
+            w_data = [Signal(DW, name=f"{name}_wdata", reset_less=True)] * n
         w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED, reset_less=tree)
                  for k in range(n)]
         w_addr = [Signal(AW, name=f"{name}_{k}_waddr", reset_less=True, attrs=UNSHARED)
@@ -893,13 +900,13 @@ class Accelerator(wiring.Component):
         if tree:
             any1 = Signal(name=f"{name}_wany")
             addr1 = Signal(AW, name=f"{name}_waddr", reset_less=True)
-            data1 = Signal(len(data_c), name=f"{name}_wdata1", reset_less=True)
+            data1 = Signal(DW, name=f"{name}_wdata1", reset_less=True)
             m.d.sync += [any1.eq(any_c), addr1.eq(addr_c), data1.eq(data_c)]
             any_c, addr_c, data_c = any1, addr1, data1
         m.d.sync += [*(wa.eq(any_c) for wa in w_any), *(wa.eq(addr_c) for wa in w_addr),
-                     w_data.eq(data_c)]
+                     *(wd.eq(data_c) for wd in w_data[:n if tree else 1])]
         if en_c is None:
-            return [wa.replicate(len(data_c) // 8) for wa in w_any], w_any, w_addr, w_data
+            return [wa.replicate(DW // 8) for wa in w_any], w_any, w_addr, w_data
         w_en = Signal(len(en_c), name=f"{name}_wen")
         m.d.sync += w_en.eq(en_c)
         if not tree:
