@@ -54,7 +54,10 @@ __all__ = ["ACT_LATENCY", "BEAT_LAYOUT", "HEADER_CHECK_CYCLES", "LOADED_LATENCY"
            "WeightLoader", "beats_per_word"]  # fmt: skip
 
 BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
-SLOT_GROUP = 8  # acc slots per copy of the staged beat's data (with `copy_trees`)
+# acc slots per copy of the staged beat's data and per group of the beat registers' steps
+# (with `copy_trees`). 4, not 8 (session 55): a copy's bit fed eight slots' flip-flops spread
+# by the memories they fill (`b_data_5` -> an acc slot, 7.24 ns on the 12x16 of 5da058b)
+SLOT_GROUP = 4
 HEADER_CHECK_CYCLES = 4  # stall cycles after the header's last beat (checking, testing,
 #                           weighing, judging)
 # cycles from taking a beat to acting on it (the input stage): a fault pulses ACT_LATENCY
