@@ -26,6 +26,7 @@ from amaranth.sim import Simulator
 
 from hwgen.rtl.attrs import copies_of
 from hwgen.rtl.loader import (
+    BEAT_PARTS,
     HEADER_CHECK_CYCLES,
     SLOT_GROUP,
     LoaderModel,
@@ -198,11 +199,15 @@ WIDE = [(8, 2), (600, 2), (72, 1)]  # 19 beats a word: three copies of the stage
 @pytest.mark.parametrize("platform", [None, SmallDeviceSim()], ids=["default", "small"])
 def test_wide_words_fill_every_slot_group(platform) -> None:
     """Words wider than SLOT_GROUP beats: each group of acc's slots takes the staged beat
-    from its own data copy (``copy_trees``; one register on a small device), and every
+    from its own data copy, each part of a slot steered by its own copy of the beat
+    (``copy_trees``; one register on a small device), and every
     word is written as the model's; `ready` comes from copies of its registers."""
     copies = -(-beats_per_word(600) // SLOT_GROUP) if platform is None else 1
     text = rtlil.convert(WeightLoader(regions=WIDE), platform=platform)
     assert [f"b_data_{k}" in text for k in range(1, 4)] == [k < copies for k in range(1, 4)]
+    # and each part of a slot steered by its own copy of the beat (none on a small device)
+    parts = [f"wire width 19 \\beat_p{j}\n" in text for j in range(1, BEAT_PARTS + 1)]
+    assert parts == [platform is None and j < BEAT_PARTS for j in range(1, BEAT_PARTS + 1)]
     # and the stream's `ready` from copies of `done` and `blocked` (one each on a small device)
     assert all((f"wire width 1 \\{c}\n" in text) == (platform is None)
                for c in ("done_o", "blocked_o"))

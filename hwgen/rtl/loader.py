@@ -58,6 +58,10 @@ BEAT_LAYOUT = data.StructLayout({"data": unsigned(32), "last": 1})
 # (with `copy_trees`). 4, not 8 (session 55): a copy's bit fed eight slots' flip-flops spread
 # by the memories they fill (`b_data_5` -> an acc slot, 7.24 ns on the 12x16 of 5da058b)
 SLOT_GROUP = 4
+# with `copy_trees`, each acc slot's 32 bits in this many parts, each steered by its own copy of
+# the one-hot beat (timing: one copy's bit enabled a slot half's 16 flip-flops, spread by the
+# word registers they feed, 7.26 ns of pure route on the 12x16 of 5da058b seed 1)
+BEAT_PARTS = 4
 HEADER_CHECK_CYCLES = 4  # stall cycles after the header's last beat (checking, testing,
 #                           weighing, judging)
 # cycles from taking a beat to acting on it (the input stage): a fault pulses ACT_LATENCY
@@ -86,7 +90,7 @@ class _Regs:
     acc: Signal  # the word's beats
     beat_oh: Signal  # the word's beat, one-hot
     beat_w: Signal  # its copy by `wend` (or beat_oh itself; `wend` reads only this one)
-    beat_hi: Signal  # its copy by the slots' upper halves (or beat_oh itself)
+    beat_parts: list[Signal]  # the copies by each part of every slot (the first: beat_oh)
     commit: list[list[Signal]]  # each memory's write enable, its copies
     commit_addr: list[list[Signal]]  # each memory's write address, its copies
     done: Signal  # the final beat was acted on (`loaded` follows it a cycle later)
@@ -321,15 +325,16 @@ class WeightLoader(wiring.Component):
         # register into an unmarked one of the same next value (tests/test_nomerge.py; the
         # 12x16 of 4e43b88 had one register again, the same path at 95.41 MHz)
         two = copies and max(bpw) >= 2
-        # (with the copies, beat_oh and beat_hi are reset-less: a design reset rewinds them a
-        # cycle late, through their groups' rewind registers, `_beat_steps`)
+        # (with the copies, beat_oh and its part copies are reset-less: a design reset rewinds
+        # them a cycle late, through their groups' rewind registers, `_beat_steps`)
         beat_oh = Signal(max(bpw), init=1, attrs=UNSHARED if two else {}, reset_less=two)
         beat_w = Signal(max(bpw) - 1, init=1, name="beat_w", attrs=UNSHARED) if two else beat_oh
-        # and a copy for the upper 16 bits of every slot (timing: one bit enabled a slot's 32
-        # flip-flops, spread by the write stage's word across the die, 2.1 to 8.27 ns on one
-        # net of the 12x16 of d4883f5 seed 2)
-        beat_hi = (Signal(max(bpw), init=1, name="beat_hi", attrs=UNSHARED, reset_less=True)
-                   if two else beat_oh)
+        # and a copy for each further part of every slot (BEAT_PARTS; timing: one bit enabled
+        # a slot's 32 flip-flops, spread by the write stage's word across the die, 2.1 to 8.27
+        # ns on one net of the 12x16 of d4883f5 seed 2)
+        beat_parts = [beat_oh] + [
+            Signal(max(bpw), init=1, name=f"beat_p{j}", attrs=UNSHARED, reset_less=True)
+            for j in range(1, BEAT_PARTS if two else 1)]
         # one write enable flip-flop per memory (timing: no region decode in front of the
         # block RAMs' write enables); the address register beside them
         # (reset-less: a word whose last beat is acted on in a design reset's cycle is still
@@ -357,7 +362,7 @@ class WeightLoader(wiring.Component):
         layout = self.header_layout or data.StructLayout({"magic": 1})
         hdr = Signal(layout, reset_less=True)  # the loaded model's, likewise
         discard = Signal()  # dropping the tail of a refused transfer up to its `last`
-        return _Regs(st, addr, acc, beat_oh, beat_w, beat_hi, commit, commit_addr, done, done_o,
+        return _Regs(st, addr, acc, beat_oh, beat_w, beat_parts, commit, commit_addr, done, done_o,
                      hdr, discard)
 
     def _control_regs(self, m: Module, addr: Signal) -> tuple[_Check, _Pos]:
@@ -635,12 +640,13 @@ class WeightLoader(wiring.Component):
         # committed from acc in the cycle after its last beat was taken, and a discard or
         # rewind is followed by a word's first beat. beat_oh is 0 from the header's end to the
         # cycle after judging, so the header stays in acc until `go` (or the check) reads it.
+        bits = 32 // len(r.beat_parts)
         for k in range(max(self._bpw)):
             data = stg.data_for(k)
-            with m.If(r.beat_oh[k]):
-                m.d.sync += r.acc[32 * k : 32 * k + 16].eq(data[:16])
-            with m.If(r.beat_hi[k]):
-                m.d.sync += r.acc[32 * k + 16 : 32 * k + 32].eq(data[16:])
+            for j, part in enumerate(r.beat_parts):
+                with m.If(part[k]):
+                    m.d.sync += r.acc[32 * k + bits * j : 32 * k + bits * (j + 1)].eq(
+                        data[bits * j : bits * (j + 1)])
 
     def _beat_steps(self, m: Module, r: _Regs, chk: _Check, pos: _Pos, stg: _Stage,
                     groups: int) -> None:
@@ -675,12 +681,12 @@ class WeightLoader(wiring.Component):
             ends = [r.st[n] for n in range(len(bpw)) if bpw[n] == k and (n or self._has_hdr)]
             return reg[k - 1] & ~Cat(*ends).any() if ends else reg[k - 1]
 
-        # (register, its bits lo..hi, name tag): beat_oh's groups, beat_hi's, then beat_w
+        # (register, its bits lo..hi, name tag): beat_oh's groups, each part copy's, beat_w
         width = len(r.beat_oh)
         spans = [(r.beat_oh, g * SLOT_GROUP, min(width, (g + 1) * SLOT_GROUP), f"{g}")
                  for g in range(groups)] if groups > 1 else [(r.beat_oh, 0, width, "")]
-        if r.beat_hi is not r.beat_oh:
-            spans += [(r.beat_hi, lo, hi, f"h{tag}") for _, lo, hi, tag in spans]
+        spans += [(part, lo, hi, f"p{j}{tag}") for j, part in enumerate(r.beat_parts[1:], 1)
+                  for _, lo, hi, tag in spans]
         if r.beat_w is not r.beat_oh:
             spans.append((r.beat_w, 0, len(r.beat_w), "_w"))
         for reg, lo, hi, tag in spans:
