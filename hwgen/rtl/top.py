@@ -888,11 +888,11 @@ class Accelerator(wiring.Component):
         holds its flip-flop's last value one cycle more: a write in flight lands as if the
         reset came a cycle later (buffers keep their contents through a reset anyway)."""
         AW, DW = len(addr_c), len(data_c)
-        if tree:
-            w_data = [Signal(DW, name=f"{name}_{k}_wdata", reset_less=True, attrs=UNSHARED)
-                      for k in range(n)]
-        else:
-            w_data = [Signal(DW, name=f"{name}_wdata", reset_less=True)] * n
+        # the data registers: one per copy with the tree, else one for all
+        data_regs = ([Signal(DW, name=f"{name}_{k}_wdata", reset_less=True, attrs=UNSHARED)
+                      for k in range(n)] if tree
+                     else [Signal(DW, name=f"{name}_wdata", reset_less=True)])
+        w_data = data_regs if tree else data_regs * n
         w_any = [Signal(name=f"{name}_{k}_wany", attrs=UNSHARED, reset_less=tree)
                  for k in range(n)]
         w_addr = [Signal(AW, name=f"{name}_{k}_waddr", reset_less=True, attrs=UNSHARED)
@@ -904,7 +904,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [any1.eq(any_c), addr1.eq(addr_c), data1.eq(data_c)]
             any_c, addr_c, data_c = any1, addr1, data1
         m.d.sync += [*(wa.eq(any_c) for wa in w_any), *(wa.eq(addr_c) for wa in w_addr),
-                     *(wd.eq(data_c) for wd in w_data[:n if tree else 1])]
+                     *(wd.eq(data_c) for wd in data_regs)]
         if en_c is None:
             return [wa.replicate(DW // 8) for wa in w_any], w_any, w_addr, w_data
         w_en = Signal(len(en_c), name=f"{name}_wen")
