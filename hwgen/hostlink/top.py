@@ -854,6 +854,12 @@ class HostTop(wiring.Component):
         """LOAD_*: the frame's bytes, four to a beat, into the weights stream; the verdict."""
         acc, beat, nbyte, rd_ptr, rd_end = u.acc, s.beat, s.nbyte, s.rd_ptr, s.rd_end
         w_valid, w_refuse, w_last = s.w_valid, s.w_refuse, s.w_last
+        # the refusal registered in every cycle, read a cycle late in LOAD_ACC: its inputs
+        # change at least 8 cycles before a beat is pushed (below) or, by LOAD_BEGIN's
+        # restart, 12 before its first (timing: the Accelerator's flags across the die, then
+        # the state's mux into w_valid / w_refuse, 8.46 / 8.28 ns on the 12x16 of 087232c)
+        refuse = Signal(name="w_refuse_in")
+        m.d.sync += refuse.eq(acc.weights_loaded | weight_fault)  # refused until LOAD_BEGIN
         with dsp.state("LOAD_RD"):  # fb_r.addr = rd_ptr; data next cycle, in fb_q after
             dsp.goto("LOAD_WAIT")
         with dsp.state("LOAD_WAIT"):
@@ -867,7 +873,6 @@ class HostTop(wiring.Component):
                 # LOAD_PUSH's stream signals come from registers (timing): the loader's
                 # flags only change when it takes a beat, at least 8 cycles before here
                 # (the slices hand a beat over two to four cycles after it was pushed)
-                refuse = acc.weights_loaded | weight_fault  # refused until LOAD_BEGIN
                 m.d.sync += [w_valid.eq(~refuse), w_refuse.eq(refuse), w_last.eq(rd_end),
                              s.w_end.eq(rd_end & d.cmd[Cmd.LOAD_LAST])]  # fmt: skip
                 dsp.goto("LOAD_PUSH")
