@@ -211,7 +211,7 @@ def test_wide_words_fill_every_slot_group(platform) -> None:
     assert parts == [platform is None and j < BEAT_PARTS for j in range(1, BEAT_PARTS + 1)]
     # under one rewind and one valid copy per group of slots, shared by the parts (and
     # beat_w's own): a pair per part and group spread two cones' nets over the die
-    tags = {t for k, t in re.findall(r"wire width 1 \\beat_(rewind|valid)(\S*)\n", text)}
+    tags = {t for _, t in re.findall(r"wire width 1 \\beat_(rewind|valid)(\S*)\n", text)}
     assert tags == ({*map(str, range(copies)), "_w"} if platform is None else {""})
     # and the stream's `ready` from copies of `done` and `blocked` (one each on a small device)
     assert all((f"wire width 1 \\{c}\n" in text) == (platform is None)

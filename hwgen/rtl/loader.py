@@ -697,11 +697,11 @@ class WeightLoader(wiring.Component):
                          init=int(late))
             ce = Signal(name=f"beat_valid{tag}", attrs=UNSHARED if len(spans) > 1 else {})
             m.d.sync += [rew.eq(rewind_next), ce.eq(stg.accept)]  # (ce: bv's copy)
-            for reg in regs:
-                with m.If(rew):
-                    m.d.sync += reg[lo:hi].eq(int(lo == 0))  # (the first beat)
-                with m.Elif(ce):
-                    m.d.sync += reg[lo:hi].eq(Cat(step(reg, k) for k in range(lo, hi)))
+            with m.If(rew):
+                m.d.sync += [reg[lo:hi].eq(int(lo == 0)) for reg in regs]  # (the first beat)
+            with m.Elif(ce):
+                m.d.sync += [reg[lo:hi].eq(Cat(step(reg, k) for k in range(lo, hi)))
+                             for reg in regs]  # fmt: skip
 
     def _position_steps(self, m: Module, r: _Regs, pos: _Pos, stg: _Stage) -> None:
         """The write address copies follow addr; with a header, the region position steps."""
